@@ -1,0 +1,5 @@
+export * from './device.js';
+export * from './engine.js';
+export * from './pool.js';
+export * from './tensor.js';
+export * from './random.js';

@@ -1,0 +1,100 @@
+// A buffer pool with size classes. Every tensor's storage comes from here, so the live-byte count
+// is exact and peak memory is a figure we can report. Size classes (four per power of two) keep
+// the free lists few even when shapes vary; a released buffer may be reused by later GPU work in
+// the same command batch, but never by a queue.writeBuffer upload before that batch is submitted
+// (writeBuffer runs before any unsubmitted encoder).
+
+export const STORAGE_USAGE = 0x80 /* STORAGE */ | 0x4 /* COPY_SRC */ | 0x8; /* COPY_DST */
+
+/** The byte size of the class that holds `bytes`: 256 B minimum, then 4 steps per power of two. */
+export function sizeClass(bytes: number): number {
+  if (bytes <= 256) return 256;
+  const p = 2 ** Math.floor(Math.log2(bytes));
+  if (p === bytes) return p;
+  const step = p / 4;
+  return Math.ceil(bytes / step) * step;
+}
+
+interface FreeEntry {
+  buffer: GPUBuffer;
+  /** The batch generation in which it was released. */
+  gen: number;
+}
+
+export interface PoolStats {
+  liveBytes: number;
+  liveBuffers: number;
+  peakBytes: number;
+  pooledBytes: number;
+  created: number;
+  reused: number;
+}
+
+export class BufferPool {
+  private free = new Map<number, FreeEntry[]>();
+  private sizes = new WeakMap<GPUBuffer, number>();
+  /** Incremented at every submit of the owning batch; entries released in the current generation
+   *  are not handed to uploads. */
+  generation = 0;
+  liveBytes = 0;
+  liveBuffers = 0;
+  peakBytes = 0;
+  pooledBytes = 0;
+  created = 0;
+  reused = 0;
+
+  constructor(readonly device: GPUDevice) {}
+
+  /** A buffer of at least `bytes` bytes. `forUpload`: it will be written by queue.writeBuffer. */
+  acquire(bytes: number, forUpload = false): GPUBuffer {
+    const cls = sizeClass(bytes);
+    const list = this.free.get(cls);
+    let buffer: GPUBuffer | undefined;
+    if (list?.length) {
+      const i = forUpload ? list.findIndex((e) => e.gen !== this.generation) : list.length - 1;
+      if (i >= 0) {
+        buffer = list.splice(i, 1)[0].buffer;
+        this.pooledBytes -= cls;
+        this.reused++;
+      }
+    }
+    if (!buffer) {
+      const max = this.device.limits.maxBufferSize;
+      if (cls > max) throw new RangeError(`buffer of ${bytes} bytes exceeds this device's maxBufferSize (${max})`);
+      buffer = this.device.createBuffer({ size: cls, usage: STORAGE_USAGE });
+      this.sizes.set(buffer, cls);
+      this.created++;
+    }
+    this.liveBytes += cls;
+    this.liveBuffers++;
+    if (this.liveBytes > this.peakBytes) this.peakBytes = this.liveBytes;
+    return buffer;
+  }
+
+  release(buffer: GPUBuffer): void {
+    const cls = this.sizes.get(buffer);
+    if (cls === undefined) throw new Error('BufferPool.release: buffer does not belong to this pool');
+    this.liveBytes -= cls;
+    this.liveBuffers--;
+    this.pooledBytes += cls;
+    let list = this.free.get(cls);
+    if (!list) this.free.set(cls, (list = []));
+    list.push({ buffer, gen: this.generation });
+  }
+
+  /** Destroys every pooled (free) buffer. */
+  trim(): void {
+    for (const list of this.free.values()) for (const e of list) e.buffer.destroy();
+    this.free.clear();
+    this.pooledBytes = 0;
+  }
+
+  resetPeak(): void {
+    this.peakBytes = this.liveBytes;
+  }
+
+  stats(): PoolStats {
+    const { liveBytes, liveBuffers, peakBytes, pooledBytes, created, reused } = this;
+    return { liveBytes, liveBuffers, peakBytes, pooledBytes, created, reused };
+  }
+}

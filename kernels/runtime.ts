@@ -1,0 +1,191 @@
+// The small runtime every kernel launcher uses: a pipeline cache per device, packed uniform
+// parameters, and a CommandBatch that records many dispatches into one command encoder (one compute
+// pass while only dispatches follow each other) and submits them once. Uses nothing but a GPUDevice,
+// so another project can drive these kernels with its own device and buffers.
+
+const pipelineCache = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
+
+/** A compute pipeline for `code`, compiled once per device and key. */
+export function getPipeline(device: GPUDevice, key: string, code: () => string): GPUComputePipeline {
+  let cache = pipelineCache.get(device);
+  if (!cache) pipelineCache.set(device, (cache = new Map()));
+  let p = cache.get(key);
+  if (!p) {
+    const module = device.createShaderModule({ label: key, code: code() });
+    p = device.createComputePipeline({ label: key, layout: 'auto', compute: { module, entryPoint: 'main' } });
+    cache.set(key, p);
+  }
+  return p;
+}
+
+/** Builds a uniform block field by field (4-byte fields, WGSL struct of u32/i32/f32 scalars). */
+export class Params {
+  private words: number[] = [];
+  private kinds: ('u' | 'i' | 'f')[] = [];
+  u32(v: number): this {
+    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError(`u32 parameter out of range: ${v}`);
+    this.words.push(v);
+    this.kinds.push('u');
+    return this;
+  }
+  i32(v: number): this {
+    this.words.push(v | 0);
+    this.kinds.push('i');
+    return this;
+  }
+  f32(v: number): this {
+    this.words.push(v);
+    this.kinds.push('f');
+    return this;
+  }
+  /** Bytes, padded to 16 (uniform structs are 16-byte aligned). */
+  bytes(): Uint8Array {
+    const n = Math.max(4, Math.ceil(this.words.length / 4) * 4);
+    const buf = new ArrayBuffer(n * 4);
+    const dv = new DataView(buf);
+    this.words.forEach((w, i) => {
+      const k = this.kinds[i];
+      if (k === 'f') dv.setFloat32(i * 4, w, true);
+      else if (k === 'i') dv.setInt32(i * 4, w, true);
+      else dv.setUint32(i * 4, w, true);
+    });
+    return new Uint8Array(buf);
+  }
+}
+
+export type Binding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: number };
+
+const UNIFORM_CHUNK = 65536;
+const MAX_WORKGROUPS = 65535;
+
+/** Workgroup counts [x, y] covering `groups` workgroups, within the 65535-per-dimension limit.
+ *  A shader recovers the linear workgroup index as wid.y * nwg.x + wid.x (and must bound-check). */
+export function grid(groups: number): [number, number] {
+  if (groups <= MAX_WORKGROUPS) return [Math.max(1, groups), 1];
+  const y = Math.ceil(groups / MAX_WORKGROUPS);
+  return [Math.ceil(groups / y), y];
+}
+
+interface UniformChunk {
+  buffer: GPUBuffer;
+  cpu: Uint8Array;
+  used: number;
+}
+
+/**
+ * Records dispatches, copies and clears into one command encoder; `submit()` uploads the packed
+ * uniforms and submits everything at once. Reusable: after submit it starts a new encoder.
+ */
+export class CommandBatch {
+  readonly device: GPUDevice;
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private chunks: UniformChunk[] = [];
+  private chunkIndex = 0;
+  private readonly align: number;
+  /** Dispatches recorded since the last submit. */
+  dispatches = 0;
+  /** Submits done by this batch in its life (tests count these). */
+  submits = 0;
+  private afterSubmit: (() => void)[] = [];
+
+  constructor(device: GPUDevice) {
+    this.device = device;
+    this.align = device.limits.minUniformBufferOffsetAlignment;
+  }
+
+  private getEncoder(): GPUCommandEncoder {
+    return (this.encoder ??= this.device.createCommandEncoder());
+  }
+
+  private getPass(): GPUComputePassEncoder {
+    return (this.pass ??= this.getEncoder().beginComputePass());
+  }
+
+  private endPass(): void {
+    this.pass?.end();
+    this.pass = null;
+  }
+
+  private uniform(data: Uint8Array): { buffer: GPUBuffer; offset: number; size: number } {
+    let chunk = this.chunks[this.chunkIndex];
+    const at = chunk ? Math.ceil(chunk.used / this.align) * this.align : 0;
+    if (!chunk || at + data.byteLength > UNIFORM_CHUNK) {
+      if (chunk) this.chunkIndex++;
+      chunk = this.chunks[this.chunkIndex];
+      if (!chunk) {
+        chunk = {
+          buffer: this.device.createBuffer({ size: UNIFORM_CHUNK, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST }),
+          cpu: new Uint8Array(UNIFORM_CHUNK),
+          used: 0,
+        };
+        this.chunks.push(chunk);
+      }
+      chunk.used = 0;
+    }
+    const offset = Math.ceil(chunk.used / this.align) * this.align;
+    chunk.cpu.set(data, offset);
+    chunk.used = offset + data.byteLength;
+    return { buffer: chunk.buffer, offset, size: data.byteLength };
+  }
+
+  /**
+   * One dispatch. `bindings[i]` goes to @binding(i) of @group(0); `params`, when given, goes to the
+   * next binding as a uniform.
+   */
+  dispatch(pipeline: GPUComputePipeline, bindings: Binding[], params: Params | null, workgroups: [number, number?, number?]): void {
+    const entries: GPUBindGroupEntry[] = bindings.map((b, i) => ({
+      binding: i,
+      resource: 'buffer' in b ? b : { buffer: b },
+    }));
+    if (params) entries.push({ binding: bindings.length, resource: this.uniform(params.bytes()) });
+    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    const pass = this.getPass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    const [x, y = 1, z = 1] = workgroups;
+    if (x > MAX_WORKGROUPS || y > MAX_WORKGROUPS || z > MAX_WORKGROUPS)
+      throw new RangeError(`${pipeline.label}: workgroup count ${x}x${y}x${z} exceeds ${MAX_WORKGROUPS} per dimension`);
+    if (x * y * z > 0) pass.dispatchWorkgroups(x, y, z);
+    this.dispatches++;
+  }
+
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): void {
+    this.endPass();
+    this.getEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, size);
+  }
+
+  clear(buffer: GPUBuffer, offset = 0, size?: number): void {
+    this.endPass();
+    this.getEncoder().clearBuffer(buffer, offset, size);
+  }
+
+  /** Runs `fn` right after the next submit (e.g. to return buffers to a pool). */
+  onSubmit(fn: () => void): void {
+    this.afterSubmit.push(fn);
+  }
+
+  /** True when something is recorded and not yet submitted. */
+  get pending(): boolean {
+    return this.encoder !== null;
+  }
+
+  submit(): void {
+    if (this.encoder) {
+      this.endPass();
+      for (let i = 0; i <= this.chunkIndex && i < this.chunks.length; i++) {
+        const c = this.chunks[i];
+        if (c.used > 0) this.device.queue.writeBuffer(c.buffer, 0, c.cpu, 0, Math.ceil(c.used / 4) * 4);
+        c.used = 0;
+      }
+      this.chunkIndex = 0;
+      this.device.queue.submit([this.encoder.finish()]);
+      this.encoder = null;
+      this.dispatches = 0;
+      this.submits++;
+    }
+    const fns = this.afterSubmit;
+    this.afterSubmit = [];
+    for (const f of fns) f();
+  }
+}

@@ -1,0 +1,115 @@
+// Runs the one mocha suite twice: under Node (Dawn on the local Vulkan adapter, lavapipe on CI)
+// and inside headless Chromium (WebGPU on SwiftShader) via puppeteer-core. Ends with one line
+// `N passed, N failed` counting both runners. Options: --node-only, --browser-only, --grep PATTERN.
+import { createServer } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { dirname, join, extname } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { tmpdir } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const args = process.argv.slice(2);
+const grepAt = args.indexOf('--grep');
+const grep = grepAt >= 0 ? args[grepAt + 1] : undefined;
+const runNode = !args.includes('--browser-only');
+const runBrowser = !args.includes('--node-only');
+
+async function nodeRun() {
+  const { default: Mocha } = await import('mocha');
+  const mocha = new Mocha({ timeout: 600_000, reporter: 'spec', grep });
+  mocha.suite.emit('pre-require', globalThis, null, mocha);
+  await import(pathToFileURL(join(root, '.build/test-node.mjs')).href);
+  return new Promise((resolve) => {
+    const runner = mocha.run(() => resolve({ passed: runner.stats.passes, failed: runner.stats.failures }));
+  });
+}
+
+function findChromium() {
+  for (const p of [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'])
+    if (p && existsSync(p)) return p;
+  return null;
+}
+
+async function browserRun() {
+  const executablePath = findChromium();
+  if (!executablePath) {
+    console.error('browser tests: no Chromium found (run bash scripts/setup.sh); counted as 1 failure');
+    return { passed: 0, failed: 1 };
+  }
+  const types = { '.js': 'text/javascript', '.html': 'text/html', '.map': 'application/json' };
+  const files = {
+    '/mocha.js': join(root, 'node_modules/mocha/mocha.js'),
+    '/test.js': join(root, '.build/test-browser.js'),
+    '/test.js.map': join(root, '.build/test-browser.js.map'),
+  };
+  const page = `<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,"></head><body><div id="mocha"></div>
+<script src="/mocha.js"></script>
+<script>
+  mocha.setup({ ui: 'bdd', timeout: 600000, reporter: function (runner) {
+    const indent = () => '  '.repeat(depth); let depth = 0;
+    runner.on('suite', (s) => { if (s.title) { console.log(indent() + s.title); depth++; } });
+    runner.on('suite end', (s) => { if (s.title) depth--; });
+    runner.on('pass', (t) => console.log(indent() + '✓ ' + t.title + ' (' + t.duration + 'ms)'));
+    runner.on('fail', (t, err) => console.log(indent() + '✗ ' + t.title + '\\n' + (err && (err.stack || err.message))));
+    runner.on('end', () => { window.__result = { passed: runner.stats.passes, failed: runner.stats.failures }; });
+  }${grep ? `, grep: ${JSON.stringify(grep)}` : ''} });
+</script>
+<script src="/test.js"></script>
+<script>mocha.run();</script></body></html>`;
+  const server = createServer(async (req, res) => {
+    const url = req.url.split('?')[0];
+    if (url === '/' || url === '/index.html') return res.writeHead(200, { 'content-type': 'text/html' }).end(page);
+    const f = files[url];
+    if (!f) return res.writeHead(404).end();
+    res.writeHead(200, { 'content-type': types[extname(url)] ?? 'application/octet-stream' }).end(await readFile(f));
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const port = server.address().port;
+  const { default: puppeteer } = await import('puppeteer-core');
+  const userDataDir = mkdtempSync(join(tmpdir(), 'ecg-jepa-chromium-'));
+  const browser = await puppeteer.launch({
+    executablePath,
+    headless: true,
+    userDataDir,
+    args: [
+      '--no-sandbox', '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-angle=swiftshader',
+      '--use-webgpu-adapter=swiftshader', '--disable-background-networking', '--disable-component-update',
+      '--disable-sync', '--no-first-run', '--disable-quic', '--disable-dev-shm-usage',
+    ],
+  });
+  try {
+    const tab = await browser.newPage();
+    tab.on('console', (m) => console.log('[browser] ' + m.text()));
+    tab.on('pageerror', (e) => console.log('[browser] page error: ' + e.message));
+    await tab.goto(`http://127.0.0.1:${port}/`);
+    await tab.waitForFunction('window.__result !== undefined', { timeout: 0, polling: 500 });
+    return await tab.evaluate('window.__result');
+  } finally {
+    await browser.close();
+    server.close();
+    rmSync(userDataDir, { recursive: true, force: true });
+  }
+}
+
+let passed = 0, failed = 0;
+const t0 = Date.now();
+if (runNode) {
+  console.log('== Node (Dawn)');
+  const r = await nodeRun();
+  console.log(`node: ${r.passed} passed, ${r.failed} failed`);
+  passed += r.passed; failed += r.failed;
+  if (r.passed + r.failed === 0) { console.log('node: no test ran'); failed++; }
+}
+if (runBrowser) {
+  console.log('== Chromium (WebGPU on SwiftShader)');
+  let r;
+  try { r = await browserRun(); } catch (e) { console.log('browser run failed: ' + (e.stack || e)); r = { passed: 0, failed: 1 }; }
+  console.log(`browser: ${r.passed} passed, ${r.failed} failed`);
+  passed += r.passed; failed += r.failed;
+  if (r.passed + r.failed === 0) { console.log('browser: no test ran'); failed++; }
+}
+console.log(`(${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed > 0 ? 1 : 0);

@@ -1,0 +1,68 @@
+import { sizeClass } from '../../engine/pool.js';
+import { assert, getEngine } from '../helpers.js';
+
+describe('engine/pool', () => {
+  it('rounds sizes up to classes of four steps per power of two', () => {
+    assert(sizeClass(1) === 256 && sizeClass(256) === 256, 'minimum class 256 B');
+    assert(sizeClass(1024) === 1024, 'powers of two are classes');
+    assert(sizeClass(1025) === 1280 && sizeClass(1281) === 1536 && sizeClass(1793) === 2048, 'quarter steps');
+    for (let b = 1; b < 1e6; b = Math.ceil(b * 1.37)) {
+      const c = sizeClass(b);
+      assert(c >= b && c <= Math.max(256, b * 1.25), `class of ${b} is ${c}`);
+    }
+  });
+
+  it('reuses buffers and returns live bytes to the baseline after a scope', async () => {
+    const engine = await getEngine();
+    await engine.sync();
+    const base = engine.pool.stats();
+    let firstBuffer: GPUBuffer | undefined;
+    engine.scope(() => {
+      const a = engine.empty([1000]);
+      const b = engine.empty([1000, 3]);
+      firstBuffer = a.buffer;
+      const live = engine.pool.stats();
+      assert(live.liveBytes - base.liveBytes === sizeClass(4000) + sizeClass(12000), `live bytes grew by ${live.liveBytes - base.liveBytes}`);
+      assert(live.liveBuffers === base.liveBuffers + 2, 'two live buffers');
+      void b;
+    });
+    const after = engine.pool.stats();
+    assert(after.liveBytes === base.liveBytes && after.liveBuffers === base.liveBuffers, `live back to baseline: ${after.liveBytes} vs ${base.liveBytes}`);
+    // Same size class again: the pool hands back the released buffer instead of creating one.
+    const created = engine.pool.created;
+    const again = engine.scope(() => engine.empty([999]));
+    assert(engine.pool.created === created, 'no new buffer created');
+    assert(again.buffer === firstBuffer, 'the released buffer was reused');
+    assert(engine.pool.peakBytes >= after.liveBytes + sizeClass(12000), 'peak recorded');
+    again.dispose();
+    assert(engine.pool.stats().liveBytes === base.liveBytes, 'back to baseline');
+  });
+
+  it('does not hand a buffer released in the open batch to an upload', async () => {
+    const engine = await getEngine();
+    await engine.sync();
+    const t = engine.empty([64]);
+    const buf = t.buffer;
+    t.dispose();
+    const up = engine.upload(new Float32Array(64));
+    assert(up.buffer !== buf, 'upload got a buffer not pending in the batch');
+    up.dispose();
+    engine.flush();
+    const up2 = engine.upload(new Float32Array(64));
+    assert(up2.buffer === buf || up2.buffer === up.buffer, 'after submit the buffer is reusable');
+    up2.dispose();
+  });
+
+  it('keeps views alive until the last one is disposed', async () => {
+    const engine = await getEngine();
+    const before = engine.pool.liveBytes;
+    const t = engine.upload(new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3]);
+    const v = t.reshape([3, 2]);
+    t.dispose();
+    assert(engine.pool.liveBytes > before, 'view keeps storage');
+    const back = await engine.read(v);
+    assert(back.join(',') === '1,2,3,4,5,6', `view reads ${back}`);
+    v.dispose();
+    assert(engine.pool.liveBytes === before, 'storage released with the last view');
+  });
+});

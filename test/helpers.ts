@@ -1,0 +1,60 @@
+// Shared by every spec, in both runners: one engine per run, seeded random data, float64 references
+// compared by relative error, and poisoned outputs so an element a kernel never wrote fails.
+import { Engine } from '../engine/engine.js';
+import { Rng } from '../engine/random.js';
+import type { Tensor } from '../engine/tensor.js';
+
+export const isBrowser = typeof window !== 'undefined';
+
+let shared: Promise<Engine> | null = null;
+
+/** The engine all specs share (one device per runner). */
+export function getEngine(): Promise<Engine> {
+  return (shared ??= Engine.create());
+}
+
+export async function closeEngine(): Promise<void> {
+  if (!shared) return;
+  const e = await shared;
+  shared = null;
+  e.close();
+}
+
+export function randomArray(rng: Rng, n: number, scale = 1): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = rng.normal() * scale;
+  return a;
+}
+
+/** ‖out − ref‖ / ‖ref‖ (or ‖out − ref‖ when ref is all zeros); NaN anywhere gives Infinity. */
+export function relError(out: ArrayLike<number>, ref: ArrayLike<number>): number {
+  if (out.length !== ref.length) throw new Error(`length mismatch: out ${out.length}, ref ${ref.length}`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < out.length; i++) {
+    const d = out[i] - ref[i];
+    if (!Number.isFinite(out[i])) return Infinity;
+    num += d * d;
+    den += ref[i] * ref[i];
+  }
+  return den > 0 ? Math.sqrt(num / den) : Math.sqrt(num);
+}
+
+export function assertClose(out: ArrayLike<number>, ref: ArrayLike<number>, tol: number, what: string): void {
+  const e = relError(out, ref);
+  if (!(e < tol)) {
+    let worst = 0;
+    for (let i = 0; i < out.length; i++) if (!(Math.abs(out[i] - ref[i]) <= Math.abs(out[worst] - ref[worst]))) worst = i;
+    throw new Error(`${what}: relative error ${e.toExponential(3)} >= ${tol} (worst at ${worst}: got ${out[worst]}, want ${ref[worst]})`);
+  }
+}
+
+/** A tensor of the given shape filled with NaN, so an unwritten output element fails the check. */
+export function poisoned(engine: Engine, shape: number[]): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return engine.upload(new Float32Array(n).fill(NaN), shape);
+}
+
+export function assert(cond: unknown, msg: string): asserts cond {
+  if (!cond) throw new Error(msg);
+}
