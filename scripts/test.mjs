@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { mkdtempSync, rmSync } from 'node:fs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const out = process.env.ECG_BUILD_DIR || '.build';
 const args = process.argv.slice(2);
 const grepAt = args.indexOf('--grep');
 const grep = grepAt >= 0 ? args[grepAt + 1] : undefined;
@@ -20,7 +21,7 @@ async function nodeRun() {
   const { default: Mocha } = await import('mocha');
   const mocha = new Mocha({ timeout: 600_000, reporter: 'spec', grep });
   mocha.suite.emit('pre-require', globalThis, null, mocha);
-  await import(pathToFileURL(join(root, '.build/test-node.mjs')).href);
+  await import(pathToFileURL(join(root, out, 'test-node.mjs')).href);
   return new Promise((resolve) => {
     const runner = mocha.run(() => resolve({ passed: runner.stats.passes, failed: runner.stats.failures }));
   });
@@ -41,8 +42,8 @@ async function browserRun() {
   const types = { '.js': 'text/javascript', '.html': 'text/html', '.map': 'application/json' };
   const files = {
     '/mocha.js': join(root, 'node_modules/mocha/mocha.js'),
-    '/test.js': join(root, '.build/test-browser.js'),
-    '/test.js.map': join(root, '.build/test-browser.js.map'),
+    '/test.js': join(root, out, 'test-browser.js'),
+    '/test.js.map': join(root, out, 'test-browser.js.map'),
   };
   const page = `<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,"></head><body><div id="mocha"></div>
 <script src="/mocha.js"></script>
