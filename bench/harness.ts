@@ -1,0 +1,128 @@
+// Kernel benchmarks: each case runs our kernel and TensorFlow.js's equivalent (tfjs-backend-webgpu)
+// in the same process, on the same adapter, timed the same way: `reps` runs recorded back to back,
+// one flush, wait for the queue to drain, wall-clock / reps. Prints GFLOP/s or GB/s and the ratio.
+import type { Engine } from '../engine/engine.js';
+
+export interface Runner {
+  /** Records one run into engine.batch (no submit). */
+  run(): void;
+  dispose(): void;
+}
+export interface TfRunner {
+  /** One run; returns the result tensor(s), which the harness disposes. */
+  run(): any;
+  dispose(): void;
+}
+export interface KernelCase {
+  name: string;
+  /** FLOPs per run (GFLOP/s column). */
+  flops?: number;
+  /** Bytes moved per run (GB/s column), for bandwidth-bound kernels. */
+  bytes?: number;
+  ours(engine: Engine): Runner;
+  tfjs(tf: typeof import('@tensorflow/tfjs')): TfRunner;
+}
+export type Scale = 'ci' | 'full';
+
+export interface BenchRow {
+  name: string;
+  ours_ms: number;
+  tfjs_ms: number | null;
+  /** tfjs time / our time: > 1 means ours is faster. */
+  ratio: number | null;
+  unit: 'GFLOP/s' | 'GB/s' | null;
+  ours_rate: number | null;
+  tfjs_rate: number | null;
+  reps: number;
+}
+
+type Tf = typeof import('@tensorflow/tfjs');
+
+/** Loads tfjs with its WebGPU backend on the engine's GPU object (navigator.gpu must exist before
+ *  the backend module is imported: it registers itself at import time only if it sees WebGPU). */
+export async function loadTfjs(engine: Engine): Promise<Tf> {
+  const nav = (globalThis as any).navigator;
+  if (!nav?.gpu) Object.defineProperty(nav ?? globalThis, nav ? 'gpu' : 'navigator', nav ? { value: engine.gpu.gpu, configurable: true } : { value: { gpu: engine.gpu.gpu }, configurable: true });
+  const tf = await import('@tensorflow/tfjs');
+  await import('@tensorflow/tfjs-backend-webgpu');
+  if (!(await tf.setBackend('webgpu'))) throw new Error('tfjs: the webgpu backend failed to initialise');
+  await tf.ready();
+  return tf;
+}
+
+async function tfSync(tf: Tf): Promise<void> {
+  const backend = tf.backend() as any;
+  // tfjs keeps a compute pass open across ops: end it, then submit what it recorded.
+  backend.endComputePassEncoder();
+  backend.submitQueue();
+  await backend.device.queue.onSubmittedWorkDone();
+}
+
+function disposeResult(tf: Tf, r: any): void {
+  if (Array.isArray(r)) r.forEach((t) => t?.dispose?.());
+  else r?.dispose?.();
+}
+
+/** Picks a rep count so one timed round takes about `targetMs`. */
+function repsFor(ms: number, targetMs: number): number {
+  return Math.max(1, Math.min(200, Math.round(targetMs / Math.max(ms, 1e-3))));
+}
+
+export async function runCase(engine: Engine, tf: Tf | null, c: KernelCase, targetMs: number): Promise<BenchRow> {
+  const ours = c.ours(engine);
+  let oursMs: number;
+  let reps: number;
+  try {
+    const time = async (n: number) => {
+      const t0 = performance.now();
+      for (let i = 0; i < n; i++) ours.run();
+      await engine.sync();
+      return (performance.now() - t0) / n;
+    };
+    reps = repsFor(await time(1), targetMs); // first run includes compilation
+    reps = repsFor(await time(1), targetMs);
+    oursMs = Math.min(await time(reps), await time(reps));
+  } finally {
+    ours.dispose();
+    await engine.sync();
+  }
+  let tfjsMs: number | null = null;
+  if (tf) {
+    const peer = c.tfjs(tf);
+    try {
+      const time = async (n: number) => {
+        const t0 = performance.now();
+        for (let i = 0; i < n; i++) disposeResult(tf, tf.tidy(() => peer.run()));
+        await tfSync(tf);
+        return (performance.now() - t0) / n;
+      };
+      await time(1);
+      const r = repsFor(await time(1), targetMs);
+      tfjsMs = Math.min(await time(r), await time(r));
+    } finally {
+      peer.dispose();
+    }
+  }
+  const unit = c.flops ? 'GFLOP/s' : c.bytes ? 'GB/s' : null;
+  const work = c.flops ?? c.bytes ?? 0;
+  const rate = (ms: number | null) => (unit && ms ? work / (ms * 1e6) : null);
+  return {
+    name: c.name,
+    ours_ms: oursMs,
+    tfjs_ms: tfjsMs,
+    ratio: tfjsMs ? tfjsMs / oursMs : null,
+    unit,
+    ours_rate: rate(oursMs),
+    tfjs_rate: rate(tfjsMs),
+    reps,
+  };
+}
+
+export function formatRows(rows: BenchRow[]): string {
+  const f = (x: number | null, d = 3) => (x === null ? '-' : x >= 100 ? x.toFixed(1) : x.toPrecision(d));
+  const head = ['kernel', 'ours ms', 'tfjs ms', 'ours rate', 'tfjs rate', 'unit', 'ratio'];
+  const body = rows.map((r) => [r.name, f(r.ours_ms), f(r.tfjs_ms), f(r.ours_rate), f(r.tfjs_rate), r.unit ?? '', r.ratio === null ? '-' : `${r.ratio.toFixed(2)}x`]);
+  const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ');
+  return [line(head), line(w.map((n) => '-'.repeat(n))), ...body.map(line)].join('\n');
+}
