@@ -1,5 +1,7 @@
 // Element-wise binary ops (add, sub, mul) with an optional scale on the second operand:
-// out[i] = a[i] (op) alpha * b[i]. Residual adds and gradient accumulation use these.
+// out[i] = a[i] (op) alpha * b[i]. Residual adds and gradient accumulation use these. Below them:
+// accumulate, scale, fill, addBroadcast and scaleGroups.
+import { aliasing, checkCount, linearIndex, MAIN_ARGS, requireBytes, requireDisjoint, storeFn, unitType, vecWidth } from './checks.js';
 import { CommandBatch, getPipeline, grid, Params, type Binding } from './runtime.js';
 
 export type BinaryOp = 'add' | 'sub' | 'mul';
@@ -30,4 +32,209 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 export function binary(batch: CommandBatch, op: BinaryOp, a: Binding, b: Binding, out: Binding, n: number, alpha = 1): void {
   const pipe = getPipeline(batch.device, `binary_${op}`, () => binarySource(op));
   batch.dispatch(pipe, [a, b, out], new Params().u32(n).f32(alpha), grid(Math.ceil(n / WG)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unary maps, fills and broadcasts over f32 buffers. Each thread handles one unit: a vec4 when the
+// bindings are big enough to read whole vec4s (checks.vecWidth), else one float; the last vec4's
+// store is lane-guarded. Launches over ceil(n / V) units laid out by grid(), so n up to 2^32 − 1.
+
+function launchGroups(units: number): [number, number] {
+  return grid(Math.ceil(units / WG));
+}
+
+function mapHeader(extraFields: string): string {
+  return `struct P { n: u32, units: u32${extraFields} }`;
+}
+
+function accumulateSource(V: 1 | 4): string {
+  const T = unitType(V);
+  return /* wgsl */ `
+${mapHeader(', alpha: f32')}
+@group(0) @binding(0) var<storage, read_write> t: array<${T}>;
+@group(0) @binding(1) var<storage, read> s: array<${T}>;
+@group(0) @binding(2) var<uniform> p: P;
+${storeFn('t', V)}
+@compute @workgroup_size(${WG})
+fn main(${MAIN_ARGS}) {
+  let i = ${linearIndex(WG)};
+  if (i >= p.units) { return; }
+  put_t(i, t[i] + p.alpha * s[i]);
+}`;
+}
+
+/** target += alpha·src over n f32 elements, in place. `src` must not overlap `target`. */
+export function accumulate(batch: CommandBatch, target: Binding, src: Binding, n: number, alpha = 1): void {
+  const K = 'accumulate';
+  checkCount(K, 'n', n);
+  requireBytes(K, 'target', target, 4 * n, `n=${n}`);
+  requireBytes(K, 'src', src, 4 * n, `n=${n}`);
+  requireDisjoint(K, ['target', target], ['src', src]);
+  if (n === 0) return;
+  const V = vecWidth(n, target, src);
+  const units = Math.ceil(n / V);
+  const pipe = getPipeline(batch.device, `elementwise.accumulate_v${V}`, () => accumulateSource(V));
+  batch.dispatch(pipe, [target, src], new Params().u32(n).u32(units).f32(alpha), launchGroups(units));
+}
+
+function scaleSource(V: 1 | 4, inPlace: boolean): string {
+  const T = unitType(V);
+  const decl = inPlace
+    ? `@group(0) @binding(0) var<storage, read_write> y: array<${T}>;
+@group(0) @binding(1) var<uniform> p: P;`
+    : `@group(0) @binding(0) var<storage, read> x: array<${T}>;
+@group(0) @binding(1) var<storage, read_write> y: array<${T}>;
+@group(0) @binding(2) var<uniform> p: P;`;
+  return /* wgsl */ `
+${mapHeader(', alpha: f32')}
+${decl}
+${storeFn('y', V)}
+@compute @workgroup_size(${WG})
+fn main(${MAIN_ARGS}) {
+  let i = ${linearIndex(WG)};
+  if (i >= p.units) { return; }
+  put_y(i, p.alpha * ${inPlace ? 'y' : 'x'}[i]);
+}`;
+}
+
+/** y = alpha·x over n f32 elements. x and y may be the same binding (in place); partial overlap throws. */
+export function scale(batch: CommandBatch, x: Binding, y: Binding, n: number, alpha: number): void {
+  const K = 'scale';
+  checkCount(K, 'n', n);
+  requireBytes(K, 'x', x, 4 * n, `n=${n}`);
+  requireBytes(K, 'y', y, 4 * n, `n=${n}`);
+  const inPlace = aliasing(x, y) === 'same';
+  if (!inPlace) requireDisjoint(K, ['y', y], ['x', x]);
+  if (n === 0) return;
+  const V = inPlace ? vecWidth(n, y) : vecWidth(n, x, y);
+  const units = Math.ceil(n / V);
+  const pipe = getPipeline(batch.device, `elementwise.scale_v${V}_${inPlace ? 'inplace' : 'xy'}`, () => scaleSource(V, inPlace));
+  batch.dispatch(pipe, inPlace ? [y] : [x, y], new Params().u32(n).u32(units).f32(alpha), launchGroups(units));
+}
+
+function fillSource(V: 1 | 4): string {
+  const T = unitType(V);
+  return /* wgsl */ `
+${mapHeader(', value: f32')}
+@group(0) @binding(0) var<storage, read_write> y: array<${T}>;
+@group(0) @binding(1) var<uniform> p: P;
+${storeFn('y', V)}
+@compute @workgroup_size(${WG})
+fn main(${MAIN_ARGS}) {
+  let i = ${linearIndex(WG)};
+  if (i >= p.units) { return; }
+  put_y(i, ${T}(p.value));
+}`;
+}
+
+/** y[0..n) = value (any f32, NaN and ±Infinity included). */
+export function fill(batch: CommandBatch, y: Binding, n: number, value: number): void {
+  const K = 'fill';
+  checkCount(K, 'n', n);
+  requireBytes(K, 'y', y, 4 * n, `n=${n}`);
+  if (n === 0) return;
+  const V = vecWidth(n, y);
+  const units = Math.ceil(n / V);
+  const pipe = getPipeline(batch.device, `elementwise.fill_v${V}`, () => fillSource(V));
+  batch.dispatch(pipe, [y], new Params().u32(n).u32(units).f32(value), launchGroups(units));
+}
+
+function addBroadcastSource(V: 1 | 4, inPlace: boolean): string {
+  const T = unitType(V);
+  const decl = inPlace
+    ? `@group(0) @binding(0) var<storage, read_write> y: array<${T}>;
+@group(0) @binding(1) var<storage, read> b: array<${T}>;
+@group(0) @binding(2) var<uniform> p: P;`
+    : `@group(0) @binding(0) var<storage, read> x: array<${T}>;
+@group(0) @binding(1) var<storage, read> b: array<${T}>;
+@group(0) @binding(2) var<storage, read_write> y: array<${T}>;
+@group(0) @binding(3) var<uniform> p: P;`;
+  return /* wgsl */ `
+${mapHeader(', periodUnits: u32, alpha: f32')}
+${decl}
+${storeFn('y', V)}
+@compute @workgroup_size(${WG})
+fn main(${MAIN_ARGS}) {
+  let i = ${linearIndex(WG)};
+  if (i >= p.units) { return; }
+  put_y(i, ${inPlace ? 'y' : 'x'}[i] + p.alpha * b[i % p.periodUnits]);
+}`;
+}
+
+/** y[i] = x[i] + alpha·b[i % period], i < n (adds a [period] tensor to every row of a batch).
+ *  x and y may be the same binding; b must not overlap y. */
+export function addBroadcast(batch: CommandBatch, x: Binding, b: Binding, y: Binding, dims: { n: number; period: number; alpha?: number }): void {
+  const K = 'addBroadcast';
+  const { n, period, alpha = 1 } = dims;
+  checkCount(K, 'n', n);
+  checkCount(K, 'period', period);
+  if (period === 0) throw new RangeError(`${K}: period must be ≥ 1 (n=${n})`);
+  const sizes = `n=${n}, period=${period}`;
+  requireBytes(K, 'x', x, 4 * n, sizes);
+  requireBytes(K, 'b', b, 4 * period, sizes);
+  requireBytes(K, 'y', y, 4 * n, sizes);
+  const inPlace = aliasing(x, y) === 'same';
+  if (inPlace) requireDisjoint(K, ['y', y], ['b', b]);
+  else requireDisjoint(K, ['y', y], ['x', x], ['b', b]);
+  if (n === 0) return;
+  // vec4 needs whole vec4s of b per period, so that a unit never straddles two periods
+  const V = period % 4 === 0 ? (inPlace ? vecWidth(n, y) : vecWidth(n, x, y)) : 1;
+  const units = Math.ceil(n / V);
+  const pipe = getPipeline(batch.device, `elementwise.addBroadcast_v${V}_${inPlace ? 'inplace' : 'xy'}`, () => addBroadcastSource(V, inPlace));
+  batch.dispatch(pipe, inPlace ? [y, b] : [x, b, y], new Params().u32(n).u32(units).u32(period / V).f32(alpha), launchGroups(units));
+}
+
+function scaleGroupsSource(V: 1 | 4, inPlace: boolean, acc: boolean): string {
+  const T = unitType(V);
+  const decl = inPlace
+    ? `@group(0) @binding(0) var<storage, read> f: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<${T}>;
+@group(0) @binding(2) var<uniform> p: P;`
+    : `@group(0) @binding(0) var<storage, read> x: array<${T}>;
+@group(0) @binding(1) var<storage, read> f: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<${T}>;
+@group(0) @binding(3) var<uniform> p: P;`;
+  const src = inPlace ? 'y' : 'x';
+  return /* wgsl */ `
+${mapHeader(', groupUnits: u32')}
+${decl}
+${storeFn('y', V)}
+@compute @workgroup_size(${WG})
+fn main(${MAIN_ARGS}) {
+  let i = ${linearIndex(WG)};
+  if (i >= p.units) { return; }
+  let v = f[i / p.groupUnits] * ${src}[i];
+  put_y(i, ${acc ? 'y[i] + v' : 'v'});
+}`;
+}
+
+/** y[g·S + j] (+)= factors[g]·x[g·S + j] for g < groups, j < S = groupSize. x and y may be the
+ *  same binding (then accumulate gives y·(1 + f)); factors must not overlap y. */
+export function scaleGroups(
+  batch: CommandBatch,
+  x: Binding,
+  factors: Binding,
+  y: Binding,
+  dims: { groups: number; groupSize: number; accumulate?: boolean },
+): void {
+  const K = 'scaleGroups';
+  const { groups, groupSize, accumulate: acc = false } = dims;
+  checkCount(K, 'groups', groups);
+  checkCount(K, 'groupSize', groupSize);
+  const n = groups * groupSize;
+  checkCount(K, 'groups·groupSize', n);
+  const sizes = `groups=${groups}, groupSize=${groupSize}`;
+  requireBytes(K, 'x', x, 4 * n, sizes);
+  requireBytes(K, 'factors', factors, 4 * groups, sizes);
+  requireBytes(K, 'y', y, 4 * n, sizes);
+  const inPlace = aliasing(x, y) === 'same';
+  if (inPlace) requireDisjoint(K, ['y', y], ['factors', factors]);
+  else requireDisjoint(K, ['y', y], ['x', x], ['factors', factors]);
+  if (n === 0) return;
+  // vec4 only when a unit never straddles two groups
+  const V = groupSize % 4 === 0 ? (inPlace ? vecWidth(n, y) : vecWidth(n, x, y)) : 1;
+  const units = Math.ceil(n / V);
+  const key = `elementwise.scaleGroups_v${V}_${inPlace ? 'inplace' : 'xy'}_${acc ? 'acc' : 'set'}`;
+  const pipe = getPipeline(batch.device, key, () => scaleGroupsSource(V, inPlace, acc));
+  batch.dispatch(pipe, inPlace ? [factors, y] : [x, factors, y], new Params().u32(n).u32(units).u32(groupSize / V), launchGroups(units));
 }

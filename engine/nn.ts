@@ -1,0 +1,245 @@
+// Parameters, a registry whose names are the checkpoint keys (PyTorch state_dict names, weights
+// stored [out, in]), and the layers of a pre-norm ViT block. Initialisation follows the reference:
+// truncated normal std 0.02 (timm trunc_normal_, absolute bounds ±2) for Linear weights, zero
+// biases, LayerNorm 1/0, and attn.proj / mlp.fc2 weights divided by sqrt(2·layer_id).
+import type { AttentionMask } from '../kernels/attention.js';
+import type { Engine } from './engine.js';
+import * as ops from './ops/index.js';
+import type { Precision } from './ops/linear.js';
+import { Rng } from './random.js';
+import { registerLeaf, untracked, type GradLeaf, type Tape } from './tape.js';
+import type { Tensor } from './tensor.js';
+
+export class Parameter implements GradLeaf {
+  grad: Tensor | null = null;
+  hasGrad = false;
+  /** False freezes it: ops treat it as a constant and the optimizer skips it. */
+  requiresGrad = true;
+
+  constructor(
+    readonly name: string,
+    /** Updated in place (optimizer, EMA, checkpoint load); never replaced. */
+    readonly value: Tensor,
+    /** AdamW applies weight decay (weights of rank ≥ 2 by default; not biases, norms, 1-D). */
+    readonly weightDecay: boolean,
+  ) {
+    registerLeaf(this);
+  }
+
+  get shape(): readonly number[] {
+    return this.value.shape;
+  }
+
+  dispose(): void {
+    this.value.dispose();
+    this.grad?.dispose();
+    this.grad = null;
+    this.hasGrad = false;
+  }
+}
+
+/** Every parameter of a model by name, in creation order; the names are the checkpoint keys. */
+export class Registry {
+  private params = new Map<string, Parameter>();
+
+  constructor(readonly engine: Engine) {}
+
+  /** A new parameter with initial values `init` (uploaded once; not tracked by engine.scope). */
+  create(name: string, shape: readonly number[], init: Float32Array, opts: { weightDecay?: boolean } = {}): Parameter {
+    if (this.params.has(name)) throw new Error(`Registry: parameter ${name} already exists`);
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (init.length !== n) throw new RangeError(`Registry: ${name} [${shape}] needs ${n} values, got ${init.length}`);
+    const value = untracked(this.engine, shape, true);
+    this.engine.device.queue.writeBuffer(value.buffer, 0, init.buffer, init.byteOffset, init.byteLength);
+    const p = new Parameter(name, value, opts.weightDecay ?? shape.length > 1);
+    this.params.set(name, p);
+    return p;
+  }
+
+  get(name: string): Parameter {
+    const p = this.params.get(name);
+    if (!p) throw new Error(`Registry: no parameter ${name}`);
+    return p;
+  }
+
+  has(name: string): boolean {
+    return this.params.has(name);
+  }
+
+  list(): Parameter[] {
+    return [...this.params.values()];
+  }
+
+  names(): string[] {
+    return [...this.params.keys()];
+  }
+
+  /** Number of scalars (trainable only, unless all). */
+  count(all = false): number {
+    let n = 0;
+    for (const p of this.params.values()) if (all || p.requiresGrad) n += p.value.size;
+    return n;
+  }
+
+  /** Marks every gradient absent (PyTorch's zero_grad(set_to_none=True)); no GPU work: the next
+   *  backward overwrites the kept buffers, and the optimizer skips parameters that got none. */
+  zeroGrad(): void {
+    for (const p of this.params.values()) p.hasGrad = false;
+  }
+
+  dispose(): void {
+    for (const p of this.params.values()) p.dispose();
+    this.params.clear();
+  }
+}
+
+export function joinName(prefix: string, name: string): string {
+  return prefix ? `${prefix}.${name}` : name;
+}
+
+/** n values of timm's trunc_normal_(std, a, b): N(0, std²) cut at absolute bounds [a, b]. */
+export function truncNormalArray(rng: Rng, n: number, std = 0.02, a = -2, b = 2): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = rng.truncNormal(std, a, b);
+  return out;
+}
+
+export interface LinearConfig {
+  bias?: boolean;
+  /** Init stream; weights ~ trunc_normal(std), then divided by `divide`. */
+  rng: Rng;
+  std?: number;
+  divide?: number;
+  precision?: Precision;
+}
+
+export class Linear {
+  readonly weight: Parameter;
+  readonly bias: Parameter | null;
+  precision: Precision;
+
+  constructor(reg: Registry, name: string, readonly inFeatures: number, readonly outFeatures: number, cfg: LinearConfig) {
+    const w = truncNormalArray(cfg.rng, inFeatures * outFeatures, cfg.std ?? 0.02);
+    if (cfg.divide && cfg.divide !== 1) for (let i = 0; i < w.length; i++) w[i] /= cfg.divide;
+    this.weight = reg.create(joinName(name, 'weight'), [outFeatures, inFeatures], w);
+    this.bias = cfg.bias === false ? null : reg.create(joinName(name, 'bias'), [outFeatures], new Float32Array(outFeatures));
+    this.precision = cfg.precision ?? 'f32';
+  }
+
+  forward(g: Tape, x: Tensor, activation: 'none' | 'gelu' = 'none'): Tensor {
+    return ops.linear(g, x, this.weight.value, this.bias?.value, { activation, precision: this.precision });
+  }
+}
+
+export class LayerNorm {
+  readonly weight: Parameter | null;
+  readonly bias: Parameter | null;
+
+  /** affine=false: no parameters (the JEPA target normalisation). eps 1e-5 as torch.nn.LayerNorm. */
+  constructor(reg: Registry | null, name: string, readonly dim: number, readonly opts: { affine?: boolean; eps?: number } = {}) {
+    const affine = opts.affine ?? true;
+    if (affine && !reg) throw new Error(`LayerNorm ${name}: an affine LayerNorm needs a registry`);
+    this.weight = affine ? reg!.create(joinName(name, 'weight'), [dim], new Float32Array(dim).fill(1)) : null;
+    this.bias = affine ? reg!.create(joinName(name, 'bias'), [dim], new Float32Array(dim)) : null;
+  }
+
+  forward(g: Tape, x: Tensor): Tensor {
+    return ops.layerNorm(g, x, this.weight?.value, this.bias?.value, this.opts.eps ?? 1e-5);
+  }
+}
+
+export class MLP {
+  readonly fc1: Linear;
+  readonly fc2: Linear;
+
+  /** layerId ≥ 1 divides fc2's init by sqrt(2·layerId) (the reference's fix_init_weight). */
+  constructor(reg: Registry, name: string, dim: number, hidden: number, cfg: { rng: Rng; layerId?: number; precision?: Precision }) {
+    const divide = cfg.layerId ? Math.sqrt(2 * cfg.layerId) : 1;
+    this.fc1 = new Linear(reg, joinName(name, 'fc1'), dim, hidden, { rng: cfg.rng, precision: cfg.precision });
+    this.fc2 = new Linear(reg, joinName(name, 'fc2'), hidden, dim, { rng: cfg.rng, divide, precision: cfg.precision });
+  }
+
+  forward(g: Tape, x: Tensor): Tensor {
+    // GELU fused into fc1's epilogue.
+    return this.fc2.forward(g, this.fc1.forward(g, x, 'gelu'));
+  }
+}
+
+/** Token layout of one call: C leads × V columns (T = C·V, lead-major). */
+export interface TokenLayout {
+  C: number;
+  V: number;
+}
+
+export class MultiHeadAttention {
+  readonly qkv: Linear;
+  readonly proj: Linear;
+
+  constructor(
+    reg: Registry,
+    name: string,
+    readonly dim: number,
+    readonly heads: number,
+    readonly cfg: { rng: Rng; mask: AttentionMask; layerId?: number; precision?: Precision },
+  ) {
+    if (dim % heads !== 0) throw new RangeError(`MultiHeadAttention ${name}: dim ${dim} is not a multiple of heads ${heads}`);
+    const divide = cfg.layerId ? Math.sqrt(2 * cfg.layerId) : 1;
+    this.qkv = new Linear(reg, joinName(name, 'qkv'), dim, 3 * dim, { rng: cfg.rng, bias: false, precision: cfg.precision });
+    this.proj = new Linear(reg, joinName(name, 'proj'), dim, dim, { rng: cfg.rng, divide, precision: cfg.precision });
+  }
+
+  /** x [B, T, D] → [B, T, D]; `layout` says which leads × columns these T tokens are. */
+  forward(g: Tape, x: Tensor, layout: TokenLayout): Tensor {
+    const qkv = this.qkv.forward(g, x);
+    const a = ops.attention(g, qkv, { heads: this.heads, C: layout.C, V: layout.V, mask: this.cfg.mask });
+    return this.proj.forward(g, a);
+  }
+}
+
+export interface BlockConfig {
+  dim: number;
+  heads: number;
+  mlpRatio?: number;
+  /** 1-based depth index; scales the init of attn.proj and mlp.fc2. */
+  layerId: number;
+  mask: AttentionMask;
+  /** Stochastic-depth rate of this block. */
+  dropPath?: number;
+  eps?: number;
+  rng: Rng;
+  precision?: Precision;
+}
+
+/** Per-call state of a forward: token layout, and whether drop-path is active (with its Rng). */
+export interface BlockCall extends TokenLayout {
+  training?: boolean;
+  rng?: Rng;
+}
+
+/** Pre-norm transformer block: x + dp(attn(norm1(x))), then + dp(mlp(norm2(·))). Names as timm. */
+export class TransformerBlock {
+  readonly norm1: LayerNorm;
+  readonly attn: MultiHeadAttention;
+  readonly norm2: LayerNorm;
+  readonly mlp: MLP;
+  readonly dropPathRate: number;
+
+  constructor(reg: Registry, name: string, cfg: BlockConfig) {
+    const { dim, rng, layerId, precision } = cfg;
+    this.norm1 = new LayerNorm(reg, joinName(name, 'norm1'), dim, { eps: cfg.eps });
+    this.attn = new MultiHeadAttention(reg, joinName(name, 'attn'), dim, cfg.heads, { rng, mask: cfg.mask, layerId, precision });
+    this.norm2 = new LayerNorm(reg, joinName(name, 'norm2'), dim, { eps: cfg.eps });
+    this.mlp = new MLP(reg, joinName(name, 'mlp'), dim, Math.round(dim * (cfg.mlpRatio ?? 4)), { rng, layerId, precision });
+    this.dropPathRate = cfg.dropPath ?? 0;
+  }
+
+  forward(g: Tape, x: Tensor, call: BlockCall): Tensor {
+    const drop = (t: Tensor) => {
+      if (!call.training || this.dropPathRate === 0) return t;
+      if (!call.rng) throw new Error('TransformerBlock: training with drop-path needs call.rng');
+      return ops.dropPath(g, t, { rate: this.dropPathRate, rng: call.rng, training: true });
+    };
+    const h = ops.add(g, x, drop(this.attn.forward(g, this.norm1.forward(g, x), call)));
+    return ops.add(g, h, drop(this.mlp.forward(g, this.norm2.forward(g, h))));
+  }
+}

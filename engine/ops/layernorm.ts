@@ -1,0 +1,43 @@
+// LayerNorm over the last dim, forward and backward. The forward keeps per-row mean and 1/std, so
+// the backward never recomputes statistics; one kernel writes dx, dgamma and dbeta.
+import { layerNormBackward, layerNormForward } from '../../kernels/layernorm.js';
+import { checkShape, untracked, type Tape } from '../tape.js';
+import type { Tensor } from '../tensor.js';
+
+/** (x − mean) / sqrt(var + eps) · gamma + beta over x's last dim; without gamma/beta, non-affine. */
+export function layerNorm(g: Tape, x: Tensor, gamma?: Tensor | null, beta?: Tensor | null, eps = 1e-5): Tensor {
+  const dim = x.shape[x.shape.length - 1];
+  if (gamma) checkShape('layerNorm', `gamma (x is [${x.shape}])`, gamma, [dim]);
+  if (beta) checkShape('layerNorm', `beta (x is [${x.shape}])`, beta, [dim]);
+  if (!!gamma !== !!beta) throw new Error('layerNorm: give both gamma and beta, or neither');
+  const rows = x.size / dim;
+  const record = g.wants(x, gamma, beta);
+  const y = g.engine.empty(x.shape);
+  const mean = untracked(g.engine, [rows]);
+  const rstd = untracked(g.engine, [rows]);
+  layerNormForward(g.batch, { x: x.buffer, y: y.buffer, mean: mean.buffer, rstd: rstd.buffer, gamma: gamma?.buffer, beta: beta?.buffer }, { rows, dim, eps });
+  if (!record) {
+    // Released in the open batch: later dispatches may reuse them, which is ordered after this one.
+    mean.dispose();
+    rstd.dispose();
+    return y;
+  }
+  const xs = g.save(x);
+  const gs = gamma ? g.save(gamma) : undefined;
+  g.record('layerNorm', y, [xs, mean, rstd, ...(gs ? [gs] : [])], (dy) => {
+    const dx = g.gradOut(x);
+    const dg = gamma ? g.gradInto(gamma) : undefined;
+    const db = beta ? g.gradInto(beta) : undefined;
+    // The kernel adds into dgamma and dbeta together: both must be fresh, or both hold gradients.
+    if (!!dg !== !!db || (dg && db && dg.accumulate !== db.accumulate)) throw new Error('layerNorm: gamma and beta gradients are out of step');
+    const scratch = dx ? undefined : untracked(g.engine, x.shape); // dx is required by the kernel
+    layerNormBackward(
+      g.batch,
+      { dy: dy.buffer, x: xs.buffer, mean: mean.buffer, rstd: rstd.buffer, dx: (dx?.dst ?? scratch!).buffer, gamma: gs?.buffer, dgamma: dg?.grad.buffer, dbeta: db?.grad.buffer },
+      { rows, dim, accumulateParams: dg?.accumulate ?? false },
+    );
+    dx?.done();
+    scratch?.dispose();
+  });
+  return y;
+}

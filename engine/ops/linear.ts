@@ -1,0 +1,133 @@
+// Linear and matmul: forward and backward side by side. Weights are stored [out, in] like PyTorch,
+// so the forward multiplies by Wᵀ (transB) and the gradients need no transposed copies either:
+//   y = act(x Wᵀ + b), z = x Wᵀ + b (kept as preact when act = gelu)
+//   dz = act'(z) ⊙ dy,  dx = dz W,  dW = dzᵀ x,  db = Σ_rows dz
+import { castF32ToF16 } from '../../kernels/cast.js';
+import { geluBackward } from '../../kernels/gelu.js';
+import { matmul as matmulKernel } from '../../kernels/matmul.js';
+import { reduceAxis } from '../../kernels/reduce.js';
+import { checkShape, untracked, type Tape } from '../tape.js';
+import type { Tensor } from '../tensor.js';
+
+export type Precision = 'f32' | 'f16';
+
+export interface LinearOptions {
+  activation?: 'none' | 'gelu';
+  /** Matmul input precision (f32 accumulation either way). */
+  precision?: Precision;
+}
+
+/** A half-precision copy of t (matmul inputs under mixed precision); the caller disposes it. */
+function toF16(g: Tape, t: Tensor): Tensor {
+  const h = untracked(g.engine, t.shape, false, 'f16');
+  castF32ToF16(g.batch, t.buffer, h.buffer, t.size);
+  return h;
+}
+
+/**
+ * y[..., N] = act(x[..., K] · weightᵀ + bias), weight [N, K], bias [N].
+ * precision 'f16': x, weight and the output gradient are rounded to f16 for the three matmuls
+ * (f32 accumulation, f32 outputs and gradients); the backward keeps the f16 copies, half the bytes.
+ */
+export function linear(g: Tape, x: Tensor, weight: Tensor, bias?: Tensor | null, opts: LinearOptions = {}): Tensor {
+  const K = x.shape[x.shape.length - 1];
+  const N = weight.shape[0];
+  checkShape('linear', 'weight', weight, [N, K]);
+  if (bias) checkShape('linear', `bias (weight [${weight.shape}])`, bias, [N]);
+  const M = x.size / K;
+  const gelu = opts.activation === 'gelu';
+  const half = opts.precision === 'f16';
+  const mm = { precision: opts.precision ?? 'f32' } as const;
+  const record = g.wants(x, weight, bias);
+  const y = g.engine.empty([...x.shape.slice(0, -1), N]);
+  // The pre-activation is only needed by the backward.
+  const pre = gelu && record ? g.engine.empty(y.shape) : undefined;
+  const xin = half ? toF16(g, x) : x;
+  const win = half ? toF16(g, weight) : weight;
+  matmulKernel(g.batch, { a: xin.buffer, b: win.buffer, c: y.buffer, bias: bias?.buffer, preact: pre?.buffer }, { M, N, K, transB: true, activation: gelu ? 'gelu' : 'none' }, mm);
+  const needW = record && g.requiresGrad(weight);
+  const needX = record && g.requiresGrad(x);
+  // Keep what the backward reads: x for dW, W for dx (the f16 copies themselves when half).
+  const xs = needW ? g.save(xin) : undefined;
+  const ws = needX ? g.save(win) : undefined;
+  if (half) {
+    xin.dispose();
+    win.dispose();
+  }
+  if (!record) return y;
+
+  const ps = pre ? g.save(pre) : undefined;
+  g.record('linear', y, [xs, ws, ps].filter((t): t is Tensor => !!t), (dy) => {
+    let dz = dy;
+    if (ps) {
+      dz = untracked(g.engine, y.shape);
+      geluBackward(g.batch, ps.buffer, dy.buffer, dz.buffer, M * N);
+    }
+    if (bias) g.addGrad(bias, (db, acc) => reduceAxis(g.batch, dz.buffer, db.buffer, { outer: 1, reduce: M, inner: N, accumulate: acc }));
+    const dzin = half && (xs || ws) ? toF16(g, dz) : dz;
+    // dW [N, K] = dzᵀ [N, M] · x [M, K]: dz is stored [M, N], hence transA.
+    if (xs) g.addGrad(weight, (dw, acc) => matmulKernel(g.batch, { a: dzin.buffer, b: xs.buffer, c: dw.buffer }, { M: N, N: K, K: M, transA: true, accumulate: acc }, mm));
+    // dx [M, K] = dz [M, N] · W [N, K].
+    if (ws) g.addGrad(x, (dx, acc) => matmulKernel(g.batch, { a: dzin.buffer, b: ws.buffer, c: dx.buffer }, { M, N: K, K: N, accumulate: acc }, mm));
+    if (dzin !== dz) dzin.dispose();
+    if (dz !== dy) dz.dispose();
+  });
+  return y;
+}
+
+export interface MatmulOptions {
+  /** a is stored transposed: [..., K, M]. */
+  transA?: boolean;
+  /** b is stored transposed: [..., N, K]. */
+  transB?: boolean;
+}
+
+/**
+ * c = op(a) · op(b). Either both are [batch, ·, ·] with the same batch (batched product), or b is
+ * 2-D and shared: then a may have any leading dims (they become rows; a must not be transposed).
+ */
+export function matmul(g: Tape, a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+  const { transA = false, transB = false } = opts;
+  const mm = { precision: 'f32' } as const;
+  if (a.shape.length < 2 || (b.shape.length !== 2 && b.shape.length !== 3))
+    throw new RangeError(`matmul: a [${a.shape}] and b [${b.shape}]: a needs ≥ 2 dims, b 2 or 3`);
+  const [bK, N] = transB ? [b.shape[b.shape.length - 1], b.shape[b.shape.length - 2]] : [b.shape[b.shape.length - 2], b.shape[b.shape.length - 1]];
+  let batch: number, M: number, K: number, outShape: number[];
+  if (b.shape.length === 2) {
+    if (transA && a.shape.length > 2) throw new RangeError(`matmul: a [${a.shape}] transposed with a shared 2-D b [${b.shape}] is not supported`);
+    K = transA ? a.shape[0] : a.shape[a.shape.length - 1];
+    M = a.size / K;
+    batch = 1;
+    outShape = transA ? [a.shape[1], N] : [...a.shape.slice(0, -1), N];
+  } else {
+    if (a.shape.length !== 3 || a.shape[0] !== b.shape[0]) throw new RangeError(`matmul: batched a [${a.shape}] and b [${b.shape}] need the same leading batch dim`);
+    batch = a.shape[0];
+    [K, M] = transA ? [a.shape[1], a.shape[2]] : [a.shape[2], a.shape[1]];
+    outShape = [batch, M, N];
+  }
+  if (K !== bK) throw new RangeError(`matmul: inner dims differ: a [${a.shape}]${transA ? 'ᵀ' : ''} · b [${b.shape}]${transB ? 'ᵀ' : ''}`);
+  const sA = batch > 1 ? M * K : 0, sB = batch > 1 ? K * N : 0, sC = M * N;
+  const c = g.engine.empty(outShape);
+  matmulKernel(g.batch, { a: a.buffer, b: b.buffer, c: c.buffer }, { M, N, K, batch, transA, transB, strideA: sA, strideB: sB, strideC: sC }, mm);
+  if (!g.wants(a, b)) return c;
+
+  const as = g.requiresGrad(b) ? g.save(a) : undefined;
+  const bs = g.requiresGrad(a) ? g.save(b) : undefined;
+  g.record('matmul', c, [as, bs].filter((t): t is Tensor => !!t), (dc) => {
+    // With op(X) = X or Xᵀ: d op(A) = dC · op(B)ᵀ and d op(B) = op(A)ᵀ · dC; a transposed operand
+    // gets the transpose of that, written as a product of stored operands with flipped flags.
+    if (bs)
+      g.addGrad(a, (da, acc) =>
+        transA
+          ? matmulKernel(g.batch, { a: bs.buffer, b: dc.buffer, c: da.buffer }, { M: K, N: M, K: N, batch, transA: transB, transB: true, strideA: sB, strideB: sC, strideC: sA, accumulate: acc }, mm)
+          : matmulKernel(g.batch, { a: dc.buffer, b: bs.buffer, c: da.buffer }, { M, N: K, K: N, batch, transB: !transB, strideA: sC, strideB: sB, strideC: sA, accumulate: acc }, mm),
+      );
+    if (as)
+      g.addGrad(b, (db, acc) =>
+        transB
+          ? matmulKernel(g.batch, { a: dc.buffer, b: as.buffer, c: db.buffer }, { M: N, N: K, K: M, batch, transA: true, transB: transA, strideA: sC, strideB: sA, strideC: sB, accumulate: acc }, mm)
+          : matmulKernel(g.batch, { a: as.buffer, b: dc.buffer, c: db.buffer }, { M: K, N, K: M, batch, transA: !transA, strideA: sA, strideB: sC, strideC: sB, accumulate: acc }, mm),
+      );
+  });
+  return c;
+}

@@ -1,0 +1,253 @@
+// Reverse-mode autograd as a tape: ops record themselves as they run (only while gradients are
+// wanted), and `backward` replays the records in reverse. Everything is recorded into
+// engine.batch: no submit and no readback here, so a whole training step is one submit that the
+// caller makes.
+//
+// Ownership, which is what keeps memory flat:
+// - An op's output is an ordinary tensor (engine.empty, so engine.scope disposes it).
+// - What an op's backward needs it keeps as a retained view (`save`), which the tape disposes right
+//   after that backward ran. Run the forward inside engine.scope: its tensors are then released at
+//   the end of the forward and each saved activation goes back to the pool as soon as backward used it.
+// - Gradients of intermediates belong to the tape and are disposed once their op's backward ran.
+// - Gradients of leaves (parameters, watched tensors) are kept: a leaf's .grad buffer is allocated
+//   once, and `hasGrad` says whether it holds this step's gradient (false after zeroGrad, so the
+//   first contribution overwrites instead of adding to a cleared buffer).
+import { accumulate, fill, scale } from '../kernels/elementwise.js';
+import type { CommandBatch } from '../kernels/runtime.js';
+import type { Engine } from './engine.js';
+import { DTYPE_BYTES, shapeSize, Storage, Tensor, type DType } from './tensor.js';
+
+/** A tensor that collects and keeps its gradient: a Parameter, or an input watched by `Tape.watch`. */
+export interface GradLeaf {
+  readonly value: Tensor;
+  /** The gradient buffer (allocated at the first contribution, then reused); valid iff hasGrad. */
+  grad: Tensor | null;
+  hasGrad: boolean;
+  requiresGrad: boolean;
+}
+
+const leaves = new WeakMap<Tensor, GradLeaf>();
+
+/** Makes `leaf.value` a gradient-collecting leaf for every tape (Parameter's constructor calls this). */
+export function registerLeaf(leaf: GradLeaf): void {
+  leaves.set(leaf.value, leaf);
+}
+
+/** A tensor no engine.scope tracks: its owner (the tape, a parameter, the caller) disposes it.
+ *  forUpload: it will be written by queue.writeBuffer (see BufferPool.acquire). */
+export function untracked(engine: Engine, shape: readonly number[], forUpload = false, dtype: DType = 'f32'): Tensor {
+  // Rounded up to whole 4-byte words: f16 kernels read and write pairs.
+  const bytes = Math.max(4, Math.ceil((shapeSize(shape) * DTYPE_BYTES[dtype]) / 4) * 4);
+  return new Tensor(new Storage(engine.pool, engine.pool.acquire(bytes, forUpload), bytes), shape, dtype);
+}
+
+/** Registers a tensor made outside engine.empty (a view) with the innermost engine.scope. */
+export function adopt(engine: Engine, t: Tensor): Tensor {
+  // Engine.track is private; views made by Tensor.reshape need the same bookkeeping as engine.empty.
+  return (engine as unknown as { track(t: Tensor): Tensor }).track(t);
+}
+
+interface Node {
+  op: string;
+  out: Tensor;
+  saved: Tensor[];
+  backward: (dy: Tensor) => void;
+}
+
+/** Gradient slot of an intermediate tensor (output of a recorded op). */
+interface Slot {
+  grad: Tensor | null;
+}
+
+export class Tape {
+  readonly batch: CommandBatch;
+  private nodes: Node[] = [];
+  private slots = new Map<Tensor, Slot>();
+  private watched = new Map<Tensor, GradLeaf>();
+  private disabled = 0;
+
+  constructor(readonly engine: Engine) {
+    this.batch = engine.batch;
+  }
+
+  /** True while ops record (outside noGrad). */
+  get enabled(): boolean {
+    return this.disabled === 0;
+  }
+
+  /** Number of ops recorded and not yet run backward. */
+  get length(): number {
+    return this.nodes.length;
+  }
+
+  /** Runs `fn` without recording (EMA teacher, evaluation). Nests. */
+  noGrad<T>(fn: () => T): T {
+    this.disabled++;
+    try {
+      return fn();
+    } finally {
+      this.disabled--;
+    }
+  }
+
+  /** Makes `t` a leaf whose gradient backward computes and keeps (leaf.grad; the caller disposes it). */
+  watch(t: Tensor): GradLeaf {
+    const leaf: GradLeaf = { value: t, grad: null, hasGrad: false, requiresGrad: true };
+    this.watched.set(t, leaf);
+    return leaf;
+  }
+
+  private leaf(t: Tensor): GradLeaf | undefined {
+    const l = this.watched.get(t) ?? leaves.get(t);
+    return l && l.requiresGrad ? l : undefined;
+  }
+
+  /** Whether a gradient flows to `t` (a live leaf, or the output of a recorded op). */
+  requiresGrad(t: Tensor | null | undefined): boolean {
+    return !!t && (this.slots.has(t) || this.leaf(t) !== undefined);
+  }
+
+  /** Whether an op with these inputs must be recorded. */
+  wants(...inputs: (Tensor | null | undefined)[]): boolean {
+    return this.enabled && inputs.some((t) => this.requiresGrad(t));
+  }
+
+  /** A retained view of `t` for a backward: valid after the caller disposes `t`; the tape frees it. */
+  save(t: Tensor): Tensor {
+    return t.reshape(t.shape);
+  }
+
+  /** Records an op: `backward(dy)` adds the gradients of its inputs (via addGrad/passGrad). `saved`
+   *  are views from `save`, disposed right after backward ran (or if it never runs, at clear()). */
+  record(op: string, out: Tensor, saved: Tensor[], backward: (dy: Tensor) => void): void {
+    if (this.slots.has(out)) throw new Error(`tape: ${op} output is already recorded`);
+    this.nodes.push({ op, out, saved, backward });
+    this.slots.set(out, { grad: null });
+  }
+
+  /**
+   * Adds a gradient contribution for `t`. `write(dst, accumulate)` records kernels that set dst
+   * (accumulate=false, the first contribution) or add to it (true). A kernel that cannot add passes
+   * canAccumulate=false: the tape then writes into a temporary and adds that (one more pass).
+   */
+  addGrad(t: Tensor, write: (dst: Tensor, accumulate: boolean) => void, canAccumulate = true): void {
+    const target = this.gradTarget(t);
+    if (!target) return;
+    const { grad, has } = target;
+    if (!has) write(grad, false);
+    else if (canAccumulate) write(grad, true);
+    else {
+      const tmp = untracked(this.engine, t.shape);
+      write(tmp, false);
+      accumulate(this.batch, grad.buffer, tmp.buffer, t.size);
+      tmp.dispose();
+    }
+  }
+
+  /**
+   * For kernels that overwrite their output, or write several gradients in one dispatch: `dst` to
+   * write t's gradient into, and `done()` to call once the kernel is recorded (when t already had a
+   * gradient, dst is a temporary that done() adds in). Undefined when t takes no gradient.
+   */
+  gradOut(t: Tensor): { dst: Tensor; done(): void } | undefined {
+    const target = this.gradTarget(t);
+    if (!target) return undefined;
+    if (!target.has) return { dst: target.grad, done() {} };
+    const tmp = untracked(this.engine, t.shape);
+    return {
+      dst: tmp,
+      done: () => {
+        accumulate(this.batch, target.grad.buffer, tmp.buffer, t.size);
+        tmp.dispose();
+      },
+    };
+  }
+
+  /**
+   * Where t's gradient goes, for kernels that can add: the buffer and whether to add (a gradient is
+   * already there). Marks the gradient as present; the caller must record the write right away.
+   */
+  gradInto(t: Tensor): { grad: Tensor; accumulate: boolean } | undefined {
+    const target = this.gradTarget(t);
+    return target && { grad: target.grad, accumulate: target.has };
+  }
+
+  /**
+   * Adds alpha·src (same number of elements) to the gradient of `t`. With move=true and no gradient
+   * yet, the gradient becomes a view of src (no copy); the caller must not read src afterwards.
+   */
+  passGrad(t: Tensor, src: Tensor, alpha = 1, move = false): void {
+    if (src.size !== t.size) throw new RangeError(`passGrad: gradient [${src.shape}] does not fit tensor [${t.shape}]`);
+    const slot = this.slots.get(t);
+    if (move && alpha === 1 && slot && !slot.grad) {
+      slot.grad = src.reshape(t.shape);
+      return;
+    }
+    this.addGrad(t, (dst, acc) => (acc ? accumulate(this.batch, dst.buffer, src.buffer, t.size, alpha) : scale(this.batch, src.buffer, dst.buffer, t.size, alpha)));
+  }
+
+  /** The buffer to write t's gradient into, allocating it at the first contribution. */
+  private gradTarget(t: Tensor): { grad: Tensor; has: boolean } | undefined {
+    const slot = this.slots.get(t);
+    if (slot) {
+      if (slot.grad) return { grad: slot.grad, has: true };
+      slot.grad = untracked(this.engine, t.shape);
+      return { grad: slot.grad, has: false };
+    }
+    const leaf = this.leaf(t);
+    if (!leaf) return undefined;
+    if (!leaf.grad || leaf.grad.isDisposed) leaf.grad = untracked(this.engine, t.shape);
+    const has = leaf.hasGrad;
+    leaf.hasGrad = true;
+    return { grad: leaf.grad, has };
+  }
+
+  /**
+   * Backpropagates from `out`, seeded with `grad` (dL/dout; default all `scale`, e.g. 1 for a scalar
+   * loss, or the loss scale under mixed precision). Ops run in reverse recording order; each saved
+   * activation and each intermediate gradient is released right after its op's backward. Leaves keep
+   * their gradients. The tape is empty afterwards (ops recorded but not on the path are dropped).
+   */
+  backward(out: Tensor, opts: { grad?: Tensor; scale?: number } = {}): void {
+    const root = this.slots.get(out);
+    if (!root) throw new Error(`tape.backward: tensor [${out.shape}] is not the output of a recorded op`);
+    if (opts.grad) {
+      if (opts.grad.size !== out.size) throw new RangeError(`tape.backward: seed gradient [${opts.grad.shape}] for output [${out.shape}]`);
+      // A copy, not a view: an op may later add into a gradient it was handed (passGrad move).
+      root.grad = untracked(this.engine, out.shape);
+      scale(this.batch, opts.grad.buffer, root.grad.buffer, out.size, opts.scale ?? 1);
+    } else {
+      root.grad = untracked(this.engine, out.shape);
+      fill(this.batch, root.grad.buffer, out.size, opts.scale ?? 1);
+    }
+    for (let i = this.nodes.length - 1; i >= 0; i--) {
+      const node = this.nodes[i];
+      const slot = this.slots.get(node.out)!;
+      if (slot.grad) {
+        node.backward(slot.grad);
+        slot.grad.dispose();
+        slot.grad = null;
+      }
+      for (const s of node.saved) s.dispose();
+    }
+    this.nodes = [];
+    this.slots.clear();
+    this.watched.clear();
+  }
+
+  /** Drops everything recorded (a forward without backward, e.g. after an error). */
+  clear(): void {
+    for (const n of this.nodes) for (const s of n.saved) s.dispose();
+    for (const s of this.slots.values()) s.grad?.dispose();
+    this.nodes = [];
+    this.slots.clear();
+    this.watched.clear();
+  }
+}
+
+/** Throws unless `t` has `shape` (−1 matches any size); names the op and both shapes. */
+export function checkShape(op: string, what: string, t: Tensor, shape: readonly number[]): void {
+  const ok = t.shape.length === shape.length && shape.every((d, i) => d === -1 || d === t.shape[i]);
+  if (!ok) throw new RangeError(`${op}: ${what} has shape [${t.shape}], expected [${shape.map((d) => (d === -1 ? '*' : d))}]`);
+  if (t.dtype !== 'f32') throw new TypeError(`${op}: ${what} is ${t.dtype}, expected f32`);
+}

@@ -1,0 +1,499 @@
+// Fused multi-head attention with the CroPA mask (ECG-JEPA), forward and backward, flash-style.
+//
+// Layout (no transposes around it): qkv [B, T, 3, H, Dh] straight from the qkv Linear, out
+// [B, T, H, Dh] straight into proj, lse [B, H, T]. Tokens are lead-major, t = lead·V + column.
+//
+// Sparse visiting: under 'cropa' a query (l, j) sees its own lead's V keys (a contiguous block of
+// tokens) plus the C−1 keys (l', j) of the same column in the other leads; under 'lead' only the
+// block; under 'none' one block of all T tokens. A workgroup owns up to QT queries of one block:
+// the block's keys stream through workgroup memory in tiles of KT (every thread reads the same key
+// at once, a broadcast), the C−1 column keys differ per query and are read straight from global
+// memory. Scores never leave registers: online softmax per tile.
+//
+// Backward: pass 1 (query-centric) recomputes P = exp(s − lse), forms dS = P (dP − D) with
+// D = rowsum(dout·out) and accumulates dQ; it also writes D for pass 2. Pass 2 (key-centric) uses
+// that the mask is symmetric: the queries that see key (l, j) are exactly the keys that (l, j)
+// sees, so each thread owns one key and sums dK, dV over the same sparse pattern, with no atomics.
+import { CommandBatch, getPipeline, grid, Params, type Binding } from './runtime.js';
+
+export type AttentionMask = 'cropa' | 'lead' | 'none';
+
+export interface AttentionDims {
+  B: number;
+  H: number;
+  Dh: number;
+  /** Leads (token blocks); T = C·V. Under 'none' only T matters. */
+  C: number;
+  /** Time columns present per lead. */
+  V: number;
+  mask: AttentionMask;
+  /** Logit scale, default 1/sqrt(Dh). */
+  scale?: number;
+}
+
+const MASKS: readonly AttentionMask[] = ['cropa', 'lead', 'none'];
+export const ATTENTION_MAX_DH = 128;
+// The WebGPU minimum for maxComputeWorkgroupStorageSize: tiles sized to it fit every adapter.
+const WG_STORAGE = 16384;
+
+interface Shape {
+  B: number;
+  H: number;
+  Dh: number;
+  C: number;
+  V: number;
+  T: number;
+  mask: AttentionMask;
+  scale: number;
+  /** Tokens per key block: V, or T under 'none'. */
+  blockLen: number;
+  nBlocks: number;
+}
+
+function shapeOf(kernel: string, d: AttentionDims): Shape {
+  const { B, H, Dh, C, V, mask } = d;
+  const sizes = `B=${B} H=${H} Dh=${Dh} C=${C} V=${V} mask=${mask}`;
+  for (const [k, v] of Object.entries({ B, H, Dh, C, V }))
+    if (!Number.isInteger(v) || v < 1) throw new RangeError(`${kernel}: ${k} must be a positive integer (${sizes})`);
+  if (Dh > ATTENTION_MAX_DH) throw new RangeError(`${kernel}: Dh ${Dh} > ${ATTENTION_MAX_DH} is not supported (${sizes})`);
+  if (!MASKS.includes(mask)) throw new RangeError(`${kernel}: mask must be one of ${MASKS.join('/')} (${sizes})`);
+  const scale = d.scale ?? 1 / Math.sqrt(Dh);
+  if (!Number.isFinite(scale)) throw new RangeError(`${kernel}: scale ${scale} is not finite (${sizes})`);
+  const T = C * V;
+  if (B * T * 3 * H * Dh > 0xffffffff) throw new RangeError(`${kernel}: qkv has ${B * T * 3 * H * Dh} elements, beyond u32 indexing (${sizes})`);
+  const blockLen = mask === 'none' ? T : V;
+  return { B, H, Dh, C, V, T, mask, scale, blockLen, nBlocks: T / blockLen };
+}
+
+function bindingBytes(b: Binding): number {
+  if ('buffer' in b) return b.size ?? b.buffer.size - (b.offset ?? 0);
+  return b.size;
+}
+
+function checkSize(kernel: string, s: Shape, name: string, b: Binding, elems: number): void {
+  const have = bindingBytes(b);
+  if (have < elems * 4)
+    throw new RangeError(`${kernel}: ${name} binds ${have} bytes, needs ${elems * 4} (${elems} f32 for B=${s.B} T=${s.T} H=${s.H} Dh=${s.Dh})`);
+}
+
+interface Cfg {
+  mask: AttentionMask;
+  Dh: number;
+  /** vec4s per head vector (Dh padded up to a multiple of 4 with zeros). */
+  DP: number;
+  /** Threads per workgroup = queries (or keys, in pass 2) per workgroup. */
+  QT: number;
+  /** Tile of keys (or queries, in pass 2) held in workgroup memory. */
+  KT: number;
+  /** Dh % 4 == 0: bind the big arrays as vec4 (every head vector starts 16-byte aligned). */
+  vec: boolean;
+}
+
+function cfgFor(s: Shape, bytesPerTileRow: (DP: number) => number): Cfg {
+  const DP = Math.ceil(s.Dh / 4);
+  // 32 threads cover the student's 16–20 visible columns with little idling; 64 the full 50.
+  const QT = s.blockLen <= 32 ? 32 : 64;
+  const KT = Math.max(1, Math.min(32, Math.floor(WG_STORAGE / bytesPerTileRow(DP))));
+  return { mask: s.mask, Dh: s.Dh, DP, QT, KT, vec: s.Dh % 4 === 0 };
+}
+
+const keyOf = (kind: string, c: Cfg) => `attention_${kind}_${c.mask}_dh${c.Dh}_qt${c.QT}_kt${c.KT}_${c.vec ? 'v4' : 's'}`;
+
+/** Loader ld_<name>(e, dp): the dp-th vec4 of the head vector whose first element is e. */
+function loader(name: string, c: Cfg): string {
+  if (c.vec) return `fn ld_${name}(e: u32, dp: u32) -> vec4f { return ${name}[(e >> 2u) + dp]; }`;
+  return `fn ld_${name}(e: u32, dp: u32) -> vec4f {
+  var r = vec4f(0.0);
+  for (var c = 0u; c < 4u; c++) { if (dp * 4u + c < DH) { r[c] = ${name}[e + dp * 4u + c]; } }
+  return r;
+}`;
+}
+
+function storer(name: string, c: Cfg): string {
+  if (c.vec) return `fn st_${name}(e: u32, dp: u32, v: vec4f) { ${name}[(e >> 2u) + dp] = v; }`;
+  return `fn st_${name}(e: u32, dp: u32, v: vec4f) {
+  for (var c = 0u; c < 4u; c++) { if (dp * 4u + c < DH) { ${name}[e + dp * 4u + c] = v[c]; } }
+}`;
+}
+
+/** Constants, uniforms and the workgroup → (b, h, block, chunk) decomposition shared by all passes. */
+function prelude(c: Cfg): string {
+  const none = c.mask === 'none';
+  return /* wgsl */ `
+const DH = ${c.Dh}u;
+const DP = ${c.DP}u;
+const QT = ${c.QT}u;
+const KT = ${c.KT}u;
+struct P { B: u32, H: u32, C: u32, V: u32, nChunks: u32, scale: f32 }
+fn hsum(v: vec4f) -> f32 { return (v.x + v.y) + (v.z + v.w); }
+// Workgroup-uniform by construction (no local index in it), so barriers may follow a return on !ok.
+struct Where { ok: bool, b: u32, h: u32, blk: u32, chunk: u32, T: u32, blockLen: u32, HD: u32, RS: u32, t0: u32 }
+fn locate(wid: vec3u, nwg: vec3u) -> Where {
+  var w: Where;
+  w.T = p.C * p.V;
+  w.blockLen = ${none ? 'w.T' : 'p.V'};
+  let nBlocks = ${none ? '1u' : 'p.C'};
+  w.HD = p.H * DH;
+  w.RS = 3u * w.HD;
+  let g = wid.y * nwg.x + wid.x;
+  w.ok = g < p.B * p.H * nBlocks * p.nChunks;
+  w.chunk = g % p.nChunks;
+  let r = g / p.nChunks;
+  w.blk = r % nBlocks;
+  w.h = (r / nBlocks) % p.H;
+  w.b = r / nBlocks / p.H;
+  w.t0 = w.b * w.T + w.blk * w.blockLen;
+  return w;
+}`;
+}
+
+const CROSS = (c: Cfg) => c.mask === 'cropa';
+
+function forwardSource(c: Cfg): string {
+  const E = c.vec ? 'vec4f' : 'f32';
+  return /* wgsl */ `
+${prelude(c)}
+@group(0) @binding(0) var<storage, read> qkv: array<${E}>;
+@group(0) @binding(1) var<storage, read_write> out: array<${E}>;
+@group(0) @binding(2) var<storage, read_write> lse: array<f32>;
+@group(0) @binding(3) var<uniform> p: P;
+${loader('qkv', c)}
+${storer('out', c)}
+var<workgroup> sk: array<vec4f, ${c.KT * c.DP}>;
+var<workgroup> sv: array<vec4f, ${c.KT * c.DP}>;
+
+@compute @workgroup_size(${c.QT})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let w = locate(wid, nwg);
+  if (!w.ok) { return; }
+  // Threads past the block still help load tiles; they compute on its last row and store nothing.
+  let valid = w.chunk * QT + lid < w.blockLen;
+  let a = min(w.chunk * QT + lid, w.blockLen - 1u);
+  let eq = (w.t0 + a) * w.RS + w.h * DH;
+  var q: array<vec4f, ${c.DP}>;
+  for (var dp = 0u; dp < DP; dp++) { q[dp] = ld_qkv(eq, dp) * p.scale; }
+  var acc: array<vec4f, ${c.DP}>;
+  var m = -1e30;
+  var l = 0.0;
+  var s: array<f32, ${c.KT}>;
+  for (var k0 = 0u; k0 < w.blockLen; k0 += KT) {
+    workgroupBarrier();
+    for (var i = lid; i < KT * DP; i += QT) {
+      let ek = (w.t0 + min(k0 + i / DP, w.blockLen - 1u)) * w.RS + w.HD + w.h * DH;
+      sk[i] = ld_qkv(ek, i % DP);
+      sv[i] = ld_qkv(ek + w.HD, i % DP);
+    }
+    workgroupBarrier();
+    let cnt = min(KT, w.blockLen - k0);
+    // Scores of the whole tile first, so the running max is rescaled once per tile, not per key.
+    var mt = m;
+    for (var kk = 0u; kk < KT; kk++) {
+      var x = -1e30;
+      if (kk < cnt) {
+        var d4 = vec4f(0.0);
+        for (var dp = 0u; dp < DP; dp++) { d4 = fma(q[dp], sk[kk * DP + dp], d4); }
+        x = hsum(d4);
+      }
+      s[kk] = x;
+      mt = max(mt, x);
+    }
+    let corr = exp(m - mt);
+    m = mt;
+    l *= corr;
+    for (var dp = 0u; dp < DP; dp++) { acc[dp] *= corr; }
+    for (var kk = 0u; kk < KT; kk++) {
+      if (kk < cnt) {
+        let pk = exp(s[kk] - m);
+        l += pk;
+        for (var dp = 0u; dp < DP; dp++) { acc[dp] = fma(vec4f(pk), sv[kk * DP + dp], acc[dp]); }
+      }
+    }
+  }
+${
+  CROSS(c)
+    ? `  // The other leads' keys at this query's column.
+  for (var l2 = 0u; l2 < p.C; l2++) {
+    if (l2 == w.blk) { continue; }
+    let ek = (w.b * w.T + l2 * p.V + a) * w.RS + w.HD + w.h * DH;
+    var d4 = vec4f(0.0);
+    for (var dp = 0u; dp < DP; dp++) { d4 = fma(q[dp], ld_qkv(ek, dp), d4); }
+    let x = hsum(d4);
+    if (x > m) {
+      let corr = exp(m - x);
+      l *= corr;
+      for (var dp = 0u; dp < DP; dp++) { acc[dp] *= corr; }
+      m = x;
+    }
+    let pk = exp(x - m);
+    l += pk;
+    for (var dp = 0u; dp < DP; dp++) { acc[dp] = fma(vec4f(pk), ld_qkv(ek + w.HD, dp), acc[dp]); }
+  }`
+    : ''
+}
+  if (valid) {
+    let inv = 1.0 / l;
+    let eo = (w.t0 + a) * w.HD + w.h * DH;
+    for (var dp = 0u; dp < DP; dp++) { st_out(eo, dp, acc[dp] * inv); }
+    lse[(w.b * p.H + w.h) * w.T + w.blk * w.blockLen + a] = m + log(l);
+  }
+}`;
+}
+
+/** Pass 1 of the backward: D = rowsum(dout·out) (kept for pass 2) and dQ, query-centric. */
+function backwardQSource(c: Cfg): string {
+  const E = c.vec ? 'vec4f' : 'f32';
+  return /* wgsl */ `
+${prelude(c)}
+@group(0) @binding(0) var<storage, read> qkv: array<${E}>;
+@group(0) @binding(1) var<storage, read> out: array<${E}>;
+@group(0) @binding(2) var<storage, read> dout: array<${E}>;
+@group(0) @binding(3) var<storage, read> lse: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dqkv: array<${E}>;
+@group(0) @binding(5) var<storage, read_write> delta: array<f32>;
+@group(0) @binding(6) var<uniform> p: P;
+${loader('qkv', c)}
+${loader('out', c)}
+${loader('dout', c)}
+${storer('dqkv', c)}
+var<workgroup> sk: array<vec4f, ${c.KT * c.DP}>;
+var<workgroup> sv: array<vec4f, ${c.KT * c.DP}>;
+
+@compute @workgroup_size(${c.QT})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let w = locate(wid, nwg);
+  if (!w.ok) { return; }
+  // Threads past the block still help load tiles; they compute on its last row and store nothing.
+  let valid = w.chunk * QT + lid < w.blockLen;
+  let a = min(w.chunk * QT + lid, w.blockLen - 1u);
+  let eq = (w.t0 + a) * w.RS + w.h * DH;
+  let eo = (w.t0 + a) * w.HD + w.h * DH;
+  var q: array<vec4f, ${c.DP}>;
+  var g: array<vec4f, ${c.DP}>;
+  var d4 = vec4f(0.0);
+  for (var dp = 0u; dp < DP; dp++) {
+    q[dp] = ld_qkv(eq, dp) * p.scale;
+    g[dp] = ld_dout(eo, dp);
+    d4 = fma(g[dp], ld_out(eo, dp), d4);
+  }
+  let D = hsum(d4);
+  let row = (w.b * p.H + w.h) * w.T + w.blk * w.blockLen + a;
+  let L = lse[row];
+  if (valid) { delta[row] = D; }
+  var dq: array<vec4f, ${c.DP}>;
+  for (var k0 = 0u; k0 < w.blockLen; k0 += KT) {
+    workgroupBarrier();
+    for (var i = lid; i < KT * DP; i += QT) {
+      let ek = (w.t0 + min(k0 + i / DP, w.blockLen - 1u)) * w.RS + w.HD + w.h * DH;
+      sk[i] = ld_qkv(ek, i % DP);
+      sv[i] = ld_qkv(ek + w.HD, i % DP);
+    }
+    workgroupBarrier();
+    let cnt = min(KT, w.blockLen - k0);
+    for (var kk = 0u; kk < KT; kk++) {
+      if (kk < cnt) {
+        var s4 = vec4f(0.0);
+        var p4 = vec4f(0.0);
+        for (var dp = 0u; dp < DP; dp++) {
+          s4 = fma(q[dp], sk[kk * DP + dp], s4);
+          p4 = fma(g[dp], sv[kk * DP + dp], p4);
+        }
+        let ds = exp(hsum(s4) - L) * (hsum(p4) - D);
+        for (var dp = 0u; dp < DP; dp++) { dq[dp] = fma(vec4f(ds), sk[kk * DP + dp], dq[dp]); }
+      }
+    }
+  }
+${
+  CROSS(c)
+    ? `  for (var l2 = 0u; l2 < p.C; l2++) {
+    if (l2 == w.blk) { continue; }
+    let ek = (w.b * w.T + l2 * p.V + a) * w.RS + w.HD + w.h * DH;
+    var k: array<vec4f, ${c.DP}>;
+    var s4 = vec4f(0.0);
+    var p4 = vec4f(0.0);
+    for (var dp = 0u; dp < DP; dp++) {
+      k[dp] = ld_qkv(ek, dp);
+      s4 = fma(q[dp], k[dp], s4);
+      p4 = fma(g[dp], ld_qkv(ek + w.HD, dp), p4);
+    }
+    let ds = exp(hsum(s4) - L) * (hsum(p4) - D);
+    for (var dp = 0u; dp < DP; dp++) { dq[dp] = fma(vec4f(ds), k[dp], dq[dp]); }
+  }`
+    : ''
+}
+  if (valid) {
+    for (var dp = 0u; dp < DP; dp++) { st_dqkv(eq, dp, dq[dp] * p.scale); }
+  }
+}`;
+}
+
+/** Pass 2 of the backward: dK and dV, key-centric over the same (symmetric) pattern. */
+function backwardKVSource(c: Cfg): string {
+  const E = c.vec ? 'vec4f' : 'f32';
+  return /* wgsl */ `
+${prelude(c)}
+@group(0) @binding(0) var<storage, read> qkv: array<${E}>;
+@group(0) @binding(1) var<storage, read> dout: array<${E}>;
+@group(0) @binding(2) var<storage, read> lse: array<f32>;
+@group(0) @binding(3) var<storage, read> delta: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dqkv: array<${E}>;
+@group(0) @binding(5) var<uniform> p: P;
+${loader('qkv', c)}
+${loader('dout', c)}
+${storer('dqkv', c)}
+var<workgroup> sq: array<vec4f, ${c.KT * c.DP}>;
+var<workgroup> sg: array<vec4f, ${c.KT * c.DP}>;
+var<workgroup> sl: array<f32, ${c.KT}>;
+var<workgroup> sd: array<f32, ${c.KT}>;
+
+@compute @workgroup_size(${c.QT})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let w = locate(wid, nwg);
+  if (!w.ok) { return; }
+  // Threads past the block still help load tiles; they compute on its last row and store nothing.
+  let valid = w.chunk * QT + lid < w.blockLen;
+  let a = min(w.chunk * QT + lid, w.blockLen - 1u);
+  let ek = (w.t0 + a) * w.RS + w.HD + w.h * DH;
+  var k: array<vec4f, ${c.DP}>;
+  var v: array<vec4f, ${c.DP}>;
+  for (var dp = 0u; dp < DP; dp++) {
+    k[dp] = ld_qkv(ek, dp);
+    v[dp] = ld_qkv(ek + w.HD, dp);
+  }
+  var dk: array<vec4f, ${c.DP}>;
+  var dv: array<vec4f, ${c.DP}>;
+  let rowBase = (w.b * p.H + w.h) * w.T + w.blk * w.blockLen;
+  for (var q0 = 0u; q0 < w.blockLen; q0 += KT) {
+    workgroupBarrier();
+    for (var i = lid; i < KT * DP; i += QT) {
+      let t = w.t0 + min(q0 + i / DP, w.blockLen - 1u);
+      sq[i] = ld_qkv(t * w.RS + w.h * DH, i % DP) * p.scale;
+      sg[i] = ld_dout(t * w.HD + w.h * DH, i % DP);
+    }
+    for (var i = lid; i < KT; i += QT) {
+      let r = rowBase + min(q0 + i, w.blockLen - 1u);
+      sl[i] = lse[r];
+      sd[i] = delta[r];
+    }
+    workgroupBarrier();
+    let cnt = min(KT, w.blockLen - q0);
+    for (var qq = 0u; qq < KT; qq++) {
+      if (qq < cnt) {
+        var s4 = vec4f(0.0);
+        var p4 = vec4f(0.0);
+        for (var dp = 0u; dp < DP; dp++) {
+          s4 = fma(sq[qq * DP + dp], k[dp], s4);
+          p4 = fma(sg[qq * DP + dp], v[dp], p4);
+        }
+        let pq = exp(hsum(s4) - sl[qq]);
+        let ds = pq * (hsum(p4) - sd[qq]);
+        for (var dp = 0u; dp < DP; dp++) {
+          dv[dp] = fma(vec4f(pq), sg[qq * DP + dp], dv[dp]);
+          dk[dp] = fma(vec4f(ds), sq[qq * DP + dp], dk[dp]);
+        }
+      }
+    }
+  }
+${
+  CROSS(c)
+    ? `  // The queries of the other leads at this key's column (the mask is symmetric).
+  for (var l2 = 0u; l2 < p.C; l2++) {
+    if (l2 == w.blk) { continue; }
+    let t = w.b * w.T + l2 * p.V + a;
+    let r = (w.b * p.H + w.h) * w.T + l2 * p.V + a;
+    var qv: array<vec4f, ${c.DP}>;
+    var gv: array<vec4f, ${c.DP}>;
+    var s4 = vec4f(0.0);
+    var p4 = vec4f(0.0);
+    for (var dp = 0u; dp < DP; dp++) {
+      qv[dp] = ld_qkv(t * w.RS + w.h * DH, dp) * p.scale;
+      gv[dp] = ld_dout(t * w.HD + w.h * DH, dp);
+      s4 = fma(qv[dp], k[dp], s4);
+      p4 = fma(gv[dp], v[dp], p4);
+    }
+    let pq = exp(hsum(s4) - lse[r]);
+    let ds = pq * (hsum(p4) - delta[r]);
+    for (var dp = 0u; dp < DP; dp++) {
+      dv[dp] = fma(vec4f(pq), gv[dp], dv[dp]);
+      dk[dp] = fma(vec4f(ds), qv[dp], dk[dp]);
+    }
+  }`
+    : ''
+}
+  if (valid) {
+    for (var dp = 0u; dp < DP; dp++) {
+      st_dqkv(ek, dp, dk[dp]);
+      st_dqkv(ek + w.HD, dp, dv[dp]);
+    }
+  }
+}`;
+}
+
+function params(s: Shape, QT: number): { p: Params; groups: number } {
+  const nChunks = Math.ceil(s.blockLen / QT);
+  return { p: new Params().u32(s.B).u32(s.H).u32(s.C).u32(s.V).u32(nChunks).f32(s.scale), groups: s.B * s.H * s.nBlocks * nChunks };
+}
+
+const fwdRow = (DP: number) => 2 * 16 * DP;
+const bwdKVRow = (DP: number) => 2 * 16 * DP + 8;
+
+/** out[B,T,H·Dh] = softmax(scale·q kᵀ, masked) v and lse[B,H,T], from qkv[B,T,3·H·Dh]. */
+export function attentionForward(batch: CommandBatch, bufs: { qkv: Binding; out: Binding; lse: Binding }, dims: AttentionDims): void {
+  const s = shapeOf('attentionForward', dims);
+  const n = s.B * s.T * s.H * s.Dh;
+  checkSize('attentionForward', s, 'qkv', bufs.qkv, 3 * n);
+  checkSize('attentionForward', s, 'out', bufs.out, n);
+  checkSize('attentionForward', s, 'lse', bufs.lse, s.B * s.H * s.T);
+  const c = cfgFor(s, fwdRow);
+  const pipe = getPipeline(batch.device, keyOf('fwd', c), () => forwardSource(c));
+  const { p, groups } = params(s, c.QT);
+  batch.dispatch(pipe, [bufs.qkv, bufs.out, bufs.lse], p, grid(groups));
+}
+
+// D = rowsum(dout·out) travels from pass 1 to pass 2 through a scratch buffer per device, unless
+// the caller passes one. Reuse across calls in one batch is safe: dispatches run in order, and
+// every backward rewrites all the rows it reads.
+const scratch = new WeakMap<GPUDevice, GPUBuffer>();
+
+function deltaBuffer(batch: CommandBatch, bytes: number): GPUBuffer {
+  let buf = scratch.get(batch.device);
+  if (!buf || buf.size < bytes) {
+    const old = buf;
+    // The old one may be used by dispatches recorded but not yet submitted.
+    if (old) batch.onSubmit(() => old.destroy());
+    buf = batch.device.createBuffer({ label: 'attention delta', size: Math.max(256, 2 ** Math.ceil(Math.log2(bytes))), usage: GPUBufferUsage.STORAGE });
+    scratch.set(batch.device, buf);
+  }
+  return buf;
+}
+
+/**
+ * Gradient of attentionForward: overwrites all of dqkv [B,T,3·H·Dh] from qkv, the forward's out
+ * and lse, and dout [B,T,H·Dh]. `delta` (optional, B·H·T f32) is scratch for rowsum(dout·out).
+ */
+export function attentionBackward(
+  batch: CommandBatch,
+  bufs: { qkv: Binding; out: Binding; lse: Binding; dout: Binding; dqkv: Binding; delta?: Binding },
+  dims: AttentionDims,
+): void {
+  const k = 'attentionBackward';
+  const s = shapeOf(k, dims);
+  const n = s.B * s.T * s.H * s.Dh;
+  const rows = s.B * s.H * s.T;
+  checkSize(k, s, 'qkv', bufs.qkv, 3 * n);
+  checkSize(k, s, 'out', bufs.out, n);
+  checkSize(k, s, 'dout', bufs.dout, n);
+  checkSize(k, s, 'lse', bufs.lse, rows);
+  checkSize(k, s, 'dqkv', bufs.dqkv, 3 * n);
+  if (bufs.delta) checkSize(k, s, 'delta', bufs.delta, rows);
+  const delta = bufs.delta ?? deltaBuffer(batch, rows * 4);
+
+  const cq = cfgFor(s, fwdRow);
+  const pq = getPipeline(batch.device, keyOf('bwdq', cq), () => backwardQSource(cq));
+  const a = params(s, cq.QT);
+  batch.dispatch(pq, [bufs.qkv, bufs.out, bufs.dout, bufs.lse, bufs.dqkv, delta], a.p, grid(a.groups));
+
+  const ckv = cfgFor(s, bwdKVRow);
+  const pkv = getPipeline(batch.device, keyOf('bwdkv', ckv), () => backwardKVSource(ckv));
+  const b = params(s, ckv.QT);
+  batch.dispatch(pkv, [bufs.qkv, bufs.dout, bufs.lse, delta, bufs.dqkv], b.p, grid(b.groups));
+}

@@ -1,0 +1,78 @@
+// Launch-time checks and WGSL snippets the element-wise kernel files share: binding sizes (a
+// binding too small would be clamped silently by robustness, so we throw instead), aliasing
+// (WebGPU forbids a writable binding overlapping another binding of the same dispatch), and the
+// vec4 choice with a guarded tail store.
+import type { Binding } from './runtime.js';
+
+function parts(b: Binding): { buffer: GPUBuffer; offset: number; size: number } {
+  if ('buffer' in b) {
+    const offset = b.offset ?? 0;
+    return { buffer: b.buffer, offset, size: b.size ?? b.buffer.size - offset };
+  }
+  return { buffer: b, offset: 0, size: b.size };
+}
+
+/** Bytes a binding exposes to the shader. */
+export function bindingBytes(b: Binding): number {
+  return parts(b).size;
+}
+
+export function checkCount(kernel: string, what: string, v: number): void {
+  if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError(`${kernel}: ${what} must be an integer in [0, 2^32), got ${v}`);
+}
+
+/** Throws unless `b` holds at least `bytes` bytes. */
+export function requireBytes(kernel: string, name: string, b: Binding, bytes: number, detail: string): void {
+  const have = bindingBytes(b);
+  if (have < bytes) throw new RangeError(`${kernel}: ${name} binding holds ${have} bytes, needs ${bytes} (${detail})`);
+}
+
+/** 'same': identical ranges (an in-place variant can be used); 'overlap': partial overlap; null: disjoint. */
+export function aliasing(a: Binding, b: Binding): 'same' | 'overlap' | null {
+  const x = parts(a), y = parts(b);
+  if (x.buffer !== y.buffer) return null;
+  if (x.offset === y.offset) return 'same';
+  return x.offset < y.offset + y.size && y.offset < x.offset + x.size ? 'overlap' : null;
+}
+
+/** Throws if `out` shares memory with any input (callers that support in-place check 'same' first). */
+export function requireDisjoint(kernel: string, out: [string, Binding], ...ins: [string, Binding][]): void {
+  for (const [name, b] of ins)
+    if (aliasing(out[1], b)) throw new Error(`${kernel}: ${out[0]} must not share memory with ${name} (a buffer cannot be bound writable and read-only in one dispatch)`);
+}
+
+/**
+ * 4 when every binding can be read as ceil(n/4) vec4s (pool buffers always can: their sizes are
+ * multiples of 64 and binding offsets are 256-aligned), else 1. The last vec4 may then run past
+ * n: loads there are in bounds but meaningless, and stores go through `storeVec4` lane by lane.
+ */
+export function vecWidth(n: number, ...bindings: Binding[]): 1 | 4 {
+  const need = Math.ceil(n / 4) * 16;
+  return bindings.every((b) => bindingBytes(b) >= need) ? 4 : 1;
+}
+
+/** WGSL `fn put_<arr>(i, v)` writing unit i of `arr`: whole vec4 inside n, else only lanes < n
+ *  (so memory past n in the same buffer is never touched). `n` is the element count expression. */
+export function storeFn(arr: string, V: 1 | 4, n = 'p.n'): string {
+  // parameter names with a trailing underscore cannot clash with the shader's arrays
+  if (V === 1) return `fn put_${arr}(i_: u32, v_: f32) { ${arr}[i_] = v_; }`;
+  return `fn put_${arr}(i_: u32, v_: vec4<f32>) {
+  let e_ = i_ * 4u;
+  if (e_ + 4u <= ${n}) { ${arr}[i_] = v_; return; }
+  ${arr}[i_].x = v_.x;
+  if (e_ + 1u < ${n}) { ${arr}[i_].y = v_.y; }
+  if (e_ + 2u < ${n}) { ${arr}[i_].z = v_.z; }
+}`;
+}
+
+/** WGSL type of one unit. */
+export function unitType(V: 1 | 4): string {
+  return V === 4 ? 'vec4<f32>' : 'f32';
+}
+
+/** Linear invocation index for a 1-D launch laid out by runtime.grid(). */
+export function linearIndex(wg: number): string {
+  return `(wid.y * nwg.x + wid.x) * ${wg}u + lid`;
+}
+
+export const MAIN_ARGS = '@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32';

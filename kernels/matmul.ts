@@ -1,0 +1,824 @@
+// Matrix multiply for every layer: C = act(op(A)·op(B) + bias) + residual (or C += op(A)·op(B) + bias),
+// batched with per-operand strides (stride 0 = broadcast), f32 or f16 inputs, f32 accumulation.
+//
+// The tiled kernel is the classic register-blocked SIMT GEMM: a workgroup owns a BM×BN tile of C,
+// walks K in BK steps through double-buffered workgroup memory (one barrier per step: the next tile
+// is fetched into registers while the current one is multiplied), and each thread keeps TM×TN
+// accumulators as vec4 rows. Shared tiles are stored k-major ([k][m] and [k][n]) for every transpose
+// combination, so the inner loop is the same four vec4 reads + outer product whatever the layout;
+// only the global→shared copy differs. Global loads are vec4 where the contiguous dimension (and the
+// batch stride) is a multiple of 4, scalar otherwise; bound checks are compiled in only for the
+// dimensions that are not tile multiples. Small outputs with a long K are split along K into a
+// workspace and summed by a second kernel that also applies the epilogue.
+//
+// f16 inputs: where the device has `chromium-experimental-subgroup-matrix` (Dawn, unsafe APIs) a
+// subgroup-matrix kernel (tensor cores on NVIDIA) is available; it is enabled only after it has
+// compiled and matched the plain f16 kernel on this device (see checkSubgroupMatrix), because it is
+// otherwise untested. Elsewhere f16 goes through the tiled kernel, converting to f32 on load.
+//
+// The tile config is chosen per device and shape class by timing the candidates once
+// (queue.onSubmittedWorkDone) in the background at first use; until that finishes a size heuristic
+// decides. Every config sums each output over k in the same order, so without a K split the choice
+// never changes the result bits.
+import { CommandBatch, getPipeline, grid, Params, type Binding } from './runtime.js';
+
+export interface MatmulDims {
+  M: number;
+  N: number;
+  K: number;
+  /** Default 1. */
+  batch?: number;
+  /** A stored [K, M] (row-major) instead of [M, K]. */
+  transA?: boolean;
+  /** B stored [N, K] instead of [K, N]. */
+  transB?: boolean;
+  /** Per-batch element strides; default dense; 0 = broadcast (e.g. shared weights). */
+  strideA?: number;
+  strideB?: number;
+  strideC?: number;
+  /** GELU (erf form, as PyTorch), applied after the bias. */
+  activation?: 'none' | 'gelu';
+  /** C += result (gradient accumulation); not combined with activation or residual. */
+  accumulate?: boolean;
+}
+
+export interface MatmulBuffers {
+  a: Binding;
+  b: Binding;
+  c: Binding;
+  /** [N] */
+  bias?: Binding;
+  /** Same layout as C. */
+  residual?: Binding;
+  /** Receives the pre-activation (after bias), same layout as C; the GELU backward needs it. */
+  preact?: Binding;
+}
+
+export type MatmulPrecision = 'f32' | 'f16';
+
+/** Tile configs of the register-blocked kernel: workgroup tile BM×BN, K step BK, TM×TN per thread. */
+export const MATMUL_TILES = {
+  small: { BM: 32, BN: 32, BK: 16, TM: 4, TN: 4 },
+  mid: { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 },
+  tall: { BM: 128, BN: 64, BK: 8, TM: 8, TN: 4 },
+  large: { BM: 128, BN: 128, BK: 8, TM: 8, TN: 8 },
+} as const;
+export type MatmulTileName = keyof typeof MATMUL_TILES;
+/** 'subgroup-matrix' is the f16 tensor-core path (needs the device feature; M%64, N%32, K%16 = 0). */
+export type MatmulConfigName = MatmulTileName | 'subgroup-matrix';
+
+export interface MatmulOptions {
+  precision?: MatmulPrecision;
+  /** Force a config instead of the tuned/heuristic choice. */
+  config?: MatmulConfigName;
+  /** Force the number of K splits (1 = none); the default is a heuristic. */
+  splitK?: number;
+}
+
+const TILE_NAMES = Object.keys(MATMUL_TILES) as MatmulTileName[];
+const SG = 'subgroup-matrix';
+const SG_TILE = { BM: 64, BN: 32 }; // 4×2 fragments of 16×16 per subgroup: the best measured on H200
+const GROUP = 8; // tile rows that walk N together, so their B panels are shared in L2
+const MAX_SPLITS = 16;
+const MAX_GROUPS = 65535;
+
+// ---------------------------------------------------------------------------------------------
+// Shapes
+
+interface Shape {
+  M: number;
+  N: number;
+  K: number;
+  batch: number;
+  tA: boolean;
+  tB: boolean;
+  sA: number;
+  sB: number;
+  sC: number;
+  gelu: boolean;
+  acc: boolean;
+}
+
+function resolve(d: MatmulDims): Shape {
+  const int = (name: string, v: unknown, min = 0) => {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > 0xffffffff)
+      throw new RangeError(`matmul: ${name} must be an integer ≥ ${min} (and < 2^32), got ${v} (M=${d.M}, N=${d.N}, K=${d.K})`);
+    return v;
+  };
+  const M = int('M', d.M), N = int('N', d.N), K = int('K', d.K);
+  const batch = int('batch', d.batch ?? 1);
+  const sA = int('strideA', d.strideA ?? M * K), sB = int('strideB', d.strideB ?? K * N), sC = int('strideC', d.strideC ?? M * N);
+  const act = d.activation ?? 'none';
+  if (act !== 'none' && act !== 'gelu') throw new RangeError(`matmul: unknown activation '${act}'`);
+  if (batch > 1 && sC === 0 && M * N > 0) throw new RangeError(`matmul: strideC = 0 with batch ${batch} would make the batch items race on one C`);
+  if (batch > 1 && sC < M * N && sC > 0) throw new RangeError(`matmul: strideC ${sC} < M·N = ${M * N}: batch items of C would overlap`);
+  // Strides only matter between batch items; normalising them keeps kernel choice independent of unused values.
+  return { M, N, K, batch, tA: !!d.transA, tB: !!d.transB, sA: batch > 1 ? sA : 0, sB: batch > 1 ? sB : 0, sC: batch > 1 ? sC : 0, gelu: act === 'gelu', acc: !!d.accumulate };
+}
+
+/** Whether A / B can be read as vec4 along their contiguous dimension, and C written as vec4. */
+function vecFlags(s: Shape) {
+  return {
+    vA: (s.tA ? s.M : s.K) % 4 === 0 && s.sA % 4 === 0,
+    vB: (s.tB ? s.K : s.N) % 4 === 0 && s.sB % 4 === 0,
+    vC: s.N % 4 === 0 && s.sC % 4 === 0,
+  };
+}
+
+function parts(b: Binding): { buffer: GPUBuffer; offset: number; size: number } {
+  if ('buffer' in b) {
+    const offset = b.offset ?? 0;
+    return { buffer: b.buffer, offset, size: b.size ?? b.buffer.size - offset };
+  }
+  return { buffer: b, offset: 0, size: b.size };
+}
+
+function overlaps(x: Binding, y: Binding): boolean {
+  const a = parts(x), b = parts(y);
+  return a.buffer === b.buffer && a.offset < b.offset + b.size && b.offset < a.offset + a.size;
+}
+
+function checkBuffers(bufs: MatmulBuffers, s: Shape, prec: MatmulPrecision): void {
+  const dims = `M=${s.M}, N=${s.N}, K=${s.K}, batch=${s.batch}${s.tA ? ', transA' : ''}${s.tB ? ', transB' : ''}`;
+  const need = (name: string, b: Binding | undefined, elems: number, bytesPer: number) => {
+    if (!b) return;
+    const have = parts(b).size;
+    if (have < elems * bytesPer)
+      throw new RangeError(`matmul: ${name} holds ${have} bytes, needs ${elems * bytesPer} (${elems} ${bytesPer === 2 ? 'f16' : 'f32'} for ${dims})`);
+  };
+  const span = (stride: number, item: number) => (s.batch === 0 || item === 0 ? 0 : (s.batch - 1) * stride + item);
+  const inB = prec === 'f16' ? 2 : 4;
+  need('a', bufs.a, span(s.sA, s.M * s.K), inB);
+  need('b', bufs.b, span(s.sB, s.K * s.N), inB);
+  need('c', bufs.c, span(s.sC, s.M * s.N), 4);
+  need('bias', bufs.bias, s.N, 4);
+  need('residual', bufs.residual, span(s.sC, s.M * s.N), 4);
+  need('preact', bufs.preact, span(s.sC, s.M * s.N), 4);
+  if (s.acc && (s.gelu || bufs.residual)) throw new Error(`matmul: accumulate cannot be combined with activation or residual (${dims})`);
+  const outs: [string, Binding | undefined][] = [['c', bufs.c], ['preact', bufs.preact]];
+  const all: [string, Binding | undefined][] = [['a', bufs.a], ['b', bufs.b], ['bias', bufs.bias], ['residual', bufs.residual], ...outs];
+  for (const [on, o] of outs)
+    for (const [n, b] of all)
+      if (o && b && o !== b && on !== n && overlaps(o, b))
+        throw new Error(`matmul: ${on} must not share memory with ${n} (a buffer cannot be bound writable and read in one dispatch)`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// WGSL
+
+interface Epilogue {
+  bias: boolean;
+  gelu: boolean;
+  residual: boolean;
+  preact: boolean;
+  acc: boolean;
+}
+
+const NO_EPILOGUE: Epilogue = { bias: false, gelu: false, residual: false, preact: false, acc: false };
+const epKey = (e: Epilogue) => `${+e.bias}${+e.gelu}${+e.residual}${+e.preact}${+e.acc}`;
+
+// GELU(x) = x·Φ(x) with Φ(x) = ½·erfc(−x/√2); erfc from the Chebyshev fit in Numerical Recipes
+// (fractional error < 1.2e-7 everywhere), so the negative tail keeps full relative accuracy.
+function geluFn(T: string): string {
+  return `fn gelu(x: ${T}) -> ${T} {
+  let z = abs(x) * 0.7071067811865476;
+  let t = 1.0 / (1.0 + 0.5 * z);
+  let y = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
+  return x * select(1.0 - 0.5 * y, 0.5 * y, x < ${T}(0.0));
+}`;
+}
+
+/** Epilogue bindings starting at `first`, and `fn put(ci, nb, v)`: ci = C index, nb = bias index (units of T). */
+function epilogueSource(e: Epilogue, T: string, first: number): { decls: string; next: number; fns: string } {
+  let b = first;
+  const decls: string[] = [];
+  if (e.bias) decls.push(`@group(0) @binding(${b++}) var<storage, read> bias: array<${T}>;`);
+  if (e.residual) decls.push(`@group(0) @binding(${b++}) var<storage, read> residual: array<${T}>;`);
+  if (e.preact) decls.push(`@group(0) @binding(${b++}) var<storage, read_write> preact: array<${T}>;`);
+  const body = [
+    `  var v = x;`,
+    e.bias ? `  v += bias[nb];` : '',
+    e.preact ? `  preact[ci] = v;` : '',
+    e.gelu ? `  v = gelu(v);` : '',
+    e.residual ? `  v += residual[ci];` : '',
+    e.acc ? `  v += C[ci];` : '',
+    `  C[ci] = v;`,
+  ].filter(Boolean);
+  const fns = `${e.gelu ? geluFn(T) : ''}
+fn put(ci: u32, nb: u32, x: ${T}) {
+${body.join('\n')}
+}`;
+  return { decls: decls.join('\n'), next: b, fns };
+}
+
+interface TiledVariant {
+  tile: MatmulTileName;
+  prec: MatmulPrecision;
+  tA: boolean;
+  tB: boolean;
+  vA: boolean;
+  vB: boolean;
+  vC: boolean;
+  chkM: boolean;
+  chkN: boolean;
+  chkK: boolean;
+  ep: Epilogue;
+}
+
+const tiledKey = (v: TiledVariant) =>
+  `matmul_${v.tile}_${v.prec}_t${+v.tA}${+v.tB}_v${+v.vA}${+v.vB}${+v.vC}_c${+v.chkM}${+v.chkN}${+v.chkK}_e${epKey(v.ep)}`;
+
+/** WGSL copying one operand's BK-slice from global memory into registers, and registers into shared memory. */
+function operandCopy(
+  X: 'A' | 'B',
+  o: { TD: number; BK: number; WG: number; vec: boolean; kContig: boolean; chkD: boolean; chkK: boolean; dim: string; cvt: (e: string) => string },
+) {
+  const { TD, BK, WG, vec, kContig, chkD, chkK, dim } = o;
+  const d0 = X === 'A' ? 'm0' : 'n0';
+  const S = X === 'A' ? 'As' : 'Bs';
+  const D4 = TD / 4;
+  const items = vec ? (TD * BK) / 4 : TD * BK;
+  const count = Math.ceil(items / WG);
+  const partial = items % WG !== 0;
+  const setup: string[] = [];
+  const decl: string[] = [];
+  const load: string[] = [];
+  const store: string[] = [];
+  const rt = vec ? 'vec4<f32>' : 'f32';
+  for (let i = 0; i < count; i++) {
+    const r = `r${X}${i}`, d = `${X}d${i}`, k = `${X}k${i}`, ok = `${X}ok${i}`;
+    decl.push(`var ${r}: ${rt};`);
+    // Tile-local coordinates of this thread's i-th item: d along M (or N), k along K.
+    const idx = `(lid + ${i * WG}u)`;
+    if (vec && kContig) setup.push(`let ${d} = ${idx} / ${BK / 4}u; let ${k} = (${idx} % ${BK / 4}u) * 4u;`);
+    else if (vec) setup.push(`let ${k} = ${idx} / ${D4}u; let ${d} = (${idx} % ${D4}u) * 4u;`);
+    else if (kContig) setup.push(`let ${d} = ${idx} / ${BK}u; let ${k} = ${idx} % ${BK}u;`);
+    else setup.push(`let ${k} = ${idx} / ${TD}u; let ${d} = ${idx} % ${TD}u;`);
+    if (partial) setup.push(`let ${ok} = ${idx} < ${items}u;`);
+    const conds = [partial ? ok : '', chkD ? `${d0} + ${d} < ${dim}` : '', chkK ? `k + ${k} < kEnd` : ''].filter(Boolean);
+    // Offsets within the operand: kContig = stored [D, K] (row stride K), else [K, D] (row stride D).
+    const off = kContig ? `${X.toLowerCase()}Off + (${d0} + ${d}) * p.K + k + ${k}` : `${X.toLowerCase()}Off + (k + ${k}) * ${dim} + ${d0} + ${d}`;
+    const value = o.cvt(vec ? `${X}[(${off}) / 4u]` : `${X}[${off}]`);
+    if (conds.length) load.push(`${r} = ${rt}(0.0); if (${conds.join(' && ')}) { ${r} = ${value}; }`);
+    else load.push(`${r} = ${value};`);
+    const st: string[] = [];
+    if (vec && !kContig) st.push(`${S}[buf * ${BK * D4}u + ${k} * ${D4}u + ${d} / 4u] = ${r};`);
+    else if (vec) {
+      for (let j = 0; j < 4; j++) st.push(`${S}[buf * ${BK * D4}u + (${k} + ${j}u) * ${D4}u + ${d} / 4u][${d} % 4u] = ${r}[${j}];`);
+    } else st.push(`${S}[buf * ${BK * D4}u + ${k} * ${D4}u + ${d} / 4u][${d} % 4u] = ${r};`);
+    store.push(partial ? `if (${ok}) { ${st.join(' ')} }` : st.join('\n    '));
+  }
+  return { setup: setup.join('\n  '), decl: decl.join('\n  '), load: load.join('\n    '), store: store.join('\n    ') };
+}
+
+function tiledSource(v: TiledVariant): string {
+  const { BM, BN, BK, TM, TN } = MATMUL_TILES[v.tile];
+  const TX = BN / TN, TY = BM / TM, WG = TX * TY, RM = TM / 4, RN = TN / 4;
+  const inT = v.prec;
+  const cvtV = (e: string) => (inT === 'f32' ? e : `vec4<f32>(${e})`);
+  const cvtS = (e: string) => (inT === 'f32' ? e : `f32(${e})`);
+  const ca = operandCopy('A', { TD: BM, BK, WG, vec: v.vA, kContig: !v.tA, chkD: v.chkM, chkK: v.chkK, dim: 'p.M', cvt: v.vA ? cvtV : cvtS });
+  const cb = operandCopy('B', { TD: BN, BK, WG, vec: v.vB, kContig: v.tB, chkD: v.chkN, chkK: v.chkK, dim: 'p.N', cvt: v.vB ? cvtV : cvtS });
+  const CT = v.vC ? 'vec4<f32>' : 'f32';
+  const ep = epilogueSource(v.ep, CT, 3);
+
+  const accs: string[] = [];
+  for (let r = 0; r < TM; r++) for (let c = 0; c < RN; c++) accs.push(`var acc${r}_${c} = vec4<f32>(0.0);`);
+  const inner: string[] = [];
+  for (let kk = 0; kk < BK; kk++) {
+    const step: string[] = [];
+    for (let rm = 0; rm < RM; rm++) step.push(`let a${rm} = As[aB + ${kk * (BM / 4) + rm * TY}u + ty];`);
+    for (let rn = 0; rn < RN; rn++) step.push(`let b${rn} = Bs[bB + ${kk * (BN / 4) + rn * TX}u + tx];`);
+    for (let rm = 0; rm < RM; rm++)
+      for (let i = 0; i < 4; i++) for (let rn = 0; rn < RN; rn++) step.push(`acc${rm * 4 + i}_${rn} += a${rm}[${i}] * b${rn};`);
+    inner.push(`{\n      ${step.join('\n      ')}\n    }`);
+  }
+  // Thread (tx, ty) owns rows rm·4TY + 4ty + i and columns rn·4TX + 4tx + j: vec4 runs that are
+  // contiguous across a warp in shared memory.
+  const out: string[] = [];
+  for (let rm = 0; rm < RM; rm++)
+    for (let i = 0; i < 4; i++) {
+      const row = `m0 + ${rm * TY * 4 + i}u + ty * 4u`;
+      const cols: string[] = [];
+      for (let rn = 0; rn < RN; rn++) {
+        const acc = `acc${rm * 4 + i}_${rn}`;
+        const n = `n0 + ${rn * TX * 4}u + tx * 4u`;
+        if (v.vC) cols.push(`{ let n = ${n}; ${v.chkN ? 'if (n < p.N) ' : ''}{ put((cOff + m * p.N + n) / 4u, n / 4u, ${acc}); } }`);
+        else
+          for (let j = 0; j < 4; j++)
+            cols.push(`{ let n = ${n} + ${j}u; ${v.chkN ? 'if (n < p.N) ' : ''}{ put(cOff + m * p.N + n, n, ${acc}[${j}]); } }`);
+      }
+      out.push(`{ let m = ${row}; ${v.chkM ? 'if (m < p.M) ' : ''}{\n      ${cols.join('\n      ')}\n    } }`);
+    }
+
+  return /* wgsl */ `${inT === 'f16' ? 'enable f16;\n' : ''}
+struct P { M: u32, N: u32, K: u32, sA: u32, sB: u32, sC: u32, tilesM: u32, tilesN: u32, batch: u32, kChunk: u32 }
+@group(0) @binding(0) var<storage, read> A: array<${v.vA ? `vec4<${inT}>` : inT}>;
+@group(0) @binding(1) var<storage, read> B: array<${v.vB ? `vec4<${inT}>` : inT}>;
+@group(0) @binding(2) var<storage, read_write> C: array<${CT}>;
+${ep.decls}
+@group(0) @binding(${ep.next}) var<uniform> p: P;
+// Double-buffered k-major tiles: As[buf][k][m], Bs[buf][k][n], in vec4 units.
+var<workgroup> As: array<vec4<f32>, ${(2 * BK * BM) / 4}>;
+var<workgroup> Bs: array<vec4<f32>, ${(2 * BK * BN) / 4}>;
+${ep.fns}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let pid = wid.y * nwg.x + wid.x;
+  if (pid >= p.tilesM * p.tilesN) { return; }
+  let width = ${GROUP}u * p.tilesN;
+  let first = (pid / width) * ${GROUP}u;
+  let rows = min(p.tilesM - first, ${GROUP}u);
+  let r = pid % width;
+  let m0 = (first + r % rows) * ${BM}u;
+  let n0 = (r / rows) * ${BN}u;
+  // z = split · batch + item; with a K split, C is the workspace and cOff selects the split's slab.
+  let item = wid.z % p.batch;
+  let kBeg = (wid.z / p.batch) * p.kChunk;
+  let kEnd = min(p.K, kBeg + p.kChunk);
+  let aOff = item * p.sA;
+  let bOff = item * p.sB;
+  let cOff = wid.z * p.sC;
+  let tx = lid % ${TX}u;
+  let ty = lid / ${TX}u;
+  ${accs.join('\n  ')}
+  ${ca.setup}
+  ${cb.setup}
+  ${ca.decl}
+  ${cb.decl}
+  let nT = (max(kEnd, kBeg) - kBeg + ${BK - 1}u) / ${BK}u;
+  if (nT > 0u) {
+    let k = kBeg;
+    let buf = 0u;
+    ${ca.load}
+    ${cb.load}
+    ${ca.store}
+    ${cb.store}
+  }
+  workgroupBarrier();
+  for (var t = 0u; t < nT; t++) {
+    let more = t + 1u < nT;
+    if (more) {
+      let k = kBeg + (t + 1u) * ${BK}u;
+      ${ca.load}
+      ${cb.load}
+    }
+    let aB = (t & 1u) * ${(BK * BM) / 4}u;
+    let bB = (t & 1u) * ${(BK * BN) / 4}u;
+    ${inner.join('\n    ')}
+    if (more) {
+      let buf = (t + 1u) & 1u;
+      ${ca.store}
+      ${cb.store}
+    }
+    workgroupBarrier();
+  }
+  ${out.join('\n  ')}
+}`;
+}
+
+/** Sums the K splits from the workspace and applies the epilogue. */
+function reduceSource(vec: boolean, ep: Epilogue): string {
+  const T = vec ? 'vec4<f32>' : 'f32';
+  const e = epilogueSource(ep, T, 2);
+  const W = vec ? 4 : 1;
+  return /* wgsl */ `
+struct P { N: u32, splits: u32, sC: u32, per: u32, total: u32 }
+@group(0) @binding(0) var<storage, read> ws: array<${T}>;
+@group(0) @binding(1) var<storage, read_write> C: array<${T}>;
+${e.decls}
+@group(0) @binding(${e.next}) var<uniform> p: P;
+${e.fns}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+  if (i >= p.total) { return; }
+  var v = ws[i];
+  for (var s = 1u; s < p.splits; s++) { v += ws[i + s * p.total]; }
+  let item = i / p.per;
+  let r = i % p.per;
+  put(item * (p.sC / ${W}u) + r, (r * ${W}u) % p.N / ${W}u, v);
+}`;
+}
+
+/** Subgroup-matrix kernel: one subgroup per workgroup computes a 64×32 tile as 4×2 16×16 fragments,
+ *  loading fragments straight from global memory (transposes become column-major loads). */
+function subgroupSource(sg: number, tA: boolean, tB: boolean, ep: Epilogue): string {
+  const e = epilogueSource(ep, 'f32', 3);
+  const direct = epKey(ep) === epKey(NO_EPILOGUE);
+  const frag: string[] = [];
+  const loads: string[] = [];
+  const mma: string[] = [];
+  const stores: string[] = [];
+  for (let i = 0; i < 4; i++)
+    for (let j = 0; j < 2; j++) frag.push(`var c${i}${j} = subgroup_matrix_result<f32, 16, 16>();`);
+  for (let i = 0; i < 4; i++) {
+    const off = tA ? `aOff + k * p.M + m0 + ${i * 16}u` : `aOff + (m0 + ${i * 16}u) * p.K + k`;
+    loads.push(`let a${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&A, ${off}, ${tA}, ${tA ? 'p.M' : 'p.K'});`);
+  }
+  for (let j = 0; j < 2; j++) {
+    const off = tB ? `bOff + (n0 + ${j * 16}u) * p.K + k` : `bOff + k * p.N + n0 + ${j * 16}u`;
+    loads.push(`let b${j} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&B, ${off}, ${tB}, ${tB ? 'p.K' : 'p.N'});`);
+  }
+  for (let i = 0; i < 4; i++) for (let j = 0; j < 2; j++) mma.push(`c${i}${j} = subgroupMatrixMultiplyAccumulate(a${i}, b${j}, c${i}${j});`);
+  for (let i = 0; i < 4; i++)
+    for (let j = 0; j < 2; j++)
+      stores.push(
+        direct
+          ? `subgroupMatrixStore(&C, cOff + (m0 + ${i * 16}u) * p.N + n0 + ${j * 16}u, c${i}${j}, false, p.N);`
+          : `subgroupMatrixStore(&T, ${i * 16 * 32 + j * 16}u, c${i}${j}, false, 32u);`,
+      );
+  return /* wgsl */ `enable f16;
+enable chromium_experimental_subgroup_matrix;
+struct P { M: u32, N: u32, K: u32, sA: u32, sB: u32, sC: u32, tilesM: u32, tilesN: u32 }
+@group(0) @binding(0) var<storage, read> A: array<f16>;
+@group(0) @binding(1) var<storage, read> B: array<f16>;
+@group(0) @binding(2) var<storage, read_write> C: array<f32>;
+${e.decls}
+@group(0) @binding(${e.next}) var<uniform> p: P;
+${direct ? '' : 'var<workgroup> T: array<f32, 2048>;'}
+${direct ? '' : e.fns}
+@compute @workgroup_size(${sg})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let pid = wid.y * nwg.x + wid.x;
+  if (pid >= p.tilesM * p.tilesN) { return; }
+  let width = ${GROUP}u * p.tilesN;
+  let first = (pid / width) * ${GROUP}u;
+  let rows = min(p.tilesM - first, ${GROUP}u);
+  let r = pid % width;
+  let m0 = (first + r % rows) * 64u;
+  let n0 = (r / rows) * 32u;
+  let aOff = wid.z * p.sA;
+  let bOff = wid.z * p.sB;
+  let cOff = wid.z * p.sC;
+  ${frag.join('\n  ')}
+  for (var k = 0u; k < p.K; k += 16u) {
+    ${loads.join('\n    ')}
+    ${mma.join('\n    ')}
+  }
+  ${stores.join('\n  ')}
+${
+  direct
+    ? ''
+    : `  workgroupBarrier();
+  for (var e = lid; e < 2048u; e += ${sg}u) {
+    let m = m0 + e / 32u;
+    let n = n0 + e % 32u;
+    put(cOff + m * p.N + n, n, T[e]);
+  }`
+}
+}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-device state: feature support, tuned choices, the split-K workspace
+
+interface DeviceState {
+  choices: Map<string, MatmulConfigName>;
+  tuning: Map<string, Promise<MatmulConfigName>>;
+  sg: 'unknown' | 'checking' | 'ok' | 'no';
+  sgCheck?: Promise<boolean>;
+  ws?: GPUBuffer;
+}
+
+const states = new WeakMap<GPUDevice, DeviceState>();
+function state(device: GPUDevice): DeviceState {
+  let s = states.get(device);
+  if (!s) states.set(device, (s = { choices: new Map(), tuning: new Map(), sg: 'unknown' }));
+  return s;
+}
+
+let autotuneOn = true;
+/** Turns the background autotune at first use on or off (off: the size heuristic decides). */
+export function setMatmulAutotune(on: boolean): void {
+  autotuneOn = on;
+}
+
+function tileFits(device: GPUDevice, name: MatmulTileName): boolean {
+  const { BM, BN, BK, TM, TN } = MATMUL_TILES[name];
+  const threads = (BM / TM) * (BN / TN);
+  return threads <= device.limits.maxComputeInvocationsPerWorkgroup && 2 * BK * (BM + BN) * 4 <= device.limits.maxComputeWorkgroupStorageSize;
+}
+
+/** Subgroup size for the subgroup-matrix kernel, or 0 where it cannot run. */
+function subgroupSize(device: GPUDevice): number {
+  if (!device.features.has('chromium-experimental-subgroup-matrix' as GPUFeatureName) || !device.features.has('shader-f16')) return 0;
+  const info = (device as unknown as { adapterInfo?: { subgroupMinSize?: number; subgroupMaxSize?: number; subgroupMatrixConfigs?: Iterable<Record<string, unknown>> } }).adapterInfo;
+  const configs = info?.subgroupMatrixConfigs ? [...info.subgroupMatrixConfigs] : [];
+  const ok = configs.some((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16);
+  const size = info?.subgroupMinSize ?? 0;
+  // One subgroup per workgroup: needs a fixed subgroup size.
+  return ok && size > 0 && size === info?.subgroupMaxSize && size <= device.limits.maxComputeInvocationsPerWorkgroup ? size : 0;
+}
+
+function subgroupFits(s: Shape): boolean {
+  const al = (x: number) => x % 16 === 0;
+  return s.M % SG_TILE.BM === 0 && s.N % SG_TILE.BN === 0 && al(s.K) && al(s.sA) && al(s.sB) && al(s.sC);
+}
+
+/** The config names this device can run for `precision` (subgroup-matrix: supported, not necessarily validated). */
+export function matmulConfigs(device: GPUDevice, precision: MatmulPrecision = 'f32'): MatmulConfigName[] {
+  const names: MatmulConfigName[] = TILE_NAMES.filter((n) => tileFits(device, n));
+  if (precision === 'f16' && subgroupSize(device) > 0) names.push(SG);
+  return names;
+}
+
+function heuristicTile(device: GPUDevice, s: Shape): MatmulTileName {
+  const tiles = (n: MatmulTileName) => Math.ceil(s.M / MATMUL_TILES[n].BM) * Math.ceil(s.N / MATMUL_TILES[n].BN) * s.batch;
+  const ok = (n: MatmulTileName) => tileFits(device, n);
+  // Enough workgroups to fill a large GPU several times over: the biggest tile that does.
+  if (ok('large') && tiles('large') >= 256 && s.N > 64) return 'large';
+  if (ok('tall') && tiles('tall') >= 256) return 'tall';
+  if (ok('mid') && tiles('mid') >= 64) return 'mid';
+  return ok('small') ? 'small' : TILE_NAMES.find(ok)!;
+}
+
+/** K splits: only when the output gives too few workgroups and K is long enough to share. */
+function heuristicSplits(device: GPUDevice, s: Shape, tile: MatmulTileName): number {
+  const { BM, BN, BK } = MATMUL_TILES[tile];
+  const groups = Math.ceil(s.M / BM) * Math.ceil(s.N / BN) * s.batch;
+  if (groups >= 128 || s.K < 1024) return 1;
+  let n = Math.min(MAX_SPLITS, Math.ceil(256 / groups), Math.floor(s.K / 256));
+  while (n > 1 && n * s.batch * s.M * s.N * 4 > device.limits.maxStorageBufferBindingSize) n--;
+  return Math.max(1, Math.min(n, Math.ceil(s.K / BK)));
+}
+
+function classKey(s: Shape, prec: MatmulPrecision): string {
+  const { vA, vB } = vecFlags(s);
+  const b4 = (x: number) => Math.round(Math.log2(Math.max(1, x)) / 2);
+  return `${prec}|t${+s.tA}${+s.tB}|v${+vA}${+vB}|mn${b4(s.M * s.N * s.batch)}|k${b4(s.K)}`;
+}
+
+const TUNE_MIN_MACS = 2 ** 24; // below this a matmul is launch-bound: the heuristic is as good as any timing
+const TUNE_MAX_MACS = 2 ** 32; // the tuning problem is shrunk to this (~8.6 GFLOP)
+
+interface Plan {
+  config: MatmulConfigName;
+  splits: number;
+}
+
+function plan(device: GPUDevice, s: Shape, prec: MatmulPrecision, opts: MatmulOptions, kick = true): Plan {
+  let config = opts.config;
+  if (config !== undefined) {
+    if (config === SG) {
+      if (prec !== 'f16') throw new Error(`matmul: config 'subgroup-matrix' needs precision 'f16'`);
+      if (!subgroupSize(device)) throw new Error(`matmul: config 'subgroup-matrix' is not available on this device (needs chromium-experimental-subgroup-matrix, shader-f16, f16→f32 16×16×16 configs and a fixed subgroup size)`);
+      if (!subgroupFits(s)) throw new RangeError(`matmul: config 'subgroup-matrix' needs M % 64, N % 32, K % 16 and strides % 16 = 0 (M=${s.M}, N=${s.N}, K=${s.K})`);
+    } else if (!(config in MATMUL_TILES)) throw new RangeError(`matmul: unknown config '${config}' (have ${[...TILE_NAMES, SG].join(', ')})`);
+    else if (!tileFits(device, config)) throw new RangeError(`matmul: config '${config}' exceeds this device's workgroup limits`);
+  } else {
+    const st = state(device);
+    const key = classKey(s, prec);
+    config = st.choices.get(key);
+    if (config === SG && !subgroupFits(s)) config = undefined;
+    if (config === undefined) {
+      config = heuristicTile(device, s);
+      if (kick && autotuneOn && s.M * s.N * s.K * s.batch >= TUNE_MIN_MACS && !st.tuning.has(key)) startTune(device, s, prec, key);
+    }
+  }
+  if (config === SG) {
+    if (opts.splitK !== undefined && opts.splitK !== 1) throw new RangeError(`matmul: the subgroup-matrix kernel does not split K`);
+    return { config, splits: 1 };
+  }
+  if (opts.splitK !== undefined && (!Number.isInteger(opts.splitK) || opts.splitK < 1 || opts.splitK > 1024))
+    throw new RangeError(`matmul: splitK must be an integer in [1, 1024], got ${opts.splitK}`);
+  return { config, splits: opts.splitK ?? heuristicSplits(device, s, config) };
+}
+
+function workspace(device: GPUDevice, bytes: number): GPUBuffer {
+  const st = state(device);
+  if (!st.ws || st.ws.size < bytes) {
+    // The old buffer is dropped, not destroyed: unsubmitted commands may still use it.
+    st.ws = device.createBuffer({ label: 'matmul split-K workspace', size: Math.max(256, Math.ceil(bytes / 256) * 256), usage: GPUBufferUsage.STORAGE });
+  }
+  return st.ws;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Launch
+
+function record(batch: CommandBatch, bufs: MatmulBuffers, s: Shape, prec: MatmulPrecision, p: Plan): void {
+  const device = batch.device;
+  const ep: Epilogue = { bias: !!bufs.bias, gelu: s.gelu, residual: !!bufs.residual, preact: !!bufs.preact, acc: s.acc };
+  const extra = [bufs.bias, bufs.residual, bufs.preact].filter((b): b is Binding => !!b);
+  if (p.config === SG) {
+    const sg = subgroupSize(device);
+    const pipe = getPipeline(device, `matmul_sg${sg}_t${+s.tA}${+s.tB}_e${epKey(ep)}`, () => subgroupSource(sg, s.tA, s.tB, ep));
+    const tilesM = s.M / SG_TILE.BM, tilesN = s.N / SG_TILE.BN;
+    const [x, y] = grid(tilesM * tilesN);
+    const params = new Params().u32(s.M).u32(s.N).u32(s.K).u32(s.sA).u32(s.sB).u32(s.sC).u32(tilesM).u32(tilesN);
+    batch.dispatch(pipe, [bufs.a, bufs.b, bufs.c, ...extra], params, [x, y, s.batch]);
+    return;
+  }
+  const t = MATMUL_TILES[p.config];
+  const { vA, vB, vC } = vecFlags(s);
+  const tilesM = Math.ceil(s.M / t.BM), tilesN = Math.ceil(s.N / t.BN);
+  const [x, y] = grid(tilesM * tilesN);
+  let splits = Math.max(1, Math.min(p.splits, Math.ceil(s.K / t.BK)));
+  const kChunk = Math.ceil(s.K / splits / t.BK) * t.BK;
+  if (splits > 1) splits = Math.ceil(s.K / kChunk); // every split gets a non-empty range
+  const base = { tile: p.config, prec, tA: s.tA, tB: s.tB, vA, vB, chkM: s.M % t.BM !== 0, chkN: s.N % t.BN !== 0, chkK: s.K % t.BK !== 0 };
+  const tiledParams = (sC: number) =>
+    new Params().u32(s.M).u32(s.N).u32(s.K).u32(s.sA).u32(s.sB).u32(sC).u32(tilesM).u32(tilesN).u32(s.batch).u32(splits > 1 ? kChunk : Math.max(1, s.K));
+  if (s.batch * splits > MAX_GROUPS) throw new RangeError(`matmul: batch ${s.batch} × ${splits} K splits exceeds ${MAX_GROUPS} workgroups in z`);
+  if (splits === 1) {
+    const v: TiledVariant = { ...base, vC, ep };
+    const pipe = getPipeline(device, tiledKey(v), () => tiledSource(v));
+    batch.dispatch(pipe, [bufs.a, bufs.b, bufs.c, ...extra], tiledParams(s.sC), [x, y, s.batch]);
+    return;
+  }
+  // Split K: partial products into the workspace [split][item][M][N], then one pass sums them with the epilogue.
+  const MN = s.M * s.N;
+  const bytes = splits * s.batch * MN * 4;
+  const ws = { buffer: workspace(device, bytes), offset: 0, size: bytes };
+  const wvec = s.N % 4 === 0;
+  const pv: TiledVariant = { ...base, vC: wvec, ep: NO_EPILOGUE };
+  const pipe = getPipeline(device, tiledKey(pv), () => tiledSource(pv));
+  batch.dispatch(pipe, [bufs.a, bufs.b, ws], tiledParams(MN), [x, y, s.batch * splits]);
+  const W = vC ? 4 : 1;
+  const per = MN / W;
+  const total = s.batch * per;
+  const rp = getPipeline(device, `matmul_reduce_v${+vC}_e${epKey(ep)}`, () => reduceSource(vC, ep));
+  // With vC the workspace (dense, N % 4 = 0) is read as vec4 too.
+  batch.dispatch(rp, [ws, bufs.c, ...extra], new Params().u32(s.N).u32(splits).u32(s.sC).u32(per).u32(total), grid(Math.ceil(total / 256)));
+}
+
+/**
+ * C = act(op(A)·op(B) + bias) + residual, row-major [M, N] per batch item (or C += op(A)·op(B) + bias
+ * with `accumulate`). precision 'f16': A and B hold f16, accumulation and C stay f32.
+ */
+export function matmul(batch: CommandBatch, bufs: MatmulBuffers, dims: MatmulDims, opts: MatmulOptions = {}): void {
+  const prec = opts.precision ?? 'f32';
+  if (prec !== 'f32' && prec !== 'f16') throw new RangeError(`matmul: precision must be 'f32' or 'f16', got '${prec}'`);
+  if (prec === 'f16' && !batch.device.features.has('shader-f16')) throw new Error(`matmul: precision 'f16' needs the device feature shader-f16, which this device lacks`);
+  const s = resolve(dims);
+  checkBuffers(bufs, s, prec);
+  if (s.M === 0 || s.N === 0 || s.batch === 0) return;
+  record(batch, bufs, s, prec, plan(batch.device, s, prec, opts));
+}
+
+/** The config and K splits `matmul` would use now for these dims on this device. */
+export function matmulPlan(device: GPUDevice, dims: MatmulDims, opts: MatmulOptions = {}): { config: MatmulConfigName; splits: number } {
+  const s = resolve(dims);
+  return plan(device, s, opts.precision ?? 'f32', opts, false);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Autotune
+
+function startTune(device: GPUDevice, s: Shape, prec: MatmulPrecision, key: string): Promise<MatmulConfigName> {
+  const st = state(device);
+  const fallback = heuristicTile(device, s);
+  const job = runTune(device, s, prec)
+    .catch(() => fallback)
+    .then((c) => {
+      st.choices.set(key, c);
+      return c;
+    });
+  st.tuning.set(key, job);
+  return job;
+}
+
+/**
+ * Times the candidate configs for the shape class of `dims` on this device (once per class) and
+ * caches the winner, which `matmul` then uses for every shape of that class. Runs by itself in the
+ * background at first use; await it to have the choice settled before timing anything.
+ */
+export function tuneMatmul(device: GPUDevice, dims: MatmulDims, opts: { precision?: MatmulPrecision } = {}): Promise<MatmulConfigName> {
+  const prec = opts.precision ?? 'f32';
+  const s = resolve(dims);
+  const st = state(device);
+  const key = classKey(s, prec);
+  return st.tuning.get(key) ?? startTune(device, s, prec, key);
+}
+
+/** A copy of `s` with at most TUNE_MAX_MACS multiply-adds, same transposes, alignment and K. */
+function tuneShape(s: Shape): Shape {
+  const t = { ...s, gelu: false, acc: false };
+  const macs = () => t.M * t.N * t.K * t.batch;
+  if (macs() > TUNE_MAX_MACS) t.batch = Math.max(1, Math.floor(TUNE_MAX_MACS / (t.M * t.N * t.K)));
+  const shrink = (x: number, room: number) => Math.max(Math.min(x, 128 + (x % 4)), Math.floor(room / 4) * 4 + (x % 4));
+  if (macs() > TUNE_MAX_MACS) t.M = Math.min(t.M, shrink(t.M, TUNE_MAX_MACS / (t.N * t.K)));
+  if (macs() > TUNE_MAX_MACS) t.N = Math.min(t.N, shrink(t.N, TUNE_MAX_MACS / (t.M * t.K)));
+  t.sA = t.batch > 1 ? (s.sA === 0 ? 0 : t.M * t.K) : 0;
+  t.sB = t.batch > 1 ? (s.sB === 0 ? 0 : t.K * t.N) : 0;
+  t.sC = t.batch > 1 ? t.M * t.N : 0;
+  return t;
+}
+
+async function runTune(device: GPUDevice, s0: Shape, prec: MatmulPrecision): Promise<MatmulConfigName> {
+  const s = tuneShape(s0);
+  const cands: MatmulConfigName[] = TILE_NAMES.filter((n) => tileFits(device, n));
+  if (prec === 'f16' && subgroupSize(device) && subgroupFits(s) && (await checkSubgroupMatrix(device))) cands.push(SG);
+  if (cands.length === 1) return cands[0];
+  const inB = prec === 'f16' ? 2 : 4;
+  const mk = (elems: number) => device.createBuffer({ size: Math.max(256, Math.ceil(elems / 64) * 256), usage: GPUBufferUsage.STORAGE });
+  const span = (stride: number, item: number) => (s.batch - 1) * stride + item;
+  const bufs: MatmulBuffers = { a: mk((span(s.sA, s.M * s.K) * inB) / 4), b: mk((span(s.sB, s.K * s.N) * inB) / 4), c: mk(span(s.sC, s.M * s.N)) };
+  const cb = new CommandBatch(device);
+  const time = async (c: MatmulConfigName, reps: number) => {
+    // Drain first so the measurement starts on an idle queue (the caller's work runs alongside).
+    await device.queue.onSubmittedWorkDone();
+    const t0 = performance.now();
+    const p: Plan = { config: c, splits: c === SG ? 1 : heuristicSplits(device, s, c) };
+    for (let i = 0; i < reps; i++) record(cb, bufs, s, prec, p);
+    cb.submit();
+    await device.queue.onSubmittedWorkDone();
+    return (performance.now() - t0) / reps;
+  };
+  try {
+    const warm: number[] = [];
+    for (const c of cands) await time(c, 1); // compiles
+    for (const c of cands) warm.push(await time(c, 1));
+    const fastest = Math.min(...warm);
+    const reps = Math.max(1, Math.min(20, Math.round(10 / Math.max(fastest, 1e-3))));
+    const best = warm.slice();
+    // Rounds interleave the candidates; the minimum discards rounds disturbed by other work.
+    const rounds = fastest > 50 ? 1 : 3;
+    for (let r = 0; r < rounds; r++) for (let i = 0; i < cands.length; i++) best[i] = Math.min(best[i], await time(cands[i], reps));
+    return cands[best.indexOf(Math.min(...best))];
+  } finally {
+    for (const b of [bufs.a, bufs.b, bufs.c]) (b as GPUBuffer).destroy();
+  }
+}
+
+/** Runs the subgroup-matrix kernel against the tiled f16 kernel on small problems (all transposes,
+ *  with and without epilogue); enables it on this device only if it compiles and agrees. */
+export function checkSubgroupMatrix(device: GPUDevice): Promise<boolean> {
+  const st = state(device);
+  if (!st.sgCheck) {
+    st.sgCheck = (subgroupSize(device) ? sgSelfCheck(device) : Promise.resolve(false)).catch(() => false).then((ok) => {
+      st.sg = ok ? 'ok' : 'no';
+      return ok;
+    });
+    st.sg = 'checking';
+  }
+  return st.sgCheck;
+}
+
+async function sgSelfCheck(device: GPUDevice): Promise<boolean> {
+  const M = 128, N = 64, K = 48, batch = 2;
+  const sg = subgroupSize(device);
+  // Compile every variant the check uses inside an error scope first, so a shader the driver rejects
+  // disables the path instead of raising an uncaptured error.
+  device.pushErrorScope('validation');
+  device.pushErrorScope('internal');
+  for (const tA of [false, true]) for (const tB of [false, true]) for (const ep of [NO_EPILOGUE, { ...NO_EPILOGUE, bias: true, gelu: true, residual: true }])
+    getPipeline(device, `matmul_sg${sg}_t${+tA}${+tB}_e${epKey(ep)}`, () => subgroupSource(sg, tA, tB, ep));
+  const errs = await Promise.all([device.popErrorScope(), device.popErrorScope()]);
+  if (errs.some((e) => e)) return false;
+
+  // Values are small integers / 8, exact in f16 and summed exactly in f32: both kernels must agree bit for bit
+  // up to the GELU, so a loose tolerance only has to absorb the epilogue.
+  const f16 = (i: number) => {
+    const v = ((i * 37) % 17) - 8; // −8..8
+    if (v === 0) return 0;
+    const a = Math.abs(v);
+    const e = Math.floor(Math.log2(a)); // a = 2^e · (1 + f), value a/8
+    const mant = Math.round((a / 2 ** e - 1) * 1024);
+    return (v < 0 ? 0x8000 : 0) | ((e - 3 + 15) << 10) | mant;
+  };
+  const up = (n: number, f: (i: number) => number, bytes: number) => {
+    const buf = device.createBuffer({ size: Math.ceil((n * bytes) / 4) * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
+    const data = bytes === 2 ? Uint16Array.from({ length: n + (n % 2) }, (_, i) => f(i)) : Float32Array.from({ length: n }, (_, i) => f(i));
+    device.queue.writeBuffer(buf, 0, data);
+    return buf;
+  };
+  const a = up(batch * M * K, f16, 2), b = up(batch * K * N, (i) => f16(i * 7 + 3), 2);
+  const bias = up(N, (i) => (i % 5) / 4 - 0.5, 4), residual = up(batch * M * N, (i) => (i % 3) - 1, 4);
+  const outs: GPUBuffer[] = [];
+  const cb = new CommandBatch(device);
+  for (const tA of [false, true])
+    for (const tB of [false, true])
+      for (const withEp of [false, true])
+        for (const config of [SG, 'mid'] as MatmulConfigName[]) {
+          const c = device.createBuffer({ size: batch * M * N * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+          const s = resolve({ M, N, K, batch, transA: tA, transB: tB, activation: withEp ? 'gelu' : 'none' });
+          record(cb, { a, b, c, ...(withEp ? { bias, residual } : {}) }, s, 'f16', { config, splits: 1 });
+          outs.push(c);
+        }
+  const read = device.createBuffer({ size: outs.length * batch * M * N * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  cb.submit();
+  const enc = device.createCommandEncoder();
+  outs.forEach((c, i) => enc.copyBufferToBuffer(c, 0, read, i * batch * M * N * 4, batch * M * N * 4));
+  device.queue.submit([enc.finish()]);
+  try {
+    await read.mapAsync(GPUMapMode.READ);
+    const all = new Float32Array(read.getMappedRange().slice(0));
+    read.unmap();
+    const n = batch * M * N;
+    for (let i = 0; i < outs.length; i += 2) {
+      let num = 0, den = 0;
+      for (let j = 0; j < n; j++) {
+        const x = all[i * n + j], y = all[(i + 1) * n + j];
+        if (!Number.isFinite(x)) return false;
+        num += (x - y) ** 2;
+        den += y * y;
+      }
+      if (!(Math.sqrt(num / Math.max(den, 1e-30)) < 1e-5)) return false;
+    }
+    return true;
+  } finally {
+    for (const x of [a, b, bias, residual, read, ...outs]) x.destroy();
+  }
+}

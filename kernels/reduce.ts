@@ -1,0 +1,180 @@
+// Sum (or mean) over the middle axis of x viewed as [outer, reduce, inner], and its backward, the
+// broadcast back along that axis. Bias gradients are (1, rows, N), mean-pooling over tokens is
+// (B, T, D), row sums are (rows, cols, 1).
+//
+// reduceAxis: a workgroup is TX columns (adjacent `inner` indices, so loads coalesce) × TY lanes
+// along the reduced axis (TX·TY = 256; TX shrinks to the next power of two ≥ inner, so inner = 1
+// is a 256-lane row sum). Each lane sums its strided share of the rows, then a shared-memory tree
+// adds the TY lanes. When columns × outer give too few workgroups to fill a GPU (e.g. 25600 × 768
+// has 12 column tiles), the reduced axis is also split into chunks: pass 1 writes one partial row
+// per chunk to a per-device scratch buffer (kernels/rows.ts, key 'reduceAxis'), pass 2 reduces
+// the partials with the same kernel. The partition depends only on the dims: results are
+// deterministic.
+import { checkCount, MAIN_ARGS, requireBytes, requireDisjoint } from './checks.js';
+import { scratchBuffer } from './rows.js';
+import { CommandBatch, getPipeline, grid, Params, type Binding } from './runtime.js';
+
+const WG = 256;
+/** Workgroups that keep a large GPU busy; below this the reduced axis is split. */
+const TARGET_GROUPS = 1024;
+/** A split chunk gives every lane at least this many rows (below that, pass 2 costs more than it saves). */
+const MIN_ROWS_PER_LANE = 16;
+
+type Mode = 'partial' | 'set' | 'acc';
+
+function reduceSource(tx: number, mode: Mode): string {
+  const ty = WG / tx;
+  const store =
+    mode === 'partial'
+      ? 'y[(o * p.splits + s) * p.inner + i] = v;'
+      : mode === 'set'
+        ? 'y[o * p.inner + i] = v * p.scale;'
+        : 'y[o * p.inner + i] += v * p.scale;';
+  return /* wgsl */ `
+struct P { outer: u32, reduce: u32, inner: u32, splits: u32, chunk: u32, tiles: u32, scale: f32 }
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<uniform> p: P;
+var<workgroup> sh: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(${MAIN_ARGS}) {
+  let g = wid.y * nwg.x + wid.x;
+  if (g >= p.tiles * p.outer * p.splits) { return; }
+  let tile = g % p.tiles;
+  let s = (g / p.tiles) % p.splits;
+  let o = g / (p.tiles * p.splits);
+  let tx = lid % ${tx}u;
+  let ty = lid / ${tx}u;
+  let i = tile * ${tx}u + tx;
+  // four independent sums keep several loads in flight per lane
+  var a0 = 0.0; var a1 = 0.0; var a2 = 0.0; var a3 = 0.0;
+  if (i < p.inner) {
+    let r1 = min(s * p.chunk + p.chunk, p.reduce);
+    let step = ${ty}u * p.inner;
+    var r = s * p.chunk + ty;
+    var at = (o * p.reduce + r) * p.inner + i;
+    for (; r + ${3 * ty}u < r1; r += ${4 * ty}u) {
+      a0 += x[at];
+      a1 += x[at + step];
+      a2 += x[at + 2u * step];
+      a3 += x[at + 3u * step];
+      at += 4u * step;
+    }
+    for (; r < r1; r += ${ty}u) {
+      a0 += x[at];
+      at += step;
+    }
+  }
+  sh[lid] = (a0 + a1) + (a2 + a3);
+  workgroupBarrier();
+  for (var st = ${ty / 2}u; st > 0u; st >>= 1u) {
+    if (ty < st) { sh[lid] += sh[lid + st * ${tx}u]; }
+    workgroupBarrier();
+  }
+  if (ty == 0u && i < p.inner) {
+    let v = sh[tx];
+    ${store}
+  }
+}`;
+}
+
+function dispatchReduce(
+  batch: CommandBatch,
+  x: Binding,
+  y: Binding,
+  mode: Mode,
+  d: { outer: number; reduce: number; inner: number; splits: number; chunk: number; scale: number },
+): void {
+  const tx = d.inner >= 64 ? 64 : 2 ** Math.ceil(Math.log2(d.inner));
+  const tiles = Math.ceil(d.inner / tx);
+  const pipe = getPipeline(batch.device, `reduce.axis_tx${tx}_${mode}`, () => reduceSource(tx, mode));
+  const params = new Params().u32(d.outer).u32(d.reduce).u32(d.inner).u32(d.splits).u32(d.chunk).u32(tiles).f32(d.scale);
+  batch.dispatch(pipe, [x, y], params, grid(tiles * d.outer * d.splits));
+}
+
+/**
+ * y[o, i] = Σ_r x[o, r, i], times 1/reduce when `mean`; `accumulate`: y += instead of y =.
+ * reduce = 0 gives sums of 0 (mean over nothing throws). y must not overlap x.
+ */
+export function reduceAxis(
+  batch: CommandBatch,
+  x: Binding,
+  y: Binding,
+  dims: { outer: number; reduce: number; inner: number; mean?: boolean; accumulate?: boolean },
+): void {
+  const K = 'reduceAxis';
+  const { outer, reduce, inner, mean = false, accumulate = false } = dims;
+  const sizes = `outer=${outer}, reduce=${reduce}, inner=${inner}`;
+  checkCount(K, 'outer', outer);
+  checkCount(K, 'reduce', reduce);
+  checkCount(K, 'inner', inner);
+  const n = outer * reduce * inner;
+  checkCount(K, 'outer·reduce·inner', n);
+  if (mean && reduce === 0) throw new RangeError(`${K}: mean over an empty axis (${sizes})`);
+  requireBytes(K, 'x', x, 4 * n, sizes);
+  requireBytes(K, 'y', y, 4 * outer * inner, sizes);
+  requireDisjoint(K, ['y', y], ['x', x]);
+  if (outer * inner === 0) return;
+  const tx = inner >= 64 ? 64 : 2 ** Math.ceil(Math.log2(inner));
+  const base = Math.ceil(inner / tx) * outer;
+  const lanes = WG / tx;
+  let splits = 1;
+  if (base < TARGET_GROUPS) splits = Math.max(1, Math.min(Math.ceil(TARGET_GROUPS / base), Math.floor(reduce / (lanes * MIN_ROWS_PER_LANE))));
+  const chunk = Math.max(1, Math.ceil(reduce / splits));
+  splits = Math.max(1, Math.ceil(reduce / chunk));
+  const scale = mean ? 1 / reduce : 1;
+  const finalMode: Mode = accumulate ? 'acc' : 'set';
+  if (splits === 1) {
+    dispatchReduce(batch, x, y, finalMode, { outer, reduce, inner, splits: 1, chunk: Math.max(reduce, 1), scale });
+    return;
+  }
+  const part = scratchBuffer(batch, 'reduceAxis', 4 * outer * splits * inner);
+  dispatchReduce(batch, x, part, 'partial', { outer, reduce, inner, splits, chunk, scale: 1 });
+  dispatchReduce(batch, { buffer: part, size: 4 * outer * splits * inner }, y, finalMode, { outer, reduce: splits, inner, splits: 1, chunk: splits, scale });
+}
+
+function broadcastSource(V: 1 | 4, acc: boolean): string {
+  const T = V === 4 ? 'vec4<f32>' : 'f32';
+  return /* wgsl */ `
+struct P { units: u32, ri: u32, inner: u32, scale: f32 }
+@group(0) @binding(0) var<storage, read> x: array<${T}>;
+@group(0) @binding(1) var<storage, read_write> y: array<${T}>;
+@group(0) @binding(2) var<uniform> p: P;
+@compute @workgroup_size(${WG})
+fn main(${MAIN_ARGS}) {
+  let u = (wid.y * nwg.x + wid.x) * ${WG}u + lid;
+  if (u >= p.units) { return; }
+  // ri and inner are counted in units (vec4s when inner % 4 == 0)
+  let v = p.scale * x[(u / p.ri) * p.inner + u % p.inner];
+  y[u] = ${acc ? 'y[u] + v' : 'v'};
+}`;
+}
+
+/**
+ * The backward of reduceAxis: y[o, r, i] = scale · x[o, i] (`accumulate`: y +=). y must not overlap x.
+ */
+export function broadcastAxis(
+  batch: CommandBatch,
+  x: Binding,
+  y: Binding,
+  dims: { outer: number; reduce: number; inner: number; scale?: number; accumulate?: boolean },
+): void {
+  const K = 'broadcastAxis';
+  const { outer, reduce, inner, scale = 1, accumulate = false } = dims;
+  const sizes = `outer=${outer}, reduce=${reduce}, inner=${inner}`;
+  checkCount(K, 'outer', outer);
+  checkCount(K, 'reduce', reduce);
+  checkCount(K, 'inner', inner);
+  const n = outer * reduce * inner;
+  checkCount(K, 'outer·reduce·inner', n);
+  requireBytes(K, 'x', x, 4 * outer * inner, sizes);
+  requireBytes(K, 'y', y, 4 * n, sizes);
+  requireDisjoint(K, ['y', y], ['x', x]);
+  if (n === 0) return;
+  // vec4 units never straddle two (o, r) rows when inner % 4 == 0, and then n % 4 == 0 too
+  const V = inner % 4 === 0 ? 4 : 1;
+  const units = n / V;
+  const pipe = getPipeline(batch.device, `reduce.broadcast_v${V}_${accumulate ? 'acc' : 'set'}`, () => broadcastSource(V, accumulate));
+  const params = new Params().u32(units).u32((reduce * inner) / V).u32(inner / V).f32(scale);
+  batch.dispatch(pipe, [x, y], params, grid(Math.ceil(units / WG)));
+}

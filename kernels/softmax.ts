@@ -1,0 +1,147 @@
+// Row softmax of scale·x over a [rows, cols] f32 tensor, and its backward.
+//
+// One workgroup per row. Each thread keeps its share of the row in registers (up to
+// MAX_PER_THREAD values) and reduces it to a local (max, Σ exp(v − max)) pair; one tree reduction
+// then merges the pairs (m, s) ⊕ (m', s') = (M, s·e^(m−M) + s'·e^(m'−M)), so max and sum cost a
+// single pass over memory and a single reduction. Then y = e^(v − M)/S from the registers: x is
+// read once, y written once. Longer rows use the same online merge element by element and read x
+// a second time to write y (tfjs reads it three times).
+// A row that is all −∞ gives NaN, like PyTorch.
+//
+// Backward: dx = scale · y · (dy − Σ dy·y), one workgroup per row, y and dy read once.
+import { checkCount, MAIN_ARGS, requireBytes, requireDisjoint } from './checks.js';
+import { rowLayout, treeReduceFn, type RowLayout } from './rows.js';
+import { CommandBatch, getPipeline, grid, Params, type Binding } from './runtime.js';
+
+// The start of a running max: the lowest finite f32 (WGSL has no ∞ literal). Inputs at −∞ still
+// work: e^(−∞ − m) = 0.
+const LOWEST = '-3.40282346638528859812e+38';
+
+function mergeFn(): string {
+  // (max, sum) pairs; a pair with sum 0 (no elements, or only −∞) adds nothing
+  return /* wgsl */ `
+fn merge(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
+  let m = max(a.x, b.x);
+  return vec2<f32>(m, a.y * exp(a.x - m) + b.y * exp(b.x - m));
+}`;
+}
+
+function forwardSource(l: RowLayout): string {
+  const { wg, k } = l;
+  const body = l.cached
+    ? /* wgsl */ `
+  var v: array<f32, ${k}>;
+  var m = ${LOWEST};
+  for (var j = 0u; j < ${k}u; j++) {
+    let c = lid + j * ${wg}u;
+    v[j] = select(${LOWEST}, p.scale * x[base + min(c, p.cols - 1u)], c < p.cols);
+    m = max(m, v[j]);
+  }
+  var s = 0.0;
+  for (var j = 0u; j < ${k}u; j++) {
+    s += select(0.0, exp(v[j] - m), lid + j * ${wg}u < p.cols);
+  }
+  let t = wgMerge(vec2<f32>(m, s), lid);
+  let inv = 1.0 / t.y;
+  for (var j = 0u; j < ${k}u; j++) {
+    let c = lid + j * ${wg}u;
+    if (c < p.cols) { y[base + c] = exp(v[j] - t.x) * inv; }
+  }`
+    : /* wgsl */ `
+  var ms = vec2<f32>(${LOWEST}, 0.0);
+  for (var c = lid; c < p.cols; c += ${wg}u) { ms = merge(ms, vec2<f32>(p.scale * x[base + c], 1.0)); }
+  let t = wgMerge(ms, lid);
+  let inv = 1.0 / t.y;
+  for (var c = lid; c < p.cols; c += ${wg}u) { y[base + c] = exp(p.scale * x[base + c] - t.x) * inv; }`;
+  return /* wgsl */ `
+struct P { rows: u32, cols: u32, scale: f32 }
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<uniform> p: P;
+${mergeFn()}
+${treeReduceFn('wgMerge', 'vec2<f32>', wg, (a, b) => `merge(${a}, ${b})`)}
+@compute @workgroup_size(${wg})
+fn main(${MAIN_ARGS}) {
+  let row = wid.y * nwg.x + wid.x;
+  if (row >= p.rows) { return; }
+  let base = row * p.cols;
+${body}
+}`;
+}
+
+function backwardSource(l: RowLayout): string {
+  const { wg, k } = l;
+  const body = l.cached
+    ? /* wgsl */ `
+  var yv: array<f32, ${k}>;
+  var gv: array<f32, ${k}>;
+  var s = 0.0;
+  for (var j = 0u; j < ${k}u; j++) {
+    let c = lid + j * ${wg}u;
+    let cc = base + min(c, p.cols - 1u);
+    yv[j] = select(0.0, y[cc], c < p.cols);
+    gv[j] = select(0.0, dy[cc], c < p.cols);
+    s += yv[j] * gv[j];
+  }
+  let d = wgSum(s, lid);
+  for (var j = 0u; j < ${k}u; j++) {
+    let c = lid + j * ${wg}u;
+    if (c < p.cols) { dx[base + c] = p.scale * yv[j] * (gv[j] - d); }
+  }`
+    : /* wgsl */ `
+  var s = 0.0;
+  for (var c = lid; c < p.cols; c += ${wg}u) { s += y[base + c] * dy[base + c]; }
+  let d = wgSum(s, lid);
+  for (var c = lid; c < p.cols; c += ${wg}u) { dx[base + c] = p.scale * y[base + c] * (dy[base + c] - d); }`;
+  return /* wgsl */ `
+struct P { rows: u32, cols: u32, scale: f32 }
+@group(0) @binding(0) var<storage, read> y: array<f32>;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(3) var<uniform> p: P;
+${treeReduceFn('wgSum', 'f32', wg, (a, b) => `${a} + ${b}`)}
+@compute @workgroup_size(${wg})
+fn main(${MAIN_ARGS}) {
+  let row = wid.y * nwg.x + wid.x;
+  if (row >= p.rows) { return; }
+  let base = row * p.cols;
+${body}
+}`;
+}
+
+function checkDims(K: string, rows: number, cols: number): string {
+  checkCount(K, 'rows', rows);
+  checkCount(K, 'cols', cols);
+  checkCount(K, 'rows·cols', rows * cols);
+  if (cols === 0) throw new RangeError(`${K}: cols must be ≥ 1 (rows=${rows})`);
+  return `rows=${rows}, cols=${cols}`;
+}
+
+/** y = softmax(scale·x) along each row of x [rows, cols]. y must not overlap x. */
+export function softmaxForward(batch: CommandBatch, x: Binding, y: Binding, dims: { rows: number; cols: number; scale?: number }): void {
+  const K = 'softmaxForward';
+  const { rows, cols, scale = 1 } = dims;
+  const sizes = checkDims(K, rows, cols);
+  requireBytes(K, 'x', x, 4 * rows * cols, sizes);
+  requireBytes(K, 'y', y, 4 * rows * cols, sizes);
+  requireDisjoint(K, ['y', y], ['x', x]);
+  if (rows === 0) return;
+  const l = rowLayout(cols);
+  const pipe = getPipeline(batch.device, `softmax.fwd_wg${l.wg}_k${l.cached ? l.k : 'loop'}`, () => forwardSource(l));
+  batch.dispatch(pipe, [x, y], new Params().u32(rows).u32(cols).f32(scale), grid(rows));
+}
+
+/** dx = scale · y · (dy − Σ_row dy·y), y the forward's output. dx must not overlap y or dy. */
+export function softmaxBackward(batch: CommandBatch, y: Binding, dy: Binding, dx: Binding, dims: { rows: number; cols: number; scale?: number }): void {
+  const K = 'softmaxBackward';
+  const { rows, cols, scale = 1 } = dims;
+  const sizes = checkDims(K, rows, cols);
+  requireBytes(K, 'y', y, 4 * rows * cols, sizes);
+  requireBytes(K, 'dy', dy, 4 * rows * cols, sizes);
+  requireBytes(K, 'dx', dx, 4 * rows * cols, sizes);
+  requireDisjoint(K, ['dx', dx], ['y', y], ['dy', dy]);
+  if (rows === 0) return;
+  const l = rowLayout(cols);
+  const pipe = getPipeline(batch.device, `softmax.bwd_wg${l.wg}_k${l.cached ? l.k : 'loop'}`, () => backwardSource(l));
+  batch.dispatch(pipe, [y, dy, dx], new Params().u32(rows).u32(cols).f32(scale), grid(rows));
+}

@@ -1,0 +1,151 @@
+// ECG-JEPA pretraining on the engine: student encoder (visible columns), EMA teacher (all tokens,
+// no gradients, its output put through one more non-affine LayerNorm), predictor, smooth-L1 at the
+// masked tokens. One training step = mask upload, forward, backward, AdamW, EMA update, all
+// recorded into engine.batch and submitted once; the loss is read back only when asked.
+import type { Engine } from '../engine/engine.js';
+import * as ops from '../engine/ops/index.js';
+import { AdamW, cosineLr } from '../engine/optim.js';
+import { Rng } from '../engine/random.js';
+import { Tape } from '../engine/tape.js';
+import type { Tensor } from '../engine/tensor.js';
+import { emaUpdate } from '../kernels/ema.js';
+import { validateConfig, type EcgJepaConfig } from './config.js';
+import { copyParams, Encoder, uploadMask, type MaskIndices } from './encoder.js';
+import { drawMask, type BatchMask } from './masking.js';
+import { Predictor } from './predictor.js';
+
+export interface Schedules {
+  totalSteps: number;
+  lr(step: number): number;
+  /** EMA momentum for the update after step `step` (0-based): m0 + step·(m1 − m0)/totalSteps. */
+  momentum(step: number): number;
+}
+
+/** Per-iteration schedules of the official script: cosine LR with warm-up, linear EMA momentum. */
+export function schedules(cfg: EcgJepaConfig, itersPerEpoch: number): Schedules {
+  if (!Number.isInteger(itersPerEpoch) || itersPerEpoch <= 0) throw new RangeError(`schedules: itersPerEpoch ${itersPerEpoch} must be a positive integer`);
+  const o = cfg.optim;
+  const totalSteps = itersPerEpoch * o.epochs;
+  const warmupSteps = Math.round(o.warmupEpochs * itersPerEpoch);
+  const [m0, m1] = o.momentum;
+  return {
+    totalSteps,
+    lr: (s) => cosineLr(s, { lr: o.lr, totalSteps, warmupSteps, warmupLr: o.warmupLr, minLr: o.minLr }),
+    momentum: (s) => Math.min(m1, m0 + (s * (m1 - m0)) / totalSteps),
+  };
+}
+
+export interface JepaOptions {
+  /** Seeds weight init (student; the teacher starts as its copy; predictor). */
+  seed?: number;
+  /** Iterations per epoch, for the schedules (default 1). */
+  itersPerEpoch?: number;
+}
+
+export class EcgJepa {
+  readonly cfg: EcgJepaConfig;
+  readonly student: Encoder;
+  readonly teacher: Encoder;
+  readonly predictor: Predictor;
+  readonly opt: AdamW;
+  readonly tape: Tape;
+  readonly sched: Schedules;
+  /** Masks and drop-path draw from here; save its state() in checkpoints. */
+  rng: Rng;
+  /** Optimizer steps done. */
+  step = 0;
+
+  constructor(
+    readonly engine: Engine,
+    cfg: EcgJepaConfig,
+    opts: JepaOptions = {},
+  ) {
+    this.cfg = validateConfig(cfg);
+    const init = new Rng(opts.seed ?? 0);
+    this.student = new Encoder(engine, cfg, init);
+    // The teacher's own init draws are overwritten by the copy below (deepcopy in the official code).
+    this.teacher = new Encoder(engine, cfg, new Rng(1));
+    for (const p of this.teacher.reg.list()) p.requiresGrad = false;
+    copyParams(this.teacher.reg, this.student.reg);
+    this.predictor = new Predictor(engine, cfg, init);
+    const o = cfg.optim;
+    this.opt = new AdamW(engine, [...this.student.reg.list(), ...this.predictor.reg.list()], { lr: o.lr, beta1: o.betas[0], beta2: o.betas[1], eps: o.eps, weightDecay: o.weightDecay });
+    this.tape = new Tape(engine);
+    this.sched = schedules(cfg, opts.itersPerEpoch ?? 1);
+    this.rng = new Rng((opts.seed ?? 0) + 0x5eed);
+  }
+
+  /** Teacher targets [B, C·M, D]: all tokens through the teacher, non-affine LN, masked rows. No gradients. */
+  targets(x: Tensor, m: MaskIndices): Tensor {
+    const g = this.tape;
+    return g.noGrad(() => {
+      const h = this.teacher.forward(g, x);
+      const n = ops.layerNorm(g, h, null, null, this.cfg.lnEps);
+      const { batch: B, leads: C, numMasked: M } = m.mask;
+      return ops.gatherRows(g, n, m.maskedRows, [B, C * M, this.cfg.encoder.dim]);
+    });
+  }
+
+  /** Student + predictor on the visible columns: predictions [B, C·M, D]. */
+  predict(x: Tensor, m: MaskIndices, training: boolean): Tensor {
+    const o = { training, rng: this.rng };
+    const ctx = this.student.forward(this.tape, x, { ...o, mask: m });
+    return this.predictor.forward(this.tape, ctx, m, o);
+  }
+
+  /** The JEPA loss [1] for x [B, C, L] and a mask (recorded on the tape when it records). */
+  loss(x: Tensor, mask: BatchMask, training = true): Tensor {
+    const m = uploadMask(this.engine, mask);
+    const target = this.targets(x, m);
+    return ops.smoothL1(this.tape, this.predict(x, m, training), target);
+  }
+
+  /** Draws the next mask with the configured rule from this.rng. */
+  nextMask(batch: number): BatchMask {
+    return drawMask(this.rng, this.cfg.mask, batch, this.cfg.leads.length, this.cfg.patches);
+  }
+
+  /**
+   * Records one training step (forward, backward, AdamW at this step's LR, EMA at this step's
+   * momentum) without submitting. Returns the loss tensor [1]; the caller disposes it.
+   */
+  recordStep(x: Tensor, mask?: BatchMask, opts: { lr?: number; momentum?: number } = {}): Tensor {
+    const mk = mask ?? this.nextMask(x.shape[0]);
+    const lr = opts.lr ?? this.sched.lr(this.step);
+    const momentum = opts.momentum ?? this.sched.momentum(this.step);
+    this.student.reg.zeroGrad();
+    this.predictor.reg.zeroGrad();
+    let loss: Tensor;
+    try {
+      loss = this.engine.scope(() => this.loss(x, mk, true));
+    } catch (e) {
+      this.tape.clear();
+      throw e;
+    }
+    this.tape.backward(loss);
+    this.opt.step(lr);
+    const batch = this.engine.batch;
+    for (const t of this.teacher.reg.list()) emaUpdate(batch, t.value.buffer, this.student.reg.get(t.name).value.buffer, t.value.size, momentum);
+    this.step++;
+    return loss;
+  }
+
+  /** One training step, submitted once. Returns the loss tensor [1] (read it when logging). */
+  trainStep(x: Tensor, mask?: BatchMask, opts: { lr?: number; momentum?: number } = {}): Tensor {
+    const loss = this.recordStep(x, mask, opts);
+    this.engine.flush();
+    return loss;
+  }
+
+  /** Mean-pooled student representation [B, D] (the downstream feature), no gradients. */
+  representation(x: Tensor): Tensor {
+    return this.tape.noGrad(() => this.engine.scope(() => this.student.representation(this.tape, x)));
+  }
+
+  dispose(): void {
+    this.opt.dispose();
+    this.student.dispose();
+    this.teacher.dispose();
+    this.predictor.dispose();
+  }
+}

@@ -1,0 +1,147 @@
+// Layers, registry and optimiser: a whole TransformerBlock (CroPA, drop-path) against float64
+// finite differences, names and init as the reference, AdamW and the cosine schedule.
+import { LayerNorm, Linear, Registry, TransformerBlock } from '../../engine/nn.js';
+import * as ops from '../../engine/ops/index.js';
+import { AdamW, cosineLr } from '../../engine/optim.js';
+import { Rng } from '../../engine/random.js';
+import { Tape } from '../../engine/tape.js';
+import { assert, assertClose, getEngine, randomArray } from '../helpers.js';
+import { gradcheck } from './gradcheck.js';
+import * as ref from './reference.js';
+
+describe('engine/nn', () => {
+  it('TransformerBlock with CroPA and drop-path: every gradient against finite differences', async () => {
+    const engine = await getEngine();
+    const [B, C, V, D, H] = [3, 3, 4, 16, 2];
+    for (const training of [false, true]) {
+      const reg = new Registry(engine);
+      const block = new TransformerBlock(reg, 'blocks.1', { dim: D, heads: H, mlpRatio: 2, layerId: 2, mask: 'cropa', dropPath: 0.5, rng: new Rng(4) });
+      // Non-trivial norms and biases, so their gradients are exercised away from the init.
+      const prng = new Rng(8);
+      for (const p of reg.list())
+        if (p.shape.length === 1) engine.device.queue.writeBuffer(p.value.buffer, 0, randomArray(prng, p.value.size, 0.5).map((v) => (p.name.endsWith('weight') ? 1 + v : v)));
+      // The block draws its two drop-path factor sets from call.rng in this order: attention, MLP.
+      const r = new Rng(21);
+      const draw = () => Float64Array.from({ length: B }, () => (r.next() < 0.5 ? 2 : 0));
+      const factors: [Float64Array, Float64Array] | undefined = training ? [draw(), draw()] : undefined;
+      await gradcheck(engine, {
+        name: `block training=${training}`,
+        inputs: [{ name: 'x', shape: [B, C * V, D] }],
+        params: reg,
+        gpu: (g, [x]) => block.forward(g, x, { C, V, training, rng: new Rng(21) }),
+        cpu: ([x], p) => ref.block(x, B, C, V, { dim: D, heads: H, hidden: 2 * D, eps: 1e-5, mask: 'cropa', p: (s) => p(`blocks.1.${s}`) }, factors),
+        tolGrad: 2e-4,
+      });
+      reg.dispose();
+    }
+  });
+
+  it('names parameters as the PyTorch state_dict and initialises them as the reference', async () => {
+    const engine = await getEngine();
+    const reg = new Registry(engine);
+    const D = 32;
+    const rng = new Rng(0);
+    const blocks = [1, 2].map((id) => new TransformerBlock(reg, `blocks.${id - 1}`, { dim: D, heads: 4, layerId: id, mask: 'cropa', rng }));
+    void blocks;
+    const names = reg.names().filter((n) => n.startsWith('blocks.1.'));
+    const want = ['norm1.weight', 'norm1.bias', 'attn.qkv.weight', 'attn.proj.weight', 'attn.proj.bias', 'norm2.weight', 'norm2.bias', 'mlp.fc1.weight', 'mlp.fc1.bias', 'mlp.fc2.weight', 'mlp.fc2.bias'];
+    assert(names.join() === want.map((w) => `blocks.1.${w}`).join(), `names: ${names}`);
+    assert(reg.get('blocks.0.attn.qkv.weight').shape.join() === `${3 * D},${D}`, 'weights stored [out, in]');
+    assert(reg.count() === 2 * (2 * 2 * D + 3 * D * D + D * D + D + 4 * D * D + 4 * D + 4 * D * D + D), `count ${reg.count()}`);
+    const std = async (name: string) => {
+      const v = await engine.read(reg.get(name).value);
+      return Math.sqrt(v.reduce((s, x) => s + x * x, 0) / v.length);
+    };
+    const qkv = await std('blocks.1.attn.qkv.weight');
+    assert(Math.abs(qkv - 0.02) < 0.002, `qkv std ${qkv}`);
+    for (const [name, layer] of [
+      ['blocks.0.attn.proj.weight', 1],
+      ['blocks.1.mlp.fc2.weight', 2],
+    ] as const) {
+      const s = await std(name);
+      const want = 0.02 / Math.sqrt(2 * layer);
+      assert(Math.abs(s - want) < 0.15 * want, `${name} std ${s}, want ${want}`);
+    }
+    const w = await engine.read(reg.get('blocks.0.norm1.weight').value);
+    const b = await engine.read(reg.get('blocks.0.mlp.fc1.bias').value);
+    assert(w.every((x) => x === 1) && b.every((x) => x === 0), 'LayerNorm 1/0, biases 0');
+    const decayed = reg.list().filter((p) => p.weightDecay).map((p) => p.name);
+    assert(decayed.every((n) => n.endsWith('.weight') && !n.includes('norm')) && decayed.length === 8, `weight decay on weights only: ${decayed}`);
+    let dup = '';
+    try {
+      new Linear(reg, 'blocks.0.attn.qkv', D, D, { rng });
+    } catch (e) {
+      dup = (e as Error).message;
+    }
+    assert(/already exists/.test(dup), 'duplicate names are refused');
+    reg.dispose();
+  });
+
+  it('AdamW: one step as torch.optim.AdamW, decay only on weights, skipping parameters without a gradient', async () => {
+    const engine = await getEngine();
+    const reg = new Registry(engine);
+    const rng = new Rng(3);
+    const lin = new Linear(reg, 'fc', 4, 3, { rng, std: 0.5 });
+    const ln = new LayerNorm(reg, 'norm', 4);
+    const g = new Tape(engine);
+    const x = engine.upload(randomArray(rng, 8), [2, 4]);
+    const t = engine.upload(randomArray(rng, 6), [2, 3]);
+    const opt = new AdamW(engine, reg, { lr: 0.1, weightDecay: 0.5 });
+    const before = new Map(await Promise.all(reg.list().map(async (p) => [p.name, await engine.read(p.value)] as const)));
+    engine.scope(() => g.backward(ops.smoothL1(g, lin.forward(g, x), t)));
+    const grads = new Map(await Promise.all(reg.list().filter((p) => p.hasGrad).map(async (p) => [p.name, await engine.read(p.grad!)] as const)));
+    assert(!reg.get('norm.weight').hasGrad, 'the unused LayerNorm got no gradient');
+    engine.scope(() => opt.step());
+    for (const p of reg.list()) {
+      const after = await engine.read(p.value);
+      const p0 = before.get(p.name)!;
+      const gr = grads.get(p.name);
+      const want = p0.map((v, i) => {
+        if (!gr) return v;
+        const wd = p.name === 'fc.weight' ? 0.5 : 0;
+        const m = 0.1 * gr[i], vv = 0.001 * gr[i] * gr[i];
+        return v * (1 - 0.1 * wd) - (0.1 / 0.1) * (m / (Math.sqrt(vv) / Math.sqrt(0.001) + 1e-8));
+      });
+      assertClose(after, want, 1e-6, `AdamW ${p.name}`);
+    }
+    void ln;
+    [x, t].forEach((a) => a.dispose());
+    opt.dispose();
+    reg.dispose();
+  });
+
+  it('clips the global gradient norm on the GPU (no readback)', async () => {
+    const engine = await getEngine();
+    const reg = new Registry(engine);
+    const a = reg.create('a', [3], Float32Array.of(0, 0, 0));
+    const b = reg.create('b', [2], Float32Array.of(0, 0));
+    const g = new Tape(engine);
+    const target = engine.upload(Float32Array.of(30, 0, -40, 0, 0));
+    // loss = smoothL1 mean over 5 with |d| > 1 everywhere but the zeros: gradient sign(d)/5.
+    engine.scope(() => {
+      const y = ops.reshape(g, ops.scatterRows(g, ops.reshape(g, a.value, [3, 1]), engine.upload(Uint32Array.of(0, 1, 2), [3], 'u32'), 5), [5]);
+      const z = ops.add(g, y, ops.scatterRows(g, ops.reshape(g, b.value, [2, 1]), engine.upload(Uint32Array.of(3, 4), [2], 'u32'), 5, [5]));
+      g.backward(ops.smoothL1(g, z, target));
+    });
+    const ga = await engine.read(a.grad!);
+    assertClose(ga, [-0.2, 0, 0.2], 1e-6, 'gradient of a');
+    const opt = new AdamW(engine, reg, { lr: 1, maxGradNorm: 0.1, beta1: 0, beta2: 0, eps: 0 });
+    opt.step();
+    const norm = Math.sqrt((await engine.read(opt.gradNormSq!))[0]);
+    assertClose([norm], [Math.sqrt(0.08)], 1e-6, 'norm before clipping');
+    assertClose(await engine.read(a.grad!), ga.map((v) => (v * 0.1) / (Math.sqrt(0.08) + 1e-6)), 1e-5, 'clipped gradient');
+    target.dispose();
+    opt.dispose();
+    reg.dispose();
+  });
+
+  it('cosine schedule with linear warmup as timm CosineLRScheduler', () => {
+    const s = { lr: 1e-3, totalSteps: 100, warmupSteps: 10, warmupLr: 1e-6, minLr: 1e-5 };
+    assertClose([cosineLr(0, s)], [1e-6], 1e-12, 'starts at warmupLr');
+    assertClose([cosineLr(5, s)], [1e-6 + (5 * (1e-3 - 1e-6)) / 10], 1e-12, 'linear warmup');
+    // timm: after warmup the cosine runs on the undelayed step (warmup_prefix=False).
+    assertClose([cosineLr(10, s)], [1e-5 + 0.5 * (1e-3 - 1e-5) * (1 + Math.cos(Math.PI * 0.1))], 1e-12, 'first cosine step');
+    assertClose([cosineLr(50, s)], [1e-5 + 0.5 * (1e-3 - 1e-5)], 1e-12, 'half way');
+    assertClose([cosineLr(100, s), cosineLr(1000, s)], [1e-5, 1e-5], 1e-12, 'floor after the cycle');
+  });
+});

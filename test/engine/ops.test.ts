@@ -1,0 +1,337 @@
+// Every differentiable op: forward against a float64 reference and gradients against central
+// differences, on shapes that are not tile or vec4 multiples.
+import * as ops from '../../engine/ops/index.js';
+import { Rng } from '../../engine/random.js';
+import { Tape } from '../../engine/tape.js';
+import { assert, assertClose, getEngine, randomArray } from '../helpers.js';
+import { gradcheck } from './gradcheck.js';
+import * as ref from './reference.js';
+
+describe('engine/ops: gradients against float64 finite differences', () => {
+  it('linear, with bias, without, with fused gelu', async () => {
+    const engine = await getEngine();
+    const [B, T, K, N] = [2, 3, 5, 7];
+    for (const activation of ['none', 'gelu'] as const)
+      for (const bias of [true, false])
+        await gradcheck(engine, {
+          name: `linear ${activation}${bias ? ' +bias' : ''}`,
+          inputs: [
+            { name: 'x', shape: [B, T, K] },
+            { name: 'w', shape: [N, K] },
+            ...(bias ? [{ name: 'b', shape: [N] }] : []),
+          ],
+          gpu: (g, [x, w, b]) => ops.linear(g, x, w, b, { activation }),
+          cpu: ([x, w, b]) => {
+            const y = ref.linear(x, w, b ?? null, B * T, N, K);
+            return activation === 'gelu' ? ref.gelu(y) : y;
+          },
+        });
+  });
+
+  it('linear in mixed precision (f16 matmul inputs, f32 accumulation and gradients)', async function () {
+    const engine = await getEngine();
+    if (!engine.device.features.has('shader-f16')) this.skip();
+    const [M, K, N] = [6, 9, 7];
+    for (const activation of ['none', 'gelu'] as const)
+      await gradcheck(engine, {
+        name: `linear f16 ${activation}`,
+        inputs: [
+          { name: 'x', shape: [M, K] },
+          { name: 'w', shape: [N, K] },
+          { name: 'b', shape: [N] },
+        ],
+        gpu: (g, [x, w, b]) => ops.linear(g, x, w, b, { activation, precision: 'f16' }),
+        cpu: ([x, w, b]) => {
+          const y = ref.linear(x, w, b, M, N, K);
+          return activation === 'gelu' ? ref.gelu(y) : y;
+        },
+        // f16 rounding of inputs (2^-11 relative) against the exact float64 values
+        tolForward: 1e-2,
+        tolGrad: 1e-2,
+      });
+  });
+
+  it('matmul: all transposes, batched and with a shared b', async () => {
+    const engine = await getEngine();
+    const [Z, M, K, N] = [2, 3, 5, 6];
+    for (const transA of [false, true])
+      for (const transB of [false, true]) {
+        await gradcheck(engine, {
+          name: `matmul batched transA=${transA} transB=${transB}`,
+          inputs: [
+            { name: 'a', shape: transA ? [Z, K, M] : [Z, M, K] },
+            { name: 'b', shape: transB ? [Z, N, K] : [Z, K, N] },
+          ],
+          gpu: (g, [a, b]) => ops.matmul(g, a, b, { transA, transB }),
+          cpu: ([a, b]) => ref.matmul(a, b, Z, M, N, K, transA, transB),
+        });
+        await gradcheck(engine, {
+          name: `matmul 2-D transA=${transA} transB=${transB}`,
+          inputs: [
+            { name: 'a', shape: transA ? [K, M] : [M, K] },
+            { name: 'b', shape: transB ? [N, K] : [K, N] },
+          ],
+          gpu: (g, [a, b]) => ops.matmul(g, a, b, { transA, transB }),
+          cpu: ([a, b]) => ref.matmul(a, b, 1, M, N, K, transA, transB),
+        });
+      }
+    await gradcheck(engine, {
+      name: 'matmul [Z, M, K] · shared [K, N]',
+      inputs: [
+        { name: 'a', shape: [Z, M, K] },
+        { name: 'b', shape: [K, N] },
+      ],
+      gpu: (g, [a, b]) => ops.matmul(g, a, b),
+      cpu: ([a, b]) => ref.matmul(a, b, 1, Z * M, N, K, false, false),
+    });
+  });
+
+  it('add, sub, mul, scale, and an input used twice', async () => {
+    const engine = await getEngine();
+    const shape = [3, 7];
+    const two = [
+      { name: 'a', shape },
+      { name: 'b', shape },
+    ];
+    await gradcheck(engine, { name: 'add', inputs: two, gpu: (g, [a, b]) => ops.add(g, a, b), cpu: ([a, b]) => ref.add(a, b) });
+    await gradcheck(engine, { name: 'sub', inputs: two, gpu: (g, [a, b]) => ops.sub(g, a, b), cpu: ([a, b]) => ref.add(a, b, -1) });
+    await gradcheck(engine, { name: 'mul', inputs: two, gpu: (g, [a, b]) => ops.mul(g, a, b), cpu: ([a, b]) => a.map((v, i) => v * b[i]) });
+    await gradcheck(engine, { name: 'scale', inputs: [two[0]], gpu: (g, [a]) => ops.scale(g, a, -0.75), cpu: ([a]) => a.map((v) => -0.75 * v) });
+    await gradcheck(engine, { name: 'add(x, x)', inputs: [two[0]], gpu: (g, [a]) => ops.add(g, a, a), cpu: ([a]) => a.map((v) => 2 * v) });
+    await gradcheck(engine, { name: 'mul(x, x)', inputs: [two[0]], gpu: (g, [a]) => ops.mul(g, a, a), cpu: ([a]) => a.map((v) => v * v) });
+  });
+
+  it('addBroadcast of a table (positional embedding), with and without alpha', async () => {
+    const engine = await getEngine();
+    for (const alpha of [1, 0.5])
+      await gradcheck(engine, {
+        name: `addBroadcast alpha=${alpha}`,
+        inputs: [
+          { name: 'x', shape: [2, 3, 5] },
+          { name: 'table', shape: [3, 5] },
+        ],
+        gpu: (g, [x, t]) => ops.addBroadcast(g, x, t, alpha),
+        cpu: ([x, t]) => x.map((v, i) => v + alpha * t[i % 15]),
+      });
+  });
+
+  it('gelu', async () => {
+    const engine = await getEngine();
+    const data = randomArray(new Rng(3), 37, 2.5);
+    await gradcheck(engine, { name: 'gelu', inputs: [{ name: 'x', shape: [37], data }], gpu: (g, [x]) => ops.gelu(g, x), cpu: ([x]) => ref.gelu(x) });
+  });
+
+  it('layerNorm, affine and not', async () => {
+    const engine = await getEngine();
+    const [R, D] = [6, 13];
+    await gradcheck(engine, {
+      name: 'layerNorm affine',
+      inputs: [
+        { name: 'x', shape: [2, 3, D] },
+        { name: 'gamma', shape: [D] },
+        { name: 'beta', shape: [D] },
+      ],
+      gpu: (g, [x, w, b]) => ops.layerNorm(g, x, w, b, 1e-5),
+      cpu: ([x, w, b]) => ref.layerNorm(x, w, b, D, 1e-5),
+    });
+    await gradcheck(engine, {
+      name: 'layerNorm non-affine',
+      inputs: [{ name: 'x', shape: [R, D] }],
+      gpu: (g, [x]) => ops.layerNorm(g, x, null, null, 1e-6),
+      cpu: ([x]) => ref.layerNorm(x, null, null, D, 1e-6),
+    });
+  });
+
+  it('attention: cropa, lead and none, full and token-subset layouts', async () => {
+    const engine = await getEngine();
+    const [B, H, Dh] = [2, 2, 3];
+    for (const [C, V] of [
+      [3, 4],
+      [2, 3],
+    ])
+      for (const mask of ['cropa', 'lead', 'none'] as const)
+        await gradcheck(engine, {
+          name: `attention ${mask} C=${C} V=${V}`,
+          inputs: [{ name: 'qkv', shape: [B, C * V, 3 * H * Dh] }],
+          gpu: (g, [qkv]) => ops.attention(g, qkv, { heads: H, C, V, mask }),
+          cpu: ([qkv]) => ref.attention(qkv, B, H, Dh, C, V, mask),
+        });
+  });
+
+  it('softmax over the last dim, with a logit scale', async () => {
+    const engine = await getEngine();
+    await gradcheck(engine, {
+      name: 'softmax',
+      inputs: [{ name: 'x', shape: [5, 11] }],
+      gpu: (g, [x]) => ops.softmax(g, x, 0.7),
+      cpu: ([x]) => ref.softmax(x, 11, 0.7),
+    });
+  });
+
+  it('gatherRows and scatterRows of a token subset', async () => {
+    const engine = await getEngine();
+    const [B, T, D] = [2, 6, 5];
+    const keep = [0, 2, 3]; // the same token subset in every sample, as absolute rows
+    const idx = Uint32Array.from([0, 1].flatMap((b) => keep.map((t) => b * T + t)));
+    await gradcheck(engine, {
+      name: 'gatherRows',
+      inputs: [
+        { name: 'x', shape: [B, T, D] },
+        { name: 'idx', shape: [idx.length], data: idx, dtype: 'u32' },
+      ],
+      gpu: (g, [x, i]) => ops.gatherRows(g, x, i, [B, keep.length, D]),
+      cpu: ([x]) => Float64Array.from(Array.from(idx).flatMap((r) => Array.from(x.subarray(r * D, r * D + D)))),
+    });
+    await gradcheck(engine, {
+      name: 'scatterRows',
+      inputs: [
+        { name: 'src', shape: [idx.length, D] },
+        { name: 'idx', shape: [idx.length], data: idx, dtype: 'u32' },
+      ],
+      gpu: (g, [s, i]) => ops.scatterRows(g, s, i, B * T, [B, T, D]),
+      cpu: ([s]) => {
+        const y = new Float64Array(B * T * D);
+        idx.forEach((r, k) => y.set(s.subarray(k * D, k * D + D), r * D));
+        return y;
+      },
+    });
+  });
+
+  it('reshape (a view) inside a chain', async () => {
+    const engine = await getEngine();
+    await gradcheck(engine, {
+      name: 'reshape',
+      inputs: [
+        { name: 'x', shape: [2, 3, 4] },
+        { name: 'w', shape: [6, 4] },
+      ],
+      gpu: (g, [x, w]) => ops.mul(g, ops.reshape(g, x, [6, 4]), w),
+      cpu: ([x, w]) => x.map((v, i) => v * w[i]),
+    });
+  });
+
+  it('mean and sum over an axis', async () => {
+    const engine = await getEngine();
+    const shape = [2, 6, 5];
+    for (const axis of [0, 1, -1])
+      for (const op of ['mean', 'sum'] as const) {
+        const ax = axis < 0 ? axis + 3 : axis;
+        const outer = shape.slice(0, ax).reduce((a, b) => a * b, 1), inner = shape.slice(ax + 1).reduce((a, b) => a * b, 1);
+        await gradcheck(engine, {
+          name: `${op} axis ${axis}`,
+          inputs: [{ name: 'x', shape }],
+          gpu: (g, [x]) => ops[op](g, x, axis),
+          cpu: ([x]) => ref.reduceAxis(x, outer, shape[ax], inner, op === 'mean'),
+        });
+      }
+  });
+
+  it('smoothL1 (both sides of beta), gradients for pred and target', async () => {
+    const engine = await getEngine();
+    for (const beta of [1, 0.5])
+      await gradcheck(engine, {
+        name: `smoothL1 beta=${beta}`,
+        inputs: [
+          { name: 'pred', shape: [3, 7] },
+          { name: 'target', shape: [3, 7] },
+        ],
+        gpu: (g, [p, t]) => ops.smoothL1(g, p, t, beta),
+        cpu: ([p, t]) => ref.smoothL1(p, t, beta),
+      });
+  });
+
+  it('dropPath: per-sample factors from a seeded Rng', async () => {
+    const engine = await getEngine();
+    const [B, S] = [6, 7];
+    const rate = 0.4;
+    const factors = (() => {
+      const r = new Rng(99);
+      return Float64Array.from({ length: B }, () => (r.next() < 1 - rate ? 1 / (1 - rate) : 0));
+    })();
+    assert(factors.some((f) => f === 0) && factors.some((f) => f > 0), `seed 99 drops some samples and keeps some: ${factors}`);
+    await gradcheck(engine, {
+      name: 'dropPath',
+      inputs: [{ name: 'x', shape: [B, S] }],
+      gpu: (g, [x]) => ops.dropPath(g, x, { rate, rng: new Rng(99), training: true }),
+      cpu: ([x]) => x.map((v, i) => v * factors[Math.floor(i / S)]),
+    });
+  });
+
+  it('accumulates gradients of a tensor used by several ops (leaf and intermediate)', async () => {
+    const engine = await getEngine();
+    const [M, K] = [4, 5];
+    // w feeds two linears (leaf accumulation through matmul's accumulate), h feeds softmax and mul
+    // (kernels that cannot add: the tape goes through temporaries).
+    await gradcheck(engine, {
+      name: 'shared uses',
+      inputs: [
+        { name: 'x', shape: [M, K] },
+        { name: 'w', shape: [K, K] },
+      ],
+      gpu: (g, [x, w]) => {
+        const h = ops.linear(g, ops.linear(g, x, w), w);
+        return ops.add(g, ops.softmax(g, h), ops.mul(g, h, h));
+      },
+      cpu: ([x, w]) => {
+        const h = ref.linear(ref.linear(x, w, null, M, K, K), w, null, M, K, K);
+        return ref.add(ref.softmax(h, K, 1), h.map((v) => v * v));
+      },
+    });
+  });
+
+  it('records nothing under noGrad or without inputs that need gradients', async () => {
+    const engine = await getEngine();
+    const g = new Tape(engine);
+    const x = engine.upload(randomArray(new Rng(1), 12), [3, 4]);
+    const w = engine.upload(randomArray(new Rng(2), 20), [5, 4]);
+    const leaf = g.watch(w);
+    const recorded = () => g.length;
+    engine.scope(() => {
+      g.noGrad(() => ops.linear(g, x, w));
+      assert(recorded() === 0, 'noGrad records nothing');
+      ops.gelu(g, x);
+      assert(recorded() === 0, 'an op on constants records nothing');
+      ops.linear(g, x, w);
+      assert(recorded() === 1, 'an op on a watched tensor records');
+    });
+    g.clear();
+    assert(recorded() === 0 && !leaf.hasGrad, 'clear drops the records');
+    x.dispose();
+    w.dispose();
+  });
+
+  it('shape errors name the op and both shapes', async () => {
+    const engine = await getEngine();
+    const g = new Tape(engine);
+    engine.scope(() => {
+      const x = engine.zeros([3, 4]);
+      const w = engine.zeros([5, 6]);
+      let msg = '';
+      try {
+        ops.linear(g, x, w);
+      } catch (e) {
+        msg = (e as Error).message;
+      }
+      assert(/linear/.test(msg) && msg.includes('[5,6]') && msg.includes('[5,4]'), `message: ${msg}`);
+      try {
+        ops.add(g, x, engine.zeros([4, 3]));
+      } catch (e) {
+        msg = (e as Error).message;
+      }
+      assert(/add/.test(msg) && msg.includes('[4,3]') && msg.includes('[3,4]'), `message: ${msg}`);
+    });
+  });
+
+  it('passes gradients through add, reshape and scale (views where possible)', async () => {
+    const engine = await getEngine();
+    const g = new Tape(engine);
+    const x = engine.upload(randomArray(new Rng(5), 8));
+    const leaf = g.watch(x);
+    const y = engine.scope(() => ops.scale(g, ops.reshape(g, ops.add(g, x, x), [2, 4]), 3));
+    g.backward(y);
+    assertClose(await engine.read(leaf.grad!), new Float64Array(8).fill(6), 1e-6, 'd(3·(x + x))/dx');
+    leaf.grad!.dispose();
+    x.dispose();
+    y.dispose();
+  });
+});

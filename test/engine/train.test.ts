@@ -1,0 +1,139 @@
+// Training a tiny ViT on the tape: it overfits a fixed batch, memory stays flat over 200 steps,
+// and each step is exactly one submit (forward, backward and AdamW all recorded into one batch).
+import type { Engine } from '../../engine/engine.js';
+import { LayerNorm, Linear, Registry, TransformerBlock } from '../../engine/nn.js';
+import * as ops from '../../engine/ops/index.js';
+import { AdamW, cosineLr } from '../../engine/optim.js';
+import { Rng } from '../../engine/random.js';
+import { Tape } from '../../engine/tape.js';
+import type { Tensor } from '../../engine/tensor.js';
+import { assert, getEngine, randomArray } from '../helpers.js';
+
+const [B, C, V, F, D, H] = [2, 3, 4, 8, 16, 2];
+const T = C * V;
+
+/** Patch embedding, a fixed positional table re-added before every block (as ECG-JEPA), two
+ *  CroPA blocks, final LayerNorm and a linear head regressing F values per token. */
+class TinyViT {
+  readonly reg: Registry;
+  readonly embed: Linear;
+  readonly blocks: TransformerBlock[];
+  readonly norm: LayerNorm;
+  readonly head: Linear;
+  readonly pos: Tensor;
+
+  constructor(engine: Engine, dropPath: number) {
+    const rng = new Rng(1);
+    this.reg = new Registry(engine);
+    this.embed = new Linear(this.reg, 'W_P', F, D, { rng });
+    this.blocks = [1, 2].map((id) => new TransformerBlock(this.reg, `blocks.${id - 1}`, { dim: D, heads: H, layerId: id, mask: 'cropa', dropPath: dropPath * (id - 1), rng }));
+    this.norm = new LayerNorm(this.reg, 'norm', D);
+    this.head = new Linear(this.reg, 'head', D, F, { rng });
+    const pos = new Float32Array(T * D);
+    for (let t = 0; t < T; t++) for (let d = 0; d < D; d++) pos[t * D + d] = Math.sin((t + 1) * (d + 1) * 0.37);
+    this.pos = engine.upload(pos, [T, D]);
+  }
+
+  loss(g: Tape, x: Tensor, target: Tensor, rng: Rng): Tensor {
+    let h = this.embed.forward(g, x);
+    for (const b of this.blocks) h = b.forward(g, ops.addBroadcast(g, h, this.pos), { C, V, training: true, rng });
+    return ops.smoothL1(g, this.head.forward(g, this.norm.forward(g, h)), target);
+  }
+
+  dispose(): void {
+    this.reg.dispose();
+    this.pos.dispose();
+  }
+}
+
+interface Setup {
+  engine: Engine;
+  model: TinyViT;
+  opt: AdamW;
+  step: (i: number) => Tensor;
+  dispose: () => void;
+}
+
+async function setup(dropPath: number, lr: (i: number) => number): Promise<Setup> {
+  const engine = await getEngine();
+  const model = new TinyViT(engine, dropPath);
+  const opt = new AdamW(engine, model.reg, { lr: 0, weightDecay: 0.05 });
+  const g = new Tape(engine);
+  const data = new Rng(2);
+  const x = engine.upload(randomArray(data, B * T * F), [B, T, F]);
+  const target = engine.upload(randomArray(data, B * T * F), [B, T, F]);
+  const rng = new Rng(3);
+  // One training step: everything is recorded into engine.batch; the caller flushes once.
+  const step = (i: number) => {
+    model.reg.zeroGrad();
+    const loss = engine.scope(() => model.loss(g, x, target, rng));
+    g.backward(loss);
+    opt.step(lr(i));
+    return loss;
+  };
+  await engine.sync();
+  return {
+    engine,
+    model,
+    opt,
+    step,
+    dispose: () => {
+      [x, target].forEach((t) => t.dispose());
+      opt.dispose();
+      model.dispose();
+    },
+  };
+}
+
+describe('engine: training a tiny ViT on the tape', () => {
+  it('overfits a fixed batch: loss falls by more than 100x within 300 steps', async () => {
+    const steps = 300;
+    const s = await setup(0, (i) => cosineLr(i, { lr: 1e-2, totalSteps: steps, warmupSteps: 10, warmupLr: 1e-3, minLr: 1e-4 }));
+    const losses: number[] = [];
+    let first = 0;
+    for (let i = 0; i < steps; i++) {
+      const loss = s.step(i);
+      s.engine.flush();
+      if (i === 0 || i % 50 === 49) {
+        const v = (await s.engine.read(loss))[0];
+        losses.push(v);
+        if (i === 0) first = v;
+        if (v < first / 100) {
+          loss.dispose();
+          break;
+        }
+      }
+      loss.dispose();
+    }
+    console.log(`      loss every 50 steps: ${losses.map((v) => v.toExponential(2)).join(' ')}`);
+    const last = losses[losses.length - 1];
+    assert(Number.isFinite(first) && last < first / 100, `loss ${first} -> ${last}`);
+    s.dispose();
+  });
+
+  it('200 steps with drop-path: flat live memory from step 10 on, one submit per step', async () => {
+    const s = await setup(0.2, () => 1e-3);
+    const { engine } = s;
+    engine.pool.resetPeak();
+    const base = engine.pool.stats();
+    let at10 = base;
+    for (let i = 0; i < 200; i++) {
+      const submits = engine.batch.submits;
+      const loss = s.step(i);
+      loss.dispose();
+      engine.flush();
+      assert(engine.batch.submits === submits + 1, `step ${i}: ${engine.batch.submits - submits} submits`);
+      const st = engine.pool.stats();
+      if (i === 10) at10 = st;
+      if (i > 10) assert(st.liveBytes === at10.liveBytes && st.liveBuffers === at10.liveBuffers, `step ${i}: live ${st.liveBytes} B in ${st.liveBuffers} buffers, at step 10 ${at10.liveBytes} B in ${at10.liveBuffers}`);
+    }
+    await engine.sync();
+    const st = engine.pool.stats();
+    const params = s.model.reg.count(true) * 4;
+    console.log(
+      `      params ${params} B; live after step 10: ${at10.liveBytes} B in ${at10.liveBuffers} buffers (before training ${base.liveBytes} B); ` +
+        `peak ${st.peakBytes} B; pool created ${st.created} buffers, reused ${st.reused}`,
+    );
+    s.dispose();
+  });
+});

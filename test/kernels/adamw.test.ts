@@ -1,0 +1,77 @@
+import { adamw } from '../../kernels/adamw.js';
+import { Rng } from '../../engine/random.js';
+import { getEngine, randomArray } from '../helpers.js';
+import { bind, checkPadded, expectThrow, MODES, padded, type Mode } from './map-helpers.js';
+
+interface Hyper {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  gradScale?: number;
+}
+
+/** torch.optim.AdamW's update in float64, written from its documented algorithm. */
+function adamwRef(p: Float64Array, m: Float64Array, v: Float64Array, grad: ArrayLike<number>, h: Hyper, t: number): void {
+  const bc1 = 1 - h.beta1 ** t, bc2 = 1 - h.beta2 ** t;
+  for (let i = 0; i < p.length; i++) {
+    const g = grad[i] * (h.gradScale ?? 1);
+    p[i] *= 1 - h.lr * h.weightDecay;
+    m[i] = h.beta1 * m[i] + (1 - h.beta1) * g;
+    v[i] = h.beta2 * v[i] + (1 - h.beta2) * g * g;
+    const mHat = m[i] / bc1, vHat = v[i] / bc2;
+    p[i] -= (h.lr * mHat) / (Math.sqrt(vHat) + h.eps);
+  }
+}
+
+const CONFIGS: Hyper[] = [
+  { lr: 0.05, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 },
+  { lr: 0.05, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.05 },
+  { lr: 0.02, beta1: 0.8, beta2: 0.95, eps: 1e-3, weightDecay: 0.05, gradScale: 0.25 },
+];
+
+async function run(n: number, mode: Mode, h: Hyper, seed: number, steps: number): Promise<void> {
+  const engine = await getEngine();
+  const rng = new Rng(seed);
+  const p0 = randomArray(rng, n);
+  const P = Float64Array.from(p0), M = new Float64Array(n), Vv = new Float64Array(n);
+  const tp = padded(engine, p0, n), tm = padded(engine, new Float32Array(n), n), tv = padded(engine, new Float32Array(n), n);
+  for (let t = 1; t <= steps; t++) {
+    // some exact zeros: there the update is 0/(0 + eps) at step 1
+    const g = randomArray(rng, n, 0.1).map((x, i) => (i % 7 === 3 ? 0 : x));
+    const tg = engine.upload(g);
+    adamw(engine.batch, { param: bind(tp, n, mode), grad: bind(tg, n, mode), m: bind(tm, n, mode), v: bind(tv, n, mode) }, { n, ...h, step: t });
+    adamwRef(P, M, Vv, g, h, t);
+    tg.dispose();
+    if (t === 1 || t === steps) {
+      const what = `adamw ${mode} n=${n} wd=${h.weightDecay} gradScale=${h.gradScale ?? 1} step ${t}`;
+      checkPadded(await engine.read(tp), P, n, 1e-5, `${what} param`);
+      checkPadded(await engine.read(tm), M, n, 1e-5, `${what} m`);
+      checkPadded(await engine.read(tv), Vv, n, 1e-5, `${what} v`);
+    }
+  }
+  [tp, tm, tv].forEach((t) => t.dispose());
+}
+
+describe('kernels/adamw', () => {
+  CONFIGS.forEach((h, k) =>
+    it(`${k === 2 ? 'other betas, eps, gradScale' : `weight decay ${h.weightDecay}`}: 5 steps against float64 (bias correction)`, async () => {
+      for (const mode of MODES) for (const n of [1, 3, 6, 257, 1031, 4099]) await run(n, mode, h, 50 + k * 10 + n, 5);
+    }),
+  );
+
+  it('a large learning rate makes the bias-corrected step visible in param: first step ≈ lr·sign(g)', async () => {
+    // step 1: m̂ = g, v̂ = g², so the update is lr·g/(|g| + eps); a wrong t (e.g. 0-based) changes it by ~2×
+    await run(4099, 'vec4', { lr: 0.5, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.05 }, 99, 2);
+  });
+
+  it('rejects a bad step and overlapping buffers, naming the kernel', async () => {
+    const engine = await getEngine();
+    const a = engine.zeros([8]), b = engine.zeros([8]), c = engine.zeros([8]);
+    const h = { n: 8, lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 };
+    expectThrow(() => adamw(engine.batch, { param: a.buffer, grad: b.buffer, m: c.buffer, v: c.buffer }, { ...h, step: 1 }), 'adamw: m and v share memory');
+    expectThrow(() => adamw(engine.batch, { param: a.buffer, grad: b.buffer, m: c.buffer, v: a.buffer }, { ...h, step: 0 }), 'adamw: step must be an integer ≥ 1, got 0 (n=8)');
+    [a, b, c].forEach((t) => t.dispose());
+  });
+});

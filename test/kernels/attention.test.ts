@@ -1,0 +1,239 @@
+import { attentionBackward, attentionForward, type AttentionDims, type AttentionMask } from '../../kernels/attention.js';
+import { Rng } from '../../engine/random.js';
+import type { Engine } from '../../engine/engine.js';
+import { assert, assertClose, getEngine, poisoned, randomArray, relError } from '../helpers.js';
+
+// The mask written straight from the rule, independent of the kernel's sparse visiting.
+function allowed(mask: AttentionMask, V: number, tq: number, tk: number): boolean {
+  if (mask === 'none') return true;
+  const sameLead = Math.floor(tq / V) === Math.floor(tk / V);
+  const sameTime = tq % V === tk % V;
+  return mask === 'lead' ? sameLead : sameLead || sameTime;
+}
+
+interface Ref {
+  out: Float64Array;
+  lse: Float64Array;
+  dqkv: Float64Array;
+}
+
+/** Dense masked softmax attention in float64, forward and (when dout is given) backward. */
+function reference(qkv: ArrayLike<number>, d: AttentionDims, dout?: ArrayLike<number>): Ref {
+  const { B, H, Dh, C, V, mask } = d;
+  const scale = d.scale ?? 1 / Math.sqrt(Dh);
+  const T = C * V, HD = H * Dh, RS = 3 * HD;
+  const out = new Float64Array(B * T * HD), lse = new Float64Array(B * H * T), dqkv = new Float64Array(B * T * RS);
+  const at = (b: number, t: number, s: number, h: number) => (b * T + t) * RS + s * HD + h * Dh;
+  const P = new Float64Array(T * T);
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < H; h++) {
+      for (let i = 0; i < T; i++) {
+        let m = -Infinity;
+        const z = new Float64Array(T).fill(-Infinity);
+        for (let j = 0; j < T; j++) {
+          if (!allowed(mask, V, i, j)) continue;
+          let s = 0;
+          for (let e = 0; e < Dh; e++) s += qkv[at(b, i, 0, h) + e] * qkv[at(b, j, 1, h) + e];
+          z[j] = s * scale;
+          m = Math.max(m, z[j]);
+        }
+        let sum = 0;
+        for (let j = 0; j < T; j++) sum += Math.exp(z[j] - m);
+        lse[(b * H + h) * T + i] = m + Math.log(sum);
+        for (let j = 0; j < T; j++) {
+          P[i * T + j] = Math.exp(z[j] - m) / sum;
+          for (let e = 0; e < Dh; e++) out[(b * T + i) * HD + h * Dh + e] += P[i * T + j] * qkv[at(b, j, 2, h) + e];
+        }
+      }
+      if (!dout) continue;
+      for (let i = 0; i < T; i++) {
+        const g = (b * T + i) * HD + h * Dh;
+        const dP = new Float64Array(T);
+        let rowDot = 0;
+        for (let j = 0; j < T; j++) {
+          for (let e = 0; e < Dh; e++) dP[j] += dout[g + e] * qkv[at(b, j, 2, h) + e];
+          rowDot += P[i * T + j] * dP[j];
+        }
+        for (let j = 0; j < T; j++) {
+          const pij = P[i * T + j];
+          const dS = pij * (dP[j] - rowDot) * scale;
+          for (let e = 0; e < Dh; e++) {
+            dqkv[at(b, i, 0, h) + e] += dS * qkv[at(b, j, 1, h) + e];
+            dqkv[at(b, j, 1, h) + e] += dS * qkv[at(b, i, 0, h) + e];
+            dqkv[at(b, j, 2, h) + e] += pij * dout[g + e];
+          }
+        }
+      }
+    }
+  return { out, lse, dqkv };
+}
+
+async function gpuRun(engine: Engine, d: AttentionDims, qkv: Float32Array, dout: Float32Array) {
+  const T = d.C * d.V, n = d.B * T * d.H * d.Dh;
+  const tq = engine.upload(qkv), tg = engine.upload(dout);
+  const out = poisoned(engine, [n]), lse = poisoned(engine, [d.B * d.H * T]), dqkv = poisoned(engine, [3 * n]);
+  attentionForward(engine.batch, { qkv: tq.buffer, out: out.buffer, lse: lse.buffer }, d);
+  attentionBackward(engine.batch, { qkv: tq.buffer, out: out.buffer, lse: lse.buffer, dout: tg.buffer, dqkv: dqkv.buffer }, d);
+  const r = { out: await engine.read(out), lse: await engine.read(lse), dqkv: await engine.read(dqkv) };
+  [tq, tg, out, lse, dqkv].forEach((t) => t.dispose());
+  return r;
+}
+
+function inputs(rng: Rng, d: AttentionDims) {
+  const n = d.B * d.C * d.V * d.H * d.Dh;
+  return { qkv: randomArray(rng, 3 * n), dout: randomArray(rng, n) };
+}
+
+const name = (d: AttentionDims) => `B${d.B} H${d.H} C${d.C} V${d.V} Dh${d.Dh}${d.scale !== undefined ? ` scale ${d.scale}` : ''}`;
+
+// ECG-JEPA reference §2, the hand-worked 3 leads × 4 columns CroPA matrix.
+const CROPA_3x4 = [
+  '111110001000',
+  '111101000100',
+  '111100100010',
+  '111100010001',
+  '100011111000',
+  '010011110100',
+  '001011110010',
+  '000111110001',
+  '100010001111',
+  '010001001111',
+  '001000101111',
+  '000100011111',
+];
+
+describe('kernels/attention', () => {
+  it('the mask rule reproduces the hand-worked 3×4 CroPA matrix (and its t1,t2-masked 6×6 sub-matrix)', () => {
+    for (let i = 0; i < 12; i++)
+      for (let j = 0; j < 12; j++)
+        assert(allowed('cropa', 4, i, j) === (CROPA_3x4[i][j] === '1'), `cropa rule (${i},${j}) differs from the worked matrix`);
+    // Student view with columns t0, t3 visible: 3 leads × 2 columns, same rule on the new indices.
+    const keep = [0, 3, 4, 7, 8, 11];
+    for (let i = 0; i < 6; i++)
+      for (let j = 0; j < 6; j++) assert(allowed('cropa', 2, i, j) === (CROPA_3x4[keep[i]][keep[j]] === '1'), `6×6 sub-matrix (${i},${j})`);
+  });
+
+  // q = 0 makes attention uniform over the visited keys, and v_j = e_j makes out_i their indicator:
+  // each query's attended set read back from the GPU must equal the matrix row.
+  for (const [mask, C, V, keep] of [
+    ['cropa', 3, 4, [...Array(12).keys()]],
+    ['cropa', 3, 2, [0, 3, 4, 7, 8, 11]],
+    ['lead', 3, 4, [...Array(12).keys()]],
+    ['none', 3, 4, [...Array(12).keys()]],
+  ] as [AttentionMask, number, number, number[]][]) {
+    it(`${mask}, ${C} leads × ${V} columns: each query's attended set on the GPU equals the matrix row`, async () => {
+      const engine = await getEngine();
+      const T = C * V, Dh = 16;
+      const d: AttentionDims = { B: 1, H: 1, Dh, C, V, mask };
+      const qkv = new Float32Array(T * 3 * Dh);
+      const rng = new Rng(3);
+      for (let t = 0; t < T; t++) {
+        for (let e = 0; e < Dh; e++) qkv[t * 3 * Dh + Dh + e] = rng.normal();
+        qkv[t * 3 * Dh + 2 * Dh + t] = 1;
+      }
+      const tq = engine.upload(qkv), out = poisoned(engine, [T * Dh]), lse = poisoned(engine, [T]);
+      attentionForward(engine.batch, { qkv: tq.buffer, out: out.buffer, lse: lse.buffer }, d);
+      const o = await engine.read(out), l = await engine.read(lse);
+      [tq, out, lse].forEach((t) => t.dispose());
+      for (let i = 0; i < T; i++) {
+        const row = keep.map((kj) => {
+          const m = CROPA_3x4[keep[i]][kj] === '1';
+          return mask === 'cropa' ? m : mask === 'lead' ? Math.floor(keep[i] / 4) === Math.floor(kj / 4) : true;
+        });
+        const count = row.filter(Boolean).length;
+        for (let j = 0; j < Dh; j++) {
+          const want = j < T && row[j] ? 1 : 0;
+          assert(Math.abs(o[i * Dh + j] * count - want) < 1e-5, `${mask} query ${i} key ${j}: got weight ${o[i * Dh + j]}, want ${want}/${count}`);
+        }
+        assert(Math.abs(l[i] - Math.log(count)) < 1e-5, `${mask} query ${i}: lse ${l[i]}, want log ${count}`);
+      }
+    });
+  }
+
+  it('the float64 reference backward matches finite differences of sum(out·dout)', () => {
+    const rng = new Rng(11);
+    for (const mask of ['cropa', 'lead', 'none'] as AttentionMask[]) {
+      const d: AttentionDims = { B: 2, H: 2, Dh: 3, C: 3, V: 3, mask, scale: 0.7 };
+      const { qkv, dout } = inputs(rng, d);
+      const x = Float64Array.from(qkv);
+      const loss = () => reference(x, d).out.reduce((s, o, i) => s + o * dout[i], 0);
+      const grad = reference(x, d, dout).dqkv;
+      const fd = new Float64Array(x.length);
+      const eps = 1e-5;
+      for (let i = 0; i < x.length; i++) {
+        const x0 = x[i];
+        x[i] = x0 + eps;
+        const up = loss();
+        x[i] = x0 - eps;
+        fd[i] = (up - loss()) / (2 * eps);
+        x[i] = x0;
+      }
+      const e = relError(grad, fd);
+      assert(e < 1e-8, `${mask}: reference gradient vs finite differences, relative error ${e}`);
+    }
+  });
+
+  const shapes: AttentionDims[] = [
+    { mask: 'cropa', B: 2, H: 3, C: 3, V: 7, Dh: 16 },
+    { mask: 'cropa', B: 1, H: 2, C: 8, V: 4, Dh: 48 },
+    { mask: 'cropa', B: 3, H: 1, C: 1, V: 7, Dh: 8 },
+    { mask: 'cropa', B: 1, H: 1, C: 8, V: 50, Dh: 48 }, // the full grid: 57 of 400 keys
+    { mask: 'cropa', B: 2, H: 1, C: 3, V: 40, Dh: 5, scale: 0.3 }, // Dh not a multiple of 4
+    { mask: 'lead', B: 2, H: 2, C: 3, V: 7, Dh: 16 },
+    { mask: 'lead', B: 1, H: 3, C: 8, V: 1, Dh: 8 },
+    { mask: 'lead', B: 1, H: 1, C: 3, V: 70, Dh: 8 }, // two query chunks, three key tiles
+    { mask: 'none', B: 2, H: 3, C: 1, V: 50, Dh: 32 }, // the predictor
+    { mask: 'none', B: 3, H: 1, C: 3, V: 4, Dh: 8 },
+    { mask: 'none', B: 1, H: 2, C: 1, V: 70, Dh: 128 },
+  ];
+  for (const d of shapes)
+    it(`${d.mask} ${name(d)}: out, lse and dqkv against the float64 reference`, async () => {
+      const engine = await getEngine();
+      const rng = new Rng(d.B * 1000 + d.V * 10 + d.Dh);
+      const { qkv, dout } = inputs(rng, d);
+      const got = await gpuRun(engine, d, qkv, dout);
+      const ref = reference(qkv, d, dout);
+      assertClose(got.out, ref.out, 1e-5, `${d.mask} ${name(d)} out`);
+      assertClose(got.lse, ref.lse, 1e-5, `${d.mask} ${name(d)} lse`);
+      assertClose(got.dqkv, ref.dqkv, 1e-5, `${d.mask} ${name(d)} dqkv`);
+    });
+
+  it('two backwards of different sizes in one batch (shared D scratch grows) are both right', async () => {
+    const engine = await getEngine();
+    const rng = new Rng(5);
+    const runs = [
+      { mask: 'cropa', B: 1, H: 1, C: 3, V: 4, Dh: 8 },
+      { mask: 'cropa', B: 3, H: 3, C: 8, V: 7, Dh: 8 },
+    ].map((d) => ({ d: d as AttentionDims, ...inputs(rng, d as AttentionDims) }));
+    const held = runs.map(({ d, qkv, dout }) => {
+      const n = d.B * d.C * d.V * d.H * d.Dh;
+      const t = { qkv: engine.upload(qkv), dout: engine.upload(dout), out: engine.empty([n]), lse: engine.empty([d.B * d.H * d.C * d.V]), dqkv: poisoned(engine, [3 * n]) };
+      attentionForward(engine.batch, { qkv: t.qkv.buffer, out: t.out.buffer, lse: t.lse.buffer }, d);
+      attentionBackward(engine.batch, { qkv: t.qkv.buffer, out: t.out.buffer, lse: t.lse.buffer, dout: t.dout.buffer, dqkv: t.dqkv.buffer }, d);
+      return t;
+    });
+    for (let i = 0; i < runs.length; i++) {
+      const got = await engine.read(held[i].dqkv);
+      assertClose(got, reference(runs[i].qkv, runs[i].d, runs[i].dout).dqkv, 1e-5, `run ${i} dqkv`);
+      Object.values(held[i]).forEach((t) => t.dispose());
+    }
+  });
+
+  it('rejects bad sizes with errors that name the kernel and the sizes', async () => {
+    const engine = await getEngine();
+    const b = engine.device.createBuffer({ size: 64, usage: GPUBufferUsage.STORAGE });
+    const expectThrow = (f: () => void, pattern: RegExp) => {
+      let msg = '';
+      try {
+        f();
+      } catch (e) {
+        msg = (e as Error).message;
+      }
+      assert(pattern.test(msg), `expected an error matching ${pattern}, got '${msg}'`);
+    };
+    expectThrow(() => attentionForward(engine.batch, { qkv: b, out: b, lse: b }, { B: 1, H: 1, Dh: 129, C: 1, V: 1, mask: 'none' }), /attentionForward: Dh 129 .*B=1 H=1 Dh=129/);
+    expectThrow(() => attentionForward(engine.batch, { qkv: b, out: b, lse: b }, { B: 2, H: 2, Dh: 8, C: 3, V: 4, mask: 'cropa' }), /attentionForward: qkv binds \d+ bytes, needs 4608/);
+    expectThrow(() => attentionBackward(engine.batch, { qkv: b, out: b, lse: b, dout: b, dqkv: b }, { B: 1, H: 1, Dh: 8, C: 0, V: 4, mask: 'lead' }), /attentionBackward: C must be a positive integer/);
+    b.destroy();
+  });
+});

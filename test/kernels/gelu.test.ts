@@ -1,0 +1,107 @@
+import { erfForward, geluBackward, geluForward } from '../../kernels/gelu.js';
+import { Rng } from '../../engine/random.js';
+import { assert, assertClose, getEngine, poisoned, randomArray } from '../helpers.js';
+import { erf64, erfc64, gelu64, geluGrad64, numericGrad } from './norm-ref.js';
+
+const TOL = 1e-5;
+const SIZES = [1, 7, 257, 1000, 65537];
+
+describe('kernels/gelu', () => {
+  it('float64 erf reference matches known values; gelu reference gradient matches finite differences', () => {
+    // erf/erfc values from mpmath at 30 digits
+    const known: [number, number, number][] = [
+      [0.3, 0.32862675945912741619, 0.67137324054087258381],
+      [1.7, 0.98379045859077456084, 0.016209541409225439159],
+      [-2.2, -0.99813715370201811014, 1.9981371537020181101],
+      [3.1, 0.99998835134263280041, 0.000011648657367199589313],
+      [6.0, 0.99999999999999997848, 2.1519736712498913117e-17],
+    ];
+    for (const [z, e, c] of known) {
+      assert(Math.abs(erf64(z) - e) < 1e-15, `erf64(${z}) = ${erf64(z)}, want ${e}`);
+      assert(Math.abs(erfc64(z) / c - 1) < 1e-11, `erfc64(${z}) = ${erfc64(z)}, want ${c}`);
+    }
+    const xs = Float64Array.from([-9, -4.5, -2, -0.7, 0, 0.3, 1.2, 3.5, 8]);
+    const fd = xs.map((x) => numericGrad((p) => gelu64(p[0]), Float64Array.of(x))[0]);
+    assertClose(Array.from(xs, geluGrad64), fd, 1e-8, 'gelu reference gradient');
+  });
+
+  it('erf_f32 stays within 2e-7 absolute of erf', async () => {
+    const engine = await getEngine();
+    const n = 24001;
+    const z = new Float32Array(n);
+    for (let i = 0; i < n; i++) z[i] = -6 + (12 * i) / (n - 1);
+    const tz = engine.upload(z), y = poisoned(engine, [n]);
+    erfForward(engine.batch, tz.buffer, y.buffer, n);
+    const got = await engine.read(y);
+    let worst = 0, at = 0;
+    for (let i = 0; i < n; i++) {
+      const e = Math.abs(got[i] - erf64(z[i]));
+      if (!(e <= worst)) [worst, at] = [e, i];
+    }
+    assert(worst < 2e-7, `erf max abs error ${worst.toExponential(2)} at z=${z[at]}`);
+    tz.dispose();
+    y.dispose();
+  });
+
+  it('forward against float64, and relatively accurate far into the negative tail', async () => {
+    const engine = await getEngine();
+    const rng = new Rng(2);
+    for (const n of SIZES) {
+      const x = randomArray(rng, n, 3);
+      const tx = engine.upload(x), y = poisoned(engine, [n]);
+      geluForward(engine.batch, tx.buffer, y.buffer, n);
+      assertClose(await engine.read(y), Array.from(x, gelu64), TOL, `gelu n=${n}`);
+      tx.dispose();
+      y.dispose();
+    }
+    // x ≤ −√2: gelu is tiny and 0.5·(1 + erf) would cancel; each element must be right on its own
+    const n = 2000;
+    const x = Float32Array.from({ length: n }, (_, i) => -1.5 - (8 * i) / n);
+    const tx = engine.upload(x), y = poisoned(engine, [n]);
+    geluForward(engine.batch, tx.buffer, y.buffer, n);
+    const got = await engine.read(y);
+    for (let i = 0; i < n; i++) {
+      const want = gelu64(x[i]);
+      assert(Math.abs(got[i] / want - 1) < 2e-5, `gelu(${x[i]}) = ${got[i]}, want ${want}`);
+    }
+    tx.dispose();
+    y.dispose();
+  });
+
+  it('backward against float64 (set and accumulate)', async () => {
+    const engine = await getEngine();
+    const rng = new Rng(3);
+    for (const n of SIZES) {
+      for (const acc of [false, true]) {
+        const x = randomArray(rng, n, 3), dy = randomArray(rng, n);
+        const prior = acc ? randomArray(rng, n) : null;
+        const tx = engine.upload(x), tdy = engine.upload(dy), dx = prior ? engine.upload(prior) : poisoned(engine, [n]);
+        geluBackward(engine.batch, tx.buffer, tdy.buffer, dx.buffer, n, acc);
+        const ref = Array.from(x, (v, i) => dy[i] * geluGrad64(v) + (prior ? prior[i] : 0));
+        assertClose(await engine.read(dx), ref, TOL, `gelu dx n=${n} accumulate=${acc}`);
+        [tx, tdy, dx].forEach((t) => t.dispose());
+      }
+    }
+  });
+
+  it('rejects bad sizes and aliasing, naming the kernel and sizes', async () => {
+    const engine = await getEngine();
+    const a = engine.empty([64]), b = engine.empty([64]);
+    const cases: [() => void, RegExp][] = [
+      [() => geluForward(engine.batch, a.buffer, a.buffer, 64), /geluForward: y must not share memory with x/],
+      [() => geluForward(engine.batch, a.buffer, { buffer: b.buffer, size: 16 }, 64), /geluForward: y binding holds 16 bytes, needs 256 \(n=64\)/],
+      [() => geluBackward(engine.batch, a.buffer, b.buffer, b.buffer, 64, true), /geluBackward: dx must not share memory with dy/],
+    ];
+    for (const [fn, re] of cases) {
+      let msg = '';
+      try {
+        fn();
+      } catch (e) {
+        msg = (e as Error).message;
+      }
+      assert(re.test(msg), `want ${re}, got '${msg}'`);
+    }
+    a.dispose();
+    b.dispose();
+  });
+});

@@ -1,0 +1,141 @@
+import { layerNormBackward, layerNormForward } from '../../kernels/layernorm.js';
+import { Rng } from '../../engine/random.js';
+import type { Tensor } from '../../engine/tensor.js';
+import { assert, assertClose, getEngine, poisoned, randomArray } from '../helpers.js';
+import { dot, f64, layerNormBackwardRef, layerNormRef, numericGrad } from './norm-ref.js';
+
+const TOL = 1e-5;
+
+/** Rows with an offset and a spread that differ per row, so mean and variance both matter. */
+function rowsData(rng: Rng, rows: number, dim: number): Float32Array {
+  const x = randomArray(rng, rows * dim);
+  for (let r = 0; r < rows; r++) {
+    const shift = rng.uniform(-4, 4), spread = rng.uniform(0.2, 3);
+    for (let c = 0; c < dim; c++) x[r * dim + c] = shift + spread * x[r * dim + c];
+  }
+  return x;
+}
+
+// 1, primes, a 768 row (the model's width), 257 (one past a workgroup), 4099 (past the register
+// cache: the re-reading variant)
+const SHAPES: [number, number][] = [[1, 1], [1, 7], [3, 31], [5, 768], [13, 257], [2, 4099], [70, 3]];
+
+describe('kernels/layernorm', () => {
+  it('CPU reference backward matches finite differences', () => {
+    const rng = new Rng(1);
+    const rows = 3, dim = 7;
+    const x = f64(rowsData(rng, rows, dim)), g = f64(randomArray(rng, dim)), b = f64(randomArray(rng, dim)), dy = f64(randomArray(rng, rows * dim));
+    for (const affine of [true, false]) {
+      const ref = layerNormBackwardRef(dy, x, rows, dim, affine ? g : undefined);
+      const loss = (xv: Float64Array, gv: Float64Array, bv: Float64Array) => dot(dy, layerNormRef(xv, rows, dim, affine ? gv : undefined, affine ? bv : undefined).y);
+      assertClose(ref.dx, numericGrad((p) => loss(p, g, b), x.slice()), 1e-7, `dx (affine=${affine})`);
+      if (!affine) continue; // the parameter gradients are only defined for the affine form
+      assertClose(ref.dgamma, numericGrad((p) => loss(x, p, b), g.slice()), 1e-7, 'dgamma');
+      assertClose(ref.dbeta, numericGrad((p) => loss(x, g, p), b.slice()), 1e-7, 'dbeta');
+    }
+  });
+
+  it('forward: y, mean and rstd against float64, affine and not', async () => {
+    const engine = await getEngine();
+    const rng = new Rng(2);
+    for (const [rows, dim] of SHAPES) {
+      for (const mode of ['affine', 'plain', 'gamma-only'] as const) {
+        const x = rowsData(rng, rows, dim);
+        const gamma = mode !== 'plain' ? randomArray(rng, dim) : undefined;
+        const beta = mode === 'affine' ? randomArray(rng, dim) : undefined;
+        const eps = mode === 'gamma-only' ? 1e-3 : 1e-5;
+        const tx = engine.upload(x), y = poisoned(engine, [rows * dim]), mean = poisoned(engine, [rows]), rstd = poisoned(engine, [rows]);
+        const tg = gamma && engine.upload(gamma), tb = beta && engine.upload(beta);
+        layerNormForward(engine.batch, { x: tx.buffer, y: y.buffer, mean: mean.buffer, rstd: rstd.buffer, gamma: tg?.buffer, beta: tb?.buffer }, { rows, dim, eps: mode === 'gamma-only' ? eps : undefined });
+        const ref = layerNormRef(x, rows, dim, gamma, beta, eps);
+        const what = `${mode} rows=${rows} dim=${dim}`;
+        assertClose(await engine.read(y), ref.y, TOL, `y ${what}`);
+        assertClose(await engine.read(mean), ref.mean, TOL, `mean ${what}`);
+        assertClose(await engine.read(rstd), ref.rstd, TOL, `rstd ${what}`);
+        [tx, y, mean, rstd, tg, tb].forEach((t) => t?.dispose());
+      }
+    }
+  });
+
+  it('backward: dx, dgamma, dbeta against float64 (set and accumulate)', async () => {
+    const engine = await getEngine();
+    const rng = new Rng(3);
+    // 1031 rows: blocks of several rows, and a split reduction of the partials
+    for (const [rows, dim] of [...SHAPES, [1031, 33] as [number, number]]) {
+      for (const mode of ['affine', 'plain', 'affine-acc', 'dx-only'] as const) {
+        const x = rowsData(rng, rows, dim), dy = randomArray(rng, rows * dim);
+        const affine = mode !== 'plain';
+        const gamma = affine ? randomArray(rng, dim) : undefined;
+        const wantParams = mode !== 'dx-only';
+        const acc = mode === 'affine-acc';
+        const prior = acc ? [randomArray(rng, dim), randomArray(rng, dim)] : null;
+        // mean/rstd from the forward kernel, as the op uses them
+        const tx = engine.upload(x), y = engine.empty([rows * dim]), mean = engine.empty([rows]), rstd = engine.empty([rows]);
+        layerNormForward(engine.batch, { x: tx.buffer, y: y.buffer, mean: mean.buffer, rstd: rstd.buffer }, { rows, dim });
+        const tdy = engine.upload(dy), dx = poisoned(engine, [rows * dim]), tg = gamma && engine.upload(gamma);
+        let dg: Tensor | undefined, db: Tensor | undefined;
+        if (wantParams) {
+          dg = prior ? engine.upload(prior[0]) : poisoned(engine, [dim]);
+          db = prior ? engine.upload(prior[1]) : poisoned(engine, [dim]);
+        }
+        layerNormBackward(
+          engine.batch,
+          { dy: tdy.buffer, x: tx.buffer, mean: mean.buffer, rstd: rstd.buffer, dx: dx.buffer, gamma: tg?.buffer, dgamma: dg?.buffer, dbeta: db?.buffer },
+          { rows, dim, accumulateParams: acc },
+        );
+        const ref = layerNormBackwardRef(dy, x, rows, dim, gamma);
+        const what = `${mode} rows=${rows} dim=${dim}`;
+        assertClose(await engine.read(dx), ref.dx, TOL, `dx ${what}`);
+        if (dg && db) {
+          const wantG = ref.dgamma.map((v, i) => v + (prior ? prior[0][i] : 0));
+          const wantB = ref.dbeta.map((v, i) => v + (prior ? prior[1][i] : 0));
+          assertClose(await engine.read(dg), wantG, TOL, `dgamma ${what}`);
+          assertClose(await engine.read(db), wantB, TOL, `dbeta ${what}`);
+        }
+        [tx, y, mean, rstd, tdy, dx, tg, dg, db].forEach((t) => t?.dispose());
+      }
+    }
+  });
+
+  it('backward: only one parameter gradient, and the parameter grads alone', async () => {
+    const engine = await getEngine();
+    const rng = new Rng(4);
+    const rows = 600, dim = 45;
+    const x = rowsData(rng, rows, dim), dy = randomArray(rng, rows * dim), gamma = randomArray(rng, dim);
+    const ref = layerNormBackwardRef(dy, x, rows, dim, gamma);
+    const tx = engine.upload(x), mean = engine.empty([rows]), rstd = engine.empty([rows]), y = engine.empty([rows * dim]);
+    layerNormForward(engine.batch, { x: tx.buffer, y: y.buffer, mean: mean.buffer, rstd: rstd.buffer }, { rows, dim });
+    const tdy = engine.upload(dy), tg = engine.upload(gamma);
+    for (const which of ['dgamma', 'dbeta'] as const) {
+      const dx = poisoned(engine, [rows * dim]), out = poisoned(engine, [dim]);
+      layerNormBackward(engine.batch, { dy: tdy.buffer, x: tx.buffer, mean: mean.buffer, rstd: rstd.buffer, dx: dx.buffer, gamma: tg.buffer, [which]: out.buffer }, { rows, dim });
+      assertClose(await engine.read(dx), ref.dx, TOL, `dx with ${which} only`);
+      assertClose(await engine.read(out), which === 'dgamma' ? ref.dgamma : ref.dbeta, TOL, `${which} alone`);
+      dx.dispose();
+      out.dispose();
+    }
+    [tx, mean, rstd, y, tdy, tg].forEach((t) => t.dispose());
+  });
+
+  it('rejects bad sizes and aliasing, naming the kernel and sizes', async () => {
+    const engine = await getEngine();
+    const a = engine.empty([12]), b = engine.empty([12]), m = engine.empty([3]), r = engine.empty([3]);
+    const threw = (fn: () => void, re: RegExp) => {
+      try {
+        fn();
+      } catch (e) {
+        assert(re.test((e as Error).message), `unexpected message: ${(e as Error).message}`);
+        return;
+      }
+      throw new Error(`no error for ${re}`);
+    };
+    threw(() => layerNormForward(engine.batch, { x: a.buffer, y: b.buffer, mean: m.buffer, rstd: r.buffer }, { rows: 3, dim: 0 }), /layerNormForward: dim must be/);
+    threw(() => layerNormForward(engine.batch, { x: a.buffer, y: a.buffer, mean: m.buffer, rstd: r.buffer }, { rows: 3, dim: 4 }), /layerNormForward: y must not share memory with x/);
+    threw(() => layerNormForward(engine.batch, { x: { buffer: a.buffer, size: 40 }, y: b.buffer, mean: m.buffer, rstd: r.buffer }, { rows: 3, dim: 4 }), /layerNormForward: x binding holds 40 bytes, needs 48 \(rows=3, dim=4\)/);
+    threw(
+      () => layerNormBackward(engine.batch, { dy: a.buffer, x: b.buffer, mean: m.buffer, rstd: r.buffer, dx: b.buffer }, { rows: 3, dim: 4 }),
+      /layerNormBackward: dx must not share memory with x/,
+    );
+    [a, b, m, r].forEach((t) => t.dispose());
+  });
+});

@@ -1,0 +1,283 @@
+import { matmul, matmulConfigs, matmulPlan, tuneMatmul, MATMUL_TILES, type MatmulConfigName, type MatmulDims, type MatmulTileName } from '../../kernels/matmul.js';
+import { Rng } from '../../engine/random.js';
+import type { Engine } from '../../engine/engine.js';
+import type { Tensor } from '../../engine/tensor.js';
+import { assert, assertClose, getEngine, randomArray } from '../helpers.js';
+
+// ---- float64 reference --------------------------------------------------------------------------
+
+/** erf in float64: Taylor series near 0, continued fraction for erfc in the tails. */
+function erf(x: number): number {
+  const z = Math.abs(x);
+  if (z < 3) {
+    let term = z, sum = z;
+    for (let n = 1; n < 80; n++) {
+      term *= (-z * z) / n;
+      sum += term / (2 * n + 1);
+    }
+    return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * sum;
+  }
+  let f = z; // erfc(z) = exp(−z²)/√π · 1/(z + (1/2)/(z + 1/(z + (3/2)/(z + …))))
+  for (let n = 60; n >= 1; n--) f = z + n / 2 / f;
+  return Math.sign(x) * (1 - Math.exp(-z * z) / Math.sqrt(Math.PI) / f);
+}
+const gelu = (x: number) => 0.5 * x * (1 + erf(x / Math.SQRT2));
+
+interface Case extends MatmulDims {
+  config?: MatmulConfigName;
+  splitK?: number;
+  f16?: boolean;
+  bias?: boolean;
+  residual?: boolean;
+  preact?: boolean;
+  /** Input scale (keeps GELU inputs in its curved range). */
+  scale?: number;
+}
+
+function reference(c: Case, a: ArrayLike<number>, b: ArrayLike<number>, extra: { bias?: Float32Array; residual?: Float32Array; c0?: Float32Array }) {
+  const { M, N, K } = c;
+  const batch = c.batch ?? 1;
+  const sA = c.strideA ?? M * K, sB = c.strideB ?? K * N, sC = c.strideC ?? M * N;
+  const span = (batch - 1) * sC + M * N;
+  const out = new Float64Array(span).fill(NaN), pre = new Float64Array(span).fill(NaN);
+  for (let z = 0; z < batch; z++)
+    for (let m = 0; m < M; m++)
+      for (let n = 0; n < N; n++) {
+        let s = 0;
+        for (let k = 0; k < K; k++) {
+          const av = a[z * sA + (c.transA ? k * M + m : m * K + k)];
+          const bv = b[z * sB + (c.transB ? n * K + k : k * N + n)];
+          s += av * bv;
+        }
+        const i = z * sC + m * N + n;
+        if (extra.bias) s += extra.bias[n];
+        pre[i] = s;
+        if (c.activation === 'gelu') s = gelu(s);
+        if (extra.residual) s += extra.residual[i];
+        if (c.accumulate) s += extra.c0![i];
+        out[i] = s;
+      }
+  return { out, pre };
+}
+
+// ---- f16 ----------------------------------------------------------------------------------------
+
+const f32buf = new Float32Array(1), u32buf = new Uint32Array(f32buf.buffer);
+/** Nearest f16 (ties to even), as bits. */
+function toF16(x: number): number {
+  f32buf[0] = x;
+  const u = u32buf[0];
+  const sign = (u >>> 16) & 0x8000;
+  const exp = (u >>> 23) & 0xff, m = u & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (m ? 0x200 : 0);
+  const e = exp - 127;
+  if (e > 15) return sign | 0x7c00;
+  if (e < -25) return sign;
+  // The 24-bit significand shifted onto the f16 grid: 11 bits for normals, fewer for subnormals.
+  const sig = m | 0x800000;
+  const shift = e < -14 ? 13 + (-14 - e) : 13;
+  let h = sig >>> shift;
+  const rem = sig & ((1 << shift) - 1), half = 1 << (shift - 1);
+  if (rem > half || (rem === half && h & 1)) h++;
+  // A rounding carry into bit 10 moves to the next exponent (or to infinity) by itself.
+  return e < -14 ? sign | h : sign | (((e + 15) << 10) + h - 0x400);
+}
+function fromF16(h: number): number {
+  const s = h & 0x8000 ? -1 : 1, e = (h >>> 10) & 0x1f, m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+// ---- runner -------------------------------------------------------------------------------------
+
+const rng = new Rng(20241011);
+
+async function run(engine: Engine, c: Case): Promise<void> {
+  const { M, N, K } = c;
+  const batch = c.batch ?? 1;
+  const sA = c.strideA ?? M * K, sB = c.strideB ?? K * N, sC = c.strideC ?? M * N;
+  const spanA = batch === 0 ? 0 : (batch - 1) * sA + M * K;
+  const spanB = batch === 0 ? 0 : (batch - 1) * sB + K * N;
+  const spanC = (batch - 1) * sC + M * N;
+  const scale = c.scale ?? 1 / Math.sqrt(Math.max(1, K));
+  const a = randomArray(rng, Math.max(1, spanA), Math.sqrt(scale)), b = randomArray(rng, Math.max(1, spanB), Math.sqrt(scale));
+  const bias = c.bias ? randomArray(rng, N, 0.5) : undefined;
+  const residual = c.residual ? randomArray(rng, spanC) : undefined;
+  const c0 = c.accumulate ? randomArray(rng, spanC) : undefined;
+  const made: Tensor[] = [];
+  const keep = <T extends Tensor>(t: T) => (made.push(t), t);
+  let ta: Tensor, tb: Tensor, ar = a, br = b;
+  if (c.f16) {
+    const ha = Uint16Array.from(a, toF16), hb = Uint16Array.from(b, toF16);
+    ar = Float32Array.from(ha, fromF16);
+    br = Float32Array.from(hb, fromF16);
+    ta = keep(engine.upload(ha, [ha.length], 'f16'));
+    tb = keep(engine.upload(hb, [hb.length], 'f16'));
+  } else {
+    ta = keep(engine.upload(a));
+    tb = keep(engine.upload(b));
+  }
+  // Poisoned outputs: NaN everywhere, including the gaps between strided batch items, which must stay NaN.
+  const cInit = new Float32Array(spanC).fill(NaN);
+  if (c0) for (let z = 0; z < batch; z++) for (let i = 0; i < M * N; i++) cInit[z * sC + i] = c0[z * sC + i];
+  const tc = keep(engine.upload(cInit));
+  const tp = c.preact ? keep(engine.upload(new Float32Array(spanC).fill(NaN))) : undefined;
+  const tbias = bias ? keep(engine.upload(bias)) : undefined;
+  const tres = residual ? keep(engine.upload(residual)) : undefined;
+  const what = JSON.stringify(c);
+  try {
+    matmul(
+      engine.batch,
+      { a: ta.buffer, b: tb.buffer, c: tc.buffer, bias: tbias?.buffer, residual: tres?.buffer, preact: tp?.buffer },
+      c,
+      { precision: c.f16 ? 'f16' : 'f32', config: c.config, splitK: c.splitK },
+    );
+    const got = await engine.read(tc);
+    const pre = tp ? await engine.read(tp) : undefined;
+    const check = (out: Float32Array, ref: Float64Array, tol: number, label: string) => {
+      const o: number[] = [], r: number[] = [];
+      for (let i = 0; i < ref.length; i++) {
+        if (Number.isNaN(ref[i])) assert(Number.isNaN(out[i]), `${label} ${what}: element ${i} outside C was written (${out[i]})`);
+        else (o.push(out[i]), r.push(ref[i]));
+      }
+      assertClose(o, r, tol, `${label} ${what}`);
+    };
+    const ref = reference(c, ar, br, { bias, residual, c0 });
+    check(got, ref.out, 1e-5, 'C');
+    if (pre) check(pre, ref.pre, 1e-5, 'preact');
+    if (c.f16) check(got, reference(c, a, b, { bias, residual, c0 }).out, 1e-2, 'C vs unrounded inputs');
+  } finally {
+    made.forEach((t) => t.dispose());
+  }
+}
+
+const TRANS: [boolean, boolean][] = [
+  [false, false],
+  [false, true],
+  [true, false],
+  [true, true],
+];
+
+describe('kernels/matmul', function () {
+  this.timeout(120_000);
+  let engine: Engine;
+  let tiles: MatmulTileName[];
+  before(async () => {
+    engine = await getEngine();
+    tiles = matmulConfigs(engine.device, 'f32').filter((n): n is MatmulTileName => n in MATMUL_TILES);
+    assert(tiles.length === Object.keys(MATMUL_TILES).length, `every tile config should fit this device, got ${tiles}`);
+  });
+
+  it('every tile config and transpose: 1, primes, vec4-aligned and exact-tile shapes', async () => {
+    // [M, N, K]: scalar path with every bound check; vec4 loads with checks; no checks at all.
+    const shapes = [
+      [1, 1, 1],
+      [13, 7, 29],
+      [68, 36, 20],
+      [128, 128, 48],
+    ];
+    for (const config of tiles)
+      for (const [transA, transB] of TRANS)
+        for (const [M, N, K] of shapes) await run(engine, { M, N, K, transA, transB, config });
+  });
+
+  it('400- and 768-like shapes with the planned config', async () => {
+    await run(engine, { M: 400, N: 768, K: 64, transB: true });
+    await run(engine, { M: 400, N: 48, K: 768, transA: true });
+  });
+
+  it('batched: broadcast B (stride 0), padded strides, every transpose', async () => {
+    for (const [transA, transB] of TRANS) {
+      // dense-ish aligned strides (vec4 path) with gaps in C
+      await run(engine, { M: 20, N: 12, K: 16, batch: 3, transA, transB, strideA: 20 * 16 + 4, strideB: 0, strideC: 20 * 12 + 8 });
+      // odd strides (scalar path), odd shape
+      await run(engine, { M: 9, N: 11, K: 5, batch: 4, transA, transB, strideA: 9 * 5 + 3, strideB: 11 * 5 + 1, strideC: 9 * 11 + 5, config: 'small' });
+    }
+    await run(engine, { M: 33, N: 65, K: 17, batch: 2, strideA: 0, config: 'large' });
+  });
+
+  it('epilogues: bias, GELU, residual, preact on every config', async () => {
+    for (const config of tiles) {
+      await run(engine, { M: 37, N: 50, K: 19, bias: true, activation: 'gelu', preact: true, residual: true, config, scale: 2 / Math.sqrt(19) });
+      await run(engine, { M: 72, N: 132, K: 24, transB: true, bias: true, activation: 'gelu', preact: true, config, scale: 2 / Math.sqrt(24) });
+      await run(engine, { M: 8, N: 16, K: 12, transA: true, bias: true, residual: true, config });
+    }
+    // GELU's far tails (|x| up to ~8), where an erf approximation is least accurate.
+    await run(engine, { M: 16, N: 20, K: 8, bias: true, activation: 'gelu', preact: true, scale: 3 });
+  });
+
+  it('accumulate: C += A·B (+ bias), vec4 and scalar paths', async () => {
+    await run(engine, { M: 31, N: 17, K: 23, accumulate: true, config: 'mid' });
+    await run(engine, { M: 64, N: 96, K: 40, transA: true, accumulate: true, bias: true, config: 'large' });
+    await run(engine, { M: 12, N: 8, K: 4, batch: 3, strideB: 0, transB: true, accumulate: true, preact: true, config: 'small' });
+  });
+
+  it('split K: forced splits with epilogues and accumulate, and the heuristic split of small outputs', async () => {
+    await run(engine, { M: 19, N: 23, K: 101, splitK: 3, bias: true, activation: 'gelu', preact: true, residual: true, config: 'small', scale: 2 / Math.sqrt(101) });
+    await run(engine, { M: 40, N: 24, K: 96, splitK: 5, transA: true, transB: true, accumulate: true, bias: true, config: 'tall' });
+    await run(engine, { M: 7, N: 9, K: 50, batch: 2, splitK: 4, strideC: 70, config: 'large' });
+    const small: MatmulDims = { M: 8, N: 12, K: 2100, transA: true };
+    const p = matmulPlan(engine.device, small);
+    assert(p.splits > 1, `a tiny output with K = 2100 should split K, plan ${JSON.stringify(p)}`);
+    await run(engine, { ...small, bias: true });
+  });
+
+  it('f16 inputs, f32 accumulate: every tile config and transpose', async () => {
+    for (const config of tiles)
+      for (const [transA, transB] of TRANS) {
+        await run(engine, { M: 13, N: 29, K: 31, transA, transB, config, f16: true });
+        await run(engine, { M: 64, N: 40, K: 36, transA, transB, config, f16: true });
+      }
+    await run(engine, { M: 21, N: 44, K: 300, splitK: 3, bias: true, activation: 'gelu', preact: true, f16: true, scale: 2 / Math.sqrt(300) });
+    await run(engine, { M: 16, N: 12, K: 20, batch: 2, strideB: 0, accumulate: true, f16: true });
+  });
+
+  it('subgroup-matrix: runs where the device has it, else a clear error', async () => {
+    const has = matmulConfigs(engine.device, 'f16').includes('subgroup-matrix');
+    if (has) {
+      for (const [transA, transB] of TRANS) await run(engine, { M: 128, N: 64, K: 48, transA, transB, config: 'subgroup-matrix', f16: true });
+      await run(engine, { M: 64, N: 96, K: 32, bias: true, activation: 'gelu', residual: true, preact: true, config: 'subgroup-matrix', f16: true });
+    } else {
+      const t = engine.empty([64 * 64], 'f16'), c = engine.empty([64 * 64]);
+      let msg = '';
+      try {
+        matmul(engine.batch, { a: t.buffer, b: t.buffer, c: c.buffer }, { M: 64, N: 64, K: 64 }, { precision: 'f16', config: 'subgroup-matrix' });
+      } catch (e) {
+        msg = (e as Error).message;
+      }
+      [t, c].forEach((x) => x.dispose());
+      assert(/matmul: .*subgroup-matrix.*not available/.test(msg), `expected a clear error, got '${msg}'`);
+    }
+  });
+
+  it('autotune: picks a config this device runs, and matmul then uses it', async () => {
+    const dims: MatmulDims = { M: 300, N: 260, K: 256, transB: true };
+    const chosen = await tuneMatmul(engine.device, dims);
+    assert(matmulConfigs(engine.device, 'f32').includes(chosen), `tuned config ${chosen}`);
+    assert(matmulPlan(engine.device, dims).config === chosen, `plan ${JSON.stringify(matmulPlan(engine.device, dims))} vs tuned ${chosen}`);
+    await run(engine, dims);
+  });
+
+  it('rejects bad input with errors naming matmul and the sizes', async () => {
+    const x = engine.empty([100]), y = engine.empty([100]), z = engine.empty([100]);
+    const expectThrow = (f: () => void, re: RegExp) => {
+      let msg = '';
+      try {
+        f();
+      } catch (e) {
+        msg = (e as Error).message;
+      }
+      assert(re.test(msg), `expected ${re}, got '${msg}'`);
+    };
+    const bufs = { a: x.buffer, b: y.buffer, c: z.buffer };
+    const small = { a: { buffer: x.buffer, size: 64 }, b: y.buffer, c: z.buffer };
+    expectThrow(() => matmul(engine.batch, small, { M: 4, N: 4, K: 5 }), /matmul: a holds 64 bytes, needs 80.*M=4, N=4, K=5/);
+    expectThrow(() => matmul(engine.batch, bufs, { M: 4, N: 4, K: 4, activation: 'gelu', accumulate: true }), /matmul: accumulate cannot be combined/);
+    expectThrow(() => matmul(engine.batch, bufs, { M: 2, N: 2, K: 2, batch: 2, strideC: 0 }), /matmul: strideC = 0/);
+    expectThrow(() => matmul(engine.batch, bufs, { M: 2.5, N: 2, K: 2 }), /matmul: M must be an integer/);
+    expectThrow(() => matmul(engine.batch, { a: x.buffer, b: y.buffer, c: x.buffer }, { M: 2, N: 2, K: 2 }), /matmul: c must not share memory with a/);
+    expectThrow(() => matmul(engine.batch, bufs, { M: 2, N: 2, K: 2 }, { config: 'huge' as MatmulConfigName }), /matmul: unknown config 'huge'/);
+    [x, y, z].forEach((t) => t.dispose());
+  });
+});

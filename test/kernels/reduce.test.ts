@@ -1,0 +1,104 @@
+import { broadcastAxis, reduceAxis } from '../../kernels/reduce.js';
+import { Rng } from '../../engine/random.js';
+import { assert, assertClose, getEngine, poisoned, randomArray } from '../helpers.js';
+import { broadcastRef, dot, f64, numericGrad, reduceRef } from './norm-ref.js';
+
+const TOL = 1e-5;
+
+// [outer, reduce, inner]: single elements, row sums (inner 1), bias-gradient shapes (outer 1),
+// mean-pooling shapes, inner not a power of two, long axes that take the split two-pass path
+// (1 × 100003 × 1, 1 × 5000 × 70, 1 × 2053 × 768), 70000 rows (more workgroups than one grid
+// dimension), and an empty axis.
+const SHAPES: [number, number, number][] = [
+  [1, 1, 1], [1, 7, 1], [3, 1000, 1], [70000, 3, 1], [1, 25, 5], [1, 1031, 13], [2, 17, 768],
+  [4, 37, 3], [3, 50, 96], [1, 100003, 1], [1, 5000, 70], [1, 2053, 768], [3, 0, 5],
+];
+
+describe('kernels/reduce', () => {
+  it('CPU reference: broadcastAxis is the gradient of reduceAxis (finite differences)', () => {
+    const rng = new Rng(1);
+    const [outer, reduce, inner] = [2, 5, 3];
+    const x = f64(randomArray(rng, outer * reduce * inner)), w = f64(randomArray(rng, outer * inner));
+    for (const mean of [false, true]) {
+      const fd = numericGrad((p) => dot(w, reduceRef(p, outer, reduce, inner, mean)), x.slice());
+      assertClose(broadcastRef(w, outer, reduce, inner, mean ? 1 / reduce : 1), fd, 1e-8, `mean=${mean}`);
+    }
+  });
+
+  it('reduceAxis against float64 (sum, mean, accumulate)', async () => {
+    const engine = await getEngine();
+    const rng = new Rng(2);
+    for (const [outer, reduce, inner] of SHAPES) {
+      for (const mode of ['sum', 'mean', 'accumulate'] as const) {
+        if (mode === 'mean' && reduce === 0) continue;
+        const x = randomArray(rng, outer * reduce * inner);
+        const prior = mode === 'accumulate' ? randomArray(rng, outer * inner) : null;
+        const tx = engine.upload(x), y = prior ? engine.upload(prior) : poisoned(engine, [outer * inner]);
+        reduceAxis(engine.batch, tx.buffer, y.buffer, { outer, reduce, inner, mean: mode === 'mean', accumulate: mode === 'accumulate' });
+        const ref = reduceRef(x, outer, reduce, inner, mode === 'mean').map((v, i) => v + (prior ? prior[i] : 0));
+        assertClose(await engine.read(y), ref, TOL, `reduceAxis ${mode} [${outer}, ${reduce}, ${inner}]`);
+        tx.dispose();
+        y.dispose();
+      }
+    }
+  });
+
+  it('reduceAxis: calls sharing one batch while the scratch grows', async () => {
+    const engine = await getEngine();
+    const rng = new Rng(3);
+    const shapes: [number, number, number][] = [[1, 3000, 20], [1, 40000, 30], [2, 20000, 17]];
+    const runs = shapes.map(([o, r, i]) => {
+      const x = randomArray(rng, o * r * i);
+      const tx = engine.upload(x), y = poisoned(engine, [o * i]);
+      reduceAxis(engine.batch, tx.buffer, y.buffer, { outer: o, reduce: r, inner: i });
+      return { x, tx, y, shape: [o, r, i] as const };
+    });
+    for (const { x, tx, y, shape } of runs) {
+      assertClose(await engine.read(y), reduceRef(x, ...shape), TOL, `reduceAxis [${shape}] in one batch`);
+      tx.dispose();
+      y.dispose();
+    }
+  });
+
+  it('broadcastAxis against float64 (scale, accumulate)', async () => {
+    const engine = await getEngine();
+    const rng = new Rng(4);
+    for (const [outer, reduce, inner] of SHAPES) {
+      for (const acc of [false, true]) {
+        const n = outer * reduce * inner;
+        if (n === 0) continue;
+        const scale = acc ? 1 : 1 / 3;
+        const x = randomArray(rng, outer * inner);
+        const prior = acc ? randomArray(rng, n) : null;
+        const tx = engine.upload(x), y = prior ? engine.upload(prior) : poisoned(engine, [n]);
+        broadcastAxis(engine.batch, tx.buffer, y.buffer, { outer, reduce, inner, scale: acc ? undefined : scale, accumulate: acc });
+        const ref = broadcastRef(x, outer, reduce, inner, scale).map((v, i) => v + (prior ? prior[i] : 0));
+        assertClose(await engine.read(y), ref, TOL, `broadcastAxis acc=${acc} [${outer}, ${reduce}, ${inner}]`);
+        tx.dispose();
+        y.dispose();
+      }
+    }
+  });
+
+  it('rejects bad sizes and aliasing, naming the kernel and sizes', async () => {
+    const engine = await getEngine();
+    const a = engine.empty([64]), b = engine.empty([64]);
+    const cases: [() => void, RegExp][] = [
+      [() => reduceAxis(engine.batch, a.buffer, a.buffer, { outer: 1, reduce: 4, inner: 4 }), /reduceAxis: y must not share memory with x/],
+      [() => reduceAxis(engine.batch, a.buffer, b.buffer, { outer: 2, reduce: 0, inner: 4, mean: true }), /reduceAxis: mean over an empty axis \(outer=2, reduce=0, inner=4\)/],
+      [() => reduceAxis(engine.batch, a.buffer, b.buffer, { outer: 1, reduce: 65, inner: 1 }), /reduceAxis: x binding holds 256 bytes, needs 260 \(outer=1, reduce=65, inner=1\)/],
+      [() => broadcastAxis(engine.batch, a.buffer, b.buffer, { outer: 1, reduce: 1.5, inner: 4 }), /broadcastAxis: reduce must be an integer/],
+    ];
+    for (const [fn, re] of cases) {
+      let msg = '';
+      try {
+        fn();
+      } catch (e) {
+        msg = (e as Error).message;
+      }
+      assert(re.test(msg), `want ${re}, got '${msg}'`);
+    }
+    a.dispose();
+    b.dispose();
+  });
+});

@@ -1,0 +1,97 @@
+import { softmaxBackward, softmaxForward } from '../../kernels/softmax.js';
+import { Rng } from '../../engine/random.js';
+import { assert, assertClose, getEngine, poisoned, randomArray } from '../helpers.js';
+import { dot, f64, numericGrad, softmaxBackwardRef, softmaxRef } from './norm-ref.js';
+
+const TOL = 1e-5;
+
+// 1, primes, the model's 400-token rows, 768, one past a workgroup, 5000 (past the register cache:
+// online max/sum, x read twice), and 65600 rows (more workgroups than one grid dimension holds)
+const SHAPES: [number, number][] = [[1, 1], [3, 7], [5, 400], [2, 768], [7, 129], [2, 5000], [65600, 2]];
+
+describe('kernels/softmax', () => {
+  it('CPU reference backward matches finite differences', () => {
+    const rng = new Rng(1);
+    const rows = 3, cols = 6, scale = 0.7;
+    const x = f64(randomArray(rng, rows * cols)), dy = f64(randomArray(rng, rows * cols));
+    const got = softmaxBackwardRef(softmaxRef(x, rows, cols, scale), dy, rows, cols, scale);
+    assertClose(got, numericGrad((p) => dot(dy, softmaxRef(p, rows, cols, scale)), x.slice()), 1e-7, 'softmax dx');
+  });
+
+  it('forward against float64, with large offsets and scales', async () => {
+    const engine = await getEngine();
+    const rng = new Rng(2);
+    for (const [rows, cols] of SHAPES) {
+      for (const scale of [1, 0.125]) {
+        // per-row offsets far from 0 check the max subtraction; a spread of 4 gives peaked rows
+        const x = randomArray(rng, rows * cols, 4);
+        for (let r = 0; r < rows; r++) {
+          const off = rng.uniform(-300, 300);
+          for (let c = 0; c < cols; c++) x[r * cols + c] += off;
+        }
+        const tx = engine.upload(x), y = poisoned(engine, [rows * cols]);
+        softmaxForward(engine.batch, tx.buffer, y.buffer, { rows, cols, scale: scale === 1 ? undefined : scale });
+        assertClose(await engine.read(y), softmaxRef(x, rows, cols, scale), TOL, `softmax rows=${rows} cols=${cols} scale=${scale}`);
+        tx.dispose();
+        y.dispose();
+      }
+    }
+  });
+
+  it('−∞ entries get 0; an all −∞ row gives NaN (as PyTorch)', async () => {
+    const engine = await getEngine();
+    const rng = new Rng(3);
+    for (const cols of [9, 5000]) {
+      const rows = 3;
+      const x = randomArray(rng, rows * cols);
+      for (let c = 0; c < cols; c += 3) x[c] = -Infinity; // row 0: every third masked
+      for (let c = 0; c < cols; c++) x[2 * cols + c] = -Infinity; // row 2: all masked
+      const tx = engine.upload(x), y = poisoned(engine, [rows * cols]);
+      softmaxForward(engine.batch, tx.buffer, y.buffer, { rows, cols });
+      const got = await engine.read(y);
+      const ref = softmaxRef(x, 2, cols);
+      assertClose(got.subarray(0, 2 * cols), ref, TOL, `masked rows cols=${cols}`);
+      for (let c = 0; c < cols; c += 3) assert(got[c] === 0, `masked entry ${c} is ${got[c]}`);
+      assert(got.subarray(2 * cols).every((v) => Number.isNaN(v)), `all −∞ row: want NaN, got ${got[2 * cols]}`);
+      tx.dispose();
+      y.dispose();
+    }
+  });
+
+  it('backward against float64', async () => {
+    const engine = await getEngine();
+    const rng = new Rng(4);
+    for (const [rows, cols] of SHAPES) {
+      for (const scale of [1, 0.125]) {
+        const yv = Float32Array.from(softmaxRef(randomArray(rng, rows * cols, 2), rows, cols));
+        const dy = randomArray(rng, rows * cols);
+        const ty = engine.upload(yv), tdy = engine.upload(dy), dx = poisoned(engine, [rows * cols]);
+        softmaxBackward(engine.batch, ty.buffer, tdy.buffer, dx.buffer, { rows, cols, scale });
+        assertClose(await engine.read(dx), softmaxBackwardRef(yv, dy, rows, cols, scale), TOL, `softmax dx rows=${rows} cols=${cols} scale=${scale}`);
+        [ty, tdy, dx].forEach((t) => t.dispose());
+      }
+    }
+  });
+
+  it('rejects bad sizes and aliasing, naming the kernel and sizes', async () => {
+    const engine = await getEngine();
+    const a = engine.empty([8]), b = engine.empty([8]);
+    const cases: [() => void, RegExp][] = [
+      [() => softmaxForward(engine.batch, a.buffer, a.buffer, { rows: 2, cols: 4 }), /softmaxForward: y must not share memory with x/],
+      [() => softmaxForward(engine.batch, a.buffer, b.buffer, { rows: 2, cols: 0 }), /softmaxForward: cols must be ≥ 1 \(rows=2\)/],
+      [() => softmaxBackward(engine.batch, a.buffer, b.buffer, { buffer: b.buffer, offset: 256 }, { rows: 2, cols: 4 }), /softmaxBackward: dx binding holds \d+ bytes, needs 32/],
+      [() => softmaxBackward(engine.batch, a.buffer, b.buffer, b.buffer, { rows: 2, cols: 4 }), /softmaxBackward: dx must not share memory with dy/],
+    ];
+    for (const [fn, re] of cases) {
+      let msg = '';
+      try {
+        fn();
+      } catch (e) {
+        msg = (e as Error).message;
+      }
+      assert(re.test(msg), `want ${re}, got '${msg}'`);
+    }
+    a.dispose();
+    b.dispose();
+  });
+});

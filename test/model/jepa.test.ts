@@ -1,0 +1,181 @@
+// The GPU model against the float64 reference on fixed weights, and training on a fixed batch.
+import type { Engine } from '../../engine/engine.js';
+import { Rng } from '../../engine/random.js';
+import { Tape } from '../../engine/tape.js';
+import type { Tensor } from '../../engine/tensor.js';
+import { encoderParamSpecs, makeConfig, predictorParamSpecs, withLeads, type EcgJepaConfig, type ParamSpec } from '../../model/config.js';
+import { Encoder, loadParams, readParams, uploadMask } from '../../model/encoder.js';
+import { EcgJepa, schedules } from '../../model/jepa.js';
+import { buildBatchMask } from '../../model/masking.js';
+import { Predictor } from '../../model/predictor.js';
+import { encoderForwardRef, jepaLossRef, predictorForwardRef } from '../../model/reference.js';
+import { assert, assertClose, getEngine } from '../helpers.js';
+
+// Deterministic non-trivial weights (LayerNorm weights ≠ 1, biases ≠ 0), float32.
+function weights(specs: readonly ParamSpec[], k0: number): Map<string, Float32Array> {
+  const w = new Map<string, Float32Array>();
+  specs.forEach(([name, shape], k) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const scale = name === 'mask_token' ? 0.5 : name.endsWith('.bias') ? 0.1 : shape.length === 1 ? 0.2 : 1 / Math.sqrt(shape[shape.length - 1]);
+    const off = shape.length === 1 && !name.endsWith('.bias') ? 1 : 0;
+    w.set(name, Float32Array.from({ length: n }, (_, i) => off + scale * Math.sin(0.731 * i + 0.0137 * i * i + 1.37 * (k + k0 + 1))));
+  });
+  return w;
+}
+
+/** Smooth synthetic ECG-like signals [B, C, L]. */
+function signal(cfg: EcgJepaConfig, B: number, seed: number): Float32Array {
+  const C = cfg.leads.length;
+  const L = cfg.patchSize * cfg.patches;
+  const r = new Rng(seed);
+  const x = new Float32Array(B * C * L);
+  for (let b = 0; b < B; b++)
+    for (let c = 0; c < C; c++) {
+      const f = 0.01 + 0.03 * r.next();
+      const ph = 6 * r.next();
+      for (let t = 0; t < L; t++) x[(b * C + c) * L + t] = Math.sin(f * t + ph) + 0.3 * Math.sin(3.1 * f * t) + 0.05 * r.normal();
+    }
+  return x;
+}
+
+const TOL = 1e-4;
+
+describe('model/jepa: GPU forward against the float64 reference', () => {
+  let engine: Engine;
+  let tape: Tape;
+  const cfg = makeConfig('tiny');
+  const B = 2;
+  const C = cfg.leads.length;
+  const L = cfg.patchSize * cfg.patches;
+  const sw = weights(encoderParamSpecs(cfg), 0);
+  const tw = weights(encoderParamSpecs(cfg), 100);
+  const pw = weights(predictorParamSpecs(cfg), 200);
+  const xv = signal(cfg, B, 11);
+  let enc: Encoder;
+  let x: Tensor;
+
+  before(async () => {
+    engine = await getEngine();
+    tape = new Tape(engine);
+    enc = new Encoder(engine, cfg, new Rng(0));
+    loadParams(enc.reg, sw);
+    x = engine.upload(xv, [B, C, L]);
+  });
+  after(() => {
+    enc?.dispose();
+    x?.dispose();
+  });
+
+  /** Runs fn without recording, reads every tensor it returns, disposes them. */
+  async function run(fn: () => Tensor[]): Promise<Float32Array[]> {
+    const out = tape.noGrad(() => engine.scope(fn));
+    const vals = [];
+    for (const t of out) vals.push(await engine.read(t));
+    out.forEach((t) => t.dispose());
+    return vals;
+  }
+
+  it('encoder: all tokens and the mean-pooled representation', async () => {
+    const ref = encoderForwardRef(cfg, sw, xv, B);
+    const [tok, rep] = await run(() => [enc.forward(tape, x), enc.representation(tape, x)]);
+    assertClose(tok, ref.tokens, TOL, 'tokens');
+    assertClose(rep, ref.representation, TOL, 'representation');
+  });
+
+  it('encoder on the visible columns: one mask per batch, and per-sample masks', async () => {
+    for (const masked of [[[1, 2, 5, 7]], [[1, 2, 5, 7], [0, 4, 8, 9]]]) {
+      const mask = buildBatchMask(masked, B, C, cfg.patches);
+      const ref = encoderForwardRef(cfg, sw, xv, B, mask.samples.map((s) => s.visible));
+      const [tok] = await run(() => [enc.forward(tape, x, { mask: uploadMask(engine, mask) })]);
+      assertClose(tok, ref.tokens, TOL, `visible tokens (${masked.length} mask(s))`);
+    }
+  });
+
+  it('reduced leads (II, V3): the same weights with the rows of those leads', async () => {
+    const sub = withLeads(cfg, ['II', 'V3']);
+    const e2 = new Encoder(engine, sub, new Rng(0));
+    loadParams(e2.reg, sw);
+    const x2v = signal(sub, B, 12);
+    const x2 = engine.upload(x2v, [B, 2, L]);
+    const [rep] = await run(() => [e2.representation(tape, x2)]);
+    assertClose(rep, encoderForwardRef(sub, sw, x2v, B).representation, TOL, 'reduced-lead representation');
+    e2.dispose();
+    x2.dispose();
+  });
+
+  it('predictor: per-lead predictions at the masked columns (shared and per-sample masks)', async () => {
+    const pred = new Predictor(engine, cfg, new Rng(0));
+    loadParams(pred.reg, pw);
+    for (const masked of [[[1, 2, 5, 7]], [[1, 2, 5, 7], [0, 3, 4, 9]]]) {
+      const mask = buildBatchMask(masked, B, C, cfg.patches);
+      const ctxRef = encoderForwardRef(cfg, sw, xv, B, mask.samples.map((s) => s.visible)).tokens;
+      const ref = predictorForwardRef(cfg, pw, ctxRef, B, mask.samples.map((s) => s.masked));
+      const [out] = await run(() => [pred.forward(tape, engine.upload(Float32Array.from(ctxRef), [B, C * mask.numVisible, cfg.encoder.dim]), uploadMask(engine, mask))]);
+      assertClose(out, ref, TOL, `predictions (${masked.length} mask(s))`);
+    }
+    pred.dispose();
+  });
+
+  it('JEPA loss: teacher targets (non-affine LN) and smooth-L1 equal the reference', async () => {
+    const model = new EcgJepa(engine, cfg);
+    loadParams(model.student.reg, sw);
+    loadParams(model.teacher.reg, tw);
+    loadParams(model.predictor.reg, pw);
+    const mask = buildBatchMask([[1, 2, 5, 7]], B, C, cfg.patches);
+    const ref = jepaLossRef(cfg, { student: sw, teacher: tw, predictor: pw }, xv, B, mask.samples[0].masked);
+    const [target, loss] = await run(() => [model.targets(x, uploadMask(engine, mask)), model.loss(x, mask, false)]);
+    assertClose(target, ref.target, TOL, 'targets');
+    assertClose(loss, [ref.loss], TOL, 'loss');
+    model.dispose();
+  });
+});
+
+describe('model/jepa: training', () => {
+  it('the loss falls on a fixed batch (≤ 60 steps), one submit per step, teacher follows by EMA', async () => {
+    const engine = await getEngine();
+    const cfg = makeConfig('tiny', { optim: { lr: 2e-3, weightDecay: 0.05, momentum: [0.9, 0.9] } });
+    const B = 4;
+    const model = new EcgJepa(engine, cfg, { seed: 3 });
+    const x = engine.upload(signal(cfg, B, 5), [B, cfg.leads.length, cfg.patchSize * cfg.patches]);
+    const mask = buildBatchMask([[2, 3, 6, 7]], B, cfg.leads.length, cfg.patches);
+    const s0 = await readParams(model.student.reg);
+    const losses: number[] = [];
+    let first = NaN;
+    for (let i = 0; i < 60; i++) {
+      const submits = engine.batch.submits;
+      const loss = model.trainStep(x, mask);
+      assert(engine.batch.submits === submits + 1, `step ${i}: ${engine.batch.submits - submits} submits`);
+      if (i === 0 || i % 10 === 9) {
+        const v = (await engine.read(loss))[0];
+        losses.push(v);
+        if (i === 0) first = v;
+      }
+      loss.dispose();
+      if (losses.length > 1 && losses[losses.length - 1] < first / 3) break;
+    }
+    console.log(`      loss: ${losses.map((v) => v.toExponential(2)).join(' ')}`);
+    const last = losses[losses.length - 1];
+    assert(Number.isFinite(first) && last < first / 3, `loss ${first} -> ${last}`);
+    assert(model.step === 60 || last < first / 3, 'steps counted');
+    // EMA: teacher = m·teacher + (1 − m)·student after every step, starting from a copy of the
+    // student; the teacher must have moved off the initial weights, towards the student.
+    const s1 = await readParams(model.student.reg);
+    const t1 = await readParams(model.teacher.reg);
+    const name = 'encoder_blocks.blocks.0.attn.qkv.weight';
+    let dTeacher = 0, dStudent = 0;
+    for (let i = 0; i < s0.get(name)!.length; i++) {
+      dTeacher += Math.abs(t1.get(name)![i] - s0.get(name)![i]);
+      dStudent += Math.abs(s1.get(name)![i] - s0.get(name)![i]);
+    }
+    assert(dTeacher > 0 && dTeacher < dStudent, `teacher moved ${dTeacher}, student ${dStudent}`);
+    model.dispose();
+    x.dispose();
+  });
+
+  it('schedules: warm-up from 1e-6 to the peak over 5 epochs, cosine to 1e-6, momentum 0.996 → 1', () => {
+    const s = schedules(makeConfig('base'), 10);
+    assert(s.totalSteps === 1000, 'total');
+    assert(s.lr(0) === 1e-6 && Math.abs(s.lr(50) - 5e-5 * (0.5 + 0.5 * Math.cos(Math.PI * 0.05)) - 1e-6 * (0.5 - 0.5 * Math.cos(Math.PI * 0.05))) < 1e-15, `lr ${s.lr(0)} ${s.lr(50)}`);
+    assert(s.lr(1000) === 1e-6 && s.momentum(0) === 0.996 && Math.abs(s.momentum(500) - 0.998) < 1e-15 && s.momentum(1000) === 1, 'ends');
+  });
+});
