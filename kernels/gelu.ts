@@ -10,7 +10,8 @@
 // ½·erfc(|x|/√2) computed directly, so it keeps its relative accuracy where 1 + erf(x/√2) would
 // cancel (x ≪ 0), and the exponent −x²/2 is formed from x itself (one rounding).
 import { checkCount, MAIN_ARGS, requireBytes, requireDisjoint } from './checks.js';
-import { CommandBatch, getPipeline, grid, Params, type Binding } from './runtime.js';
+import { workgroupGrid } from './rows.js';
+import { CommandBatch, getPipeline, Params, type Binding } from './runtime.js';
 
 const WG = 256;
 
@@ -76,7 +77,7 @@ export function geluForward(batch: CommandBatch, x: Binding, y: Binding, n: numb
   checkMap('geluForward', n, 'y', y, [['x', x]]);
   if (n === 0) return;
   const pipe = getPipeline(batch.device, 'gelu.fwd', () => mapSource('gelu_f32(x[i])', false, ['x']));
-  batch.dispatch(pipe, [x, y], new Params().u32(n), grid(Math.ceil(n / WG)));
+  batch.dispatch(pipe, [x, y], new Params().u32(n), workgroupGrid(Math.ceil(n / WG)));
 }
 
 /** dx = dy·gelu'(x) (`accumulate`: dx +=) over n elements. dx must not overlap x or dy. */
@@ -84,7 +85,7 @@ export function geluBackward(batch: CommandBatch, x: Binding, dy: Binding, dx: B
   checkMap('geluBackward', n, 'dx', dx, [['x', x], ['dy', dy]]);
   if (n === 0) return;
   const pipe = getPipeline(batch.device, `gelu.bwd_${accumulate ? 'acc' : 'set'}`, () => mapSource('dy[i] * gelu_grad_f32(x[i])', accumulate, ['x', 'dy']));
-  batch.dispatch(pipe, [x, dy, dx], new Params().u32(n), grid(Math.ceil(n / WG)));
+  batch.dispatch(pipe, [x, dy, dx], new Params().u32(n), workgroupGrid(Math.ceil(n / WG)));
 }
 
 /** y = erf(x) over n elements (ERF_WGSL's erf_f32; exposed so its accuracy can be checked on the GPU). */
@@ -92,5 +93,5 @@ export function erfForward(batch: CommandBatch, x: Binding, y: Binding, n: numbe
   checkMap('erfForward', n, 'y', y, [['x', x]]);
   if (n === 0) return;
   const pipe = getPipeline(batch.device, 'gelu.erf', () => mapSource('erf_f32(x[i])', false, ['x']));
-  batch.dispatch(pipe, [x, y], new Params().u32(n), grid(Math.ceil(n / WG)));
+  batch.dispatch(pipe, [x, y], new Params().u32(n), workgroupGrid(Math.ceil(n / WG)));
 }

@@ -14,8 +14,8 @@
 // from memory again instead of kept in registers (and partials accumulate in the scratch).
 import { checkCount, MAIN_ARGS, requireBytes, requireDisjoint } from './checks.js';
 import { reduceAxis } from './reduce.js';
-import { rowLayout, scratchBuffer, treeReduceFn, type RowLayout } from './rows.js';
-import { CommandBatch, getPipeline, grid, Params, type Binding } from './runtime.js';
+import { workgroupGrid, rowLayout, scratchBuffer, treeReduceFn, type RowLayout } from './rows.js';
+import { CommandBatch, getPipeline, Params, type Binding } from './runtime.js';
 
 /** Blocks of rows in the backward when dgamma/dbeta are wanted (enough workgroups for a big GPU;
  *  each writes one partial row, so more blocks cost more scratch traffic). */
@@ -125,7 +125,7 @@ export function layerNormForward(
   const bindings: Binding[] = [bufs.x, bufs.y, bufs.mean, bufs.rstd];
   if (bufs.gamma) bindings.push(bufs.gamma);
   if (bufs.beta) bindings.push(bufs.beta);
-  batch.dispatch(pipe, bindings, new Params().u32(rows).u32(dim).f32(eps), grid(rows));
+  batch.dispatch(pipe, bindings, new Params().u32(rows).u32(dim).f32(eps), workgroupGrid(rows));
 }
 
 interface BwdVariant {
@@ -282,7 +282,7 @@ export function layerNormBackward(
   const betaAt = v.dg && v.db ? half / 4 : 0;
   const key = `layernorm.bwd_wg${l.wg}_k${l.cached ? l.k : 'loop'}_g${+v.gamma}_dg${+v.dg}_db${+v.db}`;
   const pipe = getPipeline(batch.device, key, () => backwardSource(l, v));
-  batch.dispatch(pipe, bindings, new Params().u32(rows).u32(dim).u32(rowsPerBlock).u32(blocks).u32(betaAt), grid(blocks));
+  batch.dispatch(pipe, bindings, new Params().u32(rows).u32(dim).u32(rowsPerBlock).u32(blocks).u32(betaAt), workgroupGrid(blocks));
   if (!part) return;
   const red = { outer: 1, reduce: blocks, inner: dim, accumulate: accumulateParams };
   if (bufs.dgamma) reduceAxis(batch, { buffer: part, offset: 0, size: 4 * blocks * dim }, bufs.dgamma, red);

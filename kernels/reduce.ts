@@ -2,17 +2,19 @@
 // broadcast back along that axis. Bias gradients are (1, rows, N), mean-pooling over tokens is
 // (B, T, D), row sums are (rows, cols, 1).
 //
-// reduceAxis: a workgroup is TX columns (adjacent `inner` indices, so loads coalesce) × TY lanes
-// along the reduced axis (TX·TY = 256; TX shrinks to the next power of two ≥ inner, so inner = 1
-// is a 256-lane row sum). Each lane sums its strided share of the rows, then a shared-memory tree
-// adds the TY lanes. When columns × outer give too few workgroups to fill a GPU (e.g. 25600 × 768
-// has 12 column tiles), the reduced axis is also split into chunks: pass 1 writes one partial row
-// per chunk to a per-device scratch buffer (kernels/rows.ts, key 'reduceAxis'), pass 2 reduces
-// the partials with the same kernel. The partition depends only on the dims: results are
-// deterministic.
+// reduceAxis: a workgroup is TX output columns × TY lanes along the reduced axis (TX·TY = 256).
+// Columns are the flattened (o, i) output indices, so adjacent threads read adjacent `inner`
+// elements (coalesced) and, when reduce is short, one workgroup covers many outer rows. TY grows
+// with the reduced length (about 8 rows per lane) but TX stays ≥ min(64, inner) for coalescing;
+// inner = 1 with a long axis is a 256-lane row sum. Each lane sums its strided share of the rows,
+// then a shared-memory tree adds the TY lanes. When the columns give too few workgroups to fill a
+// GPU (e.g. 25600 × 768 has 12 column tiles), the reduced axis is also split into chunks: pass 1
+// writes one partial row per chunk to a per-device scratch buffer (kernels/rows.ts, key
+// 'reduceAxis'), pass 2 reduces the partials with the same kernel. The partition depends only on
+// the dims, so results are deterministic.
 import { checkCount, MAIN_ARGS, requireBytes, requireDisjoint } from './checks.js';
-import { scratchBuffer } from './rows.js';
-import { CommandBatch, getPipeline, grid, Params, type Binding } from './runtime.js';
+import { scratchBuffer, workgroupGrid } from './rows.js';
+import { CommandBatch, getPipeline, Params, type Binding } from './runtime.js';
 
 const WG = 256;
 /** Workgroups that keep a large GPU busy; below this the reduced axis is split. */
@@ -28,8 +30,8 @@ function reduceSource(tx: number, mode: Mode): string {
     mode === 'partial'
       ? 'y[(o * p.splits + s) * p.inner + i] = v;'
       : mode === 'set'
-        ? 'y[o * p.inner + i] = v * p.scale;'
-        : 'y[o * p.inner + i] += v * p.scale;';
+        ? 'y[j] = v * p.scale;'
+        : 'y[j] += v * p.scale;';
   return /* wgsl */ `
 struct P { outer: u32, reduce: u32, inner: u32, splits: u32, chunk: u32, tiles: u32, scale: f32 }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -39,16 +41,17 @@ var<workgroup> sh: array<f32, ${WG}>;
 @compute @workgroup_size(${WG})
 fn main(${MAIN_ARGS}) {
   let g = wid.y * nwg.x + wid.x;
-  if (g >= p.tiles * p.outer * p.splits) { return; }
-  let tile = g % p.tiles;
-  let s = (g / p.tiles) % p.splits;
-  let o = g / (p.tiles * p.splits);
+  if (g >= p.tiles * p.splits) { return; }
+  let s = g / p.tiles;
   let tx = lid % ${tx}u;
   let ty = lid / ${tx}u;
-  let i = tile * ${tx}u + tx;
+  let j = (g % p.tiles) * ${tx}u + tx;
+  let o = j / p.inner;
+  let i = j % p.inner;
+  let live = j < p.outer * p.inner;
   // four independent sums keep several loads in flight per lane
   var a0 = 0.0; var a1 = 0.0; var a2 = 0.0; var a3 = 0.0;
-  if (i < p.inner) {
+  if (live) {
     let r1 = min(s * p.chunk + p.chunk, p.reduce);
     let step = ${ty}u * p.inner;
     var r = s * p.chunk + ty;
@@ -67,15 +70,22 @@ fn main(${MAIN_ARGS}) {
   }
   sh[lid] = (a0 + a1) + (a2 + a3);
   workgroupBarrier();
-  for (var st = ${ty / 2}u; st > 0u; st >>= 1u) {
+  for (var st = ${ty >> 1}u; st > 0u; st >>= 1u) {
     if (ty < st) { sh[lid] += sh[lid + st * ${tx}u]; }
     workgroupBarrier();
   }
-  if (ty == 0u && i < p.inner) {
+  if (ty == 0u && live) {
     let v = sh[tx];
     ${store}
   }
 }`;
+}
+
+/** Columns per workgroup: ≥ min(64, inner) so loads coalesce, more when the axis is short. */
+function columnsPerGroup(reduce: number, inner: number): number {
+  const minTx = Math.min(64, 2 ** Math.ceil(Math.log2(inner)));
+  const lanes = Math.min(WG, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(reduce / 8)))));
+  return Math.max(minTx, WG / lanes);
 }
 
 function dispatchReduce(
@@ -83,13 +93,13 @@ function dispatchReduce(
   x: Binding,
   y: Binding,
   mode: Mode,
+  tx: number,
   d: { outer: number; reduce: number; inner: number; splits: number; chunk: number; scale: number },
 ): void {
-  const tx = d.inner >= 64 ? 64 : 2 ** Math.ceil(Math.log2(d.inner));
-  const tiles = Math.ceil(d.inner / tx);
+  const tiles = Math.ceil((d.outer * d.inner) / tx);
   const pipe = getPipeline(batch.device, `reduce.axis_tx${tx}_${mode}`, () => reduceSource(tx, mode));
   const params = new Params().u32(d.outer).u32(d.reduce).u32(d.inner).u32(d.splits).u32(d.chunk).u32(tiles).f32(d.scale);
-  batch.dispatch(pipe, [x, y], params, grid(tiles * d.outer * d.splits));
+  batch.dispatch(pipe, [x, y], params, workgroupGrid(tiles * d.splits));
 }
 
 /**
@@ -115,8 +125,8 @@ export function reduceAxis(
   requireBytes(K, 'y', y, 4 * outer * inner, sizes);
   requireDisjoint(K, ['y', y], ['x', x]);
   if (outer * inner === 0) return;
-  const tx = inner >= 64 ? 64 : 2 ** Math.ceil(Math.log2(inner));
-  const base = Math.ceil(inner / tx) * outer;
+  const tx = columnsPerGroup(reduce, inner);
+  const base = Math.ceil((outer * inner) / tx);
   const lanes = WG / tx;
   let splits = 1;
   if (base < TARGET_GROUPS) splits = Math.max(1, Math.min(Math.ceil(TARGET_GROUPS / base), Math.floor(reduce / (lanes * MIN_ROWS_PER_LANE))));
@@ -125,12 +135,13 @@ export function reduceAxis(
   const scale = mean ? 1 / reduce : 1;
   const finalMode: Mode = accumulate ? 'acc' : 'set';
   if (splits === 1) {
-    dispatchReduce(batch, x, y, finalMode, { outer, reduce, inner, splits: 1, chunk: Math.max(reduce, 1), scale });
+    dispatchReduce(batch, x, y, finalMode, tx, { outer, reduce, inner, splits: 1, chunk: Math.max(reduce, 1), scale });
     return;
   }
-  const part = scratchBuffer(batch, 'reduceAxis', 4 * outer * splits * inner);
-  dispatchReduce(batch, x, part, 'partial', { outer, reduce, inner, splits, chunk, scale: 1 });
-  dispatchReduce(batch, { buffer: part, size: 4 * outer * splits * inner }, y, finalMode, { outer, reduce: splits, inner, splits: 1, chunk: splits, scale });
+  const bytes = 4 * outer * splits * inner;
+  const part = scratchBuffer(batch, 'reduceAxis', bytes);
+  dispatchReduce(batch, x, part, 'partial', tx, { outer, reduce, inner, splits, chunk, scale: 1 });
+  dispatchReduce(batch, { buffer: part, size: bytes }, y, finalMode, columnsPerGroup(splits, inner), { outer, reduce: splits, inner, splits: 1, chunk: splits, scale });
 }
 
 function broadcastSource(V: 1 | 4, acc: boolean): string {
@@ -176,5 +187,5 @@ export function broadcastAxis(
   const units = n / V;
   const pipe = getPipeline(batch.device, `reduce.broadcast_v${V}_${accumulate ? 'acc' : 'set'}`, () => broadcastSource(V, accumulate));
   const params = new Params().u32(units).u32((reduce * inner) / V).u32(inner / V).f32(scale);
-  batch.dispatch(pipe, [x, y], params, grid(Math.ceil(units / WG)));
+  batch.dispatch(pipe, [x, y], params, workgroupGrid(Math.ceil(units / WG)));
 }

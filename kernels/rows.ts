@@ -3,6 +3,24 @@
 // buffers for two-pass reductions.
 import type { CommandBatch } from './runtime.js';
 
+let maxGridDim = 65535;
+
+/** Lowers the per-dimension workgroup limit used by workgroupGrid, so tests reach the 2-D launch path
+ *  with small shapes; returns the previous value. Not for production use. */
+export function setMaxGridDimForTests(n: number): number {
+  const old = maxGridDim;
+  maxGridDim = n;
+  return old;
+}
+
+/** Workgroup counts [x, y] covering `groups` (as runtime.grid, with the limit above). Shaders
+ *  recover the linear index as wid.y * nwg.x + wid.x and bound-check it. */
+export function workgroupGrid(groups: number): [number, number] {
+  if (groups <= maxGridDim) return [Math.max(1, groups), 1];
+  const y = Math.ceil(groups / maxGridDim);
+  return [Math.ceil(groups / y), y];
+}
+
 /** Values each thread keeps in registers at most; longer rows are re-read from memory instead. */
 export const MAX_PER_THREAD = 16;
 

@@ -10,8 +10,8 @@
 //
 // Backward: dx = scale · y · (dy − Σ dy·y), one workgroup per row, y and dy read once.
 import { checkCount, MAIN_ARGS, requireBytes, requireDisjoint } from './checks.js';
-import { rowLayout, treeReduceFn, type RowLayout } from './rows.js';
-import { CommandBatch, getPipeline, grid, Params, type Binding } from './runtime.js';
+import { workgroupGrid, rowLayout, treeReduceFn, type RowLayout } from './rows.js';
+import { CommandBatch, getPipeline, Params, type Binding } from './runtime.js';
 
 // The start of a running max: the lowest finite f32 (WGSL has no ∞ literal). Inputs at −∞ still
 // work: e^(−∞ − m) = 0.
@@ -128,7 +128,7 @@ export function softmaxForward(batch: CommandBatch, x: Binding, y: Binding, dims
   if (rows === 0) return;
   const l = rowLayout(cols);
   const pipe = getPipeline(batch.device, `softmax.fwd_wg${l.wg}_k${l.cached ? l.k : 'loop'}`, () => forwardSource(l));
-  batch.dispatch(pipe, [x, y], new Params().u32(rows).u32(cols).f32(scale), grid(rows));
+  batch.dispatch(pipe, [x, y], new Params().u32(rows).u32(cols).f32(scale), workgroupGrid(rows));
 }
 
 /** dx = scale · y · (dy − Σ_row dy·y), y the forward's output. dx must not overlap y or dy. */
@@ -143,5 +143,5 @@ export function softmaxBackward(batch: CommandBatch, y: Binding, dy: Binding, dx
   if (rows === 0) return;
   const l = rowLayout(cols);
   const pipe = getPipeline(batch.device, `softmax.bwd_wg${l.wg}_k${l.cached ? l.k : 'loop'}`, () => backwardSource(l));
-  batch.dispatch(pipe, [y, dy, dx], new Params().u32(rows).u32(cols).f32(scale), grid(rows));
+  batch.dispatch(pipe, [y, dy, dx], new Params().u32(rows).u32(cols).f32(scale), workgroupGrid(rows));
 }

@@ -133,7 +133,7 @@ export function checkRegistry(reg: Registry, specs: readonly ParamSpec[], what: 
     throw new Error(`${what}: parameters differ from the official layout: missing [${missing}], extra [${extra}], shapes [${shapes}]`);
 }
 
-/** Writes named values into a registry's parameters (queue writes; no submit). Every parameter
+/** Writes named values into a registry's parameters (submits the open batch, then queue writes). Every parameter
  *  must be given with the right size; extra names are an error unless `allowExtra`. */
 export function loadParams(reg: Registry, values: ReadonlyMap<string, Float32Array>, opts: { prefix?: string; allowExtra?: boolean; what?: string } = {}): void {
   const prefix = opts.prefix ?? '';
@@ -147,6 +147,9 @@ export function loadParams(reg: Registry, values: ReadonlyMap<string, Float32Arr
   if (!opts.allowExtra)
     for (const k of values.keys()) if (k.startsWith(prefix) && !reg.has(k.slice(prefix.length))) problems.push(`unexpected ${k}`);
   if (problems.length) throw new Error(`${what}: ${problems.slice(0, 20).join('; ')}${problems.length > 20 ? ` … ${problems.length - 20} more` : ''}`);
+  // Queue writes run before any command still unsubmitted in the batch (e.g. a recorded teacher
+  // copy), so submit those first to keep program order.
+  reg.engine.flush();
   for (const p of reg.list()) {
     const v = values.get(prefix + p.name)!;
     reg.engine.device.queue.writeBuffer(p.value.buffer, 0, v.buffer, v.byteOffset, v.byteLength);

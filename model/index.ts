@@ -6,3 +6,6 @@ export * from './params.js';
 export * from './safetensors.js';
 export * from './checkpoint.js';
 export * from './reference.js';
+export * from './encoder.js';
+export * from './predictor.js';
+export * from './jepa.js';

@@ -9,10 +9,18 @@ import { Rng } from '../engine/random.js';
 import { Tape } from '../engine/tape.js';
 import type { Tensor } from '../engine/tensor.js';
 import { emaUpdate } from '../kernels/ema.js';
-import { validateConfig, type EcgJepaConfig } from './config.js';
-import { copyParams, Encoder, uploadMask, type MaskIndices } from './encoder.js';
+import type { Checkpoint } from './checkpoint.js';
+import { configDifferences, validateConfig, type EcgJepaConfig } from './config.js';
+import { copyParams, Encoder, loadParams, readParams, uploadMask, type MaskIndices } from './encoder.js';
 import { drawMask, type BatchMask } from './masking.js';
 import { Predictor } from './predictor.js';
+import { asFloat32, type StTensor } from './safetensors.js';
+
+/** Checkpoint key prefixes: the student and predictor keep their official names (so the student
+ *  alone is the official `encoder` state_dict minus pos_embed); the rest is prefixed. */
+export const TEACHER_PREFIX = 'teacher.';
+export const ADAM_M_PREFIX = 'optim.m.';
+export const ADAM_V_PREFIX = 'optim.v.';
 
 export interface Schedules {
   totalSteps: number;
@@ -135,6 +143,49 @@ export class EcgJepa {
     const loss = this.recordStep(x, mask, opts);
     this.engine.flush();
     return loss;
+  }
+
+  /** Everything needed to resume, read back from the GPU (submits the open batch). */
+  async toCheckpoint(extra?: Record<string, unknown>): Promise<Checkpoint> {
+    const tensors = new Map<string, StTensor>();
+    const put = (name: string, shape: readonly number[], data: Float32Array) => tensors.set(name, { dtype: 'F32', shape: [...shape], data });
+    for (const p of [...this.student.reg.list(), ...this.predictor.reg.list()]) {
+      put(p.name, p.shape, await this.engine.read(p.value));
+      const { m, v } = this.opt.state(p);
+      put(ADAM_M_PREFIX + p.name, p.shape, await this.engine.read(m));
+      put(ADAM_V_PREFIX + p.name, p.shape, await this.engine.read(v));
+    }
+    for (const p of this.teacher.reg.list()) put(TEACHER_PREFIX + p.name, p.shape, await this.engine.read(p.value));
+    return { config: this.cfg, state: { step: this.step, rng: this.rng.state(), extra: { adamSteps: this.opt.steps, ...extra } }, tensors };
+  }
+
+  /** Restores weights, teacher, optimizer moments, step and PRNG; refuses a checkpoint of another config. */
+  fromCheckpoint(ck: Checkpoint): void {
+    const diffs = configDifferences(ck.config, this.cfg);
+    if (diffs.length) throw new Error(`EcgJepa: checkpoint does not fit this model:\n  ${diffs.join('\n  ')}`);
+    const values = new Map<string, Float32Array>();
+    for (const [k, t] of ck.tensors) values.set(k, asFloat32(t));
+    const opts = { allowExtra: true, what: 'EcgJepa checkpoint' };
+    loadParams(this.student.reg, values, opts);
+    loadParams(this.predictor.reg, values, opts);
+    loadParams(this.teacher.reg, values, { ...opts, prefix: TEACHER_PREFIX });
+    for (const p of [...this.student.reg.list(), ...this.predictor.reg.list()]) {
+      const { m, v } = this.opt.state(p);
+      for (const [prefix, t] of [[ADAM_M_PREFIX, m], [ADAM_V_PREFIX, v]] as const) {
+        const a = values.get(prefix + p.name);
+        if (!a || a.length !== t.size) throw new Error(`EcgJepa checkpoint: optimizer state ${prefix}${p.name} missing or mis-sized`);
+        this.engine.device.queue.writeBuffer(t.buffer, 0, a.buffer, a.byteOffset, a.byteLength);
+      }
+    }
+    const adamSteps = ck.state.extra?.adamSteps;
+    this.opt.steps = typeof adamSteps === 'number' ? adamSteps : ck.state.step;
+    this.step = ck.state.step;
+    if (ck.state.rng) this.rng = new Rng(ck.state.rng);
+  }
+
+  /** The student's weights by official name (what downstream evaluation loads). */
+  studentWeights(): Promise<Map<string, Float32Array>> {
+    return readParams(this.student.reg);
   }
 
   /** Mean-pooled student representation [B, D] (the downstream feature), no gradients. */

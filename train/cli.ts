@@ -4,6 +4,8 @@ import { Command } from 'commander';
 import { describeGpu } from '../engine/device.js';
 import { Engine } from '../engine/engine.js';
 import { smokeDemo } from './smoke.js';
+import { prepare, type PrepareOptions, type PrepareSource } from './data/prepare.js';
+import { progressBar } from './progress.js';
 
 const program = new Command();
 program.name('ecg-jepa').description('ECG-JEPA on a hand-written WebGPU engine').version('0.1.0');
@@ -40,6 +42,67 @@ program
       if (!r.ok) process.exitCode = 1;
     }),
   );
+
+async function runPrepare(opts: PrepareOptions): Promise<void> {
+  const bar = progressBar(`prepare ${opts.source}`, '{bar} {percentage}% | {value}/{total} records | skipped {skipped} | ETA {eta_formatted}');
+  const r = await prepare({
+    ...opts,
+    onProgress: (p) => bar.update(p.done, p.total, { skipped: p.skipped }),
+    log: (m) => console.error(m),
+  });
+  bar.stop();
+  console.log(`${r.out}: ${r.written} records written, ${r.skipped} skipped` +
+    (r.skipped ? ` (${Object.entries(r.skippedByReason).map(([k, v]) => `${k} ${v}`).join(', ')}; see ${r.out}/skipped.jsonl)` : '') +
+    `, ${r.shardsWritten} shards written, ${r.shardsReused} reused, ${r.workers} workers`);
+}
+
+const int = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`expected a non-negative integer, got '${v}'`);
+  return n;
+};
+
+program
+  .command('prepare')
+  .description('read a downloaded dataset and write a prepared dataset (shards + manifest)')
+  .requiredOption('--source <ptbxl|challenge|code15|wfdb|npy>', 'source format')
+  .requiredOption('--root <dir>', 'where the downloaded files are')
+  .requiredOption('--out <dir>', 'prepared dataset folder (e.g. data/ptbxl)')
+  .option('--leads <8|12>', 'leads to keep', '8')
+  .option('--fs <hz>', 'target sampling rate', '250')
+  .option('--seconds <s>', 'window length', '10')
+  .option('--dtype <f32|f16>', 'shard sample type', 'f32')
+  .option('--workers <n>', 'worker threads (0 = main thread)')
+  .option('--limit <n>', 'only the first N records')
+  .option('--source-fs <hz>', 'npy/csv: sampling rate of the files')
+  .action(async (o) => {
+    const sources: PrepareSource[] = ['ptbxl', 'challenge', 'code15', 'wfdb', 'npy'];
+    if (!sources.includes(o.source)) throw new Error(`--source must be one of ${sources.join(', ')}`);
+    if (o.leads !== '8' && o.leads !== '12') throw new Error('--leads must be 8 or 12');
+    await runPrepare({
+      source: o.source, root: o.root, out: o.out, leads: Number(o.leads) as 8 | 12, fs: Number(o.fs), seconds: Number(o.seconds),
+      dtype: o.dtype, workers: o.workers === undefined ? undefined : int(o.workers), limit: o.limit === undefined ? undefined : int(o.limit),
+      sourceFs: o.sourceFs === undefined ? undefined : Number(o.sourceFs),
+    });
+  });
+
+program
+  .command('synth')
+  .description('generate labelled synthetic 12-lead ECGs as a prepared dataset')
+  .requiredOption('--n <count>', 'number of records')
+  .requiredOption('--out <dir>', 'prepared dataset folder (e.g. data/synth)')
+  .option('--seed <n>', 'seed (record i depends only on seed and i)', '0')
+  .option('--leads <8|12>', 'leads to keep', '8')
+  .option('--noise <level>', 'noise scale: 0 clean, 1 typical, 2 noisy', '1')
+  .option('--workers <n>', 'worker threads (0 = main thread)')
+  .action(async (o) => {
+    if (o.leads !== '8' && o.leads !== '12') throw new Error('--leads must be 8 or 12');
+    await runPrepare({
+      source: 'synth', root: '', out: o.out, leads: Number(o.leads) as 8 | 12,
+      workers: o.workers === undefined ? undefined : int(o.workers),
+      synth: { n: int(o.n), seed: int(o.seed), noise: Number(o.noise) },
+    });
+  });
 
 program
   .parseAsync()

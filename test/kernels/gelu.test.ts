@@ -1,7 +1,7 @@
 import { erfForward, geluBackward, geluForward } from '../../kernels/gelu.js';
 import { Rng } from '../../engine/random.js';
 import { assert, assertClose, getEngine, poisoned, randomArray } from '../helpers.js';
-import { erf64, erfc64, gelu64, geluGrad64, numericGrad } from './norm-ref.js';
+import { erf64, erfc64, gelu64, geluGrad64, numericGrad, withGridLimit } from './norm-ref.js';
 
 const TOL = 1e-5;
 const SIZES = [1, 7, 257, 1000, 65537];
@@ -83,6 +83,19 @@ describe('kernels/gelu', () => {
       }
     }
   });
+
+  it('forward and backward on a 2-D launch grid', () => withGridLimit(7, async () => {
+    const engine = await getEngine();
+    const rng = new Rng(4);
+    const n = 65537;
+    const x = randomArray(rng, n, 3), dy = randomArray(rng, n);
+    const tx = engine.upload(x), tdy = engine.upload(dy), y = poisoned(engine, [n]), dx = poisoned(engine, [n]);
+    geluForward(engine.batch, tx.buffer, y.buffer, n);
+    geluBackward(engine.batch, tx.buffer, tdy.buffer, dx.buffer, n);
+    assertClose(await engine.read(y), Array.from(x, gelu64), TOL, 'gelu on a 2-D grid');
+    assertClose(await engine.read(dx), Array.from(x, (v, i) => dy[i] * geluGrad64(v)), TOL, 'gelu dx on a 2-D grid');
+    [tx, tdy, y, dx].forEach((t) => t.dispose());
+  }));
 
   it('rejects bad sizes and aliasing, naming the kernel and sizes', async () => {
     const engine = await getEngine();

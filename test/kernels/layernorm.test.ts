@@ -2,7 +2,7 @@ import { layerNormBackward, layerNormForward } from '../../kernels/layernorm.js'
 import { Rng } from '../../engine/random.js';
 import type { Tensor } from '../../engine/tensor.js';
 import { assert, assertClose, getEngine, poisoned, randomArray } from '../helpers.js';
-import { dot, f64, layerNormBackwardRef, layerNormRef, numericGrad } from './norm-ref.js';
+import { dot, f64, layerNormBackwardRef, layerNormRef, numericGrad, withGridLimit } from './norm-ref.js';
 
 const TOL = 1e-5;
 
@@ -20,6 +20,67 @@ function rowsData(rng: Rng, rows: number, dim: number): Float32Array {
 // cache: the re-reading variant)
 const SHAPES: [number, number][] = [[1, 1], [1, 7], [3, 31], [5, 768], [13, 257], [2, 4099], [70, 3]];
 
+async function checkForward(shapes: [number, number][], seed: number): Promise<void> {
+  const engine = await getEngine();
+  const rng = new Rng(seed);
+  for (const [rows, dim] of shapes) {
+    for (const mode of ['affine', 'plain', 'gamma-only'] as const) {
+      const x = rowsData(rng, rows, dim);
+      const gamma = mode !== 'plain' ? randomArray(rng, dim) : undefined;
+      const beta = mode === 'affine' ? randomArray(rng, dim) : undefined;
+      const eps = mode === 'gamma-only' ? 1e-3 : 1e-5;
+      const tx = engine.upload(x), y = poisoned(engine, [rows * dim]), mean = poisoned(engine, [rows]), rstd = poisoned(engine, [rows]);
+      const tg = gamma && engine.upload(gamma), tb = beta && engine.upload(beta);
+      layerNormForward(engine.batch, { x: tx.buffer, y: y.buffer, mean: mean.buffer, rstd: rstd.buffer, gamma: tg?.buffer, beta: tb?.buffer }, { rows, dim, eps: mode === 'gamma-only' ? eps : undefined });
+      const ref = layerNormRef(x, rows, dim, gamma, beta, eps);
+      const what = `${mode} rows=${rows} dim=${dim}`;
+      assertClose(await engine.read(y), ref.y, TOL, `y ${what}`);
+      assertClose(await engine.read(mean), ref.mean, TOL, `mean ${what}`);
+      assertClose(await engine.read(rstd), ref.rstd, TOL, `rstd ${what}`);
+      [tx, y, mean, rstd, tg, tb].forEach((t) => t?.dispose());
+    }
+  }
+}
+
+async function checkBackward(shapes: [number, number][], seed: number): Promise<void> {
+  const engine = await getEngine();
+  const rng = new Rng(seed);
+  for (const [rows, dim] of shapes) {
+    for (const mode of ['affine', 'plain', 'affine-acc', 'dx-only'] as const) {
+      const x = rowsData(rng, rows, dim), dy = randomArray(rng, rows * dim);
+      const affine = mode !== 'plain';
+      const gamma = affine ? randomArray(rng, dim) : undefined;
+      const wantParams = mode !== 'dx-only';
+      const acc = mode === 'affine-acc';
+      const prior = acc ? [randomArray(rng, dim), randomArray(rng, dim)] : null;
+      // mean/rstd from the forward kernel, as the op uses them
+      const tx = engine.upload(x), y = engine.empty([rows * dim]), mean = engine.empty([rows]), rstd = engine.empty([rows]);
+      layerNormForward(engine.batch, { x: tx.buffer, y: y.buffer, mean: mean.buffer, rstd: rstd.buffer }, { rows, dim });
+      const tdy = engine.upload(dy), dx = poisoned(engine, [rows * dim]), tg = gamma && engine.upload(gamma);
+      let dg: Tensor | undefined, db: Tensor | undefined;
+      if (wantParams) {
+        dg = prior ? engine.upload(prior[0]) : poisoned(engine, [dim]);
+        db = prior ? engine.upload(prior[1]) : poisoned(engine, [dim]);
+      }
+      layerNormBackward(
+        engine.batch,
+        { dy: tdy.buffer, x: tx.buffer, mean: mean.buffer, rstd: rstd.buffer, dx: dx.buffer, gamma: tg?.buffer, dgamma: dg?.buffer, dbeta: db?.buffer },
+        { rows, dim, accumulateParams: acc },
+      );
+      const ref = layerNormBackwardRef(dy, x, rows, dim, gamma);
+      const what = `${mode} rows=${rows} dim=${dim}`;
+      assertClose(await engine.read(dx), ref.dx, TOL, `dx ${what}`);
+      if (dg && db) {
+        const wantG = ref.dgamma.map((v, i) => v + (prior ? prior[0][i] : 0));
+        const wantB = ref.dbeta.map((v, i) => v + (prior ? prior[1][i] : 0));
+        assertClose(await engine.read(dg), wantG, TOL, `dgamma ${what}`);
+        assertClose(await engine.read(db), wantB, TOL, `dbeta ${what}`);
+      }
+      [tx, y, mean, rstd, tdy, dx, tg, dg, db].forEach((t) => t?.dispose());
+    }
+  }
+}
+
 describe('kernels/layernorm', () => {
   it('CPU reference backward matches finite differences', () => {
     const rng = new Rng(1);
@@ -35,67 +96,15 @@ describe('kernels/layernorm', () => {
     }
   });
 
-  it('forward: y, mean and rstd against float64, affine and not', async () => {
-    const engine = await getEngine();
-    const rng = new Rng(2);
-    for (const [rows, dim] of SHAPES) {
-      for (const mode of ['affine', 'plain', 'gamma-only'] as const) {
-        const x = rowsData(rng, rows, dim);
-        const gamma = mode !== 'plain' ? randomArray(rng, dim) : undefined;
-        const beta = mode === 'affine' ? randomArray(rng, dim) : undefined;
-        const eps = mode === 'gamma-only' ? 1e-3 : 1e-5;
-        const tx = engine.upload(x), y = poisoned(engine, [rows * dim]), mean = poisoned(engine, [rows]), rstd = poisoned(engine, [rows]);
-        const tg = gamma && engine.upload(gamma), tb = beta && engine.upload(beta);
-        layerNormForward(engine.batch, { x: tx.buffer, y: y.buffer, mean: mean.buffer, rstd: rstd.buffer, gamma: tg?.buffer, beta: tb?.buffer }, { rows, dim, eps: mode === 'gamma-only' ? eps : undefined });
-        const ref = layerNormRef(x, rows, dim, gamma, beta, eps);
-        const what = `${mode} rows=${rows} dim=${dim}`;
-        assertClose(await engine.read(y), ref.y, TOL, `y ${what}`);
-        assertClose(await engine.read(mean), ref.mean, TOL, `mean ${what}`);
-        assertClose(await engine.read(rstd), ref.rstd, TOL, `rstd ${what}`);
-        [tx, y, mean, rstd, tg, tb].forEach((t) => t?.dispose());
-      }
-    }
-  });
+  it('forward: y, mean and rstd against float64, affine and not', () => checkForward(SHAPES, 2));
 
-  it('backward: dx, dgamma, dbeta against float64 (set and accumulate)', async () => {
-    const engine = await getEngine();
-    const rng = new Rng(3);
-    // 1031 rows: blocks of several rows, and a split reduction of the partials
-    for (const [rows, dim] of [...SHAPES, [1031, 33] as [number, number]]) {
-      for (const mode of ['affine', 'plain', 'affine-acc', 'dx-only'] as const) {
-        const x = rowsData(rng, rows, dim), dy = randomArray(rng, rows * dim);
-        const affine = mode !== 'plain';
-        const gamma = affine ? randomArray(rng, dim) : undefined;
-        const wantParams = mode !== 'dx-only';
-        const acc = mode === 'affine-acc';
-        const prior = acc ? [randomArray(rng, dim), randomArray(rng, dim)] : null;
-        // mean/rstd from the forward kernel, as the op uses them
-        const tx = engine.upload(x), y = engine.empty([rows * dim]), mean = engine.empty([rows]), rstd = engine.empty([rows]);
-        layerNormForward(engine.batch, { x: tx.buffer, y: y.buffer, mean: mean.buffer, rstd: rstd.buffer }, { rows, dim });
-        const tdy = engine.upload(dy), dx = poisoned(engine, [rows * dim]), tg = gamma && engine.upload(gamma);
-        let dg: Tensor | undefined, db: Tensor | undefined;
-        if (wantParams) {
-          dg = prior ? engine.upload(prior[0]) : poisoned(engine, [dim]);
-          db = prior ? engine.upload(prior[1]) : poisoned(engine, [dim]);
-        }
-        layerNormBackward(
-          engine.batch,
-          { dy: tdy.buffer, x: tx.buffer, mean: mean.buffer, rstd: rstd.buffer, dx: dx.buffer, gamma: tg?.buffer, dgamma: dg?.buffer, dbeta: db?.buffer },
-          { rows, dim, accumulateParams: acc },
-        );
-        const ref = layerNormBackwardRef(dy, x, rows, dim, gamma);
-        const what = `${mode} rows=${rows} dim=${dim}`;
-        assertClose(await engine.read(dx), ref.dx, TOL, `dx ${what}`);
-        if (dg && db) {
-          const wantG = ref.dgamma.map((v, i) => v + (prior ? prior[0][i] : 0));
-          const wantB = ref.dbeta.map((v, i) => v + (prior ? prior[1][i] : 0));
-          assertClose(await engine.read(dg), wantG, TOL, `dgamma ${what}`);
-          assertClose(await engine.read(db), wantB, TOL, `dbeta ${what}`);
-        }
-        [tx, y, mean, rstd, tdy, dx, tg, dg, db].forEach((t) => t?.dispose());
-      }
-    }
-  });
+  // 1031 rows: blocks of several rows, and a split reduction of the partials
+  it('backward: dx, dgamma, dbeta against float64 (set and accumulate)', () => checkBackward([...SHAPES, [1031, 33]], 3));
+
+  it('forward and backward on a 2-D launch grid', () => withGridLimit(5, async () => {
+    await checkForward([[50, 33], [7, 4099]], 5);
+    await checkBackward([[50, 33], [1031, 9]], 6);
+  }));
 
   it('backward: only one parameter gradient, and the parameter grads alone', async () => {
     const engine = await getEngine();

@@ -1,6 +1,8 @@
 // Float64 CPU references for the layernorm, softmax, GELU and axis-reduction kernels (forward and
 // backward), and a central-difference gradient to check the reference backwards themselves.
 
+import { setMaxGridDimForTests } from '../../kernels/rows.js';
+
 type Arr = ArrayLike<number>;
 
 // ---- erf / erfc in float64 (JS has no Math.erf)
@@ -153,4 +155,15 @@ export function dot(a: Arr, b: Arr): number {
 /** Float64 copy (so references see exactly the f32 values the GPU got). */
 export function f64(a: Arr): Float64Array {
   return Float64Array.from(a as ArrayLike<number>);
+}
+
+/** Runs fn with the kernels' per-dimension workgroup limit lowered to `limit`, so small shapes
+ *  take the 2-D launch path (row = wid.y·nwg.x + wid.x, with idle bound-checked groups). */
+export async function withGridLimit<T>(limit: number, fn: () => Promise<T>): Promise<T> {
+  const old = setMaxGridDimForTests(limit);
+  try {
+    return await fn();
+  } finally {
+    setMaxGridDimForTests(old);
+  }
 }

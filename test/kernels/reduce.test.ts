@@ -1,18 +1,56 @@
 import { broadcastAxis, reduceAxis } from '../../kernels/reduce.js';
 import { Rng } from '../../engine/random.js';
 import { assert, assertClose, getEngine, poisoned, randomArray } from '../helpers.js';
-import { broadcastRef, dot, f64, numericGrad, reduceRef } from './norm-ref.js';
+import { broadcastRef, dot, f64, numericGrad, reduceRef, withGridLimit } from './norm-ref.js';
 
 const TOL = 1e-5;
 
 // [outer, reduce, inner]: single elements, row sums (inner 1), bias-gradient shapes (outer 1),
 // mean-pooling shapes, inner not a power of two, long axes that take the split two-pass path
-// (1 × 100003 × 1, 1 × 5000 × 70, 1 × 2053 × 768), 70000 rows (more workgroups than one grid
-// dimension), and an empty axis.
+// (1 × 100003 × 1, 1 × 5000 × 70, 1 × 2053 × 768), 70000 short rows (256 per workgroup), and an
+// empty axis.
 const SHAPES: [number, number, number][] = [
   [1, 1, 1], [1, 7, 1], [3, 1000, 1], [70000, 3, 1], [1, 25, 5], [1, 1031, 13], [2, 17, 768],
   [4, 37, 3], [3, 50, 96], [1, 100003, 1], [1, 5000, 70], [1, 2053, 768], [3, 0, 5],
 ];
+
+async function checkReduce(shapes: [number, number, number][], seed: number): Promise<void> {
+  const engine = await getEngine();
+  const rng = new Rng(seed);
+  for (const [outer, reduce, inner] of shapes) {
+    for (const mode of ['sum', 'mean', 'accumulate'] as const) {
+      if (mode === 'mean' && reduce === 0) continue;
+      const x = randomArray(rng, outer * reduce * inner);
+      const prior = mode === 'accumulate' ? randomArray(rng, outer * inner) : null;
+      const tx = engine.upload(x), y = prior ? engine.upload(prior) : poisoned(engine, [outer * inner]);
+      reduceAxis(engine.batch, tx.buffer, y.buffer, { outer, reduce, inner, mean: mode === 'mean', accumulate: mode === 'accumulate' });
+      const ref = reduceRef(x, outer, reduce, inner, mode === 'mean').map((v, i) => v + (prior ? prior[i] : 0));
+      assertClose(await engine.read(y), ref, TOL, `reduceAxis ${mode} [${outer}, ${reduce}, ${inner}]`);
+      tx.dispose();
+      y.dispose();
+    }
+  }
+}
+
+async function checkBroadcast(shapes: [number, number, number][], seed: number): Promise<void> {
+  const engine = await getEngine();
+  const rng = new Rng(seed);
+  for (const [outer, reduce, inner] of shapes) {
+    for (const acc of [false, true]) {
+      const n = outer * reduce * inner;
+      if (n === 0) continue;
+      const scale = acc ? 1 : 1 / 3;
+      const x = randomArray(rng, outer * inner);
+      const prior = acc ? randomArray(rng, n) : null;
+      const tx = engine.upload(x), y = prior ? engine.upload(prior) : poisoned(engine, [n]);
+      broadcastAxis(engine.batch, tx.buffer, y.buffer, { outer, reduce, inner, scale: acc ? undefined : scale, accumulate: acc });
+      const ref = broadcastRef(x, outer, reduce, inner, scale).map((v, i) => v + (prior ? prior[i] : 0));
+      assertClose(await engine.read(y), ref, TOL, `broadcastAxis acc=${acc} [${outer}, ${reduce}, ${inner}]`);
+      tx.dispose();
+      y.dispose();
+    }
+  }
+}
 
 describe('kernels/reduce', () => {
   it('CPU reference: broadcastAxis is the gradient of reduceAxis (finite differences)', () => {
@@ -25,23 +63,7 @@ describe('kernels/reduce', () => {
     }
   });
 
-  it('reduceAxis against float64 (sum, mean, accumulate)', async () => {
-    const engine = await getEngine();
-    const rng = new Rng(2);
-    for (const [outer, reduce, inner] of SHAPES) {
-      for (const mode of ['sum', 'mean', 'accumulate'] as const) {
-        if (mode === 'mean' && reduce === 0) continue;
-        const x = randomArray(rng, outer * reduce * inner);
-        const prior = mode === 'accumulate' ? randomArray(rng, outer * inner) : null;
-        const tx = engine.upload(x), y = prior ? engine.upload(prior) : poisoned(engine, [outer * inner]);
-        reduceAxis(engine.batch, tx.buffer, y.buffer, { outer, reduce, inner, mean: mode === 'mean', accumulate: mode === 'accumulate' });
-        const ref = reduceRef(x, outer, reduce, inner, mode === 'mean').map((v, i) => v + (prior ? prior[i] : 0));
-        assertClose(await engine.read(y), ref, TOL, `reduceAxis ${mode} [${outer}, ${reduce}, ${inner}]`);
-        tx.dispose();
-        y.dispose();
-      }
-    }
-  });
+  it('reduceAxis against float64 (sum, mean, accumulate)', () => checkReduce(SHAPES, 2));
 
   it('reduceAxis: calls sharing one batch while the scratch grows', async () => {
     const engine = await getEngine();
@@ -60,25 +82,12 @@ describe('kernels/reduce', () => {
     }
   });
 
-  it('broadcastAxis against float64 (scale, accumulate)', async () => {
-    const engine = await getEngine();
-    const rng = new Rng(4);
-    for (const [outer, reduce, inner] of SHAPES) {
-      for (const acc of [false, true]) {
-        const n = outer * reduce * inner;
-        if (n === 0) continue;
-        const scale = acc ? 1 : 1 / 3;
-        const x = randomArray(rng, outer * inner);
-        const prior = acc ? randomArray(rng, n) : null;
-        const tx = engine.upload(x), y = prior ? engine.upload(prior) : poisoned(engine, [n]);
-        broadcastAxis(engine.batch, tx.buffer, y.buffer, { outer, reduce, inner, scale: acc ? undefined : scale, accumulate: acc });
-        const ref = broadcastRef(x, outer, reduce, inner, scale).map((v, i) => v + (prior ? prior[i] : 0));
-        assertClose(await engine.read(y), ref, TOL, `broadcastAxis acc=${acc} [${outer}, ${reduce}, ${inner}]`);
-        tx.dispose();
-        y.dispose();
-      }
-    }
-  });
+  it('broadcastAxis against float64 (scale, accumulate)', () => checkBroadcast(SHAPES, 4));
+
+  it('reduceAxis and broadcastAxis on a 2-D launch grid', () => withGridLimit(5, async () => {
+    await checkReduce([[1, 2053, 768], [70000, 3, 1], [3, 50, 96]], 5);
+    await checkBroadcast([[3, 50, 96], [1, 1031, 13]], 6);
+  }));
 
   it('rejects bad sizes and aliasing, naming the kernel and sizes', async () => {
     const engine = await getEngine();

@@ -9,7 +9,7 @@ import { EcgJepa, schedules } from '../../model/jepa.js';
 import { buildBatchMask } from '../../model/masking.js';
 import { Predictor } from '../../model/predictor.js';
 import { encoderForwardRef, jepaLossRef, predictorForwardRef } from '../../model/reference.js';
-import { assert, assertClose, getEngine } from '../helpers.js';
+import { assert, assertClose, getEngine, isBrowser } from '../helpers.js';
 
 // Deterministic non-trivial weights (LayerNorm weights ≠ 1, biases ≠ 0), float32.
 function weights(specs: readonly ParamSpec[], k0: number): Map<string, Float32Array> {
@@ -157,20 +157,74 @@ describe('model/jepa: training', () => {
     const last = losses[losses.length - 1];
     assert(Number.isFinite(first) && last < first / 3, `loss ${first} -> ${last}`);
     assert(model.step === 60 || last < first / 3, 'steps counted');
-    // EMA: teacher = m·teacher + (1 − m)·student after every step, starting from a copy of the
-    // student; the teacher must have moved off the initial weights, towards the student.
+    // EMA, checked exactly on one more step: teacher ← m·teacher + (1 − m)·student(after AdamW).
+    const t0 = await readParams(model.teacher.reg);
+    model.trainStep(x, mask, { momentum: 0.75 }).dispose();
     const s1 = await readParams(model.student.reg);
     const t1 = await readParams(model.teacher.reg);
-    const name = 'encoder_blocks.blocks.0.attn.qkv.weight';
-    let dTeacher = 0, dStudent = 0;
-    for (let i = 0; i < s0.get(name)!.length; i++) {
-      dTeacher += Math.abs(t1.get(name)![i] - s0.get(name)![i]);
-      dStudent += Math.abs(s1.get(name)![i] - s0.get(name)![i]);
+    for (const [name, v] of t1) {
+      const want = Float64Array.from(v, (_, i) => 0.75 * t0.get(name)![i] + 0.25 * s1.get(name)![i]);
+      assertClose(v, want, 1e-6, `EMA ${name}`);
     }
-    assert(dTeacher > 0 && dTeacher < dStudent, `teacher moved ${dTeacher}, student ${dStudent}`);
+    const name = 'encoder_blocks.blocks.0.attn.qkv.weight';
+    assert(t1.get(name)!.some((v, i) => v !== s0.get(name)![i]) && t1.get(name)!.some((v, i) => v !== s1.get(name)![i]), 'teacher is neither the initial nor the current student');
     model.dispose();
     x.dispose();
   });
+
+  it('drawn masks (per-sample multiblock) with drop-path: steps run and stay finite', async () => {
+    const engine = await getEngine();
+    const cfg = makeConfig('tiny', { dropPath: 0.3, mask: { perSample: true } });
+    const model = new EcgJepa(engine, cfg, { seed: 4, itersPerEpoch: 5 });
+    const x = engine.upload(signal(cfg, 3, 6), [3, cfg.leads.length, cfg.patchSize * cfg.patches]);
+    for (let i = 0; i < 3; i++) {
+      const loss = model.trainStep(x);
+      const v = (await engine.read(loss))[0];
+      loss.dispose();
+      assert(Number.isFinite(v) && v > 0, `step ${i}: loss ${v}`);
+    }
+    model.dispose();
+    x.dispose();
+  });
+
+  if (!isBrowser)
+    it('checkpoint resume (Node): the next step after a reload equals the uninterrupted run', async () => {
+      const engine = await getEngine();
+      const { saveCheckpoint, loadCheckpoint } = await import('../../model/checkpoint.js');
+      const fs = await import('node:fs/promises');
+      const os = await import('node:os');
+      const path = await import('node:path');
+      const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'ecg-jepa-resume-'));
+      const cfg = makeConfig('tiny', { optim: { lr: 1e-3, weightDecay: 0.05 } });
+      const x = engine.upload(signal(cfg, 2, 8), [2, cfg.leads.length, cfg.patchSize * cfg.patches]);
+      const a = new EcgJepa(engine, cfg, { seed: 9, itersPerEpoch: 4 });
+      for (let i = 0; i < 2; i++) a.trainStep(x).dispose();
+      await saveCheckpoint(`${dir}/ck`, await a.toCheckpoint());
+      const la = a.trainStep(x);
+      const want = (await engine.read(la))[0];
+      la.dispose();
+      const b = new EcgJepa(engine, cfg, { seed: 123, itersPerEpoch: 4 }); // other init: all of it must come from the file
+      b.fromCheckpoint(await loadCheckpoint(`${dir}/ck`, { expect: cfg }));
+      assert(b.step === 2 && b.opt.steps === 2, `step ${b.step}, adam ${b.opt.steps}`);
+      const lb = b.trainStep(x);
+      const got = (await engine.read(lb))[0];
+      lb.dispose();
+      assert(got === want, `resumed loss ${got}, uninterrupted ${want}`);
+      const wa = await a.studentWeights();
+      const wb = await b.studentWeights();
+      for (const [k, v] of wa) assert(v.every((e, i) => e === wb.get(k)![i]), `weights ${k} after the resumed step`);
+      let msg = '';
+      try {
+        new EcgJepa(engine, makeConfig('tiny', { encoder: { dim: 64 } })).fromCheckpoint(await loadCheckpoint(`${dir}/ck`));
+      } catch (e) {
+        msg = (e as Error).message;
+      }
+      assert(/encoder: checkpoint \{"dim":32/.test(msg), msg);
+      a.dispose();
+      b.dispose();
+      x.dispose();
+      await fs.rm(dir, { recursive: true, force: true });
+    });
 
   it('schedules: warm-up from 1e-6 to the peak over 5 epochs, cosine to 1e-6, momentum 0.996 → 1', () => {
     const s = schedules(makeConfig('base'), 10);
