@@ -11,3 +11,4 @@ export * from './gelu.js';
 export * from './softmax.js';
 export * from './reduce.js';
 export * from './clip.js';
+export * from './attention.js';

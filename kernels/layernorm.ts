@@ -2,8 +2,10 @@
 // the square root (default 1e-5), optional affine gamma/beta.
 //
 // Forward: one workgroup per row. The row is read once into registers (up to MAX_PER_THREAD per
-// thread), mean and variance come from two tree reductions over those registers (centred, so no
-// E[x²] − mean² cancellation), and the kernel also stores mean and 1/std per row for the backward.
+// thread); each thread takes the count, mean and centred sum of squares of its values, and one
+// workgroup reduction merges those triples (Chan et al.'s pairwise update), so the variance is
+// centred (no E[x²] − mean² cancellation) and a single reduction gives both statistics. The kernel
+// also stores mean and 1/std per row for the backward.
 //
 // Backward: with xh = (x − mean)·rstd and g = dy·gamma,
 //   dx = rstd · (g − mean(g) − xh · mean(g·xh)),  dgamma = Σ_rows dy·xh,  dbeta = Σ_rows dy.
@@ -14,64 +16,84 @@
 // from memory again instead of kept in registers (and partials accumulate in the scratch).
 import { checkCount, MAIN_ARGS, requireBytes, requireDisjoint } from './checks.js';
 import { reduceAxis } from './reduce.js';
-import { workgroupGrid, rowLayout, scratchBuffer, treeReduceFn, type RowLayout } from './rows.js';
+import { rowLayout, scratchBuffer, workgroupGrid, workgroupReducer, type Reducer, type RowLayout } from './rows.js';
 import { CommandBatch, getPipeline, Params, type Binding } from './runtime.js';
 
 /** Blocks of rows in the backward when dgamma/dbeta are wanted (enough workgroups for a big GPU;
  *  each writes one partial row, so more blocks cost more scratch traffic). */
 const PARAM_BLOCKS = 512;
 
-function affineDecls(first: number, gamma: boolean, beta: boolean): string {
-  let b = first;
-  return [gamma ? `@group(0) @binding(${b++}) var<storage, read> gamma: array<f32>;` : '', beta ? `@group(0) @binding(${b++}) var<storage, read> beta: array<f32>;` : '']
-    .filter(Boolean)
-    .join('\n');
+// Optional inputs are uniform flags, not template parameters (fewer pipelines to compile); an
+// absent one is bound to a small per-device dummy buffer that the shader never reads.
+const HAS_GAMMA = 1, HAS_BETA = 2, WANT_DGAMMA = 4, WANT_DBETA = 8;
+
+function dummy(batch: CommandBatch): GPUBuffer {
+  return scratchBuffer(batch, 'layernorm.dummy', 256);
 }
 
-function forwardSource(l: RowLayout, gamma: boolean, beta: boolean): string {
+/** (count, mean, M2) of two disjoint sets → of their union (Chan et al.); empty sets are neutral. */
+const WELFORD_MERGE = /* wgsl */ `
+fn welford(a: vec3<f32>, b: vec3<f32>) -> vec3<f32> {
+  let n = a.x + b.x;
+  let f = select(0.0, b.x / n, n > 0.0);
+  let d = b.y - a.y;
+  return vec3<f32>(n, a.y + d * f, a.z + b.z + d * d * a.x * f);
+}`;
+
+function forwardSource(l: RowLayout, red: Reducer): string {
   const { wg, k } = l;
-  const first = 4;
-  const uniformAt = first + (gamma ? 1 : 0) + (beta ? 1 : 0);
-  const affine = (v: string, c: string) => `${v}${gamma ? ` * gamma[${c}]` : ''}${beta ? ` + beta[${c}]` : ''}`;
+  const out = (v: string, c: string) => /* wgsl */ `
+    var o = ${v};
+    if ((p.flags & ${HAS_GAMMA}u) != 0u) { o *= gamma[${c}]; }
+    if ((p.flags & ${HAS_BETA}u) != 0u) { o += beta[${c}]; }
+    y[base + ${c}] = o;`;
+  // per thread: count, mean and centred sum of squares of its columns, then one merge over the row
   const body = l.cached
     ? /* wgsl */ `
   var v: array<f32, ${k}>;
   var s = 0.0;
+  var n = 0u;
   for (var j = 0u; j < ${k}u; j++) {
     let c = lid + j * ${wg}u;
     v[j] = select(0.0, x[base + min(c, p.dim - 1u)], c < p.dim);
     s += v[j];
+    n += select(0u, 1u, c < p.dim);
   }
-  let mu = wgSum(s, lid) / f32(p.dim);
+  let m = select(0.0, s / f32(n), n > 0u);
   var q = 0.0;
   for (var j = 0u; j < ${k}u; j++) {
-    let d = select(0.0, v[j] - mu, lid + j * ${wg}u < p.dim);
+    let d = select(0.0, v[j] - m, lid + j * ${wg}u < p.dim);
     q += d * d;
   }
-  let rs = inverseSqrt(wgSum(q, lid) / f32(p.dim) + p.eps);
+  let st = ${red.call('vec3<f32>(f32(n), m, q)')};
+  let mu = st.y;
+  let rs = inverseSqrt(st.z / f32(p.dim) + p.eps);
   for (var j = 0u; j < ${k}u; j++) {
     let c = lid + j * ${wg}u;
-    if (c < p.dim) { y[base + c] = ${affine('(v[j] - mu) * rs', 'c')}; }
+    if (c < p.dim) {${out('(v[j] - mu) * rs', 'c')}
+    }
   }`
     : /* wgsl */ `
-  var s = 0.0;
-  for (var c = lid; c < p.dim; c += ${wg}u) { s += x[base + c]; }
-  let mu = wgSum(s, lid) / f32(p.dim);
-  var q = 0.0;
-  for (var c = lid; c < p.dim; c += ${wg}u) { let d = x[base + c] - mu; q += d * d; }
-  let rs = inverseSqrt(wgSum(q, lid) / f32(p.dim) + p.eps);
-  for (var c = lid; c < p.dim; c += ${wg}u) { y[base + c] = ${affine('(x[base + c] - mu) * rs', 'c')}; }`;
-  return /* wgsl */ `
-struct P { rows: u32, dim: u32, eps: f32 }
+  var acc = vec3<f32>(0.0);
+  for (var c = lid; c < p.dim; c += ${wg}u) { acc = welford(acc, vec3<f32>(1.0, x[base + c], 0.0)); }
+  let st = ${red.call('acc')};
+  let mu = st.y;
+  let rs = inverseSqrt(st.z / f32(p.dim) + p.eps);
+  for (var c = lid; c < p.dim; c += ${wg}u) {${out('(x[base + c] - mu) * rs', 'c')}
+  }`;
+  return /* wgsl */ `${red.enable}
+struct P { rows: u32, dim: u32, eps: f32, flags: u32 }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 @group(0) @binding(2) var<storage, read_write> mean: array<f32>;
 @group(0) @binding(3) var<storage, read_write> rstd: array<f32>;
-${affineDecls(first, gamma, beta)}
-@group(0) @binding(${uniformAt}) var<uniform> p: P;
-${treeReduceFn('wgSum', 'f32', wg, (a, b) => `${a} + ${b}`)}
+@group(0) @binding(4) var<storage, read> gamma: array<f32>;
+@group(0) @binding(5) var<storage, read> beta: array<f32>;
+@group(0) @binding(6) var<uniform> p: P;
+${WELFORD_MERGE}
+${red.decl}
 @compute @workgroup_size(${wg})
-fn main(${MAIN_ARGS}) {
+fn main(${MAIN_ARGS}${red.args}) {
   let row = wid.y * nwg.x + wid.x;
   if (row >= p.rows) { return; }
   let base = row * p.dim;
@@ -119,34 +141,18 @@ export function layerNormForward(
   requireDisjoint(K, ['rstd', bufs.rstd], ['y', bufs.y]);
   if (rows === 0) return;
   const l = rowLayout(dim);
-  const g = !!bufs.gamma, b = !!bufs.beta;
-  const key = `layernorm.fwd_wg${l.wg}_k${l.cached ? l.k : 'loop'}_g${+g}_b${+b}`;
-  const pipe = getPipeline(batch.device, key, () => forwardSource(l, g, b));
-  const bindings: Binding[] = [bufs.x, bufs.y, bufs.mean, bufs.rstd];
-  if (bufs.gamma) bindings.push(bufs.gamma);
-  if (bufs.beta) bindings.push(bufs.beta);
-  batch.dispatch(pipe, bindings, new Params().u32(rows).u32(dim).f32(eps), workgroupGrid(rows));
+  const red = workgroupReducer(batch.device, 'wgWelford', 'vec3<f32>', l.wg, (a, b) => `welford(${a}, ${b})`);
+  const pipe = getPipeline(batch.device, `layernorm.fwd_wg${l.wg}_k${l.cached ? l.k : 'loop'}_${red.kind}`, () => forwardSource(l, red));
+  const flags = (bufs.gamma ? HAS_GAMMA : 0) | (bufs.beta ? HAS_BETA : 0);
+  const none = dummy(batch);
+  const bindings = [bufs.x, bufs.y, bufs.mean, bufs.rstd, bufs.gamma ?? none, bufs.beta ?? none];
+  batch.dispatch(pipe, bindings, new Params().u32(rows).u32(dim).f32(eps).u32(flags), workgroupGrid(rows));
 }
 
-interface BwdVariant {
-  gamma: boolean;
-  /** Which partial sums to store: dgamma (dy·xh) and/or dbeta (dy). */
-  dg: boolean;
-  db: boolean;
-}
-
-function backwardSource(l: RowLayout, v: BwdVariant): string {
+function backwardSource(l: RowLayout, red: Reducer): string {
   const { wg, k } = l;
-  const partials = v.dg || v.db;
-  let at = 5;
-  const decls = [
-    v.gamma ? `@group(0) @binding(${at++}) var<storage, read> gamma: array<f32>;` : '',
-    partials ? `@group(0) @binding(${at++}) var<storage, read_write> part: array<f32>;` : '',
-  ]
-    .filter(Boolean)
-    .join('\n');
-  const gam = (c: string) => (v.gamma ? ` * gamma[${c}]` : '');
-  // part[pg + c]: this block's dgamma partial of column c; part[pb + c]: its dbeta partial
+  const G = `(p.flags & ${HAS_GAMMA}u) != 0u`, DG = `(p.flags & ${WANT_DGAMMA}u) != 0u`, DB = `(p.flags & ${WANT_DBETA}u) != 0u`;
+  // part[pg0 + c]: this block's dgamma partial of column c; part[pb0 + c]: its dbeta partial
   const body = l.cached
     ? /* wgsl */ `
   var pg: array<f32, ${k}>;
@@ -154,7 +160,8 @@ function backwardSource(l: RowLayout, v: BwdVariant): string {
   var gm: array<f32, ${k}>;
   for (var j = 0u; j < ${k}u; j++) {
     let c = lid + j * ${wg}u;
-    gm[j] = ${v.gamma ? 'select(0.0, gamma[min(c, p.dim - 1u)], c < p.dim)' : '1.0'};
+    gm[j] = 1.0;
+    if (${G} && c < p.dim) { gm[j] = gamma[c]; }
     pg[j] = 0.0;
     pb[j] = 0.0;
   }
@@ -168,15 +175,15 @@ function backwardSource(l: RowLayout, v: BwdVariant): string {
     for (var j = 0u; j < ${k}u; j++) {
       let c = lid + j * ${wg}u;
       let ok = c < p.dim;
-      let cc = min(c, p.dim - 1u);
-      let d = select(0.0, dy[base + cc], ok);
-      xh[j] = select(0.0, (x[base + cc] - mu) * rs, ok);
+      let cc = base + min(c, p.dim - 1u);
+      let d = select(0.0, dy[cc], ok);
+      xh[j] = select(0.0, (x[cc] - mu) * rs, ok);
       gd[j] = d * gm[j];
       ab += vec2<f32>(gd[j], gd[j] * xh[j]);
       pg[j] += d * xh[j];
       pb[j] += d;
     }
-    let m = wgSum2(ab, lid) / f32(p.dim);
+    let m = ${red.call('ab')} / f32(p.dim);
     for (var j = 0u; j < ${k}u; j++) {
       let c = lid + j * ${wg}u;
       if (c < p.dim) { dx[base + c] = rs * (gd[j] - m.x - xh[j] * m.y); }
@@ -185,14 +192,14 @@ function backwardSource(l: RowLayout, v: BwdVariant): string {
   for (var j = 0u; j < ${k}u; j++) {
     let c = lid + j * ${wg}u;
     if (c < p.dim) {
-      ${v.dg ? 'part[pg0 + c] = pg[j];' : ''}
-      ${v.db ? 'part[pb0 + c] = pb[j];' : ''}
+      if (${DG}) { part[pg0 + c] = pg[j]; }
+      if (${DB}) { part[pb0 + c] = pb[j]; }
     }
   }`
     : /* wgsl */ `
   for (var c = lid; c < p.dim; c += ${wg}u) {
-    ${v.dg ? 'part[pg0 + c] = 0.0;' : ''}
-    ${v.db ? 'part[pb0 + c] = 0.0;' : ''}
+    if (${DG}) { part[pg0 + c] = 0.0; }
+    if (${DB}) { part[pb0 + c] = 0.0; }
   }
   for (var row = r0; row < r1; row++) {
     let base = row * p.dim;
@@ -200,30 +207,34 @@ function backwardSource(l: RowLayout, v: BwdVariant): string {
     let rs = rstd[row];
     var ab = vec2<f32>(0.0);
     for (var c = lid; c < p.dim; c += ${wg}u) {
-      let g = dy[base + c]${gam('c')};
+      var g = dy[base + c];
+      if (${G}) { g *= gamma[c]; }
       ab += vec2<f32>(g, g * (x[base + c] - mu) * rs);
     }
-    let m = wgSum2(ab, lid) / f32(p.dim);
+    let m = ${red.call('ab')} / f32(p.dim);
     for (var c = lid; c < p.dim; c += ${wg}u) {
       let d = dy[base + c];
       let xh = (x[base + c] - mu) * rs;
-      dx[base + c] = rs * (d${gam('c')} - m.x - xh * m.y);
-      ${v.dg ? 'part[pg0 + c] += d * xh;' : ''}
-      ${v.db ? 'part[pb0 + c] += d;' : ''}
+      var g = d;
+      if (${G}) { g *= gamma[c]; }
+      dx[base + c] = rs * (g - m.x - xh * m.y);
+      if (${DG}) { part[pg0 + c] += d * xh; }
+      if (${DB}) { part[pb0 + c] += d; }
     }
   }`;
-  return /* wgsl */ `
-struct P { rows: u32, dim: u32, rowsPerBlock: u32, blocks: u32, betaAt: u32 }
+  return /* wgsl */ `${red.enable}
+struct P { rows: u32, dim: u32, rowsPerBlock: u32, blocks: u32, betaAt: u32, flags: u32 }
 @group(0) @binding(0) var<storage, read> dy: array<f32>;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> mean: array<f32>;
 @group(0) @binding(3) var<storage, read> rstd: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dx: array<f32>;
-${decls}
-@group(0) @binding(${at}) var<uniform> p: P;
-${treeReduceFn('wgSum2', 'vec2<f32>', wg, (a, b) => `${a} + ${b}`)}
+@group(0) @binding(5) var<storage, read> gamma: array<f32>;
+@group(0) @binding(6) var<storage, read_write> part: array<f32>;
+@group(0) @binding(7) var<uniform> p: P;
+${red.decl}
 @compute @workgroup_size(${wg})
-fn main(${MAIN_ARGS}) {
+fn main(${MAIN_ARGS}${red.args}) {
   let blk = wid.y * nwg.x + wid.x;
   if (blk >= p.blocks) { return; }
   let r0 = blk * p.rowsPerBlock;
@@ -262,8 +273,8 @@ export function layerNormBackward(
   if (bufs.dgamma) requireDisjoint(K, ['dgamma', bufs.dgamma], ...ins, ['dx', bufs.dx]);
   if (bufs.dbeta) requireDisjoint(K, ['dbeta', bufs.dbeta], ...ins, ['dx', bufs.dx], ...(bufs.dgamma ? [['dgamma', bufs.dgamma] as [string, Binding]] : []));
 
-  const v: BwdVariant = { gamma: !!bufs.gamma, dg: !!bufs.dgamma, db: !!bufs.dbeta };
-  const partials = v.dg || v.db;
+  const flags = (bufs.gamma ? HAS_GAMMA : 0) | (bufs.dgamma ? WANT_DGAMMA : 0) | (bufs.dbeta ? WANT_DBETA : 0);
+  const partials = !!(bufs.dgamma || bufs.dbeta);
   if (rows === 0) {
     // no rows: the parameter gradients are sums over nothing
     if (!accumulateParams) for (const t of [bufs.dgamma, bufs.dbeta]) if (t) reduceAxis(batch, bufs.x, t, { outer: 1, reduce: 0, inner: dim });
@@ -275,16 +286,16 @@ export function layerNormBackward(
   // the dbeta partials start at a binding-aligned offset, so pass 2 can bind each half
   const align = batch.device.limits.minStorageBufferOffsetAlignment;
   const half = Math.ceil((4 * blocks * dim) / align) * align;
-  const bindings: Binding[] = [bufs.dy, bufs.x, bufs.mean, bufs.rstd, bufs.dx];
-  if (bufs.gamma) bindings.push(bufs.gamma);
-  const part = partials ? scratchBuffer(batch, 'layernorm', (v.dg && v.db ? half : 0) + 4 * blocks * dim) : null;
-  if (part) bindings.push(part);
-  const betaAt = v.dg && v.db ? half / 4 : 0;
-  const key = `layernorm.bwd_wg${l.wg}_k${l.cached ? l.k : 'loop'}_g${+v.gamma}_dg${+v.dg}_db${+v.db}`;
-  const pipe = getPipeline(batch.device, key, () => backwardSource(l, v));
-  batch.dispatch(pipe, bindings, new Params().u32(rows).u32(dim).u32(rowsPerBlock).u32(blocks).u32(betaAt), workgroupGrid(blocks));
-  if (!part) return;
-  const red = { outer: 1, reduce: blocks, inner: dim, accumulate: accumulateParams };
-  if (bufs.dgamma) reduceAxis(batch, { buffer: part, offset: 0, size: 4 * blocks * dim }, bufs.dgamma, red);
-  if (bufs.dbeta) reduceAxis(batch, { buffer: part, offset: betaAt * 4, size: 4 * blocks * dim }, bufs.dbeta, red);
+  const both = !!(bufs.dgamma && bufs.dbeta);
+  // without parameter gradients the partials binding is a placeholder the shader never touches
+  const part = scratchBuffer(batch, 'layernorm', partials ? (both ? half : 0) + 4 * blocks * dim : 4);
+  const betaAt = both ? half / 4 : 0;
+  const red = workgroupReducer(batch.device, 'wgSum2', 'vec2<f32>', l.wg, (a, b) => `${a} + ${b}`);
+  const pipe = getPipeline(batch.device, `layernorm.bwd_wg${l.wg}_k${l.cached ? l.k : 'loop'}_${red.kind}`, () => backwardSource(l, red));
+  const bindings = [bufs.dy, bufs.x, bufs.mean, bufs.rstd, bufs.dx, bufs.gamma ?? dummy(batch), part];
+  batch.dispatch(pipe, bindings, new Params().u32(rows).u32(dim).u32(rowsPerBlock).u32(blocks).u32(betaAt).u32(flags), workgroupGrid(blocks));
+  if (!partials) return;
+  const over = { outer: 1, reduce: blocks, inner: dim, accumulate: accumulateParams };
+  if (bufs.dgamma) reduceAxis(batch, { buffer: part, offset: 0, size: 4 * blocks * dim }, bufs.dgamma, over);
+  if (bufs.dbeta) reduceAxis(batch, { buffer: part, offset: betaAt * 4, size: 4 * blocks * dim }, bufs.dbeta, over);
 }

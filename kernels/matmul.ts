@@ -285,13 +285,15 @@ function tiledSource(v: TiledVariant): string {
   const accs: string[] = [];
   for (let r = 0; r < TM; r++) for (let c = 0; c < RN; c++) accs.push(`var acc${r}_${c} = vec4<f32>(0.0);`);
   const inner: string[] = [];
-  for (let kk = 0; kk < BK; kk++) {
+  const unroll = (globalThis as any).__MM_UNROLL !== false;
+  for (let kk = 0; kk < (unroll ? BK : 1); kk++) {
     const step: string[] = [];
-    for (let rm = 0; rm < RM; rm++) step.push(`let a${rm} = As[aB + ${kk * (BM / 4) + rm * TY}u + ty];`);
-    for (let rn = 0; rn < RN; rn++) step.push(`let b${rn} = Bs[bB + ${kk * (BN / 4) + rn * TX}u + tx];`);
+    const kx = unroll ? `${kk}u` : 'kk';
+    for (let rm = 0; rm < RM; rm++) step.push(`let a${rm} = As[aB + ${kx} * ${BM / 4}u + ${rm * TY}u + ty];`);
+    for (let rn = 0; rn < RN; rn++) step.push(`let b${rn} = Bs[bB + ${kx} * ${BN / 4}u + ${rn * TX}u + tx];`);
     for (let rm = 0; rm < RM; rm++)
       for (let i = 0; i < 4; i++) for (let rn = 0; rn < RN; rn++) step.push(`acc${rm * 4 + i}_${rn} += a${rm}[${i}] * b${rn};`);
-    inner.push(`{\n      ${step.join('\n      ')}\n    }`);
+    inner.push(`${unroll ? '' : `for (var kk = 0u; kk < ${BK}u; kk++) `}{\n      ${step.join('\n      ')}\n    }`);
   }
   // Thread (tx, ty) owns rows rm·4TY + 4ty + i and columns rn·4TX + 4tx + j: vec4 runs that are
   // contiguous across a warp in shared memory.

@@ -7,7 +7,7 @@
 // elements (coalesced) and, when reduce is short, one workgroup covers many outer rows. TY grows
 // with the reduced length (about 8 rows per lane) but TX stays ≥ min(64, inner) for coalescing;
 // inner = 1 with a long axis is a 256-lane row sum. Each lane sums its strided share of the rows,
-// then a shared-memory tree adds the TY lanes. When the columns give too few workgroups to fill a
+// then two levels through workgroup memory add the TY lanes. When the columns give too few workgroups to fill a
 // GPU (e.g. 25600 × 768 has 12 column tiles), the reduced axis is also split into chunks: pass 1
 // writes one partial row per chunk to a per-device scratch buffer (kernels/rows.ts, key
 // 'reduceAxis'), pass 2 reduces the partials with the same kernel. The partition depends only on
@@ -22,30 +22,28 @@ const TARGET_GROUPS = 1024;
 /** A split chunk gives every lane at least this many rows (below that, pass 2 costs more than it saves). */
 const MIN_ROWS_PER_LANE = 16;
 
-type Mode = 'partial' | 'set' | 'acc';
+// How the kernel stores: a uniform, not a template parameter (fewer pipelines to compile)
+const MODE = { partial: 0, set: 1, acc: 2 } as const;
+type Mode = keyof typeof MODE;
 
-function reduceSource(tx: number, mode: Mode): string {
+function reduceSource(tx: number): string {
   const ty = WG / tx;
-  const store =
-    mode === 'partial'
-      ? 'y[(o * p.splits + s) * p.inner + i] = v;'
-      : mode === 'set'
-        ? 'y[j] = v * p.scale;'
-        : 'y[j] += v * p.scale;';
+  const g = 2 ** Math.ceil(Math.log2(ty) / 2);
   return /* wgsl */ `
-struct P { outer: u32, reduce: u32, inner: u32, splits: u32, chunk: u32, tiles: u32, scale: f32 }
+struct P { outer: u32, reduce: u32, inner: u32, splits: u32, chunk: u32, tiles: u32, scale: f32, mode: u32 }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 @group(0) @binding(2) var<uniform> p: P;
 var<workgroup> sh: array<f32, ${WG}>;
+var<workgroup> sh2: array<f32, ${g * tx}>;
 @compute @workgroup_size(${WG})
 fn main(${MAIN_ARGS}) {
-  let g = wid.y * nwg.x + wid.x;
-  if (g >= p.tiles * p.splits) { return; }
-  let s = g / p.tiles;
+  let grp = wid.y * nwg.x + wid.x;
+  if (grp >= p.tiles * p.splits) { return; }
+  let s = grp / p.tiles;
   let tx = lid % ${tx}u;
   let ty = lid / ${tx}u;
-  let j = (g % p.tiles) * ${tx}u + tx;
+  let j = (grp % p.tiles) * ${tx}u + tx;
   let o = j / p.inner;
   let i = j % p.inner;
   let live = j < p.outer * p.inner;
@@ -70,13 +68,20 @@ fn main(${MAIN_ARGS}) {
   }
   sh[lid] = (a0 + a1) + (a2 + a3);
   workgroupBarrier();
-  for (var st = ${ty >> 1}u; st > 0u; st >>= 1u) {
-    if (ty < st) { sh[lid] += sh[lid + st * ${tx}u]; }
-    workgroupBarrier();
+  // two levels over the TY lanes of each column (as rows.ts's fallback reducer): lanes < G add
+  // TY/G values each, then lane 0 adds the G partials
+  if (ty < ${g}u) {
+    var r = sh[lid];
+    for (var q = 1u; q < ${ty / g}u; q++) { r += sh[lid + q * ${g * tx}u]; }
+    sh2[lid] = r;
   }
+  workgroupBarrier();
   if (ty == 0u && live) {
-    let v = sh[tx];
-    ${store}
+    var v = sh2[tx];
+    for (var q = 1u; q < ${g}u; q++) { v += sh2[tx + q * ${tx}u]; }
+    if (p.mode == ${MODE.partial}u) { y[(o * p.splits + s) * p.inner + i] = v; }
+    else if (p.mode == ${MODE.set}u) { y[j] = v * p.scale; }
+    else { y[j] += v * p.scale; }
   }
 }`;
 }
@@ -97,8 +102,8 @@ function dispatchReduce(
   d: { outer: number; reduce: number; inner: number; splits: number; chunk: number; scale: number },
 ): void {
   const tiles = Math.ceil((d.outer * d.inner) / tx);
-  const pipe = getPipeline(batch.device, `reduce.axis_tx${tx}_${mode}`, () => reduceSource(tx, mode));
-  const params = new Params().u32(d.outer).u32(d.reduce).u32(d.inner).u32(d.splits).u32(d.chunk).u32(tiles).f32(d.scale);
+  const pipe = getPipeline(batch.device, `reduce.axis_tx${tx}`, () => reduceSource(tx));
+  const params = new Params().u32(d.outer).u32(d.reduce).u32(d.inner).u32(d.splits).u32(d.chunk).u32(tiles).f32(d.scale).u32(MODE[mode]);
   batch.dispatch(pipe, [x, y], params, workgroupGrid(tiles * d.splits));
 }
 

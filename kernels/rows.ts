@@ -27,38 +27,114 @@ export const MAX_PER_THREAD = 16;
 export interface RowLayout {
   /** Workgroup size (a power of two, 32..256). */
   wg: number;
-  /** Elements per thread (thread t holds columns t, t + wg, ...). */
+  /** Register slots per thread (thread t holds columns t, t + wg, ...): 4, 8 or 16. */
   k: number;
   /** True when the row fits in registers (k ≤ MAX_PER_THREAD): each input is read once. */
   cached: boolean;
 }
 
-/** One workgroup per row, about 4 elements per thread so short rows do not idle 256 threads. */
+/**
+ * One workgroup per row. Rows up to 1024 get 4 slots per thread and the smallest workgroup that
+ * holds them (short rows do not idle 256 threads); longer rows get 256 threads and 8 or 16 slots.
+ * Slot counts are powers of two so that few pipeline variants exist (each costs a compile; about a
+ * second on a CPU Vulkan driver): unused slots are guarded, they move no memory.
+ */
 export function rowLayout(cols: number): RowLayout {
-  const wg = Math.min(256, Math.max(32, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(cols / 4))))));
-  const k = Math.max(1, Math.ceil(cols / wg));
+  const pow2 = (v: number) => 2 ** Math.ceil(Math.log2(Math.max(1, v)));
+  const wg = Math.min(256, Math.max(32, pow2(Math.ceil(cols / 4))));
+  const k = Math.max(4, pow2(Math.ceil(cols / wg)));
   return { wg, k, cached: k <= MAX_PER_THREAD };
 }
 
+let subgroupsAllowed = true;
+
+/** Makes workgroupReducer ignore the 'subgroups' feature (tests cover the fallback with it);
+ *  returns the previous setting. Not for production use. */
+export function setSubgroupsForTests(allowed: boolean): boolean {
+  const old = subgroupsAllowed;
+  subgroupsAllowed = allowed;
+  return old;
+}
+
+/** A workgroup-wide reduction to splice into a shader (see workgroupReducer). */
+export interface Reducer {
+  /** 'sg' or 'wg': part of every pipeline key that uses it. */
+  kind: 'sg' | 'wg';
+  /** Directive that must open the module ('' or 'enable subgroups;'). */
+  enable: string;
+  /** Extra entry-point parameters, appended to MAIN_ARGS (each with a leading comma). */
+  args: string;
+  /** Module-scope declarations: workgroup arrays and the function itself. */
+  decl: string;
+  /** A call of the function on the WGSL expression v; every thread gets the result. */
+  call(v: string): string;
+}
+
 /**
- * WGSL `fn <name>(v: T, lid: u32) -> T`: the combination of `v` over the workgroup, by a tree in
- * workgroup memory. Must be called in uniform control flow. It ends with a barrier, so the shared
- * array can be reused by the next call straight away.
+ * A reduction of one value per thread over the workgroup (wg threads, a power of two ≥ 32),
+ * combining with `combine(a, b)` (associative; the order is fixed, so results are deterministic).
+ * Must be called in uniform control flow, and may be called again at once.
+ *
+ * With the 'subgroups' feature: a butterfly of subgroupShuffleXor within each subgroup, one value
+ * per subgroup into workgroup memory, one barrier, then every thread combines those few values.
+ * The subgroup of thread lid is taken to be lid / subgroup_size: 1-D workgroups are split into
+ * subgroups of consecutive invocations in practice (the spec does not promise it; wgpu's D3D
+ * subgroup_id and ONNX Runtime's WebGPU kernels rely on the same). One barrier instead of
+ * log2(wg) also makes these shaders compile ~5× faster on CPU drivers (lavapipe), where barriers
+ * dominate compile time.
+ * Without it: two levels through workgroup memory (G threads each combine wg/G values, strided so
+ * there are no bank conflicts, then every thread combines the G partials): two barriers.
  */
-export function treeReduceFn(name: string, type: string, wg: number, combine: (a: string, b: string) => string): string {
-  return /* wgsl */ `
-var<workgroup> ${name}_sh: array<${type}, ${wg}>;
-fn ${name}(v: ${type}, lid: u32) -> ${type} {
-  ${name}_sh[lid] = v;
+export function workgroupReducer(device: GPUDevice, name: string, type: string, wg: number, combine: (a: string, b: string) => string): Reducer {
+  if (subgroupsAllowed && device.features.has('subgroups')) {
+    // WebGPU subgroups have at least 4 invocations
+    return {
+      kind: 'sg',
+      enable: 'enable subgroups;',
+      args: ', @builtin(subgroup_size) sg_size: u32, @builtin(subgroup_invocation_id) sg_lane: u32',
+      call: (v) => `${name}(${v}, lid, sg_size, sg_lane)`,
+      decl: /* wgsl */ `
+var<workgroup> ${name}_s: array<${type}, ${wg / 4}>;
+fn ${name}(v: ${type}, lid: u32, sgs: u32, lane: u32) -> ${type} {
+  var r = v;
+  // a subgroup larger than the workgroup holds only wg invocations
+  let width = min(sgs, ${wg}u);
+  for (var m = 1u; m < width; m <<= 1u) { r = ${combine('r', 'subgroupShuffleXor(r, m)')}; }
+  if (lane == 0u) { ${name}_s[lid / sgs] = r; }
   workgroupBarrier();
-  for (var s = ${wg / 2}u; s > 0u; s >>= 1u) {
-    if (lid < s) { ${name}_sh[lid] = ${combine(`${name}_sh[lid]`, `${name}_sh[lid + s]`)}; }
-    workgroupBarrier();
+  var t = ${name}_s[0];
+  for (var i = 1u; i < ${wg}u / width; i++) { t = ${combine('t', `${name}_s[i]`)}; }
+  // the next call writes ${name}_s again
+  workgroupBarrier();
+  return t;
+}`,
+    };
   }
-  let r = ${name}_sh[0];
+  const g = 2 ** Math.ceil(Math.log2(wg) / 2);
+  const per = wg / g;
+  return {
+    kind: 'wg',
+    enable: '',
+    args: '',
+    call: (v) => `${name}(${v}, lid)`,
+    // the next call's first barrier orders its writes after this call's reads
+    decl: /* wgsl */ `
+var<workgroup> ${name}_a: array<${type}, ${wg}>;
+var<workgroup> ${name}_b: array<${type}, ${g}>;
+fn ${name}(v: ${type}, lid: u32) -> ${type} {
+  ${name}_a[lid] = v;
   workgroupBarrier();
+  if (lid < ${g}u) {
+    var r = ${name}_a[lid];
+    for (var i = 1u; i < ${per}u; i++) { r = ${combine('r', `${name}_a[lid + i * ${g}u]`)}; }
+    ${name}_b[lid] = r;
+  }
+  workgroupBarrier();
+  var r = ${name}_b[0];
+  for (var i = 1u; i < ${g}u; i++) { r = ${combine('r', `${name}_b[i]`)}; }
   return r;
-}`;
+}`,
+  };
 }
 
 const scratchByDevice = new WeakMap<GPUDevice, Map<string, GPUBuffer>>();

@@ -1,7 +1,7 @@
 // Row softmax of scale·x over a [rows, cols] f32 tensor, and its backward.
 //
 // One workgroup per row. Each thread keeps its share of the row in registers (up to
-// MAX_PER_THREAD values) and reduces it to a local (max, Σ exp(v − max)) pair; one tree reduction
+// MAX_PER_THREAD values) and reduces it to a local (max, Σ exp(v − max)) pair; one workgroup reduction
 // then merges the pairs (m, s) ⊕ (m', s') = (M, s·e^(m−M) + s'·e^(m'−M)), so max and sum cost a
 // single pass over memory and a single reduction. Then y = e^(v − M)/S from the registers: x is
 // read once, y written once. Longer rows use the same online merge element by element and read x
@@ -10,7 +10,7 @@
 //
 // Backward: dx = scale · y · (dy − Σ dy·y), one workgroup per row, y and dy read once.
 import { checkCount, MAIN_ARGS, requireBytes, requireDisjoint } from './checks.js';
-import { workgroupGrid, rowLayout, treeReduceFn, type RowLayout } from './rows.js';
+import { rowLayout, workgroupGrid, workgroupReducer, type Reducer, type RowLayout } from './rows.js';
 import { CommandBatch, getPipeline, Params, type Binding } from './runtime.js';
 
 // The start of a running max: the lowest finite f32 (WGSL has no ∞ literal). Inputs at −∞ still
@@ -26,7 +26,7 @@ fn merge(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
 }`;
 }
 
-function forwardSource(l: RowLayout): string {
+function forwardSource(l: RowLayout, red: Reducer): string {
   const { wg, k } = l;
   const body = l.cached
     ? /* wgsl */ `
@@ -41,7 +41,7 @@ function forwardSource(l: RowLayout): string {
   for (var j = 0u; j < ${k}u; j++) {
     s += select(0.0, exp(v[j] - m), lid + j * ${wg}u < p.cols);
   }
-  let t = wgMerge(vec2<f32>(m, s), lid);
+  let t = ${red.call('vec2<f32>(m, s)')};
   let inv = 1.0 / t.y;
   for (var j = 0u; j < ${k}u; j++) {
     let c = lid + j * ${wg}u;
@@ -50,18 +50,18 @@ function forwardSource(l: RowLayout): string {
     : /* wgsl */ `
   var ms = vec2<f32>(${LOWEST}, 0.0);
   for (var c = lid; c < p.cols; c += ${wg}u) { ms = merge(ms, vec2<f32>(p.scale * x[base + c], 1.0)); }
-  let t = wgMerge(ms, lid);
+  let t = ${red.call('ms')};
   let inv = 1.0 / t.y;
   for (var c = lid; c < p.cols; c += ${wg}u) { y[base + c] = exp(p.scale * x[base + c] - t.x) * inv; }`;
-  return /* wgsl */ `
+  return /* wgsl */ `${red.enable}
 struct P { rows: u32, cols: u32, scale: f32 }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 @group(0) @binding(2) var<uniform> p: P;
 ${mergeFn()}
-${treeReduceFn('wgMerge', 'vec2<f32>', wg, (a, b) => `merge(${a}, ${b})`)}
+${red.decl}
 @compute @workgroup_size(${wg})
-fn main(${MAIN_ARGS}) {
+fn main(${MAIN_ARGS}${red.args}) {
   let row = wid.y * nwg.x + wid.x;
   if (row >= p.rows) { return; }
   let base = row * p.cols;
@@ -69,7 +69,7 @@ ${body}
 }`;
 }
 
-function backwardSource(l: RowLayout): string {
+function backwardSource(l: RowLayout, red: Reducer): string {
   const { wg, k } = l;
   const body = l.cached
     ? /* wgsl */ `
@@ -83,7 +83,7 @@ function backwardSource(l: RowLayout): string {
     gv[j] = select(0.0, dy[cc], c < p.cols);
     s += yv[j] * gv[j];
   }
-  let d = wgSum(s, lid);
+  let d = ${red.call('s')};
   for (var j = 0u; j < ${k}u; j++) {
     let c = lid + j * ${wg}u;
     if (c < p.cols) { dx[base + c] = p.scale * yv[j] * (gv[j] - d); }
@@ -91,17 +91,17 @@ function backwardSource(l: RowLayout): string {
     : /* wgsl */ `
   var s = 0.0;
   for (var c = lid; c < p.cols; c += ${wg}u) { s += y[base + c] * dy[base + c]; }
-  let d = wgSum(s, lid);
+  let d = ${red.call('s')};
   for (var c = lid; c < p.cols; c += ${wg}u) { dx[base + c] = p.scale * y[base + c] * (dy[base + c] - d); }`;
-  return /* wgsl */ `
+  return /* wgsl */ `${red.enable}
 struct P { rows: u32, cols: u32, scale: f32 }
 @group(0) @binding(0) var<storage, read> y: array<f32>;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(3) var<uniform> p: P;
-${treeReduceFn('wgSum', 'f32', wg, (a, b) => `${a} + ${b}`)}
+${red.decl}
 @compute @workgroup_size(${wg})
-fn main(${MAIN_ARGS}) {
+fn main(${MAIN_ARGS}${red.args}) {
   let row = wid.y * nwg.x + wid.x;
   if (row >= p.rows) { return; }
   let base = row * p.cols;
@@ -127,7 +127,8 @@ export function softmaxForward(batch: CommandBatch, x: Binding, y: Binding, dims
   requireDisjoint(K, ['y', y], ['x', x]);
   if (rows === 0) return;
   const l = rowLayout(cols);
-  const pipe = getPipeline(batch.device, `softmax.fwd_wg${l.wg}_k${l.cached ? l.k : 'loop'}`, () => forwardSource(l));
+  const red = workgroupReducer(batch.device, 'wgMerge', 'vec2<f32>', l.wg, (a, b) => `merge(${a}, ${b})`);
+  const pipe = getPipeline(batch.device, `softmax.fwd_wg${l.wg}_k${l.cached ? l.k : 'loop'}_${red.kind}`, () => forwardSource(l, red));
   batch.dispatch(pipe, [x, y], new Params().u32(rows).u32(cols).f32(scale), workgroupGrid(rows));
 }
 
@@ -142,6 +143,7 @@ export function softmaxBackward(batch: CommandBatch, y: Binding, dy: Binding, dx
   requireDisjoint(K, ['dx', dx], ['y', y], ['dy', dy]);
   if (rows === 0) return;
   const l = rowLayout(cols);
-  const pipe = getPipeline(batch.device, `softmax.bwd_wg${l.wg}_k${l.cached ? l.k : 'loop'}`, () => backwardSource(l));
+  const red = workgroupReducer(batch.device, 'wgSum', 'f32', l.wg, (a, b) => `${a} + ${b}`);
+  const pipe = getPipeline(batch.device, `softmax.bwd_wg${l.wg}_k${l.cached ? l.k : 'loop'}_${red.kind}`, () => backwardSource(l, red));
   batch.dispatch(pipe, [y, dy, dx], new Params().u32(rows).u32(cols).f32(scale), workgroupGrid(rows));
 }

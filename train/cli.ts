@@ -6,6 +6,7 @@ import { Engine } from '../engine/engine.js';
 import { smokeDemo } from './smoke.js';
 import { prepare, type PrepareOptions, type PrepareSource } from './data/prepare.js';
 import { progressBar } from './progress.js';
+import { pretrain } from './pretrain.js';
 
 const program = new Command();
 program.name('ecg-jepa').description('ECG-JEPA on a hand-written WebGPU engine').version('0.1.0');
@@ -101,6 +102,38 @@ program
       source: 'synth', root: '', out: o.out, leads: Number(o.leads) as 8 | 12,
       workers: o.workers === undefined ? undefined : int(o.workers),
       synth: { n: int(o.n), seed: int(o.seed), noise: Number(o.noise) },
+    });
+  });
+
+program
+  .command('pretrain')
+  .description('pretrain ECG-JEPA (no options: the tiny preset on synthetic ECGs, a few minutes on a CPU)')
+  .option('--data <dir|synthetic>', 'prepared dataset folder, or synthetic', 'synthetic')
+  .option('--preset <name>', 'base (the paper) or tiny', 'tiny')
+  .option('--mask <random|multiblock>', 'masking scheme', 'multiblock')
+  .option('--batch <n>', 'batch size (default: the preset\'s)')
+  .option('--epochs <n>', 'epochs (sets the LR and EMA schedules)')
+  .option('--steps <n>', 'stop after N steps')
+  .option('--lr <x>', 'peak learning rate (default: the preset\'s)')
+  .option('--seed <n>', 'seed for init, masks and data order', '0')
+  .option('--synthetic-records <n>', 'records generated for --data synthetic', '512')
+  .option('--log-every <n>', 'read back and log the loss every N steps', '10')
+  .option('--checkpoint-every <n>', 'save a checkpoint every N steps', '200')
+  .option('--out <dir>', 'run folder', 'runs/demo')
+  .option('--resume', 'continue the run in --out from its last checkpoint')
+  .action(async (o) => {
+    const opt = (v: string | undefined) => (v === undefined ? undefined : int(v));
+    await withEngine(async (engine) => {
+      const bar = progressBar('pretrain', '{bar} {value}/{total} | loss {loss} | lr {lr} | {sps} samples/s | teacher std {std} | ETA {eta_formatted}');
+      const r = await pretrain(engine, {
+        data: o.data, out: o.out, preset: o.preset, mask: o.mask, batch: opt(o.batch), epochs: opt(o.epochs),
+        steps: o.steps === undefined && o.epochs === undefined && o.data === 'synthetic' && !o.resume ? 300 : opt(o.steps),
+        lr: o.lr === undefined ? undefined : Number(o.lr), seed: int(o.seed), syntheticRecords: int(o.syntheticRecords),
+        logEvery: int(o.logEvery), checkpointEvery: int(o.checkpointEvery), resume: !!o.resume,
+        onLog: (row, total) => bar.update(row.step, total, { loss: row.loss.toPrecision(4), lr: row.lr.toExponential(2), sps: row.samples_per_s.toFixed(1), std: row.teacher_std.toPrecision(3) }),
+      });
+      bar.stop();
+      console.log(`${r.stoppedBy === 'signal' ? 'interrupted' : 'done'} at step ${r.steps}: loss ${r.lastLoss.toPrecision(4)}; checkpoint ${r.checkpoint}; log ${o.out}/log.jsonl`);
     });
   });
 

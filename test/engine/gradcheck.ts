@@ -73,9 +73,9 @@ export async function gradcheck(engine: Engine, c: GradCheck): Promise<void> {
   };
   const fd = (arr: Float64Array, gpu: Float32Array, what: string) => {
     const n = arr.length;
-    const step = Math.max(1, Math.ceil(n / (c.maxPerInput ?? Infinity)));
-    const picked: number[] = [];
-    for (let i = 0; i < n; i += step) picked.push(i);
+    // All elements, or a random subset of maxPerInput (random, so no stride aliases with a row length).
+    const all = Array.from({ length: n }, (_, i) => i);
+    const picked = c.maxPerInput && c.maxPerInput < n ? (rng.shuffle(all) as number[]).slice(0, c.maxPerInput) : all;
     const num = new Float64Array(picked.length);
     const ana = new Float64Array(picked.length);
     picked.forEach((i, k) => {
