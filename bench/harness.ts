@@ -54,7 +54,7 @@ async function tfSync(tf: Tf): Promise<void> {
   const backend = tf.backend() as any;
   // tfjs keeps a compute pass open across ops: end it, then submit what it recorded.
   backend.endComputePassEncoder();
-  backend.submitQueue();
+  if (backend.commandEncoder) backend.submitQueue();
   await backend.device.queue.onSubmittedWorkDone();
 }
 

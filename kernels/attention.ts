@@ -147,7 +147,7 @@ fn locate(wid: vec3u, nwg: vec3u) -> Where {
 }`;
 }
 
-const CROSS = (c: Cfg) => c.mask === 'nope';
+const CROSS = (c: Cfg) => c.mask === 'cropa';
 
 function forwardSource(c: Cfg): string {
   const E = c.vec ? 'vec4f' : 'f32';

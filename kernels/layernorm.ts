@@ -2,7 +2,7 @@
 // the square root (default 1e-5), optional affine gamma/beta.
 //
 // Forward: one workgroup per row. The row is read once into registers (up to MAX_PER_THREAD per
-// thread); each thread takes the count, mean and centred sum of squares of its values, and one
+// thread); each thread takes the count, sum and centred sum of squares of its values, and one
 // workgroup reduction merges those triples (Chan et al.'s pairwise update), so the variance is
 // centred (no E[x²] − mean² cancellation) and a single reduction gives both statistics. The kernel
 // also stores mean and 1/std per row for the backward.
@@ -23,30 +23,30 @@ import { CommandBatch, getPipeline, Params, type Binding } from './runtime.js';
  *  each writes one partial row, so more blocks cost more scratch traffic). */
 const PARAM_BLOCKS = 512;
 
-// Optional inputs are uniform flags, not template parameters (fewer pipelines to compile); an
-// absent one is bound to a small per-device dummy buffer that the shader never reads.
-const HAS_GAMMA = 1, HAS_BETA = 2, WANT_DGAMMA = 4, WANT_DBETA = 8;
-
+// Optional inputs are uniform masks, not template parameters, so there are fewer pipelines to
+// compile; an absent one is bound to a small per-device dummy buffer. The shaders read it through
+// select() with the index masked to 0 (branch-free: uniform branches inside the unrolled loops
+// doubled the compile time on a CPU Vulkan driver), so every read stays in bounds.
 function dummy(batch: CommandBatch): GPUBuffer {
   return scratchBuffer(batch, 'layernorm.dummy', 256);
 }
 
-/** (count, mean, M2) of two disjoint sets → of their union (Chan et al.); empty sets are neutral. */
+function mask(present: unknown): number {
+  return present ? 0xffffffff : 0;
+}
+
+/** (count, sum, M2) of two disjoint sets → of their union (Chan et al.'s pairwise update, carrying
+ *  the sum rather than the mean so the mean is as exact as a plain sum); empty sets are neutral. */
 const WELFORD_MERGE = /* wgsl */ `
 fn welford(a: vec3<f32>, b: vec3<f32>) -> vec3<f32> {
-  let n = a.x + b.x;
-  let f = select(0.0, b.x / n, n > 0.0);
-  let d = b.y - a.y;
-  return vec3<f32>(n, a.y + d * f, a.z + b.z + d * d * a.x * f);
+  let d = b.y / max(b.x, 1.0) - a.y / max(a.x, 1.0);
+  let w = select(0.0, a.x * b.x / (a.x + b.x), a.x > 0.0 && b.x > 0.0);
+  return vec3<f32>(a.x + b.x, a.y + b.y, a.z + b.z + d * d * w);
 }`;
 
 function forwardSource(l: RowLayout, red: Reducer): string {
   const { wg, k } = l;
-  const out = (v: string, c: string) => /* wgsl */ `
-    var o = ${v};
-    if ((p.flags & ${HAS_GAMMA}u) != 0u) { o *= gamma[${c}]; }
-    if ((p.flags & ${HAS_BETA}u) != 0u) { o += beta[${c}]; }
-    y[base + ${c}] = o;`;
+  const out = (v: string, c: string) => `y[base + ${c}] = affine(${c}, ${v});`;
   // per thread: count, mean and centred sum of squares of its columns, then one merge over the row
   const body = l.cached
     ? /* wgsl */ `
@@ -65,24 +65,22 @@ function forwardSource(l: RowLayout, red: Reducer): string {
     let d = select(0.0, v[j] - m, lid + j * ${wg}u < p.dim);
     q += d * d;
   }
-  let st = ${red.call('vec3<f32>(f32(n), m, q)')};
-  let mu = st.y;
+  let st = ${red.call('vec3<f32>(f32(n), s, q)')};
+  let mu = st.y / f32(p.dim);
   let rs = inverseSqrt(st.z / f32(p.dim) + p.eps);
   for (var j = 0u; j < ${k}u; j++) {
     let c = lid + j * ${wg}u;
-    if (c < p.dim) {${out('(v[j] - mu) * rs', 'c')}
-    }
+    if (c < p.dim) { ${out('(v[j] - mu) * rs', 'c')} }
   }`
     : /* wgsl */ `
   var acc = vec3<f32>(0.0);
   for (var c = lid; c < p.dim; c += ${wg}u) { acc = welford(acc, vec3<f32>(1.0, x[base + c], 0.0)); }
   let st = ${red.call('acc')};
-  let mu = st.y;
+  let mu = st.y / f32(p.dim);
   let rs = inverseSqrt(st.z / f32(p.dim) + p.eps);
-  for (var c = lid; c < p.dim; c += ${wg}u) {${out('(x[base + c] - mu) * rs', 'c')}
-  }`;
+  for (var c = lid; c < p.dim; c += ${wg}u) { ${out('(x[base + c] - mu) * rs', 'c')} }`;
   return /* wgsl */ `${red.enable}
-struct P { rows: u32, dim: u32, eps: f32, flags: u32 }
+struct P { rows: u32, dim: u32, eps: f32, gmask: u32, bmask: u32 }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 @group(0) @binding(2) var<storage, read_write> mean: array<f32>;
@@ -91,6 +89,10 @@ struct P { rows: u32, dim: u32, eps: f32, flags: u32 }
 @group(0) @binding(5) var<storage, read> beta: array<f32>;
 @group(0) @binding(6) var<uniform> p: P;
 ${WELFORD_MERGE}
+fn affine(c: u32, v: f32) -> f32 {
+  let i = min(c, p.dim - 1u);
+  return v * select(1.0, gamma[i & p.gmask], p.gmask != 0u) + select(0.0, beta[i & p.bmask], p.bmask != 0u);
+}
 ${red.decl}
 @compute @workgroup_size(${wg})
 fn main(${MAIN_ARGS}${red.args}) {
@@ -143,15 +145,14 @@ export function layerNormForward(
   const l = rowLayout(dim);
   const red = workgroupReducer(batch.device, 'wgWelford', 'vec3<f32>', l.wg, (a, b) => `welford(${a}, ${b})`);
   const pipe = getPipeline(batch.device, `layernorm.fwd_wg${l.wg}_k${l.cached ? l.k : 'loop'}_${red.kind}`, () => forwardSource(l, red));
-  const flags = (bufs.gamma ? HAS_GAMMA : 0) | (bufs.beta ? HAS_BETA : 0);
   const none = dummy(batch);
   const bindings = [bufs.x, bufs.y, bufs.mean, bufs.rstd, bufs.gamma ?? none, bufs.beta ?? none];
-  batch.dispatch(pipe, bindings, new Params().u32(rows).u32(dim).f32(eps).u32(flags), workgroupGrid(rows));
+  const params = new Params().u32(rows).u32(dim).f32(eps).u32(mask(bufs.gamma)).u32(mask(bufs.beta));
+  batch.dispatch(pipe, bindings, params, workgroupGrid(rows));
 }
 
 function backwardSource(l: RowLayout, red: Reducer): string {
   const { wg, k } = l;
-  const G = `(p.flags & ${HAS_GAMMA}u) != 0u`, DG = `(p.flags & ${WANT_DGAMMA}u) != 0u`, DB = `(p.flags & ${WANT_DBETA}u) != 0u`;
   // part[pg0 + c]: this block's dgamma partial of column c; part[pb0 + c]: its dbeta partial
   const body = l.cached
     ? /* wgsl */ `
@@ -160,8 +161,7 @@ function backwardSource(l: RowLayout, red: Reducer): string {
   var gm: array<f32, ${k}>;
   for (var j = 0u; j < ${k}u; j++) {
     let c = lid + j * ${wg}u;
-    gm[j] = 1.0;
-    if (${G} && c < p.dim) { gm[j] = gamma[c]; }
+    gm[j] = gam(c);
     pg[j] = 0.0;
     pb[j] = 0.0;
   }
@@ -189,17 +189,21 @@ function backwardSource(l: RowLayout, red: Reducer): string {
       if (c < p.dim) { dx[base + c] = rs * (gd[j] - m.x - xh[j] * m.y); }
     }
   }
-  for (var j = 0u; j < ${k}u; j++) {
-    let c = lid + j * ${wg}u;
-    if (c < p.dim) {
-      if (${DG}) { part[pg0 + c] = pg[j]; }
-      if (${DB}) { part[pb0 + c] = pb[j]; }
+  if (p.partials != 0u) {
+    for (var j = 0u; j < ${k}u; j++) {
+      let c = lid + j * ${wg}u;
+      if (c < p.dim) {
+        part[pg0 + c] = pg[j];
+        part[pb0 + c] = pb[j];
+      }
     }
   }`
     : /* wgsl */ `
-  for (var c = lid; c < p.dim; c += ${wg}u) {
-    if (${DG}) { part[pg0 + c] = 0.0; }
-    if (${DB}) { part[pb0 + c] = 0.0; }
+  if (p.partials != 0u) {
+    for (var c = lid; c < p.dim; c += ${wg}u) {
+      part[pg0 + c] = 0.0;
+      part[pb0 + c] = 0.0;
+    }
   }
   for (var row = r0; row < r1; row++) {
     let base = row * p.dim;
@@ -207,23 +211,22 @@ function backwardSource(l: RowLayout, red: Reducer): string {
     let rs = rstd[row];
     var ab = vec2<f32>(0.0);
     for (var c = lid; c < p.dim; c += ${wg}u) {
-      var g = dy[base + c];
-      if (${G}) { g *= gamma[c]; }
+      let g = dy[base + c] * gam(c);
       ab += vec2<f32>(g, g * (x[base + c] - mu) * rs);
     }
     let m = ${red.call('ab')} / f32(p.dim);
     for (var c = lid; c < p.dim; c += ${wg}u) {
       let d = dy[base + c];
       let xh = (x[base + c] - mu) * rs;
-      var g = d;
-      if (${G}) { g *= gamma[c]; }
-      dx[base + c] = rs * (g - m.x - xh * m.y);
-      if (${DG}) { part[pg0 + c] += d * xh; }
-      if (${DB}) { part[pb0 + c] += d; }
+      dx[base + c] = rs * (d * gam(c) - m.x - xh * m.y);
+      if (p.partials != 0u) {
+        part[pg0 + c] += d * xh;
+        part[pb0 + c] += d;
+      }
     }
   }`;
   return /* wgsl */ `${red.enable}
-struct P { rows: u32, dim: u32, rowsPerBlock: u32, blocks: u32, betaAt: u32, flags: u32 }
+struct P { rows: u32, dim: u32, rowsPerBlock: u32, blocks: u32, betaAt: u32, gmask: u32, partials: u32 }
 @group(0) @binding(0) var<storage, read> dy: array<f32>;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> mean: array<f32>;
@@ -232,6 +235,9 @@ struct P { rows: u32, dim: u32, rowsPerBlock: u32, blocks: u32, betaAt: u32, fla
 @group(0) @binding(5) var<storage, read> gamma: array<f32>;
 @group(0) @binding(6) var<storage, read_write> part: array<f32>;
 @group(0) @binding(7) var<uniform> p: P;
+fn gam(c: u32) -> f32 {
+  return select(1.0, gamma[min(c, p.dim - 1u) & p.gmask], p.gmask != 0u);
+}
 ${red.decl}
 @compute @workgroup_size(${wg})
 fn main(${MAIN_ARGS}${red.args}) {
@@ -273,7 +279,6 @@ export function layerNormBackward(
   if (bufs.dgamma) requireDisjoint(K, ['dgamma', bufs.dgamma], ...ins, ['dx', bufs.dx]);
   if (bufs.dbeta) requireDisjoint(K, ['dbeta', bufs.dbeta], ...ins, ['dx', bufs.dx], ...(bufs.dgamma ? [['dgamma', bufs.dgamma] as [string, Binding]] : []));
 
-  const flags = (bufs.gamma ? HAS_GAMMA : 0) | (bufs.dgamma ? WANT_DGAMMA : 0) | (bufs.dbeta ? WANT_DBETA : 0);
   const partials = !!(bufs.dgamma || bufs.dbeta);
   if (rows === 0) {
     // no rows: the parameter gradients are sums over nothing
@@ -283,19 +288,18 @@ export function layerNormBackward(
   const rowsPerBlock = partials ? Math.ceil(rows / PARAM_BLOCKS) : 1;
   const blocks = Math.ceil(rows / rowsPerBlock);
   const l = rowLayout(dim);
-  // the dbeta partials start at a binding-aligned offset, so pass 2 can bind each half
+  // both partial sums are stored whenever either gradient is wanted (one branch in the shader);
+  // the dbeta half starts at a binding-aligned offset, so pass 2 can bind each half
   const align = batch.device.limits.minStorageBufferOffsetAlignment;
   const half = Math.ceil((4 * blocks * dim) / align) * align;
-  const both = !!(bufs.dgamma && bufs.dbeta);
-  // without parameter gradients the partials binding is a placeholder the shader never touches
-  const part = scratchBuffer(batch, 'layernorm', partials ? (both ? half : 0) + 4 * blocks * dim : 4);
-  const betaAt = both ? half / 4 : 0;
+  const part = scratchBuffer(batch, 'layernorm', partials ? half + 4 * blocks * dim : 4);
   const red = workgroupReducer(batch.device, 'wgSum2', 'vec2<f32>', l.wg, (a, b) => `${a} + ${b}`);
   const pipe = getPipeline(batch.device, `layernorm.bwd_wg${l.wg}_k${l.cached ? l.k : 'loop'}_${red.kind}`, () => backwardSource(l, red));
   const bindings = [bufs.dy, bufs.x, bufs.mean, bufs.rstd, bufs.dx, bufs.gamma ?? dummy(batch), part];
-  batch.dispatch(pipe, bindings, new Params().u32(rows).u32(dim).u32(rowsPerBlock).u32(blocks).u32(betaAt).u32(flags), workgroupGrid(blocks));
+  const params = new Params().u32(rows).u32(dim).u32(rowsPerBlock).u32(blocks).u32(half / 4).u32(mask(bufs.gamma)).u32(partials ? 1 : 0);
+  batch.dispatch(pipe, bindings, params, workgroupGrid(blocks));
   if (!partials) return;
   const over = { outer: 1, reduce: blocks, inner: dim, accumulate: accumulateParams };
   if (bufs.dgamma) reduceAxis(batch, { buffer: part, offset: 0, size: 4 * blocks * dim }, bufs.dgamma, over);
-  if (bufs.dbeta) reduceAxis(batch, { buffer: part, offset: betaAt * 4, size: 4 * blocks * dim }, bufs.dbeta, over);
+  if (bufs.dbeta) reduceAxis(batch, { buffer: part, offset: half, size: 4 * blocks * dim }, bufs.dbeta, over);
 }

@@ -6,7 +6,7 @@
 // Columns are the flattened (o, i) output indices, so adjacent threads read adjacent `inner`
 // elements (coalesced) and, when reduce is short, one workgroup covers many outer rows. TY grows
 // with the reduced length (about 8 rows per lane) but TX stays ≥ min(64, inner) for coalescing;
-// inner = 1 with a long axis is a 256-lane row sum. Each lane sums its strided share of the rows,
+// inner = 1 with a long axis is a 256-lane row sum. TX is one of 1, 16, 64, 256. Each lane sums its strided share of the rows,
 // then two levels through workgroup memory add the TY lanes. When the columns give too few workgroups to fill a
 // GPU (e.g. 25600 × 768 has 12 column tiles), the reduced axis is also split into chunks: pass 1
 // writes one partial row per chunk to a per-device scratch buffer (kernels/rows.ts, key
@@ -86,11 +86,15 @@ fn main(${MAIN_ARGS}) {
 }`;
 }
 
-/** Columns per workgroup: ≥ min(64, inner) so loads coalesce, more when the axis is short. */
+/**
+ * Columns per workgroup, one of 1, 16, 64, 256 (few pipelines): at least min(64, inner) rounded up
+ * to that set so loads coalesce, and more when the axis is short (about 8 rows per lane).
+ */
 function columnsPerGroup(reduce: number, inner: number): number {
-  const minTx = Math.min(64, 2 ** Math.ceil(Math.log2(inner)));
   const lanes = Math.min(WG, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(reduce / 8)))));
-  return Math.max(minTx, WG / lanes);
+  const tx = inner === 1 ? 1 : inner <= 16 ? 16 : 64;
+  const wanted = WG / lanes;
+  return wanted <= tx ? tx : wanted <= 64 ? 64 : 256;
 }
 
 function dispatchReduce(

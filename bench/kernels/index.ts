@@ -1,8 +1,12 @@
 // Every kernel's benchmark cases, in the order they print.
 import type { KernelCase, Scale } from '../harness.js';
+import * as adamw from './adamw.js';
+import * as attention from './attention.js';
 import * as elementwise from './elementwise.js';
+import * as ema from './ema.js';
+import * as loss from './loss.js';
 
-const modules: { cases(scale: Scale): KernelCase[] }[] = [elementwise];
+const modules: { cases(scale: Scale): KernelCase[] }[] = [elementwise, attention, adamw, ema, loss];
 
 export function kernelCases(scale: Scale): KernelCase[] {
   return modules.flatMap((m) => m.cases(scale));

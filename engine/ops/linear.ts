@@ -32,7 +32,7 @@ function toF16(g: Tape, t: Tensor): Tensor {
 export function linear(g: Tape, x: Tensor, weight: Tensor, bias?: Tensor | null, opts: LinearOptions = {}): Tensor {
   const K = x.shape[x.shape.length - 1];
   const N = weight.shape[0];
-  checkShape('linear', 'weight', weight, [N, K]);
+  checkShape('linear', `weight (x is [${x.shape}])`, weight, [N, K]);
   if (bias) checkShape('linear', `bias (weight [${weight.shape}])`, bias, [N]);
   const M = x.size / K;
   const gelu = opts.activation === 'gelu';

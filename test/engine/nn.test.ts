@@ -137,6 +137,24 @@ describe('engine/nn', () => {
     reg.dispose();
   });
 
+  it('accumulates parameter gradients over backward calls until zeroGrad (micro-batches)', async () => {
+    const engine = await getEngine();
+    const reg = new Registry(engine);
+    const lin = new Linear(reg, 'fc', 3, 2, { rng: new Rng(1) });
+    const g = new Tape(engine);
+    const x = engine.upload(randomArray(new Rng(2), 6), [2, 3]);
+    const run = () => engine.scope(() => g.backward(ops.mean(g, ops.linear(g, x, lin.weight.value, lin.bias!.value), 0)));
+    run();
+    const once = await engine.read(lin.weight.grad!);
+    run();
+    assertClose(await engine.read(lin.weight.grad!), once.map((v) => 2 * v), 1e-6, 'two backward calls add up');
+    reg.zeroGrad();
+    run();
+    assertClose(await engine.read(lin.weight.grad!), once, 1e-6, 'after zeroGrad the next backward overwrites');
+    x.dispose();
+    reg.dispose();
+  });
+
   it('cosine schedule with linear warmup as timm CosineLRScheduler', () => {
     const s = { lr: 1e-3, totalSteps: 100, warmupSteps: 10, warmupLr: 1e-6, minLr: 1e-5 };
     assertClose([cosineLr(0, s)], [1e-6], 1e-12, 'starts at warmupLr');

@@ -2,7 +2,7 @@ import { layerNormBackward, layerNormForward } from '../../kernels/layernorm.js'
 import { Rng } from '../../engine/random.js';
 import type { Tensor } from '../../engine/tensor.js';
 import { assert, assertClose, getEngine, poisoned, randomArray } from '../helpers.js';
-import { dot, f64, layerNormBackwardRef, layerNormRef, numericGrad, withGridLimit } from './norm-ref.js';
+import { dot, f64, layerNormBackwardRef, layerNormRef, numericGrad, withGridLimit, withoutSubgroups } from './norm-ref.js';
 
 const TOL = 1e-5;
 
@@ -16,9 +16,10 @@ function rowsData(rng: Rng, rows: number, dim: number): Float32Array {
   return x;
 }
 
-// 1, primes, a 768 row (the model's width), 257 (one past a workgroup), 4099 (past the register
-// cache: the re-reading variant)
-const SHAPES: [number, number][] = [[1, 1], [1, 7], [3, 31], [5, 768], [13, 257], [2, 4099], [70, 3]];
+// 1, primes, a 768 row (the model's width), 513 (one past a multiple of the workgroup), 4099 (past
+// the register cache: the re-reading variant). Few distinct layouts (rows.ts rowLayout), since
+// each is a pipeline to compile.
+const SHAPES: [number, number][] = [[1, 1], [1, 7], [3, 31], [5, 768], [13, 513], [2, 4099], [70, 3]];
 
 async function checkForward(shapes: [number, number][], seed: number): Promise<void> {
   const engine = await getEngine();
@@ -104,6 +105,11 @@ describe('kernels/layernorm', () => {
   it('forward and backward on a 2-D launch grid', () => withGridLimit(5, async () => {
     await checkForward([[50, 33], [7, 4099]], 5);
     await checkBackward([[50, 33], [1031, 9]], 6);
+  }));
+
+  it('forward and backward with the workgroup-memory reduction (no subgroups)', () => withoutSubgroups(async () => {
+    await checkForward([[3, 31], [13, 45]], 7);
+    await checkBackward([[3, 31], [130, 45]], 8);
   }));
 
   it('backward: only one parameter gradient, and the parameter grads alone', async () => {

@@ -1,7 +1,7 @@
 // Float64 CPU references for the layernorm, softmax, GELU and axis-reduction kernels (forward and
 // backward), and a central-difference gradient to check the reference backwards themselves.
 
-import { setMaxGridDimForTests } from '../../kernels/rows.js';
+import { setMaxGridDimForTests, setSubgroupsForTests } from '../../kernels/rows.js';
 
 type Arr = ArrayLike<number>;
 
@@ -165,5 +165,16 @@ export async function withGridLimit<T>(limit: number, fn: () => Promise<T>): Pro
     return await fn();
   } finally {
     setMaxGridDimForTests(old);
+  }
+}
+
+/** Runs fn with the subgroup reductions disabled, so the workgroup-memory fallback is tested on
+ *  adapters that have subgroups (its pipelines are keyed apart). */
+export async function withoutSubgroups<T>(fn: () => Promise<T>): Promise<T> {
+  const old = setSubgroupsForTests(false);
+  try {
+    return await fn();
+  } finally {
+    setSubgroupsForTests(old);
   }
 }

@@ -1,0 +1,84 @@
+// Pretraining as a user runs it: the CLI in a child process, killed with SIGKILL between two
+// checkpoints and resumed, ends with exactly the weights of an uninterrupted run. Node only.
+import { assert, isBrowser } from '../helpers.js';
+
+if (!isBrowser)
+  describe('train: pretrain', function () {
+    this.timeout(900_000);
+    let tmp = '';
+    const mods = async () => {
+      const [fs, path, os, cp] = await Promise.all([import('node:fs'), import('node:path'), import('node:os'), import('node:child_process')]);
+      return { fs, path, os, cp };
+    };
+
+    before(async () => {
+      const { fs, path, os } = await mods();
+      tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pretrain-'));
+      const { prepare } = await import('../../train/data/prepare.js');
+      await prepare({ source: 'synth', root: '', out: path.join(tmp, 'data'), leads: 8, synth: { n: 24, seed: 3, fs: 250 }, workers: 0, log: () => {} });
+    });
+    after(async () => {
+      const { fs } = await mods();
+      if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+    });
+
+    /** Runs the CLI; `killAfterStep` SIGKILLs it once the log shows that step. */
+    async function cli(args: string[], killAfterStep?: number): Promise<{ code: number | null; signal: string | null; stderr: string }> {
+      const { cp, fs, path } = await mods();
+      const out = args[args.indexOf('--out') + 1];
+      const child = cp.spawn(process.execPath, [path.resolve('dist/cli.mjs'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d) => (stderr += d));
+      child.stdout.on('data', (d) => (stderr += d));
+      let timer: NodeJS.Timeout | undefined;
+      if (killAfterStep !== undefined)
+        timer = setInterval(() => {
+          const log = path.join(out, 'log.jsonl');
+          if (!fs.existsSync(log)) return;
+          const steps = fs.readFileSync(log, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l).step as number);
+          if (steps.some((s) => s >= killAfterStep)) child.kill('SIGKILL');
+        }, 20);
+      return new Promise((resolve) =>
+        child.on('exit', (code, signal) => {
+          clearInterval(timer);
+          resolve({ code, signal, stderr });
+        }),
+      );
+    }
+
+    it('resumes after SIGKILL between checkpoints to the same final weights', async () => {
+      const { path, fs } = await mods();
+      const data = path.join(tmp, 'data');
+      const common = ['pretrain', '--data', data, '--preset', 'tiny', '--steps', '8', '--checkpoint-every', '3', '--log-every', '1', '--seed', '5'];
+      const a = path.join(tmp, 'a'), b = path.join(tmp, 'b');
+      const ra = await cli([...common, '--out', a]);
+      assert(ra.code === 0, `uninterrupted run failed:\n${ra.stderr}`);
+      const killed = await cli([...common, '--out', b], 4);
+      assert(killed.signal === 'SIGKILL', `the run was to be killed, it ended with ${killed.code}:\n${killed.stderr}`);
+      const mid = JSON.parse(fs.readFileSync(path.join(b, 'checkpoint-last.json'), 'utf8'));
+      assert(mid.state.step === 3, `the last checkpoint before the kill is step 3, got ${mid.state.step}`);
+      const rb = await cli(['pretrain', '--out', b, '--resume']);
+      assert(rb.code === 0, `resume failed:\n${rb.stderr}`);
+      const fa = fs.readFileSync(path.join(a, 'checkpoint-last.safetensors'));
+      const fb = fs.readFileSync(path.join(b, 'checkpoint-last.safetensors'));
+      const { decodeSafetensors } = await import('../../model/safetensors.js');
+      const ta = decodeSafetensors(new Uint8Array(fa), 'a').tensors, tb = decodeSafetensors(new Uint8Array(fb), 'b').tensors;
+      assert(ta.size === tb.size && ta.size > 0, `same tensor sets (${ta.size} vs ${tb.size})`);
+      for (const [name, t] of ta) {
+        const u = tb.get(name);
+        assert(u, `resumed checkpoint lacks ${name}`);
+        const x = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), y = new Uint8Array(u.data.buffer, u.data.byteOffset, u.data.byteLength);
+        assert(x.length === y.length && x.every((v, i) => v === y[i]), `${name} differs after resume`);
+      }
+      const la = fs.readFileSync(path.join(a, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      const lb = fs.readFileSync(path.join(b, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      assert(la.length === 8 && lb.length === 8, `one log line per step (${la.length}, ${lb.length})`);
+      assert(la.every((r, i) => r.loss === lb[i].loss), 'the losses of both runs match step for step');
+    });
+
+    it('refuses to resume a folder without a run', async () => {
+      const { path } = await mods();
+      const r = await cli(['pretrain', '--out', path.join(tmp, 'nothing'), '--resume']);
+      assert(r.code === 1 && /nothing to resume/.test(r.stderr), `clear error expected:\n${r.stderr}`);
+    });
+  });
