@@ -143,7 +143,7 @@ export function layerNormForward(
   requireDisjoint(K, ['rstd', bufs.rstd], ['y', bufs.y]);
   if (rows === 0) return;
   const l = rowLayout(dim);
-  const red = workgroupReducer(batch.device, 'wgWelford', 'vec3<f32>', l.wg, (a, b) => `welford(${a}, ${b})`);
+  const red = workgroupReducer(batch.device, 'wgWelford', 'vec3<f32>', l.wg, (a, b) => `welford(${a}, ${b})`, 'vec3<f32>(0.0)');
   const pipe = getPipeline(batch.device, `layernorm.fwd_wg${l.wg}_k${l.cached ? l.k : 'loop'}_${red.kind}`, () => forwardSource(l, red));
   const none = dummy(batch);
   const bindings = [bufs.x, bufs.y, bufs.mean, bufs.rstd, bufs.gamma ?? none, bufs.beta ?? none];
@@ -293,7 +293,7 @@ export function layerNormBackward(
   const align = batch.device.limits.minStorageBufferOffsetAlignment;
   const half = Math.ceil((4 * blocks * dim) / align) * align;
   const part = scratchBuffer(batch, 'layernorm', partials ? half + 4 * blocks * dim : 4);
-  const red = workgroupReducer(batch.device, 'wgSum2', 'vec2<f32>', l.wg, (a, b) => `${a} + ${b}`);
+  const red = workgroupReducer(batch.device, 'wgSum2', 'vec2<f32>', l.wg, (a, b) => `${a} + ${b}`, 'vec2<f32>(0.0)');
   const pipe = getPipeline(batch.device, `layernorm.bwd_wg${l.wg}_k${l.cached ? l.k : 'loop'}_${red.kind}`, () => backwardSource(l, red));
   const bindings = [bufs.dy, bufs.x, bufs.mean, bufs.rstd, bufs.dx, bufs.gamma ?? dummy(batch), part];
   const params = new Params().u32(rows).u32(dim).u32(rowsPerBlock).u32(blocks).u32(half / 4).u32(mask(bufs.gamma)).u32(partials ? 1 : 0);

@@ -72,20 +72,28 @@ export interface Reducer {
 
 /**
  * A reduction of one value per thread over the workgroup (wg threads, a power of two ≥ 32),
- * combining with `combine(a, b)` (associative; the order is fixed, so results are deterministic).
- * Must be called in uniform control flow, and may be called again at once.
+ * combining with `combine(a, b)`, which must be associative and bitwise commutative (so every
+ * thread ends with the identical value); `identity` is its neutral element. The combination order
+ * is fixed, so results are deterministic. Call in uniform control flow; it may be called again at once.
  *
  * With the 'subgroups' feature: a butterfly of subgroupShuffleXor within each subgroup, one value
- * per subgroup into workgroup memory, one barrier, then every thread combines those few values.
- * The subgroup of thread lid is taken to be lid / subgroup_size: 1-D workgroups are split into
- * subgroups of consecutive invocations in practice (the spec does not promise it; wgpu's D3D
- * subgroup_id and ONNX Runtime's WebGPU kernels rely on the same). One barrier instead of
- * log2(wg) also makes these shaders compile ~5× faster on CPU drivers (lavapipe), where barriers
- * dominate compile time.
+ * per subgroup into workgroup memory, one barrier, then each subgroup combines those values (a few
+ * per lane, then the same butterfly), so no thread walks all of them. The subgroup of thread lid is
+ * taken to be lid / subgroup_size: 1-D workgroups are split into subgroups of consecutive
+ * invocations in practice (the spec does not promise it; wgpu's D3D subgroup_id and ONNX Runtime's
+ * WebGPU kernels rely on the same). Few barriers also make these shaders compile ~5× faster on CPU
+ * drivers (lavapipe), where barriers dominate compile time.
  * Without it: two levels through workgroup memory (G threads each combine wg/G values, strided so
  * there are no bank conflicts, then every thread combines the G partials): two barriers.
  */
-export function workgroupReducer(device: GPUDevice, name: string, type: string, wg: number, combine: (a: string, b: string) => string): Reducer {
+export function workgroupReducer(
+  device: GPUDevice,
+  name: string,
+  type: string,
+  wg: number,
+  combine: (a: string, b: string) => string,
+  identity: string,
+): Reducer {
   if (subgroupsAllowed && device.features.has('subgroups')) {
     // WebGPU subgroups have at least 4 invocations
     return {
@@ -96,14 +104,15 @@ export function workgroupReducer(device: GPUDevice, name: string, type: string, 
       decl: /* wgsl */ `
 var<workgroup> ${name}_s: array<${type}, ${wg / 4}>;
 fn ${name}(v: ${type}, lid: u32, sgs: u32, lane: u32) -> ${type} {
-  var r = v;
   // a subgroup larger than the workgroup holds only wg invocations
   let width = min(sgs, ${wg}u);
+  var r = v;
   for (var m = 1u; m < width; m <<= 1u) { r = ${combine('r', 'subgroupShuffleXor(r, m)')}; }
   if (lane == 0u) { ${name}_s[lid / sgs] = r; }
   workgroupBarrier();
-  var t = ${name}_s[0];
-  for (var i = 1u; i < ${wg}u / width; i++) { t = ${combine('t', `${name}_s[i]`)}; }
+  var t = ${identity};
+  for (var i = lane; i < ${wg}u / width; i += width) { t = ${combine('t', `${name}_s[i]`)}; }
+  for (var m = 1u; m < width; m <<= 1u) { t = ${combine('t', 'subgroupShuffleXor(t, m)')}; }
   // the next call writes ${name}_s again
   workgroupBarrier();
   return t;

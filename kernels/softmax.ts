@@ -127,7 +127,7 @@ export function softmaxForward(batch: CommandBatch, x: Binding, y: Binding, dims
   requireDisjoint(K, ['y', y], ['x', x]);
   if (rows === 0) return;
   const l = rowLayout(cols);
-  const red = workgroupReducer(batch.device, 'wgMerge', 'vec2<f32>', l.wg, (a, b) => `merge(${a}, ${b})`);
+  const red = workgroupReducer(batch.device, 'wgMerge', 'vec2<f32>', l.wg, (a, b) => `merge(${a}, ${b})`, `vec2<f32>(${LOWEST}, 0.0)`);
   const pipe = getPipeline(batch.device, `softmax.fwd_wg${l.wg}_k${l.cached ? l.k : 'loop'}_${red.kind}`, () => forwardSource(l, red));
   batch.dispatch(pipe, [x, y], new Params().u32(rows).u32(cols).f32(scale), workgroupGrid(rows));
 }
@@ -143,7 +143,7 @@ export function softmaxBackward(batch: CommandBatch, y: Binding, dy: Binding, dx
   requireDisjoint(K, ['dx', dx], ['y', y], ['dy', dy]);
   if (rows === 0) return;
   const l = rowLayout(cols);
-  const red = workgroupReducer(batch.device, 'wgSum', 'f32', l.wg, (a, b) => `${a} + ${b}`);
+  const red = workgroupReducer(batch.device, 'wgSum', 'f32', l.wg, (a, b) => `${a} + ${b}`, '0.0');
   const pipe = getPipeline(batch.device, `softmax.bwd_wg${l.wg}_k${l.cached ? l.k : 'loop'}_${red.kind}`, () => backwardSource(l, red));
   batch.dispatch(pipe, [y, dy, dx], new Params().u32(rows).u32(cols).f32(scale), workgroupGrid(rows));
 }

@@ -74,6 +74,8 @@ async function browserRun() {
     executablePath,
     headless: true,
     userDataDir,
+    // The suite runs for minutes inside one page; puppeteer's per-call default (180 s) would cut it.
+    protocolTimeout: 0,
     args: [
       '--no-sandbox', '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-angle=swiftshader',
       '--use-webgpu-adapter=swiftshader', '--disable-background-networking', '--disable-component-update',
