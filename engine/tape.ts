@@ -12,6 +12,14 @@
 // - Gradients of leaves (parameters, watched tensors) are kept: a leaf's .grad buffer is allocated
 //   once, and `hasGrad` says whether it holds this step's gradient (false after zeroGrad, so the
 //   first contribution overwrites instead of adding to a cleared buffer).
+//
+// A training step (test/engine/train.test.ts trains a small ViT this way):
+//   reg.zeroGrad();
+//   const loss = engine.scope(() => model.loss(tape, x, y)); // forward; records only what needs grads
+//   tape.backward(loss);                                     // { scale } for loss scaling
+//   opt.step(cosineLr(step, schedule));                      // AdamW kernels, same batch
+//   engine.flush();                                          // the step's one submit
+//   ... every N steps: await engine.read(loss); always loss.dispose()
 import { accumulate, fill, scale } from '../kernels/elementwise.js';
 import type { CommandBatch } from '../kernels/runtime.js';
 import type { Engine } from './engine.js';
@@ -90,7 +98,8 @@ export class Tape {
     }
   }
 
-  /** Makes `t` a leaf whose gradient backward computes and keeps (leaf.grad; the caller disposes it). */
+  /** Makes `t` a leaf for the next backward, which computes and keeps its gradient in leaf.grad (the
+   *  caller disposes it). Parameters need no watch: they are leaves for every tape. */
   watch(t: Tensor): GradLeaf {
     const leaf: GradLeaf = { value: t, grad: null, hasGrad: false, requiresGrad: true };
     this.watched.set(t, leaf);

@@ -47,7 +47,7 @@ fn welford(a: vec3<f32>, b: vec3<f32>) -> vec3<f32> {
 function forwardSource(l: RowLayout, red: Reducer): string {
   const { wg, k } = l;
   const out = (v: string, c: string) => `y[base + ${c}] = affine(${c}, ${v});`;
-  // per thread: count, mean and centred sum of squares of its columns, then one merge over the row
+  // per thread: count, sum and centred sum of squares of its columns, then one merge over the row
   const body = l.cached
     ? /* wgsl */ `
   var v: array<f32, ${k}>;

@@ -1,6 +1,8 @@
-// What the row-wise kernels (layernorm, softmax) and the axis reduction share: how a row is laid
-// out over one workgroup, a workgroup-shared tree reduction in WGSL, and per-device scratch
-// buffers for two-pass reductions.
+// What the row-wise kernels (layernorm, softmax), GELU and the axis reduction share: the 2-D launch
+// grid, how a row is laid out over one workgroup, a workgroup-wide reduction in WGSL (subgroups
+// where the device has them, workgroup memory otherwise), and per-device scratch buffers for
+// two-pass reductions. The two set...ForTests hooks let tests reach the 2-D grid and the fallback
+// reduction with small shapes on any adapter.
 import type { CommandBatch } from './runtime.js';
 
 let maxGridDim = 65535;
@@ -72,9 +74,10 @@ export interface Reducer {
 
 /**
  * A reduction of one value per thread over the workgroup (wg threads, a power of two ≥ 32),
- * combining with `combine(a, b)`, which must be associative and bitwise commutative (so every
- * thread ends with the identical value); `identity` is its neutral element. The combination order
- * is fixed, so results are deterministic. Call in uniform control flow; it may be called again at once.
+ * combining with `combine(a, b)`, which must be associative and commutative (then every thread
+ * ends with the same value: bit for bit for sums, within a rounding where a driver fuses a
+ * multiply-add); `identity` is its neutral element. The combination order is fixed, so results
+ * are deterministic. Call in uniform control flow; it may be called again at once.
  *
  * With the 'subgroups' feature: a butterfly of subgroupShuffleXor within each subgroup, one value
  * per subgroup into workgroup memory, one barrier, then each subgroup combines those values (a few

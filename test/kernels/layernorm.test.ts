@@ -109,10 +109,9 @@ describe('kernels/layernorm', () => {
     await checkBackward([[50, 33], [1031, 9]], 6);
   }));
 
-  it('forward and backward with the workgroup-memory reduction (no subgroups)', () => withoutSubgroups(async () => {
-    await checkForward([[3, 31], [13, 45]], 7);
-    await checkBackward([[3, 31], [130, 45]], 8);
-  }));
+  // The fallback's reduction code is shared with softmax (tested there forwards and backwards);
+  // here its Welford instantiation. (The backward's pipeline alone costs ~3 s to compile on lavapipe.)
+  it('forward with the workgroup-memory reduction (no subgroups)', () => withoutSubgroups(() => checkForward([[3, 31], [13, 45]], 7)));
 
   it('backward: only one parameter gradient, and the parameter grads alone', async () => {
     const engine = await getEngine();

@@ -7,11 +7,11 @@ const TOL = 1e-5;
 
 // [outer, reduce, inner]: single elements, row sums (inner 1), bias-gradient shapes (outer 1),
 // mean-pooling shapes, inner not a power of two, long axes that take the split two-pass path
-// (1 × 100003 × 1, 1 × 5000 × 70, 1 × 2053 × 768), 70000 short rows (256 per workgroup), and an
+// (1 × 100003 × 1, 1 × 5000 × 70, 1 × 1031 × 768), 70000 short rows (256 per workgroup), and an
 // empty axis.
 const SHAPES: [number, number, number][] = [
   [1, 1, 1], [1, 7, 1], [3, 1000, 1], [70000, 3, 1], [1, 25, 5], [1, 1031, 13], [2, 17, 768],
-  [4, 37, 3], [3, 50, 96], [1, 100003, 1], [1, 5000, 70], [1, 2053, 768], [3, 0, 5],
+  [4, 37, 3], [3, 50, 96], [1, 100003, 1], [1, 5000, 70], [1, 1031, 768], [3, 0, 5],
 ];
 
 async function checkReduce(shapes: [number, number, number][], seed: number): Promise<void> {
@@ -85,7 +85,7 @@ describe('kernels/reduce', () => {
   it('broadcastAxis against float64 (scale, accumulate)', () => checkBroadcast(SHAPES, 4));
 
   it('reduceAxis and broadcastAxis on a 2-D launch grid', () => withGridLimit(5, async () => {
-    await checkReduce([[1, 2053, 768], [70000, 3, 1], [3, 50, 96]], 5);
+    await checkReduce([[1, 600, 768], [70000, 3, 1], [3, 50, 96]], 5);
     await checkBroadcast([[3, 50, 96], [1, 1031, 13]], 6);
   }));
 
