@@ -27,7 +27,8 @@ export class Engine {
     return new Engine(await requestGpu(opts));
   }
 
-  private track(t: Tensor): Tensor {
+  /** Registers a tensor made outside engine.empty (e.g. a view) with the innermost scope. */
+  track(t: Tensor): Tensor {
     this.scopes[this.scopes.length - 1]?.add(t);
     return t;
   }

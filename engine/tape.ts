@@ -51,8 +51,7 @@ export function untracked(engine: Engine, shape: readonly number[], forUpload = 
 
 /** Registers a tensor made outside engine.empty (a view) with the innermost engine.scope. */
 export function adopt(engine: Engine, t: Tensor): Tensor {
-  // Engine.track is private; views made by Tensor.reshape need the same bookkeeping as engine.empty.
-  return (engine as unknown as { track(t: Tensor): Tensor }).track(t);
+  return engine.track(t);
 }
 
 interface Node {
