@@ -185,12 +185,19 @@ function geluFn(T: string): string {
 }`;
 }
 
-/** Bindings first..first+2 (bias, residual, preact; dummies when absent) and `fn put(ci, nb, v)`
- *  writing C element/vec4 ci with bias index nb, in units of T. Needs `p.flags` and `C`. */
-function epilogueSource(T: string, first: number): string {
-  return `@group(0) @binding(${first}) var<storage, read> bias: array<${T}>;
-@group(0) @binding(${first + 1}) var<storage, read> residual: array<${T}>;
-@group(0) @binding(${first + 2}) var<storage, read_write> preact: array<${T}>;
+/**
+ * Bindings first..first+2 (bias, residual, preact; dummies when absent) and the epilogue, once:
+ * `put(ci, nb, v)` writes unit ci of C (T = f32 or vec4) with bias unit nb; with `lanes`, arrays are
+ * f32 and `put4(ci, n, v)` writes the lanes of v that fall inside N, starting at element ci, column n.
+ * Needs `p.flags`, `p.N` and `C`.
+ */
+function epilogueSource(T: string, first: number, lanes = false): string {
+  const A = lanes ? 'f32' : T;
+  const decls = `@group(0) @binding(${first}) var<storage, read> bias: array<${A}>;
+@group(0) @binding(${first + 1}) var<storage, read> residual: array<${A}>;
+@group(0) @binding(${first + 2}) var<storage, read_write> preact: array<${A}>;`;
+  if (!lanes)
+    return `${decls}
 ${geluFn(T)}
 fn put(ci: u32, nb: u32, x: ${T}) {
   var v = x;
@@ -200,6 +207,18 @@ fn put(ci: u32, nb: u32, x: ${T}) {
   if ((p.flags & ${F_RESIDUAL}u) != 0u) { v += residual[ci]; }
   if ((p.flags & ${F_ACC}u) != 0u) { v += C[ci]; }
   C[ci] = v;
+}`;
+  return `${decls}
+${geluFn('vec4<f32>')}
+fn put4(ci: u32, n: u32, x: vec4<f32>) {
+  let lanes = min(4u, p.N - n);
+  var v = x;${(globalThis as any).__MM_NOEPI ? ' for (var j = 0u; j < lanes; j++) { C[ci + j] = v[j]; } return;' : ''}
+  if ((p.flags & ${F_BIAS}u) != 0u) { for (var j = 0u; j < lanes; j++) { v[j] += bias[n + j]; } }
+  if ((p.flags & ${F_PREACT}u) != 0u) { for (var j = 0u; j < lanes; j++) { preact[ci + j] = v[j]; } }
+  if ((p.flags & ${F_GELU}u) != 0u) { v = gelu(v); }
+  if ((p.flags & ${F_RESIDUAL}u) != 0u) { for (var j = 0u; j < lanes; j++) { v[j] += residual[ci + j]; } }
+  if ((p.flags & ${F_ACC}u) != 0u) { for (var j = 0u; j < lanes; j++) { v[j] += C[ci + j]; } }
+  for (var j = 0u; j < lanes; j++) { C[ci + j] = v[j]; }
 }`;
 }
 
@@ -215,41 +234,61 @@ interface TiledVariant {
 const tiledKey = (v: TiledVariant) => `matmul_${v.tile}_${v.prec}_v${+v.vec}${v.cpu ? '_cpu' : ''}`;
 
 /**
- * WGSL moving one operand's BK-slice global → registers (`load`) and registers → shared memory
- * (`store`), for one storage layout: kContig = stored [D, K] (row stride K), else [K, D] (row
- * stride D), D being M for A and N for B. Loads are predicated on the matrix bounds.
+ * WGSL for one operand's BK-slice: global → registers (`load`, predicated on the matrix bounds) and
+ * registers → shared memory (`store`). Shared memory is written in whole vec4s only — four
+ * consecutive d (m or n) at one k — since a store into one lane of a shared vec4 costs lavapipe's JIT
+ * dearly. Storage is [D, K] ("kc": contiguous along k) or [K, D], chosen at run time (p.tA / p.tB),
+ * with consecutive threads walking the contiguous dimension so global reads coalesce either way.
+ *  - scalar: one item = a quad of 4 d at one k, read as 4 scalars; element (d, k) at off + d·sd + k·sk.
+ *  - vec4, [K, D]: the quad is one vec4 read.
+ *  - vec4, [D, K]: one item = 4 rows × a vec4 along k, transposed in registers into 4 quads.
  */
-function operandCopy(X: 'A' | 'B', kContig: boolean, o: { TD: number; BK: number; WG: number; vec: boolean; dim: string; cvt: (e: string) => string }) {
-  const { TD, BK, WG, vec, dim } = o;
-  const S = X === 'A' ? 'As' : 'Bs', d0 = X === 'A' ? 'm0' : 'n0', off0 = X === 'A' ? 'aOff' : 'bOff';
+function operandCopy(X: 'A' | 'B', o: { TD: number; BK: number; WG: number; vec: boolean; dim: string; cvt: (e: string) => string }) {
+  const { TD, BK, WG, vec, dim, cvt } = o;
+  const S = X === 'A' ? 'As' : 'Bs', d0 = X === 'A' ? 'm0' : 'n0', off = X === 'A' ? 'aOff' : 'bOff', kc = `kc${X}`;
   const D4 = TD / 4;
-  const items = vec ? (TD * BK) / 4 : TD * BK;
-  const count = Math.ceil(items / WG);
-  const partial = items % WG !== 0;
-  const load: string[] = [];
-  const store: string[] = [];
-  for (let i = 0; i < count; i++) {
-    const r = `r${X}${i}`;
-    const idx = `lid + ${i * WG}u`;
-    // Tile-local coordinates of this thread's i-th item: d along D, kk along K.
-    const coord =
-      vec && kContig ? `let d = (${idx}) / ${BK / 4}u; let kk = (${idx}) % ${BK / 4}u * 4u;`
-      : vec ? `let kk = (${idx}) / ${D4}u; let d = (${idx}) % ${D4}u * 4u;`
-      : kContig ? `let d = (${idx}) / ${BK}u; let kk = (${idx}) % ${BK}u;`
-      : `let kk = (${idx}) / ${TD}u; let d = (${idx}) % ${TD}u;`;
-    const inTile = partial ? `${idx} < ${items}u && ` : '';
-    // With vec4 the contiguous dimension is a multiple of 4, so one in-range lane means all four are.
-    const off = kContig ? `${off0} + (${d0} + d) * p.K + k + kk` : `${off0} + (k + kk) * ${dim} + ${d0} + d`;
-    const value = o.cvt(vec ? `${X}[(${off}) / 4u]` : `${X}[${off}]`);
-    load.push(`{ ${coord} ${r} = ${vec ? 'vec4<f32>' : 'f32'}(0.0); if (${inTile}${d0} + d < ${dim} && k + kk < kEnd) { ${r} = ${value}; } }`);
-    const base = `buf * ${BK * D4}u`;
-    const st =
-      vec && !kContig ? `${S}[${base} + kk * ${D4}u + d / 4u] = ${r};`
-      : vec ? [0, 1, 2, 3].map((j) => `${S}[${base} + (kk + ${j}u) * ${D4}u + d / 4u][d % 4u] = ${r}[${j}];`).join(' ')
-      : `${S}[${base} + kk * ${D4}u + d / 4u][d % 4u] = ${r};`;
-    store.push(`{ ${coord} ${partial ? `if (${idx} < ${items}u) { ${st} }` : st} }`);
+  const base = `buf * ${BK * D4}u`;
+  const regs: string[] = [];
+  const reg = (n: number) => `r${X}${n}`;
+  // Partial last round when the items do not divide among the threads.
+  const rounds = (items: number, body: (i: number, idx: string) => string) =>
+    Array.from({ length: Math.ceil(items / WG) }, (_, i) => {
+      const idx = `(lid + ${i * WG}u)`;
+      const b = body(i, idx);
+      return items % WG !== 0 && i === Math.ceil(items / WG) - 1 ? `if (${idx} < ${items}u) { ${b} }` : `{ ${b} }`;
+    });
+  if (!vec) {
+    const quads = (TD * BK) / 4;
+    const n = Math.ceil(quads / WG);
+    for (let i = 0; i < n; i++) regs.push(`var ${reg(i)}: vec4<f32>;`);
+    const coord = (idx: string) => `let d = select((${idx} % ${D4}u) * 4u, (${idx} / ${BK}u) * 4u, ${kc}); let kk = select(${idx} / ${D4}u, ${idx} % ${BK}u, ${kc});`;
+    const load = rounds(quads, (i, idx) => {
+      const lanes = [0, 1, 2, 3].map((j) => `select(0.0, ${cvt(`${X}[${off} + (${d0} + d + ${j}u) * sd${X} + (k + kk) * sk${X}]`)}, ${d0} + d + ${j}u < ${dim} && ok)`);
+      return `${coord(idx)} let ok = k + kk < kEnd; ${reg(i)} = vec4<f32>(${lanes.join(', ')});`;
+    });
+    const store = rounds(quads, (i, idx) => `${coord(idx)} ${S}[${base} + kk * ${D4}u + d / 4u] = ${reg(i)};`);
+    return { regs: regs.join('\n  '), load: load.join('\n      '), store: store.join('\n      ') };
   }
-  return { load: load.join('\n        '), store: store.join('\n        '), count };
+  const blocks = (TD * BK) / 16, quads = (TD * BK) / 4;
+  const nb = Math.ceil(blocks / WG), nq = Math.ceil(quads / WG);
+  for (let i = 0; i < Math.max(4 * nb, nq); i++) regs.push(`var ${reg(i)}: vec4<f32>;`);
+  const v4 = (e: string) => (cvt(e) === e ? e : `vec4<f32>(${e})`);
+  // [D, K]: block = rows d..d+3 × k-quad kq.
+  const bcoord = (idx: string) => `let d = (${idx} / ${BK / 4}u) * 4u; let kk = (${idx} % ${BK / 4}u) * 4u;`;
+  const bload = rounds(blocks, (i, idx) => {
+    const rows = [0, 1, 2, 3].map((j) => `${reg(4 * i + j)} = select(vec4<f32>(0.0), ${v4(`${X}[(${off} + (${d0} + d + ${j}u) * p.K + k + kk) / 4u]`)}, ${d0} + d + ${j}u < ${dim} && ok);`);
+    return `${bcoord(idx)} let ok = k + kk < kEnd; ${rows.join(' ')}`;
+  });
+  const bstore = rounds(blocks, (i, idx) => {
+    const cols = [0, 1, 2, 3].map((j) => `${S}[${base} + (kk + ${j}u) * ${D4}u + d / 4u] = vec4<f32>(${[0, 1, 2, 3].map((r) => `${reg(4 * i + r)}[${j}]`).join(', ')});`);
+    return `${bcoord(idx)} ${cols.join(' ')}`;
+  });
+  // [K, D]: quad = one vec4 along d.
+  const qcoord = (idx: string) => `let kk = ${idx} / ${D4}u; let d = (${idx} % ${D4}u) * 4u;`;
+  const qload = rounds(quads, (i, idx) => `${qcoord(idx)} ${reg(i)} = select(vec4<f32>(0.0), ${v4(`${X}[(${off} + (k + kk) * ${dim} + ${d0} + d) / 4u]`)}, ${d0} + d < ${dim} && k + kk < kEnd);`);
+  const qstore = rounds(quads, (i, idx) => `${qcoord(idx)} ${S}[${base} + kk * ${D4}u + d / 4u] = ${reg(i)};`);
+  const branch = (a: string[], b: string[]) => `if (${kc}) {\n        ${a.join('\n        ')}\n      } else {\n        ${b.join('\n        ')}\n      }`;
+  return { regs: regs.join('\n  '), load: branch(bload, qload), store: branch(bstore, qstore) };
 }
 
 function tiledSource(v: TiledVariant): string {
@@ -257,19 +296,15 @@ function tiledSource(v: TiledVariant): string {
   const TX = BN / TN, TY = BM / TM, WG = TX * TY, RM = TM / 4, RN = TN / 4;
   const inT = v.prec;
   const cvt = (e: string) => (inT === 'f32' ? e : v.vec ? `vec4<f32>(${e})` : `f32(${e})`);
-  const common = { BK, WG, vec: v.vec, cvt };
-  const aK = operandCopy('A', true, { ...common, TD: BM, dim: 'p.M' }), aM = operandCopy('A', false, { ...common, TD: BM, dim: 'p.M' });
-  const bK = operandCopy('B', true, { ...common, TD: BN, dim: 'p.N' }), bN = operandCopy('B', false, { ...common, TD: BN, dim: 'p.N' });
+  const ca = operandCopy('A', { TD: BM, BK, WG, vec: v.vec, dim: 'p.M', cvt });
+  const cb = operandCopy('B', { TD: BN, BK, WG, vec: v.vec, dim: 'p.N', cvt });
   const T = v.vec ? 'vec4<f32>' : 'f32';
 
-  const regs: string[] = [];
-  for (let i = 0; i < aK.count; i++) regs.push(`var rA${i}: ${T};`);
-  for (let i = 0; i < bK.count; i++) regs.push(`var rB${i}: ${T};`);
   const accs: string[] = [];
   for (let r = 0; r < TM; r++) for (let c = 0; c < RN; c++) accs.push(`var acc${r}_${c} = vec4<f32>(0.0);`);
   // One k step: RM + RN vec4 reads from shared memory, TM×RN vec4 FMAs. Unrolled over BK for GPUs.
   // On CPU adapters the loop stays rolled (bound from a uniform so LLVM cannot unroll it): lavapipe's
-  // JIT spends ~10 s compiling the unrolled body, and these adapters only run tests.
+  // JIT needs seconds for the unrolled body, and these adapters only run tests.
   const step = (kx: string) => {
     const s: string[] = [];
     for (let rm = 0; rm < RM; rm++) s.push(`let a${rm} = As[aB + ${kx} * ${BM / 4}u + ${rm * TY}u + ty];`);
@@ -278,20 +313,15 @@ function tiledSource(v: TiledVariant): string {
     return `{\n        ${s.join('\n        ')}\n      }`;
   };
   const inner = v.cpu ? [`for (var kq = 0u; kq < p.bk; kq++) ${step('kq')}`] : Array.from({ length: BK }, (_, kk) => step(`${kk}u`));
-  // Thread (tx, ty) owns rows rm·4TY + 4ty + i and columns rn·4TX + 4tx + j: vec4 runs that are
-  // contiguous across a warp in shared memory.
-  const out: string[] = [];
-  for (let rm = 0; rm < RM; rm++)
-    for (let i = 0; i < 4; i++) {
-      const cols: string[] = [];
-      for (let rn = 0; rn < RN; rn++) {
-        const acc = `acc${rm * 4 + i}_${rn}`;
-        const n = `n0 + ${rn * TX * 4}u + tx * 4u`;
-        if (v.vec) cols.push(`{ let n = ${n}; if (n < p.N) { put((cOff + m * p.N + n) / 4u, n / 4u, ${acc}); } }`);
-        else for (let j = 0; j < 4; j++) cols.push(`{ let n = ${n} + ${j}u; if (n < p.N) { put(cOff + m * p.N + n, n, ${acc}[${j}]); } }`);
-      }
-      out.push(`{ let m = m0 + ${rm * TY * 4 + i}u + ty * 4u; if (m < p.M) {\n    ${cols.join('\n    ')}\n  } }`);
-    }
+  // Epilogue staging: pass q holds row q of every thread's TM-row block (rows rm·4TY + 4ty + i,
+  // q = 4rm + i), TY rows × BN columns, in As. Then the whole workgroup writes it out coalesced, and
+  // the epilogue code exists once in the shader instead of TM×RN times.
+  const stage: string[] = [];
+  for (let q = 0; q < TM; q++) {
+    const writes = Array.from({ length: RN }, (_, rn) => `As[ty * ${BN / 4}u + ${rn * TX}u + tx] = acc${q}_${rn};`).join(' ');
+    stage.push(`${q === 0 ? '' : 'else '}if (q == ${q}u) { ${writes} }`);
+  }
+  const putCall = v.vec ? `put((cOff + m * p.N + n) / 4u, n / 4u, As[e]);` : `put4(cOff + m * p.N + n, n, As[e]);`;
 
   return /* wgsl */ `${inT === 'f16' ? 'enable f16;\n' : ''}
 struct P { M: u32, N: u32, K: u32, sA: u32, sB: u32, sC: u32, tilesM: u32, tilesN: u32, batch: u32, kChunk: u32, tA: u32, tB: u32, flags: u32, bk: u32 }
@@ -299,7 +329,7 @@ struct P { M: u32, N: u32, K: u32, sA: u32, sB: u32, sC: u32, tilesM: u32, tiles
 @group(0) @binding(1) var<storage, read> B: array<${v.vec ? `vec4<${inT}>` : inT}>;
 @group(0) @binding(2) var<storage, read_write> C: array<${T}>;
 @group(0) @binding(6) var<uniform> p: P;
-${epilogueSource(T, 3)}
+${epilogueSource(T, 3, !v.vec)}
 // Double-buffered k-major tiles: As[buf][k][m], Bs[buf][k][n], in vec4 units.
 var<workgroup> As: array<vec4<f32>, ${(2 * BK * BM) / 4}>;
 var<workgroup> Bs: array<vec4<f32>, ${(2 * BK * BN) / 4}>;
@@ -322,26 +352,24 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let aOff = item * p.sA;
   let bOff = item * p.sB;
   let cOff = wid.z * p.sC;
+  // Layouts: A is [M, K] (contiguous along k) unless transposed; B is [K, N] unless transposed.
+  let kcA = p.tA == 0u;
+  let kcB = p.tB != 0u;
+  let sdA = select(1u, p.K, kcA); let skA = select(p.M, 1u, kcA);
+  let sdB = select(1u, p.K, kcB); let skB = select(p.N, 1u, kcB);
   let tx = lid % ${TX}u;
   let ty = lid / ${TX}u;
   ${accs.join('\n  ')}
-  ${regs.join('\n  ')}
+  ${ca.regs}
+  ${cb.regs}
   let nT = (max(kEnd, kBeg) - kBeg + ${BK - 1}u) / ${BK}u;
   // Step t fetches tile t into registers, multiplies tile t-1 from shared buffer (t-1)&1, then
   // stores tile t into buffer t&1: the global loads overlap the math, one barrier per step.
   for (var t = 0u; t <= nT; t++) {
     if (t < nT) {
       let k = kBeg + t * ${BK}u;
-      if (p.tA != 0u) {
-        ${aM.load}
-      } else {
-        ${aK.load}
-      }
-      if (p.tB != 0u) {
-        ${bK.load}
-      } else {
-        ${bN.load}
-      }
+      ${(globalThis as any).__MM_NOLOAD ? '' : ca.load}
+      ${(globalThis as any).__MM_NOLOAD ? '' : cb.load}
     }
     if (t > 0u) {
       let aB = ((t - 1u) & 1u) * ${(BK * BM) / 4}u;
@@ -350,20 +378,21 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     }
     if (t < nT) {
       let buf = t & 1u;
-      if (p.tA != 0u) {
-        ${aM.store}
-      } else {
-        ${aK.store}
-      }
-      if (p.tB != 0u) {
-        ${bK.store}
-      } else {
-        ${bN.store}
-      }
+      ${(globalThis as any).__MM_NOSTORE ? '' : ca.store}
+      ${(globalThis as any).__MM_NOSTORE ? '' : cb.store}
     }
     workgroupBarrier();
   }
-  ${out.join('\n  ')}
+  for (var q = 0u; q < ${TM}u; q++) {
+    ${stage.join('\n    ')}
+    workgroupBarrier();
+    for (var e = lid; e < ${(TY * BN) / 4}u; e += ${WG}u) {
+      let m = m0 + (q / 4u) * ${TY * 4}u + (e / ${BN / 4}u) * 4u + q % 4u;
+      let n = n0 + (e % ${BN / 4}u) * 4u;
+      if (m < p.M && n < p.N) { ${putCall} }
+    }
+    workgroupBarrier();
+  }
 }`;
 }
 

@@ -7,3 +7,6 @@ export * from './data/code15.js';
 export * from './data/npy.js';
 export * from './data/dataset.js';
 export * from './data/prepare.js';
+export * from './data/dsp.js';
+export * from './data/preprocess.js';
+export * from './data/synth.js';

@@ -1,0 +1,197 @@
+// prepare() on tiny fake source trees: manifest, shards, checksums, the skip report, resume after a
+// simulated crash, worker threads giving the same bytes, and every source kind. Node only.
+import { assert, isBrowser } from '../helpers.js';
+import { PTBXL_ROWS, ptbxlDatabaseCsv, SCP_STATEMENTS_CSV, testSignal, wfdb16Record } from './fixtures.js';
+
+if (!isBrowser)
+  describe('data: prepare', function () {
+    this.timeout(60_000);
+    let tmp = '';
+    let ptbxlRoot = '';
+    const FS = 500, N = 5000;
+
+    const mods = async () => {
+      const fs = await import('node:fs');
+      const path = await import('node:path');
+      const os = await import('node:os');
+      const prep = await import('../../train/data/prepare.js');
+      const ds = await import('../../train/data/dataset.js');
+      return { fs, path, os, ...prep, ...ds };
+    };
+
+    before(async () => {
+      const { fs, path, os } = await mods();
+      tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'prepare-'));
+      // PTB-XL: rows 1–5 of the fixture CSV + the real row 15513, whose files are absent.
+      ptbxlRoot = path.join(tmp, 'ptbxl');
+      fs.mkdirSync(path.join(ptbxlRoot, 'records500', '00000'), { recursive: true });
+      fs.writeFileSync(path.join(ptbxlRoot, 'ptbxl_database.csv'), ptbxlDatabaseCsv(PTBXL_ROWS.slice(0, 5)));
+      fs.writeFileSync(path.join(ptbxlRoot, 'scp_statements.csv'), SCP_STATEMENTS_CSV);
+      for (let id = 1; id <= 5; id++) {
+        const name = `${String(id).padStart(5, '0')}_hr`;
+        // record 5 has a flat V3 (lead 8 of 12)
+        const { hea, dat } = wfdb16Record(name, FS, N, (k, t) => (id === 5 && k === 8 ? 0 : testSignal(k, t, FS, id)));
+        if (id === 4) dat[1001] ^= 0x10; // corrupt one sample: checksum mismatch
+        fs.writeFileSync(path.join(ptbxlRoot, 'records500', '00000', `${name}.hea`), hea);
+        fs.writeFileSync(path.join(ptbxlRoot, 'records500', '00000', `${name}.dat`), dat);
+      }
+    });
+    after(async () => {
+      const { fs } = await mods();
+      fs.rmSync(tmp, { recursive: true, force: true });
+    });
+
+    it('PTB-XL → shards, manifest (labels, folds, checksums) and a skip report with reasons', async () => {
+      const { fs, path, prepare, openDataset } = await mods();
+      const { preprocess } = await import('../../train/data/preprocess.js');
+      const { loadWfdbRecord } = await import('../../train/data/wfdb.js');
+      const out = path.join(tmp, 'out-a');
+      const seen: number[] = [];
+      const res = await prepare({ source: 'ptbxl', root: ptbxlRoot, out, workers: 0, recordsPerShard: 2, onProgress: (p) => seen.push(p.done) });
+      assert(res.written === 3 && res.skipped === 3 && res.shardsWritten === 3, `written ${res.written}, skipped ${res.skipped}, shards ${res.shardsWritten}`);
+      assert(JSON.stringify(res.skippedByReason) === JSON.stringify({ checksum: 1, flat: 1, 'missing-file': 1 }), `reasons ${JSON.stringify(res.skippedByReason)}`);
+      assert(seen[seen.length - 1] === 6 && seen.includes(3), `progress ${seen}`);
+      const skipped = fs.readFileSync(path.join(out, 'skipped.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      assert(skipped.length === 3 && skipped.map((s) => s.id).join() === '4,5,15513', `skip report ${JSON.stringify(skipped)}`);
+      assert(skipped[1].message.includes('V3 flat') && skipped[2].source === 'records500/15000/15513_hr.hea', `skip detail ${JSON.stringify(skipped)}`);
+
+      const ds = await openDataset(out, { verify: true });
+      try {
+        const m = ds.manifest;
+        assert(m.leads.join() === 'I,II,V1,V2,V3,V4,V5,V6' && m.fs === 250 && m.samples === 2500 && m.dtype === 'f32', 'defaults: 8 leads, 250 Hz, 10 s');
+        assert(m.records.map((r) => r.id).join() === '1,2,3' && m.shards.map((s) => s.records).join() === '2,1,0', `records ${m.records.map((r) => r.id)} shards ${m.shards.map((s) => s.records)}`);
+        assert(m.skipped.count === 3 && m.skipped.report === 'skipped.jsonl', 'manifest skip counts');
+        const r3 = m.records[2];
+        const labels = r3.labels as { superdiagnostic: string[]; scp: Record<string, number> };
+        assert(r3.fold === 5 && labels.superdiagnostic.join() === 'MI' && labels.scp.ASMI === 100 && r3.source === 'records500/00000/00003_hr.hea', `record 3 ${JSON.stringify(r3)}`);
+        assert((r3.meta as { patientId: number }).patientId === 20372, 'patient id kept for patient-level splits');
+        const direct = preprocess(await loadWfdbRecord(path.join(ptbxlRoot, 'records500/00000/00002_hr')), { leads: 8, fs: 250, seconds: 10 });
+        assert(direct.ok && ds.read(1).every((v, i) => v === direct.signals[i]), 'stored values = preprocess(reader(record))');
+      } finally {
+        ds.close();
+      }
+    });
+
+    it('resumes after a crash, rebuilds a corrupted shard, drops stale files', async () => {
+      const { fs, path, prepare } = await mods();
+      // 2-s windows keep this test fast; the reference is an uninterrupted run with the same settings
+      const opts = { source: 'ptbxl' as const, root: ptbxlRoot, workers: 0, recordsPerShard: 2, seconds: 2 };
+      const ref = (await prepare({ ...opts, out: path.join(tmp, 'out-ref') })).manifest;
+      const out = path.join(tmp, 'out-b');
+      let err = '';
+      await prepare({
+        ...opts,
+        out,
+        onProgress: (p) => {
+          if (p.phase === 'records' && p.done === 3) throw new Error('simulated crash');
+        },
+      }).catch((e) => (err = String(e)));
+      assert(err.includes('simulated crash'), `crash propagates: ${err}`);
+      assert(fs.existsSync(path.join(out, 'shard-00000.json')) && !fs.existsSync(path.join(out, 'shard-00001.json')) && !fs.existsSync(path.join(out, 'manifest.json')), 'only shard 0 finished');
+      fs.writeFileSync(path.join(out, 'shard-00001.bin.tmp-1-abc'), 'half');
+      const again = await prepare({ ...opts, out });
+      assert(again.shardsReused === 1 && again.shardsWritten === 2, `reused ${again.shardsReused}, written ${again.shardsWritten}`);
+      assert(!fs.existsSync(path.join(out, 'shard-00001.bin.tmp-1-abc')), 'temp file removed');
+      const sha = (m: { shards: { sha256: string }[] }) => m.shards.map((s) => s.sha256).join();
+      assert(sha(again.manifest) === sha(ref) && again.manifest.records.map((r) => r.id).join() === '1,2,3', 'same shards as an uninterrupted run');
+
+      const shard1 = path.join(out, 'shard-00001.bin');
+      const b = fs.readFileSync(shard1);
+      b[100] ^= 0xff;
+      fs.writeFileSync(shard1, b);
+      fs.writeFileSync(path.join(out, 'shard-00009.bin'), '');
+      const third = await prepare({ ...opts, out });
+      assert(third.shardsReused === 2 && third.shardsWritten === 1 && sha(third.manifest) === sha(ref), `corrupted shard rebuilt (reused ${third.shardsReused})`);
+      assert(!fs.existsSync(path.join(out, 'shard-00009.bin')), 'stale shard removed');
+
+      const f16 = await prepare({ ...opts, out, dtype: 'f16', leads: 12 });
+      assert(f16.shardsWritten === 3 && f16.manifest.recordBytes === 12 * 500 * 2 && f16.manifest.leads.length === 12, 'changed settings rebuild every shard');
+    });
+
+    it('worker threads produce the same shards as the in-thread run', async () => {
+      const { fs, path, prepare } = await mods();
+      const ref = JSON.parse(fs.readFileSync(path.join(tmp, 'out-ref', 'manifest.json'), 'utf8'));
+      const logs: string[] = [];
+      const res = await prepare({ source: 'ptbxl', root: ptbxlRoot, out: path.join(tmp, 'out-w'), workers: 2, recordsPerShard: 2, seconds: 2, log: (m) => logs.push(m) });
+      assert(res.workers === 2, `ran on 2 workers (log: ${logs.join('; ')})`);
+      assert(res.manifest.shards.map((s) => s.sha256).join() === ref.shards.map((s: { sha256: string }) => s.sha256).join(), 'identical bytes');
+      assert(JSON.stringify(res.skippedByReason) === JSON.stringify({ checksum: 1, flat: 1, 'missing-file': 1 }), `worker skip reasons ${JSON.stringify(res.skippedByReason)}`);
+    });
+
+    it('Challenge tree: #Dx labels, group folders as folds, a truncated .mat reported', async () => {
+      const { fs, path, prepare } = await mods();
+      const { writeMatV4 } = await import('../../train/data/challenge.js');
+      const root = path.join(tmp, 'challenge');
+      const LEADS = ['I', 'II', 'III', 'aVR', 'aVL', 'aVF', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6'];
+      const N = 1000; // 2 s
+      ['g1', 'g2'].forEach((g, gi) => {
+        fs.mkdirSync(path.join(root, g), { recursive: true });
+        const name = `A000${gi + 1}`;
+        const val = new Int16Array(12 * N);
+        for (let t = 0; t < N; t++) for (let k = 0; k < 12; k++) val[t * 12 + k] = Math.round(testSignal(k, t, FS, gi) * 1000);
+        const mat = writeMatV4([{ name: 'val', rows: 12, cols: N, data: val }]);
+        const lines = LEADS.map((l, k) => `${name}.mat 16+24 1000/mV 16 0 ${val[k]} 0 0 ${l}`);
+        const hea = [`${name} 12 500 ${N} 05-Feb-2020 11:39:16`, ...lines, '#Age: 61', '#Sex: Female', '#Dx: 164889003,59118001', ''].join('\n');
+        fs.writeFileSync(path.join(root, g, `${name}.hea`), hea);
+        fs.writeFileSync(path.join(root, g, `${name}.mat`), gi === 1 ? mat.subarray(0, 2000) : mat);
+      });
+      // checksums in these headers are 0 (stale), so keep records whose checksum differs
+      const res = await prepare({ source: 'challenge', root, out: path.join(tmp, 'out-c'), workers: 0, checksum: 'keep', seconds: 2 });
+      assert(res.written === 1 && res.skippedByReason.truncated === 1, `written ${res.written} ${JSON.stringify(res.skippedByReason)}`);
+      const r = res.manifest.records[0];
+      assert(r.id === 'A0001' && r.fold === 'g1' && (r.labels.dx as string[]).join() === '164889003,59118001', `record ${JSON.stringify(r)}`);
+      assert((r.meta as { age: number; sex: string }).age === 61 && (r.meta as { sex: string }).sex === 'female', 'demographics');
+    });
+
+    it('CODE-15 HDF5: 10 s kept, all-zero and 7 s records skipped with reasons', async () => {
+      const { fs, path, prepare } = await mods();
+      const { loadH5wasm } = await import('../../train/data/code15.js');
+      const root = path.join(tmp, 'code15');
+      fs.mkdirSync(root, { recursive: true });
+      const T = 4096, L = 12;
+      const tr = new Float32Array(3 * T * L);
+      for (let t = 48; t < 48 + 4000; t++) for (let l = 0; l < L; l++) tr[(0 * T + t) * L + l] = testSignal(l, t, 400);
+      for (let t = 648; t < 648 + 2800; t++) for (let l = 0; l < L; l++) tr[(2 * T + t) * L + l] = testSignal(l, t, 400);
+      const h5 = await loadH5wasm();
+      const f = new h5.File(path.join(root, 'exams_part0.hdf5'), 'w');
+      f.create_dataset({ name: 'tracings', data: tr, shape: [3, T, L], dtype: '<f' });
+      f.create_dataset({ name: 'exam_id', data: new BigInt64Array([11n, 12n, 13n]), shape: [3] });
+      f.close();
+      fs.writeFileSync(path.join(root, 'exams.csv'), 'exam_id,age,is_male,nn_predicted_age,1dAVb,RBBB,LBBB,SB,ST,AF,patient_id,death,timey,normal_ecg,trace_file\n11,50,True,51,False,True,False,False,False,False,7,False,1,False,exams_part0.hdf5\n');
+      // 8-s windows: the 10-s exam fits, the 7-s one does not
+      const res = await prepare({ source: 'code15', root, out: path.join(tmp, 'out-15'), workers: 0, seconds: 8 });
+      assert(res.written === 1 && res.skippedByReason['all-zero'] === 1 && res.skippedByReason['too-short'] === 1, `${res.written} ${JSON.stringify(res.skippedByReason)}`);
+      const r = res.manifest.records[0];
+      assert(r.id === '11' && r.source === 'exams_part0.hdf5#0' && r.labels.RBBB === true && (r.meta as { patientId: number }).patientId === 7, `record ${JSON.stringify(r)}`);
+    });
+
+    it('.npy / .csv folder and the synthetic source', async () => {
+      const { fs, path, prepare, openDataset } = await mods();
+      const { writeNpy } = await import('../../train/data/npy.js');
+      const root = path.join(tmp, 'npy');
+      fs.mkdirSync(root, { recursive: true });
+      const N = 1000; // 2 s
+      const stack = new Float32Array(2 * N * 12); // [records, samples, leads]
+      for (let r = 0; r < 2; r++) for (let t = 0; t < N; t++) for (let k = 0; k < 12; k++) stack[(r * N + t) * 12 + k] = testSignal(k, t, FS, r);
+      fs.writeFileSync(path.join(root, 'a.npy'), writeNpy(stack, [2, N, 12]));
+      const one = new Float32Array(12 * N); // [leads, samples]
+      for (let k = 0; k < 12; k++) for (let t = 0; t < N; t++) one[k * N + t] = testSignal(k, t, FS, 7);
+      fs.writeFileSync(path.join(root, 'b.npy'), writeNpy(one, [12, N]));
+      const rows = ['I,II,III,aVR,aVL,aVF,V1,V2,V3,V4,V5,V6'];
+      for (let t = 0; t < N; t++) rows.push(Array.from({ length: 12 }, (_, k) => testSignal(k, t, FS, 3).toFixed(4)).join(','));
+      fs.writeFileSync(path.join(root, 'c.csv'), rows.join('\n'));
+      fs.writeFileSync(path.join(root, 'd.npy'), 'not a numpy file');
+      const res = await prepare({ source: 'npy', root, out: path.join(tmp, 'out-n'), workers: 0, seconds: 2 });
+      assert(res.written === 4 && res.skippedByReason['bad-npy'] === 1, `npy: ${res.written} ${JSON.stringify(res.skippedByReason)}`);
+      assert(res.manifest.records.map((r) => r.source).join() === 'a.npy#0,a.npy#1,b.npy,c.csv', `sources ${res.manifest.records.map((r) => r.source)}`);
+      const ds = await openDataset(path.join(tmp, 'out-n'));
+      const a0 = ds.read(0), b = ds.read(2);
+      ds.close();
+      // Lead I (row 0) of the [samples, leads] stack and the [leads, samples] file land in the same place.
+      assert(Math.abs(a0[250] - testSignal(0, 500, FS, 0)) < 0.01 && Math.abs(b[500 + 250] - testSignal(1, 500, FS, 7)) < 0.01, `layouts: ${a0[250]} ${b[750]}`);
+
+      const syn = await prepare({ source: 'synth', root: '', out: path.join(tmp, 'out-s'), workers: 0, seconds: 2, synth: { n: 3, seed: 1, seconds: 2 } });
+      assert(syn.written === 3 && syn.manifest.records.map((r) => r.fold).join() === '1,2,3', `synth ${syn.written} ${JSON.stringify(syn.skippedByReason)}`);
+      assert(Array.isArray(syn.manifest.records[0].labels.conditions), 'synth labels kept');
+    });
+  });

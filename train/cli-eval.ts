@@ -1,0 +1,106 @@
+// The downstream-evaluation commands of the ecg-jepa CLI (embed, probe), registered by cli.ts.
+import type { Command } from 'commander';
+import type { Engine } from '../engine/engine.js';
+import { embed, writeEmbeddings } from './eval/embed.js';
+import { parseSplit, probe, type ProbeTask } from './eval/probe.js';
+import { markdownReport, writeReport } from './eval/report.js';
+import { progressBar } from './progress.js';
+
+export type WithEngine = <T>(fn: (engine: Engine) => Promise<T>) => Promise<T>;
+
+const posInt = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name}: expected a positive integer, got '${v}'`);
+  return n;
+};
+const nonNegInt = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name}: expected a non-negative integer, got '${v}'`);
+  return n;
+};
+const num = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new Error(`${name}: expected a number, got '${v}'`);
+  return n;
+};
+const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
+
+function encoderSource(o: { checkpoint?: string; randomInit?: boolean; preset?: string }): void {
+  if (!o.checkpoint && !o.randomInit) throw new Error('give --checkpoint, or --random-init (with --preset or --checkpoint for the architecture)');
+  if (o.randomInit && !o.checkpoint && !o.preset) throw new Error('--random-init needs --preset or --checkpoint to fix the architecture');
+}
+
+export function registerEvalCommands(program: Command, withEngine: WithEngine): void {
+  program
+    .command('embed')
+    .description('write frozen mean-pooled encoder features of a dataset (.npy [N, D] + .json with ids and labels)')
+    .option('--checkpoint <path>', 'pretraining checkpoint (e.g. runs/demo/checkpoint-last)')
+    .option('--random-init', 'random weights with the same architecture (baseline)')
+    .option('--preset <name>', 'architecture for --random-init without --checkpoint; with one, the preset it must be')
+    .option('--seed <n>', 'random-init seed', '0')
+    .requiredOption('--data <dir>', 'prepared dataset folder')
+    .requiredOption('--out <path>', 'output base: writes <out>.npy and <out>.json')
+    .option('--leads <list>', "lead subset, e.g. II or II,V1 (default: the checkpoint's leads)")
+    .option('--batch <n>', 'records per forward pass', '32')
+    .action(async (o) => {
+      encoderSource(o);
+      await withEngine(async (engine) => {
+        const bar = progressBar('embed', '{bar} {value}/{total} records | ETA {eta_formatted}');
+        const e = await embed(engine, {
+          checkpoint: o.checkpoint, randomInit: !!o.randomInit, preset: o.preset, seed: nonNegInt('--seed')(o.seed),
+          data: o.data, leads: o.leads ? list(o.leads) : undefined, batch: posInt('--batch')(o.batch),
+          onProgress: (d, t) => bar.update(d, t),
+        });
+        bar.stop();
+        const f = await writeEmbeddings(o.out, e);
+        console.log(`${e.n} records × ${e.dim} features (leads ${e.leads.join(', ')}) → ${f.npy}, ${f.json}`);
+      });
+    });
+
+  program
+    .command('probe')
+    .description('linear probe on frozen features (the paper\'s linear evaluation): metrics, markdown, JSON, plots')
+    .option('--checkpoint <path>', 'pretraining checkpoint')
+    .option('--random-init', 'random weights with the same architecture (baseline)')
+    .option('--preset <name>', 'architecture for --random-init without --checkpoint; with one, the preset it must be')
+    .option('--seed <n>', 'random-init seed', '0')
+    .requiredOption('--data <dir>', 'prepared dataset folder with labels and folds')
+    .requiredOption('--task <multilabel|multiclass|regression>', 'probe task')
+    .requiredOption('--label <field>', 'label field: conditions, hr, qrs_ms, superdiagnostic, ...')
+    .option('--leads <list>', 'lead subset, e.g. II or II,V1')
+    .option('--split <train/val/test>', 'folds, e.g. 1-8/9/10 (default), 1-9//10 (no validation)', '1-8/9/10')
+    .option('--fractions <list>', 'low-shot training fractions, e.g. 0.01,0.1')
+    .option('--seeds <list>', 'low-shot seeds', '0,1,2')
+    .option('--epochs <n>', 'head epochs', '10')
+    .option('--lr <x>', 'head learning rate', '0.01')
+    .option('--batch <n>', 'head batch size', '16')
+    .option('--regression-loss <mse|l1>', 'regression loss', 'mse')
+    .option('--bootstrap <n>', 'bootstrap resamples for the 95% CIs (0: none)', '1000')
+    .option('--out <dir>', 'report folder', 'runs/eval')
+    .option('--name <name>', 'report file name (default <task>-<label>[-<leads>])')
+    .action(async (o) => {
+      encoderSource(o);
+      const task = o.task as ProbeTask;
+      if (!['multilabel', 'multiclass', 'regression'].includes(task)) throw new Error(`--task must be multilabel, multiclass or regression, got '${o.task}'`);
+      if (o.regressionLoss !== 'mse' && o.regressionLoss !== 'l1') throw new Error(`--regression-loss must be mse or l1, got '${o.regressionLoss}'`);
+      const leads = o.leads ? list(o.leads) : undefined;
+      await withEngine(async (engine) => {
+        const bar = progressBar('embed', '{bar} {value}/{total} records | ETA {eta_formatted}');
+        const r = await probe(engine, {
+          checkpoint: o.checkpoint, randomInit: !!o.randomInit, preset: o.preset, seed: nonNegInt('--seed')(o.seed), leads, data: o.data,
+          task, label: o.label, split: parseSplit(o.split),
+          fractions: o.fractions ? list(o.fractions).map(num('--fractions')) : undefined,
+          seeds: list(o.seeds).map(nonNegInt('--seeds')),
+          head: { epochs: posInt('--epochs')(o.epochs), lr: num('--lr')(o.lr), batch: posInt('--batch')(o.batch), regressionLoss: o.regressionLoss },
+          bootstrap: nonNegInt('--bootstrap')(o.bootstrap),
+          onProgress: (d, t) => bar.update(d, t),
+        });
+        bar.stop();
+        const name = o.name ?? [task, o.label.replace(/[^\w.-]+/g, '_'), ...(leads ? [leads.join('+')] : []), ...(o.randomInit ? ['random'] : [])].join('-');
+        const files = await writeReport(o.out, name, r);
+        console.log(markdownReport(r));
+        for (const n of r.notes) if (/no positive|no negative|dropped/.test(n)) console.error(`warning: ${n}`);
+        console.log(`wrote ${files.join(', ')}`);
+      });
+    });
+}

@@ -1,0 +1,118 @@
+// Node-only helpers (file system, hashing, atomic writes). Node modules are imported lazily, so a
+// module that uses these still loads in the browser bundle; only calling them needs Node.
+import { RecordError } from './record.js';
+
+export interface NodeMods {
+  fs: typeof import('node:fs');
+  fsp: typeof import('node:fs/promises');
+  path: typeof import('node:path');
+  crypto: typeof import('node:crypto');
+  os: typeof import('node:os');
+  url: typeof import('node:url');
+}
+
+let mods: Promise<NodeMods> | undefined;
+
+export function nodeMods(): Promise<NodeMods> {
+  return (mods ??= (async () => {
+    const [fs, fsp, path, crypto, os, url] = await Promise.all([
+      import('node:fs'),
+      import('node:fs/promises'),
+      import('node:path'),
+      import('node:crypto'),
+      import('node:os'),
+      import('node:url'),
+    ]);
+    return { fs, fsp, path, crypto, os, url };
+  })());
+}
+
+/** Reads a whole file; a missing or unreadable file becomes a RecordError so callers can skip it. */
+export async function readBytes(file: string): Promise<Uint8Array> {
+  const { fsp } = await nodeMods();
+  try {
+    const b = await fsp.readFile(file);
+    return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new RecordError(code === 'ENOENT' ? 'missing-file' : 'unreadable-file', `${file}: ${(e as Error).message}`);
+  }
+}
+
+export async function readText(file: string): Promise<string> {
+  return new TextDecoder().decode(await readBytes(file));
+}
+
+/**
+ * Writes to a temp file in the same folder, fsyncs it, renames it over the target and fsyncs the
+ * folder, so a crash leaves either the old file or the new one, never half of one.
+ */
+export async function atomicWrite(file: string, data: Uint8Array | string | readonly Uint8Array[]): Promise<void> {
+  const { fs, path } = await nodeMods();
+  const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  const parts = typeof data === 'string' ? [Buffer.from(data, 'utf8')] : data instanceof Uint8Array ? [data] : data;
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    for (const p of parts) {
+      let off = 0;
+      while (off < p.byteLength) off += fs.writeSync(fd, p, off, p.byteLength - off);
+    }
+    fs.fsyncSync(fd);
+  } catch (e) {
+    fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  fs.closeSync(fd);
+  fs.renameSync(tmp, file);
+  try {
+    const dfd = fs.openSync(path.dirname(file), 'r');
+    try {
+      fs.fsyncSync(dfd);
+    } finally {
+      fs.closeSync(dfd);
+    }
+  } catch {
+    // some file systems refuse fsync on a folder; the rename itself is still atomic
+  }
+}
+
+/** SHA-256 of a file, streamed in 1 MiB pieces so shard size does not matter. */
+export async function sha256File(file: string): Promise<string> {
+  const { fs, crypto } = await nodeMods();
+  const h = crypto.createHash('sha256');
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (;;) {
+      const n = fs.readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      h.update(buf.subarray(0, n));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest('hex');
+}
+
+export async function sha256(data: Uint8Array | string): Promise<string> {
+  const { crypto } = await nodeMods();
+  return crypto.createHash('sha256').update(data).digest('hex');
+}
+
+/** Every file under `dir` (recursive) accepted by `keep`, as sorted paths, so order is reproducible. */
+export async function walkFiles(dir: string, keep: (name: string) => boolean): Promise<string[]> {
+  const { fsp, path } = await nodeMods();
+  const out: string[] = [];
+  const visit = async (d: string): Promise<void> => {
+    const entries = await fsp.readdir(d, { withFileTypes: true });
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const e of entries) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) await visit(p);
+      else if (e.isFile() && keep(e.name)) out.push(p);
+    }
+  };
+  await visit(dir);
+  return out;
+}

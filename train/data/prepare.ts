@@ -1,0 +1,763 @@
+// Builds a prepared dataset (dataset.ts) from a source tree: scan → decode + preprocess in
+// worker_threads → fixed-stride shards written atomically → manifest.json + skipped.jsonl.
+//
+// Resumable: items are cut into shards in a fixed order, and each finished shard leaves a sidecar
+// (shard-NNNNN.json) holding its records, its skips, its SHA-256 and a key over the settings and its
+// items. A re-run reuses a shard whose key matches and whose bytes still hash to the sidecar's value,
+// and rebuilds the rest; the manifest is assembled from the sidecars at the end.
+//
+// Workers: the worker runs the library bundle (dist/train.mjs, which re-exports this module and has
+// no other top-level effects) with ECG_JEPA_PREPARE_WORKER=1 in its environment; this module's body
+// then starts the worker loop. That works from the CLI bundle (dist/cli.mjs finds dist/train.mjs
+// beside itself), from the test runner (scripts/ → ../dist/train.mjs) and with an explicit
+// `workerEntry`; with none found, or workers: 0, records are processed in this thread.
+import type { Worker as NodeWorker } from 'node:worker_threads';
+import { Code15File, code15ToRecord, parseCode15Exams, type Code15Exam } from './code15.js';
+import { loadChallengeRecord } from './challenge.js';
+import {
+  bytesPerElement,
+  DATASET_FORMAT,
+  DATASET_VERSION,
+  encodeRecords,
+  LAYOUT,
+  shardFileName,
+  writeManifest,
+  type Manifest,
+  type ManifestRecord,
+  type ShardDtype,
+  type ShardInfo,
+} from './dataset.js';
+import { atomicWrite, nodeMods, readBytes, readText, sha256, sha256File, walkFiles } from './fsutil.js';
+import { decodeNpyData, parseNpy, parseNpyHeader, parseSignalCsv, type NpyHeader } from './npy.js';
+import { leadList, preprocess, type PreprocessOptions, type QualityIssue } from './preprocess.js';
+import { loadPtbxlIndex, ptbxlLabels, ptbxlRecordPath } from './ptbxl.js';
+import { LEADS_12, LEADS_8, reasonOf, RecordError, type EcgRecord } from './record.js';
+import { synthRecord, type SynthOptions } from './synth.js';
+import { loadWfdbRecord } from './wfdb.js';
+
+export type PrepareSource = 'ptbxl' | 'challenge' | 'code15' | 'wfdb' | 'npy' | 'synth';
+
+export interface PrepareProgress {
+  phase: 'scan' | 'records' | 'done';
+  /** Items handled so far (written + skipped + items of reused shards). */
+  done: number;
+  total: number;
+  written: number;
+  skipped: number;
+  /** Shard being built (0-based) and the number of shards. */
+  shard: number;
+  shards: number;
+  /** Shards reused from an earlier run. */
+  reused: number;
+}
+
+export interface PrepareOptions {
+  source: PrepareSource;
+  /** Source root: PTB-XL folder with the CSVs, Challenge/WFDB tree, CODE-15 folder, .npy/.csv folder (unused for synth). */
+  root: string;
+  /** Output folder (created). */
+  out: string;
+  /** Default 8 (I, II, V1–V6), as Kim's ECG-JEPA. */
+  leads?: 8 | 12;
+  /** Output rate, Hz. Default 250. */
+  fs?: number;
+  /** Window, s. Default 10. */
+  seconds?: number;
+  /** Shard element type. Default 'f32'. */
+  dtype?: ShardDtype;
+  /** Worker threads; 0 decodes in this thread. Default min(4, cores − 1). */
+  workers?: number;
+  /** Called after every record (and per reused shard); throwing from it aborts the run (resumable). */
+  onProgress?: (p: PrepareProgress) => void;
+  /** Messages about the run (worker fallback, stale files removed). */
+  log?: (msg: string) => void;
+  /** Records per shard. Default 1024. */
+  recordsPerShard?: number;
+  /** Further preprocessing options (band-pass, z-score, clip, NaN policy, short records, ...). */
+  preprocess?: Omit<PreprocessOptions, 'leads' | 'fs' | 'seconds'>;
+  /** A WFDB checksum mismatch: skip the record (default) or keep it with a warning in its meta. */
+  checksum?: 'skip' | 'keep';
+  /** PTB-XL: read records500 (default) or records100. */
+  ptbxlRate?: 100 | 500;
+  /** npy/csv sources: sampling rate of the files (default 500) and factor to mV (default 1). */
+  sourceFs?: number;
+  scale?: number;
+  /** npy sources: lead names in file order (default: the 12 or 8 standard leads by count). */
+  npyLeads?: string[];
+  /** CODE-15: factor from stored values to mV (default 1). */
+  code15Scale?: number;
+  /** synth source: generator options and record count. */
+  synth?: SynthOptions & { n: number };
+  /** Only the first `limit` items (smoke runs). */
+  limit?: number;
+  /** Module that runs the worker loop (default: dist/train.mjs found from the running script). */
+  workerEntry?: string;
+}
+
+export interface SkipEntry {
+  id: string;
+  source: string;
+  reason: string;
+  message: string;
+}
+
+export interface PrepareResult {
+  out: string;
+  manifest: Manifest;
+  written: number;
+  skipped: number;
+  skippedByReason: Record<string, number>;
+  shardsWritten: number;
+  shardsReused: number;
+  workers: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Work items: small, serialisable descriptions of one record, so workers can load them.
+
+interface Code15Lite {
+  patientId: number | null;
+  age: number | null;
+  sex: 'male' | 'female' | null;
+  labels: Record<string, boolean>;
+}
+
+type Item =
+  | { kind: 'wfdb' | 'challenge'; file: string; fold: string | null }
+  | { kind: 'ptbxl'; file: string; id: string; fold: number; labels: Record<string, unknown>; meta: Record<string, unknown> }
+  | { kind: 'code15'; file: string; row: number; examId: number; exam: Code15Lite | null }
+  | { kind: 'npy'; file: string; row: number | null; leadAxisFirst: boolean }
+  | { kind: 'csv'; file: string }
+  | { kind: 'synth'; index: number };
+
+/** What workers need besides the item; also the part of the settings that keys a shard. */
+interface Settings {
+  source: PrepareSource;
+  root: string;
+  leads: 8 | 12;
+  fs: number;
+  seconds: number;
+  preprocess: Omit<PreprocessOptions, 'leads' | 'fs' | 'seconds'>;
+  checksum: 'skip' | 'keep';
+  sourceFs: number;
+  scale: number;
+  npyLeads: string[] | null;
+  code15Scale: number;
+  synth: (SynthOptions & { n: number }) | null;
+}
+
+type ItemResult =
+  | { ok: true; x: Float32Array; id: string; labels: Record<string, unknown>; fold: number | string | null; meta?: Record<string, unknown> }
+  | { ok: false; id: string; reason: string; message: string };
+
+function itemSource(it: Item): string {
+  if (it.kind === 'synth') return `synth#${it.index}`;
+  if (it.kind === 'code15' || (it.kind === 'npy' && it.row !== null)) return `${it.file}#${it.row}`;
+  return it.file;
+}
+
+function itemId(it: Item): string {
+  switch (it.kind) {
+    case 'ptbxl':
+      return it.id;
+    case 'code15':
+      return String(it.examId);
+    case 'synth':
+      return `synth-${it.index}`;
+    case 'npy':
+      return it.row === null ? it.file.replace(/\.npy$/i, '') : `${it.file.replace(/\.npy$/i, '')}#${it.row}`;
+    default:
+      return it.file.replace(/\.(hea|csv)$/i, '');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scanning a source tree
+
+async function scan(o: PrepareOptions, settings: Settings, log: (m: string) => void): Promise<Item[]> {
+  const { path } = await nodeMods();
+  const root = settings.root;
+  const rel = (p: string) => path.relative(root, p).split(path.sep).join('/');
+  switch (o.source) {
+    case 'wfdb':
+    case 'challenge': {
+      const heas = await walkFiles(root, (n) => n.toLowerCase().endsWith('.hea'));
+      return heas.map((h) => {
+        const r = rel(h);
+        const dir = path.posix.dirname(r);
+        // Challenge data come in group folders (g1 … g7: Kim holds out CPSC g7); keep the folder as the fold.
+        return { kind: o.source as 'wfdb' | 'challenge', file: r, fold: dir === '.' ? null : o.source === 'challenge' ? path.posix.basename(dir) : dir };
+      });
+    }
+    case 'ptbxl': {
+      const { rows, statements } = await loadPtbxlIndex(root);
+      return rows.map((row) => ({
+        kind: 'ptbxl' as const,
+        file: `${ptbxlRecordPath(row, o.ptbxlRate ?? 500)}.hea`,
+        id: String(row.ecgId),
+        fold: row.fold,
+        labels: { scp: row.scpCodes, ...ptbxlLabels(row.scpCodes, statements) },
+        meta: { patientId: row.patientId, age: row.age, sex: row.sex },
+      }));
+    }
+    case 'code15': {
+      const { fs } = await nodeMods();
+      const csv = path.join(root, 'exams.csv');
+      let exams = new Map<number, Code15Exam>();
+      if (fs.existsSync(csv)) exams = parseCode15Exams(await readText(csv));
+      else log(`code15: no exams.csv in ${root}; records get no labels`);
+      const files = await walkFiles(root, (n) => /\.(hdf5|h5)$/i.test(n));
+      const items: Item[] = [];
+      for (const f of files) {
+        const h = await Code15File.open(f);
+        try {
+          h.examIds.forEach((examId, row) => {
+            const e = exams.get(examId);
+            items.push({ kind: 'code15', file: rel(f), row, examId, exam: e ? { patientId: e.patientId, age: e.age, sex: e.sex, labels: e.labels } : null });
+          });
+        } finally {
+          h.close();
+        }
+      }
+      return items;
+    }
+    case 'npy': {
+      const files = await walkFiles(root, (n) => /\.(npy|csv)$/i.test(n));
+      const items: Item[] = [];
+      for (const f of files) {
+        if (/\.csv$/i.test(f)) {
+          items.push({ kind: 'csv', file: rel(f) });
+          continue;
+        }
+        let h: NpyHeader;
+        try {
+          h = parseNpyHeader(await readHead(f));
+        } catch (e) {
+          // unreadable files still get an item, so the skip report names them
+          items.push({ kind: 'npy', file: rel(f), row: null, leadAxisFirst: true });
+          log(`npy: ${rel(f)}: ${(e as Error).message}`);
+          continue;
+        }
+        const dims = h.shape.length === 3 ? h.shape.slice(1) : h.shape;
+        const leadAxisFirst = leadAxisIsFirst(dims, settings.npyLeads?.length);
+        if (h.shape.length === 3) for (let r = 0; r < h.shape[0]; r++) items.push({ kind: 'npy', file: rel(f), row: r, leadAxisFirst });
+        else items.push({ kind: 'npy', file: rel(f), row: null, leadAxisFirst });
+      }
+      return items;
+    }
+    case 'synth': {
+      const n = settings.synth?.n ?? 0;
+      if (!(n > 0)) throw new Error('prepare: source synth needs synth.n > 0');
+      return Array.from({ length: n }, (_, index) => ({ kind: 'synth' as const, index }));
+    }
+    default:
+      throw new Error(`prepare: unknown source '${o.source as string}'`);
+  }
+}
+
+/** [leads, samples] or [samples, leads]: the axis of size 12/8 (or the given count) is the leads. */
+function leadAxisIsFirst(dims: number[], nLeads?: number): boolean {
+  if (dims.length !== 2) return true;
+  const isLead = (d: number) => (nLeads ? d === nLeads : d === 12 || d === 8);
+  if (isLead(dims[0]) !== isLead(dims[1])) return isLead(dims[0]);
+  return dims[0] <= dims[1];
+}
+
+async function readHead(file: string): Promise<Uint8Array> {
+  const { fs } = await nodeMods();
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(65536 + 16);
+    const n = fs.readSync(fd, buf, 0, buf.length, 0);
+    return new Uint8Array(buf.buffer, buf.byteOffset, n);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One item → preprocessed record (runs in a worker or in this thread)
+
+/** Open files kept between items of one worker (CODE-15 part files, .npy headers). */
+class ReaderCache {
+  private code15 = new Map<string, Promise<Code15File>>();
+  private npy = new Map<string, Promise<{ header: NpyHeader; fd: number } | { whole: ReturnType<typeof parseNpy> }>>();
+
+  code15File(file: string): Promise<Code15File> {
+    let f = this.code15.get(file);
+    if (!f) {
+      // one part file at a time: items arrive in file order
+      for (const [k, v] of this.code15) {
+        void v.then((h) => h.close()).catch(() => undefined);
+        this.code15.delete(k);
+      }
+      f = Code15File.open(file);
+      this.code15.set(file, f);
+    }
+    return f;
+  }
+
+  async npyRow(file: string, row: number): Promise<{ data: ArrayLike<number>; dims: number[] }> {
+    const { fs } = await nodeMods();
+    let e = this.npy.get(file);
+    if (!e) {
+      for (const [k, v] of this.npy) {
+        void v.then((x) => 'fd' in x && fs.closeSync(x.fd)).catch(() => undefined);
+        this.npy.delete(k);
+      }
+      e = (async () => {
+        const head = await readHead(file);
+        const header = asRecordError('bad-npy', file, () => parseNpyHeader(head));
+        // a Fortran-order stack has no contiguous rows: read it whole (rare, and only for small files)
+        if (header.fortranOrder) return { whole: parseNpy(await readBytes(file)) };
+        return { header, fd: fs.openSync(file, 'r') };
+      })();
+      this.npy.set(file, e);
+    }
+    const x = await e;
+    if ('whole' in x) {
+      const [n, a, b] = x.whole.shape;
+      if (!(row < n)) throw new RecordError('truncated', `${file}: row ${row} of ${n}`);
+      return { data: x.whole.data.subarray(row * a * b, (row + 1) * a * b), dims: [a, b] };
+    }
+    const [, a, b] = x.header.shape;
+    const bytes = a * b * x.header.itemSize;
+    const buf = Buffer.alloc(bytes);
+    const n = fs.readSync(x.fd, buf, 0, bytes, x.header.dataOffset + row * bytes);
+    if (n < bytes) throw new RecordError('truncated', `${file}: row ${row} ends past the end of the file`);
+    return { data: decodeNpyData(x.header, new Uint8Array(buf.buffer, buf.byteOffset, bytes), a * b), dims: [a, b] };
+  }
+
+  close(): void {
+    for (const v of this.code15.values()) void v.then((h) => h.close()).catch(() => undefined);
+    this.code15.clear();
+    void nodeMods().then(({ fs }) => {
+      for (const v of this.npy.values()) void v.then((x) => 'fd' in x && fs.closeSync(x.fd)).catch(() => undefined);
+      this.npy.clear();
+    });
+  }
+}
+
+/** Parser errors of a source file become RecordErrors with `reason`, so the skip report counts them. */
+function asRecordError<T>(reason: string, file: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof RecordError) throw e;
+    throw new RecordError(reason, `${file}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+/** A 2-D array [leads, samples] or [samples, leads] → one Float32Array per lead. */
+function splitLeads(data: ArrayLike<number>, dims: number[], leadAxisFirst: boolean, scale: number): Float32Array[] {
+  const [a, b] = dims;
+  const nLeads = leadAxisFirst ? a : b, n = leadAxisFirst ? b : a;
+  return Array.from({ length: nLeads }, (_, l) => {
+    const s = new Float32Array(n);
+    for (let t = 0; t < n; t++) s[t] = data[leadAxisFirst ? l * n + t : t * nLeads + l] * scale;
+    return s;
+  });
+}
+
+function defaultLeadNames(n: number): string[] {
+  return n === 12 ? [...LEADS_12] : n === 8 ? [...LEADS_8] : Array.from({ length: n }, (_, i) => `lead${i}`);
+}
+
+async function loadItem(it: Item, s: Settings, cache: ReaderCache): Promise<{ rec: EcgRecord; fold: number | string | null }> {
+  const { path } = await nodeMods();
+  const abs = (f: string) => path.join(s.root, f);
+  const wfdbOpts = { checksum: s.checksum === 'skip' ? ('error' as const) : ('warn' as const) };
+  switch (it.kind) {
+    case 'wfdb':
+      return { rec: await loadWfdbRecord(abs(it.file), wfdbOpts), fold: it.fold };
+    case 'challenge':
+      return { rec: await loadChallengeRecord(abs(it.file), wfdbOpts), fold: it.fold };
+    case 'ptbxl': {
+      const rec = await loadWfdbRecord(abs(it.file), wfdbOpts);
+      rec.id = it.id;
+      rec.labels = it.labels;
+      rec.meta = { ...rec.meta, ...it.meta };
+      return { rec, fold: it.fold };
+    }
+    case 'code15': {
+      const f = await cache.code15File(abs(it.file));
+      const exam: Code15Exam | undefined = it.exam ? { examId: it.examId, traceFile: it.file, raw: {}, ...it.exam } : undefined;
+      return { rec: code15ToRecord(it.examId, f.readRaw(it.row), f.samples, f.leads, exam, s.code15Scale), fold: null };
+    }
+    case 'npy': {
+      let data: ArrayLike<number>, dims: number[];
+      if (it.row === null) {
+        const bytes = await readBytes(abs(it.file));
+        const a = asRecordError('bad-npy', it.file, () => parseNpy(bytes));
+        if (a.shape.length !== 2) throw new RecordError('bad-npy', `${it.file}: shape [${a.shape}] (want 2-D per file or 3-D [records, ·, ·])`);
+        ({ data, dims } = { data: a.data, dims: a.shape });
+      } else ({ data, dims } = await cache.npyRow(abs(it.file), it.row));
+      const signals = splitLeads(data, dims, it.leadAxisFirst, s.scale);
+      return { rec: { id: itemId(it), signals, fs: s.sourceFs, leadNames: s.npyLeads ?? defaultLeadNames(signals.length), labels: {}, meta: {} }, fold: null };
+    }
+    case 'csv': {
+      const text = await readText(abs(it.file));
+      const { leadNames, signals } = asRecordError('bad-csv', it.file, () => parseSignalCsv(text, s.scale));
+      return { rec: { id: itemId(it), signals, fs: s.sourceFs, leadNames, labels: {}, meta: {} }, fold: null };
+    }
+    case 'synth': {
+      const rec = synthRecord(it.index, s.synth ?? {});
+      // synthetic records have no folds of their own: spread them over 1–10 like strat_fold
+      return { rec, fold: (it.index % 10) + 1 };
+    }
+  }
+}
+
+/** A stable short code for preprocess's free-text reasons, for counting. */
+function reasonCode(reason: string, issues: QualityIssue[]): string {
+  if (reason.startsWith('too short')) return 'too-short';
+  if (reason.startsWith('missing leads')) return 'missing-leads';
+  if (reason.startsWith('bad sampling rate')) return 'bad-fs';
+  if (reason.startsWith('crop offset')) return 'too-short';
+  if (reason.endsWith('all NaN')) return 'nan';
+  const kinds = [...new Set(issues.map((q) => q.kind))].filter((k) => reason.includes(k)).sort();
+  return kinds.length ? kinds.join('+') : 'preprocess';
+}
+
+const META_KEYS = ['patientId', 'age', 'sex', 'examId', 'warnings'];
+
+async function processItem(it: Item, s: Settings, cache: ReaderCache): Promise<ItemResult> {
+  let id = itemId(it);
+  try {
+    const { rec, fold } = await loadItem(it, s, cache);
+    id = rec.id || id;
+    const r = preprocess(rec, { ...s.preprocess, leads: s.leads, fs: s.fs, seconds: s.seconds });
+    if (!r.ok) return { ok: false, id, reason: reasonCode(r.reason, r.issues), message: r.reason };
+    const meta: Record<string, unknown> = {};
+    for (const k of META_KEYS) if (rec.meta[k] !== undefined && rec.meta[k] !== null) meta[k] = rec.meta[k];
+    return { ok: true, x: r.signals, id, labels: rec.labels, fold, ...(Object.keys(meta).length ? { meta } : {}) };
+  } catch (e) {
+    const { reason, message } = reasonOf(e);
+    return { ok: false, id, reason, message };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workers
+
+interface Runner {
+  readonly workers: number;
+  run(it: Item): Promise<ItemResult>;
+  close(): Promise<void>;
+}
+
+/** Items one after another: readers keep one open file, and memory stays at one record. */
+function sequential(s: Settings, cache: ReaderCache): { run: (it: Item) => Promise<ItemResult>; cancel: () => void } {
+  let chain: Promise<unknown> = Promise.resolve();
+  let cancelled = false;
+  return {
+    run: (it) => {
+      const p = chain.then(() =>
+        cancelled ? { ok: false as const, id: itemId(it), reason: 'cancelled', message: 'run aborted' } : processItem(it, s, cache),
+      );
+      chain = p;
+      return p;
+    },
+    cancel: () => {
+      cancelled = true;
+    },
+  };
+}
+
+function inThread(s: Settings): Runner {
+  const cache = new ReaderCache();
+  const q = sequential(s, cache);
+  return {
+    workers: 0,
+    run: q.run,
+    close: async () => {
+      q.cancel();
+      cache.close();
+    },
+  };
+}
+
+async function findWorkerEntry(explicit: string | undefined): Promise<string | null> {
+  const { fs, path } = await nodeMods();
+  const cands: string[] = [];
+  if (explicit) cands.push(explicit);
+  if (process.env.ECG_JEPA_WORKER_ENTRY) cands.push(process.env.ECG_JEPA_WORKER_ENTRY);
+  const main = process.argv[1];
+  if (main) {
+    let dir: string;
+    try {
+      dir = path.dirname(fs.realpathSync(main));
+    } catch {
+      dir = path.dirname(path.resolve(main));
+    }
+    cands.push(path.join(dir, 'train.mjs'), path.join(dir, '..', 'dist', 'train.mjs'));
+  }
+  for (const c of cands) if (fs.existsSync(c)) return path.resolve(c);
+  if (explicit) throw new Error(`prepare: worker entry ${explicit} not found`);
+  return null;
+}
+
+async function workerPool(n: number, entry: string, s: Settings, log: (m: string) => void): Promise<Runner> {
+  const { Worker } = await import('node:worker_threads');
+  interface Slot { w: NodeWorker; pending: Map<number, { it: Item; resolve: (r: ItemResult) => void }> }
+  let seq = 0;
+  let closed = false;
+  const slots: Slot[] = [];
+  const queue: { it: Item; resolve: (r: ItemResult) => void }[] = [];
+  const perWorker = 2; // two in flight hides the message round trip
+
+  const spawn = (): Slot => {
+    const w = new Worker(entry, { env: { ...process.env, ECG_JEPA_PREPARE_WORKER: '1' }, workerData: { settings: s } });
+    const slot: Slot = { w, pending: new Map() };
+    w.on('message', (m: { id: number; result: ItemResult }) => {
+      const p = slot.pending.get(m.id);
+      if (!p) return;
+      slot.pending.delete(m.id);
+      p.resolve(m.result);
+      pump();
+    });
+    const fail = (why: string) => {
+      // A crashed worker fails only its in-flight records (reported), then is replaced.
+      for (const p of slot.pending.values()) p.resolve({ ok: false, id: itemId(p.it), reason: 'worker-crash', message: why });
+      slot.pending.clear();
+      const i = slots.indexOf(slot);
+      if (i >= 0 && !closed) {
+        log(`prepare: worker crashed (${why}); starting another`);
+        slots[i] = spawn();
+        pump();
+      }
+    };
+    w.on('error', (e) => fail(e instanceof Error ? e.message : String(e)));
+    w.on('exit', (code) => {
+      if (!closed) fail(`exited with code ${code}`);
+    });
+    return slot;
+  };
+
+  const pump = () => {
+    for (const slot of slots)
+      while (slot.pending.size < perWorker && queue.length > 0) {
+        const job = queue.shift()!;
+        const id = seq++;
+        slot.pending.set(id, job);
+        slot.w.postMessage({ id, item: job.it });
+      }
+  };
+
+  for (let i = 0; i < n; i++) slots.push(spawn());
+  return {
+    workers: n,
+    run: (it) =>
+      new Promise<ItemResult>((resolve) => {
+        queue.push({ it, resolve });
+        pump();
+      }),
+    close: async () => {
+      closed = true;
+      await Promise.all(slots.map((sl) => sl.w.terminate()));
+    },
+  };
+}
+
+/** The worker side: answers { id, item } messages with { id, result }, transferring the samples. */
+async function workerMain(): Promise<void> {
+  const { parentPort, workerData } = await import('node:worker_threads');
+  if (!parentPort) return;
+  const s = (workerData as { settings: Settings }).settings;
+  const { run } = sequential(s, new ReaderCache());
+  parentPort.on('message', (m: { id: number; item: Item }) => {
+    void run(m.item).then((result) => parentPort.postMessage({ id: m.id, result }, result.ok ? [result.x.buffer as ArrayBuffer] : []));
+  });
+}
+
+if (typeof process !== 'undefined' && process.env?.ECG_JEPA_PREPARE_WORKER === '1') void workerMain();
+
+// ---------------------------------------------------------------------------------------------
+// The driver
+
+interface Sidecar {
+  key: string;
+  file: string;
+  sha256: string;
+  bytes: number;
+  items: number;
+  records: Omit<ManifestRecord, 'shard' | 'index'>[];
+  skipped: SkipEntry[];
+}
+
+function sidecarName(k: number): string {
+  return shardFileName(k).replace(/\.bin$/, '.json');
+}
+
+/** Reads a finished shard's sidecar if its key matches and the shard's bytes still hash to it. */
+async function reusable(out: string, k: number, key: string, recordBytes: number): Promise<Sidecar | null> {
+  const { fs, path } = await nodeMods();
+  const side = path.join(out, sidecarName(k));
+  const bin = path.join(out, shardFileName(k));
+  if (!fs.existsSync(side) || !fs.existsSync(bin)) return null;
+  let sc: Sidecar;
+  try {
+    sc = JSON.parse(fs.readFileSync(side, 'utf8')) as Sidecar;
+  } catch {
+    return null;
+  }
+  if (sc.key !== key || fs.statSync(bin).size !== sc.bytes || sc.bytes !== sc.records.length * recordBytes) return null;
+  return (await sha256File(bin)) === sc.sha256 ? sc : null;
+}
+
+export async function prepare(o: PrepareOptions): Promise<PrepareResult> {
+  const { fs, fsp, path, os } = await nodeMods();
+  const log = o.log ?? (() => undefined);
+  const leads = o.leads ?? 8;
+  if (leads !== 8 && leads !== 12) throw new Error(`prepare: leads must be 8 or 12, got ${leads}`);
+  const dtype = o.dtype ?? 'f32';
+  const rps = o.recordsPerShard ?? 1024;
+  if (!(Number.isInteger(rps) && rps > 0)) throw new Error(`prepare: recordsPerShard must be a positive integer`);
+  const settings: Settings = {
+    source: o.source,
+    root: o.source === 'synth' ? '' : path.resolve(o.root),
+    leads,
+    fs: o.fs ?? 250,
+    seconds: o.seconds ?? 10,
+    preprocess: o.preprocess ?? {},
+    checksum: o.checksum ?? 'skip',
+    sourceFs: o.sourceFs ?? 500,
+    scale: o.scale ?? 1,
+    npyLeads: o.npyLeads ?? null,
+    code15Scale: o.code15Scale ?? 1,
+    synth: o.synth ?? null,
+  };
+  if (o.source !== 'synth' && !fs.existsSync(settings.root)) throw new Error(`prepare: source root ${settings.root} does not exist`);
+  const samples = Math.round(settings.fs * settings.seconds);
+  const leadNames = leadList(leads);
+  const recordBytes = leadNames.length * samples * bytesPerElement(dtype);
+  const out = path.resolve(o.out);
+  await fsp.mkdir(out, { recursive: true });
+  // temp files of a crashed run are garbage: atomic writes never leave a real file half-written
+  for (const f of await fsp.readdir(out)) if (f.includes('.tmp-')) await fsp.rm(path.join(out, f), { force: true });
+
+  const progress: PrepareProgress = { phase: 'scan', done: 0, total: 0, written: 0, skipped: 0, shard: 0, shards: 0, reused: 0 };
+  o.onProgress?.({ ...progress });
+  let items = await scan(o, settings, log);
+  if (o.limit !== undefined) items = items.slice(0, o.limit);
+  const nShards = Math.ceil(items.length / rps);
+  Object.assign(progress, { phase: 'records', total: items.length, shards: nShards });
+
+  const settingsKey = JSON.stringify({ settings, dtype, rps, format: DATASET_VERSION });
+  const wanted = o.workers ?? Math.max(1, Math.min(4, os.cpus().length - 1));
+  let runner: Runner | null = null;
+  const getRunner = async (): Promise<Runner> => {
+    if (runner) return runner;
+    const entry = wanted > 0 ? await findWorkerEntry(o.workerEntry) : null;
+    if (wanted > 0 && !entry) log('prepare: no worker bundle (dist/train.mjs) found; decoding in this thread');
+    runner = entry ? await workerPool(wanted, entry, settings, log) : inThread(settings);
+    return runner;
+  };
+
+  const sidecars: Sidecar[] = [];
+  let shardsWritten = 0;
+  try {
+    for (let k = 0; k < nShards; k++) {
+      progress.shard = k;
+      const shardItems = items.slice(k * rps, (k + 1) * rps);
+      const key = await sha256(settingsKey + '\n' + JSON.stringify(shardItems));
+      const old = await reusable(out, k, key, recordBytes);
+      if (old) {
+        sidecars.push(old);
+        progress.reused++;
+        progress.done += shardItems.length;
+        progress.written += old.records.length;
+        progress.skipped += old.skipped.length;
+        o.onProgress?.({ ...progress });
+        continue;
+      }
+      const r = await getRunner();
+      const results = await Promise.all(
+        shardItems.map((it) =>
+          r.run(it).then((res) => {
+            progress.done++;
+            if (res.ok) progress.written++;
+            else progress.skipped++;
+            o.onProgress?.({ ...progress });
+            return res;
+          }),
+        ),
+      );
+      const xs: Float32Array[] = [];
+      const sc: Sidecar = { key, file: shardFileName(k), sha256: '', bytes: 0, items: shardItems.length, records: [], skipped: [] };
+      results.forEach((res, i) => {
+        const src = itemSource(shardItems[i]);
+        if (!res.ok) {
+          sc.skipped.push({ id: res.id, source: src, reason: res.reason, message: res.message });
+          return;
+        }
+        if (res.x.length !== leadNames.length * samples) {
+          sc.skipped.push({ id: res.id, source: src, reason: 'error', message: `preprocess returned ${res.x.length} values, expected ${leadNames.length}×${samples}` });
+          return;
+        }
+        xs.push(res.x);
+        sc.records.push({ id: res.id, labels: res.labels, fold: res.fold, source: src, ...(res.meta ? { meta: res.meta } : {}) });
+      });
+      const bytes = encodeRecords(xs, dtype);
+      sc.bytes = bytes.byteLength;
+      sc.sha256 = await sha256(bytes);
+      // shard first, sidecar second: a sidecar only ever describes a complete shard
+      await atomicWrite(path.join(out, sc.file), bytes);
+      await atomicWrite(path.join(out, sidecarName(k)), JSON.stringify(sc));
+      sidecars.push(sc);
+      shardsWritten++;
+    }
+  } finally {
+    if (runner) await (runner as Runner).close();
+  }
+
+  // Shards past the end belong to an earlier, larger run.
+  for (const f of await fsp.readdir(out)) {
+    const m = /^shard-(\d{5})\.(bin|json)$/.exec(f);
+    if (m && Number(m[1]) >= nShards) {
+      await fsp.rm(path.join(out, f), { force: true });
+      log(`prepare: removed stale ${f}`);
+    }
+  }
+
+  const records: ManifestRecord[] = [];
+  const skipped: SkipEntry[] = [];
+  const shards: ShardInfo[] = sidecars.map((sc, k) => {
+    sc.records.forEach((r, index) => records.push({ ...r, shard: k, index }));
+    skipped.push(...sc.skipped);
+    return { file: sc.file, records: sc.records.length, bytes: sc.bytes, sha256: sc.sha256 };
+  });
+  const byReason: Record<string, number> = {};
+  for (const s of skipped) byReason[s.reason] = (byReason[s.reason] ?? 0) + 1;
+  await atomicWrite(path.join(out, 'skipped.jsonl'), skipped.map((s) => JSON.stringify(s) + '\n').join(''));
+  const { root: _root, source: _source, leads: _leads, fs: _fs, seconds: _seconds, preprocess: pre, ...sourceOpts } = settings;
+  const manifest: Manifest = {
+    format: DATASET_FORMAT,
+    version: DATASET_VERSION,
+    dtype,
+    leads: leadNames,
+    fs: settings.fs,
+    samples,
+    recordBytes,
+    layout: LAYOUT,
+    shards,
+    records,
+    preprocessing: { leads: leadNames, fs: settings.fs, seconds: settings.seconds, ...pre },
+    source: { kind: o.source, root: settings.root, items: items.length, ...sourceOpts },
+    skipped: { count: skipped.length, byReason, report: 'skipped.jsonl' },
+    created: new Date().toISOString(),
+  };
+  await writeManifest(out, manifest);
+  progress.phase = 'done';
+  o.onProgress?.({ ...progress });
+  return {
+    out,
+    manifest,
+    written: records.length,
+    skipped: skipped.length,
+    skippedByReason: byReason,
+    shardsWritten,
+    shardsReused: progress.reused,
+    workers: runner ? (runner as Runner).workers : 0,
+  };
+}

@@ -1,0 +1,200 @@
+// Frozen features for downstream evaluation: the student encoder of a checkpoint (or the same
+// architecture with random weights, the baseline) restricted to a lead subset, run without
+// gradients over a prepared dataset; each record → its mean-pooled representation [D].
+// Reduced leads: the weights do not depend on the leads, only the positional rows and the CroPA
+// pattern do, and Encoder builds those for `cfg.leads` (withLeads + allowLeadSubset). Node only.
+import type { Engine } from '../../engine/engine.js';
+import { Rng } from '../../engine/random.js';
+import { Tape } from '../../engine/tape.js';
+import { loadCheckpoint } from '../../model/checkpoint.js';
+import { configDifferences, inputLength, LEAD_NAMES, makeConfig, withLeads, type EcgJepaConfig } from '../../model/config.js';
+import { Encoder, loadParams } from '../../model/encoder.js';
+import { asFloat32 } from '../../model/safetensors.js';
+import { openDataset, type Dataset } from '../data/dataset.js';
+
+export interface EncoderSource {
+  /** Checkpoint path (`…/checkpoint-last`, with or without .json/.safetensors). */
+  checkpoint?: string;
+  /** Random weights (the architecture of `checkpoint` if given, else of `preset`). */
+  randomInit?: boolean;
+  /** Without a checkpoint: the architecture for randomInit. With one: the preset it must have. */
+  preset?: string;
+  /** Random-init seed. Default 0: with pretrain's default seed these are the weights it started from. */
+  seed?: number;
+  /** Lead subset by name ('II') or index into LEAD_NAMES; default the checkpoint's leads. */
+  leads?: readonly (string | number)[];
+}
+
+export interface LoadedEncoder {
+  encoder: Encoder;
+  /** The config the encoder runs with (leads = the subset). */
+  config: EcgJepaConfig;
+  /** The leads the weights were trained on. */
+  trainedLeads: number[];
+  checkpoint: string | null;
+  randomInit: boolean;
+  /** Pretraining steps of the checkpoint (null for random weights). */
+  step: number | null;
+}
+
+/** Builds the frozen encoder a downstream evaluation uses; clear errors for mismatched checkpoints. */
+export async function loadEncoder(engine: Engine, src: EncoderSource): Promise<LoadedEncoder> {
+  if (!src.checkpoint && !src.randomInit) throw new Error('embed: give a checkpoint, or randomInit with a preset');
+  if (!src.checkpoint && !src.preset) throw new Error('embed: randomInit without a checkpoint needs a preset for the architecture');
+  const ck = src.checkpoint ? await loadCheckpoint(src.checkpoint) : null;
+  const base = ck ? ck.config : makeConfig(src.preset!);
+  if (ck && src.preset) {
+    const diffs = configDifferences(ck.config, makeConfig(src.preset, { leads: ck.config.leads }));
+    if (diffs.length) throw new Error(`checkpoint ${src.checkpoint} is not a '${src.preset}' model:\n  ${diffs.join('\n  ')}`);
+  }
+  const config = src.leads ? withLeads(base, src.leads) : base;
+  const diffs = configDifferences(base, config, { allowLeadSubset: true });
+  if (diffs.length) {
+    const names = (l: number[]) => l.map((i) => LEAD_NAMES[i]).join(', ');
+    throw new Error(`leads [${names(config.leads)}] are not all among the leads the ${ck ? 'checkpoint was trained on' : `'${base.preset}' preset uses`} [${names(base.leads)}]`);
+  }
+  const encoder = new Encoder(engine, config, new Rng(src.seed ?? 0));
+  for (const p of encoder.reg.list()) p.requiresGrad = false;
+  if (ck && !src.randomInit) {
+    const values = new Map<string, Float32Array>();
+    // The student keeps the official unprefixed names; teacher., optim. and predictor keys are skipped.
+    for (const [k, t] of ck.tensors) values.set(k, asFloat32(t));
+    try {
+      loadParams(encoder.reg, values, { allowExtra: true, what: `checkpoint ${src.checkpoint}` });
+    } catch (e) {
+      encoder.dispose();
+      throw e;
+    }
+  }
+  return { encoder, config, trainedLeads: base.leads, checkpoint: src.checkpoint ?? null, randomInit: !!src.randomInit, step: ck && !src.randomInit ? ck.state.step : null };
+}
+
+/** Dataset rows of the config's leads (matched by name), first L samples: [B, leads, samples] → [B, C, L]. */
+export function leadSelector(ds: Dataset, cfg: EcgJepaConfig): (x: Float32Array, B: number) => Float32Array {
+  const m = ds.manifest;
+  const L = inputLength(cfg);
+  if (m.fs !== 250) throw new Error(`dataset ${ds.dir}: sampled at ${m.fs} Hz; ECG-JEPA needs 250 Hz (prepare with --fs 250)`);
+  if (m.samples < L) throw new Error(`dataset ${ds.dir}: ${m.samples} samples per lead, the ${cfg.preset} preset needs ${L}`);
+  const names = m.leads.map((n) => n.toUpperCase());
+  const rows = cfg.leads.map((i) => {
+    const k = names.indexOf(LEAD_NAMES[i].toUpperCase());
+    if (k < 0) throw new Error(`dataset ${ds.dir}: has no lead ${LEAD_NAMES[i]} (it has ${m.leads.join(', ')})`);
+    return k;
+  });
+  const C = rows.length;
+  const Ld = m.leads.length;
+  return (x, B) => {
+    const out = new Float32Array(B * C * L);
+    for (let b = 0; b < B; b++)
+      for (let c = 0; c < C; c++) {
+        const s = (b * Ld + rows[c]) * m.samples;
+        out.set(x.subarray(s, s + L), (b * C + c) * L);
+      }
+    return out;
+  };
+}
+
+export interface EmbedOptions extends EncoderSource {
+  /** A prepared dataset folder, or one already open (left open). */
+  data: string | Dataset;
+  /** Records per forward pass. Default 32. */
+  batch?: number;
+  /** Only these record indices (default all), in this order. */
+  subset?: ArrayLike<number>;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface Embeddings {
+  /** [n, dim] row-major, in the order of `indices`. */
+  features: Float32Array;
+  n: number;
+  dim: number;
+  /** Dataset record indices, ids, labels and folds of the rows. */
+  indices: Uint32Array;
+  ids: string[];
+  labels: Record<string, unknown>[];
+  folds: (number | string | null)[];
+  /** Lead names the encoder saw. */
+  leads: string[];
+  config: EcgJepaConfig;
+  checkpoint: string | null;
+  randomInit: boolean;
+  step: number | null;
+  dataset: string;
+}
+
+/** Mean-pooled student representations of every record (or `subset`), no gradients. */
+export async function embed(engine: Engine, o: EmbedOptions): Promise<Embeddings> {
+  const batch = o.batch ?? 32;
+  if (!Number.isInteger(batch) || batch <= 0) throw new Error(`embed: batch must be a positive integer, got ${batch}`);
+  const ds = typeof o.data === 'string' ? await openDataset(o.data) : o.data;
+  let loaded: LoadedEncoder | undefined;
+  try {
+    loaded = await loadEncoder(engine, o);
+    const { encoder, config } = loaded;
+    const select = leadSelector(ds, config);
+    const indices = o.subset ? Uint32Array.from(o.subset) : Uint32Array.from({ length: ds.size }, (_, i) => i);
+    const n = indices.length;
+    if (n === 0) throw new Error(`embed: no records to embed in ${ds.dir}`);
+    const D = config.encoder.dim;
+    const C = config.leads.length;
+    const L = inputLength(config);
+    const features = new Float32Array(n * D);
+    const tape = new Tape(engine);
+    let done = 0;
+    for (const b of ds.batches({ batchSize: batch, shuffle: false, subset: indices })) {
+      const B = b.indices.length;
+      const x = engine.upload(select(b.x, B), [B, C, L]);
+      const rep = tape.noGrad(() => engine.scope(() => encoder.representation(tape, x)));
+      features.set(await engine.read(rep), done * D);
+      rep.dispose();
+      x.dispose();
+      done += B;
+      o.onProgress?.(done, n);
+    }
+    for (let i = 0; i < features.length; i++)
+      if (!Number.isFinite(features[i])) throw new Error(`embed: non-finite feature for record ${ds.manifest.records[indices[Math.floor(i / D)]].id} (bad input values?)`);
+    const recs = Array.from(indices, (i) => ds.manifest.records[i]);
+    return {
+      features, n, dim: D, indices,
+      ids: recs.map((r) => r.id),
+      labels: recs.map((r) => r.labels ?? {}),
+      folds: recs.map((r) => r.fold),
+      leads: config.leads.map((i) => LEAD_NAMES[i]),
+      config,
+      checkpoint: loaded.checkpoint,
+      randomInit: loaded.randomInit,
+      step: loaded.step,
+      dataset: ds.dir,
+    };
+  } finally {
+    loaded?.encoder.dispose();
+    if (typeof o.data === 'string') ds.close();
+  }
+}
+
+/** `<out>.npy` (float32 [n, dim]) and `<out>.json` (ids, labels, folds, leads, source); `out` may end in .npy. */
+export async function writeEmbeddings(out: string, e: Embeddings): Promise<{ npy: string; json: string }> {
+  const [{ writeFileAtomic }, { writeNpy }] = await Promise.all([import('../../model/checkpoint.js'), import('../data/npy.js')]);
+  const base = out.replace(/\.(npy|json)$/, '');
+  const npy = `${base}.npy`;
+  const json = `${base}.json`;
+  await writeFileAtomic(npy, writeNpy(e.features, [e.n, e.dim]));
+  const meta = {
+    format: 'ecg-jepa-embeddings',
+    version: 1,
+    npy: npy.split(/[\\/]/).pop(),
+    shape: [e.n, e.dim],
+    dataset: e.dataset,
+    checkpoint: e.checkpoint,
+    randomInit: e.randomInit,
+    step: e.step,
+    leads: e.leads,
+    preset: e.config.preset,
+    ids: e.ids,
+    folds: e.folds,
+    labels: e.labels,
+  };
+  await writeFileAtomic(json, JSON.stringify(meta) + '\n');
+  return { npy, json };
+}
