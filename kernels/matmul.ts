@@ -78,7 +78,7 @@ export interface MatmulOptions {
 const TILE_NAMES = Object.keys(MATMUL_TILES) as MatmulTileName[];
 const SG = 'subgroup-matrix';
 const SG_TILE = { BM: 64, BN: 32 }; // 4×2 fragments of 16×16 per subgroup: the best measured on H200
-const GROUP = 8; // tile rows that walk N together, so their B panels are shared in L2
+const GROUP = 2; // tile rows that walk N together, so their B panels are shared in L2
 const MAX_SPLITS = 16;
 const MAX_GROUPS = 65535;
 
@@ -242,53 +242,59 @@ const tiledKey = (v: TiledVariant) => `matmul_${v.tile}_${v.prec}_v${+v.vec}${v.
  *  - scalar: one item = a quad of 4 d at one k, read as 4 scalars; element (d, k) at off + d·sd + k·sk.
  *  - vec4, [K, D]: the quad is one vec4 read.
  *  - vec4, [D, K]: one item = 4 rows × a vec4 along k, transposed in registers into 4 quads.
+ * `cpu`: the repeats stay WGSL loops over a register array (see tiledSource); else they are unrolled
+ * into named registers.
  */
-function operandCopy(X: 'A' | 'B', o: { TD: number; BK: number; WG: number; vec: boolean; dim: string; cvt: (e: string) => string }) {
-  const { TD, BK, WG, vec, dim, cvt } = o;
+function operandCopy(X: 'A' | 'B', o: { TD: number; BK: number; WG: number; vec: boolean; cpu: boolean; dim: string; cvt: (e: string) => string }) {
+  const { TD, BK, WG, vec, cpu, dim, cvt } = o;
   const S = X === 'A' ? 'As' : 'Bs', d0 = X === 'A' ? 'm0' : 'n0', off = X === 'A' ? 'aOff' : 'bOff', kc = `kc${X}`;
   const D4 = TD / 4;
   const base = `buf * ${BK * D4}u`;
-  const regs: string[] = [];
-  const reg = (n: number) => `r${X}${n}`;
-  // Partial last round when the items do not divide among the threads.
-  const rounds = (items: number, body: (i: number, idx: string) => string) =>
-    Array.from({ length: Math.ceil(items / WG) }, (_, i) => {
-      const idx = `(lid + ${i * WG}u)`;
-      const b = body(i, idx);
-      return items % WG !== 0 && i === Math.ceil(items / WG) - 1 ? `if (${idx} < ${items}u) { ${b} }` : `{ ${b} }`;
+  const reg = (n: string) => (cpu ? `r${X}[${n}]` : `r${X}${n.replace(/u$/, '')}`);
+  const lit = (n: number) => `${n}u`;
+  // `n` repeats of body(i) (i a WGSL u32 expression): unrolled, or a loop on CPU adapters.
+  const rep = (n: number, v: string, body: (i: string) => string) =>
+    cpu ? `for (var ${v} = 0u; ${v} < ${n}u * p.one; ${v}++) { ${body(v)} }` : Array.from({ length: n }, (_, i) => body(lit(i))).join(' ');
+  // Rounds of WG items, the last one partial when the items do not divide among the threads.
+  const rounds = (items: number, body: (i: string, idx: string) => string) => {
+    const n = Math.ceil(items / WG);
+    const guard = items % WG !== 0;
+    return rep(n, `i${X}`, (i) => {
+      const idx = `(lid + ${i} * ${WG}u)`;
+      return guard ? `if (${idx} < ${items}u) { ${body(i, idx)} }` : `{ ${body(i, idx)} }`;
     });
+  };
+  const declare = (n: number) => (cpu ? `var r${X}: array<vec4<f32>, ${n}>;` : Array.from({ length: n }, (_, i) => `var r${X}${i}: vec4<f32>;`).join('\n  '));
   if (!vec) {
     const quads = (TD * BK) / 4;
-    const n = Math.ceil(quads / WG);
-    for (let i = 0; i < n; i++) regs.push(`var ${reg(i)}: vec4<f32>;`);
     const coord = (idx: string) => `let d = select((${idx} % ${D4}u) * 4u, (${idx} / ${BK}u) * 4u, ${kc}); let kk = select(${idx} / ${D4}u, ${idx} % ${BK}u, ${kc});`;
     const load = rounds(quads, (i, idx) => {
-      const lanes = [0, 1, 2, 3].map((j) => `select(0.0, ${cvt(`${X}[${off} + (${d0} + d + ${j}u) * sd${X} + (k + kk) * sk${X}]`)}, ${d0} + d + ${j}u < ${dim} && ok)`);
-      return `${coord(idx)} let ok = k + kk < kEnd; ${reg(i)} = vec4<f32>(${lanes.join(', ')});`;
+      const lane = (j: string) => `select(0.0, ${cvt(`${X}[${off} + (${d0} + d + ${j}) * sd${X} + (k + kk) * sk${X}]`)}, ${d0} + d + ${j} < ${dim} && ok)`;
+      const fill = cpu ? `for (var j = 0u; j < 4u * p.one; j++) { ${reg(i)}[j] = ${lane('j')}; }` : `${reg(i)} = vec4<f32>(${[0, 1, 2, 3].map((j) => lane(lit(j))).join(', ')});`;
+      return `${coord(idx)} let ok = k + kk < kEnd; ${fill}`;
     });
     const store = rounds(quads, (i, idx) => `${coord(idx)} ${S}[${base} + kk * ${D4}u + d / 4u] = ${reg(i)};`);
-    return { regs: regs.join('\n  '), load: load.join('\n      '), store: store.join('\n      ') };
+    return { regs: declare(Math.ceil(quads / WG)), load, store };
   }
   const blocks = (TD * BK) / 16, quads = (TD * BK) / 4;
-  const nb = Math.ceil(blocks / WG), nq = Math.ceil(quads / WG);
-  for (let i = 0; i < Math.max(4 * nb, nq); i++) regs.push(`var ${reg(i)}: vec4<f32>;`);
   const v4 = (e: string) => (cvt(e) === e ? e : `vec4<f32>(${e})`);
+  const r4 = (i: string, j: string) => (cpu ? reg(`4u * ${i} + ${j}`) : reg(`${4 * parseInt(i) + parseInt(j)}u`));
   // [D, K]: block = rows d..d+3 × k-quad kq.
   const bcoord = (idx: string) => `let d = (${idx} / ${BK / 4}u) * 4u; let kk = (${idx} % ${BK / 4}u) * 4u;`;
   const bload = rounds(blocks, (i, idx) => {
-    const rows = [0, 1, 2, 3].map((j) => `${reg(4 * i + j)} = select(vec4<f32>(0.0), ${v4(`${X}[(${off} + (${d0} + d + ${j}u) * p.K + k + kk) / 4u]`)}, ${d0} + d + ${j}u < ${dim} && ok);`);
-    return `${bcoord(idx)} let ok = k + kk < kEnd; ${rows.join(' ')}`;
+    const row = (j: string) => `${r4(i, j)} = select(vec4<f32>(0.0), ${v4(`${X}[(${off} + (${d0} + d + ${j}) * p.K + k + kk) / 4u]`)}, ${d0} + d + ${j} < ${dim} && ok);`;
+    return `${bcoord(idx)} let ok = k + kk < kEnd; ${rep(4, 'j', row)}`;
   });
   const bstore = rounds(blocks, (i, idx) => {
-    const cols = [0, 1, 2, 3].map((j) => `${S}[${base} + (kk + ${j}u) * ${D4}u + d / 4u] = vec4<f32>(${[0, 1, 2, 3].map((r) => `${reg(4 * i + r)}[${j}]`).join(', ')});`);
-    return `${bcoord(idx)} ${cols.join(' ')}`;
+    const col = (j: string) => `${S}[${base} + (kk + ${j}) * ${D4}u + d / 4u] = vec4<f32>(${[0, 1, 2, 3].map((r) => `${r4(i, lit(r))}[${j}]`).join(', ')});`;
+    return `${bcoord(idx)} ${rep(4, 'j', col)}`;
   });
   // [K, D]: quad = one vec4 along d.
   const qcoord = (idx: string) => `let kk = ${idx} / ${D4}u; let d = (${idx} % ${D4}u) * 4u;`;
   const qload = rounds(quads, (i, idx) => `${qcoord(idx)} ${reg(i)} = select(vec4<f32>(0.0), ${v4(`${X}[(${off} + (k + kk) * ${dim} + ${d0} + d) / 4u]`)}, ${d0} + d < ${dim} && k + kk < kEnd);`);
   const qstore = rounds(quads, (i, idx) => `${qcoord(idx)} ${S}[${base} + kk * ${D4}u + d / 4u] = ${reg(i)};`);
-  const branch = (a: string[], b: string[]) => `if (${kc}) {\n        ${a.join('\n        ')}\n      } else {\n        ${b.join('\n        ')}\n      }`;
-  return { regs: regs.join('\n  '), load: branch(bload, qload), store: branch(bstore, qstore) };
+  const branch = (a: string, b: string) => `if (${kc}) {\n        ${a}\n      } else {\n        ${b}\n      }`;
+  return { regs: declare(Math.max(4 * Math.ceil(blocks / WG), Math.ceil(quads / WG))), load: branch(bload, qload), store: branch(bstore, qstore) };
 }
 
 function tiledSource(v: TiledVariant): string {
@@ -296,8 +302,8 @@ function tiledSource(v: TiledVariant): string {
   const TX = BN / TN, TY = BM / TM, WG = TX * TY, RM = TM / 4, RN = TN / 4;
   const inT = v.prec;
   const cvt = (e: string) => (inT === 'f32' ? e : v.vec ? `vec4<f32>(${e})` : `f32(${e})`);
-  const ca = operandCopy('A', { TD: BM, BK, WG, vec: v.vec, dim: 'p.M', cvt });
-  const cb = operandCopy('B', { TD: BN, BK, WG, vec: v.vec, dim: 'p.N', cvt });
+  const ca = operandCopy('A', { TD: BM, BK, WG, vec: v.vec, cpu: v.cpu, dim: 'p.M', cvt });
+  const cb = operandCopy('B', { TD: BN, BK, WG, vec: v.vec, cpu: v.cpu, dim: 'p.N', cvt });
   const T = v.vec ? 'vec4<f32>' : 'f32';
 
   const accs: string[] = [];
@@ -324,7 +330,7 @@ function tiledSource(v: TiledVariant): string {
   const putCall = v.vec ? `put((cOff + m * p.N + n) / 4u, n / 4u, As[e]);` : `put4(cOff + m * p.N + n, n, As[e]);`;
 
   return /* wgsl */ `${inT === 'f16' ? 'enable f16;\n' : ''}
-struct P { M: u32, N: u32, K: u32, sA: u32, sB: u32, sC: u32, tilesM: u32, tilesN: u32, batch: u32, kChunk: u32, tA: u32, tB: u32, flags: u32, bk: u32 }
+struct P { M: u32, N: u32, K: u32, sA: u32, sB: u32, sC: u32, tilesM: u32, tilesN: u32, batch: u32, kChunk: u32, tA: u32, tB: u32, flags: u32, bk: u32, one: u32 }
 @group(0) @binding(0) var<storage, read> A: array<${v.vec ? `vec4<${inT}>` : inT}>;
 @group(0) @binding(1) var<storage, read> B: array<${v.vec ? `vec4<${inT}>` : inT}>;
 @group(0) @binding(2) var<storage, read_write> C: array<${T}>;
@@ -645,7 +651,7 @@ function record(batch: CommandBatch, bufs: MatmulBuffers, s: Shape, prec: Matmul
   const params = (sC: number, f: number) =>
     new Params()
       .u32(s.M).u32(s.N).u32(s.K).u32(s.sA).u32(s.sB).u32(sC).u32(tilesM).u32(tilesN).u32(s.batch)
-      .u32(splits > 1 ? kChunk : Math.max(1, s.K)).u32(+s.tA).u32(+s.tB).u32(f).u32(t.BK);
+      .u32(splits > 1 ? kChunk : Math.max(1, s.K)).u32(+s.tA).u32(+s.tB).u32(f).u32(t.BK).u32(1);
   if (splits === 1) {
     batch.dispatch(pipe, [bufs.a, bufs.b, bufs.c, ...epi], params(s.sC, flags), [x, y, s.batch]);
     return;

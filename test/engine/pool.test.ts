@@ -45,11 +45,12 @@ describe('engine/pool', () => {
     const buf = t.buffer;
     t.dispose();
     const up = engine.upload(new Float32Array(64));
-    assert(up.buffer !== buf, 'upload got a buffer not pending in the batch');
+    const upBuf = up.buffer;
+    assert(upBuf !== buf, 'upload got a buffer not pending in the batch');
     up.dispose();
     engine.flush();
     const up2 = engine.upload(new Float32Array(64));
-    assert(up2.buffer === buf || up2.buffer === up.buffer, 'after submit the buffer is reusable');
+    assert(up2.buffer === buf || up2.buffer === upBuf, 'after submit the buffer is reusable');
     up2.dispose();
   });
 

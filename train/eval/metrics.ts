@@ -138,16 +138,19 @@ export function macroAuc(scores: Num, labels: Num, K: number, classes?: readonly
   const perClass: (number | null)[] = [];
   const excluded: string[] = [];
   const notes: string[] = [];
+  const noPos: string[] = [];
+  const noNeg: string[] = [];
   for (let k = 0; k < K; k++) {
     const y = column(labels, K, k);
     const a = aucRanked(rankScores(column(scores, K, k)), y);
     perClass.push(a);
     if (a === null) {
-      const pos = y.reduce((s, v) => s + v, 0);
       excluded.push(className(classes, k));
-      notes.push(`${className(classes, k)}: ${pos === 0 ? 'no positive' : 'no negative'} examples in this set; AUC undefined, left out of the macro average`);
+      (y.some((v) => v === 1) ? noNeg : noPos).push(className(classes, k));
     }
   }
+  if (noPos.length) notes.push(`no positive examples of ${noPos.join(', ')} in this set: AUC undefined, left out of the macro average`);
+  if (noNeg.length) notes.push(`no negative examples of ${noNeg.join(', ')} in this set: AUC undefined, left out of the macro average`);
   return { perClass, macro: mean(perClass), excluded, notes };
 }
 
@@ -217,11 +220,9 @@ export function macroF1(pred: Num, labels: Num, K: number, classes?: readonly st
   for (let k = 0; k < K; k++) {
     const f = f1Binary(column(pred, K, k), column(labels, K, k));
     perClass.push(f);
-    if (f === null) {
-      excluded.push(className(classes, k));
-      notes.push(`${className(classes, k)}: no positive examples in this set; F1 undefined, left out of the macro average`);
-    }
+    if (f === null) excluded.push(className(classes, k));
   }
+  if (excluded.length) notes.push(`no positive examples of ${excluded.join(', ')} in this set: F1 undefined, left out of the macro average`);
   return { perClass, macro: mean(perClass), excluded, notes };
 }
 
@@ -242,14 +243,14 @@ export function tuneThresholds(probs: Num, labels: Num, K: number, classes?: rea
   checkFinite(probs, 'tuneThresholds');
   checkBinary(labels, 'tuneThresholds');
   const thresholds: number[] = [];
-  const notes: string[] = [];
+  const kept: string[] = [];
   for (let k = 0; k < K; k++) {
     const p = column(probs, K, k);
     const y = column(labels, K, k);
     const P = y.reduce((a, b) => a + b, 0);
     if (P === 0) {
       thresholds.push(0.5);
-      notes.push(`${className(classes, k)}: no positive examples in the tuning set; threshold kept at 0.5`);
+      kept.push(className(classes, k));
       continue;
     }
     const r = rankScores(p);
@@ -265,6 +266,7 @@ export function tuneThresholds(probs: Num, labels: Num, K: number, classes?: rea
     }
     thresholds.push(best.t);
   }
+  const notes = kept.length ? [`no positive examples of ${kept.join(', ')} in the tuning set: threshold kept at 0.5`] : [];
   return { thresholds, notes };
 }
 

@@ -415,7 +415,9 @@ function evaluate(task: ProbeTask, classes: string[], logits: Float64Array, y: F
   const f1 = macroF1(dec, y, K, classes);
   const add = (ns: string[]) => ns.forEach((s) => notes.push(`${where}: ${s}`));
   add(auc.notes);
-  add(f1.notes.filter((s) => !auc.notes.some((a) => a.startsWith(s.split(':')[0] + ':'))));
+  // F1's exclusions are the AUC's no-positive classes again: note only the extra ones.
+  const extra = f1.excluded.filter((c) => !auc.excluded.includes(c));
+  if (extra.length) add([`no positive examples of ${extra.join(', ')} in this set: F1 undefined, left out of the macro average`]);
   const out: ClassificationMetrics = {
     kind: 'classification', n,
     support: Array.from({ length: K }, (_, k) => column(y, K, k).reduce((a, b) => a + b, 0)),
@@ -506,7 +508,8 @@ export function probeFeatures(features: ArrayLike<number>, dim: number, records:
 
   if (o.task !== 'regression') {
     const trainPos = Array.from({ length: K }, (_, k) => sp.train.reduce((a, i) => a + tg.y[i * K + k], 0));
-    trainPos.forEach((p, k) => p === 0 && notes.push(`train: ${tg.classes[k]} has no positive examples; the head cannot learn it`));
+    const none = tg.classes.filter((_, k) => trainPos[k] === 0);
+    if (none.length) notes.push(`train: no positive examples of ${none.join(', ')}; the head cannot learn ${none.length > 1 ? 'them' : 'it'}`);
   }
   const h = fit(sp.train, head.seed);
   let tuned: number[] | undefined;

@@ -156,7 +156,10 @@ export function confusionPlot(counts: readonly (readonly number[])[], classes: r
 
 /** PNG bytes of a raster (pngjs). Node only. */
 export async function encodePng(img: Raster): Promise<Uint8Array> {
-  const { PNG } = await import('pngjs');
+  // A computed specifier keeps bundlers from pulling pngjs (Node streams, zlib) into the browser build.
+  const pkg = 'pngjs';
+  const m = (await import(pkg)) as typeof import('pngjs') & { default?: typeof import('pngjs') };
+  const PNG = m.PNG ?? m.default!.PNG;
   const png = new PNG({ width: img.width, height: img.height });
   png.data.set(img.data);
   return PNG.sync.write(png);

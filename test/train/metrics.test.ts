@@ -1,0 +1,300 @@
+// Downstream metrics against values worked out by hand (pair counting for AUC, counts for F1),
+// the linear-probe head against closed-form gradients, and the report renderers. Pure computation:
+// runs in both runners.
+import {
+  accuracy, aucRanked, bootstrapCi, confusionMatrix, macroAuc, macroAucCi, macroF1, mae, maeCi, meanStd, oneHot, pearson, rankScores,
+  rmse, rocAuc, rocCurve, softmaxRows, tuneThresholds,
+} from '../../train/eval/metrics.js';
+import { applyHead, extractTargets, parseSplit, probeFeatures, splitRows, trainHead } from '../../train/eval/probe.js';
+import { comparisonTable, confusionPlot, fmt, markdownReport, rocPlot } from '../../train/eval/report.js';
+import { Raster } from '../../train/eval/raster.js';
+import { Rng } from '../../engine/random.js';
+import { assert } from '../helpers.js';
+
+const near = (a: number | null | undefined, b: number, what: string, tol = 1e-12) => assert(a !== null && a !== undefined && Math.abs(a - b) <= tol, `${what}: got ${a}, want ${b}`);
+
+describe('eval: metrics', () => {
+  it('ROC-AUC without ties: the fraction of positive/negative pairs ranked right', () => {
+    // positives 0.35, 0.8; negatives 0.1, 0.4: pairs (.35>.1 yes, .35>.4 no, .8>.1, .8>.4) → 3/4
+    near(rocAuc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]), 0.75, 'auc');
+    near(rocAuc([0.9, 0.1], [1, 0]), 1, 'perfect');
+    near(rocAuc([0.9, 0.1], [0, 1]), 0, 'reversed');
+  });
+
+  it('ROC-AUC with ties counts a tie as half (midranks)', () => {
+    // pos {0.5, 0.9}, neg {0.5, 0.2}: 0.5 vs 0.5 tie (½), the other three pairs right → 3.5/4.
+    // Midranks: 0.2→1, 0.5,0.5→2.5, 0.9→4; R₊ = 6.5; (6.5 − 3)/4 = 0.875.
+    near(rocAuc([0.5, 0.5, 0.2, 0.9], [1, 0, 0, 1]), 0.875, 'ties');
+    near(rocAuc([1, 1, 1, 1], [1, 0, 1, 0]), 0.5, 'all tied');
+  });
+
+  it('ROC-AUC is null without positives or negatives, and refuses bad input', () => {
+    assert(rocAuc([0.1, 0.2], [0, 0]) === null, 'no positives → null');
+    assert(rocAuc([0.1, 0.2], [1, 1]) === null, 'no negatives → null');
+    let msg = '';
+    try {
+      rocAuc([0.1, NaN], [0, 1]);
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    assert(/finite/.test(msg), `NaN score must throw, got '${msg}'`);
+    try {
+      rocAuc([0.1, 0.2], [0, 2]);
+      msg = '';
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    assert(/0 or 1/.test(msg), `label 2 must throw, got '${msg}'`);
+  });
+
+  it('weighted AUC equals the AUC of the data with records repeated', () => {
+    const s = [0.1, 0.4, 0.35, 0.8], y = [0, 0, 1, 1];
+    // record 0 twice: pos .35 beats two copies of .1 (2 of 3), .8 beats all 3 → 5/6
+    near(aucRanked(rankScores(s), y, [2, 1, 1, 1]), 5 / 6, 'weighted');
+    near(rocAuc([0.1, 0.1, 0.4, 0.35, 0.8], [0, 0, 0, 1, 1]), 5 / 6, 'repeated');
+  });
+
+  it('ROC curve steps through distinct thresholds, ties diagonally', () => {
+    const c = rocCurve([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])!;
+    assert(JSON.stringify(c.fpr) === JSON.stringify([0, 0, 0.5, 0.5, 1]), `fpr ${c.fpr}`);
+    assert(JSON.stringify(c.tpr) === JSON.stringify([0, 0.5, 0.5, 1, 1]), `tpr ${c.tpr}`);
+    assert(JSON.stringify(c.thresholds.slice(1)) === JSON.stringify([0.8, 0.4, 0.35, 0.1]), `thresholds ${c.thresholds}`);
+    const t = rocCurve([0.5, 0.5], [1, 0])!;
+    assert(JSON.stringify(t.fpr) === '[0,1]' && JSON.stringify(t.tpr) === '[0,1]', 'a tie is one diagonal step');
+    assert(rocCurve([1, 2], [0, 0]) === null, 'no curve without positives');
+  });
+
+  it('macro AUC: multi-label, and a class without positives left out with a note', () => {
+    // class 0 = the first example (0.75), class 1 all negative (left out), class 2 = ties (0.875)
+    const s0 = [0.1, 0.4, 0.35, 0.8], s2 = [0.5, 0.5, 0.2, 0.9];
+    const y0 = [0, 0, 1, 1], y2 = [1, 0, 0, 1];
+    const scores: number[] = [], labels: number[] = [];
+    for (let i = 0; i < 4; i++) scores.push(s0[i], 0.3, s2[i]), labels.push(y0[i], 0, y2[i]);
+    const r = macroAuc(scores, labels, 3, ['A', 'B', 'C']);
+    near(r.perClass[0], 0.75, 'A');
+    assert(r.perClass[1] === null, 'B has no AUC');
+    near(r.perClass[2], 0.875, 'C');
+    near(r.macro, (0.75 + 0.875) / 2, 'macro over the defined classes');
+    assert(r.excluded.length === 1 && r.excluded[0] === 'B' && /no positive examples of B\b/.test(r.notes[0]), `note: ${r.notes}`);
+  });
+
+  it('macro AUC one-vs-rest for multi-class', () => {
+    // rows (true class): [.6 .3 .1](0) [.2 .5 .3](1) [.3 .3 .4](2) [.4 .5 .1](0)
+    // class 0: pos {.6,.4} vs neg {.2,.3} → 1; class 1: pos {.5} vs neg {.3,.3,.5} → (1+1+½)/3;
+    // class 2: pos {.4} vs neg {.1,.3,.1} → 1.
+    const p = [0.6, 0.3, 0.1, 0.2, 0.5, 0.3, 0.3, 0.3, 0.4, 0.4, 0.5, 0.1];
+    const r = macroAuc(p, oneHot([0, 1, 2, 0], 3), 3);
+    near(r.perClass[1], 2.5 / 3, 'class 1');
+    near(r.macro, (1 + 2.5 / 3 + 1) / 3, 'macro');
+    const sm = softmaxRows([0, Math.log(3)], 2);
+    near(sm[0], 0.25, 'softmax', 1e-15);
+  });
+
+  it('macro F1 from counts; a class without positives left out', () => {
+    // class 0: TP1 FP1 FN1 → 2/4; class 1: TP1 → 1; class 2: no positives, no predictions → left out
+    const pred = [1, 0, 0, 1, 1, 0, 0, 0, 0];
+    const lab = [1, 0, 0, 0, 1, 0, 1, 0, 0];
+    const r = macroF1(pred, lab, 3, ['a', 'b', 'c']);
+    near(r.perClass[0], 0.5, 'a');
+    near(r.perClass[1], 1, 'b');
+    assert(r.perClass[2] === null && r.excluded[0] === 'c', 'c left out');
+    near(r.macro, 0.75, 'macro');
+    near(accuracy(pred, lab, 3), 1 / 3, 'exact match (row 0 only)');
+    near(accuracy([1, 0, 0, 0, 1, 0], [1, 0, 0, 0, 1, 1], 3), 0.5, 'exact match');
+    near(accuracy([0, 1, 2, 2], [0, 1, 1, 2]), 0.75, 'class-index accuracy');
+    const cm = confusionMatrix([0, 1, 1, 2], [0, 1, 2, 2], 3);
+    assert(JSON.stringify(cm) === '[[1,0,0],[0,1,1],[0,0,1]]', `confusion ${JSON.stringify(cm)}`);
+  });
+
+  it('tuned thresholds maximise validation F1 at midpoints', () => {
+    // p .2 .3 .6 .7, y 0 1 0 1: cut above .6 → F1 2/3; above .3 → 1/2... calling {.3,.6,.7} → TP2 FP1: 4/5 (best),
+    // at the midpoint between .2 and .3.
+    const t = tuneThresholds([0.2, 0.3, 0.6, 0.7], [0, 1, 0, 1], 1);
+    near(t.thresholds[0], 0.25, 'threshold', 1e-12);
+    const none = tuneThresholds([0.2, 0.3], [0, 0], 1, ['X']);
+    assert(none.thresholds[0] === 0.5 && /no positive examples of X/.test(none.notes[0]), 'no positives keeps 0.5 with a note');
+  });
+
+  it('regression metrics and mean ± std', () => {
+    near(mae([1, 2, 3], [2, 2, 5]), 1, 'mae');
+    near(rmse([1, 2, 3], [2, 2, 5]), Math.sqrt(5 / 3), 'rmse');
+    near(pearson([1, 2, 3], [2, 4, 6]), 1, 'r', 1e-12);
+    assert(pearson([1, 1, 1], [1, 2, 3]) === null, 'constant → null');
+    const m = meanStd([1, 2, 3]);
+    near(m.mean, 2, 'mean');
+    near(m.std, Math.sqrt(2 / 3), 'std (ddof 0)');
+  });
+
+  it('bootstrap CIs are seeded, bracket the value and handle constant metrics', () => {
+    const rng = new Rng(1);
+    const n = 200;
+    const y = Array.from({ length: n }, (_, i) => i % 2);
+    const s = y.map((v) => v + rng.normal());
+    const a = macroAucCi(s, y, 1, { resamples: 300, seed: 7 })!;
+    const b = macroAucCi(s, y, 1, { resamples: 300, seed: 7 })!;
+    assert(a.lo === b.lo && a.hi === b.hi, 'same seed, same interval');
+    assert(a.lo < a.value && a.value < a.hi && a.hi - a.lo < 0.2 && a.used === 300, `interval ${JSON.stringify(a)}`);
+    const c = bootstrapCi(10, () => 0.5, { resamples: 50 })!;
+    assert(c.lo === 0.5 && c.hi === 0.5, 'constant metric');
+    const e = maeCi([1, 2, 3, 4], [1, 2, 3, 4], { resamples: 20 })!;
+    assert(e.value === 0 && e.hi === 0, 'perfect predictions');
+    assert(macroAucCi([1, 2], [0, 0], 1) === null, 'undefined AUC → no interval');
+  });
+});
+
+describe('eval: linear probe head', () => {
+  it('one full-batch step moves the weights by the AdamW rule along the BCE gradient', () => {
+    // First AdamW step without decay: every parameter moves by lr·g/(|g| + eps), g from the BCE gradient.
+    const X = [1, 2, -1, 0.5];
+    const Y = [1, 0];
+    const h0 = trainHead(X, 2, [0, 1], Y, 1, 'multilabel', { epochs: 0, standardize: false, seed: 3 });
+    const h1 = trainHead(X, 2, [0, 1], Y, 1, 'multilabel', { epochs: 1, batch: 2, lr: 0.01, warmupSteps: 0, minLr: 0.01, weightDecay: 0, standardize: false, seed: 3 });
+    // dL/dz = (σ(z) − y)/2 per row (mean over 2 elements); dL/dw = Σ dz·x
+    const z = [0, 1].map((i) => h0.bias[0] + h0.weight[0] * X[2 * i] + h0.weight[1] * X[2 * i + 1]);
+    const dz = z.map((v, i) => (1 / (1 + Math.exp(-v)) - Y[i]) / 2);
+    const g = [dz[0] * X[0] + dz[1] * X[2], dz[0] * X[1] + dz[1] * X[3], dz[0] + dz[1]];
+    const before = [h0.weight[0], h0.weight[1], h0.bias[0]];
+    const after = [h1.weight[0], h1.weight[1], h1.bias[0]];
+    // Adam's first step: m̂ = g, v̂ = g², so the move is lr·g/(|g| + eps)
+    for (let i = 0; i < 3; i++) near(after[i], before[i] - (0.01 * g[i]) / (Math.abs(g[i]) + 1e-8), `param ${i}`, 1e-12);
+    // BCE of the initial head, averaged: the loss history's first entry is measured before the update.
+    const bce = z.reduce((a, v, i) => a + Math.log1p(Math.exp(-v)) + (1 - Y[i]) * v, 0) / 2;
+    near(h1.losses[0], bce, 'loss', 1e-12);
+  });
+
+  it('learns separable multi-class and regression problems on standardised features', () => {
+    const rng = new Rng(5);
+    const n = 300, D = 4;
+    const X = new Float64Array(n * D), cls: number[] = [], reg: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const c = i % 3;
+      cls.push(c);
+      // informative features are tiny next to a large offset, as mean-pooled LayerNorm outputs are
+      for (let d = 0; d < D; d++) X[i * D + d] = 0.8 + 0.01 * ((d === c ? 2 : 0) + 0.3 * rng.normal());
+      reg.push(70 + 1000 * (X[i * D + 3] - 0.8) + rng.normal());
+    }
+    const rows = Array.from({ length: n }, (_, i) => i);
+    const h = trainHead(X, D, rows, oneHot(cls, 3), 3, 'multiclass');
+    const logits = applyHead(h, X);
+    const acc = cls.filter((c, i) => [0, 1, 2].reduce((b, k) => (logits[i * 3 + k] > logits[i * 3 + b] ? k : b), 0) === c).length / n;
+    assert(acc > 0.95, `multi-class accuracy ${acc}`);
+    assert(h.losses[h.losses.length - 1] < h.losses[0], `loss falls: ${h.losses}`);
+    const r = trainHead(X, D, rows, reg, 1, 'regression');
+    const pr = applyHead(r, X);
+    const err = mae(pr, reg);
+    assert(err < 2.5, `regression MAE ${err} (target std ≈ 6)`);
+  });
+});
+
+describe('eval: probe pipeline and report', () => {
+  function fakeRecords(n: number, seed: number) {
+    const rng = new Rng(seed);
+    const classes = ['NORM', 'AFIB', 'STACH'];
+    const D = 6;
+    const X = new Float32Array(n * D);
+    const labels: Record<string, unknown>[] = [];
+    const folds: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const c = rng.int(3);
+      const second = rng.next() < 0.2 ? [classes[(c + 1) % 3]] : [];
+      const hr = 60 + 40 * rng.next();
+      for (let d = 0; d < D; d++) X[i * D + d] = (d === c ? 1 : 0) + (d === 5 ? (hr - 80) / 20 : 0) + 0.5 * rng.normal();
+      labels.push({ conditions: [classes[c], ...second], hr, note: 'x' });
+      folds.push((i % 10) + 1);
+    }
+    return { X, D, labels, folds };
+  }
+
+  it('targets: multi-hot over the known class list, single-label rows for multi-class, numeric regression', () => {
+    const labels = [{ conditions: ['NORM'] }, { conditions: ['AFIB', 'PVC'] }, { conditions: [] }, { hr: 70 }];
+    const ml = extractTargets(labels, 'multilabel', 'conditions');
+    assert(ml.classes.length === 12 && ml.classes[0] === 'NORM', 'synthetic class list');
+    assert(JSON.stringify(ml.rows) === '[0,1]' && ml.y[12 + 3] === 1 && ml.y[12 + 11] === 1, `rows ${ml.rows}`);
+    assert(ml.notes.some((n) => /1 record\(s\) without 'conditions'/.test(n)) && ml.notes.some((n) => /no conditions class/.test(n)), `notes ${ml.notes}`);
+    const mc = extractTargets(labels, 'multiclass', 'conditions');
+    assert(JSON.stringify(mc.rows) === '[0]' && mc.notes.some((n) => /more than one class/.test(n)), `multi-class rows ${mc.rows}`);
+    const rg = extractTargets(labels, 'regression', 'hr');
+    assert(JSON.stringify(rg.rows) === '[3]' && rg.y[0] === 70, 'regression');
+    const code15 = extractTargets([{ d: { AF: true, RBBB: false } }, { d: { AF: false, RBBB: true } }], 'multilabel', 'd');
+    assert(JSON.stringify(code15.classes) === '["AF","RBBB"]', 'boolean maps');
+    const bad = (f: () => unknown, re: RegExp) => {
+      let m = '';
+      try {
+        f();
+      } catch (e) {
+        m = (e as Error).message;
+      }
+      assert(re.test(m), `expected ${re}, got '${m}'`);
+    };
+    bad(() => extractTargets([{}, {}], 'multilabel', 'conditions'), /no labels/);
+    bad(() => extractTargets([{ hr: 1 }], 'multilabel', 'superdiagnostic'), /labels present: hr/);
+    bad(() => extractTargets([{ c: ['A'] }], 'regression', 'c'), /not numeric/);
+    bad(() => extractTargets([{ hr: 1 }], 'multiclass', 'hr'), /task regression/);
+    bad(() => extractTargets([{ c: 'A' }], 'bogus' as never, 'c'), /task must be/);
+  });
+
+  it('splits: parse, fold membership, clear errors', () => {
+    const s = parseSplit('1-3,5/4/g7');
+    assert(JSON.stringify(s) === '{"train":[1,2,3,5],"val":[4],"test":["g7"]}', JSON.stringify(s));
+    assert(parseSplit('1-9//10').val.length === 0, 'empty validation');
+    const sp = splitRows([1, 2, 4, 'g7', 9], [0, 1, 2, 3, 4], s);
+    assert(JSON.stringify(sp) === '{"train":[0,1],"val":[2],"test":[3]}', JSON.stringify(sp));
+    let m = '';
+    try {
+      parseSplit('1-8/9');
+    } catch (e) {
+      m = (e as Error).message;
+    }
+    assert(/TRAIN\/VAL\/TEST/.test(m), m);
+    try {
+      splitRows([null, null], [0, 1], s);
+      m = '';
+    } catch (e) {
+      m = (e as Error).message;
+    }
+    assert(/no folds/.test(m), m);
+  });
+
+  it('probes features end to end: metrics, tuned F1, low-shot mean ± std, notes, no NaN in the report', () => {
+    const { X, D, labels, folds } = fakeRecords(400, 2);
+    const ml = probeFeatures(X, D, { labels, folds }, { task: 'multilabel', label: 'conditions', fractions: [0.1], bootstrap: 200 });
+    assert(ml.test.kind === 'classification', 'classification');
+    const t = ml.test;
+    assert(ml.split.sizes.train === 320 && ml.split.sizes.val === 40 && ml.split.sizes.test === 40, JSON.stringify(ml.split.sizes));
+    // 12 synthetic classes, 3 present: the other 9 are left out with notes, the macro is over 3
+    assert(t.excluded.length === 9 && ml.notes.some((n) => /train: no positive examples of SBRAD, AFLT/.test(n)), `excluded ${t.excluded}`);
+    assert(t.auc.macro! > 0.85, `macro AUC ${t.auc.macro}`);
+    assert(t.auc.ci && t.auc.ci.lo <= t.auc.macro! && t.auc.macro! <= t.auc.ci.hi, 'CI brackets the value');
+    assert(t.f1Tuned && t.f1Tuned.thresholds.length === 12, 'tuned thresholds');
+    assert(ml.lowShot.length === 1 && ml.lowShot[0].trainSize === 32 && ml.lowShot[0].values.length === 3 && ml.lowShot[0].std! >= 0, JSON.stringify(ml.lowShot));
+    const md = markdownReport(ml);
+    const tables = md.split('\n').filter((l) => l.startsWith('|')).join('\n');
+    assert(!/NaN|undefined|null/.test(tables), `no NaN in the tables:\n${md}`);
+    assert(/\| SBRAD \| 0 \| — \|/.test(md) && /Low-shot/.test(md), md);
+
+    const mc = probeFeatures(X, D, { labels, folds }, { task: 'multiclass', label: 'conditions', classes: ['NORM', 'AFIB', 'STACH'], bootstrap: 0 });
+    assert(mc.test.kind === 'classification' && mc.test.confusion!.flat().reduce((a, b) => a + b, 0) === mc.test.n, 'confusion counts all test rows');
+    assert(mc.test.accuracy > 0.7, `accuracy ${mc.test.accuracy}`);
+
+    const rg = probeFeatures(X, D, { labels, folds }, { task: 'regression', label: 'hr', bootstrap: 100 });
+    assert(rg.test.kind === 'regression' && rg.test.mae < rg.test.maeOfMean, `hr MAE ${JSON.stringify(rg.test)}`);
+    const cmp = comparisonTable([{ name: 'a', result: ml }, { name: 'b', result: rg }]);
+    assert(cmp.split('\n').length === 5 && !/NaN/.test(cmp), cmp);
+    assert(fmt(NaN) === '—' && fmt(null) === '—' && fmt(0.12345) === '0.123', 'fmt');
+  });
+
+  it('plots: ROC curves and a confusion matrix with ink where expected', () => {
+    const c = rocCurve([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]);
+    const img = rocPlot([c, null], ['A', 'B'], [0.75, null]);
+    assert(img.width > 300 && img.height > 300, 'size');
+    // The plot square's top-left corner is ink; the curve's colour appears; the background stays white.
+    const colours = new Set<string>();
+    for (let y = 0; y < img.height; y++) for (let x = 0; x < img.width; x++) colours.add(img.get(x, y).join(','));
+    assert(colours.has('31,119,180') && colours.has('255,255,255') && colours.has('20,20,20'), `colours ${[...colours].slice(0, 8)}`);
+    const cm = confusionPlot([[5, 1], [0, 4]], ['NORM', 'AFIB']);
+    assert(cm.width > 100 && cm.height > 100, 'confusion size');
+    const r = new Raster(20, 10);
+    r.text(0, 0, '1', [0, 0, 0]);
+    assert(r.get(2, 0).join() === '0,0,0' && r.get(0, 0).join() === '255,255,255', 'glyph 1 top row is ..#..');
+  });
+});
