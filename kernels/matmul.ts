@@ -4,22 +4,24 @@
 // The tiled kernel is the classic register-blocked SIMT GEMM: a workgroup owns a BM×BN tile of C,
 // walks K in BK steps through double-buffered workgroup memory (one barrier per step: the next tile
 // is fetched into registers while the current one is multiplied), and each thread keeps TM×TN
-// accumulators as vec4 rows. Shared tiles are stored k-major ([k][m] and [k][n]) for every transpose
-// combination, so the inner loop is the same four vec4 reads + outer product whatever the layout;
-// only the global→shared copy differs. Global loads are vec4 where the contiguous dimension (and the
-// batch stride) is a multiple of 4, scalar otherwise; bound checks are compiled in only for the
-// dimensions that are not tile multiples. Small outputs with a long K are split along K into a
-// workspace and summed by a second kernel that also applies the epilogue.
+// accumulators as vec4 rows. Shared tiles are k-major ([k][m], [k][n]) whatever the storage layout,
+// so the inner loop is the same vec4 reads + outer products for every transpose combination; only
+// the global→shared copy differs, and that is chosen by a uniform, as are the epilogue (bias, GELU,
+// residual, preact, accumulate) — one pipeline per tile config, precision and vec4-ness. Global loads
+// are vec4 where every contiguous dimension and batch stride is a multiple of 4, scalar otherwise,
+// predicated on the bounds so any M, N, K works. The epilogue goes through workgroup memory so C is
+// written coalesced. Small outputs with a long K are split along K into a workspace and summed in
+// split order by a second kernel that applies the epilogue.
 //
 // f16 inputs: where the device has `chromium-experimental-subgroup-matrix` (Dawn, unsafe APIs) a
-// subgroup-matrix kernel (tensor cores on NVIDIA) is available; it is enabled only after it has
-// compiled and matched the plain f16 kernel on this device (see checkSubgroupMatrix), because it is
-// otherwise untested. Elsewhere f16 goes through the tiled kernel, converting to f32 on load.
+// subgroup-matrix kernel (tensor cores on NVIDIA) exists; it is used only after it has compiled and
+// matched the plain f16 kernel on this device (checkSubgroupMatrix), since no CI device can run it.
+// Elsewhere f16 goes through the tiled kernel, converted to f32 on load.
 //
 // The tile config is chosen per device and shape class by timing the candidates once
 // (queue.onSubmittedWorkDone) in the background at first use; until that finishes a size heuristic
-// decides. Every config sums each output over k in the same order, so without a K split the choice
-// never changes the result bits.
+// decides. Every config adds the k terms of an output in the same order (absent a K split).
+// CPU adapters (lavapipe, SwiftShader) get one config and rolled loops: their shader JIT costs seconds.
 import { CommandBatch, getPipeline, grid, Params, type Binding } from './runtime.js';
 
 export interface MatmulDims {
@@ -78,7 +80,7 @@ export interface MatmulOptions {
 const TILE_NAMES = Object.keys(MATMUL_TILES) as MatmulTileName[];
 const SG = 'subgroup-matrix';
 const SG_TILE = { BM: 64, BN: 32 }; // 4×2 fragments of 16×16 per subgroup: the best measured on H200
-const GROUP = 2; // tile rows that walk N together, so their B panels are shared in L2
+const GROUP = 8; // tile rows that walk N together, so their B panels are shared in L2
 const MAX_SPLITS = 16;
 const MAX_GROUPS = 65535;
 
@@ -163,7 +165,7 @@ function checkBuffers(bufs: MatmulBuffers, s: Shape, prec: MatmulPrecision): voi
   const all: [string, Binding | undefined][] = [['a', bufs.a], ['b', bufs.b], ['bias', bufs.bias], ['residual', bufs.residual], ...outs];
   for (const [on, o] of outs)
     for (const [n, b] of all)
-      if (o && b && o !== b && on !== n && overlaps(o, b))
+      if (o && b && on !== n && overlaps(o, b))
         throw new Error(`matmul: ${on} must not share memory with ${n} (a buffer cannot be bound writable and read in one dispatch)`);
 }
 
@@ -212,7 +214,7 @@ fn put(ci: u32, nb: u32, x: ${T}) {
 ${geluFn('vec4<f32>')}
 fn put4(ci: u32, n: u32, x: vec4<f32>) {
   let lanes = min(4u, p.N - n);
-  var v = x;${(globalThis as any).__MM_NOEPI ? ' for (var j = 0u; j < lanes; j++) { C[ci + j] = v[j]; } return;' : ''}
+  var v = x;
   if ((p.flags & ${F_BIAS}u) != 0u) { for (var j = 0u; j < lanes; j++) { v[j] += bias[n + j]; } }
   if ((p.flags & ${F_PREACT}u) != 0u) { for (var j = 0u; j < lanes; j++) { preact[ci + j] = v[j]; } }
   if ((p.flags & ${F_GELU}u) != 0u) { v = gelu(v); }
@@ -242,59 +244,48 @@ const tiledKey = (v: TiledVariant) => `matmul_${v.tile}_${v.prec}_v${+v.vec}${v.
  *  - scalar: one item = a quad of 4 d at one k, read as 4 scalars; element (d, k) at off + d·sd + k·sk.
  *  - vec4, [K, D]: the quad is one vec4 read.
  *  - vec4, [D, K]: one item = 4 rows × a vec4 along k, transposed in registers into 4 quads.
- * `cpu`: the repeats stay WGSL loops over a register array (see tiledSource); else they are unrolled
- * into named registers.
+ * The repeats are WGSL loops over a register array with constant trip counts (GPU compilers unroll
+ * them); on CPU adapters the bound is multiplied by the uniform p.one (= 1) so LLVM keeps them rolled.
  */
 function operandCopy(X: 'A' | 'B', o: { TD: number; BK: number; WG: number; vec: boolean; cpu: boolean; dim: string; cvt: (e: string) => string }) {
   const { TD, BK, WG, vec, cpu, dim, cvt } = o;
-  const S = X === 'A' ? 'As' : 'Bs', d0 = X === 'A' ? 'm0' : 'n0', off = X === 'A' ? 'aOff' : 'bOff', kc = `kc${X}`;
+  const S = X === 'A' ? 'As' : 'Bs', d0 = X === 'A' ? 'm0' : 'n0', off = X === 'A' ? 'aOff' : 'bOff', kc = `kc${X}`, r = `r${X}`;
   const D4 = TD / 4;
   const base = `buf * ${BK * D4}u`;
-  const reg = (n: string) => (cpu ? `r${X}[${n}]` : `r${X}${n.replace(/u$/, '')}`);
-  const lit = (n: number) => `${n}u`;
-  // `n` repeats of body(i) (i a WGSL u32 expression): unrolled, or a loop on CPU adapters.
-  const rep = (n: number, v: string, body: (i: string) => string) =>
-    cpu ? `for (var ${v} = 0u; ${v} < ${n}u * p.one; ${v}++) { ${body(v)} }` : Array.from({ length: n }, (_, i) => body(lit(i))).join(' ');
+  const loop = (v: string, n: number, body: string) => `for (var ${v} = 0u; ${v} < ${n}u${cpu ? ' * p.one' : ''}; ${v}++) { ${body} }`;
   // Rounds of WG items, the last one partial when the items do not divide among the threads.
-  const rounds = (items: number, body: (i: string, idx: string) => string) => {
-    const n = Math.ceil(items / WG);
-    const guard = items % WG !== 0;
-    return rep(n, `i${X}`, (i) => {
-      const idx = `(lid + ${i} * ${WG}u)`;
-      return guard ? `if (${idx} < ${items}u) { ${body(i, idx)} }` : `{ ${body(i, idx)} }`;
-    });
+  const rounds = (items: number, body: string) => {
+    const idx = `(lid + i * ${WG}u)`;
+    return loop('i', Math.ceil(items / WG), `let idx = ${idx}; ${items % WG !== 0 ? `if (idx < ${items}u) { ${body} }` : body}`);
   };
-  const declare = (n: number) => (cpu ? `var r${X}: array<vec4<f32>, ${n}>;` : Array.from({ length: n }, (_, i) => `var r${X}${i}: vec4<f32>;`).join('\n  '));
   if (!vec) {
     const quads = (TD * BK) / 4;
-    const coord = (idx: string) => `let d = select((${idx} % ${D4}u) * 4u, (${idx} / ${BK}u) * 4u, ${kc}); let kk = select(${idx} / ${D4}u, ${idx} % ${BK}u, ${kc});`;
-    const load = rounds(quads, (i, idx) => {
-      const lane = (j: string) => `select(0.0, ${cvt(`${X}[${off} + (${d0} + d + ${j}) * sd${X} + (k + kk) * sk${X}]`)}, ${d0} + d + ${j} < ${dim} && ok)`;
-      const fill = cpu ? `for (var j = 0u; j < 4u * p.one; j++) { ${reg(i)}[j] = ${lane('j')}; }` : `${reg(i)} = vec4<f32>(${[0, 1, 2, 3].map((j) => lane(lit(j))).join(', ')});`;
-      return `${coord(idx)} let ok = k + kk < kEnd; ${fill}`;
-    });
-    const store = rounds(quads, (i, idx) => `${coord(idx)} ${S}[${base} + kk * ${D4}u + d / 4u] = ${reg(i)};`);
-    return { regs: declare(Math.ceil(quads / WG)), load, store };
+    const coord = `let d = select((idx % ${D4}u) * 4u, (idx / ${BK}u) * 4u, ${kc}); let kk = select(idx / ${D4}u, idx % ${BK}u, ${kc});`;
+    const lane = `${r}[i][j] = select(0.0, ${cvt(`${X}[${off} + (${d0} + d + j) * sd${X} + (k + kk) * sk${X}]`)}, ${d0} + d + j < ${dim} && ok);`;
+    return {
+      regs: `var ${r}: array<vec4<f32>, ${Math.ceil(quads / WG)}>;`,
+      load: rounds(quads, `${coord} let ok = k + kk < kEnd; ${loop('j', 4, lane)}`),
+      store: rounds(quads, `${coord} ${S}[${base} + kk * ${D4}u + d / 4u] = ${r}[i];`),
+    };
   }
   const blocks = (TD * BK) / 16, quads = (TD * BK) / 4;
   const v4 = (e: string) => (cvt(e) === e ? e : `vec4<f32>(${e})`);
-  const r4 = (i: string, j: string) => (cpu ? reg(`4u * ${i} + ${j}`) : reg(`${4 * parseInt(i) + parseInt(j)}u`));
-  // [D, K]: block = rows d..d+3 × k-quad kq.
-  const bcoord = (idx: string) => `let d = (${idx} / ${BK / 4}u) * 4u; let kk = (${idx} % ${BK / 4}u) * 4u;`;
-  const bload = rounds(blocks, (i, idx) => {
-    const row = (j: string) => `${r4(i, j)} = select(vec4<f32>(0.0), ${v4(`${X}[(${off} + (${d0} + d + ${j}) * p.K + k + kk) / 4u]`)}, ${d0} + d + ${j} < ${dim} && ok);`;
-    return `${bcoord(idx)} let ok = k + kk < kEnd; ${rep(4, 'j', row)}`;
-  });
-  const bstore = rounds(blocks, (i, idx) => {
-    const col = (j: string) => `${S}[${base} + (kk + ${j}) * ${D4}u + d / 4u] = vec4<f32>(${[0, 1, 2, 3].map((r) => `${r4(i, lit(r))}[${j}]`).join(', ')});`;
-    return `${bcoord(idx)} ${rep(4, 'j', col)}`;
-  });
+  // [D, K]: block = rows d..d+3 × k-quad kk, held in r[4i + j] for row j.
+  const bcoord = `let d = (idx / ${BK / 4}u) * 4u; let kk = (idx % ${BK / 4}u) * 4u;`;
+  const row = `${r}[4u * i + j] = select(vec4<f32>(0.0), ${v4(`${X}[(${off} + (${d0} + d + j) * p.K + k + kk) / 4u]`)}, ${d0} + d + j < ${dim} && ok);`;
+  const col = `${S}[${base} + (kk + j) * ${D4}u + d / 4u] = vec4<f32>(${r}[4u * i][j], ${r}[4u * i + 1u][j], ${r}[4u * i + 2u][j], ${r}[4u * i + 3u][j]);`;
+  const bload = rounds(blocks, `${bcoord} let ok = k + kk < kEnd; ${loop('j', 4, row)}`);
+  const bstore = rounds(blocks, `${bcoord} ${loop('j', 4, col)}`);
   // [K, D]: quad = one vec4 along d.
-  const qcoord = (idx: string) => `let kk = ${idx} / ${D4}u; let d = (${idx} % ${D4}u) * 4u;`;
-  const qload = rounds(quads, (i, idx) => `${qcoord(idx)} ${reg(i)} = select(vec4<f32>(0.0), ${v4(`${X}[(${off} + (k + kk) * ${dim} + ${d0} + d) / 4u]`)}, ${d0} + d < ${dim} && k + kk < kEnd);`);
-  const qstore = rounds(quads, (i, idx) => `${qcoord(idx)} ${S}[${base} + kk * ${D4}u + d / 4u] = ${reg(i)};`);
+  const qcoord = `let kk = idx / ${D4}u; let d = (idx % ${D4}u) * 4u;`;
+  const qload = rounds(quads, `${qcoord} ${r}[i] = select(vec4<f32>(0.0), ${v4(`${X}[(${off} + (k + kk) * ${dim} + ${d0} + d) / 4u]`)}, ${d0} + d < ${dim} && k + kk < kEnd);`);
+  const qstore = rounds(quads, `${qcoord} ${S}[${base} + kk * ${D4}u + d / 4u] = ${r}[i];`);
   const branch = (a: string, b: string) => `if (${kc}) {\n        ${a}\n      } else {\n        ${b}\n      }`;
-  return { regs: declare(Math.max(4 * Math.ceil(blocks / WG), Math.ceil(quads / WG))), load: branch(bload, qload), store: branch(bstore, qstore) };
+  return {
+    regs: `var ${r}: array<vec4<f32>, ${Math.max(4 * Math.ceil(blocks / WG), Math.ceil(quads / WG))}>;`,
+    load: branch(bload, qload),
+    store: branch(bstore, qstore),
+  };
 }
 
 function tiledSource(v: TiledVariant): string {
@@ -322,6 +313,7 @@ function tiledSource(v: TiledVariant): string {
   // Epilogue staging: pass q holds row q of every thread's TM-row block (rows rm·4TY + 4ty + i,
   // q = 4rm + i), TY rows × BN columns, in As. Then the whole workgroup writes it out coalesced, and
   // the epilogue code exists once in the shader instead of TM×RN times.
+  if (TY * BN > 2 * BK * BM) throw new Error(`matmul: tile ${v.tile} cannot stage its epilogue in As`);
   const stage: string[] = [];
   for (let q = 0; q < TM; q++) {
     const writes = Array.from({ length: RN }, (_, rn) => `As[ty * ${BN / 4}u + ${rn * TX}u + tx] = acc${q}_${rn};`).join(' ');
@@ -374,8 +366,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   for (var t = 0u; t <= nT; t++) {
     if (t < nT) {
       let k = kBeg + t * ${BK}u;
-      ${(globalThis as any).__MM_NOLOAD ? '' : ca.load}
-      ${(globalThis as any).__MM_NOLOAD ? '' : cb.load}
+      ${ca.load}
+      ${cb.load}
     }
     if (t > 0u) {
       let aB = ((t - 1u) & 1u) * ${(BK * BM) / 4}u;
@@ -384,12 +376,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     }
     if (t < nT) {
       let buf = t & 1u;
-      ${(globalThis as any).__MM_NOSTORE ? '' : ca.store}
-      ${(globalThis as any).__MM_NOSTORE ? '' : cb.store}
+      ${ca.store}
+      ${cb.store}
     }
     workgroupBarrier();
   }
-  for (var q = 0u; q < ${TM}u; q++) {
+  for (var q = 0u; q < ${TM}u${v.cpu ? ' * p.one' : ''}; q++) {
     ${stage.join('\n    ')}
     workgroupBarrier();
     for (var e = lid; e < ${(TY * BN) / 4}u; e += ${WG}u) {
@@ -545,6 +537,8 @@ export function matmulConfigs(device: GPUDevice, precision: MatmulPrecision = 'f
 }
 
 function heuristicTile(device: GPUDevice, s: Shape): MatmulTileName {
+  // CPU adapters run tests, not workloads: one config keeps their (slow) shader JIT to two pipelines.
+  if (isCpuAdapter(device) && tileFits(device, 'mid')) return 'mid';
   const tiles = (n: MatmulTileName) => Math.ceil(s.M / MATMUL_TILES[n].BM) * Math.ceil(s.N / MATMUL_TILES[n].BN) * s.batch;
   const ok = (n: MatmulTileName) => tileFits(device, n);
   // Enough workgroups to fill a large GPU several times over: the biggest tile that does.
@@ -593,7 +587,7 @@ function plan(device: GPUDevice, s: Shape, prec: MatmulPrecision, opts: MatmulOp
     if (config === SG && !subgroupFits(s)) config = undefined;
     if (config === undefined) {
       config = heuristicTile(device, s);
-      if (kick && autotuneOn && s.M * s.N * s.K * s.batch >= TUNE_MIN_MACS && !st.tuning.has(key)) startTune(device, s, prec, key);
+      if (kick && autotuneOn && !isCpuAdapter(device) && s.M * s.N * s.K * s.batch >= TUNE_MIN_MACS && !st.tuning.has(key)) startTune(device, s, prec, key);
     }
   }
   if (config === SG) {

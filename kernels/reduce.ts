@@ -88,12 +88,10 @@ fn main(${MAIN_ARGS}) {
 
 /**
  * Columns per workgroup, one of 1, 16, 64, 256 (few pipelines): at least min(64, inner) rounded up
- * to that set so loads coalesce, and more when the axis is short (about 8 rows per lane; 4 for row
- * sums, inner = 1, whose lanes are what reads a row contiguously).
+ * to that set so loads coalesce, and more when the axis is short (about 8 rows per lane).
  */
 function columnsPerGroup(reduce: number, inner: number): number {
-  const perLane = inner === 1 ? 4 : 8;
-  const lanes = Math.min(WG, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(reduce / perLane)))));
+  const lanes = Math.min(WG, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(reduce / 8)))));
   const tx = inner === 1 ? 1 : inner <= 16 ? 16 : 64;
   const wanted = WG / lanes;
   return wanted <= tx ? tx : wanted <= 64 ? 64 : 256;

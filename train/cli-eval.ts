@@ -4,9 +4,25 @@ import type { Engine } from '../engine/engine.js';
 import { embed, writeEmbeddings } from './eval/embed.js';
 import { parseSplit, probe, type ProbeTask } from './eval/probe.js';
 import { markdownReport, writeReport } from './eval/report.js';
-import { progressBar } from './progress.js';
+// Types only: cli-progress (Node streams, readline) must stay out of the browser test bundle, which
+// includes this module through the tests; cli.ts passes the real progressBar in.
+import type { Progress } from './progress.js';
 
 export type WithEngine = <T>(fn: (engine: Engine) => Promise<T>) => Promise<T>;
+export type ProgressFactory = (label: string, format?: string) => Progress;
+
+/** Without a progress factory: a line on stderr every 5 s. */
+const plainProgress: ProgressFactory = (label) => {
+  let last = 0;
+  return {
+    update(done, total) {
+      if (Date.now() - last < 5000 && done < total) return;
+      last = Date.now();
+      console.error(`${label} ${done}/${total}`);
+    },
+    stop() {},
+  };
+};
 
 const posInt = (name: string) => (v: string) => {
   const n = Number(v);
@@ -30,7 +46,7 @@ function encoderSource(o: { checkpoint?: string; randomInit?: boolean; preset?: 
   if (o.randomInit && !o.checkpoint && !o.preset) throw new Error('--random-init needs --preset or --checkpoint to fix the architecture');
 }
 
-export function registerEvalCommands(program: Command, withEngine: WithEngine): void {
+export function registerEvalCommands(program: Command, withEngine: WithEngine, progressBar: ProgressFactory = plainProgress): void {
   program
     .command('embed')
     .description('write frozen mean-pooled encoder features of a dataset (.npy [N, D] + .json with ids and labels)')

@@ -10,3 +10,8 @@ export * from './data/prepare.js';
 export * from './data/dsp.js';
 export * from './data/preprocess.js';
 export * from './data/synth.js';
+export * from './eval/metrics.js';
+export * from './eval/embed.js';
+export * from './eval/probe.js';
+export * from './eval/report.js';
+export * from './eval/raster.js';

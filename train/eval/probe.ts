@@ -590,7 +590,11 @@ export interface ProbeRun extends ProbeResult {
 
 /** Embeds the dataset with the (frozen) encoder and probes the features. */
 export async function probe(engine: Engine, o: ProbeRunOptions): Promise<ProbeRun> {
-  const { embed } = await import('./embed.js');
+  const [{ embed }, { readManifest }] = await Promise.all([import('./embed.js'), import('../data/dataset.js')]);
+  // Labels and split are checked before any GPU work.
+  const man = await readManifest(o.data);
+  const tg = extractTargets(man.records.map((r) => r.labels ?? {}), o.task, o.label, o.classes);
+  splitRows(man.records.map((r) => r.fold), tg.rows, o.split ?? DEFAULT_SPLIT);
   const e = await embed(engine, { checkpoint: o.checkpoint, randomInit: o.randomInit, preset: o.preset, seed: o.seed, leads: o.leads, data: o.data, batch: o.embedBatch, onProgress: o.onProgress });
   return {
     ...probeFeatures(e.features, e.dim, e, o),

@@ -1,0 +1,121 @@
+// Matmul against tf.matMul on the same device: the square reference, the ECG-JEPA linear layers
+// (64 ECGs × 400 tokens = 25600 rows; weights stored [out, in] as in engine/ops/linear.ts, so the
+// forward is X·Wᵀ, dX = dZ·W and dW = dZᵀ·X), the fused bias + GELU forward, a batched product and f16.
+import type { Engine } from '../../engine/engine.js';
+import { matmul, tuneMatmul, type MatmulDims } from '../../kernels/matmul.js';
+import type { KernelCase, Scale } from '../harness.js';
+
+type Tf = typeof import('@tensorflow/tfjs');
+
+interface Spec {
+  name: string;
+  dims: MatmulDims;
+  /** bias + GELU epilogue (tfjs: matMul, add, and GELU composed from erf). */
+  fused?: boolean;
+  f16?: boolean;
+}
+
+/** Cheap deterministic values in [-0.5, 0.5): timing does not depend on them, upload time does. */
+function values(n: number, seed: number): Float32Array {
+  const a = new Float32Array(n);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    a[i] = x / 2 ** 32 - 0.5;
+  }
+  return a;
+}
+
+/** f16 bits of values in [-0.5, 0.5) (exponent 14 or less; truncated mantissa is fine here). */
+function halves(n: number, seed: number): Uint16Array {
+  const f = values(n, seed), h = new Uint16Array(n), u = new Uint32Array(f.buffer);
+  for (let i = 0; i < n; i++) {
+    const e = ((u[i] >>> 23) & 0xff) - 127 + 15;
+    h[i] = e <= 0 ? (u[i] >>> 16) & 0x8000 : ((u[i] >>> 16) & 0x8000) | (e << 10) | ((u[i] >>> 13) & 0x3ff);
+  }
+  return h;
+}
+
+function shapes(d: MatmulDims) {
+  const batch = d.batch ?? 1;
+  const lead = batch > 1 ? [batch] : [];
+  return {
+    a: [...lead, ...(d.transA ? [d.K, d.M] : [d.M, d.K])],
+    b: [...lead, ...(d.transB ? [d.N, d.K] : [d.K, d.N])],
+    c: [...lead, d.M, d.N],
+    batch,
+  };
+}
+
+function gelu(tf: Tf, x: import('@tensorflow/tfjs').Tensor) {
+  return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2))));
+}
+
+function kernelCase(s: Spec): KernelCase {
+  const { M, N, K } = s.dims;
+  const sh = shapes(s.dims);
+  const precision = s.f16 ? 'f16' : 'f32';
+  return {
+    name: s.name,
+    flops: 2 * M * N * K * sh.batch,
+    ours(engine: Engine) {
+      if (s.f16 && !engine.device.features.has('shader-f16')) throw new Error(`bench ${s.name}: this device has no shader-f16`);
+      const size = (x: number[]) => x.reduce((p, q) => p * q, 1);
+      const up = (shape: number[], seed: number) =>
+        s.f16 ? engine.upload(halves(size(shape), seed), [size(shape)], 'f16') : engine.upload(values(size(shape), seed), [size(shape)]);
+      const a = up(sh.a, 1), b = up(sh.b, 2), c = engine.empty([size(sh.c)]);
+      const bias = s.fused ? engine.upload(values(N, 3)) : undefined;
+      // Settle the tile choice for this shape class early; the harness's first rounds overlap it.
+      void tuneMatmul(engine.device, s.dims, { precision });
+      return {
+        run: () => matmul(engine.batch, { a: a.buffer, b: b.buffer, c: c.buffer, bias: bias?.buffer }, { ...s.dims, activation: s.fused ? 'gelu' : 'none' }, { precision }),
+        dispose: () => [a, b, c, bias].forEach((t) => t?.dispose()),
+      };
+    },
+    tfjs(tf: Tf) {
+      // tfjs-backend-webgpu computes in f32 only: the f16 case's peer is the same product in f32.
+      const a = tf.randomUniform(sh.a, -0.5, 0.5), b = tf.randomUniform(sh.b, -0.5, 0.5);
+      const bias = s.fused ? tf.randomUniform([N], -0.5, 0.5) : undefined;
+      const { transA = false, transB = false } = s.dims;
+      return {
+        run: () => {
+          const y = tf.matMul(a, b, transA, transB);
+          return bias ? gelu(tf, tf.add(y, bias)) : y;
+        },
+        dispose: () => tf.dispose([a, b, ...(bias ? [bias] : [])]),
+      };
+    },
+  };
+}
+
+/** The three products of a linear layer y = x·Wᵀ with x [rows, k] and W [n, k]. */
+function linear(label: string, rows: number, k: number, n: number): Spec[] {
+  return [
+    { name: `${label} fwd ${rows}x${n}x${k} A·Bᵀ`, dims: { M: rows, N: n, K: k, transB: true } },
+    { name: `${label} dX ${rows}x${k}x${n} A·B`, dims: { M: rows, N: k, K: n } },
+    { name: `${label} dW ${n}x${k}x${rows} Aᵀ·B`, dims: { M: n, N: k, K: rows, transA: true } },
+  ];
+}
+
+export function cases(scale: Scale): KernelCase[] {
+  const specs: Spec[] =
+    scale === 'full'
+      ? [
+          { name: 'matmul 4096x4096x4096', dims: { M: 4096, N: 4096, K: 4096 } },
+          ...linear('proj', 25600, 768, 768),
+          ...linear('qkv', 25600, 768, 2304),
+          ...linear('fc1', 25600, 768, 3072),
+          { name: 'fc1 fwd+bias+gelu 25600x3072x768', dims: { M: 25600, N: 3072, K: 768, transB: true }, fused: true },
+          ...linear('fc2', 25600, 3072, 768),
+          { name: 'scores 768x(400x400x64) A·Bᵀ', dims: { M: 400, N: 400, K: 64, batch: 768, transB: true } },
+          { name: 'matmul f16 4096x4096x4096', dims: { M: 4096, N: 4096, K: 4096 }, f16: true },
+        ]
+      : [
+          { name: 'matmul 256x256x256', dims: { M: 256, N: 256, K: 256 } },
+          ...linear('qkv-ci', 400, 128, 384),
+          { name: 'fc1-ci fwd+bias+gelu 400x512x128', dims: { M: 400, N: 512, K: 128, transB: true }, fused: true },
+          { name: 'scores-ci 8x(100x100x32) A·Bᵀ', dims: { M: 100, N: 100, K: 32, batch: 8, transB: true } },
+          { name: 'matmul f16 256x256x256', dims: { M: 256, N: 256, K: 256 }, f16: true },
+        ];
+  return specs.map(kernelCase);
+}
