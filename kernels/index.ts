@@ -12,3 +12,4 @@ export * from './softmax.js';
 export * from './reduce.js';
 export * from './clip.js';
 export * from './attention.js';
+export * from './matmul.js';

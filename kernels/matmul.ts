@@ -22,6 +22,7 @@
 // (queue.onSubmittedWorkDone) in the background at first use; until that finishes a size heuristic
 // decides. Every config adds the k terms of an output in the same order (absent a K split).
 // CPU adapters (lavapipe, SwiftShader) get one config and rolled loops: their shader JIT costs seconds.
+import { ERF_WGSL } from './gelu.js';
 import { CommandBatch, getPipeline, grid, Params, type Binding } from './runtime.js';
 
 export interface MatmulDims {
@@ -176,15 +177,12 @@ function checkBuffers(bufs: MatmulBuffers, s: Shape, prec: MatmulPrecision): voi
 // has none), so a model compiles a handful of pipelines rather than one per combination.
 const F_BIAS = 1, F_GELU = 2, F_RESIDUAL = 4, F_PREACT = 8, F_ACC = 16;
 
-// GELU(x) = x·Φ(x) with Φ(x) = ½·erfc(−x/√2); erfc from the Chebyshev fit in Numerical Recipes
-// (fractional error < 1.2e-7 everywhere), so the negative tail keeps full relative accuracy.
+// GELU from the one erf the library has (kernels/gelu.ts), so the fused forward and geluBackward
+// agree to the last bit of the approximation.
 function geluFn(T: string): string {
-  return `fn gelu(x: ${T}) -> ${T} {
-  let z = abs(x) * 0.7071067811865476;
-  let t = 1.0 / (1.0 + 0.5 * z);
-  let y = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
-  return x * select(1.0 - 0.5 * y, 0.5 * y, x < ${T}(0.0));
-}`;
+  const body = T === 'f32' ? 'return gelu_f32(x);' : 'return vec4<f32>(gelu_f32(x.x), gelu_f32(x.y), gelu_f32(x.z), gelu_f32(x.w));';
+  return `${ERF_WGSL}
+fn gelu(x: ${T}) -> ${T} { ${body} }`;
 }
 
 /**
@@ -654,6 +652,8 @@ function record(batch: CommandBatch, bufs: MatmulBuffers, s: Shape, prec: Matmul
   // sums them in split order and applies the epilogue.
   const MN = s.M * s.N;
   const bytes = splits * s.batch * MN * 4;
+  if (bytes > device.limits.maxStorageBufferBindingSize)
+    throw new RangeError(`matmul: ${splits} K splits of ${s.batch}×${s.M}×${s.N} need a ${bytes}-byte workspace, over this device's binding limit`);
   const ws = { buffer: workspace(device, bytes), offset: 0, size: bytes };
   batch.dispatch(pipe, [bufs.a, bufs.b, ws, dr, dr, dw], params(MN, 0), [x, y, s.batch * splits]);
   const W = vec ? 4 : 1;
@@ -702,13 +702,15 @@ function startTune(device: GPUDevice, s: Shape, prec: MatmulPrecision, key: stri
 /**
  * Times the candidate configs for the shape class of `dims` on this device (once per class) and
  * caches the winner, which `matmul` then uses for every shape of that class. Runs by itself in the
- * background at first use; await it to have the choice settled before timing anything.
+ * background at first use; await it to have the choice settled before timing anything. On CPU
+ * adapters it only returns the heuristic choice, unless `force` (tests).
  */
-export function tuneMatmul(device: GPUDevice, dims: MatmulDims, opts: { precision?: MatmulPrecision } = {}): Promise<MatmulConfigName> {
+export function tuneMatmul(device: GPUDevice, dims: MatmulDims, opts: { precision?: MatmulPrecision; force?: boolean } = {}): Promise<MatmulConfigName> {
   const prec = opts.precision ?? 'f32';
   const s = resolve(dims);
   const st = state(device);
   const key = classKey(s, prec);
+  if (isCpuAdapter(device) && !opts.force) return Promise.resolve(st.choices.get(key) ?? heuristicTile(device, s));
   return st.tuning.get(key) ?? startTune(device, s, prec, key);
 }
 

@@ -3,7 +3,8 @@ import type { Command } from 'commander';
 import type { Engine } from '../engine/engine.js';
 import { embed, writeEmbeddings } from './eval/embed.js';
 import { parseSplit, probe, type ProbeTask } from './eval/probe.js';
-import { markdownReport, writeReport } from './eval/report.js';
+import { finetune } from './eval/finetune.js';
+import { encodePng, finetuneMarkdown, markdownReport, reportJson, rocPlot, writeReport } from './eval/report.js';
 // Types only: cli-progress (Node streams, readline) must stay out of the browser test bundle, which
 // includes this module through the tests; cli.ts passes the real progressBar in.
 import type { Progress } from './progress.js';
@@ -91,6 +92,7 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
     .option('--lr <x>', 'head learning rate', '0.01')
     .option('--batch <n>', 'head batch size', '16')
     .option('--regression-loss <mse|l1>', 'regression loss', 'mse')
+    .option('--no-standardize', "feed raw features to the head (the reference's exact protocol; default: standardise with training statistics)")
     .option('--bootstrap <n>', 'bootstrap resamples for the 95% CIs (0: none)', '1000')
     .option('--out <dir>', 'report folder', 'runs/eval')
     .option('--name <name>', 'report file name (default <task>-<label>[-<leads>])')
@@ -107,7 +109,7 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
           task, label: o.label, split: parseSplit(o.split),
           fractions: o.fractions ? list(o.fractions).map(num('--fractions')) : undefined,
           seeds: list(o.seeds).map(nonNegInt('--seeds')),
-          head: { epochs: posInt('--epochs')(o.epochs), lr: num('--lr')(o.lr), batch: posInt('--batch')(o.batch), regressionLoss: o.regressionLoss },
+          head: { epochs: posInt('--epochs')(o.epochs), lr: num('--lr')(o.lr), batch: posInt('--batch')(o.batch), regressionLoss: o.regressionLoss, standardize: o.standardize !== false },
           bootstrap: nonNegInt('--bootstrap')(o.bootstrap),
           onProgress: (d, t) => bar.update(d, t),
         });
@@ -117,6 +119,52 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
         console.log(markdownReport(r));
         for (const n of r.notes) if (/no positive|no negative|dropped/.test(n)) console.error(`warning: ${n}`);
         console.log(`wrote ${files.join(', ')}`);
+      });
+    });
+
+  program
+    .command('finetune')
+    .description('fine-tune the encoder and a linear head end to end (band-pass, augmentation, best epoch on validation)')
+    .option('--checkpoint <path>', 'pretraining checkpoint')
+    .option('--random-init', 'random weights with the same architecture (supervised from scratch)')
+    .option('--preset <name>', 'architecture for --random-init without --checkpoint; with one, the preset it must be')
+    .requiredOption('--data <dir>', 'prepared dataset folder with labels and folds')
+    .requiredOption('--task <multilabel|multiclass|regression>', 'task')
+    .requiredOption('--label <field>', 'label field: conditions, hr, superdiagnostic, ...')
+    .option('--leads <list>', 'lead subset, e.g. II or II,V1')
+    .option('--split <train/val/test>', 'folds, e.g. 1-8/9/10 (default)', '1-8/9/10')
+    .option('--epochs <n>', 'epochs', '10')
+    .option('--batch <n>', 'batch size', '16')
+    .option('--lr <x>', 'peak learning rate (default 1e-4 · batch / 256)')
+    .option('--warmup-epochs <n>', 'linear warm-up epochs', '3')
+    .option('--no-bandpass', 'skip the 0.67–40 Hz band-pass')
+    .option('--no-augment', 'skip RandAugment')
+    .option('--seed <n>', 'seed for data order, head init and augmentation', '0')
+    .option('--bootstrap <n>', 'bootstrap resamples for the 95% CIs (0: none)', '1000')
+    .option('--out <dir>', 'report folder', 'runs/eval')
+    .option('--name <name>', 'report file name (default finetune-<task>-<label>[-<leads>])')
+    .action(async (o) => {
+      encoderSource(o);
+      const task = o.task as ProbeTask;
+      if (!['multilabel', 'multiclass', 'regression'].includes(task)) throw new Error(`--task must be multilabel, multiclass or regression, got '${o.task}'`);
+      const leads = o.leads ? list(o.leads) : undefined;
+      await withEngine(async (engine) => {
+        const r = await finetune(engine, {
+          checkpoint: o.checkpoint, randomInit: !!o.randomInit, preset: o.preset, leads, data: o.data, task, label: o.label, split: parseSplit(o.split),
+          epochs: posInt('--epochs')(o.epochs), batch: posInt('--batch')(o.batch), lr: o.lr === undefined ? undefined : num('--lr')(o.lr),
+          warmupEpochs: num('--warmup-epochs')(o.warmupEpochs), bandpass: o.bandpass === false ? null : undefined, augment: o.augment === false ? false : undefined,
+          seed: nonNegInt('--seed')(o.seed), bootstrap: nonNegInt('--bootstrap')(o.bootstrap),
+          onEpoch: (h) => console.error(`epoch ${h.epoch}: train loss ${h.trainLoss.toPrecision(4)}, validation ${h.val?.toFixed(4) ?? '—'}, test ${h.test?.toFixed(4) ?? '—'}`),
+        });
+        const name = o.name ?? ['finetune', task, o.label.replace(/[^\w.-]+/g, '_'), ...(leads ? [leads.join('+')] : []), ...(o.randomInit ? ['random'] : [])].join('-');
+        const { writeFileAtomic } = await import('../model/checkpoint.js');
+        const path = await import('node:path');
+        const md = finetuneMarkdown(r);
+        await writeFileAtomic(path.join(o.out, `${name}.json`), reportJson(r));
+        await writeFileAtomic(path.join(o.out, `${name}.md`), md);
+        if (r.curves && r.test.kind === 'classification') await writeFileAtomic(path.join(o.out, `${name}-roc.png`), await encodePng(rocPlot(r.curves, r.classes, r.test.auc.perClass)));
+        console.log(md);
+        console.log(`wrote ${path.join(o.out, name)}.{json,md${r.curves ? ',-roc.png' : ''}}`);
       });
     });
 }

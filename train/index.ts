@@ -15,3 +15,5 @@ export * from './eval/embed.js';
 export * from './eval/probe.js';
 export * from './eval/report.js';
 export * from './eval/raster.js';
+export * from './eval/augment.js';
+export * from './eval/finetune.js';

@@ -4,10 +4,12 @@
 // checkpoint, the embed/probe CLI commands and the errors for bad inputs. Node only.
 import { assert, getEngine, isBrowser } from '../helpers.js';
 
-// Settings found to win reliably (see the report of issue 7 for the seeds tried).
+// The smallest setting that won reliably: with 600 records and this split, 60 pretraining steps
+// beat random weights for all 7 seeds tried (macro AUC +0.026 to +0.055); 30 steps won 4 of 4 by
+// +0.023 to +0.052.
 const RECORDS = 600;
 const SPLIT = '1-5/6/7-10';
-const PRETRAIN = { steps: 100, batch: 16, lr: 1e-3, seed: 0 };
+const PRETRAIN = { steps: 60, batch: 16, lr: 1e-3, seed: 0 };
 
 if (!isBrowser)
   describe('eval: downstream on synthetic ECGs (tiny preset)', function () {

@@ -238,6 +238,55 @@ export function applyHead(h: LinearHead, X: ArrayLike<number>, rows?: readonly n
 }
 
 /**
+ * Loss of one row of logits z[zo..zo+K) against targets T[to..to+K), and dL/dz written over z, each
+ * loss averaged as torch's default reduction does over a batch of B rows: BCE-with-logits (mean
+ * over B·K), cross-entropy (mean over B), MSE or L1 (mean over B·K). Returns the row's loss summed
+ * over its K terms (cross-entropy: the row's loss).
+ */
+export function rowLossGrad(z: Float64Array, zo: number, T: ArrayLike<number>, to: number, K: number, B: number, task: ProbeTask, regressionLoss: 'mse' | 'l1' = 'mse'): number {
+  let loss = 0;
+  if (task === 'multilabel') {
+    for (let k = 0; k < K; k++) {
+      const s = z[zo + k], y = T[to + k];
+      loss += Math.max(s, 0) - s * y + Math.log1p(Math.exp(-Math.abs(s)));
+      z[zo + k] = (sigmoid(s) - y) / (B * K);
+    }
+  } else if (task === 'multiclass') {
+    let mx = -Infinity;
+    for (let k = 0; k < K; k++) mx = Math.max(mx, z[zo + k]);
+    let se = 0;
+    for (let k = 0; k < K; k++) se += Math.exp(z[zo + k] - mx);
+    for (let k = 0; k < K; k++) {
+      const p = Math.exp(z[zo + k] - mx) / se, y = T[to + k];
+      if (y === 1) loss += -(z[zo + k] - mx - Math.log(se));
+      z[zo + k] = (p - y) / B;
+    }
+  } else {
+    for (let k = 0; k < K; k++) {
+      const d = z[zo + k] - T[to + k];
+      loss += regressionLoss === 'l1' ? Math.abs(d) : d * d;
+      z[zo + k] = (regressionLoss === 'l1' ? Math.sign(d) : 2 * d) / (B * K);
+    }
+  }
+  return loss;
+}
+
+/** One torch-style AdamW update (decoupled decay on every parameter, bias-corrected moments); `step` counts from 1. */
+export function adamwStep64(params: Float64Array[], grads: Float64Array[], m1: Float64Array[], m2: Float64Array[], step: number, lr: number, o: { betas: [number, number]; eps: number; weightDecay: number }): void {
+  const [b1, b2] = o.betas;
+  const c1 = 1 - b1 ** step, c2 = 1 - b2 ** step;
+  params.forEach((p, pi) => {
+    const g = grads[pi], m = m1[pi], v = m2[pi];
+    for (let i = 0; i < p.length; i++) {
+      p[i] *= 1 - lr * o.weightDecay;
+      m[i] = b1 * m[i] + (1 - b1) * g[i];
+      v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
+      p[i] -= (lr * (m[i] / c1)) / (Math.sqrt(v[i] / c2) + o.eps);
+    }
+  });
+}
+
+/**
  * Trains a linear head on X[rows] (features [N, D]) against targets Y [rows.length, K]. Init and
  * update follow torch: weights and bias ~ U(±1/√D) (nn.Linear), AdamW with decoupled decay on
  * every parameter, bias-corrected moments; batches shuffled per epoch, the last one kept partial.
@@ -299,30 +348,7 @@ export function trainHead(X: ArrayLike<number>, D: number, rows: readonly number
           for (let d = 0; d < D; d++) s += xs[d] * W[k * D + d];
           z[j * K + k] = s;
         }
-        // dL/dz for this row, each loss averaged as torch's default reduction does.
-        if (task === 'multilabel') {
-          for (let k = 0; k < K; k++) {
-            const s = z[j * K + k], y = T[t * K + k];
-            loss += Math.max(s, 0) - s * y + Math.log1p(Math.exp(-Math.abs(s)));
-            z[j * K + k] = (sigmoid(s) - y) / (B * K);
-          }
-        } else if (task === 'multiclass') {
-          let mx = -Infinity;
-          for (let k = 0; k < K; k++) mx = Math.max(mx, z[j * K + k]);
-          let se = 0;
-          for (let k = 0; k < K; k++) se += Math.exp(z[j * K + k] - mx);
-          for (let k = 0; k < K; k++) {
-            const p = Math.exp(z[j * K + k] - mx) / se, y = T[t * K + k];
-            if (y === 1) loss += -(z[j * K + k] - mx - Math.log(se));
-            z[j * K + k] = (p - y) / B;
-          }
-        } else {
-          for (let k = 0; k < K; k++) {
-            const d = z[j * K + k] - T[t * K + k];
-            loss += o.regressionLoss === 'l1' ? Math.abs(d) : d * d;
-            z[j * K + k] = (o.regressionLoss === 'l1' ? Math.sign(d) : 2 * d) / (B * K);
-          }
-        }
+        loss += rowLossGrad(z, j * K, T, t * K, K, B, task, o.regressionLoss);
         for (let k = 0; k < K; k++) {
           const g = z[j * K + k];
           gb[k] += g;
@@ -332,17 +358,7 @@ export function trainHead(X: ArrayLike<number>, D: number, rows: readonly number
       lossSum += task === 'multiclass' ? loss : loss / K;
       const lr = cosineLr(step, sched);
       step++;
-      const [b1, b2] = o.betas;
-      const c1 = 1 - b1 ** step, c2 = 1 - b2 ** step;
-      params.forEach((p, pi) => {
-        const g = grads[pi], m = m1[pi], v = m2[pi];
-        for (let i = 0; i < p.length; i++) {
-          p[i] *= 1 - lr * o.weightDecay;
-          m[i] = b1 * m[i] + (1 - b1) * g[i];
-          v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
-          p[i] -= (lr * (m[i] / c1)) / (Math.sqrt(v[i] / c2) + o.eps);
-        }
-      });
+      adamwStep64(params, grads, m1, m2, step, lr, o);
     }
     losses.push(lossSum / n);
     if (!Number.isFinite(losses[losses.length - 1])) throw new Error(`probe: the head's loss is ${losses[losses.length - 1]} in epoch ${epoch + 1} (non-finite features?)`);
@@ -392,7 +408,8 @@ export interface EvalOptions {
   bootstrapSeed?: number;
 }
 
-function evaluate(task: ProbeTask, classes: string[], logits: Float64Array, y: Float64Array, K: number, notes: string[], where: string, o: EvalOptions, tuned?: number[], trainMean?: number): Metrics {
+/** Metrics of head outputs (logits, or predictions for regression) against targets; notes go to `notes` prefixed by `where`. */
+export function evaluate(task: ProbeTask, classes: string[], logits: Float64Array, y: Float64Array, K: number, notes: string[], where: string, o: EvalOptions, tuned?: number[], trainMean?: number): Metrics {
   const n = logits.length / K;
   const boot = { resamples: o.bootstrap ?? 1000, seed: o.bootstrapSeed ?? 0 };
   if (task === 'regression') {

@@ -2,6 +2,7 @@
 // full result as JSON, and PNG plots (ROC curves per class; a confusion matrix for multi-class).
 // Text and pixels are built by pure functions (both runners); writing files needs Node (pngjs).
 import type { RocCurve } from './metrics.js';
+import type { FinetuneResult } from './finetune.js';
 import type { Metrics, ProbeResult, ProbeRun } from './probe.js';
 import { PALETTE, Raster, type Rgb } from './raster.js';
 
@@ -26,7 +27,7 @@ export function markdownReport(r: ProbeResult | ProbeRun, title = `Linear probe:
   const out: string[] = [`# ${title}`, ''];
   out.push(sourceLine(r) + `- Split: train folds [${r.split.train}] (${r.split.sizes.train}), validation [${r.split.val}] (${r.split.sizes.val}), test [${r.split.test}] (${r.split.sizes.test})`);
   const h = r.head;
-  out.push(`- Head: linear ${r.dim} → ${r.classes.length}, AdamW lr ${h.lr}, wd ${h.weightDecay}, batch ${h.batch}, ${h.epochs} epochs, seed ${h.seed}; last epoch evaluated`, '');
+  out.push(`- Head: linear ${r.dim} → ${r.classes.length} on ${h.standardize ? 'standardised' : 'raw'} features, AdamW lr ${h.lr}, wd ${h.weightDecay}, batch ${h.batch}, ${h.epochs} epochs, seed ${h.seed}; last epoch evaluated`, '');
   const t = r.test;
   if (t.kind === 'regression') {
     out.push('| Set | n | MAE (95% CI) | RMSE | Pearson r | MAE of train mean |', '|---|---|---|---|---|---|');
@@ -53,6 +54,26 @@ export function markdownReport(r: ProbeResult | ProbeRun, title = `Linear probe:
     for (const l of r.lowShot)
       out.push(`| ${l.fraction * 100}% | ${l.trainSize} | ${fmt(l.mean)} ± ${fmt(l.std)} | ${l.values.map((v) => fmt(v)).join(', ')} |` + (l.f1 ? ` ${fmt(l.f1Mean)} ± ${fmt(l.f1Std)} |` : ''));
   }
+  if (r.notes.length) out.push('', '## Notes', '', ...r.notes.map((n) => `- ${n}`));
+  return out.join('\n') + '\n';
+}
+
+/** A fine-tuning run as markdown: settings, per-epoch history, the chosen epoch's test metrics. */
+export function finetuneMarkdown(r: FinetuneResult, title = `Fine-tuning: ${r.task} on '${r.label}'`): string {
+  const s = r.source;
+  const st = r.settings as { epochs: number; batch: number; lr: number; weightDecay: number; bandpass: [number, number] | null; augment: unknown };
+  const out = [`# ${title}`, '',
+    `- Encoder: ${s.randomInit ? `random weights (${s.preset})` : `${s.checkpoint} (step ${s.step})`}; leads ${s.leads.join(', ')}`,
+    `- Data: ${s.dataset}; split train [${r.split.train}] (${r.split.sizes.train}), validation [${r.split.val}] (${r.split.sizes.val}), test [${r.split.test}] (${r.split.sizes.test})`,
+    `- ${st.epochs} epochs, batch ${st.batch}, lr ${st.lr}, wd ${st.weightDecay}, band-pass ${st.bandpass ? `${st.bandpass[0]}–${st.bandpass[1]} Hz` : 'off'}, augmentation ${st.augment ? JSON.stringify(st.augment) : 'off'}`,
+    `- Reported: epoch ${r.bestEpoch} (best validation ${r.task === 'regression' ? 'MAE' : 'macro AUC'})`, ''];
+  const metric = r.task === 'regression' ? 'MAE' : 'macro AUC';
+  out.push(`| Epoch | train loss | validation ${metric} | test ${metric} |`, '|---|---|---|---|');
+  for (const h of r.history) out.push(`| ${h.epoch}${h.epoch === r.bestEpoch ? ' (chosen)' : ''} | ${fmt(h.trainLoss, 4)} | ${fmt(h.val)} | ${fmt(h.test)} |`);
+  const t = r.test;
+  out.push('');
+  if (t.kind === 'regression') out.push(`Test (epoch ${r.bestEpoch}): MAE ${fmt(t.mae, 2)}${ci(t.maeCi, 2)}, RMSE ${fmt(t.rmse, 2)}, r ${fmt(t.pearson)}; predicting the training mean: MAE ${fmt(t.maeOfMean, 2)}.`);
+  else out.push(`Test (epoch ${r.bestEpoch}): macro AUC ${fmt(t.auc.macro)}${ci(t.auc.ci)}, macro F1 ${fmt(t.f1.macro)}, ${r.task === 'multiclass' ? 'accuracy' : 'exact match'} ${fmt(t.accuracy)}.`);
   if (r.notes.length) out.push('', '## Notes', '', ...r.notes.map((n) => `- ${n}`));
   return out.join('\n') + '\n';
 }

@@ -1,0 +1,230 @@
+// Whole-model benchmarks (`ecg-jepa bench step|embed [--peer tfjs]`): our full ECG-JEPA training
+// step (EcgJepa.trainStep: forward, backward, AdamW, EMA, one submit) and encoder inference,
+// against the TensorFlow.js peer (bench/tfjs-jepa.ts) on the same adapter with the same config,
+// starting weights, input and masks. Timing: `warmup` untimed steps (compilation), then `steps`
+// steps back to back, one wait for the queue to drain at the end, wall-clock / steps.
+// Memory: ours = the buffer pool's peak of live bytes during the timed steps (size-class rounded);
+// tfjs = tf.profile's peak of live tensor bytes over one extra step, and the bytes its backend
+// has allocated on the GPU (tensors + its free pool) after the timed steps.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import type * as tfjs from '@tensorflow/tfjs';
+import type { GpuInfo } from '../engine/device.js';
+import type { Engine } from '../engine/engine.js';
+import { Rng } from '../engine/random.js';
+import { makeConfig, type EcgJepaConfig } from '../model/config.js';
+import { EcgJepa } from '../model/jepa.js';
+import { drawMask, type BatchMask } from '../model/masking.js';
+import { loadTfjs } from './harness.js';
+import { TfJepa } from './tfjs-jepa.js';
+
+type Tf = typeof import('@tensorflow/tfjs');
+
+export interface StepOptions {
+  preset: string;
+  batch: number;
+  /** Timed steps. */
+  steps: number;
+  /** Untimed steps first (pipeline compilation, pool warm-up). */
+  warmup: number;
+  peer?: 'tfjs';
+  seed?: number;
+  /** A loaded tfjs (else loaded on the engine's GPU object when peer is 'tfjs'). */
+  tf?: Tf;
+}
+
+export interface EmbedOptions {
+  preset: string;
+  batch: number;
+  iters: number;
+  warmup?: number;
+  peer?: 'tfjs';
+  seed?: number;
+  tf?: Tf;
+}
+
+export interface Measured {
+  samplesPerSec: number;
+  msPerStep: number;
+  peakBytes: number;
+  /** tfjs only: bytes its WebGPU backend holds on the GPU after the timed steps (incl. its pool). */
+  gpuAllocatedBytes?: number;
+}
+
+export interface BenchResult {
+  kind: 'step' | 'embed';
+  preset: string;
+  batch: number;
+  steps: number;
+  warmup: number;
+  device: GpuInfo;
+  ours: Measured;
+  tfjs?: Measured;
+  /** tfjs ms / our ms (> 1: ours is faster); null without a peer. */
+  ratio: number | null;
+}
+
+/** The same configuration for both sides; drop-path off, as the peer has none. */
+function benchConfig(preset: string): EcgJepaConfig {
+  return makeConfig(preset, { dropPath: 0 });
+}
+
+function inputs(cfg: EcgJepaConfig, batch: number, seed: number): Float32Array {
+  const r = new Rng(seed);
+  return Float32Array.from({ length: batch * cfg.leads.length * cfg.patches * cfg.patchSize }, () => r.normal());
+}
+
+/** One mask per step, drawn with the configured rule, shared by both sides. */
+function masks(cfg: EcgJepaConfig, batch: number, n: number, seed: number): BatchMask[] {
+  const r = new Rng(seed);
+  return Array.from({ length: n }, () => drawMask(r, cfg.mask, batch, cfg.leads.length, cfg.patches));
+}
+
+/** Ends tfjs's open compute pass, submits what it recorded and waits for the queue. */
+async function tfSync(tf: Tf): Promise<void> {
+  const backend = tf.backend() as any;
+  backend.endComputePassEncoder();
+  if (backend.commandEncoder) backend.submitQueue();
+  await backend.device.queue.onSubmittedWorkDone();
+}
+
+function measured(ms: number, batch: number, peakBytes: number): Measured {
+  return { samplesPerSec: (1000 * batch) / ms, msPerStep: ms, peakBytes };
+}
+
+async function tfPeer(engine: Engine, o: { peer?: 'tfjs'; tf?: Tf }): Promise<Tf | null> {
+  if (o.peer === undefined) return null;
+  if (o.peer !== 'tfjs') throw new Error(`bench: unknown peer '${o.peer}' (only 'tfjs')`);
+  return o.tf ?? (await loadTfjs(engine));
+}
+
+function checkCounts(o: { batch: number; steps?: number; iters?: number; warmup?: number }): void {
+  for (const [k, v] of Object.entries(o)) if (v !== undefined && (!Number.isInteger(v) || v < (k === 'warmup' ? 0 : 1))) throw new RangeError(`bench: ${k} must be a ${k === 'warmup' ? 'non-negative' : 'positive'} integer, got ${v}`);
+}
+
+/** Training-step throughput: ours, and tfjs's composed step when o.peer is 'tfjs'. */
+export async function benchStep(engine: Engine, o: StepOptions): Promise<BenchResult> {
+  checkCounts({ batch: o.batch, steps: o.steps, warmup: o.warmup });
+  const cfg = benchConfig(o.preset);
+  const seed = o.seed ?? 0;
+  const B = o.batch;
+  const shape = [B, cfg.leads.length, cfg.patches * cfg.patchSize];
+  const xv = inputs(cfg, B, seed + 1);
+  const mk = masks(cfg, B, o.warmup + o.steps + 1, seed + 2);
+  const tf = await tfPeer(engine, o);
+  const model = new EcgJepa(engine, cfg, { seed });
+  // The peer starts from our initial weights (read before we train).
+  const peer = tf ? await TfJepa.fromModel(tf, model) : null;
+  const x = engine.upload(xv, shape);
+  let ours: Measured;
+  try {
+    for (let i = 0; i < o.warmup; i++) model.trainStep(x, mk[i]).dispose();
+    await engine.sync();
+    engine.pool.resetPeak();
+    const t0 = performance.now();
+    for (let i = 0; i < o.steps; i++) model.trainStep(x, mk[o.warmup + i]).dispose();
+    await engine.sync();
+    ours = measured((performance.now() - t0) / o.steps, B, engine.pool.peakBytes);
+  } finally {
+    x.dispose();
+    model.dispose();
+    await engine.sync();
+  }
+  let theirs: Measured | undefined;
+  if (tf && peer) {
+    const xt = tf.tensor(xv, shape);
+    try {
+      for (let i = 0; i < o.warmup; i++) peer.trainStep(xt, mk[i]).dispose();
+      await tfSync(tf);
+      const t0 = performance.now();
+      for (let i = 0; i < o.steps; i++) peer.trainStep(xt, mk[o.warmup + i]).dispose();
+      await tfSync(tf);
+      const ms = (performance.now() - t0) / o.steps;
+      const gpuAllocatedBytes = (tf.memory() as any).numBytesInGPUAllocated as number | undefined;
+      const prof = await tf.profile(() => peer.trainStep(xt, mk[o.warmup + o.steps]));
+      prof.result instanceof tf.Tensor && prof.result.dispose();
+      theirs = { ...measured(ms, B, prof.peakBytes), gpuAllocatedBytes };
+    } finally {
+      xt.dispose();
+      peer.dispose();
+    }
+  }
+  return { kind: 'step', preset: o.preset, batch: B, steps: o.steps, warmup: o.warmup, device: engine.gpu.info, ours, tfjs: theirs, ratio: theirs ? theirs.msPerStep / ours.msPerStep : null };
+}
+
+/** Encoder inference throughput (mean-pooled representation of every token), ECGs/s. */
+export async function benchEmbed(engine: Engine, o: EmbedOptions): Promise<BenchResult> {
+  const warmup = o.warmup ?? 2;
+  checkCounts({ batch: o.batch, iters: o.iters, warmup });
+  const cfg = benchConfig(o.preset);
+  const seed = o.seed ?? 0;
+  const B = o.batch;
+  const shape = [B, cfg.leads.length, cfg.patches * cfg.patchSize];
+  const xv = inputs(cfg, B, seed + 1);
+  const tf = await tfPeer(engine, o);
+  const model = new EcgJepa(engine, cfg, { seed });
+  const peer = tf ? await TfJepa.fromModel(tf, model) : null;
+  const x = engine.upload(xv, shape);
+  let ours: Measured;
+  try {
+    // One submit per batch of ECGs, as a serving loop would do.
+    const run = () => {
+      model.representation(x).dispose();
+      engine.flush();
+    };
+    for (let i = 0; i < warmup; i++) run();
+    await engine.sync();
+    engine.pool.resetPeak();
+    const t0 = performance.now();
+    for (let i = 0; i < o.iters; i++) run();
+    await engine.sync();
+    ours = measured((performance.now() - t0) / o.iters, B, engine.pool.peakBytes);
+  } finally {
+    x.dispose();
+    model.dispose();
+    await engine.sync();
+  }
+  let theirs: Measured | undefined;
+  if (tf && peer) {
+    const xt = tf.tensor(xv, shape);
+    try {
+      const run = () => tf.tidy(() => peer.representation(xt)).dispose();
+      for (let i = 0; i < warmup; i++) run();
+      await tfSync(tf);
+      const t0 = performance.now();
+      for (let i = 0; i < o.iters; i++) run();
+      await tfSync(tf);
+      const ms = (performance.now() - t0) / o.iters;
+      const gpuAllocatedBytes = (tf.memory() as any).numBytesInGPUAllocated as number | undefined;
+      const prof = await tf.profile(() => tf.tidy(() => peer.representation(xt)));
+      (prof.result as tfjs.Tensor).dispose();
+      theirs = { ...measured(ms, B, prof.peakBytes), gpuAllocatedBytes };
+    } finally {
+      xt.dispose();
+      peer.dispose();
+    }
+  }
+  return { kind: 'embed', preset: o.preset, batch: B, steps: o.iters, warmup, device: engine.gpu.info, ours, tfjs: theirs, ratio: theirs ? theirs.msPerStep / ours.msPerStep : null };
+}
+
+/** A few lines for the terminal. */
+export function formatBench(r: BenchResult): string {
+  const unit = r.kind === 'step' ? 'samples/s' : 'ECGs/s';
+  const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+  const line = (who: string, m: Measured) =>
+    `${who.padEnd(5)} ${m.msPerStep.toFixed(2).padStart(9)} ms/${r.kind === 'step' ? 'step' : 'batch'}  ${m.samplesPerSec.toFixed(1).padStart(9)} ${unit}  peak ${mib(m.peakBytes)}${m.gpuAllocatedBytes !== undefined ? ` (GPU allocated ${mib(m.gpuAllocatedBytes)})` : ''}`;
+  return [
+    `${r.kind} preset ${r.preset}, batch ${r.batch}, ${r.steps} timed after ${r.warmup} warm-up, on ${r.device.vendor} / ${r.device.device}`,
+    line('ours', r.ours),
+    ...(r.tfjs ? [line('tfjs', r.tfjs), `ratio (tfjs ms / ours ms): ${r.ratio!.toFixed(2)}x`] : []),
+  ].join('\n');
+}
+
+/** Writes the result with date, device and the command to bench/results/; returns the path. */
+export function saveBench(r: BenchResult, command: string, dir = 'bench/results'): string {
+  const date = new Date().toISOString();
+  const dev = (r.device.device || r.device.description || 'unknown').replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '').toLowerCase();
+  const file = `${dir}/${r.kind}-${r.preset}-b${r.batch}-${dev}-${date.slice(0, 10)}.json`;
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(file, JSON.stringify({ date, command, ...r }, null, 2) + '\n');
+  return file;
+}
