@@ -7,6 +7,7 @@ import { smokeDemo } from './smoke.js';
 import { prepare, type PrepareOptions, type PrepareSource } from './data/prepare.js';
 import { progressBar } from './progress.js';
 import { pretrain } from './pretrain.js';
+import { benchEmbed, benchStep, formatBench, saveBench } from '../bench/step.js';
 
 const program = new Command();
 program.name('ecg-jepa').description('ECG-JEPA on a hand-written WebGPU engine').version('0.1.0');
@@ -136,6 +137,27 @@ program
       console.log(`${r.stoppedBy === 'signal' ? 'interrupted' : 'done'} at step ${r.steps}: loss ${r.lastLoss.toPrecision(4)}; checkpoint ${r.checkpoint}; log ${o.out}/log.jsonl`);
     });
   });
+
+const bench = program.command('bench').description('training-step and inference throughput, optionally against the TensorFlow.js peer');
+for (const kind of ['step', 'embed'] as const)
+  bench
+    .command(kind)
+    .description(kind === 'step' ? 'samples/s and peak memory of a full ECG-JEPA training step' : 'ECGs/s of encoder inference (mean-pooled representation)')
+    .option('--preset <name>', 'tiny or base', 'tiny')
+    .option('--batch <n>', 'batch size', '4')
+    .option(kind === 'step' ? '--steps <n>' : '--iters <n>', 'timed iterations', kind === 'step' ? '10' : '20')
+    .option('--warmup <n>', 'untimed iterations first', '3')
+    .option('--peer <name>', 'also run the same computation in tfjs (tfjs)')
+    .option('--save', 'write the result with device, date and command to bench/results/')
+    .action(async (o) => {
+      if (o.peer !== undefined && o.peer !== 'tfjs') throw new Error(`--peer must be tfjs, got '${o.peer}'`);
+      await withEngine(async (engine) => {
+        const common = { preset: o.preset, batch: int(o.batch), warmup: int(o.warmup), peer: o.peer };
+        const r = kind === 'step' ? await benchStep(engine, { ...common, steps: int(o.steps) }) : await benchEmbed(engine, { ...common, iters: int(o.iters) });
+        console.log(formatBench(r));
+        if (o.save) console.log(`saved ${saveBench(r, 'ecg-jepa ' + process.argv.slice(2).join(' '))}`);
+      });
+    });
 
 program
   .parseAsync()

@@ -28,9 +28,21 @@ describe('engine/ops: gradients against float64 finite differences', () => {
         });
   });
 
-  it('linear in mixed precision (f16 matmul inputs, f32 accumulation and gradients)', async function () {
+  it('linear in mixed precision (f16 matmul inputs, f32 accumulation and gradients; a clear error without shader-f16)', async function () {
     const engine = await getEngine();
-    if (!engine.device.features.has('shader-f16')) this.skip();
+    if (!engine.device.features.has('shader-f16')) {
+      // e.g. SwiftShader: the f16 path must refuse with a message naming the missing feature.
+      const g = new Tape(engine);
+      let msg = '';
+      try {
+        engine.scope(() => ops.linear(g, engine.zeros([2, 3]), engine.zeros([4, 3]), null, { precision: 'f16' }));
+      } catch (e) {
+        msg = (e as Error).message;
+      }
+      g.clear();
+      assert(/shader-f16/.test(msg), `expected an error naming shader-f16, got '${msg}'`);
+      return;
+    }
     const [M, K, N] = [6, 9, 7];
     for (const activation of ['none', 'gelu'] as const)
       await gradcheck(engine, {

@@ -113,7 +113,17 @@ describe('engine: training a tiny ViT on the tape', () => {
   });
 
   it('trains in mixed precision (f16 matmul inputs, static loss scale): loss falls by more than 10x in 100 steps', async function () {
-    if (!(await getEngine()).device.features.has('shader-f16')) this.skip();
+    if (!(await getEngine()).device.features.has('shader-f16')) {
+      // Without shader-f16 (SwiftShader) the f16 model must refuse to train, naming the feature.
+      let msg = '';
+      try {
+        (await setup(0, () => 1e-2, 'f16', 1024)).step(0);
+      } catch (e) {
+        msg = (e as Error).message;
+      }
+      assert(/shader-f16/.test(msg), `expected an error naming shader-f16, got '${msg}'`);
+      return;
+    }
     const s = await setup(0, () => 1e-2, 'f16', 1024);
     const first = s.step(0);
     let last = first;
