@@ -2,7 +2,7 @@
 // a WFDB header whose info comments carry #Age/#Sex/#Dx, plus a MATLAB Level-4 .mat holding `val`
 // (nsig × nsamp, column-major). The .mat is parsed directly so int16 and double files both work.
 import { RecordError, type EcgRecord } from './record.js';
-import { buildRecord, decodeWfdbSignals, parseWfdbHeader, wfdbChecksum, type WfdbHeader, type WfdbReadOptions } from './wfdb.js';
+import { buildRecord, decodeWfdbSignals, parseWfdbHeader, readWfdbFiles, wfdbChecksum, type WfdbHeader, type WfdbReadOptions } from './wfdb.js';
 
 export type MatV4Data = Float64Array | Float32Array | Int32Array | Int16Array | Uint16Array | Uint8Array;
 
@@ -182,13 +182,6 @@ export function challengeToRecord(headerText: string, getFile: (name: string) =>
 
 /** Node: reads `<path>.hea` and its .mat (or .dat) beside it. */
 export async function loadChallengeRecord(heaPath: string, opts: WfdbReadOptions = {}): Promise<EcgRecord> {
-  const { nodeMods, readBytes, readText } = await import('./fsutil.js');
-  const { path } = await nodeMods();
-  const hea = heaPath.endsWith('.hea') ? heaPath : `${heaPath}.hea`;
-  const text = await readText(hea);
-  const header = parseWfdbHeader(text);
-  const files = new Map<string, Uint8Array>();
-  for (const s of header.signals)
-    if (!files.has(s.fileName)) files.set(s.fileName, await readBytes(path.join(path.dirname(hea), s.fileName)));
-  return challengeToRecord(text, (n) => files.get(n), opts);
+  const { text, getFile } = await readWfdbFiles(heaPath);
+  return challengeToRecord(text, getFile, opts);
 }

@@ -414,8 +414,8 @@ export function wfdbToRecord(headerText: string, getFile: (name: string) => Uint
   return buildRecord(header, dec.digital, dec.nSamples, dec.warnings);
 }
 
-/** Node: reads `<path>.hea` (extension optional) and the signal files beside it. */
-export async function loadWfdbRecord(heaPath: string, opts: WfdbReadOptions = {}): Promise<EcgRecord> {
+/** Node: reads `<path>.hea` (extension optional) and every signal file it names, beside it. */
+export async function readWfdbFiles(heaPath: string): Promise<{ text: string; getFile: (name: string) => Uint8Array | undefined }> {
   const { nodeMods, readBytes, readText } = await import('./fsutil.js');
   const { path } = await nodeMods();
   const hea = heaPath.endsWith('.hea') ? heaPath : `${heaPath}.hea`;
@@ -424,5 +424,11 @@ export async function loadWfdbRecord(heaPath: string, opts: WfdbReadOptions = {}
   const files = new Map<string, Uint8Array>();
   for (const s of header.signals)
     if (!files.has(s.fileName)) files.set(s.fileName, await readBytes(path.join(path.dirname(hea), s.fileName)));
-  return wfdbToRecord(text, (n) => files.get(n), opts);
+  return { text, getFile: (n) => files.get(n) };
+}
+
+/** Node: reads `<path>.hea` (extension optional) and the signal files beside it. */
+export async function loadWfdbRecord(heaPath: string, opts: WfdbReadOptions = {}): Promise<EcgRecord> {
+  const { text, getFile } = await readWfdbFiles(heaPath);
+  return wfdbToRecord(text, getFile, opts);
 }

@@ -30,6 +30,8 @@ export interface FinetuneOptions extends EncoderSource {
   batch?: number;
   /** Peak learning rate (encoder and head). Default 1e-4 · batch / 256. */
   lr?: number;
+  /** The head's peak rate, if it should differ (a fresh head next to a pretrained encoder). Default lr. */
+  headLr?: number;
   weightDecay?: number;
   betas?: [number, number];
   warmupEpochs?: number;
@@ -249,7 +251,7 @@ export async function finetune(engine: Engine, o: FinetuneOptions): Promise<Fine
         rep.dispose();
         x.dispose();
         step++;
-        adamwStep64([W, b], [gW, gb], m1, m2, step, rate, { betas, eps: 1e-8, weightDecay: wd });
+        adamwStep64([W, b], [gW, gb], m1, m2, step, (rate * (o.headLr ?? lr)) / (lr || 1), { betas, eps: 1e-8, weightDecay: wd });
       }
       const trainLoss = lossSum / Math.max(1, seen);
       if (!Number.isFinite(trainLoss)) throw new Error(`finetune: training loss ${trainLoss} in epoch ${epoch + 1} (lower --lr)`);
@@ -276,7 +278,7 @@ export async function finetune(engine: Engine, o: FinetuneOptions): Promise<Fine
       task: o.task, label: o.label, classes: tg.classes,
       split: { ...spec, sizes: { train: sp.train.length, val: sp.val.length, test: sp.test.length } },
       history, bestEpoch: best.epoch, test, val: best.val, ...(curves ? { curves } : {}), notes,
-      settings: { epochs, batch, lr, weightDecay: wd, standardize: o.standardize ?? true, betas, warmupEpochs: warm, bandpass: band, augment: aug, seed: o.seed ?? 0, stepsPerEpoch: perEpoch },
+      settings: { epochs, batch, lr, headLr: o.headLr ?? lr, weightDecay: wd, standardize: o.standardize ?? true, betas, warmupEpochs: warm, bandpass: band, augment: aug, seed: o.seed ?? 0, stepsPerEpoch: perEpoch },
       source: { checkpoint: loaded.checkpoint, randomInit: loaded.randomInit, step: loaded.step, leads: config.leads.map((i) => LEAD_NAMES[i]), preset: config.preset, dataset: ds.dir },
     };
   } finally {
