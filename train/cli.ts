@@ -7,6 +7,7 @@ import { smokeDemo } from './smoke.js';
 import { prepare, type PrepareOptions, type PrepareSource } from './data/prepare.js';
 import { progressBar } from './progress.js';
 import { pretrain } from './pretrain.js';
+import { registerEvalCommands } from './cli-eval.js';
 import { benchEmbed, benchStep, formatBench, saveBench } from '../bench/step.js';
 
 const program = new Command();
@@ -137,6 +138,8 @@ program
       console.log(`${r.stoppedBy === 'signal' ? 'interrupted' : 'done'} at step ${r.steps}: loss ${r.lastLoss.toPrecision(4)}; checkpoint ${r.checkpoint}; log ${o.out}/log.jsonl`);
     });
   });
+
+registerEvalCommands(program, withEngine, progressBar);
 
 const bench = program.command('bench').description('training-step and inference throughput, optionally against the TensorFlow.js peer');
 for (const kind of ['step', 'embed'] as const)

@@ -5,11 +5,12 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Engine } from '../engine/engine.js';
-import { inputLength, LEAD_NAMES, makeConfig, paramCount, type EcgJepaConfig, type MaskType } from '../model/config.js';
+import { inputLength, makeConfig, paramCount, type EcgJepaConfig, type MaskType } from '../model/config.js';
 import { loadCheckpoint, saveCheckpoint, writeFileAtomic } from '../model/checkpoint.js';
 import { EcgJepa } from '../model/jepa.js';
-import { openDataset, type Dataset } from './data/dataset.js';
+import { openDataset } from './data/dataset.js';
 import { prepare } from './data/prepare.js';
+import { leadSelector } from './data/select.js';
 
 export interface PretrainOptions {
   /** A prepared dataset folder, or 'synthetic' (generated into <out>/synthetic-data first). */
@@ -64,27 +65,6 @@ export class TrainingDivergedError extends Error {}
 
 const LAST = 'checkpoint-last';
 
-/** Rows of [B, datasetLeads, samples] → [B, C, L]: the config's leads (by name), first L samples. */
-function selectInput(ds: Dataset, cfg: EcgJepaConfig): (x: Float32Array, B: number) => Float32Array {
-  const m = ds.manifest;
-  const L = inputLength(cfg);
-  if (m.fs !== 250) throw new Error(`dataset ${ds.dir}: sampled at ${m.fs} Hz; ECG-JEPA needs 250 Hz (prepare with --fs 250)`);
-  if (m.samples < L) throw new Error(`dataset ${ds.dir}: ${m.samples} samples per lead, the ${cfg.preset} preset needs ${L}`);
-  const names = m.leads.map((n) => n.toUpperCase());
-  const rows = cfg.leads.map((i) => {
-    const k = names.indexOf(LEAD_NAMES[i].toUpperCase());
-    if (k < 0) throw new Error(`dataset ${ds.dir}: has no lead ${LEAD_NAMES[i]} (it has ${m.leads.join(', ')})`);
-    return k;
-  });
-  const C = rows.length;
-  return (x, B) => {
-    const out = new Float32Array(B * C * L);
-    for (let b = 0; b < B; b++)
-      for (let c = 0; c < C; c++) out.set(x.subarray((b * m.leads.length + rows[c]) * m.samples, (b * m.leads.length + rows[c]) * m.samples + L), (b * C + c) * L);
-    return out;
-  };
-}
-
 async function resolveData(o: PretrainOptions, log: (m: string) => void): Promise<string> {
   if (o.data !== 'synthetic') return o.data;
   const dir = join(o.out, 'synthetic-data');
@@ -135,7 +115,7 @@ export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<P
     // With --steps and no --epochs, the schedules span exactly the steps asked for.
     if (o.epochs === undefined && o.steps !== undefined) cfg.optim.epochs = Math.ceil(o.steps / itersPerEpoch);
     const totalSteps = Math.min(o.steps ?? Infinity, itersPerEpoch * cfg.optim.epochs);
-    const select = selectInput(ds, cfg);
+    const select = leadSelector(ds, cfg);
     const model = new EcgJepa(engine, cfg, { seed: o.seed ?? 0, itersPerEpoch });
     const logFile = join(opts.out, 'log.jsonl');
     const ckptBase = join(opts.out, LAST);
@@ -168,6 +148,7 @@ export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<P
     process.on('SIGTERM', onSignal);
     let lastLoss = NaN;
     let finalStep = model.step;
+    let inflight: Promise<void> | null = null;
     let bestScale = Infinity;
     const save = async () => {
       await saveCheckpoint(ckptBase, await model.toCheckpoint());
@@ -183,6 +164,12 @@ export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<P
           const lr = model.sched.lr(model.step);
           const momentum = model.sched.momentum(model.step);
           const loss = model.trainStep(x);
+          // At most two steps in flight: waiting for the previous one yields to the event loop (Dawn
+          // reclaims its upload memory there) and bounds the queue; without it a long stretch of
+          // unlogged steps exhausts Dawn and crashes the process.
+          const done = engine.device.queue.onSubmittedWorkDone();
+          if (inflight) await inflight;
+          inflight = done;
           samplesSince += B;
           const step = (finalStep = model.step);
           const logNow = step % logEvery === 0 || step === totalSteps || stop !== null || step % ckptEvery === 0;

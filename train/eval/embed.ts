@@ -11,6 +11,7 @@ import { configDifferences, inputLength, LEAD_NAMES, makeConfig, withLeads, type
 import { Encoder, loadParams } from '../../model/encoder.js';
 import { asFloat32 } from '../../model/safetensors.js';
 import { openDataset, type Dataset } from '../data/dataset.js';
+import { leadSelector } from '../data/select.js';
 
 export interface EncoderSource {
   /** Checkpoint path (`…/checkpoint-last`, with or without .json/.safetensors). */
@@ -67,31 +68,6 @@ export async function loadEncoder(engine: Engine, src: EncoderSource): Promise<L
     }
   }
   return { encoder, config, trainedLeads: base.leads, checkpoint: src.checkpoint ?? null, randomInit: !!src.randomInit, step: ck && !src.randomInit ? ck.state.step : null };
-}
-
-/** Dataset rows of the config's leads (matched by name), first L samples: [B, leads, samples] → [B, C, L]. */
-export function leadSelector(ds: Dataset, cfg: EcgJepaConfig): (x: Float32Array, B: number) => Float32Array {
-  const m = ds.manifest;
-  const L = inputLength(cfg);
-  if (m.fs !== 250) throw new Error(`dataset ${ds.dir}: sampled at ${m.fs} Hz; ECG-JEPA needs 250 Hz (prepare with --fs 250)`);
-  if (m.samples < L) throw new Error(`dataset ${ds.dir}: ${m.samples} samples per lead, the ${cfg.preset} preset needs ${L}`);
-  const names = m.leads.map((n) => n.toUpperCase());
-  const rows = cfg.leads.map((i) => {
-    const k = names.indexOf(LEAD_NAMES[i].toUpperCase());
-    if (k < 0) throw new Error(`dataset ${ds.dir}: has no lead ${LEAD_NAMES[i]} (it has ${m.leads.join(', ')})`);
-    return k;
-  });
-  const C = rows.length;
-  const Ld = m.leads.length;
-  return (x, B) => {
-    const out = new Float32Array(B * C * L);
-    for (let b = 0; b < B; b++)
-      for (let c = 0; c < C; c++) {
-        const s = (b * Ld + rows[c]) * m.samples;
-        out.set(x.subarray(s, s + L), (b * C + c) * L);
-      }
-    return out;
-  };
 }
 
 export interface EmbedOptions extends EncoderSource {

@@ -16,7 +16,8 @@ import { inputLength, LEAD_NAMES } from '../../model/config.js';
 import { bandpass } from '../data/dsp.js';
 import { openDataset, type Dataset } from '../data/dataset.js';
 import { randAugment, type AugmentOptions } from './augment.js';
-import { leadSelector, loadEncoder, type EncoderSource } from './embed.js';
+import { leadSelector } from '../data/select.js';
+import { loadEncoder, type EncoderSource } from './embed.js';
 import { column, meanStd, rocCurve, sigmoid, softmaxRows, type RocCurve } from './metrics.js';
 import { adamwStep64, DEFAULT_SPLIT, evaluate, extractTargets, rowLossGrad, splitRows, type Metrics, type ProbeTask, type SplitSpec } from './probe.js';
 
