@@ -129,7 +129,7 @@ program
       const bar = progressBar('pretrain', '{bar} {value}/{total} | loss {loss} | lr {lr} | {sps} samples/s | teacher std {std} | ETA {eta_formatted}');
       const r = await pretrain(engine, {
         data: o.data, out: o.out, preset: o.preset, mask: o.mask, batch: opt(o.batch), epochs: opt(o.epochs),
-        steps: o.steps === undefined && o.epochs === undefined && o.data === 'synthetic' && !o.resume ? 300 : opt(o.steps),
+        steps: o.steps === undefined && o.epochs === undefined && o.data === 'synthetic' && !o.resume ? 1500 : opt(o.steps),
         lr: o.lr === undefined ? undefined : Number(o.lr), seed: int(o.seed), syntheticRecords: int(o.syntheticRecords),
         logEvery: int(o.logEvery), checkpointEvery: int(o.checkpointEvery), resume: !!o.resume,
         onLog: (row, total) => bar.update(row.step, total, { loss: row.loss.toPrecision(4), lr: row.lr.toExponential(2), sps: row.samples_per_s.toFixed(1), std: row.teacher_std.toPrecision(3) }),
