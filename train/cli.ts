@@ -115,7 +115,7 @@ program
   .option('--mask <random|multiblock>', 'masking scheme', 'multiblock')
   .option('--batch <n>', 'batch size (default: the preset\'s)')
   .option('--epochs <n>', 'epochs (sets the LR and EMA schedules)')
-  .option('--steps <n>', 'stop after N steps')
+  .option('--steps <n>', 'stop after N steps (the synthetic demo defaults to 1500)')
   .option('--lr <x>', 'peak learning rate (default: the preset\'s)')
   .option('--seed <n>', 'seed for init, masks and data order', '0')
   .option('--synthetic-records <n>', 'records generated for --data synthetic', '512')
