@@ -13,25 +13,35 @@ const EXPR: Record<BinaryOp, string> = {
   mul: 'a[i] * (p.alpha * b[i])',
 };
 
-function binarySource(op: BinaryOp): string {
+function binarySource(op: BinaryOp, V: 1 | 4): string {
+  const T = unitType(V);
   return /* wgsl */ `
-struct P { n: u32, alpha: f32 }
-@group(0) @binding(0) var<storage, read> a: array<f32>;
-@group(0) @binding(1) var<storage, read> b: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+${mapHeader(', alpha: f32')}
+@group(0) @binding(0) var<storage, read> a: array<${T}>;
+@group(0) @binding(1) var<storage, read> b: array<${T}>;
+@group(0) @binding(2) var<storage, read_write> out: array<${T}>;
 @group(0) @binding(3) var<uniform> p: P;
+${storeFn('out', V)}
 @compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * ${WG}u + lid;
-  if (i >= p.n) { return; }
-  out[i] = ${EXPR[op]};
+fn main(${MAIN_ARGS}) {
+  let i = ${linearIndex(WG)};
+  if (i >= p.units) { return; }
+  put_out(i, ${EXPR[op]});
 }`;
 }
 
-/** out = a (op) alpha*b over n f32 elements. `out` must not alias an input (WebGPU forbids read and write bindings of one buffer in a dispatch). */
+/** out = a (op) alpha*b over n f32 elements (vec4 units where the bindings allow). `out` must not
+ *  overlap an input (WebGPU forbids read and write bindings of one buffer in a dispatch). */
 export function binary(batch: CommandBatch, op: BinaryOp, a: Binding, b: Binding, out: Binding, n: number, alpha = 1): void {
-  const pipe = getPipeline(batch.device, `binary_${op}`, () => binarySource(op));
-  batch.dispatch(pipe, [a, b, out], new Params().u32(n).f32(alpha), grid(Math.ceil(n / WG)));
+  const K = `binary ${op}`;
+  checkCount(K, 'n', n);
+  for (const [name, t] of [['a', a], ['b', b], ['out', out]] as const) requireBytes(K, name, t, 4 * n, `n=${n}`);
+  requireDisjoint(K, ['out', out], ['a', a], ['b', b]);
+  if (n === 0) return;
+  const V = vecWidth(n, a, b, out);
+  const units = Math.ceil(n / V);
+  const pipe = getPipeline(batch.device, `elementwise.binary_${op}_v${V}`, () => binarySource(op, V));
+  batch.dispatch(pipe, [a, b, out], new Params().u32(n).u32(units).f32(alpha), launchGroups(units));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -21,6 +21,22 @@ describe('kernels/elementwise', () => {
       }
     });
   }
+
+  it('binary: vec4 and scalar paths, tail untouched, overlap refused', async () => {
+    const engine = await getEngine();
+    const rng = new Rng(8);
+    for (const mode of MODES)
+      for (const n of SIZES) {
+        const a = randomArray(rng, n), b = randomArray(rng, n), alpha = -1.25;
+        const ta = engine.upload(a), tb = engine.upload(b), out = padded(engine, null, n);
+        binary(engine.batch, 'add', bind(ta, n, mode), bind(tb, n, mode), bind(out, n, mode), n, alpha);
+        checkPadded(await engine.read(out), f64(a).map((v, i) => v + alpha * b[i]), n, 1e-6, `binary ${mode} n=${n}`);
+        [ta, tb, out].forEach((t) => t.dispose());
+      }
+    const t = engine.upload(new Float32Array(8));
+    expectThrow(() => binary(engine.batch, 'add', t.buffer, t.buffer, t.buffer, 8), 'binary add');
+    t.dispose();
+  });
 });
 
 describe('kernels/elementwise: accumulate, scale, fill, addBroadcast, scaleGroups', () => {
