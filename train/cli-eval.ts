@@ -8,6 +8,7 @@ import { encodePng, finetuneMarkdown, markdownReport, reportJson, rocPlot, write
 // Types only: cli-progress (Node streams, readline) must stay out of the browser test bundle, which
 // includes this module through the tests; cli.ts passes the real progressBar in.
 import type { Progress } from './progress.js';
+import { list, nonNegInt, num, posInt } from './cli-args.js';
 
 export type WithEngine = <T>(fn: (engine: Engine) => Promise<T>) => Promise<T>;
 export type ProgressFactory = (label: string, format?: string) => Progress;
@@ -25,22 +26,6 @@ const plainProgress: ProgressFactory = (label) => {
   };
 };
 
-const posInt = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name}: expected a positive integer, got '${v}'`);
-  return n;
-};
-const nonNegInt = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`${name}: expected a non-negative integer, got '${v}'`);
-  return n;
-};
-const num = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new Error(`${name}: expected a number, got '${v}'`);
-  return n;
-};
-const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
 
 function encoderSource(o: { checkpoint?: string; randomInit?: boolean; preset?: string }): void {
   if (!o.checkpoint && !o.randomInit) throw new Error('give --checkpoint, or --random-init (with --preset or --checkpoint for the architecture)');

@@ -6,9 +6,12 @@ import { Engine } from '../engine/engine.js';
 import { smokeDemo } from './smoke.js';
 import { prepare, type PrepareOptions, type PrepareSource } from './data/prepare.js';
 import { progressBar } from './progress.js';
+import { nonNegInt } from './cli-args.js';
 import { pretrain } from './pretrain.js';
 import { registerEvalCommands } from './cli-eval.js';
 import { benchEmbed, benchStep, formatBench, saveBench } from '../bench/step.js';
+
+const int = nonNegInt('option');
 
 const program = new Command();
 program.name('ecg-jepa').description('ECG-JEPA on a hand-written WebGPU engine').version('0.1.0');
@@ -59,11 +62,6 @@ async function runPrepare(opts: PrepareOptions): Promise<void> {
     `, ${r.shardsWritten} shards written, ${r.shardsReused} reused, ${r.workers} workers`);
 }
 
-const int = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`expected a non-negative integer, got '${v}'`);
-  return n;
-};
 
 program
   .command('prepare')
