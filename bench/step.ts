@@ -97,6 +97,33 @@ async function tfPeer(engine: Engine, o: { peer?: 'tfjs'; tf?: Tf }): Promise<Tf
   return o.tf ?? (await loadTfjs(engine));
 }
 
+/** `warmup` untimed calls of run(i), a sync, then `iters` timed ones (i runs on from warmup) and a
+ *  sync: wall-clock ms per timed call. beforeTimed runs between the two (after the first sync). */
+async function timeLoop(warmup: number, iters: number, run: (i: number) => void, sync: () => Promise<void>, beforeTimed?: () => void): Promise<number> {
+  for (let i = 0; i < warmup; i++) run(i);
+  await sync();
+  beforeTimed?.();
+  const t0 = performance.now();
+  for (let i = 0; i < iters; i++) run(warmup + i);
+  await sync();
+  return (performance.now() - t0) / iters;
+}
+
+/** Ours: timeLoop with the pool's peak of live bytes over the timed calls. */
+async function measureOurs(engine: Engine, batch: number, warmup: number, iters: number, run: (i: number) => void): Promise<Measured> {
+  const ms = await timeLoop(warmup, iters, run, () => engine.sync(), () => engine.pool.resetPeak());
+  return measured(ms, batch, engine.pool.peakBytes);
+}
+
+/** tfjs: timeLoop, then the GPU bytes its backend holds and tf.profile's peak over one more call. */
+async function measureTf(tf: Tf, batch: number, warmup: number, iters: number, run: (i: number) => void, once: () => tfjs.Tensor): Promise<Measured> {
+  const ms = await timeLoop(warmup, iters, run, () => tfSync(tf));
+  const gpuAllocatedBytes = (tf.memory() as any).numBytesInGPUAllocated as number | undefined;
+  const prof = await tf.profile(once);
+  prof.result instanceof tf.Tensor && prof.result.dispose();
+  return { ...measured(ms, batch, prof.peakBytes), gpuAllocatedBytes };
+}
+
 function checkCounts(o: { batch: number; steps?: number; iters?: number; warmup?: number }): void {
   for (const [k, v] of Object.entries(o)) if (v !== undefined && (!Number.isInteger(v) || v < (k === 'warmup' ? 0 : 1))) throw new RangeError(`bench: ${k} must be a ${k === 'warmup' ? 'non-negative' : 'positive'} integer, got ${v}`);
 }
@@ -117,13 +144,7 @@ export async function benchStep(engine: Engine, o: StepOptions): Promise<BenchRe
   const x = engine.upload(xv, shape);
   let ours: Measured;
   try {
-    for (let i = 0; i < o.warmup; i++) model.trainStep(x, mk[i]).dispose();
-    await engine.sync();
-    engine.pool.resetPeak();
-    const t0 = performance.now();
-    for (let i = 0; i < o.steps; i++) model.trainStep(x, mk[o.warmup + i]).dispose();
-    await engine.sync();
-    ours = measured((performance.now() - t0) / o.steps, B, engine.pool.peakBytes);
+    ours = await measureOurs(engine, B, o.warmup, o.steps, (i) => model.trainStep(x, mk[i]).dispose());
   } finally {
     x.dispose();
     model.dispose();
@@ -133,16 +154,7 @@ export async function benchStep(engine: Engine, o: StepOptions): Promise<BenchRe
   if (tf && peer) {
     const xt = tf.tensor(xv, shape);
     try {
-      for (let i = 0; i < o.warmup; i++) peer.trainStep(xt, mk[i]).dispose();
-      await tfSync(tf);
-      const t0 = performance.now();
-      for (let i = 0; i < o.steps; i++) peer.trainStep(xt, mk[o.warmup + i]).dispose();
-      await tfSync(tf);
-      const ms = (performance.now() - t0) / o.steps;
-      const gpuAllocatedBytes = (tf.memory() as any).numBytesInGPUAllocated as number | undefined;
-      const prof = await tf.profile(() => peer.trainStep(xt, mk[o.warmup + o.steps]));
-      prof.result instanceof tf.Tensor && prof.result.dispose();
-      theirs = { ...measured(ms, B, prof.peakBytes), gpuAllocatedBytes };
+      theirs = await measureTf(tf, B, o.warmup, o.steps, (i) => peer.trainStep(xt, mk[i]).dispose(), () => peer.trainStep(xt, mk[o.warmup + o.steps]));
     } finally {
       xt.dispose();
       peer.dispose();
@@ -167,17 +179,10 @@ export async function benchEmbed(engine: Engine, o: EmbedOptions): Promise<Bench
   let ours: Measured;
   try {
     // One submit per batch of ECGs, as a serving loop would do.
-    const run = () => {
+    ours = await measureOurs(engine, B, warmup, o.iters, () => {
       model.representation(x).dispose();
       engine.flush();
-    };
-    for (let i = 0; i < warmup; i++) run();
-    await engine.sync();
-    engine.pool.resetPeak();
-    const t0 = performance.now();
-    for (let i = 0; i < o.iters; i++) run();
-    await engine.sync();
-    ours = measured((performance.now() - t0) / o.iters, B, engine.pool.peakBytes);
+    });
   } finally {
     x.dispose();
     model.dispose();
@@ -187,17 +192,8 @@ export async function benchEmbed(engine: Engine, o: EmbedOptions): Promise<Bench
   if (tf && peer) {
     const xt = tf.tensor(xv, shape);
     try {
-      const run = () => tf.tidy(() => peer.representation(xt)).dispose();
-      for (let i = 0; i < warmup; i++) run();
-      await tfSync(tf);
-      const t0 = performance.now();
-      for (let i = 0; i < o.iters; i++) run();
-      await tfSync(tf);
-      const ms = (performance.now() - t0) / o.iters;
-      const gpuAllocatedBytes = (tf.memory() as any).numBytesInGPUAllocated as number | undefined;
-      const prof = await tf.profile(() => tf.tidy(() => peer.representation(xt)));
-      (prof.result as tfjs.Tensor).dispose();
-      theirs = { ...measured(ms, B, prof.peakBytes), gpuAllocatedBytes };
+      const once = () => tf.tidy(() => peer.representation(xt));
+      theirs = await measureTf(tf, B, warmup, o.iters, () => once().dispose(), once);
     } finally {
       xt.dispose();
       peer.dispose();

@@ -149,6 +149,34 @@ fn locate(wid: vec3u, nwg: vec3u) -> Where {
 
 const CROSS = (c: Cfg) => c.mask === 'cropa';
 
+/** The entry point's head, shared by all passes: this workgroup's place, then this thread's row a
+ *  of the block (valid: a real row, not a clamped copy of the last). */
+function entry(c: Cfg): string {
+  return /* wgsl */ `@compute @workgroup_size(${c.QT})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let w = locate(wid, nwg);
+  if (!w.ok) { return; }
+  // Threads past the block still help load tiles; they compute on its last row and store nothing.
+  let valid = w.chunk * QT + lid < w.blockLen;
+  let a = min(w.chunk * QT + lid, w.blockLen - 1u);`;
+}
+
+/** Workgroup memory for one tile of the block's keys and values (the query-centric passes). */
+function keyTileDecl(c: Cfg): string {
+  return /* wgsl */ `var<workgroup> sk: array<vec4f, ${c.KT * c.DP}>;
+var<workgroup> sv: array<vec4f, ${c.KT * c.DP}>;`;
+}
+
+/** In the loop over k0: loads the block's keys k0.. into sk, sv between barriers; cnt = how many are real. */
+const KEY_TILE = /* wgsl */ `    workgroupBarrier();
+    for (var i = lid; i < KT * DP; i += QT) {
+      let ek = (w.t0 + min(k0 + i / DP, w.blockLen - 1u)) * w.RS + w.HD + w.h * DH;
+      sk[i] = ld_qkv(ek, i % DP);
+      sv[i] = ld_qkv(ek + w.HD, i % DP);
+    }
+    workgroupBarrier();
+    let cnt = min(KT, w.blockLen - k0);`;
+
 function forwardSource(c: Cfg): string {
   const E = c.vec ? 'vec4f' : 'f32';
   return /* wgsl */ `
@@ -159,16 +187,9 @@ ${prelude(c)}
 @group(0) @binding(3) var<uniform> p: P;
 ${loader('qkv', c)}
 ${storer('out', c)}
-var<workgroup> sk: array<vec4f, ${c.KT * c.DP}>;
-var<workgroup> sv: array<vec4f, ${c.KT * c.DP}>;
+${keyTileDecl(c)}
 
-@compute @workgroup_size(${c.QT})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let w = locate(wid, nwg);
-  if (!w.ok) { return; }
-  // Threads past the block still help load tiles; they compute on its last row and store nothing.
-  let valid = w.chunk * QT + lid < w.blockLen;
-  let a = min(w.chunk * QT + lid, w.blockLen - 1u);
+${entry(c)}
   let eq = (w.t0 + a) * w.RS + w.h * DH;
   var q: array<vec4f, ${c.DP}>;
   for (var dp = 0u; dp < DP; dp++) { q[dp] = ld_qkv(eq, dp) * p.scale; }
@@ -177,14 +198,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   var l = 0.0;
   var s: array<f32, ${c.KT}>;
   for (var k0 = 0u; k0 < w.blockLen; k0 += KT) {
-    workgroupBarrier();
-    for (var i = lid; i < KT * DP; i += QT) {
-      let ek = (w.t0 + min(k0 + i / DP, w.blockLen - 1u)) * w.RS + w.HD + w.h * DH;
-      sk[i] = ld_qkv(ek, i % DP);
-      sv[i] = ld_qkv(ek + w.HD, i % DP);
-    }
-    workgroupBarrier();
-    let cnt = min(KT, w.blockLen - k0);
+${KEY_TILE}
     // Scores of the whole tile first, so the running max is rescaled once per tile, not per key.
     var mt = m;
     for (var kk = 0u; kk < KT; kk++) {
@@ -255,16 +269,9 @@ ${loader('qkv', c)}
 ${loader('out', c)}
 ${loader('dout', c)}
 ${storer('dqkv', c)}
-var<workgroup> sk: array<vec4f, ${c.KT * c.DP}>;
-var<workgroup> sv: array<vec4f, ${c.KT * c.DP}>;
+${keyTileDecl(c)}
 
-@compute @workgroup_size(${c.QT})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let w = locate(wid, nwg);
-  if (!w.ok) { return; }
-  // Threads past the block still help load tiles; they compute on its last row and store nothing.
-  let valid = w.chunk * QT + lid < w.blockLen;
-  let a = min(w.chunk * QT + lid, w.blockLen - 1u);
+${entry(c)}
   let eq = (w.t0 + a) * w.RS + w.h * DH;
   let eo = (w.t0 + a) * w.HD + w.h * DH;
   var q: array<vec4f, ${c.DP}>;
@@ -281,14 +288,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   if (valid) { delta[row] = D; }
   var dq: array<vec4f, ${c.DP}>;
   for (var k0 = 0u; k0 < w.blockLen; k0 += KT) {
-    workgroupBarrier();
-    for (var i = lid; i < KT * DP; i += QT) {
-      let ek = (w.t0 + min(k0 + i / DP, w.blockLen - 1u)) * w.RS + w.HD + w.h * DH;
-      sk[i] = ld_qkv(ek, i % DP);
-      sv[i] = ld_qkv(ek + w.HD, i % DP);
-    }
-    workgroupBarrier();
-    let cnt = min(KT, w.blockLen - k0);
+${KEY_TILE}
     for (var kk = 0u; kk < KT; kk++) {
       if (kk < cnt) {
         var s4 = vec4f(0.0);
@@ -345,13 +345,7 @@ var<workgroup> sg: array<vec4f, ${c.KT * c.DP}>;
 var<workgroup> sl: array<f32, ${c.KT}>;
 var<workgroup> sd: array<f32, ${c.KT}>;
 
-@compute @workgroup_size(${c.QT})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let w = locate(wid, nwg);
-  if (!w.ok) { return; }
-  // Threads past the block still help load tiles; they compute on its last row and store nothing.
-  let valid = w.chunk * QT + lid < w.blockLen;
-  let a = min(w.chunk * QT + lid, w.blockLen - 1u);
+${entry(c)}
   let ek = (w.t0 + a) * w.RS + w.HD + w.h * DH;
   var k: array<vec4f, ${c.DP}>;
   var v: array<vec4f, ${c.DP}>;

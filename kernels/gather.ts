@@ -8,10 +8,12 @@ import { getPipeline, grid, Params, type Binding, type CommandBatch } from './ru
 
 const WG = 256;
 
-function gatherSource(V: 1 | 4): string {
+/** One thread per unit t of the output rows (gather) or input rows (scatter): its row r, and
+ *  j = idx[r], the table row it reads (gather) or writes (scatter); `body` does the rest. */
+function rowSource(V: 1 | 4, fields: string, body: string): string {
   const T = unitType(V);
   return /* wgsl */ `
-struct P { units: u32, rowUnits: u32, srcRows: u32, nanBits: u32 }
+struct P { units: u32, rowUnits: u32, ${fields} }
 @group(0) @binding(0) var<storage, read> src: array<${T}>;
 @group(0) @binding(1) var<storage, read> idx: array<u32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<${T}>;
@@ -22,29 +24,28 @@ fn main(${MAIN_ARGS}) {
   if (t >= p.units) { return; }
   let r = t / p.rowUnits;
   let j = idx[r];
-  if (j < p.srcRows) { dst[t] = src[j * p.rowUnits + (t - r * p.rowUnits)]; }
-  else { dst[t] = ${T}(bitcast<f32>(p.nanBits)); } // a NaN constant is a WGSL compile error
+${body}
 }`;
 }
 
-function scatterSource(V: 1 | 4, acc: boolean): string {
+function gatherSource(V: 1 | 4): string {
   const T = unitType(V);
-  return /* wgsl */ `
-struct P { units: u32, rowUnits: u32, dstRows: u32 }
-@group(0) @binding(0) var<storage, read> src: array<${T}>;
-@group(0) @binding(1) var<storage, read> idx: array<u32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<${T}>;
-@group(0) @binding(3) var<uniform> p: P;
-@compute @workgroup_size(${WG})
-fn main(${MAIN_ARGS}) {
-  let t = ${linearIndex(WG)};
-  if (t >= p.units) { return; }
-  let r = t / p.rowUnits;
-  let j = idx[r];
-  if (j >= p.dstRows) { return; }
+  return rowSource(
+    V,
+    'srcRows: u32, nanBits: u32',
+    `  if (j < p.srcRows) { dst[t] = src[j * p.rowUnits + (t - r * p.rowUnits)]; }
+  else { dst[t] = ${T}(bitcast<f32>(p.nanBits)); } // a NaN constant is a WGSL compile error`,
+  );
+}
+
+function scatterSource(V: 1 | 4, acc: boolean): string {
+  return rowSource(
+    V,
+    'dstRows: u32',
+    `  if (j >= p.dstRows) { return; }
   let o = j * p.rowUnits + (t - r * p.rowUnits);
-  dst[o] = ${acc ? 'dst[o] + src[t]' : 'src[t]'};
-}`;
+  dst[o] = ${acc ? 'dst[o] + src[t]' : 'src[t]'};`,
+  );
 }
 
 function checkRows(K: string, rows: number, dim: number, tableRows: number, tableName: string): string {
@@ -56,20 +57,41 @@ function checkRows(K: string, rows: number, dim: number, tableRows: number, tabl
   return `rows=${rows}, dim=${dim}, ${tableName}=${tableRows}`;
 }
 
-/** dst[i, :] = src[idx[i], :] for i < rows; src is [srcRows, dim]. */
-export function gatherRows(batch: CommandBatch, src: Binding, idx: Binding, dst: Binding, dims: { rows: number; dim: number; srcRows: number }): void {
-  const K = 'gatherRows';
-  const { rows, dim, srcRows } = dims;
-  const sizes = checkRows(K, rows, dim, srcRows, 'srcRows');
-  requireBytes(K, 'src', src, 4 * srcRows * dim, sizes);
+/** Checks and dispatches a gather or scatter of `rows` rows of `dim` through a table of tableRows
+ *  rows: src for a gather, dst for a scatter. `pipeline(V)` picks the kernel, `tail` appends its own
+ *  uniforms after (units, rowUnits). */
+function dispatchRows(
+  batch: CommandBatch,
+  K: string,
+  bufs: { src: Binding; idx: Binding; dst: Binding },
+  dims: { rows: number; dim: number; table: 'src' | 'dst'; tableRows: number },
+  pipeline: (V: 1 | 4) => GPUComputePipeline,
+  tail: (p: Params) => Params,
+): void {
+  const { src, idx, dst } = bufs;
+  const { rows, dim, table, tableRows } = dims;
+  const sizes = checkRows(K, rows, dim, tableRows, `${table}Rows`);
+  requireBytes(K, 'src', src, 4 * (table === 'src' ? tableRows : rows) * dim, sizes);
   requireBytes(K, 'idx', idx, 4 * rows, sizes);
-  requireBytes(K, 'dst', dst, 4 * rows * dim, sizes);
+  requireBytes(K, 'dst', dst, 4 * (table === 'dst' ? tableRows : rows) * dim, sizes);
   requireDisjoint(K, ['dst', dst], ['src', src], ['idx', idx]);
   if (rows * dim === 0) return;
   const V = dim % 4 === 0 ? 4 : 1;
   const units = (rows * dim) / V;
-  const pipe = getPipeline(batch.device, `gather.gatherRows_v${V}`, () => gatherSource(V));
-  batch.dispatch(pipe, [src, idx, dst], new Params().u32(units).u32(dim / V).u32(srcRows).u32(0x7fc00000), grid(Math.ceil(units / WG)));
+  batch.dispatch(pipeline(V), [src, idx, dst], tail(new Params().u32(units).u32(dim / V)), grid(Math.ceil(units / WG)));
+}
+
+/** dst[i, :] = src[idx[i], :] for i < rows; src is [srcRows, dim]. */
+export function gatherRows(batch: CommandBatch, src: Binding, idx: Binding, dst: Binding, dims: { rows: number; dim: number; srcRows: number }): void {
+  const { rows, dim, srcRows } = dims;
+  dispatchRows(
+    batch,
+    'gatherRows',
+    { src, idx, dst },
+    { rows, dim, table: 'src', tableRows: srcRows },
+    (V) => getPipeline(batch.device, `gather.gatherRows_v${V}`, () => gatherSource(V)),
+    (p) => p.u32(srcRows).u32(0x7fc00000),
+  );
 }
 
 /** dst[idx[i], :] (+)= src[i, :] for i < rows; dst is [dstRows, dim], other rows untouched.
@@ -81,16 +103,13 @@ export function scatterRows(
   dst: Binding,
   dims: { rows: number; dim: number; dstRows: number; accumulate?: boolean },
 ): void {
-  const K = 'scatterRows';
   const { rows, dim, dstRows, accumulate: acc = false } = dims;
-  const sizes = checkRows(K, rows, dim, dstRows, 'dstRows');
-  requireBytes(K, 'src', src, 4 * rows * dim, sizes);
-  requireBytes(K, 'idx', idx, 4 * rows, sizes);
-  requireBytes(K, 'dst', dst, 4 * dstRows * dim, sizes);
-  requireDisjoint(K, ['dst', dst], ['src', src], ['idx', idx]);
-  if (rows * dim === 0) return;
-  const V = dim % 4 === 0 ? 4 : 1;
-  const units = (rows * dim) / V;
-  const pipe = getPipeline(batch.device, `gather.scatterRows_v${V}_${acc ? 'acc' : 'set'}`, () => scatterSource(V, acc));
-  batch.dispatch(pipe, [src, idx, dst], new Params().u32(units).u32(dim / V).u32(dstRows), grid(Math.ceil(units / WG)));
+  dispatchRows(
+    batch,
+    'scatterRows',
+    { src, idx, dst },
+    { rows, dim, table: 'dst', tableRows: dstRows },
+    (V) => getPipeline(batch.device, `gather.scatterRows_v${V}_${acc ? 'acc' : 'set'}`, () => scatterSource(V, acc)),
+    (p) => p.u32(dstRows),
+  );
 }

@@ -26,47 +26,63 @@ fn merge(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
 }`;
 }
 
-function forwardSource(l: RowLayout, red: Reducer): string {
-  const { wg, k } = l;
-  const body = l.cached
-    ? /* wgsl */ `
-  var v: array<f32, ${k}>;
-  var m = ${LOWEST};
-  for (var j = 0u; j < ${k}u; j++) {
-    let c = lid + j * ${wg}u;
-    v[j] = select(${LOWEST}, p.scale * x[base + min(c, p.cols - 1u)], c < p.cols);
-    m = max(m, v[j]);
-  }
-  var s = 0.0;
-  for (var j = 0u; j < ${k}u; j++) {
-    s += select(0.0, exp(v[j] - m), lid + j * ${wg}u < p.cols);
-  }
-  let t = ${red.call('vec2<f32>(m, s)')};
-  let inv = 1.0 / t.y;
-  for (var j = 0u; j < ${k}u; j++) {
-    let c = lid + j * ${wg}u;
-    if (c < p.cols) { y[base + c] = exp(v[j] - t.x) * inv; }
-  }`
-    : /* wgsl */ `
-  var ms = vec2<f32>(${LOWEST}, 0.0);
-  for (var c = lid; c < p.cols; c += ${wg}u) { ms = merge(ms, vec2<f32>(p.scale * x[base + c], 1.0)); }
-  let t = ${red.call('ms')};
-  let inv = 1.0 / t.y;
-  for (var c = lid; c < p.cols; c += ${wg}u) { y[base + c] = exp(p.scale * x[base + c] - t.x) * inv; }`;
+/** `for` over this thread's cached slots j of the row, c = its column (may be past the row's end). */
+function eachSlot(l: RowLayout, body: string): string {
+  return `for (var j = 0u; j < ${l.k}u; j++) {
+    let c = lid + j * ${l.wg}u;
+${body}
+  }`;
+}
+
+/** A module of one workgroup per row: `decls` (bindings, helpers), then main finds its row, with
+ *  base = row·cols, and runs `body`. */
+function rowKernel(l: RowLayout, red: Reducer, decls: string, body: string): string {
   return /* wgsl */ `${red.enable}
 struct P { rows: u32, cols: u32, scale: f32 }
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
-@group(0) @binding(2) var<uniform> p: P;
-${mergeFn()}
+${decls}
 ${red.decl}
-@compute @workgroup_size(${wg})
+@compute @workgroup_size(${l.wg})
 fn main(${MAIN_ARGS}${red.args}) {
   let row = wid.y * nwg.x + wid.x;
   if (row >= p.rows) { return; }
   let base = row * p.cols;
 ${body}
 }`;
+}
+
+function forwardSource(l: RowLayout, red: Reducer): string {
+  const { wg, k } = l;
+  const body = l.cached
+    ? /* wgsl */ `
+  var v: array<f32, ${k}>;
+  var m = ${LOWEST};
+  ${eachSlot(
+    l,
+    `    v[j] = select(${LOWEST}, p.scale * x[base + min(c, p.cols - 1u)], c < p.cols);
+    m = max(m, v[j]);`,
+  )}
+  var s = 0.0;
+  for (var j = 0u; j < ${k}u; j++) {
+    s += select(0.0, exp(v[j] - m), lid + j * ${wg}u < p.cols);
+  }
+  let t = ${red.call('vec2<f32>(m, s)')};
+  let inv = 1.0 / t.y;
+  ${eachSlot(l, `    if (c < p.cols) { y[base + c] = exp(v[j] - t.x) * inv; }`)}`
+    : /* wgsl */ `
+  var ms = vec2<f32>(${LOWEST}, 0.0);
+  for (var c = lid; c < p.cols; c += ${wg}u) { ms = merge(ms, vec2<f32>(p.scale * x[base + c], 1.0)); }
+  let t = ${red.call('ms')};
+  let inv = 1.0 / t.y;
+  for (var c = lid; c < p.cols; c += ${wg}u) { y[base + c] = exp(p.scale * x[base + c] - t.x) * inv; }`;
+  return rowKernel(
+    l,
+    red,
+    /* wgsl */ `@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<uniform> p: P;
+${mergeFn()}`,
+    body,
+  );
 }
 
 function backwardSource(l: RowLayout, red: Reducer): string {
@@ -76,37 +92,29 @@ function backwardSource(l: RowLayout, red: Reducer): string {
   var yv: array<f32, ${k}>;
   var gv: array<f32, ${k}>;
   var s = 0.0;
-  for (var j = 0u; j < ${k}u; j++) {
-    let c = lid + j * ${wg}u;
-    let cc = base + min(c, p.cols - 1u);
+  ${eachSlot(
+    l,
+    `    let cc = base + min(c, p.cols - 1u);
     yv[j] = select(0.0, y[cc], c < p.cols);
     gv[j] = select(0.0, dy[cc], c < p.cols);
-    s += yv[j] * gv[j];
-  }
+    s += yv[j] * gv[j];`,
+  )}
   let d = ${red.call('s')};
-  for (var j = 0u; j < ${k}u; j++) {
-    let c = lid + j * ${wg}u;
-    if (c < p.cols) { dx[base + c] = p.scale * yv[j] * (gv[j] - d); }
-  }`
+  ${eachSlot(l, `    if (c < p.cols) { dx[base + c] = p.scale * yv[j] * (gv[j] - d); }`)}`
     : /* wgsl */ `
   var s = 0.0;
   for (var c = lid; c < p.cols; c += ${wg}u) { s += y[base + c] * dy[base + c]; }
   let d = ${red.call('s')};
   for (var c = lid; c < p.cols; c += ${wg}u) { dx[base + c] = p.scale * y[base + c] * (dy[base + c] - d); }`;
-  return /* wgsl */ `${red.enable}
-struct P { rows: u32, cols: u32, scale: f32 }
-@group(0) @binding(0) var<storage, read> y: array<f32>;
+  return rowKernel(
+    l,
+    red,
+    /* wgsl */ `@group(0) @binding(0) var<storage, read> y: array<f32>;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>;
-@group(0) @binding(3) var<uniform> p: P;
-${red.decl}
-@compute @workgroup_size(${wg})
-fn main(${MAIN_ARGS}${red.args}) {
-  let row = wid.y * nwg.x + wid.x;
-  if (row >= p.rows) { return; }
-  let base = row * p.cols;
-${body}
-}`;
+@group(0) @binding(3) var<uniform> p: P;`,
+    body,
+  );
 }
 
 function checkDims(K: string, rows: number, cols: number): string {
