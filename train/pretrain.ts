@@ -187,10 +187,10 @@ export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<P
             if (!Number.isFinite(lastLoss) || lastLoss > 1e3 * Math.max(bestScale, 1e-3)) {
               loss.dispose();
               x.dispose();
-              throw new TrainingDivergedError(
-                `training diverged at step ${step}: loss ${lastLoss} (best so far ${bestScale}); the last good checkpoint is ${ckptBase}.json` +
-                  ' (try a lower --lr)',
-              );
+              const kept = existsSync(ckptBase + '.json')
+                ? `the last good checkpoint is ${ckptBase}.json (step ${JSON.parse(readFileSync(ckptBase + '.json', 'utf8')).state.step})`
+                : 'no checkpoint had been saved yet';
+              throw new TrainingDivergedError(`training diverged at step ${step}: loss ${lastLoss} (best so far ${bestScale}); ${kept}; try a lower --lr`);
             }
             bestScale = Math.min(bestScale, lastLoss);
             appendFileSync(logFile, JSON.stringify(row) + '\n');

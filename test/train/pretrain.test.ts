@@ -76,6 +76,17 @@ if (!isBrowser)
       assert(la.every((r, i) => r.loss === lb[i].loss), 'the losses of both runs match step for step');
     });
 
+    it('stops on an exploding loss and keeps the last good checkpoint', async () => {
+      const { path, fs } = await mods();
+      const out = path.join(tmp, 'diverge');
+      const r = await cli(['pretrain', '--data', path.join(tmp, 'data'), '--preset', 'tiny', '--lr', '10', '--steps', '20', '--log-every', '1', '--checkpoint-every', '1', '--out', out]);
+      assert(r.code === 1 && /training diverged at step (\d+)/.test(r.stderr), `a clear stop expected:\n${r.stderr}`);
+      const bad = Number(/diverged at step (\d+)/.exec(r.stderr)![1]);
+      const ck = JSON.parse(fs.readFileSync(path.join(out, 'checkpoint-last.json'), 'utf8'));
+      assert(ck.state.step === bad - 1, `the kept checkpoint is the step before the divergence (${ck.state.step} vs ${bad})`);
+      assert(new RegExp(`last good checkpoint .*step ${bad - 1}`).test(r.stderr), `the message names the kept checkpoint:\n${r.stderr}`);
+    });
+
     it('refuses to resume a folder without a run', async () => {
       const { path } = await mods();
       const r = await cli(['pretrain', '--out', path.join(tmp, 'nothing'), '--resume']);
