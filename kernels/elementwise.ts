@@ -57,6 +57,18 @@ function mapHeader(extraFields: string): string {
   return `struct P { n: u32, units: u32${extraFields} }`;
 }
 
+/**
+ * The in-place decision shared by scale, addBroadcast and scaleGroups: x and y may be the same
+ * binding (then only y is bound), never partly overlapping; `others` must not overlap y. Returns
+ * the unit width (vec4 only when `vec4Ok`, e.g. a unit never straddles a period) and unit count.
+ */
+function mapPlan(K: string, x: Binding, y: Binding, others: [string, Binding][], n: number, vec4Ok: boolean): { inPlace: boolean; V: 1 | 4; units: number } {
+  const inPlace = aliasing(x, y) === 'same';
+  requireDisjoint(K, ['y', y], ...(inPlace ? others : [['x', x] as [string, Binding], ...others]));
+  const V = !vec4Ok ? 1 : inPlace ? vecWidth(n, y) : vecWidth(n, x, y);
+  return { inPlace, V, units: Math.ceil(n / V) };
+}
+
 function accumulateSource(V: 1 | 4): string {
   const T = unitType(V);
   return /* wgsl */ `
@@ -113,11 +125,8 @@ export function scale(batch: CommandBatch, x: Binding, y: Binding, n: number, al
   checkCount(K, 'n', n);
   requireBytes(K, 'x', x, 4 * n, `n=${n}`);
   requireBytes(K, 'y', y, 4 * n, `n=${n}`);
-  const inPlace = aliasing(x, y) === 'same';
-  if (!inPlace) requireDisjoint(K, ['y', y], ['x', x]);
+  const { inPlace, V, units } = mapPlan(K, x, y, [], n, true);
   if (n === 0) return;
-  const V = inPlace ? vecWidth(n, y) : vecWidth(n, x, y);
-  const units = Math.ceil(n / V);
   const pipe = getPipeline(batch.device, `elementwise.scale_v${V}_${inPlace ? 'inplace' : 'xy'}`, () => scaleSource(V, inPlace));
   batch.dispatch(pipe, inPlace ? [y] : [x, y], new Params().u32(n).u32(units).f32(alpha), launchGroups(units));
 }
@@ -183,13 +192,9 @@ export function addBroadcast(batch: CommandBatch, x: Binding, b: Binding, y: Bin
   requireBytes(K, 'x', x, 4 * n, sizes);
   requireBytes(K, 'b', b, 4 * period, sizes);
   requireBytes(K, 'y', y, 4 * n, sizes);
-  const inPlace = aliasing(x, y) === 'same';
-  if (inPlace) requireDisjoint(K, ['y', y], ['b', b]);
-  else requireDisjoint(K, ['y', y], ['x', x], ['b', b]);
-  if (n === 0) return;
   // vec4 needs whole vec4s of b per period, so that a unit never straddles two periods
-  const V = period % 4 === 0 ? (inPlace ? vecWidth(n, y) : vecWidth(n, x, y)) : 1;
-  const units = Math.ceil(n / V);
+  const { inPlace, V, units } = mapPlan(K, x, y, [['b', b]], n, period % 4 === 0);
+  if (n === 0) return;
   const pipe = getPipeline(batch.device, `elementwise.addBroadcast_v${V}_${inPlace ? 'inplace' : 'xy'}`, () => addBroadcastSource(V, inPlace));
   batch.dispatch(pipe, inPlace ? [y, b] : [x, b, y], new Params().u32(n).u32(units).u32(period / V).f32(alpha), launchGroups(units));
 }
@@ -237,13 +242,9 @@ export function scaleGroups(
   requireBytes(K, 'x', x, 4 * n, sizes);
   requireBytes(K, 'factors', factors, 4 * groups, sizes);
   requireBytes(K, 'y', y, 4 * n, sizes);
-  const inPlace = aliasing(x, y) === 'same';
-  if (inPlace) requireDisjoint(K, ['y', y], ['factors', factors]);
-  else requireDisjoint(K, ['y', y], ['x', x], ['factors', factors]);
-  if (n === 0) return;
   // vec4 only when a unit never straddles two groups
-  const V = groupSize % 4 === 0 ? (inPlace ? vecWidth(n, y) : vecWidth(n, x, y)) : 1;
-  const units = Math.ceil(n / V);
+  const { inPlace, V, units } = mapPlan(K, x, y, [['factors', factors]], n, groupSize % 4 === 0);
+  if (n === 0) return;
   const key = `elementwise.scaleGroups_v${V}_${inPlace ? 'inplace' : 'xy'}_${acc ? 'acc' : 'set'}`;
   const pipe = getPipeline(batch.device, key, () => scaleGroupsSource(V, inPlace, acc));
   batch.dispatch(pipe, inPlace ? [factors, y] : [x, factors, y], new Params().u32(n).u32(units).u32(groupSize / V), launchGroups(units));

@@ -58,3 +58,16 @@ export function poisoned(engine: Engine, shape: number[]): Tensor {
 export function assert(cond: unknown, msg: string): asserts cond {
   if (!cond) throw new Error(msg);
 }
+
+/** Runs fn and expects an error whose message contains `part` (a string) or matches it (a RegExp). */
+export function expectThrow(fn: () => void, part: string | RegExp): void {
+  let err: unknown = null;
+  try {
+    fn();
+  } catch (e) {
+    err = e;
+  }
+  assert(err instanceof Error, `expected an error matching ${part}, got none`);
+  const ok = typeof part === 'string' ? err.message.includes(part) : part.test(err.message);
+  assert(ok, `expected an error matching ${part}, got: ${err.message}`);
+}

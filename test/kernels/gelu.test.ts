@@ -1,6 +1,6 @@
 import { erfForward, geluBackward, geluForward } from '../../kernels/gelu.js';
 import { Rng } from '../../engine/random.js';
-import { assert, assertClose, getEngine, poisoned, randomArray } from '../helpers.js';
+import { assert, assertClose, expectThrow, getEngine, poisoned, randomArray } from '../helpers.js';
 import { erf64, erfc64, gelu64, geluGrad64, numericGrad, withGridLimit } from './norm-ref.js';
 
 const TOL = 1e-5;
@@ -105,15 +105,7 @@ describe('kernels/gelu', () => {
       [() => geluForward(engine.batch, a.buffer, { buffer: b.buffer, size: 16 }, 64), /geluForward: y binding holds 16 bytes, needs 256 \(n=64\)/],
       [() => geluBackward(engine.batch, a.buffer, b.buffer, b.buffer, 64, true), /geluBackward: dx must not share memory with dy/],
     ];
-    for (const [fn, re] of cases) {
-      let msg = '';
-      try {
-        fn();
-      } catch (e) {
-        msg = (e as Error).message;
-      }
-      assert(re.test(msg), `want ${re}, got '${msg}'`);
-    }
+    for (const [fn, re] of cases) expectThrow(fn, re);
     a.dispose();
     b.dispose();
   });

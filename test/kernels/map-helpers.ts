@@ -38,14 +38,4 @@ export function f64(a: ArrayLike<number>): Float64Array {
   return Float64Array.from(a as ArrayLike<number>);
 }
 
-/** Runs fn and expects it to throw an error whose message contains `part`. */
-export function expectThrow(fn: () => void, part: string): void {
-  let err: unknown = null;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  assert(err instanceof Error, `expected an error containing "${part}", got none`);
-  assert(err.message.includes(part), `expected an error containing "${part}", got: ${err.message}`);
-}
+export { expectThrow } from '../helpers.js';

@@ -1,6 +1,6 @@
 import { broadcastAxis, reduceAxis } from '../../kernels/reduce.js';
 import { Rng } from '../../engine/random.js';
-import { assert, assertClose, getEngine, poisoned, randomArray } from '../helpers.js';
+import { assert, assertClose, expectThrow, getEngine, poisoned, randomArray } from '../helpers.js';
 import { broadcastRef, dot, f64, numericGrad, reduceRef, withGridLimit } from './norm-ref.js';
 
 const TOL = 1e-5;
@@ -98,15 +98,7 @@ describe('kernels/reduce', () => {
       [() => reduceAxis(engine.batch, a.buffer, b.buffer, { outer: 1, reduce: 65, inner: 1 }), /reduceAxis: x binding holds 256 bytes, needs 260 \(outer=1, reduce=65, inner=1\)/],
       [() => broadcastAxis(engine.batch, a.buffer, b.buffer, { outer: 1, reduce: 1.5, inner: 4 }), /broadcastAxis: reduce must be an integer/],
     ];
-    for (const [fn, re] of cases) {
-      let msg = '';
-      try {
-        fn();
-      } catch (e) {
-        msg = (e as Error).message;
-      }
-      assert(re.test(msg), `want ${re}, got '${msg}'`);
-    }
+    for (const [fn, re] of cases) expectThrow(fn, re);
     a.dispose();
     b.dispose();
   });

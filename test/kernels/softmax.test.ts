@@ -1,6 +1,6 @@
 import { softmaxBackward, softmaxForward } from '../../kernels/softmax.js';
 import { Rng } from '../../engine/random.js';
-import { assert, assertClose, getEngine, poisoned, randomArray } from '../helpers.js';
+import { assert, assertClose, expectThrow, getEngine, poisoned, randomArray } from '../helpers.js';
 import { dot, f64, numericGrad, softmaxBackwardRef, softmaxRef, withGridLimit, withoutSubgroups } from './norm-ref.js';
 
 const TOL = 1e-5;
@@ -99,15 +99,7 @@ describe('kernels/softmax', () => {
       [() => softmaxBackward(engine.batch, a.buffer, b.buffer, { buffer: b.buffer, offset: 256 }, { rows: 2, cols: 4 }), /softmaxBackward: dx binding holds \d+ bytes, needs 32/],
       [() => softmaxBackward(engine.batch, a.buffer, b.buffer, b.buffer, { rows: 2, cols: 4 }), /softmaxBackward: dx must not share memory with dy/],
     ];
-    for (const [fn, re] of cases) {
-      let msg = '';
-      try {
-        fn();
-      } catch (e) {
-        msg = (e as Error).message;
-      }
-      assert(re.test(msg), `want ${re}, got '${msg}'`);
-    }
+    for (const [fn, re] of cases) expectThrow(fn, re);
     a.dispose();
     b.dispose();
   });
