@@ -34,6 +34,8 @@ export interface BenchRow {
   ours_rate: number | null;
   tfjs_rate: number | null;
   reps: number;
+  /** Bandwidth rows: our GB/s over the copy kernel's in the same run (set after all cases ran). */
+  of_copy?: number;
 }
 
 type Tf = typeof import('@tensorflow/tfjs');
@@ -120,8 +122,12 @@ export async function runCase(engine: Engine, tf: Tf | null, c: KernelCase, targ
 
 export function formatRows(rows: BenchRow[]): string {
   const f = (x: number | null, d = 3) => (x === null ? '-' : x >= 100 ? x.toFixed(1) : x.toPrecision(d));
-  const head = ['kernel', 'ours ms', 'tfjs ms', 'ours rate', 'tfjs rate', 'unit', 'ratio'];
-  const body = rows.map((r) => [r.name, f(r.ours_ms), f(r.tfjs_ms), f(r.ours_rate), f(r.tfjs_rate), r.unit ?? '', r.ratio === null ? '-' : `${r.ratio.toFixed(2)}x`]);
+  const copyColumn = rows.some((r) => r.of_copy !== undefined);
+  const head = ['kernel', 'ours ms', 'tfjs ms', 'ours rate', 'tfjs rate', 'unit', 'ratio', ...(copyColumn ? ['of copy'] : [])];
+  const body = rows.map((r) => [
+    r.name, f(r.ours_ms), f(r.tfjs_ms), f(r.ours_rate), f(r.tfjs_rate), r.unit ?? '', r.ratio === null ? '-' : `${r.ratio.toFixed(2)}x`,
+    ...(copyColumn ? [r.of_copy === undefined ? '' : `${Math.round(100 * r.of_copy)}%`] : []),
+  ]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ');
   return [line(head), line(w.map((n) => '-'.repeat(n))), ...body.map(line)].join('\n');

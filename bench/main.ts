@@ -7,6 +7,7 @@ import { Engine } from '../engine/engine.js';
 import { describeGpu } from '../engine/device.js';
 import { formatRows, loadTfjs, runCase, type BenchRow, type Scale } from './harness.js';
 import { kernelCases } from './kernels/index.js';
+import { copyFractions, evaluateTargets, formatTargets } from './targets.js';
 
 const program = new Command();
 program.name('bench');
@@ -35,14 +36,17 @@ program
         rows.push(row);
         log(formatRows([row]).split('\n')[2]);
       }
+      for (const [name, f] of copyFractions(rows)) rows.find((r) => r.name === name)!.of_copy = f;
+      const targets = evaluateTargets(rows);
       log('\n' + formatRows(rows));
+      if (scale === 'full') log('\nGPU goals (ours, this run):\n' + formatTargets(targets));
       if (o.json) console.log(JSON.stringify(rows, null, 2));
       if (o.save) {
         const date = new Date().toISOString();
         const info = engine.gpu.info;
         const file = `bench/results/kernels-${scale}-${info.device.replace(/[^a-z0-9]+/gi, '-')}-${date.slice(0, 10)}.json`;
         mkdirSync('bench/results', { recursive: true });
-        writeFileSync(file, JSON.stringify({ date, command: process.argv.slice(1).join(' '), device: info, rows }, null, 2) + '\n');
+        writeFileSync(file, JSON.stringify({ date, command: process.argv.slice(1).join(' '), device: info, rows, ...(scale === 'full' ? { targets } : {}) }, null, 2) + '\n');
         log(`saved ${file}`);
       }
     } finally {

@@ -8,9 +8,10 @@ export const isBrowser = typeof window !== 'undefined';
 
 let shared: Promise<Engine> | null = null;
 
-/** The engine all specs share (one device per runner). */
+/** The engine all specs share (one device per runner). It asks for subgroup matrices so that on a
+ *  GPU that has them (NVIDIA under Dawn) the suite checks that matmul path too. */
 export function getEngine(): Promise<Engine> {
-  return (shared ??= Engine.create());
+  return (shared ??= Engine.create({ subgroupMatrix: true }));
 }
 
 export async function closeEngine(): Promise<void> {

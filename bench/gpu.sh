@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Every GPU check of the project in one device call, so a session that draws an H100/H200 spends its
+# device minutes measuring, not setting up (the device machine has no node and no npm).
+#   here, after npm ci:   bash bench/gpu.sh pack
+#   device tool:          run  command "bash bench/gpu.sh run"  carry [".devkit"]  timeout_s 590
+#   try it here first:    OUT=/tmp/gpu bash bench/gpu.sh run --quick   (lavapipe, CI sizes)
+# `run` writes under $OUT: log.txt (everything, in order), summary.txt (the goals and ratios) and the
+# JSON results the benches save with device, date and command. Each part has its own time limit, so
+# one that hangs costs only its share and the rest still runs.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+kit=.devkit
+
+pack() {
+  set -e
+  npm run build
+  bash ../shared/device/pack.sh .build/suite.ts scripts/test.mjs bench/main.ts train/cli.ts
+  mv $kit/suite.mjs $kit/test-node.mjs # scripts/test.mjs loads $ECG_BUILD_DIR/test-node.mjs
+  rm -f $kit/node_modules/webgpu/dist/linux-x64/dawn.node # its .xz travels; remote.sh unpacks it there
+  git rev-parse HEAD > $kit/COMMIT
+  git status --porcelain | grep -q . && echo "(uncommitted changes)" >> $kit/COMMIT
+  du -sh $kit
+}
+
+part() { # part NAME SECONDS ENTRY ARGS... : one node entry of the kit, logged with its time and exit status
+  local name=$1 limit=$2; shift 2
+  echo "=== $name (limit ${limit}s): $*"
+  local t0=$SECONDS
+  timeout "$limit" bash $kit/remote.sh "$@" 2>&1
+  echo "=== $name: exit $? after $((SECONDS - t0)) s"
+}
+
+run() {
+  local out=${OUT:?set OUT to a folder for the results}
+  local quick=${1:-}
+  [ -f $kit/test-node.mjs ] || { echo "gpu.sh: $kit is not packed; run 'bash bench/gpu.sh pack' first" >&2; exit 2; }
+  local scale=full preset=(--preset base --batch 64) steps=(--steps 5 --warmup 2) iters=(--iters 10 --warmup 2) save=--save
+  # the dry run leaves bench/results/ alone
+  [ "$quick" = --quick ] && { scale=ci; preset=(--preset tiny --batch 4); steps=(--steps 2 --warmup 1); iters=(--iters 2 --warmup 1); save=; }
+  mkdir -p "$out" bench/results
+  touch "$out/.start"
+  {
+    echo "gpu.sh run $quick on $(hostname), $(date -u +%FT%TZ), commit $(cat $kit/COMMIT | tr '\n' ' ')"
+    # correctness first: the kernels take their GPU variants (tiles, unrolled loops, subgroup matrices) only here
+    for g in kernels/ engine/ops model/jepa bench/; do ECG_BUILD_DIR=$kit part "tests $g" 60 $kit/test.mjs --node-only --grep $g; done
+    part kernels 210 $kit/main.mjs kernels --scale $scale $save
+    part step 120 $kit/cli.mjs bench step "${preset[@]}" "${steps[@]}" --peer tfjs $save
+    part embed 60 $kit/cli.mjs bench embed "${preset[@]}" "${iters[@]}" --peer tfjs $save
+  } | tee "$out/log.txt"
+  grep -E '^(=== .*exit|met|missed|not run|ratio|node: |ours |tfjs )|GPU goals|passed, ' "$out/log.txt" > "$out/summary.txt"
+  find bench/results -newer "$out/.start" -name '*.json' -exec cp {} "$out/" \;
+  rm -f "$out/.start"
+  cat "$out/summary.txt"
+}
+
+case "${1:-}" in
+  pack) pack ;;
+  run) shift; run "$@" ;;
+  *) echo "usage: bash bench/gpu.sh pack | run [--quick]" >&2; exit 2 ;;
+esac
