@@ -16,7 +16,9 @@ import { LEADS_12, type EcgRecord } from './record.js';
 export const SYNTH_CLASSES = ['NORM', 'SBRAD', 'STACH', 'AFIB', 'AFLT', '1AVB', 'RBBB', 'LBBB', 'STE', 'STD', 'LVH', 'PVC'] as const;
 export type SynthClass = (typeof SYNTH_CLASSES)[number];
 
-/** Meaning and codes of each class: PTB-XL scp_code and SNOMED CT id as used by the PhysioNet Challenge. */
+/** Meaning and codes of each class: PTB-XL scp_code and SNOMED CT id as used by the PhysioNet Challenge
+ *  (checked against its dx_mapping_scored/unscored.csv; the Challenge scores 713427006 = 59118001 and
+ *  733534002 = 164909002 as one diagnosis each, and here the complete blocks take the complete codes). */
 export const SYNTH_CLASS_INFO: Record<SynthClass, { name: string; scp: string; snomed: string }> = {
   NORM: { name: 'normal sinus rhythm, normal ECG', scp: 'NORM', snomed: '426783006' },
   SBRAD: { name: 'sinus bradycardia', scp: 'SBRAD', snomed: '426177001' },
@@ -24,8 +26,8 @@ export const SYNTH_CLASS_INFO: Record<SynthClass, { name: string; scp: string; s
   AFIB: { name: 'atrial fibrillation', scp: 'AFIB', snomed: '164889003' },
   AFLT: { name: 'atrial flutter', scp: 'AFLT', snomed: '164890007' },
   '1AVB': { name: 'first-degree AV block', scp: '1AVB', snomed: '270492004' },
-  RBBB: { name: 'complete right bundle branch block', scp: 'CRBBB', snomed: '59118001' },
-  LBBB: { name: 'complete left bundle branch block', scp: 'CLBBB', snomed: '164909002' },
+  RBBB: { name: 'complete right bundle branch block', scp: 'CRBBB', snomed: '713427006' },
+  LBBB: { name: 'complete left bundle branch block', scp: 'CLBBB', snomed: '733534002' },
   STE: { name: 'ST elevation (injury)', scp: 'STE_', snomed: '164931005' },
   STD: { name: 'ST depression', scp: 'STD_', snomed: '429622005' },
   LVH: { name: 'left ventricular hypertrophy', scp: 'LVH', snomed: '164873001' },
