@@ -10,6 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import type * as tfjs from '@tensorflow/tfjs';
 import type { GpuInfo } from '../engine/device.js';
 import type { Engine } from '../engine/engine.js';
+import type { Tensor } from '../engine/tensor.js';
 import { Rng } from '../engine/random.js';
 import { makeConfig, type EcgJepaConfig } from '../model/config.js';
 import { EcgJepa } from '../model/jepa.js';
@@ -128,78 +129,76 @@ function checkCounts(o: { batch: number; steps?: number; iters?: number; warmup?
   for (const [k, v] of Object.entries(o)) if (v !== undefined && (!Number.isInteger(v) || v < (k === 'warmup' ? 0 : 1))) throw new RangeError(`bench: ${k} must be a ${k === 'warmup' ? 'non-negative' : 'positive'} integer, got ${v}`);
 }
 
-/** Training-step throughput: ours, and tfjs's composed step when o.peer is 'tfjs'. */
-export async function benchStep(engine: Engine, o: StepOptions): Promise<BenchResult> {
-  checkCounts({ batch: o.batch, steps: o.steps, warmup: o.warmup });
+/** The shared frame of both benchmarks: one model and input (and the peer built from the model's
+ *  initial weights, with the same input), our loop measured, then the peer's. */
+async function sideBySide(
+  engine: Engine,
+  kind: BenchResult['kind'],
+  o: { preset: string; batch: number; peer?: 'tfjs'; seed?: number; tf?: Tf },
+  warmup: number,
+  iters: number,
+  ours: (model: EcgJepa, x: Tensor) => (i: number) => void,
+  theirs: (peer: TfJepa, xt: tfjs.Tensor) => { run: (i: number) => void; once: () => tfjs.Tensor },
+): Promise<BenchResult> {
   const cfg = benchConfig(o.preset);
   const seed = o.seed ?? 0;
   const B = o.batch;
   const shape = [B, cfg.leads.length, cfg.patches * cfg.patchSize];
   const xv = inputs(cfg, B, seed + 1);
-  const mk = masks(cfg, B, o.warmup + o.steps + 1, seed + 2);
   const tf = await tfPeer(engine, o);
   const model = new EcgJepa(engine, cfg, { seed });
   // The peer starts from our initial weights (read before we train).
   const peer = tf ? await TfJepa.fromModel(tf, model) : null;
   const x = engine.upload(xv, shape);
-  let ours: Measured;
+  let mine: Measured;
   try {
-    ours = await measureOurs(engine, B, o.warmup, o.steps, (i) => model.trainStep(x, mk[i]).dispose());
+    mine = await measureOurs(engine, B, warmup, iters, ours(model, x));
   } finally {
     x.dispose();
     model.dispose();
     await engine.sync();
   }
-  let theirs: Measured | undefined;
+  let peers: Measured | undefined;
   if (tf && peer) {
     const xt = tf.tensor(xv, shape);
     try {
-      theirs = await measureTf(tf, B, o.warmup, o.steps, (i) => peer.trainStep(xt, mk[i]).dispose(), () => peer.trainStep(xt, mk[o.warmup + o.steps]));
+      const t = theirs(peer, xt);
+      peers = await measureTf(tf, B, warmup, iters, t.run, t.once);
     } finally {
       xt.dispose();
       peer.dispose();
     }
   }
-  return { kind: 'step', preset: o.preset, batch: B, steps: o.steps, warmup: o.warmup, device: engine.gpu.info, ours, tfjs: theirs, ratio: theirs ? theirs.msPerStep / ours.msPerStep : null };
+  return { kind, preset: o.preset, batch: B, steps: iters, warmup, device: engine.gpu.info, ours: mine, tfjs: peers, ratio: peers ? peers.msPerStep / mine.msPerStep : null };
+}
+
+/** Training-step throughput: ours, and tfjs's composed step when o.peer is 'tfjs'. */
+export async function benchStep(engine: Engine, o: StepOptions): Promise<BenchResult> {
+  checkCounts({ batch: o.batch, steps: o.steps, warmup: o.warmup });
+  const mk = masks(benchConfig(o.preset), o.batch, o.warmup + o.steps + 1, (o.seed ?? 0) + 2);
+  return sideBySide(
+    engine, 'step', o, o.warmup, o.steps,
+    (model, x) => (i) => model.trainStep(x, mk[i]).dispose(),
+    (peer, xt) => ({ run: (i) => peer.trainStep(xt, mk[i]).dispose(), once: () => peer.trainStep(xt, mk[o.warmup + o.steps]) }),
+  );
 }
 
 /** Encoder inference throughput (mean-pooled representation of every token), ECGs/s. */
 export async function benchEmbed(engine: Engine, o: EmbedOptions): Promise<BenchResult> {
   const warmup = o.warmup ?? 2;
   checkCounts({ batch: o.batch, iters: o.iters, warmup });
-  const cfg = benchConfig(o.preset);
-  const seed = o.seed ?? 0;
-  const B = o.batch;
-  const shape = [B, cfg.leads.length, cfg.patches * cfg.patchSize];
-  const xv = inputs(cfg, B, seed + 1);
-  const tf = await tfPeer(engine, o);
-  const model = new EcgJepa(engine, cfg, { seed });
-  const peer = tf ? await TfJepa.fromModel(tf, model) : null;
-  const x = engine.upload(xv, shape);
-  let ours: Measured;
-  try {
+  return sideBySide(
+    engine, 'embed', o, warmup, o.iters,
     // One submit per batch of ECGs, as a serving loop would do.
-    ours = await measureOurs(engine, B, warmup, o.iters, () => {
+    (model, x) => () => {
       model.representation(x).dispose();
       engine.flush();
-    });
-  } finally {
-    x.dispose();
-    model.dispose();
-    await engine.sync();
-  }
-  let theirs: Measured | undefined;
-  if (tf && peer) {
-    const xt = tf.tensor(xv, shape);
-    try {
-      const once = () => tf.tidy(() => peer.representation(xt));
-      theirs = await measureTf(tf, B, warmup, o.iters, () => once().dispose(), once);
-    } finally {
-      xt.dispose();
-      peer.dispose();
-    }
-  }
-  return { kind: 'embed', preset: o.preset, batch: B, steps: o.iters, warmup, device: engine.gpu.info, ours, tfjs: theirs, ratio: theirs ? theirs.msPerStep / ours.msPerStep : null };
+    },
+    (peer, xt) => {
+      const once = () => peer.tf.tidy(() => peer.representation(xt));
+      return { run: () => once().dispose(), once };
+    },
+  );
 }
 
 /** A few lines for the terminal. */

@@ -68,6 +68,17 @@ export function expectThrow(fn: () => void, part: string | RegExp): void {
   } catch (e) {
     err = e;
   }
+  expectError(err, part);
+}
+
+/** Awaits fn and expects it to reject with an error matching `part`, as expectThrow. */
+export async function expectReject(fn: () => Promise<unknown>, part: string | RegExp): Promise<void> {
+  let err: unknown = null;
+  await fn().catch((e) => (err = e));
+  expectError(err, part);
+}
+
+function expectError(err: unknown, part: string | RegExp): void {
   assert(err instanceof Error, `expected an error matching ${part}, got none`);
   const ok = typeof part === 'string' ? err.message.includes(part) : part.test(err.message);
   assert(ok, `expected an error matching ${part}, got: ${err.message}`);

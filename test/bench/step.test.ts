@@ -1,0 +1,38 @@
+// `ecg-jepa bench step|embed` end to end on the tiny preset: both sides measured, the ratio is theirs
+// over ours, the saved JSON carries date, command and device, and bad counts are refused.
+import { assert, expectReject, getEngine, isBrowser } from '../helpers.js';
+
+if (!isBrowser) {
+  describe('bench/step (Node)', () => {
+    it('step and embed against tfjs, saved with date, command and device', async () => {
+      const engine = await getEngine();
+      const { benchStep, benchEmbed, saveBench } = await import('../../bench/step.js');
+      const { mkdtemp, readFile, rm } = await import('node:fs/promises');
+      const { tmpdir } = await import('node:os');
+      const { join } = await import('node:path');
+      const step = await benchStep(engine, { preset: 'tiny', batch: 2, steps: 1, warmup: 1, peer: 'tfjs' });
+      const embed = await benchEmbed(engine, { preset: 'tiny', batch: 2, iters: 1, warmup: 0, peer: 'tfjs' });
+      for (const r of [step, embed]) {
+        assert(r.tfjs && r.ours.msPerStep > 0 && r.tfjs.msPerStep > 0, `${r.kind}: both sides timed ${JSON.stringify(r)}`);
+        assert(Math.abs(r.ratio! - r.tfjs.msPerStep / r.ours.msPerStep) < 1e-12, `${r.kind}: ratio is tfjs ms / ours ms`);
+        assert(Math.abs(r.ours.samplesPerSec - 2000 / r.ours.msPerStep) < 1e-9, `${r.kind}: samples/s from ms and batch`);
+        assert(r.ours.peakBytes > 0 && r.tfjs.peakBytes > 0, `${r.kind}: peak memory of both`);
+      }
+      const dir = await mkdtemp(join(tmpdir(), 'ecg-jepa-bench-'));
+      try {
+        const saved = JSON.parse(await readFile(saveBench(step, 'ecg-jepa bench step --peer tfjs', dir), 'utf8'));
+        assert(saved.command === 'ecg-jepa bench step --peer tfjs' && !Number.isNaN(Date.parse(saved.date)) && saved.device.vendor === engine.gpu.info.vendor, `saved ${JSON.stringify(saved).slice(0, 300)}`);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('refuses counts that are not positive integers', async () => {
+      const engine = await getEngine();
+      const { benchStep, benchEmbed } = await import('../../bench/step.js');
+      await expectReject(() => benchStep(engine, { preset: 'tiny', batch: 0, steps: 1, warmup: 0 }), 'batch must be a positive integer');
+      await expectReject(() => benchStep(engine, { preset: 'tiny', batch: 2, steps: 1.5, warmup: 0 }), 'steps must be a positive integer');
+      await expectReject(() => benchEmbed(engine, { preset: 'tiny', batch: 2, iters: 1, warmup: -1 }), 'warmup must be a non-negative integer');
+    });
+  });
+}
