@@ -2,18 +2,19 @@
 // 8-byte little-endian header length N, N bytes of JSON header
 // {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {string: string}}, then the
 // raw little-endian tensor bytes, offsets relative to the end of the header, no holes.
-// F32 and F16 (stored as raw half bits in a Uint16Array).
+// F32, F16 (stored as raw half bits in a Uint16Array) and F64 (small float64 tensors, e.g. a
+// fine-tuned head trained in float64 on the CPU).
 
-export type StDType = 'F32' | 'F16';
+export type StDType = 'F32' | 'F16' | 'F64';
 
 export interface StTensor {
   dtype: StDType;
   shape: number[];
-  /** F32: Float32Array. F16: Uint16Array of half bits (a Float32Array is converted on encode). */
-  data: Float32Array | Uint16Array;
+  /** F32: Float32Array. F16: Uint16Array of half bits (a Float32Array is converted on encode). F64: Float64Array. */
+  data: Float32Array | Uint16Array | Float64Array;
 }
 
-const BYTES: Record<StDType, number> = { F32: 4, F16: 2 };
+const BYTES: Record<StDType, number> = { F32: 4, F16: 2, F64: 8 };
 // The format is little-endian; typed arrays use the host's order, so refuse a big-endian host.
 const LITTLE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const MAX_HEADER = 100_000_000; // the reference implementation's limit
@@ -61,21 +62,23 @@ export function f16BitsToF32(h: number): number {
   return sign * (1 + mant / 1024) * 2 ** (exp - 15);
 }
 
-/** A tensor's values as float32 (F16 widened). */
+/** A tensor's values as float32 (F16 widened, F64 rounded). */
 export function asFloat32(t: StTensor): Float32Array {
   if (t.dtype === 'F32') return t.data as Float32Array;
+  if (t.dtype === 'F64') return Float32Array.from(t.data);
   const out = new Float32Array(t.data.length);
   for (let i = 0; i < out.length; i++) out[i] = f16BitsToF32(t.data[i]);
   return out;
 }
 
 function tensorBytes(name: string, t: StTensor): Uint8Array {
-  if (!(t.dtype in BYTES)) throw new Error(`safetensors: tensor '${name}': unsupported dtype ${JSON.stringify(t.dtype)} (F32, F16)`);
+  if (!Object.prototype.hasOwnProperty.call(BYTES, t.dtype)) throw new Error(`safetensors: tensor '${name}': unsupported dtype ${JSON.stringify(t.dtype)} (F32, F16, F64)`);
   const n = numel(t.shape);
   if (t.shape.some((d) => !Number.isInteger(d) || d < 0)) throw new Error(`safetensors: tensor '${name}': bad shape [${t.shape}]`);
   if (t.data.length !== n) throw new Error(`safetensors: tensor '${name}': ${t.data.length} values for shape [${t.shape}] (${n})`);
-  let arr: Float32Array | Uint16Array = t.data;
+  let arr: Float32Array | Uint16Array | Float64Array = t.data;
   if (t.dtype === 'F32' && !(arr instanceof Float32Array)) throw new Error(`safetensors: tensor '${name}': F32 data must be a Float32Array`);
+  if (t.dtype === 'F64' && !(arr instanceof Float64Array)) throw new Error(`safetensors: tensor '${name}': F64 data must be a Float64Array`);
   if (t.dtype === 'F16' && arr instanceof Float32Array) arr = Uint16Array.from(arr, f32ToF16Bits);
   return new Uint8Array(arr.buffer, arr.byteOffset, arr.byteLength);
 }
@@ -160,7 +163,7 @@ export function decodeSafetensors(bytes: Uint8Array, what = 'safetensors file'):
     }
     const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (e === null || typeof e !== 'object') fail(`tensor '${name}': entry is not an object`);
-    if (e.dtype !== 'F32' && e.dtype !== 'F16') fail(`tensor '${name}': unsupported dtype ${JSON.stringify(e.dtype)} (F32, F16)`);
+    if (typeof e.dtype !== 'string' || !Object.prototype.hasOwnProperty.call(BYTES, e.dtype)) fail(`tensor '${name}': unsupported dtype ${JSON.stringify(e.dtype)} (F32, F16, F64)`);
     const dtype = e.dtype as StDType;
     if (!Array.isArray(e.shape) || e.shape.some((d) => !Number.isInteger(d) || d < 0)) fail(`tensor '${name}': bad shape ${JSON.stringify(e.shape)}`);
     const shape = e.shape as number[];
@@ -176,7 +179,7 @@ export function decodeSafetensors(bytes: Uint8Array, what = 'safetensors file'):
     // Copy: the source may be unaligned for a typed-array view, and callers may keep the result.
     const copy = new Uint8Array(want);
     copy.set(src);
-    tensors.set(name, { dtype, shape, data: dtype === 'F32' ? new Float32Array(copy.buffer) : new Uint16Array(copy.buffer) });
+    tensors.set(name, { dtype, shape, data: dtype === 'F32' ? new Float32Array(copy.buffer) : dtype === 'F64' ? new Float64Array(copy.buffer) : new Uint16Array(copy.buffer) });
   }
   spans.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   let at = 0;

@@ -1,9 +1,10 @@
-// The downstream-evaluation commands of the ecg-jepa CLI (embed, probe), registered by cli.ts.
+// The downstream-evaluation commands of the ecg-jepa CLI (embed, probe, finetune, predict), registered by cli.ts.
 import type { Command } from 'commander';
 import type { Engine } from '../engine/engine.js';
 import { embed, writeEmbeddings } from './eval/embed.js';
 import { parseSplit, probe, type ProbeTask } from './eval/probe.js';
 import { finetune } from './eval/finetune.js';
+import { predict, writePredictions } from './eval/predict.js';
 import { encodePng, finetuneMarkdown, markdownReport, reportJson, rocPlot, writeReport } from './eval/report.js';
 // Types only: cli-progress (Node streams, readline) must stay out of the browser test bundle, which
 // includes this module through the tests; cli.ts passes the real progressBar in.
@@ -25,6 +26,7 @@ const plainProgress: ProgressFactory = (label) => {
     stop() {},
   };
 };
+const RECORDS_BAR = '{bar} {value}/{total} records | ETA {eta_formatted}';
 
 
 function encoderSource(o: { checkpoint?: string; randomInit?: boolean; preset?: string }): void {
@@ -36,7 +38,7 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
   program
     .command('embed')
     .description('write frozen mean-pooled encoder features of a dataset (.npy [N, D] + .json with ids and labels)')
-    .option('--checkpoint <path>', 'pretraining checkpoint (e.g. runs/demo/checkpoint-last)')
+    .option('--checkpoint <path>', 'pretraining checkpoint (e.g. runs/demo/checkpoint-last) or fine-tuned model (its encoder)')
     .option('--random-init', 'random weights with the same architecture (baseline)')
     .option('--preset <name>', 'architecture for --random-init without --checkpoint; with one, the preset it must be')
     .option('--seed <n>', 'random-init seed', '0')
@@ -47,7 +49,7 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
     .action(async (o) => {
       encoderSource(o);
       await withEngine(async (engine) => {
-        const bar = progressBar('embed', '{bar} {value}/{total} records | ETA {eta_formatted}');
+        const bar = progressBar('embed', RECORDS_BAR);
         const e = await embed(engine, {
           checkpoint: o.checkpoint, randomInit: !!o.randomInit, preset: o.preset, seed: nonNegInt('--seed')(o.seed),
           data: o.data, leads: o.leads ? list(o.leads) : undefined, batch: posInt('--batch')(o.batch),
@@ -62,7 +64,7 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
   program
     .command('probe')
     .description('linear probe on frozen features (the paper\'s linear evaluation): metrics, markdown, JSON, plots')
-    .option('--checkpoint <path>', 'pretraining checkpoint')
+    .option('--checkpoint <path>', 'pretraining checkpoint or fine-tuned model (its encoder)')
     .option('--random-init', 'random weights with the same architecture (baseline)')
     .option('--preset <name>', 'architecture for --random-init without --checkpoint; with one, the preset it must be')
     .option('--seed <n>', 'random-init seed', '0')
@@ -88,7 +90,7 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
       if (o.regressionLoss !== 'mse' && o.regressionLoss !== 'l1') throw new Error(`--regression-loss must be mse or l1, got '${o.regressionLoss}'`);
       const leads = o.leads ? list(o.leads) : undefined;
       await withEngine(async (engine) => {
-        const bar = progressBar('embed', '{bar} {value}/{total} records | ETA {eta_formatted}');
+        const bar = progressBar('embed', RECORDS_BAR);
         const r = await probe(engine, {
           checkpoint: o.checkpoint, randomInit: !!o.randomInit, preset: o.preset, seed: nonNegInt('--seed')(o.seed), leads, data: o.data,
           task, label: o.label, split: parseSplit(o.split),
@@ -126,30 +128,51 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
     .option('--no-augment', 'skip RandAugment')
     .option('--seed <n>', 'seed for data order, head init and augmentation', '0')
     .option('--bootstrap <n>', 'bootstrap resamples for the 95% CIs (0: none)', '1000')
-    .option('--out <dir>', 'report folder', 'runs/eval')
+    .option('--out <dir>', 'folder for the report and the model (<name>-model.{safetensors,json}: best epoch\'s encoder + head)', 'runs/eval')
     .option('--name <name>', 'report file name (default finetune-<task>-<label>[-<leads>])')
+    .option('--no-save', 'do not write the fine-tuned model')
     .action(async (o) => {
       encoderSource(o);
       const task = o.task as ProbeTask;
       if (!['multilabel', 'multiclass', 'regression'].includes(task)) throw new Error(`--task must be multilabel, multiclass or regression, got '${o.task}'`);
       const leads = o.leads ? list(o.leads) : undefined;
+      const name = o.name ?? ['finetune', task, o.label.replace(/[^\w.-]+/g, '_'), ...(leads ? [leads.join('+')] : []), ...(o.randomInit ? ['random'] : [])].join('-');
+      const path = await import('node:path');
       await withEngine(async (engine) => {
         const r = await finetune(engine, {
           checkpoint: o.checkpoint, randomInit: !!o.randomInit, preset: o.preset, leads, data: o.data, task, label: o.label, split: parseSplit(o.split),
           epochs: posInt('--epochs')(o.epochs), batch: posInt('--batch')(o.batch), lr: o.lr === undefined ? undefined : num('--lr')(o.lr),
           warmupEpochs: num('--warmup-epochs')(o.warmupEpochs), bandpass: o.bandpass === false ? null : undefined, augment: o.augment === false ? false : undefined,
           seed: nonNegInt('--seed')(o.seed), bootstrap: nonNegInt('--bootstrap')(o.bootstrap),
+          save: o.save === false ? undefined : path.join(o.out, `${name}-model`),
           onEpoch: (h) => console.error(`epoch ${h.epoch}: train loss ${h.trainLoss.toPrecision(4)}, validation ${h.val?.toFixed(4) ?? '—'}, test ${h.test?.toFixed(4) ?? '—'}`),
         });
-        const name = o.name ?? ['finetune', task, o.label.replace(/[^\w.-]+/g, '_'), ...(leads ? [leads.join('+')] : []), ...(o.randomInit ? ['random'] : [])].join('-');
         const { writeFileAtomic } = await import('../model/checkpoint.js');
-        const path = await import('node:path');
         const md = finetuneMarkdown(r);
-        await writeFileAtomic(path.join(o.out, `${name}.json`), reportJson(r));
+        // Per-record test outputs stay out of the report (predict writes them for any dataset).
+        await writeFileAtomic(path.join(o.out, `${name}.json`), reportJson({ ...r, testPredictions: undefined }));
         await writeFileAtomic(path.join(o.out, `${name}.md`), md);
         if (r.curves && r.test.kind === 'classification') await writeFileAtomic(path.join(o.out, `${name}-roc.png`), await encodePng(rocPlot(r.curves, r.classes, r.test.auc.perClass)));
         console.log(md);
         console.log(`wrote ${path.join(o.out, name)}.{json,md${r.curves ? ',-roc.png' : ''}}`);
+        if (r.saved) console.log(`model (epoch ${r.bestEpoch}): ${r.saved.tensors}, ${r.saved.meta}`);
+      });
+    });
+
+  program
+    .command('predict')
+    .description('per-record outputs of a fine-tuned model: probabilities (classification) or values (regression)')
+    .requiredOption('--checkpoint <path>', 'fine-tuned model written by finetune (e.g. runs/eval/finetune-multilabel-conditions-model)')
+    .requiredOption('--data <dir>', 'prepared dataset folder')
+    .requiredOption('--out <file>', 'output file: .json, else CSV (id, then one column per class)')
+    .option('--batch <n>', 'records per forward pass', '32')
+    .action(async (o) => {
+      await withEngine(async (engine) => {
+        const bar = progressBar('predict', RECORDS_BAR);
+        const p = await predict(engine, { checkpoint: o.checkpoint, data: o.data, batch: posInt('--batch')(o.batch), onProgress: (d, t) => bar.update(d, t) });
+        bar.stop();
+        const file = await writePredictions(o.out, p);
+        console.log(`${p.ids.length} records × ${p.classes.length} ${p.task === 'regression' ? 'values' : 'probabilities'} (${p.task} '${p.label}') → ${file}`);
       });
     });
 }

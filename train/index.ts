@@ -17,3 +17,4 @@ export * from './eval/report.js';
 export * from './eval/raster.js';
 export * from './eval/augment.js';
 export * from './eval/finetune.js';
+export * from './eval/predict.js';

@@ -22,13 +22,14 @@ describe('model/safetensors', () => {
     for (let h = 0; h < 0x7c00; h += 37) assert(f32ToF16Bits(f16BitsToF32(h)) === h, `round trip 0x${h.toString(16)}`);
   });
 
-  it('round trip F32 and F16 with metadata; header layout as the format says', () => {
+  it('round trip F32, F16 and F64 with metadata; header layout as the format says', () => {
     const a = Float32Array.from({ length: 6 }, (_, i) => i * 0.5 - 1);
     const tensors = new Map<string, StTensor>([
       ['w', { dtype: 'F32', shape: [2, 3], data: a }],
       ['h', { dtype: 'F16', shape: [3], data: Float32Array.from([1, -2, 0.1]) }],
       ['s', { dtype: 'F32', shape: [], data: Float32Array.from([7]) }],
       ['e', { dtype: 'F32', shape: [0, 4], data: new Float32Array(0) }],
+      ['d', { dtype: 'F64', shape: [2], data: Float64Array.from([0.1, -1e-300]) }],
     ]);
     const bytes = encodeSafetensors(tensors, { step: '12' });
     const dv = new DataView(bytes.buffer, bytes.byteOffset);
@@ -37,7 +38,7 @@ describe('model/safetensors', () => {
     const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
     assert(JSON.stringify(header.w) === '{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]}', JSON.stringify(header.w));
     assert(JSON.stringify(header.h.data_offsets) === '[24,30]' && header.__metadata__.step === '12', 'offsets, metadata');
-    assert(bytes.length === 8 + n + 24 + 6 + 4, 'no holes');
+    assert(bytes.length === 8 + n + 24 + 6 + 4 + 16, 'no holes');
     const back = decodeSafetensors(bytes);
     assert(back.metadata.step === '12', 'metadata back');
     const w = back.tensors.get('w')!;
@@ -46,6 +47,8 @@ describe('model/safetensors', () => {
     assert(h.dtype === 'F16' && h.data instanceof Uint16Array && JSON.stringify(Array.from(h.data)) === '[15360,49152,11878]', `h ${h.data}`);
     assert(Math.abs(asFloat32(h)[2] - 0.1) < 1e-4, 'f16 widened');
     assert(back.tensors.get('s')!.data[0] === 7 && back.tensors.get('e')!.data.length === 0, 'scalar and empty');
+    const d = back.tensors.get('d')!;
+    assert(d.dtype === 'F64' && d.data instanceof Float64Array && d.data[0] === 0.1 && d.data[1] === -1e-300, `f64 exact: ${d.data}`);
   });
 
   it('reads an unpadded header with tensors listed out of order (as other writers produce)', () => {

@@ -1,7 +1,8 @@
 // Downstream evaluation as it is meant to be used: synthetic labelled ECGs, a briefly pretrained
 // tiny model, and linear probes of its frozen features against the same architecture with random
 // weights (the weights pretraining started from). Also reduced-lead probes from the same
-// checkpoint, the embed/probe CLI commands and the errors for bad inputs. Node only.
+// checkpoint, fine-tuning (saved model reloaded by predict and embed), the embed/probe/finetune/predict
+// CLI commands and the errors for bad inputs. Node only.
 import { assert, getEngine, isBrowser } from '../helpers.js';
 
 // The smallest setting that won reliably: with 600 records and this split, 60 pretraining steps
@@ -26,6 +27,32 @@ if (!isBrowser)
       return { ...embed, ...probe, ...report };
     };
     const summary: string[] = [];
+    /** Runs an eval command of the CLI in-process on the shared engine; returns what it printed. */
+    const cli = async (args: string[]) => {
+      const { Command } = await import('commander');
+      const { registerEvalCommands } = await import('../../train/cli-eval.js');
+      const engine = await getEngine();
+      const program = new Command().exitOverride();
+      registerEvalCommands(program, (fn) => fn(engine));
+      const log = console.log;
+      const lines: string[] = [];
+      console.log = (...a: unknown[]) => void lines.push(a.join(' '));
+      try {
+        await program.parseAsync(args, { from: 'user' });
+      } finally {
+        console.log = log;
+      }
+      return lines.join('\n');
+    };
+    const expectError = async (f: () => Promise<unknown>, re: RegExp) => {
+      let msg = '';
+      try {
+        await f();
+      } catch (e) {
+        msg = (e as Error).message;
+      }
+      assert(re.test(msg), `expected an error matching ${re}, got '${msg}'`);
+    };
 
     before(async () => {
       const { fs, path, os } = await mods();
@@ -98,30 +125,14 @@ if (!isBrowser)
 
     it('CLI: embed writes .npy + .json, probe writes JSON, markdown and plots', async () => {
       const { fs, path } = await mods();
-      const { Command } = await import('commander');
-      const { registerEvalCommands } = await import('../../train/cli-eval.js');
       const { parseNpy } = await import('../../train/data/npy.js');
-      const engine = await getEngine();
-      const run = async (args: string[]) => {
-        const program = new Command().exitOverride();
-        registerEvalCommands(program, (fn) => fn(engine));
-        const log = console.log;
-        const lines: string[] = [];
-        console.log = (...a: unknown[]) => void lines.push(a.join(' '));
-        try {
-          await program.parseAsync(args, { from: 'user' });
-        } finally {
-          console.log = log;
-        }
-        return lines.join('\n');
-      };
       const out = path.join(tmp, 'cli');
-      await run(['embed', '--checkpoint', ckpt, '--data', data, '--out', path.join(out, 'feat'), '--leads', 'II,V1']);
+      await cli(['embed', '--checkpoint', ckpt, '--data', data, '--out', path.join(out, 'feat'), '--leads', 'II,V1']);
       const arr = parseNpy(new Uint8Array(fs.readFileSync(path.join(out, 'feat.npy'))));
       const meta = JSON.parse(fs.readFileSync(path.join(out, 'feat.json'), 'utf8'));
       assert(JSON.stringify(arr.shape) === `[${RECORDS},32]` && arr.data instanceof Float32Array, `npy shape ${arr.shape}`);
       assert(meta.ids.length === RECORDS && meta.ids[0] === 'synth-1-0' && meta.labels[0].conditions && meta.leads.join() === 'II,V1' && meta.step === PRETRAIN.steps, 'json sidecar');
-      const md = await run(['probe', '--random-init', '--preset', 'tiny', '--data', data, '--task', 'multiclass', '--label', 'conditions', '--split', SPLIT, '--bootstrap', '0', '--out', out]);
+      const md = await cli(['probe', '--random-init', '--preset', 'tiny', '--data', data, '--task', 'multiclass', '--label', 'conditions', '--split', SPLIT, '--bootstrap', '0', '--out', out]);
       assert(/\| test \| \d+ \| 0\.\d{3} \|/.test(md), `markdown table printed:\n${md}`);
       for (const f of ['multiclass-conditions-random.json', 'multiclass-conditions-random.md', 'multiclass-conditions-random-roc.png', 'multiclass-conditions-random-confusion.png'])
         assert(fs.existsSync(path.join(out, f)), `${f} written`);
@@ -154,20 +165,80 @@ if (!isBrowser)
       summary.push(`\nFine-tuning (2 epochs × 10 steps; encoder lr 1e-4, head 1e-2): ${r.history.map((h) => `epoch ${h.epoch} val ${h.val!.toFixed(3)} test ${h.test!.toFixed(3)}`).join('; ')}; chosen epoch ${r.bestEpoch}`);
     });
 
+    it('fine-tuned model saved (best epoch, atomically) and reloaded: predict gives the in-memory outputs, embed its encoder', async () => {
+      const { fs, path } = await mods();
+      const m = await evalMods();
+      const engine = await getEngine();
+      const { finetune } = await import('../../train/eval/finetune.js');
+      const { predict, loadFinetuned } = await import('../../train/eval/predict.js');
+      const dir = path.join(tmp, 'ft-model');
+      const save = path.join(dir, 'hr');
+      // Regression: the target scaling is folded into the saved head too. A lead subset: the saved config's leads.
+      const r = await finetune(engine, {
+        checkpoint: ckpt, data, task: 'regression', label: 'hr', split: m.parseSplit(SPLIT), leads: ['II', 'V1'],
+        epochs: 2, warmupEpochs: 1, lr: 1e-4, headLr: 1e-2, maxStepsPerEpoch: 3, bootstrap: 0, save,
+        // Before epoch 2's save: epoch 1's model is on disk, whole (both files, no temp file).
+        onEpoch: (h) => {
+          if (h.epoch !== 2) return;
+          const files = fs.readdirSync(dir).sort().join();
+          const epoch = JSON.parse(fs.readFileSync(`${save}.json`, 'utf8')).state.epoch;
+          assert(files === 'hr.json,hr.safetensors' && epoch === 1, `after epoch 1: ${files}, epoch ${epoch}`);
+        },
+      });
+      assert(r.saved?.meta === `${save}.json` && fs.readdirSync(dir).sort().join() === 'hr.json,hr.safetensors', `files (no temp files): ${fs.readdirSync(dir)}`);
+      const meta = JSON.parse(fs.readFileSync(r.saved.meta, 'utf8'));
+      const info = meta.state.extra.finetune;
+      assert(meta.state.extra.kind === 'finetune' && info.task === 'regression' && info.label === 'hr' && info.classes.join() === 'hr' && info.leads.join() === 'II,V1' &&
+        info.preset === 'tiny' && info.source.checkpoint === ckpt && info.source.step === PRETRAIN.steps && info.epoch === r.bestEpoch && meta.state.epoch === r.bestEpoch, JSON.stringify(info));
+      const model = await loadFinetuned(save);
+      const t = model.checkpoint.tensors;
+      assert(t.has('W_P.weight') && t.has('encoder_blocks.blocks.0.attn.qkv.weight') && t.has('norm.bias') && ![...t.keys()].some((k) => /^(teacher|optim|predictor)/.test(k)), `keys ${[...t.keys()]}`);
+      assert(t.get('head.weight')!.dtype === 'F64' && t.get('head.weight')!.shape.join() === '1,32' && t.get('head.bias')!.shape.join() === '1', 'head tensors');
+      // The reloaded model on every record; the test rows must match the in-memory model's outputs of the chosen epoch.
+      const p = await predict(engine, { checkpoint: save, data });
+      assert(p.ids.length === RECORDS && p.values.length === RECORDS && p.leads.join() === 'II,V1', `predict: ${p.ids.length} ids, ${p.values.length} values`);
+      const at = new Map(p.ids.map((id, i) => [id, i]));
+      let worst = 0;
+      r.testPredictions.ids.forEach((id, j) => (worst = Math.max(worst, Math.abs(p.values[at.get(id)!] - r.testPredictions.values[j]))));
+      assert(r.testPredictions.ids.length === 240 && worst < 1e-5, `${r.testPredictions.ids.length} test rows, max |reloaded − in-memory| ${worst} bpm`);
+      // embed (and so probe) take the encoder, with the checkpoint's leads and band-pass; its weights are the fine-tuned ones.
+      const subset = [0, 1, 2, 3];
+      const e = await m.embed(engine, { checkpoint: save, data, subset });
+      const pre = await m.embed(engine, { checkpoint: ckpt, data, subset, leads: ['II', 'V1'], bandpass: [0.67, 40] });
+      let diff = 0;
+      for (let i = 0; i < e.features.length; i++) diff = Math.max(diff, Math.abs(e.features[i] - pre.features[i]));
+      assert(e.leads.join() === 'II,V1' && e.bandpass?.join() === '0.67,40' && e.step === meta.state.step && diff > 0, `embed: leads ${e.leads}, band ${e.bandpass}, step ${e.step}, diff ${diff}`);
+      // A checkpoint of the wrong kind.
+      await expectError(() => predict(engine, { checkpoint: ckpt, data }), /has no fine-tuned head \(a pretraining checkpoint\?\): predict needs .*finetune/);
+      summary.push(`\nFine-tuned model (hr, leads II+V1, epoch ${r.bestEpoch} of 2 saved): reloaded vs in-memory test outputs differ by at most ${worst.toExponential(1)} bpm`);
+    });
+
+    it('CLI: finetune writes <name>-model next to the report; predict writes CSV and JSON', async () => {
+      const { fs, path } = await mods();
+      const out = path.join(tmp, 'cli-ft');
+      await cli(['finetune', '--checkpoint', ckpt, '--data', data, '--task', 'multilabel', '--label', 'conditions', '--split', SPLIT, '--epochs', '1', '--batch', '32', '--bootstrap', '0', '--out', out]);
+      const name = 'finetune-multilabel-conditions';
+      assert(JSON.stringify(fs.readdirSync(out).sort()) === JSON.stringify([`${name}-model.json`, `${name}-model.safetensors`, `${name}-roc.png`, `${name}.json`, `${name}.md`]), `files: ${fs.readdirSync(out)}`);
+      const report = JSON.parse(fs.readFileSync(path.join(out, `${name}.json`), 'utf8'));
+      assert(report.saved.meta.endsWith(`${name}-model.json`) && !('testPredictions' in report), 'report names the model, without per-record outputs');
+      const model = path.join(out, `${name}-model`);
+      const printed = await cli(['predict', '--checkpoint', model, '--data', data, '--out', path.join(out, 'pred.csv')]);
+      const lines = fs.readFileSync(path.join(out, 'pred.csv'), 'utf8').trim().split(/\r?\n/);
+      const header = lines[0].split(',');
+      assert(header[0] === 'id' && header.length === report.classes.length + 1 && header.slice(1).join() === report.classes.join() && lines.length === RECORDS + 1, `CSV header ${lines[0]}, ${lines.length} lines`);
+      const row = lines[1].split(',');
+      assert(row[0] === 'synth-1-0' && row.slice(1).every((v) => Number(v) > 0 && Number(v) < 1), `row ${lines[1]}`);
+      assert(new RegExp(`${RECORDS} records × ${report.classes.length} probabilities`).test(printed), printed);
+      await cli(['predict', '--checkpoint', model, '--data', data, '--out', path.join(out, 'pred.json')]);
+      const j = JSON.parse(fs.readFileSync(path.join(out, 'pred.json'), 'utf8'));
+      assert(j.format === 'ecg-jepa-predictions' && j.output === 'probability' && j.ids.length === RECORDS && j.values[0].join() === row.slice(1).join(), 'JSON predictions match the CSV');
+    });
+
     it('bad inputs give clear errors', async () => {
       const { path } = await mods();
       const m = await evalMods();
       const engine = await getEngine();
       const { writeDataset } = await import('../../train/data/dataset.js');
-      const expectError = async (f: () => Promise<unknown>, re: RegExp) => {
-        let msg = '';
-        try {
-          await f();
-        } catch (e) {
-          msg = (e as Error).message;
-        }
-        assert(re.test(msg), `expected an error matching ${re}, got '${msg}'`);
-      };
       // checkpoint of another preset, leads it was not trained on, unknown lead names, missing files
       await expectError(() => m.embed(engine, { checkpoint: ckpt, preset: 'base', data }), /is not a 'base' model[\s\S]*encoder/);
       await expectError(() => m.embed(engine, { checkpoint: ckpt, leads: ['II', 'V2'], data }), /leads \[II, V2\] are not all among .* \[I, II, V1\]/);

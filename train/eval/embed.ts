@@ -6,12 +6,14 @@
 import type { Engine } from '../../engine/engine.js';
 import { Rng } from '../../engine/random.js';
 import { Tape } from '../../engine/tape.js';
-import { loadCheckpoint } from '../../model/checkpoint.js';
+import { loadCheckpoint, type Checkpoint } from '../../model/checkpoint.js';
 import { configDifferences, inputLength, LEAD_NAMES, makeConfig, withLeads, type EcgJepaConfig } from '../../model/config.js';
 import { Encoder, loadParams } from '../../model/encoder.js';
 import { asFloat32 } from '../../model/safetensors.js';
+import { bandpass } from '../data/dsp.js';
 import { openDataset, type Dataset } from '../data/dataset.js';
 import { leadSelector } from '../data/select.js';
+import type { FinetunedInfo } from './finetune.js';
 
 export interface EncoderSource {
   /** Checkpoint path (`…/checkpoint-last`, with or without .json/.safetensors). */
@@ -24,6 +26,8 @@ export interface EncoderSource {
   seed?: number;
   /** Lead subset by name ('II') or index into LEAD_NAMES; default the checkpoint's leads. */
   leads?: readonly (string | number)[];
+  /** The checkpoint at `checkpoint`, already loaded (so it is not read twice). */
+  loaded?: Checkpoint;
 }
 
 export interface LoadedEncoder {
@@ -34,15 +38,23 @@ export interface LoadedEncoder {
   trainedLeads: number[];
   checkpoint: string | null;
   randomInit: boolean;
-  /** Pretraining steps of the checkpoint (null for random weights). */
+  /** Training steps of the checkpoint (null for random weights). */
   step: number | null;
+  /** What a fine-tuned checkpoint records about its task, head and preprocessing; null for a pretraining one. */
+  finetuned: FinetunedInfo | null;
+}
+
+/** The fine-tuning record of a checkpoint written by finetune (state.extra.kind 'finetune'); null for others. */
+export function finetunedInfo(ck: Checkpoint): FinetunedInfo | null {
+  const x = ck.state.extra;
+  return x?.kind === 'finetune' ? (x.finetune as FinetunedInfo) : null;
 }
 
 /** Builds the frozen encoder a downstream evaluation uses; clear errors for mismatched checkpoints. */
 export async function loadEncoder(engine: Engine, src: EncoderSource): Promise<LoadedEncoder> {
   if (!src.checkpoint && !src.randomInit) throw new Error('embed: give a checkpoint, or randomInit with a preset');
   if (!src.checkpoint && !src.preset) throw new Error('embed: randomInit without a checkpoint needs a preset for the architecture');
-  const ck = src.checkpoint ? await loadCheckpoint(src.checkpoint) : null;
+  const ck = src.checkpoint ? (src.loaded ?? (await loadCheckpoint(src.checkpoint))) : null;
   const base = ck ? ck.config : makeConfig(src.preset!);
   if (ck && src.preset) {
     const diffs = configDifferences(ck.config, makeConfig(src.preset, { leads: ck.config.leads }));
@@ -58,7 +70,7 @@ export async function loadEncoder(engine: Engine, src: EncoderSource): Promise<L
   for (const p of encoder.reg.list()) p.requiresGrad = false;
   if (ck && !src.randomInit) {
     const values = new Map<string, Float32Array>();
-    // The student keeps the official unprefixed names; teacher., optim. and predictor keys are skipped.
+    // The student keeps the official unprefixed names; teacher., optim., predictor and head. keys are skipped.
     for (const [k, t] of ck.tensors) values.set(k, asFloat32(t));
     try {
       loadParams(encoder.reg, values, { allowExtra: true, what: `checkpoint ${src.checkpoint}` });
@@ -67,7 +79,28 @@ export async function loadEncoder(engine: Engine, src: EncoderSource): Promise<L
       throw e;
     }
   }
-  return { encoder, config, trainedLeads: base.leads, checkpoint: src.checkpoint ?? null, randomInit: !!src.randomInit, step: ck && !src.randomInit ? ck.state.step : null };
+  const trained = ck && !src.randomInit;
+  return { encoder, config, trainedLeads: base.leads, checkpoint: src.checkpoint ?? null, randomInit: !!src.randomInit, step: trained ? ck.state.step : null, finetuned: trained ? finetunedInfo(ck) : null };
+}
+
+/** Makes model inputs [B, C, L] from dataset batches: band-passed over the whole record (when `band`), leads selected. */
+export function inputMaker(ds: Dataset, config: EcgJepaConfig, band: [number, number] | null) {
+  const sel = leadSelector(ds, config);
+  const fs = ds.manifest.fs;
+  const S = ds.manifest.samples;
+  return (x: Float32Array, B: number): Float32Array => {
+    if (!band) return sel(x, B);
+    const Ld = ds.manifest.leads.length;
+    const filtered = new Float32Array(x.length);
+    for (let r = 0; r < B * Ld; r++) {
+      try {
+        filtered.set(bandpass(x.subarray(r * S, (r + 1) * S), fs, band[0], band[1]), r * S);
+      } catch (e) {
+        throw new Error(`band-pass ${band[0]}–${band[1]} Hz failed on ${S}-sample records (${(e as Error).message}); pass bandpass: null for short records`);
+      }
+    }
+    return sel(filtered, B);
+  };
 }
 
 export interface EmbedOptions extends EncoderSource {
@@ -77,6 +110,9 @@ export interface EmbedOptions extends EncoderSource {
   batch?: number;
   /** Only these record indices (default all), in this order. */
   subset?: ArrayLike<number>;
+  /** Band-pass [lo, hi] Hz before the encoder; null: none. Default: a fine-tuned checkpoint's own (its encoder
+   *  was trained on filtered records), else none. */
+  bandpass?: [number, number] | null;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -96,6 +132,8 @@ export interface Embeddings {
   checkpoint: string | null;
   randomInit: boolean;
   step: number | null;
+  /** The band-pass applied to the records (null: none). */
+  bandpass: [number, number] | null;
   dataset: string;
 }
 
@@ -108,7 +146,8 @@ export async function embed(engine: Engine, o: EmbedOptions): Promise<Embeddings
   try {
     loaded = await loadEncoder(engine, o);
     const { encoder, config } = loaded;
-    const select = leadSelector(ds, config);
+    const band = o.bandpass === undefined ? (loaded.finetuned?.bandpass ?? null) : o.bandpass;
+    const make = inputMaker(ds, config, band);
     const indices = o.subset ? Uint32Array.from(o.subset) : Uint32Array.from({ length: ds.size }, (_, i) => i);
     const n = indices.length;
     if (n === 0) throw new Error(`embed: no records to embed in ${ds.dir}`);
@@ -120,7 +159,7 @@ export async function embed(engine: Engine, o: EmbedOptions): Promise<Embeddings
     let done = 0;
     for (const b of ds.batches({ batchSize: batch, shuffle: false, subset: indices })) {
       const B = b.indices.length;
-      const x = engine.upload(select(b.x, B), [B, C, L]);
+      const x = engine.upload(make(b.x, B), [B, C, L]);
       const rep = tape.noGrad(() => engine.scope(() => encoder.representation(tape, x)));
       features.set(await engine.read(rep), done * D);
       rep.dispose();
@@ -141,6 +180,7 @@ export async function embed(engine: Engine, o: EmbedOptions): Promise<Embeddings
       checkpoint: loaded.checkpoint,
       randomInit: loaded.randomInit,
       step: loaded.step,
+      bandpass: band,
       dataset: ds.dir,
     };
   } finally {
@@ -165,6 +205,7 @@ export async function writeEmbeddings(out: string, e: Embeddings): Promise<{ npy
     checkpoint: e.checkpoint,
     randomInit: e.randomInit,
     step: e.step,
+    bandpass: e.bandpass,
     leads: e.leads,
     preset: e.config.preset,
     ids: e.ids,

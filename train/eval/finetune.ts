@@ -8,18 +8,26 @@
 // pooled representation [B, D] is read back each step, the loss and dL/drep computed here, and
 // dL/drep seeds the tape's backward through the encoder (tape.backward(rep, { grad })). So no BCE
 // or cross-entropy kernels are needed, at the price of one small readback per step. Node only.
+//
+// With `save`, the chosen epoch's model is written as a checkpoint (model/checkpoint.ts, atomic)
+// each time validation improves: the encoder under the official state_dict keys (so embed, probe
+// and a further finetune load it as they load a pretraining checkpoint) and the head as float64
+// `head.weight` [K, D], `head.bias` [K], folded with the input standardisation (and regression's
+// target scaling) into one linear map on the mean-pooled representation: logits, or values in
+// target units. The JSON's state.extra = { kind: 'finetune', finetune: FinetunedInfo }.
 import type { Engine } from '../../engine/engine.js';
 import { AdamW } from '../../engine/optim.js';
 import { Rng } from '../../engine/random.js';
 import { Tape } from '../../engine/tape.js';
+import { saveCheckpoint } from '../../model/checkpoint.js';
 import { inputLength, LEAD_NAMES } from '../../model/config.js';
-import { bandpass } from '../data/dsp.js';
-import { openDataset, type Dataset } from '../data/dataset.js';
+import { readParams } from '../../model/encoder.js';
+import type { StTensor } from '../../model/safetensors.js';
+import { openDataset } from '../data/dataset.js';
 import { randAugment, type AugmentOptions } from './augment.js';
-import { leadSelector } from '../data/select.js';
-import { loadEncoder, type EncoderSource } from './embed.js';
+import { inputMaker, loadEncoder, type EncoderSource } from './embed.js';
 import { column, meanStd, rocCurve, sigmoid, softmaxRows, type RocCurve } from './metrics.js';
-import { adamwStep64, DEFAULT_SPLIT, evaluate, extractTargets, rowLossGrad, splitRows, type Metrics, type ProbeTask, type SplitSpec } from './probe.js';
+import { adamwStep64, applyHead, DEFAULT_SPLIT, evaluate, extractTargets, foldHead, rowLossGrad, splitRows, type HeadMap, type Metrics, type ProbeTask, type SplitSpec } from './probe.js';
 
 export interface FinetuneOptions extends EncoderSource {
   data: string;
@@ -48,7 +56,30 @@ export interface FinetuneOptions extends EncoderSource {
   bootstrap?: number;
   /** Training steps per epoch at most (tests); default all batches. */
   maxStepsPerEpoch?: number;
+  /** Checkpoint base path (`<save>.safetensors` + `<save>.json`) for the chosen epoch's encoder + head. */
+  save?: string;
   onEpoch?: (row: FinetuneEpoch) => void;
+}
+
+/** What a fine-tuned checkpoint's JSON records (state.extra.finetune); the config next to it holds the architecture. */
+export interface FinetunedInfo {
+  task: ProbeTask;
+  label: string;
+  /** The head's output columns: class names, or [label] for regression. */
+  classes: string[];
+  leads: string[];
+  preset: string;
+  /** The head: `head.weight` [K, D] and `head.bias` [K] (F64) on the mean-pooled representation. */
+  head: { weight: string; bias: string; output: 'logits' | 'values'; activation: 'sigmoid' | 'softmax' | 'none' };
+  /** Band-pass applied to every record before the encoder (null: none); predict and embed apply it too. */
+  bandpass: [number, number] | null;
+  /** The chosen epoch (1-based), its validation headline (macro AUC or MAE; null without validation folds) and the steps done. */
+  epoch: number;
+  validation: number | null;
+  steps: number;
+  /** Where the encoder's starting weights came from, and the data it was fine-tuned on. */
+  source: { checkpoint: string | null; randomInit: boolean; step: number | null; dataset: string };
+  settings: Record<string, unknown>;
 }
 
 export interface FinetuneEpoch {
@@ -73,31 +104,21 @@ export interface FinetuneResult {
   notes: string[];
   settings: Record<string, unknown>;
   source: { checkpoint: string | null; randomInit: boolean; step: number | null; leads: string[]; preset: string; dataset: string };
+  /** The chosen epoch's test-set outputs, as predict gives them: [ids.length, K] probabilities or values. */
+  testPredictions: { ids: string[]; values: Float64Array };
+  /** The checkpoint files written with `save` (null without). */
+  saved: { tensors: string; meta: string } | null;
+}
+
+/** Head outputs → what predict reports: sigmoid per class (multilabel), softmax (multiclass), values (regression). */
+export function activateHead(task: ProbeTask, z: Float64Array, K: number): Float64Array {
+  return task === 'multiclass' ? softmaxRows(z, K) : task === 'multilabel' ? z.map(sigmoid) : z;
 }
 
 /** Warm-up from 0 over `warm` epochs, then a half-cycle cosine to 0 (per iteration, epochs fractional). */
 export function warmupCosine(t: number, epochs: number, warm: number, lr: number): number {
   if (t < warm) return (lr * t) / warm;
   return lr * 0.5 * (1 + Math.cos((Math.PI * (t - warm)) / Math.max(1e-12, epochs - warm)));
-}
-
-/** Batches of model inputs [B, C, L] for dataset rows: leads selected, band-passed over the whole record, cropped. */
-function inputMaker(ds: Dataset, sel: ReturnType<typeof leadSelector>, C: number, L: number, band: [number, number] | null) {
-  const fs = ds.manifest.fs;
-  const S = ds.manifest.samples;
-  return (x: Float32Array, B: number): Float32Array => {
-    if (!band) return sel(x, B);
-    const Ld = ds.manifest.leads.length;
-    const filtered = new Float32Array(x.length);
-    for (let r = 0; r < B * Ld; r++) {
-      try {
-        filtered.set(bandpass(x.subarray(r * S, (r + 1) * S), fs, band[0], band[1]), r * S);
-      } catch (e) {
-        throw new Error(`finetune: band-pass ${band[0]}–${band[1]} Hz failed on ${S}-sample records (${(e as Error).message}); pass bandpass: null for short records`);
-      }
-    }
-    return sel(filtered, B);
-  };
 }
 
 export async function finetune(engine: Engine, o: FinetuneOptions): Promise<FinetuneResult> {
@@ -130,7 +151,7 @@ export async function finetune(engine: Engine, o: FinetuneOptions): Promise<Fine
     const D = config.encoder.dim;
     const C = config.leads.length;
     const L = inputLength(config);
-    const make = inputMaker(ds, leadSelector(ds, config), C, L, band);
+    const make = inputMaker(ds, config, band);
     // Dataset index → position among the task's rows (targets), for batches read by dataset index.
     const posOf = new Map<number, number>(tg.rows.map((r, i) => [r, i]));
     const T = Float64Array.from(tg.y);
@@ -146,26 +167,19 @@ export async function finetune(engine: Engine, o: FinetuneOptions): Promise<Fine
     const W = Float64Array.from({ length: K * D }, () => rng.uniform(-bound, bound));
     const b = Float64Array.from({ length: K }, () => rng.uniform(-bound, bound));
     const gW = new Float64Array(K * D), gb = new Float64Array(K);
+    const mu = new Float64Array(D);
+    const inv = new Float64Array(D).fill(1);
+    // The head sees standardised features (x − μ)/σ with μ, σ of the initial encoder on the training
+    // rows: a fixed affine map, so the model is still encoder + linear head, but conditioned as the
+    // probe's (pooled features can vary little across records next to their mean). It trains on
+    // standardised regression targets; `model` maps its outputs back to target units.
+    const head: HeadMap = { weight: W, bias: b, inFeatures: D, outFeatures: K, featMean: mu, featInvStd: inv, shift: 0, scale: 1 };
+    const model: HeadMap = { ...head, shift, scale };
     const m1 = [new Float64Array(K * D), new Float64Array(K)], m2 = [new Float64Array(K * D), new Float64Array(K)];
     const tape = new Tape(engine);
     const trainIdx = sp.train.map((i) => tg.rows[i]);
     const perEpoch = Math.min(Math.ceil(trainIdx.length / batch), o.maxStepsPerEpoch ?? Infinity);
 
-    // The head sees standardised features (x − μ)/σ with μ, σ of the initial encoder on the training
-    // rows: a fixed affine map, so the model is still encoder + linear head, but conditioned as the
-    // probe's (pooled features can vary little across records next to their mean).
-    const mu = new Float64Array(D);
-    const inv = new Float64Array(D).fill(1);
-    const head = (rep: Float32Array, B: number) => {
-      const z = new Float64Array(B * K);
-      for (let j = 0; j < B; j++)
-        for (let k = 0; k < K; k++) {
-          let s = b[k];
-          for (let d = 0; d < D; d++) s += (rep[j * D + d] - mu[d]) * inv[d] * W[k * D + d];
-          z[j * K + k] = s;
-        }
-      return z;
-    };
     /** Pooled features [idx.length, D] of the given task rows (no augmentation, no gradients). */
     const features = async (idx: readonly number[]) => {
       const out = new Float32Array(idx.length * D);
@@ -182,11 +196,7 @@ export async function finetune(engine: Engine, o: FinetuneOptions): Promise<Fine
       return out;
     };
     /** Head outputs (regression: in target units) for the given task rows. */
-    const outputs = async (idx: readonly number[]) => {
-      const z = head(await features(idx), idx.length);
-      for (let i = 0; i < z.length; i++) z[i] = z[i] * scale + shift;
-      return z;
-    };
+    const outputs = async (idx: readonly number[]) => applyHead(model, await features(idx));
     const targets = (idx: readonly number[]) => {
       const y = new Float64Array(idx.length * K);
       idx.forEach((i, j) => y.set(tg.y.subarray(i * K, i * K + K), j * K));
@@ -206,6 +216,25 @@ export async function finetune(engine: Engine, o: FinetuneOptions): Promise<Fine
     const history: FinetuneEpoch[] = [];
     let best: { epoch: number; val: Metrics | null; test: Metrics; score: number | null; logits: Float64Array } | null = null;
     let step = 0;
+    let saved: FinetuneResult['saved'] = null;
+    const leadNames = config.leads.map((i) => LEAD_NAMES[i]);
+    const settings = { epochs, batch, lr, headLr: o.headLr ?? lr, weightDecay: wd, standardize: o.standardize ?? true, betas, warmupEpochs: warm, bandpass: band, augment: aug, seed: o.seed ?? 0, stepsPerEpoch: perEpoch };
+    /** Writes the encoder as it is now and the folded head (see the top of the file). */
+    const save = async (base: string, epoch: number, validation: number | null) => {
+      const tensors = new Map<string, StTensor>();
+      for (const [name, data] of await readParams(encoder.reg)) tensors.set(name, { dtype: 'F32', shape: [...encoder.reg.get(name).shape], data });
+      const f = foldHead(model);
+      tensors.set('head.weight', { dtype: 'F64', shape: [K, D], data: f.weight });
+      tensors.set('head.bias', { dtype: 'F64', shape: [K], data: f.bias });
+      const info: FinetunedInfo = {
+        task: o.task, label: o.label, classes: tg.classes, leads: leadNames, preset: config.preset,
+        head: { weight: 'head.weight', bias: 'head.bias', output: o.task === 'regression' ? 'values' : 'logits', activation: o.task === 'multiclass' ? 'softmax' : o.task === 'multilabel' ? 'sigmoid' : 'none' },
+        bandpass: band, epoch, validation, steps: step,
+        source: { checkpoint: loaded.checkpoint, randomInit: loaded.randomInit, step: loaded.step, dataset: ds.dir },
+        settings: { ...settings, split: spec },
+      };
+      return saveCheckpoint(base, { config, state: { step, epoch, extra: { kind: 'finetune', finetune: info } }, tensors });
+    };
     for (let epoch = 0; epoch < epochs; epoch++) {
       let lossSum = 0, seen = 0, s = 0;
       for (const bt of ds.batches({ batchSize: batch, seed: o.seed ?? 0, epoch, subset: trainIdx })) {
@@ -224,7 +253,7 @@ export async function finetune(engine: Engine, o: FinetuneOptions): Promise<Fine
           throw e;
         }
         const r = await engine.read(rep);
-        const z = head(r, B);
+        const z = applyHead(head, r);
         for (let j = 0; j < B; j++) {
           const t = posOf.get(bt.indices[j])!;
           const l = rowLossGrad(z, j * K, T, t * K, K, B, o.task, o.regressionLoss);
@@ -264,23 +293,28 @@ export async function finetune(engine: Engine, o: FinetuneOptions): Promise<Fine
       history.push(row);
       o.onEpoch?.(row);
       const score = val ? headline(val) : null;
-      if (!best || !val || better(score, best.score)) best = { epoch: epoch + 1, val, test, score, logits: tl };
+      if (!best || !val || better(score, best.score)) {
+        best = { epoch: epoch + 1, val, test, score, logits: tl };
+        if (o.save) saved = await save(o.save, epoch + 1, score);
+      }
     }
     if (!best) throw new Error('finetune: no epoch ran (epochs must be ≥ 1)');
     // The chosen epoch's test metrics again, now with notes and bootstrap CIs.
     const ty = targets(sp.test);
     const test = evaluate(o.task, tg.classes, best.logits, ty, K, notes, 'test', { bootstrap: o.bootstrap ?? 1000 }, undefined, o.task === 'regression' ? shift : undefined);
     let curves: (RocCurve | null)[] | undefined;
+    const probs = activateHead(o.task, best.logits, K);
     if (o.task !== 'regression') {
-      const probs = o.task === 'multiclass' ? softmaxRows(best.logits, K) : best.logits.map(sigmoid);
       curves = Array.from({ length: K }, (_, k) => rocCurve(column(probs, K, k), column(ty, K, k)));
     }
     return {
       task: o.task, label: o.label, classes: tg.classes,
       split: { ...spec, sizes: { train: sp.train.length, val: sp.val.length, test: sp.test.length } },
       history, bestEpoch: best.epoch, test, val: best.val, ...(curves ? { curves } : {}), notes,
-      settings: { epochs, batch, lr, headLr: o.headLr ?? lr, weightDecay: wd, standardize: o.standardize ?? true, betas, warmupEpochs: warm, bandpass: band, augment: aug, seed: o.seed ?? 0, stepsPerEpoch: perEpoch },
-      source: { checkpoint: loaded.checkpoint, randomInit: loaded.randomInit, step: loaded.step, leads: config.leads.map((i) => LEAD_NAMES[i]), preset: config.preset, dataset: ds.dir },
+      settings,
+      source: { checkpoint: loaded.checkpoint, randomInit: loaded.randomInit, step: loaded.step, leads: leadNames, preset: config.preset, dataset: ds.dir },
+      testPredictions: { ids: sp.test.map((i) => ds.manifest.records[tg.rows[i]].id), values: probs },
+      saved,
     };
   } finally {
     opt.dispose();

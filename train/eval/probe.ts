@@ -204,7 +204,8 @@ export const PAPER_HEAD: Required<HeadOptions> = {
   epochs: 10, batch: 16, lr: 0.01, weightDecay: 0.01, betas: [0.9, 0.999], eps: 1e-8, warmupSteps: 10, warmupLr: 0.001, minLr: 0.001, regressionLoss: 'mse', standardize: true, seed: 0,
 };
 
-export interface LinearHead {
+/** A linear head as a map: standardise inputs, W·x + b, then scale and shift. */
+export interface HeadMap {
   /** [K, D] row-major (torch nn.Linear layout). */
   weight: Float64Array;
   bias: Float64Array;
@@ -216,12 +217,15 @@ export interface LinearHead {
   /** Regression: predictions are out·scale + shift (targets were standardised for training). */
   shift: number;
   scale: number;
+}
+
+export interface LinearHead extends HeadMap {
   /** Mean training loss per epoch. */
   losses: number[];
 }
 
 /** logits [n, K] = X W^T + b (then un-standardised for regression heads). */
-export function applyHead(h: LinearHead, X: ArrayLike<number>, rows?: readonly number[]): Float64Array {
+export function applyHead(h: HeadMap, X: ArrayLike<number>, rows?: readonly number[]): Float64Array {
   const D = h.inFeatures, K = h.outFeatures;
   const n = rows ? rows.length : X.length / D;
   const out = new Float64Array(n * K);
@@ -235,6 +239,23 @@ export function applyHead(h: LinearHead, X: ArrayLike<number>, rows?: readonly n
     }
   }
   return out;
+}
+
+/** The same map as one plain linear layer on raw features (no standardisation, no output scaling), in float64:
+ *  out = X·(W·diag(1/σ)·scale)ᵀ + ((b − W·(μ/σ))·scale + shift). */
+export function foldHead(h: HeadMap): HeadMap {
+  const D = h.inFeatures, K = h.outFeatures;
+  const weight = new Float64Array(K * D), bias = new Float64Array(K);
+  for (let k = 0; k < K; k++) {
+    let c = h.bias[k];
+    for (let d = 0; d < D; d++) {
+      const w = h.weight[k * D + d] * h.featInvStd[d];
+      weight[k * D + d] = w * h.scale;
+      c -= w * h.featMean[d];
+    }
+    bias[k] = c * h.scale + h.shift;
+  }
+  return { weight, bias, inFeatures: D, outFeatures: K, featMean: new Float64Array(D), featInvStd: new Float64Array(D).fill(1), shift: 0, scale: 1 };
 }
 
 /**
