@@ -1,6 +1,7 @@
 // WFDB records (PhysioNet): header (.hea) parser and signal (.dat) decoder for formats 8, 16, 24,
-// 32, 61, 80, 160 and 212, written from the WFDB spec (HEADERS.md, SIGNALS.md). Parsing works on
-// strings/bytes so it runs in Node and the browser; loadWfdbRecord is the Node file-system entry.
+// 32, 61, 80, 160, 212, 310 and 311, plus multi-segment records (fixed and variable layout), written
+// from the WFDB spec (HEADERS.md, SIGNALS.md). Parsing works on strings/bytes so it runs in Node and
+// the browser; loadWfdbRecord is the Node file-system entry.
 import { canonicalLeadName, RecordError, type EcgRecord } from './record.js';
 
 export interface WfdbSignal {
@@ -22,9 +23,17 @@ export interface WfdbSignal {
   description: string;
 }
 
+/** One segment line of a multi-segment header: `name nsamples`; name '~' is a null segment (a gap). */
+export interface WfdbSegment {
+  name: string;
+  nSamples: number;
+}
+
 export interface WfdbHeader {
   recordName: string;
   nSegments?: number;
+  /** Multi-segment headers only: the segment lines, in order (then `signals` is empty). */
+  segments?: WfdbSegment[];
   nSig: number;
   fs: number;
   counterFreq?: number;
@@ -64,6 +73,17 @@ function bad(msg: string): never {
   throw new RecordError('bad-header', msg);
 }
 
+/** Runs `f`; a RecordError it throws comes back with `file` in front of its detail. */
+function inFile<T>(file: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (!(e instanceof RecordError) || e.message.includes(file)) throw e;
+    const prefix = `${e.reason}: `;
+    throw new RecordError(e.reason, e.message.startsWith(prefix) ? `${file}: ${e.message.slice(prefix.length)}` : file);
+  }
+}
+
 function intField(s: string | undefined, what: string): number | undefined {
   if (s === undefined) return undefined;
   if (!INT_RE.test(s)) bad(`${what} is not an integer: '${s}'`);
@@ -80,19 +100,26 @@ export function parseWfdbHeader(text: string): WfdbHeader {
     if (line.startsWith('#')) {
       const c = line.slice(1).trim();
       comments.push(c);
-      if (head && head.signals.length === head.nSig) info.push(c);
+      if (head && (head.segments ? head.segments.length === head.nSegments : head.signals.length === head.nSig)) info.push(c);
       continue;
     }
     if (!head) {
       head = parseRecordLine(line);
+      if (head.nSegments !== undefined) head.segments = [];
       continue;
     }
-    if (head.nSegments !== undefined) bad('multi-segment records are not supported');
+    if (head.segments) {
+      if (head.segments.length >= head.nSegments!) bad(`more segment lines than the ${head.nSegments} declared`);
+      head.segments.push(parseSegmentLine(line));
+      continue;
+    }
     if (head.signals.length >= head.nSig) bad(`more signal lines than the ${head.nSig} declared`);
     head.signals.push(parseSignalLine(line));
   }
   if (!head) bad('no record line');
-  if (head.signals.length !== head.nSig) bad(`${head.nSig} signals declared, ${head.signals.length} signal lines`);
+  if (head.segments) {
+    if (head.segments.length !== head.nSegments) bad(`${head.nSegments} segments declared, ${head.segments.length} segment lines`);
+  } else if (head.signals.length !== head.nSig) bad(`${head.nSig} signals declared, ${head.signals.length} signal lines`);
   head.comments = comments;
   head.info = info;
   return head;
@@ -106,7 +133,11 @@ function parseRecordLine(line: string): WfdbHeader {
   const nSig = intField(nsigField, 'number of signals');
   if (nSig === undefined || nSig < 0) bad(`missing number of signals in '${line}'`);
   const h: WfdbHeader = { recordName: name, nSig, fs: 250, signals: [], comments: [], info: [] };
-  if (nseg !== undefined) h.nSegments = intField(nseg, 'number of segments');
+  if (nseg !== undefined) {
+    const n = intField(nseg, 'number of segments');
+    if (n === undefined || n < 1) bad(`bad number of segments '${nseg}' in '${line}'`);
+    h.nSegments = n;
+  }
   if (fsField !== undefined) {
     const m = FS_RE.exec(fsField);
     if (!m) bad(`bad sampling frequency '${fsField}'`);
@@ -122,6 +153,13 @@ function parseRecordLine(line: string): WfdbHeader {
   if (baseTime !== undefined) h.baseTime = baseTime;
   if (baseDate !== undefined) h.baseDate = baseDate;
   return h;
+}
+
+function parseSegmentLine(line: string): WfdbSegment {
+  const { fields } = splitFields(line, 3);
+  const [name, nsampField, extra] = fields;
+  if (nsampField === undefined || extra !== undefined || !/^\d+$/.test(nsampField)) bad(`bad segment line '${line}': want 'name nsamples'`);
+  return { name, nSamples: Number(nsampField) };
 }
 
 function parseSignalLine(line: string): WfdbSignal {
@@ -168,6 +206,9 @@ export function invalidSampleValue(format: number): number | undefined {
       return -32768;
     case 212:
       return -2048;
+    case 310:
+    case 311:
+      return -512;
     case 80:
       return -128;
     case 24:
@@ -224,8 +265,38 @@ export function decodeSamples(bytes: Uint8Array, format: number): Int32Array {
       if (len % 3 >= 2) out[2 * pairs] = ((bytes[3 * pairs] | ((bytes[3 * pairs + 1] & 0x0f) << 8)) << 20) >> 20;
       return out;
     }
+    case 310:
+    case 311: {
+      // Three 10-bit samples per little-endian 32-bit word. A trailing partial word holds the
+      // samples whose bits it covers: 2 bytes ⇒ 1 sample; 3 bytes ⇒ 2 in format 311, 1 in 310.
+      const words = len >> 2;
+      const rem = len & 3;
+      const tail = rem < 2 ? 0 : format === 311 && rem === 3 ? 2 : 1;
+      out = new Int32Array(3 * words + tail);
+      for (let w = 0; w < words; w++) unpack10(dv.getUint32(4 * w, true), format, out, 3 * w, 3);
+      if (tail) {
+        let word = 0;
+        for (let b = 0; b < rem; b++) word |= bytes[4 * words + b] << (8 * b);
+        unpack10(word >>> 0, format, out, 3 * words, tail);
+      }
+      return out;
+    }
     default:
       throw new RecordError('unsupported-format', `WFDB format ${format}`);
+  }
+}
+
+/**
+ * Writes the first `count` samples of one 32-bit group into out[at…]. Format 310: sample 0 in bits
+ * 1–10 of the low 16-bit word, sample 1 in bits 1–10 of the high word, sample 2's low 5 bits in
+ * bits 11–15 of the low word and its high 5 bits in bits 11–15 of the high word. Format 311:
+ * bits 0–9, 10–19, 20–29. Samples are 10-bit two's complement.
+ */
+function unpack10(word: number, format: number, out: Int32Array, at: number, count: number): void {
+  for (let k = 0; k < count; k++) {
+    const v =
+      format === 311 ? (word >>> (10 * k)) & 0x3ff : k < 2 ? (word >>> (16 * k + 1)) & 0x3ff : ((word >>> 11) & 0x1f) | ((word >>> 22) & 0x3e0);
+    out[at + k] = (v << 22) >> 22;
   }
 }
 
@@ -307,7 +378,7 @@ export function decodeWfdbSignals(header: WfdbHeader, getFile: (name: string) =>
     if (!bytes) throw new RecordError('missing-file', name);
     const off = header.signals[members[0]].byteOffset;
     if (off > bytes.byteLength) throw new RecordError('truncated', `${name}: byte offset ${off} past end (${bytes.byteLength} bytes)`);
-    const stream = decodeSamples(bytes.subarray(off), fmt);
+    const stream = inFile(name, () => decodeSamples(bytes.subarray(off), fmt));
     const slot: number[] = [];
     let frameSize = 0;
     for (const i of members) {
@@ -405,29 +476,134 @@ export function buildRecord(header: WfdbHeader, digital: ArrayLike<number>[], nS
   };
 }
 
-/** Header text + file bytes → record. */
+function strictChecksums(dec: DecodedSignals, opts: WfdbReadOptions, where = ''): void {
+  if (opts.checksum === 'error' && dec.checksumOk.some((ok) => ok === false))
+    throw new RecordError('checksum', where + dec.warnings.filter((w) => w.startsWith('checksum')).join('; '));
+}
+
+/** Header text + file bytes → record. Multi-segment headers read `<segment>.hea` through getFile. */
 export function wfdbToRecord(headerText: string, getFile: (name: string) => Uint8Array | undefined, opts: WfdbReadOptions = {}): EcgRecord {
   const header = parseWfdbHeader(headerText);
+  if (header.segments) return multiSegmentToRecord(header, getFile, opts);
   const dec = decodeWfdbSignals(header, getFile);
-  if (opts.checksum === 'error' && dec.checksumOk.some((ok) => ok === false))
-    throw new RecordError('checksum', dec.warnings.filter((w) => w.startsWith('checksum')).join('; '));
+  strictChecksums(dec, opts);
   return buildRecord(header, dec.digital, dec.nSamples, dec.warnings);
 }
 
-/** Node: reads `<path>.hea` (extension optional) and every signal file it names, beside it. */
+/** A variable-layout record's layout segment: its first segment, of length 0 (HEADERS.md). */
+function layoutSegment(header: WfdbHeader): WfdbSegment | undefined {
+  const first = header.segments?.[0];
+  return first && first.nSamples === 0 && first.name !== '~' ? first : undefined;
+}
+
+/** For each signal of a segment, the index of the layout signal with its description (k-th repeat ↔ k-th), or −1. */
+function matchSignals(layout: WfdbSignal[], seg: WfdbSignal[]): number[] {
+  const used = layout.map(() => false);
+  return seg.map((s) => {
+    const i = layout.findIndex((l, j) => !used[j] && l.description === s.description);
+    if (i >= 0) used[i] = true;
+    return i;
+  });
+}
+
+/**
+ * Concatenates the segments of a multi-segment record in the signal order of its layout: the
+ * layout segment's header (variable layout) or else the first segment with samples (fixed
+ * layout). Segment signals are matched to it by description and converted to mV with their own
+ * gain and baseline; null segments (`~`) and signals a segment lacks are NaN.
+ */
+function multiSegmentToRecord(header: WfdbHeader, getFile: (name: string) => Uint8Array | undefined, opts: WfdbReadOptions): EcgRecord {
+  const segs = header.segments!;
+  const master = `${header.recordName}.hea`;
+  const headers = new Map<string, WfdbHeader>();
+  const segmentHeader = (name: string): WfdbHeader => {
+    const file = `${name}.hea`;
+    let h = headers.get(name);
+    if (h) return h;
+    const bytes = getFile(file);
+    if (!bytes) throw new RecordError('missing-file', `${file} (segment of ${master})`);
+    h = inFile(file, () => {
+      const sh = parseWfdbHeader(new TextDecoder().decode(bytes));
+      if (sh.segments) bad('a segment of a multi-segment record is itself multi-segment');
+      if (Math.abs(sh.fs - header.fs) > 1e-9 * header.fs) bad(`sampling frequency ${sh.fs} differs from ${header.fs} in ${master}`);
+      return sh;
+    });
+    headers.set(name, h);
+    return h;
+  };
+  const layoutSeg = layoutSegment(header);
+  const layoutName = layoutSeg?.name ?? segs.find((sg) => sg.name !== '~' && sg.nSamples > 0)?.name;
+  if (layoutName === undefined) throw new RecordError('bad-header', `${master}: no segment holds samples, so the signals are unknown`);
+  const layout = segmentHeader(layoutName);
+  if (layout.nSig !== header.nSig) throw new RecordError('bad-header', `${layoutName}.hea has ${layout.nSig} signals, ${master} declares ${header.nSig}`);
+
+  const warnings: string[] = [];
+  const total = segs.reduce((a, sg) => a + sg.nSamples, 0);
+  if (header.nSamples !== undefined && header.nSamples !== total)
+    warnings.push(`${master} gives ${header.nSamples} samples, its segments ${total}; using ${total}`);
+  const signals = layout.signals.map(() => new Float32Array(total).fill(NaN));
+  let at = 0;
+  for (const seg of segs) {
+    if (seg.name !== '~' && seg.nSamples > 0) {
+      const h = segmentHeader(seg.name);
+      const dec = decodeWfdbSignals(h, getFile);
+      strictChecksums(dec, opts, `${seg.name}: `);
+      for (const w of dec.warnings) warnings.push(`${seg.name}: ${w}`);
+      const n = Math.min(dec.nSamples, seg.nSamples);
+      const own = h.nSamples ?? n;
+      if (own !== seg.nSamples) warnings.push(`${seg.name}: ${own} samples where ${master} says ${seg.nSamples}; reading ${n}, NaN after`);
+      matchSignals(layout.signals, h.signals).forEach((c, i) => {
+        if (c < 0) warnings.push(`${seg.name}: signal ${i} '${h.signals[i].description}' is not among ${layoutName}.hea's signals; dropped`);
+        else signals[c].set(digitalToMv(h.signals[i], dec.digital[i], dec.nSamples).subarray(0, n), at);
+      });
+    }
+    at += seg.nSamples;
+  }
+  const meta = recordMeta({ ...header, signals: layout.signals }, warnings);
+  meta.layout = layoutSeg ? 'variable' : 'fixed';
+  meta.segments = segs.map((sg) => ({ name: sg.name, nSamples: sg.nSamples }));
+  return {
+    id: header.recordName,
+    signals,
+    fs: header.fs,
+    leadNames: layout.signals.map((sg) => canonicalLeadName(sg.description)),
+    labels: {},
+    meta,
+  };
+}
+
+/**
+ * Node: reads `<path>.hea` (extension optional) and every file beside it that the record needs:
+ * the signal files it names or, for a multi-segment record, each segment's header and signal files.
+ */
 export async function readWfdbFiles(heaPath: string): Promise<{ text: string; getFile: (name: string) => Uint8Array | undefined }> {
   const { nodeMods, readBytes, readText } = await import('./fsutil.js');
   const { path } = await nodeMods();
   const hea = heaPath.endsWith('.hea') ? heaPath : `${heaPath}.hea`;
   const text = await readText(hea);
-  const header = parseWfdbHeader(text);
+  const header = inFile(hea, () => parseWfdbHeader(text));
   const files = new Map<string, Uint8Array>();
-  for (const s of header.signals)
-    if (!files.has(s.fileName)) files.set(s.fileName, await readBytes(path.join(path.dirname(hea), s.fileName)));
+  const read = async (name: string): Promise<Uint8Array> => {
+    let b = files.get(name);
+    if (!b) files.set(name, (b = await readBytes(path.join(path.dirname(hea), name))));
+    return b;
+  };
+  const readSignalFiles = async (h: WfdbHeader) => {
+    for (const s of h.signals) if (s.fileName !== '~') await read(s.fileName);
+  };
+  if (header.segments) {
+    for (const seg of header.segments) {
+      if (seg.name === '~') continue;
+      const file = `${seg.name}.hea`;
+      const segText = new TextDecoder().decode(await read(file));
+      const h = inFile(path.join(path.dirname(hea), file), () => parseWfdbHeader(segText));
+      if (seg.nSamples > 0) await readSignalFiles(h);
+    }
+  } else await readSignalFiles(header);
   return { text, getFile: (n) => files.get(n) };
 }
 
-/** Node: reads `<path>.hea` (extension optional) and the signal files beside it. */
+/** Node: reads `<path>.hea` (extension optional) and the files beside it that it needs. */
 export async function loadWfdbRecord(heaPath: string, opts: WfdbReadOptions = {}): Promise<EcgRecord> {
   const { text, getFile } = await readWfdbFiles(heaPath);
   return wfdbToRecord(text, getFile, opts);
