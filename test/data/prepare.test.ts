@@ -165,6 +165,31 @@ if (!isBrowser)
       assert(r.id === '11' && r.source === 'exams_part0.hdf5#0' && r.labels.RBBB === true && (r.meta as { patientId: number }).patientId === 7, `record ${JSON.stringify(r)}`);
     });
 
+    it('WFDB folder: a multi-segment record is one record, its segment headers are not records', async () => {
+      const { fs, path, prepare, openDataset } = await mods();
+      const root = path.join(tmp, 'wfdb');
+      fs.mkdirSync(root, { recursive: true });
+      const write = (name: string, n: number, t0: number) => {
+        const { hea, dat } = wfdb16Record(name, FS, n, (k, t) => testSignal(k, t + t0, FS, 2));
+        fs.writeFileSync(path.join(root, `${name}.hea`), hea);
+        fs.writeFileSync(path.join(root, `${name}.dat`), dat);
+      };
+      write('plain', N, 0);
+      write('multi_1', N / 2, 0);
+      write('multi_2', N / 2, N / 2);
+      fs.writeFileSync(path.join(root, 'multi.hea'), `multi/2 12 ${FS} ${N}\nmulti_1 ${N / 2}\nmulti_2 ${N / 2}\n`);
+      const res = await prepare({ source: 'wfdb', root, out: path.join(tmp, 'out-w'), workers: 0 });
+      assert(res.written === 2 && res.skipped === 0, `wfdb: written ${res.written}, skipped ${JSON.stringify(res.skippedByReason)}`);
+      assert(res.manifest.records.map((r) => r.source).sort().join() === 'multi.hea,plain.hea', `sources ${res.manifest.records.map((r) => r.source)}`);
+      const ds = await openDataset(path.join(tmp, 'out-w'));
+      const [a, b] = res.manifest.records[0].source === 'plain.hea' ? [ds.read(0), ds.read(1)] : [ds.read(1), ds.read(0)];
+      ds.close();
+      // the two halves join where the plain record runs on: the same signal, sample for sample
+      let worst = 0;
+      for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
+      assert(worst < 1e-6, `multi-segment record differs from the plain one by ${worst}`);
+    });
+
     it('.npy / .csv folder and the synthetic source', async () => {
       const { fs, path, prepare, openDataset } = await mods();
       const { writeNpy } = await import('../../train/data/npy.js');

@@ -33,7 +33,7 @@ import { leadList, preprocess, type PreprocessOptions, type QualityIssue } from 
 import { loadPtbxlIndex, ptbxlLabels, ptbxlRecordPath } from './ptbxl.js';
 import { LEADS_12, LEADS_8, reasonOf, RecordError, type EcgRecord } from './record.js';
 import { synthRecord, type SynthOptions } from './synth.js';
-import { loadWfdbRecord } from './wfdb.js';
+import { loadWfdbRecord, parseWfdbHeader } from './wfdb.js';
 
 export type PrepareSource = 'ptbxl' | 'challenge' | 'code15' | 'wfdb' | 'npy' | 'synth';
 
@@ -174,6 +174,27 @@ function itemId(it: Item): string {
 // ---------------------------------------------------------------------------------------------
 // Scanning a source tree
 
+/** Drops the headers that multi-segment records name as their segments (and layout): those are
+ *  read as parts of their record, not as records of their own. */
+async function withoutSegmentHeaders(heas: string[], log: (m: string) => void): Promise<string[]> {
+  const { path } = await nodeMods();
+  const parts = new Set<string>();
+  for (const h of heas) {
+    const text = await readText(h);
+    // cheap test first: a master header's record line reads 'name/segments ...'
+    if (!/^\s*[^#\s]+\/\d+\s/m.test(text)) continue;
+    let segments;
+    try {
+      segments = parseWfdbHeader(text).segments;
+    } catch {
+      continue; // reported with its reason when the record itself is read
+    }
+    for (const s of segments ?? []) if (s.name !== '~') parts.add(path.join(path.dirname(h), `${s.name}.hea`));
+  }
+  if (parts.size) log(`${parts.size} segment headers belong to multi-segment records`);
+  return heas.filter((h) => !parts.has(h));
+}
+
 async function scan(o: PrepareOptions, settings: Settings, log: (m: string) => void): Promise<Item[]> {
   const { path } = await nodeMods();
   const root = settings.root;
@@ -181,7 +202,8 @@ async function scan(o: PrepareOptions, settings: Settings, log: (m: string) => v
   switch (o.source) {
     case 'wfdb':
     case 'challenge': {
-      const heas = await walkFiles(root, (n) => n.toLowerCase().endsWith('.hea'));
+      let heas = await walkFiles(root, (n) => n.toLowerCase().endsWith('.hea'));
+      if (o.source === 'wfdb') heas = await withoutSegmentHeaders(heas, log);
       return heas.map((h) => {
         const r = rel(h);
         const dir = path.posix.dirname(r);
