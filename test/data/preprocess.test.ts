@@ -20,29 +20,80 @@ const throwsWith = (f: () => unknown, text: string) => {
   return false;
 };
 
+/** Direct O(n²) DFT in float64 (forward e^{−2πikt/n}; unnormalised inverse), the reference for fft. */
+function dft(re: Float64Array, im: Float64Array, inverse = false): [Float64Array, Float64Array] {
+  const n = re.length, sgn = inverse ? 1 : -1;
+  const c = Float64Array.from({ length: n }, (_, j) => Math.cos((2 * Math.PI * j) / n));
+  const s = Float64Array.from({ length: n }, (_, j) => sgn * Math.sin((2 * Math.PI * j) / n));
+  const wr = new Float64Array(n), wi = new Float64Array(n);
+  for (let k = 0; k < n; k++) {
+    let ar = 0, ai = 0;
+    for (let t = 0, j = 0; t < n; t++, j += j + k >= n ? k - n : k) {
+      ar += re[t] * c[j] - im[t] * s[j]; // j = kt mod n
+      ai += re[t] * s[j] + im[t] * c[j];
+    }
+    wr[k] = ar;
+    wi[k] = ai;
+  }
+  return [wr, wi];
+}
+
+/**
+ * scipy.signal.resample of a real signal, written out the way scipy does it (rfft, keep the bins
+ * below the smaller Nyquist, double or halve that Nyquist bin, irfft, scale by num/nx), by direct DFT.
+ */
+function resampleRef(x: Float64Array, num: number): Float64Array {
+  const nx = x.length, [xr, xi] = dft(x, new Float64Array(nx));
+  const n = Math.min(num, nx), bins = Math.floor(num / 2) + 1;
+  const yr = new Float64Array(bins), yi = new Float64Array(bins);
+  for (let k = 0; k <= Math.floor(n / 2); k++) [yr[k], yi[k]] = [xr[k], xi[k]];
+  if (n % 2 === 0 && num !== nx) {
+    const f = num < nx ? 2 : 0.5;
+    yr[n / 2] *= f;
+    yi[n / 2] *= f;
+  }
+  // irfft: bins 1 … ⌈num/2⌉ − 1 count with their conjugates; an even num's Nyquist bin once, real part only
+  const c = Float64Array.from({ length: num }, (_, j) => Math.cos((2 * Math.PI * j) / num));
+  const s = Float64Array.from({ length: num }, (_, j) => Math.sin((2 * Math.PI * j) / num));
+  const y = new Float64Array(num);
+  for (let t = 0; t < num; t++) {
+    let acc = yr[0];
+    for (let k = 1, j = t; k < bins; k++, j += j + t >= num ? t - num : t) acc += (2 * k === num ? 1 : 2) * (yr[k] * c[j] - yi[k] * s[j]);
+    y[t] = acc / nx; // 1/num of the inverse times num/nx
+  }
+  return y;
+}
+
 function record(names: string[], signals: Float32Array[], fs = 500): EcgRecord {
   return { id: 'test', signals, fs, leadNames: names, labels: {}, meta: {} };
 }
 
 describe('data/dsp', () => {
-  it('fft of any length matches a direct DFT and inverts', () => {
+  it('fft of any length matches a direct DFT, forward and inverse', () => {
     const rng = new Rng(1);
-    for (const n of [1, 2, 3, 7, 12, 64, 100, 257, 1000]) {
+    // radix 4, 2, 3, 5 and odd-prime stages (7, 11·13, 31), and Bluestein for large primes (97, 257, 2570 = 2·5·257)
+    for (const n of [1, 2, 3, 5, 7, 12, 30, 64, 97, 100, 143, 250, 257, 992, 1000, 2570, 5000]) {
       const re = Float64Array.from({ length: n }, () => rng.normal()), im = Float64Array.from({ length: n }, () => rng.normal());
-      const wr = new Float64Array(n), wi = new Float64Array(n);
-      for (let k = 0; k < n; k++)
-        for (let t = 0; t < n; t++) {
-          const a = (-2 * Math.PI * ((k * t) % n)) / n;
-          wr[k] += re[t] * Math.cos(a) - im[t] * Math.sin(a);
-          wi[k] += re[t] * Math.sin(a) + im[t] * Math.cos(a);
-        }
+      for (const inverse of [false, true]) {
+        const [wr, wi] = dft(re, im, inverse);
+        const xr = Float64Array.from(re), xi = Float64Array.from(im);
+        fft(xr, xi, inverse);
+        assertClose(xr, wr, 1e-10, `fft re n=${n} inverse=${inverse}`);
+        assertClose(xi, wi, 1e-10, `fft im n=${n} inverse=${inverse}`);
+      }
       const xr = Float64Array.from(re), xi = Float64Array.from(im);
       fft(xr, xi);
-      assertClose(xr, wr, 1e-10, `fft re n=${n}`);
-      assertClose(xi, wi, 1e-10, `fft im n=${n}`);
       fft(xr, xi, true);
-      assertClose(xr.map((v) => v / n), re, 1e-12, `inverse re n=${n}`);
-      assertClose(xi.map((v) => v / n), im, 1e-12, `inverse im n=${n}`);
+      assertClose(xr.map((v) => v / n), re, 1e-12, `round trip re n=${n}`);
+      assertClose(xi.map((v) => v / n), im, 1e-12, `round trip im n=${n}`);
+    }
+  });
+
+  it('resampling matches scipy.signal.resample written out by direct DFT', () => {
+    const rng = new Rng(2);
+    for (const [nx, num] of [[5000, 2500], [2500, 5000], [1000, 2500], [7, 3], [2570, 2500], [9, 12]]) {
+      const x = Float64Array.from({ length: nx }, () => rng.normal());
+      assertClose(resample(x, num), resampleRef(x, num), 1e-10, `resample ${nx} → ${num}`);
     }
   });
 

@@ -4,113 +4,283 @@
 
 // ---------------------------------------------------------------------------------------------
 // FFT
+//
+// A mixed-radix Stockham transform (radices 4, 2, 3, 5 and other small primes) serves lengths whose
+// prime factors are small, which covers the usual ECG windows (5000 = 2³·5⁴, 2500, 3600, 7500);
+// Bluestein's chirp-z serves lengths with a large prime factor (2570 = 2·5·257). Stockham's
+// ping-pong between two buffers leaves the output in natural order, so no digit-reversal pass is
+// needed. Only the forward transform is written out: with re and im swapped it computes the
+// unnormalised inverse (swap∘DFT∘swap = n·DFT⁻¹), so plans need no direction either.
 
-const pow2Cache = new Map<number, { cos: Float64Array; sin: Float64Array; rev: Uint32Array }>();
+/** Prime factors above this go through Bluestein: a generic radix-p stage costs O(p) per point (measured faster than Bluestein up to 31). */
+const MAX_RADIX = 31;
 
-function pow2Plan(n: number) {
-  let p = pow2Cache.get(n);
-  if (!p) {
-    const cos = new Float64Array(n / 2), sin = new Float64Array(n / 2);
-    for (let k = 0; k < n / 2; k++) {
-      cos[k] = Math.cos((2 * Math.PI * k) / n);
-      sin[k] = Math.sin((2 * Math.PI * k) / n);
-    }
-    const rev = new Uint32Array(n);
-    const bits = Math.round(Math.log2(n));
-    for (let i = 0; i < n; i++) {
-      let r = 0;
-      for (let b = 0; b < bits; b++) r |= ((i >>> b) & 1) << (bits - 1 - b);
-      rev[i] = r >>> 0;
-    }
-    p = { cos, sin, rev };
-    pow2Cache.set(n, p);
+interface Plan {
+  n: number;
+  /** Stage radices, product n; empty (and the arrays below too) when the length needs Bluestein. */
+  radices: number[];
+  /** e^{−2πik/n} for k < n (the twiddles of every stage are a subset). */
+  twr: Float64Array;
+  twi: Float64Array;
+  /** The second buffer of the ping-pong. */
+  sr: Float64Array;
+  si: Float64Array;
+  blue?: Bluestein;
+}
+
+interface Bluestein {
+  /** Convolution length: 5-smooth, at least 2n − 1. */
+  m: number;
+  /** Chirp e^{−iπk²/n}, k < n. */
+  wr: Float64Array;
+  wi: Float64Array;
+  /** DFT of the conjugate chirp, wrapped circularly to length m. */
+  br: Float64Array;
+  bi: Float64Array;
+  /** Work buffers of length m. */
+  ar: Float64Array;
+  ai: Float64Array;
+}
+
+const planCache = new Map<number, Plan>();
+
+/** Radices for a Stockham transform of length n (4s first, then 2, 3, 5, ...), or null when a prime factor exceeds MAX_RADIX. */
+function factorize(n: number): number[] | null {
+  const radices: number[] = [];
+  for (; n % 4 === 0; n /= 4) radices.push(4);
+  if (n % 2 === 0) {
+    radices.push(2);
+    n /= 2;
   }
+  for (let p = 3; p <= MAX_RADIX && n > 1; p += 2) for (; n % p === 0; n /= p) radices.push(p);
+  return n === 1 ? radices : null;
+}
+
+/** Smallest 5-smooth number ≥ n: a fast Stockham length that pads Bluestein's convolution less than a power of two. */
+function nextSmooth(n: number): number {
+  for (let m = n; ; m++) {
+    let r = m;
+    for (const p of [2, 3, 5]) while (r % p === 0) r /= p;
+    if (r === 1) return m;
+  }
+}
+
+function plan(n: number): Plan {
+  let p = planCache.get(n);
+  if (p) return p;
+  const radices = factorize(n);
+  const len = radices ? n : 0;
+  const twr = new Float64Array(len), twi = new Float64Array(len);
+  for (let k = 0; k < len; k++) {
+    twr[k] = Math.cos((2 * Math.PI * k) / n);
+    twi[k] = -Math.sin((2 * Math.PI * k) / n);
+  }
+  p = { n, radices: radices ?? [], twr, twi, sr: new Float64Array(len), si: new Float64Array(len) };
+  if (!radices) p.blue = bluesteinPlan(n);
+  if (planCache.size >= 32) planCache.clear(); // bounded memory when many odd lengths pass through
+  planCache.set(n, p);
   return p;
 }
 
-/** Iterative radix-2 transform, in place; n a power of two. Unnormalised in both directions. */
-function fftPow2(re: Float64Array, im: Float64Array, inverse: boolean): void {
-  const n = re.length;
-  if (n <= 1) return;
-  const { cos, sin, rev } = pow2Plan(n);
-  for (let i = 0; i < n; i++) {
-    const j = rev[i];
-    if (j > i) {
-      let t = re[i]; re[i] = re[j]; re[j] = t;
-      t = im[i]; im[i] = im[j]; im[j] = t;
-    }
+function bluesteinPlan(n: number): Bluestein {
+  const m = nextSmooth(2 * n - 1);
+  const wr = new Float64Array(n), wi = new Float64Array(n);
+  for (let k = 0; k < n; k++) {
+    // k² mod 2n keeps the angle small, so large n loses no precision
+    const a = (Math.PI * ((k * k) % (2 * n))) / n;
+    wr[k] = Math.cos(a);
+    wi[k] = -Math.sin(a);
   }
-  const sgn = inverse ? 1 : -1;
-  for (let size = 2; size <= n; size *= 2) {
-    const half = size / 2, step = n / size;
-    for (let start = 0; start < n; start += size) {
-      for (let k = 0; k < half; k++) {
-        const wr = cos[k * step], wi = sgn * sin[k * step];
-        const a = start + k, b = a + half;
-        const xr = re[b] * wr - im[b] * wi, xi = re[b] * wi + im[b] * wr;
-        re[b] = re[a] - xr; im[b] = im[a] - xi;
-        re[a] += xr; im[a] += xi;
+  const br = new Float64Array(m), bi = new Float64Array(m);
+  br[0] = wr[0];
+  bi[0] = -wi[0];
+  for (let k = 1; k < n; k++) {
+    br[k] = br[m - k] = wr[k];
+    bi[k] = bi[m - k] = -wi[k];
+  }
+  forward(br, bi);
+  return { m, wr, wi, br, bi, ar: new Float64Array(m), ai: new Float64Array(m) };
+}
+
+// One Stockham stage of radix p. Before it, x holds the length-L DFTs of the n/L decimated sequences
+// x[s + t·n/L], bin k of sequence s at k·(n/L) + s; after it, y holds the length-pL DFTs in the same
+// layout. With m = n/(pL): output bin k + jL of sequence s is Σ_q ω_p^{qj} · w^{qk}·x[(pk + q)m + s],
+// w = e^{−2πi/(pL)} = tw[m]. A stage is a twiddle pass (x[(pk + q)m + s] *= w^{qk}, in place: x is
+// spent anyway) and then p-point butterflies; the split keeps the butterflies free of twiddles.
+
+function twiddle(xr: Float64Array, xi: Float64Array, p: number, L: number, m: number, tr: Float64Array, ti: Float64Array): void {
+  for (let k = 1; k < L; k++)
+    for (let q = 1; q < p; q++) {
+      const wr = tr[q * k * m], wi = ti[q * k * m];
+      for (let i = (p * k + q) * m, end = i + m; i < end; i++) {
+        const r = xr[i], c = xi[i];
+        xr[i] = r * wr - c * wi;
+        xi[i] = r * wi + c * wr;
       }
     }
+}
+
+/** p-point butterflies: inputs q at i + q·m, i = pkm + s; outputs j at o + j·h, o = km + s, h = n/p. */
+type Butterflies = (xr: Float64Array, xi: Float64Array, yr: Float64Array, yi: Float64Array, L: number, m: number) => void;
+
+const radix2: Butterflies = (xr, xi, yr, yi, L, m) => {
+  const h = L * m;
+  for (let k = 0; k < L; k++)
+    for (let s = 0, i = 2 * k * m, o = k * m; s < m; s++, i++, o++) {
+      const ar = xr[i], ai = xi[i], br = xr[i + m], bi = xi[i + m];
+      yr[o] = ar + br; yi[o] = ai + bi;
+      yr[o + h] = ar - br; yi[o + h] = ai - bi;
+    }
+};
+
+const radix4: Butterflies = (xr, xi, yr, yi, L, m) => {
+  const h = L * m;
+  for (let k = 0; k < L; k++)
+    for (let s = 0, i = 4 * k * m, o = k * m; s < m; s++, i++, o++) {
+      const a0r = xr[i], a0i = xi[i], a1r = xr[i + m], a1i = xi[i + m];
+      const a2r = xr[i + 2 * m], a2i = xi[i + 2 * m], a3r = xr[i + 3 * m], a3i = xi[i + 3 * m];
+      const t0r = a0r + a2r, t0i = a0i + a2i, t1r = a0r - a2r, t1i = a0i - a2i;
+      const t2r = a1r + a3r, t2i = a1i + a3i, t3r = a1r - a3r, t3i = a1i - a3i;
+      yr[o] = t0r + t2r; yi[o] = t0i + t2i;
+      yr[o + h] = t1r + t3i; yi[o + h] = t1i - t3r; // t1 − i·t3
+      yr[o + 2 * h] = t0r - t2r; yi[o + 2 * h] = t0i - t2i;
+      yr[o + 3 * h] = t1r - t3i; yi[o + 3 * h] = t1i + t3r; // t1 + i·t3
+    }
+};
+
+const SIN_60 = Math.sqrt(3) / 2;
+
+const radix3: Butterflies = (xr, xi, yr, yi, L, m) => {
+  const h = L * m;
+  for (let k = 0; k < L; k++)
+    for (let s = 0, i = 3 * k * m, o = k * m; s < m; s++, i++, o++) {
+      const a0r = xr[i], a0i = xi[i], a1r = xr[i + m], a1i = xi[i + m], a2r = xr[i + 2 * m], a2i = xi[i + 2 * m];
+      // ω₃ = −1/2 − i·√3/2: y₁,₂ = a₀ − (a₁ + a₂)/2 ∓ i·(√3/2)(a₁ − a₂)
+      const sr = a1r + a2r, si = a1i + a2i, dr = SIN_60 * (a1r - a2r), di = SIN_60 * (a1i - a2i);
+      const mr = a0r - sr / 2, mi = a0i - si / 2;
+      yr[o] = a0r + sr; yi[o] = a0i + si;
+      yr[o + h] = mr + di; yi[o + h] = mi - dr;
+      yr[o + 2 * h] = mr - di; yi[o + 2 * h] = mi + dr;
+    }
+};
+
+const C1_5 = Math.cos((2 * Math.PI) / 5), C2_5 = Math.cos((4 * Math.PI) / 5);
+const S1_5 = Math.sin((2 * Math.PI) / 5), S2_5 = Math.sin((4 * Math.PI) / 5);
+
+const radix5: Butterflies = (xr, xi, yr, yi, L, m) => {
+  const h = L * m;
+  for (let k = 0; k < L; k++)
+    for (let s = 0, i = 5 * k * m, o = k * m; s < m; s++, i++, o++) {
+      const a0r = xr[i], a0i = xi[i], a1r = xr[i + m], a1i = xi[i + m], a2r = xr[i + 2 * m], a2i = xi[i + 2 * m];
+      const a3r = xr[i + 3 * m], a3i = xi[i + 3 * m], a4r = xr[i + 4 * m], a4i = xi[i + 4 * m];
+      // pair inputs q and 5 − q: their sum takes the cosines, their difference the sines
+      const b1r = a1r + a4r, b1i = a1i + a4i, b2r = a2r + a3r, b2i = a2i + a3i;
+      const d1r = a1r - a4r, d1i = a1i - a4i, d2r = a2r - a3r, d2i = a2i - a3i;
+      const t1r = a0r + C1_5 * b1r + C2_5 * b2r, t1i = a0i + C1_5 * b1i + C2_5 * b2i;
+      const t2r = a0r + C2_5 * b1r + C1_5 * b2r, t2i = a0i + C2_5 * b1i + C1_5 * b2i;
+      const u1r = S1_5 * d1r + S2_5 * d2r, u1i = S1_5 * d1i + S2_5 * d2i;
+      const u2r = S2_5 * d1r - S1_5 * d2r, u2i = S2_5 * d1i - S1_5 * d2i;
+      yr[o] = a0r + b1r + b2r; yi[o] = a0i + b1i + b2i;
+      yr[o + h] = t1r + u1i; yi[o + h] = t1i - u1r; // t1 − i·u1
+      yr[o + 2 * h] = t2r + u2i; yi[o + 2 * h] = t2i - u2r;
+      yr[o + 3 * h] = t2r - u2i; yi[o + 3 * h] = t2i + u2r; // t2 + i·u2
+      yr[o + 4 * h] = t1r - u1i; yi[o + 4 * h] = t1i + u1r;
+    }
+};
+
+/**
+ * Any odd radix p by a direct p-point DFT, pairing inputs q and p − q as radix 5 does, so each output
+ * costs (p − 1)/2 multiply-adds per part. For the rarer small primes 7 … MAX_RADIX.
+ */
+function radixOdd(p: number): Butterflies {
+  const half = (p - 1) / 2;
+  // cos and sin of 2π·q·j/p for j, q in 1..half, row j at (j − 1)·half
+  const cs = new Float64Array(half * half), sn = new Float64Array(half * half);
+  for (let j = 1; j <= half; j++)
+    for (let q = 1; q <= half; q++) {
+      cs[(j - 1) * half + q - 1] = Math.cos((2 * Math.PI * ((q * j) % p)) / p);
+      sn[(j - 1) * half + q - 1] = Math.sin((2 * Math.PI * ((q * j) % p)) / p);
+    }
+  const br = new Float64Array(half), bi = new Float64Array(half), dr = new Float64Array(half), di = new Float64Array(half);
+  return (xr, xi, yr, yi, L, m) => {
+    const h = L * m;
+    for (let k = 0; k < L; k++)
+      for (let s = 0, i = p * k * m, o = k * m; s < m; s++, i++, o++) {
+        let y0r = xr[i], y0i = xi[i];
+        for (let q = 1; q <= half; q++) {
+          const ar = xr[i + q * m], ai = xi[i + q * m], cr = xr[i + (p - q) * m], ci = xi[i + (p - q) * m];
+          br[q - 1] = ar + cr; bi[q - 1] = ai + ci;
+          dr[q - 1] = ar - cr; di[q - 1] = ai - ci;
+          y0r += ar + cr; y0i += ai + ci;
+        }
+        yr[o] = y0r; yi[o] = y0i;
+        for (let j = 1, row = 0; j <= half; j++, row += half) {
+          let tr = xr[i], ti = xi[i], ur = 0, ui = 0; // cosine part t and sine part u
+          for (let q = 0; q < half; q++) {
+            tr += cs[row + q] * br[q]; ti += cs[row + q] * bi[q];
+            ur += sn[row + q] * dr[q]; ui += sn[row + q] * di[q];
+          }
+          yr[o + j * h] = tr + ui; yi[o + j * h] = ti - ur; // t − i·u
+          yr[o + (p - j) * h] = tr - ui; yi[o + (p - j) * h] = ti + ur; // t + i·u
+        }
+      }
+  };
+}
+
+/** Butterflies by radix; odd radices above 5 are added on first use. */
+const BUTTERFLIES: Record<number, Butterflies> = { 2: radix2, 3: radix3, 4: radix4, 5: radix5 };
+
+function stockham(re: Float64Array, im: Float64Array, p: Plan): void {
+  let xr = re, xi = im, yr = p.sr, yi = p.si;
+  let L = 1;
+  for (const r of p.radices) {
+    const m = p.n / (L * r);
+    twiddle(xr, xi, r, L, m, p.twr, p.twi);
+    (BUTTERFLIES[r] ??= radixOdd(r))(xr, xi, yr, yi, L, m);
+    [xr, xi, yr, yi] = [yr, yi, xr, xi];
+    L *= r;
+  }
+  if (xr !== re) {
+    re.set(xr);
+    im.set(xi);
   }
 }
 
-interface Bluestein { m: number; wr: Float64Array; wi: Float64Array; br: Float64Array; bi: Float64Array }
-const bluesteinCache = new Map<string, Bluestein>();
-
-// Bluestein's chirp-z turns a length-n DFT into a circular convolution of power-of-two length,
-// so record lengths such as 2570 (257 Hz) or 3600 (360 Hz) need no mixed-radix code.
-function bluesteinPlan(n: number, inverse: boolean): Bluestein {
-  const key = `${n}:${inverse ? 1 : 0}`;
-  let p = bluesteinCache.get(key);
-  if (!p) {
-    let m = 1;
-    while (m < 2 * n - 1) m *= 2;
-    const sgn = inverse ? 1 : -1;
-    const wr = new Float64Array(n), wi = new Float64Array(n);
-    for (let k = 0; k < n; k++) {
-      // k² mod 2n keeps the angle small, so large n loses no precision
-      const a = (Math.PI * ((k * k) % (2 * n))) / n;
-      wr[k] = Math.cos(a);
-      wi[k] = sgn * Math.sin(a);
-    }
-    const br = new Float64Array(m), bi = new Float64Array(m);
-    br[0] = wr[0]; bi[0] = -wi[0];
-    for (let k = 1; k < n; k++) {
-      br[k] = br[m - k] = wr[k];
-      bi[k] = bi[m - k] = -wi[k];
-    }
-    fftPow2(br, bi, false);
-    p = { m, wr, wi, br, bi };
-    if (bluesteinCache.size > 32) bluesteinCache.clear();
-    bluesteinCache.set(key, p);
-  }
-  return p;
-}
-
-/** In-place DFT of any length (forward: e^{-2πikn/N}); unnormalised, so divide by N after an inverse. */
-export function fft(re: Float64Array, im: Float64Array, inverse = false): void {
-  const n = re.length;
-  if (im.length !== n) throw new Error('fft: re and im differ in length');
-  if ((n & (n - 1)) === 0) return fftPow2(re, im, inverse);
-  const { m, wr, wi, br, bi } = bluesteinPlan(n, inverse);
-  const ar = new Float64Array(m), ai = new Float64Array(m);
+/** Bluestein: X_k = w_k · Σ_t (x_t w_t) · conj(w_{k−t}), a circular convolution of length m done by FFT. */
+function bluestein(re: Float64Array, im: Float64Array, b: Bluestein): void {
+  const n = re.length, { m, wr, wi, br, bi, ar, ai } = b;
+  ar.fill(0);
+  ai.fill(0);
   for (let k = 0; k < n; k++) {
     ar[k] = re[k] * wr[k] - im[k] * wi[k];
     ai[k] = re[k] * wi[k] + im[k] * wr[k];
   }
-  fftPow2(ar, ai, false);
+  forward(ar, ai);
   for (let k = 0; k < m; k++) {
     const r = ar[k] * br[k] - ai[k] * bi[k];
     ai[k] = ar[k] * bi[k] + ai[k] * br[k];
     ar[k] = r;
   }
-  fftPow2(ar, ai, true);
+  forward(ai, ar); // the inverse, by the swap
   for (let k = 0; k < n; k++) {
     const cr = ar[k] / m, ci = ai[k] / m;
     re[k] = cr * wr[k] - ci * wi[k];
     im[k] = cr * wi[k] + ci * wr[k];
   }
+}
+
+function forward(re: Float64Array, im: Float64Array): void {
+  if (re.length <= 1) return;
+  const p = plan(re.length);
+  if (p.blue) bluestein(re, im, p.blue);
+  else stockham(re, im, p);
+}
+
+/** In-place DFT of any length (forward: e^{-2πikn/N}); unnormalised, so divide by N after an inverse. */
+export function fft(re: Float64Array, im: Float64Array, inverse = false): void {
+  if (im.length !== re.length) throw new Error('fft: re and im differ in length');
+  if (inverse) forward(im, re);
+  else forward(re, im);
 }
 
 // ---------------------------------------------------------------------------------------------
