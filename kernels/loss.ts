@@ -9,21 +9,24 @@ import { getPipeline, grid, Params, type Binding, type CommandBatch } from './ru
 
 const WG = 256;
 
-function checkBeta(kernel: string, beta: number): void {
+/** The checks both directions share: n ≥ 1, β finite and ≥ 0, pred/target and the scalar `one`
+ *  (loss or dloss) big enough. Returns the size string for further errors. */
+function checkInputs(kernel: string, n: number, beta: number, pred: Binding, target: Binding, one: [string, Binding]): string {
+  checkCount(kernel, 'n', n);
+  if (n === 0) throw new RangeError(`${kernel}: n = 0 (the mean of nothing is undefined)`);
   if (!(beta >= 0) || !Number.isFinite(beta)) throw new RangeError(`${kernel}: beta must be finite and ≥ 0, got ${beta}`);
+  const sizes = `n=${n}, beta=${beta}`;
+  requireBytes(kernel, 'pred', pred, 4 * n, sizes);
+  requireBytes(kernel, 'target', target, 4 * n, sizes);
+  requireBytes(kernel, one[0], one[1], 4, sizes);
+  return sizes;
 }
 
 /** loss[0] = mean smooth-L1 over n elements (overwritten). Two dispatches. */
 export function smoothL1Forward(batch: CommandBatch, pred: Binding, target: Binding, loss: Binding, dims: { n: number; beta?: number }): void {
   const K = 'smoothL1Forward';
   const { n, beta = 1 } = dims;
-  checkCount(K, 'n', n);
-  if (n === 0) throw new RangeError(`${K}: n = 0 (the mean of nothing is undefined)`);
-  checkBeta(K, beta);
-  const sizes = `n=${n}, beta=${beta}`;
-  requireBytes(K, 'pred', pred, 4 * n, sizes);
-  requireBytes(K, 'target', target, 4 * n, sizes);
-  requireBytes(K, 'loss', loss, 4, sizes);
+  checkInputs(K, n, beta, pred, target, ['loss', loss]);
   requireDisjoint(K, ['loss', loss], ['pred', pred], ['target', target]);
   const V = vecWidth(n, pred, target);
   const T = unitType(V);
@@ -76,13 +79,7 @@ export function smoothL1Backward(
 ): void {
   const K = 'smoothL1Backward';
   const { n, beta = 1, accumulate: acc = false } = dims;
-  checkCount(K, 'n', n);
-  if (n === 0) throw new RangeError(`${K}: n = 0 (the mean of nothing is undefined)`);
-  checkBeta(K, beta);
-  const sizes = `n=${n}, beta=${beta}`;
-  requireBytes(K, 'pred', pred, 4 * n, sizes);
-  requireBytes(K, 'target', target, 4 * n, sizes);
-  requireBytes(K, 'dloss', dloss, 4, sizes);
+  const sizes = checkInputs(K, n, beta, pred, target, ['dloss', dloss]);
   requireBytes(K, 'dpred', dpred, 4 * n, sizes);
   requireDisjoint(K, ['dpred', dpred], ['pred', pred], ['target', target], ['dloss', dloss]);
   const V = vecWidth(n, pred, target, dpred);

@@ -82,6 +82,20 @@ const TILE_NAMES = Object.keys(MATMUL_TILES) as MatmulTileName[];
 const SG = 'subgroup-matrix';
 const SG_TILE = { BM: 64, BN: 32 }; // 4×2 fragments of 16×16 per subgroup: the best measured on H200
 const GROUP = 8; // tile rows that walk N together, so their B panels are shared in L2
+
+/** WGSL: the workgroup's output tile origin (m0, n0) from its linear id, in the grouped order above;
+ *  workgroups past the last tile return. Needs wid, nwg and p.tilesM/p.tilesN. */
+function tileOrigin(BM: number, BN: number): string {
+  return `  let pid = wid.y * nwg.x + wid.x;
+  if (pid >= p.tilesM * p.tilesN) { return; }
+  // Groups of ${GROUP} tile rows sweep N together, so concurrently running workgroups share B panels in L2.
+  let width = ${GROUP}u * p.tilesN;
+  let first = (pid / width) * ${GROUP}u;
+  let rows = min(p.tilesM - first, ${GROUP}u);
+  let r = pid % width;
+  let m0 = (first + r % rows) * ${BM}u;
+  let n0 = (r / rows) * ${BN}u;`;
+}
 const MAX_SPLITS = 16;
 const MAX_GROUPS = 65535;
 
@@ -332,15 +346,7 @@ var<workgroup> Bs: array<vec4<f32>, ${(2 * BK * BN) / 4}>;
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let pid = wid.y * nwg.x + wid.x;
-  if (pid >= p.tilesM * p.tilesN) { return; }
-  // Groups of ${GROUP} tile rows sweep N together, so concurrently running workgroups share B panels in L2.
-  let width = ${GROUP}u * p.tilesN;
-  let first = (pid / width) * ${GROUP}u;
-  let rows = min(p.tilesM - first, ${GROUP}u);
-  let r = pid % width;
-  let m0 = (first + r % rows) * ${BM}u;
-  let n0 = (r / rows) * ${BN}u;
+${tileOrigin(BM, BN)}
   // z = split · batch + item; with a K split, C is the workspace and cOff selects the split's slab.
   let item = wid.z % p.batch;
   let kBeg = (wid.z / p.batch) * p.kChunk;
@@ -449,14 +455,7 @@ var<workgroup> T: array<f32, 2048>;
 
 @compute @workgroup_size(${sg})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let pid = wid.y * nwg.x + wid.x;
-  if (pid >= p.tilesM * p.tilesN) { return; }
-  let width = ${GROUP}u * p.tilesN;
-  let first = (pid / width) * ${GROUP}u;
-  let rows = min(p.tilesM - first, ${GROUP}u);
-  let r = pid % width;
-  let m0 = (first + r % rows) * 64u;
-  let n0 = (r / rows) * 32u;
+${tileOrigin(SG_TILE.BM, SG_TILE.BN)}
   let aOff = wid.z * p.sA;
   let bOff = wid.z * p.sB;
   let cOff = wid.z * p.sC;

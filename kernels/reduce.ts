@@ -111,6 +111,16 @@ function dispatchReduce(
   batch.dispatch(pipe, [x, y], params, workgroupGrid(tiles * d.splits));
 }
 
+/** Counts of a [outer, reduce, inner] view checked; its size string and element count. */
+function checkAxisDims(K: string, outer: number, reduce: number, inner: number): { sizes: string; n: number } {
+  checkCount(K, 'outer', outer);
+  checkCount(K, 'reduce', reduce);
+  checkCount(K, 'inner', inner);
+  const n = outer * reduce * inner;
+  checkCount(K, 'outer·reduce·inner', n);
+  return { sizes: `outer=${outer}, reduce=${reduce}, inner=${inner}`, n };
+}
+
 /**
  * y[o, i] = Σ_r x[o, r, i], times 1/reduce when `mean`; `accumulate`: y += instead of y =.
  * reduce = 0 gives sums of 0 (mean over nothing throws). y must not overlap x.
@@ -123,12 +133,7 @@ export function reduceAxis(
 ): void {
   const K = 'reduceAxis';
   const { outer, reduce, inner, mean = false, accumulate = false } = dims;
-  const sizes = `outer=${outer}, reduce=${reduce}, inner=${inner}`;
-  checkCount(K, 'outer', outer);
-  checkCount(K, 'reduce', reduce);
-  checkCount(K, 'inner', inner);
-  const n = outer * reduce * inner;
-  checkCount(K, 'outer·reduce·inner', n);
+  const { sizes, n } = checkAxisDims(K, outer, reduce, inner);
   if (mean && reduce === 0) throw new RangeError(`${K}: mean over an empty axis (${sizes})`);
   requireBytes(K, 'x', x, 4 * n, sizes);
   requireBytes(K, 'y', y, 4 * outer * inner, sizes);
@@ -181,12 +186,7 @@ export function broadcastAxis(
 ): void {
   const K = 'broadcastAxis';
   const { outer, reduce, inner, scale = 1, accumulate = false } = dims;
-  const sizes = `outer=${outer}, reduce=${reduce}, inner=${inner}`;
-  checkCount(K, 'outer', outer);
-  checkCount(K, 'reduce', reduce);
-  checkCount(K, 'inner', inner);
-  const n = outer * reduce * inner;
-  checkCount(K, 'outer·reduce·inner', n);
+  const { sizes, n } = checkAxisDims(K, outer, reduce, inner);
   requireBytes(K, 'x', x, 4 * outer * inner, sizes);
   requireBytes(K, 'y', y, 4 * n, sizes);
   requireDisjoint(K, ['y', y], ['x', x]);

@@ -1,5 +1,7 @@
 // Float64 CPU forwards of the ops, written straight from their definitions; the gradient checks
-// differentiate these by central differences, so no reference backward is written by hand.
+// differentiate these by central differences, so no reference backward is written by hand, except
+// attention's, which the kernel test compares against directly (a dense masked softmax, fwd and bwd).
+import type { AttentionDims, AttentionMask } from '../../kernels/attention.js';
 
 export type F = Float64Array;
 
@@ -81,27 +83,36 @@ export function softmax(x: F, cols: number, scale: number): F {
   return y;
 }
 
-export type Mask = 'cropa' | 'lead' | 'none';
+export type Mask = AttentionMask;
 
-function allowed(mask: Mask, V: number, i: number, j: number): boolean {
+// The mask written straight from the rule, independent of the kernel's sparse visiting.
+export function allowed(mask: Mask, V: number, tq: number, tk: number): boolean {
   if (mask === 'none') return true;
-  const sameLead = Math.floor(i / V) === Math.floor(j / V);
-  return mask === 'lead' ? sameLead : sameLead || i % V === j % V;
+  const sameLead = Math.floor(tq / V) === Math.floor(tk / V);
+  const sameTime = tq % V === tk % V;
+  return mask === 'lead' ? sameLead : sameLead || sameTime;
 }
 
-/** Dense masked attention: qkv [B, T, 3, H, Dh] → out [B, T, H, Dh]. */
-export function attention(qkv: F, B: number, H: number, Dh: number, C: number, V: number, mask: Mask): F {
-  const T = C * V, HD = H * Dh;
-  const out = new Float64Array(B * T * HD);
-  const at = (b: number, t: number, s: number, h: number) => (b * T + t) * 3 * HD + s * HD + h * Dh;
-  const scale = 1 / Math.sqrt(Dh);
-  const z = new Float64Array(T);
+export interface AttentionRef {
+  out: Float64Array;
+  lse: Float64Array;
+  dqkv: Float64Array;
+}
+
+/** Dense masked softmax attention in float64, forward and (when dout is given) backward. */
+export function attentionReference(qkv: ArrayLike<number>, d: AttentionDims, dout?: ArrayLike<number>): AttentionRef {
+  const { B, H, Dh, C, V, mask } = d;
+  const scale = d.scale ?? 1 / Math.sqrt(Dh);
+  const T = C * V, HD = H * Dh, RS = 3 * HD;
+  const out = new Float64Array(B * T * HD), lse = new Float64Array(B * H * T), dqkv = new Float64Array(B * T * RS);
+  const at = (b: number, t: number, s: number, h: number) => (b * T + t) * RS + s * HD + h * Dh;
+  const P = new Float64Array(T * T);
   for (let b = 0; b < B; b++)
-    for (let h = 0; h < H; h++)
+    for (let h = 0; h < H; h++) {
       for (let i = 0; i < T; i++) {
         let m = -Infinity;
+        const z = new Float64Array(T).fill(-Infinity);
         for (let j = 0; j < T; j++) {
-          z[j] = -Infinity;
           if (!allowed(mask, V, i, j)) continue;
           let s = 0;
           for (let e = 0; e < Dh; e++) s += qkv[at(b, i, 0, h) + e] * qkv[at(b, j, 1, h) + e];
@@ -110,13 +121,38 @@ export function attention(qkv: F, B: number, H: number, Dh: number, C: number, V
         }
         let sum = 0;
         for (let j = 0; j < T; j++) sum += Math.exp(z[j] - m);
+        lse[(b * H + h) * T + i] = m + Math.log(sum);
         for (let j = 0; j < T; j++) {
-          const p = Math.exp(z[j] - m) / sum;
-          if (p === 0) continue;
-          for (let e = 0; e < Dh; e++) out[(b * T + i) * HD + h * Dh + e] += p * qkv[at(b, j, 2, h) + e];
+          P[i * T + j] = Math.exp(z[j] - m) / sum;
+          for (let e = 0; e < Dh; e++) out[(b * T + i) * HD + h * Dh + e] += P[i * T + j] * qkv[at(b, j, 2, h) + e];
         }
       }
-  return out;
+      if (!dout) continue;
+      for (let i = 0; i < T; i++) {
+        const g = (b * T + i) * HD + h * Dh;
+        const dP = new Float64Array(T);
+        let rowDot = 0;
+        for (let j = 0; j < T; j++) {
+          for (let e = 0; e < Dh; e++) dP[j] += dout[g + e] * qkv[at(b, j, 2, h) + e];
+          rowDot += P[i * T + j] * dP[j];
+        }
+        for (let j = 0; j < T; j++) {
+          const pij = P[i * T + j];
+          const dS = pij * (dP[j] - rowDot) * scale;
+          for (let e = 0; e < Dh; e++) {
+            dqkv[at(b, i, 0, h) + e] += dS * qkv[at(b, j, 1, h) + e];
+            dqkv[at(b, j, 1, h) + e] += dS * qkv[at(b, i, 0, h) + e];
+            dqkv[at(b, j, 2, h) + e] += pij * dout[g + e];
+          }
+        }
+      }
+    }
+  return { out, lse, dqkv };
+}
+
+/** Dense masked attention: qkv [B, T, 3, H, Dh] → out [B, T, H, Dh]. */
+export function attention(qkv: F, B: number, H: number, Dh: number, C: number, V: number, mask: Mask): F {
+  return attentionReference(qkv, { B, H, Dh, C, V, mask }).out;
 }
 
 export function smoothL1(pred: F, target: F, beta: number): F {

@@ -2,71 +2,7 @@ import { attentionBackward, attentionForward, type AttentionDims, type Attention
 import { Rng } from '../../engine/random.js';
 import type { Engine } from '../../engine/engine.js';
 import { assert, assertClose, getEngine, poisoned, randomArray, relError } from '../helpers.js';
-
-// The mask written straight from the rule, independent of the kernel's sparse visiting.
-function allowed(mask: AttentionMask, V: number, tq: number, tk: number): boolean {
-  if (mask === 'none') return true;
-  const sameLead = Math.floor(tq / V) === Math.floor(tk / V);
-  const sameTime = tq % V === tk % V;
-  return mask === 'lead' ? sameLead : sameLead || sameTime;
-}
-
-interface Ref {
-  out: Float64Array;
-  lse: Float64Array;
-  dqkv: Float64Array;
-}
-
-/** Dense masked softmax attention in float64, forward and (when dout is given) backward. */
-function reference(qkv: ArrayLike<number>, d: AttentionDims, dout?: ArrayLike<number>): Ref {
-  const { B, H, Dh, C, V, mask } = d;
-  const scale = d.scale ?? 1 / Math.sqrt(Dh);
-  const T = C * V, HD = H * Dh, RS = 3 * HD;
-  const out = new Float64Array(B * T * HD), lse = new Float64Array(B * H * T), dqkv = new Float64Array(B * T * RS);
-  const at = (b: number, t: number, s: number, h: number) => (b * T + t) * RS + s * HD + h * Dh;
-  const P = new Float64Array(T * T);
-  for (let b = 0; b < B; b++)
-    for (let h = 0; h < H; h++) {
-      for (let i = 0; i < T; i++) {
-        let m = -Infinity;
-        const z = new Float64Array(T).fill(-Infinity);
-        for (let j = 0; j < T; j++) {
-          if (!allowed(mask, V, i, j)) continue;
-          let s = 0;
-          for (let e = 0; e < Dh; e++) s += qkv[at(b, i, 0, h) + e] * qkv[at(b, j, 1, h) + e];
-          z[j] = s * scale;
-          m = Math.max(m, z[j]);
-        }
-        let sum = 0;
-        for (let j = 0; j < T; j++) sum += Math.exp(z[j] - m);
-        lse[(b * H + h) * T + i] = m + Math.log(sum);
-        for (let j = 0; j < T; j++) {
-          P[i * T + j] = Math.exp(z[j] - m) / sum;
-          for (let e = 0; e < Dh; e++) out[(b * T + i) * HD + h * Dh + e] += P[i * T + j] * qkv[at(b, j, 2, h) + e];
-        }
-      }
-      if (!dout) continue;
-      for (let i = 0; i < T; i++) {
-        const g = (b * T + i) * HD + h * Dh;
-        const dP = new Float64Array(T);
-        let rowDot = 0;
-        for (let j = 0; j < T; j++) {
-          for (let e = 0; e < Dh; e++) dP[j] += dout[g + e] * qkv[at(b, j, 2, h) + e];
-          rowDot += P[i * T + j] * dP[j];
-        }
-        for (let j = 0; j < T; j++) {
-          const pij = P[i * T + j];
-          const dS = pij * (dP[j] - rowDot) * scale;
-          for (let e = 0; e < Dh; e++) {
-            dqkv[at(b, i, 0, h) + e] += dS * qkv[at(b, j, 1, h) + e];
-            dqkv[at(b, j, 1, h) + e] += dS * qkv[at(b, i, 0, h) + e];
-            dqkv[at(b, j, 2, h) + e] += pij * dout[g + e];
-          }
-        }
-      }
-    }
-  return { out, lse, dqkv };
-}
+import { allowed, attentionReference as reference } from '../engine/reference.js';
 
 async function gpuRun(engine: Engine, d: AttentionDims, qkv: Float32Array, dout: Float32Array) {
   const T = d.C * d.V, n = d.B * T * d.H * d.Dh;

@@ -3,24 +3,10 @@ import { Rng } from '../../engine/random.js';
 import type { Engine } from '../../engine/engine.js';
 import type { Tensor } from '../../engine/tensor.js';
 import { assert, assertClose, getEngine, randomArray } from '../helpers.js';
+import { erf } from '../engine/reference.js';
 
 // ---- float64 reference --------------------------------------------------------------------------
 
-/** erf in float64: Taylor series near 0, continued fraction for erfc in the tails. */
-function erf(x: number): number {
-  const z = Math.abs(x);
-  if (z < 3) {
-    let term = z, sum = z;
-    for (let n = 1; n < 80; n++) {
-      term *= (-z * z) / n;
-      sum += term / (2 * n + 1);
-    }
-    return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * sum;
-  }
-  let f = z; // erfc(z) = exp(−z²)/√π · 1/(z + (1/2)/(z + 1/(z + (3/2)/(z + …))))
-  for (let n = 60; n >= 1; n--) f = z + n / 2 / f;
-  return Math.sign(x) * (1 - Math.exp(-z * z) / Math.sqrt(Math.PI) / f);
-}
 const gelu = (x: number) => 0.5 * x * (1 + erf(x / Math.SQRT2));
 
 interface Case extends MatmulDims {
