@@ -7,3 +7,4 @@ export * from './tape.js';
 export * from './nn.js';
 export * from './optim.js';
 export * as ops from './ops/index.js';
+export * from './lossscale.js';

@@ -1,11 +1,13 @@
 // AdamW over a parameter registry, timm's cosine schedule with linear warmup, and optional
 // gradient-norm clipping. The step only records kernels into engine.batch (no submit, no
-// readback): clipping computes its factor on the GPU.
+// readback): clipping computes its factor on the GPU, and so does dynamic loss scaling
+// (engine/lossscale.ts) its overflow check, from the same sum of squares.
 import { adamw } from '../kernels/adamw.js';
 import { clipByNorm } from '../kernels/clip.js';
 import { fill } from '../kernels/elementwise.js';
 import { sumSquares } from '../kernels/norm2.js';
 import type { Engine } from './engine.js';
+import type { LossScaler } from './lossscale.js';
 import type { Parameter, Registry } from './nn.js';
 import { untracked } from './tape.js';
 import type { Tensor } from './tensor.js';
@@ -27,11 +29,13 @@ interface Moments {
 }
 
 export class AdamW {
-  /** Updates done so far (the next one uses bias correction for steps + 1). */
-  steps = 0;
+  private stepCount = 0;
+  /** Dynamic loss scaling: the updates applied, counted on the GPU ([1] u32; made at first use). */
+  private gpuSteps: Tensor | null = null;
   private moments = new Map<Parameter, Moments>();
-  /** Σ‖g‖² of the last clipped step ([1], on the GPU; read it back when logging). */
-  readonly gradNormSq: Tensor | null;
+  /** Σ‖g‖² of the last step's gradients (loss-scaled when they are), when clipping or dynamic loss
+   *  scaling computed it ([1], on the GPU; read it back when logging). */
+  gradNormSq: Tensor | null;
   readonly params: Parameter[];
 
   constructor(
@@ -51,19 +55,50 @@ export class AdamW {
   }
 
   /**
-   * Records one update of every trainable parameter that has a gradient (others are skipped, as
-   * torch does for grad None). lr: this step's rate (from a schedule); gradScale multiplies the
-   * gradients first (1/loss scale under mixed precision).
+   * Updates done so far; the next one uses bias correction for steps + 1. Under dynamic loss
+   * scaling a skipped step is not an update (as torch, where GradScaler skips optimizer.step()),
+   * but the CPU learns of it only from readSteps(): until then this counts every step() call, and
+   * the kernels use the GPU's count for the bias correction (so the updates are right either way).
+   * Setting it (a resumed checkpoint) sets both counts.
    */
-  step(lr = this.cfg.lr, gradScale = 1): void {
+  get steps(): number {
+    return this.stepCount;
+  }
+
+  set steps(n: number) {
+    this.stepCount = n;
+    // made again from the new count at the next dynamically scaled step
+    this.gpuSteps?.dispose();
+    this.gpuSteps = null;
+  }
+
+  /** Reads the GPU's count of applied updates into `steps` (submits the open batch) and returns it. */
+  async readSteps(): Promise<number> {
+    if (this.gpuSteps) this.stepCount = new Uint32Array(await this.engine.readRaw(this.gpuSteps))[0];
+    return this.stepCount;
+  }
+
+  /**
+   * Records one update of every trainable parameter that has a gradient (others are skipped, as
+   * torch does for grad None). lr: this step's rate (from a schedule). scale: the loss scale the
+   * gradients carry: a number multiplies them first (1/loss scale under mixed precision), a
+   * LossScaler removes its scale, and when dynamic checks them for overflow on the GPU (from the
+   * sum of squares clipping uses) and skips the whole update if they overflowed.
+   */
+  step(lr = this.cfg.lr, scale: number | LossScaler = 1): void {
     const { beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0.05, maxGradNorm } = this.cfg;
     const batch = this.engine.batch;
     const live = this.params.filter((p) => p.requiresGrad && p.hasGrad && p.grad);
-    this.steps++;
-    if (maxGradNorm !== undefined && live.length) {
-      const sq = this.gradNormSq!;
-      live.forEach((p, i) => sumSquares(batch, p.grad!.buffer, sq.buffer, p.value.size, i > 0));
-      for (const p of live) clipByNorm(batch, p.grad!.buffer, sq.buffer, p.value.size, maxGradNorm, gradScale);
+    const scaler = typeof scale === 'number' ? null : scale;
+    const dynamic = scaler?.state ? { state: scaler.state, steps: this.gpuStepCount().buffer } : undefined;
+    const gradScale = typeof scale === 'number' ? scale : dynamic ? 1 : 1 / scale.init;
+    this.stepCount++;
+    if (maxGradNorm !== undefined || dynamic) {
+      const sq = (this.gradNormSq ??= untracked(this.engine, [1]));
+      if (live.length) live.forEach((p, i) => sumSquares(batch, p.grad!.buffer, sq.buffer, p.value.size, i > 0));
+      else fill(batch, sq.buffer, 1, 0);
+      if (dynamic) scaler!.update(sq.buffer, dynamic.steps);
+      if (maxGradNorm !== undefined) for (const p of live) clipByNorm(batch, p.grad!.buffer, sq.buffer, p.value.size, maxGradNorm, dynamic?.state ?? gradScale);
     }
     for (const p of live) {
       const { m, v } = this.moments.get(p)!;
@@ -74,10 +109,20 @@ export class AdamW {
         beta2,
         eps,
         weightDecay: p.weightDecay ? weightDecay : 0,
-        step: this.steps,
+        step: this.stepCount,
         gradScale,
+        lossScale: dynamic,
       });
     }
+  }
+
+  /** The GPU's count of applied updates, made from `steps` at first use. */
+  private gpuStepCount(): Tensor {
+    if (!this.gpuSteps) {
+      this.gpuSteps = untracked(this.engine, [1], true, 'u32');
+      this.engine.device.queue.writeBuffer(this.gpuSteps.buffer, 0, Uint32Array.of(this.stepCount));
+    }
+    return this.gpuSteps;
   }
 
   /** First and second moments of a parameter (for checkpoints). */
@@ -94,6 +139,7 @@ export class AdamW {
     }
     this.moments.clear();
     this.gradNormSq?.dispose();
+    this.gpuSteps?.dispose();
   }
 }
 

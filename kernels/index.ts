@@ -13,3 +13,4 @@ export * from './reduce.js';
 export * from './clip.js';
 export * from './attention.js';
 export * from './matmul.js';
+export * from './lossscale.js';

@@ -7,6 +7,7 @@
 import type { Engine } from '../engine/engine.js';
 import { LayerNorm, Linear, Registry, TransformerBlock } from '../engine/nn.js';
 import * as ops from '../engine/ops/index.js';
+import type { Precision } from '../engine/ops/linear.js';
 import { Rng } from '../engine/random.js';
 import { untracked, type Tape } from '../engine/tape.js';
 import type { Tensor } from '../engine/tensor.js';
@@ -58,15 +59,17 @@ export class Encoder {
     readonly engine: Engine,
     readonly cfg: EcgJepaConfig,
     rng: Rng,
+    /** Matmul input precision of every Linear (f16: mixed precision, f32 accumulation). */
+    precision: Precision = 'f32',
   ) {
     const { dim, depth, heads, mlpRatio } = cfg.encoder;
     this.reg = new Registry(engine);
-    this.patchEmbed = new Linear(this.reg, 'W_P', cfg.patchSize, dim, { rng, std: cfg.initStd });
+    this.patchEmbed = new Linear(this.reg, 'W_P', cfg.patchSize, dim, { rng, std: cfg.initStd, precision });
     this.blocks = [];
     for (let i = 0; i < depth; i++) {
       // Stochastic depth rises linearly 0 → dropPath (torch.linspace(0, rate, depth)).
       const dropPath = depth > 1 ? (cfg.dropPath * i) / (depth - 1) : 0;
-      this.blocks.push(new TransformerBlock(this.reg, `encoder_blocks.blocks.${i}`, { dim, heads, mlpRatio, layerId: i + 1, mask: 'cropa', dropPath, eps: cfg.lnEps, rng }));
+      this.blocks.push(new TransformerBlock(this.reg, `encoder_blocks.blocks.${i}`, { dim, heads, mlpRatio, layerId: i + 1, mask: 'cropa', dropPath, eps: cfg.lnEps, rng, precision }));
     }
     this.norm = new LayerNorm(this.reg, 'norm', dim, { eps: cfg.lnEps });
     this.pos = fixedTable(engine, encoderPosEmbed(cfg), [cfg.leads.length * cfg.patches, dim]);

@@ -1,8 +1,11 @@
 // ECG-JEPA pretraining on the engine: student encoder (visible columns), EMA teacher (all tokens,
 // no gradients, its output put through one more non-affine LayerNorm), predictor, smooth-L1 at the
 // masked tokens. One training step = mask upload, forward, backward, AdamW, EMA update, all
-// recorded into engine.batch and submitted once; the loss is read back only when asked.
+// recorded into engine.batch and submitted once; the loss is read back only when asked. Mixed
+// precision (f16 matmul inputs) goes with a loss scale, static or dynamic (engine/lossscale.ts).
 import type { Engine } from '../engine/engine.js';
+import { LossScaler, type LossScaleOption, type LossScaleState } from '../engine/lossscale.js';
+import type { Precision } from '../engine/ops/linear.js';
 import * as ops from '../engine/ops/index.js';
 import { AdamW, cosineLr } from '../engine/optim.js';
 import { Rng } from '../engine/random.js';
@@ -48,6 +51,10 @@ export interface JepaOptions {
   seed?: number;
   /** Iterations per epoch, for the schedules (default 1). */
   itersPerEpoch?: number;
+  /** Matmul input precision of student, teacher and predictor (default f32; f16 needs shader-f16). */
+  precision?: Precision;
+  /** Loss scale: a number (static; default 1), or 'dynamic' / its settings (skips overflowed steps). */
+  lossScale?: LossScaleOption;
 }
 
 export class EcgJepa {
@@ -56,6 +63,7 @@ export class EcgJepa {
   readonly teacher: Encoder;
   readonly predictor: Predictor;
   readonly opt: AdamW;
+  readonly scaler: LossScaler;
   readonly tape: Tape;
   readonly sched: Schedules;
   /** Masks and drop-path draw from here; save its state() in checkpoints. */
@@ -70,14 +78,16 @@ export class EcgJepa {
   ) {
     this.cfg = validateConfig(cfg);
     const init = new Rng(opts.seed ?? 0);
-    this.student = new Encoder(engine, cfg, init);
+    const precision = opts.precision ?? 'f32';
+    this.student = new Encoder(engine, cfg, init, precision);
     // The teacher's own init draws are overwritten by the copy below (deepcopy in the official code).
-    this.teacher = new Encoder(engine, cfg, new Rng(1));
+    this.teacher = new Encoder(engine, cfg, new Rng(1), precision);
     for (const p of this.teacher.reg.list()) p.requiresGrad = false;
     copyParams(this.teacher.reg, this.student.reg);
-    this.predictor = new Predictor(engine, cfg, init);
+    this.predictor = new Predictor(engine, cfg, init, precision);
     const o = cfg.optim;
     this.opt = new AdamW(engine, [...this.student.reg.list(), ...this.predictor.reg.list()], { lr: o.lr, beta1: o.betas[0], beta2: o.betas[1], eps: o.eps, weightDecay: o.weightDecay });
+    this.scaler = new LossScaler(engine, opts.lossScale ?? 1);
     this.tape = new Tape(engine);
     this.sched = schedules(cfg, opts.itersPerEpoch ?? 1);
     this.rng = new Rng((opts.seed ?? 0) + 0x5eed);
@@ -115,7 +125,10 @@ export class EcgJepa {
 
   /**
    * Records one training step (forward, backward, AdamW at this step's LR, EMA at this step's
-   * momentum) without submitting. Returns the loss tensor [1]; the caller disposes it.
+   * momentum) without submitting. Returns the loss tensor [1]; the caller disposes it. Under
+   * dynamic loss scaling a step whose gradients overflowed changes neither the weights, the AdamW
+   * state nor the teacher (decided on the GPU), but still counts in `step`: the schedules, masks
+   * and data order move on as without it.
    */
   recordStep(x: Tensor, mask?: BatchMask, opts: { lr?: number; momentum?: number } = {}): Tensor {
     const mk = mask ?? this.nextMask(x.shape[0]);
@@ -130,10 +143,11 @@ export class EcgJepa {
       this.tape.clear();
       throw e;
     }
-    this.tape.backward(loss);
-    this.opt.step(lr);
+    this.scaler.backward(this.tape, loss);
+    this.opt.step(lr, this.scaler);
     const batch = this.engine.batch;
-    for (const t of this.teacher.reg.list()) emaUpdate(batch, t.value.buffer, this.student.reg.get(t.name).value.buffer, t.value.size, momentum);
+    const skip = this.scaler.state ?? undefined;
+    for (const t of this.teacher.reg.list()) emaUpdate(batch, t.value.buffer, this.student.reg.get(t.name).value.buffer, t.value.size, momentum, skip);
     this.step++;
     return loss;
   }
@@ -143,6 +157,15 @@ export class EcgJepa {
     const loss = this.recordStep(x, mask, opts);
     this.engine.flush();
     return loss;
+  }
+
+  /**
+   * The loss scale, good steps and skipped steps so far, and AdamW's applied-update count brought
+   * up to date (`opt.steps`): a readback, for when the caller reads anyway (logging, checkpoints).
+   */
+  async lossScaleState(): Promise<LossScaleState> {
+    const [s] = await Promise.all([this.scaler.read(), this.opt.readSteps()]);
+    return s;
   }
 
   /** Everything needed to resume, read back from the GPU (submits the open batch). */
@@ -156,7 +179,8 @@ export class EcgJepa {
       put(ADAM_V_PREFIX + p.name, p.shape, await this.engine.read(v));
     }
     for (const p of this.teacher.reg.list()) put(TEACHER_PREFIX + p.name, p.shape, await this.engine.read(p.value));
-    return { config: this.cfg, state: { step: this.step, rng: this.rng.state(), extra: { adamSteps: this.opt.steps, ...extra } }, tensors };
+    const lossScale = { ...(await this.lossScaleState()), dynamic: this.scaler.dynamic };
+    return { config: this.cfg, state: { step: this.step, rng: this.rng.state(), extra: { adamSteps: this.opt.steps, lossScale, ...extra } }, tensors };
   }
 
   /** Restores weights, teacher, optimizer moments, step and PRNG; refuses a checkpoint of another config. */
@@ -179,6 +203,9 @@ export class EcgJepa {
     }
     const adamSteps = ck.state.extra?.adamSteps;
     this.opt.steps = typeof adamSteps === 'number' ? adamSteps : ck.state.step;
+    // A checkpoint without it (older, or a static run) starts the dynamic rule afresh.
+    const ls = ck.state.extra?.lossScale as (LossScaleState & { dynamic?: boolean }) | undefined;
+    if (ls?.dynamic && typeof ls.scale === 'number') this.scaler.load(ls);
     this.step = ck.state.step;
     if (ck.state.rng) this.rng = new Rng(ck.state.rng);
   }
@@ -195,6 +222,7 @@ export class EcgJepa {
 
   dispose(): void {
     this.opt.dispose();
+    this.scaler.dispose();
     this.student.dispose();
     this.teacher.dispose();
     this.predictor.dispose();

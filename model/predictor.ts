@@ -11,6 +11,7 @@
 import type { Engine } from '../engine/engine.js';
 import { LayerNorm, Linear, Parameter, Registry, TransformerBlock, truncNormalArray } from '../engine/nn.js';
 import * as ops from '../engine/ops/index.js';
+import type { Precision } from '../engine/ops/linear.js';
 import type { Rng } from '../engine/random.js';
 import type { Tape } from '../engine/tape.js';
 import type { Tensor } from '../engine/tensor.js';
@@ -32,20 +33,22 @@ export class Predictor {
     readonly engine: Engine,
     readonly cfg: EcgJepaConfig,
     rng: Rng,
+    /** Matmul input precision of every Linear (f16: mixed precision, f32 accumulation). */
+    precision: Precision = 'f32',
   ) {
     const D = cfg.encoder.dim;
     const { dim, depth, heads, mlpRatio } = cfg.predictor;
     this.reg = new Registry(engine);
     // Creation order = the official state_dict order (names are the checkpoint keys).
-    this.embed = new Linear(this.reg, 'predictor_embed', D, dim, { rng, std: cfg.initStd });
+    this.embed = new Linear(this.reg, 'predictor_embed', D, dim, { rng, std: cfg.initStd, precision });
     this.maskToken = this.reg.create('mask_token', [1, 1, dim], truncNormalArray(rng, dim, cfg.initStd));
     this.blocks = [];
     for (let i = 0; i < depth; i++) {
       const dropPath = depth > 1 ? (cfg.dropPath * i) / (depth - 1) : 0;
-      this.blocks.push(new TransformerBlock(this.reg, `predictor_blocks.blocks.${i}`, { dim, heads, mlpRatio, layerId: i + 1, mask: 'none', dropPath, eps: cfg.lnEps, rng }));
+      this.blocks.push(new TransformerBlock(this.reg, `predictor_blocks.blocks.${i}`, { dim, heads, mlpRatio, layerId: i + 1, mask: 'none', dropPath, eps: cfg.lnEps, rng, precision }));
     }
     this.norm = new LayerNorm(this.reg, 'predictor_norm', dim, { eps: cfg.lnEps });
-    this.proj = new Linear(this.reg, 'predictor_proj', dim, D, { rng, std: cfg.initStd });
+    this.proj = new Linear(this.reg, 'predictor_proj', dim, D, { rng, std: cfg.initStd, precision });
     this.pos = fixedTable(engine, predictorPosEmbed(cfg), [cfg.patches, dim]);
     checkRegistry(this.reg, predictorParamSpecs(cfg), 'Predictor');
   }

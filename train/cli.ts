@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { describeGpu } from '../engine/device.js';
 import { Engine } from '../engine/engine.js';
+import { parseLossScale } from '../engine/lossscale.js';
 import { smokeDemo } from './smoke.js';
 import { prepare, type PrepareOptions, type PrepareSource } from './data/prepare.js';
 import { progressBar } from './progress.js';
@@ -116,6 +117,8 @@ program
   .option('--steps <n>', 'stop after N steps (the synthetic demo defaults to 1500)')
   .option('--lr <x>', 'peak learning rate (default: the preset\'s)')
   .option('--seed <n>', 'seed for init, masks and data order', '0')
+  .option('--precision <f32|f16>', 'matmul inputs: f16 = mixed precision (needs shader-f16)', 'f32')
+  .option('--loss-scale <dynamic|x>', 'loss scale: dynamic (from 2^16, or dynamic:<first>; an overflowed step is skipped and halves it, 2000 good ones double it) or a fixed x (default: dynamic with f16, 1 with f32)')
   .option('--synthetic-records <n>', 'records generated for --data synthetic', '512')
   .option('--log-every <n>', 'read back and log the loss every N steps', '10')
   .option('--checkpoint-every <n>', 'save a checkpoint every N steps', '200')
@@ -123,12 +126,14 @@ program
   .option('--resume', 'continue the run in --out from its last checkpoint')
   .action(async (o) => {
     const opt = (v: string | undefined) => (v === undefined ? undefined : int(v));
+    if (o.precision !== 'f32' && o.precision !== 'f16') throw new Error(`--precision must be f32 or f16, got '${o.precision}'`);
     await withEngine(async (engine) => {
       const bar = progressBar('pretrain', '{bar} {value}/{total} | loss {loss} | lr {lr} | {sps} samples/s | teacher std {std} | ETA {eta_formatted}');
       const r = await pretrain(engine, {
         data: o.data, out: o.out, preset: o.preset, mask: o.mask, batch: opt(o.batch), epochs: opt(o.epochs),
         steps: o.steps === undefined && o.epochs === undefined && o.data === 'synthetic' && !o.resume ? 1500 : opt(o.steps),
         lr: o.lr === undefined ? undefined : Number(o.lr), seed: int(o.seed), syntheticRecords: int(o.syntheticRecords),
+        precision: o.precision, lossScale: o.lossScale === undefined ? undefined : parseLossScale(o.lossScale),
         logEvery: int(o.logEvery), checkpointEvery: int(o.checkpointEvery), resume: !!o.resume,
         onLog: (row, total) => bar.update(row.step, total, { loss: row.loss.toPrecision(4), lr: row.lr.toExponential(2), sps: row.samples_per_s.toFixed(1), std: row.teacher_std.toPrecision(3) }),
       });

@@ -5,6 +5,8 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Engine } from '../engine/engine.js';
+import type { LossScaleOption } from '../engine/lossscale.js';
+import type { Precision } from '../engine/ops/linear.js';
 import { inputLength, makeConfig, paramCount, type EcgJepaConfig, type MaskType } from '../model/config.js';
 import { loadCheckpoint, saveCheckpoint, writeFileAtomic } from '../model/checkpoint.js';
 import { EcgJepa } from '../model/jepa.js';
@@ -24,6 +26,11 @@ export interface PretrainOptions {
   steps?: number;
   lr?: number;
   seed?: number;
+  /** Matmul input precision: f16 is mixed precision (f32 accumulation, weights and optimizer). */
+  precision?: Precision;
+  /** 'dynamic' (the default with f16: start at 2^16, skip overflowed steps and halve, double after
+   *  2000 good steps) or its settings, or a fixed scale (the default with f32: 1, none). */
+  lossScale?: LossScaleOption;
   /** Records generated for data = 'synthetic'. */
   syntheticRecords?: number;
   /** Read back the loss (and check it) every N steps. */
@@ -44,6 +51,9 @@ export interface LogRow {
   samples_per_s: number;
   /** Mean over features of the std across the batch of the teacher's representation (collapse guard). */
   teacher_std: number;
+  /** The loss scale the next step starts with, and the steps skipped so far on overflow. */
+  loss_scale: number;
+  skipped_steps: number;
   time: string;
 }
 
@@ -116,7 +126,9 @@ export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<P
     if (o.epochs === undefined && o.steps !== undefined) cfg.optim.epochs = Math.ceil(o.steps / itersPerEpoch);
     const totalSteps = Math.min(o.steps ?? Infinity, itersPerEpoch * cfg.optim.epochs);
     const select = leadSelector(ds, cfg);
-    const model = new EcgJepa(engine, cfg, { seed: o.seed ?? 0, itersPerEpoch });
+    const precision = o.precision ?? 'f32';
+    const lossScale = o.lossScale ?? (precision === 'f16' ? 'dynamic' : 1);
+    const model = new EcgJepa(engine, cfg, { seed: o.seed ?? 0, itersPerEpoch, precision, lossScale });
     const logFile = join(opts.out, 'log.jsonl');
     const ckptBase = join(opts.out, LAST);
     if (o.resume && existsSync(ckptBase + '.json')) {
@@ -134,7 +146,8 @@ export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<P
       writeFileSync(logFile, '');
       const pc = paramCount(cfg);
       log(`ECG-JEPA ${cfg.preset}: encoder ${pc.encoder.toLocaleString('en-US')} + predictor ${pc.predictor.toLocaleString('en-US')} trainable parameters; ` +
-        `${ds.size} records, batch ${B}, ${itersPerEpoch} steps/epoch, ${totalSteps} steps`);
+        `${ds.size} records, batch ${B}, ${itersPerEpoch} steps/epoch, ${totalSteps} steps` +
+        (precision === 'f16' ? `; mixed precision, ${typeof lossScale === 'number' ? `loss scale ${lossScale}` : 'dynamic loss scale'}` : ''));
     }
     const logEvery = o.logEvery ?? 10;
     const ckptEvery = o.checkpointEvery ?? 200;
@@ -174,12 +187,16 @@ export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<P
           const step = (finalStep = model.step);
           const logNow = step % logEvery === 0 || step === totalSteps || stop !== null || step % ckptEvery === 0;
           if (logNow) {
-            lastLoss = (await engine.read(loss))[0];
+            // the loss scale (and AdamW's count of applied updates) come back with the loss
+            const [lossValue, ls] = await Promise.all([engine.read(loss), model.lossScaleState()]);
+            lastLoss = lossValue[0];
             const elapsed = (performance.now() - t0) / 1000;
             const row: LogRow = {
               step, epoch, loss: lastLoss, lr, momentum,
               samples_per_s: samplesSince / elapsed,
               teacher_std: await teacherStd(model, engine, x),
+              loss_scale: ls.scale,
+              skipped_steps: ls.skipped,
               time: new Date().toISOString(),
             };
             t0 = performance.now();

@@ -1,11 +1,13 @@
 // Layers, registry and optimiser: a whole TransformerBlock (CroPA, drop-path) against float64
-// finite differences, names and init as the reference, AdamW and the cosine schedule.
+// finite differences, names and init as the reference, AdamW (clipping, dynamic loss scaling) and
+// the cosine schedule.
 import { LayerNorm, Linear, Registry, TransformerBlock } from '../../engine/nn.js';
 import * as ops from '../../engine/ops/index.js';
+import { LossScaler, parseLossScale } from '../../engine/lossscale.js';
 import { AdamW, cosineLr } from '../../engine/optim.js';
 import { Rng } from '../../engine/random.js';
 import { Tape } from '../../engine/tape.js';
-import { assert, assertClose, getEngine, randomArray } from '../helpers.js';
+import { assert, assertClose, expectThrow, getEngine, randomArray } from '../helpers.js';
 import { gradcheck } from './gradcheck.js';
 import * as ref from './reference.js';
 
@@ -135,6 +137,56 @@ describe('engine/nn', () => {
     target.dispose();
     opt.dispose();
     reg.dispose();
+  });
+
+  it('AdamW with dynamic loss scaling: an Inf gradient skips the update (weights, moments, step count) and halves the scale; N good steps double it', async () => {
+    const engine = await getEngine();
+    const reg = new Registry(engine);
+    const rng = new Rng(12);
+    reg.create('w', [4, 3], randomArray(rng, 12));
+    reg.create('b', [3], randomArray(rng, 3));
+    const opt = new AdamW(engine, reg, { lr: 0.1, weightDecay: 0.5, maxGradNorm: 1 });
+    const scaler = new LossScaler(engine, { init: 1024, growthInterval: 3 });
+    /** Gradients as a backward seeded with `scale` would give them; one Inf when `overflow`. */
+    const step = (scale: number, overflow = false) => {
+      for (const p of reg.list()) {
+        const g = randomArray(rng, p.value.size).map((v) => v * scale);
+        if (overflow && p.name === 'b') g[1] = Infinity;
+        p.grad?.dispose();
+        p.grad = engine.upload(g, p.shape);
+        p.hasGrad = true;
+      }
+      opt.step(0.1, scaler);
+    };
+    const snapshot = () => Promise.all(reg.list().flatMap((p) => [p.value, opt.state(p).m, opt.state(p).v]).map((t) => engine.read(t)));
+    const expect = async (scale: number, goodSteps: number, skipped: number, updates: number, what: string) => {
+      const s = await scaler.read();
+      const n = await opt.readSteps();
+      assert(s.scale === scale && s.goodSteps === goodSteps && s.skipped === skipped && n === updates && opt.steps === updates,
+        `${what}: scale ${s.scale}, good ${s.goodSteps}, skipped ${s.skipped}, updates ${n} (steps ${opt.steps}); want ${scale}, ${goodSteps}, ${skipped}, ${updates}`);
+    };
+    step(1024);
+    await expect(1024, 1, 0, 1, 'a good step');
+    const before = await snapshot();
+    step(1024, true);
+    assert(opt.steps === 2, 'until readSteps, steps counts the calls');
+    const after = await snapshot();
+    before.forEach((a, k) => assert(a.every((v, i) => v === after[k][i]), `the overflowed step changed ${reg.list()[Math.floor(k / 3)].name} (${['value', 'm', 'v'][k % 3]})`));
+    await expect(512, 0, 1, 1, 'the Inf step: skipped (no AdamW step counted, as torch), scale halved');
+    for (let k = 0; k < 2; k++) step(512);
+    await expect(512, 2, 1, 3, 'two good steps');
+    step(512);
+    await expect(1024, 0, 1, 4, 'the third good step in a row doubles the scale');
+    scaler.dispose();
+    opt.dispose();
+    reg.dispose();
+  });
+
+  it('parseLossScale: dynamic, dynamic:<first scale>, a fixed number; clear errors', () => {
+    assert(parseLossScale('dynamic') === 'dynamic' && parseLossScale('1024') === 1024, 'plain forms');
+    assert(JSON.stringify(parseLossScale('dynamic:1e6')) === '{"init":1000000}', 'first scale');
+    for (const bad of ['0', '-2', 'dynamic:', 'dynamic:x', 'dynamic:2:3', 'static', 'Infinity'])
+      expectThrow(() => parseLossScale(bad), `--loss-scale: expected 'dynamic', 'dynamic:<first scale>' or a positive number, got '${bad}'`);
   });
 
   it('accumulates parameter gradients over backward calls until zeroGrad (micro-batches)', async () => {

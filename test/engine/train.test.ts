@@ -1,13 +1,15 @@
 // Training a tiny ViT on the tape: it overfits a fixed batch, memory stays flat over 200 steps,
-// and each step is exactly one submit (forward, backward and AdamW all recorded into one batch).
+// and each step is exactly one submit (forward, backward and AdamW all recorded into one batch);
+// mixed precision with a static or a dynamic loss scale.
 import type { Engine } from '../../engine/engine.js';
 import { LayerNorm, Linear, Registry, TransformerBlock } from '../../engine/nn.js';
 import * as ops from '../../engine/ops/index.js';
+import { LossScaler, type LossScaleOption } from '../../engine/lossscale.js';
 import { AdamW, cosineLr } from '../../engine/optim.js';
 import { Rng } from '../../engine/random.js';
 import { Tape } from '../../engine/tape.js';
 import type { Tensor } from '../../engine/tensor.js';
-import { assert, getEngine, randomArray } from '../helpers.js';
+import { assert, assertClose, getEngine, randomArray } from '../helpers.js';
 
 const [B, C, V, F, D, H] = [2, 3, 4, 8, 16, 2];
 const T = C * V;
@@ -50,14 +52,22 @@ interface Setup {
   engine: Engine;
   model: TinyViT;
   opt: AdamW;
+  scaler: LossScaler;
   step: (i: number) => Tensor;
   dispose: () => void;
 }
 
-async function setup(dropPath: number, lr: (i: number) => number, precision: 'f32' | 'f16' = 'f32', lossScale = 1): Promise<Setup> {
+interface SetupOptions {
+  precision?: 'f32' | 'f16';
+  lossScale?: LossScaleOption;
+  maxGradNorm?: number;
+}
+
+async function setup(dropPath: number, lr: (i: number) => number, o: SetupOptions = {}): Promise<Setup> {
   const engine = await getEngine();
-  const model = new TinyViT(engine, dropPath, precision);
-  const opt = new AdamW(engine, model.reg, { lr: 0, weightDecay: 0.05 });
+  const model = new TinyViT(engine, dropPath, o.precision);
+  const opt = new AdamW(engine, model.reg, { lr: 0, weightDecay: 0.05, maxGradNorm: o.maxGradNorm });
+  const scaler = new LossScaler(engine, o.lossScale ?? 1);
   const g = new Tape(engine);
   const data = new Rng(2);
   const x = engine.upload(randomArray(data, B * T * F), [B, T, F]);
@@ -67,9 +77,9 @@ async function setup(dropPath: number, lr: (i: number) => number, precision: 'f3
   const step = (i: number) => {
     model.reg.zeroGrad();
     const loss = engine.scope(() => model.loss(g, x, target, rng));
-    // Loss scaling (mixed precision): gradients are computed times lossScale, AdamW divides it out.
-    g.backward(loss, { scale: lossScale });
-    opt.step(lr(i), 1 / lossScale);
+    // Loss scaling (mixed precision): gradients are computed times the scale, AdamW divides it out.
+    scaler.backward(g, loss);
+    opt.step(lr(i), scaler);
     return loss;
   };
   await engine.sync();
@@ -77,13 +87,30 @@ async function setup(dropPath: number, lr: (i: number) => number, precision: 'f3
     engine,
     model,
     opt,
+    scaler,
     step,
     dispose: () => {
       [x, target].forEach((t) => t.dispose());
       opt.dispose();
+      scaler.dispose();
       model.dispose();
     },
   };
+}
+
+/** Runs `steps` steps (a submit each) and returns the first and the last loss. */
+async function firstAndLastLoss(s: Setup, steps: number): Promise<[number, number]> {
+  const first = s.step(0);
+  let last = first;
+  for (let i = 1; i < steps; i++) {
+    if (last !== first) last.dispose();
+    last = s.step(i);
+    s.engine.flush();
+  }
+  const r: [number, number] = [(await s.engine.read(first))[0], (await s.engine.read(last))[0]];
+  first.dispose();
+  if (last !== first) last.dispose();
+  return r;
 }
 
 describe('engine: training a tiny ViT on the tape', () => {
@@ -117,25 +144,51 @@ describe('engine: training a tiny ViT on the tape', () => {
       // Without shader-f16 (SwiftShader) the f16 model must refuse to train, naming the feature.
       let msg = '';
       try {
-        (await setup(0, () => 1e-2, 'f16', 1024)).step(0);
+        (await setup(0, () => 1e-2, { precision: 'f16', lossScale: 1024 })).step(0);
       } catch (e) {
         msg = (e as Error).message;
       }
       assert(/shader-f16/.test(msg), `expected an error naming shader-f16, got '${msg}'`);
       return;
     }
-    const s = await setup(0, () => 1e-2, 'f16', 1024);
-    const first = s.step(0);
-    let last = first;
-    for (let i = 1; i < 100; i++) {
-      if (last !== first) last.dispose();
-      last = s.step(i);
-      s.engine.flush();
-    }
-    const [a, b] = [(await s.engine.read(first))[0], (await s.engine.read(last))[0]];
+    const s = await setup(0, () => 1e-2, { precision: 'f16', lossScale: 1024 });
+    const [a, b] = await firstAndLastLoss(s, 100);
     console.log(`      f16 loss: ${a.toExponential(2)} -> ${b.toExponential(2)}`);
     assert(b < a / 10, `f16 loss ${a} -> ${b}`);
-    [first, last].forEach((t) => t.dispose());
+    s.dispose();
+  });
+
+  it('dynamic loss scaling without overflow equals the static scale (clipping on): the same weights bit for bit', async () => {
+    const run = async (lossScale: LossScaleOption) => {
+      const s = await setup(0, (i) => 1e-2 * (1 - i / 40), { lossScale, maxGradNorm: 0.5 });
+      for (let i = 0; i < 25; i++) {
+        s.step(i).dispose();
+        s.engine.flush();
+      }
+      const w = await Promise.all(s.model.reg.list().map((p) => s.engine.read(p.value)));
+      const r = { w, scale: await s.scaler.read(), updates: await s.opt.readSteps() };
+      s.dispose();
+      return r;
+    };
+    const fixed = await run(2 ** 16);
+    const dyn = await run('dynamic');
+    assert(dyn.scale.scale === 2 ** 16 && dyn.scale.skipped === 0 && dyn.updates === 25, `dynamic: ${JSON.stringify(dyn.scale)}, ${dyn.updates} updates`);
+    fixed.w.forEach((a, k) => assert(a.every((v, i) => v === dyn.w[k][i]), `parameter ${k} differs between the static and the dynamic run`));
+    // growing the scale (powers of two) changes nothing either, up to rounding in the clip norm
+    const grown = await run({ growthInterval: 10 });
+    assert(grown.scale.scale === 2 ** 18 && grown.scale.goodSteps === 5 && grown.scale.skipped === 0, `grown: ${JSON.stringify(grown.scale)}`);
+    fixed.w.forEach((a, k) => assertClose(grown.w[k], a, 1e-6, `parameter ${k} after the scale grew`));
+  });
+
+  it('mixed precision with a start scale too large for f16: overflowed steps are skipped and halve the scale, then it trains', async function () {
+    if (!(await getEngine()).device.features.has('shader-f16')) this.skip();
+    const s = await setup(0, () => 1e-2, { precision: 'f16', lossScale: { init: 2 ** 40 } });
+    const [a, b] = await firstAndLastLoss(s, 100);
+    const st = await s.scaler.read();
+    const updates = await s.opt.readSteps();
+    console.log(`      f16 from scale 2^40: ${st.skipped} steps skipped, scale now 2^${Math.log2(st.scale)}; loss ${a.toExponential(2)} -> ${b.toExponential(2)}`);
+    assert(st.skipped > 0 && st.scale === 2 ** (40 - st.skipped) && updates === 100 - st.skipped, `skipped ${st.skipped}, scale ${st.scale}, updates ${updates}`);
+    assert(b < a / 10, `f16 loss ${a} -> ${b}`);
     s.dispose();
   });
 

@@ -1,7 +1,8 @@
 import { adamw } from '../../kernels/adamw.js';
 import { Rng } from '../../engine/random.js';
-import { getEngine, randomArray } from '../helpers.js';
-import { bind, checkPadded, expectThrow, MODES, padded, type Mode } from './map-helpers.js';
+import { assert, getEngine, randomArray } from '../helpers.js';
+import type { Tensor } from '../../engine/tensor.js';
+import { bind, checkPadded, expectThrow, lossScaleState, MODES, padded, type Mode } from './map-helpers.js';
 
 interface Hyper {
   lr: number;
@@ -64,6 +65,50 @@ describe('kernels/adamw', () => {
   it('a large learning rate makes the bias-corrected step visible in param: first step ≈ lr·sign(g)', async () => {
     // step 1: m̂ = g, v̂ = g², so the update is lr·g/(|g| + eps); a wrong t (e.g. 0-based) changes it by ~2×
     await run(4099, 'vec4', { lr: 0.5, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.05 }, 99, 2);
+  });
+
+  it('with the loss-scale state: g = grad/scale; a skipped step changes nothing; the GPU step count wins over `step`', async () => {
+    const engine = await getEngine();
+    const h: Hyper = { lr: 0.05, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.05 };
+    for (const mode of MODES)
+      for (const n of [1, 6, 257, 4099]) {
+        const rng = new Rng(80 + n);
+        const p0 = randomArray(rng, n);
+        const P = Float64Array.from(p0), M = new Float64Array(n), Vv = new Float64Array(n);
+        const tp = padded(engine, p0, n), tm = padded(engine, new Float32Array(n), n), tv = padded(engine, new Float32Array(n), n);
+        const [go, skip] = [lossScaleState(engine, 1 / 1024, false), lossScaleState(engine, 1 / 1024, true)];
+        const what = `adamw dynamic ${mode} n=${n}`;
+        const step = async (g: Float32Array, state: Tensor, gpuStep: number, cpuStep: number) => {
+          const tg = engine.upload(g), steps = engine.upload(Uint32Array.of(gpuStep), [1], 'u32');
+          const bufs = { param: bind(tp, n, mode), grad: bind(tg, n, mode), m: bind(tm, n, mode), v: bind(tv, n, mode) };
+          adamw(engine.batch, bufs, { n, ...h, step: cpuStep, lossScale: { state: state.buffer, steps: steps.buffer } });
+          const out = await Promise.all([tp, tm, tv].map((t) => engine.read(t)));
+          [tg, steps].forEach((t) => t.dispose());
+          return out;
+        };
+        const check = (out: Float32Array[], t: number) =>
+          [P, M, Vv].forEach((ref, k) => checkPadded(out[k], ref, n, 1e-5, `${what} step ${t} ${['param', 'm', 'v'][k]}`));
+        // gradients computed times 1024 (exact): the update is that of g at t = 1
+        const g1 = randomArray(rng, n, 0.1);
+        adamwRef(P, M, Vv, g1, h, 1);
+        const after1 = await step(g1.map((x) => x * 1024), go, 1, 1);
+        check(after1, 1);
+        // overflowed: p, m and v keep every bit
+        const kept = await step(new Float32Array(n).fill(Infinity), skip, 1, 2);
+        kept.forEach((a, k) => assert(a.every((x, i) => Object.is(x, after1[k][i])), `${what}: the skipped step changed ${['param', 'm', 'v'][k]}`));
+        // the launcher assumed t = 3, but the skipped step was no update: the GPU's t = 2 is used
+        const g3 = randomArray(rng, n, 0.1);
+        adamwRef(P, M, Vv, g3, h, 2);
+        check(await step(g3.map((x) => x * 1024), go, 2, 3), 2);
+        [tp, tm, tv, go, skip].forEach((t) => t.dispose());
+      }
+    const a = engine.zeros([8]), b = engine.zeros([8]), c = engine.zeros([8]), d = engine.zeros([8]);
+    const st = lossScaleState(engine, 1, false);
+    const ls = { state: st.buffer, steps: a.buffer };
+    const o = { n: 8, lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, step: 1 };
+    expectThrow(() => adamw(engine.batch, { param: a.buffer, grad: b.buffer, m: c.buffer, v: d.buffer }, { ...o, gradScale: 0.5, lossScale: ls }), 'adamw: gradScale 0.5 with dynamic loss scaling');
+    expectThrow(() => adamw(engine.batch, { param: a.buffer, grad: b.buffer, m: c.buffer, v: d.buffer }, { ...o, lossScale: ls }), 'adamw: param must not share memory with lossScale.steps');
+    [a, b, c, d, st].forEach((t) => t.dispose());
   });
 
   it('rejects a bad step and overlapping buffers, naming the kernel', async () => {

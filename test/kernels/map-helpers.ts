@@ -1,8 +1,10 @@
-// Shared by the element-wise kernel specs (elementwise, loss, adamw, ema, norm2, cast): sizes that
-// are not workgroup or vec4 multiples, buffers with a sentinel region past n (a lane-guarded tail
-// store must not touch it), and bindings cut to exactly n floats, which forces the scalar path.
+// Shared by the element-wise kernel specs (elementwise, loss, adamw, ema, norm2, cast, lossscale):
+// sizes that are not workgroup or vec4 multiples, buffers with a sentinel region past n (a
+// lane-guarded tail store must not touch it), bindings cut to exactly n floats, which forces the
+// scalar path, and loss-scale state buffers.
 import type { Engine } from '../../engine/engine.js';
 import type { Tensor } from '../../engine/tensor.js';
+import { LossScaleWord, LOSS_SCALE_WORDS } from '../../kernels/lossscale.js';
 import type { Binding } from '../../kernels/runtime.js';
 import { assert, assertClose } from '../helpers.js';
 
@@ -36,6 +38,16 @@ export function checkPadded(got: Float32Array, ref: ArrayLike<number>, n: number
 
 export function f64(a: ArrayLike<number>): Float64Array {
   return Float64Array.from(a as ArrayLike<number>);
+}
+
+/** A loss-scale state buffer (kernels/lossscale.ts) holding 1/scale and the skip flag. */
+export function lossScaleState(engine: Engine, invScale: number, skip: boolean, good = 0, skipped = 0): Tensor {
+  const w = new Uint32Array(LOSS_SCALE_WORDS);
+  w[LossScaleWord.invScale] = new Uint32Array(Float32Array.of(invScale).buffer)[0];
+  w[LossScaleWord.skip] = skip ? 1 : 0;
+  w[LossScaleWord.good] = good;
+  w[LossScaleWord.skipped] = skipped;
+  return engine.upload(w, [LOSS_SCALE_WORDS], 'u32');
 }
 
 export { expectThrow } from '../helpers.js';
