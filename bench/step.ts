@@ -10,6 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import type * as tfjs from '@tensorflow/tfjs';
 import type { GpuInfo } from '../engine/device.js';
 import type { Engine } from '../engine/engine.js';
+import type { Precision } from '../engine/ops/linear.js';
 import type { Tensor } from '../engine/tensor.js';
 import { Rng } from '../engine/random.js';
 import { makeConfig, type EcgJepaConfig } from '../model/config.js';
@@ -29,6 +30,8 @@ export interface StepOptions {
   warmup: number;
   peer?: 'tfjs';
   seed?: number;
+  /** Our matmul input precision (f16 = mixed precision; the tfjs peer always runs f32). */
+  precision?: Precision;
   /** A loaded tfjs (else loaded on the engine's GPU object when peer is 'tfjs'). */
   tf?: Tf;
 }
@@ -40,6 +43,7 @@ export interface EmbedOptions {
   warmup?: number;
   peer?: 'tfjs';
   seed?: number;
+  precision?: Precision;
   tf?: Tf;
 }
 
@@ -54,6 +58,8 @@ export interface Measured {
 export interface BenchResult {
   kind: 'step' | 'embed';
   preset: string;
+  /** Our matmul input precision. */
+  precision: Precision;
   batch: number;
   steps: number;
   warmup: number;
@@ -134,7 +140,7 @@ function checkCounts(o: { batch: number; steps?: number; iters?: number; warmup?
 async function sideBySide(
   engine: Engine,
   kind: BenchResult['kind'],
-  o: { preset: string; batch: number; peer?: 'tfjs'; seed?: number; tf?: Tf },
+  o: { preset: string; batch: number; peer?: 'tfjs'; seed?: number; precision?: Precision; tf?: Tf },
   warmup: number,
   iters: number,
   ours: (model: EcgJepa, x: Tensor) => (i: number) => void,
@@ -146,7 +152,8 @@ async function sideBySide(
   const shape = [B, cfg.leads.length, cfg.patches * cfg.patchSize];
   const xv = inputs(cfg, B, seed + 1);
   const tf = await tfPeer(engine, o);
-  const model = new EcgJepa(engine, cfg, { seed });
+  const precision = o.precision ?? 'f32';
+  const model = new EcgJepa(engine, cfg, { seed, precision });
   // The peer starts from our initial weights (read before we train).
   const peer = tf ? await TfJepa.fromModel(tf, model) : null;
   const x = engine.upload(xv, shape);
@@ -169,7 +176,7 @@ async function sideBySide(
       peer.dispose();
     }
   }
-  return { kind, preset: o.preset, batch: B, steps: iters, warmup, device: engine.gpu.info, ours: mine, tfjs: peers, ratio: peers ? peers.msPerStep / mine.msPerStep : null };
+  return { kind, preset: o.preset, precision, batch: B, steps: iters, warmup, device: engine.gpu.info, ours: mine, tfjs: peers, ratio: peers ? peers.msPerStep / mine.msPerStep : null };
 }
 
 /** Training-step throughput: ours, and tfjs's composed step when o.peer is 'tfjs'. */
@@ -208,7 +215,7 @@ export function formatBench(r: BenchResult): string {
   const line = (who: string, m: Measured) =>
     `${who.padEnd(5)} ${m.msPerStep.toFixed(2).padStart(9)} ms/${r.kind === 'step' ? 'step' : 'batch'}  ${m.samplesPerSec.toFixed(1).padStart(9)} ${unit}  peak ${mib(m.peakBytes)}${m.gpuAllocatedBytes !== undefined ? ` (GPU allocated ${mib(m.gpuAllocatedBytes)})` : ''}`;
   return [
-    `${r.kind} preset ${r.preset}, batch ${r.batch}, ${r.steps} timed after ${r.warmup} warm-up, on ${r.device.vendor} / ${r.device.device}`,
+    `${r.kind} preset ${r.preset}, ${r.precision}, batch ${r.batch}, ${r.steps} timed after ${r.warmup} warm-up, on ${r.device.vendor} / ${r.device.device}`,
     line('ours', r.ours),
     ...(r.tfjs ? [line('tfjs', r.tfjs), `ratio (tfjs ms / ours ms): ${r.ratio!.toFixed(2)}x`] : []),
   ].join('\n');
@@ -218,7 +225,7 @@ export function formatBench(r: BenchResult): string {
 export function saveBench(r: BenchResult, command: string, dir = 'bench/results'): string {
   const date = new Date().toISOString();
   const dev = (r.device.device || r.device.description || 'unknown').replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '').toLowerCase();
-  const file = `${dir}/${r.kind}-${r.preset}-b${r.batch}-${dev}-${date.slice(0, 10)}.json`;
+  const file = `${dir}/${r.kind}-${r.preset}-b${r.batch}${r.precision === 'f32' ? '' : `-${r.precision}`}-${dev}-${date.slice(0, 10)}.json`;
   mkdirSync(dir, { recursive: true });
   writeFileSync(file, JSON.stringify({ date, command, ...r }, null, 2) + '\n');
   return file;

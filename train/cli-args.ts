@@ -15,3 +15,8 @@ export const num = (name: string) => (v: string) => {
   return n;
 };
 export const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
+/** --precision: f32, or f16 for mixed precision (f16 matmul inputs). */
+export const precision = (v: string): 'f32' | 'f16' => {
+  if (v !== 'f32' && v !== 'f16') throw new Error(`--precision must be f32 or f16, got '${v}'`);
+  return v;
+};

@@ -7,7 +7,7 @@ import { parseLossScale } from '../engine/lossscale.js';
 import { smokeDemo } from './smoke.js';
 import { prepare, type PrepareOptions, type PrepareSource } from './data/prepare.js';
 import { progressBar } from './progress.js';
-import { nonNegInt } from './cli-args.js';
+import { nonNegInt, precision } from './cli-args.js';
 import { pretrain } from './pretrain.js';
 import { registerEvalCommands } from './cli-eval.js';
 import { benchEmbed, benchStep, formatBench, saveBench } from '../bench/step.js';
@@ -117,7 +117,7 @@ program
   .option('--steps <n>', 'stop after N steps (the synthetic demo defaults to 1500)')
   .option('--lr <x>', 'peak learning rate (default: the preset\'s)')
   .option('--seed <n>', 'seed for init, masks and data order', '0')
-  .option('--precision <f32|f16>', 'matmul inputs: f16 = mixed precision (needs shader-f16)', 'f32')
+  .option('--precision <f32|f16>', 'matmul inputs: f16 = mixed precision (needs shader-f16)', precision, 'f32')
   .option('--loss-scale <dynamic|x>', 'loss scale: dynamic (from 2^16, or dynamic:<first>; an overflowed step is skipped and halves it, 2000 good ones double it) or a fixed x (default: dynamic with f16, 1 with f32)')
   .option('--synthetic-records <n>', 'records generated for --data synthetic', '512')
   .option('--log-every <n>', 'read back and log the loss every N steps', '10')
@@ -126,7 +126,6 @@ program
   .option('--resume', 'continue the run in --out from its last checkpoint')
   .action(async (o) => {
     const opt = (v: string | undefined) => (v === undefined ? undefined : int(v));
-    if (o.precision !== 'f32' && o.precision !== 'f16') throw new Error(`--precision must be f32 or f16, got '${o.precision}'`);
     await withEngine(async (engine) => {
       const bar = progressBar('pretrain', '{bar} {value}/{total} | loss {loss} | lr {lr} | {sps} samples/s | teacher std {std} | ETA {eta_formatted}');
       const r = await pretrain(engine, {
@@ -154,11 +153,12 @@ for (const kind of ['step', 'embed'] as const)
     .option(kind === 'step' ? '--steps <n>' : '--iters <n>', 'timed iterations', kind === 'step' ? '10' : '20')
     .option('--warmup <n>', 'untimed iterations first', '3')
     .option('--peer <name>', 'also run the same computation in tfjs (tfjs)')
+    .option('--precision <f32|f16>', 'our matmul inputs (f16 = mixed precision; the tfjs peer runs f32)', precision, 'f32')
     .option('--save', 'write the result with device, date and command to bench/results/')
     .action(async (o) => {
       if (o.peer !== undefined && o.peer !== 'tfjs') throw new Error(`--peer must be tfjs, got '${o.peer}'`);
       await withEngine(async (engine) => {
-        const common = { preset: o.preset, batch: int(o.batch), warmup: int(o.warmup), peer: o.peer };
+        const common = { preset: o.preset, batch: int(o.batch), warmup: int(o.warmup), peer: o.peer, precision: o.precision };
         const r = kind === 'step' ? await benchStep(engine, { ...common, steps: int(o.steps) }) : await benchEmbed(engine, { ...common, iters: int(o.iters) });
         console.log(formatBench(r));
         if (o.save) console.log(`saved ${saveBench(r, 'ecg-jepa ' + process.argv.slice(2).join(' '))}`);
