@@ -6,6 +6,7 @@ export * from './data/ptbxl.js';
 export * from './data/code15.js';
 export * from './data/npy.js';
 export * from './data/dataset.js';
+export * from './data/union.js';
 export * from './data/prepare.js';
 export * from './data/dsp.js';
 export * from './data/preprocess.js';

@@ -1,9 +1,9 @@
-// Headless ECG-JEPA pretraining: a prepared dataset (or the synthetic generator) in, checkpoints
-// and a JSONL log out. Resumes exactly (weights, optimizer moments, PRNG, data position); SIGINT
-// finishes the current step and saves; a NaN or exploding loss stops the run and keeps the last
-// good checkpoint. Node only.
+// Headless ECG-JEPA pretraining: prepared datasets (one folder, several read as one shuffled union,
+// or the synthetic generator) in, checkpoints and a JSONL log out. Resumes exactly (weights,
+// optimizer moments, PRNG, data position); SIGINT finishes the current step and saves; a NaN or
+// exploding loss stops the run and keeps the last good checkpoint. Node only.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Engine } from '../engine/engine.js';
 import type { LossScaleOption } from '../engine/lossscale.js';
 import type { Precision } from '../engine/ops/linear.js';
@@ -13,10 +13,15 @@ import { EcgJepa } from '../model/jepa.js';
 import { openDataset } from './data/dataset.js';
 import { prepare } from './data/prepare.js';
 import { leadSelector } from './data/select.js';
+import { describeFolders, openDatasetUnion, splitDataList, type DataFolder, type RecordSource } from './data/union.js';
 
 export interface PretrainOptions {
-  /** A prepared dataset folder, or 'synthetic' (generated into <out>/synthetic-data first). */
-  data: string;
+  /**
+   * A prepared dataset folder, or 'synthetic' (generated into <out>/synthetic-data first; the
+   * default), or several folders, comma-separated or as a list, read as one shuffled union (same
+   * leads, rate and window). On resume: left out, the run's; given, it must be the run's list.
+   */
+  data?: string | string[];
   out: string;
   preset: string;
   mask?: MaskType;
@@ -69,19 +74,40 @@ export interface PretrainResult {
 interface RunFile {
   options: Omit<PretrainOptions, 'onLog' | 'log' | 'resume'>;
   config: EcgJepaConfig;
+  /** The folders read, with their manifests' hashes (absent in runs started before it was kept). */
+  data?: DataFolder[];
 }
 
 export class TrainingDivergedError extends Error {}
 
 const LAST = 'checkpoint-last';
 
-async function resolveData(o: PretrainOptions, log: (m: string) => void): Promise<string> {
-  if (o.data !== 'synthetic') return o.data;
-  const dir = join(o.out, 'synthetic-data');
-  const n = o.syntheticRecords ?? 512;
-  if (!existsSync(join(dir, 'manifest.json'))) log(`generating ${n} synthetic ECGs into ${dir}`);
-  await prepare({ source: 'synth', root: '', out: dir, leads: 8, synth: { n, seed: o.seed ?? 0, fs: 250 }, log: () => {} });
-  return dir;
+/** The data folders of a run, 'synthetic' generated into <out>/synthetic-data first. */
+async function resolveData(o: PretrainOptions, log: (m: string) => void): Promise<string[]> {
+  const dirs = await splitDataList(o.data ?? 'synthetic');
+  for (let k = 0; k < dirs.length; k++) {
+    if (dirs[k] !== 'synthetic') continue;
+    const dir = (dirs[k] = join(o.out, 'synthetic-data'));
+    const n = o.syntheticRecords ?? 512;
+    if (!existsSync(join(dir, 'manifest.json'))) log(`generating ${n} synthetic ECGs into ${dir}`);
+    await prepare({ source: 'synth', root: '', out: dir, leads: 8, synth: { n, seed: o.seed ?? 0, fs: 250 }, log: () => {} });
+  }
+  return dirs;
+}
+
+/** `--resume` with a `--data` other than the run's, or with folders that changed since, is refused. */
+async function checkResumeData(out: string, given: PretrainOptions['data'], saved: PretrainOptions['data']): Promise<void> {
+  const list = async (d: PretrainOptions['data']) => (await splitDataList(d ?? 'synthetic')).map((p) => (p === 'synthetic' ? p : resolve(p)));
+  const [a, b] = [await list(given), await list(saved)];
+  if (a.length !== b.length || a.some((p, i) => p !== b[i]))
+    throw new Error(`--resume: the run in ${out} reads --data ${b.join(',')}, not ${a.join(',')}; resume with the same folders in the same order, or leave --data out`);
+}
+
+const fmt = (fs: readonly DataFolder[]) => fs.map((f) => `${f.dir} (${f.records} records, manifest ${f.manifest_sha256.slice(0, 12)})`).join(', ');
+
+function checkSameFolders(out: string, was: readonly DataFolder[], now: readonly DataFolder[]): void {
+  if (was.length !== now.length || was.some((f, i) => f.manifest_sha256 !== now[i].manifest_sha256 || f.records !== now[i].records))
+    throw new Error(`--resume: the run in ${out} was trained on ${fmt(was)}; the data is now ${fmt(now)}. An exact resume needs the same prepared folders, unchanged, in the same order`);
 }
 
 /** Mean over features of the std across the batch of the teacher's mean-pooled representation. */
@@ -107,9 +133,11 @@ export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<P
   mkdirSync(opts.out, { recursive: true });
   const runFile = join(opts.out, 'run.json');
   let o = opts;
+  let savedRun: RunFile | undefined;
   if (opts.resume) {
     if (!existsSync(runFile)) throw new Error(`--resume: ${runFile} not found (nothing to resume in ${opts.out})`);
-    const saved = JSON.parse(readFileSync(runFile, 'utf8')) as RunFile;
+    const saved = (savedRun = JSON.parse(readFileSync(runFile, 'utf8')) as RunFile);
+    if (opts.data !== undefined) await checkResumeData(opts.out, opts.data, saved.options.data);
     // The saved settings win; only the stopping point may move.
     o = { ...saved.options, steps: opts.steps ?? saved.options.steps, epochs: opts.epochs ?? saved.options.epochs, resume: true, onLog: opts.onLog, log };
   }
@@ -118,8 +146,11 @@ export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<P
     optim: { batchSize: o.batch, epochs: o.epochs, lr: o.lr },
   });
   const B = cfg.optim.batchSize;
-  const ds = await openDataset(await resolveData(o, log));
+  const dirs = await resolveData(o, log);
+  // One folder is read exactly as before; several as a union (the same order for one folder).
+  const ds: RecordSource = dirs.length === 1 ? await openDataset(dirs[0]) : await openDatasetUnion(dirs);
   try {
+    const folders = await describeFolders(ds);
     const itersPerEpoch = ds.batchCount({ batchSize: B, dropLast: true });
     if (itersPerEpoch === 0) throw new Error(`dataset ${ds.dir}: ${ds.size} records, fewer than one batch of ${B}`);
     // With --steps and no --epochs, the schedules span exactly the steps asked for.
@@ -133,6 +164,9 @@ export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<P
     const ckptBase = join(opts.out, LAST);
     if (o.resume && existsSync(ckptBase + '.json')) {
       const ck = await loadCheckpoint(ckptBase, { expect: cfg });
+      const ckData = ck.state.extra?.data as { folders?: DataFolder[] } | undefined;
+      const wasData = ckData?.folders ?? savedRun?.data;
+      if (wasData) checkSameFolders(opts.out, wasData, folders);
       model.fromCheckpoint(ck);
       // Log lines past the checkpoint belong to steps that will run again.
       if (existsSync(logFile)) {
@@ -142,12 +176,13 @@ export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<P
       log(`resumed ${ckptBase} at step ${model.step}`);
     } else {
       const { onLog: _a, log: _b, resume: _c, ...saved } = o;
-      await writeFileAtomic(runFile, JSON.stringify({ options: saved, config: cfg } satisfies RunFile, null, 1) + '\n');
+      await writeFileAtomic(runFile, JSON.stringify({ options: saved, config: cfg, data: folders } satisfies RunFile, null, 1) + '\n');
       writeFileSync(logFile, '');
       const pc = paramCount(cfg);
       log(`ECG-JEPA ${cfg.preset}: encoder ${pc.encoder.toLocaleString('en-US')} + predictor ${pc.predictor.toLocaleString('en-US')} trainable parameters; ` +
         `${ds.size} records, batch ${B}, ${itersPerEpoch} steps/epoch, ${totalSteps} steps` +
         (precision === 'f16' ? `; mixed precision, ${typeof lossScale === 'number' ? `loss scale ${lossScale}` : 'dynamic loss scale'}` : ''));
+      log(`data: ${fmt(folders)}`);
     }
     const logEvery = o.logEvery ?? 10;
     const ckptEvery = o.checkpointEvery ?? 200;
@@ -164,7 +199,11 @@ export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<P
     let inflight: Promise<void> | null = null;
     let bestScale = Infinity;
     const save = async () => {
-      await saveCheckpoint(ckptBase, await model.toCheckpoint());
+      // The data position is the step (epoch = step / itersPerEpoch, batch = the rest) in the
+      // seeded order over these folders; they are saved with it, so a resume can check them.
+      const step = model.step;
+      const data = { folders, records: ds.size, epoch: Math.floor(step / itersPerEpoch), batch: step % itersPerEpoch };
+      await saveCheckpoint(ckptBase, await model.toCheckpoint({ data }));
     };
     try {
       let t0 = performance.now();

@@ -1,6 +1,6 @@
 // Pretraining as a user runs it: the CLI in a child process, killed with SIGKILL between two
 // checkpoints and resumed, ends with exactly the weights of an uninterrupted run (also in mixed
-// precision with the dynamic loss scale). Node only.
+// precision with the dynamic loss scale, and over two prepared folders read as one). Node only.
 import { assert, getEngine, isBrowser } from '../helpers.js';
 
 if (!isBrowser)
@@ -17,6 +17,8 @@ if (!isBrowser)
       tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pretrain-'));
       const { prepare } = await import('../../train/data/prepare.js');
       await prepare({ source: 'synth', root: '', out: path.join(tmp, 'data'), leads: 8, synth: { n: 24, seed: 3, fs: 250 }, workers: 0, log: () => {} });
+      // a second folder for the union runs: other records, f16 shards
+      await prepare({ source: 'synth', root: '', out: path.join(tmp, 'data2'), leads: 8, dtype: 'f16', synth: { n: 6, seed: 4, fs: 250 }, workers: 0, log: () => {} });
     });
     after(async () => {
       const { fs } = await mods();
@@ -48,9 +50,9 @@ if (!isBrowser)
     }
 
     /** An uninterrupted run and one SIGKILLed after step 4 and resumed end with the same bytes. */
-    async function killAndResume(name: string, extra: string[]): Promise<Record<string, number>[]> {
+    async function killAndResume(name: string, extra: string[], data?: string): Promise<Record<string, number>[]> {
       const { path, fs } = await mods();
-      const data = path.join(tmp, 'data');
+      data ??= path.join(tmp, 'data');
       const common = ['pretrain', '--data', data, '--preset', 'tiny', '--steps', '8', '--checkpoint-every', '3', '--log-every', '1', '--seed', '5', ...extra];
       const a = path.join(tmp, `${name}-a`), b = path.join(tmp, `${name}-b`);
       const ra = await cli([...common, '--out', a]);
@@ -94,6 +96,47 @@ if (!isBrowser)
       const ls = ck.state.extra.lossScale;
       assert(ls.dynamic && ls.scale === log[7].loss_scale && ls.skipped === log[7].skipped_steps && ck.state.extra.adamSteps === 8 - ls.skipped, `checkpoint ${JSON.stringify(ck.state.extra)}, last log row ${JSON.stringify(log[7])}`);
       assert(log[7].skipped_steps > 0 && log.every((r) => r.loss_scale * 2 ** r.skipped_steps === 2 ** 32), `the scale halves once per skipped step from 2^32: ${log.map((r) => `${r.loss_scale}/${r.skipped_steps}`).join(' ')}`);
+    });
+
+    it('pretrains on two folders as one union: resumes after SIGKILL exactly, records the folders', async () => {
+      const { path, fs } = await mods();
+      const dirs = [path.join(tmp, 'data'), path.join(tmp, 'data2')];
+      // 24 + 6 records, batch 4: 7 steps per epoch, so the 8 steps cross into the second epoch
+      await killAndResume('union', [], dirs.join(','));
+      const run = JSON.parse(fs.readFileSync(path.join(tmp, 'union-b', 'run.json'), 'utf8'));
+      assert(run.data.length === 2 && run.data.every((f: { dir: string; records: number; manifest_sha256: string }, i: number) => f.dir === dirs[i] && f.records === [24, 6][i] && /^[0-9a-f]{64}$/.test(f.manifest_sha256)), `run.json data ${JSON.stringify(run.data)}`);
+      const ck = JSON.parse(fs.readFileSync(path.join(tmp, 'union-b', 'checkpoint-last.json'), 'utf8'));
+      const d = ck.state.extra.data;
+      assert(d.records === 30 && d.epoch === 1 && d.batch === 1 && JSON.stringify(d.folders) === JSON.stringify(run.data), `checkpoint data ${JSON.stringify(d)}`);
+      const r = await cli(['pretrain', '--out', path.join(tmp, 'union-b'), '--resume', '--steps', '9', '--data', [...dirs].reverse().join(',')]);
+      assert(r.code === 1 && /--resume: the run in .* reads --data .*data,.*data2, not .*data2,.*data;/.test(r.stderr), `another folder list is refused:\n${r.stderr}`);
+    });
+
+    it('refuses folders that do not match, and a resume after a folder changed; resumes runs from before folders were recorded', async () => {
+      const { path, fs } = await mods();
+      const { prepare } = await import('../../train/data/prepare.js');
+      const { readManifest, writeManifest } = await import('../../train/data/dataset.js');
+      const twelve = path.join(tmp, 'data12');
+      await prepare({ source: 'synth', root: '', out: twelve, leads: 12, synth: { n: 2, seed: 1, fs: 250 }, workers: 0, log: () => {} });
+      let r = await cli(['pretrain', '--data', `${path.join(tmp, 'data')},${twelve}`, '--preset', 'tiny', '--steps', '1', '--out', path.join(tmp, 'mismatch')]);
+      assert(r.code === 1 && new RegExp(`dataset ${twelve} does not match .*: leads `).test(r.stderr), `a clear refusal expected:\n${r.stderr}`);
+      const copy = path.join(tmp, 'data2-copy');
+      fs.cpSync(path.join(tmp, 'data2'), copy, { recursive: true });
+      const out = path.join(tmp, 'changed');
+      r = await cli(['pretrain', '--data', `${path.join(tmp, 'data')},${copy}`, '--preset', 'tiny', '--steps', '2', '--checkpoint-every', '1', '--log-every', '1', '--out', out]);
+      assert(r.code === 0, `run failed:\n${r.stderr}`);
+      // a run whose run.json and checkpoint carry no folders (as before they were kept) still resumes
+      for (const f of ['run.json', 'checkpoint-last.json']) {
+        const j = JSON.parse(fs.readFileSync(path.join(out, f), 'utf8'));
+        delete (f === 'run.json' ? j : j.state.extra).data;
+        fs.writeFileSync(path.join(out, f), JSON.stringify(j));
+      }
+      r = await cli(['pretrain', '--out', out, '--resume', '--steps', '3']);
+      assert(r.code === 0 && /resumed .* at step 2/.test(r.stderr), `an old-style run resumes:\n${r.stderr}`);
+      const m = await readManifest(copy);
+      await writeManifest(copy, { ...m, records: [...m.records].reverse() });
+      r = await cli(['pretrain', '--out', out, '--resume', '--steps', '4']);
+      assert(r.code === 1 && /--resume: the run in .* was trained on .*data2-copy \(6 records, manifest [0-9a-f]{12}\); the data is now .*An exact resume needs the same prepared folders/.test(r.stderr), `a changed folder is refused:\n${r.stderr}`);
     });
 
     it('stops on an exploding loss and keeps the last good checkpoint', async () => {

@@ -207,6 +207,33 @@ export interface Batch {
   epoch: number;
 }
 
+/** Batches of `batchSize` records (the last may be smaller unless `dropLast`). */
+export function countBatches(n: number, batchSize: number, dropLast = false): number {
+  return dropLast ? Math.floor(n / batchSize) : Math.ceil(n / batchSize);
+}
+
+/**
+ * The batches of one epoch over records 0…n−1 (or `o.subset`) in `epochOrder`: the loop behind every
+ * dataset's `batches`. `fill` reads the batch's records, in order, into x [B, recordLength].
+ */
+export function* epochBatches(
+  n: number,
+  recordLength: number,
+  o: BatchOptions,
+  fill: (indices: Uint32Array, x: Float32Array) => void,
+): Generator<Batch, void, undefined> {
+  if (!(Number.isInteger(o.batchSize) && o.batchSize > 0)) throw new Error(`batchSize must be a positive integer, got ${o.batchSize}`);
+  const epoch = o.epoch ?? 0;
+  const order = epochOrder(n, { seed: o.seed, epoch, shuffle: o.shuffle, subset: o.subset });
+  const nb = countBatches(order.length, o.batchSize, o.dropLast);
+  for (let b = o.startBatch ?? 0; b < nb; b++) {
+    const indices = order.slice(b * o.batchSize, Math.min(order.length, (b + 1) * o.batchSize));
+    const x = new Float32Array(indices.length * recordLength);
+    fill(indices, x);
+    yield { x, indices, batch: b, epoch };
+  }
+}
+
 export interface Dataset {
   readonly dir: string;
   readonly manifest: Manifest;
@@ -248,6 +275,18 @@ export async function writeManifest(dir: string, m: Manifest): Promise<void> {
   const head = JSON.stringify(rest, null, 1).replace(/\n}$/, '');
   const body = records.map((r) => JSON.stringify(r)).join(',\n');
   await atomicWrite(path.join(dir, 'manifest.json'), `${head},\n"records": [\n${body}\n]\n}\n`);
+}
+
+/**
+ * SHA-256 of what fixes a dataset's samples and their order: dtype, leads, rate, window, layout, the
+ * shards' SHA-256s and the record ids in order. Unlike manifest.json's bytes it survives a re-run of
+ * prepare (which rewrites `created`); labels and provenance do not enter.
+ */
+export async function sha256OfManifest(m: Manifest): Promise<string> {
+  const { dtype, leads, fs, samples, layout } = m;
+  const shards = m.shards.map((s) => [s.file, s.records, s.sha256]);
+  const records = m.records.map((r) => [r.id, r.shard, r.index]);
+  return sha256(JSON.stringify({ dtype, leads, fs, samples, layout, shards, records }));
 }
 
 /** Opens a prepared dataset; shard sizes are checked against the manifest now, hashes on `verify`. */
@@ -318,17 +357,10 @@ export async function openDataset(dir: string, opts: OpenOptions = {}): Promise<
       return out;
     },
     batchCount({ batchSize, dropLast = false, subset }) {
-      const n = subset ? subset.length : manifest.records.length;
-      return dropLast ? Math.floor(n / batchSize) : Math.ceil(n / batchSize);
+      return countBatches(subset ? subset.length : manifest.records.length, batchSize, dropLast);
     },
-    *batches(o) {
-      if (!(Number.isInteger(o.batchSize) && o.batchSize > 0)) throw new Error(`batchSize must be a positive integer, got ${o.batchSize}`);
-      const epoch = o.epoch ?? 0;
-      const order = epochOrder(manifest.records.length, { seed: o.seed, epoch, shuffle: o.shuffle, subset: o.subset });
-      const nb = ds.batchCount({ batchSize: o.batchSize, dropLast: o.dropLast, subset: order });
-      for (let b = o.startBatch ?? 0; b < nb; b++) {
-        const indices = order.slice(b * o.batchSize, Math.min(order.length, (b + 1) * o.batchSize));
-        const x = new Float32Array(indices.length * perRecord);
+    batches(o) {
+      return epochBatches(manifest.records.length, perRecord, o, (indices, x) => {
         // Neighbouring records of one shard (unshuffled order) are read with one call.
         for (let k = 0; k < indices.length; ) {
           const first = indices[k];
@@ -343,8 +375,7 @@ export async function openDataset(dir: string, opts: OpenOptions = {}): Promise<
           readRun(first, run, x, k * perRecord);
           k += run;
         }
-        yield { x, indices, batch: b, epoch };
-      }
+      });
     },
     verify,
     close() {

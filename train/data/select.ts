@@ -1,9 +1,9 @@
 // The model's input from a prepared dataset: the config's leads (by name) and its first L samples.
 import { inputLength, LEAD_NAMES, type EcgJepaConfig } from '../../model/config.js';
-import type { Dataset } from './dataset.js';
+import type { Manifest } from './dataset.js';
 
 /** Dataset rows of the config's leads (matched by name), first L samples: [B, leads, samples] → [B, C, L]. */
-export function leadSelector(ds: Dataset, cfg: EcgJepaConfig): (x: Float32Array, B: number) => Float32Array {
+export function leadSelector(ds: { readonly dir: string; readonly manifest: Pick<Manifest, 'leads' | 'fs' | 'samples'> }, cfg: EcgJepaConfig): (x: Float32Array, B: number) => Float32Array {
   const m = ds.manifest;
   const L = inputLength(cfg);
   if (m.fs !== 250) throw new Error(`dataset ${ds.dir}: sampled at ${m.fs} Hz; ECG-JEPA needs 250 Hz (prepare with --fs 250)`);
