@@ -1,8 +1,10 @@
-// Checkpoints (Node only): `<base>.safetensors` (tensors: weights, teacher, optimizer moments...)
-// plus `<base>.json` (config, step, PRNG and data-order state). Each file is written to a temp
-// file in the same folder, fsynced, renamed over the target and the folder fsynced, so a crash
-// leaves either the old file or the new one. Both files carry the same random save id; a pair
-// from two different saves (a crash between the two renames) is refused on load.
+// Checkpoints: `<base>.safetensors` (tensors: weights, teacher, optimizer moments...) plus
+// `<base>.json` (config, step, PRNG and data-order state). Both carry the same random save id; a
+// pair from two different saves (a crash between the two renames) is refused on load.
+// checkpointToBytes / checkpointFromBytes are environment-neutral (a browser fetches the two files
+// and parses them); saveCheckpoint / loadCheckpoint add the file I/O under Node: each file is
+// written to a temp file in the same folder, fsynced, renamed over the target and the folder
+// fsynced, so a crash leaves either the old file or the new one.
 // Node modules are imported lazily so this file can sit in the browser bundle unused.
 import { configDifferences, validateConfig, type EcgJepaConfig, type ParamSpec } from './config.js';
 import { decodeSafetensors, encodeSafetensors, type StTensor } from './safetensors.js';
@@ -46,8 +48,16 @@ export interface LoadOptions {
   ignorePreset?: boolean;
 }
 
+// The module name is hidden from bundlers (as engine/device.ts hides Dawn's), so a web bundler
+// taking the browser build never tries to resolve a node: module.
+const nodeImport = (name: string): Promise<any> => import(/* @vite-ignore */ /* webpackIgnore: true */ name);
+
 async function nodeFs() {
-  const [fs, path, crypto] = await Promise.all([import('node:fs/promises'), import('node:path'), import('node:crypto')]);
+  const [fs, path, crypto] = await Promise.all([
+    nodeImport('node:fs/promises') as Promise<typeof import('node:fs/promises')>,
+    nodeImport('node:path') as Promise<typeof import('node:path')>,
+    nodeImport('node:crypto') as Promise<typeof import('node:crypto')>,
+  ]);
   return { fs, path, crypto };
 }
 
@@ -91,58 +101,116 @@ export async function writeFileAtomic(file: string, data: Uint8Array | string): 
   }
 }
 
-/**
- * Saves `<base>.safetensors` and `<base>.json` (`base` may end in either extension). The config
- * is validated first, so a checkpoint never holds an invalid one.
- */
-export async function saveCheckpoint(base: string, ckpt: Checkpoint): Promise<{ tensors: string; meta: string }> {
-  const { path, crypto } = await nodeFs();
-  validateConfig(ckpt.config);
-  if (!Number.isInteger(ckpt.state.step) || ckpt.state.step < 0) throw new Error(`saveCheckpoint: state.step must be a non-negative integer, got ${ckpt.state.step}`);
-  const p = paths(base);
-  const id = crypto.randomBytes(8).toString('hex');
-  const bytes = encodeSafetensors(ckpt.tensors, { format: CHECKPOINT_FORMAT, id, preset: ckpt.config.preset });
-  const sidecar: Sidecar = { format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, id, tensors: path.basename(p.tensors), config: ckpt.config, state: ckpt.state };
-  // Tensors first: the sidecar is the commit point that names them.
-  await writeFileAtomic(p.tensors, bytes);
-  await writeFileAtomic(p.meta, JSON.stringify(sidecar, null, 1) + '\n');
-  return p;
+export interface BytesOptions extends LoadOptions {
+  /** What to call the two parts in error messages (e.g. their URLs); default 'metadata' and 'tensors'. */
+  source?: { meta?: string; tensors?: string };
 }
 
-/** Loads and checks a checkpoint; with `opts.expect`, refuses one made for another config. */
-export async function loadCheckpoint(base: string, opts: LoadOptions = {}): Promise<Checkpoint> {
-  const { fs, path } = await nodeFs();
-  const p = paths(base);
+function randomId(): string {
+  const b = globalThis.crypto.getRandomValues(new Uint8Array(8));
+  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+}
+
+function checkStep(state: CheckpointState | undefined, what: string): void {
+  const step = state?.step;
+  if (!Number.isInteger(step) || step! < 0) throw new Error(`${what}: state.step must be a non-negative integer, got ${step}`);
+}
+
+/**
+ * A checkpoint as the bytes of its two files: `tensors` (safetensors) and `meta` (the JSON
+ * sidecar, which names the tensor file `tensorsName`, default 'checkpoint.safetensors'). The
+ * config is validated first, so a checkpoint never holds an invalid one. Each call draws a new
+ * save id (or uses `id`).
+ */
+export function checkpointToBytes(ckpt: Checkpoint, opts: { tensorsName?: string; id?: string } = {}): { tensors: Uint8Array; meta: string } {
+  validateConfig(ckpt.config);
+  checkStep(ckpt.state, 'checkpoint');
+  const id = opts.id ?? randomId();
+  const tensors = encodeSafetensors(ckpt.tensors, { format: CHECKPOINT_FORMAT, id, preset: ckpt.config.preset });
+  const sidecar: Sidecar = { format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, id, tensors: opts.tensorsName ?? 'checkpoint.safetensors', config: ckpt.config, state: ckpt.state };
+  return { tensors, meta: JSON.stringify(sidecar, null, 1) + '\n' };
+}
+
+/** Parses and checks a sidecar (text or parsed JSON); `what` names it in errors. */
+function readSidecar(meta: string | object, what: string, opts: LoadOptions): { sidecar: Sidecar; config: EcgJepaConfig } {
   let sidecar: Sidecar;
   try {
-    sidecar = JSON.parse(await fs.readFile(p.meta, 'utf8')) as Sidecar;
+    sidecar = (typeof meta === 'string' ? JSON.parse(meta) : meta) as Sidecar;
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new Error(code === 'ENOENT' ? `checkpoint ${p.meta}: not found` : `checkpoint ${p.meta}: unreadable (${(e as Error).message})`);
+    throw new Error(`${what}: unreadable (${(e as Error).message})`);
   }
-  if (sidecar?.format !== CHECKPOINT_FORMAT) throw new Error(`checkpoint ${p.meta}: not an ecg-jepa checkpoint (format ${JSON.stringify(sidecar?.format)})`);
-  if (sidecar.version !== CHECKPOINT_VERSION) throw new Error(`checkpoint ${p.meta}: version ${sidecar.version}, this build reads ${CHECKPOINT_VERSION}`);
+  if (sidecar?.format !== CHECKPOINT_FORMAT) throw new Error(`${what}: not an ecg-jepa checkpoint (format ${JSON.stringify(sidecar?.format)})`);
+  if (sidecar.version !== CHECKPOINT_VERSION) throw new Error(`${what}: version ${sidecar.version}, this build reads ${CHECKPOINT_VERSION}`);
+  checkStep(sidecar.state, what);
   let config: EcgJepaConfig;
   try {
     config = validateConfig(sidecar.config);
   } catch (e) {
-    throw new Error(`checkpoint ${p.meta}: stored ${(e as Error).message}`);
+    throw new Error(`${what}: stored ${(e as Error).message}`);
   }
   if (opts.expect) {
     const diffs = configDifferences(config, opts.expect, opts);
-    if (diffs.length) throw new Error(`checkpoint ${p.meta} does not fit this model:\n  ${diffs.join('\n  ')}`);
+    if (diffs.length) throw new Error(`${what} does not fit this model:\n  ${diffs.join('\n  ')}`);
   }
-  const tensorsFile = path.join(path.dirname(p.meta), sidecar.tensors);
+  return { sidecar, config };
+}
+
+/** Decodes the tensor file of a checked sidecar and refuses one from another save. */
+function withTensors(sc: { sidecar: Sidecar; config: EcgJepaConfig }, bytes: Uint8Array, whatMeta: string, whatTensors: string, tensorsName: string): Checkpoint {
+  const { tensors, metadata } = decodeSafetensors(bytes, whatTensors);
+  if (metadata.id !== sc.sidecar.id)
+    throw new Error(`${whatMeta}: ${tensorsName} comes from another save (id ${metadata.id ?? 'none'}, sidecar ${sc.sidecar.id}); the save was interrupted or the files were mixed`);
+  return { config: sc.config, state: sc.sidecar.state, tensors };
+}
+
+/**
+ * A checkpoint from the bytes of its two files (e.g. fetched in a browser): `tensors` the
+ * safetensors file, `meta` the JSON sidecar as text or parsed. Checked as loadCheckpoint checks
+ * files; with `opts.expect`, refuses one made for another config.
+ */
+export function checkpointFromBytes(tensors: Uint8Array | ArrayBuffer, meta: string | object, opts: BytesOptions = {}): Checkpoint {
+  const whatMeta = `checkpoint ${opts.source?.meta ?? 'metadata'}`;
+  const sc = readSidecar(meta, whatMeta, opts);
+  const bytes = tensors instanceof Uint8Array ? tensors : new Uint8Array(tensors);
+  return withTensors(sc, bytes, whatMeta, `checkpoint ${opts.source?.tensors ?? 'tensors'}`, opts.source?.tensors ?? sc.sidecar.tensors);
+}
+
+/**
+ * Saves `<base>.safetensors` and `<base>.json` (`base` may end in either extension), each
+ * atomically. Node only.
+ */
+export async function saveCheckpoint(base: string, ckpt: Checkpoint): Promise<{ tensors: string; meta: string }> {
+  const { path } = await nodeFs();
+  const p = paths(base);
+  const bytes = checkpointToBytes(ckpt, { tensorsName: path.basename(p.tensors) });
+  // Tensors first: the sidecar is the commit point that names them.
+  await writeFileAtomic(p.tensors, bytes.tensors);
+  await writeFileAtomic(p.meta, bytes.meta);
+  return p;
+}
+
+/** Loads and checks a checkpoint; with `opts.expect`, refuses one made for another config. Node only. */
+export async function loadCheckpoint(base: string, opts: LoadOptions = {}): Promise<Checkpoint> {
+  const { fs, path } = await nodeFs();
+  const p = paths(base);
+  const whatMeta = `checkpoint ${p.meta}`;
+  let text: string;
+  try {
+    text = await fs.readFile(p.meta, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new Error(code === 'ENOENT' ? `${whatMeta}: not found` : `${whatMeta}: unreadable (${(e as Error).message})`);
+  }
+  // The sidecar is checked (config included) before the larger tensor file is read.
+  const sc = readSidecar(text, whatMeta, opts);
+  const tensorsFile = path.join(path.dirname(p.meta), sc.sidecar.tensors);
   let bytes: Uint8Array;
   try {
     bytes = await fs.readFile(tensorsFile);
   } catch (e) {
     throw new Error(`checkpoint ${tensorsFile}: unreadable (${(e as Error).message})`);
   }
-  const { tensors, metadata } = decodeSafetensors(bytes, `checkpoint ${tensorsFile}`);
-  if (metadata.id !== sidecar.id)
-    throw new Error(`checkpoint ${p.meta}: ${sidecar.tensors} comes from another save (id ${metadata.id ?? 'none'}, sidecar ${sidecar.id}); the save was interrupted or the files were mixed`);
-  return { config, state: sidecar.state, tensors };
+  return withTensors(sc, bytes, whatMeta, `checkpoint ${tensorsFile}`, sc.sidecar.tensors);
 }
 
 /**

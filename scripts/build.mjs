@@ -1,7 +1,8 @@
-// Builds with esbuild: the CLI and library entry points into dist/, and the test suite into one
-// bundle per runner (.build/test-node.mjs for Node/Dawn, .build/test-browser.js for Chromium).
+// Builds with esbuild: the CLI and library entry points into dist/ (Node), the browser-usable
+// layers into dist/browser/ (ES modules, shared code in dist/browser/chunks/), and the test suite
+// into one bundle per runner (.build/test-node.mjs for Node/Dawn, .build/test-browser.js for Chromium).
 import { build } from 'esbuild';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -35,6 +36,11 @@ const entries = {
   'dist/train': 'train/index.ts',
 };
 const nodeEntries = Object.fromEntries(Object.entries(entries).filter(([, src]) => existsSync(src)));
+// kernels, engine and model run in a browser too (navigator.gpu; checkpoints from bytes). One
+// build with code splitting, so importing model.js and engine.js shares one Engine class. Node's
+// modules stay unreachable: engine/device.ts hides Dawn's name from the bundler and
+// model/checkpoint.ts imports node:* lazily, only in its file functions.
+const browserEntries = { kernels: 'kernels/index.ts', engine: 'engine/index.ts', model: 'model/index.ts' };
 
 await Promise.all([
   build({
@@ -46,6 +52,21 @@ await Promise.all([
     format: 'esm',
     packages: 'external',
     banner: { js: nodeBanner },
+  }),
+  build({
+    ...common,
+    entryPoints: browserEntries,
+    outdir: 'dist/browser',
+    chunkNames: 'chunks/[name]-[hash]',
+    splitting: true,
+    platform: 'browser',
+    format: 'esm',
+    external: ['webgpu', 'node:*'],
+    metafile: true,
+  }).then(({ metafile }) => {
+    // Chunk names carry a content hash: drop the chunks of earlier builds.
+    const keep = new Set(Object.keys(metafile.outputs).map((f) => relative('dist/browser/chunks', f)));
+    for (const f of readdirSync('dist/browser/chunks')) if (!keep.has(f)) rmSync(join('dist/browser/chunks', f), { force: true });
   }),
   build({
     ...common,

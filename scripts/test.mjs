@@ -1,6 +1,7 @@
 // Runs the one mocha suite twice: under Node (Dawn on the local Vulkan adapter, lavapipe on CI)
 // and inside headless Chromium (WebGPU on SwiftShader) via puppeteer-core. Ends with one line
 // `N passed, N failed` counting both runners. Options: --node-only, --browser-only, --grep PATTERN.
+// The page's server also serves dist/browser/ and examples/browser/ (test/model/browser-build.test.ts).
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -8,6 +9,7 @@ import { dirname, join, extname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { tmpdir } from 'node:os';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { sendFile } from './static.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const out = process.env.ECG_BUILD_DIR || '.build';
@@ -63,8 +65,10 @@ async function browserRun() {
     const url = req.url.split('?')[0];
     if (url === '/' || url === '/index.html') return res.writeHead(200, { 'content-type': 'text/html' }).end(page);
     const f = files[url];
-    if (!f) return res.writeHead(404).end();
-    res.writeHead(200, { 'content-type': types[extname(url)] ?? 'application/octet-stream' }).end(await readFile(f));
+    if (f) return res.writeHead(200, { 'content-type': types[extname(url)] ?? 'application/octet-stream' }).end(await readFile(f));
+    // The browser build and its example, for the tests that import them as a page would.
+    if (/^\/(dist\/browser|examples\/browser)\//.test(url) && (await sendFile(root, url, res))) return;
+    res.writeHead(404).end();
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   const port = server.address().port;

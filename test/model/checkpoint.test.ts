@@ -1,9 +1,86 @@
 import { Rng } from '../../engine/random.js';
 import { makeConfig, withLeads, encoderParamSpecs } from '../../model/config.js';
-import type { Checkpoint } from '../../model/checkpoint.js';
+import { checkpointFromBytes, checkpointToBytes, type Checkpoint } from '../../model/checkpoint.js';
+import { EcgJepa } from '../../model/jepa.js';
 import { initEncoderParams } from '../../model/params.js';
 import type { StTensor } from '../../model/safetensors.js';
-import { assert, isBrowser } from '../helpers.js';
+import { assert, expectThrow, getEngine, isBrowser, randomArray } from '../helpers.js';
+
+/** Bit-exact equality of two checkpoints' tensors (names, order, dtypes, shapes, bits). */
+function assertSameTensors(a: Map<string, StTensor>, b: Map<string, StTensor>, what: string): void {
+  assert(JSON.stringify([...a.keys()]) === JSON.stringify([...b.keys()]), `${what}: tensor names`);
+  for (const [name, t] of a) {
+    const u = b.get(name)!;
+    assert(u.dtype === t.dtype && JSON.stringify(u.shape) === JSON.stringify(t.shape), `${what}: ${name} dtype/shape`);
+    const bits = (x: StTensor) => new Uint8Array(x.data.buffer, x.data.byteOffset, x.data.byteLength);
+    const [p, q] = [bits(t), bits(u)];
+    assert(p.length === q.length && p.every((v, i) => v === q[i]), `${what}: ${name} values differ`);
+  }
+}
+
+// Environment-neutral: what a browser does with a fetched checkpoint.
+describe('model/checkpoint from bytes', () => {
+  it("round trip of a tiny model's checkpoint: tensors bit-exact, config and state, and the model restored from it", async () => {
+    const engine = await getEngine();
+    const cfg = makeConfig('tiny');
+    const a = new EcgJepa(engine, cfg, { seed: 21 });
+    const b = new EcgJepa(engine, cfg, { seed: 22 });
+    const x = engine.upload(randomArray(new Rng(5), 2 * 3 * 500), [2, 3, 500]);
+    try {
+      a.trainStep(x).dispose(); // moments and teacher differ from the student
+      const ck = await a.toCheckpoint({ note: 'bytes' });
+      ck.tensors.set('extra.f16', { dtype: 'F16', shape: [3], data: Uint16Array.of(0x3c00, 0x8001, 0x7e00) });
+      const bytes = checkpointToBytes(ck, { tensorsName: 'model.safetensors' });
+      assert(JSON.parse(bytes.meta).tensors === 'model.safetensors', 'sidecar names the tensor file');
+      for (const meta of [bytes.meta, JSON.parse(bytes.meta)]) {
+        // As fetch gives it: an ArrayBuffer, not at offset 0 of its own buffer.
+        const padded = new Uint8Array(bytes.tensors.length + 3);
+        padded.set(bytes.tensors, 3);
+        const back = checkpointFromBytes(padded.subarray(3).slice().buffer, meta, { expect: cfg });
+        assertSameTensors(ck.tensors, back.tensors, 'bytes round trip');
+        assert(JSON.stringify(back.config) === JSON.stringify(ck.config) && JSON.stringify(back.state) === JSON.stringify(ck.state), 'config and state');
+        assert(checkpointFromBytes(padded.subarray(3), meta).tensors.size === ck.tensors.size, 'a Uint8Array view');
+      }
+      b.fromCheckpoint(checkpointFromBytes(bytes.tensors, bytes.meta));
+      const [ra, rb] = [a.representation(x), b.representation(x)];
+      const [va, vb] = [await engine.read(ra), await engine.read(rb)];
+      ra.dispose();
+      rb.dispose();
+      assert(va.every((v, i) => v === vb[i]) && b.step === a.step, 'the restored model gives the same representation');
+    } finally {
+      x.dispose();
+      a.dispose();
+      b.dispose();
+    }
+  });
+
+  it('refuses corrupt or mismatched bytes with messages that name the part', () => {
+    const config = makeConfig('tiny');
+    const tensors = new Map<string, StTensor>([['w', { dtype: 'F32', shape: [2, 3], data: Float32Array.of(1, 2, 3, 4, 5, 6) }]]);
+    const ck = { config, state: { step: 3 } };
+    const { tensors: bytes, meta } = checkpointToBytes({ ...ck, tensors });
+    const source = { meta: 'https://x/ck.json', tensors: 'https://x/ck.safetensors' };
+    expectThrow(() => checkpointFromBytes(bytes.subarray(0, bytes.length - 4), meta, { source }), /^checkpoint https:\/\/x\/ck\.safetensors: truncated: tensor 'w' ends at byte 24 of the data, the file has 20/);
+    expectThrow(() => checkpointFromBytes(bytes.subarray(0, 5), meta), /^checkpoint tensors: truncated: 5 bytes/);
+    const junk = bytes.slice();
+    junk[12] = 0xff; // inside the JSON header
+    expectThrow(() => checkpointFromBytes(junk, meta), /^checkpoint tensors: header is not valid JSON/);
+    const big = bytes.slice();
+    big[6] = 1; // header length ~ 2^48
+    expectThrow(() => checkpointFromBytes(big, meta), /header length \d+ is implausible/);
+    expectThrow(() => checkpointFromBytes(bytes, meta.slice(0, 40), { source }), /^checkpoint https:\/\/x\/ck\.json: unreadable \(/);
+    expectThrow(() => checkpointFromBytes(bytes, '{"format":"other"}'), /^checkpoint metadata: not an ecg-jepa checkpoint \(format "other"\)/);
+    expectThrow(() => checkpointFromBytes(bytes, { ...JSON.parse(meta), version: 9 }), /version 9, this build reads 1/);
+    expectThrow(() => checkpointFromBytes(bytes, { ...JSON.parse(meta), state: { step: -1 } }), /state\.step must be a non-negative integer, got -1/);
+    expectThrow(() => checkpointFromBytes(bytes, { ...JSON.parse(meta), config: { ...config, patches: 0 } }), /^checkpoint metadata: stored /);
+    expectThrow(() => checkpointFromBytes(bytes, meta, { expect: makeConfig('base') }), /^checkpoint metadata does not fit this model:[\s\S]*preset: checkpoint 'tiny', wanted 'base'/);
+    // Tensors of another save next to this sidecar.
+    const other = checkpointToBytes({ ...ck, tensors });
+    expectThrow(() => checkpointFromBytes(other.tensors, meta, { source }), /^checkpoint https:\/\/x\/ck\.json: https:\/\/x\/ck\.safetensors comes from another save/);
+    expectThrow(() => checkpointToBytes({ ...ck, state: { step: 1.5 }, tensors }), /state\.step must be a non-negative integer/);
+    assert(checkpointFromBytes(bytes, meta).tensors.get('w')!.data[5] === 6, 'the good pair loads');
+  });
+});
 
 if (!isBrowser) {
   describe('model/checkpoint (Node)', () => {
