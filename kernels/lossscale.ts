@@ -6,7 +6,7 @@
 //   overflow: state.skip ← 1, scale ← scale·backoff, good ← 0, skipped += 1
 //   finite:   state.skip ← 0, steps += 1, good += 1; at good = interval: scale ← scale·growth
 //             (kept when that is not finite) and good ← 0
-// AdamW (and the EMA teacher) read state.skip and leave everything unchanged when it is set.
+// AdamW and clipping read state.skip and leave everything unchanged when it is set.
 // Finiteness is tested on the bits: WGSL lets an implementation assume no Inf/NaN in arithmetic.
 import { requireBytes, requireDisjoint } from './checks.js';
 import { getPipeline, Params, type Binding, type CommandBatch } from './runtime.js';

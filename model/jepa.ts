@@ -53,7 +53,7 @@ export interface JepaOptions {
   itersPerEpoch?: number;
   /** Matmul input precision of student, teacher and predictor (default f32; f16 needs shader-f16). */
   precision?: Precision;
-  /** Loss scale: a number (static; default 1), or 'dynamic' / its settings (skips overflowed steps). */
+  /** Loss scale: a number (static; default 1), or 'dynamic' / its settings (skips the AdamW update of overflowed steps). */
   lossScale?: LossScaleOption;
 }
 
@@ -146,8 +146,9 @@ export class EcgJepa {
     this.scaler.backward(this.tape, loss);
     this.opt.step(lr, this.scaler);
     const batch = this.engine.batch;
-    const skip = this.scaler.state ?? undefined;
-    for (const t of this.teacher.reg.list()) emaUpdate(batch, t.value.buffer, this.student.reg.get(t.name).value.buffer, t.value.size, momentum, skip);
+    // The EMA runs on a step the scaler skipped too, as in the reference loop (scaler.step skips only
+    // optimizer.step; the momentum update after it is unconditional).
+    for (const t of this.teacher.reg.list()) emaUpdate(batch, t.value.buffer, this.student.reg.get(t.name).value.buffer, t.value.size, momentum);
     this.step++;
     return loss;
   }
@@ -187,6 +188,12 @@ export class EcgJepa {
   fromCheckpoint(ck: Checkpoint): void {
     const diffs = configDifferences(ck.config, this.cfg);
     if (diffs.length) throw new Error(`EcgJepa: checkpoint does not fit this model:\n  ${diffs.join('\n  ')}`);
+    // Encoder-only checkpoints (import-torch, finetune) have no teacher, predictor or AdamW moments.
+    if (![...ck.tensors.keys()].some((k) => k.startsWith(TEACHER_PREFIX))) {
+      const kind = ck.state.extra?.kind;
+      const what = kind === 'torch-import' ? 'an encoder imported from PyTorch weights (import-torch)' : kind === 'finetune' ? 'a fine-tuned encoder' : 'an encoder without training state';
+      throw new Error(`EcgJepa: the checkpoint is ${what}: no EMA teacher, predictor or optimizer state, so pretraining cannot resume from it (embed, probe and finetune --checkpoint take it)`);
+    }
     const values = new Map<string, Float32Array>();
     for (const [k, t] of ck.tensors) values.set(k, asFloat32(t));
     const opts = { allowExtra: true, what: 'EcgJepa checkpoint' };
