@@ -5,6 +5,8 @@ export * from './masking.js';
 export * from './params.js';
 export * from './safetensors.js';
 export * from './checkpoint.js';
+export * from './torch-pth.js';
+export * from './torch-import.js';
 export * from './reference.js';
 export * from './encoder.js';
 export * from './predictor.js';

@@ -10,6 +10,7 @@ import { progressBar } from './progress.js';
 import { nonNegInt, precision } from './cli-args.js';
 import { pretrain } from './pretrain.js';
 import { registerEvalCommands } from './cli-eval.js';
+import { registerImportTorch } from './import-torch.js';
 import { benchEmbed, benchStep, formatBench, saveBench } from '../bench/step.js';
 
 const int = nonNegInt('option');
@@ -109,7 +110,7 @@ program
 program
   .command('pretrain')
   .description('pretrain ECG-JEPA (no options: the tiny preset on synthetic ECGs, a few minutes on a CPU)')
-  .option('--data <dir|synthetic>', 'prepared dataset folder, or synthetic', 'synthetic')
+  .option('--data <dirs|synthetic>', 'prepared dataset folder, several comma-separated (read as one shuffled union; same leads, rate and window), or synthetic', 'synthetic')
   .option('--preset <name>', 'base (the paper) or tiny', 'tiny')
   .option('--mask <random|multiblock>', 'masking scheme', 'multiblock')
   .option('--batch <n>', 'batch size (default: the preset\'s)')
@@ -124,12 +125,14 @@ program
   .option('--checkpoint-every <n>', 'save a checkpoint every N steps', '200')
   .option('--out <dir>', 'run folder', 'runs/demo')
   .option('--resume', 'continue the run in --out from its last checkpoint')
-  .action(async (o) => {
+  .action(async (o, cmd: Command) => {
     const opt = (v: string | undefined) => (v === undefined ? undefined : int(v));
+    // --resume without --data continues with the run's folders; with it, they must be the same
+    const data = o.resume && cmd.getOptionValueSource('data') === 'default' ? undefined : o.data;
     await withEngine(async (engine) => {
       const bar = progressBar('pretrain', '{bar} {value}/{total} | loss {loss} | lr {lr} | {sps} samples/s | teacher std {std} | ETA {eta_formatted}');
       const r = await pretrain(engine, {
-        data: o.data, out: o.out, preset: o.preset, mask: o.mask, batch: opt(o.batch), epochs: opt(o.epochs),
+        data, out: o.out, preset: o.preset, mask: o.mask, batch: opt(o.batch), epochs: opt(o.epochs),
         steps: o.steps === undefined && o.epochs === undefined && o.data === 'synthetic' && !o.resume ? 1500 : opt(o.steps),
         lr: o.lr === undefined ? undefined : Number(o.lr), seed: int(o.seed), syntheticRecords: int(o.syntheticRecords),
         precision: o.precision, lossScale: o.lossScale === undefined ? undefined : parseLossScale(o.lossScale),
@@ -142,6 +145,7 @@ program
   });
 
 registerEvalCommands(program, withEngine, progressBar);
+registerImportTorch(program);
 
 const bench = program.command('bench').description('training-step and inference throughput, optionally against the TensorFlow.js peer');
 for (const kind of ['step', 'embed'] as const)
