@@ -7,6 +7,12 @@ import type { Command } from 'commander';
 import { saveCheckpoint } from '../model/checkpoint.js';
 import { importTorchEncoder, type TorchImportInfo } from '../model/torch-import.js';
 
+/** SHA-256 of the released files whose hash is published (ecg-jepa-reference.md §8, third-party
+ *  note), so a corrupt or different download is caught before weeks of downstream work. */
+export const KNOWN_RELEASES: Record<string, string> = {
+  'multiblock_epoch100.pth': '61334869f905a7d6de32bc573c60024eaf6efba7c35c0e45fc2ea7d52b6ff66e',
+};
+
 /** Node's single-read limit (fs.readFile refuses larger files). */
 const MAX_BYTES = 2 ** 31 - 1;
 
@@ -29,6 +35,9 @@ export async function importTorchFile(file: string, out: string, opts: { preset?
   const bytes = await readFile(file);
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   const r = importTorchEncoder(bytes, { preset: opts.preset, source: basename(file), sha256 });
+  const published = KNOWN_RELEASES[basename(file)];
+  if (published && published !== sha256)
+    r.warnings.push(`${basename(file)} has SHA-256 ${sha256}, not the published ${published}: a corrupt or different download?`);
   const saved = await saveCheckpoint(out, r.checkpoint);
   return { ...saved, info: r.info, warnings: r.warnings };
 }

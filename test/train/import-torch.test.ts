@@ -1,7 +1,7 @@
 // `ecg-jepa import-torch` end to end on the committed torch-format fixture (tiny preset): the
 // checkpoint it writes records the source and its SHA-256, `embed --checkpoint` runs it with the
 // imported weights, pretraining refuses to resume from it, and a wrong preset is a clear error. Node only.
-import { assert, getEngine, isBrowser } from '../helpers.js';
+import { assert, expectReject, getEngine, isBrowser } from '../helpers.js';
 import { fixtureValue } from '../model/torch-builder.js';
 
 if (!isBrowser)
@@ -31,11 +31,6 @@ if (!isBrowser)
         [console.log, console.error] = [log, err];
       }
       return lines.join('\n');
-    };
-    const rejects = async (f: () => Promise<unknown>, re: RegExp) => {
-      let msg = '';
-      await f().catch((e) => (msg = (e as Error).message));
-      assert(re.test(msg), `expected an error matching ${re}, got '${msg}'`);
     };
 
     before(async () => {
@@ -107,11 +102,19 @@ if (!isBrowser)
     it('refuses a file for another preset, a missing file and a non-torch file, writing nothing', async () => {
       const { fs, path } = await mods();
       const out = path.join(tmp, 'refused');
-      await rejects(() => cli(['import-torch', FIXTURE, '--out', out]), /torch-tiny\.pth does not fit the 'base' encoder \(it fits --preset tiny\)/);
-      await rejects(() => cli(['import-torch', path.join(tmp, 'nope.pth'), '--out', out]), /nope\.pth: not found/);
+      await expectReject(() => cli(['import-torch', FIXTURE, '--out', out]), /torch-tiny\.pth does not fit the 'base' encoder \(it fits --preset tiny\)/);
+      await expectReject(() => cli(['import-torch', path.join(tmp, 'nope.pth'), '--out', out]), /nope\.pth: not found/);
       const txt = path.join(tmp, 'notes.pth');
       fs.writeFileSync(txt, 'not a checkpoint, just some text that is long enough');
-      await rejects(() => cli(['import-torch', txt, '--out', out, '--preset', 'tiny']), /notes\.pth: not a zip archive/);
+      await expectReject(() => cli(['import-torch', txt, '--out', out, '--preset', 'tiny']), /notes\.pth: not a zip archive/);
       assert(!fs.existsSync(`${out}.json`) && !fs.existsSync(`${out}.safetensors`), 'nothing written');
+    });
+
+    it('warns when a file named as a release does not have its published SHA-256', async () => {
+      const { fs, path } = await mods();
+      const named = path.join(tmp, 'multiblock_epoch100.pth');
+      fs.copyFileSync(FIXTURE, named);
+      const printed = await cli(['import-torch', named, '--out', path.join(tmp, 'renamed'), '--preset', 'tiny']);
+      assert(/warning: multiblock_epoch100\.pth has SHA-256 [0-9a-f]{64}, not the published 61334869/.test(printed), printed);
     });
   });
