@@ -7,6 +7,8 @@ export interface Runner {
   /** Records one run into engine.batch (no submit). */
   run(): void;
   dispose(): void;
+  /** Awaited before timing (e.g. autotuning); resolves to a note for the row (e.g. the chosen config). */
+  ready?: Promise<string | undefined>;
 }
 export interface TfRunner {
   /** One run; returns the result tensor(s), which the harness disposes. */
@@ -34,6 +36,8 @@ export interface BenchRow {
   ours_rate: number | null;
   tfjs_rate: number | null;
   reps: number;
+  /** What the case chose on this device (matmul: its tile config). */
+  note?: string;
   /** Bandwidth rows: our GB/s over the copy kernel's in the same run (set after all cases ran). */
   of_copy?: number;
 }
@@ -74,7 +78,9 @@ export async function runCase(engine: Engine, tf: Tf | null, c: KernelCase, targ
   const ours = c.ours(engine);
   let oursMs: number;
   let reps: number;
+  let note: string | undefined;
   try {
+    note = await ours.ready;
     const time = async (n: number) => {
       const t0 = performance.now();
       for (let i = 0; i < n; i++) ours.run();
@@ -117,6 +123,7 @@ export async function runCase(engine: Engine, tf: Tf | null, c: KernelCase, targ
     ours_rate: rate(oursMs),
     tfjs_rate: rate(tfjsMs),
     reps,
+    ...(note ? { note } : {}),
   };
 }
 
@@ -125,7 +132,7 @@ export function formatRows(rows: BenchRow[]): string {
   const copyColumn = rows.some((r) => r.of_copy !== undefined);
   const head = ['kernel', 'ours ms', 'tfjs ms', 'ours rate', 'tfjs rate', 'unit', 'ratio', ...(copyColumn ? ['of copy'] : [])];
   const body = rows.map((r) => [
-    r.name, f(r.ours_ms), f(r.tfjs_ms), f(r.ours_rate), f(r.tfjs_rate), r.unit ?? '', r.ratio === null ? '-' : `${r.ratio.toFixed(2)}x`,
+    r.note ? `${r.name} [${r.note}]` : r.name, f(r.ours_ms), f(r.tfjs_ms), f(r.ours_rate), f(r.tfjs_rate), r.unit ?? '', r.ratio === null ? '-' : `${r.ratio.toFixed(2)}x`,
     ...(copyColumn ? [r.of_copy === undefined ? '' : `${Math.round(100 * r.of_copy)}%`] : []),
   ]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
