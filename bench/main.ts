@@ -2,7 +2,8 @@
 // Our kernels against tfjs-backend-webgpu, same process, same adapter. --json prints the rows as
 // JSON on stdout; --save also writes them with device, date and command to bench/results/.
 import { Command } from 'commander';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { writeFileAtomic } from '../model/checkpoint.js';
 import { Engine } from '../engine/engine.js';
 import { describeGpu } from '../engine/device.js';
 import { formatRows, loadTfjs, runCase, type BenchRow, type Scale } from './harness.js';
@@ -31,24 +32,36 @@ program
       const tf = o.tfjs ? await loadTfjs(engine) : null;
       const cases = kernelCases(scale).filter((c) => !o.only || c.name.includes(o.only));
       const rows: BenchRow[] = [];
-      for (const c of cases) {
-        const row = await runCase(engine, tf, c, Number(o.targetMs));
-        rows.push(row);
-        log(formatRows([row]).split('\n')[2]);
-      }
-      for (const [name, f] of copyFractions(rows)) rows.find((r) => r.name === name)!.of_copy = f;
-      const targets = evaluateTargets(rows);
-      log('\n' + formatRows(rows));
-      if (scale === 'full') log('\nGPU goals (ours, this run):\n' + formatTargets(targets));
-      if (o.json) console.log(JSON.stringify(rows, null, 2));
-      if (o.save) {
-        const date = new Date().toISOString();
-        const info = engine.gpu.info;
-        const file = `bench/results/kernels-${scale}-${info.device.replace(/[^a-z0-9]+/gi, '-')}-${date.slice(0, 10)}.json`;
+      const failed: { name: string; error: string }[] = [];
+      const date = new Date().toISOString();
+      const info = engine.gpu.info;
+      const file = `bench/results/kernels-${scale}-${info.device.replace(/[^a-z0-9]+/gi, '-')}-${date.slice(0, 10)}.json`;
+      // Saved after every case, so a run cut short (a time limit on a borrowed GPU) keeps what it measured.
+      const save = async () => {
+        for (const [name, f] of copyFractions(rows)) rows.find((r) => r.name === name)!.of_copy = f;
+        if (!o.save) return;
         mkdirSync('bench/results', { recursive: true });
-        writeFileSync(file, JSON.stringify({ date, command: process.argv.slice(1).join(' '), device: info, rows, ...(scale === 'full' ? { targets } : {}) }, null, 2) + '\n');
-        log(`saved ${file}`);
+        const targets = scale === 'full' ? { targets: evaluateTargets(rows) } : {};
+        await writeFileAtomic(file, JSON.stringify({ date, command: process.argv.slice(1).join(' '), device: info, rows, ...targets, ...(failed.length ? { failed } : {}) }, null, 2) + '\n');
+      };
+      for (const c of cases) {
+        try {
+          const row = await runCase(engine, tf, c, Number(o.targetMs));
+          rows.push(row);
+          log(formatRows([row]).split('\n')[2]);
+        } catch (e) {
+          // one case that does not fit this device (memory, limits) must not cost the others
+          failed.push({ name: c.name, error: (e as Error).message });
+          log(`${c.name}: FAILED: ${(e as Error).message}`);
+        }
+        await save();
       }
+      log('\n' + formatRows(rows));
+      if (scale === 'full') log('\nGPU goals (ours, this run):\n' + formatTargets(evaluateTargets(rows)));
+      if (failed.length) log(`\n${failed.length} case(s) failed: ${failed.map((f) => f.name).join('; ')}`);
+      if (o.json) console.log(JSON.stringify(rows, null, 2));
+      if (o.save) log(`saved ${file}`);
+      if (failed.length) process.exitCode = 1;
     } finally {
       engine.close();
     }
@@ -56,7 +69,7 @@ program
 
 program
   .parseAsync()
-  .then(() => process.exit(0))
+  .then(() => process.exit(process.exitCode ?? 0))
   .catch((e) => {
     console.error(`bench: ${e instanceof Error ? e.stack : e}`);
     process.exit(1);

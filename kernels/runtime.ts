@@ -134,6 +134,13 @@ export class CommandBatch {
    * next binding as a uniform.
    */
   dispatch(pipeline: GPUComputePipeline, bindings: Binding[], params: Params | null, workgroups: [number, number?, number?]): void {
+    // WebGPU would only log an uncaptured validation error and skip the work: refuse it here instead.
+    const cap = this.device.limits.maxStorageBufferBindingSize;
+    bindings.forEach((b, i) => {
+      const bytes = 'buffer' in b ? (b.size ?? b.buffer.size - (b.offset ?? 0)) : b.size;
+      if (bytes > cap)
+        throw new RangeError(`${pipeline.label || 'kernel'}: binding ${i} spans ${bytes} bytes, over this device's maxStorageBufferBindingSize (${cap}); split the work or use a device with a larger limit`);
+    });
     const entries: GPUBindGroupEntry[] = bindings.map((b, i) => ({
       binding: i,
       resource: 'buffer' in b ? b : { buffer: b },
