@@ -74,22 +74,25 @@ function repsFor(ms: number, targetMs: number): number {
   return Math.max(1, Math.min(200, Math.round(targetMs / Math.max(ms, 1e-3))));
 }
 
-/** runCase inside GPU error scopes: a validation or out-of-memory error (which WebGPU would only
- *  log, skipping the work and leaving an impossible time) fails the case. */
-export async function runCase(engine: Engine, tf: Tf | null, c: KernelCase, targetMs: number): Promise<BenchRow> {
-  const device = engine.device;
+/** Runs fn inside GPU error scopes: a validation or out-of-memory error (which WebGPU would only
+ *  log, skipping the work and leaving an impossible time) becomes a thrown error. */
+export async function gpuChecked<T>(device: GPUDevice, fn: () => Promise<T>): Promise<T> {
   device.pushErrorScope('out-of-memory');
   device.pushErrorScope('validation');
-  let row: BenchRow | undefined, thrown: unknown;
+  let result: T | undefined, thrown: unknown;
   try {
-    row = await timeCase(engine, tf, c, targetMs);
+    result = await fn();
   } catch (e) {
     thrown = e;
   }
   const errors = [await device.popErrorScope(), await device.popErrorScope()].filter((e) => e !== null);
   if (thrown) throw thrown;
   if (errors.length) throw new Error(`GPU error: ${errors.map((e) => e!.message.split('\n')[0]).join('; ')}`);
-  return row!;
+  return result!;
+}
+
+export function runCase(engine: Engine, tf: Tf | null, c: KernelCase, targetMs: number): Promise<BenchRow> {
+  return gpuChecked(engine.device, () => timeCase(engine, tf, c, targetMs));
 }
 
 async function timeCase(engine: Engine, tf: Tf | null, c: KernelCase, targetMs: number): Promise<BenchRow> {

@@ -16,7 +16,7 @@ import { Rng } from '../engine/random.js';
 import { makeConfig, type EcgJepaConfig } from '../model/config.js';
 import { EcgJepa } from '../model/jepa.js';
 import { drawMask, type BatchMask } from '../model/masking.js';
-import { loadTfjs } from './harness.js';
+import { gpuChecked, loadTfjs } from './harness.js';
 import { TfJepa } from './tfjs-jepa.js';
 
 type Tf = typeof import('@tensorflow/tfjs');
@@ -159,7 +159,7 @@ async function sideBySide(
   const x = engine.upload(xv, shape);
   let mine: Measured;
   try {
-    mine = await measureOurs(engine, B, warmup, iters, ours(model, x));
+    mine = await gpuChecked(engine.device, () => measureOurs(engine, B, warmup, iters, ours(model, x)));
   } finally {
     x.dispose();
     model.dispose();
