@@ -18,6 +18,25 @@ export interface ZipEntry {
   headerOffset: number;
   compressedSize: number;
   size: number;
+  /** CRC-32 of the data, as recorded in the central directory. */
+  crc32: number;
+}
+
+let crcTable: Uint32Array | null = null;
+
+/** CRC-32 (the zip / zlib polynomial 0xEDB88320), table-driven. */
+export function crc32(data: Uint8Array): number {
+  if (!crcTable) {
+    crcTable = new Uint32Array(256);
+    for (let i = 0; i < 256; i++) {
+      let c = i;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      crcTable[i] = c >>> 0;
+    }
+  }
+  let c = 0xffffffff;
+  for (let i = 0; i < data.length; i++) c = crcTable[(c ^ data[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
 }
 
 const SIG_EOCD = 0x06054b50;
@@ -70,6 +89,7 @@ export function readZipEntries(bytes: Uint8Array, what = 'zip'): Map<string, Zip
   for (let k = 0; k < count; k++) {
     if (p + 46 > cdOffset + cdSize || v.getUint32(p, true) !== SIG_CENTRAL) throw new Error(`${what}: damaged central directory (entry ${k} at ${p})`);
     const method = v.getUint16(p + 10, true);
+    const crc = v.getUint32(p + 16, true);
     let compressedSize = v.getUint32(p + 20, true);
     let size = v.getUint32(p + 24, true);
     const nameLen = v.getUint16(p + 28, true);
@@ -97,13 +117,14 @@ export function readZipEntries(bytes: Uint8Array, what = 'zip'): Map<string, Zip
       }
       e += 4 + len;
     }
-    entries.set(name, { name, method, headerOffset, compressedSize, size });
+    entries.set(name, { name, method, headerOffset, compressedSize, size, crc32: crc });
     p += 46 + nameLen + extraLen + commentLen;
   }
   return entries;
 }
 
-/** The bytes of a STORED entry (a view into `bytes`); refuses compressed or truncated entries. */
+/** The bytes of a STORED entry (a view into `bytes`); refuses compressed, truncated or damaged
+ *  (CRC-32 mismatch) entries. */
 export function zipEntryData(bytes: Uint8Array, entry: ZipEntry, what = 'zip'): Uint8Array {
   if (entry.method !== 0)
     throw new Error(`${what}: entry '${entry.name}' is compressed (method ${entry.method}${entry.method === 8 ? ', deflate' : ''}); only STORED entries are read (torch.save stores them uncompressed; was the file re-zipped?)`);
@@ -114,7 +135,11 @@ export function zipEntryData(bytes: Uint8Array, entry: ZipEntry, what = 'zip'): 
   // The local header's extra field (torch's alignment padding) may differ from the central one's.
   const start = h + 30 + v.getUint16(h + 26, true) + v.getUint16(h + 28, true);
   if (start + entry.size > bytes.length) throw new Error(`${what}: entry '${entry.name}' is truncated (needs bytes ${start}..${start + entry.size}, file has ${bytes.length})`);
-  return bytes.subarray(start, start + entry.size);
+  const data = bytes.subarray(start, start + entry.size);
+  const crc = crc32(data);
+  if (crc !== entry.crc32)
+    throw new Error(`${what}: entry '${entry.name}': CRC-32 ${crc.toString(16)} differs from the recorded ${entry.crc32.toString(16)} (a damaged or incomplete download?)`);
+  return data;
 }
 
 // ---------------------------------------------------------------------------------------------

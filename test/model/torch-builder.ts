@@ -2,6 +2,7 @@
 // opcodes torch's protocol-2 pickles use (or protocol-4 ones: FRAME, SHORT_BINUNICODE,
 // STACK_GLOBAL, MEMOIZE), and a zip writer (STORED or a fake DEFLATE method, optional ZIP64
 // records). Also the value formula of scripts/make-torch-fixture.py.
+import { crc32 } from '../../model/torch-pth.js';
 
 /** Python values to pickle: `{ g }` a global 'module name', `{ r }` a REDUCE of a callable and args,
  *  `{ pid }` a persistent id (BINPERSID), `{ b }` BUILD of an object with a state, `{ list }` a list,
@@ -133,12 +134,13 @@ export function zip(files: ZipFileSpec[], opts: { zip64?: boolean } = {}): Uint8
   for (const f of files) {
     const name = enc.encode(f.name);
     const at = out.length;
-    out.push(...le32(0x04034b50), ...le16(20), 0, 0, ...le16(f.method ?? 0), 0, 0, 0, 0, ...le32(0), ...le32(f.data.length), ...le32(f.data.length), ...le16(name.length), 0, 0, ...name);
+    const crc = le32(crc32(f.data));
+    out.push(...le32(0x04034b50), ...le16(20), 0, 0, ...le16(f.method ?? 0), 0, 0, 0, 0, ...crc, ...le32(f.data.length), ...le32(f.data.length), ...le16(name.length), 0, 0, ...name);
     for (const b of f.data) out.push(b);
     const z = opts.zip64;
     const extra = z ? [1, 0, 24, 0, ...le32(f.data.length), 0, 0, 0, 0, ...le32(f.data.length), 0, 0, 0, 0, ...le32(at), 0, 0, 0, 0] : [];
     const big = (x: number) => (z ? le32(0xffffffff) : le32(x));
-    central.push(...le32(0x02014b50), ...le16(45), ...le16(45), 0, 0, ...le16(f.method ?? 0), 0, 0, 0, 0, ...le32(0), ...big(f.data.length), ...big(f.data.length),
+    central.push(...le32(0x02014b50), ...le16(45), ...le16(45), 0, 0, ...le16(f.method ?? 0), 0, 0, 0, 0, ...crc, ...big(f.data.length), ...big(f.data.length),
       ...le16(name.length), ...le16(extra.length), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ...big(at), ...name, ...extra);
   }
   const cdOfs = out.length;

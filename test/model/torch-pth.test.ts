@@ -117,6 +117,11 @@ describe('model/torch-pth: reading torch.save files from bytes', () => {
     expectThrow(() => readTorchFile(torchZip(pickle(sd(0)), { 0: f32Bytes([1, 2]) })), "8 bytes for 4 float32 elements");
     expectThrow(() => readTorchFile(torchZip(pickle(sd(1)), { 0: f32Bytes([1, 2, 3, 4]) })), 'reaches element 4 of a 4-element storage');
     expectThrow(() => readTorchFile(torchZip(pickle(sd(0)), { 0: f32Bytes([1, 2, 3, 4]) }, { method: 8 })), "is compressed (method 8, deflate)");
+    // One flipped bit in a storage: the entry's CRC-32 no longer matches.
+    const flipped = torchZip(pickle(sd(0)), { 0: f32Bytes([1, 2, 3, 4]) });
+    const at = flipped.findIndex((_, i) => i + 4 <= flipped.length && new Float32Array(flipped.slice(i, i + 4).buffer)[0] === 3);
+    flipped[at] ^= 1;
+    expectThrow(() => readTorchFile(flipped, 'flip.pth'), /flip\.pth: entry 'archive\/data\/0': CRC-32 [0-9a-f]+ differs from the recorded [0-9a-f]+/);
     expectThrow(() => readTorchFile(new Uint8Array([0x80, 2, 0x8a, 10, 0x70, 0xa1]), 'old.pth'), 'legacy torch.save format');
     expectThrow(() => readTorchFile(enc.encode('hello, this is not a checkpoint at all'), 'x.txt'), 'not a zip archive');
   });
