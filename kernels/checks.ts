@@ -1,7 +1,7 @@
 // Launch-time checks and WGSL snippets the element-wise kernel files share: binding sizes (a
 // binding too small would be clamped silently by robustness, so we throw instead), aliasing
-// (WebGPU forbids a writable binding overlapping another binding of the same dispatch), and the
-// vec4 choice with a guarded tail store.
+// (WebGPU forbids a writable binding overlapping another binding of the same dispatch), the
+// vec4 choice with a guarded tail store, and the whole source of a one-unit-per-thread map kernel.
 import type { Binding } from './runtime.js';
 
 function parts(b: Binding): { buffer: GPUBuffer; offset: number; size: number } {
@@ -76,3 +76,27 @@ export function linearIndex(wg: number): string {
 }
 
 export const MAIN_ARGS = '@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32';
+
+/** A storage binding of a map kernel: name, access, and 'f32' for a scalar array whatever the unit. */
+export type MapBinding = [name: string, access: 'read' | 'read_write', element?: 'f32'];
+
+/**
+ * WGSL of a kernel where thread i handles unit i (a vec4 or one f32) of n elements: uniform
+ * `P { n, units<fields> }` after the storage `bindings` (in binding order), a guarded `put_<out>`,
+ * and `body` run for i < p.units.
+ */
+export function mapSource(o: { V: 1 | 4; wg: number; fields?: string; bindings: MapBinding[]; out: string; body: string }): string {
+  const T = unitType(o.V);
+  const decls = o.bindings.map(([name, access, el], k) => `@group(0) @binding(${k}) var<storage, ${access}> ${name}: array<${el ?? T}>;`);
+  return /* wgsl */ `
+struct P { n: u32, units: u32${o.fields ?? ''} }
+${decls.join('\n')}
+@group(0) @binding(${o.bindings.length}) var<uniform> p: P;
+${storeFn(o.out, o.V)}
+@compute @workgroup_size(${o.wg})
+fn main(${MAIN_ARGS}) {
+  let i = ${linearIndex(o.wg)};
+  if (i >= p.units) { return; }
+  ${o.body}
+}`;
+}

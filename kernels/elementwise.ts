@@ -1,7 +1,7 @@
 // Element-wise binary ops (add, sub, mul) with an optional scale on the second operand:
 // out[i] = a[i] (op) alpha * b[i]. Residual adds and gradient accumulation use these. Below them:
 // accumulate, scale, fill, addBroadcast and scaleGroups.
-import { aliasing, checkCount, linearIndex, MAIN_ARGS, requireBytes, requireDisjoint, storeFn, unitType, vecWidth } from './checks.js';
+import { aliasing, checkCount, mapSource, requireBytes, requireDisjoint, unitType, vecWidth, type MapBinding } from './checks.js';
 import { CommandBatch, getPipeline, grid, Params, type Binding } from './runtime.js';
 
 export type BinaryOp = 'add' | 'sub' | 'mul';
@@ -14,20 +14,7 @@ const EXPR: Record<BinaryOp, string> = {
 };
 
 function binarySource(op: BinaryOp, V: 1 | 4): string {
-  const T = unitType(V);
-  return /* wgsl */ `
-${mapHeader(', alpha: f32')}
-@group(0) @binding(0) var<storage, read> a: array<${T}>;
-@group(0) @binding(1) var<storage, read> b: array<${T}>;
-@group(0) @binding(2) var<storage, read_write> out: array<${T}>;
-@group(0) @binding(3) var<uniform> p: P;
-${storeFn('out', V)}
-@compute @workgroup_size(${WG})
-fn main(${MAIN_ARGS}) {
-  let i = ${linearIndex(WG)};
-  if (i >= p.units) { return; }
-  put_out(i, ${EXPR[op]});
-}`;
+  return mapSource({ V, wg: WG, fields: ', alpha: f32', bindings: [['a', 'read'], ['b', 'read'], ['out', 'read_write']], out: 'out', body: `put_out(i, ${EXPR[op]});` });
 }
 
 /** out = a (op) alpha*b over n f32 elements (vec4 units where the bindings allow). `out` must not
@@ -53,10 +40,6 @@ function launchGroups(units: number): [number, number] {
   return grid(Math.ceil(units / WG));
 }
 
-function mapHeader(extraFields: string): string {
-  return `struct P { n: u32, units: u32${extraFields} }`;
-}
-
 /**
  * The in-place decision shared by scale, addBroadcast and scaleGroups: x and y may be the same
  * binding (then only y is bound), never partly overlapping; `others` must not overlap y. Returns
@@ -70,19 +53,7 @@ function mapPlan(K: string, x: Binding, y: Binding, others: [string, Binding][],
 }
 
 function accumulateSource(V: 1 | 4): string {
-  const T = unitType(V);
-  return /* wgsl */ `
-${mapHeader(', alpha: f32')}
-@group(0) @binding(0) var<storage, read_write> t: array<${T}>;
-@group(0) @binding(1) var<storage, read> s: array<${T}>;
-@group(0) @binding(2) var<uniform> p: P;
-${storeFn('t', V)}
-@compute @workgroup_size(${WG})
-fn main(${MAIN_ARGS}) {
-  let i = ${linearIndex(WG)};
-  if (i >= p.units) { return; }
-  put_t(i, t[i] + p.alpha * s[i]);
-}`;
+  return mapSource({ V, wg: WG, fields: ', alpha: f32', bindings: [['t', 'read_write'], ['s', 'read']], out: 't', body: 'put_t(i, t[i] + p.alpha * s[i]);' });
 }
 
 /** target += alpha·src over n f32 elements, in place. `src` must not overlap `target`. */
@@ -99,24 +70,13 @@ export function accumulate(batch: CommandBatch, target: Binding, src: Binding, n
   batch.dispatch(pipe, [target, src], new Params().u32(n).u32(units).f32(alpha), launchGroups(units));
 }
 
+/** The storage bindings of an out-of-place (x → y) or in-place (y) map, with `others` between. */
+function xyBindings(inPlace: boolean, others: MapBinding[] = []): MapBinding[] {
+  return inPlace ? [['y', 'read_write'], ...others] : [['x', 'read'], ...others, ['y', 'read_write']];
+}
+
 function scaleSource(V: 1 | 4, inPlace: boolean): string {
-  const T = unitType(V);
-  const decl = inPlace
-    ? `@group(0) @binding(0) var<storage, read_write> y: array<${T}>;
-@group(0) @binding(1) var<uniform> p: P;`
-    : `@group(0) @binding(0) var<storage, read> x: array<${T}>;
-@group(0) @binding(1) var<storage, read_write> y: array<${T}>;
-@group(0) @binding(2) var<uniform> p: P;`;
-  return /* wgsl */ `
-${mapHeader(', alpha: f32')}
-${decl}
-${storeFn('y', V)}
-@compute @workgroup_size(${WG})
-fn main(${MAIN_ARGS}) {
-  let i = ${linearIndex(WG)};
-  if (i >= p.units) { return; }
-  put_y(i, p.alpha * ${inPlace ? 'y' : 'x'}[i]);
-}`;
+  return mapSource({ V, wg: WG, fields: ', alpha: f32', bindings: xyBindings(inPlace), out: 'y', body: `put_y(i, p.alpha * ${inPlace ? 'y' : 'x'}[i]);` });
 }
 
 /** y = alpha·x over n f32 elements. x and y may be the same binding (in place); partial overlap throws. */
@@ -132,18 +92,7 @@ export function scale(batch: CommandBatch, x: Binding, y: Binding, n: number, al
 }
 
 function fillSource(V: 1 | 4): string {
-  const T = unitType(V);
-  return /* wgsl */ `
-${mapHeader(', value: f32')}
-@group(0) @binding(0) var<storage, read_write> y: array<${T}>;
-@group(0) @binding(1) var<uniform> p: P;
-${storeFn('y', V)}
-@compute @workgroup_size(${WG})
-fn main(${MAIN_ARGS}) {
-  let i = ${linearIndex(WG)};
-  if (i >= p.units) { return; }
-  put_y(i, ${T}(p.value));
-}`;
+  return mapSource({ V, wg: WG, fields: ', value: f32', bindings: [['y', 'read_write']], out: 'y', body: `put_y(i, ${unitType(V)}(p.value));` });
 }
 
 /** y[0..n) = value (any f32, NaN and ±Infinity included). */
@@ -159,25 +108,10 @@ export function fill(batch: CommandBatch, y: Binding, n: number, value: number):
 }
 
 function addBroadcastSource(V: 1 | 4, inPlace: boolean): string {
-  const T = unitType(V);
-  const decl = inPlace
-    ? `@group(0) @binding(0) var<storage, read_write> y: array<${T}>;
-@group(0) @binding(1) var<storage, read> b: array<${T}>;
-@group(0) @binding(2) var<uniform> p: P;`
-    : `@group(0) @binding(0) var<storage, read> x: array<${T}>;
-@group(0) @binding(1) var<storage, read> b: array<${T}>;
-@group(0) @binding(2) var<storage, read_write> y: array<${T}>;
-@group(0) @binding(3) var<uniform> p: P;`;
-  return /* wgsl */ `
-${mapHeader(', periodUnits: u32, alpha: f32')}
-${decl}
-${storeFn('y', V)}
-@compute @workgroup_size(${WG})
-fn main(${MAIN_ARGS}) {
-  let i = ${linearIndex(WG)};
-  if (i >= p.units) { return; }
-  put_y(i, ${inPlace ? 'y' : 'x'}[i] + p.alpha * b[i % p.periodUnits]);
-}`;
+  return mapSource({
+    V, wg: WG, fields: ', periodUnits: u32, alpha: f32', bindings: xyBindings(inPlace, [['b', 'read']]), out: 'y',
+    body: `put_y(i, ${inPlace ? 'y' : 'x'}[i] + p.alpha * b[i % p.periodUnits]);`,
+  });
 }
 
 /** y[i] = x[i] + alpha·b[i % period], i < n (adds a [period] tensor to every row of a batch).
@@ -200,27 +134,13 @@ export function addBroadcast(batch: CommandBatch, x: Binding, b: Binding, y: Bin
 }
 
 function scaleGroupsSource(V: 1 | 4, inPlace: boolean, acc: boolean): string {
-  const T = unitType(V);
-  const decl = inPlace
-    ? `@group(0) @binding(0) var<storage, read> f: array<f32>;
-@group(0) @binding(1) var<storage, read_write> y: array<${T}>;
-@group(0) @binding(2) var<uniform> p: P;`
-    : `@group(0) @binding(0) var<storage, read> x: array<${T}>;
-@group(0) @binding(1) var<storage, read> f: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<${T}>;
-@group(0) @binding(3) var<uniform> p: P;`;
-  const src = inPlace ? 'y' : 'x';
-  return /* wgsl */ `
-${mapHeader(', groupUnits: u32')}
-${decl}
-${storeFn('y', V)}
-@compute @workgroup_size(${WG})
-fn main(${MAIN_ARGS}) {
-  let i = ${linearIndex(WG)};
-  if (i >= p.units) { return; }
-  let v = f[i / p.groupUnits] * ${src}[i];
-  put_y(i, ${acc ? 'y[i] + v' : 'v'});
-}`;
+  // in place, f comes first (binding order of the dispatch below)
+  const bindings: MapBinding[] = inPlace ? [['f', 'read', 'f32'], ['y', 'read_write']] : xyBindings(false, [['f', 'read', 'f32']]);
+  return mapSource({
+    V, wg: WG, fields: ', groupUnits: u32', bindings, out: 'y',
+    body: `let v = f[i / p.groupUnits] * ${inPlace ? 'y' : 'x'}[i];
+  put_y(i, ${acc ? 'y[i] + v' : 'v'});`,
+  });
 }
 
 /** y[g·S + j] (+)= factors[g]·x[g·S + j] for g < groups, j < S = groupSize. x and y may be the

@@ -1,24 +1,15 @@
 // EMA teacher update, teacher ← m·teacher + (1 − m)·student (the form ECG-JEPA's code uses:
 // mul_(m).add_((1 − m)·student)), in place on the teacher. 12 bytes per parameter.
-import { checkCount, linearIndex, MAIN_ARGS, requireBytes, requireDisjoint, storeFn, unitType, vecWidth } from './checks.js';
+import { checkCount, mapSource, requireBytes, requireDisjoint, vecWidth } from './checks.js';
 import { getPipeline, grid, Params, type Binding, type CommandBatch } from './runtime.js';
 
 const WG = 256;
 
 function emaSource(V: 1 | 4): string {
-  const T = unitType(V);
-  return /* wgsl */ `
-struct P { n: u32, units: u32, momentum: f32, oneMinusMomentum: f32 }
-@group(0) @binding(0) var<storage, read_write> teacher: array<${T}>;
-@group(0) @binding(1) var<storage, read> student: array<${T}>;
-@group(0) @binding(2) var<uniform> p: P;
-${storeFn('teacher', V)}
-@compute @workgroup_size(${WG})
-fn main(${MAIN_ARGS}) {
-  let i = ${linearIndex(WG)};
-  if (i >= p.units) { return; }
-  put_teacher(i, p.momentum * teacher[i] + p.oneMinusMomentum * student[i]);
-}`;
+  return mapSource({
+    V, wg: WG, fields: ', momentum: f32, oneMinusMomentum: f32', bindings: [['teacher', 'read_write'], ['student', 'read']], out: 'teacher',
+    body: 'put_teacher(i, p.momentum * teacher[i] + p.oneMinusMomentum * student[i]);',
+  });
 }
 
 export function emaUpdate(batch: CommandBatch, teacher: Binding, student: Binding, n: number, momentum: number): void {
