@@ -43,35 +43,29 @@ fn toFloat(h: u32) -> f32 {
   return bitcast<f32>(sign | ((e + 112u) << 23u) | (m << 13u));
 }`;
 
-const toF16Source = /* wgsl */ `
+/** One thread per 32-bit word w of the f16 side: `body` converts elements 2w and 2w + 1 (< p.n). */
+function castSource(xType: 'f32' | 'u32', yType: 'f32' | 'u32', fn: string, body: string): string {
+  return /* wgsl */ `
 struct P { n: u32, words: u32 }
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> y: array<u32>;
+@group(0) @binding(0) var<storage, read> x: array<${xType}>;
+@group(0) @binding(1) var<storage, read_write> y: array<${yType}>;
 @group(0) @binding(2) var<uniform> p: P;
-${toHalfFn}
+${fn}
 @compute @workgroup_size(${WG})
 fn main(${MAIN_ARGS}) {
   let w = ${linearIndex(WG)};
   if (w >= p.words) { return; }
-  let lo = toHalf(x[2u * w]);
-  if (2u * w + 1u < p.n) { y[w] = lo | (toHalf(x[2u * w + 1u]) << 16u); }
-  else { y[w] = (y[w] & 0xffff0000u) | lo; }
+  ${body}
 }`;
+}
 
-const toF32Source = /* wgsl */ `
-struct P { n: u32, words: u32 }
-@group(0) @binding(0) var<storage, read> x: array<u32>;
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
-@group(0) @binding(2) var<uniform> p: P;
-${toFloatFn}
-@compute @workgroup_size(${WG})
-fn main(${MAIN_ARGS}) {
-  let w = ${linearIndex(WG)};
-  if (w >= p.words) { return; }
-  let h = x[w];
+const toF16Source = castSource('f32', 'u32', toHalfFn, `let lo = toHalf(x[2u * w]);
+  if (2u * w + 1u < p.n) { y[w] = lo | (toHalf(x[2u * w + 1u]) << 16u); }
+  else { y[w] = (y[w] & 0xffff0000u) | lo; }`);
+
+const toF32Source = castSource('u32', 'f32', toFloatFn, `let h = x[w];
   y[2u * w] = toFloat(h & 0xffffu);
-  if (2u * w + 1u < p.n) { y[2u * w + 1u] = toFloat(h >> 16u); }
-}`;
+  if (2u * w + 1u < p.n) { y[2u * w + 1u] = toFloat(h >> 16u); }`);
 
 function check(K: string, x: Binding, y: Binding, n: number, xBytes: number, yBytes: number): void {
   checkCount(K, 'n', n);
