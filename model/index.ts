@@ -11,3 +11,4 @@ export * from './reference.js';
 export * from './encoder.js';
 export * from './predictor.js';
 export * from './jepa.js';
+export * from './export.js';

@@ -25,6 +25,14 @@ export const TEACHER_PREFIX = 'teacher.';
 export const ADAM_M_PREFIX = 'optim.m.';
 export const ADAM_V_PREFIX = 'optim.v.';
 
+/** What an encoder-only checkpoint is, by its state.extra.kind (for messages). */
+export function encoderOnlyWhat(kind: unknown): string {
+  return kind === 'torch-import' ? 'an encoder imported from PyTorch weights (import-torch)'
+    : kind === 'finetune' ? 'a fine-tuned encoder'
+    : kind === 'encoder-export' ? 'an exported encoder (export)'
+    : 'an encoder without training state';
+}
+
 export interface Schedules {
   totalSteps: number;
   lr(step: number): number;
@@ -188,11 +196,9 @@ export class EcgJepa {
   fromCheckpoint(ck: Checkpoint): void {
     const diffs = configDifferences(ck.config, this.cfg);
     if (diffs.length) throw new Error(`EcgJepa: checkpoint does not fit this model:\n  ${diffs.join('\n  ')}`);
-    // Encoder-only checkpoints (import-torch, finetune) have no teacher, predictor or AdamW moments.
+    // Encoder-only checkpoints (import-torch, finetune, export) have no teacher, predictor or AdamW moments.
     if (![...ck.tensors.keys()].some((k) => k.startsWith(TEACHER_PREFIX))) {
-      const kind = ck.state.extra?.kind;
-      const what = kind === 'torch-import' ? 'an encoder imported from PyTorch weights (import-torch)' : kind === 'finetune' ? 'a fine-tuned encoder' : 'an encoder without training state';
-      throw new Error(`EcgJepa: the checkpoint is ${what}: no EMA teacher, predictor or optimizer state, so pretraining cannot resume from it (embed, probe and finetune --checkpoint take it)`);
+      throw new Error(`EcgJepa: the checkpoint is ${encoderOnlyWhat(ck.state.extra?.kind)}: no EMA teacher, predictor or optimizer state, so pretraining cannot resume from it (embed, probe and finetune --checkpoint take it)`);
     }
     const values = new Map<string, Float32Array>();
     for (const [k, t] of ck.tensors) values.set(k, asFloat32(t));

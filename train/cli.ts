@@ -11,6 +11,7 @@ import { nonNegInt, precision } from './cli-args.js';
 import { pretrain } from './pretrain.js';
 import { registerEvalCommands } from './cli-eval.js';
 import { registerImportTorch } from './import-torch.js';
+import { registerExport } from './export.js';
 import { benchEmbed, benchStep, formatBench, saveBench } from '../bench/step.js';
 
 const int = nonNegInt('option');
@@ -147,6 +148,7 @@ program
 
 registerEvalCommands(program, withEngine, progressBar);
 registerImportTorch(program);
+registerExport(program);
 
 const bench = program.command('bench').description('training-step and inference throughput, optionally against the TensorFlow.js peer');
 for (const kind of ['step', 'embed'] as const)

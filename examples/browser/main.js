@@ -81,7 +81,8 @@ async function run() {
 
   const encoder = new Encoder(engine, cfg, new Rng(seed)); // random weights…
   if (ck) loadParams(encoder.reg, new Map([...ck.tensors].map(([k, t]) => [k, asFloat32(t)])), { allowExtra: true, what: ckUrl }); // …or the checkpoint's student
-  log(ck ? `checkpoint ${ckUrl}: preset ${cfg.preset}, step ${ck.state.step}` : `preset ${cfg.preset}, random weights (seed ${seed})`);
+  const exported = ck?.state.extra?.encoderExport; // `ecg-jepa export`: the encoder alone, f32 or f16 (widened above)
+  log(ck ? `checkpoint ${ckUrl}: preset ${cfg.preset}, step ${ck.state.step}${exported ? `, ${exported.encoder} encoder exported as ${exported.dtype}` : ''}` : `preset ${cfg.preset}, random weights (seed ${seed})`);
 
   const C = cfg.leads.length;
   const L = inputLength(cfg);

@@ -4,6 +4,7 @@
 // checkpoint, fine-tuning (saved model reloaded by predict and embed), the embed/probe/finetune/predict
 // CLI commands and the errors for bad inputs. Node only.
 import { assert, getEngine, isBrowser } from '../helpers.js';
+import { nodeMods as mods, runCli as cli } from './cli.js';
 
 // The smallest setting that won reliably: with 600 records and this split, 60 pretraining steps
 // beat random weights for all 7 seeds tried (macro AUC +0.026 to +0.055); 30 steps won 4 of 4 by
@@ -18,32 +19,11 @@ if (!isBrowser)
     let tmp = '';
     let data = '';
     let ckpt = '';
-    const mods = async () => {
-      const [fs, path, os] = await Promise.all([import('node:fs'), import('node:path'), import('node:os')]);
-      return { fs, path, os };
-    };
     const evalMods = async () => {
       const [embed, probe, report] = await Promise.all([import('../../train/eval/embed.js'), import('../../train/eval/probe.js'), import('../../train/eval/report.js')]);
       return { ...embed, ...probe, ...report };
     };
     const summary: string[] = [];
-    /** Runs an eval command of the CLI in-process on the shared engine; returns what it printed. */
-    const cli = async (args: string[]) => {
-      const { Command } = await import('commander');
-      const { registerEvalCommands } = await import('../../train/cli-eval.js');
-      const engine = await getEngine();
-      const program = new Command().exitOverride();
-      registerEvalCommands(program, (fn) => fn(engine));
-      const log = console.log;
-      const lines: string[] = [];
-      console.log = (...a: unknown[]) => void lines.push(a.join(' '));
-      try {
-        await program.parseAsync(args, { from: 'user' });
-      } finally {
-        console.log = log;
-      }
-      return lines.join('\n');
-    };
     const expectError = async (f: () => Promise<unknown>, re: RegExp) => {
       let msg = '';
       try {

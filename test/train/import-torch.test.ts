@@ -3,36 +3,13 @@
 // imported weights, pretraining refuses to resume from it, and a wrong preset is a clear error. Node only.
 import { assert, expectReject, getEngine, isBrowser } from '../helpers.js';
 import { fixtureValue } from '../model/torch-builder.js';
+import { nodeMods as mods, runCli as cli } from './cli.js';
 
 if (!isBrowser)
   describe('train: import-torch', function () {
     this.timeout(300_000);
     let tmp = '';
     const FIXTURE = 'test/model/fixtures/torch-tiny.pth';
-    const mods = async () => {
-      const [fs, path, os, crypto] = await Promise.all([import('node:fs'), import('node:path'), import('node:os'), import('node:crypto')]);
-      return { fs, path, os, crypto };
-    };
-    /** Runs CLI commands in-process (import-torch, and the eval commands on the shared engine); returns what they printed. */
-    const cli = async (args: string[]) => {
-      const { Command } = await import('commander');
-      const { registerImportTorch } = await import('../../train/import-torch.js');
-      const { registerEvalCommands } = await import('../../train/cli-eval.js');
-      const engine = await getEngine();
-      const program = new Command().exitOverride();
-      registerImportTorch(program);
-      registerEvalCommands(program, (fn) => fn(engine));
-      const [log, err] = [console.log, console.error];
-      const lines: string[] = [];
-      console.log = console.error = (...a: unknown[]) => void lines.push(a.join(' '));
-      try {
-        await program.parseAsync(args, { from: 'user' });
-      } finally {
-        [console.log, console.error] = [log, err];
-      }
-      return lines.join('\n');
-    };
-
     before(async () => {
       const { fs, path, os } = await mods();
       tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'import-torch-'));

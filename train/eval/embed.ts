@@ -9,6 +9,7 @@ import { Tape } from '../../engine/tape.js';
 import { loadCheckpoint, type Checkpoint } from '../../model/checkpoint.js';
 import { configDifferences, inputLength, LEAD_NAMES, makeConfig, withLeads, type EcgJepaConfig } from '../../model/config.js';
 import { Encoder, loadParams } from '../../model/encoder.js';
+import { trainedBandpass } from '../../model/export.js';
 import { asFloat32 } from '../../model/safetensors.js';
 import { bandpass } from '../data/dsp.js';
 import { openDataset, type Dataset } from '../data/dataset.js';
@@ -42,6 +43,8 @@ export interface LoadedEncoder {
   step: number | null;
   /** What a fine-tuned checkpoint records about its task, head and preprocessing; null for a pretraining one. */
   finetuned: FinetunedInfo | null;
+  /** Band-pass the weights were trained behind (a fine-tuned model's, or an export of one); null: none. */
+  bandpass: [number, number] | null;
 }
 
 /** The fine-tuning record of a checkpoint written by finetune (state.extra.kind 'finetune'); null for others. */
@@ -80,7 +83,10 @@ export async function loadEncoder(engine: Engine, src: EncoderSource): Promise<L
     }
   }
   const trained = ck && !src.randomInit;
-  return { encoder, config, trainedLeads: base.leads, checkpoint: src.checkpoint ?? null, randomInit: !!src.randomInit, step: trained ? ck.state.step : null, finetuned: trained ? finetunedInfo(ck) : null };
+  return {
+    encoder, config, trainedLeads: base.leads, checkpoint: src.checkpoint ?? null, randomInit: !!src.randomInit, step: trained ? ck.state.step : null,
+    finetuned: trained ? finetunedInfo(ck) : null, bandpass: trained ? trainedBandpass(ck) : null,
+  };
 }
 
 /** Makes model inputs [B, C, L] from dataset batches: band-passed over the whole record (when `band`), leads selected. */
@@ -110,8 +116,8 @@ export interface EmbedOptions extends EncoderSource {
   batch?: number;
   /** Only these record indices (default all), in this order. */
   subset?: ArrayLike<number>;
-  /** Band-pass [lo, hi] Hz before the encoder; null: none. Default: a fine-tuned checkpoint's own (its encoder
-   *  was trained on filtered records), else none. */
+  /** Band-pass [lo, hi] Hz before the encoder; null: none. Default: a fine-tuned checkpoint's own, or an export
+   *  of one (its encoder was trained on filtered records), else none. */
   bandpass?: [number, number] | null;
   onProgress?: (done: number, total: number) => void;
 }
@@ -146,7 +152,7 @@ export async function embed(engine: Engine, o: EmbedOptions): Promise<Embeddings
   try {
     loaded = await loadEncoder(engine, o);
     const { encoder, config } = loaded;
-    const band = o.bandpass === undefined ? (loaded.finetuned?.bandpass ?? null) : o.bandpass;
+    const band = o.bandpass === undefined ? loaded.bandpass : o.bandpass;
     const make = inputMaker(ds, config, band);
     const indices = o.subset ? Uint32Array.from(o.subset) : Uint32Array.from({ length: ds.size }, (_, i) => i);
     const n = indices.length;

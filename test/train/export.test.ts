@@ -1,0 +1,115 @@
+// `ecg-jepa export` end to end on a tiny pretraining checkpoint: the files it writes (f32 bit-identical
+// to the student, f16 half the bytes, teacher), the sizes it prints, embed / probe / finetune
+// --checkpoint on the export, an export of the fine-tuned model (head dropped, band-pass kept), and
+// the errors, writing nothing. Node only.
+import { assert, expectReject, getEngine, isBrowser } from '../helpers.js';
+import { tinyPretrained } from '../model/tiny-pretrained.js';
+import { nodeMods as mods, runCli as cli } from './cli.js';
+
+if (!isBrowser)
+  describe('train: export', function () {
+    this.timeout(300_000);
+    let tmp = '';
+    let src = '';
+    let data = '';
+    const files = async (base: string) => {
+      const { fs } = await mods();
+      return fs.statSync(`${base}.safetensors`).size + fs.statSync(`${base}.json`).size;
+    };
+
+    before(async () => {
+      const { fs, path, os } = await mods();
+      tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'export-'));
+      src = path.join(tmp, 'run', 'checkpoint-last');
+      const { saveCheckpoint } = await import('../../model/checkpoint.js');
+      await saveCheckpoint(src, await tinyPretrained(5));
+      const { prepare } = await import('../../train/data/prepare.js');
+      data = path.join(tmp, 'data');
+      await prepare({ source: 'synth', root: '', out: data, leads: 8, synth: { n: 20, seed: 4, fs: 250 }, workers: 0, log: () => {} });
+    });
+    after(async () => {
+      const { fs } = await mods();
+      if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+    });
+
+    it('writes f32 (the student bit for bit), f16 (half the bytes) and teacher exports, printing the sizes before and after', async () => {
+      const { fs, path } = await mods();
+      const { loadCheckpoint } = await import('../../model/checkpoint.js');
+      const ck = await loadCheckpoint(src);
+      const out = (n: string) => path.join(tmp, 'web', n);
+      const printed = await cli(['export', '--checkpoint', src, '--out', out('f32')]);
+      const before = await files(src), after = await files(out('f32'));
+      assert(printed.includes(`${src}: pretrain checkpoint, step 2, preset tiny, leads I,II,V1: `) && printed.includes(`(${before} bytes)`) &&
+        printed.includes(`student encoder, 26 tensors, 26912 parameters, f32: `) && printed.includes(`(${after} bytes, ${((100 * after) / before).toFixed(1)}% of the source)`), printed);
+      const f32 = await loadCheckpoint(out('f32'));
+      const bits = (t: { data: ArrayBufferView }) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+      for (const [name, t] of f32.tensors) assert(t.dtype === 'F32' && bits(t).equals(bits(ck.tensors.get(name)!)), `${name}: not the student's bits`);
+      const meta = JSON.parse(fs.readFileSync(`${out('f32')}.json`, 'utf8'));
+      const rec = meta.state.extra.encoderExport;
+      assert(meta.state.extra.kind === 'encoder-export' && meta.state.step === 2 && meta.config.preset === 'tiny' && rec.dtype === 'f32' && rec.encoder === 'student' &&
+        rec.source.checkpoint === src && rec.source.kind === 'pretrain' && rec.leads.join() === 'I,II,V1', JSON.stringify(meta.state));
+
+      const said = await cli(['export', '--checkpoint', src, '--out', out('f16'), '--dtype', 'f16']);
+      assert(/student encoder, 26 tensors, 26912 parameters, f16: /.test(said), said);
+      const [t32, t16] = [fs.statSync(`${out('f32')}.safetensors`).size, fs.statSync(`${out('f16')}.safetensors`).size];
+      assert(t16 / t32 > 0.5 && t16 / t32 < 0.53, `f16 tensors ${t16} bytes, f32 ${t32}`);
+      assert((await loadCheckpoint(out('f16'))).tensors.get('W_P.weight')!.dtype === 'F16', 'stored as F16');
+
+      await cli(['export', '--checkpoint', `${src}.json`, '--out', out('teacher'), '--encoder', 'teacher']);
+      const teacher = await loadCheckpoint(out('teacher'));
+      for (const [name, t] of teacher.tensors) assert(bits(t).equals(bits(ck.tensors.get(`teacher.${name}`)!)), `${name}: not the teacher's bits`);
+      assert(fs.readdirSync(path.join(tmp, 'web')).sort().join() === 'f16.json,f16.safetensors,f32.json,f32.safetensors,teacher.json,teacher.safetensors', 'no temp files');
+    });
+
+    it('embed, probe and finetune take the f16 export; an export of the fine-tuned model drops the head and keeps its band-pass', async () => {
+      const { fs, path } = await mods();
+      const engine = await getEngine();
+      const f16 = path.join(tmp, 'use', 'f16');
+      await cli(['export', '--checkpoint', src, '--out', f16, '--dtype', 'f16']);
+      const emb = path.join(tmp, 'emb');
+      const said = await cli(['embed', '--checkpoint', f16, '--data', data, '--out', emb, '--batch', '8']);
+      assert(/20 records × 32 features/.test(said), said);
+      const { embed } = await import('../../train/eval/embed.js');
+      const [a, b] = [await embed(engine, { checkpoint: src, data }), await embed(engine, { checkpoint: f16, data })];
+      let maxAbs = 0, scale = 0;
+      for (let i = 0; i < a.features.length; i++) [maxAbs, scale] = [Math.max(maxAbs, Math.abs(b.features[i] - a.features[i])), Math.max(scale, Math.abs(a.features[i]))];
+      assert(maxAbs / scale < 1e-2 && b.step === 2, `f16 export vs pretraining checkpoint features: max |Δ| ${maxAbs}, max |r| ${scale}`);
+
+      const md = await cli(['probe', '--checkpoint', f16, '--data', data, '--task', 'regression', '--label', 'hr', '--split', '1-6//7-10', '--bootstrap', '0', '--epochs', '2', '--out', path.join(tmp, 'probe')]);
+      assert(/\| test \| 8 \|/.test(md), md);
+      const ft = path.join(tmp, 'ft');
+      await cli(['finetune', '--checkpoint', f16, '--data', data, '--task', 'regression', '--label', 'hr', '--split', '1-5/6/7-10', '--epochs', '1', '--batch', '8', '--bootstrap', '0', '--out', ft]);
+      const model = path.join(ft, 'finetune-regression-hr-model');
+      assert(fs.existsSync(`${model}.safetensors`), 'fine-tuned model written');
+
+      const exported = path.join(tmp, 'use', 'ft');
+      const printed = await cli(['export', '--checkpoint', model, '--out', exported]);
+      assert(/finetune checkpoint, .*student encoder, 26 tensors, .*band-pass 0\.67–40 Hz recorded/s.test(printed), printed);
+      const { loadCheckpoint } = await import('../../model/checkpoint.js');
+      const ex = await loadCheckpoint(exported);
+      const rec = ex.state.extra!.encoderExport as { source: { kind: string; record: { task: string; head?: unknown } }; bandpass: number[] };
+      assert(ex.tensors.size === 26 && !ex.tensors.has('head.weight') && rec.source.kind === 'finetune' && rec.source.record.task === 'regression' && !rec.source.record.head &&
+        rec.bandpass.join() === '0.67,40', JSON.stringify(rec));
+      // The export embeds as the fine-tuned model does: same weights, same band-pass.
+      const [m, e] = [await embed(engine, { checkpoint: model, data, subset: [0, 1, 2] }), await embed(engine, { checkpoint: exported, data, subset: [0, 1, 2] })];
+      assert(e.bandpass?.join() === '0.67,40' && e.features.every((v, i) => v === m.features[i]), `export of the fine-tuned model: band ${e.bandpass}`);
+    });
+
+    it('refuses a checkpoint without an encoder, --encoder teacher without a teacher, bad options and overwriting the source, writing nothing', async () => {
+      const { fs, path } = await mods();
+      const { saveCheckpoint } = await import('../../model/checkpoint.js');
+      const { makeConfig } = await import('../../model/config.js');
+      const other = path.join(tmp, 'other');
+      await saveCheckpoint(other, { config: makeConfig('tiny'), state: { step: 0 }, tensors: new Map([['w', { dtype: 'F32', shape: [1], data: Float32Array.of(1) }]]) });
+      const encoderOnly = path.join(tmp, 'enc');
+      await cli(['export', '--checkpoint', src, '--out', encoderOnly]);
+      const out = path.join(tmp, 'refused', 'x');
+      await expectReject(() => cli(['export', '--checkpoint', other, '--out', out]), /other holds no encoder \(none of the 26 encoder tensors/);
+      await expectReject(() => cli(['export', '--checkpoint', encoderOnly, '--out', out, '--encoder', 'teacher']), /enc has no EMA teacher .*an exported encoder \(export\).*\(--encoder student\)/);
+      await expectReject(() => cli(['export', '--checkpoint', src, '--out', out, '--dtype', 'bf16']), /--dtype must be f32 or f16, got 'bf16'/);
+      await expectReject(() => cli(['export', '--checkpoint', src, '--out', out, '--encoder', 'ema']), /--encoder must be student or teacher, got 'ema'/);
+      await expectReject(() => cli(['export', '--checkpoint', src, '--out', `${src}.safetensors`]), /is the source checkpoint/);
+      await expectReject(() => cli(['export', '--checkpoint', path.join(tmp, 'nope'), '--out', out]), /nope\.json: not found/);
+      assert(!fs.existsSync(path.dirname(out)), 'nothing written');
+    });
+  });
