@@ -1,8 +1,8 @@
 // Loss scaling for mixed precision: the backward is seeded with the loss scale S (so small
 // gradients survive the f16 casts) and AdamW multiplies the gradients by 1/S before clipping and
 // the update. Static: S is a number. Dynamic (torch.cuda.amp.GradScaler's rule): S starts at 2^16,
-// a step whose gradients overflowed is skipped (weights, AdamW moments and step count, and the EMA
-// teacher unchanged) and halves S; every `growthInterval` consecutive good steps double it. The
+// a step whose gradients overflowed is skipped (weights, AdamW moments and step count unchanged;
+// an EMA teacher still follows, as in the reference loop) and halves S; every `growthInterval` consecutive good steps double it. The
 // decision is made on the GPU (kernels/lossscale.ts) from the gradients' sum of squares, which
 // AdamW.step computes in the pass clipping uses: no readback in the step. read() fetches the state
 // when the caller reads anyway (logging, checkpoints).
@@ -71,7 +71,7 @@ export class LossScaler {
     }
   }
 
-  /** Dynamic: the state buffer AdamW, clipping and the EMA update read (null when static). */
+  /** Dynamic: the state buffer AdamW and clipping read (null when static). */
   get state(): GPUBuffer | null {
     return this.stateT?.buffer ?? null;
   }
