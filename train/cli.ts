@@ -7,7 +7,7 @@ import { parseLossScale } from '../engine/lossscale.js';
 import { smokeDemo } from './smoke.js';
 import { prepare, type PrepareOptions, type PrepareSource } from './data/prepare.js';
 import { progressBar } from './progress.js';
-import { nonNegInt, precision } from './cli-args.js';
+import { f32OrF16, nonNegInt, precision } from './cli-args.js';
 import { pretrain } from './pretrain.js';
 import { registerEvalCommands } from './cli-eval.js';
 import { registerImportTorch } from './import-torch.js';
@@ -125,6 +125,8 @@ program
   .option('--synthetic-records <n>', 'records generated for --data synthetic', '512')
   .option('--log-every <n>', 'read back and log the loss every N steps', '10')
   .option('--checkpoint-every <n>', 'save a checkpoint every N steps', '200')
+  .option('--snapshot-every-epochs <n>', 'also write the student encoder alone to <out>/snapshots/encoder-epoch<E> every N epochs and at the end (the paper: 5; default: none); with --resume, changes the run\'s setting')
+  .option('--snapshot-dtype <f32|f16>', 'snapshot tensor type: f32 (bit for bit, the default) or f16 (half the bytes)', f32OrF16('--snapshot-dtype'))
   .option('--out <dir>', 'run folder', 'runs/demo')
   .option('--resume', 'continue the run in --out from its last checkpoint')
   .action(async (o, cmd: Command) => {
@@ -139,10 +141,12 @@ program
         lr: o.lr === undefined ? undefined : Number(o.lr), seed: int(o.seed), syntheticRecords: int(o.syntheticRecords),
         precision: o.precision, lossScale: o.lossScale === undefined ? undefined : parseLossScale(o.lossScale),
         logEvery: int(o.logEvery), checkpointEvery: int(o.checkpointEvery), resume: !!o.resume,
+        snapshotEveryEpochs: opt(o.snapshotEveryEpochs), snapshotDtype: o.snapshotDtype,
         onLog: (row, total) => bar.update(row.step, total, { loss: row.loss.toPrecision(4), lr: row.lr.toExponential(2), sps: row.samples_per_s.toFixed(1), std: row.teacher_std.toPrecision(3) }),
       });
       bar.stop();
-      console.log(`${r.stoppedBy === 'signal' ? 'interrupted' : 'done'} at step ${r.steps}: loss ${r.lastLoss.toPrecision(4)}; checkpoint ${r.checkpoint}; log ${o.out}/log.jsonl`);
+      console.log(`${r.stoppedBy === 'signal' ? 'interrupted' : 'done'} at step ${r.steps}: loss ${r.lastLoss.toPrecision(4)}; checkpoint ${r.checkpoint}; log ${o.out}/log.jsonl` +
+        (r.snapshots.length ? `; ${r.snapshots.length} encoder snapshot(s) in ${o.out}/snapshots` : ''));
     });
   });
 

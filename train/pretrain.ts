@@ -1,19 +1,22 @@
 // Headless ECG-JEPA pretraining: prepared datasets (one folder, several read as one shuffled union,
 // or the synthetic generator) in, checkpoints and a JSONL log out. Resumes exactly (weights,
 // optimizer moments, PRNG, data position); SIGINT finishes the current step and saves; a NaN or
-// exploding loss stops the run and keeps the last good checkpoint. Node only.
+// exploding loss stops the run and keeps the last good checkpoint. With snapshotEveryEpochs, the
+// student encoder alone is also kept every N epochs (train/snapshots.ts). Node only.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Engine } from '../engine/engine.js';
 import type { LossScaleOption } from '../engine/lossscale.js';
 import type { Precision } from '../engine/ops/linear.js';
 import { inputLength, makeConfig, paramCount, type EcgJepaConfig, type MaskType } from '../model/config.js';
-import { loadCheckpoint, saveCheckpoint, writeFileAtomic } from '../model/checkpoint.js';
+import { loadCheckpoint, saveCheckpoint, writeFileAtomic, type Checkpoint } from '../model/checkpoint.js';
+import type { ExportDType } from '../model/export.js';
 import { EcgJepa } from '../model/jepa.js';
 import { openDataset } from './data/dataset.js';
 import { prepare } from './data/prepare.js';
 import { leadSelector } from './data/select.js';
 import { describeFolders, openDatasetUnion, splitDataList, type DataFolder, type RecordSource } from './data/union.js';
+import { listSnapshots, snapshotDue, SNAPSHOT_DIR, writeSnapshot, type SnapshotRecord } from './snapshots.js';
 
 export interface PretrainOptions {
   /**
@@ -41,6 +44,14 @@ export interface PretrainOptions {
   /** Read back the loss (and check it) every N steps. */
   logEvery?: number;
   checkpointEvery?: number;
+  /**
+   * Write the student encoder alone (as `ecg-jepa export` does) to <out>/snapshots/encoder-epoch{E}
+   * after every N-th epoch and at the end of training; 0 or absent: never. On resume, given, it
+   * replaces the run's setting (and is saved with it).
+   */
+  snapshotEveryEpochs?: number;
+  /** The snapshots' tensor type: f32 (the student bit for bit, the default) or f16. */
+  snapshotDtype?: ExportDType;
   resume?: boolean;
   /** Called after every logged step. */
   onLog?: (row: LogRow, totalSteps: number) => void;
@@ -68,6 +79,8 @@ export interface PretrainResult {
   steps: number;
   lastLoss: number;
   stoppedBy: 'done' | 'signal';
+  /** The encoder snapshots of the run so far, in <out>/snapshots. */
+  snapshots: SnapshotRecord[];
 }
 
 /** Saved next to the checkpoints so `--resume` continues with the same settings. */
@@ -138,8 +151,15 @@ export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<P
     if (!existsSync(runFile)) throw new Error(`--resume: ${runFile} not found (nothing to resume in ${opts.out})`);
     const saved = (savedRun = JSON.parse(readFileSync(runFile, 'utf8')) as RunFile);
     if (opts.data !== undefined) await checkResumeData(opts.out, opts.data, saved.options.data);
-    // The saved settings win; only the stopping point may move.
-    o = { ...saved.options, steps: opts.steps ?? saved.options.steps, epochs: opts.epochs ?? saved.options.epochs, resume: true, onLog: opts.onLog, log };
+    // The saved settings win; only the stopping point and the snapshots may change (the latter
+    // do not touch training, and are saved so the next resume keeps them).
+    const snap = { snapshotEveryEpochs: opts.snapshotEveryEpochs ?? saved.options.snapshotEveryEpochs, snapshotDtype: opts.snapshotDtype ?? saved.options.snapshotDtype };
+    if (snap.snapshotEveryEpochs !== saved.options.snapshotEveryEpochs || snap.snapshotDtype !== saved.options.snapshotDtype)
+      await writeFileAtomic(runFile, JSON.stringify({ ...saved, options: { ...saved.options, ...snap } } satisfies RunFile, null, 1) + '\n');
+    o = { ...saved.options, ...snap, steps: opts.steps ?? saved.options.steps, epochs: opts.epochs ?? saved.options.epochs, resume: true, onLog: opts.onLog, log };
+  } else if (listSnapshots(opts.out).length) {
+    throw new Error(`${join(opts.out, SNAPSHOT_DIR)} holds encoder snapshots of an earlier run (${listSnapshots(opts.out).join(', ')}); ` +
+      'continue that run with --resume, or move them away (or choose another --out) to start a new one');
   }
   const cfg = makeConfig(o.preset, {
     mask: o.mask ? { type: o.mask, ...(o.mask === 'random' ? { ratio: [0.6, 0.7] as [number, number], blocks: 1 } : {}) } : undefined,
@@ -162,12 +182,26 @@ export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<P
     const model = new EcgJepa(engine, cfg, { seed: o.seed ?? 0, itersPerEpoch, precision, lossScale });
     const logFile = join(opts.out, 'log.jsonl');
     const ckptBase = join(opts.out, LAST);
+    const snapEvery = o.snapshotEveryEpochs ?? 0;
+    /** The series so far (each checkpoint lists those at or before its step; see train/snapshots.ts). */
+    let snapshots: SnapshotRecord[] = [];
+    /** Writes the snapshot due at ck's step, if any (kept as it is when already there), and lists it. */
+    const snapshot = async (ck: Checkpoint) => {
+      const due = snapshotDue(ck.state.step, itersPerEpoch, snapEvery, totalSteps);
+      if (!due || snapshots.some((r) => r.name === due.name)) return;
+      const r = await writeSnapshot(opts.out, ck, due, o.snapshotDtype);
+      snapshots = [...snapshots, due];
+      log(`snapshot ${r.base} (epoch ${due.epoch}, step ${due.step})${r.written ? (r.replaced ? ': replaced one made with another schedule or dtype' : '') : ': already written before the restart, kept'}`);
+    };
     if (o.resume && existsSync(ckptBase + '.json')) {
       const ck = await loadCheckpoint(ckptBase, { expect: cfg });
       const ckData = ck.state.extra?.data as { folders?: DataFolder[] } | undefined;
       const wasData = ckData?.folders ?? savedRun?.data;
       if (wasData) checkSameFolders(opts.out, wasData, folders);
       model.fromCheckpoint(ck);
+      snapshots = (ck.state.extra?.snapshots as SnapshotRecord[] | undefined) ?? [];
+      // one due at the checkpoint's own step is on disk unless snapshots were just turned on
+      await snapshot({ ...ck, config: cfg });
       // Log lines past the checkpoint belong to steps that will run again.
       if (existsSync(logFile)) {
         const kept = readFileSync(logFile, 'utf8').split('\n').filter((l) => l && JSON.parse(l).step <= model.step);
@@ -198,12 +232,13 @@ export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<P
     let finalStep = model.step;
     let inflight: Promise<void> | null = null;
     let bestScale = Infinity;
-    const save = async () => {
+    /** The training state now; the snapshots listed are those written so far. */
+    const state = async () => {
       // The data position is the step (epoch = step / itersPerEpoch, batch = the rest) in the
       // seeded order over these folders; they are saved with it, so a resume can check them.
       const step = model.step;
       const data = { folders, records: ds.size, epoch: Math.floor(step / itersPerEpoch), batch: step % itersPerEpoch };
-      await saveCheckpoint(ckptBase, await model.toCheckpoint({ data }));
+      return model.toCheckpoint({ data, ...(snapshots.length ? { snapshots } : {}) });
     };
     try {
       let t0 = performance.now();
@@ -224,7 +259,9 @@ export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<P
           inflight = done;
           samplesSince += B;
           const step = (finalStep = model.step);
-          const logNow = step % logEvery === 0 || step === totalSteps || stop !== null || step % ckptEvery === 0;
+          const snapNow = snapshotDue(step, itersPerEpoch, snapEvery, totalSteps) !== null;
+          // a checkpoint or a snapshot is taken only after the loss was read and found sound
+          const logNow = step % logEvery === 0 || step === totalSteps || stop !== null || step % ckptEvery === 0 || snapNow;
           if (logNow) {
             // the loss scale (and AdamW's count of applied updates) come back with the loss
             const [lossValue, ls] = await Promise.all([engine.read(loss), model.lossScaleState()]);
@@ -254,7 +291,16 @@ export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<P
           }
           loss.dispose();
           x.dispose();
-          if (logNow && (step % ckptEvery === 0 || step === totalSteps || stop)) await save();
+          const saveNow = logNow && (step % ckptEvery === 0 || step === totalSteps || stop);
+          if (snapNow || saveNow) {
+            // one read of the weights serves both; the snapshot first, so the checkpoint commits it
+            const ck = await state();
+            if (snapNow) {
+              await snapshot(ck);
+              ck.state.extra = { ...ck.state.extra, snapshots };
+            }
+            if (saveNow) await saveCheckpoint(ckptBase, ck);
+          }
           if (stop || step >= totalSteps) break outer;
         }
       }
@@ -263,7 +309,7 @@ export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<P
       process.off('SIGTERM', onSignal);
       model.dispose();
     }
-    return { out: opts.out, checkpoint: ckptBase + '.json', steps: finalStep, lastLoss, stoppedBy: stop ?? 'done' };
+    return { out: opts.out, checkpoint: ckptBase + '.json', steps: finalStep, lastLoss, stoppedBy: stop ?? 'done', snapshots };
   } finally {
     ds.close();
   }

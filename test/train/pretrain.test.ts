@@ -1,7 +1,9 @@
 // Pretraining as a user runs it: the CLI in a child process, killed with SIGKILL between two
 // checkpoints and resumed, ends with exactly the weights of an uninterrupted run (also in mixed
-// precision with the dynamic loss scale, and over two prepared folders read as one). Node only.
+// precision with the dynamic loss scale, and over two prepared folders read as one); its encoder
+// snapshots hold the student of their step and stay one per epoch across stops, kills and resumes. Node only.
 import { assert, getEngine, isBrowser } from '../helpers.js';
+import { runCli } from './cli.js';
 
 if (!isBrowser)
   describe('train: pretrain', function () {
@@ -25,8 +27,8 @@ if (!isBrowser)
       if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
     });
 
-    /** Runs the CLI; `killAfterStep` SIGKILLs it once the log shows that step. */
-    async function cli(args: string[], killAfterStep?: number): Promise<{ code: number | null; signal: string | null; stderr: string }> {
+    /** Runs the CLI; `killAfter` SIGKILLs it once the log shows that step, or once that file exists. */
+    async function cli(args: string[], killAfter?: number | string): Promise<{ code: number | null; signal: string | null; stderr: string }> {
       const { cp, fs, path } = await mods();
       const out = args[args.indexOf('--out') + 1];
       const child = cp.spawn(process.execPath, [path.resolve('dist/cli.mjs'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -34,12 +36,14 @@ if (!isBrowser)
       child.stderr.on('data', (d) => (stderr += d));
       child.stdout.on('data', (d) => (stderr += d));
       let timer: NodeJS.Timeout | undefined;
-      if (killAfterStep !== undefined)
+      if (typeof killAfter === 'string')
+        timer = setInterval(() => fs.existsSync(killAfter) && child.kill('SIGKILL'), 20);
+      else if (killAfter !== undefined)
         timer = setInterval(() => {
           const log = path.join(out, 'log.jsonl');
           if (!fs.existsSync(log)) return;
           const steps = fs.readFileSync(log, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l).step as number);
-          if (steps.some((s) => s >= killAfterStep)) child.kill('SIGKILL');
+          if (steps.some((s) => s >= killAfter)) child.kill('SIGKILL');
         }, 20);
       return new Promise((resolve) =>
         child.on('exit', (code, signal) => {
@@ -148,6 +152,95 @@ if (!isBrowser)
       const ck = JSON.parse(fs.readFileSync(path.join(out, 'checkpoint-last.json'), 'utf8'));
       assert(ck.state.step === bad - 1, `the kept checkpoint is the step before the divergence (${ck.state.step} vs ${bad})`);
       assert(new RegExp(`last good checkpoint .*step ${bad - 1}`).test(r.stderr), `the message names the kept checkpoint:\n${r.stderr}`);
+    });
+
+    describe('encoder snapshots (--snapshot-every-epochs)', () => {
+      type Tensors = Map<string, import('../../model/safetensors.js').StTensor>;
+      const bits = (t: { data: ArrayBufferView }) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+      const load = async (base: string) => (await import('../../model/checkpoint.js')).loadCheckpoint(base);
+      const snap = async (run: string, name: string | number) => (await mods()).path.join(run, 'snapshots', typeof name === 'number' ? `encoder-epoch${name}` : name);
+      const mtime = async (base: string) => (await mods()).fs.statSync(`${base}.safetensors`).mtimeMs;
+      const listed = async (run: string) => {
+        const { fs, path } = await mods();
+        return JSON.parse(fs.readFileSync(path.join(run, 'checkpoint-last.json'), 'utf8')).state.extra.snapshots as { name: string; epoch: number; step: number }[];
+      };
+      /** `a` holds the tensors of `b` (bit for bit, or each rounded to f16 with `f16`), under the same names. */
+      const sameTensors = async (a: Tensors, b: Tensors, what: string, f16 = false) => {
+        const { f32ToF16Bits, asFloat32 } = await import('../../model/safetensors.js');
+        assert(a.size === 26 && [...a.keys()].every((k) => b.has(k)), `${what}: ${a.size} tensors, names ${[...a.keys()].filter((k) => !b.has(k))} missing in the other`);
+        for (const [k, t] of a) {
+          const u = b.get(k)!;
+          const want = f16 ? Buffer.from(Uint16Array.from(asFloat32(u), f32ToF16Bits).buffer) : bits(u);
+          assert(t.dtype === (f16 ? 'F16' : 'F32') && bits(t).equals(want), `${what}: ${k} differs`);
+        }
+      };
+      // 24 records, batch 8: 3 steps per epoch; 3 epochs
+      const common = (data: string) => ['pretrain', '--data', data, '--preset', 'tiny', '--batch', '8', '--epochs', '3', '--seed', '5', '--snapshot-every-epochs', '1'];
+      /** The run of the first spec, which the others compare with. */
+      let a = '';
+
+      it('writes the student of each epoch\'s last step, once per epoch across a stop and a resume', async () => {
+        const { path, fs } = await mods();
+        a = path.join(tmp, 'snap-a');
+        let r = await cli([...common(path.join(tmp, 'data')), '--steps', '3', '--out', a]);
+        assert(r.code === 0 && /snapshot .*encoder-epoch1 \(epoch 1, step 3\)/.test(r.stderr), `run failed or said nothing:\n${r.stderr}`);
+        assert(fs.readdirSync(path.join(a, 'snapshots')).sort().join() === 'encoder-epoch1.json,encoder-epoch1.safetensors', 'one snapshot, no temp files');
+        const [s1, ck3] = [await load(await snap(a, 1)), await load(path.join(a, 'checkpoint-last'))];
+        assert(ck3.state.step === 3, `checkpoint at step ${ck3.state.step}`);
+        await sameTensors(s1.tensors, ck3.tensors, 'epoch 1 vs the student at step 3');
+        const rec = s1.state.extra!.encoderExport as { dtype: string; encoder: string; source: { kind: string; step: number } };
+        assert(s1.state.step === 3 && s1.state.epoch === 1 && s1.state.extra!.kind === 'encoder-export' && rec.dtype === 'f32' && rec.encoder === 'student' &&
+          rec.source.kind === 'pretrain' && rec.source.step === 3, JSON.stringify(s1.state));
+        assert(JSON.stringify(await listed(a)) === JSON.stringify([{ name: 'encoder-epoch1', epoch: 1, step: 3 }]), `checkpoint lists ${JSON.stringify(await listed(a))}`);
+        const t1 = await mtime(await snap(a, 1));
+
+        r = await cli(['pretrain', '--out', a, '--resume', '--steps', '9']);
+        assert(r.code === 0 && !/encoder-epoch1/.test(r.stderr) && /encoder-epoch2 .*encoder-epoch3 /s.test(r.stderr), `resume:\n${r.stderr}`);
+        assert((await mtime(await snap(a, 1))) === t1, 'epoch 1, committed before the stop, is not rewritten');
+        await sameTensors((await load(await snap(a, 3))).tensors, (await load(path.join(a, 'checkpoint-last'))).tensors, 'epoch 3 vs the student at step 9');
+        assert((await listed(a)).map((x) => `${x.name}@${x.step}`).join() === 'encoder-epoch1@3,encoder-epoch2@6,encoder-epoch3@9', JSON.stringify(await listed(a)));
+      });
+
+      it('keeps a snapshot written after the last checkpoint when a SIGKILLed run resumes, skips none, and embed takes one', async () => {
+        const { path, fs } = await mods();
+        const b = path.join(tmp, 'snap-b');
+        const data = path.join(tmp, 'data');
+        // checkpoints at steps 4, 8 and 9: killed once epoch 2 (step 6) is written, before step 8 is saved
+        const killed = await cli([...common(data), '--checkpoint-every', '4', '--log-every', '1', '--out', b], `${await snap(b, 2)}.json`);
+        assert(a, 'needs the first spec\'s run');
+        assert(killed.signal === 'SIGKILL', `the run was to be killed, it ended with ${killed.code}:\n${killed.stderr}`);
+        const mid = await listed(b);
+        assert(JSON.parse(fs.readFileSync(path.join(b, 'checkpoint-last.json'), 'utf8')).state.step === 4 && mid.map((x) => x.name).join() === 'encoder-epoch1',
+          `the checkpoint before the kill is step 4 and lists epoch 1 only: ${JSON.stringify(mid)}`);
+        const t2 = await mtime(await snap(b, 2));
+        const r = await cli(['pretrain', '--out', b, '--resume']);
+        assert(r.code === 0 && /resumed .* at step 4/.test(r.stderr) && /encoder-epoch2 \(epoch 2, step 6\): already written before the restart, kept/.test(r.stderr), `resume:\n${r.stderr}`);
+        assert((await mtime(await snap(b, 2))) === t2, 'epoch 2 is not rewritten');
+        assert((await listed(b)).map((x) => `${x.name}@${x.step}`).join() === 'encoder-epoch1@3,encoder-epoch2@6,encoder-epoch3@9', JSON.stringify(await listed(b)));
+        assert(fs.readdirSync(path.join(b, 'snapshots')).length === 6, `three snapshots, no temp files: ${fs.readdirSync(path.join(b, 'snapshots'))}`);
+        // exact resume: the same encoders as the run stopped cleanly and resumed
+        for (const e of [1, 2, 3]) await sameTensors((await load(await snap(b, e))).tensors, (await load(await snap(a, e))).tensors, `epoch ${e}: killed run vs stopped run`);
+        const steps = fs.readFileSync(path.join(b, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step);
+        assert(steps.join() === '1,2,3,4,5,6,7,8,9', `one log row per step: ${steps}`);
+
+        const said = await runCli(['embed', '--checkpoint', await snap(b, 2), '--data', data, '--out', path.join(tmp, 'snap-emb'), '--batch', '8']);
+        assert(/24 records × 32 features/.test(said), said);
+      });
+
+      it('writes f16 snapshots, names one ending inside an epoch by its step; a new run refuses a folder holding snapshots', async () => {
+        const { path } = await mods();
+        const c = path.join(tmp, 'snap-c');
+        const args = [...common(path.join(tmp, 'data')), '--steps', '4', '--snapshot-dtype', 'f16', '--out', c];
+        assert(a, 'needs the first spec\'s run');
+        let r = await cli(args);
+        assert(r.code === 0 && /encoder-step4 \(epoch 1, step 4\)/.test(r.stderr), `run:\n${r.stderr}`);
+        await sameTensors((await load(await snap(c, 1))).tensors, (await load(await snap(a, 1))).tensors, 'f16 epoch 1 vs f32 epoch 1', true);
+        const end = await load(await snap(c, 'encoder-step4'));
+        assert(end.state.step === 4 && end.state.epoch === 1, JSON.stringify(end.state));
+        await sameTensors(end.tensors, (await load(path.join(c, 'checkpoint-last'))).tensors, 'f16 end vs the student at step 4', true);
+        r = await cli(args);
+        assert(r.code === 1 && /snapshots holds encoder snapshots of an earlier run \(encoder-epoch1, encoder-step4\); continue that run with --resume/.test(r.stderr), `refusal:\n${r.stderr}`);
+      });
     });
 
     it('refuses to resume a folder without a run', async () => {
