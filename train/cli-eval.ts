@@ -9,7 +9,8 @@ import { encodePng, finetuneMarkdown, markdownReport, reportJson, rocPlot, write
 // Types only: cli-progress (Node streams, readline) must stay out of the browser test bundle, which
 // includes this module through the tests; cli.ts passes the real progressBar in.
 import type { Progress } from './progress.js';
-import { list, nonNegInt, num, posInt } from './cli-args.js';
+import { parseLossScale } from '../engine/lossscale.js';
+import { list, LOSS_SCALE_HELP, nonNegInt, num, posInt, precision } from './cli-args.js';
 
 export type WithEngine = <T>(fn: (engine: Engine) => Promise<T>) => Promise<T>;
 export type ProgressFactory = (label: string, format?: string) => Progress;
@@ -127,6 +128,8 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
     .option('--no-bandpass', 'skip the 0.67–40 Hz band-pass')
     .option('--no-augment', 'skip RandAugment')
     .option('--seed <n>', 'seed for data order, head init and augmentation', '0')
+    .option('--precision <f32|f16>', "encoder matmul inputs: f16 = mixed precision, as the reference's AMP (needs shader-f16; the saved model stays f32)", precision, 'f32')
+    .option('--loss-scale <dynamic|x>', LOSS_SCALE_HELP)
     .option('--bootstrap <n>', 'bootstrap resamples for the 95% CIs (0: none)', '1000')
     .option('--out <dir>', 'folder for the report and the model (<name>-model.{safetensors,json}: best epoch\'s encoder + head)', 'runs/eval')
     .option('--name <name>', 'report file name (default finetune-<task>-<label>[-<leads>])')
@@ -136,6 +139,7 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
       const task = o.task as ProbeTask;
       if (!['multilabel', 'multiclass', 'regression'].includes(task)) throw new Error(`--task must be multilabel, multiclass or regression, got '${o.task}'`);
       const leads = o.leads ? list(o.leads) : undefined;
+      const lossScale = o.lossScale === undefined ? undefined : parseLossScale(o.lossScale);
       const name = o.name ?? ['finetune', task, o.label.replace(/[^\w.-]+/g, '_'), ...(leads ? [leads.join('+')] : []), ...(o.randomInit ? ['random'] : [])].join('-');
       const path = await import('node:path');
       await withEngine(async (engine) => {
@@ -144,8 +148,11 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
           epochs: posInt('--epochs')(o.epochs), batch: posInt('--batch')(o.batch), lr: o.lr === undefined ? undefined : num('--lr')(o.lr),
           warmupEpochs: num('--warmup-epochs')(o.warmupEpochs), bandpass: o.bandpass === false ? null : undefined, augment: o.augment === false ? false : undefined,
           seed: nonNegInt('--seed')(o.seed), bootstrap: nonNegInt('--bootstrap')(o.bootstrap),
+          precision: o.precision, lossScale,
           save: o.save === false ? undefined : path.join(o.out, `${name}-model`),
-          onEpoch: (h) => console.error(`epoch ${h.epoch}: train loss ${h.trainLoss.toPrecision(4)}, validation ${h.val?.toFixed(4) ?? '—'}, test ${h.test?.toFixed(4) ?? '—'}`),
+          onEpoch: (h) =>
+            console.error(`epoch ${h.epoch}: train loss ${h.trainLoss.toPrecision(4)}, validation ${h.val?.toFixed(4) ?? '—'}, test ${h.test?.toFixed(4) ?? '—'}` +
+              (o.precision === 'f16' || lossScale !== undefined ? `, loss scale ${h.lossScale}, ${h.skippedSteps} steps skipped` : '')),
         });
         const { writeFileAtomic } = await import('../model/checkpoint.js');
         const md = finetuneMarkdown(r);

@@ -7,7 +7,7 @@ import { parseLossScale } from '../engine/lossscale.js';
 import { smokeDemo } from './smoke.js';
 import { prepare, type PrepareOptions, type PrepareSource } from './data/prepare.js';
 import { progressBar } from './progress.js';
-import { f32OrF16, nonNegInt, precision } from './cli-args.js';
+import { f32OrF16, LOSS_SCALE_HELP, nonNegInt, precision } from './cli-args.js';
 import { pretrain } from './pretrain.js';
 import { registerEvalCommands } from './cli-eval.js';
 import { registerImportTorch } from './import-torch.js';
@@ -121,7 +121,7 @@ program
   .option('--lr <x>', 'peak learning rate (default: the preset\'s)')
   .option('--seed <n>', 'seed for init, masks and data order', '0')
   .option('--precision <f32|f16>', 'matmul inputs: f16 = mixed precision (needs shader-f16)', precision, 'f32')
-  .option('--loss-scale <dynamic|x>', 'loss scale: dynamic (from 2^16, or dynamic:<first>; an overflowed step is skipped and halves it, 2000 good ones double it) or a fixed x (default: dynamic with f16, 1 with f32)')
+  .option('--loss-scale <dynamic|x>', LOSS_SCALE_HELP)
   .option('--synthetic-records <n>', 'records generated for --data synthetic', '512')
   .option('--log-every <n>', 'read back and log the loss every N steps', '10')
   .option('--checkpoint-every <n>', 'save a checkpoint every N steps', '200')

@@ -1,8 +1,9 @@
 // Downstream evaluation as it is meant to be used: synthetic labelled ECGs, a briefly pretrained
 // tiny model, and linear probes of its frozen features against the same architecture with random
 // weights (the weights pretraining started from). Also reduced-lead probes from the same
-// checkpoint, fine-tuning (saved model reloaded by predict and embed), the embed/probe/finetune/predict
-// CLI commands and the errors for bad inputs. Node only.
+// checkpoint, fine-tuning (saved model reloaded by predict and embed; f16 mixed precision with
+// loss scaling against f32), the embed/probe/finetune/predict CLI commands and the errors for bad
+// inputs. Node only.
 import { assert, getEngine, isBrowser } from '../helpers.js';
 import { nodeMods as mods, runCli as cli } from './cli.js';
 
@@ -212,6 +213,92 @@ if (!isBrowser)
       await cli(['predict', '--checkpoint', model, '--data', data, '--out', path.join(out, 'pred.json')]);
       const j = JSON.parse(fs.readFileSync(path.join(out, 'pred.json'), 'utf8'));
       assert(j.format === 'ecg-jepa-predictions' && j.output === 'probability' && j.ids.length === RECORDS && j.values[0].join() === row.slice(1).join(), 'JSON predictions match the CSV');
+    });
+
+    describe('mixed precision fine-tuning (f16 matmul inputs, loss scale)', () => {
+      const hasF16 = async () => (await getEngine()).device.features.has('shader-f16');
+      // The settings of the f32 fine-tuning spec above, so the two precisions see the same data, order and augmentations.
+      const common = async () => ({
+        checkpoint: ckpt, data, task: 'multilabel' as const, label: 'conditions', split: (await import('../../train/eval/probe.js')).parseSplit(SPLIT),
+        epochs: 2, warmupEpochs: 1, lr: 1e-4, headLr: 1e-2, maxStepsPerEpoch: 10, bootstrap: 0,
+      });
+
+      it('f16 with the dynamic loss scale follows the f32 run; a start scale too large for f16 skips steps, halving it, and still trains', async function () {
+        const engine = await getEngine();
+        const { finetune } = await import('../../train/eval/finetune.js');
+        if (!(await hasF16())) {
+          // Without shader-f16 (SwiftShader) f16 fine-tuning must refuse, naming the feature.
+          await expectError(async () => finetune(engine, { ...(await common()), precision: 'f16' }), /finetune: precision 'f16' .* needs the device feature shader-f16/);
+          return;
+        }
+        const f32 = await finetune(engine, await common());
+        const f16 = await finetune(engine, { ...(await common()), precision: 'f16' });
+        // 2^28 overflows f16 in the backward of this model (it needs a scale near 2^21): the first steps are skipped.
+        const over = await finetune(engine, { ...(await common()), precision: 'f16', lossScale: { init: 2 ** 28 } });
+        const show = (r: typeof f32) => r.history.map((h) => `val ${h.val!.toFixed(4)} loss ${h.trainLoss.toFixed(4)} scale ${h.lossScale} skipped ${h.skippedSteps}`).join('; ');
+        summary.push(`\nFine-tuning f32 vs f16 (2 epochs × 10 steps):\n  f32: ${show(f32)}\n  f16: ${show(f16)}\n  f16 from 2^28: ${show(over)}`);
+        assert(f32.lossScale.scale === 1 && !f32.lossScale.dynamic && f32.lossScale.skipped === 0 && f32.settings.precision === 'f32', `f32 scaler ${JSON.stringify(f32.lossScale)}`);
+        // 2^16, the default start, does not overflow here: every step applied, the scale unchanged (growth after 2000 steps).
+        assert(f16.lossScale.dynamic && f16.lossScale.scale === 2 ** 16 && f16.lossScale.skipped === 0 && f16.history.every((h) => h.skippedSteps === 0) && f16.settings.precision === 'f16', `f16 scaler ${JSON.stringify(f16.lossScale)}`);
+        f16.history.forEach((h, i) => {
+          const g = f32.history[i];
+          assert(Math.abs(h.val! - g.val!) < 0.02 && Math.abs(h.trainLoss - g.trainLoss) < 0.01 * g.trainLoss, `epoch ${h.epoch}: f16 val ${h.val} loss ${h.trainLoss}, f32 val ${g.val} loss ${g.trainLoss}`);
+        });
+        const sk = over.lossScale.skipped;
+        assert(sk > 0 && sk < 15 && over.lossScale.scale === 2 ** (28 - sk) && over.history.reduce((a, h) => a + h.skippedSteps, 0) === sk, `2^28: ${JSON.stringify(over.lossScale)}, ${show(over)}`);
+        assert(over.history.every((h) => Number.isFinite(h.trainLoss) && Number.isFinite(h.val!)) && over.history[1].trainLoss < over.history[0].trainLoss, `2^28 trains on: ${show(over)}`);
+      });
+
+      it('a step skipped for overflow changes neither the encoder nor the head; the saved model is f32 and records the precision', async function () {
+        if (!(await hasF16())) this.skip();
+        const { fs, path } = await mods();
+        const engine = await getEngine();
+        const { finetune } = await import('../../train/eval/finetune.js');
+        const { loadCheckpoint } = await import('../../model/checkpoint.js');
+        const o = { ...(await common()), epochs: 1, maxStepsPerEpoch: 3, precision: 'f16' as const };
+        // 1e30 overflows f16 at every step (3 halvings leave it far above 65504): no update at all,
+        // so the model must be the one a learning rate of 0 leaves, output for output.
+        const save = path.join(tmp, 'ft-f16', 'skipped');
+        const all = await finetune(engine, { ...o, lossScale: { init: 1e30 }, save });
+        const still = await finetune(engine, { ...o, lr: 0, headLr: 0 });
+        assert(all.lossScale.skipped === 3 && all.history[0].skippedSteps === 3 && all.lossScale.scale === Math.fround(1e30) / 8, `scaler ${JSON.stringify(all.lossScale)}`);
+        const a = all.testPredictions.values, b = still.testPredictions.values;
+        assert(a.length === b.length && a.every((v, i) => v === b[i]), 'the test outputs of the all-skipped run equal those of the lr-0 run');
+        const meta = JSON.parse(fs.readFileSync(`${save}.json`, 'utf8')).state.extra.finetune;
+        assert(meta.settings.precision === 'f16' && meta.settings.lossScale.init === 1e30 && meta.skippedSteps === 3 && meta.steps === 3, `model JSON ${JSON.stringify(meta)}`);
+        const ck = await loadCheckpoint(save);
+        const pre = await loadCheckpoint(ckpt);
+        const enc = [...ck.tensors].filter(([k]) => !k.startsWith('head.'));
+        assert(enc.length > 0 && enc.every(([, t]) => t.dtype === 'F32'), 'encoder weights saved as F32');
+        for (const [k, t] of enc) {
+          const u = pre.tensors.get(k)!;
+          const x = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), y = new Uint8Array(u.data.buffer, u.data.byteOffset, u.data.byteLength);
+          assert(x.length === y.length && x.every((v, i) => v === y[i]), `${k} changed though every step was skipped`);
+        }
+        fs.rmSync(path.dirname(save), { recursive: true, force: true });
+      });
+
+      it('CLI: finetune --precision f16 --loss-scale dynamic:<x> reports the scale and the skipped steps per epoch and in the JSON; bad values refused', async function () {
+        const { fs, path } = await mods();
+        const out = path.join(tmp, 'cli-ft16');
+        const args = ['finetune', '--checkpoint', ckpt, '--data', data, '--task', 'multilabel', '--label', 'conditions', '--split', SPLIT, '--epochs', '1', '--batch', '32', '--bootstrap', '0', '--out', out];
+        await expectError(() => cli([...args, '--precision', 'bf16']), /--precision must be f32 or f16, got 'bf16'/);
+        for (const v of ['dynamic:', 'dynamic:-1', '0', 'big']) await expectError(() => cli([...args, '--precision', 'f16', '--loss-scale', v]), new RegExp(`--loss-scale: expected .*got '${v}'`));
+        if (!(await hasF16())) {
+          await expectError(() => cli([...args, '--precision', 'f16']), /needs the device feature shader-f16/);
+          return;
+        }
+        const printed = await cli([...args, '--precision', 'f16', '--loss-scale', `dynamic:${2 ** 28}`, '--name', 'f16']);
+        const report = JSON.parse(fs.readFileSync(path.join(out, 'f16.json'), 'utf8'));
+        const ls = report.lossScale;
+        assert(ls.dynamic && ls.skipped > 0 && ls.scale === 2 ** (28 - ls.skipped) && report.settings.precision === 'f16' && report.settings.lossScale.init === 2 ** 28, `report ${JSON.stringify(ls)}, settings ${JSON.stringify(report.settings)}`);
+        assert(report.history[0].skippedSteps === ls.skipped && report.history[0].lossScale === ls.scale, `history ${JSON.stringify(report.history)}`);
+        assert(new RegExp(`epoch 1: train loss .*, loss scale ${ls.scale}, ${ls.skipped} steps skipped`).test(printed), `epoch line:\n${printed}`);
+        assert(new RegExp(`mixed precision \\(f16 matmul inputs\\), dynamic loss scale ${ls.scale}, ${ls.skipped} steps skipped`).test(fs.readFileSync(path.join(out, 'f16.md'), 'utf8')), 'markdown names the precision');
+        summary.push(`\nCLI finetune --precision f16 --loss-scale dynamic:2^28: ${printed.split('\n').find((l) => l.startsWith('epoch 1:'))}`);
+        const model = JSON.parse(fs.readFileSync(path.join(out, 'f16-model.json'), 'utf8')).state.extra.finetune;
+        assert(model.settings.precision === 'f16' && model.skippedSteps === ls.skipped, `model JSON ${JSON.stringify(model.settings)}`);
+      });
     });
 
     it('bad inputs give clear errors', async () => {

@@ -4,6 +4,7 @@
 // Reduced leads: the weights do not depend on the leads, only the positional rows and the CroPA
 // pattern do, and Encoder builds those for `cfg.leads` (withLeads + allowLeadSubset). Node only.
 import type { Engine } from '../../engine/engine.js';
+import type { Precision } from '../../engine/ops/linear.js';
 import { Rng } from '../../engine/random.js';
 import { Tape } from '../../engine/tape.js';
 import { loadCheckpoint, type Checkpoint } from '../../model/checkpoint.js';
@@ -53,8 +54,11 @@ export function finetunedInfo(ck: Checkpoint): FinetunedInfo | null {
   return x?.kind === 'finetune' ? (x.finetune as FinetunedInfo) : null;
 }
 
-/** Builds the frozen encoder a downstream evaluation uses; clear errors for mismatched checkpoints. */
-export async function loadEncoder(engine: Engine, src: EncoderSource): Promise<LoadedEncoder> {
+/**
+ * Builds the frozen encoder a downstream evaluation uses; clear errors for mismatched checkpoints.
+ * precision: its Linears' matmul inputs (f16 for finetune's mixed precision; the weights stay f32).
+ */
+export async function loadEncoder(engine: Engine, src: EncoderSource, precision: Precision = 'f32'): Promise<LoadedEncoder> {
   if (!src.checkpoint && !src.randomInit) throw new Error('embed: give a checkpoint, or randomInit with a preset');
   if (!src.checkpoint && !src.preset) throw new Error('embed: randomInit without a checkpoint needs a preset for the architecture');
   const ck = src.checkpoint ? (src.loaded ?? (await loadCheckpoint(src.checkpoint))) : null;
@@ -69,7 +73,7 @@ export async function loadEncoder(engine: Engine, src: EncoderSource): Promise<L
     const names = (l: number[]) => l.map((i) => LEAD_NAMES[i]).join(', ');
     throw new Error(`leads [${names(config.leads)}] are not all among the leads the ${ck ? 'checkpoint was trained on' : `'${base.preset}' preset uses`} [${names(base.leads)}]`);
   }
-  const encoder = new Encoder(engine, config, new Rng(src.seed ?? 0));
+  const encoder = new Encoder(engine, config, new Rng(src.seed ?? 0), precision);
   for (const p of encoder.reg.list()) p.requiresGrad = false;
   if (ck && !src.randomInit) {
     const values = new Map<string, Float32Array>();

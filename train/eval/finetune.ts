@@ -9,6 +9,14 @@
 // dL/drep seeds the tape's backward through the encoder (tape.backward(rep, { grad })). So no BCE
 // or cross-entropy kernels are needed, at the price of one small readback per step. Node only.
 //
+// Mixed precision (`precision: 'f16'`, the reference's autocast + GradScaler): the encoder's Linears
+// take f16 matmul inputs (f32 accumulation, weights, gradients and AdamW); the head stays float64 on
+// the CPU. The backward's seed dL/drep is multiplied by the loss scale, read back with rep each step
+// (engine/lossscale.ts; dynamic by default), and AdamW removes it. A step whose gradients overflowed
+// is skipped whole, as torch's scaler.step(optimizer) skips encoder and head alike: AdamW skips the
+// encoder's update on the GPU, and the head's update waits for the next readback, which tells
+// whether that step was skipped. Weights stay f32, so the saved model does not depend on precision.
+//
 // With `save`, the chosen epoch's model is written as a checkpoint (model/checkpoint.ts, atomic)
 // each time validation improves: the encoder under the official state_dict keys (so embed, probe
 // and a further finetune load it as they load a pretraining checkpoint) and the head as float64
@@ -16,6 +24,8 @@
 // target scaling) into one linear map on the mean-pooled representation: logits, or values in
 // target units. The JSON's state.extra = { kind: 'finetune', finetune: FinetunedInfo }.
 import type { Engine } from '../../engine/engine.js';
+import { LossScaler, type LossScaleOption, type LossScaleState } from '../../engine/lossscale.js';
+import type { Precision } from '../../engine/ops/linear.js';
 import { AdamW } from '../../engine/optim.js';
 import { Rng } from '../../engine/random.js';
 import { Tape } from '../../engine/tape.js';
@@ -56,6 +66,10 @@ export interface FinetuneOptions extends EncoderSource {
   bootstrap?: number;
   /** Training steps per epoch at most (tests); default all batches. */
   maxStepsPerEpoch?: number;
+  /** Matmul input precision of the encoder: f16 is mixed precision (needs shader-f16). Default f32. */
+  precision?: Precision;
+  /** Loss scale: a fixed number, 'dynamic' or its settings (engine/lossscale.ts). Default 'dynamic' with f16, 1 with f32. */
+  lossScale?: LossScaleOption;
   /** Checkpoint base path (`<save>.safetensors` + `<save>.json`) for the chosen epoch's encoder + head. */
   save?: string;
   onEpoch?: (row: FinetuneEpoch) => void;
@@ -77,6 +91,8 @@ export interface FinetunedInfo {
   epoch: number;
   validation: number | null;
   steps: number;
+  /** Of those, the steps skipped because their gradients overflowed (mixed precision's dynamic loss scale). */
+  skippedSteps: number;
   /** Where the encoder's starting weights came from, and the data it was fine-tuned on. */
   source: { checkpoint: string | null; randomInit: boolean; step: number | null; dataset: string };
   settings: Record<string, unknown>;
@@ -88,6 +104,9 @@ export interface FinetuneEpoch {
   /** Headline on validation / test: macro AUC (classification) or MAE (regression). */
   val: number | null;
   test: number | null;
+  /** The loss scale at the end of the epoch (1 without loss scaling) and the steps of this epoch skipped for overflowed gradients. */
+  lossScale: number;
+  skippedSteps: number;
 }
 
 export interface FinetuneResult {
@@ -106,6 +125,8 @@ export interface FinetuneResult {
   source: { checkpoint: string | null; randomInit: boolean; step: number | null; leads: string[]; preset: string; dataset: string };
   /** The chosen epoch's test-set outputs, as predict gives them: [ids.length, K] probabilities or values. */
   testPredictions: { ids: string[]; values: Float64Array };
+  /** The loss scaler at the end: dynamic or fixed, its scale, and the steps skipped in all. */
+  lossScale: LossScaleState & { dynamic: boolean };
   /** The checkpoint files written with `save` (null without). */
   saved: { tensors: string; meta: string } | null;
 }
@@ -130,12 +151,21 @@ export async function finetune(engine: Engine, o: FinetuneOptions): Promise<Fine
   const warm = Math.min(o.warmupEpochs ?? 3, epochs);
   const band = o.bandpass === undefined ? ([0.67, 40] as [number, number]) : o.bandpass;
   const aug = o.augment === undefined ? { ops: 2, level: 10, p: 0.5 } : o.augment;
-  const ds = await openDataset(o.data);
+  const precision = o.precision ?? 'f32';
+  if (precision === 'f16' && !engine.device.features.has('shader-f16'))
+    throw new Error("finetune: precision 'f16' (mixed precision) needs the device feature shader-f16, which this device lacks; use f32");
+  const lossScale = o.lossScale ?? (precision === 'f16' ? 'dynamic' : 1);
+  const scaler = new LossScaler(engine, lossScale);
+  const ds = await openDataset(o.data).catch((e) => {
+    scaler.dispose();
+    throw e;
+  });
   let loaded: Awaited<ReturnType<typeof loadEncoder>>;
   try {
-    loaded = await loadEncoder(engine, o);
+    loaded = await loadEncoder(engine, o, precision);
   } catch (e) {
     ds.close();
+    scaler.dispose();
     throw e;
   }
   const { encoder, config } = loaded;
@@ -218,7 +248,18 @@ export async function finetune(engine: Engine, o: FinetuneOptions): Promise<Fine
     let step = 0;
     let saved: FinetuneResult['saved'] = null;
     const leadNames = config.leads.map((i) => LEAD_NAMES[i]);
-    const settings = { epochs, batch, lr, headLr: o.headLr ?? lr, weightDecay: wd, standardize: o.standardize ?? true, betas, warmupEpochs: warm, bandpass: band, augment: aug, seed: o.seed ?? 0, stepsPerEpoch: perEpoch };
+    const settings = { epochs, batch, lr, headLr: o.headLr ?? lr, weightDecay: wd, standardize: o.standardize ?? true, betas, warmupEpochs: warm, bandpass: band, augment: aug, seed: o.seed ?? 0, stepsPerEpoch: perEpoch, precision, lossScale };
+    // The loss scaler's state as of the last readback, and the head update of the step before it,
+    // held until a readback tells whether the scaler skipped that step (the top of the file).
+    let ls = await scaler.read();
+    let pending: { rate: number } | null = null;
+    let headSteps = 0;
+    const settle = (now: LossScaleState) => {
+      if (pending && now.skipped === ls.skipped)
+        adamwStep64([W, b], [gW, gb], m1, m2, ++headSteps, (pending.rate * (o.headLr ?? lr)) / (lr || 1), { betas, eps: 1e-8, weightDecay: wd });
+      pending = null;
+      ls = now;
+    };
     /** Writes the encoder as it is now and the folded head (see the top of the file). */
     const save = async (base: string, epoch: number, validation: number | null) => {
       const tensors = new Map<string, StTensor>();
@@ -229,7 +270,7 @@ export async function finetune(engine: Engine, o: FinetuneOptions): Promise<Fine
       const info: FinetunedInfo = {
         task: o.task, label: o.label, classes: tg.classes, leads: leadNames, preset: config.preset,
         head: { weight: 'head.weight', bias: 'head.bias', output: o.task === 'regression' ? 'values' : 'logits', activation: o.task === 'multiclass' ? 'softmax' : o.task === 'multilabel' ? 'sigmoid' : 'none' },
-        bandpass: band, epoch, validation, steps: step,
+        bandpass: band, epoch, validation, steps: step, skippedSteps: ls.skipped,
         source: { checkpoint: loaded.checkpoint, randomInit: loaded.randomInit, step: loaded.step, dataset: ds.dir },
         settings: { ...settings, split: spec },
       };
@@ -237,6 +278,7 @@ export async function finetune(engine: Engine, o: FinetuneOptions): Promise<Fine
     };
     for (let epoch = 0; epoch < epochs; epoch++) {
       let lossSum = 0, seen = 0, s = 0;
+      const skippedBefore = ls.skipped;
       for (const bt of ds.batches({ batchSize: batch, seed: o.seed ?? 0, epoch, subset: trainIdx })) {
         if (s++ >= perEpoch) break;
         const B = bt.indices.length;
@@ -252,7 +294,8 @@ export async function finetune(engine: Engine, o: FinetuneOptions): Promise<Fine
           tape.clear();
           throw e;
         }
-        const r = await engine.read(rep);
+        const [r, now] = await Promise.all([engine.read(rep), scaler.read()]);
+        settle(now);
         const z = applyHead(head, r);
         for (let j = 0; j < B; j++) {
           const t = posOf.get(bt.indices[j])!;
@@ -260,7 +303,7 @@ export async function finetune(engine: Engine, o: FinetuneOptions): Promise<Fine
           lossSum += o.task === 'multiclass' ? l : l / K;
         }
         seen += B;
-        // dL/dW, dL/db on the CPU; dL/drep = dz · W goes back to the GPU as the backward's seed.
+        // dL/dW, dL/db on the CPU; dL/drep = dz · W goes back to the GPU as the backward's seed, times the loss scale.
         gW.fill(0);
         gb.fill(0);
         const drep = new Float32Array(B * D);
@@ -274,22 +317,23 @@ export async function finetune(engine: Engine, o: FinetuneOptions): Promise<Fine
             }
           }
         const seed = engine.upload(drep, [B, D]);
-        tape.backward(rep, { grad: seed });
-        opt.step(rate);
+        tape.backward(rep, { grad: seed, scale: ls.scale });
+        opt.step(rate, scaler);
         engine.flush();
         seed.dispose();
         rep.dispose();
         x.dispose();
         step++;
-        adamwStep64([W, b], [gW, gb], m1, m2, step, (rate * (o.headLr ?? lr)) / (lr || 1), { betas, eps: 1e-8, weightDecay: wd });
+        pending = { rate };
       }
+      settle(await scaler.read());
       const trainLoss = lossSum / Math.max(1, seen);
       if (!Number.isFinite(trainLoss)) throw new Error(`finetune: training loss ${trainLoss} in epoch ${epoch + 1} (lower --lr)`);
       const trainMean = o.task === 'regression' ? shift : undefined;
       const val = sp.val.length ? evaluate(o.task, tg.classes, await outputs(sp.val), targets(sp.val), K, [], '', { bootstrap: 0 }, undefined, trainMean) : null;
       const tl = await outputs(sp.test);
       const test = evaluate(o.task, tg.classes, tl, targets(sp.test), K, [], '', { bootstrap: 0 }, undefined, trainMean);
-      const row = { epoch: epoch + 1, trainLoss, val: val ? headline(val) : null, test: headline(test) };
+      const row = { epoch: epoch + 1, trainLoss, val: val ? headline(val) : null, test: headline(test), lossScale: ls.scale, skippedSteps: ls.skipped - skippedBefore };
       history.push(row);
       o.onEpoch?.(row);
       const score = val ? headline(val) : null;
@@ -314,9 +358,11 @@ export async function finetune(engine: Engine, o: FinetuneOptions): Promise<Fine
       settings,
       source: { checkpoint: loaded.checkpoint, randomInit: loaded.randomInit, step: loaded.step, leads: leadNames, preset: config.preset, dataset: ds.dir },
       testPredictions: { ids: sp.test.map((i) => ds.manifest.records[tg.rows[i]].id), values: probs },
+      lossScale: { ...ls, dynamic: scaler.dynamic },
       saved,
     };
   } finally {
+    scaler.dispose();
     opt.dispose();
     encoder.dispose();
     ds.close();

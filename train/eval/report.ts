@@ -61,11 +61,13 @@ export function markdownReport(r: ProbeResult | ProbeRun, title = `Linear probe:
 /** A fine-tuning run as markdown: settings, per-epoch history, the chosen epoch's test metrics. */
 export function finetuneMarkdown(r: FinetuneResult, title = `Fine-tuning: ${r.task} on '${r.label}'`): string {
   const s = r.source;
-  const st = r.settings as { epochs: number; batch: number; lr: number; weightDecay: number; bandpass: [number, number] | null; augment: unknown };
+  const st = r.settings as { epochs: number; batch: number; lr: number; weightDecay: number; bandpass: [number, number] | null; augment: unknown; precision?: string };
+  const ls = r.lossScale;
   const out = [`# ${title}`, '',
     `- Encoder: ${s.randomInit ? `random weights (${s.preset})` : `${s.checkpoint} (step ${s.step})`}; leads ${s.leads.join(', ')}`,
     `- Data: ${s.dataset}; split train [${r.split.train}] (${r.split.sizes.train}), validation [${r.split.val}] (${r.split.sizes.val}), test [${r.split.test}] (${r.split.sizes.test})`,
-    `- ${st.epochs} epochs, batch ${st.batch}, lr ${st.lr}, wd ${st.weightDecay}, band-pass ${st.bandpass ? `${st.bandpass[0]}–${st.bandpass[1]} Hz` : 'off'}, augmentation ${st.augment ? JSON.stringify(st.augment) : 'off'}`,
+    `- ${st.epochs} epochs, batch ${st.batch}, lr ${st.lr}, wd ${st.weightDecay}, band-pass ${st.bandpass ? `${st.bandpass[0]}–${st.bandpass[1]} Hz` : 'off'}, augmentation ${st.augment ? JSON.stringify(st.augment) : 'off'}` +
+      (st.precision === 'f16' ? `; mixed precision (f16 matmul inputs), ${ls.dynamic ? 'dynamic ' : ''}loss scale ${ls.scale}, ${ls.skipped} steps skipped` : ''),
     `- Reported: epoch ${r.bestEpoch} (best validation ${r.task === 'regression' ? 'MAE' : 'macro AUC'})`, ''];
   const metric = r.task === 'regression' ? 'MAE' : 'macro AUC';
   out.push(`| Epoch | train loss | validation ${metric} | test ${metric} |`, '|---|---|---|---|');
