@@ -49,7 +49,7 @@ run() {
     part step-f16 50 $kit/cli.mjs bench step "${preset[@]}" "${steps[@]}" --precision f16 $save
     part embed 50 $kit/cli.mjs bench embed "${preset[@]}" "${iters[@]}" --peer tfjs $save
   } | tee "$out/log.txt"
-  grep -E '^(=== .*exit|met|missed|not run|ratio|node: |ours |tfjs )|GPU goals|passed, ' "$out/log.txt" > "$out/summary.txt"
+  grep -E '^(=== .*exit|met|missed|not run|ratio|node: |ours |tfjs |PyTorch )|GPU goals|passed, |FAILED' "$out/log.txt" > "$out/summary.txt"
   find bench/results -newer "$out/.start" -name '*.json' -exec cp {} "$out/" \;
   rm -f "$out/.start"
   cat "$out/summary.txt"

@@ -208,6 +208,10 @@ export async function benchEmbed(engine: Engine, o: EmbedOptions): Promise<Bench
   );
 }
 
+/** The PyTorch anchor (../shared/docs/webgpu-notes.md): an ECG-JEPA-style pretraining step of the
+ *  base model at batch 64 on an H100, 302.2 ms in fp32 (212 samples/s), 112.8 ms with TF32 (567). */
+export const PYTORCH_STEP_H100 = { preset: 'base', batch: 64, fp32: 212, tf32: 567 } as const;
+
 /** A few lines for the terminal. */
 export function formatBench(r: BenchResult): string {
   const unit = r.kind === 'step' ? 'samples/s' : 'ECGs/s';
@@ -218,7 +222,16 @@ export function formatBench(r: BenchResult): string {
     `${r.kind} preset ${r.preset}, ${r.precision}, batch ${r.batch}, ${r.steps} timed after ${r.warmup} warm-up, on ${r.device.vendor} / ${r.device.device}`,
     line('ours', r.ours),
     ...(r.tfjs ? [line('tfjs', r.tfjs), `ratio (tfjs ms / ours ms): ${r.ratio!.toFixed(2)}x`] : []),
+    ...(r.kind === 'step' && r.preset === PYTORCH_STEP_H100.preset && r.batch === PYTORCH_STEP_H100.batch ? [pytorchLine(r)] : []),
   ].join('\n');
+}
+
+/** Ours (and tfjs) against the PyTorch anchor; only comparable as a speed when this GPU is an H100. */
+function pytorchLine(r: BenchResult): string {
+  const { fp32, tf32 } = PYTORCH_STEP_H100;
+  const of = (m: Measured) => `${((100 * m.samplesPerSec) / fp32).toFixed(0)}%`;
+  return `PyTorch on an H100, same step: ${fp32} samples/s fp32, ${tf32} TF32; ours = ${of(r.ours)} of its fp32${r.tfjs ? `, tfjs = ${of(r.tfjs)}` : ''}` +
+    `${/h100/i.test(r.device.device) ? '' : ' (this GPU is not an H100: a placement, not a speed-up)'}`;
 }
 
 /** Writes the result with date, device and the command to bench/results/; returns the path. */

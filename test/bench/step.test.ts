@@ -27,6 +27,18 @@ if (!isBrowser) {
       }
     });
 
+    it('formats a base batch-64 step against the PyTorch anchor, and only that', async () => {
+      const { formatBench, PYTORCH_STEP_H100 } = await import('../../bench/step.js');
+      const m = (ms: number) => ({ msPerStep: ms, samplesPerSec: 64_000 / ms, peakBytes: 1 });
+      const device = { vendor: 'nvidia', architecture: '', device: 'nvidia-h200', description: '', backend: 'dawn-node' as const, features: [], limits: {} };
+      const r = { kind: 'step' as const, preset: 'base', precision: 'f32' as const, batch: 64, steps: 5, warmup: 2, device, ours: m(320), tfjs: m(1600), ratio: 5 };
+      const text = formatBench(r);
+      // 64 000 / 320 = 200 samples/s = 94% of 212; tfjs 40 samples/s = 19%
+      assert(text.includes(`PyTorch on an H100, same step: ${PYTORCH_STEP_H100.fp32} samples/s fp32`) && text.includes('ours = 94% of its fp32, tfjs = 19%') && text.includes('not an H100'), text);
+      assert(!formatBench({ ...r, preset: 'tiny' }).includes('PyTorch') && !formatBench({ ...r, batch: 4 }).includes('PyTorch'), 'no anchor for other configurations');
+      assert(!formatBench({ ...r, device: { ...device, device: 'nvidia-h100-80gb-hbm3' } }).includes('not an H100'), 'an H100 is comparable');
+    });
+
     it('refuses counts that are not positive integers', async () => {
       const engine = await getEngine();
       const { benchStep, benchEmbed } = await import('../../bench/step.js');
