@@ -43,13 +43,14 @@ run() {
   {
     echo "gpu.sh run $quick on $(hostname), $(date -u +%FT%TZ), commit $(cat $kit/COMMIT | tr '\n' ' ')"
     # correctness first: the kernels take their GPU variants (tiles, unrolled loops, subgroup matrices) only here
+    part info 10 $kit/cli.mjs info   # the adapter, and whether subgroup matrices and shader-f16 are there
     for g in kernels/ engine/ops model/jepa bench/; do ECG_BUILD_DIR=$kit part "tests $g" 45 $kit/test.mjs --node-only --grep $g; done
-    part kernels 200 $kit/main.mjs kernels --scale $scale $save
+    part kernels 190 $kit/main.mjs kernels --scale $scale $save
     part step 110 $kit/cli.mjs bench step "${preset[@]}" "${steps[@]}" --peer tfjs $save
     part step-f16 50 $kit/cli.mjs bench step "${preset[@]}" "${steps[@]}" --precision f16 $save
     part embed 50 $kit/cli.mjs bench embed "${preset[@]}" "${iters[@]}" --peer tfjs $save
   } | tee "$out/log.txt"
-  grep -E '^(=== .*exit|met|missed|not run|ratio|node: |ours |tfjs |PyTorch )|GPU goals|passed, |FAILED' "$out/log.txt" > "$out/summary.txt"
+  grep -E '^(=== .*exit|met|missed|not run|ratio|node: |ours |tfjs |PyTorch |adapter|features)|GPU goals|passed, |FAILED' "$out/log.txt" > "$out/summary.txt"
   find bench/results -newer "$out/.start" -name '*.json' -exec cp {} "$out/" \;
   rm -f "$out/.start"
   cat "$out/summary.txt"
