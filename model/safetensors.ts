@@ -63,17 +63,20 @@ export function f16BitsToF32(h: number): number {
 }
 
 let halfTable: Float32Array | null = null;
+/** Every half value widened once (256 KiB, built on first use): decoding is one lookup per value. */
+export function halfToFloatTable(): Float32Array {
+  if (!halfTable) {
+    halfTable = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) halfTable[h] = f16BitsToF32(h);
+  }
+  return halfTable;
+}
 
 /** A tensor's values as float32 (F16 widened, F64 rounded). */
 export function asFloat32(t: StTensor): Float32Array {
   if (t.dtype === 'F32') return t.data as Float32Array;
   if (t.dtype === 'F64') return Float32Array.from(t.data);
-  // Every half value, widened once (256 KiB): an f16 encoder (85 M values for base) is one lookup each.
-  if (!halfTable) {
-    halfTable = new Float32Array(65536);
-    for (let h = 0; h < 65536; h++) halfTable[h] = f16BitsToF32(h);
-  }
-  const table = halfTable;
+  const table = halfToFloatTable();
   const out = new Float32Array(t.data.length);
   for (let i = 0; i < out.length; i++) out[i] = table[t.data[i]];
   return out;

@@ -1,7 +1,8 @@
 // Prepared-dataset format: f16 conversion, data order, shards + manifest on disk, deterministic and
 // resumable batches, checksum verification.
 import { assert, isBrowser } from '../helpers.js';
-import { decodeInto, encodeRecords, epochOrder, halfToFloatTable, toHalfBits } from '../../train/data/dataset.js';
+import { decodeInto, encodeRecords, epochOrder } from '../../train/data/dataset.js';
+import { f32ToF16Bits, halfToFloatTable } from '../../model/safetensors.js';
 
 describe('data: prepared dataset', () => {
   it('converts float32 ↔ float16 with round-to-nearest-even', () => {
@@ -10,13 +11,13 @@ describe('data: prepared dataset', () => {
       [-Infinity, 0xfc00], [2 ** -24, 0x0001], [2 ** -25, 0x0000], [1.5 * 2 ** -25, 0x0001], [2 ** -14, 0x0400],
       [1 + 2 ** -11, 0x3c00], [1 + 3 * 2 ** -11, 0x3c02], [0.1, 0x2e66],
     ];
-    for (const [v, h] of cases) assert(toHalfBits(v) === h, `toHalf(${v}) = 0x${toHalfBits(v).toString(16)}, want 0x${h.toString(16)}`);
-    assert((toHalfBits(NaN) & 0x7c00) === 0x7c00 && (toHalfBits(NaN) & 0x3ff) !== 0, 'NaN stays NaN');
+    for (const [v, h] of cases) assert(f32ToF16Bits(v) === h, `toHalf(${v}) = 0x${f32ToF16Bits(v).toString(16)}, want 0x${h.toString(16)}`);
+    assert((f32ToF16Bits(NaN) & 0x7c00) === 0x7c00 && (f32ToF16Bits(NaN) & 0x3ff) !== 0, 'NaN stays NaN');
     const t = halfToFloatTable();
-    for (const [v, h] of cases) if (Number.isFinite(v) && Math.abs(v) <= 65504 && h !== 0 && v === t[h]) assert(t[toHalfBits(v)] === v, `exact ${v}`);
+    for (const [v, h] of cases) if (Number.isFinite(v) && Math.abs(v) <= 65504 && h !== 0 && v === t[h]) assert(t[f32ToF16Bits(v)] === v, `exact ${v}`);
     assert(Number.isNaN(t[0x7e00]) && t[0x7c00] === Infinity && t[0x3555] === 0.333251953125, 'table');
     // Round trip of every finite half value
-    for (let h = 0; h < 0x7c00; h++) assert(toHalfBits(t[h]) === h, `round trip 0x${h.toString(16)}`);
+    for (let h = 0; h < 0x7c00; h++) assert(f32ToF16Bits(t[h]) === h, `round trip 0x${h.toString(16)}`);
   });
 
   it('encodes and decodes records in f32 and f16', () => {

@@ -3,6 +3,7 @@
 // (numpy.memmap, mmap) as they are; plus manifest.json with records, labels, folds, provenance,
 // preprocessing settings and a SHA-256 per shard. Reading streams from disk, one record at a time.
 import { Rng } from '../../engine/random.js';
+import { f32ToF16Bits, halfToFloatTable } from '../../model/safetensors.js';
 import { atomicWrite, nodeMods, sha256, sha256File } from './fsutil.js';
 
 export const DATASET_FORMAT = 'ecg-jepa-dataset';
@@ -64,51 +65,6 @@ function requireLittleEndian(): void {
   if (!LITTLE_ENDIAN) throw new Error('prepared datasets need a little-endian platform');
 }
 
-// ---------------------------------------------------------------------------------------------
-// float16 (IEEE binary16), since Node 20 has no Float16Array
-
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-/** float → binary16 bits, round to nearest even; overflow → ±Inf, NaN kept. */
-export function toHalfBits(v: number): number {
-  f32[0] = v;
-  const x = u32[0];
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  const e = exp - 112; // rebias 127 → 15
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let h = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1);
-    const half = 1 << (shift - 1);
-    if (rem > half || (rem === half && h & 1)) h++;
-    return sign | h;
-  }
-  let h = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++; // a carry into the exponent is the correct rounding
-  return sign | h;
-}
-
-let halfTable: Float32Array | undefined;
-/** binary16 bits → float, through a 64 K-entry table built on first use. */
-export function halfToFloatTable(): Float32Array {
-  if (halfTable) return halfTable;
-  const t = new Float32Array(65536);
-  for (let h = 0; h < 65536; h++) {
-    const s = h & 0x8000 ? -1 : 1;
-    const e = (h >> 10) & 0x1f;
-    const m = h & 0x3ff;
-    t[h] = e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
-  }
-  return (halfTable = t);
-}
 
 /** Records (each leads × samples floats) → shard bytes. */
 export function encodeRecords(records: readonly Float32Array[], dtype: ShardDtype): Uint8Array {
@@ -125,7 +81,7 @@ export function encodeRecords(records: readonly Float32Array[], dtype: ShardDtyp
   }
   const out = new Uint16Array(n);
   let o = 0;
-  for (const r of records) for (let i = 0; i < r.length; i++) out[o++] = toHalfBits(r[i]);
+  for (const r of records) for (let i = 0; i < r.length; i++) out[o++] = f32ToF16Bits(r[i]);
   return new Uint8Array(out.buffer);
 }
 
