@@ -13,9 +13,11 @@
 // written coalesced. Small outputs with a long K are split along K into a workspace and summed in
 // split order by a second kernel that applies the epilogue.
 //
-// f16 inputs: where the device has `chromium-experimental-subgroup-matrix` (Dawn, unsafe APIs) a
-// subgroup-matrix kernel (tensor cores on NVIDIA) exists; it is used only after it has compiled and
-// matched the plain f16 kernel on this device (checkSubgroupMatrix), since no CI device can run it.
+// f16 inputs: where the device has `chromium-experimental-subgroup-matrix` (Dawn, unsafe APIs) two
+// subgroup-matrix kernels (tensor cores on NVIDIA) exist, one reading fragments straight from memory and
+// one staging 128×128 tiles in workgroup memory. Each is used only after it has compiled and matched
+// the plain f16 kernel on this device (checkSubgroupMatrix); CI devices run them only emulated
+// (test/kernels/subgroup-emulation.ts).
 // Elsewhere f16 goes through the tiled kernel, converted to f32 on load.
 //
 // The tile config is chosen per device and shape class by timing the candidates once
@@ -60,15 +62,23 @@ export interface MatmulBuffers {
 export type MatmulPrecision = 'f32' | 'f16';
 
 /** Tile configs of the register-blocked kernel: workgroup tile BM×BN, K step BK, TM×TN per thread. */
+/** Those needing more than WebGPU's default 16 KiB of workgroup memory run only where the adapter has it. */
 export const MATMUL_TILES = {
   small: { BM: 32, BN: 32, BK: 16, TM: 4, TN: 4 },
   mid: { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 },
   tall: { BM: 128, BN: 64, BK: 8, TM: 8, TN: 4 },
   large: { BM: 128, BN: 128, BK: 8, TM: 8, TN: 8 },
+  // Autotune candidates: fewer barriers per K (mid32, large16), a wider B panel (wide).
+  mid32: { BM: 64, BN: 64, BK: 32, TM: 4, TN: 4 },
+  wide: { BM: 64, BN: 128, BK: 16, TM: 4, TN: 8 },
+  large16: { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8 },
 } as const;
 export type MatmulTileName = keyof typeof MATMUL_TILES;
-/** 'subgroup-matrix' is the f16 tensor-core path (needs the device feature; M%64, N%32, K%16 = 0). */
-export type MatmulConfigName = MatmulTileName | 'subgroup-matrix';
+/** The f16 tensor-core kernels (need the device feature): 'subgroup-matrix' gives each one-subgroup
+ *  workgroup a 64×32 tile read straight from memory; 'subgroup-matrix-128' stages 128×128 tiles of A and
+ *  B in workgroup memory for 8 subgroups, reading each element from memory 4× less often. */
+export type SubgroupConfigName = 'subgroup-matrix' | 'subgroup-matrix-128';
+export type MatmulConfigName = MatmulTileName | SubgroupConfigName;
 
 export interface MatmulOptions {
   precision?: MatmulPrecision;
@@ -79,8 +89,16 @@ export interface MatmulOptions {
 }
 
 const TILE_NAMES = Object.keys(MATMUL_TILES) as MatmulTileName[];
-const SG = 'subgroup-matrix';
-const SG_TILE = { BM: 64, BN: 32 }; // 4×2 fragments of 16×16 per subgroup: the best measured on H200
+/** Workgroup tile and subgroups per workgroup; each subgroup computes 4×2 fragments of 16×16 (64×32),
+ *  the best per-subgroup tile measured on an H200. */
+const SG_KERNELS: Record<SubgroupConfigName, { BM: number; BN: number; subgroups: number }> = {
+  'subgroup-matrix': { BM: 64, BN: 32, subgroups: 1 },
+  'subgroup-matrix-128': { BM: 128, BN: 128, subgroups: 8 },
+};
+const SG_NAMES = Object.keys(SG_KERNELS) as SubgroupConfigName[];
+const isSg = (c: MatmulConfigName): c is SubgroupConfigName => c in SG_KERNELS;
+const SG_BK = 32; // K step of the staged kernel
+const SG_PAD = 8; // halves of padding per staged row: rows stay 16-byte aligned and spread over banks
 const GROUP = 8; // tile rows that walk N together, so their B panels are shared in L2
 
 /** WGSL: the workgroup's output tile origin (m0, n0) from its linear id, in the grouped order above;
@@ -455,7 +473,7 @@ var<workgroup> T: array<f32, 2048>;
 
 @compute @workgroup_size(${sg})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-${tileOrigin(SG_TILE.BM, SG_TILE.BN)}
+${tileOrigin(SG_KERNELS['subgroup-matrix'].BM, SG_KERNELS['subgroup-matrix'].BN)}
   let aOff = wid.z * p.sA;
   let bOff = wid.z * p.sB;
   let cOff = wid.z * p.sC;
@@ -478,6 +496,126 @@ ${tileOrigin(SG_TILE.BM, SG_TILE.BN)}
 }`;
 }
 
+/** Workgroup memory of the staged kernel: A and B tiles (f16, padded rows) and the epilogue strips (f32). */
+function stagedBytes(): number {
+  const { BM, BN, subgroups } = SG_KERNELS['subgroup-matrix-128'];
+  const panel = (rows: number) => Math.max(rows * (SG_BK + SG_PAD), SG_BK * (rows + SG_PAD)) * 2;
+  return panel(BM) + panel(BN) + subgroups * 256 * 4;
+}
+
+/**
+ * The staged tensor-core kernel: 8 subgroups share 128×128 output tiles. Per K step of 32 the whole
+ * workgroup copies the A and B panels into workgroup memory (vec4 loads, zero past K), and each
+ * subgroup multiplies its 64×32 part from there; the next panels are fetched into registers while the
+ * current ones are multiplied. Subgroup i is taken to be invocations i·sg … i·sg+sg−1 (true on NVIDIA
+ * and AMD for 1-D workgroups; WGSL does not promise it, so the self-check must pass before use).
+ */
+function subgroupStagedSource(sg: number, tA: boolean, tB: boolean): string {
+  const { BM, BN, subgroups } = SG_KERNELS['subgroup-matrix-128'];
+  const BK = SG_BK, WG = subgroups * sg;
+  // Panel layouts follow the operands' memory layouts: A [m][k] (or [k][m] when transposed), B [k][n] (or [n][k]).
+  const rowA = tA ? BM + SG_PAD : BK + SG_PAD, rowB = tB ? BK + SG_PAD : BN + SG_PAD;
+  const sizeA = tA ? BK * rowA : BM * rowA, sizeB = tB ? BN * rowB : BK * rowB;
+  // One panel copy: element quad e → (outer, inner) of the panel, global vec4 index, shared offset.
+  const copy = (X: string, S: string, row: number, outerN: number, innerN: number, kInner: boolean, gIndex: string) => {
+    const per = (outerN * innerN) / 4 / WG;
+    if (!Number.isInteger(per)) throw new Error(`matmul: a ${outerN}×${innerN} panel does not split over ${WG} invocations`);
+    const kOf = kInner ? 'k0 + q' : 'k0 + o';
+    const loads: string[] = [], stores: string[] = [];
+    for (let r = 0; r < per; r++) {
+      const e = `lid + ${r * WG}u`;
+      loads.push(`{ let e = ${e}; let o = e / ${innerN / 4}u; let q = (e % ${innerN / 4}u) * 4u; r${X}[${r}] = select(vec4<f16>(0.0), ${X}[${gIndex}], ${kOf} < p.K); }`);
+      stores.push(`{ let e = ${e}; let o = e / ${innerN / 4}u; let q = (e % ${innerN / 4}u) * 4u; let v = r${X}[${r}]; ${[0, 1, 2, 3].map((j) => `${S}[o * ${row}u + q + ${j}u] = v[${j}];`).join(' ')} }`);
+    }
+    return { regs: `var r${X}: array<vec4<f16>, ${per}>;`, load: loads.join('\n      '), store: stores.join('\n    ') };
+  };
+  // Global vec4 indices (offsets, K and M/N are multiples of 4, so a quad never straddles rows).
+  const ca = tA
+    ? copy('A', 'As', rowA, BK, BM, false, '(aOff + (k0 + o) * p.M + m0 + q) / 4u')
+    : copy('A', 'As', rowA, BM, BK, true, '(aOff + (m0 + o) * p.K + k0 + q) / 4u');
+  const cb = tB
+    ? copy('B', 'Bs', rowB, BN, BK, true, '(bOff + (n0 + o) * p.K + k0 + q) / 4u')
+    : copy('B', 'Bs', rowB, BK, BN, false, '(bOff + (k0 + o) * p.N + n0 + q) / 4u');
+  const frag: string[] = [], mma: string[] = [], direct: string[] = [], staged: string[] = [];
+  for (let i = 0; i < 4; i++) for (let j = 0; j < 2; j++) frag.push(`var c${i}${j} = subgroup_matrix_result<f32, 16, 16>();`);
+  for (let i = 0; i < 4; i++) {
+    const off = tA ? `kk * ${rowA}u + wm + ${i * 16}u` : `(wm + ${i * 16}u) * ${rowA}u + kk`;
+    mma.push(`let a${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&As, ${off}, ${tA}, ${rowA}u);`);
+  }
+  for (let j = 0; j < 2; j++) {
+    const off = tB ? `(wn + ${j * 16}u) * ${rowB}u + kk` : `kk * ${rowB}u + wn + ${j * 16}u`;
+    mma.push(`let b${j} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Bs, ${off}, ${tB}, ${rowB}u);`);
+  }
+  for (let i = 0; i < 4; i++)
+    for (let j = 0; j < 2; j++) {
+      mma.push(`c${i}${j} = subgroupMatrixMultiplyAccumulate(a${i}, b${j}, c${i}${j});`);
+      direct.push(`subgroupMatrixStore(&C, cOff + (m0 + wm + ${i * 16}u) * p.N + n0 + wn + ${j * 16}u, c${i}${j}, false, p.N);`);
+      staged.push(`case ${i * 2 + j}u: { subgroupMatrixStore(&T, frag, c${i}${j}, false, 16u); }`);
+    }
+  return /* wgsl */ `enable f16;
+enable chromium_experimental_subgroup_matrix;
+struct P { M: u32, N: u32, K: u32, sA: u32, sB: u32, sC: u32, tilesM: u32, tilesN: u32, flags: u32 }
+@group(0) @binding(0) var<storage, read> A: array<vec4<f16>>;
+@group(0) @binding(1) var<storage, read> B: array<vec4<f16>>;
+@group(0) @binding(2) var<storage, read_write> C: array<f32>;
+@group(0) @binding(6) var<uniform> p: P;
+${epilogueSource('f32', 3)}
+var<workgroup> As: array<f16, ${sizeA}>;
+var<workgroup> Bs: array<f16, ${sizeB}>;
+var<workgroup> T: array<f32, ${subgroups * 256}>;
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+${tileOrigin(BM, BN)}
+  let aOff = wid.z * p.sA;
+  let bOff = wid.z * p.sB;
+  let cOff = wid.z * p.sC;
+  let sgi = lid / ${sg}u;
+  let lane = lid % ${sg}u;
+  let wm = (sgi / ${BN / 32}u) * 64u; // this subgroup's 64×32 block of the tile
+  let wn = (sgi % ${BN / 32}u) * 32u;
+  let frag = sgi * 256u;
+  ${frag.join('\n  ')}
+  ${ca.regs}
+  ${cb.regs}
+  var k0 = 0u;
+  ${ca.load}
+  ${cb.load}
+  for (var t = 0u; t < (p.K + ${BK - 1}u) / ${BK}u; t++) {
+    ${ca.store}
+    ${cb.store}
+    workgroupBarrier();
+    k0 += ${BK}u;
+    if (k0 < p.K) {
+      ${ca.load}
+      ${cb.load}
+    }
+    for (var kk = 0u; kk < ${BK}u; kk += 16u) {
+      ${mma.join('\n      ')}
+    }
+    workgroupBarrier();
+  }
+  if (p.flags == 0u) {
+    ${direct.join('\n    ')}
+  } else {
+    // Epilogue through workgroup memory (fragments have no element-wise access), one fragment per
+    // subgroup at a time so T stays at 8 KiB; the loop keeps one copy of the epilogue code.
+    for (var f = 0u; f < 8u; f++) {
+      switch f {
+        ${staged.join('\n        ')}
+        default: {}
+      }
+      workgroupBarrier();
+      for (var e = lane; e < 256u; e += ${sg}u) {
+        let n = n0 + wn + (f % 2u) * 16u + e % 16u;
+        put(cOff + (m0 + wm + (f / 2u) * 16u + e / 16u) * p.N + n, n, T[frag + e]);
+      }
+      workgroupBarrier();
+    }
+  }
+}`;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Per-device state: feature support, tuned choices, the split-K workspace
 
@@ -486,15 +624,17 @@ interface DeviceState {
   dummyW?: GPUBuffer;
   choices: Map<string, MatmulConfigName>;
   tuning: Map<string, Promise<MatmulConfigName>>;
-  sg: 'unknown' | 'checking' | 'ok' | 'no';
-  sgCheck?: Promise<boolean>;
+  /** Per shape class, each candidate's best time (ms) on the shrunk tuning problem. */
+  tuneTimes: Map<string, Partial<Record<MatmulConfigName, number>>>;
+  /** Per subgroup config, whether it compiled and agreed with the tiled kernel here. */
+  sgChecks: Map<SubgroupConfigName, Promise<boolean>>;
   ws?: GPUBuffer;
 }
 
 const states = new WeakMap<GPUDevice, DeviceState>();
 function state(device: GPUDevice): DeviceState {
   let s = states.get(device);
-  if (!s) states.set(device, (s = { choices: new Map(), tuning: new Map(), sg: 'unknown' }));
+  if (!s) states.set(device, (s = { choices: new Map(), tuning: new Map(), tuneTimes: new Map(), sgChecks: new Map() }));
   return s;
 }
 
@@ -521,15 +661,28 @@ function subgroupSize(device: GPUDevice): number {
   return ok && size > 0 && size === info?.subgroupMaxSize && size <= device.limits.maxComputeInvocationsPerWorkgroup ? size : 0;
 }
 
-function subgroupFits(s: Shape): boolean {
+/** Whether the device can run subgroup config `c` at all (the check still has to pass). */
+function sgDeviceFits(device: GPUDevice, c: SubgroupConfigName): boolean {
+  const sg = subgroupSize(device);
+  if (!sg) return false;
+  if (c === 'subgroup-matrix') return true;
+  return SG_KERNELS[c].subgroups * sg <= device.limits.maxComputeInvocationsPerWorkgroup && stagedBytes() <= device.limits.maxComputeWorkgroupStorageSize;
+}
+
+function subgroupFits(s: Shape, c: SubgroupConfigName): boolean {
   const al = (x: number) => x % 16 === 0;
-  return s.M % SG_TILE.BM === 0 && s.N % SG_TILE.BN === 0 && al(s.K) && al(s.sA) && al(s.sB) && al(s.sC);
+  return s.M % SG_KERNELS[c].BM === 0 && s.N % SG_KERNELS[c].BN === 0 && al(s.K) && al(s.sA) && al(s.sB) && al(s.sC);
+}
+
+function sgPipeline(device: GPUDevice, c: SubgroupConfigName, tA: boolean, tB: boolean): GPUComputePipeline {
+  const sg = subgroupSize(device);
+  return getPipeline(device, `matmul_${c}_sg${sg}_t${+tA}${+tB}`, () => subgroupMatrixSource(c, sg, tA, tB));
 }
 
 /** The config names this device can run for `precision` (subgroup-matrix: supported, not necessarily validated). */
 export function matmulConfigs(device: GPUDevice, precision: MatmulPrecision = 'f32'): MatmulConfigName[] {
   const names: MatmulConfigName[] = TILE_NAMES.filter((n) => tileFits(device, n));
-  if (precision === 'f16' && subgroupSize(device) > 0) names.push(SG);
+  if (precision === 'f16') names.push(...SG_NAMES.filter((c) => sgDeviceFits(device, c)));
   return names;
 }
 
@@ -571,24 +724,26 @@ interface Plan {
 function plan(device: GPUDevice, s: Shape, prec: MatmulPrecision, opts: MatmulOptions, kick = true): Plan {
   let config = opts.config;
   if (config !== undefined) {
-    if (config === SG) {
-      if (prec !== 'f16') throw new Error(`matmul: config 'subgroup-matrix' needs precision 'f16'`);
-      if (!subgroupSize(device)) throw new Error(`matmul: config 'subgroup-matrix' is not available on this device (needs chromium-experimental-subgroup-matrix, shader-f16, f16→f32 16×16×16 configs and a fixed subgroup size)`);
-      if (!subgroupFits(s)) throw new RangeError(`matmul: config 'subgroup-matrix' needs M % 64, N % 32, K % 16 and strides % 16 = 0 (M=${s.M}, N=${s.N}, K=${s.K})`);
-    } else if (!(config in MATMUL_TILES)) throw new RangeError(`matmul: unknown config '${config}' (have ${[...TILE_NAMES, SG].join(', ')})`);
+    if (isSg(config)) {
+      const { BM, BN } = SG_KERNELS[config];
+      if (prec !== 'f16') throw new Error(`matmul: config '${config}' needs precision 'f16'`);
+      if (!subgroupSize(device)) throw new Error(`matmul: config '${config}' is not available on this device (needs chromium-experimental-subgroup-matrix, shader-f16, f16→f32 16×16×16 configs and a fixed subgroup size)`);
+      if (!sgDeviceFits(device, config)) throw new RangeError(`matmul: config '${config}' exceeds this device's workgroup limits`);
+      if (!subgroupFits(s, config)) throw new RangeError(`matmul: config '${config}' needs M % ${BM}, N % ${BN}, K % 16 and strides % 16 = 0 (M=${s.M}, N=${s.N}, K=${s.K})`);
+    } else if (!(config in MATMUL_TILES)) throw new RangeError(`matmul: unknown config '${config}' (have ${[...TILE_NAMES, ...SG_NAMES].join(', ')})`);
     else if (!tileFits(device, config)) throw new RangeError(`matmul: config '${config}' exceeds this device's workgroup limits`);
   } else {
     const st = state(device);
     const key = classKey(s, prec);
     config = st.choices.get(key);
-    if (config === SG && !subgroupFits(s)) config = undefined;
+    if (config !== undefined && isSg(config) && !subgroupFits(s, config)) config = undefined;
     if (config === undefined) {
       config = heuristicTile(device, s);
       if (kick && autotuneOn && !isCpuAdapter(device) && s.M * s.N * s.K * s.batch >= TUNE_MIN_MACS && !st.tuning.has(key)) startTune(device, s, prec, key);
     }
   }
-  if (config === SG) {
-    if (opts.splitK !== undefined && opts.splitK !== 1) throw new RangeError(`matmul: the subgroup-matrix kernel does not split K`);
+  if (isSg(config)) {
+    if (opts.splitK !== undefined && opts.splitK !== 1) throw new RangeError(`matmul: the subgroup-matrix kernels do not split K`);
     return { config, splits: 1 };
   }
   if (opts.splitK !== undefined && (!Number.isInteger(opts.splitK) || opts.splitK < 1 || opts.splitK > 1024))
@@ -608,27 +763,42 @@ function workspace(device: GPUDevice, bytes: number): GPUBuffer {
 // ---------------------------------------------------------------------------------------------
 // Launch
 
-function record(batch: CommandBatch, bufs: MatmulBuffers, s: Shape, prec: MatmulPrecision, p: Plan): void {
-  const device = batch.device;
+/** The epilogue flags and operand bindings; absent operands get stand-ins (read-only ones may share a
+ *  buffer, the written one may not). */
+function epilogue(device: GPUDevice, bufs: MatmulBuffers, s: Shape): { flags: number; epi: Binding[]; dr: GPUBuffer; dw: GPUBuffer } {
   const st = state(device);
   const flags = (bufs.bias ? F_BIAS : 0) | (s.gelu ? F_GELU : 0) | (bufs.residual ? F_RESIDUAL : 0) | (bufs.preact ? F_PREACT : 0) | (s.acc ? F_ACC : 0);
-  const dummies = () => {
-    // Stand-ins for absent epilogue operands: read-only ones may share a buffer, the written one may not.
-    st.dummyR ??= device.createBuffer({ label: 'matmul dummy (read)', size: 256, usage: GPUBufferUsage.STORAGE });
-    st.dummyW ??= device.createBuffer({ label: 'matmul dummy (write)', size: 256, usage: GPUBufferUsage.STORAGE });
-    return { dr: st.dummyR, dw: st.dummyW };
-  };
-  const { dr, dw } = dummies();
-  const epi: Binding[] = [bufs.bias ?? dr, bufs.residual ?? dr, bufs.preact ?? dw];
-  if (p.config === SG) {
-    const sg = subgroupSize(device);
-    const pipe = getPipeline(device, `matmul_sg${sg}_t${+s.tA}${+s.tB}`, () => subgroupSource(sg, s.tA, s.tB));
-    const tilesM = s.M / SG_TILE.BM, tilesN = s.N / SG_TILE.BN;
-    const [x, y] = grid(tilesM * tilesN);
-    const params = new Params().u32(s.M).u32(s.N).u32(s.K).u32(s.sA).u32(s.sB).u32(s.sC).u32(tilesM).u32(tilesN).u32(flags);
-    batch.dispatch(pipe, [bufs.a, bufs.b, bufs.c, ...epi], params, [x, y, s.batch]);
-    return;
-  }
+  const dr = (st.dummyR ??= device.createBuffer({ label: 'matmul dummy (read)', size: 256, usage: GPUBufferUsage.STORAGE }));
+  const dw = (st.dummyW ??= device.createBuffer({ label: 'matmul dummy (write)', size: 256, usage: GPUBufferUsage.STORAGE }));
+  return { flags, epi: [bufs.bias ?? dr, bufs.residual ?? dr, bufs.preact ?? dw], dr, dw };
+}
+
+function dispatchSg(batch: CommandBatch, pipe: GPUComputePipeline, bufs: MatmulBuffers, s: Shape, config: SubgroupConfigName): void {
+  const { flags, epi } = epilogue(batch.device, bufs, s);
+  const tilesM = s.M / SG_KERNELS[config].BM, tilesN = s.N / SG_KERNELS[config].BN;
+  const [x, y] = grid(tilesM * tilesN);
+  const params = new Params().u32(s.M).u32(s.N).u32(s.K).u32(s.sA).u32(s.sB).u32(s.sC).u32(tilesM).u32(tilesN).u32(flags);
+  batch.dispatch(pipe, [bufs.a, bufs.b, bufs.c, ...epi], params, [x, y, s.batch]);
+}
+
+/** WGSL of subgroup config `config` for subgroup size `sg` and the given transposes. */
+export function subgroupMatrixSource(config: SubgroupConfigName, sg: number, tA: boolean, tB: boolean): string {
+  return (config === 'subgroup-matrix-128' ? subgroupStagedSource : subgroupSource)(sg, tA, tB);
+}
+
+/** Records subgroup config `config` run by `pipeline`, a build of subgroupMatrixSource. matmul passes the
+ *  compiled kernel; tests on devices without subgroup matrices pass an emulation of it. */
+export function recordSubgroupMatrix(batch: CommandBatch, pipeline: GPUComputePipeline, bufs: MatmulBuffers, dims: MatmulDims, config: SubgroupConfigName): void {
+  const s = resolve(dims);
+  checkBuffers(bufs, s, 'f16');
+  if (!subgroupFits(s, config)) throw new RangeError(`matmul: config '${config}' needs M % ${SG_KERNELS[config].BM}, N % ${SG_KERNELS[config].BN}, K % 16 and strides % 16 = 0`);
+  dispatchSg(batch, pipeline, bufs, s, config);
+}
+
+function record(batch: CommandBatch, bufs: MatmulBuffers, s: Shape, prec: MatmulPrecision, p: Plan): void {
+  const device = batch.device;
+  if (isSg(p.config)) return dispatchSg(batch, sgPipeline(device, p.config, s.tA, s.tB), bufs, s, p.config);
+  const { flags, epi, dr, dw } = epilogue(device, bufs, s);
   const t = MATMUL_TILES[p.config];
   const vec = isVec(s);
   const tilesM = Math.ceil(s.M / t.BM), tilesN = Math.ceil(s.N / t.BN);
@@ -676,6 +846,11 @@ export function matmul(batch: CommandBatch, bufs: MatmulBuffers, dims: MatmulDim
   record(batch, bufs, s, prec, plan(batch.device, s, prec, opts));
 }
 
+/** Each candidate's time (ms, on the shrunk tuning problem) from the autotune of this shape class, if it ran. */
+export function matmulTuneTimes(device: GPUDevice, dims: MatmulDims, opts: { precision?: MatmulPrecision } = {}): Partial<Record<MatmulConfigName, number>> | undefined {
+  return state(device).tuneTimes.get(classKey(resolve(dims), opts.precision ?? 'f32'));
+}
+
 /** The config and K splits `matmul` would use now for these dims on this device. */
 export function matmulPlan(device: GPUDevice, dims: MatmulDims, opts: MatmulOptions = {}): { config: MatmulConfigName; splits: number } {
   const s = resolve(dims);
@@ -688,7 +863,7 @@ export function matmulPlan(device: GPUDevice, dims: MatmulDims, opts: MatmulOpti
 function startTune(device: GPUDevice, s: Shape, prec: MatmulPrecision, key: string): Promise<MatmulConfigName> {
   const st = state(device);
   const fallback = heuristicTile(device, s);
-  const job = runTune(device, s, prec)
+  const job = runTune(device, s, prec, key)
     .catch(() => fallback)
     .then((c) => {
       st.choices.set(key, c);
@@ -718,7 +893,8 @@ function tuneShape(s: Shape): Shape {
   const t = { ...s, gelu: false, acc: false };
   const macs = () => t.M * t.N * t.K * t.batch;
   if (macs() > TUNE_MAX_MACS) t.batch = Math.max(1, Math.floor(TUNE_MAX_MACS / (t.M * t.N * t.K)));
-  const shrink = (x: number, room: number) => Math.max(Math.min(x, 128 + (x % 4)), Math.floor(room / 4) * 4 + (x % 4));
+  // Shrunk sizes keep their remainder mod 128, so vec4 loads and the subgroup kernels' tile fit carry over.
+  const shrink = (x: number, room: number) => Math.max(Math.min(x, 128 + (x % 128)), Math.floor(room / 128) * 128 + (x % 128));
   if (macs() > TUNE_MAX_MACS) t.M = Math.min(t.M, shrink(t.M, TUNE_MAX_MACS / (t.N * t.K)));
   if (macs() > TUNE_MAX_MACS) t.N = Math.min(t.N, shrink(t.N, TUNE_MAX_MACS / (t.M * t.K)));
   t.sA = t.batch > 1 ? (s.sA === 0 ? 0 : t.M * t.K) : 0;
@@ -727,10 +903,28 @@ function tuneShape(s: Shape): Shape {
   return t;
 }
 
-async function runTune(device: GPUDevice, s0: Shape, prec: MatmulPrecision): Promise<MatmulConfigName> {
+/** Whether the pipeline of config `c` for this shape compiles here. A shader the driver rejects would
+ *  otherwise time as an instant no-op and win the tune. Push, create and pop run with no await between
+ *  them, so the scopes catch this pipeline's errors only. */
+async function compiles(device: GPUDevice, s: Shape, prec: MatmulPrecision, c: MatmulConfigName): Promise<boolean> {
+  device.pushErrorScope('validation');
+  device.pushErrorScope('internal');
+  if (isSg(c)) sgPipeline(device, c, s.tA, s.tB);
+  else {
+    const v: TiledVariant = { tile: c, prec, vec: isVec(s), cpu: isCpuAdapter(device) };
+    getPipeline(device, tiledKey(v), () => tiledSource(v));
+  }
+  const errs = await Promise.all([device.popErrorScope(), device.popErrorScope()]);
+  return !errs.some((e) => e);
+}
+
+async function runTune(device: GPUDevice, s0: Shape, prec: MatmulPrecision, key: string): Promise<MatmulConfigName> {
   const s = tuneShape(s0);
-  const cands: MatmulConfigName[] = TILE_NAMES.filter((n) => tileFits(device, n));
-  if (prec === 'f16' && subgroupSize(device) && subgroupFits(s) && (await checkSubgroupMatrix(device))) cands.push(SG);
+  const fits: MatmulConfigName[] = TILE_NAMES.filter((n) => tileFits(device, n));
+  if (prec === 'f16') for (const c of SG_NAMES) if (sgDeviceFits(device, c) && subgroupFits(s, c) && (await checkSubgroupMatrix(device, c))) fits.push(c);
+  const cands: MatmulConfigName[] = [];
+  for (const c of fits) if (await compiles(device, s, prec, c)) cands.push(c);
+  if (cands.length === 0) throw new Error('matmul: no tile config compiles on this device');
   if (cands.length === 1) return cands[0];
   const inB = prec === 'f16' ? 2 : 4;
   const mk = (elems: number) => device.createBuffer({ size: Math.max(256, Math.ceil(elems / 64) * 256), usage: GPUBufferUsage.STORAGE });
@@ -741,7 +935,7 @@ async function runTune(device: GPUDevice, s0: Shape, prec: MatmulPrecision): Pro
     // Drain first so the measurement starts on an idle queue (the caller's work runs alongside).
     await device.queue.onSubmittedWorkDone();
     const t0 = performance.now();
-    const p: Plan = { config: c, splits: c === SG ? 1 : heuristicSplits(device, s, c) };
+    const p: Plan = { config: c, splits: isSg(c) ? 1 : heuristicSplits(device, s, c) };
     for (let i = 0; i < reps; i++) record(cb, bufs, s, prec, p);
     cb.submit();
     await device.queue.onSubmittedWorkDone();
@@ -757,34 +951,30 @@ async function runTune(device: GPUDevice, s0: Shape, prec: MatmulPrecision): Pro
     // Rounds interleave the candidates; the minimum discards rounds disturbed by other work.
     const rounds = fastest > 50 ? 1 : 3;
     for (let r = 0; r < rounds; r++) for (let i = 0; i < cands.length; i++) best[i] = Math.min(best[i], await time(cands[i], reps));
+    state(device).tuneTimes.set(key, Object.fromEntries(cands.map((c, i) => [c, best[i]])));
     return cands[best.indexOf(Math.min(...best))];
   } finally {
     for (const b of [bufs.a, bufs.b, bufs.c]) (b as GPUBuffer).destroy();
   }
 }
 
-/** Runs the subgroup-matrix kernel against the tiled f16 kernel on small problems (all transposes,
+/** Runs a subgroup-matrix kernel against the tiled f16 kernel on small problems (all transposes,
  *  with and without epilogue); enables it on this device only if it compiles and agrees. */
-export function checkSubgroupMatrix(device: GPUDevice): Promise<boolean> {
+export function checkSubgroupMatrix(device: GPUDevice, config: SubgroupConfigName = 'subgroup-matrix'): Promise<boolean> {
   const st = state(device);
-  if (!st.sgCheck) {
-    st.sgCheck = (subgroupSize(device) ? sgSelfCheck(device) : Promise.resolve(false)).catch(() => false).then((ok) => {
-      st.sg = ok ? 'ok' : 'no';
-      return ok;
-    });
-    st.sg = 'checking';
-  }
-  return st.sgCheck;
+  let check = st.sgChecks.get(config);
+  if (!check) st.sgChecks.set(config, (check = (sgDeviceFits(device, config) ? sgSelfCheck(device, config) : Promise.resolve(false)).catch(() => false)));
+  return check;
 }
 
-async function sgSelfCheck(device: GPUDevice): Promise<boolean> {
-  const M = 128, N = 64, K = 48, batch = 2;
-  const sg = subgroupSize(device);
+async function sgSelfCheck(device: GPUDevice, config: SubgroupConfigName): Promise<boolean> {
+  // K = 48: the staged kernel's second 32-step runs half past K (zero-filled).
+  const M = 128, N = 128, K = 48, batch = 2;
   // Compile every variant the check uses inside an error scope first, so a shader the driver rejects
   // disables the path instead of raising an uncaptured error.
   device.pushErrorScope('validation');
   device.pushErrorScope('internal');
-  for (const tA of [false, true]) for (const tB of [false, true]) getPipeline(device, `matmul_sg${sg}_t${+tA}${+tB}`, () => subgroupSource(sg, tA, tB));
+  for (const tA of [false, true]) for (const tB of [false, true]) sgPipeline(device, config, tA, tB);
   const errs = await Promise.all([device.popErrorScope(), device.popErrorScope()]);
   if (errs.some((e) => e)) return false;
 
@@ -811,10 +1001,10 @@ async function sgSelfCheck(device: GPUDevice): Promise<boolean> {
   for (const tA of [false, true])
     for (const tB of [false, true])
       for (const withEp of [false, true])
-        for (const config of [SG, 'mid'] as MatmulConfigName[]) {
+        for (const which of [config, 'mid'] as MatmulConfigName[]) {
           const c = device.createBuffer({ size: batch * M * N * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
           const s = resolve({ M, N, K, batch, transA: tA, transB: tB, activation: withEp ? 'gelu' : 'none' });
-          record(cb, { a, b, c, ...(withEp ? { bias, residual } : {}) }, s, 'f16', { config, splits: 1 });
+          record(cb, { a, b, c, ...(withEp ? { bias, residual } : {}) }, s, 'f16', { config: which, splits: 1 });
           outs.push(c);
         }
   const read = device.createBuffer({ size: outs.length * batch * M * N * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });

@@ -2,7 +2,7 @@
 // (64 ECGs × 400 tokens = 25600 rows; weights stored [out, in] as in engine/ops/linear.ts, so the
 // forward is X·Wᵀ, dX = dZ·W and dW = dZᵀ·X), the fused bias + GELU forward, a batched product and f16.
 import type { Engine } from '../../engine/engine.js';
-import { matmul, matmulPlan, tuneMatmul, type MatmulDims } from '../../kernels/matmul.js';
+import { matmul, matmulPlan, matmulTuneTimes, tuneMatmul, type MatmulDims } from '../../kernels/matmul.js';
 import type { KernelCase, Scale } from '../harness.js';
 
 type Tf = typeof import('@tensorflow/tfjs');
@@ -68,7 +68,10 @@ function kernelCase(s: Spec): KernelCase {
       // The tile choice for this shape class is settled (autotuned on a GPU) before the timing.
       const ready = tuneMatmul(engine.device, s.dims, { precision }).then(() => {
         const p = matmulPlan(engine.device, s.dims, { precision });
-        return p.splits > 1 ? `${p.config}, split K ×${p.splits}` : p.config;
+        // Every candidate's tuning time, so one GPU run shows how far each tile config is from the winner.
+        const times = Object.entries(matmulTuneTimes(engine.device, s.dims, { precision }) ?? {});
+        const tuned = times.length ? ` (tune ms: ${times.map(([c, ms]) => `${c} ${ms!.toPrecision(3)}`).join(', ')})` : '';
+        return (p.splits > 1 ? `${p.config}, split K ×${p.splits}` : p.config) + tuned;
       });
       return {
         ready,
@@ -113,6 +116,8 @@ export function cases(scale: Scale): KernelCase[] {
           ...linear('fc2', 25600, 3072, 768),
           { name: 'scores 768x(400x400x64) A·Bᵀ', dims: { M: 400, N: 400, K: 64, batch: 768, transB: true } },
           { name: 'matmul f16 4096x4096x4096', dims: { M: 4096, N: 4096, K: 4096 }, f16: true },
+          { name: 'f16 fc1 fwd 25600x3072x768 A·Bᵀ', dims: { M: 25600, N: 3072, K: 768, transB: true }, f16: true },
+          { name: 'f16 fc2 dW 768x3072x25600 Aᵀ·B', dims: { M: 768, N: 3072, K: 25600, transA: true }, f16: true },
         ]
       : [
           { name: 'matmul 256x256x256', dims: { M: 256, N: 256, K: 256 } },
