@@ -5,6 +5,7 @@
 #   device tool:          run  command "bash bench/gpu.sh run"  carry [".devkit"]  timeout_s 600
 # The parts' limits add up to 590 s; on a GPU the tests take well under theirs.
 #   try it here first:    OUT=/tmp/gpu bash bench/gpu.sh run --quick   (lavapipe, CI sizes)
+#   some parts only:      PARTS=kernels-matmul,step bash bench/gpu.sh run
 # `run` writes under $OUT: log.txt (everything, in order), summary.txt (the goals and ratios) and the
 # JSON results the benches save with device, date and command. Each part has its own time limit, so
 # one that hangs costs only its share and the rest still runs.
@@ -25,6 +26,12 @@ pack() {
 
 part() { # part NAME SECONDS ENTRY ARGS... : one node entry of the kit, logged with its time and exit status
   local name=$1 limit=$2; shift 2
+  # PARTS=a,b runs only the parts whose names contain one of those words (a rerun of some parts)
+  if [ -n "${PARTS:-}" ]; then
+    local w hit=
+    for w in ${PARTS//,/ }; do [[ $name == *$w* ]] && hit=1; done
+    [ -n "$hit" ] || return 0
+  fi
   echo "=== $name (limit ${limit}s): $*"
   local t0=$SECONDS
   timeout "$limit" bash $kit/remote.sh "$@" 2>&1
@@ -44,11 +51,17 @@ run() {
     echo "gpu.sh run $quick on $(hostname), $(date -u +%FT%TZ), commit $(cat $kit/COMMIT | tr '\n' ' ')"
     # correctness first: the kernels take their GPU variants (tiles, unrolled loops, subgroup matrices) only here
     part info 10 $kit/cli.mjs info   # the adapter, and whether subgroup matrices and shader-f16 are there
-    for g in kernels/ engine/ops model/jepa bench/; do ECG_BUILD_DIR=$kit part "tests $g" 45 $kit/test.mjs --node-only --grep $g; done
-    part kernels 190 $kit/main.mjs kernels --scale $scale $save
+    local g limit
+    for g in kernels/:75 engine/ops:40 model/jepa:35 bench/:35; do
+      limit=${g#*:} g=${g%:*}
+      ECG_BUILD_DIR=$kit part "tests $g" $limit $kit/test.mjs --node-only --grep $g
+    done
+    # matmul apart, so a slow autotune cannot starve the bandwidth and attention cases
+    part kernels-matmul 120 $kit/main.mjs kernels --scale $scale --group matmul $save
+    part kernels-rest 70 $kit/main.mjs kernels --scale $scale --group elementwise,norm,attention,adamw,ema,loss $save
     part step 110 $kit/cli.mjs bench step "${preset[@]}" "${steps[@]}" --peer tfjs $save
     part step-f16 50 $kit/cli.mjs bench step "${preset[@]}" "${steps[@]}" --precision f16 $save
-    part embed 50 $kit/cli.mjs bench embed "${preset[@]}" "${iters[@]}" --peer tfjs $save
+    part embed 45 $kit/cli.mjs bench embed "${preset[@]}" "${iters[@]}" --peer tfjs $save
   } | tee "$out/log.txt"
   grep -E '^(=== .*exit|met|missed|not run|ratio|node: |ours |tfjs |PyTorch |adapter|features)|GPU goals|passed, |FAILED' "$out/log.txt" > "$out/summary.txt"
   find bench/results -newer "$out/.start" -name '*.json' -exec cp {} "$out/" \;

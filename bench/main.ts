@@ -1,4 +1,4 @@
-// `npm run bench -- kernels [--scale ci|full] [--only SUBSTR] [--json] [--no-tfjs] [--save] [--target-ms N]`
+// `npm run bench -- kernels [--scale ci|full] [--group G,..] [--only SUBSTR] [--json] [--no-tfjs] [--save] [--target-ms N]`
 // Our kernels against tfjs-backend-webgpu, same process, same adapter. --json prints the rows as
 // JSON on stdout; --save also writes them with device, date and command to bench/results/.
 import { Command } from 'commander';
@@ -7,7 +7,7 @@ import { writeFileAtomic } from '../model/checkpoint.js';
 import { Engine } from '../engine/engine.js';
 import { describeGpu } from '../engine/device.js';
 import { formatRows, loadTfjs, runCase, type BenchRow, type Scale } from './harness.js';
-import { kernelCases } from './kernels/index.js';
+import { KERNEL_GROUPS, kernelCases } from './kernels/index.js';
 import { copyFractions, evaluateTargets, formatTargets } from './targets.js';
 
 const program = new Command();
@@ -16,6 +16,7 @@ program
   .command('kernels')
   .description('each kernel vs its tfjs equivalent')
   .option('--scale <ci|full>', "'ci' = tiny shapes (CPU), 'full' = ECG-JEPA shapes (GPU)", 'ci')
+  .option('--group <names>', `only these kernel groups, comma-separated (${KERNEL_GROUPS.join(', ')})`)
   .option('--only <substr>', 'only cases whose name contains this')
   .option('--json', 'print rows as JSON on stdout')
   .option('--no-tfjs', 'skip the tfjs peer')
@@ -30,12 +31,13 @@ program
     try {
       log(describeGpu(engine.gpu.info));
       const tf = o.tfjs ? await loadTfjs(engine) : null;
-      const cases = kernelCases(scale).filter((c) => !o.only || c.name.includes(o.only));
+      const groups: string[] | undefined = o.group?.split(',').map((g: string) => g.trim());
+      const cases = kernelCases(scale, groups).filter((c) => !o.only || c.name.includes(o.only));
       const rows: BenchRow[] = [];
       const failed: { name: string; error: string }[] = [];
       const date = new Date().toISOString();
       const info = engine.gpu.info;
-      const file = `bench/results/kernels-${scale}-${info.device.replace(/[^a-z0-9]+/gi, '-')}-${date.slice(0, 10)}.json`;
+      const file = `bench/results/kernels-${scale}${groups ? `-${groups.join('+')}` : ''}-${info.device.replace(/[^a-z0-9]+/gi, '-')}-${date.slice(0, 10)}.json`;
       // Saved after every case, so a run cut short (a time limit on a borrowed GPU) keeps what it measured.
       const save = async () => {
         for (const [name, f] of copyFractions(rows)) rows.find((r) => r.name === name)!.of_copy = f;
