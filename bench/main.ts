@@ -37,7 +37,7 @@ program
       const failed: { name: string; error: string }[] = [];
       const date = new Date().toISOString();
       const info = engine.gpu.info;
-      const file = `bench/results/kernels-${scale}${groups ? `-${groups.join('+')}` : ''}-${info.device.replace(/[^a-z0-9]+/gi, '-')}-${date.slice(0, 10)}.json`;
+      const file = `bench/results/kernels-${scale}${groups ? `-${groups.join('_')}` : ''}-${info.device.replace(/[^a-z0-9]+/gi, '-')}-${date.slice(0, 10)}.json`;
       // Saved after every case, so a run cut short (a time limit on a borrowed GPU) keeps what it measured.
       const save = async () => {
         for (const [name, f] of copyFractions(rows)) rows.find((r) => r.name === name)!.of_copy = f;

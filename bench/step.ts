@@ -48,6 +48,8 @@ export interface EmbedOptions {
 }
 
 export interface Measured {
+  /** The batch this side ran (tfjs may run a smaller one than asked when the asked one fails). */
+  batch: number;
   samplesPerSec: number;
   msPerStep: number;
   peakBytes: number;
@@ -66,7 +68,9 @@ export interface BenchResult {
   device: GpuInfo;
   ours: Measured;
   tfjs?: Measured;
-  /** tfjs ms / our ms (> 1: ours is faster); null without a peer. */
+  /** Batches at which tfjs failed (a GPU error such as out of memory) before the one it ran, or all of them. */
+  tfjsFailed?: { batch: number; error: string }[];
+  /** Our samples/s over tfjs's (= tfjs ms / our ms at the same batch; > 1: ours is faster); null without a peer. */
   ratio: number | null;
 }
 
@@ -95,7 +99,7 @@ async function tfSync(tf: Tf): Promise<void> {
 }
 
 function measured(ms: number, batch: number, peakBytes: number): Measured {
-  return { samplesPerSec: (1000 * batch) / ms, msPerStep: ms, peakBytes };
+  return { batch, samplesPerSec: (1000 * batch) / ms, msPerStep: ms, peakBytes };
 }
 
 async function tfPeer(engine: Engine, o: { peer?: 'tfjs'; tf?: Tf }): Promise<Tf | null> {
@@ -144,7 +148,7 @@ async function sideBySide(
   warmup: number,
   iters: number,
   ours: (model: EcgJepa, x: Tensor) => (i: number) => void,
-  theirs: (peer: TfJepa, xt: tfjs.Tensor) => { run: (i: number) => void; once: () => tfjs.Tensor },
+  theirs: (peer: TfJepa, xt: tfjs.Tensor, batch: number) => { run: (i: number) => void; once: () => tfjs.Tensor },
 ): Promise<BenchResult> {
   const cfg = benchConfig(o.preset);
   const seed = o.seed ?? 0;
@@ -166,27 +170,48 @@ async function sideBySide(
     await engine.sync();
   }
   let peers: Measured | undefined;
+  const failed: { batch: number; error: string }[] = [];
   if (tf && peer) {
-    const xt = tf.tensor(xv, shape);
+    // tfjs keeps every intermediate of its composed step, so the asked batch may not fit where ours
+    // does: a GPU error (out of memory) is caught and the batch halved, and the comparison is then by
+    // samples/s. Without the error scopes WebGPU would only log it and the time would be meaningless.
+    const tfDevice = (tf.backend() as unknown as { device: GPUDevice }).device;
     try {
-      const t = theirs(peer, xt);
-      peers = await measureTf(tf, B, warmup, iters, t.run, t.once);
+      for (let b = B; b >= 1 && !peers; b = Math.floor(b / 2)) {
+        const xt = tf.tensor(xv.subarray(0, b * shape[1] * shape[2]), [b, shape[1], shape[2]]);
+        try {
+          const t = theirs(peer, xt, b);
+          peers = await gpuChecked(tfDevice, () => measureTf(tf, b, warmup, iters, t.run, t.once));
+        } catch (e) {
+          failed.push({ batch: b, error: (e as Error).message.split('\n')[0] });
+        } finally {
+          xt.dispose();
+        }
+      }
     } finally {
-      xt.dispose();
       peer.dispose();
     }
   }
-  return { kind, preset: o.preset, precision, batch: B, steps: iters, warmup, device: engine.gpu.info, ours: mine, tfjs: peers, ratio: peers ? peers.msPerStep / mine.msPerStep : null };
+  return {
+    kind, preset: o.preset, precision, batch: B, steps: iters, warmup, device: engine.gpu.info, ours: mine, tfjs: peers,
+    ...(failed.length ? { tfjsFailed: failed } : {}),
+    ratio: peers ? mine.samplesPerSec / peers.samplesPerSec : null,
+  };
 }
 
 /** Training-step throughput: ours, and tfjs's composed step when o.peer is 'tfjs'. */
 export async function benchStep(engine: Engine, o: StepOptions): Promise<BenchResult> {
   checkCounts({ batch: o.batch, steps: o.steps, warmup: o.warmup });
-  const mk = masks(benchConfig(o.preset), o.batch, o.warmup + o.steps + 1, (o.seed ?? 0) + 2);
+  const mk = (b: number) => masks(benchConfig(o.preset), b, o.warmup + o.steps + 1, (o.seed ?? 0) + 2);
+  const ourMasks = mk(o.batch);
   return sideBySide(
     engine, 'step', o, o.warmup, o.steps,
-    (model, x) => (i) => model.trainStep(x, mk[i]).dispose(),
-    (peer, xt) => ({ run: (i) => peer.trainStep(xt, mk[i]).dispose(), once: () => peer.trainStep(xt, mk[o.warmup + o.steps]) }),
+    (model, x) => (i) => model.trainStep(x, ourMasks[i]).dispose(),
+    (peer, xt, b) => {
+      // the same masks when the batch is the same; a smaller batch draws its own
+      const m = b === o.batch ? ourMasks : mk(b);
+      return { run: (i) => peer.trainStep(xt, m[i]).dispose(), once: () => peer.trainStep(xt, m[o.warmup + o.steps]) };
+    },
   );
 }
 
@@ -221,7 +246,13 @@ export function formatBench(r: BenchResult): string {
   return [
     `${r.kind} preset ${r.preset}, ${r.precision}, batch ${r.batch}, ${r.steps} timed after ${r.warmup} warm-up, on ${r.device.vendor} / ${r.device.device}`,
     line('ours', r.ours),
-    ...(r.tfjs ? [line('tfjs', r.tfjs), `ratio (tfjs ms / ours ms): ${r.ratio!.toFixed(2)}x`] : []),
+    ...(r.tfjsFailed ?? []).map((f) => `tfjs  failed at batch ${f.batch}: ${f.error}`),
+    ...(r.tfjs
+      ? [
+          line(r.tfjs.batch === r.batch ? 'tfjs' : `tfjs (batch ${r.tfjs.batch})`, r.tfjs),
+          `ratio (${r.tfjs.batch === r.batch ? 'tfjs ms / ours ms' : 'our samples/s / tfjs samples/s'}): ${r.ratio!.toFixed(2)}x`,
+        ]
+      : []),
     ...(r.kind === 'step' && r.preset === PYTORCH_STEP_H100.preset && r.batch === PYTORCH_STEP_H100.batch ? [pytorchLine(r)] : []),
   ].join('\n');
 }

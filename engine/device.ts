@@ -2,6 +2,8 @@
 // Requests the optional features the kernels can use and the adapter's real limits, and turns
 // "no adapter" and device loss into errors that say what happened and how to fix it.
 
+import { setAdapterInfo, subgroupInfo, type SubgroupInfo } from '../kernels/runtime.js';
+
 export interface DeviceOptions {
   /** Dawn backend under Node (e.g. 'vulkan'); a backend that does not exist gives the no-adapter error. */
   backend?: string;
@@ -22,6 +24,8 @@ export interface GpuInfo {
   backend: 'dawn-node' | 'browser';
   features: string[];
   limits: Record<string, number>;
+  /** Subgroup sizes and subgroup-matrix configs ("f16→f32 16×16×16"), where the runtime reports them. */
+  subgroups?: { minSize?: number; maxSize?: number; matrixConfigs: string[] };
 }
 
 export interface Gpu {
@@ -116,6 +120,7 @@ export async function requestGpu(opts: DeviceOptions = {}): Promise<Gpu> {
     lostError = new DeviceLostError(info.reason, info.message);
     console.error(lostError.message);
   });
+  setAdapterInfo(device, adapter.info as SubgroupInfo);
   device.addEventListener('uncapturederror', (ev: Event) => {
     console.error('WebGPU error:', (ev as GPUUncapturedErrorEvent).error.message);
   });
@@ -134,6 +139,7 @@ export async function requestGpu(opts: DeviceOptions = {}): Promise<Gpu> {
     backend: node ? 'dawn-node' : 'browser',
     features: [...device.features].sort(),
     limits,
+    subgroups: subgroupSummary(device),
   };
   return {
     gpu,
@@ -148,6 +154,13 @@ export async function requestGpu(opts: DeviceOptions = {}): Promise<Gpu> {
   };
 }
 
+/** The subgroup part of GpuInfo, read the way the kernels read it. */
+function subgroupSummary(device: GPUDevice): GpuInfo['subgroups'] {
+  const i = subgroupInfo(device);
+  const matrixConfigs = [...(i.subgroupMatrixConfigs ?? [])].map((c) => `${c.componentType}→${c.resultComponentType} ${c.M}×${c.N}×${c.K}`);
+  return i.subgroupMinSize || matrixConfigs.length ? { minSize: i.subgroupMinSize, maxSize: i.subgroupMaxSize, matrixConfigs } : undefined;
+}
+
 /** A one-paragraph human description of the device, for logs and `ecg-jepa info`. */
 export function describeGpu(info: GpuInfo): string {
   const mib = (b: number) => `${Math.round(b / 2 ** 20)} MiB`;
@@ -159,5 +172,8 @@ export function describeGpu(info: GpuInfo): string {
     `limits: maxStorageBufferBindingSize ${mib(info.limits.maxStorageBufferBindingSize)}, maxBufferSize ${mib(info.limits.maxBufferSize)}, ` +
       `workgroup storage ${info.limits.maxComputeWorkgroupStorageSize} B, invocations ${info.limits.maxComputeInvocationsPerWorkgroup}, ` +
       `storage buffers/stage ${info.limits.maxStorageBuffersPerShaderStage}`,
+    ...(info.subgroups
+      ? [`subgroups: size ${info.subgroups.minSize ?? '?'}–${info.subgroups.maxSize ?? '?'}; matrix configs: ${info.subgroups.matrixConfigs.join(', ') || 'none'}`]
+      : []),
   ].join('\n');
 }

@@ -6,6 +6,32 @@
 const pipelineCache = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
 
 /** A compute pipeline for `code`, compiled once per device and key. */
+/** What the kernels read from the adapter info: subgroup sizes and subgroup-matrix configs. */
+export interface SubgroupInfo {
+  subgroupMinSize?: number;
+  subgroupMaxSize?: number;
+  subgroupMatrixConfigs?: Iterable<Record<string, unknown>>;
+}
+const adapterInfos = new WeakMap<GPUDevice, SubgroupInfo>();
+
+/** Gives the kernels the adapter info of `device` (pass adapter.info), for runtimes whose
+ *  device.adapterInfo lacks subgroup fields. Without it they read device.adapterInfo. */
+export function setAdapterInfo(device: GPUDevice, info: SubgroupInfo): void {
+  adapterInfos.set(device, info);
+}
+
+/** Subgroup sizes and subgroup-matrix configs: each field from device.adapterInfo, else from setAdapterInfo. */
+export function subgroupInfo(device: GPUDevice): SubgroupInfo {
+  const own = (device as unknown as { adapterInfo?: SubgroupInfo }).adapterInfo, given = adapterInfos.get(device);
+  const configs = (i?: SubgroupInfo) => (i?.subgroupMatrixConfigs ? Array.from(i.subgroupMatrixConfigs) : []);
+  const a = configs(own), b = configs(given);
+  return {
+    subgroupMinSize: own?.subgroupMinSize || given?.subgroupMinSize,
+    subgroupMaxSize: own?.subgroupMaxSize || given?.subgroupMaxSize,
+    subgroupMatrixConfigs: a.length ? a : b,
+  };
+}
+
 export function getPipeline(device: GPUDevice, key: string, code: () => string): GPUComputePipeline {
   let cache = pipelineCache.get(device);
   if (!cache) pipelineCache.set(device, (cache = new Map()));

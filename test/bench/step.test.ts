@@ -17,6 +17,7 @@ if (!isBrowser) {
         assert(Math.abs(r.ratio! - r.tfjs.msPerStep / r.ours.msPerStep) < 1e-12, `${r.kind}: ratio is tfjs ms / ours ms`);
         assert(Math.abs(r.ours.samplesPerSec - 2000 / r.ours.msPerStep) < 1e-9, `${r.kind}: samples/s from ms and batch`);
         assert(r.ours.peakBytes > 0 && r.tfjs.peakBytes > 0, `${r.kind}: peak memory of both`);
+        assert(r.tfjs.batch === 2 && !r.tfjsFailed, `${r.kind}: tfjs ran the asked batch`);
       }
       const dir = await mkdtemp(join(tmpdir(), 'ecg-jepa-bench-'));
       try {
@@ -29,7 +30,7 @@ if (!isBrowser) {
 
     it('formats a base batch-64 step against the PyTorch anchor, and only that', async () => {
       const { formatBench, PYTORCH_STEP_H100 } = await import('../../bench/step.js');
-      const m = (ms: number) => ({ msPerStep: ms, samplesPerSec: 64_000 / ms, peakBytes: 1 });
+      const m = (ms: number, batch = 64) => ({ batch, msPerStep: ms, samplesPerSec: (1000 * batch) / ms, peakBytes: 1 });
       const device = { vendor: 'nvidia', architecture: '', device: 'nvidia-h200', description: '', backend: 'dawn-node' as const, features: [], limits: {} };
       const r = { kind: 'step' as const, preset: 'base', precision: 'f32' as const, batch: 64, steps: 5, warmup: 2, device, ours: m(320), tfjs: m(1600), ratio: 5 };
       const text = formatBench(r);
@@ -37,6 +38,10 @@ if (!isBrowser) {
       assert(text.includes(`PyTorch on an H100, same step: ${PYTORCH_STEP_H100.fp32} samples/s fp32`) && text.includes('ours = 94% of its fp32, tfjs = 19%') && text.includes('not an H100'), text);
       assert(!formatBench({ ...r, preset: 'tiny' }).includes('PyTorch') && !formatBench({ ...r, batch: 4 }).includes('PyTorch'), 'no anchor for other configurations');
       assert(!formatBench({ ...r, device: { ...device, device: 'nvidia-h100-80gb-hbm3' } }).includes('not an H100'), 'an H100 is comparable');
+      // tfjs out of memory at 64 and 32, run at 16: the failures are shown and the ratio is by samples/s
+      const failedAt = [64, 32].map((batch) => ({ batch, error: 'GPU error: Out of memory' }));
+      const small = formatBench({ ...r, tfjs: m(400, 16), tfjsFailed: failedAt, ratio: 5 });
+      assert(small.includes('tfjs  failed at batch 64: GPU error: Out of memory') && small.includes('tfjs (batch 16)') && small.includes('ratio (our samples/s / tfjs samples/s): 5.00x'), small);
     });
 
     it('refuses counts that are not positive integers', async () => {
