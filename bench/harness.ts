@@ -56,12 +56,24 @@ export async function loadTfjs(engine: Engine): Promise<Tf> {
   return tf;
 }
 
-async function tfSync(tf: Tf): Promise<void> {
+/** Ends tfjs's open compute pass, submits what it recorded and waits for the queue. */
+export async function tfSync(tf: Tf): Promise<void> {
   const backend = tf.backend() as any;
   // tfjs keeps a compute pass open across ops: end it, then submit what it recorded.
   backend.endComputePassEncoder();
   if (backend.commandEncoder) backend.submitQueue();
   await backend.device.queue.onSubmittedWorkDone();
+}
+
+/** Destroys the GPU buffers tfjs keeps pooled for reuse (its BufferManager's free lists; tfjs has no
+ *  public call that frees only those). After a failed attempt at a large batch they would hold the
+ *  memory a smaller batch needs. Buffers of live tensors are untouched. */
+export function releaseTfjsPool(tf: Tf): void {
+  const bm = (tf.backend() as unknown as { bufferManager?: { freeBuffers?: Map<string, GPUBuffer[]>; numFreeBuffers?: number } }).bufferManager;
+  if (!bm?.freeBuffers) return;
+  for (const list of bm.freeBuffers.values()) for (const b of list) b.destroy();
+  bm.freeBuffers.clear();
+  bm.numFreeBuffers = 0;
 }
 
 function disposeResult(tf: Tf, r: any): void {

@@ -16,7 +16,8 @@ import { Rng } from '../engine/random.js';
 import { makeConfig, type EcgJepaConfig } from '../model/config.js';
 import { EcgJepa } from '../model/jepa.js';
 import { drawMask, type BatchMask } from '../model/masking.js';
-import { gpuChecked, loadTfjs } from './harness.js';
+import { matmulTunesSettled } from '../kernels/matmul.js';
+import { gpuChecked, loadTfjs, releaseTfjsPool, tfSync } from './harness.js';
 import { TfJepa } from './tfjs-jepa.js';
 
 type Tf = typeof import('@tensorflow/tfjs');
@@ -90,14 +91,6 @@ function masks(cfg: EcgJepaConfig, batch: number, n: number, seed: number): Batc
   return Array.from({ length: n }, () => drawMask(r, cfg.mask, batch, cfg.leads.length, cfg.patches));
 }
 
-/** Ends tfjs's open compute pass, submits what it recorded and waits for the queue. */
-async function tfSync(tf: Tf): Promise<void> {
-  const backend = tf.backend() as any;
-  backend.endComputePassEncoder();
-  if (backend.commandEncoder) backend.submitQueue();
-  await backend.device.queue.onSubmittedWorkDone();
-}
-
 function measured(ms: number, batch: number, peakBytes: number): Measured {
   return { batch, samplesPerSec: (1000 * batch) / ms, msPerStep: ms, peakBytes };
 }
@@ -168,6 +161,9 @@ async function sideBySide(
     x.dispose();
     model.dispose();
     await engine.sync();
+    // Everything we hold goes back to the GPU before the peer runs: its memory is then the card's.
+    await matmulTunesSettled(engine.device);
+    engine.pool.trim();
   }
   let peers: Measured | undefined;
   const failed: { batch: number; error: string }[] = [];
@@ -181,9 +177,15 @@ async function sideBySide(
         const xt = tf.tensor(xv.subarray(0, b * shape[1] * shape[2]), [b, shape[1], shape[2]]);
         try {
           const t = theirs(peer, xt, b);
+          // One checked call first: a batch that does not fit fails after one step, not after all of them.
+          await gpuChecked(tfDevice, async () => {
+            t.once().dispose();
+            await tfSync(tf);
+          });
           peers = await gpuChecked(tfDevice, () => measureTf(tf, b, warmup, iters, t.run, t.once));
         } catch (e) {
           failed.push({ batch: b, error: (e as Error).message.split('\n')[0] });
+          releaseTfjsPool(tf);
         } finally {
           xt.dispose();
         }

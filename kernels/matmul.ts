@@ -507,8 +507,9 @@ function stagedBytes(): number {
  * The staged tensor-core kernel: 8 subgroups share 128×128 output tiles. Per K step of 32 the whole
  * workgroup copies the A and B panels into workgroup memory (vec4 loads, zero past K), and each
  * subgroup multiplies its 64×32 part from there; the next panels are fetched into registers while the
- * current ones are multiplied. Subgroup i is taken to be invocations i·sg … i·sg+sg−1 (true on NVIDIA
- * and AMD for 1-D workgroups; WGSL does not promise it, so the self-check must pass before use).
+ * current ones are multiplied. Each subgroup's offsets come from the subgroup_id builtin: WGSL's
+ * uniformity analysis rejects subgroup-matrix offsets derived from local_invocation_index (seen on an
+ * H100: "'subgroupMatrixStore' requires argument 1 to be uniform").
  */
 function subgroupStagedSource(sg: number, tA: boolean, tB: boolean): string {
   const { BM, BN, subgroups } = SG_KERNELS['subgroup-matrix-128'];
@@ -553,6 +554,7 @@ function subgroupStagedSource(sg: number, tA: boolean, tB: boolean): string {
       staged.push(`case ${i * 2 + j}u: { subgroupMatrixStore(&T, frag, c${i}${j}, false, 16u); }`);
     }
   return /* wgsl */ `enable f16;
+enable subgroups;
 enable chromium_experimental_subgroup_matrix;
 struct P { M: u32, N: u32, K: u32, sA: u32, sB: u32, sC: u32, tilesM: u32, tilesN: u32, flags: u32 }
 @group(0) @binding(0) var<storage, read> A: array<vec4<f16>>;
@@ -565,13 +567,11 @@ var<workgroup> Bs: array<f16, ${sizeB}>;
 var<workgroup> T: array<f32, ${subgroups * 256}>;
 
 @compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_id) sgi: u32, @builtin(subgroup_invocation_id) lane: u32) {
 ${tileOrigin(BM, BN)}
   let aOff = wid.z * p.sA;
   let bOff = wid.z * p.sB;
   let cOff = wid.z * p.sC;
-  let sgi = lid / ${sg}u;
-  let lane = lid % ${sg}u;
   let wm = (sgi / ${BN / 32}u) * 64u; // this subgroup's 64×32 block of the tile
   let wn = (sgi % ${BN / 32}u) * 32u;
   let frag = sgi * 256u;
@@ -666,7 +666,7 @@ function sgDeviceFits(device: GPUDevice, c: SubgroupConfigName): boolean {
   const sg = subgroupSize(device);
   if (!sg) return false;
   if (c === 'subgroup-matrix') return true;
-  return SG_KERNELS[c].subgroups * sg <= device.limits.maxComputeInvocationsPerWorkgroup && stagedBytes() <= device.limits.maxComputeWorkgroupStorageSize;
+  return device.features.has('subgroups') && SG_KERNELS[c].subgroups * sg <= device.limits.maxComputeInvocationsPerWorkgroup && stagedBytes() <= device.limits.maxComputeWorkgroupStorageSize;
 }
 
 function subgroupFits(s: Shape, c: SubgroupConfigName): boolean {
@@ -849,6 +849,11 @@ export function matmul(batch: CommandBatch, bufs: MatmulBuffers, dims: MatmulDim
   checkBuffers(bufs, s, prec);
   if (s.M === 0 || s.N === 0 || s.batch === 0) return;
   record(batch, bufs, s, prec, plan(batch.device, s, prec, opts));
+}
+
+/** Resolves when every autotune started so far on `device` has finished (and freed its buffers). */
+export async function matmulTunesSettled(device: GPUDevice): Promise<void> {
+  await Promise.all(state(device).tuning.values());
 }
 
 /** Each candidate's time (ms, on the shrunk tuning problem) from the autotune of this shape class, if it ran. */

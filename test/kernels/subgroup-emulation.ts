@@ -47,7 +47,12 @@ function rewrite(src: string, re: RegExp, to: (...m: string[]) => string, seen: 
  *  by per-invocation code. */
 export function emulateSubgroupMatrix(wgsl: string, sg: number): string {
   const loads = new Set<string>(), stores = new Set<string>(), mmas = new Set<string>();
-  let src = wgsl.replace('enable chromium_experimental_subgroup_matrix;\n', '');
+  let src = wgsl.replace('enable chromium_experimental_subgroup_matrix;\n', '').replace('enable subgroups;\n', '');
+  // Subgroup i is invocations i·sg … i·sg+sg−1 here (the device's own subgroups may be of another size).
+  src = src.replace(
+    /, @builtin\(subgroup_id\) (\w+): u32, @builtin\(subgroup_invocation_id\) (\w+): u32\) \{\n/,
+    (_, id, lane) => `) {\n  let ${id} = lid / ${sg}u;\n  let ${lane} = lid % ${sg}u;\n`,
+  );
   src = src.replace(/var (\w+) = subgroup_matrix_result<f32, 16, 16>\(\);/g, 'var $1: array<f32, 256>;');
   src = rewrite(src, /let (\w+) = subgroupMatrixLoad<subgroup_matrix_(?:left|right)<f16, 16, 16>>\(&(\w+), /g, (_, v, x) => `var ${v}: array<f16, 256>; smLoad_${x}(&${v}, `, loads, 'load');
   src = rewrite(src, /subgroupMatrixStore\(&(\w+), ([^,]+), (\w+), /g, (_, x, off, v) => `smStore_${x}(${off}, &${v}, `, stores, 'store');
@@ -55,7 +60,7 @@ export function emulateSubgroupMatrix(wgsl: string, sg: number): string {
   // Loop bounds from the uniform block: 16 unless M is 2^32 − 1, which no matmul has.
   src = src.replace(/(@builtin\(local_invocation_index\) lid: u32\) \{\n)/, `$1  smActive = lid % ${sg}u == 0u;\n  smN = select(16u, 0u, p.M == 0xffffffffu);\n`);
   if (!src.includes('smActive = ')) throw new Error('emulateSubgroupMatrix: no entry point taking local_invocation_index as lid');
-  if (/subgroup_?[mM]atrix/.test(src)) throw new Error('emulateSubgroupMatrix: a subgroup-matrix construct was left unrewritten');
+  if (/subgroup_?[mM]atrix|subgroup_id|subgroup_invocation_id/.test(src)) throw new Error('emulateSubgroupMatrix: a subgroup-matrix construct was left unrewritten');
   return `${src}\nvar<private> smActive: bool;\nvar<private> smN: u32;${[...loads].map(loadFn).join('')}${[...stores].map(storeFn).join('')}${mmas.size ? MMA : ''}`;
 }
 
