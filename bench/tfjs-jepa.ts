@@ -148,8 +148,10 @@ export class TfJepa {
   /**
    * Encoder: x [B, C, P·patchSize] → tokens [B, C·V, D] after the final LN, lead-major over the
    * visible columns of `mask` (all columns without one). `which` picks student or teacher weights.
+   * `inference`: each block's intermediates are freed as soon as it is done, as a tfjs user would write
+   * inference (without it the base encoder at batch 64 holds >80 GB); never under a gradient tape.
    */
-  encode(x: T, mask?: BatchMask, which: 'student' | 'teacher' = 'student'): T {
+  encode(x: T, mask?: BatchMask, which: 'student' | 'teacher' = 'student', inference = false): T {
     const { tf, cfg } = this;
     const w = which === 'student' ? this.student : this.teacher;
     const C = cfg.leads.length;
@@ -166,13 +168,18 @@ export class TfJepa {
     } else pos = this.encPos.reshape([1, n, D]);
     let h = this.linear(patches, w.get('W_P.weight')!, w.get('W_P.bias')!).reshape([B, n, D]);
     const bias = this.cropaBias(C, V);
-    for (let i = 0; i < cfg.encoder.depth; i++) h = this.block(h.add(pos), cfg.encoder, w, `encoder_blocks.blocks.${i}`, bias);
+    for (let i = 0; i < cfg.encoder.depth; i++) {
+      const prev = h;
+      const p = `encoder_blocks.blocks.${i}`;
+      h = inference ? tf.tidy(() => this.block(prev.add(pos), cfg.encoder, w, p, bias)) : this.block(prev.add(pos), cfg.encoder, w, p, bias);
+      if (inference) prev.dispose();
+    }
     return this.layerNorm(h, w.get('norm.weight')!, w.get('norm.bias')!);
   }
 
   /** Mean-pooled student representation [B, D]. */
   representation(x: T): T {
-    return this.encode(x).mean(1);
+    return this.encode(x, undefined, 'student', true).mean(1);
   }
 
   /** Predictor: student context [B, C·V, D] → predictions [B, C·M, D] at the masked columns. */
