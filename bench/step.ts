@@ -166,30 +166,31 @@ async function sideBySide(
     engine.pool.trim();
   }
   let peers: Measured | undefined;
-  const failed: { batch: number; error: string }[] = [];
+  let failed: { batch: number; error: string }[] = [];
   if (tf && peer) {
     // tfjs keeps every intermediate of its composed step, so the asked batch may not fit where ours
     // does: a GPU error (out of memory) is caught and the batch halved, and the comparison is then by
     // samples/s. Without the error scopes WebGPU would only log it and the time would be meaningless.
     const tfDevice = (tf.backend() as unknown as { device: GPUDevice }).device;
     try {
-      for (let b = B; b >= 1 && !peers; b = Math.floor(b / 2)) {
-        const xt = tf.tensor(xv.subarray(0, b * shape[1] * shape[2]), [b, shape[1], shape[2]]);
-        try {
-          const t = theirs(peer, xt, b);
-          // One checked call first: a batch that does not fit fails after one step, not after all of them.
-          await gpuChecked(tfDevice, async () => {
-            t.once().dispose();
-            await tfSync(tf);
-          });
-          peers = await gpuChecked(tfDevice, () => measureTf(tf, b, warmup, iters, t.run, t.once));
-        } catch (e) {
-          failed.push({ batch: b, error: (e as Error).message.split('\n')[0] });
-          releaseTfjsPool(tf);
-        } finally {
-          xt.dispose();
-        }
-      }
+      ({ result: peers, failed } = await halvingBatches(
+        B,
+        async (b) => {
+          const xt = tf.tensor(xv.subarray(0, b * shape[1] * shape[2]), [b, shape[1], shape[2]]);
+          try {
+            const t = theirs(peer, xt, b);
+            // One checked call first: a batch that does not fit fails after one step, not after all of them.
+            await gpuChecked(tfDevice, async () => {
+              t.once().dispose();
+              await tfSync(tf);
+            });
+            return await gpuChecked(tfDevice, () => measureTf(tf, b, warmup, iters, t.run, t.once));
+          } finally {
+            xt.dispose();
+          }
+        },
+        () => releaseTfjsPool(tf),
+      ));
     } finally {
       peer.dispose();
     }
@@ -199,6 +200,25 @@ async function sideBySide(
     ...(failed.length ? { tfjsFailed: failed } : {}),
     ratio: peers ? mine.samplesPerSec / peers.samplesPerSec : null,
   };
+}
+
+/** Runs attempt(B), then attempt(B/2), … down to 1 until one resolves; each rejection is recorded
+ *  (first line of its message) and followed by afterFailure. */
+export async function halvingBatches<T>(
+  B: number,
+  attempt: (batch: number) => Promise<T>,
+  afterFailure: () => void = () => {},
+): Promise<{ result?: T; failed: { batch: number; error: string }[] }> {
+  const failed: { batch: number; error: string }[] = [];
+  for (let b = B; b >= 1; b = Math.floor(b / 2)) {
+    try {
+      return { result: await attempt(b), failed };
+    } catch (e) {
+      failed.push({ batch: b, error: (e as Error).message.split('\n')[0] });
+      afterFailure();
+    }
+  }
+  return { failed };
 }
 
 /** Training-step throughput: ours, and tfjs's composed step when o.peer is 'tfjs'. */

@@ -44,7 +44,23 @@ if (!isBrowser) {
       assert(small.includes('tfjs  failed at batch 64: GPU error: Out of memory') && small.includes('tfjs (batch 16)') && small.includes('ratio (our samples/s / tfjs samples/s): 5.00x'), small);
     });
 
-    it('refuses counts that are not positive integers', async () => {
+    it('halves the peer batch until one runs, recording each failure', async () => {
+      const { halvingBatches } = await import('../../bench/step.js');
+      let cleanups = 0;
+      const tried: number[] = [];
+      const attempt = async (b: number) => {
+        tried.push(b);
+        if (b > 16) throw new Error(`GPU error: Out of memory at ${b}\nmore detail`);
+        return b * 10;
+      };
+      const r = await halvingBatches(64, attempt, () => cleanups++);
+      assert(r.result === 160 && tried.join() === '64,32,16' && cleanups === 2, JSON.stringify({ r, tried, cleanups }));
+      assert(r.failed.map((f) => `${f.batch}:${f.error}`).join('|') === '64:GPU error: Out of memory at 64|32:GPU error: Out of memory at 32', JSON.stringify(r.failed));
+      const none = await halvingBatches(3, async () => Promise.reject(new Error('no')));
+      assert(none.result === undefined && none.failed.map((f) => f.batch).join() === '3,1', JSON.stringify(none));
+    });
+
+        it('refuses counts that are not positive integers', async () => {
       const engine = await getEngine();
       const { benchStep, benchEmbed } = await import('../../bench/step.js');
       await expectReject(() => benchStep(engine, { preset: 'tiny', batch: 0, steps: 1, warmup: 0 }), 'batch must be a positive integer');
