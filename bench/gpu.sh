@@ -63,11 +63,11 @@ run() {
     part kernels-matmul 100 $kit/main.mjs kernels --scale $scale --group matmul $save
     part kernels-rest 60 $kit/main.mjs kernels --scale $scale --group elementwise,norm,attention,adamw,ema,loss $save
     # tfjs may run out of memory at the asked batch and retry at half: its steps take seconds each
-    part step 160 $kit/cli.mjs bench step "${preset[@]}" "${steps[@]}" --peer tfjs $save
-    part step-f16 50 $kit/cli.mjs bench step "${preset[@]}" "${steps[@]}" --precision f16 $save
-    part embed 60 $kit/cli.mjs bench embed "${preset[@]}" "${iters[@]}" --peer tfjs $save
+    part step 160 $kit/cli.mjs bench step "${preset[@]}" "${steps[@]}" --peer tfjs --profile $save
+    part step-f16 50 $kit/cli.mjs bench step "${preset[@]}" "${steps[@]}" --precision f16 --profile $save
+    part embed 60 $kit/cli.mjs bench embed "${preset[@]}" "${iters[@]}" --peer tfjs --profile $save
   } | tee "$out/log.txt"
-  grep -E '^(=== .*exit|met|missed|not run|ratio|node: |ours |tfjs |PyTorch |adapter|features|subgroups)|GPU goals|passed, |FAILED' "$out/log.txt" > "$out/summary.txt"
+  grep -E '^(=== .*exit|met|missed|not run|ratio|node: |ours |tfjs |PyTorch |adapter|features|subgroups|GPU time|  [a-z][a-zA-Z0-9_.-]* +[0-9.]+ ms)|GPU goals|passed, |FAILED' "$out/log.txt" > "$out/summary.txt"
   find bench/results -newer "$out/.start" -name '*.json' -exec cp {} "$out/" \;
   rm -f "$out/.start"
   cat "$out/summary.txt"

@@ -17,6 +17,7 @@ import { makeConfig, type EcgJepaConfig } from '../model/config.js';
 import { EcgJepa } from '../model/jepa.js';
 import { drawMask, type BatchMask } from '../model/masking.js';
 import { matmulTunesSettled } from '../kernels/matmul.js';
+import { byFamily, KernelProfiler, type KernelTime } from '../kernels/profiler.js';
 import { gpuChecked, loadTfjs, releaseTfjsPool, tfSync } from './harness.js';
 import { TfJepa } from './tfjs-jepa.js';
 
@@ -35,6 +36,8 @@ export interface StepOptions {
   precision?: Precision;
   /** A loaded tfjs (else loaded on the engine's GPU object when peer is 'tfjs'). */
   tf?: Tf;
+  /** Time each of our kernels over one more step (kernels/profiler.ts). */
+  profile?: boolean;
 }
 
 export interface EmbedOptions {
@@ -46,6 +49,7 @@ export interface EmbedOptions {
   seed?: number;
   precision?: Precision;
   tf?: Tf;
+  profile?: boolean;
 }
 
 export interface Measured {
@@ -73,6 +77,8 @@ export interface BenchResult {
   tfjsFailed?: { batch: number; error: string }[];
   /** Our samples/s over tfjs's (= tfjs ms / our ms at the same batch; > 1: ours is faster); null without a peer. */
   ratio: number | null;
+  /** With profile: our GPU time per kernel family and per kernel over one more call. */
+  profile?: { families: KernelTime[]; kernels: KernelTime[] };
 }
 
 /** The same configuration for both sides; drop-path off, as the peer has none. */
@@ -137,7 +143,7 @@ function checkCounts(o: { batch: number; steps?: number; iters?: number; warmup?
 async function sideBySide(
   engine: Engine,
   kind: BenchResult['kind'],
-  o: { preset: string; batch: number; peer?: 'tfjs'; seed?: number; precision?: Precision; tf?: Tf },
+  o: { preset: string; batch: number; peer?: 'tfjs'; seed?: number; precision?: Precision; tf?: Tf; profile?: boolean },
   warmup: number,
   iters: number,
   ours: (model: EcgJepa, x: Tensor) => (i: number) => void,
@@ -155,8 +161,11 @@ async function sideBySide(
   const peer = tf ? await TfJepa.fromModel(tf, model) : null;
   const x = engine.upload(xv, shape);
   let mine: Measured;
+  let profile: BenchResult['profile'];
   try {
-    mine = await gpuChecked(engine.device, () => measureOurs(engine, B, warmup, iters, ours(model, x)));
+    const run = ours(model, x);
+    mine = await gpuChecked(engine.device, () => measureOurs(engine, B, warmup, iters, run));
+    if (o.profile) profile = await profileOnce(engine, () => run(warmup + iters));
   } finally {
     x.dispose();
     model.dispose();
@@ -199,7 +208,24 @@ async function sideBySide(
     kind, preset: o.preset, precision, batch: B, steps: iters, warmup, device: engine.gpu.info, ours: mine, tfjs: peers,
     ...(failed.length ? { tfjsFailed: failed } : {}),
     ratio: peers ? mine.samplesPerSec / peers.samplesPerSec : null,
+    ...(profile ? { profile } : {}),
   };
+}
+
+/** One more call with every dispatch timed (each in its own pass, so the sum exceeds an unprofiled call). */
+async function profileOnce(engine: Engine, call: () => void): Promise<NonNullable<BenchResult['profile']>> {
+  const prof = new KernelProfiler(engine.device);
+  engine.batch.profiler = prof;
+  try {
+    await gpuChecked(engine.device, async () => {
+      call();
+      await engine.sync();
+    });
+  } finally {
+    engine.batch.profiler = null;
+  }
+  const kernels = await prof.results();
+  return { families: byFamily(kernels), kernels };
 }
 
 /** Runs attempt(B), then attempt(B/2), … down to 1 until one resolves; each rejection is recorded
@@ -276,7 +302,20 @@ export function formatBench(r: BenchResult): string {
         ]
       : []),
     ...(r.kind === 'step' && r.preset === PYTORCH_STEP_H100.preset && r.batch === PYTORCH_STEP_H100.batch ? [pytorchLine(r)] : []),
+    ...(r.profile ? profileLines(r.profile) : []),
   ].join('\n');
+}
+
+/** GPU time by kernel family and the slowest kernels of the profiled call. */
+function profileLines(p: NonNullable<BenchResult['profile']>): string[] {
+  const total = p.families.reduce((s, f) => s + f.ms, 0);
+  const row = (t: KernelTime) => `  ${t.kernel.padEnd(40)} ${t.ms.toFixed(3).padStart(10)} ms ${((100 * t.ms) / Math.max(total, 1e-12)).toFixed(1).padStart(5)}%  ×${t.count}`;
+  return [
+    `GPU time of one more call, each dispatch in its own timestamped pass: ${total.toFixed(2)} ms`,
+    ...p.families.map(row),
+    'slowest kernels:',
+    ...p.kernels.slice(0, 10).map(row),
+  ];
 }
 
 /** Ours (and tfjs) against the PyTorch anchor; only comparable as a speed when this GPU is an H100. */

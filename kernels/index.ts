@@ -14,3 +14,4 @@ export * from './clip.js';
 export * from './attention.js';
 export * from './matmul.js';
 export * from './lossscale.js';
+export * from './profiler.js';

@@ -3,9 +3,10 @@
 // pass while only dispatches follow each other) and submits them once. Uses nothing but a GPUDevice,
 // so another project can drive these kernels with its own device and buffers.
 
+import type { KernelProfiler } from './profiler.js';
+
 const pipelineCache = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
 
-/** A compute pipeline for `code`, compiled once per device and key. */
 /** What the kernels read from the adapter info: subgroup sizes and subgroup-matrix configs. */
 export interface SubgroupInfo {
   subgroupMinSize?: number;
@@ -32,6 +33,7 @@ export function subgroupInfo(device: GPUDevice): SubgroupInfo {
   };
 }
 
+/** A compute pipeline for `code`, compiled once per device and key. */
 export function getPipeline(device: GPUDevice, key: string, code: () => string): GPUComputePipeline {
   let cache = pipelineCache.get(device);
   if (!cache) pipelineCache.set(device, (cache = new Map()));
@@ -114,6 +116,8 @@ export class CommandBatch {
   /** Submits done by this batch in its life (tests count these). */
   submits = 0;
   private afterSubmit: (() => void)[] = [];
+  /** While set, each dispatch gets its own timestamped pass (kernels/profiler.ts). */
+  profiler: KernelProfiler | null = null;
 
   constructor(device: GPUDevice) {
     this.device = device;
@@ -173,13 +177,15 @@ export class CommandBatch {
     }));
     if (params) entries.push({ binding: bindings.length, resource: this.uniform(params.bytes()) });
     const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
-    const pass = this.getPass();
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
     const [x, y = 1, z = 1] = workgroups;
     if (x > MAX_WORKGROUPS || y > MAX_WORKGROUPS || z > MAX_WORKGROUPS)
       throw new RangeError(`${pipeline.label}: workgroup count ${x}x${y}x${z} exceeds ${MAX_WORKGROUPS} per dimension`);
+    if (this.profiler) this.endPass();
+    const pass = this.profiler ? this.getEncoder().beginComputePass({ timestampWrites: this.profiler.passTimestamps(pipeline.label || 'unlabelled') }) : this.getPass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
     if (x * y * z > 0) pass.dispatchWorkgroups(x, y, z);
+    if (this.profiler) pass.end();
     this.dispatches++;
   }
 
@@ -212,7 +218,9 @@ export class CommandBatch {
         c.used = 0;
       }
       this.chunkIndex = 0;
+      this.profiler?.resolve(this.encoder);
       this.device.queue.submit([this.encoder.finish()]);
+      this.profiler?.submitted();
       this.encoder = null;
       this.dispatches = 0;
       this.submits++;

@@ -44,6 +44,20 @@ if (!isBrowser) {
       assert(small.includes('tfjs  failed at batch 64: GPU error: Out of memory') && small.includes('tfjs (batch 16)') && small.includes('ratio (our samples/s / tfjs samples/s): 5.00x'), small);
     });
 
+    it('--profile: GPU time per kernel family and kernel over one more step', async () => {
+      const engine = await getEngine();
+      const { benchStep, formatBench } = await import('../../bench/step.js');
+      const o = { preset: 'tiny', batch: 2, steps: 1, warmup: 0, profile: true };
+      if (!engine.device.features.has('timestamp-query')) return expectReject(() => benchStep(engine, o), "lacks the 'timestamp-query' feature");
+      const r = await benchStep(engine, o);
+      const fam = new Map(r.profile!.families.map((f) => [f.kernel, f]));
+      assert(fam.get('matmul')!.count > 0 && fam.has('attention') && fam.has('adamw'), `families ${JSON.stringify(r.profile!.families)}`);
+      const n = (ts: { count: number }[]) => ts.reduce((s, t) => s + t.count, 0);
+      assert(n(r.profile!.kernels) === n(r.profile!.families) && n(r.profile!.kernels) > 20, 'every dispatch of the step is counted once');
+      const text = formatBench(r);
+      assert(text.includes('GPU time of one more call') && text.includes('slowest kernels:'), text);
+    });
+
     it('halves the peer batch until one runs, recording each failure', async () => {
       const { halvingBatches } = await import('../../bench/step.js');
       let cleanups = 0;

@@ -1,0 +1,45 @@
+// The per-kernel GPU timer: every profiled dispatch is counted under its pipeline's label, across
+// query-set rollovers and several submits, results stay correct, and a device without
+// 'timestamp-query' gets a clear error.
+import { binary, fill } from '../../kernels/elementwise.js';
+import { byFamily, KernelProfiler } from '../../kernels/profiler.js';
+import { assert, expectThrow, getEngine } from '../helpers.js';
+
+describe('kernels/profiler', () => {
+  it('times every dispatch by pipeline label, over query-set rollovers and submits; refuses bad sizes', async () => {
+    const engine = await getEngine();
+    if (!engine.device.features.has('timestamp-query')) {
+      expectThrow(() => new KernelProfiler(engine.device), "lacks the 'timestamp-query' feature");
+      return;
+    }
+    expectThrow(() => new KernelProfiler(engine.device, 0), 'perSet must be an integer in [1, 2048]');
+    expectThrow(() => new KernelProfiler(engine.device, 4096), 'perSet must be an integer in [1, 2048]');
+    const n = 1000;
+    const a = engine.empty([n]), b = engine.empty([n]), c = engine.empty([n]);
+    const batch = engine.batch;
+    const prof = new KernelProfiler(engine.device, 3); // 3 dispatches per query set: rollovers happen
+    try {
+      batch.profiler = prof;
+      fill(batch, a.buffer, n, 2);
+      fill(batch, b.buffer, n, 3);
+      for (let i = 0; i < 4; i++) binary(batch, 'mul', a.buffer, b.buffer, c.buffer, n);
+      batch.submit();
+      binary(batch, 'add', a.buffer, c.buffer, b.buffer, n);
+      batch.submit();
+      const times = await prof.results();
+      const count = (re: RegExp) => times.filter((t) => re.test(t.kernel)).reduce((s, t) => s + t.count, 0);
+      assert(times.reduce((s, t) => s + t.count, 0) === 7, `7 dispatches timed, got ${JSON.stringify(times)}`);
+      assert(count(/fill/) === 2, `two fills, got ${JSON.stringify(times)}`);
+      assert(times.every((t) => t.ms >= 0 && Number.isFinite(t.ms)), JSON.stringify(times));
+      assert(times.every((t, i) => i === 0 || times[i - 1].ms >= t.ms), 'slowest first');
+      const fam = byFamily(times);
+      assert(fam.reduce((s, t) => s + t.count, 0) === 7 && fam.every((f) => !/[_.]/.test(f.kernel)), JSON.stringify(fam));
+    } finally {
+      batch.profiler = null;
+    }
+    // a profiled batch computes the same: c = 2·3, then b = 2 + 6
+    const got = await engine.read(b);
+    assert(got.every((v) => v === 8), `b = a + c = 8, got ${got.slice(0, 4)}`);
+    [a, b, c].forEach((t) => t.dispose());
+  });
+});
