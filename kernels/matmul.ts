@@ -76,7 +76,7 @@ export const MATMUL_TILES = {
 export type MatmulTileName = keyof typeof MATMUL_TILES;
 /** The f16 tensor-core kernels (need the device feature): 'subgroup-matrix' gives each one-subgroup
  *  workgroup a 64×32 tile read straight from memory; 'subgroup-matrix-128' stages 128×128 tiles of A and
- *  B in workgroup memory for 8 subgroups, reading each element from memory 4× less often. */
+ *  B in workgroup memory for 8 subgroups, reading A and B from memory 3× less often per product. */
 export type SubgroupConfigName = 'subgroup-matrix' | 'subgroup-matrix-128';
 export type MatmulConfigName = MatmulTileName | SubgroupConfigName;
 
@@ -496,7 +496,7 @@ ${tileOrigin(SG_KERNELS['subgroup-matrix'].BM, SG_KERNELS['subgroup-matrix'].BN)
 }`;
 }
 
-/** Workgroup memory of the staged kernel: A and B tiles (f16, padded rows) and the epilogue strips (f32). */
+/** Workgroup memory of the staged kernel: A and B panels (f16, padded rows) and one f32 fragment per subgroup. */
 function stagedBytes(): number {
   const { BM, BN, subgroups } = SG_KERNELS['subgroup-matrix-128'];
   const panel = (rows: number) => Math.max(rows * (SG_BK + SG_PAD), SG_BK * (rows + SG_PAD)) * 2;
