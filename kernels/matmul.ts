@@ -628,6 +628,8 @@ interface DeviceState {
   tuneTimes: Map<string, Partial<Record<MatmulConfigName, number>>>;
   /** Per subgroup config, whether it compiled and agreed with the tiled kernel here. */
   sgChecks: Map<SubgroupConfigName, Promise<boolean>>;
+  /** subgroupSize's answer, read once from the adapter info (every subgroup-matrix launch asks). */
+  sgSize?: number;
   ws?: GPUBuffer;
 }
 
@@ -652,6 +654,10 @@ function tileFits(device: GPUDevice, name: MatmulTileName): boolean {
 
 /** Subgroup size for the subgroup-matrix kernels, or 0 where they cannot run. */
 function subgroupSize(device: GPUDevice): number {
+  return (state(device).sgSize ??= readSubgroupSize(device));
+}
+
+function readSubgroupSize(device: GPUDevice): number {
   if (!device.features.has('chromium-experimental-subgroup-matrix' as GPUFeatureName) || !device.features.has('shader-f16')) return 0;
   const info = subgroupInfo(device);
   const lower = (x: unknown) => String(x).toLowerCase();

@@ -36,16 +36,21 @@ export class KernelProfiler {
 
   /** Timestamp writes for the pass of the next dispatch, recorded under `label`. */
   passTimestamps(label: string): GPUComputePassTimestampWrites {
-    if (this.open?.labels.length === this.perSet) this.full.push(this.open), (this.open = null);
+    if (this.open?.labels.length === this.perSet) this.closeSet();
     this.open ??= { set: this.free.pop() ?? this.device.createQuerySet({ type: 'timestamp', count: 2 * this.perSet }), labels: [] };
     const i = this.open.labels.length;
     this.open.labels.push(label);
     return { querySet: this.open.set, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 };
   }
 
+  private closeSet(): void {
+    if (this.open) this.full.push(this.open);
+    this.open = null;
+  }
+
   /** Records, into the batch's encoder before it is finished, the copies of this batch's timestamps. */
   resolve(encoder: GPUCommandEncoder): void {
-    if (this.open) this.full.push(this.open), (this.open = null);
+    this.closeSet();
     for (const f of this.full) {
       const bytes = f.labels.length * 16;
       const staging = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });

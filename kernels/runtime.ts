@@ -16,7 +16,8 @@ export interface SubgroupInfo {
 const adapterInfos = new WeakMap<GPUDevice, SubgroupInfo>();
 
 /** Gives the kernels the adapter info of `device` (pass adapter.info), for runtimes whose
- *  device.adapterInfo lacks subgroup fields. Without it they read device.adapterInfo. */
+ *  device.adapterInfo lacks subgroup fields; call it before the first kernel runs on the device.
+ *  Without it they read device.adapterInfo. */
 export function setAdapterInfo(device: GPUDevice, info: SubgroupInfo): void {
   adapterInfos.set(device, info);
 }

@@ -38,15 +38,11 @@ fn smMma(acc: ptr<function, array<f32, 256>>, a: ptr<function, array<f16, 256>>,
   }
 }`;
 
-/** Replaces every match of `re` and counts the replacements. */
-function rewrite(src: string, re: RegExp, to: (...m: string[]) => string, seen: Set<string>, what: string): string {
-  return src.replace(re, (...m: string[]) => (seen.add(what === 'mma' ? 'mma' : m[what === 'load' ? 2 : 1]), to(...m)));
-}
-
 /** The kernel's WGSL (built for subgroup size `sg`) with every subgroup-matrix type and builtin replaced
  *  by per-invocation code. */
 export function emulateSubgroupMatrix(wgsl: string, sg: number): string {
-  const loads = new Set<string>(), stores = new Set<string>(), mmas = new Set<string>();
+  // the arrays loaded from and stored to: each gets its own function (WGSL has no generic pointers to them)
+  const loads = new Set<string>(), stores = new Set<string>();
   let src = wgsl.replace('enable chromium_experimental_subgroup_matrix;\n', '').replace('enable subgroups;\n', '');
   // Subgroup i is invocations i·sg … i·sg+sg−1 here (the device's own subgroups may be of another size).
   src = src.replace(
@@ -54,14 +50,14 @@ export function emulateSubgroupMatrix(wgsl: string, sg: number): string {
     (_, id, lane) => `) {\n  let ${id} = lid / ${sg}u;\n  let ${lane} = lid % ${sg}u;\n`,
   );
   src = src.replace(/var (\w+) = subgroup_matrix_result<f32, 16, 16>\(\);/g, 'var $1: array<f32, 256>;');
-  src = rewrite(src, /let (\w+) = subgroupMatrixLoad<subgroup_matrix_(?:left|right)<f16, 16, 16>>\(&(\w+), /g, (_, v, x) => `var ${v}: array<f16, 256>; smLoad_${x}(&${v}, `, loads, 'load');
-  src = rewrite(src, /subgroupMatrixStore\(&(\w+), ([^,]+), (\w+), /g, (_, x, off, v) => `smStore_${x}(${off}, &${v}, `, stores, 'store');
-  src = rewrite(src, /(\w+) = subgroupMatrixMultiplyAccumulate\((\w+), (\w+), \1\);/g, (_, c, a, b) => `smMma(&${c}, &${a}, &${b});`, mmas, 'mma');
+  src = src.replace(/let (\w+) = subgroupMatrixLoad<subgroup_matrix_(?:left|right)<f16, 16, 16>>\(&(\w+), /g, (_, v, x) => (loads.add(x), `var ${v}: array<f16, 256>; smLoad_${x}(&${v}, `));
+  src = src.replace(/subgroupMatrixStore\(&(\w+), ([^,]+), (\w+), /g, (_, x, off, v) => (stores.add(x), `smStore_${x}(${off}, &${v}, `));
+  src = src.replace(/(\w+) = subgroupMatrixMultiplyAccumulate\((\w+), (\w+), \1\);/g, 'smMma(&$1, &$2, &$3);');
   // Loop bounds from the uniform block: 16 unless M is 2^32 − 1, which no matmul has.
   src = src.replace(/(@builtin\(local_invocation_index\) lid: u32\) \{\n)/, `$1  smActive = lid % ${sg}u == 0u;\n  smN = select(16u, 0u, p.M == 0xffffffffu);\n`);
   if (!src.includes('smActive = ')) throw new Error('emulateSubgroupMatrix: no entry point taking local_invocation_index as lid');
   if (/subgroup_?[mM]atrix|subgroup_id|subgroup_invocation_id/.test(src)) throw new Error('emulateSubgroupMatrix: a subgroup-matrix construct was left unrewritten');
-  return `${src}\nvar<private> smActive: bool;\nvar<private> smN: u32;${[...loads].map(loadFn).join('')}${[...stores].map(storeFn).join('')}${mmas.size ? MMA : ''}`;
+  return `${src}\nvar<private> smActive: bool;\nvar<private> smN: u32;${[...loads].map(loadFn).join('')}${[...stores].map(storeFn).join('')}${MMA}`;
 }
 
 /** A pipeline of the emulated kernel, built as if the subgroup size were `sg`. */
