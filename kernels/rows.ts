@@ -81,7 +81,8 @@ export interface Reducer {
  *
  * With the 'subgroups' feature: a butterfly of subgroupShuffleXor within each subgroup, one value
  * per subgroup into workgroup memory, one barrier, then each subgroup combines those values (a few
- * per lane, then the same butterfly), so no thread walks all of them. The subgroup of thread lid is
+ * per lane, then the same butterfly), so no thread walks all of them. Successive calls use
+ * alternate halves of the workgroup array, so one barrier per call suffices. The subgroup of thread lid is
  * taken to be lid / subgroup_size: 1-D workgroups are split into subgroups of consecutive
  * invocations in practice (the spec does not promise it; wgpu's D3D subgroup_id and ONNX Runtime's
  * WebGPU kernels rely on the same). Few barriers also make these shaders compile ~5× faster on CPU
@@ -105,19 +106,22 @@ export function workgroupReducer(
       args: ', @builtin(subgroup_size) sg_size: u32, @builtin(subgroup_invocation_id) sg_lane: u32',
       call: (v) => `${name}(${v}, lid, sg_size, sg_lane)`,
       decl: /* wgsl */ `
-var<workgroup> ${name}_s: array<${type}, ${wg / 4}>;
+var<workgroup> ${name}_s: array<${type}, ${wg / 2}>;
+var<private> ${name}_half: u32;
 fn ${name}(v: ${type}, lid: u32, sgs: u32, lane: u32) -> ${type} {
   // a subgroup larger than the workgroup holds only wg invocations
   let width = min(sgs, ${wg}u);
+  // Calls alternate between two halves of ${name}_s: a thread can write a half again only after the
+  // barrier of the call in between, which all threads reach after their reads, so one barrier per call.
+  let at = ${name}_half * ${wg / 4}u;
+  ${name}_half ^= 1u;
   var r = v;
   for (var m = 1u; m < width; m <<= 1u) { r = ${combine('r', 'subgroupShuffleXor(r, m)')}; }
-  if (lane == 0u) { ${name}_s[lid / sgs] = r; }
+  if (lane == 0u) { ${name}_s[at + lid / sgs] = r; }
   workgroupBarrier();
   var t = ${identity};
-  for (var i = lane; i < ${wg}u / width; i += width) { t = ${combine('t', `${name}_s[i]`)}; }
+  for (var i = lane; i < ${wg}u / width; i += width) { t = ${combine('t', `${name}_s[at + i]`)}; }
   for (var m = 1u; m < width; m <<= 1u) { t = ${combine('t', 'subgroupShuffleXor(t, m)')}; }
-  // the next call writes ${name}_s again
-  workgroupBarrier();
   return t;
 }`,
     };

@@ -110,7 +110,7 @@ describe('kernels/layernorm', () => {
   }));
 
   // The fallback's reduction code is shared with softmax (tested there forwards and backwards);
-  // here its Welford instantiation. (The backward's pipeline alone costs ~3 s to compile on lavapipe.)
+  // here two calls in a row (mean, then the centred squares). (The backward's pipeline alone costs ~3 s to compile on lavapipe.)
   it('forward with the workgroup-memory reduction (no subgroups)', () => withoutSubgroups(() => checkForward([[3, 31], [13, 45]], 7)));
 
   it('backward: only one parameter gradient, and the parameter grads alone', async () => {
