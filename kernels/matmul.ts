@@ -76,8 +76,11 @@ export const MATMUL_TILES = {
 export type MatmulTileName = keyof typeof MATMUL_TILES;
 /** The f16 tensor-core kernels (need the device feature): 'subgroup-matrix' gives each one-subgroup
  *  workgroup a 64×32 tile read straight from memory; 'subgroup-matrix-128' stages 128×128 tiles of A and
- *  B in workgroup memory for 8 subgroups, reading A and B from memory 3× less often per product. */
-export type SubgroupConfigName = 'subgroup-matrix' | 'subgroup-matrix-128';
+ *  B in workgroup memory for 8 subgroups of 64×32 each, reading A and B from memory 3× less often per
+ *  product; 'subgroup-matrix-128-4sg' shares such tiles among 4 subgroups of 64×64 each, which load
+ *  half as many fragments from workgroup memory per multiply-accumulate (but hold twice the
+ *  accumulators). */
+export type SubgroupConfigName = 'subgroup-matrix' | 'subgroup-matrix-128' | 'subgroup-matrix-128-4sg';
 export type MatmulConfigName = MatmulTileName | SubgroupConfigName;
 
 export interface MatmulOptions {
@@ -89,11 +92,12 @@ export interface MatmulOptions {
 }
 
 const TILE_NAMES = Object.keys(MATMUL_TILES) as MatmulTileName[];
-/** Workgroup tile and subgroups per workgroup; each subgroup computes 4×2 fragments of 16×16 (64×32),
- *  the best per-subgroup tile measured on an H200. */
-const SG_KERNELS: Record<SubgroupConfigName, { BM: number; BN: number; subgroups: number }> = {
-  'subgroup-matrix': { BM: 64, BN: 32, subgroups: 1 },
-  'subgroup-matrix-128': { BM: 128, BN: 128, subgroups: 8 },
+/** Workgroup tile, subgroups per workgroup and the FM×FN 16×16 fragments each subgroup computes
+ *  (4×2 = 64×32 was the best per-subgroup tile of the direct kernel on an H200). */
+const SG_KERNELS: Record<SubgroupConfigName, { BM: number; BN: number; subgroups: number; FM: number; FN: number }> = {
+  'subgroup-matrix': { BM: 64, BN: 32, subgroups: 1, FM: 4, FN: 2 },
+  'subgroup-matrix-128': { BM: 128, BN: 128, subgroups: 8, FM: 4, FN: 2 },
+  'subgroup-matrix-128-4sg': { BM: 128, BN: 128, subgroups: 4, FM: 4, FN: 4 },
 };
 const SG_NAMES = Object.keys(SG_KERNELS) as SubgroupConfigName[];
 const isSg = (c: MatmulConfigName): c is SubgroupConfigName => c in SG_KERNELS;
@@ -496,24 +500,25 @@ ${tileOrigin(SG_KERNELS['subgroup-matrix'].BM, SG_KERNELS['subgroup-matrix'].BN)
 }`;
 }
 
-/** Workgroup memory of the staged kernel: A and B panels (f16, padded rows) and one f32 fragment per subgroup. */
-function stagedBytes(): number {
-  const { BM, BN, subgroups } = SG_KERNELS['subgroup-matrix-128'];
+/** Workgroup memory of a staged kernel: A and B panels (f16, padded rows) and one f32 fragment per subgroup. */
+function stagedBytes(config: SubgroupConfigName): number {
+  const { BM, BN, subgroups } = SG_KERNELS[config];
   const panel = (rows: number) => Math.max(rows * (SG_BK + SG_PAD), SG_BK * (rows + SG_PAD)) * 2;
   return panel(BM) + panel(BN) + subgroups * 256 * 4;
 }
 
 /**
- * The staged tensor-core kernel: 8 subgroups share 128×128 output tiles. Per K step of 32 the whole
- * workgroup copies the A and B panels into workgroup memory (vec4 loads, zero past K), and each
- * subgroup multiplies its 64×32 part from there; the next panels are fetched into registers while the
- * current ones are multiplied. Each subgroup's offsets come from the subgroup_id builtin: WGSL's
+ * The staged tensor-core kernels: the subgroups of a workgroup share its output tile. Per K step of 32
+ * the whole workgroup copies the A and B panels into workgroup memory (vec4 loads, zero past K), and
+ * each subgroup multiplies its FM×FN fragments from there; the next panels are fetched into registers
+ * while the current ones are multiplied. Each subgroup's offsets come from the subgroup_id builtin: WGSL's
  * uniformity analysis rejects subgroup-matrix offsets derived from local_invocation_index (seen on an
  * H100: "'subgroupMatrixStore' requires argument 1 to be uniform").
  */
-function subgroupStagedSource(sg: number, tA: boolean, tB: boolean): string {
-  const { BM, BN, subgroups } = SG_KERNELS['subgroup-matrix-128'];
-  const BK = SG_BK, WG = subgroups * sg;
+function subgroupStagedSource(config: SubgroupConfigName, sg: number, tA: boolean, tB: boolean): string {
+  const { BM, BN, subgroups, FM, FN } = SG_KERNELS[config];
+  const BK = SG_BK, WG = subgroups * sg, WM = 16 * FM, WN = 16 * FN;
+  if ((BM / WM) * (BN / WN) !== subgroups) throw new Error(`matmul: ${config}: ${subgroups} subgroups of ${WM}×${WN} do not tile ${BM}×${BN}`);
   // Panel layouts follow the operands' memory layouts: A [m][k] (or [k][m] when transposed), B [k][n] (or [n][k]).
   const rowA = tA ? BM + SG_PAD : BK + SG_PAD, rowB = tB ? BK + SG_PAD : BN + SG_PAD;
   const sizeA = tA ? BK * rowA : BM * rowA, sizeB = tB ? BN * rowB : BK * rowB;
@@ -538,20 +543,20 @@ function subgroupStagedSource(sg: number, tA: boolean, tB: boolean): string {
     ? copy('B', 'Bs', rowB, BN, BK, true, '(bOff + (n0 + o) * p.K + k0 + q) / 4u')
     : copy('B', 'Bs', rowB, BK, BN, false, '(bOff + (k0 + o) * p.N + n0 + q) / 4u');
   const frag: string[] = [], mma: string[] = [], direct: string[] = [], staged: string[] = [];
-  for (let i = 0; i < 4; i++) for (let j = 0; j < 2; j++) frag.push(`var c${i}${j} = subgroup_matrix_result<f32, 16, 16>();`);
-  for (let i = 0; i < 4; i++) {
+  for (let i = 0; i < FM; i++) for (let j = 0; j < FN; j++) frag.push(`var c${i}${j} = subgroup_matrix_result<f32, 16, 16>();`);
+  for (let i = 0; i < FM; i++) {
     const off = tA ? `kk * ${rowA}u + wm + ${i * 16}u` : `(wm + ${i * 16}u) * ${rowA}u + kk`;
     mma.push(`let a${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&As, ${off}, ${tA}, ${rowA}u);`);
   }
-  for (let j = 0; j < 2; j++) {
+  for (let j = 0; j < FN; j++) {
     const off = tB ? `(wn + ${j * 16}u) * ${rowB}u + kk` : `kk * ${rowB}u + wn + ${j * 16}u`;
     mma.push(`let b${j} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Bs, ${off}, ${tB}, ${rowB}u);`);
   }
-  for (let i = 0; i < 4; i++)
-    for (let j = 0; j < 2; j++) {
+  for (let i = 0; i < FM; i++)
+    for (let j = 0; j < FN; j++) {
       mma.push(`c${i}${j} = subgroupMatrixMultiplyAccumulate(a${i}, b${j}, c${i}${j});`);
       direct.push(`subgroupMatrixStore(&C, cOff + (m0 + wm + ${i * 16}u) * p.N + n0 + wn + ${j * 16}u, c${i}${j}, false, p.N);`);
-      staged.push(`case ${i * 2 + j}u: { subgroupMatrixStore(&T, frag, c${i}${j}, false, 16u); }`);
+      staged.push(`case ${i * FN + j}u: { subgroupMatrixStore(&T, frag, c${i}${j}, false, 16u); }`);
     }
   return /* wgsl */ `enable f16;
 enable subgroups;
@@ -572,8 +577,8 @@ ${tileOrigin(BM, BN)}
   let aOff = wid.z * p.sA;
   let bOff = wid.z * p.sB;
   let cOff = wid.z * p.sC;
-  let wm = (sgi / ${BN / 32}u) * 64u; // this subgroup's 64×32 block of the tile
-  let wn = (sgi % ${BN / 32}u) * 32u;
+  let wm = (sgi / ${BN / WN}u) * ${WM}u; // this subgroup's ${WM}×${WN} block of the tile
+  let wn = (sgi % ${BN / WN}u) * ${WN}u;
   let frag = sgi * 256u;
   ${frag.join('\n  ')}
   ${ca.regs}
@@ -599,16 +604,16 @@ ${tileOrigin(BM, BN)}
     ${direct.join('\n    ')}
   } else {
     // Epilogue through workgroup memory (fragments have no element-wise access), one fragment per
-    // subgroup at a time so T stays at 8 KiB; the loop keeps one copy of the epilogue code.
-    for (var f = 0u; f < 8u; f++) {
+    // subgroup at a time (T holds one per subgroup); the loop keeps one copy of the epilogue code.
+    for (var f = 0u; f < ${FM * FN}u; f++) {
       switch f {
         ${staged.join('\n        ')}
         default: {}
       }
       workgroupBarrier();
       for (var e = lane; e < 256u; e += ${sg}u) {
-        let n = n0 + wn + (f % 2u) * 16u + e % 16u;
-        put(cOff + (m0 + wm + (f / 2u) * 16u + e / 16u) * p.N + n, n, T[frag + e]);
+        let n = n0 + wn + (f % ${FN}u) * 16u + e % 16u;
+        put(cOff + (m0 + wm + (f / ${FN}u) * 16u + e / 16u) * p.N + n, n, T[frag + e]);
       }
       workgroupBarrier();
     }
@@ -672,7 +677,7 @@ function sgDeviceFits(device: GPUDevice, c: SubgroupConfigName): boolean {
   const sg = subgroupSize(device);
   if (!sg) return false;
   if (c === 'subgroup-matrix') return true;
-  return device.features.has('subgroups') && SG_KERNELS[c].subgroups * sg <= device.limits.maxComputeInvocationsPerWorkgroup && stagedBytes() <= device.limits.maxComputeWorkgroupStorageSize;
+  return device.features.has('subgroups') && SG_KERNELS[c].subgroups * sg <= device.limits.maxComputeInvocationsPerWorkgroup && stagedBytes(c) <= device.limits.maxComputeWorkgroupStorageSize;
 }
 
 function subgroupFits(s: Shape, c: SubgroupConfigName): boolean {
@@ -794,7 +799,7 @@ function dispatchSg(batch: CommandBatch, pipe: GPUComputePipeline, bufs: MatmulB
 
 /** WGSL of subgroup config `config` for subgroup size `sg` and the given transposes. */
 export function subgroupMatrixSource(config: SubgroupConfigName, sg: number, tA: boolean, tB: boolean): string {
-  return (config === 'subgroup-matrix-128' ? subgroupStagedSource : subgroupSource)(sg, tA, tB);
+  return config === 'subgroup-matrix' ? subgroupSource(sg, tA, tB) : subgroupStagedSource(config, sg, tA, tB);
 }
 
 /** Records subgroup config `config` run by `pipeline`, a build of subgroupMatrixSource. matmul passes the

@@ -249,7 +249,7 @@ describe('kernels/matmul', function () {
     await run(engine, { M: 16, N: 12, K: 20, batch: 2, strideB: 0, accumulate: true, f16: true, config: 'large' });
   });
 
-  // Both subgroup kernels on shapes that fit them: K = 48 and 80 end half-way through the staged
+  // The subgroup kernels on shapes that fit them: K = 48 and 80 end half-way through the staged
   // kernel's 32-deep step; batch 2 with padded strides; every transpose; the epilogue staging.
   const SG_CASES = (config: SubgroupConfigName): Case[] => [
     ...TRANS.map(([transA, transB]): Case => ({ M: 128, N: 128, K: 48, batch: 2, strideA: 128 * 48 + 16, strideC: 128 * 128 + 32, transA, transB, config, f16: true })),
@@ -262,7 +262,7 @@ describe('kernels/matmul', function () {
     this.timeout(400_000); // lavapipe's JIT takes ~25 s per staged-kernel pipeline
     // A's code depends only on transA and B's only on transB, so (N, N) and (T, T) cover every path;
     // a GPU runs all four (next test).
-    for (const config of ['subgroup-matrix', 'subgroup-matrix-128'] as const)
+    for (const config of ['subgroup-matrix', 'subgroup-matrix-128', 'subgroup-matrix-128-4sg'] as const)
       for (const c of SG_CASES(config).filter((x) => !!x.transA === !!x.transB)) {
         const pipe = emulatedSubgroupPipeline(engine.device, config, 32, !!c.transA, !!c.transB);
         await run(engine, c, (bufs) => recordSubgroupMatrix(engine.batch, pipe, bufs, c, config));
