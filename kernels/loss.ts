@@ -48,7 +48,7 @@ export function smoothL1Forward(batch: CommandBatch, pred: Binding, target: Bind
 }
 
 function backwardSource(V: 1 | 4, acc: boolean): string {
-  const T = unitType(V);
+  const T = unitType(V), U = V === 4 ? 'vec4<u32>' : 'u32';
   return /* wgsl */ `
 struct P { n: u32, units: u32, beta: f32, invBeta: f32, invN: f32 }
 @group(0) @binding(0) var<storage, read> pred: array<${T}>;
@@ -62,8 +62,11 @@ fn main(${MAIN_ARGS}) {
   let i = ${linearIndex(WG)};
   if (i >= p.units) { return; }
   let d = pred[i] - tgt[i];
-  // d/β inside the quadratic zone, sign(d) outside (and everywhere when β = 0)
-  let g = select(sign(d), d * p.invBeta, abs(d) < ${T}(p.beta)) * (dloss[0] * p.invN);
+  // d/β inside the quadratic zone, sign(d) outside (and everywhere when β = 0); a NaN difference
+  // gives a NaN gradient, as in PyTorch, so a loss-scale check sees it (sign(NaN) may be 0). Tested
+  // on the bits: WGSL lets an implementation assume no NaN in arithmetic.
+  let nan = (bitcast<${U}>(d) & ${U}(0x7fffffffu)) > ${U}(0x7f800000u);
+  let g = select(select(sign(d), d * p.invBeta, abs(d) < ${T}(p.beta)), d, nan) * (dloss[0] * p.invN);
   put_dpred(i, ${acc ? 'dpred[i] + g' : 'g'});
 }`;
 }

@@ -84,4 +84,23 @@ describe('kernels/loss', () => {
           [tp, tt, tdl, td].forEach((t) => t.dispose());
         }
   });
+
+  it('backward: a NaN difference gives a NaN gradient there (as PyTorch), finite ones elsewhere', async () => {
+    const engine = await getEngine();
+    for (const n of [7, 8]) // scalar and vec4 kernels
+      for (const beta of [1, 0]) {
+        const pred = Float32Array.from({ length: n }, (_, i) => (i === 2 ? NaN : i === 5 ? Infinity : 0.3 * i));
+        const target = Float32Array.from({ length: n }, (_, i) => (i === 5 ? Infinity : 0.1));
+        // poisoned with a finite value: NaN is what the test looks for
+        const tp = engine.upload(pred), tt = engine.upload(target), tdl = engine.upload([1]), td = engine.upload(new Float32Array(n).fill(12345));
+        smoothL1Backward(engine.batch, tp.buffer, tt.buffer, tdl.buffer, td.buffer, { n, beta });
+        const got = await engine.read(td);
+        for (let i = 0; i < n; i++) {
+          const what = `n=${n} beta=${beta} element ${i}: ${got[i]}`;
+          if (i === 2 || i === 5) assert(Number.isNaN(got[i]), `${what}, expected NaN (pred ${pred[i]}, target ${target[i]})`);
+          else assert(Math.abs(got[i] - gradRef([pred[i]], [target[i]], beta, 1)[0] / n) < 1e-6, `${what}, expected ${gradRef([pred[i]], [target[i]], beta, 1)[0] / n}`);
+        }
+        [tp, tt, tdl, td].forEach((t) => t.dispose());
+      }
+  });
 });
