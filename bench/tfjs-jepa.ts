@@ -203,7 +203,9 @@ export class TfJepa {
   targets(x: T, mask: BatchMask): T {
     const { tf, cfg } = this;
     const D = cfg.encoder.dim;
-    const n = this.layerNorm(this.encode(x, undefined, 'teacher'), null, null).reshape([-1, D]);
+    // as torch.no_grad: each block's intermediates are freed as it finishes (held, the base teacher at
+    // batch 64 alone needs about as much as the whole step otherwise)
+    const n = this.layerNorm(this.encode(x, undefined, 'teacher', true), null, null).reshape([-1, D]);
     return tf.gather(n, this.idx(mask.maskedRows)).reshape([mask.batch, mask.leads * mask.numMasked, D]);
   }
 
@@ -244,20 +246,26 @@ export class TfJepa {
     const t = ++this.step;
     const stepSize = lr / (1 - b1 ** t);
     const invSqrtBc2 = 1 / Math.sqrt(1 - b2 ** t);
-    return tf.tidy(() => {
-      const { value, grads } = this.gradients(x, mask);
+    const { value, grads } = this.gradients(x, mask);
+    try {
+      // One tidy per tensor, as tfjs's own optimizers do: the temporaries of one update are freed
+      // before the next (one tidy around all of them held ~12 copies of the model at once).
       for (const p of this.trainable) {
         const g = grads.get(p.name)!;
-        const m = p.m.mul(b1).add(g.mul(1 - b1));
-        const s = p.s.mul(b2).add(g.square().mul(1 - b2));
-        p.m.assign(m);
-        p.s.assign(s);
-        // Decoupled decay first, then the Adam update: kernels/adamw.ts's order.
-        p.v.assign(p.v.mul(p.decay ? 1 - lr * o.weightDecay : 1).sub(m.div(s.sqrt().mul(invSqrtBc2).add(o.eps)).mul(stepSize)));
+        tf.tidy(() => {
+          const m = p.m.mul(b1).add(g.mul(1 - b1));
+          const s = p.s.mul(b2).add(g.square().mul(1 - b2));
+          p.m.assign(m);
+          p.s.assign(s);
+          // Decoupled decay first, then the Adam update: kernels/adamw.ts's order.
+          p.v.assign(p.v.mul(p.decay ? 1 - lr * o.weightDecay : 1).sub(m.div(s.sqrt().mul(invSqrtBc2).add(o.eps)).mul(stepSize)));
+        });
       }
-      for (const [name, tv] of this.teacher) tv.assign(tv.mul(momentum).add(this.student.get(name)!.mul(1 - momentum)));
-      return value;
-    });
+      for (const [name, tv] of this.teacher) tf.tidy(() => tv.assign(tv.mul(momentum).add(this.student.get(name)!.mul(1 - momentum))));
+    } finally {
+      for (const g of grads.values()) g.dispose();
+    }
+    return value;
   }
 
   /** Current weights read back (await data(), never dataSync). */
