@@ -3,12 +3,14 @@
 # device minutes measuring, not setting up (the device machine has no node and no npm).
 #   here, after npm ci:   bash bench/gpu.sh pack
 #   device tool:          run  command "bash bench/gpu.sh run"  carry [".devkit"]  timeout_s 600
-# The parts' limits add up to 585 s; on a GPU the tests take well under theirs.
+# The parts' limits add up to 615 s, a little over the 600 s a call may run, but on a GPU the tests
+# take well under theirs (a full run took 268 s); the least needed part (embed-f16) runs last.
 #   try it here first:    OUT=/tmp/gpu bash bench/gpu.sh run --quick   (lavapipe, CI sizes)
 #   some parts only:      PARTS=kernels-matmul,step bash bench/gpu.sh run
 # `run` writes under $OUT: log.txt (everything, in order), summary.txt (the goals and ratios) and the
-# JSON results the benches save with device, date and command. Each part has its own time limit, so
-# one that hangs costs only its share and the rest still runs.
+# JSON results the benches save with device, date and command (copied after each part, so a run cut
+# short keeps them). Each part has its own time limit, so one that hangs costs only its share and the
+# rest still runs.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 kit=.devkit
@@ -39,10 +41,11 @@ part() { # part NAME SECONDS ENTRY ARGS... : one node entry of the kit, logged w
     /^( - While|validation:|out-of-memory:|WebGPU error:|\[Invalid)/ { if (++n > 40) next }
     { print } END { if (n > 40) print "(" n - 40 " more lines of GPU error messages left out)" }'
   echo "=== $name: exit ${PIPESTATUS[0]} after $((SECONDS - t0)) s"
+  find bench/results -newer "$out/.start" -name '*.json' -exec cp {} "$out/" \;
 }
 
 run() {
-  local out=${OUT:?set OUT to a folder for the results}
+  out=${OUT:?set OUT to a folder for the results} # global: part() copies results there
   local quick=${1:-}
   [ -f $kit/test-node.mjs ] || { echo "gpu.sh: $kit is not packed; run 'bash bench/gpu.sh pack' first" >&2; exit 2; }
   local scale=full preset=(--preset base --batch 64) steps=(--steps 3 --warmup 1) iters=(--iters 10 --warmup 2) save=--save
@@ -66,9 +69,9 @@ run() {
     part step 160 $kit/cli.mjs bench step "${preset[@]}" "${steps[@]}" --peer tfjs --profile $save
     part step-f16 50 $kit/cli.mjs bench step "${preset[@]}" "${steps[@]}" --precision f16 --profile $save
     part embed 60 $kit/cli.mjs bench embed "${preset[@]}" "${iters[@]}" --peer tfjs --profile $save
+    part embed-f16 30 $kit/cli.mjs bench embed "${preset[@]}" "${iters[@]}" --precision f16 $save
   } | tee "$out/log.txt"
   grep -E '^(=== .*exit|met|missed|not run|ratio|node: |ours |tfjs |PyTorch |adapter|features|subgroups|GPU time|  [a-z][a-zA-Z0-9_.-]* +[0-9.]+ ms)|GPU goals|passed, |FAILED' "$out/log.txt" > "$out/summary.txt"
-  find bench/results -newer "$out/.start" -name '*.json' -exec cp {} "$out/" \;
   rm -f "$out/.start"
   cat "$out/summary.txt"
 }
