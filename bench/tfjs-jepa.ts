@@ -66,10 +66,12 @@ export class TfJepa {
         const a = src.get(name);
         const n = shape.reduce((x, y) => x * y, 1);
         if (!a || a.length !== n) throw new Error(`TfJepa: ${what} weight '${name}' missing or not ${n} values`);
-        const v = tf.variable(tf.tensor(a, [...shape]), trainable);
+        // tf.variable keeps its own copy: the initial tensors are freed (kept, they doubled the peer's memory)
+        const variable = (init: () => T, train: boolean) => tf.tidy(() => tf.variable(init(), train));
+        const v = variable(() => tf.tensor(a, [...shape]), trainable);
         dst.set(name, v);
         if (trainable)
-          this.trainable.push({ name, v, m: tf.variable(tf.zeros([...shape]), false), s: tf.variable(tf.zeros([...shape]), false), decay: w.decay ? w.decay.has(name) : shape.length > 1 });
+          this.trainable.push({ name, v, m: variable(() => tf.zeros([...shape]), false), s: variable(() => tf.zeros([...shape]), false), decay: w.decay ? w.decay.has(name) : shape.length > 1 });
       }
     };
     load(this.student, w.student, encoderParamSpecs(cfg), true, 'student');
