@@ -57,6 +57,9 @@ export interface Measured {
   batch: number;
   samplesPerSec: number;
   msPerStep: number;
+  /** Of msPerStep, the time the CPU spent recording and submitting (the calls return before the GPU
+   *  finishes, so the next call records while the GPU runs this one): near msPerStep = CPU-bound. */
+  cpuMsPerStep: number;
   peakBytes: number;
   /** tfjs only: bytes its WebGPU backend holds on the GPU after the timed steps (incl. its pool). */
   gpuAllocatedBytes?: number;
@@ -97,8 +100,8 @@ function masks(cfg: EcgJepaConfig, batch: number, n: number, seed: number): Batc
   return Array.from({ length: n }, () => drawMask(r, cfg.mask, batch, cfg.leads.length, cfg.patches));
 }
 
-function measured(ms: number, batch: number, peakBytes: number): Measured {
-  return { batch, samplesPerSec: (1000 * batch) / ms, msPerStep: ms, peakBytes };
+function measured(t: LoopTime, batch: number, peakBytes: number): Measured {
+  return { batch, samplesPerSec: (1000 * batch) / t.ms, msPerStep: t.ms, cpuMsPerStep: t.cpuMs, peakBytes };
 }
 
 async function tfPeer(engine: Engine, o: { peer?: 'tfjs'; tf?: Tf }): Promise<Tf | null> {
@@ -107,31 +110,43 @@ async function tfPeer(engine: Engine, o: { peer?: 'tfjs'; tf?: Tf }): Promise<Tf
   return o.tf ?? (await loadTfjs(engine));
 }
 
+interface LoopTime {
+  /** Wall-clock ms per timed call. */
+  ms: number;
+  /** ms per timed call spent inside run() (recording and submitting, not waiting for the GPU). */
+  cpuMs: number;
+}
+
 /** `warmup` untimed calls of run(i), a sync, then `iters` timed ones (i runs on from warmup) and a
- *  sync: wall-clock ms per timed call. beforeTimed runs between the two (after the first sync). */
-async function timeLoop(warmup: number, iters: number, run: (i: number) => void, sync: () => Promise<void>, beforeTimed?: () => void): Promise<number> {
+ *  sync. beforeTimed runs between the two (after the first sync). */
+async function timeLoop(warmup: number, iters: number, run: (i: number) => void, sync: () => Promise<void>, beforeTimed?: () => void): Promise<LoopTime> {
   for (let i = 0; i < warmup; i++) run(i);
   await sync();
   beforeTimed?.();
+  let cpu = 0;
   const t0 = performance.now();
-  for (let i = 0; i < iters; i++) run(warmup + i);
+  for (let i = 0; i < iters; i++) {
+    const c0 = performance.now();
+    run(warmup + i);
+    cpu += performance.now() - c0;
+  }
   await sync();
-  return (performance.now() - t0) / iters;
+  return { ms: (performance.now() - t0) / iters, cpuMs: cpu / iters };
 }
 
 /** Ours: timeLoop with the pool's peak of live bytes over the timed calls. */
 async function measureOurs(engine: Engine, batch: number, warmup: number, iters: number, run: (i: number) => void): Promise<Measured> {
-  const ms = await timeLoop(warmup, iters, run, () => engine.sync(), () => engine.pool.resetPeak());
-  return measured(ms, batch, engine.pool.peakBytes);
+  const t = await timeLoop(warmup, iters, run, () => engine.sync(), () => engine.pool.resetPeak());
+  return measured(t, batch, engine.pool.peakBytes);
 }
 
 /** tfjs: timeLoop, then the GPU bytes its backend holds and tf.profile's peak over one more call. */
 async function measureTf(tf: Tf, batch: number, warmup: number, iters: number, run: (i: number) => void, once: () => tfjs.Tensor): Promise<Measured> {
-  const ms = await timeLoop(warmup, iters, run, () => tfSync(tf));
+  const t = await timeLoop(warmup, iters, run, () => tfSync(tf));
   const gpuAllocatedBytes = (tf.memory() as any).numBytesInGPUAllocated as number | undefined;
   const prof = await tf.profile(once);
   prof.result instanceof tf.Tensor && prof.result.dispose();
-  return { ...measured(ms, batch, prof.peakBytes), gpuAllocatedBytes };
+  return { ...measured(t, batch, prof.peakBytes), gpuAllocatedBytes };
 }
 
 function checkCounts(o: { batch: number; steps?: number; iters?: number; warmup?: number }): void {
@@ -290,7 +305,7 @@ export function formatBench(r: BenchResult): string {
   const unit = r.kind === 'step' ? 'samples/s' : 'ECGs/s';
   const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
   const line = (who: string, m: Measured) =>
-    `${who.padEnd(5)} ${m.msPerStep.toFixed(2).padStart(9)} ms/${r.kind === 'step' ? 'step' : 'batch'}  ${m.samplesPerSec.toFixed(1).padStart(9)} ${unit}  peak ${mib(m.peakBytes)}${m.gpuAllocatedBytes !== undefined ? ` (GPU allocated ${mib(m.gpuAllocatedBytes)})` : ''}`;
+    `${who.padEnd(5)} ${m.msPerStep.toFixed(2).padStart(9)} ms/${r.kind === 'step' ? 'step' : 'batch'} (CPU ${m.cpuMsPerStep.toFixed(1)})  ${m.samplesPerSec.toFixed(1).padStart(9)} ${unit}  peak ${mib(m.peakBytes)}${m.gpuAllocatedBytes !== undefined ? ` (GPU allocated ${mib(m.gpuAllocatedBytes)})` : ''}`;
   return [
     `${r.kind} preset ${r.preset}, ${r.precision}, batch ${r.batch}, ${r.steps} timed after ${r.warmup} warm-up, on ${r.device.vendor} / ${r.device.device}`,
     line('ours', r.ours),

@@ -17,6 +17,7 @@ if (!isBrowser) {
         assert(Math.abs(r.ratio! - r.tfjs.msPerStep / r.ours.msPerStep) < 1e-12, `${r.kind}: ratio is tfjs ms / ours ms`);
         assert(Math.abs(r.ours.samplesPerSec - 2000 / r.ours.msPerStep) < 1e-9, `${r.kind}: samples/s from ms and batch`);
         assert(r.ours.peakBytes > 0 && r.tfjs.peakBytes > 0, `${r.kind}: peak memory of both`);
+        for (const m of [r.ours, r.tfjs]) assert(m.cpuMsPerStep > 0 && m.cpuMsPerStep <= m.msPerStep, `${r.kind}: CPU time ${m.cpuMsPerStep} ms within the wall time ${m.msPerStep} ms`);
         assert(r.tfjs.batch === 2 && !r.tfjsFailed, `${r.kind}: tfjs ran the asked batch`);
       }
       const dir = await mkdtemp(join(tmpdir(), 'ecg-jepa-bench-'));
@@ -30,7 +31,7 @@ if (!isBrowser) {
 
     it('formats a base batch-64 step against the PyTorch anchor, and only that', async () => {
       const { formatBench, PYTORCH_STEP_H100 } = await import('../../bench/step.js');
-      const m = (ms: number, batch = 64) => ({ batch, msPerStep: ms, samplesPerSec: (1000 * batch) / ms, peakBytes: 1 });
+      const m = (ms: number, batch = 64) => ({ batch, msPerStep: ms, cpuMsPerStep: 1, samplesPerSec: (1000 * batch) / ms, peakBytes: 1 });
       const device = { vendor: 'nvidia', architecture: '', device: 'nvidia-h200', description: '', backend: 'dawn-node' as const, features: [], limits: {} };
       const r = { kind: 'step' as const, preset: 'base', precision: 'f32' as const, batch: 64, steps: 5, warmup: 2, device, ours: m(320), tfjs: m(1600), ratio: 5 };
       const text = formatBench(r);
