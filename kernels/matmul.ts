@@ -25,6 +25,7 @@
 // decides. Every config adds the k terms of an output in the same order (absent a K split).
 // CPU adapters (lavapipe, SwiftShader) get one config and rolled loops: their shader JIT costs seconds.
 import { ERF_WGSL } from './gelu.js';
+import { scratchBuffer } from './rows.js';
 import { CommandBatch, getPipeline, grid, Params, subgroupInfo, type Binding } from './runtime.js';
 
 export interface MatmulDims {
@@ -622,7 +623,7 @@ ${tileOrigin(BM, BN)}
 }
 
 // ---------------------------------------------------------------------------------------------
-// Per-device state: feature support, tuned choices, the split-K workspace
+// Per-device state: feature support, tuned choices
 
 interface DeviceState {
   dummyR?: GPUBuffer;
@@ -635,7 +636,6 @@ interface DeviceState {
   sgChecks: Map<SubgroupConfigName, Promise<boolean>>;
   /** subgroupSize's answer, read once from the adapter info (every subgroup-matrix launch asks). */
   sgSize?: number;
-  ws?: GPUBuffer;
 }
 
 const states = new WeakMap<GPUDevice, DeviceState>();
@@ -767,15 +767,6 @@ function plan(device: GPUDevice, s: Shape, prec: MatmulPrecision, opts: MatmulOp
   return { config, splits: opts.splitK ?? heuristicSplits(device, s, config) };
 }
 
-function workspace(device: GPUDevice, bytes: number): GPUBuffer {
-  const st = state(device);
-  if (!st.ws || st.ws.size < bytes) {
-    // The old buffer is dropped, not destroyed: unsubmitted commands may still use it.
-    st.ws = device.createBuffer({ label: 'matmul split-K workspace', size: Math.max(256, Math.ceil(bytes / 256) * 256), usage: GPUBufferUsage.STORAGE });
-  }
-  return st.ws;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Launch
 
@@ -839,7 +830,7 @@ function record(batch: CommandBatch, bufs: MatmulBuffers, s: Shape, prec: Matmul
   const bytes = splits * s.batch * MN * 4;
   if (bytes > device.limits.maxStorageBufferBindingSize)
     throw new RangeError(`matmul: ${splits} K splits of ${s.batch}×${s.M}×${s.N} need a ${bytes}-byte workspace, over this device's binding limit`);
-  const ws = { buffer: workspace(device, bytes), offset: 0, size: bytes };
+  const ws = { buffer: scratchBuffer(batch, 'matmul.splitK', bytes), offset: 0, size: bytes };
   batch.dispatch(pipe, [bufs.a, bufs.b, ws, dr, dr, dw], params(MN, 0), [x, y, s.batch * splits]);
   const W = vec ? 4 : 1;
   const per = MN / W;

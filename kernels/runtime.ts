@@ -86,6 +86,17 @@ export type Binding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: n
 
 const UNIFORM_CHUNK = 65536;
 const MAX_WORKGROUPS = 65535;
+/** Bind groups a batch keeps for reuse; past this it forgets them all (a training step makes ~1300). */
+const MAX_BIND_GROUPS = 8192;
+
+const objectIds = new WeakMap<object, number>();
+let lastObjectId = 0;
+/** A number per GPU object, for cache keys (weakly held: the object can still be collected). */
+function idOf(o: object): number {
+  let id = objectIds.get(o);
+  if (id === undefined) objectIds.set(o, (id = ++lastObjectId));
+  return id;
+}
 
 /** Workgroup counts [x, y] covering `groups` workgroups, within the 65535-per-dimension limit.
  *  A shader recovers the linear workgroup index as wid.y * nwg.x + wid.x (and must bound-check). */
@@ -116,6 +127,12 @@ export class CommandBatch {
   dispatches = 0;
   /** Submits done by this batch in its life (tests count these). */
   submits = 0;
+  /** Bind groups created by this batch in its life (the rest were reused; tests count these). */
+  bindGroupsCreated = 0;
+  /** Bind groups by pipeline and bound ranges: a loop that repeats its dispatches on the same
+   *  buffers (a training step on pooled tensors) creates each once, and createBindGroup is most of a
+   *  dispatch's CPU cost (~30 µs on lavapipe; more in a browser, where it crosses processes). */
+  private bindGroups = new Map<string, GPUBindGroup>();
   private afterSubmit: (() => void)[] = [];
   /** While set, each dispatch gets its own timestamped pass (kernels/profiler.ts). */
   profiler: KernelProfiler | null = null;
@@ -172,12 +189,9 @@ export class CommandBatch {
       if (bytes > cap)
         throw new RangeError(`${pipeline.label || 'kernel'}: binding ${i} spans ${bytes} bytes, over this device's maxStorageBufferBindingSize (${cap}); split the work or use a device with a larger limit`);
     });
-    const entries: GPUBindGroupEntry[] = bindings.map((b, i) => ({
-      binding: i,
-      resource: 'buffer' in b ? b : { buffer: b },
-    }));
-    if (params) entries.push({ binding: bindings.length, resource: this.uniform(params.bytes()) });
-    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    const ranges: GPUBufferBinding[] = bindings.map((b) => ('buffer' in b ? b : { buffer: b }));
+    if (params) ranges.push(this.uniform(params.bytes()));
+    const bindGroup = this.bindGroup(pipeline, ranges);
     const [x, y = 1, z = 1] = workgroups;
     if (x > MAX_WORKGROUPS || y > MAX_WORKGROUPS || z > MAX_WORKGROUPS)
       throw new RangeError(`${pipeline.label}: workgroup count ${x}x${y}x${z} exceeds ${MAX_WORKGROUPS} per dimension`);
@@ -188,6 +202,21 @@ export class CommandBatch {
     if (x * y * z > 0) pass.dispatchWorkgroups(x, y, z);
     if (this.profiler) pass.end();
     this.dispatches++;
+  }
+
+  /** The bind group of `ranges` (binding i = ranges[i]) for `pipeline`, made once. Correct whatever
+   *  the buffers hold: a bind group names buffer ranges, not contents. */
+  private bindGroup(pipeline: GPUComputePipeline, ranges: GPUBufferBinding[]): GPUBindGroup {
+    let key = `${idOf(pipeline)}`;
+    for (const r of ranges) key += `|${idOf(r.buffer)}:${r.offset ?? 0}:${r.size ?? -1}`;
+    let group = this.bindGroups.get(key);
+    if (!group) {
+      if (this.bindGroups.size >= MAX_BIND_GROUPS) this.bindGroups.clear();
+      group = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: ranges.map((resource, binding) => ({ binding, resource })) });
+      this.bindGroups.set(key, group);
+      this.bindGroupsCreated++;
+    }
+    return group;
   }
 
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): void {
