@@ -1,6 +1,7 @@
 // The TensorFlow.js peer (bench/tfjs-jepa.ts) against our engine on the tiny preset: identical
 // weights (read back from our model), inputs and masks must give the same encoder tokens,
-// representation, loss, gradients and weights after one AdamW + EMA step, to fp32 tolerance.
+// representation, loss, gradients and weights after one AdamW + EMA step, to fp32 tolerance; and the
+// peer holds what it must and no more (its memory is part of the comparison).
 import type * as tfjs from '@tensorflow/tfjs';
 import type { Engine } from '../../engine/engine.js';
 import { Rng } from '../../engine/random.js';
@@ -11,7 +12,7 @@ import { encoderParamSpecs, makeConfig, predictorParamSpecs, type ParamSpec } fr
 import { loadParams, readParams, uploadMask } from '../../model/encoder.js';
 import { EcgJepa } from '../../model/jepa.js';
 import { buildBatchMask, type BatchMask } from '../../model/masking.js';
-import { assertClose, getEngine } from '../helpers.js';
+import { assert, assertClose, getEngine } from '../helpers.js';
 
 // Non-trivial weights (LN weights ≠ 1, biases ≠ 0) so no term hides behind an init value.
 function weights(specs: readonly ParamSpec[], k0: number): Map<string, Float32Array> {
@@ -136,6 +137,25 @@ describe('bench/tfjs-jepa: the TensorFlow.js peer agrees with the engine (tiny)'
       lt.dispose();
       assertClose(got, want, TOL, `step ${i} loss`);
       await compareWeights(`after step ${i}`);
+    }
+  });
+
+  it('the peer holds each tensor once, and a training step leaves nothing behind', async () => {
+    const count = (specs: readonly ParamSpec[]) => specs.reduce((s, [, shape]) => s + shape.reduce((a, b) => a * b, 1), 0);
+    const E = count(encoderParamSpecs(cfg)), Pd = count(predictorParamSpecs(cfg));
+    // student and predictor with AdamW's two moments, the teacher, the two positional tables
+    const want = 4 * (3 * (E + Pd) + E + C * P * cfg.encoder.dim + P * cfg.predictor.dim);
+    const before = tf.memory().numBytes;
+    const other = await TfJepa.fromModel(tf, model);
+    try {
+      const held = tf.memory().numBytes - before;
+      assert(held === want, `a new peer holds ${held} bytes, want ${want}`);
+      other.trainStep(xt, shared).dispose(); // the first step also caches this mask's CroPA bias
+      const settled = tf.memory().numBytes;
+      other.trainStep(xt, shared).dispose();
+      assert(tf.memory().numBytes === settled, `a second step left ${tf.memory().numBytes - settled} bytes behind`);
+    } finally {
+      other.dispose();
     }
   });
 });
