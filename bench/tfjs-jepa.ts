@@ -61,13 +61,13 @@ export class TfJepa {
     w: JepaWeights,
   ) {
     if (cfg.dropPath !== 0) console.warn(`TfJepa: dropPath ${cfg.dropPath} ignored (the tfjs peer runs without stochastic depth)`);
+    // tf.variable keeps its own copy: the initial tensors are freed (kept, they doubled the peer's memory)
+    const variable = (init: () => T, train: boolean) => tf.tidy(() => tf.variable(init(), train));
     const load = (dst: Map<string, Var>, src: ReadonlyMap<string, Float32Array>, specs: readonly ParamSpec[], trainable: boolean, what: string) => {
       for (const [name, shape] of specs) {
         const a = src.get(name);
         const n = shape.reduce((x, y) => x * y, 1);
         if (!a || a.length !== n) throw new Error(`TfJepa: ${what} weight '${name}' missing or not ${n} values`);
-        // tf.variable keeps its own copy: the initial tensors are freed (kept, they doubled the peer's memory)
-        const variable = (init: () => T, train: boolean) => tf.tidy(() => tf.variable(init(), train));
         const v = variable(() => tf.tensor(a, [...shape]), trainable);
         dst.set(name, v);
         if (trainable)

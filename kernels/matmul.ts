@@ -13,9 +13,9 @@
 // written coalesced. Small outputs with a long K are split along K into a workspace and summed in
 // split order by a second kernel that applies the epilogue.
 //
-// f16 inputs: where the device has `chromium-experimental-subgroup-matrix` (Dawn, unsafe APIs) two
+// f16 inputs: where the device has `chromium-experimental-subgroup-matrix` (Dawn, unsafe APIs)
 // subgroup-matrix kernels (tensor cores on NVIDIA) exist, one reading fragments straight from memory and
-// one staging 128×128 tiles in workgroup memory. Each is used only after it has compiled and matched
+// two staging 128×128 tiles in workgroup memory (SG_KERNELS). Each is used only after it has compiled and matched
 // the plain f16 kernel on this device (checkSubgroupMatrix); CI devices run them only emulated
 // (test/kernels/subgroup-emulation.ts).
 // Elsewhere f16 goes through the tiled kernel, converted to f32 on load.
