@@ -100,7 +100,8 @@ const SG_KERNELS: Record<SubgroupConfigName, { BM: number; BN: number; subgroups
   'subgroup-matrix-128': { BM: 128, BN: 128, subgroups: 8, FM: 4, FN: 2 },
   'subgroup-matrix-128-4sg': { BM: 128, BN: 128, subgroups: 4, FM: 4, FN: 4 },
 };
-const SG_NAMES = Object.keys(SG_KERNELS) as SubgroupConfigName[];
+/** The subgroup-matrix configs, in the order the autotune tries them. */
+export const SUBGROUP_CONFIGS = Object.keys(SG_KERNELS) as readonly SubgroupConfigName[];
 const isSg = (c: MatmulConfigName): c is SubgroupConfigName => c in SG_KERNELS;
 const SG_BK = 32; // K step of the staged kernel
 const SG_PAD = 8; // halves of padding per staged row: rows stay 16-byte aligned and spread over banks
@@ -693,7 +694,7 @@ function sgPipeline(device: GPUDevice, c: SubgroupConfigName, tA: boolean, tB: b
 /** The config names this device can run for `precision` (subgroup-matrix: supported, not necessarily validated). */
 export function matmulConfigs(device: GPUDevice, precision: MatmulPrecision = 'f32'): MatmulConfigName[] {
   const names: MatmulConfigName[] = TILE_NAMES.filter((n) => tileFits(device, n));
-  if (precision === 'f16') names.push(...SG_NAMES.filter((c) => sgDeviceFits(device, c)));
+  if (precision === 'f16') names.push(...SUBGROUP_CONFIGS.filter((c) => sgDeviceFits(device, c)));
   return names;
 }
 
@@ -715,13 +716,24 @@ function heuristicTile(device: GPUDevice, s: Shape): MatmulTileName {
 const TARGET_GROUPS = 1024;
 
 /** K splits: only when the output gives too few workgroups and K is long enough to share. */
-function heuristicSplits(device: GPUDevice, s: Shape, tile: MatmulTileName): number {
-  const { BM, BN, BK } = MATMUL_TILES[tile];
+function heuristicSplits(device: GPUDevice, s: Shape, config: MatmulConfigName): number {
+  const { BM, BN } = isSg(config) ? SG_KERNELS[config] : MATMUL_TILES[config];
   const groups = Math.ceil(s.M / BM) * Math.ceil(s.N / BN) * s.batch;
   if (groups >= TARGET_GROUPS || s.K < 1024) return 1;
   let n = Math.min(MAX_SPLITS, Math.ceil(TARGET_GROUPS / groups), Math.floor(s.K / 256));
   while (n > 1 && n * s.batch * s.M * s.N * 4 > device.limits.maxStorageBufferBindingSize) n--;
-  return Math.max(1, Math.min(n, Math.ceil(s.K / BK)));
+  if (isSg(config)) {
+    while (n > 1 && !sgSplitFits(s, n)) n--;
+    return n;
+  }
+  return Math.max(1, Math.min(n, Math.ceil(s.K / MATMUL_TILES[config].BK)));
+}
+
+/** The subgroup kernels split K as a batch of K-slices: A and B must both be stored K-major (Aᵀ·B, the
+ *  weight gradients, whose short outputs are the ones that need splitting) so each slice is a plain
+ *  offset, and the slices must be whole 16-steps of equal length. */
+function sgSplitFits(s: Shape, splits: number): boolean {
+  return s.tA && !s.tB && s.batch === 1 && s.K % (16 * splits) === 0;
 }
 
 function classKey(s: Shape, prec: MatmulPrecision): string {
@@ -746,7 +758,7 @@ function plan(device: GPUDevice, s: Shape, prec: MatmulPrecision, opts: MatmulOp
       if (!subgroupSize(device)) throw new Error(`matmul: config '${config}' is not available on this device (needs chromium-experimental-subgroup-matrix, shader-f16, f16→f32 16×16×16 configs and a fixed subgroup size)`);
       if (!sgDeviceFits(device, config)) throw new RangeError(`matmul: config '${config}' exceeds this device's workgroup limits`);
       if (!subgroupFits(s, config)) throw new RangeError(`matmul: config '${config}' needs M % ${BM}, N % ${BN}, K % 16 and strides % 16 = 0 (M=${s.M}, N=${s.N}, K=${s.K})`);
-    } else if (!(config in MATMUL_TILES)) throw new RangeError(`matmul: unknown config '${config}' (have ${[...TILE_NAMES, ...SG_NAMES].join(', ')})`);
+    } else if (!(config in MATMUL_TILES)) throw new RangeError(`matmul: unknown config '${config}' (have ${[...TILE_NAMES, ...SUBGROUP_CONFIGS].join(', ')})`);
     else if (!tileFits(device, config)) throw new RangeError(`matmul: config '${config}' exceeds this device's workgroup limits`);
   } else {
     const st = state(device);
@@ -758,12 +770,10 @@ function plan(device: GPUDevice, s: Shape, prec: MatmulPrecision, opts: MatmulOp
       if (kick && autotuneOn && !isCpuAdapter(device) && s.M * s.N * s.K * s.batch >= TUNE_MIN_MACS && !st.tuning.has(key)) startTune(device, s, prec, key);
     }
   }
-  if (isSg(config)) {
-    if (opts.splitK !== undefined && opts.splitK !== 1) throw new RangeError(`matmul: the subgroup-matrix kernels do not split K`);
-    return { config, splits: 1 };
-  }
   if (opts.splitK !== undefined && (!Number.isInteger(opts.splitK) || opts.splitK < 1 || opts.splitK > 1024))
     throw new RangeError(`matmul: splitK must be an integer in [1, 1024], got ${opts.splitK}`);
+  if (isSg(config) && opts.splitK !== undefined && opts.splitK > 1 && !sgSplitFits(s, opts.splitK))
+    throw new RangeError(`matmul: the subgroup-matrix kernels split K only for Aᵀ·B, batch 1, and K a multiple of 16 × splits (K=${s.K}, splitK=${opts.splitK})`);
   return { config, splits: opts.splitK ?? heuristicSplits(device, s, config) };
 }
 
@@ -795,16 +805,28 @@ export function subgroupMatrixSource(config: SubgroupConfigName, sg: number, tA:
 
 /** Records subgroup config `config` run by `pipeline`, a build of subgroupMatrixSource. matmul passes the
  *  compiled kernel; tests on devices without subgroup matrices pass an emulation of it. */
-export function recordSubgroupMatrix(batch: CommandBatch, pipeline: GPUComputePipeline, bufs: MatmulBuffers, dims: MatmulDims, config: SubgroupConfigName): void {
+export function recordSubgroupMatrix(batch: CommandBatch, pipeline: GPUComputePipeline, bufs: MatmulBuffers, dims: MatmulDims, config: SubgroupConfigName, splitK = 1): void {
   const s = resolve(dims);
   checkBuffers(bufs, s, 'f16');
   if (!subgroupFits(s, config)) throw new RangeError(`matmul: config '${config}' needs M % ${SG_KERNELS[config].BM}, N % ${SG_KERNELS[config].BN}, K % 16 and strides % 16 = 0`);
-  dispatchSg(batch, pipeline, bufs, s, config);
+  if (splitK > 1 && !sgSplitFits(s, splitK)) throw new RangeError(`matmul: config '${config}' cannot split K=${splitK} ways here`);
+  recordSg(batch, pipeline, bufs, s, config, splitK);
+}
+
+function recordSg(batch: CommandBatch, pipe: GPUComputePipeline, bufs: MatmulBuffers, s: Shape, config: SubgroupConfigName, splits: number): void {
+  if (splits === 1) return dispatchSg(batch, pipe, bufs, s, config);
+  // K split: slice i is batch item i of the K-major operands (offset i·K/splits rows), its partial
+  // product goes to the workspace with no epilogue, and the reduction applies it.
+  const kChunk = s.K / splits;
+  const slices: Shape = { ...s, K: kChunk, batch: splits, sA: kChunk * s.M, sB: kChunk * s.N, sC: s.M * s.N, gelu: false, acc: false };
+  const ws = splitWorkspace(batch, s, splits);
+  dispatchSg(batch, pipe, { a: bufs.a, b: bufs.b, c: ws }, slices, config);
+  reduceSplits(batch, ws, bufs, s, splits);
 }
 
 function record(batch: CommandBatch, bufs: MatmulBuffers, s: Shape, prec: MatmulPrecision, p: Plan): void {
   const device = batch.device;
-  if (isSg(p.config)) return dispatchSg(batch, sgPipeline(device, p.config, s.tA, s.tB), bufs, s, p.config);
+  if (isSg(p.config)) return recordSg(batch, sgPipeline(device, p.config, s.tA, s.tB), bufs, s, p.config, p.splits);
   const { flags, epi, dr, dw } = epilogue(device, bufs, s);
   const t = MATMUL_TILES[p.config];
   const vec = isVec(s);
@@ -826,16 +848,26 @@ function record(batch: CommandBatch, bufs: MatmulBuffers, s: Shape, prec: Matmul
   }
   // Split K: partial products into the workspace [split][item][M][N] (no epilogue), then one pass
   // sums them in split order and applies the epilogue.
-  const MN = s.M * s.N;
-  const bytes = splits * s.batch * MN * 4;
-  if (bytes > device.limits.maxStorageBufferBindingSize)
+  const ws = splitWorkspace(batch, s, splits);
+  batch.dispatch(pipe, [bufs.a, bufs.b, ws, dr, dr, dw], params(s.M * s.N, 0), [x, y, s.batch * splits]);
+  reduceSplits(batch, ws, bufs, s, splits);
+}
+
+/** The f32 workspace [split][item][M][N] of the partial products. */
+function splitWorkspace(batch: CommandBatch, s: Shape, splits: number): Binding {
+  const bytes = splits * s.batch * s.M * s.N * 4;
+  if (bytes > batch.device.limits.maxStorageBufferBindingSize)
     throw new RangeError(`matmul: ${splits} K splits of ${s.batch}×${s.M}×${s.N} need a ${bytes}-byte workspace, over this device's binding limit`);
-  const ws = { buffer: scratchBuffer(batch, 'matmul.splitK', bytes), offset: 0, size: bytes };
-  batch.dispatch(pipe, [bufs.a, bufs.b, ws, dr, dr, dw], params(MN, 0), [x, y, s.batch * splits]);
-  const W = vec ? 4 : 1;
-  const per = MN / W;
+  return { buffer: scratchBuffer(batch, 'matmul.splitK', bytes), offset: 0, size: bytes };
+}
+
+/** C (+)= epilogue(Σ over splits of the workspace [split][item][M][N]), summed in split order. */
+function reduceSplits(batch: CommandBatch, ws: Binding, bufs: MatmulBuffers, s: Shape, splits: number): void {
+  const { flags, epi } = epilogue(batch.device, bufs, s);
+  const vec = isVec(s);
+  const per = (s.M * s.N) / (vec ? 4 : 1);
   const total = s.batch * per;
-  const rp = getPipeline(device, `matmul_reduce_v${+vec}`, () => reduceSource(vec));
+  const rp = getPipeline(batch.device, `matmul_reduce_v${+vec}`, () => reduceSource(vec));
   batch.dispatch(rp, [ws, bufs.c, ...epi], new Params().u32(s.N).u32(splits).u32(s.sC).u32(per).u32(total).u32(flags), grid(Math.ceil(total / 256)));
 }
 
@@ -933,7 +965,7 @@ async function compiles(device: GPUDevice, s: Shape, prec: MatmulPrecision, c: M
 async function runTune(device: GPUDevice, s0: Shape, prec: MatmulPrecision, key: string): Promise<MatmulConfigName> {
   const s = tuneShape(s0);
   const fits: MatmulConfigName[] = TILE_NAMES.filter((n) => tileFits(device, n));
-  if (prec === 'f16') for (const c of SG_NAMES) if (sgDeviceFits(device, c) && subgroupFits(s, c) && (await checkSubgroupMatrix(device, c))) fits.push(c);
+  if (prec === 'f16') for (const c of SUBGROUP_CONFIGS) if (sgDeviceFits(device, c) && subgroupFits(s, c) && (await checkSubgroupMatrix(device, c))) fits.push(c);
   const cands: MatmulConfigName[] = [];
   for (const c of fits) if (await compiles(device, s, prec, c)) cands.push(c);
   if (cands.length === 0) throw new Error('matmul: no tile config compiles on this device');
@@ -947,7 +979,7 @@ async function runTune(device: GPUDevice, s0: Shape, prec: MatmulPrecision, key:
     // Drain first so the measurement starts on an idle queue (the caller's work runs alongside).
     await device.queue.onSubmittedWorkDone();
     const t0 = performance.now();
-    const p: Plan = { config: c, splits: isSg(c) ? 1 : heuristicSplits(device, s, c) };
+    const p: Plan = { config: c, splits: heuristicSplits(device, s, c) };
     for (let i = 0; i < reps; i++) record(cb, bufs, s, prec, p);
     cb.submit();
     await device.queue.onSubmittedWorkDone();
