@@ -65,17 +65,6 @@ export async function tfSync(tf: Tf): Promise<void> {
   await backend.device.queue.onSubmittedWorkDone();
 }
 
-/** Destroys the GPU buffers tfjs keeps pooled for reuse (its BufferManager's free lists; tfjs has no
- *  public call that frees only those). After a failed attempt at a large batch they would hold the
- *  memory a smaller batch needs. Buffers of live tensors are untouched. */
-export function releaseTfjsPool(tf: Tf): void {
-  const bm = (tf.backend() as unknown as { bufferManager?: { freeBuffers?: Map<string, GPUBuffer[]>; numFreeBuffers?: number } }).bufferManager;
-  if (!bm?.freeBuffers) return;
-  for (const list of bm.freeBuffers.values()) for (const b of list) b.destroy();
-  bm.freeBuffers.clear();
-  bm.numFreeBuffers = 0;
-}
-
 function disposeResult(tf: Tf, r: any): void {
   if (Array.isArray(r)) r.forEach((t) => t?.dispose?.());
   else r?.dispose?.();

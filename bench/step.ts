@@ -17,9 +17,10 @@ import { makeConfig, type EcgJepaConfig } from '../model/config.js';
 import { EcgJepa } from '../model/jepa.js';
 import { drawMask, type BatchMask } from '../model/masking.js';
 import { matmulTunesSettled } from '../kernels/matmul.js';
-import { byFamily, KernelProfiler, type KernelTime } from '../kernels/profiler.js';
-import { gpuChecked, loadTfjs, releaseTfjsPool, tfSync } from './harness.js';
-import { TfJepa } from './tfjs-jepa.js';
+import { byFamily, KernelProfiler, SubmitTimer, type KernelTime, type SubmitSpan } from '../kernels/profiler.js';
+import { gpuChecked, loadTfjs, tfSync } from './harness.js';
+import { freshTfjsBackend, tfjsDevice } from './tfjs-backend.js';
+import { readJepaWeights, TfJepa } from './tfjs-jepa.js';
 
 type Tf = typeof import('@tensorflow/tfjs');
 
@@ -60,6 +61,10 @@ export interface Measured {
   /** Of msPerStep, the time the CPU spent recording and submitting (the calls return before the GPU
    *  finishes, so the next call records while the GPU runs this one): near msPerStep = CPU-bound. */
   cpuMsPerStep: number;
+  /** Ours, where the device has timestamps: of msPerStep, the GPU's time from the start to the end of
+   *  a step's submit, and its idle time between one submit's end and the next one's start. */
+  gpuMsPerStep?: number;
+  gpuIdleMsPerStep?: number;
   peakBytes: number;
   /** tfjs only: bytes its WebGPU backend holds on the GPU after the timed steps (incl. its pool). */
   gpuAllocatedBytes?: number;
@@ -144,14 +149,29 @@ async function measureOurs(engine: Engine, batch: number, warmup: number, iters:
     await engine.sync();
     await matmulTunesSettled(engine.device);
   }
-  const t = await timeLoop(warmup, iters, run, () => engine.sync(), () => engine.pool.resetPeak());
-  return measured(t, batch, engine.pool.peakBytes);
+  const timer = engine.device.features.has('timestamp-query') ? new SubmitTimer(engine.device, iters) : null;
+  const t = await timeLoop(warmup, iters, run, () => engine.sync(), () => {
+    engine.pool.resetPeak();
+    engine.batch.submitTimer = timer;
+  });
+  engine.batch.submitTimer = null;
+  return { ...measured(t, batch, engine.pool.peakBytes), ...(timer ? gpuBusyIdle(await timer.spans()) : {}) };
+}
+
+/** Mean GPU time per submit, and mean gap between consecutive submits. */
+function gpuBusyIdle(spans: SubmitSpan[]): Pick<Measured, 'gpuMsPerStep' | 'gpuIdleMsPerStep'> {
+  if (spans.length === 0) return {};
+  const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+  return {
+    gpuMsPerStep: mean(spans.map((s) => s.endMs - s.startMs)),
+    gpuIdleMsPerStep: mean(spans.slice(1).map((s, i) => s.startMs - spans[i].endMs)),
+  };
 }
 
 /** tfjs: timeLoop, then the GPU bytes its backend holds and tf.profile's peak over one more call. */
 async function measureTf(tf: Tf, batch: number, warmup: number, iters: number, run: (i: number) => void, once: () => tfjs.Tensor): Promise<Measured> {
   const t = await timeLoop(warmup, iters, run, () => tfSync(tf));
-  const gpuAllocatedBytes = (tf.memory() as any).numBytesInGPUAllocated as number | undefined;
+  const gpuAllocatedBytes = (tf.memory() as { numBytesAllocatedInGPU?: number }).numBytesAllocatedInGPU; // tfjs-backend-webgpu's memory() name
   const prof = await tf.profile(once);
   prof.result instanceof tf.Tensor && prof.result.dispose();
   return { ...measured(t, batch, prof.peakBytes), gpuAllocatedBytes };
@@ -162,7 +182,8 @@ function checkCounts(o: { batch: number; steps?: number; iters?: number; warmup?
 }
 
 /** The shared frame of both benchmarks: one model and input (and the peer built from the model's
- *  initial weights, with the same input), our loop measured, then the peer's. */
+ *  initial weights, with the same input), our loop measured, then the peer's (each try of it on a
+ *  new peer, after a failed one on a new tfjs backend). */
 async function sideBySide(
   engine: Engine,
   kind: BenchResult['kind'],
@@ -180,8 +201,9 @@ async function sideBySide(
   const tf = await tfPeer(engine, o);
   const precision = o.precision ?? 'f32';
   const model = new EcgJepa(engine, cfg, { seed, precision });
-  // The peer starts from our initial weights (read before we train).
-  const peer = tf ? await TfJepa.fromModel(tf, model) : null;
+  // The peer starts from our initial weights, read back before we train and kept on the CPU: each
+  // tfjs try builds its own peer from them, so a failed try cannot hand on its weights.
+  const initial = tf ? await readJepaWeights(model) : null;
   const x = engine.upload(xv, shape);
   let mine: Measured;
   let profile: BenchResult['profile'];
@@ -199,33 +221,43 @@ async function sideBySide(
   }
   let peers: Measured | undefined;
   let failed: { batch: number; error: string }[] = [];
-  if (tf && peer) {
+  if (tf && initial) {
     // tfjs keeps every intermediate of its composed step, so the asked batch may not fit where ours
     // does: a GPU error (out of memory) is caught and the batch halved, and the comparison is then by
     // samples/s. Without the error scopes WebGPU would only log it and the time would be meaningless.
-    const tfDevice = (tf.backend() as unknown as { device: GPUDevice }).device;
-    try {
-      ({ result: peers, failed } = await halvingBatches(
-        B,
-        async (b) => {
-          const xt = tf.tensor(xv.subarray(0, b * shape[1] * shape[2]), [b, shape[1], shape[2]]);
+    // A failed try poisons tfjs (bench/tfjs-backend.ts): each try gets a new peer, and after a
+    // failure the backend is replaced (only its pool emptied if the caller holds tfjs tensors).
+    const outside = tf.memory().numTensors;
+    ({ result: peers, failed } = await halvingBatches(
+      B,
+      async (b) => {
+        const device = tfjsDevice(tf);
+        const peer = new TfJepa(tf, cfg, initial);
+        const xt = tf.tensor(xv.subarray(0, b * shape[1] * shape[2]), [b, shape[1], shape[2]]);
+        try {
+          // The weights and optimizer state on the GPU first: if they do not fit, that is the error.
           try {
-            const t = theirs(peer, xt, b);
-            // One checked call first: a batch that does not fit fails after one step, not after all of them.
-            await gpuChecked(tfDevice, async () => {
-              t.once().dispose();
+            await gpuChecked(device, async () => {
+              peer.upload();
               await tfSync(tf);
             });
-            return await gpuChecked(tfDevice, () => measureTf(tf, b, warmup, iters, t.run, t.once));
-          } finally {
-            xt.dispose();
+          } catch (e) {
+            throw new Error(`uploading the peer's weights and optimizer state: ${(e as Error).message}`);
           }
-        },
-        () => releaseTfjsPool(tf),
-      ));
-    } finally {
-      peer.dispose();
-    }
+          const t = theirs(peer, xt, b);
+          // One checked call first: a batch that does not fit fails after one step, not after all of them.
+          await gpuChecked(device, async () => {
+            t.once().dispose();
+            await tfSync(tf);
+          });
+          return await gpuChecked(device, () => measureTf(tf, b, warmup, iters, t.run, t.once));
+        } finally {
+          xt.dispose();
+          peer.dispose();
+        }
+      },
+      () => freshTfjsBackend(tf, outside),
+    ));
   }
   return {
     kind, preset: o.preset, precision, batch: B, steps: iters, warmup, device: engine.gpu.info, ours: mine, tfjs: peers,
@@ -252,11 +284,11 @@ async function profileOnce(engine: Engine, call: () => void): Promise<NonNullabl
 }
 
 /** Runs attempt(B), then attempt(B/2), … down to 1 until one resolves; each rejection is recorded
- *  (first line of its message) and followed by afterFailure. */
+ *  (first line of its message) and followed by afterFailure (awaited: the next try starts after it). */
 export async function halvingBatches<T>(
   B: number,
   attempt: (batch: number) => Promise<T>,
-  afterFailure: () => void = () => {},
+  afterFailure: () => unknown = () => {},
 ): Promise<{ result?: T; failed: { batch: number; error: string }[] }> {
   const failed: { batch: number; error: string }[] = [];
   for (let b = B; b >= 1; b = Math.floor(b / 2)) {
@@ -264,7 +296,7 @@ export async function halvingBatches<T>(
       return { result: await attempt(b), failed };
     } catch (e) {
       failed.push({ batch: b, error: (e as Error).message.split('\n')[0] });
-      afterFailure();
+      await afterFailure();
     }
   }
   return { failed };
@@ -313,7 +345,7 @@ export function formatBench(r: BenchResult): string {
   const unit = r.kind === 'step' ? 'samples/s' : 'ECGs/s';
   const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
   const line = (who: string, m: Measured) =>
-    `${who.padEnd(5)} ${m.msPerStep.toFixed(2).padStart(9)} ms/${r.kind === 'step' ? 'step' : 'batch'} (CPU ${m.cpuMsPerStep.toFixed(1)})  ${m.samplesPerSec.toFixed(1).padStart(9)} ${unit}  peak ${mib(m.peakBytes)}${m.gpuAllocatedBytes !== undefined ? ` (GPU allocated ${mib(m.gpuAllocatedBytes)})` : ''}`;
+    `${who.padEnd(5)} ${m.msPerStep.toFixed(2).padStart(9)} ms/${r.kind === 'step' ? 'step' : 'batch'} (CPU ${m.cpuMsPerStep.toFixed(1)}${m.gpuMsPerStep !== undefined ? `, GPU ${m.gpuMsPerStep.toFixed(1)} + idle ${m.gpuIdleMsPerStep!.toFixed(1)}` : ''})  ${m.samplesPerSec.toFixed(1).padStart(9)} ${unit}  peak ${mib(m.peakBytes)}${m.gpuAllocatedBytes !== undefined ? ` (GPU allocated ${mib(m.gpuAllocatedBytes)})` : ''}`;
   return [
     `${r.kind} preset ${r.preset}, ${r.precision}, batch ${r.batch}, ${r.steps} timed after ${r.warmup} warm-up, on ${r.device.vendor} / ${r.device.device}`,
     line('ours', r.ours),

@@ -27,12 +27,15 @@ export interface JepaWeights {
   predictor: ReadonlyMap<string, Float32Array>;
   /** Names that get weight decay (our Registry's flag); default: every tensor of rank > 1. */
   decay?: ReadonlySet<string>;
+  /** Optimizer steps already done (AdamW's bias correction and the schedules go on from it); default 0. */
+  step?: number;
 }
 
-/** Reads an EcgJepa's student, teacher and predictor back from the GPU, with its decay flags. */
+/** Reads an EcgJepa's student, teacher and predictor back from the GPU, with its decay flags and
+ *  step: CPU copies, from which any number of peers can be built (bench/step.ts: one per try). */
 export async function readJepaWeights(model: EcgJepa): Promise<JepaWeights> {
   const decay = new Set([...model.student.reg.list(), ...model.predictor.reg.list()].filter((p) => p.weightDecay).map((p) => p.name));
-  return { student: await model.studentWeights(), teacher: await readParams(model.teacher.reg), predictor: await readParams(model.predictor.reg), decay };
+  return { student: await model.studentWeights(), teacher: await readParams(model.teacher.reg), predictor: await readParams(model.predictor.reg), decay, step: model.step };
 }
 
 interface Trainable {
@@ -80,12 +83,34 @@ export class TfJepa {
     this.encPos = tf.tensor2d(encoderPosEmbed(cfg), [cfg.leads.length * cfg.patches, cfg.encoder.dim]);
     this.predPos = tf.tensor2d(predictorPosEmbed(cfg), [cfg.patches, cfg.predictor.dim]);
     this.sched = schedules(cfg, 1);
+    this.step = w.step ?? 0;
   }
 
   static async fromModel(tf: Tf, model: EcgJepa): Promise<TfJepa> {
-    const t = new TfJepa(tf, model.cfg, await readJepaWeights(model));
-    t.step = model.step;
-    return t;
+    return new TfJepa(tf, model.cfg, await readJepaWeights(model));
+  }
+
+  /** Every tensor the peer keeps across steps. */
+  private held(): T[] {
+    return [
+      ...[this.student, this.teacher, this.predictor].flatMap((m) => [...m.values()]),
+      ...this.trainable.flatMap((p) => [p.m, p.s]),
+      ...this.bias.values(),
+      this.encPos,
+      this.predPos,
+    ];
+  }
+
+  /**
+   * Puts every tensor the peer holds on the GPU now. tfjs's WebGPU backend otherwise uploads a
+   * tensor made from CPU values at its first use, inside a step, and drops the CPU copy then (see
+   * bench/tfjs-backend.ts): an upload that fails there (out of memory) would pass for the step's
+   * failure and leave the weight with an invalid buffer. Inside an error scope, followed by a
+   * submit (tfSync), a failure here is the weights' own. A no-op on a backend without uploadToGPU.
+   */
+  upload(): void {
+    const backend = this.tf.backend() as unknown as { uploadToGPU?: (dataId: object) => void };
+    if (typeof backend.uploadToGPU === 'function') for (const t of this.held()) backend.uploadToGPU(t.dataId);
   }
 
   private idx(a: Uint32Array): T {
@@ -278,13 +303,7 @@ export class TfJepa {
   }
 
   dispose(): void {
-    for (const m of [this.student, this.teacher, this.predictor]) for (const v of m.values()) v.dispose();
-    for (const p of this.trainable) {
-      p.m.dispose();
-      p.s.dispose();
-    }
-    for (const b of this.bias.values()) b.dispose();
-    this.encPos.dispose();
-    this.predPos.dispose();
+    for (const t of this.held()) t.dispose();
+    this.bias.clear();
   }
 }

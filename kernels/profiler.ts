@@ -105,3 +105,67 @@ export function byFamily(times: KernelTime[]): KernelTime[] {
   }
   return [...m.values()].sort((a, b) => b.ms - a.ms);
 }
+
+/** One submit on the GPU's clock: when its first command began and its last ended (ms). */
+export interface SubmitSpan {
+  startMs: number;
+  endMs: number;
+}
+
+/**
+ * When each submit of a CommandBatch ran on the GPU (batch.submitTimer = t): an empty pass with a
+ * timestamp opens and closes every submitted encoder. Unlike KernelProfiler it leaves the dispatches
+ * as they are, so a timed loop keeps its speed and shows how the wall time splits into GPU work and
+ * GPU idle (waiting for the CPU's next submit). Needs 'timestamp-query'.
+ */
+export class SubmitTimer {
+  readonly device: GPUDevice;
+  readonly maxSubmits: number;
+  private readonly set: GPUQuerySet;
+  // resolveQuerySet writes at 256-byte aligned offsets: one slot per submit
+  private readonly resolved: GPUBuffer;
+  private submits = 0;
+  private current: GPUCommandEncoder | null = null;
+
+  constructor(device: GPUDevice, maxSubmits = 64) {
+    if (!device.features.has('timestamp-query')) throw new Error(`SubmitTimer: this device lacks the 'timestamp-query' feature`);
+    if (!Number.isInteger(maxSubmits) || maxSubmits < 1 || maxSubmits > 2048) throw new RangeError(`SubmitTimer: maxSubmits must be an integer in [1, 2048], got ${maxSubmits}`);
+    this.device = device;
+    this.maxSubmits = maxSubmits;
+    this.set = device.createQuerySet({ type: 'timestamp', count: 2 * maxSubmits });
+    this.resolved = device.createBuffer({ size: 256 * maxSubmits, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+  }
+
+  /** First thing in a new encoder (submits past maxSubmits go untimed). */
+  opened(encoder: GPUCommandEncoder): void {
+    if (this.submits >= this.maxSubmits) return;
+    encoder.beginComputePass({ timestampWrites: { querySet: this.set, beginningOfPassWriteIndex: 2 * this.submits } }).end();
+    this.current = encoder;
+  }
+
+  /** Last thing in the encoder before it is finished and submitted. */
+  closing(encoder: GPUCommandEncoder): void {
+    if (encoder !== this.current) return; // opened before the timer was attached
+    this.current = null;
+    const i = this.submits++;
+    encoder.beginComputePass({ timestampWrites: { querySet: this.set, endOfPassWriteIndex: 2 * i + 1 } }).end();
+    encoder.resolveQuerySet(this.set, 2 * i, 2, this.resolved, 256 * i);
+  }
+
+  /** The spans of the timed submits, in order, on a clock whose zero is the first start. Frees the timer. */
+  async spans(): Promise<SubmitSpan[]> {
+    const n = this.submits;
+    const read = this.device.createBuffer({ size: Math.max(256, 256 * n), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const enc = this.device.createCommandEncoder();
+    if (n > 0) enc.copyBufferToBuffer(this.resolved, 0, read, 0, 256 * n);
+    this.device.queue.submit([enc.finish()]);
+    await read.mapAsync(GPUMapMode.READ);
+    const words = new BigUint64Array(read.getMappedRange().slice(0));
+    read.unmap();
+    [read, this.resolved].forEach((b) => b.destroy());
+    this.set.destroy();
+    const t0 = words[0];
+    const ms = (t: bigint) => Number(t - t0) / 1e6;
+    return Array.from({ length: n }, (_, i) => ({ startMs: ms(words[32 * i]), endMs: ms(words[32 * i + 1]) }));
+  }
+}

@@ -1,6 +1,7 @@
 // `ecg-jepa bench step|embed` end to end on the tiny preset: both sides measured, the ratio is theirs
 // over ours, the saved JSON carries date, command and device, and bad counts are refused.
 import { assert, expectReject, getEngine, isBrowser } from '../helpers.js';
+import { failUploads } from './tfjs-fail.js';
 
 if (!isBrowser) {
   describe('bench/step (Node)', () => {
@@ -75,7 +76,32 @@ if (!isBrowser) {
       assert(none.result === undefined && none.failed.map((f) => f.batch).join() === '3,1', JSON.stringify(none));
     });
 
-        it('refuses counts that are not positive integers', async () => {
+    it('a tfjs try that failed leaves nothing to the halved one (its weights and tfjs buffers start anew)', async () => {
+      // The H100 case without running out of memory: tfjs uploads a tensor made from CPU values at
+      // its first use and drops the CPU copy then, so a weight whose buffer failed then (out of
+      // memory) keeps the invalid buffer for good. Here the first STORAGE buffers tfjs creates
+      // mapped (weight, moment and input uploads) are destroyed at birth: the batch-2 try fails on
+      // them. Reusing that peer, every later try failed down to batch 1; each try now builds its
+      // peer anew from the saved initial weights on a fresh tfjs backend.
+      const engine = await getEngine();
+      const { loadTfjs } = await import('../../bench/harness.js');
+      const { benchStep } = await import('../../bench/step.js');
+      const { freshTfjsBackend, tfjsDevice } = await import('../../bench/tfjs-backend.js');
+      const tf = await loadTfjs(engine);
+      await freshTfjsBackend(tf, tf.memory().numTensors); // an empty pool: each upload creates its buffer
+      const restore = failUploads(tfjsDevice(tf), 8);
+      let r;
+      try {
+        r = await benchStep(engine, { preset: 'tiny', batch: 2, steps: 1, warmup: 0, peer: 'tfjs', tf });
+      } finally {
+        restore();
+      }
+      assert(r.tfjsFailed?.length === 1 && r.tfjsFailed[0].batch === 2 && r.tfjsFailed[0].error.includes('GPU error'), `the batch-2 try failed, and only it: ${JSON.stringify(r.tfjsFailed)}`);
+      assert(r.tfjs?.batch === 1 && r.tfjs.msPerStep > 0 && r.ratio! > 0, `the halved try ran: ${JSON.stringify(r.tfjs)}`);
+      assert(r.tfjs.gpuAllocatedBytes! > 0, `tfjs's GPU bytes are read (tf.memory().numBytesAllocatedInGPU): ${r.tfjs.gpuAllocatedBytes}`);
+    });
+
+    it('refuses counts that are not positive integers', async () => {
       const engine = await getEngine();
       const { benchStep, benchEmbed } = await import('../../bench/step.js');
       await expectReject(() => benchStep(engine, { preset: 'tiny', batch: 0, steps: 1, warmup: 0 }), 'batch must be a positive integer');
