@@ -72,7 +72,7 @@ function disposeResult(tf: Tf, r: any): void {
 
 /** Picks a rep count so one timed round takes about `targetMs`. */
 function repsFor(ms: number, targetMs: number): number {
-  return Math.max(1, Math.min(200, Math.round(targetMs / Math.max(ms, 1e-3))));
+  return Math.max(1, Math.min(2000, Math.round(targetMs / Math.max(ms, 1e-3))));
 }
 
 /** Runs fn inside GPU error scopes: a validation or out-of-memory error (which WebGPU would only

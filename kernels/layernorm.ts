@@ -1,13 +1,14 @@
 // LayerNorm over the last dim of a [rows, dim] f32 tensor, as PyTorch: biased variance, eps inside
 // the square root (default 1e-5), optional affine gamma/beta.
 //
-// Forward: one workgroup per row. The row is read once into registers (up to MAX_PER_THREAD per
-// thread); one scalar workgroup sum gives the mean, a second the centred sum of squares from the
-// registers, so the variance is exact two-pass (no E[x²] − mean² cancellation). Two scalar sums
-// (one shuffle and one add per step) replace one reduction of Welford triples (three shuffles and
-// three divisions per step), which left the kernel at 42% of copy bandwidth on an H100.
-// The kernel also stores mean and 1/std per row for the backward.
-// Rows longer than 256·MAX_PER_THREAD are read three times (sum, squares, output) instead.
+// Forward: the row is read once into registers; one sum gives the mean, a second the centred sum
+// of squares from the registers, so the variance is exact two-pass (no E[x²] − mean² cancellation).
+// Where the device has subgroups and the row fits (kernels/rows.ts subgroupRows: up to 1024 at
+// subgroup size 32), one subgroup holds a row (vec4 loads where dim % 4 == 0) and both sums are
+// subgroupAdds: no barrier, several rows per workgroup. Otherwise one workgroup per row with two
+// workgroup reductions (up to MAX_PER_THREAD values per thread; its barriers held it to about
+// half of copy bandwidth on an H100); rows longer than 256·MAX_PER_THREAD are read three times
+// (sum, squares, output). Both kernels also store mean and 1/std per row for the backward.
 //
 // Backward: with xh = (x − mean)·rstd and g = dy·gamma,
 //   dx = rstd · (g − mean(g) − xh · mean(g·xh)),  dgamma = Σ_rows dy·xh,  dbeta = Σ_rows dy.
@@ -18,7 +19,10 @@
 // from memory again instead of kept in registers (and partials accumulate in the scratch).
 import { checkCount, MAIN_ARGS, requireBytes, requireDisjoint } from './checks.js';
 import { reduceAxis } from './reduce.js';
-import { rowLayout, scratchBuffer, workgroupGrid, workgroupReducer, type Reducer, type RowLayout } from './rows.js';
+import {
+  eachLaneSlot, rowLayout, scratchBuffer, subgroupRowKernel, subgroupRows, workgroupGrid, workgroupReducer,
+  type Reducer, type RowLayout, type SubgroupRows,
+} from './rows.js';
 import { CommandBatch, getPipeline, Params, type Binding } from './runtime.js';
 
 /** Rows per workgroup in the backward when dgamma/dbeta are wanted. A block walks its rows one after
@@ -38,6 +42,15 @@ function dummy(batch: CommandBatch): GPUBuffer {
 function mask(present: unknown): number {
   return present ? 0xffffffff : 0;
 }
+
+// the forward kernels' bindings: rows of f32 (workgroup kernel) or of V (subgroup kernel)
+const FORWARD_BINDINGS = (t: string) => /* wgsl */ `@group(0) @binding(0) var<storage, read> x: array<${t}>;
+@group(0) @binding(1) var<storage, read_write> y: array<${t}>;
+@group(0) @binding(2) var<storage, read_write> mean: array<f32>;
+@group(0) @binding(3) var<storage, read_write> rstd: array<f32>;
+@group(0) @binding(4) var<storage, read> gamma: array<${t}>;
+@group(0) @binding(5) var<storage, read> beta: array<${t}>;
+@group(0) @binding(6) var<uniform> p: P;`;
 
 function forwardSource(l: RowLayout, red: Reducer): string {
   const { wg, k } = l;
@@ -76,13 +89,7 @@ function forwardSource(l: RowLayout, red: Reducer): string {
   for (var c = lid; c < p.dim; c += ${wg}u) { ${out('(x[base + c] - mu) * rs', 'c')} }`;
   return /* wgsl */ `${red.enable}
 struct P { rows: u32, dim: u32, eps: f32, gmask: u32, bmask: u32 }
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
-@group(0) @binding(2) var<storage, read_write> mean: array<f32>;
-@group(0) @binding(3) var<storage, read_write> rstd: array<f32>;
-@group(0) @binding(4) var<storage, read> gamma: array<f32>;
-@group(0) @binding(5) var<storage, read> beta: array<f32>;
-@group(0) @binding(6) var<uniform> p: P;
+${FORWARD_BINDINGS('f32')}
 fn affine(c: u32, v: f32) -> f32 {
   let i = min(c, p.dim - 1u);
   return v * select(1.0, gamma[i & p.gmask], p.gmask != 0u) + select(0.0, beta[i & p.bmask], p.bmask != 0u);
@@ -99,6 +106,35 @@ ${body}
     rstd[row] = rs;
   }
 }`;
+}
+
+/** One subgroup per row: each lane holds k units (f32 or vec4) of the row; mean, then the centred
+ *  squares from the registers, by subgroupAdd. */
+function subgroupForwardSource(s: SubgroupRows): string {
+  const decls = /* wgsl */ `struct P { rows: u32, cols: u32, eps: f32, gmask: u32, bmask: u32 }
+${FORWARD_BINDINGS('V')}
+fn affine(c: u32, n: u32, v: V) -> V {
+  let i = min(c, n - 1u);
+  return v * select(V(1.0), gamma[i & p.gmask], p.gmask != 0u) + select(V(0.0), beta[i & p.bmask], p.bmask != 0u);
+}`;
+  const body = /* wgsl */ `
+  var v: array<V, ${s.k}>;
+  var sx = 0.0;
+  ${eachLaneSlot(s, `    v[j] = select(V(0.0), x[base + min(c, n - 1u)], c < n);
+    sx += vsum(v[j]);`)}
+  let mu = subgroupAdd(sx) / f32(p.cols);
+  var q = 0.0;
+  ${eachLaneSlot(s, `    let d = select(V(0.0), v[j] - mu, c < n);
+    q += vdot(d, d);`)}
+  let rs = inverseSqrt(subgroupAdd(q) / f32(p.cols) + p.eps);
+  if (ok) {
+    ${eachLaneSlot(s, `    if (c < n) { y[base + c] = affine(c, n, (v[j] - mu) * rs); }`)}
+    if (lane == 0u) {
+      mean[row] = mu;
+      rstd[row] = rs;
+    }
+  }`;
+  return subgroupRowKernel(s, decls, body);
 }
 
 function checkRows(K: string, rows: number, dim: number): string {
@@ -136,12 +172,17 @@ export function layerNormForward(
   requireDisjoint(K, ['mean', bufs.mean], ['y', bufs.y], ['rstd', bufs.rstd]);
   requireDisjoint(K, ['rstd', bufs.rstd], ['y', bufs.y]);
   if (rows === 0) return;
-  const l = rowLayout(dim);
-  const red = workgroupReducer(batch.device, 'wgSum', 'f32', l.wg, (a, b) => `${a} + ${b}`, '0.0');
-  const pipe = getPipeline(batch.device, `layernorm.fwd_wg${l.wg}_k${l.cached ? l.k : 'loop'}_${red.kind}`, () => forwardSource(l, red));
   const none = dummy(batch);
   const bindings = [bufs.x, bufs.y, bufs.mean, bufs.rstd, bufs.gamma ?? none, bufs.beta ?? none];
   const params = new Params().u32(rows).u32(dim).f32(eps).u32(mask(bufs.gamma)).u32(mask(bufs.beta));
+  const s = subgroupRows(batch.device, rows, dim);
+  if (s) {
+    batch.dispatch(getPipeline(batch.device, `layernorm.fwd_${s.key}`, () => subgroupForwardSource(s)), bindings, params, workgroupGrid(s.groups));
+    return;
+  }
+  const l = rowLayout(dim);
+  const red = workgroupReducer(batch.device, 'wgSum', 'f32', l.wg, (a, b) => `${a} + ${b}`, '0.0');
+  const pipe = getPipeline(batch.device, `layernorm.fwd_wg${l.wg}_k${l.cached ? l.k : 'loop'}_${red.kind}`, () => forwardSource(l, red));
   batch.dispatch(pipe, bindings, params, workgroupGrid(rows));
 }
 

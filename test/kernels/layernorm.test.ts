@@ -1,4 +1,5 @@
 import { layerNormBackward, layerNormForward } from '../../kernels/layernorm.js';
+import { subgroupRows } from '../../kernels/rows.js';
 import { Rng } from '../../engine/random.js';
 import type { Tensor } from '../../engine/tensor.js';
 import { assert, assertClose, getEngine, poisoned, randomArray } from '../helpers.js';
@@ -19,9 +20,12 @@ function rowsData(rng: Rng, rows: number, dim: number): Float32Array {
 }
 
 // 1, primes, a 768 row (the model's width), 513 (one past a multiple of the workgroup), 4099 (past
-// the register cache: the re-reading variant). Few distinct layouts (rows.ts rowLayout), since
-// each is a pipeline to compile. (dim 2–3 rows are ill-conditioned for dx even in exact fp32.)
-const SHAPES: [number, number][] = [[1, 1], [1, 7], [3, 31], [5, 768], [13, 513], [2, 4099], [70, 5]];
+// the register cache: the re-reading variant). Short rows take the one-subgroup-per-row kernel where
+// there are subgroups (f32 loads; vec4 where dim % 4 == 0: 12, 96, 256), rows not a multiple of its
+// rows per workgroup; past its register cap are 256, 513 and 768 at subgroup size 4 (SwiftShader),
+// 513 and 768 at 8 (lavapipe), none at 32. Few distinct layouts (rows.ts rowLayout, subgroupRows),
+// since each is a pipeline to compile. (dim 2–3 rows are ill-conditioned for dx even in exact fp32.)
+const SHAPES: [number, number][] = [[1, 1], [1, 7], [3, 31], [5, 768], [13, 513], [2, 4099], [70, 5], [131, 12], [37, 96], [9, 256]];
 
 async function checkForward(shapes: [number, number][], seed: number): Promise<void> {
   const engine = await getEngine();
@@ -101,11 +105,18 @@ describe('kernels/layernorm', () => {
 
   it('forward: y, mean and rstd against float64, affine and not', () => checkForward(SHAPES, 2));
 
+  it('forward: short rows take the subgroup kernel (f32 and vec4 loads), long rows the workgroup kernel', async () => {
+    const { device } = await getEngine();
+    if (!device.features.has('subgroups')) return;
+    const taken = new Set(SHAPES.map(([rows, dim]) => subgroupRows(device, rows, dim)?.vec ?? 'workgroup'));
+    for (const path of [1, 4, 'workgroup']) assert(taken.has(path as never), `no shape takes ${path} (took ${[...taken]})`);
+  });
+
   // 1031 rows: blocks of several rows, and a split reduction of the partials
   it('backward: dx, dgamma, dbeta against float64 (set and accumulate)', () => checkBackward([...SHAPES, [1031, 33]], 3));
 
   it('forward and backward on a 2-D launch grid', () => withGridLimit(5, async () => {
-    await checkForward([[50, 33], [7, 4099]], 5);
+    await checkForward([[50, 33], [700, 12], [7, 4099]], 5);
     await checkBackward([[50, 33], [1031, 9]], 6);
   }));
 

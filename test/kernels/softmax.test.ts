@@ -1,3 +1,4 @@
+import { subgroupRows } from '../../kernels/rows.js';
 import { softmaxBackward, softmaxForward } from '../../kernels/softmax.js';
 import { Rng } from '../../engine/random.js';
 import { assert, assertClose, expectThrow, getEngine, poisoned, randomArray } from '../helpers.js';
@@ -6,11 +7,14 @@ import { dot, f64, numericGrad, softmaxBackwardRef, softmaxRef, withGridLimit, w
 const TOL = 1e-5;
 
 // 1, primes, the model's 400-token rows, 257 (one past a multiple of the workgroup), 5000 (past the
-// register cache: online max/sum, x read twice). Few distinct layouts (rows.ts rowLayout), since
-// each is a pipeline to compile.
-const SHAPES: [number, number][] = [[1, 1], [3, 7], [5, 400], [7, 257], [2, 5000], [300, 3], [4, 97]];
+// register cache: online max/sum, x read twice). Short rows take the one-subgroup-per-row kernel
+// where there are subgroups (f32 loads; vec4 where cols % 4 == 0: 12, 96, 256, 400), rows not a
+// multiple of its rows per workgroup; past its register cap are 256, 257 and 400 at subgroup size 4
+// (SwiftShader), 257 and 400 at 8 (lavapipe), none at 32. Few distinct layouts (rows.ts rowLayout,
+// subgroupRows), since each is a pipeline to compile.
+const SHAPES: [number, number][] = [[1, 1], [3, 7], [5, 400], [7, 257], [2, 5000], [300, 3], [4, 97], [131, 12], [37, 96], [9, 256]];
 /** Shapes run again with the grid limit lowered (rows = wid.y·nwg.x + wid.x). */
-const GRID_SHAPES: [number, number][] = [[50, 7], [13, 400], [9, 5000]];
+const GRID_SHAPES: [number, number][] = [[50, 7], [700, 12], [13, 400], [9, 5000]];
 
 async function checkForward(shapes: [number, number][], seed: number): Promise<void> {
   const engine = await getEngine();
@@ -58,10 +62,17 @@ describe('kernels/softmax', () => {
 
   it('forward against float64, with large offsets and scales', () => checkForward(SHAPES, 2));
 
+  it('short rows take the subgroup kernels (f32 and vec4 loads), long rows the workgroup kernels', async () => {
+    const { device } = await getEngine();
+    if (!device.features.has('subgroups')) return;
+    const taken = new Set(SHAPES.map(([rows, cols]) => subgroupRows(device, rows, cols)?.vec ?? 'workgroup'));
+    for (const path of [1, 4, 'workgroup']) assert(taken.has(path as never), `no shape takes ${path} (took ${[...taken]})`);
+  });
+
   it('−∞ entries get 0; an all −∞ row gives NaN (as PyTorch)', async () => {
     const engine = await getEngine();
     const rng = new Rng(3);
-    for (const cols of [9, 5000]) {
+    for (const cols of [9, 12, 5000]) {
       const rows = 3;
       const x = randomArray(rng, rows * cols);
       for (let c = 0; c < cols; c += 3) x[c] = -Infinity; // row 0: every third masked
