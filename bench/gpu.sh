@@ -48,9 +48,10 @@ run() {
   out=${OUT:?set OUT to a folder for the results} # global: part() copies results there
   local quick=${1:-}
   [ -f $kit/test-node.mjs ] || { echo "gpu.sh: $kit is not packed; run 'bash bench/gpu.sh pack' first" >&2; exit 2; }
-  local scale=full preset=(--preset base --batch 64) steps=(--steps 3 --warmup 1) iters=(--iters 10 --warmup 2) save=--save
+  # tfjs's base step needs ~1.4 GB + ~2.8 GB per sample (tf.profile): on an 80 GB card it starts at 16
+  local scale=full preset=(--preset base --batch 64) steps=(--steps 5 --warmup 1) iters=(--iters 10 --warmup 2) save=--save peer=(--peer tfjs --peer-batch 16)
   # the dry run leaves bench/results/ alone
-  [ "$quick" = --quick ] && { scale=ci; preset=(--preset tiny --batch 4); steps=(--steps 2 --warmup 1); iters=(--iters 2 --warmup 1); save=; }
+  [ "$quick" = --quick ] && { scale=ci; preset=(--preset tiny --batch 4); steps=(--steps 2 --warmup 1); iters=(--iters 2 --warmup 1); save=; peer=(--peer tfjs --peer-batch 2); }
   mkdir -p "$out" bench/results
   touch "$out/.start"
   {
@@ -65,8 +66,8 @@ run() {
     # matmul apart, so a slow autotune cannot starve the bandwidth and attention cases
     part kernels-matmul 100 $kit/main.mjs kernels --scale $scale --group matmul $save
     part kernels-rest 90 $kit/main.mjs kernels --scale $scale --group elementwise,norm,attention,adamw,ema,loss $save
-    # tfjs may run out of memory at the asked batch and retry at half: its steps take seconds each
-    part step 160 $kit/cli.mjs bench step "${preset[@]}" "${steps[@]}" --peer tfjs --profile $save
+    # tfjs may still run out of memory and retry at half: its steps take seconds each
+    part step 160 $kit/cli.mjs bench step "${preset[@]}" "${steps[@]}" "${peer[@]}" --profile $save
     part step-f16 50 $kit/cli.mjs bench step "${preset[@]}" "${steps[@]}" --precision f16 --profile $save
     part embed 60 $kit/cli.mjs bench embed "${preset[@]}" "${iters[@]}" --peer tfjs --profile $save
     part embed-f16 45 $kit/cli.mjs bench embed "${preset[@]}" "${iters[@]}" --precision f16 --peer tfjs --profile $save

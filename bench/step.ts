@@ -17,7 +17,7 @@ import { makeConfig, type EcgJepaConfig } from '../model/config.js';
 import { EcgJepa } from '../model/jepa.js';
 import { drawMask, type BatchMask } from '../model/masking.js';
 import { matmulTunesSettled } from '../kernels/matmul.js';
-import { byFamily, KernelProfiler, SubmitTimer, type KernelTime, type SubmitSpan } from '../kernels/profiler.js';
+import { busyAndIdle, byFamily, KernelProfiler, SubmitTimer, type KernelTime } from '../kernels/profiler.js';
 import { gpuChecked, loadTfjs, tfSync } from './harness.js';
 import { freshTfjsBackend, tfjsDevice } from './tfjs-backend.js';
 import { readJepaWeights, TfJepa } from './tfjs-jepa.js';
@@ -32,6 +32,8 @@ export interface StepOptions {
   /** Untimed steps first (pipeline compilation, pool warm-up). */
   warmup: number;
   peer?: 'tfjs';
+  /** The batch tfjs tries first (default: batch), halved on failure; samples/s compares the two. */
+  peerBatch?: number;
   seed?: number;
   /** Our matmul input precision (f16 = mixed precision; the tfjs peer always runs f32). */
   precision?: Precision;
@@ -47,6 +49,7 @@ export interface EmbedOptions {
   iters: number;
   warmup?: number;
   peer?: 'tfjs';
+  peerBatch?: number;
   seed?: number;
   precision?: Precision;
   tf?: Tf;
@@ -150,22 +153,18 @@ async function measureOurs(engine: Engine, batch: number, warmup: number, iters:
     await matmulTunesSettled(engine.device);
   }
   const timer = engine.device.features.has('timestamp-query') ? new SubmitTimer(engine.device, iters) : null;
-  const t = await timeLoop(warmup, iters, run, () => engine.sync(), () => {
-    engine.pool.resetPeak();
-    engine.batch.submitTimer = timer;
-  });
-  engine.batch.submitTimer = null;
-  return { ...measured(t, batch, engine.pool.peakBytes), ...(timer ? gpuBusyIdle(await timer.spans()) : {}) };
-}
-
-/** Mean GPU time per submit, and mean gap between consecutive submits. */
-function gpuBusyIdle(spans: SubmitSpan[]): Pick<Measured, 'gpuMsPerStep' | 'gpuIdleMsPerStep'> {
-  if (spans.length === 0) return {};
-  const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
-  return {
-    gpuMsPerStep: mean(spans.map((s) => s.endMs - s.startMs)),
-    gpuIdleMsPerStep: mean(spans.slice(1).map((s, i) => s.startMs - spans[i].endMs)),
-  };
+  let t: LoopTime;
+  try {
+    t = await timeLoop(warmup, iters, run, () => engine.sync(), () => {
+      engine.pool.resetPeak();
+      timer?.start();
+    });
+  } finally {
+    timer?.stop();
+  }
+  const gpu = timer ? busyAndIdle(await timer.spans()) : null;
+  // The GPU's time per step, and its idle time between steps (waiting for the CPU).
+  return { ...measured(t, batch, engine.pool.peakBytes), ...(gpu ? { gpuMsPerStep: gpu.busyMs / iters, gpuIdleMsPerStep: gpu.idleMs / Math.max(1, iters - 1) } : {}) };
 }
 
 /** tfjs: timeLoop, then the GPU bytes its backend holds and tf.profile's peak over one more call. */
@@ -177,7 +176,8 @@ async function measureTf(tf: Tf, batch: number, warmup: number, iters: number, r
   return { ...measured(t, batch, prof.peakBytes), gpuAllocatedBytes };
 }
 
-function checkCounts(o: { batch: number; steps?: number; iters?: number; warmup?: number }): void {
+function checkCounts(o: { batch: number; steps?: number; iters?: number; warmup?: number; peerBatch?: number }): void {
+  if (o.peerBatch !== undefined && o.peerBatch > o.batch) throw new RangeError(`bench: peerBatch (${o.peerBatch}) must not exceed batch (${o.batch}): the peer runs on the first samples of our input`);
   for (const [k, v] of Object.entries(o)) if (v !== undefined && (!Number.isInteger(v) || v < (k === 'warmup' ? 0 : 1))) throw new RangeError(`bench: ${k} must be a ${k === 'warmup' ? 'non-negative' : 'positive'} integer, got ${v}`);
 }
 
@@ -187,7 +187,7 @@ function checkCounts(o: { batch: number; steps?: number; iters?: number; warmup?
 async function sideBySide(
   engine: Engine,
   kind: BenchResult['kind'],
-  o: { preset: string; batch: number; peer?: 'tfjs'; seed?: number; precision?: Precision; tf?: Tf; profile?: boolean },
+  o: { preset: string; batch: number; peer?: 'tfjs'; peerBatch?: number; seed?: number; precision?: Precision; tf?: Tf; profile?: boolean },
   warmup: number,
   iters: number,
   ours: (model: EcgJepa, x: Tensor) => (i: number) => void,
@@ -218,6 +218,7 @@ async function sideBySide(
     // Everything we hold goes back to the GPU before the peer runs: its memory is then the card's.
     await matmulTunesSettled(engine.device);
     engine.pool.trim();
+    await engine.sync(); // Dawn frees a destroyed buffer's memory at a later device tick
   }
   let peers: Measured | undefined;
   let failed: { batch: number; error: string }[] = [];
@@ -229,7 +230,7 @@ async function sideBySide(
     // failure the backend is replaced (only its pool emptied if the caller holds tfjs tensors).
     const outside = tf.memory().numTensors;
     ({ result: peers, failed } = await halvingBatches(
-      B,
+      o.peerBatch ?? B,
       async (b) => {
         const device = tfjsDevice(tf);
         const peer = new TfJepa(tf, cfg, initial);
@@ -304,7 +305,7 @@ export async function halvingBatches<T>(
 
 /** Training-step throughput: ours, and tfjs's composed step when o.peer is 'tfjs'. */
 export async function benchStep(engine: Engine, o: StepOptions): Promise<BenchResult> {
-  checkCounts({ batch: o.batch, steps: o.steps, warmup: o.warmup });
+  checkCounts({ batch: o.batch, steps: o.steps, warmup: o.warmup, peerBatch: o.peerBatch });
   const mk = (b: number) => masks(benchConfig(o.preset), b, o.warmup + o.steps + 1, (o.seed ?? 0) + 2);
   const ourMasks = mk(o.batch);
   return sideBySide(
@@ -321,7 +322,7 @@ export async function benchStep(engine: Engine, o: StepOptions): Promise<BenchRe
 /** Encoder inference throughput (mean-pooled representation of every token), ECGs/s. */
 export async function benchEmbed(engine: Engine, o: EmbedOptions): Promise<BenchResult> {
   const warmup = o.warmup ?? 2;
-  checkCounts({ batch: o.batch, iters: o.iters, warmup });
+  checkCounts({ batch: o.batch, iters: o.iters, warmup, peerBatch: o.peerBatch });
   return sideBySide(
     engine, 'embed', o, warmup, o.iters,
     // One submit per batch of ECGs, as a serving loop would do.

@@ -59,6 +59,10 @@ export async function freshTfjsBackend(tf: Tf, outside = 0): Promise<'backend' |
   const Backend = old.constructor as new (device: GPUDevice, adapterInfo: unknown) => tfjs.KernelBackend;
   const adapterInfo = old.adapterInfo; // tfjs's AdapterInfo: vendor and architecture, all its constructor reads
   tf.removeBackend(name); // disposes it: BufferManager.dispose destroys its free and used buffers
+  // Dawn frees destroyed buffers' memory only at a later device tick: let it, before the next try
+  // allocates. (On an H100 every try after a first out-of-memory still failed to upload its 1.4 GB
+  // of weights; whether this was the cause is not confirmed on a GPU yet.)
+  await device.queue.onSubmittedWorkDone();
   // priority 3, as tfjs-backend-webgpu's own registration (dist/base.js)
   tf.registerBackend(name, () => new Backend(device, adapterInfo), 3);
   if (!(await tf.setBackend(name))) throw new Error(`tfjs: the new '${name}' backend failed to initialise`);

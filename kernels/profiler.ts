@@ -113,10 +113,12 @@ export interface SubmitSpan {
 }
 
 /**
- * When each submit of a CommandBatch ran on the GPU (batch.submitTimer = t): an empty pass with a
- * timestamp opens and closes every submitted encoder. Unlike KernelProfiler it leaves the dispatches
- * as they are, so a timed loop keeps its speed and shows how the wall time splits into GPU work and
- * GPU idle (waiting for the CPU's next submit). Needs 'timestamp-query'.
+ * When each queue submit ran on the GPU, whoever submits (our CommandBatch, or tfjs on the same
+ * device): between start() and stop() every queue.submit is wrapped in two tiny command buffers
+ * whose empty passes write a timestamp before and after the submitted work. Unlike KernelProfiler
+ * the dispatches stay as they are, so a timed loop keeps its speed and its wall time splits into GPU
+ * work and GPU idle (waiting for the CPU's next submit). Submits past maxSubmits go untimed.
+ * Needs 'timestamp-query'.
  */
 export class SubmitTimer {
   readonly device: GPUDevice;
@@ -125,35 +127,45 @@ export class SubmitTimer {
   // resolveQuerySet writes at 256-byte aligned offsets: one slot per submit
   private readonly resolved: GPUBuffer;
   private submits = 0;
-  private current: GPUCommandEncoder | null = null;
+  private restore: (() => void) | null = null;
 
   constructor(device: GPUDevice, maxSubmits = 64) {
     if (!device.features.has('timestamp-query')) throw new Error(`SubmitTimer: this device lacks the 'timestamp-query' feature`);
-    if (!Number.isInteger(maxSubmits) || maxSubmits < 1 || maxSubmits > 2048) throw new RangeError(`SubmitTimer: maxSubmits must be an integer in [1, 2048], got ${maxSubmits}`);
+    if (!Number.isInteger(maxSubmits) || maxSubmits < 1 || maxSubmits > 4096) throw new RangeError(`SubmitTimer: maxSubmits must be an integer in [1, 4096], got ${maxSubmits}`);
     this.device = device;
     this.maxSubmits = maxSubmits;
     this.set = device.createQuerySet({ type: 'timestamp', count: 2 * maxSubmits });
     this.resolved = device.createBuffer({ size: 256 * maxSubmits, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
   }
 
-  /** First thing in a new encoder (submits past maxSubmits go untimed). */
-  opened(encoder: GPUCommandEncoder): void {
-    if (this.submits >= this.maxSubmits) return;
-    encoder.beginComputePass({ timestampWrites: { querySet: this.set, beginningOfPassWriteIndex: 2 * this.submits } }).end();
-    this.current = encoder;
+  /** Times the queue's submits from now until stop(). */
+  start(): void {
+    if (this.restore) return;
+    const queue = this.device.queue;
+    const submit = queue.submit;
+    queue.submit = (buffers: Iterable<GPUCommandBuffer>) => {
+      if (this.submits >= this.maxSubmits) return submit.call(queue, buffers);
+      const i = this.submits++;
+      const open = this.device.createCommandEncoder();
+      open.beginComputePass({ timestampWrites: { querySet: this.set, beginningOfPassWriteIndex: 2 * i } }).end();
+      const close = this.device.createCommandEncoder();
+      close.beginComputePass({ timestampWrites: { querySet: this.set, endOfPassWriteIndex: 2 * i + 1 } }).end();
+      close.resolveQuerySet(this.set, 2 * i, 2, this.resolved, 256 * i);
+      return submit.call(queue, [open.finish(), ...buffers, close.finish()]);
+    };
+    this.restore = () => {
+      queue.submit = submit;
+    };
   }
 
-  /** Last thing in the encoder before it is finished and submitted. */
-  closing(encoder: GPUCommandEncoder): void {
-    if (encoder !== this.current) return; // opened before the timer was attached
-    this.current = null;
-    const i = this.submits++;
-    encoder.beginComputePass({ timestampWrites: { querySet: this.set, endOfPassWriteIndex: 2 * i + 1 } }).end();
-    encoder.resolveQuerySet(this.set, 2 * i, 2, this.resolved, 256 * i);
+  stop(): void {
+    this.restore?.();
+    this.restore = null;
   }
 
-  /** The spans of the timed submits, in order, on a clock whose zero is the first start. Frees the timer. */
+  /** The spans of the timed submits, in order, on a clock whose zero is the first start. Stops and frees the timer. */
   async spans(): Promise<SubmitSpan[]> {
+    this.stop();
     const n = this.submits;
     const read = this.device.createBuffer({ size: Math.max(256, 256 * n), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     const enc = this.device.createCommandEncoder();
@@ -168,4 +180,16 @@ export class SubmitTimer {
     const ms = (t: bigint) => Number(t - t0) / 1e6;
     return Array.from({ length: n }, (_, i) => ({ startMs: ms(words[32 * i]), endMs: ms(words[32 * i + 1]) }));
   }
+}
+
+/** GPU busy time (the union of the spans: a begin timestamp may be written before the previous
+ *  submit has ended) and idle time (from the first start to the last end, the rest), in ms. */
+export function busyAndIdle(spans: SubmitSpan[]): { busyMs: number; idleMs: number } {
+  let busy = 0, end = -Infinity;
+  for (const s of [...spans].sort((a, b) => a.startMs - b.startMs)) {
+    busy += Math.max(0, s.endMs - Math.max(s.startMs, end));
+    end = Math.max(end, s.endMs);
+  }
+  const total = spans.length ? Math.max(...spans.map((s) => s.endMs)) - Math.min(...spans.map((s) => s.startMs)) : 0;
+  return { busyMs: busy, idleMs: Math.max(0, total - busy) };
 }

@@ -3,7 +3,7 @@
 // pass while only dispatches follow each other) and submits them once. Uses nothing but a GPUDevice,
 // so another project can drive these kernels with its own device and buffers.
 
-import type { KernelProfiler, SubmitTimer } from './profiler.js';
+import type { KernelProfiler } from './profiler.js';
 
 const pipelineCache = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
 
@@ -136,8 +136,6 @@ export class CommandBatch {
   private afterSubmit: (() => void)[] = [];
   /** While set, each dispatch gets its own timestamped pass (kernels/profiler.ts). */
   profiler: KernelProfiler | null = null;
-  /** While set, each submit's start and end on the GPU are timestamped (kernels/profiler.ts). */
-  submitTimer: SubmitTimer | null = null;
 
   constructor(device: GPUDevice) {
     this.device = device;
@@ -145,11 +143,7 @@ export class CommandBatch {
   }
 
   private getEncoder(): GPUCommandEncoder {
-    if (!this.encoder) {
-      this.encoder = this.device.createCommandEncoder();
-      this.submitTimer?.opened(this.encoder);
-    }
-    return this.encoder;
+    return (this.encoder ??= this.device.createCommandEncoder());
   }
 
   private getPass(): GPUComputePassEncoder {
@@ -255,7 +249,6 @@ export class CommandBatch {
       }
       this.chunkIndex = 0;
       this.profiler?.resolve(this.encoder);
-      this.submitTimer?.closing(this.encoder);
       this.device.queue.submit([this.encoder.finish()]);
       this.profiler?.submitted();
       this.encoder = null;

@@ -164,13 +164,14 @@ for (const kind of ['step', 'embed'] as const)
     .option(kind === 'step' ? '--steps <n>' : '--iters <n>', 'timed iterations', kind === 'step' ? '10' : '20')
     .option('--warmup <n>', 'untimed iterations first', '3')
     .option('--peer <name>', 'also run the same computation in tfjs (tfjs)')
+    .option('--peer-batch <n>', 'the batch tfjs tries first (default: --batch; halved while it fails)')
     .option('--precision <f32|f16>', 'our matmul inputs (f16 = mixed precision; the tfjs peer runs f32)', precision, 'f32')
     .option('--profile', 'then time each kernel of one more call on the GPU (needs timestamp-query)')
     .option('--save', 'write the result with device, date and command to bench/results/')
     .action(async (o) => {
       if (o.peer !== undefined && o.peer !== 'tfjs') throw new Error(`--peer must be tfjs, got '${o.peer}'`);
       await withEngine(async (engine) => {
-        const common = { preset: o.preset, batch: int(o.batch), warmup: int(o.warmup), peer: o.peer, precision: o.precision, profile: !!o.profile };
+        const common = { preset: o.preset, batch: int(o.batch), warmup: int(o.warmup), peer: o.peer, peerBatch: o.peerBatch === undefined ? undefined : int(o.peerBatch), precision: o.precision, profile: !!o.profile };
         const r = kind === 'step' ? await benchStep(engine, { ...common, steps: int(o.steps) }) : await benchEmbed(engine, { ...common, iters: int(o.iters) });
         console.log(formatBench(r));
         if (o.save) console.log(`saved ${saveBench(r, 'ecg-jepa ' + process.argv.slice(2).join(' '))}`);

@@ -1,5 +1,7 @@
-// The benchmark harness turns GPU errors that WebGPU would only log into failures.
-import { gpuChecked } from '../../bench/harness.js';
+// The benchmark harness turns GPU errors that WebGPU would only log into failures, and times both
+// sides of a kernel case the same way.
+import { gpuChecked, loadTfjs, runCase } from '../../bench/harness.js';
+import { kernelCases } from '../../bench/kernels/index.js';
 import { assert, expectReject, getEngine } from '../helpers.js';
 
 describe('bench/harness', () => {
@@ -9,5 +11,19 @@ describe('bench/harness', () => {
     const ok = await gpuChecked(device, async () => 42);
     assert(ok === 42, `value ${ok}`);
     await expectReject(() => gpuChecked(device, async () => { throw new Error('own failure'); }), 'own failure');
+  });
+
+  it('runCase: ours and tfjs timed the same way (GPU busy time where there are timestamps), rates and ratio from those times', async function () {
+    this.timeout(120_000);
+    const engine = await getEngine();
+    const tf = await loadTfjs(engine);
+    const c = kernelCases('ci', ['elementwise']).find((k) => k.name.startsWith('add'))!;
+    const row = await runCase(engine, tf, c, 20);
+    const tfDevice = (tf.backend() as unknown as { device: GPUDevice }).device;
+    const stamps = engine.device.features.has('timestamp-query') && tfDevice.features.has('timestamp-query');
+    assert(row.timing === (stamps ? 'gpu' : 'wall'), `timing ${row.timing}, timestamps ${stamps}`);
+    assert(row.ours_ms > 0 && row.tfjs_ms! > 0 && Number.isFinite(row.ours_ms + row.tfjs_ms!), JSON.stringify(row));
+    assert(Math.abs(row.ratio! - row.tfjs_ms! / row.ours_ms) < 1e-12, `ratio = tfjs / ours: ${JSON.stringify(row)}`);
+    assert(Math.abs(row.ours_rate! - c.bytes! / (row.ours_ms * 1e6)) < 1e-9 * row.ours_rate!, `GB/s from our time: ${JSON.stringify(row)}`);
   });
 });

@@ -107,6 +107,17 @@ if (!isBrowser) {
       await expectReject(() => benchStep(engine, { preset: 'tiny', batch: 0, steps: 1, warmup: 0 }), 'batch must be a positive integer');
       await expectReject(() => benchStep(engine, { preset: 'tiny', batch: 2, steps: 1.5, warmup: 0 }), 'steps must be a positive integer');
       await expectReject(() => benchEmbed(engine, { preset: 'tiny', batch: 2, iters: 1, warmup: -1 }), 'warmup must be a non-negative integer');
+      await expectReject(() => benchStep(engine, { preset: 'tiny', batch: 2, steps: 1, warmup: 0, peer: 'tfjs', peerBatch: 0 }), 'peerBatch must be a positive integer');
+      await expectReject(() => benchEmbed(engine, { preset: 'tiny', batch: 2, iters: 1, peer: 'tfjs', peerBatch: 4 }), 'peerBatch (4) must not exceed batch (2)');
+    });
+
+    it('the peer starts at peerBatch (a batch known to fit), and samples/s compares the two', async function () {
+      this.timeout(120_000);
+      const engine = await getEngine();
+      const { benchEmbed } = await import('../../bench/step.js');
+      const r = await benchEmbed(engine, { preset: 'tiny', batch: 2, iters: 1, warmup: 0, peer: 'tfjs', peerBatch: 1 });
+      assert(r.ours.batch === 2 && r.tfjs?.batch === 1 && !r.tfjsFailed, `ours at 2, tfjs at 1: ${JSON.stringify({ ours: r.ours, tfjs: r.tfjs })}`);
+      assert(Math.abs(r.ratio! - r.ours.samplesPerSec / r.tfjs.samplesPerSec) < 1e-12, `ratio by samples/s: ${r.ratio}`);
     });
   });
 }

@@ -2,7 +2,7 @@
 // query-set rollovers and several submits, results stay correct, and a device without
 // 'timestamp-query' gets a clear error. The submit timer gives each timed submit's GPU start and end.
 import { binary, fill } from '../../kernels/elementwise.js';
-import { byFamily, KernelProfiler, SubmitTimer } from '../../kernels/profiler.js';
+import { busyAndIdle, byFamily, KernelProfiler, SubmitTimer } from '../../kernels/profiler.js';
 import { assert, expectThrow, getEngine } from '../helpers.js';
 
 describe('kernels/profiler', () => {
@@ -43,40 +43,50 @@ describe('kernels/profiler', () => {
     [a, b, c].forEach((t) => t.dispose());
   });
 
-  it('submit timer: one ordered span per submit opened while attached, up to its maximum; refuses bad sizes', async () => {
+  it('submit timer: one ordered span per queue submit between start and stop, up to its maximum; busy and idle time', async () => {
     const engine = await getEngine();
     if (!engine.device.features.has('timestamp-query')) {
       expectThrow(() => new SubmitTimer(engine.device), "lacks the 'timestamp-query' feature");
       return;
     }
-    expectThrow(() => new SubmitTimer(engine.device, 0), 'maxSubmits must be an integer in [1, 2048]');
+    expectThrow(() => new SubmitTimer(engine.device, 0), 'maxSubmits must be an integer in [1, 4096]');
     const n = 4096;
     const a = engine.empty([n]), b = engine.empty([n]);
     const batch = engine.batch;
-    fill(batch, a.buffer, n, 1); // an encoder opened before the timer: its submit is not timed
+    fill(batch, a.buffer, n, 1);
+    batch.submit(); // before start: not timed
     const timer = new SubmitTimer(engine.device, 3);
-    batch.submitTimer = timer;
+    timer.start();
     try {
-      batch.submit();
+      // any submitter is timed: a raw encoder as well as the batch
+      engine.device.queue.submit([engine.device.createCommandEncoder().finish()]);
       for (let i = 0; i < 5; i++) {
         binary(batch, 'add', a.buffer, a.buffer, b.buffer, n);
         binary(batch, 'add', b.buffer, b.buffer, a.buffer, n);
         batch.submit();
       }
     } finally {
-      batch.submitTimer = null;
+      timer.stop();
     }
+    batch.submit(); // after stop: not timed
     const spans = await timer.spans();
     assert(spans.length === 3, `3 timed submits (the maximum), got ${spans.length}`);
     assert(spans[0].startMs === 0, `the clock starts at the first start, got ${spans[0].startMs}`);
-    // each submit ends after it starts and starts after the one before it ended (one queue)
     for (const [i, s] of spans.entries()) {
       assert(Number.isFinite(s.endMs) && s.endMs >= s.startMs, `span ${i}: ${JSON.stringify(s)}`);
-      if (i > 0) assert(s.startMs >= spans[i - 1].endMs, `span ${i} starts before span ${i - 1} ends: ${JSON.stringify(spans)}`);
+      if (i > 0) assert(s.endMs >= spans[i - 1].endMs, `span ${i} ends before span ${i - 1}: ${JSON.stringify(spans)}`);
     }
-    // a timed batch computes the same: a = 1 · 4⁵
+    // a timed queue computes the same: a = 1 · 4⁵
     const got = await engine.read(a);
     assert(got.every((v) => v === 1024), `a = 4^5 = 1024, got ${got.slice(0, 4)}`);
     [a, b].forEach((t) => t.dispose());
+  });
+
+  it('busy and idle time: the union of the spans, and the gaps between them', () => {
+    const close = (x: number, y: number) => Math.abs(x - y) < 1e-9;
+    const r = busyAndIdle([{ startMs: 0, endMs: 2 }, { startMs: 1, endMs: 3 }, { startMs: 5, endMs: 6 }]);
+    assert(close(r.busyMs, 4) && close(r.idleMs, 2), JSON.stringify(r)); // [0,3] ∪ [5,6]; gap 3..5
+    const e = busyAndIdle([]);
+    assert(e.busyMs === 0 && e.idleMs === 0, JSON.stringify(e));
   });
 });
