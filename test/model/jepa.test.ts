@@ -131,7 +131,7 @@ describe('model/jepa: GPU forward against the float64 reference', () => {
 });
 
 describe('model/jepa: training', () => {
-  it('the loss halves on a fixed batch within 60 steps, one submit per step, EMA teacher exact', async () => {
+  it('the loss halves on a fixed batch within 60 steps, one submit per step, bind groups reused, EMA teacher exact', async () => {
     const engine = await getEngine();
     const cfg = makeConfig('tiny', { optim: { lr: 2e-3, weightDecay: 0.05, momentum: [0.9, 0.9] } });
     const B = 4;
@@ -142,9 +142,12 @@ describe('model/jepa: training', () => {
     const losses: number[] = [];
     let first = NaN;
     for (let i = 0; i < 60; i++) {
-      const submits = engine.batch.submits;
+      const submits = engine.batch.submits, groups = engine.batch.bindGroupsCreated;
       const loss = model.trainStep(x, mask);
       assert(engine.batch.submits === submits + 1, `step ${i}: ${engine.batch.submits - submits} submits`);
+      // The same shapes every step: after the first two the pool hands each role its buffer again,
+      // so every bind group is a cached one.
+      if (i >= 2) assert(engine.batch.bindGroupsCreated === groups, `step ${i}: ${engine.batch.bindGroupsCreated - groups} bind groups made anew`);
       if (i === 0 || i % 10 === 9) {
         const v = (await engine.read(loss))[0];
         losses.push(v);
