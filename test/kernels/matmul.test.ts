@@ -1,4 +1,5 @@
 import {
+  checkSubgroupMatrix,
   matmul,
   matmulConfigs,
   matmulPlan,
@@ -293,6 +294,11 @@ describe('kernels/matmul', function () {
       }
       [t, c].forEach((x) => x.dispose());
       assert(/matmul: the subgroup-matrix kernels split K only for Aᵀ·B/.test(msg), `expected a clear error, got '${msg}'`);
+      // Once a config's check has passed, an f16 shape class not yet tuned starts on it, not on a tile.
+      if ((await Promise.all(sgs.map((c) => checkSubgroupMatrix(engine.device, c)))).some(Boolean)) {
+        const untuned = matmulPlan(engine.device, { M: 896, N: 384, K: 80 }, { precision: 'f16' });
+        assert(untuned.config.startsWith('subgroup-matrix'), `untuned f16 plan ${JSON.stringify(untuned)}`);
+      }
     } else {
       const t = engine.empty([64 * 64], 'f16'), c = engine.empty([64 * 64]);
       let msg = '';
