@@ -144,18 +144,19 @@ async function timeLoop(warmup: number, iters: number, run: (i: number) => void,
 
 /** Ours: timeLoop with the pool's peak of live bytes over the timed calls. */
 async function measureOurs(engine: Engine, batch: number, warmup: number, iters: number, run: (i: number) => void): Promise<Measured> {
-  if (warmup > 0) {
-    // A first call starts the matmul autotune of each new shape class in the background, and until a
-    // tune ends its class runs the size heuristic's tile (an H100 step ran 'large' where 'wide' is 30 %
-    // faster). A long run settles in its first seconds; so does this one before the loop below.
-    run(0);
+  // Each warm-up call may meet new matmul shape classes (the masks change the student's token count)
+  // and start their autotune in the background; until a tune ends its class runs an untuned choice
+  // (an H100 step ran the size heuristic's tiles throughout, 'large' where 'wide' is 30 % faster).
+  // A long run settles in its first seconds; the timed loop here starts once the warm-up's have.
+  for (let i = 0; i < warmup; i++) {
+    run(i);
     await engine.sync();
     await matmulTunesSettled(engine.device);
   }
   const timer = engine.device.features.has('timestamp-query') ? new SubmitTimer(engine.device, iters) : null;
   let t: LoopTime;
   try {
-    t = await timeLoop(warmup, iters, run, () => engine.sync(), () => {
+    t = await timeLoop(0, iters, (i) => run(warmup + i), () => engine.sync(), () => {
       engine.pool.resetPeak();
       timer?.start();
     });
