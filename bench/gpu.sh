@@ -49,7 +49,7 @@ run() {
   local quick=${1:-}
   [ -f $kit/test-node.mjs ] || { echo "gpu.sh: $kit is not packed; run 'bash bench/gpu.sh pack' first" >&2; exit 2; }
   # tfjs's base step needs ~1.4 GB + ~2.8 GB per sample (tf.profile): on an 80 GB card it starts at 16
-  local scale=full preset=(--preset base --batch 64) steps=(--steps 5 --warmup 1) iters=(--iters 10 --warmup 2) save=--save peer=(--peer tfjs --peer-batch 16)
+  local scale=full preset=(--preset base --batch 64) steps=(--steps 5 --warmup 2) iters=(--iters 10 --warmup 2) save=--save peer=(--peer tfjs --peer-batch 16)
   # the dry run leaves bench/results/ alone
   [ "$quick" = --quick ] && { scale=ci; preset=(--preset tiny --batch 4); steps=(--steps 2 --warmup 1); iters=(--iters 2 --warmup 1); save=; peer=(--peer tfjs --peer-batch 2); }
   mkdir -p "$out" bench/results
