@@ -105,10 +105,18 @@ export function runCase(engine: Engine, tf: Tf | null, c: KernelCase, targetMs: 
 
 /** Runs per submit while timing: tfjs submits every 15 dispatches by default. */
 const RUNS_PER_SUBMIT = 16;
+/** Submits one timed round may make (each gets a timestamp pair). */
+const MAX_TIMED_SUBMITS = 2048;
 
-/** Time per run of `n` runs: the GPU's busy time with a timer, else wall-clock. */
-async function timeRuns(device: GPUDevice, gpu: boolean, n: number, run: (i: number) => void, flush: () => void, sync: () => Promise<void>): Promise<number> {
-  const timer = gpu ? new SubmitTimer(device, Math.ceil(n / RUNS_PER_SUBMIT) + 2) : null;
+interface Timed {
+  /** Per run: the GPU's busy time with a timer, else wall-clock. */
+  ms: number;
+  /** Submits per run (ours: a flush every RUNS_PER_SUBMIT runs; tfjs: whatever it does). */
+  submitsPerRun: number;
+}
+
+async function timeRuns(device: GPUDevice, gpu: boolean, n: number, run: (i: number) => void, flush: () => void, sync: () => Promise<void>): Promise<Timed> {
+  const timer = gpu ? new SubmitTimer(device, MAX_TIMED_SUBMITS) : null;
   timer?.start();
   const t0 = performance.now();
   try {
@@ -121,14 +129,20 @@ async function timeRuns(device: GPUDevice, gpu: boolean, n: number, run: (i: num
     timer?.stop();
   }
   const wall = (performance.now() - t0) / n;
-  return timer ? busyAndIdle(await timer.spans()).busyMs / n : wall;
+  if (!timer) return { ms: wall, submitsPerRun: 0 };
+  const spans = await timer.spans();
+  // Untimed submits would hide GPU work: bestOf sizes the rounds so that none are.
+  if (timer.seen > spans.length) throw new Error(`bench: ${timer.seen} submits in a timed round, over the ${MAX_TIMED_SUBMITS} the timer can time`);
+  return { ms: busyAndIdle(spans).busyMs / n, submitsPerRun: timer.seen / n };
 }
 
-/** The first timing includes compilation; the next picks the reps; the best of two rounds counts. */
-async function bestOf(targetMs: number, time: (n: number) => Promise<number>): Promise<{ ms: number; reps: number }> {
+/** The first timing includes compilation; the next picks the reps (a round about targetMs long, and
+ *  within the timer's submits); the best of two rounds counts. */
+async function bestOf(targetMs: number, time: (n: number) => Promise<Timed>): Promise<{ ms: number; reps: number }> {
   await time(1);
-  const reps = repsFor(await time(1), targetMs);
-  return { ms: Math.min(await time(reps), await time(reps)), reps };
+  const probe = await time(1);
+  const reps = Math.max(1, Math.min(repsFor(probe.ms, targetMs), Math.floor((MAX_TIMED_SUBMITS - 2) / Math.max(1, probe.submitsPerRun))));
+  return { ms: Math.min((await time(reps)).ms, (await time(reps)).ms), reps };
 }
 
 async function timeCase(engine: Engine, tf: Tf | null, c: KernelCase, targetMs: number): Promise<BenchRow> {

@@ -126,12 +126,15 @@ export class SubmitTimer {
   private readonly set: GPUQuerySet;
   // resolveQuerySet writes at 256-byte aligned offsets: one slot per submit
   private readonly resolved: GPUBuffer;
+  /** Submits seen since start(), timed or not (past maxSubmits they go untimed). */
+  seen = 0;
   private submits = 0;
   private restore: (() => void) | null = null;
 
   constructor(device: GPUDevice, maxSubmits = 64) {
     if (!device.features.has('timestamp-query')) throw new Error(`SubmitTimer: this device lacks the 'timestamp-query' feature`);
-    if (!Number.isInteger(maxSubmits) || maxSubmits < 1 || maxSubmits > 4096) throw new RangeError(`SubmitTimer: maxSubmits must be an integer in [1, 4096], got ${maxSubmits}`);
+    // two queries per submit, and WebGPU allows 4096 queries per set
+    if (!Number.isInteger(maxSubmits) || maxSubmits < 1 || maxSubmits > 2048) throw new RangeError(`SubmitTimer: maxSubmits must be an integer in [1, 2048], got ${maxSubmits}`);
     this.device = device;
     this.maxSubmits = maxSubmits;
     this.set = device.createQuerySet({ type: 'timestamp', count: 2 * maxSubmits });
@@ -144,6 +147,7 @@ export class SubmitTimer {
     const queue = this.device.queue;
     const submit = queue.submit;
     queue.submit = (buffers: Iterable<GPUCommandBuffer>) => {
+      this.seen++;
       if (this.submits >= this.maxSubmits) return submit.call(queue, buffers);
       const i = this.submits++;
       const open = this.device.createCommandEncoder();
