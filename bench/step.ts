@@ -260,7 +260,12 @@ async function sideBySide(
           peer.dispose();
         }
       },
-      () => freshTfjsBackend(tf, outside),
+      (failure) => {
+        // What tfjs still holds after the try disposed its peer: the diagnosis if the next try fails too.
+        const mem = tf.memory() as { numTensors: number; numBytesAllocatedInGPU?: number };
+        failure.error += ` [after it tfjs held ${mem.numTensors} tensors, ${((mem.numBytesAllocatedInGPU ?? 0) / 2 ** 20).toFixed(0)} MiB on the GPU]`;
+        return freshTfjsBackend(tf, outside);
+      },
     ));
   }
   return {
@@ -288,19 +293,21 @@ async function profileOnce(engine: Engine, call: () => void): Promise<NonNullabl
 }
 
 /** Runs attempt(B), then attempt(B/2), … down to 1 until one resolves; each rejection is recorded
- *  (first line of its message) and followed by afterFailure (awaited: the next try starts after it). */
+ *  (first line of its message) and followed by afterFailure with that record (awaited: the next try
+ *  starts after it; it may add to the record). */
 export async function halvingBatches<T>(
   B: number,
   attempt: (batch: number) => Promise<T>,
-  afterFailure: () => unknown = () => {},
+  afterFailure: (failure: { batch: number; error: string }) => unknown = () => {},
 ): Promise<{ result?: T; failed: { batch: number; error: string }[] }> {
   const failed: { batch: number; error: string }[] = [];
   for (let b = B; b >= 1; b = Math.floor(b / 2)) {
     try {
       return { result: await attempt(b), failed };
     } catch (e) {
-      failed.push({ batch: b, error: (e as Error).message.split('\n')[0] });
-      await afterFailure();
+      const failure = { batch: b, error: (e as Error).message.split('\n')[0] };
+      failed.push(failure);
+      await afterFailure(failure);
     }
   }
   return { failed };
