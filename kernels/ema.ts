@@ -1,28 +1,74 @@
 // EMA teacher update, teacher ← m·teacher + (1 − m)·student (the form ECG-JEPA's code uses:
 // mul_(m).add_((1 − m)·student)), in place on the teacher. 12 bytes per parameter.
-import { checkCount, mapSource, requireBytes, requireDisjoint, vecWidth } from './checks.js';
+// A model's teacher has a tensor per weight (136 in the base encoder): one dispatch takes up to
+// MAX_PAIRS of them (as torch's _foreach ops), each thread one unit of the concatenation, so a
+// step records a few dispatches instead of one per tensor.
+import { checkCount, linearIndex, MAIN_ARGS, requireBytes, requireDisjoint, storeFn, unitType, vecWidth } from './checks.js';
 import { getPipeline, grid, Params, type Binding, type CommandBatch } from './runtime.js';
 
 const WG = 256;
+/** Teacher/student pairs per dispatch, within the device's storage buffers per stage. */
+const MAX_PAIRS = 8;
 
-function emaSource(V: 1 | 4): string {
-  return mapSource({
-    V, wg: WG, fields: ', momentum: f32, oneMinusMomentum: f32', bindings: [['teacher', 'read_write'], ['student', 'read']], out: 'teacher',
-    body: 'put_teacher(i, p.momentum * teacher[i] + p.oneMinusMomentum * student[i]);',
-  });
+export interface EmaPair {
+  teacher: Binding;
+  student: Binding;
+  /** Elements of each. */
+  n: number;
 }
 
-export function emaUpdate(batch: CommandBatch, teacher: Binding, student: Binding, n: number, momentum: number): void {
+/** Pair k: binding 2k the teacher, 2k+1 the student; units e(k−1) ≤ i < ek of the dispatch are its. */
+function emaSource(V: 1 | 4, pairs: number): string {
+  const T = unitType(V);
+  const decls: string[] = [], puts: string[] = [], steps: string[] = [];
+  const fields: string[] = [];
+  for (let k = 0; k < pairs; k++) {
+    decls.push(`@group(0) @binding(${2 * k}) var<storage, read_write> t${k}: array<${T}>;`, `@group(0) @binding(${2 * k + 1}) var<storage, read> s${k}: array<${T}>;`);
+    fields.push(`e${k}: u32, n${k}: u32`);
+    puts.push(storeFn(`t${k}`, V, `p.n${k}`));
+    steps.push(`if (i < p.e${k}) { let j = i - ${k === 0 ? '0u' : `p.e${k - 1}`}; put_t${k}(j, p.momentum * t${k}[j] + p.oneMinusMomentum * s${k}[j]); return; }`);
+  }
+  return /* wgsl */ `
+struct P { momentum: f32, oneMinusMomentum: f32, ${fields.join(', ')} }
+${decls.join('\n')}
+@group(0) @binding(${2 * pairs}) var<uniform> p: P;
+${puts.join('\n')}
+@compute @workgroup_size(${WG})
+fn main(${MAIN_ARGS}) {
+  let i = ${linearIndex(WG)};
+  ${steps.join('\n  ')}
+}`;
+}
+
+/** teacher ← momentum·teacher + (1 − momentum)·student for every pair. */
+export function emaUpdate(batch: CommandBatch, pairs: EmaPair[], momentum: number): void {
   const K = 'emaUpdate';
-  checkCount(K, 'n', n);
-  if (!(momentum >= 0 && momentum <= 1)) throw new RangeError(`${K}: momentum must be in [0, 1], got ${momentum} (n=${n})`);
-  requireBytes(K, 'teacher', teacher, 4 * n, `n=${n}`);
-  requireBytes(K, 'student', student, 4 * n, `n=${n}`);
-  requireDisjoint(K, ['teacher', teacher], ['student', student]);
-  if (n === 0) return;
-  const V = vecWidth(n, teacher, student);
-  const units = Math.ceil(n / V);
-  const pipe = getPipeline(batch.device, `ema.ema_v${V}`, () => emaSource(V));
-  // 1 − m in float64: with m = 0.996 the f32 of (1 − m) is closer than 1 − f32(m)
-  batch.dispatch(pipe, [teacher, student], new Params().u32(n).u32(units).f32(momentum).f32(1 - momentum), grid(Math.ceil(units / WG)));
+  if (!(momentum >= 0 && momentum <= 1)) throw new RangeError(`${K}: momentum must be in [0, 1], got ${momentum}`);
+  pairs.forEach(({ teacher, student, n }, k) => {
+    checkCount(K, `pair ${k} n`, n);
+    requireBytes(K, `pair ${k} teacher`, teacher, 4 * n, `n=${n}`);
+    requireBytes(K, `pair ${k} student`, student, 4 * n, `n=${n}`);
+  });
+  // (numbered as the caller's pairs in messages)
+  const live = pairs.map((q, k) => ({ ...q, k })).filter((q) => q.n > 0);
+  const perDispatch = Math.min(MAX_PAIRS, Math.floor(batch.device.limits.maxStorageBuffersPerShaderStage / 2));
+  for (let first = 0; first < live.length; first += perDispatch) {
+    const group = live.slice(first, first + perDispatch);
+    // A teacher written in one dispatch must not be read or written through any other binding of it.
+    for (const q of group) {
+      const others: [string, Binding][] = [];
+      for (const o of group) {
+        if (o !== q) others.push([`pair ${o.k} teacher`, o.teacher]);
+        others.push([`pair ${o.k} student`, o.student]);
+      }
+      requireDisjoint(K, [`pair ${q.k} teacher`, q.teacher], ...others);
+    }
+    const V = group.every((q) => vecWidth(q.n, q.teacher, q.student) === 4) ? 4 : 1;
+    // 1 − m in float64: with m = 0.996 the f32 of (1 − m) is closer than 1 − f32(m)
+    const params = new Params().f32(momentum).f32(1 - momentum);
+    let units = 0;
+    for (const q of group) params.u32((units += Math.ceil(q.n / V))).u32(q.n);
+    const pipe = getPipeline(batch.device, `ema.ema_v${V}_x${group.length}`, () => emaSource(V, group.length));
+    batch.dispatch(pipe, group.flatMap((q) => [q.teacher, q.student]), params, grid(Math.ceil(units / WG)));
+  }
 }

@@ -156,7 +156,7 @@ export class EcgJepa {
     const batch = this.engine.batch;
     // The EMA runs on a step the scaler skipped too, as in the reference loop (scaler.step skips only
     // optimizer.step; the momentum update after it is unconditional).
-    for (const t of this.teacher.reg.list()) emaUpdate(batch, t.value.buffer, this.student.reg.get(t.name).value.buffer, t.value.size, momentum);
+    emaUpdate(batch, this.teacher.reg.list().map((t) => ({ teacher: t.value.buffer, student: this.student.reg.get(t.name).value.buffer, n: t.value.size })), momentum);
     this.step++;
     return loss;
   }

@@ -16,7 +16,7 @@ export function cases(scale: Scale): KernelCase[] {
       ours(engine: Engine) {
         const ts = sizes.map((n, k) => ({ n, t: engine.upload(pattern(n, k)), s: engine.upload(pattern(n, k + 3)) }));
         return {
-          run: () => ts.forEach((x) => emaUpdate(engine.batch, x.t.buffer, x.s.buffer, x.n, m)),
+          run: () => emaUpdate(engine.batch, ts.map((x) => ({ teacher: x.t.buffer, student: x.s.buffer, n: x.n })), m),
           dispose: () => ts.forEach((x) => [x.t, x.s].forEach((t) => t.dispose())),
         };
       },
