@@ -100,20 +100,11 @@ export class AdamW {
       if (dynamic) scaler!.update(sq.buffer, dynamic.steps);
       if (maxGradNorm !== undefined) for (const p of live) clipByNorm(batch, p.grad!.buffer, sq.buffer, p.value.size, maxGradNorm, dynamic?.state ?? gradScale);
     }
-    for (const p of live) {
+    const tensors = live.map((p) => {
       const { m, v } = this.moments.get(p)!;
-      adamw(batch, { param: p.value.buffer, grad: p.grad!.buffer, m: m.buffer, v: v.buffer }, {
-        n: p.value.size,
-        lr,
-        beta1,
-        beta2,
-        eps,
-        weightDecay: p.weightDecay ? weightDecay : 0,
-        step: this.stepCount,
-        gradScale,
-        lossScale: dynamic,
-      });
-    }
+      return { param: p.value.buffer, grad: p.grad!.buffer, m: m.buffer, v: v.buffer, n: p.value.size, weightDecay: p.weightDecay ? weightDecay : 0 };
+    });
+    adamw(batch, tensors, { lr, beta1, beta2, eps, step: this.stepCount, gradScale, lossScale: dynamic });
   }
 
   /** The GPU's count of applied updates, made from `steps` at first use. */

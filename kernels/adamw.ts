@@ -1,6 +1,7 @@
-// Fused AdamW step with PyTorch's torch.optim.AdamW semantics, one dispatch per parameter tensor:
+// Fused AdamW step with PyTorch's torch.optim.AdamW semantics over a list of parameter tensors,
+// several per dispatch (as torch's fused/foreach AdamW; a base model has ~200 tensors):
 //   g = gradScale·grad
-//   p ← p·(1 − lr·wd)                      (decoupled weight decay)
+//   p ← p·(1 − lr·wd)                      (decoupled weight decay, wd per tensor)
 //   m ← β1·m + (1 − β1)·g ;  v ← β2·v + (1 − β2)·g²
 //   p ← p − (lr / (1 − β1^t)) · m / (sqrt(v) / sqrt(1 − β2^t) + eps)
 // The step-dependent scalars are computed here in float64 and passed as f32 uniforms, so the
@@ -15,7 +16,8 @@ import { getPipeline, grid, Params, type Binding, type CommandBatch } from './ru
 
 const WG = 256;
 
-function adamwSource(V: 1 | 4, dynamic: boolean): string {
+/** Tensor k: bindings 4k..4k+3 (param, grad, m, v); units e(k−1) ≤ i < ek of the dispatch are its. */
+function adamwSource(V: 1 | 4, dynamic: boolean, tensors: number): string {
   const T = unitType(V);
   const head = dynamic
     ? `  if (lsSkip()) { return; }
@@ -26,50 +28,64 @@ function adamwSource(V: 1 | 4, dynamic: boolean): string {
     stepSize = p.lr / (1.0 - pow(p.beta1, t));
     invSqrtBc2 = inverseSqrt(1.0 - pow(p.beta2, t));
   }
-  let g = lsInvScale() * grad[i];`
+  let gs = lsInvScale();`
     : `  let stepSize = p.stepSize;
   let invSqrtBc2 = p.invSqrtBc2;
-  let g = p.gradScale * grad[i];`;
+  let gs = p.gradScale;`;
+  const decls: string[] = [], fields: string[] = [], puts: string[] = [], updates: string[] = [];
+  for (let k = 0; k < tensors; k++) {
+    const [P, G, M, Vv] = [`param${k}`, `grad${k}`, `m${k}`, `v${k}`];
+    decls.push(
+      `@group(0) @binding(${4 * k}) var<storage, read_write> ${P}: array<${T}>;`,
+      `@group(0) @binding(${4 * k + 1}) var<storage, read> ${G}: array<${T}>;`,
+      `@group(0) @binding(${4 * k + 2}) var<storage, read_write> ${M}: array<${T}>;`,
+      `@group(0) @binding(${4 * k + 3}) var<storage, read_write> ${Vv}: array<${T}>;`,
+    );
+    fields.push(`e${k}: u32, n${k}: u32, decay${k}: f32`);
+    puts.push(storeFn(P, V, `p.n${k}`), storeFn(M, V, `p.n${k}`), storeFn(Vv, V, `p.n${k}`));
+    updates.push(`if (i < p.e${k}) {
+    let j = i - ${k === 0 ? '0u' : `p.e${k - 1}`};
+    let g = gs * ${G}[j];
+    let m1 = p.beta1 * ${M}[j] + p.oneMinusBeta1 * g;
+    let v1 = p.beta2 * ${Vv}[j] + p.oneMinusBeta2 * (g * g);
+    put_${M}(j, m1);
+    put_${Vv}(j, v1);
+    put_${P}(j, ${P}[j] * p.decay${k} - stepSize * (m1 / (sqrt(v1) * invSqrtBc2 + p.eps)));
+    return;
+  }`);
+  }
   return /* wgsl */ `
-struct P { n: u32, units: u32, beta1: f32, oneMinusBeta1: f32, beta2: f32, oneMinusBeta2: f32,
-           stepSize: f32, invSqrtBc2: f32, eps: f32, decay: f32, gradScale: f32, step: u32, lr: f32 }
-@group(0) @binding(0) var<storage, read_write> param: array<${T}>;
-@group(0) @binding(1) var<storage, read> grad: array<${T}>;
-@group(0) @binding(2) var<storage, read_write> m: array<${T}>;
-@group(0) @binding(3) var<storage, read_write> v: array<${T}>;
-${dynamic ? `${lossScaleDecl(4)}\n@group(0) @binding(5) var<storage, read> steps: array<u32>;` : ''}
-@group(0) @binding(${dynamic ? 6 : 4}) var<uniform> p: P;
-${storeFn('param', V)}
-${storeFn('m', V)}
-${storeFn('v', V)}
+struct P { beta1: f32, oneMinusBeta1: f32, beta2: f32, oneMinusBeta2: f32, stepSize: f32, invSqrtBc2: f32,
+           eps: f32, gradScale: f32, step: u32, lr: f32, ${fields.join(', ')} }
+${decls.join('\n')}
+${dynamic ? `${lossScaleDecl(4 * tensors)}\n@group(0) @binding(${4 * tensors + 1}) var<storage, read> steps: array<u32>;` : ''}
+@group(0) @binding(${4 * tensors + (dynamic ? 2 : 0)}) var<uniform> p: P;
+${puts.join('\n')}
 @compute @workgroup_size(${WG})
 fn main(${MAIN_ARGS}) {
   let i = ${linearIndex(WG)};
-  if (i >= p.units) { return; }
+  if (i >= p.e${tensors - 1}) { return; }
 ${head}
-  let m1 = p.beta1 * m[i] + p.oneMinusBeta1 * g;
-  let v1 = p.beta2 * v[i] + p.oneMinusBeta2 * (g * g);
-  let denom = sqrt(v1) * invSqrtBc2 + p.eps;
-  put_m(i, m1);
-  put_v(i, v1);
-  put_param(i, param[i] * p.decay - stepSize * (m1 / denom));
+  ${updates.join(' else ')}
 }`;
 }
 
-export interface AdamWBuffers {
+/** One parameter tensor of n f32 and its gradient and moments; the four must not overlap. */
+export interface AdamWTensor {
   param: Binding;
   grad: Binding;
   m: Binding;
   v: Binding;
+  n: number;
+  /** Decoupled weight decay of this tensor (0 for biases and norms). */
+  weightDecay: number;
 }
 
 export interface AdamWOptions {
-  n: number;
   lr: number;
   beta1: number;
   beta2: number;
   eps: number;
-  weightDecay: number;
   /** The step number t ≥ 1 of this update (bias correction). */
   step: number;
   /** Multiplies the gradient before anything else (loss-scale removal, clipping); default 1. */
@@ -82,47 +98,49 @@ export interface AdamWOptions {
   lossScale?: { state: Binding; steps: Binding };
 }
 
-/** One AdamW update of n f32 parameters in place (param, m, v); the four buffers must not overlap. */
-export function adamw(batch: CommandBatch, bufs: AdamWBuffers, o: AdamWOptions): void {
+/** Tensors per dispatch at most, within the device's storage buffers per stage. */
+const MAX_TENSORS = 8;
+const ROLES = ['param', 'grad', 'm', 'v'] as const;
+
+/** One AdamW update of every tensor in place (param, m, v). */
+export function adamw(batch: CommandBatch, tensors: AdamWTensor[], o: AdamWOptions): void {
   const K = 'adamw';
-  const { n, lr, beta1, beta2, eps, weightDecay, step, gradScale = 1, lossScale } = o;
-  checkCount(K, 'n', n);
-  if (!Number.isInteger(step) || step < 1) throw new RangeError(`${K}: step must be an integer ≥ 1, got ${step} (n=${n})`);
-  if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1)) throw new RangeError(`${K}: betas must be in [0, 1), got (${beta1}, ${beta2}) (n=${n})`);
-  for (const [k, val] of Object.entries({ lr, eps, weightDecay, gradScale }))
-    if (!Number.isFinite(val)) throw new RangeError(`${K}: ${k} must be finite, got ${val} (n=${n})`);
-  const names = Object.keys(bufs) as (keyof AdamWBuffers)[];
-  for (const k of ['param', 'grad', 'm', 'v'] as const) requireBytes(K, k, bufs[k], 4 * n, `n=${n}`);
-  for (let a = 0; a < names.length; a++)
-    for (let b = a + 1; b < names.length; b++)
-      if (aliasing(bufs[names[a]], bufs[names[b]])) throw new Error(`${K}: ${names[a]} and ${names[b]} share memory (n=${n})`);
+  const { lr, beta1, beta2, eps, step, gradScale = 1, lossScale } = o;
+  if (!Number.isInteger(step) || step < 1) throw new RangeError(`${K}: step must be an integer ≥ 1, got ${step}`);
+  if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1)) throw new RangeError(`${K}: betas must be in [0, 1), got (${beta1}, ${beta2})`);
+  for (const [k, val] of Object.entries({ lr, eps, gradScale }))
+    if (!Number.isFinite(val)) throw new RangeError(`${K}: ${k} must be finite, got ${val}`);
   if (lossScale) {
-    if (gradScale !== 1) throw new RangeError(`${K}: gradScale ${gradScale} with dynamic loss scaling (the state holds the scale) (n=${n})`);
-    requireBytes(K, 'lossScale.state', lossScale.state, 4 * LOSS_SCALE_WORDS, `n=${n}`);
-    requireBytes(K, 'lossScale.steps', lossScale.steps, 4, `n=${n}`);
-    for (const k of ['param', 'm', 'v'] as const) requireDisjoint(K, [k, bufs[k]], ['lossScale.state', lossScale.state], ['lossScale.steps', lossScale.steps]);
+    if (gradScale !== 1) throw new RangeError(`${K}: gradScale ${gradScale} with dynamic loss scaling (the state holds the scale)`);
+    requireBytes(K, 'lossScale.state', lossScale.state, 4 * LOSS_SCALE_WORDS, 'the loss-scale state');
+    requireBytes(K, 'lossScale.steps', lossScale.steps, 4, 'the step count');
   }
-  if (n === 0) return;
-  const V = vecWidth(n, bufs.param, bufs.grad, bufs.m, bufs.v);
-  const units = Math.ceil(n / V);
+  tensors.forEach((t, k) => {
+    const at = `tensor ${k}, n=${t.n}`;
+    checkCount(K, `tensor ${k} n`, t.n);
+    if (!Number.isFinite(t.weightDecay)) throw new RangeError(`${K}: weightDecay must be finite, got ${t.weightDecay} (${at})`);
+    for (const r of ROLES) requireBytes(K, `tensor ${k} ${r}`, t[r], 4 * t.n, at);
+    if (lossScale) for (const r of ['param', 'm', 'v'] as const) requireDisjoint(K, [`tensor ${k} ${r}`, t[r]], ['lossScale.state', lossScale.state], ['lossScale.steps', lossScale.steps]);
+  });
+  const live = tensors.map((t, k) => ({ ...t, k })).filter((t) => t.n > 0);
+  const extra = lossScale ? [lossScale.state, lossScale.steps] : [];
+  const perDispatch = Math.max(1, Math.min(MAX_TENSORS, Math.floor((batch.device.limits.maxStorageBuffersPerShaderStage - extra.length) / 4)));
   const bc1 = 1 - beta1 ** step;
   const bc2 = 1 - beta2 ** step;
-  const params = new Params()
-    .u32(n)
-    .u32(units)
-    .f32(beta1)
-    .f32(1 - beta1)
-    .f32(beta2)
-    .f32(1 - beta2)
-    .f32(lr / bc1)
-    .f32(1 / Math.sqrt(bc2))
-    .f32(eps)
-    .f32(1 - lr * weightDecay)
-    .f32(gradScale)
-    .u32(step)
-    .f32(lr);
-  const dyn = lossScale !== undefined;
-  const pipe = getPipeline(batch.device, `adamw.adamw_v${V}${dyn ? '_dynamic' : ''}`, () => adamwSource(V, dyn));
-  const extra = lossScale ? [lossScale.state, lossScale.steps] : [];
-  batch.dispatch(pipe, [bufs.param, bufs.grad, bufs.m, bufs.v, ...extra], params, grid(Math.ceil(units / WG)));
+  for (let first = 0; first < live.length; first += perDispatch) {
+    const group = live.slice(first, first + perDispatch);
+    // Within one dispatch no two bindings may overlap (a written one would race the others).
+    const all = group.flatMap((t) => ROLES.map((r): [string, Binding] => [`tensor ${t.k} ${r}`, t[r]]));
+    for (let a = 0; a < all.length; a++)
+      for (let b = a + 1; b < all.length; b++) if (aliasing(all[a][1], all[b][1])) throw new Error(`${K}: ${all[a][0]} and ${all[b][0]} share memory`);
+    const V = group.every((t) => vecWidth(t.n, t.param, t.grad, t.m, t.v) === 4) ? 4 : 1;
+    const params = new Params()
+      .f32(beta1).f32(1 - beta1).f32(beta2).f32(1 - beta2)
+      .f32(lr / bc1).f32(1 / Math.sqrt(bc2)).f32(eps).f32(gradScale).u32(step).f32(lr);
+    let units = 0;
+    for (const t of group) params.u32((units += Math.ceil(t.n / V))).u32(t.n).f32(1 - lr * t.weightDecay);
+    const dyn = lossScale !== undefined;
+    const pipe = getPipeline(batch.device, `adamw.adamw_v${V}${dyn ? '_dynamic' : ''}_x${group.length}`, () => adamwSource(V, dyn, group.length));
+    batch.dispatch(pipe, [...group.flatMap((t) => ROLES.map((r) => t[r])), ...extra], params, grid(Math.ceil(units / WG)));
+  }
 }

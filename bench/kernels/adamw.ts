@@ -33,7 +33,7 @@ export function cases(scale: Scale): KernelCase[] {
         return {
           run() {
             step++;
-            for (const t of ts) adamw(engine.batch, { param: t.p.buffer, grad: t.g.buffer, m: t.m.buffer, v: t.v.buffer }, { n: t.n, ...H, step });
+            adamw(engine.batch, ts.map((t) => ({ param: t.p.buffer, grad: t.g.buffer, m: t.m.buffer, v: t.v.buffer, n: t.n, weightDecay: H.weightDecay })), { ...H, step });
           },
           dispose: () => ts.forEach((t) => [t.p, t.g, t.m, t.v].forEach((x: Tensor) => x.dispose())),
         };
