@@ -95,8 +95,7 @@ export class AdamW {
     this.stepCount++;
     if (maxGradNorm !== undefined || dynamic) {
       const sq = (this.gradNormSq ??= untracked(this.engine, [1]));
-      if (live.length) live.forEach((p, i) => sumSquares(batch, p.grad!.buffer, sq.buffer, p.value.size, i > 0));
-      else fill(batch, sq.buffer, 1, 0);
+      sumSquares(batch, live.map((p) => ({ x: p.grad!.buffer, n: p.value.size })), sq.buffer);
       if (dynamic) scaler!.update(sq.buffer, dynamic.steps);
       if (maxGradNorm !== undefined) for (const p of live) clipByNorm(batch, p.grad!.buffer, sq.buffer, p.value.size, maxGradNorm, dynamic?.state ?? gradScale);
     }

@@ -34,11 +34,13 @@ export interface TermKernel {
   inputs: number;
   /** WGSL body of `fn term(i: u32) -> f32`: the (lane-masked) contribution of unit i. */
   term: string;
+  /** More fields of the uniform P after b (e.g. `, e0: u32`), filled by reduceTerms' `more`. */
+  fields?: string;
 }
 
 function partialSource(k: TermKernel): string {
   return /* wgsl */ `
-struct P { n: u32, units: u32, a: f32, b: f32 }
+struct P { n: u32, units: u32, a: f32, b: f32${k.fields ?? ''} }
 ${k.decls}
 @group(0) @binding(${k.inputs}) var<storage, read_write> partials: array<f32>;
 @group(0) @binding(${k.inputs + 1}) var<uniform> p: P;
@@ -88,17 +90,19 @@ export function reduceTerms(
   k: TermKernel,
   inputs: Binding[],
   out: Binding,
-  o: { n: number; units: number; a?: number; b?: number; scale: number; accumulate: boolean },
+  o: { n: number; units: number; a?: number; b?: number; scale: number; accumulate: boolean; more?: (p: Params) => void },
 ): void {
   const part = scratch(batch.device);
   const groups = Math.max(1, Math.min(MAX_PARTIALS, Math.ceil(o.units / (WG * 4))));
   const p1 = getPipeline(batch.device, `partials.pass1.${k.key}`, () => partialSource(k));
-  batch.dispatch(p1, [...inputs, part], new Params().u32(o.n).u32(o.units).f32(o.a ?? 0).f32(o.b ?? 0), [groups]);
+  const params = new Params().u32(o.n).u32(o.units).f32(o.a ?? 0).f32(o.b ?? 0);
+  o.more?.(params);
+  batch.dispatch(p1, [...inputs, part], params, [groups]);
   const p2 = getPipeline(batch.device, 'partials.final', () => finalSource);
   batch.dispatch(p2, [part, out], new Params().u32(groups).u32(o.accumulate ? 1 : 0).f32(o.scale), [1]);
 }
 
-/** WGSL: zero the lanes of vec4 unit i that lie at or past p.n. */
-export function maskTail(v: string): string {
-  return `select(vec4<f32>(0.0), ${v}, vec4<u32>(i * 4u) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(p.n))`;
+/** WGSL: zero the lanes of vec4 unit `i` that lie at or past `n` elements. */
+export function maskTail(v: string, i = 'i', n = 'p.n'): string {
+  return `select(vec4<f32>(0.0), ${v}, vec4<u32>(${i} * 4u) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(${n}))`;
 }

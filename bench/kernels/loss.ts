@@ -31,7 +31,7 @@ export function cases(scale: Scale): KernelCase[] {
         const xs = sizes.map((n, k) => ({ n, x: engine.upload(pattern(n, k)) }));
         const out = engine.zeros([1]);
         return {
-          run: () => xs.forEach((x, k) => sumSquares(engine.batch, x.x.buffer, out.buffer, x.n, k > 0)),
+          run: () => sumSquares(engine.batch, xs.map((x) => ({ x: x.x.buffer, n: x.n })), out.buffer),
           dispose: () => [out, ...xs.map((x) => x.x)].forEach((t) => t.dispose()),
         };
       },

@@ -1,6 +1,6 @@
 import { sumSquares } from '../../kernels/norm2.js';
 import { Rng } from '../../engine/random.js';
-import { assertClose, getEngine, poisoned, randomArray } from '../helpers.js';
+import { assert, assertClose, getEngine, poisoned, randomArray } from '../helpers.js';
 import { bind, MODES, SIZES, type Mode } from './map-helpers.js';
 
 function ref(x: ArrayLike<number>): number {
@@ -20,21 +20,31 @@ describe('kernels/norm2', () => {
     for (const [mode, n, acc] of cases) {
       const x = randomArray(rng, n, 0.3);
       const tx = engine.upload(x), to = acc ? engine.upload([2.5]) : poisoned(engine, [1]);
-      sumSquares(engine.batch, bind(tx, n, mode), to.buffer, n, acc);
+      sumSquares(engine.batch, [{ x: bind(tx, n, mode), n }], to.buffer, acc);
       assertClose(await engine.read(to), [ref(x) + (acc ? 2.5 : 0)], 1e-5, `sumSquares ${mode} n=${n} acc=${acc}`);
       [tx, to].forEach((t) => t.dispose());
     }
   });
 
-  it('sumSquares over several tensors into one total (grad-norm use), n = 0 included', async () => {
+  it('sumSquares over many tensors into one total (grad-norm use): more than a pass takes, both paths, n = 0 included', async () => {
     const engine = await getEngine();
     const rng = new Rng(42);
-    const xs = [7, 0, 4096, 31].map((n) => randomArray(rng, n));
+    // 21 inputs: several passes (8 a pass at most), vec4 and scalar bindings mixed, empty ones skipped
+    const xs = [7, 0, 4096, 31, ...SIZES, 2, 0, 6, 65, 300, 9, 4].map((n) => randomArray(rng, n, 0.3));
     const ts = xs.map((x) => engine.upload(x.length ? x : [123]));
+    const inputs = xs.map((x, k) => ({ x: bind(ts[k], x.length, MODES[k % 2]), n: x.length }));
+    const total = xs.reduce((s, x) => s + ref(x), 0);
     const out = poisoned(engine, [1]);
-    xs.forEach((x, k) => sumSquares(engine.batch, ts[k].buffer, out.buffer, x.length, k > 0));
-    assertClose(await engine.read(out), [xs.reduce((s, x) => s + ref(x), 0)], 1e-5, 'sum over tensors');
-    sumSquares(engine.batch, ts[1].buffer, out.buffer, 0);
+    const before = engine.batch.dispatches;
+    sumSquares(engine.batch, inputs, out.buffer);
+    const perPass = Math.min(8, engine.device.limits.maxStorageBuffersPerShaderStage - 1);
+    assert(engine.batch.dispatches - before === 2 * Math.ceil(inputs.filter((q) => q.n > 0).length / perPass), `${engine.batch.dispatches - before} dispatches`);
+    assertClose(await engine.read(out), [total], 1e-5, 'sum over tensors');
+    sumSquares(engine.batch, inputs, out.buffer, true);
+    assertClose(await engine.read(out), [2 * total], 1e-5, 'accumulated over all passes');
+    sumSquares(engine.batch, [], out.buffer, true);
+    assertClose(await engine.read(out), [2 * total], 1e-6, 'nothing to add keeps the total');
+    sumSquares(engine.batch, [{ x: ts[1].buffer, n: 0 }], out.buffer);
     assertClose(await engine.read(out), [0], 1e-30, 'n = 0 gives 0');
     [...ts, out].forEach((t) => t.dispose());
   });
