@@ -10,7 +10,7 @@
 // the GPU's count of applied updates: it changes nothing when the step overflowed, takes
 // g = grad/scale, and when that count is not the `step` the launcher assumed (a step skipped since
 // the CPU last read the count) computes the bias corrections for the GPU's count itself (f32 pow).
-import { aliasing, checkCount, linearIndex, MAIN_ARGS, requireBytes, requireDisjoint, storeFn, unitType, vecWidth } from './checks.js';
+import { aliasing, checkCount, linearIndex, MAIN_ARGS, requireBytes, requireDisjoint, segmentBranches, segmentFields, segmentGroups, segmentParams, storeFn, unitType } from './checks.js';
 import { lossScaleDecl, LOSS_SCALE_WORDS } from './lossscale.js';
 import { getPipeline, grid, Params, type Binding, type CommandBatch } from './runtime.js';
 
@@ -32,7 +32,7 @@ function adamwSource(V: 1 | 4, dynamic: boolean, tensors: number): string {
     : `  let stepSize = p.stepSize;
   let invSqrtBc2 = p.invSqrtBc2;
   let gs = p.gradScale;`;
-  const decls: string[] = [], fields: string[] = [], puts: string[] = [], updates: string[] = [];
+  const decls: string[] = [], puts: string[] = [];
   for (let k = 0; k < tensors; k++) {
     const [P, G, M, Vv] = [`param${k}`, `grad${k}`, `m${k}`, `v${k}`];
     decls.push(
@@ -41,22 +41,18 @@ function adamwSource(V: 1 | 4, dynamic: boolean, tensors: number): string {
       `@group(0) @binding(${4 * k + 2}) var<storage, read_write> ${M}: array<${T}>;`,
       `@group(0) @binding(${4 * k + 3}) var<storage, read_write> ${Vv}: array<${T}>;`,
     );
-    fields.push(`e${k}: u32, n${k}: u32, decay${k}: f32`);
     puts.push(storeFn(P, V, `p.n${k}`), storeFn(M, V, `p.n${k}`), storeFn(Vv, V, `p.n${k}`));
-    updates.push(`if (i < p.e${k}) {
-    let j = i - ${k === 0 ? '0u' : `p.e${k - 1}`};
-    let g = gs * ${G}[j];
-    let m1 = p.beta1 * ${M}[j] + p.oneMinusBeta1 * g;
-    let v1 = p.beta2 * ${Vv}[j] + p.oneMinusBeta2 * (g * g);
-    put_${M}(j, m1);
-    put_${Vv}(j, v1);
-    put_${P}(j, ${P}[j] * p.decay${k} - stepSize * (m1 / (sqrt(v1) * invSqrtBc2 + p.eps)));
-    return;
-  }`);
   }
+  const update = (k: number) => `let g = gs * grad${k}[j];
+    let m1 = p.beta1 * m${k}[j] + p.oneMinusBeta1 * g;
+    let v1 = p.beta2 * v${k}[j] + p.oneMinusBeta2 * (g * g);
+    put_m${k}(j, m1);
+    put_v${k}(j, v1);
+    put_param${k}(j, param${k}[j] * p.decay${k} - stepSize * (m1 / (sqrt(v1) * invSqrtBc2 + p.eps)));
+    return;`;
   return /* wgsl */ `
 struct P { beta1: f32, oneMinusBeta1: f32, beta2: f32, oneMinusBeta2: f32, stepSize: f32, invSqrtBc2: f32,
-           eps: f32, gradScale: f32, step: u32, lr: f32, ${fields.join(', ')} }
+           eps: f32, gradScale: f32, step: u32, lr: f32, ${segmentFields(tensors, (k) => `, decay${k}: f32`)} }
 ${decls.join('\n')}
 ${dynamic ? `${lossScaleDecl(4 * tensors)}\n@group(0) @binding(${4 * tensors + 1}) var<storage, read> steps: array<u32>;` : ''}
 @group(0) @binding(${4 * tensors + (dynamic ? 2 : 0)}) var<uniform> p: P;
@@ -66,7 +62,7 @@ fn main(${MAIN_ARGS}) {
   let i = ${linearIndex(WG)};
   if (i >= p.e${tensors - 1}) { return; }
 ${head}
-  ${updates.join(' else ')}
+  ${segmentBranches(tensors, update)}
 }`;
 }
 
@@ -122,25 +118,21 @@ export function adamw(batch: CommandBatch, tensors: AdamWTensor[], o: AdamWOptio
     for (const r of ROLES) requireBytes(K, `tensor ${k} ${r}`, t[r], 4 * t.n, at);
     if (lossScale) for (const r of ['param', 'm', 'v'] as const) requireDisjoint(K, [`tensor ${k} ${r}`, t[r]], ['lossScale.state', lossScale.state], ['lossScale.steps', lossScale.steps]);
   });
-  const live = tensors.map((t, k) => ({ ...t, k })).filter((t) => t.n > 0);
   const extra = lossScale ? [lossScale.state, lossScale.steps] : [];
-  const perDispatch = Math.max(1, Math.min(MAX_TENSORS, Math.floor((batch.device.limits.maxStorageBuffersPerShaderStage - extra.length) / 4)));
+  const per = Math.max(1, Math.min(MAX_TENSORS, Math.floor((batch.device.limits.maxStorageBuffersPerShaderStage - extra.length) / 4)));
   const bc1 = 1 - beta1 ** step;
   const bc2 = 1 - beta2 ** step;
-  for (let first = 0; first < live.length; first += perDispatch) {
-    const group = live.slice(first, first + perDispatch);
+  for (const g of segmentGroups(tensors, per, (t) => ROLES.map((r) => t[r]))) {
     // Within one dispatch no two bindings may overlap (a written one would race the others).
-    const all = group.flatMap((t) => ROLES.map((r): [string, Binding] => [`tensor ${t.k} ${r}`, t[r]]));
+    const all = g.items.flatMap((t) => ROLES.map((r): [string, Binding] => [`tensor ${t.k} ${r}`, t[r]]));
     for (let a = 0; a < all.length; a++)
       for (let b = a + 1; b < all.length; b++) if (aliasing(all[a][1], all[b][1])) throw new Error(`${K}: ${all[a][0]} and ${all[b][0]} share memory`);
-    const V = group.every((t) => vecWidth(t.n, t.param, t.grad, t.m, t.v) === 4) ? 4 : 1;
     const params = new Params()
       .f32(beta1).f32(1 - beta1).f32(beta2).f32(1 - beta2)
       .f32(lr / bc1).f32(1 / Math.sqrt(bc2)).f32(eps).f32(gradScale).u32(step).f32(lr);
-    let units = 0;
-    for (const t of group) params.u32((units += Math.ceil(t.n / V))).u32(t.n).f32(1 - lr * t.weightDecay);
+    const units = segmentParams(params, g, (t) => params.f32(1 - lr * t.weightDecay));
     const dyn = lossScale !== undefined;
-    const pipe = getPipeline(batch.device, `adamw.adamw_v${V}${dyn ? '_dynamic' : ''}_x${group.length}`, () => adamwSource(V, dyn, group.length));
-    batch.dispatch(pipe, [...group.flatMap((t) => ROLES.map((r) => t[r])), ...extra], params, grid(Math.ceil(units / WG)));
+    const pipe = getPipeline(batch.device, `adamw.adamw_v${g.V}${dyn ? '_dynamic' : ''}_x${g.items.length}`, () => adamwSource(g.V, dyn, g.items.length));
+    batch.dispatch(pipe, [...g.items.flatMap((t) => ROLES.map((r) => t[r])), ...extra], params, grid(Math.ceil(units / WG)));
   }
 }

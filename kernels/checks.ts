@@ -1,8 +1,9 @@
 // Launch-time checks and WGSL snippets the element-wise kernel files share: binding sizes (a
 // binding too small would be clamped silently by robustness, so we throw instead), aliasing
 // (WebGPU forbids a writable binding overlapping another binding of the same dispatch), the
-// vec4 choice with a guarded tail store, and the whole source of a one-unit-per-thread map kernel.
-import type { Binding } from './runtime.js';
+// vec4 choice with a guarded tail store, the whole source of a one-unit-per-thread map kernel, and
+// the segments of the multi-tensor kernels (AdamW, EMA, sum of squares).
+import type { Binding, Params } from './runtime.js';
 
 function parts(b: Binding): { buffer: GPUBuffer; offset: number; size: number } {
   if ('buffer' in b) {
@@ -99,4 +100,57 @@ fn main(${MAIN_ARGS}) {
   if (i >= p.units) { return; }
   ${o.body}
 }`;
+}
+
+/**
+ * The multi-tensor kernels (as torch's _foreach ops) run several tensors per dispatch as one
+ * concatenation of units; tensor k of a dispatch is "segment k", bound by the kernel's own arrays,
+ * its units e(k−1) ≤ i < ek. A segment group: up to `per` of the items with n > 0 (each keeps k, its
+ * index in the caller's list, for messages), and one vec width for all of them.
+ */
+export interface SegmentGroup<T> {
+  items: (T & { k: number })[];
+  V: 1 | 4;
+}
+
+export function segmentGroups<T extends { n: number }>(items: T[], per: number, bindings: (t: T) => Binding[]): SegmentGroup<T>[] {
+  const live = items.map((t, k) => ({ ...t, k })).filter((t) => t.n > 0);
+  const groups: SegmentGroup<T>[] = [];
+  for (let first = 0; first < live.length; first += per) {
+    const group = live.slice(first, first + per);
+    groups.push({ items: group, V: group.every((t) => vecWidth(t.n, ...bindings(t)) === 4) ? 4 : 1 });
+  }
+  return groups;
+}
+
+/** WGSL fields of the uniform for `count` segments: ek (end unit) and nk (elements), then `more(k)`. */
+export function segmentFields(count: number, more: (k: number) => string = () => ''): string {
+  return Array.from({ length: count }, (_, k) => `e${k}: u32, n${k}: u32${more(k)}`).join(', ');
+}
+
+/** Units of segment `t` in group `g`. */
+const segmentUnits = <T extends { n: number }>(g: SegmentGroup<T>, t: T) => Math.ceil(t.n / g.V);
+
+/** Units of all the group's segments. */
+export function groupUnits<T extends { n: number }>(g: SegmentGroup<T>): number {
+  return g.items.reduce((s, t) => s + segmentUnits(g, t), 0);
+}
+
+/** Fills what segmentFields declares (`more` adds an item's own fields); returns the units in all. */
+export function segmentParams<T extends { n: number }>(p: Params, g: SegmentGroup<T>, more: (t: T) => void = () => {}): number {
+  let units = 0;
+  for (const t of g.items) {
+    p.u32((units += segmentUnits(g, t))).u32(t.n);
+    more(t);
+  }
+  return units;
+}
+
+/** WGSL: for unit i of the dispatch, the segment k that holds it runs `body(k)` with j its unit in
+ *  the segment; each body must return. Past the last segment nothing runs. */
+export function segmentBranches(count: number, body: (k: number) => string): string {
+  return Array.from({ length: count }, (_, k) => `if (i < p.e${k}) {
+    let j = i - ${k === 0 ? '0u' : `p.e${k - 1}`};
+    ${body(k)}
+  }`).join('\n  ');
 }

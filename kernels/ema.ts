@@ -3,7 +3,7 @@
 // A model's teacher has a tensor per weight (136 in the base encoder): one dispatch takes up to
 // MAX_PAIRS of them (as torch's _foreach ops), each thread one unit of the concatenation, so a
 // step records a few dispatches instead of one per tensor.
-import { checkCount, linearIndex, MAIN_ARGS, requireBytes, requireDisjoint, storeFn, unitType, vecWidth } from './checks.js';
+import { checkCount, linearIndex, MAIN_ARGS, requireBytes, requireDisjoint, segmentBranches, segmentFields, segmentGroups, segmentParams, storeFn, unitType } from './checks.js';
 import { getPipeline, grid, Params, type Binding, type CommandBatch } from './runtime.js';
 
 const WG = 256;
@@ -17,26 +17,23 @@ export interface EmaPair {
   n: number;
 }
 
-/** Pair k: binding 2k the teacher, 2k+1 the student; units e(k−1) ≤ i < ek of the dispatch are its. */
+/** Pair k: binding 2k the teacher, 2k+1 the student (segment k). */
 function emaSource(V: 1 | 4, pairs: number): string {
   const T = unitType(V);
-  const decls: string[] = [], puts: string[] = [], steps: string[] = [];
-  const fields: string[] = [];
+  const decls: string[] = [], puts: string[] = [];
   for (let k = 0; k < pairs; k++) {
     decls.push(`@group(0) @binding(${2 * k}) var<storage, read_write> t${k}: array<${T}>;`, `@group(0) @binding(${2 * k + 1}) var<storage, read> s${k}: array<${T}>;`);
-    fields.push(`e${k}: u32, n${k}: u32`);
     puts.push(storeFn(`t${k}`, V, `p.n${k}`));
-    steps.push(`if (i < p.e${k}) { let j = i - ${k === 0 ? '0u' : `p.e${k - 1}`}; put_t${k}(j, p.momentum * t${k}[j] + p.oneMinusMomentum * s${k}[j]); return; }`);
   }
   return /* wgsl */ `
-struct P { momentum: f32, oneMinusMomentum: f32, ${fields.join(', ')} }
+struct P { momentum: f32, oneMinusMomentum: f32, ${segmentFields(pairs)} }
 ${decls.join('\n')}
 @group(0) @binding(${2 * pairs}) var<uniform> p: P;
 ${puts.join('\n')}
 @compute @workgroup_size(${WG})
 fn main(${MAIN_ARGS}) {
   let i = ${linearIndex(WG)};
-  ${steps.join('\n  ')}
+  ${segmentBranches(pairs, (k) => `put_t${k}(j, p.momentum * t${k}[j] + p.oneMinusMomentum * s${k}[j]);\n    return;`)}
 }`;
 }
 
@@ -49,26 +46,21 @@ export function emaUpdate(batch: CommandBatch, pairs: EmaPair[], momentum: numbe
     requireBytes(K, `pair ${k} teacher`, teacher, 4 * n, `n=${n}`);
     requireBytes(K, `pair ${k} student`, student, 4 * n, `n=${n}`);
   });
-  // (numbered as the caller's pairs in messages)
-  const live = pairs.map((q, k) => ({ ...q, k })).filter((q) => q.n > 0);
-  const perDispatch = Math.min(MAX_PAIRS, Math.floor(batch.device.limits.maxStorageBuffersPerShaderStage / 2));
-  for (let first = 0; first < live.length; first += perDispatch) {
-    const group = live.slice(first, first + perDispatch);
+  const per = Math.min(MAX_PAIRS, Math.floor(batch.device.limits.maxStorageBuffersPerShaderStage / 2));
+  for (const g of segmentGroups(pairs, per, (q) => [q.teacher, q.student])) {
     // A teacher written in one dispatch must not be read or written through any other binding of it.
-    for (const q of group) {
+    for (const q of g.items) {
       const others: [string, Binding][] = [];
-      for (const o of group) {
+      for (const o of g.items) {
         if (o !== q) others.push([`pair ${o.k} teacher`, o.teacher]);
         others.push([`pair ${o.k} student`, o.student]);
       }
       requireDisjoint(K, [`pair ${q.k} teacher`, q.teacher], ...others);
     }
-    const V = group.every((q) => vecWidth(q.n, q.teacher, q.student) === 4) ? 4 : 1;
     // 1 − m in float64: with m = 0.996 the f32 of (1 − m) is closer than 1 − f32(m)
     const params = new Params().f32(momentum).f32(1 - momentum);
-    let units = 0;
-    for (const q of group) params.u32((units += Math.ceil(q.n / V))).u32(q.n);
-    const pipe = getPipeline(batch.device, `ema.ema_v${V}_x${group.length}`, () => emaSource(V, group.length));
-    batch.dispatch(pipe, group.flatMap((q) => [q.teacher, q.student]), params, grid(Math.ceil(units / WG)));
+    const units = segmentParams(params, g);
+    const pipe = getPipeline(batch.device, `ema.ema_v${g.V}_x${g.items.length}`, () => emaSource(g.V, g.items.length));
+    batch.dispatch(pipe, g.items.flatMap((q) => [q.teacher, q.student]), params, grid(Math.ceil(units / WG)));
   }
 }

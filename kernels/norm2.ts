@@ -3,7 +3,7 @@
 // statistics. Two passes through partials.ts (its per-device scratch is documented there); a pass
 // covers up to MAX_INPUTS buffers, each workgroup striding over their concatenation, so a model's
 // ~200 gradients take a few dispatches instead of two each.
-import { checkCount, requireBytes, requireDisjoint, unitType, vecWidth } from './checks.js';
+import { checkCount, requireBytes, requireDisjoint, groupUnits, segmentBranches, segmentFields, segmentGroups, segmentParams, unitType } from './checks.js';
 import { fill } from './elementwise.js';
 import { maskTail, reduceTerms } from './partials.js';
 import type { Binding, CommandBatch } from './runtime.js';
@@ -16,15 +16,11 @@ export interface SquaresInput {
   n: number;
 }
 
-/** Input k is x{k}; units e(k−1) ≤ i < ek of the pass are its. */
+/** Input k is x{k} (segment k); past the last one a unit adds 0. */
 function term(V: 1 | 4, inputs: number): string {
-  const parts: string[] = [];
-  for (let k = 0; k < inputs; k++) {
-    const j = k === 0 ? 'i' : `i - p.e${k - 1}`;
-    const sq = V === 4 ? `let v = ${maskTail(`x${k}[j]`, 'j', `p.n${k}`)}; return dot(v, v);` : `return x${k}[j] * x${k}[j];`;
-    parts.push(`  if (i < p.e${k}) { let j = ${j}; ${sq} }`);
-  }
-  return `${parts.join('\n')}
+  const square = (k: number) => (V === 4 ? `let v = ${maskTail(`x${k}[j]`, 'j', `p.n${k}`)};
+    return dot(v, v);` : `return x${k}[j] * x${k}[j];`);
+  return `  ${segmentBranches(inputs, square)}
   return 0.0;`;
 }
 
@@ -37,25 +33,17 @@ export function sumSquares(batch: CommandBatch, xs: SquaresInput[], out: Binding
     requireBytes(K, `input ${k} x`, x, 4 * n, `n=${n}`);
     requireDisjoint(K, ['out', out], [`input ${k} x`, x]);
   });
-  const live = xs.filter((x) => x.n > 0);
-  if (live.length === 0) {
-    if (!accumulate) fill(batch, out, 1, 0);
-    return;
-  }
-  const perPass = Math.max(1, Math.min(MAX_INPUTS, batch.device.limits.maxStorageBuffersPerShaderStage - 1));
-  for (let first = 0, g = 0; first < live.length; first += perPass, g++) {
-    const group = live.slice(first, first + perPass);
-    const V = group.every((q) => vecWidth(q.n, q.x) === 4) ? 4 : 1;
-    const decls = group.map((_, k) => `@group(0) @binding(${k}) var<storage, read> x${k}: array<${unitType(V)}>;`).join('\n');
-    const ends: number[] = [];
-    for (const q of group) ends.push((ends[ends.length - 1] ?? 0) + Math.ceil(q.n / V));
-    const units = ends[ends.length - 1];
+  const groups = segmentGroups(xs, Math.max(1, Math.min(MAX_INPUTS, batch.device.limits.maxStorageBuffersPerShaderStage - 1)), (q) => [q.x]);
+  if (groups.length === 0 && !accumulate) fill(batch, out, 1, 0);
+  groups.forEach((g, pass) => {
+    const count = g.items.length;
+    const decls = g.items.map((_, k) => `@group(0) @binding(${k}) var<storage, read> x${k}: array<${unitType(g.V)}>;`).join('\n');
     reduceTerms(
       batch,
-      { key: `sumSquares_v${V}_x${group.length}`, decls, inputs: group.length, term: term(V, group.length), fields: group.map((_, k) => `, e${k}: u32, n${k}: u32`).join('') },
-      group.map((q) => q.x),
+      { key: `sumSquares_v${g.V}_x${count}`, decls, inputs: count, term: term(g.V, count), fields: `, ${segmentFields(count)}` },
+      g.items.map((q) => q.x),
       out,
-      { n: 0, units, scale: 1, accumulate: accumulate || g > 0, more: (p) => group.forEach((q, k) => p.u32(ends[k]).u32(q.n)) },
+      { n: 0, units: groupUnits(g), scale: 1, accumulate: accumulate || pass > 0, more: (p) => segmentParams(p, g) },
     );
-  }
+  });
 }
