@@ -34,7 +34,7 @@ part() { # part NAME SECONDS ENTRY ARGS... : one node entry of the kit, logged w
     for w in ${PARTS//,/ }; do [[ $name == *$w* ]] && hit=1; done
     [ -n "$hit" ] || return 0
   fi
-  echo "=== $name (limit ${limit}s): $*"
+  echo "=== $name (limit ${limit}s, $(date -u +%T)): $*"
   local t0=$SECONDS
   # Dawn prints every uncaptured GPU error in full (a peer out of memory gives thousands): keep the first 40 lines
   timeout "$limit" bash $kit/remote.sh "$@" 2>&1 | awk '
@@ -54,6 +54,12 @@ run() {
   [ "$quick" = --quick ] && { scale=ci; preset=(--preset tiny --batch 4); steps=(--steps 2 --warmup 1); iters=(--iters 2 --warmup 1); save=; peer=(--peer tfjs --peer-batch 2); }
   mkdir -p "$out" bench/results
   touch "$out/.start"
+  # the card's memory in use twice a second, to line up with the parts' start times in log.txt
+  local smi=
+  if command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-gpu=timestamp,memory.used,memory.total --format=csv,noheader -lms 500 > "$out/gpumem.csv" 2>&1 &
+    smi=$!
+  fi
   {
     echo "gpu.sh run $quick on $(hostname), $(date -u +%FT%TZ), commit $(cat $kit/COMMIT | tr '\n' ' ')"
     # correctness first: the kernels take their GPU variants (tiles, unrolled loops, subgroup matrices) only here
@@ -72,6 +78,7 @@ run() {
     part embed 60 $kit/cli.mjs bench embed "${preset[@]}" "${iters[@]}" --peer tfjs --profile $save
     part embed-f16 45 $kit/cli.mjs bench embed "${preset[@]}" "${iters[@]}" --precision f16 --peer tfjs --profile $save
   } | tee "$out/log.txt"
+  [ -n "$smi" ] && kill "$smi"
   grep -E '^(=== .*exit|met|missed|not run|ratio|node: |ours |tfjs |PyTorch |adapter|features|subgroups|GPU time|  [a-z][a-zA-Z0-9_.-]* +[0-9.]+ ms)|GPU goals|passed, |FAILED' "$out/log.txt" > "$out/summary.txt"
   rm -f "$out/.start"
   cat "$out/summary.txt"

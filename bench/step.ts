@@ -220,8 +220,7 @@ async function sideBySide(
     await engine.sync();
     // Everything we hold goes back to the GPU before the peer runs: its memory is then the card's.
     await matmulTunesSettled(engine.device);
-    engine.pool.trim();
-    await engine.sync(); // Dawn frees a destroyed buffer's memory at a later device tick
+    await engine.releaseMemory();
   }
   let peers: Measured | undefined;
   let failed: { batch: number; error: string }[] = [];

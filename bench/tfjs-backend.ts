@@ -16,6 +16,7 @@
 // So a try must start from a new peer (bench/tfjs-jepa.ts, built from CPU copies of the weights)
 // on a backend none of whose buffers a failed try has touched: freshTfjsBackend below.
 import type * as tfjs from '@tensorflow/tfjs';
+import { releaseDestroyed } from '../kernels/runtime.js';
 import { tfSync } from './harness.js';
 
 type Tf = typeof import('@tensorflow/tfjs');
@@ -54,15 +55,16 @@ export async function freshTfjsBackend(tf: Tf, outside = 0): Promise<'backend' |
   }
   if (outside > 0) {
     if (old.bufferManager) emptyPool(old.bufferManager);
+    await releaseDestroyed(device);
     return 'pool';
   }
   const Backend = old.constructor as new (device: GPUDevice, adapterInfo: unknown) => tfjs.KernelBackend;
   const adapterInfo = old.adapterInfo; // tfjs's AdapterInfo: vendor and architecture, all its constructor reads
   tf.removeBackend(name); // disposes it: BufferManager.dispose destroys its free and used buffers
-  // Dawn frees destroyed buffers' memory only at a later device tick: let it, before the next try
-  // allocates. (On an H100 every try after a first out-of-memory still failed to upload its 1.4 GB
-  // of weights; whether this was the cause is not confirmed on a GPU yet.)
-  await device.queue.onSubmittedWorkDone();
+  // Dawn frees destroyed buffers' memory only after a later submit has completed. On an H100 every
+  // try after a first out-of-memory, waiting for the queue alone, still failed to upload the peer's
+  // 1.4 GB of weights (the memory of the failed try was still taken).
+  await releaseDestroyed(device);
   // priority 3, as tfjs-backend-webgpu's own registration (dist/base.js)
   tf.registerBackend(name, () => new Backend(device, adapterInfo), 3);
   if (!(await tf.setBackend(name))) throw new Error(`tfjs: the new '${name}' backend failed to initialise`);

@@ -1,7 +1,7 @@
 // The engine: a device, its buffer pool and the open command batch. Everything the layers above
 // do goes through here: create tensors, record kernels into the batch, submit once per step,
 // read back rarely.
-import { CommandBatch } from '../kernels/runtime.js';
+import { CommandBatch, releaseDestroyed } from '../kernels/runtime.js';
 import { requestGpu, type DeviceOptions, type Gpu } from './device.js';
 import { BufferPool } from './pool.js';
 import { DTYPE_BYTES, shapeSize, Storage, Tensor, type DType } from './tensor.js';
@@ -96,6 +96,14 @@ export class Engine {
     await this.device.queue.onSubmittedWorkDone();
     const lost = this.gpu.lostError();
     if (lost) throw lost;
+  }
+
+  /** Destroys the pool's free buffers and waits until their memory is the driver's again (before
+   *  another user of the device, e.g. a tfjs peer, allocates). */
+  async releaseMemory(): Promise<void> {
+    await this.sync();
+    this.pool.trim();
+    await releaseDestroyed(this.device);
   }
 
   /**

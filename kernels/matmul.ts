@@ -25,6 +25,7 @@
 // decides. Every config adds the k terms of an output in the same order (absent a K split).
 // CPU adapters (lavapipe, SwiftShader) get one config and rolled loops: their shader JIT costs seconds.
 import { ERF_WGSL } from './gelu.js';
+import { KernelProfiler } from './profiler.js';
 import { scratchBuffer } from './rows.js';
 import { CommandBatch, getPipeline, grid, Params, subgroupInfo, type Binding } from './runtime.js';
 
@@ -990,11 +991,28 @@ async function runTune(device: GPUDevice, s0: Shape, prec: MatmulPrecision, key:
   const span = (stride: number, item: number) => (s.batch - 1) * stride + item;
   const bufs: MatmulBuffers = { a: mk((span(s.sA, s.M * s.K) * inB) / 4), b: mk((span(s.sB, s.K * s.N) * inB) / 4), c: mk(span(s.sC, s.M * s.N)) };
   const cb = new CommandBatch(device);
+  // The tune runs while the caller keeps submitting its own work to the same queue (a training step
+  // holds ~0.5 s of GPU work on an H100): timed by the wall clock, a candidate counted whatever the
+  // caller had queued, and in a step a 4× faster subgroup kernel lost to tiled ones. Timestamps
+  // around each of the candidate's own dispatches count its work only.
+  const stamps = device.features.has('timestamp-query');
   const time = async (c: MatmulConfigName, reps: number) => {
-    // Drain first so the measurement starts on an idle queue (the caller's work runs alongside).
+    const p: Plan = { config: c, splits: heuristicSplits(device, s, c) };
+    if (stamps) {
+      const prof = (cb.profiler = new KernelProfiler(device, Math.min(2048, reps * 2)));
+      try {
+        for (let i = 0; i < reps; i++) record(cb, bufs, s, prec, p);
+        cb.submit();
+      } finally {
+        cb.profiler = null;
+      }
+      const ms = (await prof.results()).reduce((sum, k) => sum + k.ms, 0) / reps;
+      prof.destroy();
+      return ms;
+    }
+    // Drain first so the measurement starts on an idle queue.
     await device.queue.onSubmittedWorkDone();
     const t0 = performance.now();
-    const p: Plan = { config: c, splits: heuristicSplits(device, s, c) };
     for (let i = 0; i < reps; i++) record(cb, bufs, s, prec, p);
     cb.submit();
     await device.queue.onSubmittedWorkDone();

@@ -84,6 +84,11 @@ export class KernelProfiler {
     this.resolved = [];
   }
 
+  /** Frees the query sets; call after results(), when nothing profiled is pending. */
+  destroy(): void {
+    for (const set of this.free.splice(0)) set.destroy();
+  }
+
   /** Every kernel's total so far, slowest first (waits for submitted work to be read back). */
   async results(): Promise<KernelTime[]> {
     const reading = this.reading;

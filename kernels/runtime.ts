@@ -116,6 +116,24 @@ interface UniformChunk {
  * Records dispatches, copies and clears into one command encoder; `submit()` uploads the packed
  * uniforms and submits everything at once. Reusable: after submit it starts a new encoder.
  */
+/**
+ * Waits until Dawn has given the memory of buffers destroyed so far back to the driver. Dawn frees
+ * a destroyed buffer's memory once the GPU has passed the serial of the *next* submit
+ * (vulkan/FencedDeleter.cpp queues it at the pending serial), so without a submit after the destroy
+ * the memory stays taken however long one waits: one small submit, then its completion (twice, as
+ * the freeing runs at the device tick after the serial is seen complete).
+ */
+export async function releaseDestroyed(device: GPUDevice): Promise<void> {
+  const scratch = device.createBuffer({ size: 4, usage: GPUBufferUsage.COPY_DST });
+  for (let i = 0; i < 2; i++) {
+    const enc = device.createCommandEncoder();
+    enc.clearBuffer(scratch);
+    device.queue.submit([enc.finish()]);
+    await device.queue.onSubmittedWorkDone();
+  }
+  scratch.destroy();
+}
+
 export class CommandBatch {
   readonly device: GPUDevice;
   private encoder: GPUCommandEncoder | null = null;
