@@ -48,8 +48,9 @@ run() {
   out=${OUT:?set OUT to a folder for the results} # global: part() copies results there
   local quick=${1:-}
   [ -f $kit/test-node.mjs ] || { echo "gpu.sh: $kit is not packed; run 'bash bench/gpu.sh pack' first" >&2; exit 2; }
-  # tfjs's base step needs ~1.4 GB + ~2.8 GB per sample (tf.profile): on an 80 GB card it starts at 16
-  local scale=full preset=(--preset base --batch 64) steps=(--steps 5 --warmup 2) iters=(--iters 10 --warmup 2) save=--save peer=(--peer tfjs --peer-batch 16)
+  # tfjs's base step at batch 16 filled an 80 GB H100 and failed (its counter had asked for 140 GB), and
+  # after that no smaller try could even upload its weights: it starts at 4 and doubles while it fits
+  local scale=full preset=(--preset base --batch 64) steps=(--steps 5 --warmup 2) iters=(--iters 10 --warmup 2) save=--save peer=(--peer tfjs --peer-batch 4)
   # the dry run leaves bench/results/ alone
   [ "$quick" = --quick ] && { scale=ci; preset=(--preset tiny --batch 4); steps=(--steps 2 --warmup 1); iters=(--iters 2 --warmup 1); save=; peer=(--peer tfjs --peer-batch 2); }
   mkdir -p "$out" bench/results
@@ -72,7 +73,7 @@ run() {
     # matmul apart, so a slow autotune cannot starve the bandwidth and attention cases
     part kernels-matmul 100 $kit/main.mjs kernels --scale $scale --group matmul $save
     part kernels-rest 90 $kit/main.mjs kernels --scale $scale --group elementwise,norm,attention,adamw,ema,loss $save
-    # tfjs may still run out of memory and retry at half: its steps take seconds each
+    # tfjs grows its batch until one runs out of memory: its steps take seconds each
     part step 160 $kit/cli.mjs bench step "${preset[@]}" "${steps[@]}" "${peer[@]}" --profile $save
     part step-f16 50 $kit/cli.mjs bench step "${preset[@]}" "${steps[@]}" --precision f16 --profile $save
     part embed 60 $kit/cli.mjs bench embed "${preset[@]}" "${iters[@]}" --peer tfjs --profile $save

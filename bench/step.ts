@@ -226,13 +226,14 @@ async function sideBySide(
   let failed: { batch: number; error: string }[] = [];
   if (tf && initial) {
     // tfjs keeps every intermediate of its composed step, so the asked batch may not fit where ours
-    // does: a GPU error (out of memory) is caught and the batch halved, and the comparison is then by
-    // samples/s. Without the error scopes WebGPU would only log it and the time would be meaningless.
+    // does: a GPU error (out of memory) is caught and the batch halved, a batch that runs is doubled
+    // while it fits (fitBatch), and the comparison is then by samples/s at tfjs's best batch. Without the error scopes WebGPU would only log it and the time would be meaningless.
     // A failed try poisons tfjs (bench/tfjs-backend.ts): each try gets a new peer, and after a
     // failure the backend is replaced (only its pool emptied if the caller holds tfjs tensors).
     const outside = tf.memory().numTensors;
-    ({ result: peers, failed } = await halvingBatches(
+    ({ result: peers, failed } = await fitBatch(
       o.peerBatch ?? B,
+      B,
       async (b) => {
         const device = tfjsDevice(tf);
         const peer = new TfJepa(tf, cfg, initial);
@@ -259,10 +260,12 @@ async function sideBySide(
           peer.dispose();
         }
       },
+      (m) => m.samplesPerSec,
       (failure) => {
         // What tfjs still holds after the try disposed its peer: the diagnosis if the next try fails too.
+        // Its byte counter adds every buffer it asked for, those whose allocation failed included.
         const mem = tf.memory() as { numTensors: number; numBytesAllocatedInGPU?: number };
-        failure.error += ` [after it tfjs held ${mem.numTensors} tensors, ${((mem.numBytesAllocatedInGPU ?? 0) / 2 ** 20).toFixed(0)} MiB on the GPU]`;
+        failure.error += ` [after it tfjs held ${mem.numTensors} tensors and counted ${((mem.numBytesAllocatedInGPU ?? 0) / 2 ** 20).toFixed(0)} MiB as allocated]`;
         return freshTfjsBackend(tf, outside);
       },
     ));
@@ -291,25 +294,37 @@ async function profileOnce(engine: Engine, call: () => void): Promise<NonNullabl
   return { families: byFamily(kernels), kernels };
 }
 
-/** Runs attempt(B), then attempt(B/2), … down to 1 until one resolves; each rejection is recorded
- *  (first line of its message) and followed by afterFailure with that record (awaited: the next try
- *  starts after it; it may add to the record). */
-export async function halvingBatches<T>(
-  B: number,
+/**
+ * The batch the peer runs at: attempt(start), halved while it rejects (down to 1); after the first
+ * success, doubled while the batch stays within `max`, below any that failed, and each try succeeds. Resolves to the try with
+ * the best score (the peer's samples/s), and every rejection (first line of its message), each
+ * followed by afterFailure with that record (awaited; it may add to the record). Growing stops at the
+ * first failure: on an H100 a tfjs try that ran out of memory left the card full (81 of 81 GB by
+ * nvidia-smi) after its backend was replaced, and every smaller try then failed to upload 1.4 GB.
+ */
+export async function fitBatch<T>(
+  start: number,
+  max: number,
   attempt: (batch: number) => Promise<T>,
+  score: (result: T) => number,
   afterFailure: (failure: { batch: number; error: string }) => unknown = () => {},
 ): Promise<{ result?: T; failed: { batch: number; error: string }[] }> {
   const failed: { batch: number; error: string }[] = [];
-  for (let b = B; b >= 1; b = Math.floor(b / 2)) {
+  let best: T | undefined;
+  // growing never retries a batch that has failed (the halving's): it would not fit now either
+  const untried = (b: number) => best === undefined || failed.every((f) => f.batch > b);
+  for (let b = start; b >= 1 && b <= max && untried(b); b = best === undefined ? Math.floor(b / 2) : 2 * b) {
     try {
-      return { result: await attempt(b), failed };
+      const r = await attempt(b);
+      if (best === undefined || score(r) > score(best)) best = r;
     } catch (e) {
       const failure = { batch: b, error: (e as Error).message.split('\n')[0] };
       failed.push(failure);
       await afterFailure(failure);
+      if (best !== undefined) break;
     }
   }
-  return { failed };
+  return { result: best, failed };
 }
 
 /** Training-step throughput: ours, and tfjs's composed step when o.peer is 'tfjs'. */

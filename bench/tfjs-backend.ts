@@ -61,9 +61,10 @@ export async function freshTfjsBackend(tf: Tf, outside = 0): Promise<'backend' |
   const Backend = old.constructor as new (device: GPUDevice, adapterInfo: unknown) => tfjs.KernelBackend;
   const adapterInfo = old.adapterInfo; // tfjs's AdapterInfo: vendor and architecture, all its constructor reads
   tf.removeBackend(name); // disposes it: BufferManager.dispose destroys its free and used buffers
-  // Dawn frees destroyed buffers' memory only after a later submit has completed. On an H100 every
-  // try after a first out-of-memory, waiting for the queue alone, still failed to upload the peer's
-  // 1.4 GB of weights (the memory of the failed try was still taken).
+  // Dawn frees destroyed buffers' memory only after a later submit has completed. That gave our own
+  // 65 GB back on an H100, but not tfjs's after an out-of-memory try: the card stayed full (nvidia-smi)
+  // and every smaller try failed to upload its 1.4 GB of weights; the holder is not known. Hence
+  // fitBatch (bench/step.ts) starts small and grows, and stops at the first failure.
   await releaseDestroyed(device);
   // priority 3, as tfjs-backend-webgpu's own registration (dist/base.js)
   tf.registerBackend(name, () => new Backend(device, adapterInfo), 3);

@@ -20,8 +20,9 @@
 // (test/kernels/subgroup-emulation.ts).
 // Elsewhere f16 goes through the tiled kernel, converted to f32 on load.
 //
-// The tile config is chosen per device and shape class by timing the candidates once
-// (queue.onSubmittedWorkDone) in the background at first use; until that finishes a size heuristic
+// The tile config is chosen per device and shape class by timing the candidates once in the
+// background at first use (by timestamps around their own dispatches where the device has
+// 'timestamp-query', else by the wall clock on a drained queue); until that finishes a size heuristic
 // decides. Every config adds the k terms of an output in the same order (absent a K split).
 // CPU adapters (lavapipe, SwiftShader) get one config and rolled loops: their shader JIT costs seconds.
 import { ERF_WGSL } from './gelu.js';
