@@ -1,16 +1,17 @@
-import { broadcastAxis, reduceAxis } from '../../kernels/reduce.js';
+import { broadcastAxis, reduceAxis, rowSumLayout } from '../../kernels/reduce.js';
 import { Rng } from '../../engine/random.js';
 import { assert, assertClose, expectThrow, getEngine, poisoned, randomArray } from '../helpers.js';
-import { broadcastRef, dot, f64, numericGrad, reduceRef, withGridLimit } from './norm-ref.js';
+import { broadcastRef, dot, f64, numericGrad, reduceRef, withGridLimit, withoutSubgroups } from './norm-ref.js';
 
 const TOL = 1e-5;
 
 // [outer, reduce, inner]: single elements, row sums (inner 1), bias-gradient shapes (outer 1),
 // mean-pooling shapes, inner not a power of two, long axes that take the split two-pass path
 // (1 × 100003 × 1, 1 × 5000 × 70, 1 × 1031 × 768), 70000 short rows (256 per workgroup), and an
-// empty axis.
+// empty axis. Row sums of 32 floats and more, up to 32 per lane, take the subgroup-per-row kernel
+// (up to 256 floats on lavapipe's 8-lane subgroups, 1024 on NVIDIA's 32).
 const SHAPES: [number, number, number][] = [
-  [1, 1, 1], [1, 7, 1], [3, 1000, 1], [70000, 3, 1], [1, 25, 5], [1, 1031, 13], [2, 17, 768],
+  [1, 1, 1], [1, 7, 1], [3, 1000, 1], [70000, 3, 1], [9, 100, 1], [5, 256, 1], [7, 45, 1], [1, 25, 5], [1, 1031, 13], [2, 17, 768],
   [4, 37, 3], [3, 50, 96], [1, 100003, 1], [1, 5000, 70], [1, 1031, 768], [3, 0, 5],
 ];
 
@@ -25,7 +26,12 @@ async function checkReduce(shapes: [number, number, number][], seed: number): Pr
       const tx = engine.upload(x), y = prior ? engine.upload(prior) : poisoned(engine, [outer * inner]);
       reduceAxis(engine.batch, tx.buffer, y.buffer, { outer, reduce, inner, mean: mode === 'mean', accumulate: mode === 'accumulate' });
       const ref = reduceRef(x, outer, reduce, inner, mode === 'mean').map((v, i) => v + (prior ? prior[i] : 0));
-      assertClose(await engine.read(y), ref, TOL, `reduceAxis ${mode} [${outer}, ${reduce}, ${inner}]`);
+      // A sum's rounding error scales with the sum of magnitudes, not with the sum: random signs can
+      // cancel to almost nothing (1e5 values once summed to -1.08, off by 5e-6, a relative 5e-5).
+      const size = reduceRef(x.map(Math.abs), outer, reduce, inner, mode === 'mean').map((v, i) => v + (prior ? Math.abs(prior[i]) : 0));
+      const out = await engine.read(y);
+      const what = `reduceAxis ${mode} [${outer}, ${reduce}, ${inner}]`;
+      out.forEach((v, i) => assert(Math.abs(v - ref[i]) <= TOL * size[i], `${what}: element ${i} is ${v}, want ${ref[i]} within ${TOL} of Σ|x| = ${size[i]}`));
       tx.dispose();
       y.dispose();
     }
@@ -64,6 +70,17 @@ describe('kernels/reduce', () => {
   });
 
   it('reduceAxis against float64 (sum, mean, accumulate)', () => checkReduce(SHAPES, 2));
+
+  it('row sums: rows that fit a subgroup take one subgroup per row (f32 and vec4 loads), others the column kernel', async () => {
+    const { device } = await getEngine();
+    const rowSums = SHAPES.filter(([o, r, i]) => i === 1 && o * r > 0);
+    if (device.features.has('subgroups')) {
+      const taken = new Set(rowSums.map(([o, r]) => rowSumLayout(device, o, r, 1)?.vec ?? 'columns'));
+      for (const path of [1, 4, 'columns']) assert(taken.has(path as never), `no row-sum shape takes ${path} (took ${[...taken]})`);
+    }
+    // the column kernel's row sums, where the device has subgroups too
+    await withoutSubgroups(() => checkReduce(rowSums, 9));
+  });
 
   it('reduceAxis: calls sharing one batch while the scratch grows', async () => {
     const engine = await getEngine();
