@@ -37,7 +37,10 @@ if (!isBrowser) {
       const r = { kind: 'step' as const, preset: 'base', precision: 'f32' as const, batch: 64, steps: 5, warmup: 2, device, ours: m(320), tfjs: m(1600), ratio: 5 };
       const text = formatBench(r);
       // 64 000 / 320 = 200 samples/s = 94% of 212; tfjs 40 samples/s = 19%
-      assert(text.includes(`PyTorch on an H100, same step: ${PYTORCH_STEP_H100.fp32} samples/s fp32`) && text.includes('ours = 94% of its fp32, tfjs = 19%') && text.includes('not an H100'), text);
+      assert(text.includes(`PyTorch on an H100, same step: ${PYTORCH_STEP_H100.fp32} samples/s fp32`) && text.includes('ours = 94% of its fp32, tfjs = 19% of its fp32') && text.includes('not an H100'), text);
+      // mixed precision against its AMP step: 200 / 316 = 63%
+      const f16 = formatBench({ ...r, precision: 'f16' });
+      assert(f16.includes(`${PYTORCH_STEP_H100.amp} AMP; ours = 63% of its AMP, tfjs = 19% of its fp32`), f16);
       assert(!formatBench({ ...r, preset: 'tiny' }).includes('PyTorch') && !formatBench({ ...r, batch: 4 }).includes('PyTorch'), 'no anchor for other configurations');
       assert(!formatBench({ ...r, device: { ...device, device: 'nvidia-h100-80gb-hbm3' } }).includes('not an H100'), 'an H100 is comparable');
       // tfjs out of memory at 64 and 32, run at 16: the failures are shown and the ratio is by samples/s
