@@ -68,8 +68,10 @@ export interface Measured {
    *  a step's submit, and its idle time between one submit's end and the next one's start. */
   gpuMsPerStep?: number;
   gpuIdleMsPerStep?: number;
+  /** Peak bytes of live tensors. */
   peakBytes: number;
-  /** tfjs only: bytes its WebGPU backend holds on the GPU after the timed steps (incl. its pool). */
+  /** Bytes held on the GPU, free buffers of the side's pool included: ours, the pool's peak over the
+   *  timed loop; tfjs, what its WebGPU backend holds after it (its pool never gives memory back). */
   gpuAllocatedBytes?: number;
 }
 
@@ -167,7 +169,7 @@ async function measureOurs(engine: Engine, batch: number, warmup: number, iters:
   // (only when every submit of the loop was timed)
   const gpu = timer && timer.seen === spans.length ? busyAndIdle(spans) : null;
   // The GPU's time per step, and its idle time between steps (waiting for the CPU).
-  return { ...measured(t, batch, engine.pool.peakBytes), ...(gpu ? { gpuMsPerStep: gpu.busyMs / iters, gpuIdleMsPerStep: gpu.idleMs / Math.max(1, iters - 1) } : {}) };
+  return { ...measured(t, batch, engine.pool.peakBytes), gpuAllocatedBytes: engine.pool.peakHeldBytes, ...(gpu ? { gpuMsPerStep: gpu.busyMs / iters, gpuIdleMsPerStep: gpu.idleMs / Math.max(1, iters - 1) } : {}) };
 }
 
 /** tfjs: timeLoop, then the GPU bytes its backend holds and tf.profile's peak over one more call. */
@@ -371,7 +373,7 @@ export function formatBench(r: BenchResult): string {
   const unit = r.kind === 'step' ? 'samples/s' : 'ECGs/s';
   const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
   const line = (who: string, m: Measured) =>
-    `${who.padEnd(5)} ${m.msPerStep.toFixed(2).padStart(9)} ms/${r.kind === 'step' ? 'step' : 'batch'} (CPU ${m.cpuMsPerStep.toFixed(1)}${m.gpuMsPerStep !== undefined ? `, GPU ${m.gpuMsPerStep.toFixed(1)} + idle ${m.gpuIdleMsPerStep!.toFixed(1)}` : ''})  ${m.samplesPerSec.toFixed(1).padStart(9)} ${unit}  peak ${mib(m.peakBytes)}${m.gpuAllocatedBytes !== undefined ? ` (GPU allocated ${mib(m.gpuAllocatedBytes)})` : ''}`;
+    `${who.padEnd(5)} ${m.msPerStep.toFixed(2).padStart(9)} ms/${r.kind === 'step' ? 'step' : 'batch'} (CPU ${m.cpuMsPerStep.toFixed(1)}${m.gpuMsPerStep !== undefined ? `, GPU ${m.gpuMsPerStep.toFixed(1)} + idle ${m.gpuIdleMsPerStep!.toFixed(1)}` : ''})  ${m.samplesPerSec.toFixed(1).padStart(9)} ${unit}  peak ${mib(m.peakBytes)}${m.gpuAllocatedBytes !== undefined ? ` (held on the GPU ${mib(m.gpuAllocatedBytes)})` : ''}`;
   return [
     `${r.kind} preset ${r.preset}, ${r.precision}, batch ${r.batch}, ${r.steps} timed after ${r.warmup} warm-up, on ${r.device.vendor} / ${r.device.device}`,
     line('ours', r.ours),

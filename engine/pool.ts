@@ -32,6 +32,8 @@ export interface PoolStats {
   liveBuffers: number;
   peakBytes: number;
   pooledBytes: number;
+  /** Peak of live + pooled bytes: what the pool held on the device at most. */
+  peakHeldBytes: number;
   created: number;
   reused: number;
 }
@@ -47,6 +49,8 @@ export class BufferPool {
   liveBuffers = 0;
   peakBytes = 0;
   pooledBytes = 0;
+  /** Peak of liveBytes + pooledBytes (since resetPeak): the device memory the pool held at most. */
+  peakHeldBytes = 0;
   created = 0;
   reused = 0;
 
@@ -69,6 +73,7 @@ export class BufferPool {
       const max = this.device.limits.maxBufferSize;
       if (cls > max) throw new RangeError(`buffer of ${bytes} bytes exceeds this device's maxBufferSize (${max})`);
       buffer = this.device.createBuffer({ size: cls, usage: STORAGE_USAGE });
+      this.peakHeldBytes = Math.max(this.peakHeldBytes, this.liveBytes + this.pooledBytes + cls);
       this.sizes.set(buffer, cls);
       this.ids.set(buffer, this.created++);
     }
@@ -101,10 +106,11 @@ export class BufferPool {
 
   resetPeak(): void {
     this.peakBytes = this.liveBytes;
+    this.peakHeldBytes = this.liveBytes + this.pooledBytes;
   }
 
   stats(): PoolStats {
-    const { liveBytes, liveBuffers, peakBytes, pooledBytes, created, reused } = this;
-    return { liveBytes, liveBuffers, peakBytes, pooledBytes, created, reused };
+    const { liveBytes, liveBuffers, peakBytes, pooledBytes, peakHeldBytes, created, reused } = this;
+    return { liveBytes, liveBuffers, peakBytes, pooledBytes, peakHeldBytes, created, reused };
   }
 }

@@ -30,6 +30,16 @@ describe('engine/pool', () => {
     const again = engine.scope(() => engine.empty([999]));
     assert(engine.pool.created === created, 'no new buffer created');
     assert(engine.pool.peakBytes >= after.liveBytes + sizeClass(12000), 'peak recorded');
+    // held = live + pooled: a reused buffer adds nothing, a new one its class
+    const held = engine.pool.peakHeldBytes;
+    assert(held >= engine.pool.liveBytes + engine.pool.pooledBytes, `held peak ${held} covers live + pooled`);
+    engine.scope(() => void engine.empty([1000, 3]));
+    assert(engine.pool.peakHeldBytes === held, 'reuse holds no more');
+    engine.pool.resetPeak();
+    const base2 = engine.pool.liveBytes + engine.pool.pooledBytes;
+    assert(engine.pool.peakHeldBytes === base2, `reset to live + pooled: ${engine.pool.peakHeldBytes} vs ${base2}`);
+    engine.scope(() => void engine.empty([3_000_001]));
+    assert(engine.pool.peakHeldBytes === base2 + sizeClass(12_000_004), `a new buffer adds its class: ${engine.pool.peakHeldBytes - base2}`);
     again.dispose();
     assert(engine.pool.stats().liveBytes === base.liveBytes, 'back to baseline');
   });
