@@ -113,15 +113,12 @@ interface UniformChunk {
 }
 
 /**
- * Records dispatches, copies and clears into one command encoder; `submit()` uploads the packed
- * uniforms and submits everything at once. Reusable: after submit it starts a new encoder.
- */
-/**
  * Waits until Dawn has given the memory of buffers destroyed so far back to the driver. Dawn frees
  * a destroyed buffer's memory once the GPU has passed the serial of the *next* submit
  * (vulkan/FencedDeleter.cpp queues it at the pending serial), so without a submit after the destroy
- * the memory stays taken however long one waits: one small submit, then its completion (twice, as
- * the freeing runs at the device tick after the serial is seen complete).
+ * the memory stays taken however long one waits: one small submit, then its completion (twice, in
+ * case the freeing runs only at a later device tick). On an H100 this took our pool's 65 GB back
+ * to 0.9 GB by nvidia-smi.
  */
 export async function releaseDestroyed(device: GPUDevice): Promise<void> {
   const scratch = device.createBuffer({ size: 4, usage: GPUBufferUsage.COPY_DST });
@@ -134,6 +131,10 @@ export async function releaseDestroyed(device: GPUDevice): Promise<void> {
   scratch.destroy();
 }
 
+/**
+ * Records dispatches, copies and clears into one command encoder; `submit()` uploads the packed
+ * uniforms and submits everything at once. Reusable: after submit it starts a new encoder.
+ */
 export class CommandBatch {
   readonly device: GPUDevice;
   private encoder: GPUCommandEncoder | null = null;

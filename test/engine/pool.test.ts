@@ -44,6 +44,20 @@ describe('engine/pool', () => {
     assert(engine.pool.stats().liveBytes === base.liveBytes, 'back to baseline');
   });
 
+  it('releaseMemory destroys the free buffers and leaves the live ones usable', async () => {
+    const engine = await getEngine();
+    const kept = engine.upload(new Float32Array([1, 2, 3]));
+    engine.scope(() => void engine.empty([5000]));
+    assert(engine.pool.pooledBytes > 0, 'something pooled');
+    await engine.releaseMemory();
+    assert(engine.pool.pooledBytes === 0 && engine.pool.stats().pooledBytes === 0, `pool emptied: ${engine.pool.pooledBytes}`);
+    const created = engine.pool.created;
+    engine.scope(() => void engine.empty([5000]));
+    assert(engine.pool.created === created + 1, 'the next request creates a buffer');
+    assert(Array.from(await engine.read(kept)).join() === '1,2,3', 'live tensors keep their data');
+    kept.dispose();
+  });
+
   it('does not hand a buffer released in the open batch to an upload', async () => {
     const engine = await getEngine();
     await engine.sync();
