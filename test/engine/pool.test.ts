@@ -1,4 +1,4 @@
-import { sizeClass } from '../../engine/pool.js';
+import { BufferPool, sizeClass } from '../../engine/pool.js';
 import { assert, getEngine } from '../helpers.js';
 
 describe('engine/pool', () => {
@@ -14,7 +14,7 @@ describe('engine/pool', () => {
 
   it('reuses buffers and returns live bytes to the baseline after a scope', async () => {
     const engine = await getEngine();
-    await engine.sync();
+    await engine.releaseMemory(); // no idle buffer of a larger class to lend (earlier tests' leftovers)
     const base = engine.pool.stats();
     engine.scope(() => {
       engine.empty([1000]);
@@ -58,6 +58,28 @@ describe('engine/pool', () => {
     kept.dispose();
   });
 
+  it('with no free buffer of its class, takes an idle one up to twice its size, not one the open batch released', async () => {
+    const { device } = await getEngine();
+    const pool = new BufferPool(device);
+    const big = pool.acquire(7000); // class 7168
+    const huge = pool.acquire(20000); // class 20480
+    pool.release(big);
+    pool.release(huge);
+    const created = () => pool.created; // (read anew each time: asserts narrow a field to a literal)
+    const a = pool.acquire(4000); // class 4096: big was released in this batch, so a new buffer
+    assert(a !== big && created() === 3, `the open batch's buffer stays in its role (created ${created()})`);
+    pool.generation++;
+    const held = pool.liveBytes + pool.pooledBytes;
+    const b = pool.acquire(4000);
+    assert(b === big && created() === 3 && pool.liveBytes + pool.pooledBytes === held, 'an idle larger buffer is taken, holding nothing more');
+    assert(pool.liveBytes === sizeClass(4000) + sizeClass(7000), `live bytes count the class handed out: ${pool.liveBytes}`);
+    const c = pool.acquire(8000); // class 8192: huge is over twice that
+    assert(c !== huge && created() === 4, 'nothing over twice the size');
+    for (const x of [a, b, c]) pool.release(x);
+    assert(pool.liveBytes === 0 && pool.pooledBytes === sizeClass(4000) + sizeClass(7000) + sizeClass(8000) + sizeClass(20000), `each back in its own class: ${pool.pooledBytes}`);
+    pool.trim();
+  });
+
   it('does not hand a buffer released in the open batch to an upload', async () => {
     const engine = await getEngine();
     await engine.sync();
@@ -91,7 +113,7 @@ describe('engine/pool', () => {
 
   it('hands out the oldest free buffer of a class: a repeated allocation sequence gets the same buffers', async () => {
     const engine = await getEngine();
-    await engine.sync();
+    await engine.releaseMemory(); // no idle buffer of a larger class to lend
     // A class no other test uses, so its free list starts empty.
     const shape = [12_345];
     const round = () => {

@@ -139,15 +139,17 @@ describe('model/jepa: training', () => {
     const x = engine.upload(signal(cfg, B, 5), [B, cfg.leads.length, cfg.patchSize * cfg.patches]);
     const mask = buildBatchMask([[2, 3, 6, 7]], B, cfg.leads.length, cfg.patches);
     const s0 = await readParams(model.student.reg);
+    await engine.releaseMemory(); // what earlier tests left in the pool does not shape this loop's buffers
     const losses: number[] = [];
     let first = NaN;
     for (let i = 0; i < 60; i++) {
       const submits = engine.batch.submits, groups = engine.batch.bindGroupsCreated;
       const loss = model.trainStep(x, mask);
       assert(engine.batch.submits === submits + 1, `step ${i}: ${engine.batch.submits - submits} submits`);
-      // The same shapes every step: after the first two the pool hands each role its buffer again,
-      // so every bind group is a cached one.
-      if (i >= 2) assert(engine.batch.bindGroupsCreated === groups, `step ${i}: ${engine.batch.bindGroupsCreated - groups} bind groups made anew`);
+      // The same shapes every step: from the third on (from an empty pool, as trimmed above; a
+      // request may first take an idle buffer of a larger class, engine/pool.ts) the pool hands each
+      // role its buffer again, so every bind group is a cached one.
+      if (i >= 3) assert(engine.batch.bindGroupsCreated === groups, `step ${i}: ${engine.batch.bindGroupsCreated - groups} bind groups made anew`);
       if (i === 0 || i % 10 === 9) {
         const v = (await engine.read(loss))[0];
         losses.push(v);
