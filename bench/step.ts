@@ -229,7 +229,8 @@ async function sideBySide(
   if (tf && initial) {
     // tfjs keeps every intermediate of its composed step, so the asked batch may not fit where ours
     // does: a GPU error (out of memory) is caught and the batch halved, a batch that runs is doubled
-    // while it fits (fitBatch), and the comparison is then by samples/s at tfjs's best batch. Without the error scopes WebGPU would only log it and the time would be meaningless.
+    // while it fits (fitBatch), and the comparison is then by samples/s at tfjs's best batch.
+    // Without the error scopes WebGPU would only log it and the time would be meaningless.
     // A failed try poisons tfjs (bench/tfjs-backend.ts): each try gets a new peer, and after a
     // failure the backend is replaced (only its pool emptied if the caller holds tfjs tensors).
     const outside = tf.memory().numTensors;
@@ -298,10 +299,10 @@ async function profileOnce(engine: Engine, call: () => void): Promise<NonNullabl
 
 /**
  * The batch the peer runs at: attempt(start), halved while it rejects (down to 1); after the first
- * success, doubled while the batch stays within `max`, below any that failed, and each try succeeds. Resolves to the try with
- * the best score (the peer's samples/s), and every rejection (first line of its message), each
- * followed by afterFailure with that record (awaited; it may add to the record). Growing stops at the
- * first failure: on an H100 a tfjs try that ran out of memory left the card full (81 of 81 GB by
+ * success, doubled while the batch stays within `max` and below any that failed. Resolves to the
+ * try with the best score (the peer's samples/s), and every rejection (first line of its message),
+ * each followed by afterFailure with that record (awaited; it may add to the record). Growing stops
+ * at the first failure: on an H100 a tfjs try that ran out of memory left the card full (81 of 81 GB by
  * nvidia-smi) after its backend was replaced, and every smaller try then failed to upload 1.4 GB.
  */
 export async function fitBatch<T>(
