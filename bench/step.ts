@@ -2,7 +2,8 @@
 // step (EcgJepa.trainStep: forward, backward, AdamW, EMA, one submit) and encoder inference,
 // against the TensorFlow.js peer (bench/tfjs-jepa.ts) on the same adapter with the same config,
 // starting weights, input and masks. Timing: `warmup` untimed steps (compilation), then `steps`
-// steps back to back, one wait for the queue to drain at the end, wall-clock / steps.
+// steps back to back (a step's masks cycle through the warm-up's), one wait for the queue to drain
+// at the end, wall-clock / steps.
 // Memory: ours = the buffer pool's peak of live bytes during the timed steps (size-class rounded);
 // tfjs = tf.profile's peak of live tensor bytes over one extra step, and the bytes its backend
 // has allocated on the GPU (tensors + its free pool) after the timed steps.
@@ -104,10 +105,19 @@ function inputs(cfg: EcgJepaConfig, batch: number, seed: number): Float32Array {
   return Float32Array.from({ length: batch * cfg.leads.length * cfg.patches * cfg.patchSize }, () => r.normal());
 }
 
-/** One mask per step, drawn with the configured rule, shared by both sides. */
-function masks(cfg: EcgJepaConfig, batch: number, n: number, seed: number): BatchMask[] {
+/**
+ * The mask of step i (warm-up steps first), drawn with the configured rule and shared by both
+ * sides. The timed steps cycle through the warm-up's masks, so they meet only token counts both
+ * sides have met: a long run's steady state. A fresh mask each step measured tfjs compiling: random
+ * masks change the student's token count, tfjs builds its programs per shape and pools buffers by
+ * exact size, and on an H100 its base step at batch 4 took 4.0 s (3.99 of them CPU) while the
+ * card's memory grew ~5 GB a step, until batch 8 ran out of memory.
+ */
+export function stepMasks(preset: string, batch: number, warmup: number, seed: number): (step: number) => BatchMask {
+  const cfg = benchConfig(preset);
   const r = new Rng(seed);
-  return Array.from({ length: n }, () => drawMask(r, cfg.mask, batch, cfg.leads.length, cfg.patches));
+  const m = Array.from({ length: Math.max(1, warmup) }, () => drawMask(r, cfg.mask, batch, cfg.leads.length, cfg.patches));
+  return (step) => m[step % m.length];
 }
 
 function measured(t: LoopTime, batch: number, peakBytes: number): Measured {
@@ -333,15 +343,15 @@ export async function fitBatch<T>(
 /** Training-step throughput: ours, and tfjs's composed step when o.peer is 'tfjs'. */
 export async function benchStep(engine: Engine, o: StepOptions): Promise<BenchResult> {
   checkCounts({ batch: o.batch, steps: o.steps, warmup: o.warmup, peerBatch: o.peerBatch });
-  const mk = (b: number) => masks(benchConfig(o.preset), b, o.warmup + o.steps + 1, (o.seed ?? 0) + 2);
+  const mk = (b: number) => stepMasks(o.preset, b, o.warmup, (o.seed ?? 0) + 2);
   const ourMasks = mk(o.batch);
   return sideBySide(
     engine, 'step', o, o.warmup, o.steps,
-    (model, x) => (i) => model.trainStep(x, ourMasks[i]).dispose(),
+    (model, x) => (i) => model.trainStep(x, ourMasks(i)).dispose(),
     (peer, xt, b) => {
       // the same masks when the batch is the same; a smaller batch draws its own
       const m = b === o.batch ? ourMasks : mk(b);
-      return { run: (i) => peer.trainStep(xt, m[i]).dispose(), once: () => peer.trainStep(xt, m[o.warmup + o.steps]) };
+      return { run: (i) => peer.trainStep(xt, m(i)).dispose(), once: () => peer.trainStep(xt, m(o.warmup + o.steps)) };
     },
   );
 }

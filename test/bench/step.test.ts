@@ -31,6 +31,18 @@ if (!isBrowser) {
       }
     });
 
+    it("timed steps reuse the warm-up's masks, so they meet no token count the warm-up did not", async () => {
+      const { stepMasks } = await import('../../bench/step.js');
+      const warmup = 3;
+      const m = stepMasks('tiny', 4, warmup, 7);
+      const warm = [0, 1, 2].map(m);
+      for (let i = warmup; i < warmup + 8; i++) assert(warm.includes(m(i)), `step ${i} draws a mask the warm-up did not meet`);
+      assert(new Set(warm).size === warmup, 'the warm-up steps have masks of their own');
+      assert(m(0).batch === 4 && m(0).numVisible + m(0).numMasked === m(0).patches, 'masks of the asked batch');
+      const none = stepMasks('tiny', 4, 0, 7);
+      assert(none(0) === none(5), 'no warm-up: every step the same mask');
+    });
+
     it('formats a base batch-64 step against the PyTorch anchor, and only that', async () => {
       const { formatBench, PYTORCH_STEP_H100 } = await import('../../bench/step.js');
       const m = (ms: number, batch = 64) => ({ batch, msPerStep: ms, cpuMsPerStep: 1, samplesPerSec: (1000 * batch) / ms, peakBytes: 1 });
