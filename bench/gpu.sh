@@ -6,7 +6,7 @@
 # The parts' limits add up to 660 s, a little over the 600 s a call may run, but on a GPU the tests
 # take well under theirs (a full H100 run took 229 s); the least needed part (embed-f16) runs last.
 #   try it here first:    OUT=/tmp/gpu bash bench/gpu.sh run --quick   (lavapipe, CI sizes)
-#   some parts only:      PARTS=kernels-matmul,step bash bench/gpu.sh run
+#   some parts only:      PARTS=kernels-matmul,step-fp32 bash bench/gpu.sh run
 # `run` writes under $OUT: log.txt (everything, in order), summary.txt (the goals and ratios) and the
 # JSON results the benches save with device, date and command (copied after each part, so a run cut
 # short keeps them). Each part has its own time limit, so one that hangs costs only its share and the
@@ -48,11 +48,12 @@ run() {
   out=${OUT:?set OUT to a folder for the results} # global: part() copies results there
   local quick=${1:-}
   [ -f $kit/test-node.mjs ] || { echo "gpu.sh: $kit is not packed; run 'bash bench/gpu.sh pack' first" >&2; exit 2; }
-  # tfjs's base step at batch 16 filled an 80 GB H100 and failed (its counter had asked for 140 GB), and
-  # after that no smaller try could even upload its weights: it starts at 4 and doubles while it fits
-  local scale=full preset=(--preset base --batch 64) steps=(--steps 5 --warmup 2) iters=(--iters 10 --warmup 2) save=--save peer=(--peer tfjs --peer-batch 4)
+  # tfjs's base step is CPU-bound at ~4 s a step on an H100 (batch 4 and 8 alike; 8 held 40 GB, 16
+  # filled the card): its tries start at 8, double while they fit, and take 3 timed steps each
+  local scale=full preset=(--preset base --batch 64) steps=(--steps 5 --warmup 2) iters=(--iters 10 --warmup 2) save=--save
+  local peer=(--peer tfjs --peer-batch 8 --steps 3 --warmup 2)
   # the dry run leaves bench/results/ alone
-  [ "$quick" = --quick ] && { scale=ci; preset=(--preset tiny --batch 4); steps=(--steps 2 --warmup 1); iters=(--iters 2 --warmup 1); save=; peer=(--peer tfjs --peer-batch 2); }
+  [ "$quick" = --quick ] && { scale=ci; preset=(--preset tiny --batch 4); steps=(--steps 2 --warmup 1); iters=(--iters 2 --warmup 1); save=; peer=(--peer tfjs --peer-batch 2 --steps 2 --warmup 1); }
   mkdir -p "$out" bench/results
   touch "$out/.start"
   # the card's memory in use twice a second, to line up with the parts' start times in log.txt
@@ -74,7 +75,7 @@ run() {
     part kernels-matmul 100 $kit/main.mjs kernels --scale $scale --group matmul $save
     part kernels-rest 90 $kit/main.mjs kernels --scale $scale --group elementwise,norm,attention,adamw,ema,loss $save
     # tfjs grows its batch until one runs out of memory: its steps take seconds each
-    part step 160 $kit/cli.mjs bench step "${preset[@]}" "${steps[@]}" "${peer[@]}" --profile $save
+    part step-fp32 160 $kit/cli.mjs bench step "${preset[@]}" "${peer[@]}" --profile $save
     part step-f16 50 $kit/cli.mjs bench step "${preset[@]}" "${steps[@]}" --precision f16 --profile $save
     part embed 60 $kit/cli.mjs bench embed "${preset[@]}" "${iters[@]}" --peer tfjs --profile $save
     part embed-f16 45 $kit/cli.mjs bench embed "${preset[@]}" "${iters[@]}" --precision f16 --peer tfjs --profile $save

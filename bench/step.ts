@@ -42,6 +42,8 @@ export interface StepOptions {
   tf?: Tf;
   /** Time each of our kernels over one more step (kernels/profiler.ts). */
   profile?: boolean;
+  /** Called with a line as each side's measurement (or a failed tfjs try) ends: tfjs's tries take minutes on a big preset. */
+  progress?: (line: string) => void;
 }
 
 export interface EmbedOptions {
@@ -55,6 +57,7 @@ export interface EmbedOptions {
   precision?: Precision;
   tf?: Tf;
   profile?: boolean;
+  progress?: (line: string) => void;
 }
 
 export interface Measured {
@@ -202,7 +205,7 @@ function checkCounts(o: { batch: number; steps?: number; iters?: number; warmup?
 async function sideBySide(
   engine: Engine,
   kind: BenchResult['kind'],
-  o: { preset: string; batch: number; peer?: 'tfjs'; peerBatch?: number; seed?: number; precision?: Precision; tf?: Tf; profile?: boolean },
+  o: { preset: string; batch: number; peer?: 'tfjs'; peerBatch?: number; seed?: number; precision?: Precision; tf?: Tf; profile?: boolean; progress?: (line: string) => void },
   warmup: number,
   iters: number,
   ours: (model: EcgJepa, x: Tensor) => (i: number) => void,
@@ -225,6 +228,7 @@ async function sideBySide(
   try {
     const run = ours(model, x);
     mine = await gpuChecked(engine.device, () => measureOurs(engine, B, warmup, iters, run));
+    o.progress?.(measuredLine(kind, 'ours', mine));
     if (o.profile) profile = await profileOnce(engine, () => run(warmup + iters));
   } finally {
     x.dispose();
@@ -267,7 +271,9 @@ async function sideBySide(
             t.once().dispose();
             await tfSync(tf);
           });
-          return await gpuChecked(device, () => measureTf(tf, b, warmup, iters, t.run, t.once));
+          const m = await gpuChecked(device, () => measureTf(tf, b, warmup, iters, t.run, t.once));
+          o.progress?.(measuredLine(kind, `tfjs (batch ${b})`, m));
+          return m;
         } finally {
           xt.dispose();
           peer.dispose();
@@ -279,6 +285,7 @@ async function sideBySide(
         // Its byte counter adds every buffer it asked for, those whose allocation failed included.
         const mem = tf.memory() as { numTensors: number; numBytesAllocatedInGPU?: number };
         failure.error += ` [after it tfjs held ${mem.numTensors} tensors and counted ${((mem.numBytesAllocatedInGPU ?? 0) / 2 ** 20).toFixed(0)} MiB as allocated]`;
+        o.progress?.(failedLine(failure));
         return freshTfjsBackend(tf, outside);
       },
     ));
@@ -379,19 +386,23 @@ export async function benchEmbed(engine: Engine, o: EmbedOptions): Promise<Bench
  *  202.4 ms with AMP (fp16 autocast + GradScaler, 316). */
 export const PYTORCH_STEP_H100 = { preset: 'base', batch: 64, fp32: 212, tf32: 567, amp: 316 } as const;
 
+/** One side's measurement, one line. */
+function measuredLine(kind: BenchResult['kind'], who: string, m: Measured): string {
+  const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+  return `${who.padEnd(5)} ${m.msPerStep.toFixed(2).padStart(9)} ms/${kind === 'step' ? 'step' : 'batch'} (CPU ${m.cpuMsPerStep.toFixed(1)}${m.gpuMsPerStep !== undefined ? `, GPU ${m.gpuMsPerStep.toFixed(1)} + idle ${m.gpuIdleMsPerStep!.toFixed(1)}` : ''})  ${m.samplesPerSec.toFixed(1).padStart(9)} ${kind === 'step' ? 'samples/s' : 'ECGs/s'}  peak ${mib(m.peakBytes)}${m.gpuAllocatedBytes !== undefined ? ` (held on the GPU ${mib(m.gpuAllocatedBytes)})` : ''}`;
+}
+
+const failedLine = (f: { batch: number; error: string }) => `tfjs  failed at batch ${f.batch}: ${f.error}`;
+
 /** A few lines for the terminal. */
 export function formatBench(r: BenchResult): string {
-  const unit = r.kind === 'step' ? 'samples/s' : 'ECGs/s';
-  const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
-  const line = (who: string, m: Measured) =>
-    `${who.padEnd(5)} ${m.msPerStep.toFixed(2).padStart(9)} ms/${r.kind === 'step' ? 'step' : 'batch'} (CPU ${m.cpuMsPerStep.toFixed(1)}${m.gpuMsPerStep !== undefined ? `, GPU ${m.gpuMsPerStep.toFixed(1)} + idle ${m.gpuIdleMsPerStep!.toFixed(1)}` : ''})  ${m.samplesPerSec.toFixed(1).padStart(9)} ${unit}  peak ${mib(m.peakBytes)}${m.gpuAllocatedBytes !== undefined ? ` (held on the GPU ${mib(m.gpuAllocatedBytes)})` : ''}`;
   return [
     `${r.kind} preset ${r.preset}, ${r.precision}, batch ${r.batch}, ${r.steps} timed after ${r.warmup} warm-up, on ${r.device.vendor} / ${r.device.device}`,
-    line('ours', r.ours),
-    ...(r.tfjsFailed ?? []).map((f) => `tfjs  failed at batch ${f.batch}: ${f.error}`),
+    measuredLine(r.kind, 'ours', r.ours),
+    ...(r.tfjsFailed ?? []).map(failedLine),
     ...(r.tfjs
       ? [
-          line(r.tfjs.batch === r.batch ? 'tfjs' : `tfjs (batch ${r.tfjs.batch})`, r.tfjs),
+          measuredLine(r.kind, r.tfjs.batch === r.batch ? 'tfjs' : `tfjs (batch ${r.tfjs.batch})`, r.tfjs),
           `ratio (${r.tfjs.batch === r.batch ? 'tfjs ms / ours ms' : 'our samples/s / tfjs samples/s'}): ${r.ratio!.toFixed(2)}x`,
         ]
       : []),

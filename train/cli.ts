@@ -171,7 +171,7 @@ for (const kind of ['step', 'embed'] as const)
     .action(async (o) => {
       if (o.peer !== undefined && o.peer !== 'tfjs') throw new Error(`--peer must be tfjs, got '${o.peer}'`);
       await withEngine(async (engine) => {
-        const common = { preset: o.preset, batch: int(o.batch), warmup: int(o.warmup), peer: o.peer, peerBatch: o.peerBatch === undefined ? undefined : int(o.peerBatch), precision: o.precision, profile: !!o.profile };
+        const common = { preset: o.preset, batch: int(o.batch), warmup: int(o.warmup), peer: o.peer, peerBatch: o.peerBatch === undefined ? undefined : int(o.peerBatch), precision: o.precision, profile: !!o.profile, progress: (line: string) => console.error(`measured: ${line}`) };
         const r = kind === 'step' ? await benchStep(engine, { ...common, steps: int(o.steps) }) : await benchEmbed(engine, { ...common, iters: int(o.iters) });
         console.log(formatBench(r));
         if (o.save) console.log(`saved ${saveBench(r, 'ecg-jepa ' + process.argv.slice(2).join(' '))}`);

@@ -11,7 +11,9 @@ if (!isBrowser) {
       const { mkdtemp, readFile, rm } = await import('node:fs/promises');
       const { tmpdir } = await import('node:os');
       const { join } = await import('node:path');
-      const step = await benchStep(engine, { preset: 'tiny', batch: 2, steps: 1, warmup: 1, peer: 'tfjs' });
+      const progress: string[] = [];
+      const step = await benchStep(engine, { preset: 'tiny', batch: 2, steps: 1, warmup: 1, peer: 'tfjs', progress: (l) => progress.push(l) });
+      assert(progress.length === 2 && progress[0].startsWith('ours ') && progress[1].startsWith('tfjs (batch 2) ') && progress[1].includes('samples/s'), `a line as each side ends: ${JSON.stringify(progress)}`);
       const embed = await benchEmbed(engine, { preset: 'tiny', batch: 2, iters: 1, warmup: 0, peer: 'tfjs' });
       for (const r of [step, embed]) {
         assert(r.tfjs && r.ours.msPerStep > 0 && r.tfjs.msPerStep > 0, `${r.kind}: both sides timed ${JSON.stringify(r)}`);
@@ -117,13 +119,15 @@ if (!isBrowser) {
       await freshTfjsBackend(tf, tf.memory().numTensors); // an empty pool: each upload creates its buffer
       const restore = failUploads(tfjsDevice(tf), 8);
       let r;
+      const progress: string[] = [];
       try {
-        r = await benchStep(engine, { preset: 'tiny', batch: 2, steps: 1, warmup: 0, peer: 'tfjs', tf });
+        r = await benchStep(engine, { preset: 'tiny', batch: 2, steps: 1, warmup: 0, peer: 'tfjs', tf, progress: (l) => progress.push(l) });
       } finally {
         restore();
       }
       assert(r.tfjsFailed?.length === 1 && r.tfjsFailed[0].batch === 2 && r.tfjsFailed[0].error.includes('GPU error'), `the batch-2 try failed, and only it: ${JSON.stringify(r.tfjsFailed)}`);
       assert(r.tfjs?.batch === 1 && r.tfjs.msPerStep > 0 && r.ratio! > 0, `the halved try ran: ${JSON.stringify(r.tfjs)}`);
+      assert(progress.length === 3 && progress[1].startsWith('tfjs  failed at batch 2: ') && progress[1].includes('GPU error') && progress[2].startsWith('tfjs (batch 1) '), `the failure is told as it happens: ${JSON.stringify(progress)}`);
       assert(r.tfjs.gpuAllocatedBytes! > 0, `tfjs's GPU bytes are read (tf.memory().numBytesAllocatedInGPU): ${r.tfjs.gpuAllocatedBytes}`);
     });
 
