@@ -56,10 +56,11 @@ run() {
   [ "$quick" = --quick ] && { scale=ci; preset=(--preset tiny --batch 4); steps=(--steps 2 --warmup 1); iters=(--iters 2 --warmup 1); save=; peer=(--peer tfjs --peer-batch 2 --steps 2 --warmup 1); }
   mkdir -p "$out" bench/results
   touch "$out/.start"
-  # the card's memory in use twice a second, to line up with the parts' start times in log.txt
+  # the card's memory in use, clocks and power twice a second, to line up with the parts' start times
+  # in log.txt (the bandwidth and attention rows moved up to 2x between H100 machines, the copy did not)
   local smi=
   if command -v nvidia-smi >/dev/null; then
-    nvidia-smi --query-gpu=timestamp,memory.used,memory.total --format=csv,noheader -lms 500 > "$out/gpumem.csv" 2>&1 &
+    nvidia-smi --query-gpu=timestamp,memory.used,memory.total,clocks.sm,clocks.mem,power.draw,temperature.gpu,utilization.gpu --format=csv -lms 500 > "$out/nvidia-smi.csv" 2>&1 &
     smi=$!
   fi
   {
