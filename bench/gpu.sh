@@ -3,8 +3,9 @@
 # device minutes measuring, not setting up (the device machine has no node and no npm).
 #   here, after npm ci:   bash bench/gpu.sh pack
 #   device tool:          run  command "bash bench/gpu.sh run"  carry [".devkit"]  timeout_s 600
-# The parts' limits add up to 660 s, a little over the 600 s a call may run, but on a GPU the tests
-# take well under theirs (a full H100 run took 229 s); the least needed part (embed-f16) runs last.
+# The parts' limits add up to 800 s, over the 600 s a call may run, but on a GPU most parts take well
+# under theirs (a full H100 run took 357 s before the two '-unchecked' parts, ~75 s more); the least
+# needed part (embed-f16) runs last. PARTS matches by substring: 'step-f16' also runs its unchecked twin.
 #   try it here first:    OUT=/tmp/gpu bash bench/gpu.sh run --quick   (lavapipe, CI sizes)
 #   some parts only:      PARTS=kernels-matmul,step-fp32 bash bench/gpu.sh run
 # `run` writes under $OUT: log.txt (everything, in order), summary.txt (the goals and ratios) and the
@@ -52,6 +53,7 @@ run() {
   # filled the card): its tries start at 8, double while they fit, and take 3 timed steps each
   local scale=full preset=(--preset base --batch 64) steps=(--steps 5 --warmup 2) iters=(--iters 10 --warmup 2) save=--save
   local peer=(--peer tfjs --peer-batch 8 --steps 3 --warmup 2)
+  local unchecked=disable_robustness,disable_workgroup_init
   # the dry run leaves bench/results/ alone
   [ "$quick" = --quick ] && { scale=ci; preset=(--preset tiny --batch 4); steps=(--steps 2 --warmup 1); iters=(--iters 2 --warmup 1); save=; peer=(--peer tfjs --peer-batch 2 --steps 2 --warmup 1); }
   mkdir -p "$out" bench/results
@@ -75,9 +77,12 @@ run() {
     # matmul apart, so a slow autotune cannot starve the bandwidth and attention cases
     part kernels-matmul 100 $kit/main.mjs kernels --scale $scale --group matmul $save
     part kernels-rest 90 $kit/main.mjs kernels --scale $scale --group elementwise,norm,attention,adamw,ema,loss $save
+    # what Dawn's index clamps on workgroup memory cost (a UMin per access, in the matmul's inner loop too)
+    part kernels-matmul-unchecked 80 $kit/main.mjs kernels --scale $scale --group matmul --only 4096 --no-tfjs --dawn-toggles $unchecked
     # tfjs grows its batch until one runs out of memory: its steps take seconds each
     part step-fp32 160 $kit/cli.mjs bench step "${preset[@]}" "${peer[@]}" --profile $save
     part step-f16 50 $kit/cli.mjs bench step "${preset[@]}" "${steps[@]}" --precision f16 --profile $save
+    part step-f16-unchecked 50 $kit/cli.mjs --dawn-toggles $unchecked bench step "${preset[@]}" "${steps[@]}" --precision f16
     part embed 60 $kit/cli.mjs bench embed "${preset[@]}" "${iters[@]}" --peer tfjs --profile $save
     part embed-f16 45 $kit/cli.mjs bench embed "${preset[@]}" "${iters[@]}" --precision f16 --peer tfjs --profile $save
   } | tee "$out/log.txt"

@@ -23,10 +23,11 @@ program
   .option('--save', 'write results to bench/results/')
   .option('--target-ms <n>', 'time per timed round', '300')
   .option('--backend <name>', 'Dawn backend')
+  .option('--dawn-toggles <list>', 'more Dawn toggles, comma-separated (e.g. disable_robustness: no index clamps on workgroup memory)')
   .action(async (o) => {
     const scale = o.scale as Scale;
     if (scale !== 'ci' && scale !== 'full') throw new Error(`--scale must be ci or full, got ${o.scale}`);
-    const engine = await Engine.create({ backend: o.backend, subgroupMatrix: true });
+    const engine = await Engine.create({ backend: o.backend, subgroupMatrix: true, dawnToggles: o.dawnToggles?.split(',') });
     const log = o.json ? (s: string) => console.error(s) : (s: string) => console.log(s);
     try {
       log(describeGpu(engine.gpu.info));

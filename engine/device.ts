@@ -14,6 +14,14 @@ export interface DeviceOptions {
   subgroupMatrix?: boolean;
   /** Use this GPU object instead of Dawn / navigator.gpu (embedding, tests). */
   gpu?: GPU;
+  /**
+   * More Dawn toggles to enable (Node only), for measuring what Dawn's safety costs. Dawn clamps the
+   * index of every workgroup-memory access it cannot prove in bounds (a UMin per access in the SPIR-V
+   * it gives lavapipe), in the matmul's inner loop too; 'disable_robustness' drops the clamps, which our
+   * kernels do not need (their indices stay in bounds, and the tests check them on any shape). Dawn
+   * ignores names it does not know.
+   */
+  dawnToggles?: string[];
 }
 
 export interface GpuInfo {
@@ -78,16 +86,25 @@ function isNode(): boolean {
   return typeof process !== 'undefined' && !!process.versions?.node && typeof window === 'undefined';
 }
 
+/** The flags of Dawn's Node instance: the features (toggles) to enable and disable, and the backend. */
+export function dawnFlags(opts: DeviceOptions): string[] {
+  const enable = ['vulkan_enable_f16_on_nvidia'];
+  if (opts.unsafeApis || opts.subgroupMatrix) enable.push('allow_unsafe_apis');
+  for (const t of opts.dawnToggles ?? []) {
+    if (!/^[a-z0-9_]+$/.test(t)) throw new RangeError(`dawnToggles: '${t}' is not a Dawn toggle name (lower case, digits and _)`);
+    if (!enable.includes(t)) enable.push(t);
+  }
+  const flags = [`enable-dawn-features=${enable.join(',')}`, 'disable-dawn-features=timestamp_quantization'];
+  if (opts.backend) flags.push(`backend=${opts.backend}`);
+  return flags;
+}
+
 async function nodeGpu(opts: DeviceOptions): Promise<GPU> {
   // Hidden from bundlers: the browser build never loads Dawn.
   const modName = 'webgpu';
   const { create, globals } = await import(/* @vite-ignore */ modName);
   Object.assign(globalThis, globals);
-  const dawnEnable = ['vulkan_enable_f16_on_nvidia'];
-  if (opts.unsafeApis || opts.subgroupMatrix) dawnEnable.push('allow_unsafe_apis');
-  const flags = [`enable-dawn-features=${dawnEnable.join(',')}`, 'disable-dawn-features=timestamp_quantization'];
-  if (opts.backend) flags.push(`backend=${opts.backend}`);
-  return create(flags) as GPU;
+  return create(dawnFlags(opts)) as GPU;
 }
 
 export async function requestGpu(opts: DeviceOptions = {}): Promise<Gpu> {

@@ -1,5 +1,9 @@
-import { describeGpu, NoAdapterError, requestGpu } from '../../engine/device.js';
-import { assert, getEngine, isBrowser } from '../helpers.js';
+import { dawnFlags, describeGpu, NoAdapterError, requestGpu } from '../../engine/device.js';
+import { Engine } from '../../engine/engine.js';
+import { Rng } from '../../engine/random.js';
+import { matmul } from '../../kernels/matmul.js';
+import { assert, assertClose, expectThrow, getEngine, isBrowser, poisoned, randomArray } from '../helpers.js';
+import { matmul as matmulRef } from './reference.js';
 
 describe('engine/device', () => {
   it('gets an adapter and device and describes them', async () => {
@@ -28,4 +32,27 @@ describe('engine/device', () => {
     assert(/No WebGPU adapter/.test(msg), msg);
     assert(isBrowser ? /WebGPU enabled/.test(msg) : /scripts\/setup\.sh|driver/.test(msg), `message says how to fix it: ${msg}`);
   });
+
+  it("Dawn's flags: the asked toggles join the enabled ones, once each, and a bad name is refused", () => {
+    const [enable, disable, backend] = dawnFlags({ subgroupMatrix: true, dawnToggles: ['disable_robustness', 'allow_unsafe_apis'], backend: 'vulkan' });
+    assert(enable === 'enable-dawn-features=vulkan_enable_f16_on_nvidia,allow_unsafe_apis,disable_robustness', enable);
+    assert(disable === 'disable-dawn-features=timestamp_quantization' && backend === 'backend=vulkan', `${disable} ${backend}`);
+    expectThrow(() => dawnFlags({ dawnToggles: ['disable_robustness,x=1'] }), 'not a Dawn toggle name');
+  });
+
+  if (!isBrowser)
+    it('a device without Dawn\'s index clamps multiplies exactly as well (our kernels keep their indices in bounds)', async () => {
+      // Tiles of every size class cut the shape unevenly, so the kernels' own bounds checks are what keeps them in
+      const engine = await Engine.create({ subgroupMatrix: true, dawnToggles: ['disable_robustness', 'disable_workgroup_init'] });
+      try {
+        const rng = new Rng(11);
+        const [M, N, K] = [67, 131, 45];
+        const a = randomArray(rng, M * K), b = randomArray(rng, N * K);
+        const ta = engine.upload(a), tb = engine.upload(b), c = poisoned(engine, [M * N]);
+        matmul(engine.batch, { a: ta.buffer, b: tb.buffer, c: c.buffer }, { M, N, K, transB: true });
+        assertClose(await engine.read(c), matmulRef(Float64Array.from(a), Float64Array.from(b), 1, M, N, K, false, true), 1e-5, 'matmul 67×131×45 A·Bᵀ without clamps');
+      } finally {
+        engine.close();
+      }
+    });
 });
