@@ -71,10 +71,14 @@ export const MATMUL_TILES = {
   mid: { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 },
   tall: { BM: 128, BN: 64, BK: 8, TM: 8, TN: 4 },
   large: { BM: 128, BN: 128, BK: 8, TM: 8, TN: 8 },
-  // Autotune candidates: fewer barriers per K (mid32, large16), a wider B panel (wide).
+  // Autotune candidates: fewer barriers per K (mid32, large16, tall16, wide32), a wider B panel (wide).
+  // wide won most fp32 shapes on an H100 at 23.6–30 TFLOP/s; tall16 is its transpose (A panel
+  // twice B's), wide32 halves its barriers and needs 48 KiB of workgroup memory (an H100 has 48).
   mid32: { BM: 64, BN: 64, BK: 32, TM: 4, TN: 4 },
   wide: { BM: 64, BN: 128, BK: 16, TM: 4, TN: 8 },
   large16: { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8 },
+  tall16: { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4 },
+  wide32: { BM: 64, BN: 128, BK: 32, TM: 4, TN: 8 },
 } as const;
 export type MatmulTileName = keyof typeof MATMUL_TILES;
 /** The f16 tensor-core kernels (need the device feature): 'subgroup-matrix' gives each one-subgroup
