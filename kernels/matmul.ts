@@ -86,8 +86,9 @@ export type MatmulTileName = keyof typeof MATMUL_TILES;
  *  B in workgroup memory for 8 subgroups of 64×32 each, reading A and B from memory 3× less often per
  *  product; 'subgroup-matrix-128-4sg' shares such tiles among 4 subgroups of 64×64 each, which load
  *  half as many fragments from workgroup memory per multiply-accumulate (but hold twice the
- *  accumulators). */
-export type SubgroupConfigName = 'subgroup-matrix' | 'subgroup-matrix-128' | 'subgroup-matrix-128-4sg';
+ *  accumulators); 'subgroup-matrix-128-4sg-db' is that kernel with two panel buffers, one barrier per
+ *  K step instead of two (44 KiB of workgroup memory: H100-class only). */
+export type SubgroupConfigName = 'subgroup-matrix' | 'subgroup-matrix-128' | 'subgroup-matrix-128-4sg' | 'subgroup-matrix-128-4sg-db';
 export type MatmulConfigName = MatmulTileName | SubgroupConfigName;
 
 export interface MatmulOptions {
@@ -99,12 +100,13 @@ export interface MatmulOptions {
 }
 
 const TILE_NAMES = Object.keys(MATMUL_TILES) as MatmulTileName[];
-/** Workgroup tile, subgroups per workgroup and the FM×FN 16×16 fragments each subgroup computes
- *  (4×2 = 64×32 was the best per-subgroup tile of the direct kernel on an H200). */
-const SG_KERNELS: Record<SubgroupConfigName, { BM: number; BN: number; subgroups: number; FM: number; FN: number }> = {
-  'subgroup-matrix': { BM: 64, BN: 32, subgroups: 1, FM: 4, FN: 2 },
-  'subgroup-matrix-128': { BM: 128, BN: 128, subgroups: 8, FM: 4, FN: 2 },
-  'subgroup-matrix-128-4sg': { BM: 128, BN: 128, subgroups: 4, FM: 4, FN: 4 },
+/** Workgroup tile, subgroups per workgroup, the FM×FN 16×16 fragments each subgroup computes (4×2 =
+ *  64×32 was the best per-subgroup tile of the direct kernel on an H200) and, staged, the panel buffers. */
+const SG_KERNELS: Record<SubgroupConfigName, { BM: number; BN: number; subgroups: number; FM: number; FN: number; buffers: 1 | 2 }> = {
+  'subgroup-matrix': { BM: 64, BN: 32, subgroups: 1, FM: 4, FN: 2, buffers: 1 },
+  'subgroup-matrix-128': { BM: 128, BN: 128, subgroups: 8, FM: 4, FN: 2, buffers: 1 },
+  'subgroup-matrix-128-4sg': { BM: 128, BN: 128, subgroups: 4, FM: 4, FN: 4, buffers: 1 },
+  'subgroup-matrix-128-4sg-db': { BM: 128, BN: 128, subgroups: 4, FM: 4, FN: 4, buffers: 2 },
 };
 /** The subgroup-matrix configs, in the order the autotune tries them. */
 export const SUBGROUP_CONFIGS = Object.keys(SG_KERNELS) as readonly SubgroupConfigName[];
@@ -508,30 +510,34 @@ ${tileOrigin(SG_KERNELS['subgroup-matrix'].BM, SG_KERNELS['subgroup-matrix'].BN)
 }`;
 }
 
-/** Workgroup memory of a staged kernel: A and B panels (f16, padded rows) and one f32 fragment per subgroup. */
-function stagedBytes(config: SubgroupConfigName): number {
-  const { BM, BN, subgroups } = SG_KERNELS[config];
-  const panel = (rows: number) => Math.max(rows * (SG_BK + SG_PAD), SG_BK * (rows + SG_PAD)) * 2;
-  return panel(BM) + panel(BN) + subgroups * 256 * 4;
+/** Workgroup memory of a staged kernel with K step bk: A and B panels (f16, padded rows) per buffer and
+ *  one f32 fragment per subgroup. */
+export function subgroupStagedBytes(config: Exclude<SubgroupConfigName, 'subgroup-matrix'>, bk = SG_BK): number {
+  const { BM, BN, subgroups, buffers } = SG_KERNELS[config];
+  const panel = (rows: number) => Math.max(rows * (bk + SG_PAD), bk * (rows + SG_PAD)) * 2;
+  return buffers * (panel(BM) + panel(BN)) + subgroups * 256 * 4;
 }
 
 /**
  * The staged tensor-core kernels: the subgroups of a workgroup share its output tile. Per K step of 32
  * the whole workgroup copies the A and B panels into workgroup memory (vec4 loads, zero past K), and
  * each subgroup multiplies its FM×FN fragments from there; the next panels are fetched into registers
- * while the current ones are multiplied. Each subgroup's offsets come from the subgroup_id builtin: WGSL's
+ * while the current ones are multiplied. With one buffer a step takes two barriers (panels stored, then
+ * multiplied); with two, the next panels go to the other buffer while this one is multiplied, and one
+ * barrier ends the step. Each subgroup's offsets come from the subgroup_id builtin: WGSL's
  * uniformity analysis rejects subgroup-matrix offsets derived from local_invocation_index (seen on an
  * H100: "'subgroupMatrixStore' requires argument 1 to be uniform").
  */
-function subgroupStagedSource(config: SubgroupConfigName, sg: number, tA: boolean, tB: boolean): string {
-  const { BM, BN, subgroups, FM, FN } = SG_KERNELS[config];
-  const BK = SG_BK, WG = subgroups * sg, WM = 16 * FM, WN = 16 * FN;
+function subgroupStagedSource(config: SubgroupConfigName, sg: number, tA: boolean, tB: boolean, BK: number): string {
+  const { BM, BN, subgroups, FM, FN, buffers } = SG_KERNELS[config];
+  const WG = subgroups * sg, WM = 16 * FM, WN = 16 * FN;
   if ((BM / WM) * (BN / WN) !== subgroups) throw new Error(`matmul: ${config}: ${subgroups} subgroups of ${WM}×${WN} do not tile ${BM}×${BN}`);
   // Panel layouts follow the operands' memory layouts: A [m][k] (or [k][m] when transposed), B [k][n] (or [n][k]).
   const rowA = tA ? BM + SG_PAD : BK + SG_PAD, rowB = tB ? BK + SG_PAD : BN + SG_PAD;
   const sizeA = tA ? BK * rowA : BM * rowA, sizeB = tB ? BN * rowB : BK * rowB;
-  // One panel copy: element quad e → (outer, inner) of the panel, global vec4 index, shared offset.
-  const copy = (X: string, S: string, row: number, outerN: number, innerN: number, kInner: boolean, gIndex: string) => {
+  // One panel copy: element quad e → (outer, inner) of the panel, global vec4 index, shared offset
+  // (from the panel buffer's first element `base`, '' for the only buffer).
+  const copy = (X: string, S: string, row: number, outerN: number, innerN: number, kInner: boolean, gIndex: string, base: string) => {
     const per = (outerN * innerN) / 4 / WG;
     if (!Number.isInteger(per)) throw new Error(`matmul: a ${outerN}×${innerN} panel does not split over ${WG} invocations`);
     const kOf = kInner ? 'k0 + q' : 'k0 + o';
@@ -539,25 +545,27 @@ function subgroupStagedSource(config: SubgroupConfigName, sg: number, tA: boolea
     for (let r = 0; r < per; r++) {
       const e = `lid + ${r * WG}u`;
       loads.push(`{ let e = ${e}; let o = e / ${innerN / 4}u; let q = (e % ${innerN / 4}u) * 4u; r${X}[${r}] = select(vec4<f16>(0.0), ${X}[${gIndex}], ${kOf} < p.K); }`);
-      stores.push(`{ let e = ${e}; let o = e / ${innerN / 4}u; let q = (e % ${innerN / 4}u) * 4u; let v = r${X}[${r}]; ${[0, 1, 2, 3].map((j) => `${S}[o * ${row}u + q + ${j}u] = v[${j}];`).join(' ')} }`);
+      stores.push(`{ let e = ${e}; let o = e / ${innerN / 4}u; let q = (e % ${innerN / 4}u) * 4u; let v = r${X}[${r}]; ${[0, 1, 2, 3].map((j) => `${S}[${base ? `${base} + ` : ''}o * ${row}u + q + ${j}u] = v[${j}];`).join(' ')} }`);
     }
     return { regs: `var r${X}: array<vec4<f16>, ${per}>;`, load: loads.join('\n      '), store: stores.join('\n    ') };
   };
   // Global vec4 indices (offsets, K and M/N are multiples of 4, so a quad never straddles rows).
+  // Two buffers: the stores fill buffer `sb` (the next step's), the multiplies read buffer `rb`.
+  const [storeA, storeB, readA, readB] = buffers === 2 ? [`sb * ${sizeA}u`, `sb * ${sizeB}u`, `rb * ${sizeA}u + `, `rb * ${sizeB}u + `] : ['', '', '', ''];
   const ca = tA
-    ? copy('A', 'As', rowA, BK, BM, false, '(aOff + (k0 + o) * p.M + m0 + q) / 4u')
-    : copy('A', 'As', rowA, BM, BK, true, '(aOff + (m0 + o) * p.K + k0 + q) / 4u');
+    ? copy('A', 'As', rowA, BK, BM, false, '(aOff + (k0 + o) * p.M + m0 + q) / 4u', storeA)
+    : copy('A', 'As', rowA, BM, BK, true, '(aOff + (m0 + o) * p.K + k0 + q) / 4u', storeA);
   const cb = tB
-    ? copy('B', 'Bs', rowB, BN, BK, true, '(bOff + (n0 + o) * p.K + k0 + q) / 4u')
-    : copy('B', 'Bs', rowB, BK, BN, false, '(bOff + (k0 + o) * p.N + n0 + q) / 4u');
+    ? copy('B', 'Bs', rowB, BN, BK, true, '(bOff + (n0 + o) * p.K + k0 + q) / 4u', storeB)
+    : copy('B', 'Bs', rowB, BK, BN, false, '(bOff + (k0 + o) * p.N + n0 + q) / 4u', storeB);
   const frag: string[] = [], mma: string[] = [], direct: string[] = [], staged: string[] = [];
   for (let i = 0; i < FM; i++) for (let j = 0; j < FN; j++) frag.push(`var c${i}${j} = subgroup_matrix_result<f32, 16, 16>();`);
   for (let i = 0; i < FM; i++) {
-    const off = tA ? `kk * ${rowA}u + wm + ${i * 16}u` : `(wm + ${i * 16}u) * ${rowA}u + kk`;
+    const off = readA + (tA ? `kk * ${rowA}u + wm + ${i * 16}u` : `(wm + ${i * 16}u) * ${rowA}u + kk`);
     mma.push(`let a${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&As, ${off}, ${tA}, ${rowA}u);`);
   }
   for (let j = 0; j < FN; j++) {
-    const off = tB ? `(wn + ${j * 16}u) * ${rowB}u + kk` : `kk * ${rowB}u + wn + ${j * 16}u`;
+    const off = readB + (tB ? `(wn + ${j * 16}u) * ${rowB}u + kk` : `kk * ${rowB}u + wn + ${j * 16}u`);
     mma.push(`let b${j} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Bs, ${off}, ${tB}, ${rowB}u);`);
   }
   for (let i = 0; i < FM; i++)
@@ -566,6 +574,45 @@ function subgroupStagedSource(config: SubgroupConfigName, sg: number, tA: boolea
       direct.push(`subgroupMatrixStore(&C, cOff + (m0 + wm + ${i * 16}u) * p.N + n0 + wn + ${j * 16}u, c${i}${j}, false, p.N);`);
       staged.push(`case ${i * FN + j}u: { subgroupMatrixStore(&T, frag, c${i}${j}, false, 16u); }`);
     }
+  const multiply = `for (var kk = 0u; kk < ${BK}u; kk += 16u) {
+      ${mma.join('\n      ')}
+    }`;
+  const oneBuffer = `for (var t = 0u; t < (p.K + ${BK - 1}u) / ${BK}u; t++) {
+    ${ca.store}
+    ${cb.store}
+    workgroupBarrier();
+    k0 += ${BK}u;
+    if (k0 < p.K) {
+      ${ca.load}
+      ${cb.load}
+    }
+    ${multiply}
+    workgroupBarrier();
+  }`;
+  // Step t multiplies buffer t & 1 while panels t + 1 go from registers to the other buffer; the one
+  // barrier orders both those stores before step t + 1's reads and step t's reads before step t + 2's stores.
+  const twoBuffers = `{
+    let sb = 0u;
+    ${ca.store}
+    ${cb.store}
+  }
+  workgroupBarrier();
+  for (var t = 0u; t < (p.K + ${BK - 1}u) / ${BK}u; t++) {
+    k0 += ${BK}u;
+    let more = k0 < p.K;
+    if (more) {
+      ${ca.load}
+      ${cb.load}
+    }
+    let rb = t & 1u;
+    ${multiply}
+    if (more) {
+      let sb = rb ^ 1u;
+      ${ca.store}
+      ${cb.store}
+    }
+    workgroupBarrier();
+  }`;
   return /* wgsl */ `enable f16;
 enable subgroups;
 enable chromium_experimental_subgroup_matrix;
@@ -575,8 +622,8 @@ struct P { M: u32, N: u32, K: u32, sA: u32, sB: u32, sC: u32, tilesM: u32, tiles
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
 @group(0) @binding(6) var<uniform> p: P;
 ${epilogueSource('f32', 3)}
-var<workgroup> As: array<f16, ${sizeA}>;
-var<workgroup> Bs: array<f16, ${sizeB}>;
+var<workgroup> As: array<f16, ${buffers * sizeA}>;
+var<workgroup> Bs: array<f16, ${buffers * sizeB}>;
 var<workgroup> T: array<f32, ${subgroups * 256}>;
 
 @compute @workgroup_size(${WG})
@@ -594,20 +641,7 @@ ${tileOrigin(BM, BN)}
   var k0 = 0u;
   ${ca.load}
   ${cb.load}
-  for (var t = 0u; t < (p.K + ${BK - 1}u) / ${BK}u; t++) {
-    ${ca.store}
-    ${cb.store}
-    workgroupBarrier();
-    k0 += ${BK}u;
-    if (k0 < p.K) {
-      ${ca.load}
-      ${cb.load}
-    }
-    for (var kk = 0u; kk < ${BK}u; kk += 16u) {
-      ${mma.join('\n      ')}
-    }
-    workgroupBarrier();
-  }
+  ${buffers === 1 ? oneBuffer : twoBuffers}
   if (p.flags == 0u) {
     ${direct.join('\n    ')}
   } else {
@@ -686,7 +720,7 @@ function sgDeviceFits(device: GPUDevice, c: SubgroupConfigName): boolean {
   const sg = subgroupSize(device);
   if (!sg) return false;
   if (c === 'subgroup-matrix') return true;
-  return device.features.has('subgroups') && SG_KERNELS[c].subgroups * sg <= device.limits.maxComputeInvocationsPerWorkgroup && stagedBytes(c) <= device.limits.maxComputeWorkgroupStorageSize;
+  return device.features.has('subgroups') && SG_KERNELS[c].subgroups * sg <= device.limits.maxComputeInvocationsPerWorkgroup && subgroupStagedBytes(c) <= device.limits.maxComputeWorkgroupStorageSize;
 }
 
 function subgroupFits(s: Shape, c: SubgroupConfigName): boolean {
@@ -819,9 +853,10 @@ function dispatchSg(batch: CommandBatch, pipe: GPUComputePipeline, bufs: MatmulB
   batch.dispatch(pipe, [bufs.a, bufs.b, bufs.c, ...epi], params, [x, y, s.batch]);
 }
 
-/** WGSL of subgroup config `config` for subgroup size `sg` and the given transposes. */
-export function subgroupMatrixSource(config: SubgroupConfigName, sg: number, tA: boolean, tB: boolean): string {
-  return config === 'subgroup-matrix' ? subgroupSource(sg, tA, tB) : subgroupStagedSource(config, sg, tA, tB);
+/** WGSL of subgroup config `config` for subgroup size `sg` and the given transposes; a staged config
+ *  steps K by `bk` (a multiple of 16; tests shrink it to fit a CPU adapter's workgroup memory). */
+export function subgroupMatrixSource(config: SubgroupConfigName, sg: number, tA: boolean, tB: boolean, bk = SG_BK): string {
+  return config === 'subgroup-matrix' ? subgroupSource(sg, tA, tB) : subgroupStagedSource(config, sg, tA, tB, bk);
 }
 
 /** Records subgroup config `config` run by `pipeline`, a build of subgroupMatrixSource. matmul passes the

@@ -60,7 +60,7 @@ export function emulateSubgroupMatrix(wgsl: string, sg: number): string {
   return `${src}\nvar<private> smActive: bool;\nvar<private> smN: u32;${[...loads].map(loadFn).join('')}${[...stores].map(storeFn).join('')}${MMA}`;
 }
 
-/** A pipeline of the emulated kernel, built as if the subgroup size were `sg`. */
-export function emulatedSubgroupPipeline(device: GPUDevice, config: SubgroupConfigName, sg: number, tA: boolean, tB: boolean): GPUComputePipeline {
-  return getPipeline(device, `emulated_${config}_sg${sg}_t${+tA}${+tB}`, () => emulateSubgroupMatrix(subgroupMatrixSource(config, sg, tA, tB), sg));
+/** A pipeline of the emulated kernel, built as if the subgroup size were `sg` (a staged kernel stepping K by `bk`). */
+export function emulatedSubgroupPipeline(device: GPUDevice, config: SubgroupConfigName, sg: number, tA: boolean, tB: boolean, bk?: number): GPUComputePipeline {
+  return getPipeline(device, `emulated_${config}_sg${sg}_t${+tA}${+tB}_k${bk ?? ''}`, () => emulateSubgroupMatrix(subgroupMatrixSource(config, sg, tA, tB, bk), sg));
 }
