@@ -68,6 +68,8 @@ export interface Measured {
   /** Of msPerStep, the time the CPU spent recording and submitting (the calls return before the GPU
    *  finishes, so the next call records while the GPU runs this one): near msPerStep = CPU-bound. */
   cpuMsPerStep: number;
+  /** GPU kernels one call runs: ours counted as recorded, tfjs's from tf.profile over one more call. */
+  kernelsPerStep?: number;
   /** Ours, where the device has timestamps: of msPerStep, the GPU's time from the start to the end of
    *  a step's submit, and its idle time between one submit's end and the next one's start. */
   gpuMsPerStep?: number;
@@ -170,10 +172,12 @@ async function measureOurs(engine: Engine, batch: number, warmup: number, iters:
   }
   const timer = engine.device.features.has('timestamp-query') && iters <= 2048 ? new SubmitTimer(engine.device, 2048) : null;
   let t: LoopTime;
+  let recorded = 0;
   try {
     t = await timeLoop(0, iters, (i) => run(warmup + i), () => engine.sync(), () => {
       engine.pool.resetPeak();
       timer?.start();
+      recorded = engine.batch.dispatchesRecorded;
     });
   } finally {
     timer?.stop();
@@ -182,7 +186,8 @@ async function measureOurs(engine: Engine, batch: number, warmup: number, iters:
   // (only when every submit of the loop was timed)
   const gpu = timer && timer.seen === spans.length ? busyAndIdle(spans) : null;
   // The GPU's time per step, and its idle time between steps (waiting for the CPU).
-  return { ...measured(t, batch, engine.pool.peakBytes), gpuAllocatedBytes: engine.pool.peakHeldBytes, ...(gpu ? { gpuMsPerStep: gpu.busyMs / iters, gpuIdleMsPerStep: gpu.idleMs / Math.max(1, iters - 1) } : {}) };
+  const kernelsPerStep = (engine.batch.dispatchesRecorded - recorded) / iters;
+  return { ...measured(t, batch, engine.pool.peakBytes), kernelsPerStep, gpuAllocatedBytes: engine.pool.peakHeldBytes, ...(gpu ? { gpuMsPerStep: gpu.busyMs / iters, gpuIdleMsPerStep: gpu.idleMs / Math.max(1, iters - 1) } : {}) };
 }
 
 /** tfjs: timeLoop, then the GPU bytes its backend holds and tf.profile's peak over one more call. */
@@ -191,7 +196,7 @@ async function measureTf(tf: Tf, batch: number, warmup: number, iters: number, r
   const gpuAllocatedBytes = (tf.memory() as { numBytesAllocatedInGPU?: number }).numBytesAllocatedInGPU; // tfjs-backend-webgpu's memory() name
   const prof = await tf.profile(once);
   prof.result instanceof tf.Tensor && prof.result.dispose();
-  return { ...measured(t, batch, prof.peakBytes), gpuAllocatedBytes };
+  return { ...measured(t, batch, prof.peakBytes), kernelsPerStep: prof.kernels.length, gpuAllocatedBytes };
 }
 
 function checkCounts(o: { batch: number; steps?: number; iters?: number; warmup?: number; peerBatch?: number }): void {
@@ -389,7 +394,7 @@ export const PYTORCH_STEP_H100 = { preset: 'base', batch: 64, fp32: 212, tf32: 5
 /** One side's measurement, one line. */
 function measuredLine(kind: BenchResult['kind'], who: string, m: Measured): string {
   const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
-  return `${who.padEnd(5)} ${m.msPerStep.toFixed(2).padStart(9)} ms/${kind === 'step' ? 'step' : 'batch'} (CPU ${m.cpuMsPerStep.toFixed(1)}${m.gpuMsPerStep !== undefined ? `, GPU ${m.gpuMsPerStep.toFixed(1)} + idle ${m.gpuIdleMsPerStep!.toFixed(1)}` : ''})  ${m.samplesPerSec.toFixed(1).padStart(9)} ${kind === 'step' ? 'samples/s' : 'ECGs/s'}  peak ${mib(m.peakBytes)}${m.gpuAllocatedBytes !== undefined ? ` (held on the GPU ${mib(m.gpuAllocatedBytes)})` : ''}`;
+  return `${who.padEnd(5)} ${m.msPerStep.toFixed(2).padStart(9)} ms/${kind === 'step' ? 'step' : 'batch'} (CPU ${m.cpuMsPerStep.toFixed(1)}${m.gpuMsPerStep !== undefined ? `, GPU ${m.gpuMsPerStep.toFixed(1)} + idle ${m.gpuIdleMsPerStep!.toFixed(1)}` : ''})  ${m.samplesPerSec.toFixed(1).padStart(9)} ${kind === 'step' ? 'samples/s' : 'ECGs/s'}${m.kernelsPerStep !== undefined ? `  ${Math.round(m.kernelsPerStep)} kernels` : ''}  peak ${mib(m.peakBytes)}${m.gpuAllocatedBytes !== undefined ? ` (held on the GPU ${mib(m.gpuAllocatedBytes)})` : ''}`;
 }
 
 const failedLine = (f: { batch: number; error: string }) => `tfjs  failed at batch ${f.batch}: ${f.error}`;

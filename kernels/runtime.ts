@@ -144,6 +144,8 @@ export class CommandBatch {
   private readonly align: number;
   /** Dispatches recorded since the last submit. */
   dispatches = 0;
+  /** Dispatches recorded by this batch in its life (benchmarks count kernels per step with it). */
+  dispatchesRecorded = 0;
   /** Submits done by this batch in its life (tests count these). */
   submits = 0;
   /** Bind groups created by this batch in its life (the rest were reused; tests count these). */
@@ -221,6 +223,7 @@ export class CommandBatch {
     if (x * y * z > 0) pass.dispatchWorkgroups(x, y, z);
     if (this.profiler) pass.end();
     this.dispatches++;
+    this.dispatchesRecorded++;
   }
 
   /** The bind group of `ranges` (binding i = ranges[i]) for `pipeline`, made once. Correct whatever

@@ -20,6 +20,8 @@ if (!isBrowser) {
         assert(Math.abs(r.ratio! - r.tfjs.msPerStep / r.ours.msPerStep) < 1e-12, `${r.kind}: ratio is tfjs ms / ours ms`);
         assert(Math.abs(r.ours.samplesPerSec - 2000 / r.ours.msPerStep) < 1e-9, `${r.kind}: samples/s from ms and batch`);
         assert(r.ours.peakBytes > 0 && r.tfjs.peakBytes > 0, `${r.kind}: peak memory of both`);
+        // one step is hundreds of our dispatches on the tiny preset, and several times as many tfjs kernels
+        assert(r.ours.kernelsPerStep! > 10 && r.tfjs.kernelsPerStep! > r.ours.kernelsPerStep!, `${r.kind}: kernels per call ${r.ours.kernelsPerStep} ours, ${r.tfjs.kernelsPerStep} tfjs`);
         assert(r.ours.gpuAllocatedBytes! >= r.ours.peakBytes, `${r.kind}: our pool holds at least the live peak: ${r.ours.gpuAllocatedBytes} vs ${r.ours.peakBytes}`);
         for (const m of [r.ours, r.tfjs]) assert(m.cpuMsPerStep > 0 && m.cpuMsPerStep <= m.msPerStep, `${r.kind}: CPU time ${m.cpuMsPerStep} ms within the wall time ${m.msPerStep} ms`);
         assert(r.tfjs.batch === 2 && !r.tfjsFailed, `${r.kind}: tfjs ran the asked batch`);
