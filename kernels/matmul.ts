@@ -172,7 +172,7 @@ function isVec(s: Shape): boolean {
 }
 
 /** llvmpipe (lavapipe) or SwiftShader: CPU adapters, where shader JIT time matters more than speed. */
-function isCpuAdapter(device: GPUDevice): boolean {
+export function isCpuAdapter(device: GPUDevice): boolean {
   const info = (device as unknown as { adapterInfo?: Partial<GPUAdapterInfo> & { isFallbackAdapter?: boolean } }).adapterInfo;
   if (!info) return false;
   return !!info.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader/i.test(`${info.vendor} ${info.architecture} ${info.device} ${info.description}`);

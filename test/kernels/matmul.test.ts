@@ -5,6 +5,7 @@ import {
   matmulPlan,
   matmulTuneTimes,
   recordSubgroupMatrix,
+  isCpuAdapter,
   SUBGROUP_CONFIGS,
   subgroupStagedBytes,
   tuneMatmul,
@@ -178,8 +179,7 @@ describe('kernels/matmul', function () {
     // pipeline, so on CPU adapters the vec4 path runs on small and mid (multi-round, partial and whole
     // copy rounds) and on large in the f16 test; a GPU runs it on every tile. 'mid' is what CPU
     // adapters pick for everything else.
-    const { vendor, architecture, device, description } = engine.gpu.info;
-    const cpu = /llvmpipe|lavapipe|swiftshader/i.test(`${vendor} ${architecture} ${device} ${description}`);
+    const cpu = isCpuAdapter(engine.device);
     for (const config of tiles)
       for (const [transA, transB] of TRANS) {
         await run(engine, { M: 1, N: 1, K: 1, transA, transB, config });
