@@ -3,8 +3,8 @@
 # device minutes measuring, not setting up (the device machine has no node and no npm).
 #   here, after npm ci:   bash bench/gpu.sh pack
 #   device tool:          run  command "bash bench/gpu.sh run"  carry [".devkit"]  timeout_s 600
-# The parts' limits add up to 800 s, over the 600 s a call may run, but on a GPU most parts take well
-# under theirs (a full H100 run took 357 s before the two '-unchecked' parts, ~75 s more); the least
+# The parts' limits add up to 875 s, over the 600 s a call may run, but on a GPU most parts take well
+# under theirs (a full H100 run took 357 s before the three unchecked parts, ~110 s more); the least
 # needed part (embed-f16) runs last. PARTS matches by substring: 'step-f16' also runs its unchecked twin.
 #   try it here first:    OUT=/tmp/gpu bash bench/gpu.sh run --quick   (lavapipe, CI sizes)
 #   some parts only:      PARTS=kernels-matmul,step-fp32 bash bench/gpu.sh run
@@ -74,6 +74,8 @@ run() {
       limit=${g#*:} g=${g%:*}
       ECG_BUILD_DIR=$kit part "tests $g" $limit $kit/test.mjs --node-only --grep $g
     done
+    # the kernels without Dawn's index clamps and workgroup zeroing, as the '-unchecked' parts time them
+    ECG_BUILD_DIR=$kit ECG_DAWN_TOGGLES=$unchecked part "tests kernels/ unchecked" 75 $kit/test.mjs --node-only --grep kernels/
     # matmul apart, so a slow autotune cannot starve the bandwidth and attention cases
     part kernels-matmul 100 $kit/main.mjs kernels --scale $scale --group matmul $save
     part kernels-rest 90 $kit/main.mjs kernels --scale $scale --group elementwise,norm,attention,adamw,ema,loss $save

@@ -9,9 +9,12 @@ export const isBrowser = typeof window !== 'undefined';
 let shared: Promise<Engine> | null = null;
 
 /** The engine all specs share (one device per runner). It asks for subgroup matrices so that on a
- *  GPU that has them (NVIDIA under Dawn) the suite checks that matmul path too. */
+ *  GPU that has them (NVIDIA under Dawn) the suite checks that matmul path too. Under Node,
+ *  ECG_DAWN_TOGGLES=a,b enables those Dawn toggles: the suite then checks the kernels without Dawn's
+ *  safety nets (disable_robustness, disable_workgroup_init), as `--dawn-toggles` runs them. */
 export function getEngine(): Promise<Engine> {
-  return (shared ??= Engine.create({ subgroupMatrix: true }));
+  const toggles = isBrowser ? undefined : process.env.ECG_DAWN_TOGGLES?.split(',').filter(Boolean);
+  return (shared ??= Engine.create({ subgroupMatrix: true, dawnToggles: toggles }));
 }
 
 export async function closeEngine(): Promise<void> {
