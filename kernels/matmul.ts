@@ -635,9 +635,11 @@ ${tileOrigin(BM, BN)}
   let aOff = wid.z * p.sA;
   let bOff = wid.z * p.sB;
   let cOff = wid.z * p.sC;
-  let wm = (sgi / ${BN / WN}u) * ${WM}u; // this subgroup's ${WM}×${WN} block of the tile
+  // This subgroup's ${WM}×${WN} block of the tile. sgi < ${subgroups} already: the % tell Dawn's range
+  // analysis so, which then leaves the workgroup-memory offsets unclamped.
+  let wm = ((sgi / ${BN / WN}u) % ${BM / WM}u) * ${WM}u;
   let wn = (sgi % ${BN / WN}u) * ${WN}u;
-  let frag = sgi * 256u;
+  let frag = (sgi % ${subgroups}u) * 256u;
   ${frag.join('\n  ')}
   ${ca.regs}
   ${cb.regs}
