@@ -8,6 +8,8 @@
 # needed part (embed-f16) runs last. PARTS matches by substring: 'step-f16' also runs its unchecked twin.
 #   try it here first:    OUT=/tmp/gpu bash bench/gpu.sh run --quick   (lavapipe, CI sizes)
 #   some parts only:      PARTS=kernels-matmul,step-fp32 bash bench/gpu.sh run
+#   matmul exploration:   bash bench/gpu.sh sweep   (~8 min: tiles and subgroup kernels beyond the named
+#                         configs, checked, then timed on 4096³ and the layer shapes; bench/sweep.ts)
 # `run` writes under $OUT: log.txt (everything, in order), summary.txt (the goals and ratios) and the
 # JSON results the benches save with device, date and command (copied after each part, so a run cut
 # short keeps them). Each part has its own time limit, so one that hangs costs only its share and the
@@ -45,10 +47,8 @@ part() { # part NAME SECONDS ENTRY ARGS... : one node entry of the kit, logged w
   find bench/results -newer "$out/.start" -name '*.json' -exec cp {} "$out/" \;
 }
 
-run() {
-  out=${OUT:?set OUT to a folder for the results} # global: part() copies results there
-  local quick=${1:-}
-  [ -f $kit/test-node.mjs ] || { echo "gpu.sh: $kit is not packed; run 'bash bench/gpu.sh pack' first" >&2; exit 2; }
+# The parts of `run`: correctness first, then every benchmark with its tfjs peer.
+all_parts() {
   # tfjs's base step is CPU-bound at ~4 s a step on an H100 (batch 4 and 8 alike; 8 held 40 GB, 16
   # filled the card): its tries start at 8, double while they fit, and take 3 timed steps each
   local scale=full preset=(--preset base --batch 64) steps=(--steps 5 --warmup 2) iters=(--iters 10 --warmup 2) save=--save
@@ -56,6 +56,42 @@ run() {
   local unchecked=disable_robustness,disable_workgroup_init
   # the dry run leaves bench/results/ alone
   [ "$quick" = --quick ] && { scale=ci; preset=(--preset tiny --batch 4); steps=(--steps 2 --warmup 1); iters=(--iters 2 --warmup 1); save=; peer=(--peer tfjs --peer-batch 2 --steps 2 --warmup 1); }
+  part info 10 $kit/cli.mjs info   # the adapter, and whether subgroup matrices and shader-f16 are there
+  local g limit
+  for g in kernels/:75 engine/ops:30 model/jepa:25 bench/:25; do
+    limit=${g#*:} g=${g%:*}
+    ECG_BUILD_DIR=$kit part "tests $g" $limit $kit/test.mjs --node-only --grep $g
+  done
+  # the kernels without Dawn's index clamps and workgroup zeroing, as the '-unchecked' parts time them
+  ECG_BUILD_DIR=$kit ECG_DAWN_TOGGLES=$unchecked part "tests kernels/ unchecked" 75 $kit/test.mjs --node-only --grep kernels/
+  # matmul apart, so a slow autotune cannot starve the bandwidth and attention cases
+  part kernels-matmul 100 $kit/main.mjs kernels --scale $scale --group matmul $save
+  part kernels-rest 90 $kit/main.mjs kernels --scale $scale --group elementwise,norm,attention,adamw,ema,loss $save
+  # what Dawn's index clamps on workgroup memory cost (a UMin per access, in the matmul's inner loop too)
+  part kernels-matmul-unchecked 80 $kit/main.mjs kernels --scale $scale --group matmul --only 4096 --no-tfjs --dawn-toggles $unchecked
+  # tfjs grows its batch until one runs out of memory: its steps take seconds each
+  part step-fp32 160 $kit/cli.mjs bench step "${preset[@]}" "${peer[@]}" --profile $save
+  part step-f16 50 $kit/cli.mjs bench step "${preset[@]}" "${steps[@]}" --precision f16 --profile $save
+  part step-f16-unchecked 50 $kit/cli.mjs --dawn-toggles $unchecked bench step "${preset[@]}" "${steps[@]}" --precision f16
+  part embed 60 $kit/cli.mjs bench embed "${preset[@]}" "${iters[@]}" --peer tfjs --profile $save
+  part embed-f16 45 $kit/cli.mjs bench embed "${preset[@]}" "${iters[@]}" --precision f16 --peer tfjs --profile $save
+}
+
+# The parts of `sweep`: the matmul tests, then matmul kernels beyond the named configs, each checked
+# on the device before it is timed (bench/sweep.ts), on 4096³ and the fastest few on the layer shapes.
+sweep_parts() {
+  local save=--save sweep=(--layers 4) sweep16=(--layers 3)
+  [ "$quick" = --quick ] && { save=; sweep=(--shape 128x128x128 --limit 8 --layers 0); sweep16=(--shape 128x128x128 --limit 8 --layers 0); }
+  part info 10 $kit/cli.mjs info
+  ECG_BUILD_DIR=$kit part "tests kernels/matmul" 60 $kit/test.mjs --node-only --grep kernels/matmul
+  part sweep-f32 250 $kit/main.mjs sweep --precision f32 --budget-s 170 "${sweep[@]}" $save
+  part sweep-f16 200 $kit/main.mjs sweep --precision f16 --budget-s 120 "${sweep16[@]}" $save
+}
+
+session() { # session BODY [--quick]: runs the parts of BODY with the logs and summary under $OUT
+  out=${OUT:?set OUT to a folder for the results} # global: part() copies results there
+  local body=$1 quick=${2:-}
+  [ -f $kit/test-node.mjs ] || { echo "gpu.sh: $kit is not packed; run 'bash bench/gpu.sh pack' first" >&2; exit 2; }
   mkdir -p "$out" bench/results
   touch "$out/.start"
   # the card's memory in use, clocks and power twice a second, to line up with the parts' start times
@@ -66,36 +102,20 @@ run() {
     smi=$!
   fi
   {
-    echo "gpu.sh run $quick on $(hostname), $(date -u +%FT%TZ), commit $(cat $kit/COMMIT | tr '\n' ' ')"
-    # correctness first: the kernels take their GPU variants (tiles, unrolled loops, subgroup matrices) only here
-    part info 10 $kit/cli.mjs info   # the adapter, and whether subgroup matrices and shader-f16 are there
-    local g limit
-    for g in kernels/:75 engine/ops:30 model/jepa:25 bench/:25; do
-      limit=${g#*:} g=${g%:*}
-      ECG_BUILD_DIR=$kit part "tests $g" $limit $kit/test.mjs --node-only --grep $g
-    done
-    # the kernels without Dawn's index clamps and workgroup zeroing, as the '-unchecked' parts time them
-    ECG_BUILD_DIR=$kit ECG_DAWN_TOGGLES=$unchecked part "tests kernels/ unchecked" 75 $kit/test.mjs --node-only --grep kernels/
-    # matmul apart, so a slow autotune cannot starve the bandwidth and attention cases
-    part kernels-matmul 100 $kit/main.mjs kernels --scale $scale --group matmul $save
-    part kernels-rest 90 $kit/main.mjs kernels --scale $scale --group elementwise,norm,attention,adamw,ema,loss $save
-    # what Dawn's index clamps on workgroup memory cost (a UMin per access, in the matmul's inner loop too)
-    part kernels-matmul-unchecked 80 $kit/main.mjs kernels --scale $scale --group matmul --only 4096 --no-tfjs --dawn-toggles $unchecked
-    # tfjs grows its batch until one runs out of memory: its steps take seconds each
-    part step-fp32 160 $kit/cli.mjs bench step "${preset[@]}" "${peer[@]}" --profile $save
-    part step-f16 50 $kit/cli.mjs bench step "${preset[@]}" "${steps[@]}" --precision f16 --profile $save
-    part step-f16-unchecked 50 $kit/cli.mjs --dawn-toggles $unchecked bench step "${preset[@]}" "${steps[@]}" --precision f16
-    part embed 60 $kit/cli.mjs bench embed "${preset[@]}" "${iters[@]}" --peer tfjs --profile $save
-    part embed-f16 45 $kit/cli.mjs bench embed "${preset[@]}" "${iters[@]}" --precision f16 --peer tfjs --profile $save
+    echo "gpu.sh $body $quick on $(hostname), $(date -u +%FT%TZ), commit $(cat $kit/COMMIT | tr '\n' ' ')"
+    $body
   } | tee "$out/log.txt"
   [ -n "$smi" ] && kill "$smi"
-  grep -E '^(=== .*exit|met|missed|not run|ratio|node: |ours |tfjs |PyTorch |adapter|features|subgroups|GPU time|  [a-z][a-zA-Z0-9_.-]* +[0-9.]+ ms)|GPU goals|passed, |FAILED' "$out/log.txt" > "$out/summary.txt"
+  grep -E '^(=== .*exit|met|missed|not run|ratio|node: |ours |tfjs |PyTorch |adapter|features|subgroups|GPU time|best: |  [a-z][a-zA-Z0-9_.-]* +[0-9.]+ ms)|GPU goals|passed, |FAILED' "$out/log.txt" > "$out/summary.txt"
+  # the sweeps' layer tables whole
+  awk '/^GFLOP\/s per layer shape/ { on = 1 } on && /^$/ { on = 0 } on' "$out/log.txt" >> "$out/summary.txt"
   rm -f "$out/.start"
   cat "$out/summary.txt"
 }
 
 case "${1:-}" in
   pack) pack ;;
-  run) shift; run "$@" ;;
-  *) echo "usage: bash bench/gpu.sh pack | run [--quick]" >&2; exit 2 ;;
+  run) shift; session all_parts "$@" ;;
+  sweep) shift; session sweep_parts "$@" ;;
+  *) echo "usage: bash bench/gpu.sh pack | run [--quick] | sweep [--quick]" >&2; exit 2 ;;
 esac

@@ -1,6 +1,8 @@
 // `npm run bench -- kernels [--scale ci|full] [--group G,..] [--only SUBSTR] [--json] [--no-tfjs] [--save] [--target-ms N]`
 // Our kernels against tfjs-backend-webgpu, same process, same adapter. --json prints the rows as
 // JSON on stdout; --save also writes them with device, date and command to bench/results/.
+// `npm run bench -- sweep [--precision f32|f16] [--shape MxNxK] [--trans nn] [--layers N] ...`: matmul
+// kernels given by their parameters, checked and timed (bench/sweep.ts).
 import { Command } from 'commander';
 import { mkdirSync } from 'node:fs';
 import { writeFileAtomic } from '../model/checkpoint.js';
@@ -9,6 +11,7 @@ import { describeGpu } from '../engine/device.js';
 import { formatRows, loadTfjs, runCase, type BenchRow, type Scale } from './harness.js';
 import { KERNEL_GROUPS, kernelCases } from './kernels/index.js';
 import { copyFractions, evaluateTargets, formatTargets } from './targets.js';
+import { nonNegInt, num, posInt, precision } from '../train/cli-args.js';
 
 const program = new Command();
 program.name('bench');
@@ -65,6 +68,58 @@ program
       if (o.json) console.log(JSON.stringify(rows, null, 2));
       if (o.save) log(`saved ${file}`);
       if (failed.length) process.exitCode = 1;
+    } finally {
+      engine.close();
+    }
+  });
+
+program
+  .command('sweep')
+  .description('matmul kernels given by their parameters (tiles, K steps, thread blocks, subgroups), checked and timed on one shape')
+  .option('--precision <f32|f16>', 'f32: register-blocked tiles; f16: staged subgroup-matrix kernels', precision, 'f32')
+  .option('--shape <MxNxK>', 'the product to time', '4096x4096x4096')
+  .option('--trans <nn|nt|tn|tt>', 'A and B stored transposed (t) or not (n)', 'nn')
+  .option('--limit <n>', 'at most this many candidates (the named configs first)', posInt('--limit'))
+  .option('--budget-s <n>', 'start no candidate after this many seconds', num('--budget-s'))
+  .option('--layers <n>', 'then time the n fastest and the autotuned choice on every ECG-JEPA layer shape', nonNegInt('--layers'), 0)
+  .option('--target-ms <n>', 'time per timed round', num('--target-ms'), 100)
+  .option('--json', 'print rows as JSON on stdout')
+  .option('--save', 'write results to bench/results/')
+  .option('--backend <name>', 'Dawn backend')
+  .option('--dawn-toggles <list>', 'more Dawn toggles, comma-separated')
+  .action(async (o) => {
+    const { formatLayers, formatSweep, sweepLayers, sweepMatmul } = await import('./sweep.js');
+    const m = /^(\d+)x(\d+)x(\d+)$/.exec(o.shape);
+    if (!m) throw new Error(`--shape must be MxNxK (e.g. 4096x4096x4096), got ${o.shape}`);
+    if (!/^[nt][nt]$/.test(o.trans)) throw new Error(`--trans must be nn, nt, tn or tt, got ${o.trans}`);
+    const dims = { M: +m[1], N: +m[2], K: +m[3], transA: o.trans[0] === 't', transB: o.trans[1] === 't' };
+    const opts = { precision: o.precision as 'f32' | 'f16', dims, targetMs: o.targetMs as number, limit: o.limit as number | undefined, budgetS: o.budgetS as number | undefined };
+    const engine = await Engine.create({ backend: o.backend, subgroupMatrix: true, dawnToggles: o.dawnToggles?.split(',') });
+    const log = o.json ? (s: string) => console.error(s) : (s: string) => console.log(s);
+    try {
+      const info = engine.gpu.info;
+      log(describeGpu(info));
+      const date = new Date().toISOString();
+      const file = `bench/results/sweep-${opts.precision}-${o.shape}-${o.trans}-${info.device.replace(/[^a-z0-9]+/gi, '-')}-${date.slice(0, 10)}.json`;
+      let saved: object = {};
+      // saved after every candidate, so a run cut short keeps what it measured
+      const save = async (more: object) => {
+        saved = { ...saved, ...more };
+        if (!o.save) return;
+        mkdirSync('bench/results', { recursive: true });
+        await writeFileAtomic(file, JSON.stringify({ date, command: process.argv.slice(1).join(' '), device: info, dims, precision: opts.precision, ...saved }, null, 2) + '\n');
+      };
+      const rows = await sweepMatmul(engine, opts, log, (r) => void save({ rows: r }));
+      await save({ rows });
+      log('\n' + formatSweep(rows));
+      const layers = o.layers > 0 ? await sweepLayers(engine, rows, o.layers, opts.precision, opts.targetMs, log) : [];
+      if (layers.length) {
+        await save({ layers });
+        log('\n' + formatLayers(layers));
+      }
+      if (o.json) console.log(JSON.stringify({ rows, layers }, null, 2));
+      if (o.save) log(`saved ${file}`);
+      if (!rows.some((r) => r.status === 'ok')) process.exitCode = 1;
     } finally {
       engine.close();
     }

@@ -15,7 +15,7 @@
 //
 // f16 inputs: where the device has `chromium-experimental-subgroup-matrix` (Dawn, unsafe APIs)
 // subgroup-matrix kernels (tensor cores on NVIDIA) exist, one reading fragments straight from memory and
-// two staging 128×128 tiles in workgroup memory (SG_KERNELS). Each is used only after it has compiled and matched
+// two staging 128×128 tiles in workgroup memory (SG_STAGED). Each is used only after it has compiled and matched
 // the plain f16 kernel on this device (checkSubgroupMatrix); CI devices run them only emulated
 // (test/kernels/subgroup-emulation.ts).
 // Elsewhere f16 goes through the tiled kernel, converted to f32 on load.
@@ -64,8 +64,39 @@ export interface MatmulBuffers {
 
 export type MatmulPrecision = 'f32' | 'f16';
 
-/** Tile configs of the register-blocked kernel: workgroup tile BM×BN, K step BK, TM×TN per thread. */
-/** Those needing more than WebGPU's default 16 KiB of workgroup memory run only where the adapter has it. */
+/**
+ * A tile of the register-blocked kernel: workgroup tile BM×BN, K step BK, TM×TN outputs per thread
+ * (multiples of 4), so a workgroup has (BM/TM)·(BN/TN) threads. LX: how many threads along N each group
+ * of 32 consecutive invocations spans (a power of two; default min(BN/TN, 32), a full row). A narrower
+ * block (LX 8: 8 × 4 threads) reads 8 B vectors and 4 A vectors from workgroup memory per k where a
+ * 16 × 2 block reads 16 and 2: fewer bytes per step on GPUs whose subgroups are 32 wide.
+ */
+export interface TileSpec {
+  BM: number;
+  BN: number;
+  BK: number;
+  TM: number;
+  TN: number;
+  LX?: number;
+}
+/**
+ * A staged subgroup-matrix kernel (f16 inputs, f32 accumulation): `subgroups` subgroups share a
+ * workgroup tile BM×BN, each computing FM×FN 16×16 fragments; per K step of BK (a multiple of 16) the
+ * workgroup copies A and B panels into `buffers` (1 or 2) panel buffers of workgroup memory.
+ */
+export interface SubgroupSpec {
+  BM: number;
+  BN: number;
+  BK: number;
+  subgroups: number;
+  FM: number;
+  FN: number;
+  buffers: 1 | 2;
+}
+/** A kernel given by its parameters instead of a config name (for exploring tiles: `bench sweep`). */
+export type MatmulKernelSpec = TileSpec | SubgroupSpec;
+
+/** The named tile configs. Those needing more than WebGPU's default 16 KiB of workgroup memory run only where the adapter has it. */
 export const MATMUL_TILES = {
   small: { BM: 32, BN: 32, BK: 16, TM: 4, TN: 4 },
   mid: { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 },
@@ -79,7 +110,7 @@ export const MATMUL_TILES = {
   large16: { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8 },
   tall16: { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4 },
   wide32: { BM: 64, BN: 128, BK: 32, TM: 4, TN: 8 },
-} as const;
+} as const satisfies Record<string, TileSpec>;
 export type MatmulTileName = keyof typeof MATMUL_TILES;
 /** The f16 tensor-core kernels (need the device feature): 'subgroup-matrix' gives each one-subgroup
  *  workgroup a 64×32 tile read straight from memory; 'subgroup-matrix-128' stages 128×128 tiles of A and
@@ -93,25 +124,76 @@ export type MatmulConfigName = MatmulTileName | SubgroupConfigName;
 
 export interface MatmulOptions {
   precision?: MatmulPrecision;
-  /** Force a config instead of the tuned/heuristic choice. */
-  config?: MatmulConfigName;
+  /** Force a config (or a kernel by its parameters) instead of the tuned/heuristic choice. */
+  config?: MatmulConfigName | MatmulKernelSpec;
   /** Force the number of K splits (1 = none); the default is a heuristic. */
   splitK?: number;
 }
 
 const TILE_NAMES = Object.keys(MATMUL_TILES) as MatmulTileName[];
-/** Workgroup tile, subgroups per workgroup, the FM×FN 16×16 fragments each subgroup computes (4×2 =
- *  64×32 was the best per-subgroup tile of the direct kernel on an H200) and, staged, the panel buffers. */
-const SG_KERNELS: Record<SubgroupConfigName, { BM: number; BN: number; subgroups: number; FM: number; FN: number; buffers: 1 | 2 }> = {
-  'subgroup-matrix': { BM: 64, BN: 32, subgroups: 1, FM: 4, FN: 2, buffers: 1 },
-  'subgroup-matrix-128': { BM: 128, BN: 128, subgroups: 8, FM: 4, FN: 2, buffers: 1 },
-  'subgroup-matrix-128-4sg': { BM: 128, BN: 128, subgroups: 4, FM: 4, FN: 4, buffers: 1 },
-  'subgroup-matrix-128-4sg-db': { BM: 128, BN: 128, subgroups: 4, FM: 4, FN: 4, buffers: 2 },
+/** The staged configs (the direct 'subgroup-matrix' kernel has its own fixed shape: one subgroup, 4×2
+ *  fragments = 64×32, the best per-subgroup tile of the direct kernel on an H200). */
+const SG_STAGED: Record<Exclude<SubgroupConfigName, 'subgroup-matrix'>, SubgroupSpec> = {
+  'subgroup-matrix-128': { BM: 128, BN: 128, BK: 32, subgroups: 8, FM: 4, FN: 2, buffers: 1 },
+  'subgroup-matrix-128-4sg': { BM: 128, BN: 128, BK: 32, subgroups: 4, FM: 4, FN: 4, buffers: 1 },
+  'subgroup-matrix-128-4sg-db': { BM: 128, BN: 128, BK: 32, subgroups: 4, FM: 4, FN: 4, buffers: 2 },
 };
 /** The subgroup-matrix configs, in the order the autotune tries them. */
-export const SUBGROUP_CONFIGS = Object.keys(SG_KERNELS) as readonly SubgroupConfigName[];
-const isSg = (c: MatmulConfigName): c is SubgroupConfigName => c in SG_KERNELS;
-const SG_BK = 32; // K step of the staged kernel
+export const SUBGROUP_CONFIGS: readonly SubgroupConfigName[] = ['subgroup-matrix', ...(Object.keys(SG_STAGED) as SubgroupConfigName[])];
+const isSg = (c: MatmulConfigName): c is SubgroupConfigName => (SUBGROUP_CONFIGS as readonly string[]).includes(c);
+
+/** A kernel resolved from a config name or a spec; `key` names its pipelines (the config name, or the
+ *  spec's parameters). */
+type Kernel =
+  | ({ sg: false; key: string } & Required<TileSpec>)
+  | ({ sg: true; direct: boolean; key: string } & SubgroupSpec);
+
+const DIRECT: Kernel = { sg: true, direct: true, key: 'subgroup-matrix', BM: 64, BN: 32, BK: 16, subgroups: 1, FM: 4, FN: 2, buffers: 1 };
+
+const isPow2 = (x: number) => x > 0 && (x & (x - 1)) === 0;
+
+function tileKernel(key: string, t: TileSpec): Kernel {
+  const { BM, BN, BK, TM, TN } = t;
+  const TX = BN / TN, TY = BM / TM;
+  const LX = t.LX ?? Math.min(TX, 32);
+  return { sg: false, key, BM, BN, BK, TM, TN, LX };
+}
+
+/** The kernel of a config name or spec; a malformed spec is a RangeError naming what is wrong. */
+function kernelOf(config: MatmulConfigName | MatmulKernelSpec): Kernel {
+  if (typeof config === 'string') {
+    if (config === 'subgroup-matrix') return DIRECT;
+    if (config in SG_STAGED) return { sg: true, direct: false, key: config, ...SG_STAGED[config as keyof typeof SG_STAGED] };
+    if (config in MATMUL_TILES) return tileKernel(config, MATMUL_TILES[config as MatmulTileName]);
+    throw new RangeError(`matmul: unknown config '${config}' (have ${[...TILE_NAMES, ...SUBGROUP_CONFIGS].join(', ')})`);
+  }
+  const bad = (why: string) => new RangeError(`matmul: kernel spec ${JSON.stringify(config)}: ${why}`);
+  const ints = (names: string[]) => {
+    for (const n of names) {
+      const v = (config as unknown as Record<string, unknown>)[n];
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 1024) throw bad(`${n} must be an integer in [1, 1024]`);
+    }
+  };
+  if ('subgroups' in config) {
+    ints(['BM', 'BN', 'BK', 'subgroups', 'FM', 'FN', 'buffers']);
+    const { BM, BN, BK, subgroups, FM, FN, buffers } = config;
+    if (BK % 16 !== 0) throw bad('BK must be a multiple of 16');
+    if (buffers !== 1 && buffers !== 2) throw bad('buffers must be 1 or 2');
+    if (BM % (16 * FM) !== 0 || BN % (16 * FN) !== 0 || (BM / (16 * FM)) * (BN / (16 * FN)) !== subgroups)
+      throw bad(`${subgroups} subgroups of ${16 * FM}×${16 * FN} must tile ${BM}×${BN}`);
+    return { sg: true, direct: false, key: `sg${BM}x${BN}x${BK}_${subgroups}sg_${FM}x${FN}_b${buffers}`, BM, BN, BK, subgroups, FM, FN, buffers };
+  }
+  ints(['BM', 'BN', 'BK', 'TM', 'TN', ...(config.LX === undefined ? [] : ['LX'])]);
+  const { BM, BN, BK, TM, TN } = config;
+  if (TM % 4 !== 0 || TN % 4 !== 0 || BK % 4 !== 0) throw bad('TM, TN and BK must be multiples of 4');
+  if (BM % TM !== 0 || BN % TN !== 0) throw bad('TM must divide BM and TN divide BN');
+  const k = tileKernel('', config) as Extract<Kernel, { sg: false }>;
+  const TX = BN / TN, TY = BM / TM;
+  if (k.LX !== Math.min(TX, 32) && (!isPow2(k.LX) || k.LX > 32 || TX % k.LX !== 0 || TY % (32 / k.LX) !== 0))
+    throw bad(`LX must be a power of two ≤ 32 dividing BN/TN = ${TX}, with 32/LX dividing BM/TM = ${TY}`);
+  if (TY * BN > 2 * BK * BM) throw bad('the epilogue stages BM/TM rows of BN in the A tiles: needs BN/TM ≤ 2·BK');
+  return { ...k, key: `t${BM}x${BN}x${BK}_${TM}x${TN}${k.LX === Math.min(TX, 32) ? '' : `_lx${k.LX}`}` };
+}
 const SG_PAD = 8; // halves of padding per staged row: rows stay 16-byte aligned and spread over banks
 const GROUP = 8; // tile rows that walk N together, so their B panels are shared in L2
 
@@ -268,8 +350,11 @@ fn put4(ci: u32, n: u32, x: vec4<f32>) {
 }`;
 }
 
+type TiledKernel = Extract<Kernel, { sg: false }>;
+type SgKernel = Extract<Kernel, { sg: true }>;
+
 interface TiledVariant {
-  tile: MatmulTileName;
+  tile: TiledKernel;
   prec: MatmulPrecision;
   /** A, B read and C written as vec4 (every contiguous dimension and stride a multiple of 4). */
   vec: boolean;
@@ -277,7 +362,7 @@ interface TiledVariant {
   cpu: boolean;
 }
 
-const tiledKey = (v: TiledVariant) => `matmul_${v.tile}_${v.prec}_v${+v.vec}${v.cpu ? '_cpu' : ''}`;
+const tiledKey = (v: TiledVariant) => `matmul_${v.tile.key}_${v.prec}_v${+v.vec}${v.cpu ? '_cpu' : ''}`;
 
 /**
  * WGSL for one operand's BK-slice: global → registers (`load`, predicated on the matrix bounds) and
@@ -332,8 +417,19 @@ function operandCopy(X: 'A' | 'B', o: { TD: number; BK: number; WG: number; vec:
   };
 }
 
+/** WGSL: this thread's column tx and row ty in the TX-wide thread grid; each 32 consecutive
+ *  invocations form an LX × (32/LX) block (row-major grid when LX = min(TX, 32)). */
+function threadPosition(TX: number, LX: number): string {
+  if (LX === Math.min(TX, 32)) return `let tx = lid % ${TX}u;\n  let ty = lid / ${TX}u;`;
+  const blocksX = TX / LX, LY = 32 / LX;
+  return `let lane = lid % 32u;
+  let block = lid / 32u;
+  let tx = (block % ${blocksX}u) * ${LX}u + lane % ${LX}u;
+  let ty = (block / ${blocksX}u) * ${LY}u + lane / ${LX}u;`;
+}
+
 function tiledSource(v: TiledVariant): string {
-  const { BM, BN, BK, TM, TN } = MATMUL_TILES[v.tile];
+  const { BM, BN, BK, TM, TN, LX } = v.tile;
   const TX = BN / TN, TY = BM / TM, WG = TX * TY, RM = TM / 4, RN = TN / 4;
   const inT = v.prec;
   const cvt = (e: string) => (inT === 'f32' ? e : v.vec ? `vec4<f32>(${e})` : `f32(${e})`);
@@ -357,7 +453,7 @@ function tiledSource(v: TiledVariant): string {
   // Epilogue staging: pass q holds row q of every thread's TM-row block (rows rm·4TY + 4ty + i,
   // q = 4rm + i), TY rows × BN columns, in As. Then the whole workgroup writes it out coalesced, and
   // the epilogue code exists once in the shader instead of TM×RN times.
-  if (TY * BN > 2 * BK * BM) throw new Error(`matmul: tile ${v.tile} cannot stage its epilogue in As`);
+  if (TY * BN > 2 * BK * BM) throw new Error(`matmul: tile ${v.tile.key} cannot stage its epilogue in As`);
   const stage: string[] = [];
   for (let q = 0; q < TM; q++) {
     const writes = Array.from({ length: RN }, (_, rn) => `As[ty * ${BN / 4}u + ${rn * TX}u + tx] = acc${q}_${rn};`).join(' ');
@@ -391,8 +487,7 @@ ${tileOrigin(BM, BN)}
   let kcB = p.tB != 0u;
   let sdA = select(1u, p.K, kcA); let skA = select(p.M, 1u, kcA);
   let sdB = select(1u, p.K, kcB); let skB = select(p.N, 1u, kcB);
-  let tx = lid % ${TX}u;
-  let ty = lid / ${TX}u;
+  ${threadPosition(TX, LX)}
   ${accs.join('\n  ')}
   ${ca.regs}
   ${cb.regs}
@@ -489,7 +584,7 @@ var<workgroup> T: array<f32, 2048>;
 
 @compute @workgroup_size(${sg})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-${tileOrigin(SG_KERNELS['subgroup-matrix'].BM, SG_KERNELS['subgroup-matrix'].BN)}
+${tileOrigin(DIRECT.BM, DIRECT.BN)}
   let aOff = wid.z * p.sA;
   let bOff = wid.z * p.sB;
   let cOff = wid.z * p.sC;
@@ -514,8 +609,9 @@ ${tileOrigin(SG_KERNELS['subgroup-matrix'].BM, SG_KERNELS['subgroup-matrix'].BN)
 
 /** Workgroup memory of a staged kernel with K step bk: A and B panels (f16, padded rows) per buffer and
  *  one f32 fragment per subgroup. */
-export function subgroupStagedBytes(config: Exclude<SubgroupConfigName, 'subgroup-matrix'>, bk = SG_BK): number {
-  const { BM, BN, subgroups, buffers } = SG_KERNELS[config];
+export function subgroupStagedBytes(config: Exclude<SubgroupConfigName, 'subgroup-matrix'> | SubgroupSpec, bk?: number): number {
+  const { BM, BN, BK, subgroups, buffers } = typeof config === 'string' ? SG_STAGED[config] : config;
+  bk ??= BK;
   const panel = (rows: number) => Math.max(rows * (bk + SG_PAD), bk * (rows + SG_PAD)) * 2;
   return buffers * (panel(BM) + panel(BN)) + subgroups * 256 * 4;
 }
@@ -530,10 +626,10 @@ export function subgroupStagedBytes(config: Exclude<SubgroupConfigName, 'subgrou
  * uniformity analysis rejects subgroup-matrix offsets derived from local_invocation_index (seen on an
  * H100: "'subgroupMatrixStore' requires argument 1 to be uniform").
  */
-function subgroupStagedSource(config: SubgroupConfigName, sg: number, tA: boolean, tB: boolean, BK: number): string {
-  const { BM, BN, subgroups, FM, FN, buffers } = SG_KERNELS[config];
+function subgroupStagedSource(k: SubgroupSpec, sg: number, tA: boolean, tB: boolean, BK: number): string {
+  const { BM, BN, subgroups, FM, FN, buffers } = k;
   const WG = subgroups * sg, WM = 16 * FM, WN = 16 * FN;
-  if ((BM / WM) * (BN / WN) !== subgroups) throw new Error(`matmul: ${config}: ${subgroups} subgroups of ${WM}×${WN} do not tile ${BM}×${BN}`);
+  if ((BM / WM) * (BN / WN) !== subgroups) throw new Error(`matmul: ${subgroups} subgroups of ${WM}×${WN} do not tile ${BM}×${BN}`);
   // Panel layouts follow the operands' memory layouts: A [m][k] (or [k][m] when transposed), B [k][n] (or [n][k]).
   const rowA = tA ? BM + SG_PAD : BK + SG_PAD, rowB = tB ? BK + SG_PAD : BN + SG_PAD;
   const sizeA = tA ? BK * rowA : BM * rowA, sizeB = tB ? BN * rowB : BK * rowB;
@@ -678,8 +774,8 @@ interface DeviceState {
   tuning: Map<string, Promise<MatmulConfigName>>;
   /** Per shape class, each candidate's best time (ms) on the shrunk tuning problem. */
   tuneTimes: Map<string, Partial<Record<MatmulConfigName, number>>>;
-  /** Per subgroup config, whether it compiled and agreed with the tiled kernel here. */
-  sgChecks: Map<SubgroupConfigName, Promise<boolean>>;
+  /** Per subgroup kernel (by key), whether it compiled and agreed with the tiled kernel here. */
+  sgChecks: Map<string, Promise<boolean>>;
   /** The subgroup configs whose check has passed so far. */
   sgPassed: Set<SubgroupConfigName>;
   /** subgroupSize's answer, read once from the adapter info (every subgroup-matrix launch asks). */
@@ -699,11 +795,14 @@ export function setMatmulAutotune(on: boolean): void {
   autotuneOn = on;
 }
 
-function tileFits(device: GPUDevice, name: MatmulTileName): boolean {
-  const { BM, BN, BK, TM, TN } = MATMUL_TILES[name];
-  const threads = (BM / TM) * (BN / TN);
-  return threads <= device.limits.maxComputeInvocationsPerWorkgroup && 2 * BK * (BM + BN) * 4 <= device.limits.maxComputeWorkgroupStorageSize;
+function tileFits(device: GPUDevice, k: TiledKernel): boolean {
+  const threads = (k.BM / k.TM) * (k.BN / k.TN);
+  const lim = device.limits;
+  return threads <= lim.maxComputeInvocationsPerWorkgroup && threads <= lim.maxComputeWorkgroupSizeX && 2 * k.BK * (k.BM + k.BN) * 4 <= lim.maxComputeWorkgroupStorageSize;
 }
+
+/** Whether a named tile fits this device. */
+const namedTileFits = (device: GPUDevice, name: MatmulTileName) => tileFits(device, kernelOf(name) as TiledKernel);
 
 /** Subgroup size for the subgroup-matrix kernels, or 0 where they cannot run. */
 function subgroupSize(device: GPUDevice): number {
@@ -720,29 +819,41 @@ function readSubgroupSize(device: GPUDevice): number {
   return ok && size > 0 && size === info.subgroupMaxSize && size <= device.limits.maxComputeInvocationsPerWorkgroup ? size : 0;
 }
 
-/** Whether the device can run subgroup config `c` at all (the check still has to pass). */
-function sgDeviceFits(device: GPUDevice, c: SubgroupConfigName): boolean {
+/** Whether the device can run subgroup kernel `k` at all (the check still has to pass). */
+function sgDeviceFits(device: GPUDevice, k: SgKernel): boolean {
   const sg = subgroupSize(device);
   if (!sg) return false;
-  if (c === 'subgroup-matrix') return true;
-  return device.features.has('subgroups') && SG_KERNELS[c].subgroups * sg <= device.limits.maxComputeInvocationsPerWorkgroup && subgroupStagedBytes(c) <= device.limits.maxComputeWorkgroupStorageSize;
+  if (k.direct) return true;
+  const wg = k.subgroups * sg, lim = device.limits;
+  // every invocation copies whole vec4s of both panels
+  const copies = (k.BM * k.BK) % (4 * wg) === 0 && (k.BN * k.BK) % (4 * wg) === 0;
+  return device.features.has('subgroups') && copies && wg <= lim.maxComputeInvocationsPerWorkgroup && wg <= lim.maxComputeWorkgroupSizeX && subgroupStagedBytes(k) <= lim.maxComputeWorkgroupStorageSize;
 }
 
-function subgroupFits(s: Shape, c: SubgroupConfigName): boolean {
+function subgroupFits(s: Shape, k: SgKernel): boolean {
   const al = (x: number) => x % 16 === 0;
-  return s.M % SG_KERNELS[c].BM === 0 && s.N % SG_KERNELS[c].BN === 0 && al(s.K) && al(s.sA) && al(s.sB) && al(s.sC);
+  return s.M % k.BM === 0 && s.N % k.BN === 0 && al(s.K) && al(s.sA) && al(s.sB) && al(s.sC);
 }
 
-function sgPipeline(device: GPUDevice, c: SubgroupConfigName, tA: boolean, tB: boolean): GPUComputePipeline {
+function sgPipeline(device: GPUDevice, k: SgKernel, tA: boolean, tB: boolean): GPUComputePipeline {
   const sg = subgroupSize(device);
-  return getPipeline(device, `matmul_${c}_sg${sg}_t${+tA}${+tB}`, () => subgroupMatrixSource(c, sg, tA, tB));
+  return getPipeline(device, `matmul_${k.key}_sg${sg}_t${+tA}${+tB}`, () => sgKernelSource(k, sg, tA, tB, k.BK));
 }
+
+const sgKernel = (c: SubgroupConfigName) => kernelOf(c) as SgKernel;
 
 /** The config names this device can run for `precision` (subgroup-matrix: supported, not necessarily validated). */
 export function matmulConfigs(device: GPUDevice, precision: MatmulPrecision = 'f32'): MatmulConfigName[] {
-  const names: MatmulConfigName[] = TILE_NAMES.filter((n) => tileFits(device, n));
-  if (precision === 'f16') names.push(...SUBGROUP_CONFIGS.filter((c) => sgDeviceFits(device, c)));
+  const names: MatmulConfigName[] = TILE_NAMES.filter((n) => namedTileFits(device, n));
+  if (precision === 'f16') names.push(...SUBGROUP_CONFIGS.filter((c) => sgDeviceFits(device, sgKernel(c))));
   return names;
+}
+
+/** Whether this device can run kernel spec `spec` (workgroup size and memory, subgroup-matrix support);
+ *  a malformed spec throws. A subgroup kernel must still pass checkSubgroupMatrix before it is trusted. */
+export function matmulSpecFits(device: GPUDevice, spec: MatmulKernelSpec): boolean {
+  const k = kernelOf(spec);
+  return k.sg ? sgDeviceFits(device, k) : tileFits(device, k);
 }
 
 /** The untuned choice: for f16 inputs a subgroup config that has passed its check here and fits
@@ -752,7 +863,7 @@ function heuristic(device: GPUDevice, s: Shape, prec: MatmulPrecision): MatmulCo
   if (prec === 'f16') {
     const st = state(device);
     const wins = (c: SubgroupConfigName) => [...st.choices.values()].filter((x) => x === c).length;
-    const fit = [...st.sgPassed].filter((c) => subgroupFits(s, c)).sort((a, b) => wins(b) - wins(a));
+    const fit = [...st.sgPassed].filter((c) => subgroupFits(s, sgKernel(c))).sort((a, b) => wins(b) - wins(a));
     if (fit.length) return fit[0];
   }
   return heuristicTile(device, s);
@@ -760,9 +871,9 @@ function heuristic(device: GPUDevice, s: Shape, prec: MatmulPrecision): MatmulCo
 
 function heuristicTile(device: GPUDevice, s: Shape): MatmulTileName {
   // CPU adapters run tests, not workloads: one config keeps their (slow) shader JIT to two pipelines.
-  if (isCpuAdapter(device) && tileFits(device, 'mid')) return 'mid';
+  if (isCpuAdapter(device) && namedTileFits(device, 'mid')) return 'mid';
   const tiles = (n: MatmulTileName) => Math.ceil(s.M / MATMUL_TILES[n].BM) * Math.ceil(s.N / MATMUL_TILES[n].BN) * s.batch;
-  const ok = (n: MatmulTileName) => tileFits(device, n);
+  const ok = (n: MatmulTileName) => namedTileFits(device, n);
   // Enough workgroups to fill a large GPU several times over: the biggest tile that does.
   if (ok('large') && tiles('large') >= 256 && s.N > 64) return 'large';
   if (ok('tall') && tiles('tall') >= 256) return 'tall';
@@ -776,17 +887,17 @@ function heuristicTile(device: GPUDevice, s: Shape): MatmulTileName {
 const TARGET_GROUPS = 1024;
 
 /** K splits: only when the output gives too few workgroups and K is long enough to share. */
-function heuristicSplits(device: GPUDevice, s: Shape, config: MatmulConfigName): number {
-  const { BM, BN } = isSg(config) ? SG_KERNELS[config] : MATMUL_TILES[config];
+function heuristicSplits(device: GPUDevice, s: Shape, k: Kernel): number {
+  const { BM, BN } = k;
   const groups = Math.ceil(s.M / BM) * Math.ceil(s.N / BN) * s.batch;
   if (groups >= TARGET_GROUPS || s.K < 1024) return 1;
   let n = Math.min(MAX_SPLITS, Math.ceil(TARGET_GROUPS / groups), Math.floor(s.K / 256));
   while (n > 1 && n * s.batch * s.M * s.N * 4 > device.limits.maxStorageBufferBindingSize) n--;
-  if (isSg(config)) {
+  if (k.sg) {
     while (n > 1 && !sgSplitFits(s, n)) n--;
     return n;
   }
-  return Math.max(1, Math.min(n, Math.ceil(s.K / MATMUL_TILES[config].BK)));
+  return Math.max(1, Math.min(n, Math.ceil(s.K / k.BK)));
 }
 
 /** The subgroup kernels split K as a batch of K-slices: A and B must both be stored K-major (Aᵀ·B, the
@@ -805,26 +916,27 @@ const TUNE_MIN_MACS = 2 ** 24; // below this a matmul is launch-bound: the heuri
 const TUNE_MAX_MACS = 2 ** 32; // the tuning problem is shrunk to this (~8.6 GFLOP)
 
 interface Plan {
-  config: MatmulConfigName;
+  config: MatmulConfigName | MatmulKernelSpec;
+  kernel: Kernel;
   splits: number;
 }
 
 function plan(device: GPUDevice, s: Shape, prec: MatmulPrecision, opts: MatmulOptions, kick = true): Plan {
   let config = opts.config;
   if (config !== undefined) {
-    if (isSg(config)) {
-      const { BM, BN } = SG_KERNELS[config];
-      if (prec !== 'f16') throw new Error(`matmul: config '${config}' needs precision 'f16'`);
-      if (!subgroupSize(device)) throw new Error(`matmul: config '${config}' is not available on this device (needs chromium-experimental-subgroup-matrix, shader-f16, f16→f32 16×16×16 configs and a fixed subgroup size)`);
-      if (!sgDeviceFits(device, config)) throw new RangeError(`matmul: config '${config}' exceeds this device's workgroup limits`);
-      if (!subgroupFits(s, config)) throw new RangeError(`matmul: config '${config}' needs M % ${BM}, N % ${BN}, K % 16 and strides % 16 = 0 (M=${s.M}, N=${s.N}, K=${s.K})`);
-    } else if (!(config in MATMUL_TILES)) throw new RangeError(`matmul: unknown config '${config}' (have ${[...TILE_NAMES, ...SUBGROUP_CONFIGS].join(', ')})`);
-    else if (!tileFits(device, config)) throw new RangeError(`matmul: config '${config}' exceeds this device's workgroup limits`);
+    const k = kernelOf(config);
+    const what = typeof config === 'string' ? `config '${config}'` : `kernel ${k.key}`;
+    if (k.sg) {
+      if (prec !== 'f16') throw new Error(`matmul: ${what} needs precision 'f16'`);
+      if (!subgroupSize(device)) throw new Error(`matmul: ${what} is not available on this device (needs chromium-experimental-subgroup-matrix, shader-f16, f16→f32 16×16×16 configs and a fixed subgroup size)`);
+      if (!sgDeviceFits(device, k)) throw new RangeError(`matmul: ${what} exceeds this device's workgroup limits`);
+      if (!subgroupFits(s, k)) throw new RangeError(`matmul: ${what} needs M % ${k.BM}, N % ${k.BN}, K % 16 and strides % 16 = 0 (M=${s.M}, N=${s.N}, K=${s.K})`);
+    } else if (!tileFits(device, k)) throw new RangeError(`matmul: ${what} exceeds this device's workgroup limits`);
   } else {
     const st = state(device);
     const key = classKey(s, prec);
     config = st.choices.get(key);
-    if (config !== undefined && isSg(config) && !subgroupFits(s, config)) config = undefined;
+    if (config !== undefined && isSg(config) && !subgroupFits(s, sgKernel(config))) config = undefined;
     if (config === undefined) {
       config = heuristic(device, s, prec);
       if (kick && autotuneOn && !isCpuAdapter(device) && s.M * s.N * s.K * s.batch >= TUNE_MIN_MACS && !st.tuning.has(key)) startTune(device, s, prec, key);
@@ -832,9 +944,10 @@ function plan(device: GPUDevice, s: Shape, prec: MatmulPrecision, opts: MatmulOp
   }
   if (opts.splitK !== undefined && (!Number.isInteger(opts.splitK) || opts.splitK < 1 || opts.splitK > 1024))
     throw new RangeError(`matmul: splitK must be an integer in [1, 1024], got ${opts.splitK}`);
-  if (isSg(config) && opts.splitK !== undefined && opts.splitK > 1 && !sgSplitFits(s, opts.splitK))
+  const kernel = kernelOf(config);
+  if (kernel.sg && opts.splitK !== undefined && opts.splitK > 1 && !sgSplitFits(s, opts.splitK))
     throw new RangeError(`matmul: the subgroup-matrix kernels split K only for Aᵀ·B, batch 1, and K a multiple of 16 × splits (K=${s.K}, splitK=${opts.splitK})`);
-  return { config, splits: opts.splitK ?? heuristicSplits(device, s, config) };
+  return { config, kernel, splits: opts.splitK ?? heuristicSplits(device, s, kernel) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -850,31 +963,45 @@ function epilogue(device: GPUDevice, bufs: MatmulBuffers, s: Shape): { flags: nu
   return { flags, epi: [bufs.bias ?? dr, bufs.residual ?? dr, bufs.preact ?? dw], dr, dw };
 }
 
-function dispatchSg(batch: CommandBatch, pipe: GPUComputePipeline, bufs: MatmulBuffers, s: Shape, config: SubgroupConfigName): void {
+function dispatchSg(batch: CommandBatch, pipe: GPUComputePipeline, bufs: MatmulBuffers, s: Shape, k: SgKernel): void {
   const { flags, epi } = epilogue(batch.device, bufs, s);
-  const tilesM = s.M / SG_KERNELS[config].BM, tilesN = s.N / SG_KERNELS[config].BN;
+  const tilesM = s.M / k.BM, tilesN = s.N / k.BN;
   const [x, y] = grid(tilesM * tilesN);
   const params = new Params().u32(s.M).u32(s.N).u32(s.K).u32(s.sA).u32(s.sB).u32(s.sC).u32(tilesM).u32(tilesN).u32(flags);
   batch.dispatch(pipe, [bufs.a, bufs.b, bufs.c, ...epi], params, [x, y, s.batch]);
 }
 
-/** WGSL of subgroup config `config` for subgroup size `sg` and the given transposes; a staged config
- *  steps K by `bk` (a multiple of 16; tests shrink it to fit a CPU adapter's workgroup memory). */
-export function subgroupMatrixSource(config: SubgroupConfigName, sg: number, tA: boolean, tB: boolean, bk = SG_BK): string {
-  return config === 'subgroup-matrix' ? subgroupSource(sg, tA, tB) : subgroupStagedSource(config, sg, tA, tB, bk);
+function sgKernelSource(k: SgKernel, sg: number, tA: boolean, tB: boolean, bk: number): string {
+  return k.direct ? subgroupSource(sg, tA, tB) : subgroupStagedSource(k, sg, tA, tB, bk);
 }
 
-/** Records subgroup config `config` run by `pipeline`, a build of subgroupMatrixSource. matmul passes the
- *  compiled kernel; tests on devices without subgroup matrices pass an emulation of it. */
-export function recordSubgroupMatrix(batch: CommandBatch, pipeline: GPUComputePipeline, bufs: MatmulBuffers, dims: MatmulDims, config: SubgroupConfigName, splitK = 1): void {
+/** The subgroup kernel of a subgroup config name or spec (a tiled one is an error). */
+function sgKernelOf(config: SubgroupConfigName | SubgroupSpec): SgKernel {
+  const k = kernelOf(config);
+  if (!k.sg) throw new RangeError(`matmul: ${JSON.stringify(config)} is not a subgroup-matrix kernel`);
+  return k;
+}
+
+/** WGSL of subgroup config or spec `config` for subgroup size `sg` and the given transposes; a staged
+ *  kernel steps K by `bk` (a multiple of 16, default its BK; tests shrink it to fit a CPU adapter's
+ *  workgroup memory). */
+export function subgroupMatrixSource(config: SubgroupConfigName | SubgroupSpec, sg: number, tA: boolean, tB: boolean, bk?: number): string {
+  const k = sgKernelOf(config);
+  return sgKernelSource(k, sg, tA, tB, bk ?? k.BK);
+}
+
+/** Records subgroup config or spec `config` run by `pipeline`, a build of subgroupMatrixSource. matmul
+ *  passes the compiled kernel; tests on devices without subgroup matrices pass an emulation of it. */
+export function recordSubgroupMatrix(batch: CommandBatch, pipeline: GPUComputePipeline, bufs: MatmulBuffers, dims: MatmulDims, config: SubgroupConfigName | SubgroupSpec, splitK = 1): void {
   const s = resolve(dims);
+  const k = sgKernelOf(config);
   checkBuffers(bufs, s, 'f16');
-  if (!subgroupFits(s, config)) throw new RangeError(`matmul: config '${config}' needs M % ${SG_KERNELS[config].BM}, N % ${SG_KERNELS[config].BN}, K % 16 and strides % 16 = 0`);
-  if (splitK > 1 && !sgSplitFits(s, splitK)) throw new RangeError(`matmul: config '${config}' cannot split K=${splitK} ways here`);
-  recordSg(batch, pipeline, bufs, s, config, splitK);
+  if (!subgroupFits(s, k)) throw new RangeError(`matmul: ${k.key} needs M % ${k.BM}, N % ${k.BN}, K % 16 and strides % 16 = 0`);
+  if (splitK > 1 && !sgSplitFits(s, splitK)) throw new RangeError(`matmul: ${k.key} cannot split K=${splitK} ways here`);
+  recordSg(batch, pipeline, bufs, s, k, splitK);
 }
 
-function recordSg(batch: CommandBatch, pipe: GPUComputePipeline, bufs: MatmulBuffers, s: Shape, config: SubgroupConfigName, splits: number): void {
+function recordSg(batch: CommandBatch, pipe: GPUComputePipeline, bufs: MatmulBuffers, s: Shape, config: SgKernel, splits: number): void {
   if (splits === 1) return dispatchSg(batch, pipe, bufs, s, config);
   // K split: slice i is batch item i of the K-major operands (offset i·K/splits rows), its partial
   // product goes to the workspace with no epilogue, and the reduction applies it.
@@ -887,9 +1014,9 @@ function recordSg(batch: CommandBatch, pipe: GPUComputePipeline, bufs: MatmulBuf
 
 function record(batch: CommandBatch, bufs: MatmulBuffers, s: Shape, prec: MatmulPrecision, p: Plan): void {
   const device = batch.device;
-  if (isSg(p.config)) return recordSg(batch, sgPipeline(device, p.config, s.tA, s.tB), bufs, s, p.config, p.splits);
+  const t = p.kernel;
+  if (t.sg) return recordSg(batch, sgPipeline(device, t, s.tA, s.tB), bufs, s, t, p.splits);
   const { flags, epi, dr, dw } = epilogue(device, bufs, s);
-  const t = MATMUL_TILES[p.config];
   const vec = isVec(s);
   const tilesM = Math.ceil(s.M / t.BM), tilesN = Math.ceil(s.N / t.BN);
   const [x, y] = grid(tilesM * tilesN);
@@ -897,7 +1024,7 @@ function record(batch: CommandBatch, bufs: MatmulBuffers, s: Shape, prec: Matmul
   const kChunk = Math.ceil(s.K / splits / t.BK) * t.BK;
   if (splits > 1) splits = Math.ceil(s.K / kChunk); // every split gets a non-empty range
   if (s.batch * splits > MAX_GROUPS) throw new RangeError(`matmul: batch ${s.batch} × ${splits} K splits exceeds ${MAX_GROUPS} workgroups in z`);
-  const v: TiledVariant = { tile: p.config, prec, vec, cpu: isCpuAdapter(device) };
+  const v: TiledVariant = { tile: t, prec, vec, cpu: isCpuAdapter(device) };
   const pipe = getPipeline(device, tiledKey(v), () => tiledSource(v));
   const params = (sC: number, f: number) =>
     new Params()
@@ -957,9 +1084,9 @@ export function matmulTuneTimes(device: GPUDevice, dims: MatmulDims, opts: { pre
 }
 
 /** The config and K splits `matmul` would use now for these dims on this device. */
-export function matmulPlan(device: GPUDevice, dims: MatmulDims, opts: MatmulOptions = {}): { config: MatmulConfigName; splits: number } {
-  const s = resolve(dims);
-  return plan(device, s, opts.precision ?? 'f32', opts, false);
+export function matmulPlan(device: GPUDevice, dims: MatmulDims, opts: MatmulOptions = {}): { config: MatmulConfigName | MatmulKernelSpec; splits: number } {
+  const { config, splits } = plan(device, resolve(dims), opts.precision ?? 'f32', opts, false);
+  return { config, splits };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1011,12 +1138,12 @@ function tuneShape(s: Shape): Shape {
 /** Whether the pipeline of config `c` for this shape compiles here. A shader the driver rejects would
  *  otherwise time as an instant no-op and win the tune. Push, create and pop run with no await between
  *  them, so the scopes catch this pipeline's errors only. */
-async function compiles(device: GPUDevice, s: Shape, prec: MatmulPrecision, c: MatmulConfigName): Promise<boolean> {
+async function compiles(device: GPUDevice, s: Shape, prec: MatmulPrecision, k: Kernel): Promise<boolean> {
   device.pushErrorScope('validation');
   device.pushErrorScope('internal');
-  if (isSg(c)) sgPipeline(device, c, s.tA, s.tB);
+  if (k.sg) sgPipeline(device, k, s.tA, s.tB);
   else {
-    const v: TiledVariant = { tile: c, prec, vec: isVec(s), cpu: isCpuAdapter(device) };
+    const v: TiledVariant = { tile: k, prec, vec: isVec(s), cpu: isCpuAdapter(device) };
     getPipeline(device, tiledKey(v), () => tiledSource(v));
   }
   const errs = await Promise.all([device.popErrorScope(), device.popErrorScope()]);
@@ -1025,10 +1152,11 @@ async function compiles(device: GPUDevice, s: Shape, prec: MatmulPrecision, c: M
 
 async function runTune(device: GPUDevice, s0: Shape, prec: MatmulPrecision, key: string): Promise<MatmulConfigName> {
   const s = tuneShape(s0);
-  const fits: MatmulConfigName[] = TILE_NAMES.filter((n) => tileFits(device, n));
-  if (prec === 'f16') for (const c of SUBGROUP_CONFIGS) if (sgDeviceFits(device, c) && subgroupFits(s, c) && (await checkSubgroupMatrix(device, c))) fits.push(c);
+  const fits: MatmulConfigName[] = TILE_NAMES.filter((n) => namedTileFits(device, n));
+  if (prec === 'f16')
+    for (const c of SUBGROUP_CONFIGS) if (sgDeviceFits(device, sgKernel(c)) && subgroupFits(s, sgKernel(c)) && (await checkSubgroupMatrix(device, c))) fits.push(c);
   const cands: MatmulConfigName[] = [];
-  for (const c of fits) if (await compiles(device, s, prec, c)) cands.push(c);
+  for (const c of fits) if (await compiles(device, s, prec, kernelOf(c))) cands.push(c);
   if (cands.length === 0) throw new Error('matmul: no tile config compiles on this device');
   if (cands.length === 1) return cands[0];
   const inB = prec === 'f16' ? 2 : 4;
@@ -1042,7 +1170,8 @@ async function runTune(device: GPUDevice, s0: Shape, prec: MatmulPrecision, key:
   // around each of the candidate's own dispatches count its work only.
   const stamps = device.features.has('timestamp-query');
   const time = async (c: MatmulConfigName, reps: number) => {
-    const p: Plan = { config: c, splits: heuristicSplits(device, s, c) };
+    const kernel = kernelOf(c);
+    const p: Plan = { config: c, kernel, splits: heuristicSplits(device, s, kernel) };
     if (stamps) {
       const prof = (cb.profiler = new KernelProfiler(device, Math.min(2048, reps * 2)));
       try {
@@ -1080,31 +1209,33 @@ async function runTune(device: GPUDevice, s0: Shape, prec: MatmulPrecision, key:
   }
 }
 
-/** Runs a subgroup-matrix kernel against the tiled f16 kernel on small problems (all transposes,
- *  with and without epilogue); enables it on this device only if it compiles and agrees. */
-export function checkSubgroupMatrix(device: GPUDevice, config: SubgroupConfigName = 'subgroup-matrix'): Promise<boolean> {
+/** Runs a subgroup-matrix kernel (config or spec) against the tiled f16 kernel on small problems (all
+ *  transposes, with and without epilogue); a config is enabled on this device only if it compiles and agrees. */
+export function checkSubgroupMatrix(device: GPUDevice, config: SubgroupConfigName | SubgroupSpec = 'subgroup-matrix'): Promise<boolean> {
   const st = state(device);
-  let check = st.sgChecks.get(config);
+  const k = sgKernelOf(config);
+  let check = st.sgChecks.get(k.key);
   if (!check) {
-    check = (sgDeviceFits(device, config) ? sgSelfCheck(device, config) : Promise.resolve(false))
+    check = (sgDeviceFits(device, k) ? sgSelfCheck(device, config) : Promise.resolve(false))
       .catch(() => false)
       .then((ok) => {
-        if (ok) st.sgPassed.add(config);
+        if (ok && typeof config === 'string') st.sgPassed.add(config);
         return ok;
       });
-    st.sgChecks.set(config, check);
+    st.sgChecks.set(k.key, check);
   }
   return check;
 }
 
-async function sgSelfCheck(device: GPUDevice, config: SubgroupConfigName): Promise<boolean> {
-  // K = 48: the staged kernel's second 32-step runs half past K (zero-filled).
-  const M = 128, N = 128, K = 48, batch = 2;
+async function sgSelfCheck(device: GPUDevice, config: SubgroupConfigName | SubgroupSpec): Promise<boolean> {
+  const k = sgKernelOf(config);
+  // K = BK + 16: a staged kernel's second K step runs past K (zero-filled) unless BK is 16.
+  const M = k.BM * Math.ceil(128 / k.BM), N = k.BN * Math.ceil(128 / k.BN), K = k.BK + 16, batch = 2;
   // Compile every variant the check uses inside an error scope first, so a shader the driver rejects
   // disables the path instead of raising an uncaptured error.
   device.pushErrorScope('validation');
   device.pushErrorScope('internal');
-  for (const tA of [false, true]) for (const tB of [false, true]) sgPipeline(device, config, tA, tB);
+  for (const tA of [false, true]) for (const tB of [false, true]) sgPipeline(device, k, tA, tB);
   const errs = await Promise.all([device.popErrorScope(), device.popErrorScope()]);
   if (errs.some((e) => e)) return false;
 
@@ -1131,10 +1262,10 @@ async function sgSelfCheck(device: GPUDevice, config: SubgroupConfigName): Promi
   for (const tA of [false, true])
     for (const tB of [false, true])
       for (const withEp of [false, true])
-        for (const which of [config, 'mid'] as MatmulConfigName[]) {
+        for (const which of [config, 'mid'] as const) {
           const c = device.createBuffer({ size: batch * M * N * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
           const s = resolve({ M, N, K, batch, transA: tA, transB: tB, activation: withEp ? 'gelu' : 'none' });
-          record(cb, { a, b, c, ...(withEp ? { bias, residual } : {}) }, s, 'f16', { config: which, splits: 1 });
+          record(cb, { a, b, c, ...(withEp ? { bias, residual } : {}) }, s, 'f16', { config: which, kernel: kernelOf(which), splits: 1 });
           outs.push(c);
         }
   const read = device.createBuffer({ size: outs.length * batch * M * N * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });

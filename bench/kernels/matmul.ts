@@ -16,7 +16,7 @@ interface Spec {
 }
 
 /** Cheap deterministic values in [-0.5, 0.5): timing does not depend on them, upload time does. */
-function values(n: number, seed: number): Float32Array {
+export function values(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
   let x = seed >>> 0 || 1;
   for (let i = 0; i < n; i++) {
@@ -27,7 +27,7 @@ function values(n: number, seed: number): Float32Array {
 }
 
 /** f16 bits of values in [-0.5, 0.5) (exponent 14 or less; truncated mantissa is fine here). */
-function halves(n: number, seed: number): Uint16Array {
+export function halves(n: number, seed: number): Uint16Array {
   const f = values(n, seed), h = new Uint16Array(n), u = new Uint32Array(f.buffer);
   for (let i = 0; i < n; i++) {
     const e = ((u[i] >>> 23) & 0xff) - 127 + 15;
@@ -104,16 +104,18 @@ function linear(label: string, rows: number, k: number, n: number): Spec[] {
   ];
 }
 
+/** The products of the ECG-JEPA base encoder's linear layers at batch 64 (proj, qkv, fc1, fc2: forward, dX, dW). */
+export function layerSpecs(): { name: string; dims: MatmulDims }[] {
+  return [...linear('proj', 25600, 768, 768), ...linear('qkv', 25600, 768, 2304), ...linear('fc1', 25600, 768, 3072), ...linear('fc2', 25600, 3072, 768)];
+}
+
 export function cases(scale: Scale): KernelCase[] {
   const specs: Spec[] =
     scale === 'full'
       ? [
           { name: 'matmul 4096x4096x4096', dims: { M: 4096, N: 4096, K: 4096 } },
-          ...linear('proj', 25600, 768, 768),
-          ...linear('qkv', 25600, 768, 2304),
-          ...linear('fc1', 25600, 768, 3072),
+          ...layerSpecs(),
           { name: 'fc1 fwd+bias+gelu 25600x3072x768', dims: { M: 25600, N: 3072, K: 768, transB: true }, fused: true },
-          ...linear('fc2', 25600, 3072, 768),
           { name: 'scores 768x(400x400x64) A·Bᵀ', dims: { M: 400, N: 400, K: 64, batch: 768, transB: true } },
           { name: 'matmul f16 4096x4096x4096', dims: { M: 4096, N: 4096, K: 4096 }, f16: true },
           { name: 'f16 fc1 fwd 25600x3072x768 A·Bᵀ', dims: { M: 25600, N: 3072, K: 768, transB: true }, f16: true },

@@ -3,6 +3,7 @@ import {
   matmul,
   matmulConfigs,
   matmulPlan,
+  matmulSpecFits,
   matmulTuneTimes,
   recordSubgroupMatrix,
   isCpuAdapter,
@@ -13,8 +14,11 @@ import {
   type MatmulBuffers,
   type MatmulConfigName,
   type MatmulDims,
+  type MatmulKernelSpec,
   type MatmulTileName,
   type SubgroupConfigName,
+  type SubgroupSpec,
+  type TileSpec,
 } from '../../kernels/matmul.js';
 import { emulatedSubgroupPipeline } from './subgroup-emulation.js';
 import { Rng } from '../../engine/random.js';
@@ -28,7 +32,7 @@ import { erf } from '../engine/reference.js';
 const gelu = (x: number) => 0.5 * x * (1 + erf(x / Math.SQRT2));
 
 interface Case extends MatmulDims {
-  config?: MatmulConfigName;
+  config?: MatmulConfigName | MatmulKernelSpec;
   splitK?: number;
   f16?: boolean;
   bias?: boolean;
@@ -190,6 +194,19 @@ describe('kernels/matmul', function () {
       }
   });
 
+  it('tiles given by their parameters: 8×4 and 4×8 thread blocks per 32 invocations, odd shapes, vec4, epilogue', async () => {
+    const specs: TileSpec[] = [
+      { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4, LX: 8 }, // 16 × 16 threads in blocks of 8 × 4
+      { BM: 32, BN: 64, BK: 8, TM: 4, TN: 8, LX: 4 }, // 8 × 8 threads in blocks of 4 × 8
+    ];
+    for (const config of specs) {
+      assert(matmulSpecFits(engine.device, config), `${JSON.stringify(config)} fits every device`);
+      for (const [transA, transB] of TRANS) await run(engine, { M: 13, N: 70, K: 29, transA, transB, config });
+      await run(engine, { M: 68, N: 36, K: 20, transB: true, config }); // vec4, partial tiles
+      await run(engine, { M: 37, N: 50, K: 19, bias: true, activation: 'gelu', preact: true, residual: true, config, scale: 2 / Math.sqrt(19) });
+    }
+  });
+
   it('400- and 768-like shapes with the planned config', async () => {
     await run(engine, { M: 400, N: 768, K: 64, transB: true });
     await run(engine, { M: 400, N: 48, K: 768, transA: true });
@@ -255,9 +272,10 @@ describe('kernels/matmul', function () {
     await run(engine, { M: 16, N: 12, K: 20, batch: 2, strideB: 0, accumulate: true, f16: true, config: 'large' });
   });
 
+  const SG_SPEC: SubgroupSpec = { BM: 64, BN: 128, BK: 16, subgroups: 2, FM: 4, FN: 4, buffers: 2 };
   // The subgroup kernels on shapes that fit them: K = 48 and 80 end half-way through the staged
   // kernel's 32-deep step; batch 2 with padded strides; every transpose; the epilogue staging.
-  const SG_CASES = (config: SubgroupConfigName): Case[] => [
+  const SG_CASES = (config: SubgroupConfigName | SubgroupSpec): Case[] => [
     ...TRANS.map(([transA, transB]): Case => ({ M: 128, N: 128, K: 48, batch: 2, strideA: 128 * 48 + 16, strideC: 128 * 128 + 32, transA, transB, config, f16: true })),
     { M: 256, N: 128, K: 80, transA: true, transB: true, bias: true, activation: 'gelu', residual: true, preact: true, config, f16: true, scale: 2 / Math.sqrt(80) },
     { M: 128, N: 256, K: 32, bias: true, accumulate: true, config, f16: true },
@@ -290,12 +308,22 @@ describe('kernels/matmul', function () {
         await run(engine, c, (bufs) => recordSubgroupMatrix(engine.batch, pipe, bufs, c, config, c.splitK));
       }
     }
+    // A kernel given by its parameters: a 64×128 tile of 2 subgroups, double-buffered K steps of 16
+    // (one pipeline: the cases without transposes).
+    for (const c of SG_CASES(SG_SPEC).filter((c) => !c.transA && !c.transB)) {
+      const pipe = emulatedSubgroupPipeline(engine.device, SG_SPEC, 32, false, false);
+      await run(engine, c, (bufs) => recordSubgroupMatrix(engine.batch, pipe, bufs, c, SG_SPEC, c.splitK));
+    }
   });
 
   it('subgroup-matrix: runs where the device has it, else a clear error', async () => {
     const sgs = matmulConfigs(engine.device, 'f16').filter((c): c is SubgroupConfigName => c.startsWith('subgroup-matrix'));
     if (sgs.length) {
       for (const config of sgs) for (const c of SG_CASES(config)) await run(engine, c);
+      if (matmulSpecFits(engine.device, SG_SPEC)) {
+        assert(await checkSubgroupMatrix(engine.device, SG_SPEC), `${JSON.stringify(SG_SPEC)} passes its device check`);
+        for (const c of SG_CASES(SG_SPEC)) await run(engine, c);
+      }
       const t = engine.empty([128 * 128], 'f16'), c = engine.empty([128 * 128]);
       let msg = '';
       try {
@@ -308,7 +336,7 @@ describe('kernels/matmul', function () {
       // Once a config's check has passed, an f16 shape class not yet tuned starts on it, not on a tile.
       if ((await Promise.all(sgs.map((c) => checkSubgroupMatrix(engine.device, c)))).some(Boolean)) {
         const untuned = matmulPlan(engine.device, { M: 896, N: 384, K: 80 }, { precision: 'f16' });
-        assert(untuned.config.startsWith('subgroup-matrix'), `untuned f16 plan ${JSON.stringify(untuned)}`);
+        assert(typeof untuned.config === 'string' && untuned.config.startsWith('subgroup-matrix'), `untuned f16 plan ${JSON.stringify(untuned)}`);
       }
     } else {
       const t = engine.empty([64 * 64], 'f16'), c = engine.empty([64 * 64]);
@@ -354,6 +382,14 @@ describe('kernels/matmul', function () {
     expectThrow(() => matmul(engine.batch, bufs, { M: 2.5, N: 2, K: 2 }), /matmul: M must be an integer/);
     expectThrow(() => matmul(engine.batch, { a: x.buffer, b: y.buffer, c: x.buffer }, { M: 2, N: 2, K: 2 }), /matmul: c must not share memory with a/);
     expectThrow(() => matmul(engine.batch, bufs, { M: 2, N: 2, K: 2 }, { config: 'huge' as MatmulConfigName }), /matmul: unknown config 'huge'/);
+    const spec = (config: MatmulKernelSpec, re: RegExp) => expectThrow(() => matmul(engine.batch, bufs, { M: 2, N: 2, K: 2 }, { config }), re);
+    spec({ BM: 64, BN: 64, BK: 16, TM: 3, TN: 4 }, /matmul: kernel spec .*TM, TN and BK must be multiples of 4/);
+    spec({ BM: 64, BN: 64, BK: 16, TM: 4, TN: 4, LX: 3 }, /matmul: kernel spec .*LX must be a power of two/);
+    spec({ BM: 64, BN: 64, BK: 16.5, TM: 4, TN: 4 }, /matmul: kernel spec .*BK must be an integer/);
+    spec({ BM: 4096, BN: 4096, BK: 1024, TM: 4, TN: 4 }, /matmul: kernel spec .*BM must be an integer in \[1, 1024\]/);
+    spec({ BM: 256, BN: 256, BK: 32, TM: 4, TN: 4 }, /matmul: kernel t256x256x32_4x4 exceeds this device's workgroup limits/);
+    spec({ BM: 128, BN: 128, BK: 32, subgroups: 8, FM: 4, FN: 4, buffers: 1 }, /matmul: kernel spec .*8 subgroups of 64×64 must tile 128×128/);
+    spec({ BM: 128, BN: 128, BK: 32, subgroups: 4, FM: 4, FN: 4, buffers: 1 }, /matmul: kernel sg128x128x32_4sg_4x4_b1 needs precision 'f16'/);
     [x, y, z].forEach((t) => t.dispose());
   });
 });

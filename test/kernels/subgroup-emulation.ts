@@ -10,7 +10,7 @@
 // Kept cheap to compile on lavapipe, whose JIT otherwise takes minutes on these kernels: fragments are
 // passed by pointer (no array copies) and the loop bounds come from a uniform, so nothing is unrolled.
 import { getPipeline } from '../../kernels/runtime.js';
-import { subgroupMatrixSource, type SubgroupConfigName } from '../../kernels/matmul.js';
+import { subgroupMatrixSource, type SubgroupConfigName, type SubgroupSpec } from '../../kernels/matmul.js';
 
 const at = (i: string, j: string) => `select(off + ${i} * stride + ${j}, off + ${j} * stride + ${i}, colMajor)`;
 
@@ -61,6 +61,6 @@ export function emulateSubgroupMatrix(wgsl: string, sg: number): string {
 }
 
 /** A pipeline of the emulated kernel, built as if the subgroup size were `sg` (a staged kernel stepping K by `bk`). */
-export function emulatedSubgroupPipeline(device: GPUDevice, config: SubgroupConfigName, sg: number, tA: boolean, tB: boolean, bk?: number): GPUComputePipeline {
-  return getPipeline(device, `emulated_${config}_sg${sg}_t${+tA}${+tB}_k${bk ?? ''}`, () => emulateSubgroupMatrix(subgroupMatrixSource(config, sg, tA, tB, bk), sg));
+export function emulatedSubgroupPipeline(device: GPUDevice, config: SubgroupConfigName | SubgroupSpec, sg: number, tA: boolean, tB: boolean, bk?: number): GPUComputePipeline {
+  return getPipeline(device, `emulated_${JSON.stringify(config)}_sg${sg}_t${+tA}${+tB}_k${bk ?? ''}`, () => emulateSubgroupMatrix(subgroupMatrixSource(config, sg, tA, tB, bk), sg));
 }

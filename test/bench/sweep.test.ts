@@ -1,0 +1,54 @@
+// bench sweep: every candidate is checked before it is timed, one that does not fit is reported
+// (not fatal), and the layer pass times the fastest candidates beside matmul's own choice.
+import { formatLayers, formatSweep, sweepCandidates, sweepLayers, sweepMatmul, type Candidate } from '../../bench/sweep.js';
+import { MATMUL_TILES, matmulConfigs } from '../../kernels/matmul.js';
+import { assert, getEngine } from '../helpers.js';
+
+describe('bench/sweep', function () {
+  this.timeout(300_000);
+
+  it('candidates: the named configs first, then only specs this device fits, none twice', async () => {
+    const { device } = await getEngine();
+    const cands = sweepCandidates(device, 'f32');
+    const named = matmulConfigs(device, 'f32');
+    assert(cands.slice(0, named.length).every((c, i) => c.config === named[i]), `named first: ${cands.slice(0, named.length).map((c) => c.label)}`);
+    const specs = cands.slice(named.length);
+    assert(specs.length > 0 && specs.every((c) => typeof c.config === 'object'), `${specs.length} specs`);
+    const keys = specs.map((c) => JSON.stringify(c.config));
+    assert(new Set(keys).size === keys.length, 'no spec twice');
+    assert(!Object.values(MATMUL_TILES).some((t) => keys.includes(JSON.stringify(t))), 'a named tile is not repeated as a spec');
+    const room = device.limits.maxComputeWorkgroupStorageSize;
+    for (const c of specs) {
+      const t = c.config as { BM: number; BN: number; BK: number };
+      assert(2 * t.BK * (t.BM + t.BN) * 4 <= room, `${c.label} fits ${room} B of workgroup memory`);
+    }
+  });
+
+  it('checks, times and ranks; a spec that does not fit is reported; the layer pass', async () => {
+    const engine = await getEngine();
+    const candidates: Candidate[] = [
+      { label: 'mid', config: 'mid' },
+      { label: 'blocks of 8x4', config: { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4, LX: 8 } },
+      { label: 'too big', config: { BM: 256, BN: 256, BK: 32, TM: 4, TN: 4 } },
+    ];
+    const lines: string[] = [];
+    const dims = { M: 72, N: 100, K: 36, transB: true };
+    const rows = await sweepMatmul(engine, { precision: 'f32', dims, targetMs: 5, candidates }, (l) => lines.push(l));
+    assert(rows.map((r) => r.status).join() === 'ok,ok,unfit', `statuses ${JSON.stringify(rows)}`);
+    for (const r of rows.slice(0, 2)) {
+      assert(r.checkError! < 1e-5 && r.ms! > 0, `${r.label}: checked and timed ${JSON.stringify(r)}`);
+      assert(Math.abs(r.rate! - (2 * 72 * 100 * 36) / (r.ms! * 1e6)) < 1e-9 * r.rate!, `${r.label}: GFLOP/s from ms`);
+    }
+    assert(lines.length === 3 && lines[2].includes('too big: unfit'), `a line per candidate: ${lines}`);
+    const table = formatSweep(rows);
+    assert(table.includes('blocks of 8x4') && table.includes('1 skipped: too big (unfit)'), table);
+
+    const shapes = [{ name: 'a fwd', dims: { M: 40, N: 24, K: 16, transB: true } }, { name: 'a dW', dims: { M: 24, N: 16, K: 40, transA: true } }];
+    const layers = await sweepLayers(engine, rows, 1, 'f32', 5, () => {}, shapes);
+    // the fastest timed candidate and matmul's own choice, on each shape
+    assert(layers.length === 4 && layers.every((r) => r.status === 'ok' && r.rate! > 0), JSON.stringify(layers));
+    assert(layers.filter((r) => r.label === 'autotuned').every((r) => r.picked && r.checkError! < 1e-5), `autotuned rows name their pick ${JSON.stringify(layers)}`);
+    const lt = formatLayers(layers);
+    assert(lt.includes('autotuned') && lt.includes('a fwd') && lt.includes('a dW'), lt);
+  });
+});
