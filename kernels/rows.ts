@@ -160,7 +160,7 @@ fn ${name}(v: ${type}, lid: u32) -> ${type} {
 const MAX_PER_LANE = 32;
 
 /** Workgroup size of the one-subgroup-per-row kernels: a multiple of every subgroup size up to it. */
-const SG_ROWS_WG = 128;
+export const SG_ROWS_WG = 128;
 
 /** A row-wise kernel with one subgroup per row (see subgroupRows). */
 export interface SubgroupRows {
@@ -168,6 +168,8 @@ export interface SubgroupRows {
   vec: 1 | 4;
   /** Register slots per lane (a power of two): lane l holds units l, l + subgroup size, ... */
   k: number;
+  /** Units a row may have in this layout: k × the smallest subgroup size. */
+  units: number;
   /** Rows per workgroup: SG_ROWS_WG / the largest subgroup size. */
   perGroup: number;
   /** Workgroups to launch (workgroupGrid's argument). */
@@ -197,7 +199,7 @@ export function subgroupRows(device: GPUDevice, rows: number, cols: number): Sub
   const k = 2 ** Math.ceil(Math.log2(Math.ceil(cols / vec / min)));
   if (k * vec > MAX_PER_LANE) return null;
   const perGroup = SG_ROWS_WG / max;
-  return { vec, k, perGroup, groups: Math.ceil(rows / perGroup), key: `sgrow_r${perGroup}_v${vec}_k${k}` };
+  return { vec, k, units: k * min, perGroup, groups: Math.ceil(rows / perGroup), key: `sgrow_r${perGroup}_v${vec}_k${k}` };
 }
 
 /**

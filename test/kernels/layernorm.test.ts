@@ -1,4 +1,5 @@
 import { layerNormBackward, layerNormForward } from '../../kernels/layernorm.js';
+import { KernelProfiler } from '../../kernels/profiler.js';
 import { subgroupRows } from '../../kernels/rows.js';
 import { Rng } from '../../engine/random.js';
 import type { Tensor } from '../../engine/tensor.js';
@@ -105,11 +106,27 @@ describe('kernels/layernorm', () => {
 
   it('forward: y, mean and rstd against float64, affine and not', () => checkForward(SHAPES, 2));
 
-  it('forward: short rows take the subgroup kernel (f32 and vec4 loads), long rows the workgroup kernel', async () => {
-    const { device } = await getEngine();
+  it('forward and backward: short rows take the subgroup kernels (f32 and vec4 loads), long rows the workgroup kernels', async () => {
+    const engine = await getEngine();
+    const { device } = engine;
     if (!device.features.has('subgroups')) return;
     const taken = new Set(SHAPES.map(([rows, dim]) => subgroupRows(device, rows, dim)?.vec ?? 'workgroup'));
     for (const path of [1, 4, 'workgroup']) assert(taken.has(path as never), `no shape takes ${path} (took ${[...taken]})`);
+    if (!device.features.has('timestamp-query')) return;
+    // the dispatched pipelines, by the profiler's labels: the backward with dgamma/dbeta on short rows
+    // is the subgroup kernel too
+    for (const [rows, dim, want] of [[131, 12, 'layernorm.bwd_sgrow'], [13, 4099, 'layernorm.bwd_wg']] as const) {
+      const t = (n: number) => engine.empty([n]);
+      const [x, dy, dx, mean, rstd, dg] = [t(rows * dim), t(rows * dim), t(rows * dim), t(rows), t(rows), t(dim)];
+      const prof = (engine.batch.profiler = new KernelProfiler(device));
+      layerNormBackward(engine.batch, { dy: dy.buffer, x: x.buffer, mean: mean.buffer, rstd: rstd.buffer, dx: dx.buffer, dgamma: dg.buffer }, { rows, dim });
+      engine.batch.submit();
+      engine.batch.profiler = null;
+      const labels = (await prof.results()).map((k) => k.kernel);
+      assert(labels.some((l) => l.startsWith(want)), `rows=${rows} dim=${dim}: ${want} among ${labels}`);
+      prof.destroy();
+      [x, dy, dx, mean, rstd, dg].forEach((z) => z.dispose());
+    }
   });
 
   // 1031 rows: blocks of several rows, and a split reduction of the partials
