@@ -195,6 +195,16 @@ export function layerNormForward(
   batch.dispatch(pipe, bindings, params, workgroupGrid(rows));
 }
 
+// the backward kernels' bindings (after their uniform struct P): rows of f32 (workgroup kernel) or of V (subgroup kernel)
+const BACKWARD_BINDINGS = (t: string) => /* wgsl */ `@group(0) @binding(0) var<storage, read> dy: array<${t}>;
+@group(0) @binding(1) var<storage, read> x: array<${t}>;
+@group(0) @binding(2) var<storage, read> mean: array<f32>;
+@group(0) @binding(3) var<storage, read> rstd: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dx: array<${t}>;
+@group(0) @binding(5) var<storage, read> gamma: array<${t}>;
+@group(0) @binding(6) var<storage, read_write> part: array<${t}>;
+@group(0) @binding(7) var<uniform> p: P;`;
+
 function backwardSource(l: RowLayout, red: Reducer): string {
   const { wg, k } = l;
   // part[pg0 + c]: this block's dgamma partial of column c; part[pb0 + c]: its dbeta partial
@@ -271,14 +281,7 @@ function backwardSource(l: RowLayout, red: Reducer): string {
   }`;
   return /* wgsl */ `${red.enable}
 struct P { rows: u32, dim: u32, rowsPerBlock: u32, blocks: u32, betaAt: u32, gmask: u32, partials: u32 }
-@group(0) @binding(0) var<storage, read> dy: array<f32>;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> mean: array<f32>;
-@group(0) @binding(3) var<storage, read> rstd: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dx: array<f32>;
-@group(0) @binding(5) var<storage, read> gamma: array<f32>;
-@group(0) @binding(6) var<storage, read_write> part: array<f32>;
-@group(0) @binding(7) var<uniform> p: P;
+${BACKWARD_BINDINGS('f32')}
 fn gam(c: u32) -> f32 {
   return select(1.0, gamma[min(c, p.dim - 1u) & p.gmask], p.gmask != 0u);
 }
@@ -302,14 +305,7 @@ ${body}
  *  here (P.rows = blocks); P.realRows counts rows. */
 function subgroupBackwardSource(s: SubgroupRows): string {
   const decls = /* wgsl */ `struct P { rows: u32, cols: u32, realRows: u32, per: u32, betaAt: u32, gmask: u32, partials: u32 }
-@group(0) @binding(0) var<storage, read> dy: array<V>;
-@group(0) @binding(1) var<storage, read> x: array<V>;
-@group(0) @binding(2) var<storage, read> mean: array<f32>;
-@group(0) @binding(3) var<storage, read> rstd: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dx: array<V>;
-@group(0) @binding(5) var<storage, read> gamma: array<V>;
-@group(0) @binding(6) var<storage, read_write> part: array<V>;
-@group(0) @binding(7) var<uniform> p: P;
+${BACKWARD_BINDINGS('V')}
 // this workgroup's partial sums: dgamma's in [0, units), dbeta's after
 var<workgroup> acc: array<V, ${2 * s.units}>;
 fn gam(c: u32, n: u32) -> V {
