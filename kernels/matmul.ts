@@ -147,16 +147,16 @@ const isSg = (c: MatmulConfigName): c is SubgroupConfigName => (SUBGROUP_CONFIGS
 type Kernel =
   | ({ sg: false; key: string } & Required<TileSpec>)
   | ({ sg: true; direct: boolean; key: string } & SubgroupSpec);
+type TiledKernel = Extract<Kernel, { sg: false }>;
+type SgKernel = Extract<Kernel, { sg: true }>;
 
 const DIRECT: Kernel = { sg: true, direct: true, key: 'subgroup-matrix', BM: 64, BN: 32, BK: 16, subgroups: 1, FM: 4, FN: 2, buffers: 1 };
 
 const isPow2 = (x: number) => x > 0 && (x & (x - 1)) === 0;
 
-function tileKernel(key: string, t: TileSpec): Kernel {
+function tileKernel(key: string, t: TileSpec): TiledKernel {
   const { BM, BN, BK, TM, TN } = t;
-  const TX = BN / TN, TY = BM / TM;
-  const LX = t.LX ?? Math.min(TX, 32);
-  return { sg: false, key, BM, BN, BK, TM, TN, LX };
+  return { sg: false, key, BM, BN, BK, TM, TN, LX: t.LX ?? Math.min(BN / TN, 32) };
 }
 
 /** The kernel of a config name or spec; a malformed spec is a RangeError naming what is wrong. */
@@ -187,7 +187,7 @@ function kernelOf(config: MatmulConfigName | MatmulKernelSpec): Kernel {
   const { BM, BN, BK, TM, TN } = config;
   if (TM % 4 !== 0 || TN % 4 !== 0 || BK % 4 !== 0) throw bad('TM, TN and BK must be multiples of 4');
   if (BM % TM !== 0 || BN % TN !== 0) throw bad('TM must divide BM and TN divide BN');
-  const k = tileKernel('', config) as Extract<Kernel, { sg: false }>;
+  const k = tileKernel('', config);
   const TX = BN / TN, TY = BM / TM;
   if (k.LX !== Math.min(TX, 32) && (!isPow2(k.LX) || k.LX > 32 || TX % k.LX !== 0 || TY % (32 / k.LX) !== 0))
     throw bad(`LX must be a power of two ≤ 32 dividing BN/TN = ${TX}, with 32/LX dividing BM/TM = ${TY}`);
@@ -349,9 +349,6 @@ fn put4(ci: u32, n: u32, x: vec4<f32>) {
   for (var j = 0u; j < lanes; j++) { C[ci + j] = v[j]; }
 }`;
 }
-
-type TiledKernel = Extract<Kernel, { sg: false }>;
-type SgKernel = Extract<Kernel, { sg: true }>;
 
 interface TiledVariant {
   tile: TiledKernel;
@@ -802,7 +799,7 @@ function tileFits(device: GPUDevice, k: TiledKernel): boolean {
 }
 
 /** Whether a named tile fits this device. */
-const namedTileFits = (device: GPUDevice, name: MatmulTileName) => tileFits(device, kernelOf(name) as TiledKernel);
+const namedTileFits = (device: GPUDevice, name: MatmulTileName) => tileFits(device, tileKernel(name, MATMUL_TILES[name]));
 
 /** Subgroup size for the subgroup-matrix kernels, or 0 where they cannot run. */
 function subgroupSize(device: GPUDevice): number {
