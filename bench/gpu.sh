@@ -84,8 +84,8 @@ sweep_parts() {
   [ "$quick" = --quick ] && { save=; sweep=(--shape 128x128x128 --limit 8 --layers 0); sweep16=(--shape 128x128x128 --limit 8 --layers 0); }
   part info 10 $kit/cli.mjs info
   ECG_BUILD_DIR=$kit part "tests kernels/matmul" 60 $kit/test.mjs --node-only --grep kernels/matmul
-  part sweep-f32 250 $kit/main.mjs sweep --precision f32 --budget-s 170 --target-ms 50 "${sweep[@]}" $save
-  part sweep-f16 200 $kit/main.mjs sweep --precision f16 --budget-s 120 --target-ms 50 "${sweep16[@]}" $save
+  part sweep-f32 220 $kit/main.mjs sweep --precision f32 --budget-s 140 --target-ms 50 "${sweep[@]}" $save
+  part sweep-f16 230 $kit/main.mjs sweep --precision f16 --budget-s 160 --target-ms 50 "${sweep16[@]}" $save
 }
 
 session() { # session BODY [--quick]: runs the parts of BODY with the logs and summary under $OUT

@@ -8,7 +8,7 @@
 // shapes.
 import type { Engine } from '../engine/engine.js';
 import {
-  checkSubgroupMatrix, MATMUL_TILES, matmul, matmulConfigs, matmulPlan, matmulSpecFits, SUBGROUP_CONFIGS, tuneMatmul,
+  checkSubgroupMatrix, MATMUL_TILES, matmul, matmulConfigs, matmulKernelKey, matmulPlan, matmulSpecFits, SUBGROUP_CONFIGS, tuneMatmul,
   type MatmulConfigName, type MatmulDims, type MatmulKernelSpec, type MatmulPrecision, type SubgroupConfigName, type SubgroupSpec, type TileSpec,
 } from '../kernels/matmul.js';
 import { runCase, type KernelCase } from './harness.js';
@@ -72,8 +72,8 @@ function tileGrid(): TileSpec[] {
   return out;
 }
 
-/** The staged subgroup-matrix grid: tiles 64…256, 1–8 subgroups of 1–4 × 1–4 fragments, K steps
- *  16…64, one or two panel buffers. */
+/** The subgroup-matrix grid: tiles 64…256, 1–8 subgroups of 1–4 × 1–4 fragments; staged with K steps
+ *  16…64 and one or two panel buffers, or direct (no panels) with K steps 16 or 32. */
 function subgroupGrid(): SubgroupSpec[] {
   const out: SubgroupSpec[] = [];
   for (const BM of [64, 128, 256])
@@ -84,13 +84,14 @@ function subgroupGrid(): SubgroupSpec[] {
           const subgroups = (BM / (16 * FM)) * (BN / (16 * FN));
           if (subgroups > 8 || FM * FN < 4) continue;
           for (const BK of [16, 32, 64]) for (const buffers of [1, 2] as const) out.push({ BM, BN, BK, subgroups, FM, FN, buffers });
+          for (const BK of [16, 32]) out.push({ BM, BN, BK, subgroups, FM, FN, buffers: 0 });
         }
   return out;
 }
 
 const specLabel = (s: MatmulKernelSpec) =>
   'subgroups' in s
-    ? `sg ${s.BM}x${s.BN} k${s.BK} ${s.subgroups}sg ${s.FM}x${s.FN}${s.buffers === 2 ? ' db' : ''}`
+    ? `sg ${s.BM}x${s.BN} k${s.BK} ${s.subgroups}sg ${s.FM}x${s.FN}${[' direct', '', ' db'][s.buffers]}`
     : `tile ${s.BM}x${s.BN} k${s.BK} ${s.TM}x${s.TN}${s.LX ? ` lx${s.LX}` : ''}`;
 
 /** The named configs this device runs for `precision` (f16: the subgroup-matrix ones, the tiled
@@ -103,8 +104,8 @@ export function sweepCandidates(device: GPUDevice, precision: MatmulPrecision): 
     .map((c) => ({ label: c, config: c }));
   const grid: MatmulKernelSpec[] = (precision === 'f16' ? subgroupGrid() : tileGrid()).sort((a, b) => b.BM * b.BN - a.BM * a.BN);
   // the named configs' own parameters are not timed twice
-  const same = (a: object, b: object) => JSON.stringify(a) === JSON.stringify(b);
-  const namedSpecs = Object.values(MATMUL_TILES) as object[];
+  const names: MatmulConfigName[] = [...(Object.keys(MATMUL_TILES) as MatmulConfigName[]), ...SUBGROUP_CONFIGS];
+  const namedKernels = new Set(names.map(matmulKernelKey));
   const valid = (s: MatmulKernelSpec) => {
     try {
       return matmulSpecFits(device, s);
@@ -112,7 +113,7 @@ export function sweepCandidates(device: GPUDevice, precision: MatmulPrecision): 
       return false; // a combination the kernel cannot build (e.g. its epilogue staging does not fit)
     }
   };
-  return [...named, ...grid.filter((s) => valid(s) && !namedSpecs.some((n) => same(n, s))).map((s) => ({ label: specLabel(s), config: s }))];
+  return [...named, ...grid.filter((s) => valid(s) && !namedKernels.has(matmulKernelKey(s))).map((s) => ({ label: specLabel(s), config: s }))];
 }
 
 function makeOperands(engine: Engine, d: MatmulDims, precision: MatmulPrecision, seed: number) {

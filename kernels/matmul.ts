@@ -80,9 +80,10 @@ export interface TileSpec {
   LX?: number;
 }
 /**
- * A staged subgroup-matrix kernel (f16 inputs, f32 accumulation): `subgroups` subgroups share a
- * workgroup tile BM×BN, each computing FM×FN 16×16 fragments; per K step of BK (a multiple of 16) the
- * workgroup copies A and B panels into `buffers` (1 or 2) panel buffers of workgroup memory.
+ * A subgroup-matrix kernel (f16 inputs, f32 accumulation): `subgroups` subgroups share a workgroup
+ * tile BM×BN, each computing FM×FN 16×16 fragments. Per K step of BK (a multiple of 16) the workgroup
+ * copies A and B panels into `buffers` (1 or 2) panel buffers of workgroup memory; with 0 each
+ * subgroup loads its fragments straight from memory (no panels, no barriers in the K loop).
  */
 export interface SubgroupSpec {
   BM: number;
@@ -91,7 +92,7 @@ export interface SubgroupSpec {
   subgroups: number;
   FM: number;
   FN: number;
-  buffers: 1 | 2;
+  buffers: 0 | 1 | 2;
 }
 /** A kernel given by its parameters instead of a config name (for exploring tiles: `bench sweep`). */
 export type MatmulKernelSpec = TileSpec | SubgroupSpec;
@@ -131,7 +132,7 @@ export interface MatmulOptions {
 }
 
 const TILE_NAMES = Object.keys(MATMUL_TILES) as MatmulTileName[];
-/** The staged configs (the direct 'subgroup-matrix' kernel has its own fixed shape: one subgroup, 4×2
+/** The staged configs (the direct 'subgroup-matrix' kernel is DIRECT below: one subgroup of 4×2
  *  fragments = 64×32, the best per-subgroup tile of the direct kernel on an H200). */
 const SG_STAGED: Record<Exclude<SubgroupConfigName, 'subgroup-matrix'>, SubgroupSpec> = {
   'subgroup-matrix-128': { BM: 128, BN: 128, BK: 32, subgroups: 8, FM: 4, FN: 2, buffers: 1 },
@@ -146,11 +147,11 @@ const isSg = (c: MatmulConfigName): c is SubgroupConfigName => (SUBGROUP_CONFIGS
  *  spec's parameters). */
 type Kernel =
   | ({ sg: false; key: string } & Required<TileSpec>)
-  | ({ sg: true; direct: boolean; key: string } & SubgroupSpec);
+  | ({ sg: true; key: string } & SubgroupSpec);
 type TiledKernel = Extract<Kernel, { sg: false }>;
 type SgKernel = Extract<Kernel, { sg: true }>;
 
-const DIRECT: Kernel = { sg: true, direct: true, key: 'subgroup-matrix', BM: 64, BN: 32, BK: 16, subgroups: 1, FM: 4, FN: 2, buffers: 1 };
+const DIRECT: SgKernel = { sg: true, key: 'subgroup-matrix', BM: 64, BN: 32, BK: 16, subgroups: 1, FM: 4, FN: 2, buffers: 0 };
 
 const isPow2 = (x: number) => x > 0 && (x & (x - 1)) === 0;
 
@@ -163,7 +164,7 @@ function tileKernel(key: string, t: TileSpec): TiledKernel {
 function kernelOf(config: MatmulConfigName | MatmulKernelSpec): Kernel {
   if (typeof config === 'string') {
     if (config === 'subgroup-matrix') return DIRECT;
-    if (config in SG_STAGED) return { sg: true, direct: false, key: config, ...SG_STAGED[config as keyof typeof SG_STAGED] };
+    if (config in SG_STAGED) return { sg: true, key: config, ...SG_STAGED[config as keyof typeof SG_STAGED] };
     if (config in MATMUL_TILES) return tileKernel(config, MATMUL_TILES[config as MatmulTileName]);
     throw new RangeError(`matmul: unknown config '${config}' (have ${[...TILE_NAMES, ...SUBGROUP_CONFIGS].join(', ')})`);
   }
@@ -175,13 +176,13 @@ function kernelOf(config: MatmulConfigName | MatmulKernelSpec): Kernel {
     }
   };
   if ('subgroups' in config) {
-    ints(['BM', 'BN', 'BK', 'subgroups', 'FM', 'FN', 'buffers']);
+    ints(['BM', 'BN', 'BK', 'subgroups', 'FM', 'FN']);
     const { BM, BN, BK, subgroups, FM, FN, buffers } = config;
     if (BK % 16 !== 0) throw bad('BK must be a multiple of 16');
-    if (buffers !== 1 && buffers !== 2) throw bad('buffers must be 1 or 2');
+    if (buffers !== 0 && buffers !== 1 && buffers !== 2) throw bad('buffers must be 0, 1 or 2');
     if (BM % (16 * FM) !== 0 || BN % (16 * FN) !== 0 || (BM / (16 * FM)) * (BN / (16 * FN)) !== subgroups)
       throw bad(`${subgroups} subgroups of ${16 * FM}×${16 * FN} must tile ${BM}×${BN}`);
-    return { sg: true, direct: false, key: `sg${BM}x${BN}x${BK}_${subgroups}sg_${FM}x${FN}_b${buffers}`, BM, BN, BK, subgroups, FM, FN, buffers };
+    return { sg: true, key: `sg${BM}x${BN}x${BK}_${subgroups}sg_${FM}x${FN}_b${buffers}`, BM, BN, BK, subgroups, FM, FN, buffers };
   }
   ints(['BM', 'BN', 'BK', 'TM', 'TN', ...(config.LX === undefined ? [] : ['LX'])]);
   const { BM, BN, BK, TM, TN } = config;
@@ -546,61 +547,112 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 }`;
 }
 
-/** Subgroup-matrix kernel: one subgroup per workgroup computes a 64×32 tile as 4×2 16×16 fragments,
- *  loading fragments straight from global memory (transposes become column-major loads). */
-function subgroupSource(sg: number, tA: boolean, tB: boolean): string {
-  const frag: string[] = [];
-  const loads: string[] = [];
-  const mma: string[] = [];
-  const direct: string[] = [];
-  const staged: string[] = [];
-  for (let i = 0; i < 4; i++) for (let j = 0; j < 2; j++) frag.push(`var c${i}${j} = subgroup_matrix_result<f32, 16, 16>();`);
-  for (let i = 0; i < 4; i++) {
-    const off = tA ? `aOff + k * p.M + m0 + ${i * 16}u` : `aOff + (m0 + ${i * 16}u) * p.K + k`;
-    loads.push(`let a${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&A, ${off}, ${tA}, ${tA ? 'p.M' : 'p.K'});`);
-  }
-  for (let j = 0; j < 2; j++) {
-    const off = tB ? `bOff + (n0 + ${j * 16}u) * p.K + k` : `bOff + k * p.N + n0 + ${j * 16}u`;
-    loads.push(`let b${j} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&B, ${off}, ${tB}, ${tB ? 'p.K' : 'p.N'});`);
-  }
-  for (let i = 0; i < 4; i++)
-    for (let j = 0; j < 2; j++) {
-      mma.push(`c${i}${j} = subgroupMatrixMultiplyAccumulate(a${i}, b${j}, c${i}${j});`);
-      direct.push(`subgroupMatrixStore(&C, cOff + (m0 + ${i * 16}u) * p.N + n0 + ${j * 16}u, c${i}${j}, false, p.N);`);
-      staged.push(`subgroupMatrixStore(&T, ${i * 16 * 32 + j * 16}u, c${i}${j}, false, 32u);`);
+/**
+ * What the subgroup-matrix kernels share: each subgroup's FM×FN accumulator fragments, its block
+ * (wm, wn) of the workgroup tile and its slot in T (the epilogue's workgroup memory), the
+ * multiply-accumulate of one 16-deep step from fragment loads `a(i)`, `b(j)` (WGSL expressions), and
+ * the epilogue: stored straight to C, or through T where there is one (fragments have no
+ * element-wise access), one fragment per subgroup at a time, so the epilogue code exists once.
+ * Subgroup offsets come from the subgroup_id builtin (one subgroup: zero): WGSL's uniformity
+ * analysis rejects subgroup-matrix offsets derived from local_invocation_index (seen on an H100:
+ * "'subgroupMatrixStore' requires argument 1 to be uniform").
+ */
+function fragments(k: SubgroupSpec, sg: number) {
+  const { BM, BN, subgroups, FM, FN } = k;
+  const WM = 16 * FM, WN = 16 * FN;
+  if ((BM / WM) * (BN / WN) !== subgroups) throw new Error(`matmul: ${subgroups} subgroups of ${WM}×${WN} do not tile ${BM}×${BN}`);
+  const many = subgroups > 1;
+  const decl: string[] = [], direct: string[] = [], staged: string[] = [];
+  const step = (a: (i: number) => string, b: (j: number) => string) => {
+    const out: string[] = [];
+    for (let i = 0; i < FM; i++) out.push(`let a${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(${a(i)});`);
+    for (let j = 0; j < FN; j++) out.push(`let b${j} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(${b(j)});`);
+    for (let i = 0; i < FM; i++) for (let j = 0; j < FN; j++) out.push(`c${i}${j} = subgroupMatrixMultiplyAccumulate(a${i}, b${j}, c${i}${j});`);
+    return out.join('\n      ');
+  };
+  for (let i = 0; i < FM; i++)
+    for (let j = 0; j < FN; j++) {
+      decl.push(`var c${i}${j} = subgroup_matrix_result<f32, 16, 16>();`);
+      direct.push(`subgroupMatrixStore(&C, cOff + (m0 + wm + ${i * 16}u) * p.N + n0 + wn + ${j * 16}u, c${i}${j}, false, p.N);`);
+      staged.push(`case ${i * FN + j}u: { subgroupMatrixStore(&T, frag, c${i}${j}, false, 16u); }`);
     }
+  return {
+    /** Entry-point builtins past lid (with a leading comma) and the directive they need. */
+    args: many ? ', @builtin(subgroup_id) sgi: u32, @builtin(subgroup_invocation_id) lane: u32' : '',
+    enable: many ? 'enable subgroups;\n' : '',
+    scratch: `var<workgroup> T: array<f32, ${subgroups * 256}>;`,
+    // sgi < subgroups already: the % tell Dawn's range analysis so, which then leaves the
+    // workgroup-memory offsets unclamped
+    position: many
+      ? `// This subgroup's ${WM}×${WN} block of the tile.
+  let wm = ((sgi / ${BN / WN}u) % ${BM / WM}u) * ${WM}u;
+  let wn = (sgi % ${BN / WN}u) * ${WN}u;
+  let frag = (sgi % ${subgroups}u) * 256u;
+  ${decl.join('\n  ')}`
+      : `let wm = 0u;
+  let wn = 0u;
+  let frag = 0u;
+  let lane = lid;
+  ${decl.join('\n  ')}`,
+    step,
+    epilogue: `if (p.flags == 0u) {
+    ${direct.join('\n    ')}
+  } else {
+    for (var f = 0u; f < ${FM * FN}u; f++) {
+      switch f {
+        ${staged.join('\n        ')}
+        default: {}
+      }
+      workgroupBarrier();
+      for (var e = lane; e < 256u; e += ${sg}u) {
+        let n = n0 + wn + (f % ${FN}u) * 16u + e % 16u;
+        put(cOff + (m0 + wm + (f / ${FN}u) * 16u + e / 16u) * p.N + n, n, T[frag + e]);
+      }
+      workgroupBarrier();
+    }
+  }`,
+  };
+}
+
+const SG_HEAD = `struct P { M: u32, N: u32, K: u32, sA: u32, sB: u32, sC: u32, tilesM: u32, tilesN: u32, flags: u32 }`;
+
+/** The direct subgroup-matrix kernels (buffers 0): each subgroup loads its fragments straight from
+ *  memory (transposes become column-major loads), BK/16 steps per loop; the subgroups of a workgroup
+ *  share its tile's operands through the caches only. */
+function subgroupDirectSource(k: SubgroupSpec, sg: number, tA: boolean, tB: boolean): string {
+  const { BM, BN, BK, subgroups } = k;
+  const fr = fragments(k, sg);
+  const steps: string[] = [];
+  for (let kk = 0; kk < BK; kk += 16) {
+    const kx = kk ? `k + ${kk}u` : 'k';
+    const body = fr.step(
+      (i) => `&A, ${tA ? `aOff + (${kx}) * p.M + m0 + wm + ${i * 16}u` : `aOff + (m0 + wm + ${i * 16}u) * p.K + ${kx}`}, ${tA}, ${tA ? 'p.M' : 'p.K'}`,
+      (j) => `&B, ${tB ? `bOff + (n0 + wn + ${j * 16}u) * p.K + ${kx}` : `bOff + (${kx}) * p.N + n0 + wn + ${j * 16}u`}, ${tB}, ${tB ? 'p.K' : 'p.N'}`,
+    );
+    // K is a multiple of 16, not necessarily of BK
+    steps.push(kk ? `if (${kx} < p.K) {\n      ${body}\n    }` : body);
+  }
   return /* wgsl */ `enable f16;
-enable chromium_experimental_subgroup_matrix;
-struct P { M: u32, N: u32, K: u32, sA: u32, sB: u32, sC: u32, tilesM: u32, tilesN: u32, flags: u32 }
+${fr.enable}enable chromium_experimental_subgroup_matrix;
+${SG_HEAD}
 @group(0) @binding(0) var<storage, read> A: array<f16>;
 @group(0) @binding(1) var<storage, read> B: array<f16>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
 @group(0) @binding(6) var<uniform> p: P;
 ${epilogueSource('f32', 3)}
-var<workgroup> T: array<f32, 2048>;
+${fr.scratch}
 
-@compute @workgroup_size(${sg})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-${tileOrigin(DIRECT.BM, DIRECT.BN)}
+@compute @workgroup_size(${subgroups * sg})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32${fr.args}) {
+${tileOrigin(BM, BN)}
   let aOff = wid.z * p.sA;
   let bOff = wid.z * p.sB;
   let cOff = wid.z * p.sC;
-  ${frag.join('\n  ')}
-  for (var k = 0u; k < p.K; k += 16u) {
-    ${loads.join('\n    ')}
-    ${mma.join('\n    ')}
+  ${fr.position}
+  for (var k = 0u; k < p.K; k += ${BK}u) {
+    ${steps.join('\n    ')}
   }
-  if (p.flags == 0u) {
-    ${direct.join('\n    ')}
-  } else {
-    // Epilogue through workgroup memory: fragments have no element-wise access.
-    ${staged.join('\n    ')}
-    workgroupBarrier();
-    for (var e = lid; e < 2048u; e += ${sg}u) {
-      let n = n0 + e % 32u;
-      put(cOff + (m0 + e / 32u) * p.N + n, n, T[e]);
-    }
-  }
+  ${fr.epilogue}
 }`;
 }
 
@@ -614,19 +666,17 @@ export function subgroupStagedBytes(config: Exclude<SubgroupConfigName, 'subgrou
 }
 
 /**
- * The staged tensor-core kernels: the subgroups of a workgroup share its output tile. Per K step of 32
+ * The staged tensor-core kernels: the subgroups of a workgroup share its output tile. Per K step of BK
  * the whole workgroup copies the A and B panels into workgroup memory (vec4 loads, zero past K), and
  * each subgroup multiplies its FM×FN fragments from there; the next panels are fetched into registers
  * while the current ones are multiplied. With one buffer a step takes two barriers (panels stored, then
  * multiplied); with two, the next panels go to the other buffer while this one is multiplied, and one
- * barrier ends the step. Each subgroup's offsets come from the subgroup_id builtin: WGSL's
- * uniformity analysis rejects subgroup-matrix offsets derived from local_invocation_index (seen on an
- * H100: "'subgroupMatrixStore' requires argument 1 to be uniform").
+ * barrier ends the step.
  */
 function subgroupStagedSource(k: SubgroupSpec, sg: number, tA: boolean, tB: boolean, BK: number): string {
-  const { BM, BN, subgroups, FM, FN, buffers } = k;
-  const WG = subgroups * sg, WM = 16 * FM, WN = 16 * FN;
-  if ((BM / WM) * (BN / WN) !== subgroups) throw new Error(`matmul: ${subgroups} subgroups of ${WM}×${WN} do not tile ${BM}×${BN}`);
+  const { BM, BN, subgroups, buffers } = k;
+  const WG = subgroups * sg;
+  const fr = fragments(k, sg);
   // Panel layouts follow the operands' memory layouts: A [m][k] (or [k][m] when transposed), B [k][n] (or [n][k]).
   const rowA = tA ? BM + SG_PAD : BK + SG_PAD, rowB = tB ? BK + SG_PAD : BN + SG_PAD;
   const sizeA = tA ? BK * rowA : BM * rowA, sizeB = tB ? BN * rowB : BK * rowB;
@@ -653,24 +703,11 @@ function subgroupStagedSource(k: SubgroupSpec, sg: number, tA: boolean, tB: bool
   const cb = tB
     ? copy('B', 'Bs', rowB, BN, BK, true, '(bOff + (n0 + o) * p.K + k0 + q) / 4u', storeB)
     : copy('B', 'Bs', rowB, BK, BN, false, '(bOff + (k0 + o) * p.N + n0 + q) / 4u', storeB);
-  const frag: string[] = [], mma: string[] = [], direct: string[] = [], staged: string[] = [];
-  for (let i = 0; i < FM; i++) for (let j = 0; j < FN; j++) frag.push(`var c${i}${j} = subgroup_matrix_result<f32, 16, 16>();`);
-  for (let i = 0; i < FM; i++) {
-    const off = readA + (tA ? `kk * ${rowA}u + wm + ${i * 16}u` : `(wm + ${i * 16}u) * ${rowA}u + kk`);
-    mma.push(`let a${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&As, ${off}, ${tA}, ${rowA}u);`);
-  }
-  for (let j = 0; j < FN; j++) {
-    const off = readB + (tB ? `(wn + ${j * 16}u) * ${rowB}u + kk` : `kk * ${rowB}u + wn + ${j * 16}u`);
-    mma.push(`let b${j} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Bs, ${off}, ${tB}, ${rowB}u);`);
-  }
-  for (let i = 0; i < FM; i++)
-    for (let j = 0; j < FN; j++) {
-      mma.push(`c${i}${j} = subgroupMatrixMultiplyAccumulate(a${i}, b${j}, c${i}${j});`);
-      direct.push(`subgroupMatrixStore(&C, cOff + (m0 + wm + ${i * 16}u) * p.N + n0 + wn + ${j * 16}u, c${i}${j}, false, p.N);`);
-      staged.push(`case ${i * FN + j}u: { subgroupMatrixStore(&T, frag, c${i}${j}, false, 16u); }`);
-    }
   const multiply = `for (var kk = 0u; kk < ${BK}u; kk += 16u) {
-      ${mma.join('\n      ')}
+      ${fr.step(
+        (i) => `&As, ${readA}${tA ? `kk * ${rowA}u + wm + ${i * 16}u` : `(wm + ${i * 16}u) * ${rowA}u + kk`}, ${tA}, ${rowA}u`,
+        (j) => `&Bs, ${readB}${tB ? `(wn + ${j * 16}u) * ${rowB}u + kk` : `kk * ${rowB}u + wn + ${j * 16}u`}, ${tB}, ${rowB}u`,
+      )}
     }`;
   const oneBuffer = `for (var t = 0u; t < (p.K + ${BK - 1}u) / ${BK}u; t++) {
     ${ca.store}
@@ -710,9 +747,8 @@ function subgroupStagedSource(k: SubgroupSpec, sg: number, tA: boolean, tB: bool
     workgroupBarrier();
   }`;
   return /* wgsl */ `enable f16;
-enable subgroups;
-enable chromium_experimental_subgroup_matrix;
-struct P { M: u32, N: u32, K: u32, sA: u32, sB: u32, sC: u32, tilesM: u32, tilesN: u32, flags: u32 }
+${fr.enable}enable chromium_experimental_subgroup_matrix;
+${SG_HEAD}
 @group(0) @binding(0) var<storage, read> A: array<vec4<f16>>;
 @group(0) @binding(1) var<storage, read> B: array<vec4<f16>>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
@@ -720,44 +756,22 @@ struct P { M: u32, N: u32, K: u32, sA: u32, sB: u32, sC: u32, tilesM: u32, tiles
 ${epilogueSource('f32', 3)}
 var<workgroup> As: array<f16, ${buffers * sizeA}>;
 var<workgroup> Bs: array<f16, ${buffers * sizeB}>;
-var<workgroup> T: array<f32, ${subgroups * 256}>;
+${fr.scratch}
 
 @compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_id) sgi: u32, @builtin(subgroup_invocation_id) lane: u32) {
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32${fr.args}) {
 ${tileOrigin(BM, BN)}
   let aOff = wid.z * p.sA;
   let bOff = wid.z * p.sB;
   let cOff = wid.z * p.sC;
-  // This subgroup's ${WM}×${WN} block of the tile. sgi < ${subgroups} already: the % tell Dawn's range
-  // analysis so, which then leaves the workgroup-memory offsets unclamped.
-  let wm = ((sgi / ${BN / WN}u) % ${BM / WM}u) * ${WM}u;
-  let wn = (sgi % ${BN / WN}u) * ${WN}u;
-  let frag = (sgi % ${subgroups}u) * 256u;
-  ${frag.join('\n  ')}
+  ${fr.position}
   ${ca.regs}
   ${cb.regs}
   var k0 = 0u;
   ${ca.load}
   ${cb.load}
   ${buffers === 1 ? oneBuffer : twoBuffers}
-  if (p.flags == 0u) {
-    ${direct.join('\n    ')}
-  } else {
-    // Epilogue through workgroup memory (fragments have no element-wise access), one fragment per
-    // subgroup at a time (T holds one per subgroup); the loop keeps one copy of the epilogue code.
-    for (var f = 0u; f < ${FM * FN}u; f++) {
-      switch f {
-        ${staged.join('\n        ')}
-        default: {}
-      }
-      workgroupBarrier();
-      for (var e = lane; e < 256u; e += ${sg}u) {
-        let n = n0 + wn + (f % ${FN}u) * 16u + e % 16u;
-        put(cOff + (m0 + wm + (f / ${FN}u) * 16u + e / 16u) * p.N + n, n, T[frag + e]);
-      }
-      workgroupBarrier();
-    }
-  }
+  ${fr.epilogue}
 }`;
 }
 
@@ -820,11 +834,11 @@ function readSubgroupSize(device: GPUDevice): number {
 function sgDeviceFits(device: GPUDevice, k: SgKernel): boolean {
   const sg = subgroupSize(device);
   if (!sg) return false;
-  if (k.direct) return true;
   const wg = k.subgroups * sg, lim = device.limits;
-  // every invocation copies whole vec4s of both panels
-  const copies = (k.BM * k.BK) % (4 * wg) === 0 && (k.BN * k.BK) % (4 * wg) === 0;
-  return device.features.has('subgroups') && copies && wg <= lim.maxComputeInvocationsPerWorkgroup && wg <= lim.maxComputeWorkgroupSizeX && subgroupStagedBytes(k) <= lim.maxComputeWorkgroupStorageSize;
+  // a staged kernel's invocations copy whole vec4s of both panels
+  const copies = k.buffers === 0 || ((k.BM * k.BK) % (4 * wg) === 0 && (k.BN * k.BK) % (4 * wg) === 0);
+  // several subgroups take their offsets from the subgroup_id builtin
+  return (k.subgroups === 1 || device.features.has('subgroups')) && copies && wg <= lim.maxComputeInvocationsPerWorkgroup && wg <= lim.maxComputeWorkgroupSizeX && subgroupStagedBytes(k) <= lim.maxComputeWorkgroupStorageSize;
 }
 
 function subgroupFits(s: Shape, k: SgKernel): boolean {
@@ -844,6 +858,13 @@ export function matmulConfigs(device: GPUDevice, precision: MatmulPrecision = 'f
   const names: MatmulConfigName[] = TILE_NAMES.filter((n) => namedTileFits(device, n));
   if (precision === 'f16') names.push(...SUBGROUP_CONFIGS.filter((c) => sgDeviceFits(device, sgKernel(c))));
   return names;
+}
+
+/** A key naming the kernel a config or spec runs, the same for a config and the spec of its
+ *  parameters (defaults filled in): a search need not time one kernel twice. */
+export function matmulKernelKey(config: MatmulConfigName | MatmulKernelSpec): string {
+  const { sg: _sg, key: _key, ...params } = kernelOf(config);
+  return JSON.stringify(Object.entries(params).sort());
 }
 
 /** Whether this device can run kernel spec `spec` (workgroup size and memory, subgroup-matrix support);
@@ -970,7 +991,7 @@ function dispatchSg(batch: CommandBatch, pipe: GPUComputePipeline, bufs: MatmulB
 }
 
 function sgKernelSource(k: SgKernel, sg: number, tA: boolean, tB: boolean, bk: number): string {
-  return k.direct ? subgroupSource(sg, tA, tB) : subgroupStagedSource(k, sg, tA, tB, bk);
+  return k.buffers === 0 ? subgroupDirectSource(k, sg, tA, tB) : subgroupStagedSource(k, sg, tA, tB, bk);
 }
 
 /** The subgroup kernel of a subgroup config name or spec (a tiled one is an error). */

@@ -1,7 +1,7 @@
 // bench sweep: every candidate is checked before it is timed, one that does not fit is reported
 // (not fatal), and the layer pass times the fastest candidates beside matmul's own choice.
 import { formatLayers, formatSweep, sweepCandidates, sweepLayers, sweepMatmul, type Candidate } from '../../bench/sweep.js';
-import { MATMUL_TILES, matmulConfigs } from '../../kernels/matmul.js';
+import { matmulConfigs, matmulKernelKey } from '../../kernels/matmul.js';
 import { assert, getEngine } from '../helpers.js';
 
 describe('bench/sweep', function () {
@@ -14,9 +14,10 @@ describe('bench/sweep', function () {
     assert(cands.slice(0, named.length).every((c, i) => c.config === named[i]), `named first: ${cands.slice(0, named.length).map((c) => c.label)}`);
     const specs = cands.slice(named.length);
     assert(specs.length > 0 && specs.every((c) => typeof c.config === 'object'), `${specs.length} specs`);
-    const keys = specs.map((c) => JSON.stringify(c.config));
-    assert(new Set(keys).size === keys.length, 'no spec twice');
-    assert(!Object.values(MATMUL_TILES).some((t) => keys.includes(JSON.stringify(t))), 'a named tile is not repeated as a spec');
+    // distinct kernels: none twice, none a named config's
+    const keys = specs.map((c) => matmulKernelKey(c.config!));
+    assert(new Set(keys).size === keys.length, 'no kernel twice');
+    assert(!named.some((c) => keys.includes(matmulKernelKey(c))), 'no named config repeated as a spec');
     const room = device.limits.maxComputeWorkgroupStorageSize;
     for (const c of specs) {
       const t = c.config as { BM: number; BN: number; BK: number };

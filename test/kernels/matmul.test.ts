@@ -272,7 +272,10 @@ describe('kernels/matmul', function () {
     await run(engine, { M: 16, N: 12, K: 20, batch: 2, strideB: 0, accumulate: true, f16: true, config: 'large' });
   });
 
-  const SG_SPEC: SubgroupSpec = { BM: 64, BN: 128, BK: 16, subgroups: 2, FM: 4, FN: 4, buffers: 2 };
+  const SG_SPECS: SubgroupSpec[] = [
+    { BM: 64, BN: 128, BK: 16, subgroups: 2, FM: 4, FN: 4, buffers: 2 },
+    { BM: 64, BN: 64, BK: 32, subgroups: 2, FM: 2, FN: 4, buffers: 0 },
+  ];
   // The subgroup kernels on shapes that fit them: K = 48 and 80 end half-way through the staged
   // kernel's 32-deep step; batch 2 with padded strides; every transpose; the epilogue staging.
   const SG_CASES = (config: SubgroupConfigName | SubgroupSpec): Case[] => [
@@ -308,21 +311,23 @@ describe('kernels/matmul', function () {
         await run(engine, c, (bufs) => recordSubgroupMatrix(engine.batch, pipe, bufs, c, config, c.splitK));
       }
     }
-    // A kernel given by its parameters: a 64×128 tile of 2 subgroups, double-buffered K steps of 16
-    // (one pipeline: the cases without transposes).
-    for (const c of SG_CASES(SG_SPEC).filter((c) => !c.transA && !c.transB)) {
-      const pipe = emulatedSubgroupPipeline(engine.device, SG_SPEC, 32, false, false);
-      await run(engine, c, (bufs) => recordSubgroupMatrix(engine.batch, pipe, bufs, c, SG_SPEC, c.splitK));
-    }
+    // Kernels given by their parameters (one pipeline each: the cases without transposes): a 64×128
+    // tile of 2 subgroups with double-buffered K steps of 16, and a direct one of 2 subgroups whose
+    // 32-deep steps end half-way past K = 48.
+    for (const spec of SG_SPECS)
+      for (const c of SG_CASES(spec).filter((c) => !c.transA && !c.transB)) {
+        const pipe = emulatedSubgroupPipeline(engine.device, spec, 32, false, false);
+        await run(engine, c, (bufs) => recordSubgroupMatrix(engine.batch, pipe, bufs, c, spec, c.splitK));
+      }
   });
 
   it('subgroup-matrix: runs where the device has it, else a clear error', async () => {
     const sgs = matmulConfigs(engine.device, 'f16').filter((c): c is SubgroupConfigName => c.startsWith('subgroup-matrix'));
     if (sgs.length) {
       for (const config of sgs) for (const c of SG_CASES(config)) await run(engine, c);
-      if (matmulSpecFits(engine.device, SG_SPEC)) {
-        assert(await checkSubgroupMatrix(engine.device, SG_SPEC), `${JSON.stringify(SG_SPEC)} passes its device check`);
-        for (const c of SG_CASES(SG_SPEC)) await run(engine, c);
+      for (const spec of SG_SPECS.filter((x) => matmulSpecFits(engine.device, x))) {
+        assert(await checkSubgroupMatrix(engine.device, spec), `${JSON.stringify(spec)} passes its device check`);
+        for (const c of SG_CASES(spec)) await run(engine, c);
       }
       const t = engine.empty([128 * 128], 'f16'), c = engine.empty([128 * 128]);
       let msg = '';
