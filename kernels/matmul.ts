@@ -111,6 +111,10 @@ export const MATMUL_TILES = {
   large16: { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8 },
   tall16: { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4 },
   wide32: { BM: 64, BN: 128, BK: 32, TM: 4, TN: 8 },
+  // The two H100 winners with 8 × 4 thread blocks per 32 invocations: per k, a 32-wide subgroup reads
+  // 8 B and 4 A vectors from workgroup memory instead of 16 and 2 (3 wavefronts instead of 5 in wide).
+  'wide-lx8': { BM: 64, BN: 128, BK: 16, TM: 4, TN: 8, LX: 8 },
+  'large16-lx8': { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8, LX: 8 },
 } as const satisfies Record<string, TileSpec>;
 export type MatmulTileName = keyof typeof MATMUL_TILES;
 /** The f16 tensor-core kernels (need the device feature): 'subgroup-matrix' gives each one-subgroup
