@@ -89,6 +89,8 @@ function subgroupGrid(): SubgroupSpec[] {
   return out;
 }
 
+const isSubgroup = (c: MatmulConfigName | MatmulKernelSpec) => (typeof c === 'object' ? 'subgroups' in c : (SUBGROUP_CONFIGS as readonly string[]).includes(c));
+
 const specLabel = (s: MatmulKernelSpec) =>
   'subgroups' in s
     ? `sg ${s.BM}x${s.BN} k${s.BK} ${s.subgroups}sg ${s.FM}x${s.FN}${[' direct', '', ' db'][s.buffers]}`
@@ -98,9 +100,8 @@ const specLabel = (s: MatmulKernelSpec) =>
  *  kernels ran ~3× slower there on an H100), then every grid spec that fits it, larger tiles first
  *  (a budget-cut run on a big product then misses the least likely ones). */
 export function sweepCandidates(device: GPUDevice, precision: MatmulPrecision): Candidate[] {
-  const isSg = (c: string) => (SUBGROUP_CONFIGS as readonly string[]).includes(c);
   const named: Candidate[] = matmulConfigs(device, precision)
-    .filter((c) => precision === 'f32' || isSg(c))
+    .filter((c) => precision === 'f32' || isSubgroup(c))
     .map((c) => ({ label: c, config: c }));
   const grid: MatmulKernelSpec[] = (precision === 'f16' ? subgroupGrid() : tileGrid()).sort((a, b) => b.BM * b.BN - a.BM * a.BN);
   // the named configs' own parameters are not timed twice
@@ -125,7 +126,7 @@ function makeOperands(engine: Engine, d: MatmulDims, precision: MatmulPrecision,
 
 /** Relative L2 error of the f32 product of `config` against float64 on M×N×K with the sweep's
  *  transposes: sizes past a whole tile, all multiples of 4 (the vec4 path the timed shape takes). */
-async function checkTile(engine: Engine, config: MatmulConfigName | MatmulKernelSpec | undefined, d: MatmulDims): Promise<number> {
+async function checkTile(engine: Engine, config: MatmulConfigName | MatmulKernelSpec, d: MatmulDims): Promise<number> {
   const M = 132, N = 260, K = 68;
   const dims: MatmulDims = { M, N, K, transA: d.transA, transB: d.transB };
   const a = values(M * K, 7), b = values(K * N, 8);
@@ -149,16 +150,15 @@ async function checkTile(engine: Engine, config: MatmulConfigName | MatmulKernel
   }
 }
 
-async function timeCandidate(engine: Engine, c: Candidate, d: MatmulDims, precision: MatmulPrecision, targetMs: number): Promise<{ ms: number; rate: number; splits: number; picked?: MatmulConfigName }> {
-  if (!c.config) await tuneMatmul(engine.device, d, { precision });
-  const plan = matmulPlan(engine.device, d, { precision, config: c.config });
+async function timeConfig(engine: Engine, label: string, config: MatmulConfigName | MatmulKernelSpec, d: MatmulDims, precision: MatmulPrecision, targetMs: number): Promise<{ ms: number; rate: number; splits: number }> {
+  const { splits } = matmulPlan(engine.device, d, { precision, config });
   const kc: KernelCase = {
-    name: c.label,
+    name: label,
     flops: 2 * d.M * d.N * d.K * (d.batch ?? 1),
     ours(e) {
       const o = makeOperands(e, d, precision, 1);
       return {
-        run: () => matmul(e.batch, { a: o.a.buffer, b: o.b.buffer, c: o.c.buffer }, d, { precision, config: c.config }),
+        run: () => matmul(e.batch, { a: o.a.buffer, b: o.b.buffer, c: o.c.buffer }, d, { precision, config }),
         dispose: () => [o.a, o.b, o.c].forEach((t) => t.dispose()),
       };
     },
@@ -167,20 +167,25 @@ async function timeCandidate(engine: Engine, c: Candidate, d: MatmulDims, precis
     },
   };
   const row = await runCase(engine, null, kc, targetMs);
-  return { ms: row.ours_ms, rate: row.ours_rate!, splits: plan.splits, ...(c.config ? {} : { picked: plan.config as MatmulConfigName }) };
+  return { ms: row.ours_ms, rate: row.ours_rate!, splits };
 }
 
-/** Checks c (once per config: `checked` remembers) and times it on d into a row. */
+/** Checks c's kernel (once per kernel and transposes: `checked` remembers) and times it on d into a
+ *  row; the autotuned candidate is the config matmul picks for d once its tune has run. */
 async function measure(engine: Engine, c: Candidate, d: MatmulDims, precision: MatmulPrecision, targetMs: number, checked: Map<string, SweepRow>): Promise<SweepRow> {
   const row: SweepRow = { label: c.label, config: c.config, status: 'ok' };
   try {
-    const cfg = c.config;
+    let cfg = c.config;
+    if (cfg === undefined) {
+      await tuneMatmul(engine.device, d, { precision });
+      cfg = row.picked = matmulPlan(engine.device, d, { precision }).config as MatmulConfigName;
+    }
     const key = `${JSON.stringify(cfg)}|${+!!d.transA}${+!!d.transB}`;
     const prior = checked.get(key);
     if (prior) Object.assign(row, { status: prior.status, checkError: prior.checkError, error: prior.error });
     else {
       if (typeof cfg === 'object' && !matmulSpecFits(engine.device, cfg)) row.status = 'unfit';
-      else if (cfg !== undefined && (typeof cfg === 'object' ? 'subgroups' in cfg : (SUBGROUP_CONFIGS as readonly string[]).includes(cfg))) {
+      else if (isSubgroup(cfg)) {
         if (!(await checkSubgroupMatrix(engine.device, cfg as SubgroupConfigName | SubgroupSpec))) row.status = 'check failed';
       } else if (precision === 'f32') {
         row.checkError = await checkTile(engine, cfg, d);
@@ -188,7 +193,7 @@ async function measure(engine: Engine, c: Candidate, d: MatmulDims, precision: M
       }
       checked.set(key, { ...row });
     }
-    if (row.status === 'ok') Object.assign(row, await timeCandidate(engine, c, d, precision, targetMs));
+    if (row.status === 'ok') Object.assign(row, await timeConfig(engine, c.label, cfg, d, precision, targetMs));
   } catch (e) {
     row.status = 'error';
     row.error = (e as Error).message.split('\n')[0];
