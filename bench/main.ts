@@ -7,11 +7,28 @@ import { Command } from 'commander';
 import { mkdirSync } from 'node:fs';
 import { writeFileAtomic } from '../model/checkpoint.js';
 import { Engine } from '../engine/engine.js';
-import { describeGpu } from '../engine/device.js';
+import { describeGpu, type GpuInfo } from '../engine/device.js';
 import { formatRows, loadTfjs, runCase, type BenchRow, type Scale } from './harness.js';
 import { KERNEL_GROUPS, kernelCases } from './kernels/index.js';
 import { copyFractions, evaluateTargets, formatTargets } from './targets.js';
-import { nonNegInt, num, posInt, precision } from '../train/cli-args.js';
+import { list, nonNegInt, num, posInt, precision } from '../train/cli-args.js';
+
+/** The engine both commands measure on: subgroup matrices where Dawn has them, --backend, --dawn-toggles. */
+function benchEngine(o: { backend?: string; dawnToggles?: string[] }): Promise<Engine> {
+  return Engine.create({ backend: o.backend, subgroupMatrix: true, dawnToggles: o.dawnToggles });
+}
+
+/** bench/results/NAME-DEVICE-DAY.json, written atomically with the date, command and device first. */
+function resultsWriter(name: string, device: GpuInfo, date: string) {
+  const file = `bench/results/${name}-${device.device.replace(/[^a-z0-9]+/gi, '-')}-${date.slice(0, 10)}.json`;
+  return {
+    file,
+    write: async (body: object) => {
+      mkdirSync('bench/results', { recursive: true });
+      await writeFileAtomic(file, JSON.stringify({ date, command: process.argv.slice(1).join(' '), device, ...body }, null, 2) + '\n');
+    },
+  };
+}
 
 const program = new Command();
 program.name('bench');
@@ -26,11 +43,11 @@ program
   .option('--save', 'write results to bench/results/')
   .option('--target-ms <n>', 'time per timed round', '300')
   .option('--backend <name>', 'Dawn backend')
-  .option('--dawn-toggles <list>', 'more Dawn toggles, comma-separated (e.g. disable_robustness: no index clamps on workgroup memory)')
+  .option('--dawn-toggles <list>', 'more Dawn toggles, comma-separated (e.g. disable_robustness: no index clamps on workgroup memory)', list)
   .action(async (o) => {
     const scale = o.scale as Scale;
     if (scale !== 'ci' && scale !== 'full') throw new Error(`--scale must be ci or full, got ${o.scale}`);
-    const engine = await Engine.create({ backend: o.backend, subgroupMatrix: true, dawnToggles: o.dawnToggles?.split(',') });
+    const engine = await benchEngine(o);
     const log = o.json ? (s: string) => console.error(s) : (s: string) => console.log(s);
     try {
       log(describeGpu(engine.gpu.info));
@@ -41,14 +58,13 @@ program
       const failed: { name: string; error: string }[] = [];
       const date = new Date().toISOString();
       const info = engine.gpu.info;
-      const file = `bench/results/kernels-${scale}${groups ? `-${groups.join('_')}` : ''}-${info.device.replace(/[^a-z0-9]+/gi, '-')}-${date.slice(0, 10)}.json`;
+      const out = resultsWriter(`kernels-${scale}${groups ? `-${groups.join('_')}` : ''}`, info, date);
       // Saved after every case, so a run cut short (a time limit on a borrowed GPU) keeps what it measured.
       const save = async () => {
         for (const [name, f] of copyFractions(rows)) rows.find((r) => r.name === name)!.of_copy = f;
         if (!o.save) return;
-        mkdirSync('bench/results', { recursive: true });
         const targets = scale === 'full' ? { targets: evaluateTargets(rows) } : {};
-        await writeFileAtomic(file, JSON.stringify({ date, command: process.argv.slice(1).join(' '), device: info, rows, ...targets, ...(failed.length ? { failed } : {}) }, null, 2) + '\n');
+        await out.write({ rows, ...targets, ...(failed.length ? { failed } : {}) });
       };
       for (const c of cases) {
         try {
@@ -66,7 +82,7 @@ program
       if (scale === 'full') log('\nGPU goals (ours, this run):\n' + formatTargets(evaluateTargets(rows)));
       if (failed.length) log(`\n${failed.length} case(s) failed: ${failed.map((f) => f.name).join('; ')}`);
       if (o.json) console.log(JSON.stringify(rows, null, 2));
-      if (o.save) log(`saved ${file}`);
+      if (o.save) log(`saved ${out.file}`);
       if (failed.length) process.exitCode = 1;
     } finally {
       engine.close();
@@ -86,7 +102,7 @@ program
   .option('--json', 'print rows as JSON on stdout')
   .option('--save', 'write results to bench/results/')
   .option('--backend <name>', 'Dawn backend')
-  .option('--dawn-toggles <list>', 'more Dawn toggles, comma-separated')
+  .option('--dawn-toggles <list>', 'more Dawn toggles, comma-separated', list)
   .action(async (o) => {
     const { formatLayers, formatSweep, sweepLayers, sweepMatmul } = await import('./sweep.js');
     const m = /^(\d+)x(\d+)x(\d+)$/.exec(o.shape);
@@ -94,20 +110,18 @@ program
     if (!/^[nt][nt]$/.test(o.trans)) throw new Error(`--trans must be nn, nt, tn or tt, got ${o.trans}`);
     const dims = { M: +m[1], N: +m[2], K: +m[3], transA: o.trans[0] === 't', transB: o.trans[1] === 't' };
     const opts = { precision: o.precision as 'f32' | 'f16', dims, targetMs: o.targetMs as number, limit: o.limit as number | undefined, budgetS: o.budgetS as number | undefined };
-    const engine = await Engine.create({ backend: o.backend, subgroupMatrix: true, dawnToggles: o.dawnToggles?.split(',') });
+    const engine = await benchEngine(o);
     const log = o.json ? (s: string) => console.error(s) : (s: string) => console.log(s);
     try {
       const info = engine.gpu.info;
       log(describeGpu(info));
       const date = new Date().toISOString();
-      const file = `bench/results/sweep-${opts.precision}-${o.shape}-${o.trans}-${info.device.replace(/[^a-z0-9]+/gi, '-')}-${date.slice(0, 10)}.json`;
-      let saved: object = {};
+      const out = resultsWriter(`sweep-${opts.precision}-${o.shape}-${o.trans}`, info, date);
+      let saved: object = { dims, precision: opts.precision };
       // saved after every candidate, so a run cut short keeps what it measured
       const save = async (more: object) => {
         saved = { ...saved, ...more };
-        if (!o.save) return;
-        mkdirSync('bench/results', { recursive: true });
-        await writeFileAtomic(file, JSON.stringify({ date, command: process.argv.slice(1).join(' '), device: info, dims, precision: opts.precision, ...saved }, null, 2) + '\n');
+        if (o.save) await out.write(saved);
       };
       const rows = await sweepMatmul(engine, opts, log, (r) => void save({ rows: r }));
       await save({ rows });
@@ -118,7 +132,7 @@ program
         log('\n' + formatLayers(layers));
       }
       if (o.json) console.log(JSON.stringify({ rows, layers }, null, 2));
-      if (o.save) log(`saved ${file}`);
+      if (o.save) log(`saved ${out.file}`);
       if (!rows.some((r) => r.status === 'ok')) process.exitCode = 1;
     } finally {
       engine.close();

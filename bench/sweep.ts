@@ -12,7 +12,7 @@ import {
   type MatmulConfigName, type MatmulDims, type MatmulKernelSpec, type MatmulPrecision, type SubgroupConfigName, type SubgroupSpec, type TileSpec,
 } from '../kernels/matmul.js';
 import { runCase, type KernelCase } from './harness.js';
-import { halves, layerSpecs, values } from './kernels/matmul.js';
+import { layerSpecs, operand, values } from './kernels/matmul.js';
 
 export interface SweepOptions {
   precision: MatmulPrecision;
@@ -51,14 +51,14 @@ export interface SweepRow {
   picked?: MatmulConfigName;
 }
 
-const pow2 = [64, 128, 256];
+const TILE_SIDES = [64, 128, 256];
 
 /** The tile grid: BM, BN in 64…256 (the named 'small' has 32), BK 8…32, TM, TN 4 or 8, row-major threads or 4-, 8- and 16-wide
  *  blocks of 32; 64 to 512 threads. */
 function tileGrid(): TileSpec[] {
   const out: TileSpec[] = [];
-  for (const BM of pow2)
-    for (const BN of pow2)
+  for (const BM of TILE_SIDES)
+    for (const BN of TILE_SIDES)
       for (const BK of [8, 16, 32])
         for (const TM of [4, 8])
           for (const TN of [4, 8]) {
@@ -120,8 +120,8 @@ export function sweepCandidates(device: GPUDevice, precision: MatmulPrecision): 
 function makeOperands(engine: Engine, d: MatmulDims, precision: MatmulPrecision, seed: number) {
   const batch = d.batch ?? 1;
   const na = d.M * d.K * batch, nb = d.K * d.N * batch;
-  const up = (n: number, s: number) => (precision === 'f16' ? engine.upload(halves(n, s), [n], 'f16') : engine.upload(values(n, s), [n]));
-  return { a: up(na, seed), b: up(nb, seed + 1), c: engine.empty([d.M * d.N * batch]) };
+  const f16 = precision === 'f16';
+  return { a: operand(engine, na, seed, f16), b: operand(engine, nb, seed + 1, f16), c: engine.empty([d.M * d.N * batch]) };
 }
 
 /** Relative L2 error of the f32 product of `config` against float64 on M×N×K with the sweep's

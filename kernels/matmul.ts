@@ -454,8 +454,7 @@ function tiledSource(v: TiledVariant): string {
   const inner = v.cpu ? [`for (var kq = 0u; kq < p.bk; kq++) ${step('kq')}`] : Array.from({ length: BK }, (_, kk) => step(`${kk}u`));
   // Epilogue staging: pass q holds row q of every thread's TM-row block (rows rm·4TY + 4ty + i,
   // q = 4rm + i), TY rows × BN columns, in As. Then the whole workgroup writes it out coalesced, and
-  // the epilogue code exists once in the shader instead of TM×RN times.
-  if (TY * BN > 2 * BK * BM) throw new Error(`matmul: tile ${v.tile.key} cannot stage its epilogue in As`);
+  // the epilogue code exists once in the shader instead of TM×RN times. (kernelOf ensures TY·BN ≤ 2·BK·BM.)
   const stage: string[] = [];
   for (let q = 0; q < TM; q++) {
     const writes = Array.from({ length: RN }, (_, rn) => `As[ty * ${BN / 4}u + ${rn * TX}u + tx] = acc${q}_${rn};`).join(' ');
@@ -564,7 +563,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 function fragments(k: SubgroupSpec, sg: number) {
   const { BM, BN, subgroups, FM, FN } = k;
   const WM = 16 * FM, WN = 16 * FN;
-  if ((BM / WM) * (BN / WN) !== subgroups) throw new Error(`matmul: ${subgroups} subgroups of ${WM}×${WN} do not tile ${BM}×${BN}`);
   const many = subgroups > 1;
   const decl: string[] = [], direct: string[] = [], staged: string[] = [];
   const step = (a: (i: number) => string, b: (j: number) => string) => {
@@ -855,12 +853,10 @@ function sgPipeline(device: GPUDevice, k: SgKernel, tA: boolean, tB: boolean): G
   return getPipeline(device, `matmul_${k.key}_sg${sg}_t${+tA}${+tB}`, () => sgKernelSource(k, sg, tA, tB, k.BK));
 }
 
-const sgKernel = (c: SubgroupConfigName) => kernelOf(c) as SgKernel;
-
 /** The config names this device can run for `precision` (subgroup-matrix: supported, not necessarily validated). */
 export function matmulConfigs(device: GPUDevice, precision: MatmulPrecision = 'f32'): MatmulConfigName[] {
   const names: MatmulConfigName[] = TILE_NAMES.filter((n) => namedTileFits(device, n));
-  if (precision === 'f16') names.push(...SUBGROUP_CONFIGS.filter((c) => sgDeviceFits(device, sgKernel(c))));
+  if (precision === 'f16') names.push(...SUBGROUP_CONFIGS.filter((c) => sgDeviceFits(device, sgKernelOf(c))));
   return names;
 }
 
@@ -885,7 +881,7 @@ function heuristic(device: GPUDevice, s: Shape, prec: MatmulPrecision): MatmulCo
   if (prec === 'f16') {
     const st = state(device);
     const wins = (c: SubgroupConfigName) => [...st.choices.values()].filter((x) => x === c).length;
-    const fit = [...st.sgPassed].filter((c) => subgroupFits(s, sgKernel(c))).sort((a, b) => wins(b) - wins(a));
+    const fit = [...st.sgPassed].filter((c) => subgroupFits(s, sgKernelOf(c))).sort((a, b) => wins(b) - wins(a));
     if (fit.length) return fit[0];
   }
   return heuristicTile(device, s);
@@ -959,7 +955,7 @@ function plan(device: GPUDevice, s: Shape, prec: MatmulPrecision, opts: MatmulOp
     const st = state(device);
     const key = classKey(s, prec);
     config = st.choices.get(key);
-    if (config !== undefined && isSg(config) && !subgroupFits(s, sgKernel(config))) config = undefined;
+    if (config !== undefined && isSg(config) && !subgroupFits(s, sgKernelOf(config))) config = undefined;
     if (config === undefined) {
       config = heuristic(device, s, prec);
       if (kick && autotuneOn && !isCpuAdapter(device) && s.M * s.N * s.K * s.batch >= TUNE_MIN_MACS && !st.tuning.has(key)) startTune(device, s, prec, key);
@@ -1185,7 +1181,7 @@ async function runTune(device: GPUDevice, s0: Shape, prec: MatmulPrecision, key:
   const s = tuneShape(s0);
   const fits: MatmulConfigName[] = TILE_NAMES.filter((n) => namedTileFits(device, n));
   if (prec === 'f16')
-    for (const c of SUBGROUP_CONFIGS) if (sgDeviceFits(device, sgKernel(c)) && subgroupFits(s, sgKernel(c)) && (await checkSubgroupMatrix(device, c))) fits.push(c);
+    for (const c of SUBGROUP_CONFIGS) if (sgDeviceFits(device, sgKernelOf(c)) && subgroupFits(s, sgKernelOf(c)) && (await checkSubgroupMatrix(device, c))) fits.push(c);
   const cands: MatmulConfigName[] = [];
   for (const c of fits) if (await compiles(device, s, prec, kernelOf(c))) cands.push(c);
   if (cands.length === 0) throw new Error('matmul: no tile config compiles on this device');

@@ -7,7 +7,7 @@ import { parseLossScale } from '../engine/lossscale.js';
 import { smokeDemo } from './smoke.js';
 import { prepare, type PrepareOptions, type PrepareSource } from './data/prepare.js';
 import { progressBar } from './progress.js';
-import { f32OrF16, LOSS_SCALE_HELP, nonNegInt, precision } from './cli-args.js';
+import { f32OrF16, list, LOSS_SCALE_HELP, nonNegInt, precision } from './cli-args.js';
 import { pretrain } from './pretrain.js';
 import { registerEvalCommands } from './cli-eval.js';
 import { registerImportTorch } from './import-torch.js';
@@ -19,12 +19,12 @@ const int = nonNegInt('option');
 const program = new Command();
 program.name('ecg-jepa').description('ECG-JEPA on a hand-written WebGPU engine').version('0.1.0');
 program.option('--backend <name>', 'Dawn backend (vulkan, metal, d3d12, ...)');
-program.option('--dawn-toggles <list>', 'more Dawn toggles, comma-separated (e.g. disable_robustness: no index clamps on workgroup memory)');
+program.option('--dawn-toggles <list>', 'more Dawn toggles, comma-separated (e.g. disable_robustness: no index clamps on workgroup memory)', list);
 
 /** Runs `fn` with an engine and always releases the device so the process can exit. Subgroup
  *  matrices are asked for: where the GPU has them (NVIDIA under Dawn), f16 matmuls use tensor cores. */
 async function withEngine<T>(fn: (engine: Engine) => Promise<T>): Promise<T> {
-  const engine = await Engine.create({ backend: program.opts().backend, subgroupMatrix: true, dawnToggles: program.opts().dawnToggles?.split(',') });
+  const engine = await Engine.create({ backend: program.opts().backend, subgroupMatrix: true, dawnToggles: program.opts().dawnToggles });
   try {
     return await fn(engine);
   } finally {

@@ -2,6 +2,7 @@
 // (64 ECGs × 400 tokens = 25600 rows; weights stored [out, in] as in engine/ops/linear.ts, so the
 // forward is X·Wᵀ, dX = dZ·W and dW = dZᵀ·X), the fused bias + GELU forward, a batched product and f16.
 import type { Engine } from '../../engine/engine.js';
+import type { Tensor } from '../../engine/tensor.js';
 import { matmul, matmulPlan, matmulTuneTimes, tuneMatmul, type MatmulDims } from '../../kernels/matmul.js';
 import type { KernelCase, Scale } from '../harness.js';
 
@@ -27,13 +28,18 @@ export function values(n: number, seed: number): Float32Array {
 }
 
 /** f16 bits of values in [-0.5, 0.5) (exponent 14 or less; truncated mantissa is fine here). */
-export function halves(n: number, seed: number): Uint16Array {
+function halves(n: number, seed: number): Uint16Array {
   const f = values(n, seed), h = new Uint16Array(n), u = new Uint32Array(f.buffer);
   for (let i = 0; i < n; i++) {
     const e = ((u[i] >>> 23) & 0xff) - 127 + 15;
     h[i] = e <= 0 ? (u[i] >>> 16) & 0x8000 : ((u[i] >>> 16) & 0x8000) | (e << 10) | ((u[i] >>> 13) & 0x3ff);
   }
   return h;
+}
+
+/** An operand of n cheap values on the engine, f16 or f32. */
+export function operand(engine: Engine, n: number, seed: number, f16: boolean): Tensor {
+  return f16 ? engine.upload(halves(n, seed), [n], 'f16') : engine.upload(values(n, seed), [n]);
 }
 
 function shapes(d: MatmulDims) {
@@ -61,8 +67,7 @@ function kernelCase(s: Spec): KernelCase {
     ours(engine: Engine) {
       if (s.f16 && !engine.device.features.has('shader-f16')) throw new Error(`bench ${s.name}: this device has no shader-f16`);
       const size = (x: number[]) => x.reduce((p, q) => p * q, 1);
-      const up = (shape: number[], seed: number) =>
-        s.f16 ? engine.upload(halves(size(shape), seed), [size(shape)], 'f16') : engine.upload(values(size(shape), seed), [size(shape)]);
+      const up = (shape: number[], seed: number) => operand(engine, size(shape), seed, !!s.f16);
       const a = up(sh.a, 1), b = up(sh.b, 2), c = engine.empty([size(sh.c)]);
       const bias = s.fused ? engine.upload(values(N, 3)) : undefined;
       // The tile choice for this shape class is settled (autotuned on a GPU) before the timing.
