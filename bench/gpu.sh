@@ -10,6 +10,8 @@
 #   some parts only:      PARTS=kernels-matmul,step-fp32 bash bench/gpu.sh run
 #   matmul exploration:   bash bench/gpu.sh sweep   (~8 min: tiles and subgroup kernels beyond the named
 #                         configs, checked, then timed on 4096³ and the layer shapes; bench/sweep.ts)
+#   kernels only:         bash bench/gpu.sh kernels (~6 min: the kernel tests, the kernel goals with
+#                         tfjs, and shorter sweeps; fits one call of a 15-minute device lease)
 # `run` writes under $OUT: log.txt (everything, in order), summary.txt (the goals and ratios) and the
 # JSON results the benches save with device, date and command (copied after each part, so a run cut
 # short keeps them). Each part has its own time limit, so one that hangs costs only its share and the
@@ -88,6 +90,19 @@ sweep_parts() {
   part sweep-f16 230 $kit/main.mjs sweep --precision f16 --budget-s 160 --target-ms 50 "${sweep16[@]}" $save
 }
 
+# The parts of `kernels`: what the kernel goals need (tests, benches with tfjs) and shorter sweeps, for a
+# lease that has room for one call only.
+kernel_parts() {
+  local scale=full save=--save sweep=(--budget-s 110 --layers 3) sweep16=(--budget-s 90 --layers 2)
+  [ "$quick" = --quick ] && { scale=ci; save=; sweep=(--shape 128x128x128 --limit 8 --layers 0); sweep16=(--shape 128x128x128 --limit 8 --layers 0); }
+  part info 10 $kit/cli.mjs info
+  ECG_BUILD_DIR=$kit part "tests kernels/" 75 $kit/test.mjs --node-only --grep kernels/
+  part kernels-matmul 100 $kit/main.mjs kernels --scale $scale --group matmul $save
+  part kernels-rest 90 $kit/main.mjs kernels --scale $scale --group elementwise,norm,attention,adamw,ema,loss $save
+  part sweep-f32 190 $kit/main.mjs sweep --precision f32 --target-ms 50 "${sweep[@]}" $save
+  part sweep-f16 160 $kit/main.mjs sweep --precision f16 --target-ms 50 "${sweep16[@]}" $save
+}
+
 session() { # session BODY [--quick]: runs the parts of BODY with the logs and summary under $OUT
   out=${OUT:?set OUT to a folder for the results} # global: part() copies results there
   local body=$1 quick=${2:-}
@@ -117,5 +132,6 @@ case "${1:-}" in
   pack) pack ;;
   run) shift; session all_parts "$@" ;;
   sweep) shift; session sweep_parts "$@" ;;
-  *) echo "usage: bash bench/gpu.sh pack | run [--quick] | sweep [--quick]" >&2; exit 2 ;;
+  kernels) shift; session kernel_parts "$@" ;;
+  *) echo "usage: bash bench/gpu.sh pack | run [--quick] | sweep [--quick] | kernels [--quick]" >&2; exit 2 ;;
 esac
