@@ -91,9 +91,9 @@ sweep_parts() {
 }
 
 # The parts of `kernels`: what the kernel goals need (tests, benches with tfjs) and shorter sweeps, for a
-# lease that has room for one call only.
+# lease that has room for one call only (SWEEP_S, SWEEP16_S: the sweeps' time budgets, s).
 kernel_parts() {
-  local scale=full save=--save sweep=(--budget-s 110 --layers 3) sweep16=(--budget-s 90 --layers 2)
+  local scale=full save=--save sweep=(--budget-s ${SWEEP_S:-110} --layers 3) sweep16=(--budget-s ${SWEEP16_S:-90} --layers 2)
   [ "$quick" = --quick ] && { scale=ci; save=; sweep=(--shape 128x128x128 --limit 8 --layers 0); sweep16=(--shape 128x128x128 --limit 8 --layers 0); }
   part info 10 $kit/cli.mjs info
   ECG_BUILD_DIR=$kit part "tests kernels/" 75 $kit/test.mjs --node-only --grep kernels/

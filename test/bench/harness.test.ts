@@ -1,5 +1,6 @@
 // The benchmark harness turns GPU errors that WebGPU would only log into failures, and times both
 // sides of a kernel case the same way.
+import { defaultWarmMs, warmClocks } from '../../bench/clocks.js';
 import { gpuChecked, loadTfjs, runCase } from '../../bench/harness.js';
 import { kernelCases } from '../../bench/kernels/index.js';
 import { assert, expectReject, getEngine } from '../helpers.js';
@@ -25,5 +26,19 @@ describe('bench/harness', () => {
     assert(row.ours_ms > 0 && row.tfjs_ms! > 0 && Number.isFinite(row.ours_ms + row.tfjs_ms!), JSON.stringify(row));
     assert(Math.abs(row.ratio! - row.tfjs_ms! / row.ours_ms) < 1e-12, `ratio = tfjs / ours: ${JSON.stringify(row)}`);
     assert(Math.abs(row.ours_rate! - c.bytes! / (row.ours_ms * 1e6)) < 1e-9 * row.ours_rate!, `GB/s from our time: ${JSON.stringify(row)}`);
+  });
+
+  it('warmClocks: keeps the GPU busy for the time asked, without GPU errors; none on a CPU adapter by default', async function () {
+    this.timeout(60_000);
+    const { device } = await getEngine();
+    const t0 = performance.now();
+    await gpuChecked(device, () => warmClocks(device, 40, { workgroups: 2, dispatches: 2 }));
+    const took = performance.now() - t0;
+    assert(took >= 40, `returned after ${took.toFixed(1)} ms`);
+    const t1 = performance.now();
+    await warmClocks(device, 0);
+    assert(performance.now() - t1 < 40, 'no spin for 0 ms');
+    const cpu = /llvmpipe|lavapipe|swiftshader/i.test(JSON.stringify((device as any).adapterInfo ?? {}));
+    if (cpu) assert(defaultWarmMs(device) === 0, `default ${defaultWarmMs(device)} ms on a CPU adapter`);
   });
 });
