@@ -786,10 +786,12 @@ ${tileOrigin(BM, BN)}
 interface DeviceState {
   dummyR?: GPUBuffer;
   dummyW?: GPUBuffer;
-  choices: Map<string, MatmulConfigName>;
+  choices: Map<string, Choice>;
   tuning: Map<string, Promise<MatmulConfigName>>;
   /** Per shape class, each candidate's best time (ms) on the shrunk tuning problem. */
   tuneTimes: Map<string, Partial<Record<MatmulConfigName, number>>>;
+  /** Per shape class where the tune timed K splits: the winner's best time (ms) per split count. */
+  splitTimes: Map<string, Record<number, number>>;
   /** Per subgroup kernel (by key), whether it compiled and agreed with the tiled kernel here. */
   sgChecks: Map<string, Promise<boolean>>;
   /** The subgroup configs whose check has passed so far. */
@@ -801,7 +803,7 @@ interface DeviceState {
 const states = new WeakMap<GPUDevice, DeviceState>();
 function state(device: GPUDevice): DeviceState {
   let s = states.get(device);
-  if (!s) states.set(device, (s = { choices: new Map(), tuning: new Map(), tuneTimes: new Map(), sgChecks: new Map(), sgPassed: new Set() }));
+  if (!s) states.set(device, (s = { choices: new Map(), tuning: new Map(), tuneTimes: new Map(), splitTimes: new Map(), sgChecks: new Map(), sgPassed: new Set() }));
   return s;
 }
 
@@ -883,7 +885,7 @@ export function matmulSpecFits(device: GPUDevice, spec: MatmulKernelSpec): boole
 function heuristic(device: GPUDevice, s: Shape, prec: MatmulPrecision): MatmulConfigName {
   if (prec === 'f16') {
     const st = state(device);
-    const wins = (c: SubgroupConfigName) => [...st.choices.values()].filter((x) => x === c).length;
+    const wins = (c: SubgroupConfigName) => [...st.choices.values()].filter((x) => x.config === c).length;
     const fit = [...st.sgPassed].filter((c) => subgroupFits(s, sgKernelOf(c))).sort((a, b) => wins(b) - wins(a));
     if (fit.length) return fit[0];
   }
@@ -907,18 +909,26 @@ function heuristicTile(device: GPUDevice, s: Shape): MatmulTileName {
  *  ran at 17 TFLOP/s unsplit there, against 28 for shapes with thousands of tiles. */
 const TARGET_GROUPS = 1024;
 
-/** K splits: only when the output gives too few workgroups and K is long enough to share. */
+const outputGroups = (s: Shape, k: Kernel) => Math.ceil(s.M / k.BM) * Math.ceil(s.N / k.BN) * s.batch;
+
+/** Whether the output gives too few workgroups and K is long enough to share (a split regime). */
+const splitRegime = (s: Shape, k: Kernel) => outputGroups(s, k) < TARGET_GROUPS && s.K >= 1024;
+
+/** Whether kernel k can split this product's K n ways: at least 256 of K per split, partial sums
+ *  within one binding, and the subgroup kernels' slicing rule. */
+function splitsFit(device: GPUDevice, s: Shape, k: Kernel, n: number): boolean {
+  if (n === 1) return true;
+  if (!Number.isInteger(n) || n < 1 || n > MAX_SPLITS || n > Math.floor(s.K / 256)) return false;
+  if (n * s.batch * s.M * s.N * 4 > device.limits.maxStorageBufferBindingSize) return false;
+  return k.sg ? sgSplitFits(s, n) : true;
+}
+
+/** K splits: only in a split regime, enough for TARGET_GROUPS workgroups where they fit. */
 function heuristicSplits(device: GPUDevice, s: Shape, k: Kernel): number {
-  const { BM, BN } = k;
-  const groups = Math.ceil(s.M / BM) * Math.ceil(s.N / BN) * s.batch;
-  if (groups >= TARGET_GROUPS || s.K < 1024) return 1;
-  let n = Math.min(MAX_SPLITS, Math.ceil(TARGET_GROUPS / groups), Math.floor(s.K / 256));
-  while (n > 1 && n * s.batch * s.M * s.N * 4 > device.limits.maxStorageBufferBindingSize) n--;
-  if (k.sg) {
-    while (n > 1 && !sgSplitFits(s, n)) n--;
-    return n;
-  }
-  return Math.max(1, Math.min(n, Math.ceil(s.K / k.BK)));
+  if (!splitRegime(s, k)) return 1;
+  let n = Math.min(MAX_SPLITS, Math.ceil(TARGET_GROUPS / outputGroups(s, k)), Math.floor(s.K / 256));
+  while (n > 1 && !splitsFit(device, s, k, n)) n--;
+  return n;
 }
 
 /** The subgroup kernels split K as a batch of K-slices: A and B must both be stored K-major (Aᵀ·B, the
@@ -928,9 +938,12 @@ function sgSplitFits(s: Shape, splits: number): boolean {
   return s.tA && !s.tB && s.batch === 1 && s.K % (16 * splits) === 0;
 }
 
+/** Shapes of one class share a tune. The output size is classed by factors of 2, K by factors of 4:
+ *  with output classes 4× wide, a 2304×768 weight gradient got the choice tuned on a 768×768 one,
+ *  whose best tile and splits fill the GPU differently (22 TFLOP/s on an H200, against 34 with its own). */
 function classKey(s: Shape, prec: MatmulPrecision): string {
-  const b4 = (x: number) => Math.round(Math.log2(Math.max(1, x)) / 2);
-  return `${prec}|t${+s.tA}${+s.tB}|v${+isVec(s)}|mn${b4(s.M * s.N * s.batch)}|k${b4(s.K)}`;
+  const log2 = (x: number) => Math.log2(Math.max(1, x));
+  return `${prec}|t${+s.tA}${+s.tB}|v${+isVec(s)}|mn${Math.round(log2(s.M * s.N * s.batch))}|k${Math.round(log2(s.K) / 2)}`;
 }
 
 const TUNE_MIN_MACS = 2 ** 24; // below this a matmul is launch-bound: the heuristic is as good as any timing
@@ -943,8 +956,15 @@ interface Plan {
   splits: number;
 }
 
+/** A shape class's tuned choice: the config, and the K splits the tune timed best where it timed them. */
+interface Choice {
+  config: MatmulConfigName;
+  splits?: number;
+}
+
 function plan(device: GPUDevice, s: Shape, prec: MatmulPrecision, opts: MatmulOptions, kick = true): Plan {
   let config = opts.config;
+  let choice: Choice | undefined;
   if (config !== undefined) {
     const k = kernelOf(config);
     const what = typeof config === 'string' ? `config '${config}'` : `kernel ${k.key}`;
@@ -957,8 +977,9 @@ function plan(device: GPUDevice, s: Shape, prec: MatmulPrecision, opts: MatmulOp
   } else {
     const st = state(device);
     const key = classKey(s, prec);
-    config = st.choices.get(key);
-    if (config !== undefined && isSg(config) && !subgroupFits(s, sgKernelOf(config))) config = undefined;
+    choice = st.choices.get(key);
+    if (choice && isSg(choice.config) && !subgroupFits(s, sgKernelOf(choice.config))) choice = undefined;
+    config = choice?.config;
     if (config === undefined) {
       config = heuristic(device, s, prec);
       if (kick && autotuneOn && !isCpuAdapter(device) && s.M * s.N * s.K * s.batch >= TUNE_MIN_MACS && !st.tuning.has(key)) startTune(device, s, prec, key);
@@ -969,7 +990,8 @@ function plan(device: GPUDevice, s: Shape, prec: MatmulPrecision, opts: MatmulOp
   const kernel = kernelOf(config);
   if (kernel.sg && opts.splitK !== undefined && opts.splitK > 1 && !sgSplitFits(s, opts.splitK))
     throw new RangeError(`matmul: the subgroup-matrix kernels split K only for Aᵀ·B, batch 1, and K a multiple of 16 × splits (K=${s.K}, splitK=${opts.splitK})`);
-  return { config, kernel, splits: opts.splitK ?? heuristicSplits(device, s, kernel) };
+  const tuned = choice?.splits !== undefined && splitRegime(s, kernel) && splitsFit(device, s, kernel, choice.splits) ? choice.splits : undefined;
+  return { config, kernel, splits: opts.splitK ?? tuned ?? heuristicSplits(device, s, kernel) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1100,6 +1122,12 @@ export async function matmulTunesSettled(device: GPUDevice): Promise<void> {
   await Promise.all(state(device).tuning.values());
 }
 
+/** The winner's time (ms, on the shrunk tuning problem) per K split count, where this shape class's
+ *  autotune timed splits (a split regime: few output tiles, a long K). */
+export function matmulSplitTimes(device: GPUDevice, dims: MatmulDims, opts: { precision?: MatmulPrecision } = {}): Record<number, number> | undefined {
+  return state(device).splitTimes.get(classKey(resolve(dims), opts.precision ?? 'f32'));
+}
+
 /** Each candidate's time (ms, on the shrunk tuning problem) from the autotune of this shape class, if it ran. */
 export function matmulTuneTimes(device: GPUDevice, dims: MatmulDims, opts: { precision?: MatmulPrecision } = {}): Partial<Record<MatmulConfigName, number>> | undefined {
   return state(device).tuneTimes.get(classKey(resolve(dims), opts.precision ?? 'f32'));
@@ -1116,12 +1144,12 @@ export function matmulPlan(device: GPUDevice, dims: MatmulDims, opts: MatmulOpti
 
 function startTune(device: GPUDevice, s: Shape, prec: MatmulPrecision, key: string): Promise<MatmulConfigName> {
   const st = state(device);
-  const fallback = heuristic(device, s, prec);
+  const fallback: Choice = { config: heuristic(device, s, prec) };
   const job = runTune(device, s, prec, key)
     .catch(() => fallback)
     .then((c) => {
       st.choices.set(key, c);
-      return c;
+      return c.config;
     });
   st.tuning.set(key, job);
   return job;
@@ -1138,7 +1166,7 @@ export function tuneMatmul(device: GPUDevice, dims: MatmulDims, opts: { precisio
   const s = resolve(dims);
   const st = state(device);
   const key = classKey(s, prec);
-  if (isCpuAdapter(device) && !opts.force) return Promise.resolve(st.choices.get(key) ?? heuristic(device, s, prec));
+  if (isCpuAdapter(device) && !opts.force) return Promise.resolve(st.choices.get(key)?.config ?? heuristic(device, s, prec));
   return st.tuning.get(key) ?? startTune(device, s, prec, key);
 }
 
@@ -1180,7 +1208,13 @@ async function compiles(device: GPUDevice, s: Shape, prec: MatmulPrecision, k: K
   return !errs.some((e) => e);
 }
 
-async function runTune(device: GPUDevice, s0: Shape, prec: MatmulPrecision, key: string): Promise<MatmulConfigName> {
+/** Split counts the tune times for the winner in a split regime. How many workgroups fill the GPU's
+ *  waves depends on its SM count and on how many of the kernel's workgroups each SM holds, which
+ *  WebGPU does not tell: on an H200 a 768×768 weight gradient (18 tiles of 128×256) ran at 26 TFLOP/s
+ *  split 16 ways (288 workgroups: 2.2 waves of 132). */
+const SPLIT_CANDIDATES = [1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16];
+
+async function runTune(device: GPUDevice, s0: Shape, prec: MatmulPrecision, key: string): Promise<Choice> {
   const s = tuneShape(s0);
   const fits: MatmulConfigName[] = TILE_NAMES.filter((n) => namedTileFits(device, n));
   if (prec === 'f16')
@@ -1188,7 +1222,6 @@ async function runTune(device: GPUDevice, s0: Shape, prec: MatmulPrecision, key:
   const cands: MatmulConfigName[] = [];
   for (const c of fits) if (await compiles(device, s, prec, kernelOf(c))) cands.push(c);
   if (cands.length === 0) throw new Error('matmul: no tile config compiles on this device');
-  if (cands.length === 1) return cands[0];
   const inB = prec === 'f16' ? 2 : 4;
   const mk = (elems: number) => device.createBuffer({ size: Math.max(256, Math.ceil(elems / 64) * 256), usage: GPUBufferUsage.STORAGE });
   const span = (stride: number, item: number) => (s.batch - 1) * stride + item;
@@ -1199,9 +1232,9 @@ async function runTune(device: GPUDevice, s0: Shape, prec: MatmulPrecision, key:
   // caller had queued, and in a step a 4× faster subgroup kernel lost to tiled ones. Timestamps
   // around each of the candidate's own dispatches count its work only.
   const stamps = device.features.has('timestamp-query');
-  const time = async (c: MatmulConfigName, reps: number) => {
+  const time = async (c: MatmulConfigName, reps: number, splits?: number) => {
     const kernel = kernelOf(c);
-    const p: Plan = { config: c, kernel, splits: heuristicSplits(device, s, kernel) };
+    const p: Plan = { config: c, kernel, splits: splits ?? heuristicSplits(device, s, kernel) };
     if (stamps) {
       const prof = (cb.profiler = new KernelProfiler(device, Math.min(2048, reps * 2)));
       try {
@@ -1222,18 +1255,28 @@ async function runTune(device: GPUDevice, s0: Shape, prec: MatmulPrecision, key:
     await device.queue.onSubmittedWorkDone();
     return (performance.now() - t0) / reps;
   };
-  try {
-    const warm: number[] = [];
-    for (const c of cands) await time(c, 1); // compiles
-    for (const c of cands) warm.push(await time(c, 1));
-    const fastest = Math.min(...warm);
+  // Rounds interleave the candidates; the minimum discards rounds disturbed by other work.
+  const fastestOf = async <T>(cands: T[], run: (c: T, reps: number) => Promise<number>): Promise<number[]> => {
+    for (const c of cands) await run(c, 1); // compiles
+    const best: number[] = [];
+    for (const c of cands) best.push(await run(c, 1));
+    const fastest = Math.min(...best);
     const reps = Math.max(1, Math.min(20, Math.round(10 / Math.max(fastest, 1e-3))));
-    const best = warm.slice();
-    // Rounds interleave the candidates; the minimum discards rounds disturbed by other work.
     const rounds = fastest > 50 ? 1 : 3;
-    for (let r = 0; r < rounds; r++) for (let i = 0; i < cands.length; i++) best[i] = Math.min(best[i], await time(cands[i], reps));
-    state(device).tuneTimes.set(key, Object.fromEntries(cands.map((c, i) => [c, best[i]])));
-    return cands[best.indexOf(Math.min(...best))];
+    for (let r = 0; r < rounds; r++) for (let i = 0; i < cands.length; i++) best[i] = Math.min(best[i], await run(cands[i], reps));
+    return best;
+  };
+  try {
+    const best = cands.length > 1 ? await fastestOf(cands, (c, reps) => time(c, reps)) : [0];
+    if (cands.length > 1) state(device).tuneTimes.set(key, Object.fromEntries(cands.map((c, i) => [c, best[i]])));
+    const config = cands[best.indexOf(Math.min(...best))];
+    const kernel = kernelOf(config);
+    if (!splitRegime(s, kernel)) return { config };
+    // The winner's splits, timed (it won with the heuristic's)
+    const splits = SPLIT_CANDIDATES.filter((n) => splitsFit(device, s, kernel, n));
+    const splitBest = await fastestOf(splits, (n, reps) => time(config, reps, n));
+    state(device).splitTimes.set(key, Object.fromEntries(splits.map((n, i) => [n, splitBest[i]])));
+    return { config, splits: splits[splitBest.indexOf(Math.min(...splitBest))] };
   } finally {
     for (const b of [bufs.a, bufs.b, bufs.c]) (b as GPUBuffer).destroy();
   }

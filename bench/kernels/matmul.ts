@@ -3,7 +3,7 @@
 // forward is X·Wᵀ, dX = dZ·W and dW = dZᵀ·X), the fused bias + GELU forward, a batched product and f16.
 import type { Engine } from '../../engine/engine.js';
 import type { Tensor } from '../../engine/tensor.js';
-import { matmul, matmulPlan, matmulTuneTimes, tuneMatmul, type MatmulDims } from '../../kernels/matmul.js';
+import { matmul, matmulPlan, matmulSplitTimes, matmulTuneTimes, tuneMatmul, type MatmulDims } from '../../kernels/matmul.js';
 import type { KernelCase, Scale } from '../harness.js';
 
 type Tf = typeof import('@tensorflow/tfjs');
@@ -75,7 +75,9 @@ function kernelCase(s: Spec): KernelCase {
         const p = matmulPlan(engine.device, s.dims, { precision });
         // Every candidate's tuning time, so one GPU run shows how far each tile config is from the winner.
         const times = Object.entries(matmulTuneTimes(engine.device, s.dims, { precision }) ?? {});
-        const tuned = times.length ? ` (tune ms: ${times.map(([c, ms]) => `${c} ${ms!.toPrecision(3)}`).join(', ')})` : '';
+        const splits = Object.entries(matmulSplitTimes(engine.device, s.dims, { precision }) ?? {});
+        const list = (xs: [string, number | undefined][], prefix = '') => xs.map(([c, ms]) => `${prefix}${c} ${ms!.toPrecision(3)}`).join(', ');
+        const tuned = times.length ? ` (tune ms: ${list(times)}${splits.length ? `; splits: ${list(splits, '×')}` : ''})` : '';
         return (p.splits > 1 ? `${p.config}, split K ×${p.splits}` : p.config) + tuned;
       });
       return {

@@ -4,6 +4,7 @@ import {
   matmulConfigs,
   matmulPlan,
   matmulSpecFits,
+  matmulSplitTimes,
   matmulTuneTimes,
   recordSubgroupMatrix,
   isCpuAdapter,
@@ -367,6 +368,23 @@ describe('kernels/matmul', function () {
     const times = matmulTuneTimes(engine.device, dims)!;
     assert(Object.keys(times).sort().join() === [...tiles].sort().join(), `tuned candidates ${JSON.stringify(times)}, fitting ${tiles}`);
     assert(Object.values(times).every((ms) => ms! > 0 && ms! >= times[chosen]!), `times ${JSON.stringify(times)}, chosen ${chosen}`);
+    await run(engine, dims);
+  });
+
+  it('autotune of a split regime (few output tiles, a long K): times the K splits of the winner, and matmul uses the fastest', async () => {
+    const dims: MatmulDims = { M: 40, N: 36, K: 1100, transA: true };
+    const chosen = await tuneMatmul(engine.device, dims, { force: true });
+    const times = matmulSplitTimes(engine.device, dims);
+    assert(times !== undefined, 'no split times');
+    // K = 1100 gives at most 4 splits of at least 256
+    assert(Object.keys(times).join() === '1,2,3,4', `split candidates ${JSON.stringify(times)}`);
+    const p = matmulPlan(engine.device, dims);
+    assert(p.config === chosen, `plan ${JSON.stringify(p)} vs tuned ${chosen}`);
+    assert(times[p.splits] === Math.min(...Object.values(times)), `plan splits ${p.splits}, times ${JSON.stringify(times)}`);
+    // the tuned splits carry over to a shape of the class only where they fit it
+    const short = { ...dims, K: 1030 };
+    assert(matmulPlan(engine.device, short).splits <= 4, JSON.stringify(matmulPlan(engine.device, short)));
+    assert(matmulSplitTimes(engine.device, { M: 97, N: 83, K: 61, transB: true }) === undefined, 'split times for a product with a short K');
     await run(engine, dims);
   });
 
