@@ -372,7 +372,8 @@ describe('kernels/matmul', function () {
   });
 
   it('autotune of a split regime (few output tiles, a long K): times the K splits of the winner, and matmul uses the fastest', async () => {
-    const dims: MatmulDims = { M: 40, N: 36, K: 1100, transA: true };
+    // the transposes and odd sizes of the test above: its tune compiled these pipelines (lavapipe JIT)
+    const dims: MatmulDims = { M: 41, N: 37, K: 1100, transB: true };
     const chosen = await tuneMatmul(engine.device, dims, { force: true });
     const times = matmulSplitTimes(engine.device, dims);
     assert(times !== undefined, 'no split times');
@@ -381,9 +382,9 @@ describe('kernels/matmul', function () {
     const p = matmulPlan(engine.device, dims);
     assert(p.config === chosen, `plan ${JSON.stringify(p)} vs tuned ${chosen}`);
     assert(times[p.splits] === Math.min(...Object.values(times)), `plan splits ${p.splits}, times ${JSON.stringify(times)}`);
-    // the tuned splits carry over to a shape of the class only where they fit it
-    const short = { ...dims, K: 1030 };
-    assert(matmulPlan(engine.device, short).splits <= 4, JSON.stringify(matmulPlan(engine.device, short)));
+    // a shape of the same class with K under 1024 is no split regime: the tuned splits do not carry over
+    const short = { ...dims, K: 700 };
+    assert(matmulPlan(engine.device, short).splits === 1, JSON.stringify(matmulPlan(engine.device, short)));
     assert(matmulSplitTimes(engine.device, { M: 97, N: 83, K: 61, transB: true }) === undefined, 'split times for a product with a short K');
     await run(engine, dims);
   });
