@@ -47,6 +47,8 @@ export interface BenchRow {
   note?: string;
   /** How both sides were timed: the GPU's busy time (timestamps), or wall-clock. */
   timing: 'gpu' | 'wall';
+  /** The busy GPU time (ms of arithmetic) before each side's rounds, to raise its clock (bench/clocks.ts). */
+  warm_ms: number;
   /** Bandwidth rows: our GB/s over the copy kernel's in the same run (set after all cases ran). */
   of_copy?: number;
 }
@@ -105,7 +107,7 @@ export async function gpuChecked<T>(device: GPUDevice, fn: () => Promise<T>): Pr
  *  (bench/clocks.ts; default: 300 ms on a GPU, none on a CPU adapter). */
 export function runCase(engine: Engine, tf: Tf | null, c: KernelCase, targetMs: number, warmMs = defaultWarmMs(engine.device)): Promise<BenchRow> {
   const warm = () => warmClocks(engine.device, warmMs);
-  return gpuChecked(engine.device, () => timeCase(engine, tf, c, targetMs, warm));
+  return gpuChecked(engine.device, async () => ({ ...(await timeCase(engine, tf, c, targetMs, warm)), warm_ms: warmMs }));
 }
 
 /** Runs per submit while timing: tfjs submits every 15 dispatches by default. */
@@ -155,7 +157,7 @@ async function bestOf(targetMs: number, warm: () => Promise<void>, time: (n: num
   return { ms: Math.min((await time(reps)).ms, (await time(reps)).ms), reps };
 }
 
-async function timeCase(engine: Engine, tf: Tf | null, c: KernelCase, targetMs: number, warm: () => Promise<void>): Promise<BenchRow> {
+async function timeCase(engine: Engine, tf: Tf | null, c: KernelCase, targetMs: number, warm: () => Promise<void>): Promise<Omit<BenchRow, 'warm_ms'>> {
   const gpu = engine.device.features.has('timestamp-query');
   const tfDevice = tf ? ((tf.backend() as unknown as { device: GPUDevice }).device) : null;
   const timing = gpu && (!tfDevice || tfDevice.features.has('timestamp-query')) ? 'gpu' : 'wall';

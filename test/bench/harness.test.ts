@@ -26,6 +26,7 @@ describe('bench/harness', () => {
     assert(row.ours_ms > 0 && row.tfjs_ms! > 0 && Number.isFinite(row.ours_ms + row.tfjs_ms!), JSON.stringify(row));
     assert(Math.abs(row.ratio! - row.tfjs_ms! / row.ours_ms) < 1e-12, `ratio = tfjs / ours: ${JSON.stringify(row)}`);
     assert(Math.abs(row.ours_rate! - c.bytes! / (row.ours_ms * 1e6)) < 1e-9 * row.ours_rate!, `GB/s from our time: ${JSON.stringify(row)}`);
+    assert(row.warm_ms === defaultWarmMs(engine.device), `warm_ms ${row.warm_ms}`);
   });
 
   it('warmClocks: keeps the GPU busy for the time asked, without GPU errors; none on a CPU adapter by default', async function () {

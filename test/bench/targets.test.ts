@@ -4,7 +4,7 @@ import { copyFractions, evaluateTargets } from '../../bench/targets.js';
 import { assert } from '../helpers.js';
 
 function row(name: string, unit: BenchRow['unit'], oursRate: number, ratio: number | null = null): BenchRow {
-  return { name, unit, ours_rate: oursRate, ours_ms: 1, tfjs_ms: ratio, tfjs_rate: null, ratio, reps: 1, timing: 'gpu' };
+  return { name, unit, ours_rate: oursRate, ours_ms: 1, tfjs_ms: ratio, tfjs_rate: null, ratio, reps: 1, timing: 'gpu', warm_ms: 300 };
 }
 
 describe('bench/targets', () => {
