@@ -1,6 +1,9 @@
 // Runs the one mocha suite twice: under Node (Dawn on the local Vulkan adapter, lavapipe on CI)
 // and inside headless Chromium (WebGPU on SwiftShader) via puppeteer-core. Ends with one line
 // `N passed, N failed` counting both runners. Options: --node-only, --browser-only, --grep PATTERN.
+// The two runners run at the same time. Their CPU-bound phases are mostly one shader compile at a
+// time, so on a 2-core machine the second core was idle for much of a run. The browser's lines are
+// printed after the Node runner's.
 // The page's server also serves dist/browser/ and examples/browser/ (test/model/browser-build.test.ts).
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
@@ -35,10 +38,11 @@ function findChromium() {
   return null;
 }
 
-async function browserRun() {
+/** log: where the page's lines go (held back while the Node runner prints). */
+async function browserRun(log) {
   const executablePath = findChromium();
   if (!executablePath) {
-    console.error('browser tests: no Chromium found (run bash scripts/setup.sh); counted as 1 failure');
+    log('browser tests: no Chromium found (run bash scripts/setup.sh); counted as 1 failure');
     return { passed: 0, failed: 1 };
   }
   const types = { '.js': 'text/javascript', '.html': 'text/html', '.map': 'application/json' };
@@ -88,8 +92,8 @@ async function browserRun() {
   });
   try {
     const tab = await browser.newPage();
-    tab.on('console', (m) => console.log('[browser] ' + m.text()));
-    tab.on('pageerror', (e) => console.log('[browser] page error: ' + e.message));
+    tab.on('console', (m) => log('[browser] ' + m.text()));
+    tab.on('pageerror', (e) => log('[browser] page error: ' + e.message));
     await tab.goto(`http://127.0.0.1:${port}/`);
     await tab.waitForFunction('window.__result !== undefined', { timeout: 0, polling: 500 });
     return await tab.evaluate('window.__result');
@@ -102,6 +106,14 @@ async function browserRun() {
 
 let passed = 0, failed = 0;
 const t0 = Date.now();
+const held = [];
+let browserLog = runNode ? (line) => held.push(line) : (line) => console.log(line);
+const browserResult = runBrowser
+  ? browserRun((line) => browserLog(line)).catch((e) => {
+      browserLog('browser run failed: ' + (e.stack || e));
+      return { passed: 0, failed: 1 };
+    })
+  : null;
 if (runNode) {
   console.log('== Node (Dawn)');
   const r = await nodeRun();
@@ -109,10 +121,11 @@ if (runNode) {
   passed += r.passed; failed += r.failed;
   if (r.passed + r.failed === 0) { console.log('node: no test ran'); failed++; }
 }
-if (runBrowser) {
+if (browserResult) {
   console.log('== Chromium (WebGPU on SwiftShader)');
-  let r;
-  try { r = await browserRun(); } catch (e) { console.log('browser run failed: ' + (e.stack || e)); r = { passed: 0, failed: 1 }; }
+  held.splice(0).forEach((line) => console.log(line));
+  browserLog = (line) => console.log(line);
+  const r = await browserResult;
   console.log(`browser: ${r.passed} passed, ${r.failed} failed`);
   passed += r.passed; failed += r.failed;
   if (r.passed + r.failed === 0) { console.log('browser: no test ran'); failed++; }
