@@ -7,7 +7,7 @@ import { isCpuAdapter } from '../kernels/matmul.js';
 
 /** Independent FMA chains per invocation, so the loop is bound by arithmetic, not latency. */
 const SPIN_WGSL = /* wgsl */ `
-override ITERS: u32 = 512u;
+const ITERS = 512u;
 @group(0) @binding(0) var<storage, read_write> sink: array<vec4<f32>>;
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) g: vec3<u32>) {

@@ -918,7 +918,7 @@ const splitRegime = (s: Shape, k: Kernel) => outputGroups(s, k) < TARGET_GROUPS 
  *  within one binding, and the subgroup kernels' slicing rule. */
 function splitsFit(device: GPUDevice, s: Shape, k: Kernel, n: number): boolean {
   if (n === 1) return true;
-  if (!Number.isInteger(n) || n < 1 || n > MAX_SPLITS || n > Math.floor(s.K / 256)) return false;
+  if (n > MAX_SPLITS || n > Math.floor(s.K / 256)) return false;
   if (n * s.batch * s.M * s.N * 4 > device.limits.maxStorageBufferBindingSize) return false;
   return k.sg ? sgSplitFits(s, n) : true;
 }

@@ -3,6 +3,7 @@
 import { defaultWarmMs, warmClocks } from '../../bench/clocks.js';
 import { gpuChecked, loadTfjs, runCase } from '../../bench/harness.js';
 import { kernelCases } from '../../bench/kernels/index.js';
+import { isCpuAdapter } from '../../kernels/matmul.js';
 import { assert, expectReject, getEngine } from '../helpers.js';
 
 describe('bench/harness', () => {
@@ -36,10 +37,6 @@ describe('bench/harness', () => {
     await gpuChecked(device, () => warmClocks(device, 40, { workgroups: 2, dispatches: 2 }));
     const took = performance.now() - t0;
     assert(took >= 40, `returned after ${took.toFixed(1)} ms`);
-    const t1 = performance.now();
-    await warmClocks(device, 0);
-    assert(performance.now() - t1 < 40, 'no spin for 0 ms');
-    const cpu = /llvmpipe|lavapipe|swiftshader/i.test(JSON.stringify((device as any).adapterInfo ?? {}));
-    if (cpu) assert(defaultWarmMs(device) === 0, `default ${defaultWarmMs(device)} ms on a CPU adapter`);
+    assert(defaultWarmMs(device) === (isCpuAdapter(device) ? 0 : 300), `default ${defaultWarmMs(device)} ms`);
   });
 });
