@@ -31,8 +31,11 @@ import { CommandBatch, getPipeline, Params, type Binding } from './runtime.js';
 
 /** Rows each subgroup walks in the one-subgroup-per-row backward when dgamma/dbeta are wanted
  *  (then its workgroup's subgroups add their partials, so a workgroup of 4 subgroups of 32 writes one
- *  partial row per 32 rows: 25600 rows → 800 workgroups, 3200 subgroups on an H100). */
+ *  partial row per 32 rows: 25600 rows → 800 workgroups, 3200 subgroups on an H100). Fewer give more
+ *  workgroups for more partial rows: on an H200 this backward ran at about 0.54 of copy bandwidth,
+ *  and 800 workgroups may fill its SMs in two waves and a sliver (`rowsPerSubgroup` compares). */
 const SG_ROWS_PER_SUBGROUP = 8;
+const MAX_ROWS_PER_SUBGROUP = 64;
 
 /** Rows per workgroup in the workgroup backward when dgamma/dbeta are wanted. A block walks its rows one after
  *  another and then writes one partial row: fewer rows per block fill a big GPU better (25600 rows →
@@ -366,15 +369,19 @@ fn gam(c: u32, n: u32) -> V {
  * dx from dy, x and the forward's mean/rstd (gamma when the forward had it); dgamma and/or dbeta
  * (Σ over rows of dy·xh and dy) when given, written or, with accumulateParams, added to.
  * Uses a per-device scratch buffer of blocks × dim floats per parameter gradient (see above).
+ * `rowsPerSubgroup` (default 8) sets how many rows each subgroup walks in the subgroup kernel when
+ * parameter gradients are wanted; other kernels ignore it.
  */
 export function layerNormBackward(
   batch: CommandBatch,
   bufs: { dy: Binding; x: Binding; mean: Binding; rstd: Binding; dx: Binding; gamma?: Binding; dgamma?: Binding; dbeta?: Binding },
-  dims: { rows: number; dim: number; accumulateParams?: boolean },
+  dims: { rows: number; dim: number; accumulateParams?: boolean; rowsPerSubgroup?: number },
 ): void {
   const K = 'layerNormBackward';
-  const { rows, dim, accumulateParams = false } = dims;
+  const { rows, dim, accumulateParams = false, rowsPerSubgroup = SG_ROWS_PER_SUBGROUP } = dims;
   const sizes = checkRows(K, rows, dim);
+  if (!Number.isInteger(rowsPerSubgroup) || rowsPerSubgroup < 1 || rowsPerSubgroup > MAX_ROWS_PER_SUBGROUP)
+    throw new RangeError(`${K}: rowsPerSubgroup must be an integer in [1, ${MAX_ROWS_PER_SUBGROUP}], got ${rowsPerSubgroup} (${sizes})`);
   const n = rows * dim;
   requireBytes(K, 'dy', bufs.dy, 4 * n, sizes);
   requireBytes(K, 'x', bufs.x, 4 * n, sizes);
@@ -398,7 +405,7 @@ export function layerNormBackward(
   }
   // Both partial sums are stored whenever either gradient is wanted (one branch in the shader); the
   // dbeta half starts at a binding-aligned offset, so the reduction can bind each half.
-  const perSub = partials ? SG_ROWS_PER_SUBGROUP : 1;
+  const perSub = partials ? rowsPerSubgroup : 1;
   const s = subgroupRows(batch.device, Math.ceil(rows / perSub), dim);
   const sg = s && 2 * s.units * s.vec * 4 <= batch.device.limits.maxComputeWorkgroupStorageSize ? s : null;
   const rowsPerBlock = partials ? ROWS_PER_BLOCK : 1;

@@ -29,6 +29,12 @@ describe('bench/targets', () => {
     assert(bandwidth.met === false && bandwidth.worst?.name.startsWith('softmax') && bandwidth.worst.value === 0.6, `bandwidth: ${JSON.stringify(bandwidth)}`);
   });
 
+  it("'variant' rows (a kernel's options, explored) are not read by the goals", () => {
+    const withVariant = [...rows, row('variant layerNorm fwd+bwd 25600x768, 2 rows per subgroup', 'GB/s', 300)];
+    const bandwidth = evaluateTargets(withVariant)[4];
+    assert(bandwidth.worst?.name.startsWith('softmax') && bandwidth.worst.value === 0.6, `bandwidth: ${JSON.stringify(bandwidth)}`);
+  });
+
   it('copy fractions need a copy row', () => {
     assert(copyFractions(rows).get('layerNorm fwd 25600x768') === 0.8, 'layerNorm at 80% of copy');
     assert(copyFractions(rows.slice(1)).size === 0, 'no copy row, no fractions');

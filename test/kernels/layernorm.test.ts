@@ -50,7 +50,7 @@ async function checkForward(shapes: [number, number][], seed: number): Promise<v
   }
 }
 
-async function checkBackward(shapes: [number, number][], seed: number): Promise<void> {
+async function checkBackward(shapes: [number, number][], seed: number, rowsPerSubgroup?: number): Promise<void> {
   const engine = await getEngine();
   const rng = new Rng(seed);
   for (const [rows, dim] of shapes) {
@@ -73,10 +73,10 @@ async function checkBackward(shapes: [number, number][], seed: number): Promise<
       layerNormBackward(
         engine.batch,
         { dy: tdy.buffer, x: tx.buffer, mean: mean.buffer, rstd: rstd.buffer, dx: dx.buffer, gamma: tg?.buffer, dgamma: dg?.buffer, dbeta: db?.buffer },
-        { rows, dim, accumulateParams: acc },
+        { rows, dim, accumulateParams: acc, rowsPerSubgroup },
       );
       const ref = layerNormBackwardRef(dy, x, rows, dim, gamma);
-      const what = `${mode} rows=${rows} dim=${dim}`;
+      const what = `${mode} rows=${rows} dim=${dim}${rowsPerSubgroup ? ` rowsPerSubgroup=${rowsPerSubgroup}` : ''}`;
       assertClose(await engine.read(dx), ref.dx, TOL, `dx ${what}`);
       if (dg && db) {
         const wantG = ref.dgamma.map((v, i) => v + (prior ? prior[0][i] : 0));
@@ -132,6 +132,16 @@ describe('kernels/layernorm', () => {
   // 1031 rows: blocks of several rows, and a split reduction of the partials
   it('backward: dx, dgamma, dbeta against float64 (set and accumulate)', () => checkBackward([...SHAPES, [1031, 33]], 3));
 
+  it('backward with other rows per subgroup (1, 3, 64): the same dx, dgamma, dbeta', async () => {
+    const { device } = await getEngine();
+    const shapes: [number, number][] = [[131, 12], [70, 100]];
+    for (const k of [1, 3, 64]) {
+      // where there are subgroups, the subgroup kernel (the one the option steers) runs
+      if (device.features.has('subgroups')) assert(shapes.some(([rows, dim]) => subgroupRows(device, Math.ceil(rows / k), dim)), `no shape takes the subgroup kernel at ${k}`);
+      await checkBackward(shapes, 11 + k, k);
+    }
+  });
+
   it('forward and backward on a 2-D launch grid', () => withGridLimit(5, async () => {
     await checkForward([[50, 33], [700, 12], [7, 4099]], 5);
     await checkBackward([[50, 33], [1031, 9]], 6);
@@ -180,6 +190,12 @@ describe('kernels/layernorm', () => {
       () => layerNormBackward(engine.batch, { dy: a.buffer, x: b.buffer, mean: m.buffer, rstd: r.buffer, dx: b.buffer }, { rows: 3, dim: 4 }),
       /layerNormBackward: dx must not share memory with x/,
     );
-    [a, b, m, r].forEach((t) => t.dispose());
+    const d = engine.empty([12]);
+    for (const k of [0, 2.5, 65])
+      threw(
+        () => layerNormBackward(engine.batch, { dy: a.buffer, x: b.buffer, mean: m.buffer, rstd: r.buffer, dx: d.buffer }, { rows: 3, dim: 4, rowsPerSubgroup: k }),
+        /layerNormBackward: rowsPerSubgroup must be an integer in \[1, 64\], got/,
+      );
+    [a, b, m, r, d].forEach((t) => t.dispose());
   });
 });
