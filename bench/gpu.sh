@@ -10,7 +10,7 @@
 #   some parts only:      PARTS=kernels-matmul,step-fp32 bash bench/gpu.sh run
 #   matmul exploration:   bash bench/gpu.sh sweep   (~8 min: tiles and subgroup kernels beyond the named
 #                         configs, checked, then timed on 4096³ and the layer shapes; bench/sweep.ts)
-#   kernels only:         bash bench/gpu.sh kernels (~6 min: the kernel tests, the kernel goals with
+#   kernels only:         bash bench/gpu.sh kernels (~7 min: the kernel tests, the kernel goals with
 #                         tfjs, and shorter sweeps; fits one call of a 15-minute device lease)
 # `run` writes under $OUT: log.txt (everything, in order), summary.txt (the goals and ratios) and the
 # JSON results the benches save with device, date and command (copied after each part, so a run cut
