@@ -16,10 +16,10 @@
 // dy·xh and dy per column, one partial row per workgroup, into a per-device scratch buffer
 // (kernels/rows.ts, key 'layernorm'); reduceAxis adds the partials into dgamma/dbeta. Where the
 // forward has one subgroup per row, so does the backward: each subgroup walks 8 rows (its two row
-// sums by subgroupAdd, no barrier), keeping its lanes' columns' partials in registers, and the
-// workgroup's subgroups then add theirs in workgroup memory. Otherwise each workgroup walks a block
-// of rows with a workgroup reduction per row (barrier-bound: on an H100 this backward ran at 0.45 of a
-// copy's GB/s where the subgroup forward ran at 0.96). Rows longer than 256·MAX_PER_THREAD are read
+// sums by subgroupAdd, no barrier), keeping its lanes' columns' partials in registers (or, with
+// state 'memory', in its own slab of workgroup memory), and the workgroup then adds its subgroups'.
+// Otherwise each workgroup walks a block of rows with a workgroup reduction per row (barrier-bound:
+// on an H100 this backward ran at 0.45 of a copy's GB/s where the subgroup forward ran at 0.96). Rows longer than 256·MAX_PER_THREAD are read
 // from memory again instead of kept in registers (and partials accumulate in the scratch).
 import { checkCount, MAIN_ARGS, requireBytes, requireDisjoint } from './checks.js';
 import { reduceAxis } from './reduce.js';
@@ -301,28 +301,81 @@ ${body}
 }`;
 }
 
+/** Where the one-subgroup-per-row backward keeps gamma and each lane's running dgamma/dbeta partial
+ *  sums: 'registers' (default), or 'memory' (gamma re-read from cache every row, the partial sums in
+ *  the subgroup's own slab of workgroup memory), 3·k fewer vec4 registers per lane: more
+ *  workgroups resident at once (on an H200 the register form may leave its 800 workgroups of a
+ *  25600×768 backward two waves and a sliver). */
+export type LayerNormBackwardState = 'registers' | 'memory';
+
 /** The backward with one subgroup per row (short rows, where there are subgroups): each subgroup
  *  walks p.per rows of its block (a row's two sums by subgroupAdd, no barrier) keeping its lanes'
- *  columns' partial dgamma/dbeta sums in registers; then the workgroup's subgroups add those in
- *  workgroup memory in turn and the workgroup stores one partial row. The frame's rows are blocks
- *  here (P.rows = blocks); P.realRows counts rows. */
-function subgroupBackwardSource(s: SubgroupRows): string {
+ *  columns' partial dgamma/dbeta sums (in registers or its slab of workgroup memory, `state`); then
+ *  the workgroup adds its subgroups' sums in subgroup order and stores one partial row. Both states
+ *  add in the same order. The frame's rows are blocks here (P.rows = blocks); P.realRows counts rows. */
+function subgroupBackwardSource(s: SubgroupRows, state: LayerNormBackwardState): string {
+  const inRegs = state === 'registers';
+  // workgroup memory: registers, one dgamma+dbeta slab the subgroups add into in turn; memory, a
+  // slab per subgroup (dgamma's units, then dbeta's)
+  const slab = 2 * s.units;
   const decls = /* wgsl */ `struct P { rows: u32, cols: u32, realRows: u32, per: u32, betaAt: u32, gmask: u32, partials: u32 }
 ${BACKWARD_BINDINGS('V')}
-// this workgroup's partial sums: dgamma's in [0, units), dbeta's after
-var<workgroup> acc: array<V, ${2 * s.units}>;
+var<workgroup> acc: array<V, ${inRegs ? slab : s.perGroup * slab}>;
 fn gam(c: u32, n: u32) -> V {
   return select(V(1.0), gamma[min(c, n - 1u) & p.gmask], p.gmask != 0u);
 }`;
-  // row is this subgroup's block; the loops over rows and subgroups have uniform bounds, so the
-  // subgroupAdds and barriers are in uniform control flow
-  const body = /* wgsl */ `
-  var pg: array<V, ${s.k}>;
+  const own = `sub * ${slab}u`; // this subgroup's slab (memory state)
+  const setup = inRegs
+    ? `var pg: array<V, ${s.k}>;
   var pb: array<V, ${s.k}>;
   var gm: array<V, ${s.k}>;
   ${eachLaneSlot(s, `    gm[j] = gam(c, n);
     pg[j] = V(0.0);
-    pb[j] = V(0.0);`)}
+    pb[j] = V(0.0);`)}`
+    : `let mine = p.partials != 0u && sub < ${s.perGroup}u;
+  ${eachLaneSlot(s, `    if (mine && c < n) {
+      acc[${own} + c] = V(0.0);
+      acc[${own} + ${s.units}u + c] = V(0.0);
+    }`)}`;
+  const addPartials = inRegs
+    ? `pg[j] += d * xh[j];
+    pb[j] += d;`
+    : `if (mine && c < n) {
+      acc[${own} + c] += d * xh[j];
+      acc[${own} + ${s.units}u + c] += d;
+    }`;
+  // registers: the subgroups add theirs into acc in turn; memory: every slab is complete after one barrier
+  const gather = inRegs
+    ? `for (var t = 0u; t < ${s.perGroup}u; t++) {
+      if (sub == t) {
+        ${eachLaneSlot(s, `    if (c < n) {
+          acc[c] = select(acc[c], V(0.0), t == 0u) + pg[j];
+          acc[n + c] = select(acc[n + c], V(0.0), t == 0u) + pb[j];
+        }`)}
+      }
+      workgroupBarrier();
+    }
+    let blk = wid.y * nwg.x + wid.x;
+    for (var c = lid; c < n; c += ${SG_ROWS_WG}u) {
+      part[blk * n + c] = acc[c];
+      part[p.betaAt + blk * n + c] = acc[n + c];
+    }`
+    : `workgroupBarrier();
+    let blk = wid.y * nwg.x + wid.x;
+    for (var c = lid; c < n; c += ${SG_ROWS_WG}u) {
+      var g = acc[c];
+      var b = acc[${s.units}u + c];
+      for (var t = 1u; t < ${s.perGroup}u; t++) {
+        g += acc[t * ${slab}u + c];
+        b += acc[t * ${slab}u + ${s.units}u + c];
+      }
+      part[blk * n + c] = g;
+      part[p.betaAt + blk * n + c] = b;
+    }`;
+  // row is this subgroup's block; the loops over rows and subgroups have uniform bounds, so the
+  // subgroupAdds and barriers are in uniform control flow
+  const body = /* wgsl */ `
+  ${setup}
   for (var i = 0u; i < p.per; i++) {
     let r = row * p.per + i;
     let live = ok && r < p.realRows;
@@ -337,30 +390,16 @@ fn gam(c: u32, n: u32) -> V {
     let cc = at + min(c, n - 1u);
     let d = select(V(0.0), dy[cc], inside && live);
     xh[j] = select(V(0.0), (x[cc] - mu) * rs, inside);
-    gd[j] = d * gm[j];
+    gd[j] = d * ${inRegs ? 'gm[j]' : 'gam(c, n)'};
     ab += vec2<f32>(vsum(gd[j]), vdot(gd[j], xh[j]));
-    pg[j] += d * xh[j];
-    pb[j] += d;`)}
+    ${addPartials}`)}
     let m = subgroupAdd(ab) / f32(p.cols);
     if (live) {
       ${eachLaneSlot(s, `    if (c < n) { dx[at + c] = rs * (gd[j] - m.x - xh[j] * m.y); }`)}
     }
   }
   if (p.partials != 0u) {
-    for (var t = 0u; t < ${s.perGroup}u; t++) {
-      if (sub == t) {
-        ${eachLaneSlot(s, `    if (c < n) {
-          acc[c] = select(acc[c], V(0.0), t == 0u) + pg[j];
-          acc[n + c] = select(acc[n + c], V(0.0), t == 0u) + pb[j];
-        }`)}
-      }
-      workgroupBarrier();
-    }
-    let blk = wid.y * nwg.x + wid.x;
-    for (var c = lid; c < n; c += ${SG_ROWS_WG}u) {
-      part[blk * n + c] = acc[c];
-      part[p.betaAt + blk * n + c] = acc[n + c];
-    }
+    ${gather}
   }`;
   return subgroupRowKernel(s, decls, body);
 }
@@ -370,18 +409,21 @@ fn gam(c: u32, n: u32) -> V {
  * (Σ over rows of dy·xh and dy) when given, written or, with accumulateParams, added to.
  * Uses a per-device scratch buffer of blocks × dim floats per parameter gradient (see above).
  * `rowsPerSubgroup` (default 8) sets how many rows each subgroup walks in the subgroup kernel when
- * parameter gradients are wanted; other kernels ignore it.
+ * parameter gradients are wanted, and `state` where it keeps gamma and its partial sums
+ * (LayerNormBackwardState; 'memory' only where a slab per subgroup fits the device's workgroup
+ * memory, else 'registers'); other kernels ignore both. Neither changes the result.
  */
 export function layerNormBackward(
   batch: CommandBatch,
   bufs: { dy: Binding; x: Binding; mean: Binding; rstd: Binding; dx: Binding; gamma?: Binding; dgamma?: Binding; dbeta?: Binding },
-  dims: { rows: number; dim: number; accumulateParams?: boolean; rowsPerSubgroup?: number },
+  dims: { rows: number; dim: number; accumulateParams?: boolean; rowsPerSubgroup?: number; state?: LayerNormBackwardState },
 ): void {
   const K = 'layerNormBackward';
-  const { rows, dim, accumulateParams = false, rowsPerSubgroup = SG_ROWS_PER_SUBGROUP } = dims;
+  const { rows, dim, accumulateParams = false, rowsPerSubgroup = SG_ROWS_PER_SUBGROUP, state = 'registers' } = dims;
   const sizes = checkRows(K, rows, dim);
   if (!Number.isInteger(rowsPerSubgroup) || rowsPerSubgroup < 1 || rowsPerSubgroup > MAX_ROWS_PER_SUBGROUP)
     throw new RangeError(`${K}: rowsPerSubgroup must be an integer in [1, ${MAX_ROWS_PER_SUBGROUP}], got ${rowsPerSubgroup} (${sizes})`);
+  if (state !== 'registers' && state !== 'memory') throw new RangeError(`${K}: state must be 'registers' or 'memory', got ${String(state)} (${sizes})`);
   const n = rows * dim;
   requireBytes(K, 'dy', bufs.dy, 4 * n, sizes);
   requireBytes(K, 'x', bufs.x, 4 * n, sizes);
@@ -407,7 +449,9 @@ export function layerNormBackward(
   // dbeta half starts at a binding-aligned offset, so the reduction can bind each half.
   const perSub = partials ? rowsPerSubgroup : 1;
   const s = subgroupRows(batch.device, Math.ceil(rows / perSub), dim);
-  const sg = s && 2 * s.units * s.vec * 4 <= batch.device.limits.maxComputeWorkgroupStorageSize ? s : null;
+  const slabBytes = s ? 2 * s.units * s.vec * 4 : 0, room = batch.device.limits.maxComputeWorkgroupStorageSize;
+  const sg = s && slabBytes <= room ? s : null;
+  const sgState = sg && state === 'memory' && partials && sg.perGroup * slabBytes <= room ? 'memory' : 'registers';
   const rowsPerBlock = partials ? ROWS_PER_BLOCK : 1;
   // one partial row per workgroup (subgroup kernel) or per block of rows (workgroup kernel)
   const blocks = sg ? sg.groups : Math.ceil(rows / rowsPerBlock);
@@ -416,7 +460,7 @@ export function layerNormBackward(
   const part = scratchBuffer(batch, 'layernorm', partials ? half + 4 * blocks * dim : 4);
   const bindings = [bufs.dy, bufs.x, bufs.mean, bufs.rstd, bufs.dx, bufs.gamma ?? dummy(batch), part];
   if (sg) {
-    const pipe = getPipeline(batch.device, `layernorm.bwd_${sg.key}`, () => subgroupBackwardSource(sg));
+    const pipe = getPipeline(batch.device, `layernorm.bwd_${sg.key}_${sgState}`, () => subgroupBackwardSource(sg, sgState));
     const params = new Params().u32(Math.ceil(rows / perSub)).u32(dim).u32(rows).u32(perSub).u32(half / (4 * sg.vec)).u32(mask(bufs.gamma)).u32(partials ? 1 : 0);
     batch.dispatch(pipe, bindings, params, workgroupGrid(sg.groups));
   } else {

@@ -7,7 +7,7 @@
 import type { Engine } from '../../engine/engine.js';
 import type { Tensor } from '../../engine/tensor.js';
 import { geluBackward, geluForward } from '../../kernels/gelu.js';
-import { layerNormBackward, layerNormForward } from '../../kernels/layernorm.js';
+import { layerNormBackward, layerNormForward, type LayerNormBackwardState } from '../../kernels/layernorm.js';
 import { broadcastAxis, reduceAxis } from '../../kernels/reduce.js';
 import { softmaxBackward, softmaxForward } from '../../kernels/softmax.js';
 import type { KernelCase, Runner, Scale, TfRunner } from '../harness.js';
@@ -41,11 +41,11 @@ function tfGelu(tf: Tf, x: import('@tensorflow/tfjs').Tensor) {
 }
 
 /** LayerNorm forward (x → y, mean, rstd), then backward (dy, x → dx, dgamma, dbeta); with
- *  `rowsPerSubgroup`, a variant row of the backward's subgroup kernel. */
-function layerNormFwdBwd(rows: number, dim: number, rowsPerSubgroup?: number): KernelCase {
+ *  `variant`, a variant row of the backward's subgroup kernel (its rows per subgroup and state). */
+function layerNormFwdBwd(rows: number, dim: number, variant?: { rowsPerSubgroup: number; state: LayerNormBackwardState }): KernelCase {
   const n = rows * dim;
   return {
-    name: `${rowsPerSubgroup ? 'variant ' : ''}layerNorm fwd+bwd ${rows}x${dim}${rowsPerSubgroup ? `, ${rowsPerSubgroup} rows per subgroup` : ''}`,
+    name: `${variant ? 'variant ' : ''}layerNorm fwd+bwd ${rows}x${dim}${variant ? `, ${variant.rowsPerSubgroup} rows per subgroup, state in ${variant.state}` : ''}`,
     bytes: 8 * n + 12 * n + 16 * rows,
     ours(engine) {
       const x = engine.upload(data(n, 1)), g = engine.upload(data(dim, 2)), b = engine.upload(data(dim, 3)), dy = engine.upload(data(n, 4));
@@ -56,7 +56,7 @@ function layerNormFwdBwd(rows: number, dim: number, rowsPerSubgroup?: number): K
         layerNormBackward(
           engine.batch,
           { dy: dy.buffer, x: x.buffer, mean: mean.buffer, rstd: rstd.buffer, dx: dx.buffer, gamma: g.buffer, dgamma: dg.buffer, dbeta: db.buffer },
-          { rows, dim, rowsPerSubgroup },
+          { rows, dim, ...variant },
         );
       });
     },
@@ -92,8 +92,13 @@ export function cases(scale: Scale): KernelCase[] {
       },
     },
     layerNormFwdBwd(rows, dim),
-    // the backward's rows per subgroup (default 8) on a GPU: 'variant' rows are not read by the goals
-    ...(full ? [2, 4].map((k) => layerNormFwdBwd(rows, dim, k)) : []),
+    // the backward's rows per subgroup (default 8) and state (default registers) on a GPU: 'variant'
+    // rows are not read by the goals
+    ...(full
+      ? ([[2, 'registers'], [4, 'registers'], [2, 'memory'], [4, 'memory'], [8, 'memory']] as const).map(([rowsPerSubgroup, state]) =>
+          layerNormFwdBwd(rows, dim, { rowsPerSubgroup, state }),
+        )
+      : []),
     {
       name: `softmax fwd ${sRows}x${sCols}`,
       bytes: 8 * sn,

@@ -1,4 +1,4 @@
-import { layerNormBackward, layerNormForward } from '../../kernels/layernorm.js';
+import { layerNormBackward, layerNormForward, type LayerNormBackwardState } from '../../kernels/layernorm.js';
 import { KernelProfiler } from '../../kernels/profiler.js';
 import { subgroupRows } from '../../kernels/rows.js';
 import { Rng } from '../../engine/random.js';
@@ -50,7 +50,7 @@ async function checkForward(shapes: [number, number][], seed: number): Promise<v
   }
 }
 
-async function checkBackward(shapes: [number, number][], seed: number, rowsPerSubgroup?: number): Promise<void> {
+async function checkBackward(shapes: [number, number][], seed: number, opts: { rowsPerSubgroup?: number; state?: LayerNormBackwardState } = {}): Promise<void> {
   const engine = await getEngine();
   const rng = new Rng(seed);
   for (const [rows, dim] of shapes) {
@@ -73,10 +73,10 @@ async function checkBackward(shapes: [number, number][], seed: number, rowsPerSu
       layerNormBackward(
         engine.batch,
         { dy: tdy.buffer, x: tx.buffer, mean: mean.buffer, rstd: rstd.buffer, dx: dx.buffer, gamma: tg?.buffer, dgamma: dg?.buffer, dbeta: db?.buffer },
-        { rows, dim, accumulateParams: acc, rowsPerSubgroup },
+        { rows, dim, accumulateParams: acc, ...opts },
       );
       const ref = layerNormBackwardRef(dy, x, rows, dim, gamma);
-      const what = `${mode} rows=${rows} dim=${dim}${rowsPerSubgroup ? ` rowsPerSubgroup=${rowsPerSubgroup}` : ''}`;
+      const what = `${mode} rows=${rows} dim=${dim} ${JSON.stringify(opts)}`;
       assertClose(await engine.read(dx), ref.dx, TOL, `dx ${what}`);
       if (dg && db) {
         const wantG = ref.dgamma.map((v, i) => v + (prior ? prior[0][i] : 0));
@@ -138,8 +138,22 @@ describe('kernels/layernorm', () => {
     for (const k of [1, 3, 64]) {
       // where there are subgroups, the subgroup kernel (the one the option steers) runs
       if (device.features.has('subgroups')) assert(shapes.some(([rows, dim]) => subgroupRows(device, Math.ceil(rows / k), dim)), `no shape takes the subgroup kernel at ${k}`);
-      await checkBackward(shapes, 11 + k, k);
+      await checkBackward(shapes, 11 + k, { rowsPerSubgroup: k });
     }
+  });
+
+  it("backward with state 'memory' (gamma re-read, partial sums in workgroup memory): the same dx, dgamma, dbeta", async () => {
+    const { device } = await getEngine();
+    // 768: a slab per subgroup does not fit lavapipe's workgroup memory (16 subgroups of 8), so that row takes the register state
+    const shapes: [number, number][] = [[131, 12], [70, 100], [1031, 33], [5, 768]];
+    if (device.features.has('subgroups')) {
+      const fits = ([rows, dim]: [number, number]) => {
+        const s = subgroupRows(device, Math.ceil(rows / 8), dim);
+        return !!s && s.perGroup * 2 * s.units * s.vec * 4 <= device.limits.maxComputeWorkgroupStorageSize;
+      };
+      assert(shapes.some(fits), 'no shape takes the memory state');
+    }
+    for (const k of [8, 3]) await checkBackward(shapes, 21 + k, { rowsPerSubgroup: k, state: 'memory' });
   });
 
   it('forward and backward on a 2-D launch grid', () => withGridLimit(5, async () => {
@@ -196,6 +210,10 @@ describe('kernels/layernorm', () => {
         () => layerNormBackward(engine.batch, { dy: a.buffer, x: b.buffer, mean: m.buffer, rstd: r.buffer, dx: d.buffer }, { rows: 3, dim: 4, rowsPerSubgroup: k }),
         /layerNormBackward: rowsPerSubgroup must be an integer in \[1, 64\], got/,
       );
+    threw(
+      () => layerNormBackward(engine.batch, { dy: a.buffer, x: b.buffer, mean: m.buffer, rstd: r.buffer, dx: d.buffer }, { rows: 3, dim: 4, state: 'cache' as LayerNormBackwardState }),
+      /layerNormBackward: state must be 'registers' or 'memory', got cache/,
+    );
     [a, b, m, r, d].forEach((t) => t.dispose());
   });
 });
