@@ -6,8 +6,9 @@
 // is fetched into registers while the current one is multiplied), and each thread keeps TM×TN
 // accumulators as vec4 rows. Shared tiles are k-major ([k][m], [k][n]) whatever the storage layout,
 // so the inner loop is the same vec4 reads + outer products for every transpose combination; only
-// the global→shared copy differs, and that is chosen by a uniform, as are the epilogue (bias, GELU,
-// residual, preact, accumulate) — one pipeline per tile config, precision and vec4-ness. Global loads
+// the global→shared copy differs. GPUs compile that per transpose combination (each copy then holds
+// only its own registers); CPU adapters choose it by a uniform, to compile fewer pipelines. The
+// epilogue (bias, GELU, residual, preact, accumulate) is a uniform everywhere. Global loads
 // are vec4 where every contiguous dimension and batch stride is a multiple of 4, scalar otherwise,
 // predicated on the bounds so any M, N, K works. The epilogue goes through workgroup memory so C is
 // written coalesced. Small outputs with a long K are split along K into a workspace and summed in
@@ -363,11 +364,30 @@ interface TiledVariant {
   prec: MatmulPrecision;
   /** A, B read and C written as vec4 (every contiguous dimension and stride a multiple of 4). */
   vec: boolean;
-  /** CPU adapter (llvmpipe, SwiftShader): the K-step loop is left rolled, see tiledSource. */
+  /** CPU adapter (llvmpipe, SwiftShader): the K-step loop is left rolled, see tiledSource, and the
+   *  transposes are uniforms (one pipeline for all four, fewer JIT compiles). Elsewhere they are
+   *  compiled in (`layout`): each copy keeps only its layout's registers, which a uniform layout keeps
+   *  live for both branches across the K step (in a 512-invocation tile, against a 128-register cap). */
   cpu: boolean;
+  layout?: { tA: boolean; tB: boolean };
 }
 
-const tiledKey = (v: TiledVariant) => `matmul_${v.tile.key}_${v.prec}_v${+v.vec}${v.cpu ? '_cpu' : ''}`;
+/** GPU shaders (unrolled, layouts compiled in) on CPU adapters too: tests compile them there. */
+let gpuShadersOnCpu = false;
+/** Tests: make CPU adapters compile the GPU form of the tiled kernel; returns the previous setting. */
+export function setMatmulGpuShadersForTests(on: boolean): boolean {
+  const old = gpuShadersOnCpu;
+  gpuShadersOnCpu = on;
+  return old;
+}
+
+function tiledVariant(device: GPUDevice, tile: TiledKernel, prec: MatmulPrecision, s: Shape): TiledVariant {
+  const cpu = isCpuAdapter(device) && !gpuShadersOnCpu;
+  return { tile, prec, vec: isVec(s), cpu, ...(cpu ? {} : { layout: { tA: s.tA, tB: s.tB } }) };
+}
+
+const tiledKey = (v: TiledVariant) =>
+  `matmul_${v.tile.key}_${v.prec}_v${+v.vec}${v.cpu ? '_cpu' : ''}${v.layout ? `_t${+v.layout.tA}${+v.layout.tB}` : ''}`;
 
 /**
  * WGSL for one operand's BK-slice: global → registers (`load`, predicated on the matrix bounds) and
@@ -381,8 +401,8 @@ const tiledKey = (v: TiledVariant) => `matmul_${v.tile.key}_${v.prec}_v${+v.vec}
  * The repeats are WGSL loops over a register array with constant trip counts (GPU compilers unroll
  * them); on CPU adapters the bound is multiplied by the uniform p.one (= 1) so LLVM keeps them rolled.
  */
-function operandCopy(X: 'A' | 'B', o: { TD: number; BK: number; WG: number; vec: boolean; cpu: boolean; dim: string; cvt: (e: string) => string }) {
-  const { TD, BK, WG, vec, cpu, dim, cvt } = o;
+function operandCopy(X: 'A' | 'B', o: { TD: number; BK: number; WG: number; vec: boolean; cpu: boolean; dim: string; cvt: (e: string) => string; kc?: boolean }) {
+  const { TD, BK, WG, vec, cpu, dim, cvt, kc: kcKnown } = o;
   const S = X === 'A' ? 'As' : 'Bs', d0 = X === 'A' ? 'm0' : 'n0', off = X === 'A' ? 'aOff' : 'bOff', kc = `kc${X}`, r = `r${X}`;
   const D4 = TD / 4;
   const base = `buf * ${BK * D4}u`;
@@ -414,9 +434,10 @@ function operandCopy(X: 'A' | 'B', o: { TD: number; BK: number; WG: number; vec:
   const qcoord = `let kk = idx / ${D4}u; let d = (idx % ${D4}u) * 4u;`;
   const qload = rounds(quads, `${qcoord} ${r}[i] = select(vec4<f32>(0.0), ${v4(`${X}[(${off} + (k + kk) * ${dim} + ${d0} + d) / 4u]`)}, ${d0} + d < ${dim} && k + kk < kEnd);`);
   const qstore = rounds(quads, `${qcoord} ${S}[${base} + kk * ${D4}u + d / 4u] = ${r}[i];`);
-  const branch = (a: string, b: string) => `if (${kc}) {\n        ${a}\n      } else {\n        ${b}\n      }`;
+  const branch = (a: string, b: string) => (kcKnown === undefined ? `if (${kc}) {\n        ${a}\n      } else {\n        ${b}\n      }` : kcKnown ? a : b);
+  const bRegs = 4 * Math.ceil(blocks / WG), qRegs = Math.ceil(quads / WG);
   return {
-    regs: `var ${r}: array<vec4<f32>, ${Math.max(4 * Math.ceil(blocks / WG), Math.ceil(quads / WG))}>;`,
+    regs: `var ${r}: array<vec4<f32>, ${kcKnown === undefined ? Math.max(bRegs, qRegs) : kcKnown ? bRegs : qRegs}>;`,
     load: branch(bload, qload),
     store: branch(bstore, qstore),
   };
@@ -438,8 +459,9 @@ function tiledSource(v: TiledVariant): string {
   const TX = BN / TN, TY = BM / TM, WG = TX * TY, RM = TM / 4, RN = TN / 4;
   const inT = v.prec;
   const cvt = (e: string) => (inT === 'f32' ? e : v.vec ? `vec4<f32>(${e})` : `f32(${e})`);
-  const ca = operandCopy('A', { TD: BM, BK, WG, vec: v.vec, cpu: v.cpu, dim: 'p.M', cvt });
-  const cb = operandCopy('B', { TD: BN, BK, WG, vec: v.vec, cpu: v.cpu, dim: 'p.N', cvt });
+  const kc = v.layout && { A: !v.layout.tA, B: v.layout.tB };
+  const ca = operandCopy('A', { TD: BM, BK, WG, vec: v.vec, cpu: v.cpu, dim: 'p.M', cvt, kc: kc?.A });
+  const cb = operandCopy('B', { TD: BN, BK, WG, vec: v.vec, cpu: v.cpu, dim: 'p.N', cvt, kc: kc?.B });
   const T = v.vec ? 'vec4<f32>' : 'f32';
 
   const accs: string[] = [];
@@ -487,8 +509,7 @@ ${tileOrigin(BM, BN)}
   let bOff = item * p.sB;
   let cOff = wid.z * p.sC;
   // Layouts: A is [M, K] (contiguous along k) unless transposed; B is [K, N] unless transposed.
-  let kcA = p.tA == 0u;
-  let kcB = p.tB != 0u;
+  ${kc ? `const kcA = ${kc.A};\n  const kcB = ${kc.B};` : `let kcA = p.tA == 0u;\n  let kcB = p.tB != 0u;`}
   let sdA = select(1u, p.K, kcA); let skA = select(p.M, 1u, kcA);
   let sdB = select(1u, p.K, kcB); let skB = select(p.N, 1u, kcB);
   ${threadPosition(TX, LX)}
@@ -1061,14 +1082,13 @@ function record(batch: CommandBatch, bufs: MatmulBuffers, s: Shape, prec: Matmul
   const t = p.kernel;
   if (t.sg) return recordSg(batch, sgPipeline(device, t, s.tA, s.tB), bufs, s, t, p.splits);
   const { flags, epi, dr, dw } = epilogue(device, bufs, s);
-  const vec = isVec(s);
   const tilesM = Math.ceil(s.M / t.BM), tilesN = Math.ceil(s.N / t.BN);
   const [x, y] = grid(tilesM * tilesN);
   let splits = Math.max(1, Math.min(p.splits, Math.ceil(s.K / t.BK)));
   const kChunk = Math.ceil(s.K / splits / t.BK) * t.BK;
   if (splits > 1) splits = Math.ceil(s.K / kChunk); // every split gets a non-empty range
   if (s.batch * splits > MAX_GROUPS) throw new RangeError(`matmul: batch ${s.batch} × ${splits} K splits exceeds ${MAX_GROUPS} workgroups in z`);
-  const v: TiledVariant = { tile: t, prec, vec, cpu: isCpuAdapter(device) };
+  const v = tiledVariant(device, t, prec, s);
   const pipe = getPipeline(device, tiledKey(v), () => tiledSource(v));
   const params = (sC: number, f: number) =>
     new Params()
@@ -1201,7 +1221,7 @@ async function compiles(device: GPUDevice, s: Shape, prec: MatmulPrecision, k: K
   device.pushErrorScope('internal');
   if (k.sg) sgPipeline(device, k, s.tA, s.tB);
   else {
-    const v: TiledVariant = { tile: k, prec, vec: isVec(s), cpu: isCpuAdapter(device) };
+    const v = tiledVariant(device, k, prec, s);
     getPipeline(device, tiledKey(v), () => tiledSource(v));
   }
   const errs = await Promise.all([device.popErrorScope(), device.popErrorScope()]);

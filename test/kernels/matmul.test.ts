@@ -8,6 +8,7 @@ import {
   matmulTuneTimes,
   recordSubgroupMatrix,
   isCpuAdapter,
+  setMatmulGpuShadersForTests,
   SUBGROUP_CONFIGS,
   subgroupStagedBytes,
   tuneMatmul,
@@ -205,6 +206,24 @@ describe('kernels/matmul', function () {
       for (const [transA, transB] of TRANS) await run(engine, { M: 13, N: 70, K: 29, transA, transB, config });
       await run(engine, { M: 68, N: 36, K: 20, transB: true, config }); // vec4, partial tiles
       await run(engine, { M: 37, N: 50, K: 19, bias: true, activation: 'gelu', preact: true, residual: true, config, scale: 2 / Math.sqrt(19) });
+    }
+  });
+
+  it("the GPU form of the tiled kernel (unrolled K steps, each transpose compiled in) on a CPU adapter too: every transpose, scalar and vec4, f16 inputs, split K, epilogue", async () => {
+    // CPU adapters otherwise compile the rolled, layout-uniform form only; a GPU runs this form always
+    const old = setMatmulGpuShadersForTests(true);
+    try {
+      const config = 'small';
+      // each case a pipeline (lavapipe compiles one in seconds): vec4 copies per layout, scalar ones where both operands flip
+      for (const [transA, transB] of TRANS) {
+        await run(engine, { M: 68, N: 36, K: 52, transA, transB, config }); // vec4, partial tiles and K step
+        if (transA === transB) await run(engine, { M: 37, N: 35, K: 41, transA, transB, config }); // scalar loads
+      }
+      if (engine.device.features.has('shader-f16')) await run(engine, { M: 68, N: 40, K: 36, transB: true, config, f16: true });
+      await run(engine, { M: 36, N: 44, K: 300, transA: true, config, splitK: 3 });
+      await run(engine, { M: 37, N: 50, K: 19, transA: true, transB: true, bias: true, activation: 'gelu', preact: true, residual: true, config, scale: 2 / Math.sqrt(19) });
+    } finally {
+      setMatmulGpuShadersForTests(old);
     }
   });
 
