@@ -166,7 +166,7 @@ export const SG_ROWS_WG = 128;
 export interface SubgroupRows {
   /** Floats per load: 4 where cols % 4 == 0 (every row then starts 16-byte aligned), else 1. */
   vec: 1 | 4;
-  /** Register slots per lane (a power of two): lane l holds units l, l + subgroup size, ... */
+  /** Register slots per lane (a power of two or three times one): lane l holds units l, l + subgroup size, ... */
   k: number;
   /** Units a row may have in this layout: k × the smallest subgroup size. */
   units: number;
@@ -176,6 +176,15 @@ export interface SubgroupRows {
   groups: number;
   /** Pipeline-key part naming the variant. */
   key: string;
+}
+
+/** Slots per lane for `need` units: the next power of two, or three quarters of it where that is
+ *  enough (a 768 row of vec4 at subgroup size 32 needs 6: a power of two held 8, and every kernel
+ *  keeps each of its per-row arrays that long, the LayerNorm backward five of them), so rows of
+ *  other widths share few pipelines. */
+function laneSlots(need: number): number {
+  const p2 = 2 ** Math.ceil(Math.log2(need));
+  return p2 >= 4 && (3 * p2) / 4 >= need ? (3 * p2) / 4 : p2;
 }
 
 /**
@@ -196,7 +205,7 @@ export function subgroupRows(device: GPUDevice, rows: number, cols: number): Sub
   const { subgroupMinSize: min, subgroupMaxSize: max } = subgroupInfo(device);
   if (!min || !max || max > SG_ROWS_WG) return null;
   const vec = cols % 4 === 0 ? 4 : 1;
-  const k = 2 ** Math.ceil(Math.log2(Math.ceil(cols / vec / min)));
+  const k = laneSlots(Math.ceil(cols / vec / min));
   if (k * vec > MAX_PER_LANE) return null;
   const perGroup = SG_ROWS_WG / max;
   return { vec, k, units: k * min, perGroup, groups: Math.ceil(rows / perGroup), key: `sgrow_r${perGroup}_v${vec}_k${k}` };
