@@ -1,10 +1,13 @@
 import { erfForward, geluBackward, geluForward } from '../../kernels/gelu.js';
 import { Rng } from '../../engine/random.js';
 import { assert, assertClose, expectThrow, getEngine, poisoned, randomArray } from '../helpers.js';
+import { bind, checkPadded, MODES, padded } from './map-helpers.js';
 import { erf64, erfc64, gelu64, geluGrad64, numericGrad, withGridLimit } from './norm-ref.js';
 
 const TOL = 1e-5;
-const SIZES = [1, 7, 257, 1000, 65537];
+// sizes past a workgroup and of every residue mod 4, through whole buffers (vec4 units) and bindings
+// of exactly n floats (one float per thread where n % 4 != 0)
+const SIZES = [1, 7, 257, 1000, 1030, 65537];
 
 describe('kernels/gelu', () => {
   it('float64 erf reference matches known values; gelu reference gradient matches finite differences', () => {
@@ -46,14 +49,15 @@ describe('kernels/gelu', () => {
   it('forward against float64, and relatively accurate far into the negative tail', async () => {
     const engine = await getEngine();
     const rng = new Rng(2);
-    for (const n of SIZES) {
-      const x = randomArray(rng, n, 3);
-      const tx = engine.upload(x), y = poisoned(engine, [n]);
-      geluForward(engine.batch, tx.buffer, y.buffer, n);
-      assertClose(await engine.read(y), Array.from(x, gelu64), TOL, `gelu n=${n}`);
-      tx.dispose();
-      y.dispose();
-    }
+    for (const n of SIZES)
+      for (const mode of MODES) {
+        const x = randomArray(rng, n, 3);
+        const tx = padded(engine, x, n), y = padded(engine, null, n);
+        geluForward(engine.batch, bind(tx, n, mode), bind(y, n, mode), n);
+        checkPadded(await engine.read(y), Array.from(x, gelu64), n, TOL, `gelu n=${n} ${mode}`);
+        tx.dispose();
+        y.dispose();
+      }
     // x ≤ −√2: gelu is tiny and 0.5·(1 + erf) would cancel; each element must be right on its own
     const n = 2000;
     const x = Float32Array.from({ length: n }, (_, i) => -1.5 - (8 * i) / n);
@@ -71,17 +75,17 @@ describe('kernels/gelu', () => {
   it('backward against float64 (set and accumulate)', async () => {
     const engine = await getEngine();
     const rng = new Rng(3);
-    for (const n of SIZES) {
-      for (const acc of [false, true]) {
-        const x = randomArray(rng, n, 3), dy = randomArray(rng, n);
-        const prior = acc ? randomArray(rng, n) : null;
-        const tx = engine.upload(x), tdy = engine.upload(dy), dx = prior ? engine.upload(prior) : poisoned(engine, [n]);
-        geluBackward(engine.batch, tx.buffer, tdy.buffer, dx.buffer, n, acc);
-        const ref = Array.from(x, (v, i) => dy[i] * geluGrad64(v) + (prior ? prior[i] : 0));
-        assertClose(await engine.read(dx), ref, TOL, `gelu dx n=${n} accumulate=${acc}`);
-        [tx, tdy, dx].forEach((t) => t.dispose());
-      }
-    }
+    for (const n of SIZES)
+      for (const mode of MODES)
+        for (const acc of [false, true]) {
+          const x = randomArray(rng, n, 3), dy = randomArray(rng, n);
+          const prior = acc ? randomArray(rng, n) : null;
+          const tx = padded(engine, x, n), tdy = padded(engine, dy, n), dx = padded(engine, prior, n);
+          geluBackward(engine.batch, bind(tx, n, mode), bind(tdy, n, mode), bind(dx, n, mode), n, acc);
+          const ref = Array.from(x, (v, i) => dy[i] * geluGrad64(v) + (prior ? prior[i] : 0));
+          checkPadded(await engine.read(dx), ref, n, TOL, `gelu dx n=${n} ${mode} accumulate=${acc}`);
+          [tx, tdy, dx].forEach((t) => t.dispose());
+        }
   });
 
   it('forward and backward on a 2-D launch grid', () => withGridLimit(7, async () => {
