@@ -10,8 +10,9 @@
 #   some parts only:      PARTS=kernels-matmul,step-fp32 bash bench/gpu.sh run
 #   matmul exploration:   bash bench/gpu.sh sweep   (~8 min: tiles and subgroup kernels beyond the named
 #                         configs, checked, then timed on 4096³ and the layer shapes; bench/sweep.ts)
-#   kernels only:         bash bench/gpu.sh kernels (~7 min: the kernel tests, the kernel goals with
-#                         tfjs, and shorter sweeps; fits one call of a 15-minute device lease)
+#   kernels only:         bash bench/gpu.sh kernels (~7 min on an H200 before its two unchecked parts:
+#                         the kernel tests, the kernel goals with tfjs, the 4096³ products without
+#                         Dawn's clamps, and shorter sweeps; fits one call of a 15-minute device lease)
 # `run` writes under $OUT: log.txt (everything, in order), summary.txt (the goals and ratios) and the
 # JSON results the benches save with device, date and command (copied after each part, so a run cut
 # short keeps them). Each part has its own time limit, so one that hangs costs only its share and the
