@@ -150,15 +150,15 @@ async function checkTile(engine: Engine, config: MatmulConfigName | MatmulKernel
   }
 }
 
-async function timeConfig(engine: Engine, label: string, config: MatmulConfigName | MatmulKernelSpec, d: MatmulDims, precision: MatmulPrecision, targetMs: number, splitK?: number): Promise<{ ms: number; rate: number; splits: number }> {
-  const { splits } = matmulPlan(engine.device, d, { precision, config, splitK });
+async function timeConfig(engine: Engine, label: string, config: MatmulConfigName | MatmulKernelSpec, d: MatmulDims, precision: MatmulPrecision, targetMs: number): Promise<{ ms: number; rate: number; splits: number }> {
+  const { splits } = matmulPlan(engine.device, d, { precision, config });
   const kc: KernelCase = {
     name: label,
     flops: 2 * d.M * d.N * d.K * (d.batch ?? 1),
     ours(e) {
       const o = makeOperands(e, d, precision, 1);
       return {
-        run: () => matmul(e.batch, { a: o.a.buffer, b: o.b.buffer, c: o.c.buffer }, d, { precision, config, splitK: splits }),
+        run: () => matmul(e.batch, { a: o.a.buffer, b: o.b.buffer, c: o.c.buffer }, d, { precision, config }),
         dispose: () => [o.a, o.b, o.c].forEach((t) => t.dispose()),
       };
     },
@@ -171,18 +171,15 @@ async function timeConfig(engine: Engine, label: string, config: MatmulConfigNam
 }
 
 /** Checks c's kernel (once per kernel and transposes: `checked` remembers) and times it on d into a
- *  row; the autotuned candidate is the config and K splits matmul picks for d once its tune has run
- *  (a named candidate takes the heuristic's splits). */
+ *  row, with the K splits matmul plans for d (they follow the shape); the autotuned candidate is the
+ *  config matmul picks for d once its tune has run. */
 async function measure(engine: Engine, c: Candidate, d: MatmulDims, precision: MatmulPrecision, targetMs: number, checked: Map<string, SweepRow>): Promise<SweepRow> {
   const row: SweepRow = { label: c.label, config: c.config, status: 'ok' };
   try {
     let cfg = c.config;
-    let splitK: number | undefined;
     if (cfg === undefined) {
       await tuneMatmul(engine.device, d, { precision });
-      const picked = matmulPlan(engine.device, d, { precision });
-      cfg = row.picked = picked.config as MatmulConfigName;
-      splitK = picked.splits;
+      cfg = row.picked = matmulPlan(engine.device, d, { precision }).config as MatmulConfigName;
     }
     const key = `${JSON.stringify(cfg)}|${+!!d.transA}${+!!d.transB}`;
     const prior = checked.get(key);
@@ -197,7 +194,7 @@ async function measure(engine: Engine, c: Candidate, d: MatmulDims, precision: M
       }
       checked.set(key, { ...row });
     }
-    if (row.status === 'ok') Object.assign(row, await timeConfig(engine, c.label, cfg, d, precision, targetMs, splitK));
+    if (row.status === 'ok') Object.assign(row, await timeConfig(engine, c.label, cfg, d, precision, targetMs));
   } catch (e) {
     row.status = 'error';
     row.error = (e as Error).message.split('\n')[0];

@@ -1,6 +1,7 @@
 // The engine: a device, its buffer pool and the open command batch. Everything the layers above
 // do goes through here: create tensors, record kernels into the batch, submit once per step,
 // read back rarely.
+import { checkSubgroupMatrices } from '../kernels/matmul.js';
 import { CommandBatch, releaseDestroyed } from '../kernels/runtime.js';
 import { requestGpu, type DeviceOptions, type Gpu } from './device.js';
 import { BufferPool } from './pool.js';
@@ -24,7 +25,11 @@ export class Engine {
   }
 
   static async create(opts?: DeviceOptions): Promise<Engine> {
-    return new Engine(await requestGpu(opts));
+    const gpu = await requestGpu(opts);
+    // f16 products take the subgroup-matrix kernels once those pass their checks here, and these add in
+    // another order than the tiled ones: settled before any work, results never depend on when they pass
+    await checkSubgroupMatrices(gpu.device);
+    return new Engine(gpu);
   }
 
   /** Registers a tensor made outside engine.empty (e.g. a view) with the innermost scope. */

@@ -24,7 +24,9 @@
 // The tile config is chosen per device and shape class by timing the candidates once in the
 // background at first use (by timestamps around their own dispatches where the device has
 // 'timestamp-query', else by the wall clock on a drained queue); until that finishes a size heuristic
-// decides. Every config adds the k terms of an output in the same order (absent a K split).
+// decides. No pick changes a result: every config of a family (tiles; subgroup kernels) adds an
+// output's terms in the same order, K splits follow the shape alone (planSplits), and the family
+// follows the shape and the subgroup checks (family()).
 // CPU adapters (lavapipe, SwiftShader) get one config and rolled loops: their shader JIT costs seconds.
 import { ERF_WGSL } from './gelu.js';
 import { KernelProfiler } from './profiler.js';
@@ -807,12 +809,10 @@ ${tileOrigin(BM, BN)}
 interface DeviceState {
   dummyR?: GPUBuffer;
   dummyW?: GPUBuffer;
-  choices: Map<string, Choice>;
+  choices: Map<string, MatmulConfigName>;
   tuning: Map<string, Promise<MatmulConfigName>>;
   /** Per shape class, each candidate's best time (ms) on the shrunk tuning problem. */
   tuneTimes: Map<string, Partial<Record<MatmulConfigName, number>>>;
-  /** Per shape class where the tune timed K splits: the winner's best time (ms) per split count. */
-  splitTimes: Map<string, Record<number, number>>;
   /** Per subgroup kernel (by key), whether it compiled and agreed with the tiled kernel here. */
   sgChecks: Map<string, Promise<boolean>>;
   /** The subgroup configs whose check has passed so far. */
@@ -824,7 +824,7 @@ interface DeviceState {
 const states = new WeakMap<GPUDevice, DeviceState>();
 function state(device: GPUDevice): DeviceState {
   let s = states.get(device);
-  if (!s) states.set(device, (s = { choices: new Map(), tuning: new Map(), tuneTimes: new Map(), splitTimes: new Map(), sgChecks: new Map(), sgPassed: new Set() }));
+  if (!s) states.set(device, (s = { choices: new Map(), tuning: new Map(), tuneTimes: new Map(), sgChecks: new Map(), sgPassed: new Set() }));
   return s;
 }
 
@@ -900,15 +900,24 @@ export function matmulSpecFits(device: GPUDevice, spec: MatmulKernelSpec): boole
   return k.sg ? sgDeviceFits(device, k) : tileFits(device, k);
 }
 
-/** The untuned choice: for f16 inputs a subgroup config that has passed its check here and fits
- *  (the one that has won the most tunes so far; on an H100 they ran ~3× the tiled f16 kernels),
+/** The subgroup configs a product takes: for f16 inputs those that have passed their check here and
+ *  fit it (on an H100 they ran ~3× the tiled f16 kernels); none, and it takes the tiles. Within a
+ *  family every config adds an output's terms in the same order (tiles: k by k; subgroup kernels:
+ *  16-deep steps along K), so the autotune's pick never changes a result; the family does, so it
+ *  depends on the shape and the checks only (await checkSubgroupMatrices before the first f16 product). */
+function family(device: GPUDevice, s: Shape, prec: MatmulPrecision): SubgroupConfigName[] {
+  if (prec !== 'f16') return [];
+  const st = state(device);
+  return SUBGROUP_CONFIGS.filter((c) => st.sgPassed.has(c) && subgroupFits(s, sgKernelOf(c)));
+}
+
+/** The untuned choice: the subgroup config of the product's family that has won the most tunes so far,
  *  else the size heuristic's tile. */
 function heuristic(device: GPUDevice, s: Shape, prec: MatmulPrecision): MatmulConfigName {
-  if (prec === 'f16') {
-    const st = state(device);
-    const wins = (c: SubgroupConfigName) => [...st.choices.values()].filter((x) => x.config === c).length;
-    const fit = [...st.sgPassed].filter((c) => subgroupFits(s, sgKernelOf(c))).sort((a, b) => wins(b) - wins(a));
-    if (fit.length) return fit[0];
+  const sg = family(device, s, prec);
+  if (sg.length) {
+    const wins = (c: SubgroupConfigName) => [...state(device).choices.values()].filter((x) => x === c).length;
+    return sg.reduce((best, c) => (wins(c) > wins(best) ? c : best));
   }
   return heuristicTile(device, s);
 }
@@ -930,25 +939,31 @@ function heuristicTile(device: GPUDevice, s: Shape): MatmulTileName {
  *  ran at 17 TFLOP/s unsplit there, against 28 for shapes with thousands of tiles. */
 const TARGET_GROUPS = 1024;
 
-const outputGroups = (s: Shape, k: Kernel) => Math.ceil(s.M / k.BM) * Math.ceil(s.N / k.BN) * s.batch;
+/** K splits follow the shape alone, never the config, so that no choice of the autotune (a timing,
+ *  which differs from run to run) changes a result: every tile config adds an output's k terms in
+ *  the same order, and splits are planned on this reference tile (xlarge16's, the usual winner on
+ *  large GPUs) with boundaries at multiples of SPLIT_ALIGN k, whatever the tile's K step. */
+const SPLIT_REF = { BM: 128, BN: 256 };
+const SPLIT_ALIGN = 64;
 
-/** Whether the output gives too few workgroups and K is long enough to share (a split regime). */
-const splitRegime = (s: Shape, k: Kernel) => outputGroups(s, k) < TARGET_GROUPS && s.K >= 1024;
+const refGroups = (s: Shape) => Math.ceil(s.M / SPLIT_REF.BM) * Math.ceil(s.N / SPLIT_REF.BN) * s.batch;
 
-/** Whether kernel k can split this product's K n ways: at least 256 of K per split, partial sums
- *  within one binding, and the subgroup kernels' slicing rule. */
-function splitsFit(device: GPUDevice, s: Shape, k: Kernel, n: number): boolean {
+/** Whether kernels of the subgroup (`sg`) or tiled family can split this product's K n ways: at
+ *  least 256 of K per split, partial sums within one binding, and the subgroup kernels' slicing rule. */
+function splitsFit(device: GPUDevice, s: Shape, sg: boolean, n: number): boolean {
   if (n === 1) return true;
   if (n > MAX_SPLITS || n > Math.floor(s.K / 256)) return false;
   if (n * s.batch * s.M * s.N * 4 > device.limits.maxStorageBufferBindingSize) return false;
-  return k.sg ? sgSplitFits(s, n) : true;
+  return sg ? sgSplitFits(s, n) : true;
 }
 
-/** K splits: only in a split regime, enough for TARGET_GROUPS workgroups where they fit. */
-function heuristicSplits(device: GPUDevice, s: Shape, k: Kernel): number {
-  if (!splitRegime(s, k)) return 1;
-  let n = Math.min(MAX_SPLITS, Math.ceil(TARGET_GROUPS / outputGroups(s, k)), Math.floor(s.K / 256));
-  while (n > 1 && !splitsFit(device, s, k, n)) n--;
+/** K splits where the output gives too few workgroups and K is long enough to share: enough for
+ *  TARGET_GROUPS workgroups of the reference tile, where they fit. A shape takes one kernel family
+ *  (subgroup or tiled, see family()), so this too depends on the shape alone. */
+function planSplits(device: GPUDevice, s: Shape, sg: boolean): number {
+  if (refGroups(s) >= TARGET_GROUPS || s.K < 1024) return 1;
+  let n = Math.min(MAX_SPLITS, Math.ceil(TARGET_GROUPS / refGroups(s)), Math.floor(s.K / 256));
+  while (n > 1 && !splitsFit(device, s, sg, n)) n--;
   return n;
 }
 
@@ -977,15 +992,8 @@ interface Plan {
   splits: number;
 }
 
-/** A shape class's tuned choice: the config, and the K splits the tune timed best where it timed them. */
-interface Choice {
-  config: MatmulConfigName;
-  splits?: number;
-}
-
 function plan(device: GPUDevice, s: Shape, prec: MatmulPrecision, opts: MatmulOptions, kick = true): Plan {
   let config = opts.config;
-  let choice: Choice | undefined;
   if (config !== undefined) {
     const k = kernelOf(config);
     const what = typeof config === 'string' ? `config '${config}'` : `kernel ${k.key}`;
@@ -998,9 +1006,11 @@ function plan(device: GPUDevice, s: Shape, prec: MatmulPrecision, opts: MatmulOp
   } else {
     const st = state(device);
     const key = classKey(s, prec);
-    choice = st.choices.get(key);
-    if (choice && isSg(choice.config) && !subgroupFits(s, sgKernelOf(choice.config))) choice = undefined;
-    config = choice?.config;
+    config = st.choices.get(key);
+    // the class's tuned config, if it is of this shape's family (a class holds shapes that fit whole
+    // subgroup tiles and shapes that do not)
+    const sg = family(device, s, prec);
+    if (config !== undefined && (sg.length ? !(sg as string[]).includes(config) : isSg(config))) config = undefined;
     if (config === undefined) {
       config = heuristic(device, s, prec);
       if (kick && autotuneOn && !isCpuAdapter(device) && s.M * s.N * s.K * s.batch >= TUNE_MIN_MACS && !st.tuning.has(key)) startTune(device, s, prec, key);
@@ -1011,8 +1021,7 @@ function plan(device: GPUDevice, s: Shape, prec: MatmulPrecision, opts: MatmulOp
   const kernel = kernelOf(config);
   if (kernel.sg && opts.splitK !== undefined && opts.splitK > 1 && !sgSplitFits(s, opts.splitK))
     throw new RangeError(`matmul: the subgroup-matrix kernels split K only for Aᵀ·B, batch 1, and K a multiple of 16 × splits (K=${s.K}, splitK=${opts.splitK})`);
-  const tuned = choice?.splits !== undefined && splitRegime(s, kernel) && splitsFit(device, s, kernel, choice.splits) ? choice.splits : undefined;
-  return { config, kernel, splits: opts.splitK ?? tuned ?? heuristicSplits(device, s, kernel) };
+  return { config, kernel, splits: opts.splitK ?? planSplits(device, s, kernel.sg) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1085,7 +1094,7 @@ function record(batch: CommandBatch, bufs: MatmulBuffers, s: Shape, prec: Matmul
   const tilesM = Math.ceil(s.M / t.BM), tilesN = Math.ceil(s.N / t.BN);
   const [x, y] = grid(tilesM * tilesN);
   let splits = Math.max(1, Math.min(p.splits, Math.ceil(s.K / t.BK)));
-  const kChunk = Math.ceil(s.K / splits / t.BK) * t.BK;
+  const kChunk = Math.ceil(s.K / splits / SPLIT_ALIGN) * SPLIT_ALIGN; // tile-independent boundaries
   if (splits > 1) splits = Math.ceil(s.K / kChunk); // every split gets a non-empty range
   if (s.batch * splits > MAX_GROUPS) throw new RangeError(`matmul: batch ${s.batch} × ${splits} K splits exceeds ${MAX_GROUPS} workgroups in z`);
   const v = tiledVariant(device, t, prec, s);
@@ -1142,12 +1151,6 @@ export async function matmulTunesSettled(device: GPUDevice): Promise<void> {
   await Promise.all(state(device).tuning.values());
 }
 
-/** The winner's time (ms, on the shrunk tuning problem) per K split count, where this shape class's
- *  autotune timed splits (a split regime: few output tiles, a long K). */
-export function matmulSplitTimes(device: GPUDevice, dims: MatmulDims, opts: { precision?: MatmulPrecision } = {}): Record<number, number> | undefined {
-  return state(device).splitTimes.get(classKey(resolve(dims), opts.precision ?? 'f32'));
-}
-
 /** Each candidate's time (ms, on the shrunk tuning problem) from the autotune of this shape class, if it ran. */
 export function matmulTuneTimes(device: GPUDevice, dims: MatmulDims, opts: { precision?: MatmulPrecision } = {}): Partial<Record<MatmulConfigName, number>> | undefined {
   return state(device).tuneTimes.get(classKey(resolve(dims), opts.precision ?? 'f32'));
@@ -1164,12 +1167,12 @@ export function matmulPlan(device: GPUDevice, dims: MatmulDims, opts: MatmulOpti
 
 function startTune(device: GPUDevice, s: Shape, prec: MatmulPrecision, key: string): Promise<MatmulConfigName> {
   const st = state(device);
-  const fallback: Choice = { config: heuristic(device, s, prec) };
+  const fallback = heuristic(device, s, prec);
   const job = runTune(device, s, prec, key)
     .catch(() => fallback)
     .then((c) => {
       st.choices.set(key, c);
-      return c.config;
+      return c;
     });
   st.tuning.set(key, job);
   return job;
@@ -1186,7 +1189,7 @@ export function tuneMatmul(device: GPUDevice, dims: MatmulDims, opts: { precisio
   const s = resolve(dims);
   const st = state(device);
   const key = classKey(s, prec);
-  if (isCpuAdapter(device) && !opts.force) return Promise.resolve(st.choices.get(key)?.config ?? heuristic(device, s, prec));
+  if (isCpuAdapter(device) && !opts.force) return Promise.resolve(st.choices.get(key) ?? heuristic(device, s, prec));
   return st.tuning.get(key) ?? startTune(device, s, prec, key);
 }
 
@@ -1228,17 +1231,12 @@ async function compiles(device: GPUDevice, s: Shape, prec: MatmulPrecision, k: K
   return !errs.some((e) => e);
 }
 
-/** Split counts the tune times for the winner in a split regime. How many workgroups fill the GPU's
- *  waves depends on its SM count and on how many of the kernel's workgroups each SM holds, which
- *  WebGPU does not tell: on an H200 a 768×768 weight gradient (18 tiles of 128×256) ran at 26 TFLOP/s
- *  split 16 ways (288 workgroups: 2.2 waves of 132). */
-const SPLIT_CANDIDATES = [1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16];
-
-async function runTune(device: GPUDevice, s0: Shape, prec: MatmulPrecision, key: string): Promise<Choice> {
+async function runTune(device: GPUDevice, s0: Shape, prec: MatmulPrecision, key: string): Promise<MatmulConfigName> {
   const s = tuneShape(s0);
-  const fits: MatmulConfigName[] = TILE_NAMES.filter((n) => namedTileFits(device, n));
-  if (prec === 'f16')
-    for (const c of SUBGROUP_CONFIGS) if (sgDeviceFits(device, sgKernelOf(c)) && subgroupFits(s, sgKernelOf(c)) && (await checkSubgroupMatrix(device, c))) fits.push(c);
+  if (prec === 'f16') await checkSubgroupMatrices(device);
+  // one family: the subgroup kernels where one has passed its check here and fits, else the tiles
+  const sg = family(device, s, prec);
+  const fits: MatmulConfigName[] = sg.length ? sg : TILE_NAMES.filter((n) => namedTileFits(device, n));
   const cands: MatmulConfigName[] = [];
   for (const c of fits) if (await compiles(device, s, prec, kernelOf(c))) cands.push(c);
   if (cands.length === 0) throw new Error('matmul: no tile config compiles on this device');
@@ -1252,9 +1250,9 @@ async function runTune(device: GPUDevice, s0: Shape, prec: MatmulPrecision, key:
   // caller had queued, and in a step a 4× faster subgroup kernel lost to tiled ones. Timestamps
   // around each of the candidate's own dispatches count its work only.
   const stamps = device.features.has('timestamp-query');
-  const time = async (c: MatmulConfigName, reps: number, splits?: number) => {
+  const time = async (c: MatmulConfigName, reps: number) => {
     const kernel = kernelOf(c);
-    const p: Plan = { config: c, kernel, splits: splits ?? heuristicSplits(device, s, kernel) };
+    const p: Plan = { config: c, kernel, splits: planSplits(device, s, kernel.sg) };
     if (stamps) {
       const prof = (cb.profiler = new KernelProfiler(device, Math.min(2048, reps * 2)));
       try {
@@ -1275,31 +1273,30 @@ async function runTune(device: GPUDevice, s0: Shape, prec: MatmulPrecision, key:
     await device.queue.onSubmittedWorkDone();
     return (performance.now() - t0) / reps;
   };
-  // Rounds interleave the candidates; the minimum discards rounds disturbed by other work.
-  const fastestOf = async <T>(cands: T[], run: (c: T, reps: number) => Promise<number>): Promise<number[]> => {
-    for (const c of cands) await run(c, 1); // compiles
+  try {
+    if (cands.length === 1) return cands[0];
+    for (const c of cands) await time(c, 1); // compiles
     const best: number[] = [];
-    for (const c of cands) best.push(await run(c, 1));
+    for (const c of cands) best.push(await time(c, 1));
     const fastest = Math.min(...best);
     const reps = Math.max(1, Math.min(20, Math.round(10 / Math.max(fastest, 1e-3))));
+    // Rounds interleave the candidates; the minimum discards rounds disturbed by other work.
     const rounds = fastest > 50 ? 1 : 3;
-    for (let r = 0; r < rounds; r++) for (let i = 0; i < cands.length; i++) best[i] = Math.min(best[i], await run(cands[i], reps));
-    return best;
-  };
-  try {
-    const best = cands.length > 1 ? await fastestOf(cands, (c, reps) => time(c, reps)) : [0];
-    if (cands.length > 1) state(device).tuneTimes.set(key, Object.fromEntries(cands.map((c, i) => [c, best[i]])));
-    const config = cands[best.indexOf(Math.min(...best))];
-    const kernel = kernelOf(config);
-    if (!splitRegime(s, kernel)) return { config };
-    // The winner's splits, timed (it won with the heuristic's)
-    const splits = SPLIT_CANDIDATES.filter((n) => splitsFit(device, s, kernel, n));
-    const splitBest = await fastestOf(splits, (n, reps) => time(config, reps, n));
-    state(device).splitTimes.set(key, Object.fromEntries(splits.map((n, i) => [n, splitBest[i]])));
-    return { config, splits: splits[splitBest.indexOf(Math.min(...splitBest))] };
+    for (let r = 0; r < rounds; r++) for (let i = 0; i < cands.length; i++) best[i] = Math.min(best[i], await time(cands[i], reps));
+    state(device).tuneTimes.set(key, Object.fromEntries(cands.map((c, i) => [c, best[i]])));
+    return cands[best.indexOf(Math.min(...best))];
   } finally {
     for (const b of [bufs.a, bufs.b, bufs.c]) (b as GPUBuffer).destroy();
   }
+}
+
+/** Runs every named subgroup-matrix config's check on this device (once each); resolves to those that
+ *  passed. Until a check passes, f16 products take the tiled kernels, which add in another order: await
+ *  this before the first f16 product for results that do not depend on when the checks finish (Engine
+ *  does, on a device with subgroup matrices). */
+export async function checkSubgroupMatrices(device: GPUDevice): Promise<SubgroupConfigName[]> {
+  const ok = await Promise.all(SUBGROUP_CONFIGS.map((c) => checkSubgroupMatrix(device, c)));
+  return SUBGROUP_CONFIGS.filter((_, i) => ok[i]);
 }
 
 /** Runs a subgroup-matrix kernel (config or spec) against the tiled f16 kernel on small problems (all
