@@ -944,7 +944,7 @@ const TARGET_GROUPS = 1024;
  *  the same order, and splits are planned on this reference tile (xlarge16's, the usual winner on
  *  large GPUs) with boundaries at multiples of SPLIT_ALIGN k, whatever the tile's K step. */
 const SPLIT_REF = { BM: 128, BN: 256 };
-const SPLIT_ALIGN = 64;
+const SPLIT_ALIGN = 16;
 
 const refGroups = (s: Shape) => Math.ceil(s.M / SPLIT_REF.BM) * Math.ceil(s.N / SPLIT_REF.BN) * s.batch;
 
@@ -1093,8 +1093,9 @@ function record(batch: CommandBatch, bufs: MatmulBuffers, s: Shape, prec: Matmul
   const { flags, epi, dr, dw } = epilogue(device, bufs, s);
   const tilesM = Math.ceil(s.M / t.BM), tilesN = Math.ceil(s.N / t.BN);
   const [x, y] = grid(tilesM * tilesN);
-  let splits = Math.max(1, Math.min(p.splits, Math.ceil(s.K / t.BK)));
-  const kChunk = Math.ceil(s.K / splits / SPLIT_ALIGN) * SPLIT_ALIGN; // tile-independent boundaries
+  // split boundaries at multiples of SPLIT_ALIGN whatever the tile: the same sums for every config
+  let splits = Math.max(1, Math.min(p.splits, Math.ceil(s.K / SPLIT_ALIGN)));
+  const kChunk = Math.ceil(s.K / splits / SPLIT_ALIGN) * SPLIT_ALIGN;
   if (splits > 1) splits = Math.ceil(s.K / kChunk); // every split gets a non-empty range
   if (s.batch * splits > MAX_GROUPS) throw new RangeError(`matmul: batch ${s.batch} × ${splits} K splits exceeds ${MAX_GROUPS} workgroups in z`);
   const v = tiledVariant(device, t, prec, s);
