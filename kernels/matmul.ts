@@ -221,7 +221,11 @@ function tileOrigin(BM: number, BN: number): string {
   let m0 = (first + r % rows) * ${BM}u;
   let n0 = (r / rows) * ${BN}u;`;
 }
-const MAX_SPLITS = 16;
+/** At most this many K splits. The H200's weight gradients ran as their workgroups filled its 132 SMs
+ *  (xlarge16, one workgroup per SM): 288 workgroups (proj dW, 18 tiles × 16 splits, 2.2 waves of 3)
+ *  at 26.3 TFLOP/s, 864 and 1080 (6.5 of 7 waves, 8.2 of 9) at 34.1 and 33.5, about 36 per full wave
+ *  each. 16 held proj dW to 288; at 57 its partial sums add ~6 % of traffic. */
+const MAX_SPLITS = 64;
 const MAX_GROUPS = 65535;
 
 // ---------------------------------------------------------------------------------------------

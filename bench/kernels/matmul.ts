@@ -123,8 +123,9 @@ export function cases(scale: Scale): KernelCase[] {
       ? [
           { name: 'matmul 4096x4096x4096', dims: { M: 4096, N: 4096, K: 4096 } },
           ...layerSpecs(),
-          // K splits follow the shape (15 or 16 for these): other counts as 'variant' rows, which the goals do not read
-          ...([['proj', 768, 768, 4], ['proj', 768, 768, 8], ['fc1', 3072, 768, 8]] as const).map(([label, m, n, splitK]) => ({
+          // K splits follow the shape (proj dW 57 where the workspace fits, fc1 15): other counts as
+          // 'variant' rows, which the goals do not read
+          ...([['proj', 768, 768, 16], ['proj', 768, 768, 32], ['fc1', 3072, 768, 30]] as const).map(([label, m, n, splitK]) => ({
             name: `variant ${label} dW ${m}x${n}x25600 Aᵀ·B, split K ×${splitK}`,
             dims: { M: m, N: n, K: 25600, transA: true },
             splitK,

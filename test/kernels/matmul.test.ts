@@ -257,7 +257,7 @@ describe('kernels/matmul', function () {
     await run(engine, { M: 12, N: 8, K: 4, batch: 3, strideB: 0, transB: true, accumulate: true, preact: true, config: 'small' });
   });
 
-  it('split K: forced splits with epilogues and accumulate, and the heuristic split of small outputs', async () => {
+  it('split K: forced splits with epilogues and accumulate, and the planned split of small outputs (up to 64)', async () => {
     await run(engine, { M: 19, N: 23, K: 101, splitK: 3, bias: true, activation: 'gelu', preact: true, residual: true, config: 'small', scale: 2 / Math.sqrt(101) });
     await run(engine, { M: 40, N: 24, K: 96, splitK: 5, transA: true, transB: true, accumulate: true, bias: true, config: 'small' });
     await run(engine, { M: 33, N: 21, K: 70, splitK: 2, transB: true, bias: true, residual: true, config: 'tall' });
@@ -266,6 +266,10 @@ describe('kernels/matmul', function () {
     const p = matmulPlan(engine.device, small);
     assert(p.splits > 1, `a tiny output with K = 2100 should split K, plan ${JSON.stringify(p)}`);
     await run(engine, { ...small, bias: true });
+    // the most splits (64, of 256 k each and a ragged last one)
+    const many: MatmulDims = { M: 9, N: 13, K: 16411, transA: true };
+    assert(matmulPlan(engine.device, many).splits === 64, JSON.stringify(matmulPlan(engine.device, many)));
+    await run(engine, many);
   });
 
   it('f16 inputs, f32 accumulate: scalar and vec4 paths, every transpose', async () => {
