@@ -1,5 +1,6 @@
 // Matrix multiply for every layer: C = act(op(A)·op(B) + bias) + residual (or C += op(A)·op(B) + bias),
 // batched with per-operand strides (stride 0 = broadcast), f32 or f16 inputs, f32 accumulation.
+// This file plans and launches; the kernels' WGSL is in matmul-wgsl.ts.
 //
 // The tiled kernel is the classic register-blocked SIMT GEMM: a workgroup owns a BM×BN tile of C,
 // walks K in BK steps through double-buffered workgroup memory (one barrier per step: the next tile
@@ -28,7 +29,10 @@
 // output's terms in the same order, K splits follow the shape alone (planSplits), and the family
 // follows the shape and the subgroup checks (family()).
 // CPU adapters (lavapipe, SwiftShader) get one config and rolled loops: their shader JIT costs seconds.
-import { ERF_WGSL } from './gelu.js';
+import {
+  F_ACC, F_BIAS, F_GELU, F_PREACT, F_RESIDUAL, reduceSource, SG_PAD, sgKernelSource, tiledKey, tiledSource,
+  type Kernel, type SgKernel, type TiledKernel, type TiledVariant,
+} from './matmul-wgsl.js';
 import { KernelProfiler } from './profiler.js';
 import { scratchBuffer } from './rows.js';
 import { CommandBatch, getPipeline, grid, Params, subgroupInfo, type Binding } from './runtime.js';
@@ -153,14 +157,6 @@ const SG_STAGED: Record<Exclude<SubgroupConfigName, 'subgroup-matrix'>, Subgroup
 export const SUBGROUP_CONFIGS: readonly SubgroupConfigName[] = ['subgroup-matrix', ...(Object.keys(SG_STAGED) as SubgroupConfigName[])];
 const isSg = (c: MatmulConfigName): c is SubgroupConfigName => (SUBGROUP_CONFIGS as readonly string[]).includes(c);
 
-/** A kernel resolved from a config name or a spec; `key` names its pipelines (the config name, or the
- *  spec's parameters). */
-type Kernel =
-  | ({ sg: false; key: string } & Required<TileSpec>)
-  | ({ sg: true; key: string } & SubgroupSpec);
-type TiledKernel = Extract<Kernel, { sg: false }>;
-type SgKernel = Extract<Kernel, { sg: true }>;
-
 const DIRECT: SgKernel = { sg: true, key: 'subgroup-matrix', BM: 64, BN: 32, BK: 16, subgroups: 1, FM: 4, FN: 2, buffers: 0 };
 
 const isPow2 = (x: number) => x > 0 && (x & (x - 1)) === 0;
@@ -204,22 +200,6 @@ function kernelOf(config: MatmulConfigName | MatmulKernelSpec): Kernel {
     throw bad(`LX must be a power of two ≤ 32 dividing BN/TN = ${TX}, with 32/LX dividing BM/TM = ${TY}`);
   if (TY * BN > 2 * BK * BM) throw bad('the epilogue stages BM/TM rows of BN in the A tiles: needs BN/TM ≤ 2·BK');
   return { ...k, key: `t${BM}x${BN}x${BK}_${TM}x${TN}${k.LX === Math.min(TX, 32) ? '' : `_lx${k.LX}`}` };
-}
-const SG_PAD = 8; // halves of padding per staged row: rows stay 16-byte aligned and spread over banks
-const GROUP = 8; // tile rows that walk N together, so their B panels are shared in L2
-
-/** WGSL: the workgroup's output tile origin (m0, n0) from its linear id, in the grouped order above;
- *  workgroups past the last tile return. Needs wid, nwg and p.tilesM/p.tilesN. */
-function tileOrigin(BM: number, BN: number): string {
-  return `  let pid = wid.y * nwg.x + wid.x;
-  if (pid >= p.tilesM * p.tilesN) { return; }
-  // Groups of ${GROUP} tile rows sweep N together, so concurrently running workgroups share B panels in L2.
-  let width = ${GROUP}u * p.tilesN;
-  let first = (pid / width) * ${GROUP}u;
-  let rows = min(p.tilesM - first, ${GROUP}u);
-  let r = pid % width;
-  let m0 = (first + r % rows) * ${BM}u;
-  let n0 = (r / rows) * ${BN}u;`;
 }
 /** At most this many K splits. The H200's weight gradients ran as their workgroups filled its 132 SMs
  *  (xlarge16, one workgroup per SM): 288 workgroups (proj dW, 18 tiles × 16 splits, 2.2 waves of 3)
@@ -314,69 +294,7 @@ function checkBuffers(bufs: MatmulBuffers, s: Shape, prec: MatmulPrecision): voi
 }
 
 // ---------------------------------------------------------------------------------------------
-// WGSL
-
-// Epilogue flags, a uniform: one pipeline serves every epilogue (and the split-K partial pass, which
-// has none), so a model compiles a handful of pipelines rather than one per combination.
-const F_BIAS = 1, F_GELU = 2, F_RESIDUAL = 4, F_PREACT = 8, F_ACC = 16;
-
-// GELU from the one erf the library has (kernels/gelu.ts), so the fused forward and geluBackward
-// agree to the last bit of the approximation.
-function geluFn(T: string): string {
-  const body = T === 'f32' ? 'return gelu_f32(x);' : 'return vec4<f32>(gelu_f32(x.x), gelu_f32(x.y), gelu_f32(x.z), gelu_f32(x.w));';
-  return `${ERF_WGSL}
-fn gelu(x: ${T}) -> ${T} { ${body} }`;
-}
-
-/**
- * Bindings first..first+2 (bias, residual, preact; dummies when absent) and the epilogue, once:
- * `put(ci, nb, v)` writes unit ci of C (T = f32 or vec4) with bias unit nb; with `lanes`, arrays are
- * f32 and `put4(ci, n, v)` writes the lanes of v that fall inside N, starting at element ci, column n.
- * Needs `p.flags`, `p.N` and `C`.
- */
-function epilogueSource(T: string, first: number, lanes = false): string {
-  const A = lanes ? 'f32' : T;
-  const decls = `@group(0) @binding(${first}) var<storage, read> bias: array<${A}>;
-@group(0) @binding(${first + 1}) var<storage, read> residual: array<${A}>;
-@group(0) @binding(${first + 2}) var<storage, read_write> preact: array<${A}>;`;
-  if (!lanes)
-    return `${decls}
-${geluFn(T)}
-fn put(ci: u32, nb: u32, x: ${T}) {
-  var v = x;
-  if ((p.flags & ${F_BIAS}u) != 0u) { v += bias[nb]; }
-  if ((p.flags & ${F_PREACT}u) != 0u) { preact[ci] = v; }
-  if ((p.flags & ${F_GELU}u) != 0u) { v = gelu(v); }
-  if ((p.flags & ${F_RESIDUAL}u) != 0u) { v += residual[ci]; }
-  if ((p.flags & ${F_ACC}u) != 0u) { v += C[ci]; }
-  C[ci] = v;
-}`;
-  return `${decls}
-${geluFn('vec4<f32>')}
-fn put4(ci: u32, n: u32, x: vec4<f32>) {
-  let lanes = min(4u, p.N - n);
-  var v = x;
-  if ((p.flags & ${F_BIAS}u) != 0u) { for (var j = 0u; j < lanes; j++) { v[j] += bias[n + j]; } }
-  if ((p.flags & ${F_PREACT}u) != 0u) { for (var j = 0u; j < lanes; j++) { preact[ci + j] = v[j]; } }
-  if ((p.flags & ${F_GELU}u) != 0u) { v = gelu(v); }
-  if ((p.flags & ${F_RESIDUAL}u) != 0u) { for (var j = 0u; j < lanes; j++) { v[j] += residual[ci + j]; } }
-  if ((p.flags & ${F_ACC}u) != 0u) { for (var j = 0u; j < lanes; j++) { v[j] += C[ci + j]; } }
-  for (var j = 0u; j < lanes; j++) { C[ci + j] = v[j]; }
-}`;
-}
-
-interface TiledVariant {
-  tile: TiledKernel;
-  prec: MatmulPrecision;
-  /** A, B read and C written as vec4 (every contiguous dimension and stride a multiple of 4). */
-  vec: boolean;
-  /** CPU adapter (llvmpipe, SwiftShader): the K-step loop is left rolled, see tiledSource, and the
-   *  transposes are uniforms (one pipeline for all four, fewer JIT compiles). Elsewhere they are
-   *  compiled in (`layout`): each copy keeps only its layout's registers, which a uniform layout keeps
-   *  live for both branches across the K step (in a 512-invocation tile, against a 128-register cap). */
-  cpu: boolean;
-  layout?: { tA: boolean; tB: boolean };
-}
+// Shader variants (the WGSL itself: matmul-wgsl.ts)
 
 /** GPU shaders (unrolled, layouts compiled in) on CPU adapters too: tests compile them there. */
 let gpuShadersOnCpu = false;
@@ -392,302 +310,6 @@ function tiledVariant(device: GPUDevice, tile: TiledKernel, prec: MatmulPrecisio
   return { tile, prec, vec: isVec(s), cpu, ...(cpu ? {} : { layout: { tA: s.tA, tB: s.tB } }) };
 }
 
-const tiledKey = (v: TiledVariant) =>
-  `matmul_${v.tile.key}_${v.prec}_v${+v.vec}${v.cpu ? '_cpu' : ''}${v.layout ? `_t${+v.layout.tA}${+v.layout.tB}` : ''}`;
-
-/**
- * WGSL for one operand's BK-slice: global → registers (`load`, predicated on the matrix bounds) and
- * registers → shared memory (`store`). Shared memory is written in whole vec4s only — four
- * consecutive d (m or n) at one k — since a store into one lane of a shared vec4 costs lavapipe's JIT
- * dearly. Storage is [D, K] ("kc": contiguous along k) or [K, D], chosen at run time (p.tA / p.tB),
- * with consecutive threads walking the contiguous dimension so global reads coalesce either way.
- *  - scalar: one item = a quad of 4 d at one k, read as 4 scalars; element (d, k) at off + d·sd + k·sk.
- *  - vec4, [K, D]: the quad is one vec4 read.
- *  - vec4, [D, K]: one item = 4 rows × a vec4 along k, transposed in registers into 4 quads.
- * The repeats are WGSL loops over a register array with constant trip counts (GPU compilers unroll
- * them); on CPU adapters the bound is multiplied by the uniform p.one (= 1) so LLVM keeps them rolled.
- */
-function operandCopy(X: 'A' | 'B', o: { TD: number; BK: number; WG: number; vec: boolean; cpu: boolean; dim: string; cvt: (e: string) => string; kc?: boolean }) {
-  const { TD, BK, WG, vec, cpu, dim, cvt, kc: kcKnown } = o;
-  const S = X === 'A' ? 'As' : 'Bs', d0 = X === 'A' ? 'm0' : 'n0', off = X === 'A' ? 'aOff' : 'bOff', kc = `kc${X}`, r = `r${X}`;
-  const D4 = TD / 4;
-  const base = `buf * ${BK * D4}u`;
-  const loop = (v: string, n: number, body: string) => `for (var ${v} = 0u; ${v} < ${n}u${cpu ? ' * p.one' : ''}; ${v}++) { ${body} }`;
-  // Rounds of WG items, the last one partial when the items do not divide among the threads.
-  const rounds = (items: number, body: string) => {
-    const idx = `(lid + i * ${WG}u)`;
-    return loop('i', Math.ceil(items / WG), `let idx = ${idx}; ${items % WG !== 0 ? `if (idx < ${items}u) { ${body} }` : body}`);
-  };
-  if (!vec) {
-    const quads = (TD * BK) / 4;
-    const coord = `let d = select((idx % ${D4}u) * 4u, (idx / ${BK}u) * 4u, ${kc}); let kk = select(idx / ${D4}u, idx % ${BK}u, ${kc});`;
-    const lane = `${r}[i][j] = select(0.0, ${cvt(`${X}[${off} + (${d0} + d + j) * sd${X} + (k + kk) * sk${X}]`)}, ${d0} + d + j < ${dim} && ok);`;
-    return {
-      regs: `var ${r}: array<vec4<f32>, ${Math.ceil(quads / WG)}>;`,
-      load: rounds(quads, `${coord} let ok = k + kk < kEnd; ${loop('j', 4, lane)}`),
-      store: rounds(quads, `${coord} ${S}[${base} + kk * ${D4}u + d / 4u] = ${r}[i];`),
-    };
-  }
-  const blocks = (TD * BK) / 16, quads = (TD * BK) / 4;
-  const v4 = (e: string) => (cvt(e) === e ? e : `vec4<f32>(${e})`);
-  // [D, K]: block = rows d..d+3 × k-quad kk, held in r[4i + j] for row j.
-  const bcoord = `let d = (idx / ${BK / 4}u) * 4u; let kk = (idx % ${BK / 4}u) * 4u;`;
-  const row = `${r}[4u * i + j] = select(vec4<f32>(0.0), ${v4(`${X}[(${off} + (${d0} + d + j) * p.K + k + kk) / 4u]`)}, ${d0} + d + j < ${dim} && ok);`;
-  const col = `${S}[${base} + (kk + j) * ${D4}u + d / 4u] = vec4<f32>(${r}[4u * i][j], ${r}[4u * i + 1u][j], ${r}[4u * i + 2u][j], ${r}[4u * i + 3u][j]);`;
-  const bload = rounds(blocks, `${bcoord} let ok = k + kk < kEnd; ${loop('j', 4, row)}`);
-  const bstore = rounds(blocks, `${bcoord} ${loop('j', 4, col)}`);
-  // [K, D]: quad = one vec4 along d.
-  const qcoord = `let kk = idx / ${D4}u; let d = (idx % ${D4}u) * 4u;`;
-  const qload = rounds(quads, `${qcoord} ${r}[i] = select(vec4<f32>(0.0), ${v4(`${X}[(${off} + (k + kk) * ${dim} + ${d0} + d) / 4u]`)}, ${d0} + d < ${dim} && k + kk < kEnd);`);
-  const qstore = rounds(quads, `${qcoord} ${S}[${base} + kk * ${D4}u + d / 4u] = ${r}[i];`);
-  const branch = (a: string, b: string) => (kcKnown === undefined ? `if (${kc}) {\n        ${a}\n      } else {\n        ${b}\n      }` : kcKnown ? a : b);
-  const bRegs = 4 * Math.ceil(blocks / WG), qRegs = Math.ceil(quads / WG);
-  return {
-    regs: `var ${r}: array<vec4<f32>, ${kcKnown === undefined ? Math.max(bRegs, qRegs) : kcKnown ? bRegs : qRegs}>;`,
-    load: branch(bload, qload),
-    store: branch(bstore, qstore),
-  };
-}
-
-/** WGSL: this thread's column tx and row ty in the TX-wide thread grid; each 32 consecutive
- *  invocations form an LX × (32/LX) block (row-major grid when LX = min(TX, 32)). */
-function threadPosition(TX: number, LX: number): string {
-  if (LX === Math.min(TX, 32)) return `let tx = lid % ${TX}u;\n  let ty = lid / ${TX}u;`;
-  const blocksX = TX / LX, LY = 32 / LX;
-  return `let lane = lid % 32u;
-  let block = lid / 32u;
-  let tx = (block % ${blocksX}u) * ${LX}u + lane % ${LX}u;
-  let ty = (block / ${blocksX}u) * ${LY}u + lane / ${LX}u;`;
-}
-
-function tiledSource(v: TiledVariant): string {
-  const { BM, BN, BK, TM, TN, LX } = v.tile;
-  const TX = BN / TN, TY = BM / TM, WG = TX * TY, RM = TM / 4, RN = TN / 4;
-  const inT = v.prec;
-  const cvt = (e: string) => (inT === 'f32' ? e : v.vec ? `vec4<f32>(${e})` : `f32(${e})`);
-  const kc = v.layout && { A: !v.layout.tA, B: v.layout.tB };
-  const ca = operandCopy('A', { TD: BM, BK, WG, vec: v.vec, cpu: v.cpu, dim: 'p.M', cvt, kc: kc?.A });
-  const cb = operandCopy('B', { TD: BN, BK, WG, vec: v.vec, cpu: v.cpu, dim: 'p.N', cvt, kc: kc?.B });
-  const T = v.vec ? 'vec4<f32>' : 'f32';
-
-  const accs: string[] = [];
-  for (let r = 0; r < TM; r++) for (let c = 0; c < RN; c++) accs.push(`var acc${r}_${c} = vec4<f32>(0.0);`);
-  // One k step: RM + RN vec4 reads from shared memory, TM×RN vec4 FMAs. Unrolled over BK for GPUs.
-  // On CPU adapters the loop stays rolled (bound from a uniform so LLVM cannot unroll it): lavapipe's
-  // JIT needs seconds for the unrolled body, and these adapters only run tests.
-  const step = (kx: string) => {
-    const s: string[] = [];
-    for (let rm = 0; rm < RM; rm++) s.push(`let a${rm} = As[aB + ${kx} * ${BM / 4}u + ${rm * TY}u + ty];`);
-    for (let rn = 0; rn < RN; rn++) s.push(`let b${rn} = Bs[bB + ${kx} * ${BN / 4}u + ${rn * TX}u + tx];`);
-    for (let rm = 0; rm < RM; rm++) for (let i = 0; i < 4; i++) for (let rn = 0; rn < RN; rn++) s.push(`acc${rm * 4 + i}_${rn} += a${rm}[${i}] * b${rn};`);
-    return `{\n        ${s.join('\n        ')}\n      }`;
-  };
-  const inner = v.cpu ? [`for (var kq = 0u; kq < p.bk; kq++) ${step('kq')}`] : Array.from({ length: BK }, (_, kk) => step(`${kk}u`));
-  // Epilogue staging: pass q holds row q of every thread's TM-row block (rows rm·4TY + 4ty + i,
-  // q = 4rm + i), TY rows × BN columns, in As. Then the whole workgroup writes it out coalesced, and
-  // the epilogue code exists once in the shader instead of TM×RN times. (kernelOf ensures TY·BN ≤ 2·BK·BM.)
-  const stage: string[] = [];
-  for (let q = 0; q < TM; q++) {
-    const writes = Array.from({ length: RN }, (_, rn) => `As[ty * ${BN / 4}u + ${rn * TX}u + tx] = acc${q}_${rn};`).join(' ');
-    stage.push(`${q === 0 ? '' : 'else '}if (q == ${q}u) { ${writes} }`);
-  }
-  const putCall = v.vec ? `put((cOff + m * p.N + n) / 4u, n / 4u, As[e]);` : `put4(cOff + m * p.N + n, n, As[e]);`;
-
-  return /* wgsl */ `${inT === 'f16' ? 'enable f16;\n' : ''}
-struct P { M: u32, N: u32, K: u32, sA: u32, sB: u32, sC: u32, tilesM: u32, tilesN: u32, batch: u32, kChunk: u32, tA: u32, tB: u32, flags: u32, bk: u32, one: u32 }
-@group(0) @binding(0) var<storage, read> A: array<${v.vec ? `vec4<${inT}>` : inT}>;
-@group(0) @binding(1) var<storage, read> B: array<${v.vec ? `vec4<${inT}>` : inT}>;
-@group(0) @binding(2) var<storage, read_write> C: array<${T}>;
-@group(0) @binding(6) var<uniform> p: P;
-${epilogueSource(T, 3, !v.vec)}
-// Double-buffered k-major tiles: As[buf][k][m], Bs[buf][k][n], in vec4 units.
-var<workgroup> As: array<vec4<f32>, ${(2 * BK * BM) / 4}>;
-var<workgroup> Bs: array<vec4<f32>, ${(2 * BK * BN) / 4}>;
-
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-${tileOrigin(BM, BN)}
-  // z = split · batch + item; with a K split, C is the workspace and cOff selects the split's slab.
-  let item = wid.z % p.batch;
-  let kBeg = (wid.z / p.batch) * p.kChunk;
-  let kEnd = min(p.K, kBeg + p.kChunk);
-  let aOff = item * p.sA;
-  let bOff = item * p.sB;
-  let cOff = wid.z * p.sC;
-  // Layouts: A is [M, K] (contiguous along k) unless transposed; B is [K, N] unless transposed.
-  ${kc ? `const kcA = ${kc.A};\n  const kcB = ${kc.B};` : `let kcA = p.tA == 0u;\n  let kcB = p.tB != 0u;`}
-  let sdA = select(1u, p.K, kcA); let skA = select(p.M, 1u, kcA);
-  let sdB = select(1u, p.K, kcB); let skB = select(p.N, 1u, kcB);
-  ${threadPosition(TX, LX)}
-  ${accs.join('\n  ')}
-  ${ca.regs}
-  ${cb.regs}
-  let nT = (max(kEnd, kBeg) - kBeg + ${BK - 1}u) / ${BK}u;
-  // Step t fetches tile t into registers, multiplies tile t-1 from shared buffer (t-1)%2, then
-  // stores tile t into buffer t%2: the global loads overlap the math, one barrier per step.
-  // % 2, not & 1: Dawn's range analysis bounds x % 2 but not x & 1, and clamps every shared-memory
-  // index it cannot bound (in the SPIR-V lavapipe gets: 55 clamps in this kernel with & 1, 5 with % 2).
-  for (var t = 0u; t <= nT; t++) {
-    if (t < nT) {
-      let k = kBeg + t * ${BK}u;
-      ${ca.load}
-      ${cb.load}
-    }
-    if (t > 0u) {
-      let aB = ((t - 1u) % 2u) * ${(BK * BM) / 4}u;
-      let bB = ((t - 1u) % 2u) * ${(BK * BN) / 4}u;
-      ${inner.join('\n      ')}
-    }
-    if (t < nT) {
-      let buf = t % 2u;
-      ${ca.store}
-      ${cb.store}
-    }
-    workgroupBarrier();
-  }
-  for (var q = 0u; q < ${TM}u${v.cpu ? ' * p.one' : ''}; q++) {
-    ${stage.join('\n    ')}
-    workgroupBarrier();
-    for (var e = lid; e < ${(TY * BN) / 4}u; e += ${WG}u) {
-      let m = m0 + (q / 4u) * ${TY * 4}u + (e / ${BN / 4}u) * 4u + q % 4u;
-      let n = n0 + (e % ${BN / 4}u) * 4u;
-      if (m < p.M && n < p.N) { ${putCall} }
-    }
-    workgroupBarrier();
-  }
-}`;
-}
-
-/** Sums the K splits from the workspace and applies the epilogue. */
-function reduceSource(vec: boolean): string {
-  const T = vec ? 'vec4<f32>' : 'f32';
-  const W = vec ? 4 : 1;
-  return /* wgsl */ `
-struct P { N: u32, splits: u32, sC: u32, per: u32, total: u32, flags: u32 }
-@group(0) @binding(0) var<storage, read> ws: array<${T}>;
-@group(0) @binding(1) var<storage, read_write> C: array<${T}>;
-@group(0) @binding(5) var<uniform> p: P;
-${epilogueSource(T, 2)}
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * 256u + lid;
-  if (i >= p.total) { return; }
-  var v = ws[i];
-  for (var s = 1u; s < p.splits; s++) { v += ws[i + s * p.total]; }
-  let item = i / p.per;
-  let r = i % p.per;
-  put(item * (p.sC / ${W}u) + r, (r * ${W}u) % p.N / ${W}u, v);
-}`;
-}
-
-/**
- * What the subgroup-matrix kernels share: each subgroup's FM×FN accumulator fragments, its block
- * (wm, wn) of the workgroup tile and its slot in T (the epilogue's workgroup memory), the
- * multiply-accumulate of one 16-deep step from fragment loads `a(i)`, `b(j)` (WGSL expressions), and
- * the epilogue: stored straight to C, or through T where there is one (fragments have no
- * element-wise access), one fragment per subgroup at a time, so the epilogue code exists once.
- * Subgroup offsets come from the subgroup_id builtin (one subgroup: zero): WGSL's uniformity
- * analysis rejects subgroup-matrix offsets derived from local_invocation_index (seen on an H100:
- * "'subgroupMatrixStore' requires argument 1 to be uniform").
- */
-function fragments(k: SubgroupSpec, sg: number) {
-  const { BM, BN, subgroups, FM, FN } = k;
-  const WM = 16 * FM, WN = 16 * FN;
-  const many = subgroups > 1;
-  const decl: string[] = [], direct: string[] = [], staged: string[] = [];
-  const step = (a: (i: number) => string, b: (j: number) => string) => {
-    const out: string[] = [];
-    for (let i = 0; i < FM; i++) out.push(`let a${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(${a(i)});`);
-    for (let j = 0; j < FN; j++) out.push(`let b${j} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(${b(j)});`);
-    for (let i = 0; i < FM; i++) for (let j = 0; j < FN; j++) out.push(`c${i}${j} = subgroupMatrixMultiplyAccumulate(a${i}, b${j}, c${i}${j});`);
-    return out.join('\n      ');
-  };
-  for (let i = 0; i < FM; i++)
-    for (let j = 0; j < FN; j++) {
-      decl.push(`var c${i}${j} = subgroup_matrix_result<f32, 16, 16>();`);
-      direct.push(`subgroupMatrixStore(&C, cOff + (m0 + wm + ${i * 16}u) * p.N + n0 + wn + ${j * 16}u, c${i}${j}, false, p.N);`);
-      staged.push(`case ${i * FN + j}u: { subgroupMatrixStore(&T, frag, c${i}${j}, false, 16u); }`);
-    }
-  return {
-    /** Entry-point builtins past lid (with a leading comma) and the directive they need. */
-    args: many ? ', @builtin(subgroup_id) sgi: u32, @builtin(subgroup_invocation_id) lane: u32' : '',
-    enable: many ? 'enable subgroups;\n' : '',
-    scratch: `var<workgroup> T: array<f32, ${subgroups * 256}>;`,
-    // sgi < subgroups already: the % tell Dawn's range analysis so, which then leaves the
-    // workgroup-memory offsets unclamped
-    position: many
-      ? `// This subgroup's ${WM}×${WN} block of the tile.
-  let wm = ((sgi / ${BN / WN}u) % ${BM / WM}u) * ${WM}u;
-  let wn = (sgi % ${BN / WN}u) * ${WN}u;
-  let frag = (sgi % ${subgroups}u) * 256u;
-  ${decl.join('\n  ')}`
-      : `let wm = 0u;
-  let wn = 0u;
-  let frag = 0u;
-  let lane = lid;
-  ${decl.join('\n  ')}`,
-    step,
-    epilogue: `if (p.flags == 0u) {
-    ${direct.join('\n    ')}
-  } else {
-    for (var f = 0u; f < ${FM * FN}u; f++) {
-      switch f {
-        ${staged.join('\n        ')}
-        default: {}
-      }
-      workgroupBarrier();
-      for (var e = lane; e < 256u; e += ${sg}u) {
-        let n = n0 + wn + (f % ${FN}u) * 16u + e % 16u;
-        put(cOff + (m0 + wm + (f / ${FN}u) * 16u + e / 16u) * p.N + n, n, T[frag + e]);
-      }
-      workgroupBarrier();
-    }
-  }`,
-  };
-}
-
-const SG_HEAD = `struct P { M: u32, N: u32, K: u32, sA: u32, sB: u32, sC: u32, tilesM: u32, tilesN: u32, flags: u32 }`;
-
-/** The direct subgroup-matrix kernels (buffers 0): each subgroup loads its fragments straight from
- *  memory (transposes become column-major loads), BK/16 steps per loop; the subgroups of a workgroup
- *  share its tile's operands through the caches only. */
-function subgroupDirectSource(k: SubgroupSpec, sg: number, tA: boolean, tB: boolean): string {
-  const { BM, BN, BK, subgroups } = k;
-  const fr = fragments(k, sg);
-  const steps: string[] = [];
-  for (let kk = 0; kk < BK; kk += 16) {
-    const kx = kk ? `k + ${kk}u` : 'k';
-    const body = fr.step(
-      (i) => `&A, ${tA ? `aOff + (${kx}) * p.M + m0 + wm + ${i * 16}u` : `aOff + (m0 + wm + ${i * 16}u) * p.K + ${kx}`}, ${tA}, ${tA ? 'p.M' : 'p.K'}`,
-      (j) => `&B, ${tB ? `bOff + (n0 + wn + ${j * 16}u) * p.K + ${kx}` : `bOff + (${kx}) * p.N + n0 + wn + ${j * 16}u`}, ${tB}, ${tB ? 'p.K' : 'p.N'}`,
-    );
-    // K is a multiple of 16, not necessarily of BK
-    steps.push(kk ? `if (${kx} < p.K) {\n      ${body}\n    }` : body);
-  }
-  return /* wgsl */ `enable f16;
-${fr.enable}enable chromium_experimental_subgroup_matrix;
-${SG_HEAD}
-@group(0) @binding(0) var<storage, read> A: array<f16>;
-@group(0) @binding(1) var<storage, read> B: array<f16>;
-@group(0) @binding(2) var<storage, read_write> C: array<f32>;
-@group(0) @binding(6) var<uniform> p: P;
-${epilogueSource('f32', 3)}
-${fr.scratch}
-
-@compute @workgroup_size(${subgroups * sg})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32${fr.args}) {
-${tileOrigin(BM, BN)}
-  let aOff = wid.z * p.sA;
-  let bOff = wid.z * p.sB;
-  let cOff = wid.z * p.sC;
-  ${fr.position}
-  for (var k = 0u; k < p.K; k += ${BK}u) {
-    ${steps.join('\n    ')}
-  }
-  ${fr.epilogue}
-}`;
-}
-
 /** Workgroup memory of a staged kernel with K step bk: A and B panels (f16, padded rows) per buffer and
  *  one f32 fragment per subgroup. */
 export function subgroupStagedBytes(config: Exclude<SubgroupConfigName, 'subgroup-matrix'> | SubgroupSpec, bk?: number): number {
@@ -695,116 +317,6 @@ export function subgroupStagedBytes(config: Exclude<SubgroupConfigName, 'subgrou
   bk ??= BK;
   const panel = (rows: number) => Math.max(rows * (bk + SG_PAD), bk * (rows + SG_PAD)) * 2;
   return buffers * (panel(BM) + panel(BN)) + subgroups * 256 * 4;
-}
-
-/**
- * The staged tensor-core kernels: the subgroups of a workgroup share its output tile. Per K step of BK
- * the whole workgroup copies the A and B panels into workgroup memory (vec4 loads, zero past K), and
- * each subgroup multiplies its FM×FN fragments from there; the next panels are fetched into registers
- * while the current ones are multiplied. With one buffer a step takes two barriers (panels stored, then
- * multiplied); with two, the next panels go to the other buffer while this one is multiplied, and one
- * barrier ends the step.
- */
-function subgroupStagedSource(k: SubgroupSpec, sg: number, tA: boolean, tB: boolean, BK: number): string {
-  const { BM, BN, subgroups, buffers } = k;
-  const WG = subgroups * sg;
-  const fr = fragments(k, sg);
-  // Panel layouts follow the operands' memory layouts: A [m][k] (or [k][m] when transposed), B [k][n] (or [n][k]).
-  const rowA = tA ? BM + SG_PAD : BK + SG_PAD, rowB = tB ? BK + SG_PAD : BN + SG_PAD;
-  const sizeA = tA ? BK * rowA : BM * rowA, sizeB = tB ? BN * rowB : BK * rowB;
-  // One panel copy: element quad e → (outer, inner) of the panel, global vec4 index, shared offset
-  // (from the panel buffer's first element `base`, '' for the only buffer).
-  const copy = (X: string, S: string, row: number, outerN: number, innerN: number, kInner: boolean, gIndex: string, base: string) => {
-    const per = (outerN * innerN) / 4 / WG;
-    if (!Number.isInteger(per)) throw new Error(`matmul: a ${outerN}×${innerN} panel does not split over ${WG} invocations`);
-    const kOf = kInner ? 'k0 + q' : 'k0 + o';
-    const loads: string[] = [], stores: string[] = [];
-    for (let r = 0; r < per; r++) {
-      const e = `lid + ${r * WG}u`;
-      loads.push(`{ let e = ${e}; let o = e / ${innerN / 4}u; let q = (e % ${innerN / 4}u) * 4u; r${X}[${r}] = select(vec4<f16>(0.0), ${X}[${gIndex}], ${kOf} < p.K); }`);
-      stores.push(`{ let e = ${e}; let o = e / ${innerN / 4}u; let q = (e % ${innerN / 4}u) * 4u; let v = r${X}[${r}]; ${[0, 1, 2, 3].map((j) => `${S}[${base ? `${base} + ` : ''}o * ${row}u + q + ${j}u] = v[${j}];`).join(' ')} }`);
-    }
-    return { regs: `var r${X}: array<vec4<f16>, ${per}>;`, load: loads.join('\n      '), store: stores.join('\n    ') };
-  };
-  // Global vec4 indices (offsets, K and M/N are multiples of 4, so a quad never straddles rows).
-  // Two buffers: the stores fill buffer `sb` (the next step's), the multiplies read buffer `rb`.
-  const [storeA, storeB, readA, readB] = buffers === 2 ? [`sb * ${sizeA}u`, `sb * ${sizeB}u`, `rb * ${sizeA}u + `, `rb * ${sizeB}u + `] : ['', '', '', ''];
-  const ca = tA
-    ? copy('A', 'As', rowA, BK, BM, false, '(aOff + (k0 + o) * p.M + m0 + q) / 4u', storeA)
-    : copy('A', 'As', rowA, BM, BK, true, '(aOff + (m0 + o) * p.K + k0 + q) / 4u', storeA);
-  const cb = tB
-    ? copy('B', 'Bs', rowB, BN, BK, true, '(bOff + (n0 + o) * p.K + k0 + q) / 4u', storeB)
-    : copy('B', 'Bs', rowB, BK, BN, false, '(bOff + (k0 + o) * p.N + n0 + q) / 4u', storeB);
-  const multiply = `for (var kk = 0u; kk < ${BK}u; kk += 16u) {
-      ${fr.step(
-        (i) => `&As, ${readA}${tA ? `kk * ${rowA}u + wm + ${i * 16}u` : `(wm + ${i * 16}u) * ${rowA}u + kk`}, ${tA}, ${rowA}u`,
-        (j) => `&Bs, ${readB}${tB ? `(wn + ${j * 16}u) * ${rowB}u + kk` : `kk * ${rowB}u + wn + ${j * 16}u`}, ${tB}, ${rowB}u`,
-      )}
-    }`;
-  const oneBuffer = `for (var t = 0u; t < (p.K + ${BK - 1}u) / ${BK}u; t++) {
-    ${ca.store}
-    ${cb.store}
-    workgroupBarrier();
-    k0 += ${BK}u;
-    if (k0 < p.K) {
-      ${ca.load}
-      ${cb.load}
-    }
-    ${multiply}
-    workgroupBarrier();
-  }`;
-  // Step t multiplies buffer t % 2 while panels t + 1 go from registers to the other buffer; the one
-  // barrier orders both those stores before step t + 1's reads and step t's reads before step t + 2's
-  // stores. (% 2 and 1 − rb keep the buffer offsets within Dawn's range analysis, as in tiledSource.)
-  const twoBuffers = `{
-    let sb = 0u;
-    ${ca.store}
-    ${cb.store}
-  }
-  workgroupBarrier();
-  for (var t = 0u; t < (p.K + ${BK - 1}u) / ${BK}u; t++) {
-    k0 += ${BK}u;
-    let more = k0 < p.K;
-    if (more) {
-      ${ca.load}
-      ${cb.load}
-    }
-    let rb = t % 2u;
-    ${multiply}
-    if (more) {
-      let sb = 1u - rb;
-      ${ca.store}
-      ${cb.store}
-    }
-    workgroupBarrier();
-  }`;
-  return /* wgsl */ `enable f16;
-${fr.enable}enable chromium_experimental_subgroup_matrix;
-${SG_HEAD}
-@group(0) @binding(0) var<storage, read> A: array<vec4<f16>>;
-@group(0) @binding(1) var<storage, read> B: array<vec4<f16>>;
-@group(0) @binding(2) var<storage, read_write> C: array<f32>;
-@group(0) @binding(6) var<uniform> p: P;
-${epilogueSource('f32', 3)}
-var<workgroup> As: array<f16, ${buffers * sizeA}>;
-var<workgroup> Bs: array<f16, ${buffers * sizeB}>;
-${fr.scratch}
-
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32${fr.args}) {
-${tileOrigin(BM, BN)}
-  let aOff = wid.z * p.sA;
-  let bOff = wid.z * p.sB;
-  let cOff = wid.z * p.sC;
-  ${fr.position}
-  ${ca.regs}
-  ${cb.regs}
-  var k0 = 0u;
-  ${ca.load}
-  ${cb.load}
-  ${buffers === 1 ? oneBuffer : twoBuffers}
-  ${fr.epilogue}
-}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1047,10 +559,6 @@ function dispatchSg(batch: CommandBatch, pipe: GPUComputePipeline, bufs: MatmulB
   const [x, y] = grid(tilesM * tilesN);
   const params = new Params().u32(s.M).u32(s.N).u32(s.K).u32(s.sA).u32(s.sB).u32(s.sC).u32(tilesM).u32(tilesN).u32(flags);
   batch.dispatch(pipe, [bufs.a, bufs.b, bufs.c, ...epi], params, [x, y, s.batch]);
-}
-
-function sgKernelSource(k: SgKernel, sg: number, tA: boolean, tB: boolean, bk: number): string {
-  return k.buffers === 0 ? subgroupDirectSource(k, sg, tA, tB) : subgroupStagedSource(k, sg, tA, tB, bk);
 }
 
 /** The subgroup kernel of a subgroup config name or spec (a tiled one is an error). */
