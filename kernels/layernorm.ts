@@ -19,8 +19,9 @@
 // sums by subgroupAdd, no barrier), keeping its lanes' columns' partials in registers (or, with
 // state 'memory', in its own slab of workgroup memory), and the workgroup then adds its subgroups'.
 // Otherwise each workgroup walks a block of rows with a workgroup reduction per row (barrier-bound:
-// on an H100 this backward ran at 0.45 of a copy's GB/s where the subgroup forward ran at 0.96). Rows longer than 256·MAX_PER_THREAD are read
-// from memory again instead of kept in registers (and partials accumulate in the scratch).
+// on an H100 this backward ran at 0.45 of a copy's GB/s where the subgroup forward ran at 0.96).
+// Rows longer than 256·MAX_PER_THREAD are read from memory again instead of kept in registers (and
+// partials accumulate in the scratch).
 import { checkCount, MAIN_ARGS, requireBytes, requireDisjoint } from './checks.js';
 import { reduceAxis } from './reduce.js';
 import {
@@ -411,7 +412,8 @@ fn gam(c: u32, n: u32) -> V {
  * `rowsPerSubgroup` (default 8) sets how many rows each subgroup walks in the subgroup kernel when
  * parameter gradients are wanted, and `state` where it keeps gamma and its partial sums
  * (LayerNormBackwardState; 'memory' only where a slab per subgroup fits the device's workgroup
- * memory, else 'registers'); other kernels ignore both. Neither changes the result.
+ * memory, else 'registers'); other kernels ignore both. The state never changes the result; the rows
+ * per subgroup group dgamma's and dbeta's sums, so they change its last bits.
  */
 export function layerNormBackward(
   batch: CommandBatch,
