@@ -212,7 +212,7 @@ describe('kernels/matmul', function () {
     // CPU adapters otherwise compile the rolled, layout-uniform form only; a GPU runs this form always
     const old = setMatmulGpuShadersForTests(true);
     try {
-      const config = 'small';
+      const config: TileSpec = { BM: 32, BN: 32, BK: 4, TM: 4, TN: 4 }; // a short unrolled K step: lavapipe JITs it fast
       // each case a pipeline (lavapipe compiles one in seconds): vec4 copies per layout, scalar ones where both operands flip
       for (const [transA, transB] of TRANS) {
         await run(engine, { M: 68, N: 36, K: 52, transA, transB, config }); // vec4, partial tiles and K step
