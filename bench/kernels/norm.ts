@@ -4,7 +4,6 @@
 // tfjs peers: LayerNorm from tf.moments + element-wise ops (as tfjs-layers builds it), its
 // gradients from tf.grads; tf.softmax; GELU composed as x·½·(1 + erf(x/√2)) (tfjs has no erf GELU);
 // tf.sum / tf.mean over an axis.
-import type { Engine } from '../../engine/engine.js';
 import type { Tensor } from '../../engine/tensor.js';
 import { geluBackward, geluForward } from '../../kernels/gelu.js';
 import { layerNormBackward, layerNormForward, type LayerNormBackwardState } from '../../kernels/layernorm.js';
@@ -21,7 +20,7 @@ function data(n: number, seed: number): Float32Array {
   return a;
 }
 
-function ours(engine: Engine, tensors: Tensor[], run: () => void): Runner {
+function ours(tensors: Tensor[], run: () => void): Runner {
   return { run, dispose: () => tensors.forEach((t) => t.dispose()) };
 }
 
@@ -51,7 +50,7 @@ function layerNormFwdBwd(rows: number, dim: number, variant?: { rowsPerSubgroup:
       const x = engine.upload(data(n, 1)), g = engine.upload(data(dim, 2)), b = engine.upload(data(dim, 3)), dy = engine.upload(data(n, 4));
       const y = engine.empty([n]), mean = engine.empty([rows]), rstd = engine.empty([rows]);
       const dx = engine.empty([n]), dg = engine.empty([dim]), db = engine.empty([dim]);
-      return ours(engine, [x, g, b, dy, y, mean, rstd, dx, dg, db], () => {
+      return ours([x, g, b, dy, y, mean, rstd, dx, dg, db], () => {
         layerNormForward(engine.batch, { x: x.buffer, y: y.buffer, mean: mean.buffer, rstd: rstd.buffer, gamma: g.buffer, beta: b.buffer }, { rows, dim });
         layerNormBackward(
           engine.batch,
@@ -82,7 +81,7 @@ export function cases(scale: Scale): KernelCase[] {
       ours(engine) {
         const x = engine.upload(data(n, 1)), g = engine.upload(data(dim, 2)), b = engine.upload(data(dim, 3));
         const y = engine.empty([n]), mean = engine.empty([rows]), rstd = engine.empty([rows]);
-        return ours(engine, [x, g, b, y, mean, rstd], () =>
+        return ours([x, g, b, y, mean, rstd], () =>
           layerNormForward(engine.batch, { x: x.buffer, y: y.buffer, mean: mean.buffer, rstd: rstd.buffer, gamma: g.buffer, beta: b.buffer }, { rows, dim }),
         );
       },
@@ -104,7 +103,7 @@ export function cases(scale: Scale): KernelCase[] {
       bytes: 8 * sn,
       ours(engine) {
         const x = engine.upload(data(sn, 5)), y = engine.empty([sn]);
-        return ours(engine, [x, y], () => softmaxForward(engine.batch, x.buffer, y.buffer, { rows: sRows, cols: sCols }));
+        return ours([x, y], () => softmaxForward(engine.batch, x.buffer, y.buffer, { rows: sRows, cols: sCols }));
       },
       tfjs(tf) {
         const x = tf.tensor2d(data(sn, 5), [sRows, sCols]);
@@ -116,7 +115,7 @@ export function cases(scale: Scale): KernelCase[] {
       bytes: 8 * sn + 12 * sn,
       ours(engine) {
         const x = engine.upload(data(sn, 5)), dy = engine.upload(data(sn, 6)), y = engine.empty([sn]), dx = engine.empty([sn]);
-        return ours(engine, [x, dy, y, dx], () => {
+        return ours([x, dy, y, dx], () => {
           softmaxForward(engine.batch, x.buffer, y.buffer, { rows: sRows, cols: sCols });
           softmaxBackward(engine.batch, y.buffer, dy.buffer, dx.buffer, { rows: sRows, cols: sCols });
         });
@@ -132,7 +131,7 @@ export function cases(scale: Scale): KernelCase[] {
       bytes: 8 * n,
       ours(engine) {
         const x = engine.upload(data(n, 7)), y = engine.empty([n]);
-        return ours(engine, [x, y], () => geluForward(engine.batch, x.buffer, y.buffer, n));
+        return ours([x, y], () => geluForward(engine.batch, x.buffer, y.buffer, n));
       },
       tfjs(tf) {
         const x = tf.tensor1d(data(n, 7));
@@ -145,7 +144,7 @@ export function cases(scale: Scale): KernelCase[] {
       bytes: 12 * n,
       ours(engine) {
         const x = engine.upload(data(n, 7)), dy = engine.upload(data(n, 8)), dx = engine.empty([n]);
-        return ours(engine, [x, dy, dx], () => geluBackward(engine.batch, x.buffer, dy.buffer, dx.buffer, n));
+        return ours([x, dy, dx], () => geluBackward(engine.batch, x.buffer, dy.buffer, dx.buffer, n));
       },
       tfjs(tf) {
         const x = tf.tensor1d(data(n, 7)), dy = tf.tensor1d(data(n, 8));
@@ -159,7 +158,7 @@ export function cases(scale: Scale): KernelCase[] {
       bytes: 4 * n,
       ours(engine) {
         const x = engine.upload(data(n, 9)), y = engine.empty([dim]);
-        return ours(engine, [x, y], () => reduceAxis(engine.batch, x.buffer, y.buffer, { outer: 1, reduce: rows, inner: dim }));
+        return ours([x, y], () => reduceAxis(engine.batch, x.buffer, y.buffer, { outer: 1, reduce: rows, inner: dim }));
       },
       tfjs(tf) {
         const x = tf.tensor2d(data(n, 9), [rows, dim]);
@@ -171,7 +170,7 @@ export function cases(scale: Scale): KernelCase[] {
       bytes: 4 * n,
       ours(engine) {
         const x = engine.upload(data(n, 9)), y = engine.empty([rows]);
-        return ours(engine, [x, y], () => reduceAxis(engine.batch, x.buffer, y.buffer, { outer: rows, reduce: dim, inner: 1 }));
+        return ours([x, y], () => reduceAxis(engine.batch, x.buffer, y.buffer, { outer: rows, reduce: dim, inner: 1 }));
       },
       tfjs(tf) {
         const x = tf.tensor2d(data(n, 9), [rows, dim]);
@@ -184,7 +183,7 @@ export function cases(scale: Scale): KernelCase[] {
       bytes: 4 * pn,
       ours(engine) {
         const x = engine.upload(data(pn, 10)), y = engine.empty([B * D]);
-        return ours(engine, [x, y], () => reduceAxis(engine.batch, x.buffer, y.buffer, { outer: B, reduce: T, inner: D, mean: true }));
+        return ours([x, y], () => reduceAxis(engine.batch, x.buffer, y.buffer, { outer: B, reduce: T, inner: D, mean: true }));
       },
       tfjs(tf) {
         const x = tf.tensor3d(data(pn, 10), [B, T, D]);
@@ -197,7 +196,7 @@ export function cases(scale: Scale): KernelCase[] {
       bytes: 4 * pn,
       ours(engine) {
         const x = engine.upload(data(B * D, 11)), y = engine.empty([pn]);
-        return ours(engine, [x, y], () => broadcastAxis(engine.batch, x.buffer, y.buffer, { outer: B, reduce: T, inner: D, scale: 1 / T }));
+        return ours([x, y], () => broadcastAxis(engine.batch, x.buffer, y.buffer, { outer: B, reduce: T, inner: D, scale: 1 / T }));
       },
       tfjs(tf) {
         const x = tf.tensor3d(data(B * D, 11), [B, 1, D]);

@@ -193,7 +193,7 @@ describe('data/preprocess', () => {
   });
 
   it('quality checks catch NaN, Inf, flat and saturated leads and pass a clean record', () => {
-    const fs = 500, n = 5000;
+    const fs = 500;
     const clean = synthRecord(0, { seed: 3, fs }).signals;
     assert(checkQuality(clean, LEADS_12, fs).length === 0, `clean record: ${JSON.stringify(checkQuality(clean, LEADS_12, fs))}`);
     const bad = clean.map((x) => Float32Array.from(x));
