@@ -553,12 +553,12 @@ function epilogue(device: GPUDevice, bufs: MatmulBuffers, s: Shape): { flags: nu
   return { flags, epi: [bufs.bias ?? dr, bufs.residual ?? dr, bufs.preact ?? dw], dr, dw };
 }
 
-function dispatchSg(batch: CommandBatch, pipe: GPUComputePipeline, bufs: MatmulBuffers, s: Shape, k: SgKernel): void {
+function dispatchSg(batch: CommandBatch, pipe: GPUComputePipeline, bufs: MatmulBuffers, s: Shape, k: SgKernel, extra: Binding[]): void {
   const { flags, epi } = epilogue(batch.device, bufs, s);
   const tilesM = s.M / k.BM, tilesN = s.N / k.BN;
   const [x, y] = grid(tilesM * tilesN);
   const params = new Params().u32(s.M).u32(s.N).u32(s.K).u32(s.sA).u32(s.sB).u32(s.sC).u32(tilesM).u32(tilesN).u32(flags);
-  batch.dispatch(pipe, [bufs.a, bufs.b, bufs.c, ...epi], params, [x, y, s.batch]);
+  batch.dispatch(pipe, [bufs.a, bufs.b, bufs.c, ...epi, ...extra], params, [x, y, s.batch]);
 }
 
 /** The subgroup kernel of a subgroup config name or spec (a tiled one is an error). */
@@ -577,24 +577,25 @@ export function subgroupMatrixSource(config: SubgroupConfigName | SubgroupSpec, 
 }
 
 /** Records subgroup config or spec `config` run by `pipeline`, a build of subgroupMatrixSource. matmul
- *  passes the compiled kernel; tests on devices without subgroup matrices pass an emulation of it. */
-export function recordSubgroupMatrix(batch: CommandBatch, pipeline: GPUComputePipeline, bufs: MatmulBuffers, dims: MatmulDims, config: SubgroupConfigName | SubgroupSpec, splitK = 1): void {
+ *  passes the compiled kernel; tests on devices without subgroup matrices pass an emulation of it,
+ *  with its `extra` bindings (from binding 6 on; the uniform follows them). */
+export function recordSubgroupMatrix(batch: CommandBatch, pipeline: GPUComputePipeline, bufs: MatmulBuffers, dims: MatmulDims, config: SubgroupConfigName | SubgroupSpec, splitK = 1, extra: Binding[] = []): void {
   const s = resolve(dims);
   const k = sgKernelOf(config);
   checkBuffers(bufs, s, 'f16');
   if (!subgroupFits(s, k)) throw new RangeError(`matmul: ${k.key} needs M % ${k.BM}, N % ${k.BN}, K % 16 and strides % 16 = 0`);
   if (splitK > 1 && !sgSplitFits(s, splitK)) throw new RangeError(`matmul: ${k.key} cannot split K=${splitK} ways here`);
-  recordSg(batch, pipeline, bufs, s, k, splitK);
+  recordSg(batch, pipeline, bufs, s, k, splitK, extra);
 }
 
-function recordSg(batch: CommandBatch, pipe: GPUComputePipeline, bufs: MatmulBuffers, s: Shape, config: SgKernel, splits: number): void {
-  if (splits === 1) return dispatchSg(batch, pipe, bufs, s, config);
+function recordSg(batch: CommandBatch, pipe: GPUComputePipeline, bufs: MatmulBuffers, s: Shape, config: SgKernel, splits: number, extra: Binding[] = []): void {
+  if (splits === 1) return dispatchSg(batch, pipe, bufs, s, config, extra);
   // K split: slice i is batch item i of the K-major operands (offset i·K/splits rows), its partial
   // product goes to the workspace with no epilogue, and the reduction applies it.
   const kChunk = s.K / splits;
   const slices: Shape = { ...s, K: kChunk, batch: splits, sA: kChunk * s.M, sB: kChunk * s.N, sC: s.M * s.N, gelu: false, acc: false };
   const ws = splitWorkspace(batch, s, splits);
-  dispatchSg(batch, pipe, { a: bufs.a, b: bufs.b, c: ws }, slices, config);
+  dispatchSg(batch, pipe, { a: bufs.a, b: bufs.b, c: ws }, slices, config, extra);
   reduceSplits(batch, ws, bufs, s, splits);
 }
 

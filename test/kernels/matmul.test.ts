@@ -5,7 +5,6 @@ import {
   matmulPlan,
   matmulSpecFits,
   matmulTuneTimes,
-  recordSubgroupMatrix,
   isCpuAdapter,
   setMatmulGpuShadersForTests,
   SUBGROUP_CONFIGS,
@@ -21,7 +20,7 @@ import {
   type SubgroupSpec,
   type TileSpec,
 } from '../../kernels/matmul.js';
-import { emulatedSubgroupPipeline } from './subgroup-emulation.js';
+import { emulatedSubgroupKernel } from './subgroup-emulation.js';
 import { Rng } from '../../engine/random.js';
 import type { Engine } from '../../engine/engine.js';
 import type { Tensor } from '../../engine/tensor.js';
@@ -317,10 +316,10 @@ describe('kernels/matmul', function () {
     // accepts ("failed to validate local memory" on an H100).
     const emulated = SUBGROUP_CONFIGS.filter((c) => !matmulConfigs(engine.device, 'f16').includes(c));
     if (emulated.length === 0) this.skip();
-    this.timeout(600_000); // lavapipe's JIT, cold, per pipeline: 10 s (direct) to 50 s (4 subgroups of 4×4)
+    this.timeout(600_000); // lavapipe's JIT, cold, per pipeline: 1 s (direct) to 8 s (4 subgroups of 4×4)
     // A's code depends only on transA and B's only on transB, so (N, N) and (T, T) cover every path;
     // a GPU runs all four (next test). The staged kernels share their panel copies: (T, T) runs on the
-    // 8-subgroup one, and the two 4-subgroup ones (~50 s of lavapipe's JIT each, cold) run (N, N).
+    // 8-subgroup one, and the two 4-subgroup ones (the slowest to compile) run (N, N).
     // The K splits (Aᵀ·B only) run on the unstaged kernel alone: their logic is outside the kernels.
     const covered = (c: Case) =>
       c.splitK ? c.config === 'subgroup-matrix' : !c.transA === !c.transB && (!c.transA || c.config === 'subgroup-matrix' || c.config === 'subgroup-matrix-128');
@@ -332,17 +331,16 @@ describe('kernels/matmul', function () {
       const bk = bkFor(config);
       if (bk && config !== 'subgroup-matrix') assert(subgroupStagedBytes(config, bk) <= room, `${config} fits ${room} B with K steps of ${bk}`);
       for (const c of SG_CASES(config).filter(covered)) {
-        const pipe = emulatedSubgroupPipeline(engine.device, config, 32, !!c.transA, !!c.transB, bk);
-        await run(engine, c, (bufs) => recordSubgroupMatrix(engine.batch, pipe, bufs, c, config, c.splitK));
+        const emu = emulatedSubgroupKernel(engine.device, config, 32, !!c.transA, !!c.transB, bk);
+        await run(engine, c, (bufs) => emu.record(engine.batch, bufs, c, c.splitK));
       }
     }
-    // A direct kernel given by its parameters, 2 subgroups whose 32-deep steps end half-way past
-    // K = 48 (one pipeline: the cases without transposes). The staged specs are the named staged
-    // kernels' code with other numbers, and each costs ~30 s of lavapipe's JIT cold: the GPU runs them.
-    for (const spec of SG_SPECS.filter((x) => x.buffers === 0))
+    // Kernels given by their parameters (the cases without transposes): a staged one of 2 subgroups
+    // with 2×4 fragments each, and a direct one whose 32-deep steps end half-way past K = 48.
+    for (const spec of SG_SPECS)
       for (const c of SG_CASES(spec).filter((c) => !c.transA && !c.transB)) {
-        const pipe = emulatedSubgroupPipeline(engine.device, spec, 32, false, false);
-        await run(engine, c, (bufs) => recordSubgroupMatrix(engine.batch, pipe, bufs, c, spec, c.splitK));
+        const emu = emulatedSubgroupKernel(engine.device, spec, 32, false, false);
+        await run(engine, c, (bufs) => emu.record(engine.batch, bufs, c, c.splitK));
       }
   });
 
