@@ -3,7 +3,7 @@
 // right after a pause (shader compiles, a check, tfjs's own set-up) then ran partly at the floor: on
 // an H200 the same kernel on the same shape timed 0.76 ms in one row and 2.94 ms in the next, and a
 // GELU ran at 19 % of the copy's bandwidth where an H100 had run it at 70 %.
-import { isCpuAdapter } from '../kernels/matmul.js';
+import { isCpuAdapter } from '../kernels/runtime.js';
 
 /** Independent FMA chains per invocation, so the loop is bound by arithmetic, not latency. */
 const SPIN_WGSL = /* wgsl */ `

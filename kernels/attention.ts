@@ -14,7 +14,7 @@
 // D = rowsum(dout·out) and accumulates dQ; it also writes D for pass 2. Pass 2 (key-centric) uses
 // that the mask is symmetric: the queries that see key (l, j) are exactly the keys that (l, j)
 // sees, so each thread owns one key and sums dK, dV over the same sparse pattern, with no atomics.
-import { CommandBatch, getPipeline, grid, Params, type Binding } from './runtime.js';
+import { CommandBatch, getPipeline, gpuShaderForm, grid, Params, type Binding } from './runtime.js';
 
 export type AttentionMask = 'cropa' | 'lead' | 'none';
 
@@ -87,17 +87,20 @@ interface Cfg {
   KT: number;
   /** Dh % 4 == 0: bind the big arrays as vec4 (every head vector starts 16-byte aligned). */
   vec: boolean;
+  /** The GPU form: loops over DP and KT with constant bounds (unrolled, the arrays in registers).
+   *  Otherwise their bounds come from the uniform block (CPU adapters, see gpuShaderForm). */
+  gpu: boolean;
 }
 
-function cfgFor(s: Shape, bytesPerTileRow: (DP: number) => number): Cfg {
+function cfgFor(device: GPUDevice, s: Shape, bytesPerTileRow: (DP: number) => number): Cfg {
   const DP = Math.ceil(s.Dh / 4);
   // 32 threads cover the student's 16–20 visible columns with little idling; 64 the full 50.
   const QT = s.blockLen <= 32 ? 32 : 64;
   const KT = Math.max(1, Math.min(32, Math.floor(WG_STORAGE / bytesPerTileRow(DP))));
-  return { mask: s.mask, Dh: s.Dh, DP, QT, KT, vec: s.Dh % 4 === 0 };
+  return { mask: s.mask, Dh: s.Dh, DP, QT, KT, vec: s.Dh % 4 === 0, gpu: gpuShaderForm(device) };
 }
 
-const keyOf = (kind: string, c: Cfg) => `attention_${kind}_${c.mask}_dh${c.Dh}_qt${c.QT}_kt${c.KT}_${c.vec ? 'v4' : 's'}`;
+const keyOf = (kind: string, c: Cfg) => `attention_${kind}_${c.mask}_dh${c.Dh}_qt${c.QT}_kt${c.KT}_${c.vec ? 'v4' : 's'}${c.gpu ? '' : '_cpu'}`;
 
 /** Loader ld_<name>(e, dp): the dp-th vec4 of the head vector whose first element is e. */
 function loader(name: string, c: Cfg): string {
@@ -124,7 +127,8 @@ const DH = ${c.Dh}u;
 const DP = ${c.DP}u;
 const QT = ${c.QT}u;
 const KT = ${c.KT}u;
-struct P { B: u32, H: u32, C: u32, V: u32, nChunks: u32, scale: f32 }
+${c.gpu ? 'const DP_LOOP = DP;\nconst KT_LOOP = KT;' : 'var<private> DP_LOOP: u32; // DP and KT, set at entry from the uniform block\nvar<private> KT_LOOP: u32;'}
+struct P { B: u32, H: u32, C: u32, V: u32, nChunks: u32, scale: f32, one: u32 }
 fn hsum(v: vec4f) -> f32 { return (v.x + v.y) + (v.z + v.w); }
 // Workgroup-uniform by construction (no local index in it), so barriers may follow a return on !ok.
 struct Where { ok: bool, b: u32, h: u32, blk: u32, chunk: u32, T: u32, blockLen: u32, HD: u32, RS: u32, t0: u32 }
@@ -153,7 +157,7 @@ const CROSS = (c: Cfg) => c.mask === 'cropa';
  *  of the block (valid: a real row, not a clamped copy of the last). */
 function entry(c: Cfg): string {
   return /* wgsl */ `@compute @workgroup_size(${c.QT})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {${c.gpu ? '' : '\n  DP_LOOP = DP * p.one;\n  KT_LOOP = KT * p.one;'}
   let w = locate(wid, nwg);
   if (!w.ok) { return; }
   // Threads past the block still help load tiles; they compute on its last row and store nothing.
@@ -192,7 +196,7 @@ ${keyTileDecl(c)}
 ${entry(c)}
   let eq = (w.t0 + a) * w.RS + w.h * DH;
   var q: array<vec4f, ${c.DP}>;
-  for (var dp = 0u; dp < DP; dp++) { q[dp] = ld_qkv(eq, dp) * p.scale; }
+  for (var dp = 0u; dp < DP_LOOP; dp++) { q[dp] = ld_qkv(eq, dp) * p.scale; }
   var acc: array<vec4f, ${c.DP}>;
   var m = -1e30;
   var l = 0.0;
@@ -201,11 +205,11 @@ ${entry(c)}
 ${KEY_TILE}
     // Scores of the whole tile first, so the running max is rescaled once per tile, not per key.
     var mt = m;
-    for (var kk = 0u; kk < KT; kk++) {
+    for (var kk = 0u; kk < KT_LOOP; kk++) {
       var x = -1e30;
       if (kk < cnt) {
         var d4 = vec4f(0.0);
-        for (var dp = 0u; dp < DP; dp++) { d4 = fma(q[dp], sk[kk * DP + dp], d4); }
+        for (var dp = 0u; dp < DP_LOOP; dp++) { d4 = fma(q[dp], sk[kk * DP + dp], d4); }
         x = hsum(d4);
       }
       s[kk] = x;
@@ -214,12 +218,12 @@ ${KEY_TILE}
     let corr = exp(m - mt);
     m = mt;
     l *= corr;
-    for (var dp = 0u; dp < DP; dp++) { acc[dp] *= corr; }
-    for (var kk = 0u; kk < KT; kk++) {
+    for (var dp = 0u; dp < DP_LOOP; dp++) { acc[dp] *= corr; }
+    for (var kk = 0u; kk < KT_LOOP; kk++) {
       if (kk < cnt) {
         let pk = exp(s[kk] - m);
         l += pk;
-        for (var dp = 0u; dp < DP; dp++) { acc[dp] = fma(vec4f(pk), sv[kk * DP + dp], acc[dp]); }
+        for (var dp = 0u; dp < DP_LOOP; dp++) { acc[dp] = fma(vec4f(pk), sv[kk * DP + dp], acc[dp]); }
       }
     }
   }
@@ -230,24 +234,24 @@ ${
     if (l2 == w.blk) { continue; }
     let ek = (w.b * w.T + l2 * p.V + a) * w.RS + w.HD + w.h * DH;
     var d4 = vec4f(0.0);
-    for (var dp = 0u; dp < DP; dp++) { d4 = fma(q[dp], ld_qkv(ek, dp), d4); }
+    for (var dp = 0u; dp < DP_LOOP; dp++) { d4 = fma(q[dp], ld_qkv(ek, dp), d4); }
     let x = hsum(d4);
     if (x > m) {
       let corr = exp(m - x);
       l *= corr;
-      for (var dp = 0u; dp < DP; dp++) { acc[dp] *= corr; }
+      for (var dp = 0u; dp < DP_LOOP; dp++) { acc[dp] *= corr; }
       m = x;
     }
     let pk = exp(x - m);
     l += pk;
-    for (var dp = 0u; dp < DP; dp++) { acc[dp] = fma(vec4f(pk), ld_qkv(ek + w.HD, dp), acc[dp]); }
+    for (var dp = 0u; dp < DP_LOOP; dp++) { acc[dp] = fma(vec4f(pk), ld_qkv(ek + w.HD, dp), acc[dp]); }
   }`
     : ''
 }
   if (valid) {
     let inv = 1.0 / l;
     let eo = (w.t0 + a) * w.HD + w.h * DH;
-    for (var dp = 0u; dp < DP; dp++) { st_out(eo, dp, acc[dp] * inv); }
+    for (var dp = 0u; dp < DP_LOOP; dp++) { st_out(eo, dp, acc[dp] * inv); }
     lse[(w.b * p.H + w.h) * w.T + w.blk * w.blockLen + a] = m + log(l);
   }
 }`;
@@ -277,7 +281,7 @@ ${entry(c)}
   var q: array<vec4f, ${c.DP}>;
   var g: array<vec4f, ${c.DP}>;
   var d4 = vec4f(0.0);
-  for (var dp = 0u; dp < DP; dp++) {
+  for (var dp = 0u; dp < DP_LOOP; dp++) {
     q[dp] = ld_qkv(eq, dp) * p.scale;
     g[dp] = ld_dout(eo, dp);
     d4 = fma(g[dp], ld_out(eo, dp), d4);
@@ -289,16 +293,16 @@ ${entry(c)}
   var dq: array<vec4f, ${c.DP}>;
   for (var k0 = 0u; k0 < w.blockLen; k0 += KT) {
 ${KEY_TILE}
-    for (var kk = 0u; kk < KT; kk++) {
+    for (var kk = 0u; kk < KT_LOOP; kk++) {
       if (kk < cnt) {
         var s4 = vec4f(0.0);
         var p4 = vec4f(0.0);
-        for (var dp = 0u; dp < DP; dp++) {
+        for (var dp = 0u; dp < DP_LOOP; dp++) {
           s4 = fma(q[dp], sk[kk * DP + dp], s4);
           p4 = fma(g[dp], sv[kk * DP + dp], p4);
         }
         let ds = exp(hsum(s4) - L) * (hsum(p4) - D);
-        for (var dp = 0u; dp < DP; dp++) { dq[dp] = fma(vec4f(ds), sk[kk * DP + dp], dq[dp]); }
+        for (var dp = 0u; dp < DP_LOOP; dp++) { dq[dp] = fma(vec4f(ds), sk[kk * DP + dp], dq[dp]); }
       }
     }
   }
@@ -310,18 +314,18 @@ ${
     var k: array<vec4f, ${c.DP}>;
     var s4 = vec4f(0.0);
     var p4 = vec4f(0.0);
-    for (var dp = 0u; dp < DP; dp++) {
+    for (var dp = 0u; dp < DP_LOOP; dp++) {
       k[dp] = ld_qkv(ek, dp);
       s4 = fma(q[dp], k[dp], s4);
       p4 = fma(g[dp], ld_qkv(ek + w.HD, dp), p4);
     }
     let ds = exp(hsum(s4) - L) * (hsum(p4) - D);
-    for (var dp = 0u; dp < DP; dp++) { dq[dp] = fma(vec4f(ds), k[dp], dq[dp]); }
+    for (var dp = 0u; dp < DP_LOOP; dp++) { dq[dp] = fma(vec4f(ds), k[dp], dq[dp]); }
   }`
     : ''
 }
   if (valid) {
-    for (var dp = 0u; dp < DP; dp++) { st_dqkv(eq, dp, dq[dp] * p.scale); }
+    for (var dp = 0u; dp < DP_LOOP; dp++) { st_dqkv(eq, dp, dq[dp] * p.scale); }
   }
 }`;
 }
@@ -349,7 +353,7 @@ ${entry(c)}
   let ek = (w.t0 + a) * w.RS + w.HD + w.h * DH;
   var k: array<vec4f, ${c.DP}>;
   var v: array<vec4f, ${c.DP}>;
-  for (var dp = 0u; dp < DP; dp++) {
+  for (var dp = 0u; dp < DP_LOOP; dp++) {
     k[dp] = ld_qkv(ek, dp);
     v[dp] = ld_qkv(ek + w.HD, dp);
   }
@@ -370,17 +374,17 @@ ${entry(c)}
     }
     workgroupBarrier();
     let cnt = min(KT, w.blockLen - q0);
-    for (var qq = 0u; qq < KT; qq++) {
+    for (var qq = 0u; qq < KT_LOOP; qq++) {
       if (qq < cnt) {
         var s4 = vec4f(0.0);
         var p4 = vec4f(0.0);
-        for (var dp = 0u; dp < DP; dp++) {
+        for (var dp = 0u; dp < DP_LOOP; dp++) {
           s4 = fma(sq[qq * DP + dp], k[dp], s4);
           p4 = fma(sg[qq * DP + dp], v[dp], p4);
         }
         let pq = exp(hsum(s4) - sl[qq]);
         let ds = pq * (hsum(p4) - sd[qq]);
-        for (var dp = 0u; dp < DP; dp++) {
+        for (var dp = 0u; dp < DP_LOOP; dp++) {
           dv[dp] = fma(vec4f(pq), sg[qq * DP + dp], dv[dp]);
           dk[dp] = fma(vec4f(ds), sq[qq * DP + dp], dk[dp]);
         }
@@ -398,7 +402,7 @@ ${
     var gv: array<vec4f, ${c.DP}>;
     var s4 = vec4f(0.0);
     var p4 = vec4f(0.0);
-    for (var dp = 0u; dp < DP; dp++) {
+    for (var dp = 0u; dp < DP_LOOP; dp++) {
       qv[dp] = ld_qkv(t * w.RS + w.h * DH, dp) * p.scale;
       gv[dp] = ld_dout(t * w.HD + w.h * DH, dp);
       s4 = fma(qv[dp], k[dp], s4);
@@ -406,7 +410,7 @@ ${
     }
     let pq = exp(hsum(s4) - lse[r]);
     let ds = pq * (hsum(p4) - delta[r]);
-    for (var dp = 0u; dp < DP; dp++) {
+    for (var dp = 0u; dp < DP_LOOP; dp++) {
       dv[dp] = fma(vec4f(pq), gv[dp], dv[dp]);
       dk[dp] = fma(vec4f(ds), qv[dp], dk[dp]);
     }
@@ -414,7 +418,7 @@ ${
     : ''
 }
   if (valid) {
-    for (var dp = 0u; dp < DP; dp++) {
+    for (var dp = 0u; dp < DP_LOOP; dp++) {
       st_dqkv(ek, dp, dk[dp]);
       st_dqkv(ek + w.HD, dp, dv[dp]);
     }
@@ -424,7 +428,7 @@ ${
 
 function params(s: Shape, QT: number): { p: Params; groups: number } {
   const nChunks = Math.ceil(s.blockLen / QT);
-  return { p: new Params().u32(s.B).u32(s.H).u32(s.C).u32(s.V).u32(nChunks).f32(s.scale), groups: s.B * s.H * s.nBlocks * nChunks };
+  return { p: new Params().u32(s.B).u32(s.H).u32(s.C).u32(s.V).u32(nChunks).f32(s.scale).u32(1), groups: s.B * s.H * s.nBlocks * nChunks };
 }
 
 const fwdRow = (DP: number) => 2 * 16 * DP;
@@ -437,7 +441,7 @@ export function attentionForward(batch: CommandBatch, bufs: { qkv: Binding; out:
   checkSize('attentionForward', s, 'qkv', bufs.qkv, 3 * n);
   checkSize('attentionForward', s, 'out', bufs.out, n);
   checkSize('attentionForward', s, 'lse', bufs.lse, s.B * s.H * s.T);
-  const c = cfgFor(s, fwdRow);
+  const c = cfgFor(batch.device, s, fwdRow);
   const pipe = getPipeline(batch.device, keyOf('fwd', c), () => forwardSource(c));
   const { p, groups } = params(s, c.QT);
   batch.dispatch(pipe, [bufs.qkv, bufs.out, bufs.lse], p, grid(groups));
@@ -481,12 +485,12 @@ export function attentionBackward(
   if (bufs.delta) checkSize(k, s, 'delta', bufs.delta, rows);
   const delta = bufs.delta ?? deltaBuffer(batch, rows * 4);
 
-  const cq = cfgFor(s, fwdRow);
+  const cq = cfgFor(batch.device, s, fwdRow);
   const pq = getPipeline(batch.device, keyOf('bwdq', cq), () => backwardQSource(cq));
   const a = params(s, cq.QT);
   batch.dispatch(pq, [bufs.qkv, bufs.out, bufs.dout, bufs.lse, bufs.dqkv, delta], a.p, grid(a.groups));
 
-  const ckv = cfgFor(s, bwdKVRow);
+  const ckv = cfgFor(batch.device, s, bwdKVRow);
   const pkv = getPipeline(batch.device, keyOf('bwdkv', ckv), () => backwardKVSource(ckv));
   const b = params(s, ckv.QT);
   batch.dispatch(pkv, [bufs.qkv, bufs.dout, bufs.lse, delta, bufs.dqkv], b.p, grid(b.groups));

@@ -35,7 +35,7 @@ import {
 } from './matmul-wgsl.js';
 import { KernelProfiler } from './profiler.js';
 import { scratchBuffer } from './rows.js';
-import { CommandBatch, getPipeline, grid, Params, subgroupInfo, type Binding } from './runtime.js';
+import { CommandBatch, getPipeline, gpuShaderForm, grid, isCpuAdapter, Params, subgroupInfo, type Binding } from './runtime.js';
 
 export interface MatmulDims {
   M: number;
@@ -248,13 +248,6 @@ function isVec(s: Shape): boolean {
   return (s.tA ? s.M : s.K) % 4 === 0 && (s.tB ? s.K : s.N) % 4 === 0 && s.N % 4 === 0 && s.sA % 4 === 0 && s.sB % 4 === 0 && s.sC % 4 === 0;
 }
 
-/** llvmpipe (lavapipe) or SwiftShader: CPU adapters, where shader JIT time matters more than speed. */
-export function isCpuAdapter(device: GPUDevice): boolean {
-  const info = (device as unknown as { adapterInfo?: Partial<GPUAdapterInfo> & { isFallbackAdapter?: boolean } }).adapterInfo;
-  if (!info) return false;
-  return !!info.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader/i.test(`${info.vendor} ${info.architecture} ${info.device} ${info.description}`);
-}
-
 function parts(b: Binding): { buffer: GPUBuffer; offset: number; size: number } {
   if ('buffer' in b) {
     const offset = b.offset ?? 0;
@@ -296,17 +289,8 @@ function checkBuffers(bufs: MatmulBuffers, s: Shape, prec: MatmulPrecision): voi
 // ---------------------------------------------------------------------------------------------
 // Shader variants (the WGSL itself: matmul-wgsl.ts)
 
-/** GPU shaders (unrolled, layouts compiled in) on CPU adapters too: tests compile them there. */
-let gpuShadersOnCpu = false;
-/** Tests: make CPU adapters compile the GPU form of the tiled kernel; returns the previous setting. */
-export function setMatmulGpuShadersForTests(on: boolean): boolean {
-  const old = gpuShadersOnCpu;
-  gpuShadersOnCpu = on;
-  return old;
-}
-
 function tiledVariant(device: GPUDevice, tile: TiledKernel, prec: MatmulPrecision, s: Shape): TiledVariant {
-  const cpu = isCpuAdapter(device) && !gpuShadersOnCpu;
+  const cpu = !gpuShaderForm(device);
   return { tile, prec, vec: isVec(s), cpu, ...(cpu ? {} : { layout: { tA: s.tA, tB: s.tB } }) };
 }
 

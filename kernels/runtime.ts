@@ -34,6 +34,31 @@ export function subgroupInfo(device: GPUDevice): SubgroupInfo {
   };
 }
 
+/** llvmpipe (lavapipe) or SwiftShader: CPU adapters, where shader JIT time matters more than speed. */
+export function isCpuAdapter(device: GPUDevice): boolean {
+  const info = (device as unknown as { adapterInfo?: Partial<GPUAdapterInfo> & { isFallbackAdapter?: boolean } }).adapterInfo;
+  if (!info) return false;
+  return !!info.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader/i.test(`${info.vendor} ${info.architecture} ${info.device} ${info.description}`);
+}
+
+let gpuFormOnCpu = false;
+/**
+ * Whether kernels compile their GPU form on `device`: loops with constant trip counts that GPU
+ * compilers unroll into registers (and layouts compiled in). CPU adapters get a rolled form whose
+ * loop bounds come from a uniform: LLVM would unroll them too, and lavapipe's JIT then takes up to
+ * minutes per pipeline. The two forms compute the same thing in the same order.
+ */
+export function gpuShaderForm(device: GPUDevice): boolean {
+  return gpuFormOnCpu || !isCpuAdapter(device);
+}
+
+/** Tests: make CPU adapters compile the GPU form too; returns the previous setting. */
+export function setGpuShaderFormForTests(on: boolean): boolean {
+  const old = gpuFormOnCpu;
+  gpuFormOnCpu = on;
+  return old;
+}
+
 /** A compute pipeline for `code`, compiled once per device and key. */
 export function getPipeline(device: GPUDevice, key: string, code: () => string): GPUComputePipeline {
   let cache = pipelineCache.get(device);

@@ -3,7 +3,7 @@
 import { defaultWarmMs, warmClocks } from '../../bench/clocks.js';
 import { gpuChecked, loadTfjs, runCase } from '../../bench/harness.js';
 import { kernelCases } from '../../bench/kernels/index.js';
-import { isCpuAdapter } from '../../kernels/matmul.js';
+import { isCpuAdapter } from '../../kernels/runtime.js';
 import { assert, expectReject, getEngine } from '../helpers.js';
 
 describe('bench/harness', () => {

@@ -1,4 +1,5 @@
 import { attentionBackward, attentionForward, type AttentionDims, type AttentionMask } from '../../kernels/attention.js';
+import { setGpuShaderFormForTests } from '../../kernels/runtime.js';
 import { Rng } from '../../engine/random.js';
 import type { Engine } from '../../engine/engine.js';
 import { assert, assertClose, getEngine, poisoned, randomArray, relError } from '../helpers.js';
@@ -124,17 +125,28 @@ describe('kernels/attention', () => {
     { mask: 'none', B: 3, H: 1, C: 3, V: 4, Dh: 16 },
     { mask: 'none', B: 1, H: 2, C: 1, V: 70, Dh: 128 },
   ];
-  for (const d of shapes)
-    it(`${d.mask} ${name(d)}: out, lse and dqkv against the float64 reference`, async () => {
-      const engine = await getEngine();
-      const rng = new Rng(d.B * 1000 + d.V * 10 + d.Dh);
-      const { qkv, dout } = inputs(rng, d);
-      const got = await gpuRun(engine, d, qkv, dout);
-      const ref = reference(qkv, d, dout);
-      assertClose(got.out, ref.out, 1e-5, `${d.mask} ${name(d)} out`);
-      assertClose(got.lse, ref.lse, 1e-5, `${d.mask} ${name(d)} lse`);
-      assertClose(got.dqkv, ref.dqkv, 1e-5, `${d.mask} ${name(d)} dqkv`);
-    });
+  async function check(d: AttentionDims) {
+    const engine = await getEngine();
+    const rng = new Rng(d.B * 1000 + d.V * 10 + d.Dh);
+    const { qkv, dout } = inputs(rng, d);
+    const got = await gpuRun(engine, d, qkv, dout);
+    const ref = reference(qkv, d, dout);
+    assertClose(got.out, ref.out, 1e-5, `${d.mask} ${name(d)} out`);
+    assertClose(got.lse, ref.lse, 1e-5, `${d.mask} ${name(d)} lse`);
+    assertClose(got.dqkv, ref.dqkv, 1e-5, `${d.mask} ${name(d)} dqkv`);
+  }
+  for (const d of shapes) it(`${d.mask} ${name(d)}: out, lse and dqkv against the float64 reference`, () => check(d));
+
+  it('the GPU form (loops with constant bounds) on a CPU adapter too: CroPA column keys, vec4 and scalar head vectors, several key tiles', async () => {
+    // CPU adapters otherwise compile the form whose loop bounds come from the uniform block
+    const old = setGpuShaderFormForTests(true);
+    try {
+      await check({ mask: 'cropa', B: 1, H: 2, C: 3, V: 40, Dh: 5 });
+      await check({ mask: 'lead', B: 1, H: 1, C: 2, V: 70, Dh: 4 });
+    } finally {
+      setGpuShaderFormForTests(old);
+    }
+  });
 
   it('two backwards of different sizes in one batch (shared D scratch grows) are both right', async () => {
     const engine = await getEngine();

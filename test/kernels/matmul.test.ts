@@ -5,8 +5,6 @@ import {
   matmulPlan,
   matmulSpecFits,
   matmulTuneTimes,
-  isCpuAdapter,
-  setMatmulGpuShadersForTests,
   SUBGROUP_CONFIGS,
   subgroupStagedBytes,
   tuneMatmul,
@@ -20,6 +18,7 @@ import {
   type SubgroupSpec,
   type TileSpec,
 } from '../../kernels/matmul.js';
+import { isCpuAdapter, setGpuShaderFormForTests } from '../../kernels/runtime.js';
 import { emulatedSubgroupKernel } from './subgroup-emulation.js';
 import { Rng } from '../../engine/random.js';
 import type { Engine } from '../../engine/engine.js';
@@ -209,7 +208,7 @@ describe('kernels/matmul', function () {
 
   it("the GPU form of the tiled kernel (unrolled K steps, each transpose compiled in) on a CPU adapter too: every transpose, scalar and vec4, f16 inputs, split K, epilogue", async () => {
     // CPU adapters otherwise compile the rolled, layout-uniform form only; a GPU runs this form always
-    const old = setMatmulGpuShadersForTests(true);
+    const old = setGpuShaderFormForTests(true);
     try {
       const config: TileSpec = { BM: 32, BN: 32, BK: 4, TM: 4, TN: 4 }; // a short unrolled K step: lavapipe JITs it fast
       // each case a pipeline (lavapipe compiles one in seconds): vec4 copies per layout, scalar ones where both operands flip
@@ -221,7 +220,7 @@ describe('kernels/matmul', function () {
       await run(engine, { M: 36, N: 44, K: 300, transA: true, config, splitK: 3 });
       await run(engine, { M: 37, N: 50, K: 19, transA: true, transB: true, bias: true, activation: 'gelu', preact: true, residual: true, config, scale: 2 / Math.sqrt(19) });
     } finally {
-      setMatmulGpuShadersForTests(old);
+      setGpuShaderFormForTests(old);
     }
   });
 
