@@ -46,7 +46,9 @@ let gpuFormOnCpu = false;
  * Whether kernels compile their GPU form on `device`: loops with constant trip counts that GPU
  * compilers unroll into registers (and layouts compiled in). CPU adapters get a rolled form whose
  * loop bounds come from a uniform: LLVM would unroll them too, and lavapipe's JIT then takes up to
- * minutes per pipeline. The two forms compute the same thing in the same order.
+ * minutes per pipeline. The two forms do the same operations in the same order, but a compiler may
+ * fuse a multiply and an add differently in each: on lavapipe, attention's results moved in the last
+ * bits (the demo's loss after 1500 steps: 0.002781 unrolled, 0.003788 rolled).
  */
 export function gpuShaderForm(device: GPUDevice): boolean {
   return gpuFormOnCpu || !isCpuAdapter(device);
