@@ -84,7 +84,7 @@ export interface TiledVariant {
   prec: MatmulPrecision;
   /** A, B read and C written as vec4 (every contiguous dimension and stride a multiple of 4). */
   vec: boolean;
-  /** CPU adapter (llvmpipe, SwiftShader): the K-step loop is left rolled, see tiledSource, and the
+  /** The CPU form (runtime.gpuShaderForm false): the K-step loop is left rolled, see tiledSource, and the
    *  transposes are uniforms (one pipeline for all four, fewer JIT compiles). Elsewhere they are
    *  compiled in (`layout`): each copy keeps only its layout's registers, which a uniform layout keeps
    *  live for both branches across the K step (in a 512-invocation tile, against a 128-register cap). */
