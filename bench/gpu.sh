@@ -12,7 +12,10 @@
 #                         configs, checked, then timed on 4096³ and the layer shapes; bench/sweep.ts)
 #   kernels only:         bash bench/gpu.sh kernels (~7 min on an H200 before its two unchecked parts:
 #                         the kernel tests, the kernel goals with tfjs, the 4096³ products without
-#                         Dawn's clamps, and shorter sweeps; fits one call of a 15-minute device lease)
+#                         Dawn's clamps, the driver's statistics of each kernel pipeline, and
+#                         shorter sweeps; fits one call of a 15-minute device lease)
+#   pipeline statistics:  bash bench/gpu.sh pipeline-stats   (registers per thread of every kernel
+#                         pipeline, as the Vulkan driver reports them; bench/pipeline-stats.ts)
 # `run` writes under $OUT: log.txt (everything, in order), summary.txt (the goals and ratios) and the
 # JSON results the benches save with device, date and command (copied after each part, so a run cut
 # short keeps them). Each part has its own time limit, so one that hangs costs only its share and the
@@ -27,6 +30,15 @@ pack() {
   npm run build
   bash ../shared/device/pack.sh .build/suite.ts scripts/test.mjs bench/main.ts train/cli.ts
   mv $kit/suite.mjs $kit/test-node.mjs # scripts/test.mjs loads $ECG_BUILD_DIR/test-node.mjs
+  # the Vulkan layer of the pipeline-stats part (gcc and the Vulkan headers: apt install gcc libvulkan-dev)
+  rm -rf $kit/vk-layer
+  if command -v gcc >/dev/null && [ -f /usr/include/vulkan/vk_layer.h ]; then
+    mkdir -p $kit/vk-layer
+    gcc -O2 -shared -fPIC -fvisibility=hidden -U_FORTIFY_SOURCE -o $kit/vk-layer/libecg_jepa_pipeline_stats.so bench/pipeline-stats/layer.c
+    cp bench/pipeline-stats/layer.json $kit/vk-layer/
+  else
+    echo "pack: no gcc or no Vulkan headers (apt install gcc libvulkan-dev): the pipeline-stats part will be skipped"
+  fi
   rm -f $kit/node_modules/webgpu/dist/linux-x64/dawn.node # its .xz travels; remote.sh unpacks it there
   git rev-parse HEAD > $kit/COMMIT
   git status --porcelain | grep -q . && echo "(uncommitted changes)" >> $kit/COMMIT
@@ -49,6 +61,16 @@ part() { # part NAME SECONDS ENTRY ARGS... : one node entry of the kit, logged w
     { print } END { if (n > 40) print "(" n - 40 " more lines of GPU error messages left out)" }'
   echo "=== $name: exit ${PIPESTATUS[0]} after $((SECONDS - t0)) s"
   find bench/results -newer "$out/.start" -name '*.json' -exec cp {} "$out/" \;
+}
+
+# The driver's statistics of every kernel pipeline (registers per thread on NVIDIA), printed into the
+# log, through the Vulkan layer that pack builds (bench/pipeline-stats/layer.c).
+stats_part() {
+  [ -f $kit/vk-layer/layer.json ] || { echo "=== pipeline-stats: skipped, $kit has no Vulkan layer (see pack)"; return 0; }
+  local raw=/tmp/ecg-jepa-pipeline-stats.txt
+  rm -f $raw
+  VK_LAYER_PATH=$PWD/$kit/vk-layer VK_INSTANCE_LAYERS=VK_LAYER_ECGJEPA_pipeline_stats ECG_JEPA_PIPELINE_STATS_FILE=$raw \
+    part pipeline-stats 45 $kit/main.mjs pipeline-stats "$@"
 }
 
 # The parts of `run`: correctness first, then every benchmark with its tfjs peer.
@@ -105,6 +127,7 @@ kernel_parts() {
   # memory may each carry one), once the matmul tests pass without them
   ECG_BUILD_DIR=$kit ECG_DAWN_TOGGLES=$unchecked part "tests kernels/matmul unchecked" 60 $kit/test.mjs --node-only --grep kernels/matmul
   part kernels-matmul-unchecked 60 $kit/main.mjs kernels --scale $scale --group matmul --only 4096 --no-tfjs --dawn-toggles $unchecked
+  stats_part # into log.txt only: $OUT brings back 8 files at most
   part sweep-f32 150 $kit/main.mjs sweep --precision f32 --target-ms 50 "${sweep[@]}" $save
   part sweep-f16 180 $kit/main.mjs sweep --precision f16 --target-ms 50 "${sweep16[@]}" $save
 }
@@ -139,5 +162,6 @@ case "${1:-}" in
   run) shift; session all_parts "$@" ;;
   sweep) shift; session sweep_parts "$@" ;;
   kernels) shift; session kernel_parts "$@" ;;
-  *) echo "usage: bash bench/gpu.sh pack | run [--quick] | sweep [--quick] | kernels [--quick]" >&2; exit 2 ;;
+  pipeline-stats) shift; session "stats_part --save" ;;
+  *) echo "usage: bash bench/gpu.sh pack | run [--quick] | sweep [--quick] | kernels [--quick] | pipeline-stats" >&2; exit 2 ;;
 esac

@@ -3,6 +3,8 @@
 // JSON on stdout; --save also writes them with device, date and command to bench/results/.
 // `npm run bench -- sweep [--precision f32|f16] [--shape MxNxK] [--trans nn] [--layers N] ...`: matmul
 // kernels given by their parameters, checked and timed (bench/sweep.ts).
+// `npm run bench -- pipeline-stats [--json] [--save]`: the Vulkan driver's statistics of each kernel
+// pipeline, through the layer bench/gpu.sh loads (bench/pipeline-stats.ts).
 import { Command } from 'commander';
 import { mkdirSync } from 'node:fs';
 import { writeFileAtomic } from '../model/checkpoint.js';
@@ -11,6 +13,7 @@ import { describeGpu, type GpuInfo } from '../engine/device.js';
 import { formatRows, loadTfjs, runCase, type BenchRow, type Scale } from './harness.js';
 import { KERNEL_GROUPS, kernelCases } from './kernels/index.js';
 import { copyFractions, evaluateTargets, formatTargets } from './targets.js';
+import { collectPipelineStats, compileKernels, formatPipelineStats } from './pipeline-stats.js';
 import { list, nonNegInt, num, posInt, precision } from '../train/cli-args.js';
 
 /** The engine both commands measure on: subgroup matrices where Dawn has them, --backend, --dawn-toggles. */
@@ -134,6 +137,34 @@ program
       if (o.json) console.log(JSON.stringify({ rows, layers }, null, 2));
       if (o.save) log(`saved ${out.file}`);
       if (!rows.some((r) => r.status === 'ok')) process.exitCode = 1;
+    } finally {
+      engine.close();
+    }
+  });
+
+program
+  .command('pipeline-stats')
+  .description("the Vulkan driver's statistics of each kernel pipeline (registers per thread on NVIDIA), through bench/pipeline-stats/layer.c; bench/gpu.sh loads the layer")
+  .option('--json', 'print the pipelines and their statistics as JSON on stdout')
+  .option('--save', 'write them to bench/results/')
+  .action(async (o) => {
+    const file = process.env.ECG_JEPA_PIPELINE_STATS_FILE;
+    if (!file) throw new Error('pipeline-stats: set ECG_JEPA_PIPELINE_STATS_FILE and load the layer (bash bench/gpu.sh pipeline-stats does both)');
+    const engine = await benchEngine({});
+    const log = o.json ? (s: string) => console.error(s) : (s: string) => console.log(s);
+    try {
+      log(describeGpu(engine.gpu.info));
+      const pipelines = await collectPipelineStats(engine, file, () => compileKernels(engine));
+      log(formatPipelineStats(pipelines));
+      const reported = pipelines.filter((p) => p.executables.length).length;
+      log(`${pipelines.length} pipelines, ${reported} with statistics`);
+      if (o.json) console.log(JSON.stringify(pipelines, null, 2));
+      if (o.save) {
+        const out = resultsWriter('pipeline-stats', engine.gpu.info, new Date().toISOString());
+        await out.write({ pipelines });
+        log(`saved ${out.file}`);
+      }
+      if (reported === 0) process.exitCode = 1;
     } finally {
       engine.close();
     }
