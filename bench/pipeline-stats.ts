@@ -30,7 +30,7 @@ export async function collectPipelineStats(engine: Engine, file: string, work: (
   device.createComputePipeline = (d: GPUComputePipelineDescriptor) => {
     const from = size();
     const p = create.call(device, d);
-    const text = readFileSync(file).subarray(from).toString('utf8');
+    const text = existsSync(file) ? readFileSync(file).subarray(from).toString('utf8') : ''; // none: no layer loaded
     out.push({ pipeline: d.label ?? '(unlabelled)', executables: text.split('\n').filter((l) => l.startsWith('pipeline-stats ')).map((l) => l.slice('pipeline-stats '.length)) });
     return p;
   };
@@ -63,11 +63,12 @@ export async function compileKernels(engine: Engine): Promise<void> {
   layerNormForward(b, { x, y, mean, rstd, gamma, beta }, { rows, dim });
   for (const state of ['registers', 'memory'] as const)
     for (const rowsPerSubgroup of [2, 4, 8]) layerNormBackward(b, { dy, x, mean, rstd, dx, gamma, dgamma: dg, dbeta: db }, { rows, dim, rowsPerSubgroup, state });
-  // base preset: 12 heads of 64 over 8 leads × 50 columns; the student's visible columns; the predictor
+  // base preset: the encoder's 16 heads of 48 over 8 leads × 50 columns, and over the student's
+  // visible columns; the predictor's 12 heads of 32 over all 400 tokens
   for (const d of [
-    { B: 1, H: 12, Dh: 64, C: 8, V: 50, mask: 'cropa' as const },
-    { B: 1, H: 12, Dh: 64, C: 8, V: 20, mask: 'cropa' as const },
-    { B: 1, H: 12, Dh: 64, C: 1, V: 50, mask: 'none' as const },
+    { B: 1, H: 16, Dh: 48, C: 8, V: 50, mask: 'cropa' as const },
+    { B: 1, H: 16, Dh: 48, C: 8, V: 20, mask: 'cropa' as const },
+    { B: 1, H: 12, Dh: 32, C: 1, V: 400, mask: 'none' as const },
   ]) {
     const m = d.B * d.C * d.V * d.H * d.Dh;
     const [qkv, o, lse, dout, dqkv] = [t(3 * m), t(m), t(d.B * d.H * d.C * d.V), t(m), t(3 * m)];
