@@ -48,7 +48,11 @@ export async function collectPipelineStats(engine: Engine, file: string, work: (
 export async function compileKernels(engine: Engine): Promise<void> {
   const b = engine.batch;
   const made: Tensor[] = [];
-  const t = (n: number, dtype: 'f32' | 'f16' = 'f32') => (made.push(engine.empty([n], dtype)), made[made.length - 1].buffer);
+  const t = (n: number, dtype: 'f32' | 'f16' = 'f32') => {
+    const x = engine.empty([n], dtype);
+    made.push(x);
+    return x.buffer;
+  };
   const n = 256;
   // f16: the tensor-core kernels only (its tiles are the f32 ones with f16 loads)
   const f16 = engine.device.features.has('shader-f16') ? matmulConfigs(engine.device, 'f16').filter((c) => c.startsWith('subgroup')) : [];
