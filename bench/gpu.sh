@@ -64,13 +64,23 @@ part() { # part NAME SECONDS ENTRY ARGS... : one node entry of the kit, logged w
 }
 
 # The driver's statistics of every kernel pipeline (registers per thread on NVIDIA), printed into the
-# log, through the Vulkan layer that pack builds (bench/pipeline-stats/layer.c).
+# log, through the Vulkan layer that pack builds (bench/pipeline-stats/layer.c); and whatever internal
+# representations the driver gives of them (its IR or disassembly, if any), gzipped into
+# $OUT/pipeline-ir.txt.gz, each after the line `##### <our pipeline key>`.
 stats_part() {
   [ -f $kit/vk-layer/layer.json ] || { echo "=== pipeline-stats: skipped, $kit has no Vulkan layer (see pack)"; return 0; }
-  local raw=/tmp/ecg-jepa-pipeline-stats.txt
-  rm -f $raw
-  VK_LAYER_PATH=$PWD/$kit/vk-layer VK_INSTANCE_LAYERS=VK_LAYER_ECGJEPA_pipeline_stats ECG_JEPA_PIPELINE_STATS_FILE=$raw \
+  local raw=/tmp/ecg-jepa-pipeline-stats.txt ir=/tmp/ecg-jepa-pipeline-ir.txt
+  rm -f $raw $ir
+  VK_LAYER_PATH=$PWD/$kit/vk-layer VK_INSTANCE_LAYERS=VK_LAYER_ECGJEPA_pipeline_stats ECG_JEPA_PIPELINE_STATS_FILE=$raw ECG_JEPA_PIPELINE_IR_FILE=$ir \
     part pipeline-stats 45 $kit/main.mjs pipeline-stats "$@"
+  # only the '#####' lines: no representations
+  if grep -qv '^#####' $ir 2>/dev/null; then
+    local to=pipeline-ir.txt
+    if command -v gzip >/dev/null; then to=$to.gz; gzip -c $ir > "$out/$to"; else cp $ir "$out/$to"; fi
+    echo "pipeline-stats: the driver's internal representations, $(wc -c < $ir) bytes, in $to"
+  else
+    echo "pipeline-stats: the driver gave no internal representations"
+  fi
 }
 
 # The parts of `run`: correctness first, then every benchmark with its tfjs peer.
@@ -127,7 +137,7 @@ kernel_parts() {
   # memory may each carry one), once the matmul tests pass without them
   ECG_BUILD_DIR=$kit ECG_DAWN_TOGGLES=$unchecked part "tests kernels/matmul unchecked" 60 $kit/test.mjs --node-only --grep kernels/matmul
   part kernels-matmul-unchecked 60 $kit/main.mjs kernels --scale $scale --group matmul --only 4096 --no-tfjs --dawn-toggles $unchecked
-  stats_part # into log.txt only: $OUT brings back 8 files at most
+  stats_part # statistics into log.txt only: $OUT brings back 8 files at most (with pipeline-ir.txt.gz, 8 here)
   part sweep-f32 150 $kit/main.mjs sweep --precision f32 --target-ms 50 "${sweep[@]}" $save
   part sweep-f16 180 $kit/main.mjs sweep --precision f16 --target-ms 50 "${sweep16[@]}" $save
 }

@@ -154,7 +154,7 @@ program
     const log = o.json ? (s: string) => console.error(s) : (s: string) => console.log(s);
     try {
       log(describeGpu(engine.gpu.info));
-      const pipelines = await collectPipelineStats(engine, file, () => compileKernels(engine));
+      const pipelines = await collectPipelineStats(engine, file, () => compileKernels(engine), process.env.ECG_JEPA_PIPELINE_IR_FILE);
       log(formatPipelineStats(pipelines));
       const reported = pipelines.filter((p) => p.executables.length).length;
       log(`${pipelines.length} pipelines, ${reported} with statistics`);

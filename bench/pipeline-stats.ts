@@ -5,7 +5,7 @@
 // the lines the layer wrote for it. The layer must be on the loader's path before the process
 // creates its Vulkan instance: bench/gpu.sh sets VK_LAYER_PATH, VK_INSTANCE_LAYERS and
 // ECG_JEPA_PIPELINE_STATS_FILE.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, statSync } from 'node:fs';
 import type { Engine } from '../engine/engine.js';
 import type { Tensor } from '../engine/tensor.js';
 import { attentionBackward, attentionForward } from '../kernels/attention.js';
@@ -21,14 +21,17 @@ export interface PipelineStats {
   executables: string[];
 }
 
-/** Every pipeline created while `work` runs, with what the layer wrote to `file` for each. */
-export async function collectPipelineStats(engine: Engine, file: string, work: () => Promise<void>): Promise<PipelineStats[]> {
+/** Every pipeline created while `work` runs, with what the layer wrote to `file` for each. With
+ *  `irFile` (the layer's ECG_JEPA_PIPELINE_IR_FILE), each pipeline's label goes there as a line
+ *  `##### <label>` before its creation, ahead of the representations the layer appends for it. */
+export async function collectPipelineStats(engine: Engine, file: string, work: () => Promise<void>, irFile?: string): Promise<PipelineStats[]> {
   const device = engine.device;
   const create = device.createComputePipeline;
   const out: PipelineStats[] = [];
   const size = () => (existsSync(file) ? statSync(file).size : 0);
   device.createComputePipeline = (d: GPUComputePipelineDescriptor) => {
     const from = size();
+    if (irFile) appendFileSync(irFile, `##### ${d.label ?? '(unlabelled)'}\n`);
     const p = create.call(device, d);
     const text = existsSync(file) ? readFileSync(file).subarray(from).toString('utf8') : ''; // none: no layer loaded
     out.push({ pipeline: d.label ?? '(unlabelled)', executables: text.split('\n').filter((l) => l.startsWith('pipeline-stats ')).map((l) => l.slice('pipeline-stats '.length)) });

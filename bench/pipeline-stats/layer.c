@@ -5,8 +5,11 @@
 // line per executable to the file $ECG_JEPA_PIPELINE_STATS_FILE (else stderr), right as the pipeline
 // is created:
 //   pipeline-stats <executable name> | <statistic>=<value> | ...
-// bench/pipeline-stats.ts names each line's kernel; bench/gpu.sh builds and loads the layer
-// (VK_LAYER_PATH, VK_INSTANCE_LAYERS).
+// With $ECG_JEPA_PIPELINE_IR_FILE set, it also asks for the driver's internal representations of each
+// executable (its IR or disassembly, where a driver gives any) and appends them there, each after a line
+//   === <executable name> | <representation name>: <description>
+// (a binary one as its size and first bytes). bench/pipeline-stats.ts names each line's kernel;
+// bench/gpu.sh builds and loads the layer (VK_LAYER_PATH, VK_INSTANCE_LAYERS).
 // One instance and a few devices at a time, as Dawn creates them; nothing else is intercepted.
 #include <vulkan/vk_layer.h>
 #include <vulkan/vulkan.h>
@@ -27,6 +30,7 @@ struct Device {
   PFN_vkCreateComputePipelines createComputePipelines;
   PFN_vkGetPipelineExecutablePropertiesKHR executables;
   PFN_vkGetPipelineExecutableStatisticsKHR statistics;
+  PFN_vkGetPipelineExecutableInternalRepresentationsKHR representations;
   int capture;
 };
 static struct Device devices[MAX_DEVICES];
@@ -37,6 +41,18 @@ static FILE *output(void) {
     const char *path = getenv("ECG_JEPA_PIPELINE_STATS_FILE");
     f = path ? fopen(path, "a") : NULL;
     if (!f) f = stderr;
+  }
+  return f;
+}
+
+/** Where internal representations go; NULL: not asked for. */
+static FILE *irOutput(void) {
+  static FILE *f;
+  static int opened;
+  if (!opened) {
+    const char *path = getenv("ECG_JEPA_PIPELINE_IR_FILE");
+    f = path ? fopen(path, "a") : NULL;
+    opened = 1;
   }
   return f;
 }
@@ -109,10 +125,36 @@ static VkResult VKAPI_CALL CreateDevice(VkPhysicalDevice gpu, const VkDeviceCrea
   d->createComputePipelines = (PFN_vkCreateComputePipelines)gdpa(*out, "vkCreateComputePipelines");
   d->executables = (PFN_vkGetPipelineExecutablePropertiesKHR)gdpa(*out, "vkGetPipelineExecutablePropertiesKHR");
   d->statistics = (PFN_vkGetPipelineExecutableStatisticsKHR)gdpa(*out, "vkGetPipelineExecutableStatisticsKHR");
+  d->representations = (PFN_vkGetPipelineExecutableInternalRepresentationsKHR)gdpa(*out, "vkGetPipelineExecutableInternalRepresentationsKHR");
   d->capture = capture && d->executables && d->statistics;
   fprintf(output(), "pipeline-stats: device %p %s\n", (void *)*out, d->capture ? "captures statistics" : "lacks " EXT);
   fflush(output());
   return r;
+}
+
+static void writeRepresentations(struct Device *d, const VkPipelineExecutableInfoKHR *exe, const char *exeName, FILE *f) {
+  uint32_t n = 0;
+  if (!d->representations || d->representations(d->device, exe, &n, NULL) != VK_SUCCESS) return;
+  VkPipelineExecutableInternalRepresentationKHR *irs = calloc(n, sizeof *irs);
+  for (uint32_t i = 0; i < n; i++) irs[i].sType = VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_INTERNAL_REPRESENTATION_KHR;
+  // names and sizes first (pData NULL), then the data into buffers of those sizes
+  if (d->representations(d->device, exe, &n, irs) == VK_SUCCESS) {
+    for (uint32_t i = 0; i < n; i++) irs[i].pData = calloc(1, irs[i].dataSize + 1); // + 1: text ends in a NUL
+    VkResult r = d->representations(d->device, exe, &n, irs);
+    for (uint32_t i = 0; i < n && (r == VK_SUCCESS || r == VK_INCOMPLETE); i++) {
+      fprintf(f, "=== %s | %s: %s\n", exeName, irs[i].name, irs[i].description);
+      if (irs[i].isText) {
+        fprintf(f, "%s\n", (const char *)irs[i].pData);
+      } else {
+        fprintf(f, "(binary, %zu bytes, first:", irs[i].dataSize);
+        for (size_t b = 0; b < irs[i].dataSize && b < 32; b++) fprintf(f, " %02x", ((unsigned char *)irs[i].pData)[b]);
+        fprintf(f, ")\n");
+      }
+    }
+    for (uint32_t i = 0; i < n; i++) free(irs[i].pData);
+  }
+  free(irs);
+  fflush(f);
 }
 
 static void report(struct Device *d, VkPipeline pipeline) {
@@ -143,6 +185,7 @@ static void report(struct Device *d, VkPipeline pipeline) {
         fprintf(f, "\n");
       }
       free(stats);
+      if (irOutput()) writeRepresentations(d, &exe, exes[e].name, irOutput());
     }
   free(exes);
   fflush(f);
@@ -154,7 +197,7 @@ static VkResult VKAPI_CALL CreateComputePipelines(VkDevice device, VkPipelineCac
   VkComputePipelineCreateInfo *mine = calloc(n, sizeof *mine);
   for (uint32_t i = 0; i < n; i++) {
     mine[i] = infos[i];
-    mine[i].flags |= VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR;
+    mine[i].flags |= VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR | (irOutput() ? VK_PIPELINE_CREATE_CAPTURE_INTERNAL_REPRESENTATIONS_BIT_KHR : 0);
   }
   VkResult r = d->createComputePipelines(device, cache, n, mine, alloc, out);
   free(mine);
