@@ -4,11 +4,12 @@
 // candidate is checked before it is timed (tiles against a float64 product on a shape with partial
 // tiles, subgroup kernels by their device check against the tiled f16 kernel); one that fails, does
 // not compile or does not fit is reported and skipped. The named configs run first, so even a run cut
-// short compares the others with them. `--layers` then times the fastest few on the ECG-JEPA layer
-// shapes.
+// short compares the others with them; the grid then runs nearest the fastest of them first, so a
+// budget-cut run explores around the incumbent. `--layers` then times the fastest few on the
+// ECG-JEPA layer shapes.
 import type { Engine } from '../engine/engine.js';
 import {
-  checkSubgroupMatrix, MATMUL_TILES, matmul, matmulConfigs, matmulKernelKey, matmulPlan, matmulSpecFits, SUBGROUP_CONFIGS, tuneMatmul,
+  checkSubgroupMatrix, MATMUL_TILES, matmul, matmulConfigs, matmulKernelKey, matmulKernelParams, matmulPlan, matmulSpecFits, SUBGROUP_CONFIGS, tuneMatmul,
   type MatmulConfigName, type MatmulDims, type MatmulKernelSpec, type MatmulPrecision, type SubgroupConfigName, type SubgroupSpec, type TileSpec,
 } from '../kernels/matmul.js';
 import { runCase, type KernelCase } from './harness.js';
@@ -23,7 +24,8 @@ export interface SweepOptions {
   limit?: number;
   /** Stop starting candidates after this many seconds. */
   budgetS?: number;
-  /** Only these candidates (tests); default: the grid of sweepCandidates. */
+  /** Only these candidates (tests); default: sweepCandidates. Either way the specs after the leading
+   *  named configs run nearest the fastest of those first (nearestFirst). */
   candidates?: Candidate[];
 }
 
@@ -98,7 +100,7 @@ const specLabel = (s: MatmulKernelSpec) =>
 
 /** The named configs this device runs for `precision` (f16: the subgroup-matrix ones, the tiled
  *  kernels ran ~3× slower there on an H100), then every grid spec that fits it, larger tiles first
- *  (a budget-cut run on a big product then misses the least likely ones). */
+ *  (sweepMatmul then reorders the specs nearest the fastest named config; ties keep this order). */
 export function sweepCandidates(device: GPUDevice, precision: MatmulPrecision): Candidate[] {
   const named: Candidate[] = matmulConfigs(device, precision)
     .filter((c) => precision === 'f32' || isSubgroup(c))
@@ -207,24 +209,56 @@ const describe = (r: SweepRow) =>
     ? `${r.ms!.toFixed(3)} ms, ${r.rate!.toPrecision(4)} GFLOP/s${r.splits! > 1 ? `, split K ×${r.splits}` : ''}${r.picked ? ` (${r.picked})` : ''}`
     : `${r.status}${r.error ? `: ${r.error}` : ''}`;
 
+/**
+ * How far apart two kernels' parameters are: the sum over their parameters of |log2| of each ratio
+ * (tile sides, K step, thread block, subgroups, fragments), and 1 for another panel buffering
+ * (0, 1 or 2 buffers: not a scale).
+ */
+export function kernelDistance(a: MatmulConfigName | MatmulKernelSpec, b: MatmulConfigName | MatmulKernelSpec): number {
+  const pa = matmulKernelParams(a), pb = matmulKernelParams(b);
+  let d = 0;
+  for (const k of new Set([...Object.keys(pa), ...Object.keys(pb)])) {
+    if (!(k in pa) || !(k in pb)) d += 1;
+    else if (k === 'buffers') d += +(pa[k] !== pb[k]);
+    else d += Math.abs(Math.log2(pa[k] / pb[k]));
+  }
+  return d;
+}
+
+/** `queue` ordered nearest `incumbent` first (a stable sort: ties keep their order; no config last). */
+export function nearestFirst(queue: Candidate[], incumbent: MatmulConfigName | MatmulKernelSpec): Candidate[] {
+  return queue
+    .map((c, i) => ({ c, i, d: c.config === undefined ? Infinity : kernelDistance(c.config, incumbent) }))
+    .sort((x, y) => x.d - y.d || x.i - y.i)
+    .map((x) => x.c);
+}
+
 /** Checks and times each candidate on opts.dims; `progress` gets a line per candidate. */
 export async function sweepMatmul(engine: Engine, opts: SweepOptions, progress: (line: string) => void = () => {}, onRow?: (rows: SweepRow[]) => void): Promise<SweepRow[]> {
   const checked = new Map<string, SweepRow>();
-  const all = opts.candidates ?? sweepCandidates(engine.device, opts.precision);
-  const cands = all.slice(0, opts.limit ?? all.length);
-  if (cands.length === 0)
+  let queue = opts.candidates ?? sweepCandidates(engine.device, opts.precision);
+  const total = Math.min(queue.length, opts.limit ?? queue.length);
+  if (total === 0)
     progress(`no ${opts.precision} candidates on this device${opts.precision === 'f16' ? ' (the f16 sweep explores subgroup-matrix kernels: they need chromium-experimental-subgroup-matrix and shader-f16)' : ''}`);
+  const named = (c: Candidate | undefined) => typeof c?.config === 'string';
   const t0 = performance.now();
   const rows: SweepRow[] = [];
-  for (const [i, c] of cands.entries()) {
+  for (let i = 0; i < total; i++) {
     if (opts.budgetS !== undefined && (performance.now() - t0) / 1000 > opts.budgetS) {
-      progress(`time budget of ${opts.budgetS} s spent: ${cands.length - i} candidates not run`);
+      progress(`time budget of ${opts.budgetS} s spent: ${total - i} candidates not run`);
       break;
     }
+    const c = queue[i];
     const row = await measure(engine, c, opts.dims, opts.precision, opts.targetMs, checked);
     rows.push(row);
-    progress(`[${i + 1}/${cands.length}] ${c.label}: ${describe(row)}`);
+    progress(`[${i + 1}/${total}] ${c.label}: ${describe(row)}`);
     onRow?.(rows);
+    // the last named config timed: the grid goes nearest the fastest of them first
+    const fastest = rows.filter((r) => r.status === 'ok' && typeof r.config === 'string').sort((x, y) => y.rate! - x.rate!)[0];
+    if (named(c) && !named(queue[i + 1]) && fastest) {
+      queue = [...queue.slice(0, i + 1), ...nearestFirst(queue.slice(i + 1), fastest.config!)];
+      progress(`the grid next, nearest ${fastest.label} first`);
+    }
   }
   return rows;
 }

@@ -389,8 +389,13 @@ export function matmulConfigs(device: GPUDevice, precision: MatmulPrecision = 'f
 /** A key naming the kernel a config or spec runs, the same for a config and the spec of its
  *  parameters (defaults filled in): a search need not time one kernel twice. */
 export function matmulKernelKey(config: MatmulConfigName | MatmulKernelSpec): string {
+  return JSON.stringify(Object.entries(matmulKernelParams(config)).sort());
+}
+
+/** The kernel parameters of a config name or spec (defaults filled in: a tile's LX). */
+export function matmulKernelParams(config: MatmulConfigName | MatmulKernelSpec): Record<string, number> {
   const { sg: _sg, key: _key, ...params } = kernelOf(config);
-  return JSON.stringify(Object.entries(params).sort());
+  return params;
 }
 
 /** Whether this device can run kernel spec `spec` (workgroup size and memory, subgroup-matrix support);

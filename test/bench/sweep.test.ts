@@ -1,6 +1,6 @@
 // bench sweep: every candidate is checked before it is timed, one that does not fit is reported
 // (not fatal), and the layer pass times the fastest candidates beside matmul's own choice.
-import { formatLayers, formatSweep, sweepCandidates, sweepLayers, sweepMatmul, type Candidate } from '../../bench/sweep.js';
+import { formatLayers, formatSweep, kernelDistance, nearestFirst, sweepCandidates, sweepLayers, sweepMatmul, type Candidate } from '../../bench/sweep.js';
 import { matmulConfigs, matmulKernelKey } from '../../kernels/matmul.js';
 import { assert, getEngine } from '../helpers.js';
 
@@ -25,22 +25,37 @@ describe('bench/sweep', function () {
     }
   });
 
-  it('checks, times and ranks; a spec that does not fit is reported; the layer pass', async () => {
+  it('kernel distance: |log2| of each parameter ratio (defaults filled in), 1 for other panel buffering; nearest first, ties in order', () => {
+    const near = (a: number, b: number) => Math.abs(a - b) < 1e-12;
+    // xlarge16 is 128×256, K step 16, 8×8 per invocation, 32-wide thread rows
+    assert(kernelDistance('xlarge16', { BM: 128, BN: 256, BK: 16, TM: 8, TN: 8 }) === 0, 'a name and its parameters');
+    assert(near(kernelDistance('xlarge16', { BM: 128, BN: 256, BK: 16, TM: 8, TN: 8, LX: 8 }), 2), 'LX 32 → 8');
+    assert(near(kernelDistance('xlarge16', { BM: 256, BN: 128, BK: 32, TM: 8, TN: 8 }), 4), '256×128: 1 + 1, K step 1, LX 32 → 16 (the default there)');
+    const sg = { BM: 128, BN: 128, BK: 32, subgroups: 4, FM: 4, FN: 4, buffers: 1 } as const;
+    assert(kernelDistance('subgroup-matrix-128-4sg', sg) === 0 && kernelDistance('subgroup-matrix-128-4sg-db', sg) === 1, 'buffers: 1 apart');
+    assert(near(kernelDistance('subgroup-matrix-128-4sg', { ...sg, BK: 64, buffers: 0 }), 2), 'K step 1, buffers 1');
+    const c = (label: string, config?: Candidate['config']): Candidate => ({ label, config });
+    const order = nearestFirst([c('auto'), c('far', { ...sg, BM: 64, subgroups: 2 }), c('k64', { ...sg, BK: 64 }), c('db', { ...sg, buffers: 2 }), c('k16', { ...sg, BK: 16 })], sg);
+    assert(order.map((x) => x.label).join() === 'k64,db,k16,far,auto', `nearest first, ties in order, no config last: ${order.map((x) => x.label)}`);
+  });
+
+  it('checks, times and ranks, the specs nearest the fastest named config first; a spec that does not fit is reported; the layer pass', async () => {
     const engine = await getEngine();
     const candidates: Candidate[] = [
       { label: 'mid', config: 'mid' },
-      { label: 'blocks of 8x4', config: { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4, LX: 8 } },
       { label: 'too big', config: { BM: 256, BN: 256, BK: 32, TM: 4, TN: 4 } },
+      { label: 'blocks of 8x4', config: { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4, LX: 8 } },
     ];
     const lines: string[] = [];
     const dims = { M: 72, N: 100, K: 36, transB: true };
     const rows = await sweepMatmul(engine, { precision: 'f32', dims, targetMs: 5, candidates }, (l) => lines.push(l));
-    assert(rows.map((r) => r.status).join() === 'ok,ok,unfit', `statuses ${JSON.stringify(rows)}`);
+    // mid's neighbour (LX 8 for its 16) before the far one
+    assert(rows.map((r) => `${r.label}:${r.status}`).join() === 'mid:ok,blocks of 8x4:ok,too big:unfit', `rows ${JSON.stringify(rows)}`);
     for (const r of rows.slice(0, 2)) {
       assert(r.checkError! < 1e-5 && r.ms! > 0, `${r.label}: checked and timed ${JSON.stringify(r)}`);
       assert(Math.abs(r.rate! - (2 * 72 * 100 * 36) / (r.ms! * 1e6)) < 1e-9 * r.rate!, `${r.label}: GFLOP/s from ms`);
     }
-    assert(lines.length === 3 && lines[2].includes('too big: unfit'), `a line per candidate: ${lines}`);
+    assert(lines.length === 4 && lines[1].includes('nearest mid first') && lines[3].includes('too big: unfit'), `a line per candidate: ${lines}`);
     const table = formatSweep(rows);
     assert(table.includes('blocks of 8x4') && table.includes('1 skipped: too big (unfit)'), table);
 
