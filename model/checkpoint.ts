@@ -1,10 +1,12 @@
-// Checkpoints: `<base>.safetensors` (tensors: weights, teacher, optimizer moments...) plus
-// `<base>.json` (config, step, PRNG and data-order state). Both carry the same random save id; a
-// pair from two different saves (a crash between the two renames) is refused on load.
+// Checkpoints: a safetensors file (tensors: weights, teacher, optimizer moments...) plus
+// `<base>.json` (config, step, PRNG and data-order state, and the tensor file's name). Both carry the
+// same random save id; a pair from two different saves is refused on load.
 // checkpointToBytes / checkpointFromBytes are environment-neutral (a browser fetches the two files
 // and parses them); saveCheckpoint / loadCheckpoint add the file I/O under Node: each file is
 // written to a temp file in the same folder, fsynced, renamed over the target and the folder
-// fsynced, so a crash leaves either the old file or the new one.
+// fsynced. The sidecar's rename commits a save: the tensors go first, to the one of
+// `<base>.safetensors` and `<base>.alt.safetensors` that the current sidecar does not name, so a
+// crash at any point leaves a whole pair, the old one or the new one.
 // Node modules are imported lazily so this file can sit in the browser bundle unused.
 import { configDifferences, validateConfig, type EcgJepaConfig, type ParamSpec } from './config.js';
 import { decodeSafetensors, encodeSafetensors, type StTensor } from './safetensors.js';
@@ -60,6 +62,9 @@ async function nodeFs() {
   ]);
   return { fs, path, crypto };
 }
+
+/** The second tensor file name of a checkpoint (saves alternate between the two, see saveCheckpoint). */
+const altName = (tensors: string) => tensors.replace(/\.safetensors$/, '.alt.safetensors');
 
 function paths(base: string): { tensors: string; meta: string } {
   const b = base.replace(/\.(safetensors|json)$/, '');
@@ -175,18 +180,44 @@ export function checkpointFromBytes(tensors: Uint8Array | ArrayBuffer, meta: str
   return withTensors(sc, bytes, whatMeta, `checkpoint ${opts.source?.tensors ?? 'tensors'}`, opts.source?.tensors ?? sc.sidecar.tensors);
 }
 
+/** The tensor file the sidecar `meta` names, or undefined when there is none or it cannot be read. */
+async function committedTensors(meta: string): Promise<string | undefined> {
+  const { fs } = await nodeFs();
+  try {
+    const name = JSON.parse(await fs.readFile(meta, 'utf8'))?.tensors;
+    return typeof name === 'string' ? name : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * Saves `<base>.safetensors` and `<base>.json` (`base` may end in either extension), each
- * atomically. Node only.
+ * Saves `<base>.json` and its tensor file (`base` may end in .json or .safetensors): the tensors to
+ * `<base>.safetensors`, or to `<base>.alt.safetensors` where the current sidecar names the former,
+ * then the sidecar, each atomically; then the previous tensor file is removed. Returns the paths
+ * written. Node only.
  */
 export async function saveCheckpoint(base: string, ckpt: Checkpoint): Promise<{ tensors: string; meta: string }> {
-  const { path } = await nodeFs();
+  const { fs, path } = await nodeFs();
   const p = paths(base);
-  const bytes = checkpointToBytes(ckpt, { tensorsName: path.basename(p.tensors) });
-  // Tensors first: the sidecar is the commit point that names them.
-  await writeFileAtomic(p.tensors, bytes.tensors);
-  await writeFileAtomic(p.meta, bytes.meta);
-  return p;
+  const plain = path.basename(p.tensors), alt = altName(plain);
+  const previous = await committedTensors(p.meta);
+  const name = previous === plain ? alt : plain;
+  const tensors = path.join(path.dirname(p.tensors), name);
+  const bytes = checkpointToBytes(ckpt, { tensorsName: name });
+  await writeFileAtomic(tensors, bytes.tensors);
+  await writeFileAtomic(p.meta, bytes.meta); // the commit
+  // the other name's file: the previous save's tensors, or a save's that never committed
+  await fs.rm(path.join(path.dirname(p.tensors), name === plain ? alt : plain), { force: true });
+  return { tensors, meta: p.meta };
+}
+
+/** Removes the checkpoint at `base`: its sidecar first (which uncommits it), then both tensor file names. Node only. */
+export async function removeCheckpoint(base: string): Promise<void> {
+  const { fs } = await nodeFs();
+  const p = paths(base);
+  await fs.rm(p.meta, { force: true });
+  for (const f of [p.tensors, altName(p.tensors)]) await fs.rm(f, { force: true });
 }
 
 /** Loads and checks a checkpoint; with `opts.expect`, refuses one made for another config. Node only. */

@@ -131,7 +131,7 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
     .option('--precision <f32|f16>', "encoder matmul inputs: f16 = mixed precision, as the reference's AMP (needs shader-f16; the saved model stays f32)", precision, 'f32')
     .option('--loss-scale <dynamic|x>', LOSS_SCALE_HELP)
     .option('--bootstrap <n>', 'bootstrap resamples for the 95% CIs (0: none)', '1000')
-    .option('--out <dir>', 'folder for the report and the model (<name>-model.{safetensors,json}: best epoch\'s encoder + head)', 'runs/eval')
+    .option('--out <dir>', 'folder for the report and the model (<name>-model.json and its tensors: best epoch\'s encoder + head)', 'runs/eval')
     .option('--name <name>', 'report file name (default finetune-<task>-<label>[-<leads>])')
     .option('--no-save', 'do not write the fine-tuned model')
     .action(async (o) => {

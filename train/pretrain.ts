@@ -9,7 +9,7 @@ import type { Engine } from '../engine/engine.js';
 import type { LossScaleOption } from '../engine/lossscale.js';
 import type { Precision } from '../engine/ops/linear.js';
 import { inputLength, makeConfig, paramCount, type EcgJepaConfig, type MaskType } from '../model/config.js';
-import { loadCheckpoint, saveCheckpoint, writeFileAtomic, type Checkpoint } from '../model/checkpoint.js';
+import { loadCheckpoint, removeCheckpoint, saveCheckpoint, writeFileAtomic, type Checkpoint } from '../model/checkpoint.js';
 import type { ExportDType } from '../model/export.js';
 import { EcgJepa } from '../model/jepa.js';
 import { openDataset } from './data/dataset.js';
@@ -156,7 +156,8 @@ export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<P
     const snap = { snapshotEveryEpochs: opts.snapshotEveryEpochs ?? saved.options.snapshotEveryEpochs, snapshotDtype: opts.snapshotDtype ?? saved.options.snapshotDtype };
     if (snap.snapshotEveryEpochs !== saved.options.snapshotEveryEpochs || snap.snapshotDtype !== saved.options.snapshotDtype)
       await writeFileAtomic(runFile, JSON.stringify({ ...saved, options: { ...saved.options, ...snap } } satisfies RunFile, null, 1) + '\n');
-    o = { ...saved.options, ...snap, steps: opts.steps ?? saved.options.steps, epochs: opts.epochs ?? saved.options.epochs, resume: true, onLog: opts.onLog, log };
+    // out: where the run is now (the folder may have moved since run.json was written)
+    o = { ...saved.options, ...snap, out: opts.out, steps: opts.steps ?? saved.options.steps, epochs: opts.epochs ?? saved.options.epochs, resume: true, onLog: opts.onLog, log };
   } else if (listSnapshots(opts.out).length) {
     throw new Error(`${join(opts.out, SNAPSHOT_DIR)} holds encoder snapshots of an earlier run (${listSnapshots(opts.out).join(', ')}); ` +
       'continue that run with --resume, or move them away (or choose another --out) to start a new one');
@@ -202,13 +203,28 @@ export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<P
       snapshots = (ck.state.extra?.snapshots as SnapshotRecord[] | undefined) ?? [];
       // one due at the checkpoint's own step is on disk unless snapshots were just turned on
       await snapshot({ ...ck, config: cfg });
-      // Log lines past the checkpoint belong to steps that will run again.
+      // Log lines past the checkpoint belong to steps that will run again; a line cut short by a
+      // crash mid-append is dropped.
       if (existsSync(logFile)) {
-        const kept = readFileSync(logFile, 'utf8').split('\n').filter((l) => l && JSON.parse(l).step <= model.step);
-        writeFileSync(logFile, kept.map((l) => l + '\n').join(''));
+        const rows = readFileSync(logFile, 'utf8').split('\n').filter((l) => l);
+        const step = (l: string): number => {
+          try {
+            return JSON.parse(l).step;
+          } catch {
+            log(`${logFile}: dropping an unreadable line (a write cut short): ${l.slice(0, 80)}`);
+            return Infinity;
+          }
+        };
+        await writeFileAtomic(logFile, rows.filter((l) => step(l) <= model.step).map((l) => l + '\n').join(''));
       }
       log(`resumed ${ckptBase} at step ${model.step}`);
     } else {
+      // A new run in a used folder: the earlier run's checkpoint goes first, so a --resume after a
+      // crash before this run's first save cannot continue that run under this run's run.json.
+      if (existsSync(ckptBase + '.json')) {
+        log(`${opts.out} held a checkpoint of an earlier run: removed for this new run (--resume continues a run)`);
+        await removeCheckpoint(ckptBase);
+      }
       const { onLog: _a, log: _b, resume: _c, ...saved } = o;
       await writeFileAtomic(runFile, JSON.stringify({ options: saved, config: cfg, data: folders } satisfies RunFile, null, 1) + '\n');
       writeFileSync(logFile, '');

@@ -15,7 +15,7 @@
 // skipped. A fresh run (not --resume) refuses a folder that holds snapshots: they belong to another
 // run and would pass for this one's.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { saveCheckpoint, type Checkpoint } from '../model/checkpoint.js';
 import type { EcgJepaConfig } from '../model/config.js';
 import { exportEncoder, type ExportDType } from '../model/export.js';
@@ -49,7 +49,8 @@ export function snapshotDue(step: number, itersPerEpoch: number, every: number, 
 export function listSnapshots(run: string): string[] {
   const dir = join(run, SNAPSHOT_DIR);
   if (!existsSync(dir)) return [];
-  return [...new Set(readdirSync(dir).filter((f) => /^encoder-.*\.(json|safetensors)$/.test(f)).map((f) => f.replace(/\.(json|safetensors)$/, '')))].sort();
+  // a stray tensor file without its sidecar (a save that never committed) counts too: it is this series' as well
+  return [...new Set(readdirSync(dir).filter((f) => /^encoder-.*\.(json|safetensors)$/.test(f)).map((f) => f.replace(/(\.alt)?\.(json|safetensors)$/, '')))].sort();
 }
 
 /** True when `base` holds a snapshot this run would write again identically: same step, config and dtype. */
@@ -57,7 +58,7 @@ function sameSnapshot(base: string, step: number, cfg: EcgJepaConfig, dtype: Exp
   try {
     // the sidecar is written last (saveCheckpoint), so its presence commits the tensor file
     const meta = JSON.parse(readFileSync(`${base}.json`, 'utf8'));
-    return meta.state?.step === step && meta.state.extra?.encoderExport?.dtype === dtype && JSON.stringify(meta.config) === JSON.stringify(cfg) && existsSync(`${base}.safetensors`);
+    return meta.state?.step === step && meta.state.extra?.encoderExport?.dtype === dtype && JSON.stringify(meta.config) === JSON.stringify(cfg) && existsSync(join(dirname(base), meta.tensors));
   } catch {
     return false;
   }

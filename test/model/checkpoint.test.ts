@@ -170,12 +170,33 @@ if (!isBrowser) {
       await expectError(ck.loadCheckpoint(`${dir}/missing`), /missing\.json: not found/);
     });
 
+    it('a crash at any point of a save leaves a whole pair: tensors alternate between two names, the sidecar commits', async () => {
+      const sub = `${dir}/crash`;
+      const first = sample(), second = sample();
+      second.state.step = 18;
+      const a = await ck.saveCheckpoint(`${sub}/g`, first);
+      assert(a.tensors.endsWith('g.safetensors'), a.tensors);
+      // a save killed after its tensors' rename, before the sidecar's: the old pair still loads
+      const torn = ck.checkpointToBytes(second, { tensorsName: 'g.alt.safetensors' });
+      await ck.writeFileAtomic(`${sub}/g.alt.safetensors`, torn.tensors);
+      assert((await ck.loadCheckpoint(`${sub}/g`)).state.step === 17, 'the committed save');
+      // the next save overwrites the stray file, commits, and removes the previous tensors
+      const b = await ck.saveCheckpoint(`${sub}/g`, second);
+      assert(b.tensors.endsWith('g.alt.safetensors'), b.tensors);
+      assert((await ck.loadCheckpoint(`${sub}/g`)).state.step === 18, 'the new save');
+      assert(JSON.stringify((await fs.readdir(sub)).sort()) === '["g.alt.safetensors","g.json"]', `files: ${await fs.readdir(sub)}`);
+      // and back to the first name
+      const c = await ck.saveCheckpoint(`${sub}/g`, first);
+      assert(c.tensors.endsWith('g.safetensors') && (await ck.loadCheckpoint(`${sub}/g`)).state.step === 17, c.tensors);
+      assert(JSON.stringify((await fs.readdir(sub)).sort()) === '["g.json","g.safetensors"]', `files: ${await fs.readdir(sub)}`);
+    });
+
     it('atomic writes: no temp files left, and a failed write keeps the old file', async () => {
       const sub = `${dir}/atomic`;
       await ck.saveCheckpoint(`${sub}/e`, sample());
-      await ck.saveCheckpoint(`${sub}/e`, sample()); // overwrite
+      await ck.saveCheckpoint(`${sub}/e`, sample()); // overwrite: the tensors go to the other name
       let names = await fs.readdir(sub);
-      assert(JSON.stringify(names.sort()) === '["e.json","e.safetensors"]', `files: ${names}`);
+      assert(JSON.stringify(names.sort()) === '["e.alt.safetensors","e.json"]', `files: ${names}`);
       const before = await fs.readFile(`${sub}/e.json`, 'utf8');
       // Make the final rename fail: the target is a non-empty directory.
       await fs.mkdir(`${sub}/f.json/x`, { recursive: true });

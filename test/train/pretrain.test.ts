@@ -67,8 +67,9 @@ if (!isBrowser)
       assert(mid.state.step === 3, `the last checkpoint before the kill is step 3, got ${mid.state.step}`);
       const rb = await cli(['pretrain', '--out', b, '--resume']);
       assert(rb.code === 0, `resume failed:\n${rb.stderr}`);
-      const fa = fs.readFileSync(path.join(a, 'checkpoint-last.safetensors'));
-      const fb = fs.readFileSync(path.join(b, 'checkpoint-last.safetensors'));
+      // the tensor file each sidecar names (saves alternate between two names)
+      const tensorsOf = (run: string) => fs.readFileSync(path.join(run, JSON.parse(fs.readFileSync(path.join(run, 'checkpoint-last.json'), 'utf8')).tensors));
+      const fa = tensorsOf(a), fb = tensorsOf(b);
       const { decodeSafetensors } = await import('../../model/safetensors.js');
       const ta = decodeSafetensors(new Uint8Array(fa), 'a').tensors, tb = decodeSafetensors(new Uint8Array(fb), 'b').tensors;
       assert(ta.size === tb.size && ta.size > 0, `same tensor sets (${ta.size} vs ${tb.size})`);
@@ -241,6 +242,28 @@ if (!isBrowser)
         r = await cli(args);
         assert(r.code === 1 && /snapshots holds encoder snapshots of an earlier run \(encoder-epoch1, encoder-step4\); continue that run with --resume/.test(r.stderr), `refusal:\n${r.stderr}`);
       });
+    });
+
+    it('resumes a run whose folder moved and whose log ends in a torn line; a new run in a used folder drops the old checkpoint first', async () => {
+      const { fs, path } = await mods();
+      const first = path.join(tmp, 'moved-from'), run = path.join(tmp, 'moved-to');
+      const base = ['pretrain', '--data', 'synthetic', '--synthetic-records', '8', '--batch', '4', '--preset', 'tiny', '--log-every', '1', '--seed', '2'];
+      let r = await cli([...base, '--steps', '2', '--out', first]);
+      assert(r.code === 0, `first run:\n${r.stderr}`);
+      fs.renameSync(first, run);
+      fs.appendFileSync(path.join(run, 'log.jsonl'), '{"step":3,"lo'); // a crash mid-append
+      r = await cli(['pretrain', '--out', run, '--resume', '--steps', '3']);
+      assert(r.code === 0 && /resumed .* at step 2/.test(r.stderr) && /dropping an unreadable line/.test(r.stderr), `resume:\n${r.stderr}`);
+      assert(!fs.existsSync(first), 'the synthetic data is read where the run is now, not regenerated where it was');
+      const steps = () => fs.readFileSync(path.join(run, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step);
+      assert(steps().join() === '1,2,3', `log steps ${steps()}`);
+      // a new run in that folder, killed before its first save: nothing of the earlier run to resume
+      fs.rmSync(path.join(run, 'log.jsonl')); // so the kill waits for this run's first step
+      r = await cli([...base, '--steps', '40', '--checkpoint-every', '100', '--out', run], 1);
+      assert(r.signal === 'SIGKILL' && /held a checkpoint of an earlier run: removed/.test(r.stderr), `new run:\n${r.stderr}`);
+      assert(!fs.existsSync(path.join(run, 'checkpoint-last.json')), 'the earlier checkpoint is gone');
+      r = await cli(['pretrain', '--out', run, '--resume', '--steps', '2']);
+      assert(r.code === 0 && !/resumed/.test(r.stderr) && steps().join() === '1,2', `starts over:\n${r.stderr}`);
     });
 
     it('refuses to resume a folder without a run', async () => {
