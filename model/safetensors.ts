@@ -90,6 +90,7 @@ function tensorBytes(name: string, t: StTensor): Uint8Array {
   let arr: Float32Array | Uint16Array | Float64Array = t.data;
   if (t.dtype === 'F32' && !(arr instanceof Float32Array)) throw new Error(`safetensors: tensor '${name}': F32 data must be a Float32Array`);
   if (t.dtype === 'F64' && !(arr instanceof Float64Array)) throw new Error(`safetensors: tensor '${name}': F64 data must be a Float64Array`);
+  if (t.dtype === 'F16' && !(arr instanceof Float32Array || arr instanceof Uint16Array)) throw new Error(`safetensors: tensor '${name}': F16 data must be a Uint16Array of half bits or a Float32Array`);
   if (t.dtype === 'F16' && arr instanceof Float32Array) arr = Uint16Array.from(arr, f32ToF16Bits);
   return new Uint8Array(arr.buffer, arr.byteOffset, arr.byteLength);
 }

@@ -211,7 +211,8 @@ export class TorchTensor {
     const size = ITEMSIZE[dt];
     const b = this.storage.bytes;
     // Typed views need aligned offsets; copy the storage once when they are not.
-    const aligned = b.byteOffset % size === 0 ? b : b.slice();
+    // (Uint8Array's slice: on a Node Buffer, Buffer.prototype.slice would return a view at the same offset)
+    const aligned = b.byteOffset % size === 0 ? b : Uint8Array.prototype.slice.call(b);
     const n = this.numel;
     const src =
       dt === 'float32' ? new Float32Array(aligned.buffer, aligned.byteOffset, this.storage.numel)

@@ -14,6 +14,16 @@ export const num = (name: string) => (v: string) => {
   if (!Number.isFinite(n)) throw new Error(`${name}: expected a number, got '${v}'`);
   return n;
 };
+export const posNum = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}: expected a positive number, got '${v}'`);
+  return n;
+};
+export const nonNegNum = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${name}: expected a number ≥ 0, got '${v}'`);
+  return n;
+};
 export const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
 /** An f32-or-f16 option (`name` in the error). */
 export const f32OrF16 = (name: string) => (v: string): 'f32' | 'f16' => {

@@ -7,14 +7,13 @@ import { parseLossScale } from '../engine/lossscale.js';
 import { smokeDemo } from './smoke.js';
 import { prepare, type PrepareOptions, type PrepareSource } from './data/prepare.js';
 import { progressBar } from './progress.js';
-import { f32OrF16, list, LOSS_SCALE_HELP, nonNegInt, precision } from './cli-args.js';
+import { f32OrF16, list, LOSS_SCALE_HELP, nonNegInt, nonNegNum, posInt, posNum, precision } from './cli-args.js';
 import { pretrain } from './pretrain.js';
 import { registerEvalCommands } from './cli-eval.js';
 import { registerImportTorch } from './import-torch.js';
 import { registerExport } from './export.js';
 import { benchEmbed, benchStep, formatBench, saveBench } from '../bench/step.js';
 
-const int = nonNegInt('option');
 
 const program = new Command();
 program.name('ecg-jepa').description('ECG-JEPA on a hand-written WebGPU engine').version('0.1.0');
@@ -45,10 +44,10 @@ program
 program
   .command('smoke')
   .description('run a kernel on the device and check every element against the CPU')
-  .option('-n, --size <n>', 'elements', '1000000')
+  .option('-n, --size <n>', 'elements', posInt('--size'), 1000000)
   .action(async (o) =>
     withEngine(async (engine) => {
-      const r = await smokeDemo(engine, Number(o.size));
+      const r = await smokeDemo(engine, o.size);
       console.log(`smoke: ${r.n} elements, max abs error ${r.maxError.toExponential(2)}, ${r.ms.toFixed(1)} ms -> ${r.ok ? 'OK' : 'FAILED'}`);
       if (!r.ok) process.exitCode = 1;
     }),
@@ -75,38 +74,37 @@ program
   .requiredOption('--root <dir>', 'where the downloaded files are')
   .requiredOption('--out <dir>', 'prepared dataset folder (e.g. data/ptbxl)')
   .option('--leads <8|12>', 'leads to keep', '8')
-  .option('--fs <hz>', 'target sampling rate', '250')
-  .option('--seconds <s>', 'window length', '10')
-  .option('--dtype <f32|f16>', 'shard sample type', 'f32')
-  .option('--workers <n>', 'worker threads (0 = main thread)')
-  .option('--limit <n>', 'only the first N records')
-  .option('--source-fs <hz>', 'npy/csv: sampling rate of the files')
+  .option('--fs <hz>', 'target sampling rate', posNum('--fs'), 250)
+  .option('--seconds <s>', 'window length', posNum('--seconds'), 10)
+  .option('--dtype <f32|f16>', 'shard sample type', f32OrF16('--dtype'), 'f32')
+  .option('--workers <n>', 'worker threads (0 = main thread)', nonNegInt('--workers'))
+  .option('--limit <n>', 'only the first N records', posInt('--limit'))
+  .option('--source-fs <hz>', 'npy/csv: sampling rate of the files', posNum('--source-fs'))
   .action(async (o) => {
     const sources: PrepareSource[] = ['ptbxl', 'challenge', 'code15', 'wfdb', 'npy'];
     if (!sources.includes(o.source)) throw new Error(`--source must be one of ${sources.join(', ')}`);
     if (o.leads !== '8' && o.leads !== '12') throw new Error('--leads must be 8 or 12');
     await runPrepare({
-      source: o.source, root: o.root, out: o.out, leads: Number(o.leads) as 8 | 12, fs: Number(o.fs), seconds: Number(o.seconds),
-      dtype: o.dtype, workers: o.workers === undefined ? undefined : int(o.workers), limit: o.limit === undefined ? undefined : int(o.limit),
-      sourceFs: o.sourceFs === undefined ? undefined : Number(o.sourceFs),
+      source: o.source, root: o.root, out: o.out, leads: Number(o.leads) as 8 | 12, fs: o.fs, seconds: o.seconds,
+      dtype: o.dtype, workers: o.workers, limit: o.limit, sourceFs: o.sourceFs,
     });
   });
 
 program
   .command('synth')
   .description('generate labelled synthetic 12-lead ECGs as a prepared dataset')
-  .requiredOption('--n <count>', 'number of records')
+  .requiredOption('--n <count>', 'number of records', posInt('--n'))
   .requiredOption('--out <dir>', 'prepared dataset folder (e.g. data/synth)')
-  .option('--seed <n>', 'seed (record i depends only on seed and i)', '0')
+  .option('--seed <n>', 'seed (record i depends only on seed and i)', nonNegInt('--seed'), 0)
   .option('--leads <8|12>', 'leads to keep', '8')
-  .option('--noise <level>', 'noise scale: 0 clean, 1 typical, 2 noisy', '1')
-  .option('--workers <n>', 'worker threads (0 = main thread)')
+  .option('--noise <level>', 'noise scale: 0 clean, 1 typical, 2 noisy', nonNegNum('--noise'), 1)
+  .option('--workers <n>', 'worker threads (0 = main thread)', nonNegInt('--workers'))
   .action(async (o) => {
     if (o.leads !== '8' && o.leads !== '12') throw new Error('--leads must be 8 or 12');
     await runPrepare({
       source: 'synth', root: '', out: o.out, leads: Number(o.leads) as 8 | 12,
-      workers: o.workers === undefined ? undefined : int(o.workers),
-      synth: { n: int(o.n), seed: int(o.seed), noise: Number(o.noise) },
+      workers: o.workers,
+      synth: { n: o.n, seed: o.seed, noise: o.noise },
     });
   });
 
@@ -116,33 +114,32 @@ program
   .option('--data <dirs|synthetic>', 'prepared dataset folder, several comma-separated (read as one shuffled union; same leads, rate and window), or synthetic', 'synthetic')
   .option('--preset <name>', 'base (the paper) or tiny', 'tiny')
   .option('--mask <random|multiblock>', 'masking scheme', 'multiblock')
-  .option('--batch <n>', 'batch size (default: the preset\'s)')
-  .option('--epochs <n>', 'epochs (sets the LR and EMA schedules)')
-  .option('--steps <n>', 'stop after N steps (the synthetic demo defaults to 1500)')
-  .option('--lr <x>', 'peak learning rate (default: the preset\'s)')
-  .option('--seed <n>', 'seed for init, masks and data order', '0')
+  .option('--batch <n>', 'batch size (default: the preset\'s)', posInt('--batch'))
+  .option('--epochs <n>', 'epochs (sets the LR and EMA schedules)', posInt('--epochs'))
+  .option('--steps <n>', 'stop after N steps (the synthetic demo defaults to 1500)', posInt('--steps'))
+  .option('--lr <x>', 'peak learning rate (default: the preset\'s)', posNum('--lr'))
+  .option('--seed <n>', 'seed for init, masks and data order', nonNegInt('--seed'), 0)
   .option('--precision <f32|f16>', 'matmul inputs: f16 = mixed precision (needs shader-f16)', precision, 'f32')
   .option('--loss-scale <dynamic|x>', LOSS_SCALE_HELP)
-  .option('--synthetic-records <n>', 'records generated for --data synthetic', '512')
-  .option('--log-every <n>', 'read back and log the loss every N steps', '10')
-  .option('--checkpoint-every <n>', 'save a checkpoint every N steps', '200')
-  .option('--snapshot-every-epochs <n>', 'also write the student encoder alone to <out>/snapshots/encoder-epoch<E> every N epochs and at the end (the paper: 5; default: none); with --resume, changes the run\'s setting')
+  .option('--synthetic-records <n>', 'records generated for --data synthetic', posInt('--synthetic-records'), 512)
+  .option('--log-every <n>', 'read back and log the loss every N steps', posInt('--log-every'), 10)
+  .option('--checkpoint-every <n>', 'save a checkpoint every N steps', posInt('--checkpoint-every'), 200)
+  .option('--snapshot-every-epochs <n>', 'also write the student encoder alone to <out>/snapshots/encoder-epoch<E> every N epochs and at the end (the paper: 5; default: none; 0: none); with --resume, changes the run\'s setting', nonNegInt('--snapshot-every-epochs'))
   .option('--snapshot-dtype <f32|f16>', 'snapshot tensor type: f32 (bit for bit, the default) or f16 (half the bytes)', f32OrF16('--snapshot-dtype'))
   .option('--out <dir>', 'run folder', 'runs/demo')
   .option('--resume', 'continue the run in --out from its last checkpoint')
   .action(async (o, cmd: Command) => {
-    const opt = (v: string | undefined) => (v === undefined ? undefined : int(v));
     // --resume without --data continues with the run's folders; with it, they must be the same
     const data = o.resume && cmd.getOptionValueSource('data') === 'default' ? undefined : o.data;
     await withEngine(async (engine) => {
       const bar = progressBar('pretrain', '{bar} {value}/{total} | loss {loss} | lr {lr} | {sps} samples/s | teacher std {std} | ETA {eta_formatted}');
       const r = await pretrain(engine, {
-        data, out: o.out, preset: o.preset, mask: o.mask, batch: opt(o.batch), epochs: opt(o.epochs),
-        steps: o.steps === undefined && o.epochs === undefined && o.data === 'synthetic' && !o.resume ? 1500 : opt(o.steps),
-        lr: o.lr === undefined ? undefined : Number(o.lr), seed: int(o.seed), syntheticRecords: int(o.syntheticRecords),
+        data, out: o.out, preset: o.preset, mask: o.mask, batch: o.batch, epochs: o.epochs,
+        steps: o.steps === undefined && o.epochs === undefined && o.data === 'synthetic' && !o.resume ? 1500 : o.steps,
+        lr: o.lr, seed: o.seed, syntheticRecords: o.syntheticRecords,
         precision: o.precision, lossScale: o.lossScale === undefined ? undefined : parseLossScale(o.lossScale),
-        logEvery: int(o.logEvery), checkpointEvery: int(o.checkpointEvery), resume: !!o.resume,
-        snapshotEveryEpochs: opt(o.snapshotEveryEpochs), snapshotDtype: o.snapshotDtype,
+        logEvery: o.logEvery, checkpointEvery: o.checkpointEvery, resume: !!o.resume,
+        snapshotEveryEpochs: o.snapshotEveryEpochs, snapshotDtype: o.snapshotDtype,
         onLog: (row, total) => bar.update(row.step, total, { loss: row.loss.toPrecision(4), lr: row.lr.toExponential(2), sps: row.samples_per_s.toFixed(1), std: row.teacher_std.toPrecision(3) }),
       });
       bar.stop();
@@ -161,19 +158,19 @@ for (const kind of ['step', 'embed'] as const)
     .command(kind)
     .description(kind === 'step' ? 'samples/s and peak memory of a full ECG-JEPA training step' : 'ECGs/s of encoder inference (mean-pooled representation)')
     .option('--preset <name>', 'tiny or base', 'tiny')
-    .option('--batch <n>', 'batch size', '4')
-    .option(kind === 'step' ? '--steps <n>' : '--iters <n>', 'timed iterations', kind === 'step' ? '10' : '20')
-    .option('--warmup <n>', 'untimed iterations first', '3')
+    .option('--batch <n>', 'batch size', posInt('--batch'), 4)
+    .option(kind === 'step' ? '--steps <n>' : '--iters <n>', 'timed iterations', posInt(kind === 'step' ? '--steps' : '--iters'), kind === 'step' ? 10 : 20)
+    .option('--warmup <n>', 'untimed iterations first', nonNegInt('--warmup'), 3)
     .option('--peer <name>', 'also run the same computation in tfjs (tfjs)')
-    .option('--peer-batch <n>', 'the batch tfjs tries first (default: --batch): halved while it fails, then doubled up to --batch while it fits; the best samples/s counts')
+    .option('--peer-batch <n>', 'the batch tfjs tries first (default: --batch): halved while it fails, then doubled up to --batch while it fits; the best samples/s counts', posInt('--peer-batch'))
     .option('--precision <f32|f16>', 'our matmul inputs (f16 = mixed precision; the tfjs peer runs f32)', precision, 'f32')
     .option('--profile', 'then time each kernel of one more call on the GPU (needs timestamp-query)')
     .option('--save', 'write the result with device, date and command to bench/results/')
     .action(async (o) => {
       if (o.peer !== undefined && o.peer !== 'tfjs') throw new Error(`--peer must be tfjs, got '${o.peer}'`);
       await withEngine(async (engine) => {
-        const common = { preset: o.preset, batch: int(o.batch), warmup: int(o.warmup), peer: o.peer, peerBatch: o.peerBatch === undefined ? undefined : int(o.peerBatch), precision: o.precision, profile: !!o.profile, progress: (line: string) => console.error(`measured: ${line}`) };
-        const r = kind === 'step' ? await benchStep(engine, { ...common, steps: int(o.steps) }) : await benchEmbed(engine, { ...common, iters: int(o.iters) });
+        const common = { preset: o.preset, batch: o.batch, warmup: o.warmup, peer: o.peer, peerBatch: o.peerBatch, precision: o.precision, profile: !!o.profile, progress: (line: string) => console.error(`measured: ${line}`) };
+        const r = kind === 'step' ? await benchStep(engine, { ...common, steps: o.steps }) : await benchEmbed(engine, { ...common, iters: o.iters });
         console.log(formatBench(r));
         if (o.save) console.log(`saved ${saveBench(r, 'ecg-jepa ' + process.argv.slice(2).join(' '))}`);
       });

@@ -159,8 +159,12 @@ if (!isBrowser)
       f.close();
       fs.writeFileSync(path.join(root, 'exams.csv'), 'exam_id,age,is_male,nn_predicted_age,1dAVb,RBBB,LBBB,SB,ST,AF,patient_id,death,timey,normal_ecg,trace_file\n11,50,True,51,False,True,False,False,False,False,7,False,1,False,exams_part0.hdf5\n');
       // 8-s windows: the 10-s exam fits, the 7-s one does not
+      // a broken part beside it (a partial download): reported and skipped, the others read
+      fs.writeFileSync(path.join(root, 'exams_part9.hdf5'), 'not an HDF5 file');
       const res = await prepare({ source: 'code15', root, out: path.join(tmp, 'out-15'), workers: 0, seconds: 8 });
-      assert(res.written === 1 && res.skippedByReason['all-zero'] === 1 && res.skippedByReason['too-short'] === 1, `${res.written} ${JSON.stringify(res.skippedByReason)}`);
+      assert(res.written === 1 && res.skippedByReason['all-zero'] === 1 && res.skippedByReason['too-short'] === 1 && res.skippedByReason['bad-hdf5'] === 1, `${res.written} ${JSON.stringify(res.skippedByReason)}`);
+      const report = fs.readFileSync(path.join(tmp, 'out-15', 'skipped.jsonl'), 'utf8');
+      assert(/exams_part9\.hdf5/.test(report) && !/bad-hdf5: bad-hdf5/.test(report), `the broken part named once: ${report}`);
       const r = res.manifest.records[0];
       assert(r.id === '11' && r.source === 'exams_part0.hdf5#0' && r.labels.RBBB === true && (r.meta as { patientId: number }).patientId === 7, `record ${JSON.stringify(r)}`);
     });
@@ -188,6 +192,51 @@ if (!isBrowser)
       let worst = 0;
       for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
       assert(worst < 1e-6, `multi-segment record differs from the plain one by ${worst}`);
+    });
+
+    it('WFDB folder: symbolic links are followed (files and folders, a loop once), upper-case .HEA files read, a dangling link reported', async () => {
+      const { fs, path, prepare } = await mods();
+      const store = path.join(tmp, 'store'), root = path.join(tmp, 'linked');
+      fs.mkdirSync(path.join(store, 'sub'), { recursive: true });
+      fs.mkdirSync(root, { recursive: true });
+      const write = (dir: string, name: string, seed: number) => {
+        const { hea, dat } = wfdb16Record(name, FS, N, (k, t) => testSignal(k, t, FS, seed));
+        fs.writeFileSync(path.join(dir, `${name}.hea`), hea);
+        fs.writeFileSync(path.join(dir, `${name}.dat`), dat);
+      };
+      write(root, 'A', 1);
+      write(store, 'B', 2);
+      write(path.join(store, 'sub'), 'C', 3);
+      fs.symlinkSync(path.join(store, 'B.hea'), path.join(root, 'B.hea'));
+      fs.symlinkSync(path.join(store, 'B.dat'), path.join(root, 'B.dat'));
+      fs.symlinkSync(path.join(store, 'sub'), path.join(root, 'sub'));
+      fs.symlinkSync(root, path.join(store, 'sub', 'up')); // a loop: root/sub/up → root
+      fs.symlinkSync(path.join(store, 'gone.hea'), path.join(root, 'gone.hea'));
+      const { hea, dat } = wfdb16Record('REC1', FS, N, (k, t) => testSignal(k, t, FS, 4));
+      fs.writeFileSync(path.join(root, 'REC1.HEA'), hea);
+      fs.writeFileSync(path.join(root, 'REC1.dat'), dat);
+      const res = await prepare({ source: 'wfdb', root, out: path.join(tmp, 'out-links'), workers: 0 });
+      const sources = res.manifest.records.map((r) => r.source).sort().join();
+      assert(sources === 'A.hea,B.hea,REC1.HEA,sub/C.hea', `records ${sources}`);
+      assert(res.skipped === 1 && res.skippedByReason['missing-file'] === 1, `the dangling link reported: ${JSON.stringify(res.skippedByReason)}`);
+    });
+
+    it('options no record could be prepared with fail at once', async () => {
+      const { path, prepare } = await mods();
+      const out = path.join(tmp, 'out-bad');
+      const expectReject = async (o: Partial<Parameters<typeof prepare>[0]>, re: RegExp) => {
+        let msg = '';
+        try {
+          await prepare({ source: 'synth', root: '', out, synth: { n: 2 }, workers: 0, ...o });
+        } catch (e) {
+          msg = (e as Error).message;
+        }
+        assert(re.test(msg), `"${msg}" does not match ${re}`);
+      };
+      await expectReject({ dtype: 'F16' as 'f16' }, /dtype must be f32 or f16, got "F16"/);
+      await expectReject({ fs: NaN }, /fs and seconds must be positive/);
+      await expectReject({ seconds: -1 }, /fs and seconds must be positive/);
+      await expectReject({ preprocess: { bandpass: [0.5, 200] } }, /band-pass 0\.5–200 Hz must lie within \(0, 125\) Hz/);
     });
 
     it('.npy / .csv folder and the synthetic source', async () => {

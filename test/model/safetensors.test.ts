@@ -76,5 +76,7 @@ describe('model/safetensors', () => {
     assert(/header is not valid JSON/.test(errorOf(() => decodeSafetensors(bad))), 'bad JSON');
     assert(/unsupported dtype "I8"/.test(errorOf(() => encodeSafetensors({ q: { dtype: 'I8' as 'F32', shape: [1], data: new Float32Array(1) } }))), 'dtype');
     assert(/3 values for shape \[4\]/.test(errorOf(() => encodeSafetensors({ q: { dtype: 'F32', shape: [4], data: new Float32Array(3) } }))), 'size');
+    // 8 bytes a value under an F16 header would make a file no reader can decode
+    assert(/F16 data must be a Uint16Array of half bits or a Float32Array/.test(errorOf(() => encodeSafetensors({ q: { dtype: 'F16', shape: [2], data: new Float64Array(2) } }))), 'F16 from float64');
   });
 });

@@ -79,6 +79,24 @@ describe('model/torch-pth: reading torch.save files from bytes', () => {
     sameValues(t('bf').toFloat32(), [1, -3, 3.140625], 'bfloat16');
     sameValues(t('d').toFloat32(), [Math.fround(1 / 3), -2.5], 'float64');
     sameValues(t('scalar').toFloat32(), [-2.5], '0-d tensor');
+    // The same bytes in an array whose slice() is a view at the same offset, as a Node Buffer's is
+    // (fs.readFile gives one): unaligned storages are still copied to an aligned place.
+    class ViewSlice extends Uint8Array<ArrayBuffer> {
+      override slice(start?: number, end?: number): Uint8Array<ArrayBuffer> {
+        return this.subarray(start, end);
+      }
+    }
+    // one more byte of pickle moves every storage off its alignment
+    const shifted = torchZip(pickle(new Map<string, Py>([['encoder', sd], ['epoch', 99], ['lr', 0.5], ['big', 70000], ['pad', 'x']])), {
+      0: shared, 1: new Uint8Array(f16.buffer), 2: new Uint8Array(bf16.buffer), 3: new Uint8Array(f64.buffer),
+    });
+    const like = new ViewSlice(new ArrayBuffer(shifted.length));
+    like.set(shifted);
+    const g = readTorchFile(like, 'buffer.pth');
+    const u = (k: string) => get(get(g.root, 'encoder'), k) as TorchTensor;
+    assert(['h', 'd'].some((k) => u(k).storage.bytes.byteOffset % (k === 'd' ? 8 : 2) !== 0), 'an unaligned storage in this file');
+    sameValues(u('h').toFloat32(), [1, -2, 0.5, 65504], 'float16 from a Buffer-like array');
+    sameValues(u('d').toFloat32(), [Math.fround(1 / 3), -2.5], 'float64 from a Buffer-like array');
   });
 
   it('protocol 4 opcodes (FRAME, SHORT_BINUNICODE, STACK_GLOBAL, MEMOIZE) and ZIP64 end records and extra fields', () => {

@@ -266,6 +266,22 @@ if (!isBrowser)
       assert(r.code === 0 && !/resumed/.test(r.stderr) && steps().join() === '1,2', `starts over:\n${r.stderr}`);
     });
 
+    it('refuses bad numbers and shard types before doing anything', async () => {
+      const { fs, path } = await mods();
+      const out = path.join(tmp, 'bad-args');
+      for (const [args, re] of [
+        [['synth', '--n', '4', '--noise', 'abc', '--out', out], /--noise: expected a number ≥ 0, got 'abc'/],
+        [['prepare', '--source', 'wfdb', '--root', tmp, '--out', out, '--fs', 'abc'], /--fs: expected a positive number, got 'abc'/],
+        [['prepare', '--source', 'wfdb', '--root', tmp, '--out', out, '--dtype', 'f64'], /--dtype must be f32 or f16, got 'f64'/],
+        [['pretrain', '--steps', '0', '--out', out], /--steps: expected a positive integer, got '0'/],
+        [['pretrain', '--lr', '-1', '--out', out], /--lr: expected a positive number, got '-1'/],
+      ] as const) {
+        const r = await cli([...args]);
+        assert(r.code === 1 && re.test(r.stderr), `${args.join(' ')}: exit ${r.code}\n${r.stderr}`);
+      }
+      assert(!fs.existsSync(out), 'nothing written');
+    });
+
     it('refuses to resume a folder without a run', async () => {
       const { path } = await mods();
       const r = await cli(['pretrain', '--out', path.join(tmp, 'nothing'), '--resume']);

@@ -52,6 +52,7 @@ export interface Manifest {
 export const LAYOUT = 'little-endian, no header, record-major [record][lead][sample]';
 
 export function bytesPerElement(dtype: ShardDtype): number {
+  if (dtype !== 'f16' && dtype !== 'f32') throw new Error(`shard dtype must be f32 or f16, got ${JSON.stringify(dtype)}`);
   return dtype === 'f16' ? 2 : 4;
 }
 
@@ -69,6 +70,7 @@ function requireLittleEndian(): void {
 /** Records (each leads × samples floats) → shard bytes. */
 export function encodeRecords(records: readonly Float32Array[], dtype: ShardDtype): Uint8Array {
   requireLittleEndian();
+  bytesPerElement(dtype); // an unknown dtype throws
   const n = records.reduce((a, r) => a + r.length, 0);
   if (dtype === 'f32') {
     const out = new Float32Array(n);

@@ -104,13 +104,20 @@ export async function sha256(data: Uint8Array | string): Promise<string> {
 export async function walkFiles(dir: string, keep: (name: string) => boolean): Promise<string[]> {
   const { fsp, path } = await nodeMods();
   const out: string[] = [];
+  const seen = new Set<string>(); // real paths of the folders visited: a link back up is not followed twice
   const visit = async (d: string): Promise<void> => {
+    const real = await fsp.realpath(d);
+    if (seen.has(real)) return;
+    seen.add(real);
     const entries = await fsp.readdir(d, { withFileTypes: true });
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const e of entries) {
       const p = path.join(d, e.name);
-      if (e.isDirectory()) await visit(p);
-      else if (e.isFile() && keep(e.name)) out.push(p);
+      // symbolic links are followed (datasets are often assembled from links); a dangling one is
+      // listed, so reading it fails and the skip report names it
+      const kind = e.isSymbolicLink() ? await fsp.stat(p).catch(() => null) : e;
+      if (kind?.isDirectory()) await visit(p);
+      else if ((kind === null || kind.isFile()) && keep(e.name)) out.push(p);
     }
   };
   await visit(dir);

@@ -29,7 +29,7 @@ import {
 } from './dataset.js';
 import { atomicWrite, nodeMods, readBytes, readText, sha256, sha256File, walkFiles } from './fsutil.js';
 import { decodeNpyData, parseNpy, parseNpyHeader, parseSignalCsv, type NpyHeader } from './npy.js';
-import { leadList, preprocess, type PreprocessOptions, type QualityIssue } from './preprocess.js';
+import { checkPreprocessOptions, leadList, preprocess, type PreprocessOptions, type QualityIssue } from './preprocess.js';
 import { loadPtbxlIndex, ptbxlLabels, ptbxlRecordPath } from './ptbxl.js';
 import { LEADS_12, LEADS_8, reasonOf, RecordError, type EcgRecord } from './record.js';
 import { synthRecord, type SynthOptions } from './synth.js';
@@ -128,7 +128,9 @@ type Item =
   | { kind: 'code15'; file: string; row: number; examId: number; exam: Code15Lite | null }
   | { kind: 'npy'; file: string; row: number | null; leadAxisFirst: boolean }
   | { kind: 'csv'; file: string }
-  | { kind: 'synth'; index: number };
+  | { kind: 'synth'; index: number }
+  // a source file the scan could not open: one skip entry for it, with the scan's reason
+  | { kind: 'unreadable'; file: string; reason: string; message: string };
 
 /** What workers need besides the item; also the part of the settings that keys a shard. */
 interface Settings {
@@ -180,7 +182,12 @@ async function withoutSegmentHeaders(heas: string[], log: (m: string) => void): 
   const { path } = await nodeMods();
   const parts = new Set<string>();
   for (const h of heas) {
-    const text = await readText(h);
+    let text: string;
+    try {
+      text = await readText(h);
+    } catch {
+      continue; // unreadable (e.g. a dangling link): reported with its reason when the record is read
+    }
     // cheap test first: a master header's record line reads 'name/segments ...'
     if (!/^\s*[^#\s]+\/\d+\s/m.test(text)) continue;
     let segments;
@@ -231,7 +238,16 @@ async function scan(o: PrepareOptions, settings: Settings, log: (m: string) => v
       const files = await walkFiles(root, (n) => /\.(hdf5|h5)$/i.test(n));
       const items: Item[] = [];
       for (const f of files) {
-        const h = await Code15File.open(f);
+        let h: Code15File;
+        try {
+          h = await Code15File.open(f);
+        } catch (e) {
+          // a broken part (e.g. a partial download) is reported and skipped, the others are read
+          const { reason, message } = reasonOf(e);
+          items.push({ kind: 'unreadable', file: rel(f), reason, message });
+          log(`code15: ${rel(f)}: ${message}`);
+          continue;
+        }
         try {
           h.examIds.forEach((examId, row) => {
             const e = exams.get(examId);
@@ -421,6 +437,11 @@ async function loadItem(it: Item, s: Settings, cache: ReaderCache): Promise<{ re
       const text = await readText(abs(it.file));
       const { leadNames, signals } = asRecordError('bad-csv', it.file, () => parseSignalCsv(text, s.scale));
       return { rec: { id: itemId(it), signals, fs: s.sourceFs, leadNames, labels: {}, meta: {} }, fold: null };
+    }
+    case 'unreadable': {
+      const e = new RecordError(it.reason);
+      e.message = it.message; // as the scan saw it (it names the reason already)
+      throw e;
     }
     case 'synth': {
       const rec = synthRecord(it.index, s.synth ?? {});
@@ -633,6 +654,7 @@ export async function prepare(o: PrepareOptions): Promise<PrepareResult> {
   const leads = o.leads ?? 8;
   if (leads !== 8 && leads !== 12) throw new Error(`prepare: leads must be 8 or 12, got ${leads}`);
   const dtype = o.dtype ?? 'f32';
+  if (dtype !== 'f32' && dtype !== 'f16') throw new Error(`prepare: dtype must be f32 or f16, got ${JSON.stringify(dtype)}`);
   const rps = o.recordsPerShard ?? 1024;
   if (!(Number.isInteger(rps) && rps > 0)) throw new Error(`prepare: recordsPerShard must be a positive integer`);
   const settings: Settings = {
@@ -650,6 +672,8 @@ export async function prepare(o: PrepareOptions): Promise<PrepareResult> {
     synth: o.synth ?? null,
   };
   if (o.source !== 'synth' && !fs.existsSync(settings.root)) throw new Error(`prepare: source root ${settings.root} does not exist`);
+  // options no record could be prepared with fail here, not as every record skipped
+  checkPreprocessOptions({ ...settings.preprocess, fs: settings.fs, seconds: settings.seconds });
   const samples = Math.round(settings.fs * settings.seconds);
   const leadNames = leadList(leads);
   const recordBytes = leadNames.length * samples * bytesPerElement(dtype);

@@ -133,18 +133,24 @@ export type PreprocessResult =
   | { ok: true; signals: Float32Array; leads: string[]; fs: number; samples: number; issues: QualityIssue[] }
   | { ok: false; reason: string; issues: QualityIssue[] };
 
+/** Throws for options no record could be prepared with (a caller checks them once, before any record). */
+export function checkPreprocessOptions(opts: PreprocessOptions): void {
+  const fsOut = opts.fs ?? 250, seconds = opts.seconds ?? 10;
+  if (!(fsOut > 0 && Number.isFinite(fsOut)) || !(seconds > 0 && Number.isFinite(seconds))) throw new Error(`preprocess: fs and seconds must be positive (got ${fsOut}, ${seconds})`);
+  if (opts.bandpass) {
+    const [lo, hi] = opts.bandpass;
+    if (!(lo > 0 && hi < fsOut / 2 && lo < hi)) throw new Error(`preprocess: band-pass ${lo}–${hi} Hz must lie within (0, ${fsOut / 2}) Hz`);
+  }
+}
+
 /**
  * One record → [leads, fs · seconds] float32 (row-major, one lead per row). Steps: lead selection,
  * window at the source rate, quality checks on the window, resampling, band-pass, z-score, clip,
  * zero-padding. Never throws for a bad record: returns ok false with the reason and the issues.
  */
 export function preprocess(record: EcgRecord, opts: PreprocessOptions = {}): PreprocessResult {
+  checkPreprocessOptions(opts);
   const fsOut = opts.fs ?? 250, seconds = opts.seconds ?? 10;
-  if (!(fsOut > 0) || !(seconds > 0)) throw new Error(`preprocess: fs and seconds must be positive (got ${fsOut}, ${seconds})`);
-  if (opts.bandpass) {
-    const [lo, hi] = opts.bandpass;
-    if (!(lo > 0 && hi < fsOut / 2 && lo < hi)) throw new Error(`preprocess: band-pass ${lo}–${hi} Hz must lie within (0, ${fsOut / 2}) Hz`);
-  }
   if (!(record.fs > 0)) return { ok: false, reason: `bad sampling rate ${record.fs}`, issues: [] };
   let sel: { names: string[]; signals: Float32Array[] };
   try {

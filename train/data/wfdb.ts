@@ -579,7 +579,7 @@ function multiSegmentToRecord(header: WfdbHeader, getFile: (name: string) => Uin
 export async function readWfdbFiles(heaPath: string): Promise<{ text: string; getFile: (name: string) => Uint8Array | undefined }> {
   const { nodeMods, readBytes, readText } = await import('./fsutil.js');
   const { path } = await nodeMods();
-  const hea = heaPath.endsWith('.hea') ? heaPath : `${heaPath}.hea`;
+  const hea = /\.hea$/i.test(heaPath) ? heaPath : `${heaPath}.hea`; // REC.HEA too: the scan matches any case
   const text = await readText(hea);
   const header = inFile(hea, () => parseWfdbHeader(text));
   const files = new Map<string, Uint8Array>();
