@@ -1,29 +1,15 @@
 // Option parsers shared by the CLI commands: each names the option in its error.
-export const posInt = (name: string) => (v: string) => {
+/** A parser of numbers that pass `ok`; its error names the option and what it expects. */
+const numeric = (ok: (n: number) => boolean, what: string) => (name: string) => (v: string) => {
   const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name}: expected a positive integer, got '${v}'`);
+  if (!ok(n)) throw new Error(`${name}: expected ${what}, got '${v}'`);
   return n;
 };
-export const nonNegInt = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`${name}: expected a non-negative integer, got '${v}'`);
-  return n;
-};
-export const num = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new Error(`${name}: expected a number, got '${v}'`);
-  return n;
-};
-export const posNum = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}: expected a positive number, got '${v}'`);
-  return n;
-};
-export const nonNegNum = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${name}: expected a number ≥ 0, got '${v}'`);
-  return n;
-};
+export const posInt = numeric((n) => Number.isInteger(n) && n > 0, 'a positive integer');
+export const nonNegInt = numeric((n) => Number.isInteger(n) && n >= 0, 'a non-negative integer');
+export const num = numeric(Number.isFinite, 'a number');
+export const posNum = numeric((n) => Number.isFinite(n) && n > 0, 'a positive number');
+export const nonNegNum = numeric((n) => Number.isFinite(n) && n >= 0, 'a number ≥ 0');
 export const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
 /** An f32-or-f16 option (`name` in the error). */
 export const f32OrF16 = (name: string) => (v: string): 'f32' | 'f16' => {
