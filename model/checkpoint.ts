@@ -71,6 +71,9 @@ function paths(base: string): { tensors: string; meta: string } {
   return { tensors: `${b}.safetensors`, meta: `${b}.json` };
 }
 
+/** writeFileAtomic's temp files: `.<name>.<pid>.<8 hex digits>.tmp` beside the target. */
+const ATOMIC_TEMP = /^\..+\.\d+\.[0-9a-f]{8}\.tmp$/;
+
 /** Writes `data` to `file` atomically: temp file in the same folder, fsync, rename, fsync folder. */
 export async function writeFileAtomic(file: string, data: Uint8Array | string): Promise<void> {
   const { fs, path, crypto } = await nodeFs();
@@ -104,6 +107,22 @@ export async function writeFileAtomic(file: string, data: Uint8Array | string): 
     const code = (e as NodeJS.ErrnoException).code;
     if (code !== 'EISDIR' && code !== 'EINVAL' && code !== 'EPERM' && code !== 'EBADF') throw e;
   }
+}
+
+/**
+ * Removes the temp files that writes into `dir` killed mid-way left (a base checkpoint's is ~1.5 GB);
+ * returns their names. Only for a folder no other process is writing to (a run's own folder).
+ */
+export async function removeAtomicTemps(dir: string): Promise<string[]> {
+  const { fs, path } = await nodeFs();
+  let names: string[];
+  try {
+    names = (await fs.readdir(dir)).filter((n) => ATOMIC_TEMP.test(n));
+  } catch {
+    return []; // no folder, nothing left
+  }
+  for (const n of names) await fs.rm(path.join(dir, n), { force: true });
+  return names;
 }
 
 export interface BytesOptions extends LoadOptions {
@@ -146,6 +165,9 @@ function readSidecar(meta: string | object, what: string, opts: LoadOptions): { 
   }
   if (sidecar?.format !== CHECKPOINT_FORMAT) throw new Error(`${what}: not an ecg-jepa checkpoint (format ${JSON.stringify(sidecar?.format)})`);
   if (sidecar.version !== CHECKPOINT_VERSION) throw new Error(`${what}: version ${sidecar.version}, this build reads ${CHECKPOINT_VERSION}`);
+  // the tensor file lies beside the sidecar: a name, not a path
+  if (typeof sidecar.tensors !== 'string' || !/^[^/\\]+$/.test(sidecar.tensors) || sidecar.tensors === '..' || sidecar.tensors === '.')
+    throw new Error(`${what}: its tensor file must be a file name beside it, got ${JSON.stringify(sidecar.tensors)}`);
   checkStep(sidecar.state, what);
   let config: EcgJepaConfig;
   try {

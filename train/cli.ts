@@ -129,16 +129,18 @@ program
   .option('--out <dir>', 'run folder', 'runs/demo')
   .option('--resume', 'continue the run in --out from its last checkpoint')
   .action(async (o, cmd: Command) => {
-    // --resume without --data continues with the run's folders; with it, they must be the same
+    // --resume without --data continues with the run's folders; with it, they must be the same. Its
+    // other settings likewise: only those given here are checked against the run's (defaults are not).
     const data = o.resume && cmd.getOptionValueSource('data') === 'default' ? undefined : o.data;
+    const given = <T>(name: string, v: T): T | undefined => (o.resume && cmd.getOptionValueSource(name) !== 'cli' ? undefined : v);
     await withEngine(async (engine) => {
       const bar = progressBar('pretrain', '{bar} {value}/{total} | loss {loss} | lr {lr} | {sps} samples/s | teacher std {std} | ETA {eta_formatted}');
       const r = await pretrain(engine, {
-        data, out: o.out, preset: o.preset, mask: o.mask, batch: o.batch, epochs: o.epochs,
+        data, out: o.out, preset: given('preset', o.preset), mask: given('mask', o.mask), batch: o.batch, epochs: o.epochs,
         steps: o.steps === undefined && o.epochs === undefined && o.data === 'synthetic' && !o.resume ? 1500 : o.steps,
-        lr: o.lr, seed: o.seed, syntheticRecords: o.syntheticRecords,
-        precision: o.precision, lossScale: o.lossScale === undefined ? undefined : parseLossScale(o.lossScale),
-        logEvery: o.logEvery, checkpointEvery: o.checkpointEvery, resume: !!o.resume,
+        lr: o.lr, seed: given('seed', o.seed), syntheticRecords: given('syntheticRecords', o.syntheticRecords),
+        precision: given('precision', o.precision), lossScale: o.lossScale === undefined ? undefined : parseLossScale(o.lossScale),
+        logEvery: given('logEvery', o.logEvery), checkpointEvery: given('checkpointEvery', o.checkpointEvery), resume: !!o.resume,
         snapshotEveryEpochs: o.snapshotEveryEpochs, snapshotDtype: o.snapshotDtype,
         onLog: (row, total) => bar.update(row.step, total, { loss: row.loss.toPrecision(4), lr: row.lr.toExponential(2), sps: row.samples_per_s.toFixed(1), std: row.teacher_std.toPrecision(3) }),
       });

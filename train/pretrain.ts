@@ -9,7 +9,7 @@ import type { Engine } from '../engine/engine.js';
 import type { LossScaleOption } from '../engine/lossscale.js';
 import type { Precision } from '../engine/ops/linear.js';
 import { inputLength, makeConfig, paramCount, type EcgJepaConfig, type MaskType } from '../model/config.js';
-import { loadCheckpoint, removeCheckpoint, saveCheckpoint, writeFileAtomic, type Checkpoint } from '../model/checkpoint.js';
+import { loadCheckpoint, removeAtomicTemps, removeCheckpoint, saveCheckpoint, writeFileAtomic, type Checkpoint } from '../model/checkpoint.js';
 import type { ExportDType } from '../model/export.js';
 import { EcgJepa } from '../model/jepa.js';
 import { openDataset } from './data/dataset.js';
@@ -26,7 +26,8 @@ export interface PretrainOptions {
    */
   data?: string | string[];
   out: string;
-  preset: string;
+  /** 'tiny' (the default) or 'base'. */
+  preset?: string;
   mask?: MaskType;
   batch?: number;
   /** Total epochs (sets the LR and EMA schedules); `steps` may stop earlier. */
@@ -95,6 +96,18 @@ export class TrainingDivergedError extends Error {}
 
 const LAST = 'checkpoint-last';
 
+/** The options that make a run what it is: a resume keeps the run's, and refuses others given. */
+const RUN_SETTINGS = ['preset', 'mask', 'batch', 'lr', 'seed', 'precision', 'lossScale', 'syntheticRecords', 'logEvery', 'checkpointEvery'] as const;
+
+/** `--resume` with a setting other than the run's is refused, naming each. */
+function checkResumeSettings(out: string, given: PretrainOptions, saved: RunFile['options']): void {
+  const show = (v: unknown) => (v === undefined ? '(its default)' : JSON.stringify(v));
+  const changed = RUN_SETTINGS.filter((k) => given[k] !== undefined && JSON.stringify(given[k]) !== JSON.stringify(saved[k]));
+  if (changed.length)
+    throw new Error(`--resume: the run in ${out} keeps its own settings: ${changed.map((k) => `${k} ${show(saved[k])}, not ${show(given[k])}`).join('; ')}. ` +
+      'A resume may change --steps, --epochs and the snapshot options; start a new run (another --out) to change the others');
+}
+
 /** The data folders of a run, 'synthetic' generated into <out>/synthetic-data first. */
 async function resolveData(o: PretrainOptions, log: (m: string) => void): Promise<string[]> {
   const dirs = await splitDataList(o.data ?? 'synthetic');
@@ -144,6 +157,9 @@ async function teacherStd(model: EcgJepa, engine: Engine, x: import('../engine/t
 export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<PretrainResult> {
   const log = opts.log ?? ((m: string) => console.error(m));
   mkdirSync(opts.out, { recursive: true });
+  // what a save killed mid-way left in this run's folders
+  for (const dir of [opts.out, join(opts.out, SNAPSHOT_DIR)])
+    for (const n of await removeAtomicTemps(dir)) log(`removed ${join(dir, n)}, left by a save that was cut short`);
   const runFile = join(opts.out, 'run.json');
   let o = opts;
   let savedRun: RunFile | undefined;
@@ -151,6 +167,7 @@ export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<P
     if (!existsSync(runFile)) throw new Error(`--resume: ${runFile} not found (nothing to resume in ${opts.out})`);
     const saved = (savedRun = JSON.parse(readFileSync(runFile, 'utf8')) as RunFile);
     if (opts.data !== undefined) await checkResumeData(opts.out, opts.data, saved.options.data);
+    checkResumeSettings(opts.out, opts, saved.options);
     // The saved settings win; only the stopping point and the snapshots may change (the latter
     // do not touch training, and are saved so the next resume keeps them).
     const snap = { snapshotEveryEpochs: opts.snapshotEveryEpochs ?? saved.options.snapshotEveryEpochs, snapshotDtype: opts.snapshotDtype ?? saved.options.snapshotDtype };
@@ -162,7 +179,7 @@ export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<P
     throw new Error(`${join(opts.out, SNAPSHOT_DIR)} holds encoder snapshots of an earlier run (${listSnapshots(opts.out).join(', ')}); ` +
       'continue that run with --resume, or move them away (or choose another --out) to start a new one');
   }
-  const cfg = makeConfig(o.preset, {
+  const cfg = makeConfig(o.preset ?? 'tiny', {
     mask: o.mask ? { type: o.mask, ...(o.mask === 'random' ? { ratio: [0.6, 0.7] as [number, number], blocks: 1 } : {}) } : undefined,
     optim: { batchSize: o.batch, epochs: o.epochs, lr: o.lr },
   });
@@ -194,6 +211,8 @@ export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<P
       snapshots = [...snapshots, due];
       log(`snapshot ${r.base} (epoch ${due.epoch}, step ${due.step})${r.written ? (r.replaced ? ': replaced one made with another schedule or dtype' : '') : ': already written before the restart, kept'}`);
     };
+    /** The lowest loss logged so far: a loss 1000× above it stops the run (divergence). */
+    let bestScale = Infinity;
     if (o.resume && existsSync(ckptBase + '.json')) {
       const ck = await loadCheckpoint(ckptBase, { expect: cfg });
       const ckData = ck.state.extra?.data as { folders?: DataFolder[] } | undefined;
@@ -215,7 +234,10 @@ export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<P
             return Infinity;
           }
         };
-        await writeFileAtomic(logFile, rows.filter((l) => step(l) <= model.step).map((l) => l + '\n').join(''));
+        const kept = rows.filter((l) => step(l) <= model.step);
+        await writeFileAtomic(logFile, kept.map((l) => l + '\n').join(''));
+        // the divergence guard's reference, as the uninterrupted run has it at this step
+        bestScale = Math.min(Infinity, ...kept.map((l) => JSON.parse(l).loss as number));
       }
       log(`resumed ${ckptBase} at step ${model.step}`);
     } else {
@@ -247,7 +269,6 @@ export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<P
     let lastLoss = NaN;
     let finalStep = model.step;
     let inflight: Promise<void> | null = null;
-    let bestScale = Infinity;
     /** The training state now; the snapshots listed are those written so far. */
     const state = async () => {
       // The data position is the step (epoch = step / itersPerEpoch, batch = the rest) in the

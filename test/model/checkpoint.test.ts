@@ -72,6 +72,8 @@ describe('model/checkpoint from bytes', () => {
     expectThrow(() => checkpointFromBytes(bytes, '{"format":"other"}'), /^checkpoint metadata: not an ecg-jepa checkpoint \(format "other"\)/);
     expectThrow(() => checkpointFromBytes(bytes, { ...JSON.parse(meta), version: 9 }), /version 9, this build reads 1/);
     expectThrow(() => checkpointFromBytes(bytes, { ...JSON.parse(meta), state: { step: -1 } }), /state\.step must be a non-negative integer, got -1/);
+    for (const name of ['../x.safetensors', 'a/b.safetensors', '..', 7])
+      expectThrow(() => checkpointFromBytes(bytes, { ...JSON.parse(meta), tensors: name }), /its tensor file must be a file name beside it/);
     expectThrow(() => checkpointFromBytes(bytes, { ...JSON.parse(meta), config: { ...config, patches: 0 } }), /^checkpoint metadata: stored /);
     expectThrow(() => checkpointFromBytes(bytes, meta, { expect: makeConfig('base') }), /^checkpoint metadata does not fit this model:[\s\S]*preset: checkpoint 'tiny', wanted 'base'/);
     // Tensors of another save next to this sidecar.
@@ -189,6 +191,18 @@ if (!isBrowser) {
       const c = await ck.saveCheckpoint(`${sub}/g`, first);
       assert(c.tensors.endsWith('g.safetensors') && (await ck.loadCheckpoint(`${sub}/g`)).state.step === 17, c.tensors);
       assert(JSON.stringify((await fs.readdir(sub)).sort()) === '["g.json","g.safetensors"]', `files: ${await fs.readdir(sub)}`);
+    });
+
+    it('the temp files of writes killed mid-way are found and removed, nothing else', async () => {
+      const sub = `${dir}/temps`;
+      await ck.saveCheckpoint(`${sub}/h`, sample());
+      const left = ['.h.safetensors.4242.0123abcd.tmp', '.h.json.17.deadbeef.tmp'];
+      for (const n of left) await fs.writeFile(`${sub}/${n}`, 'partial');
+      await fs.writeFile(`${sub}/.hidden`, 'mine');
+      const removed = await ck.removeAtomicTemps(sub);
+      assert(JSON.stringify(removed.sort()) === JSON.stringify([...left].sort()), `removed ${removed}`);
+      assert(JSON.stringify((await fs.readdir(sub)).sort()) === '[".hidden","h.json","h.safetensors"]', `left: ${await fs.readdir(sub)}`);
+      assert((await ck.removeAtomicTemps(`${dir}/no-such-folder`)).length === 0, 'no folder: nothing');
     });
 
     it('atomic writes: no temp files left, and a failed write keeps the old file', async () => {

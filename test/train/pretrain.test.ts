@@ -153,6 +153,10 @@ if (!isBrowser)
       const ck = JSON.parse(fs.readFileSync(path.join(out, 'checkpoint-last.json'), 'utf8'));
       assert(ck.state.step === bad - 1, `the kept checkpoint is the step before the divergence (${ck.state.step} vs ${bad})`);
       assert(new RegExp(`last good checkpoint .*step ${bad - 1}`).test(r.stderr), `the message names the kept checkpoint:\n${r.stderr}`);
+      // a resume from there stops at the same step: the guard's reference comes back with the log
+      const again = await cli(['pretrain', '--out', out, '--resume']);
+      const loss = /diverged at step \d+: loss (\S+)/.exec(r.stderr)![1];
+      assert(again.code === 1 && new RegExp(`diverged at step ${bad}: loss ${loss.replace(/[.+]/g, '\\$&')} `).test(again.stderr), `the same stop after a resume (first: loss ${loss}):\n${again.stderr}`);
     });
 
     describe('encoder snapshots (--snapshot-every-epochs)', () => {
@@ -252,11 +256,18 @@ if (!isBrowser)
       assert(r.code === 0, `first run:\n${r.stderr}`);
       fs.renameSync(first, run);
       fs.appendFileSync(path.join(run, 'log.jsonl'), '{"step":3,"lo'); // a crash mid-append
+      const temp = path.join(run, '.checkpoint-last.alt.safetensors.4242.0123abcd.tmp'); // and mid-save
+      fs.writeFileSync(temp, 'partial');
       r = await cli(['pretrain', '--out', run, '--resume', '--steps', '3']);
       assert(r.code === 0 && /resumed .* at step 2/.test(r.stderr) && /dropping an unreadable line/.test(r.stderr), `resume:\n${r.stderr}`);
+      assert(!fs.existsSync(temp) && /removed .*0123abcd\.tmp, left by a save that was cut short/.test(r.stderr), `the temp file is removed:\n${r.stderr}`);
       assert(!fs.existsSync(first), 'the synthetic data is read where the run is now, not regenerated where it was');
       const steps = () => fs.readFileSync(path.join(run, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step);
       assert(steps().join() === '1,2,3', `log steps ${steps()}`);
+      // a resume keeps the run's settings: one given unlike the run's is refused (the same value is fine)
+      r = await cli(['pretrain', '--out', run, '--resume', '--steps', '4', '--seed', '2', '--lr', '0.5', '--preset', 'base']);
+      assert(r.code === 1 && /keeps its own settings: preset "tiny", not "base"; lr \(its default\), not 0\.5\./.test(r.stderr) && !/seed/.test(r.stderr), `refusal:\n${r.stderr}`);
+      assert(steps().join() === '1,2,3', 'the refused resume changed nothing');
       // a new run in that folder, killed before its first save: nothing of the earlier run to resume
       fs.rmSync(path.join(run, 'log.jsonl')); // so the kill waits for this run's first step
       r = await cli([...base, '--steps', '40', '--checkpoint-every', '100', '--out', run], 1);
