@@ -5,7 +5,7 @@ import {
   accuracy, aucRanked, bootstrapCi, confusionMatrix, macroAuc, macroAucCi, macroF1, mae, maeCi, meanStd, oneHot, pearson, rankScores,
   rmse, rocAuc, rocCurve, softmaxRows, tuneThresholds,
 } from '../../train/eval/metrics.js';
-import { applyHead, extractTargets, parseSplit, probeFeatures, splitRows, trainHead } from '../../train/eval/probe.js';
+import { applyHead, aucScores, evaluate, extractTargets, parseSplit, probeFeatures, splitRows, trainHead } from '../../train/eval/probe.js';
 import { comparisonTable, confusionPlot, fmt, markdownReport, rocPlot } from '../../train/eval/report.js';
 import { Raster } from '../../train/eval/raster.js';
 import { Rng } from '../../engine/random.js';
@@ -78,6 +78,14 @@ describe('eval: metrics', () => {
     assert(r.excluded.length === 1 && r.excluded[0] === 'B' && /no positive examples of B\b/.test(r.notes[0]), `note: ${r.notes}`);
   });
 
+  it('evaluate ranks multi-label logits, not sigmoid probabilities (which round large logits to a tie at 1)', () => {
+    const logits = Float64Array.from([36, 37, 38, 39, 40, 41]), y = Float64Array.from([0, 0, 0, 1, 1, 1]);
+    const m = evaluate('multilabel', ['A'], logits, y, 1, [], 'test', { bootstrap: 0 });
+    assert(m.kind === 'classification' && m.auc.macro === 1, `AUC ${JSON.stringify(m.kind === 'classification' && m.auc)}`);
+    const c = rocCurve(aucScores('multilabel', logits, 1), y)!;
+    assert(c.fpr.length === 7, `one point per distinct logit: ${c.fpr}`);
+  });
+
   it('macro AUC one-vs-rest for multi-class', () => {
     // rows (true class): [.6 .3 .1](0) [.2 .5 .3](1) [.3 .3 .4](2) [.4 .5 .1](0)
     // class 0: pos {.6,.4} vs neg {.2,.3} → 1; class 1: pos {.5} vs neg {.3,.3,.5} → (1+1+½)/3;
@@ -90,15 +98,19 @@ describe('eval: metrics', () => {
     near(sm[0], 0.25, 'softmax', 1e-15);
   });
 
-  it('macro F1 from counts; a class without positives left out', () => {
+  it('macro F1 from counts; a class neither present nor predicted left out, one predicted but absent scores 0', () => {
     // class 0: TP1 FP1 FN1 → 2/4; class 1: TP1 → 1; class 2: no positives, no predictions → left out
     const pred = [1, 0, 0, 1, 1, 0, 0, 0, 0];
     const lab = [1, 0, 0, 0, 1, 0, 1, 0, 0];
     const r = macroF1(pred, lab, 3, ['a', 'b', 'c']);
     near(r.perClass[0], 0.5, 'a');
     near(r.perClass[1], 1, 'b');
-    assert(r.perClass[2] === null && r.excluded[0] === 'c', 'c left out');
+    assert(r.perClass[2] === null && r.excluded[0] === 'c' && /c neither present nor predicted/.test(r.notes[0]), `c left out: ${r.notes}`);
     near(r.macro, 0.75, 'macro');
+    // c predicted once though absent: F1 = 0 / (0 + 1 + 0) = 0, in the average (as sklearn's f1_score)
+    const fired = macroF1([1, 0, 1, 1, 1, 0, 0, 0, 0], lab, 3, ['a', 'b', 'c']);
+    assert(fired.perClass[2] === 0 && fired.excluded.length === 0, `c scores 0: ${fired.perClass}`);
+    near(fired.macro, (0.5 + 1 + 0) / 3, 'macro with c');
     near(accuracy(pred, lab, 3), 1 / 3, 'exact match (row 0 only)');
     near(accuracy([1, 0, 0, 0, 1, 0], [1, 0, 0, 0, 1, 1], 3), 0.5, 'exact match');
     near(accuracy([0, 1, 2, 2], [0, 1, 1, 2]), 0.75, 'class-index accuracy');

@@ -37,7 +37,7 @@ import { openDataset } from '../data/dataset.js';
 import { randAugment, type AugmentOptions } from './augment.js';
 import { inputMaker, loadEncoder, type EncoderSource } from './embed.js';
 import { column, meanStd, rocCurve, sigmoid, softmaxRows, type RocCurve } from './metrics.js';
-import { adamwStep64, applyHead, DEFAULT_SPLIT, evaluate, extractTargets, foldHead, rowLossGrad, splitRows, type HeadMap, type Metrics, type ProbeTask, type SplitSpec } from './probe.js';
+import { adamwStep64, applyHead, aucScores, DEFAULT_SPLIT, evaluate, extractTargets, foldHead, rowLossGrad, splitRows, type HeadMap, type Metrics, type ProbeTask, type SplitSpec } from './probe.js';
 
 export interface FinetuneOptions extends EncoderSource {
   data: string;
@@ -349,7 +349,8 @@ export async function finetune(engine: Engine, o: FinetuneOptions): Promise<Fine
     let curves: (RocCurve | null)[] | undefined;
     const probs = activateHead(o.task, best.logits, K);
     if (o.task !== 'regression') {
-      curves = Array.from({ length: K }, (_, k) => rocCurve(column(probs, K, k), column(ty, K, k)));
+      const scores = aucScores(o.task, best.logits, K);
+      curves = Array.from({ length: K }, (_, k) => rocCurve(column(scores, K, k), column(ty, K, k)));
     }
     return {
       task: o.task, label: o.label, classes: tg.classes,

@@ -128,8 +128,9 @@ function mean(v: readonly (number | null)[]): number | null {
 
 /**
  * Macro ROC-AUC of a multi-label problem (labels multi-hot [N, K]) or of a multi-class problem
- * one-vs-rest (labels one-hot [N, K], scores e.g. softmax probabilities). Rank-based, so logits
- * and sigmoid probabilities give the same value.
+ * one-vs-rest (labels one-hot [N, K], scores e.g. softmax probabilities). Rank-based: any increasing
+ * map of the scores gives the same value, except where it rounds distinct scores to one (sigmoid
+ * does above a logit of ~37), so give multi-label logits, not probabilities (probe.ts aucScores).
  */
 export function macroAuc(scores: Num, labels: Num, K: number, classes?: readonly string[]): MacroResult {
   if (scores.length !== labels.length || scores.length % K !== 0) throw new RangeError(`macroAuc: ${scores.length} scores and ${labels.length} labels for ${K} classes`);
@@ -195,7 +196,8 @@ export function argmaxRows(a: Num, K: number): Int32Array {
 // ---------------------------------------------------------------------------------------------
 // F1, accuracy, confusion
 
-/** F1 = 2TP / (2TP + FP + FN) of one class; null without positives (undefined recall). */
+/** F1 = 2TP / (2TP + FP + FN) of one class; null when the class is neither present nor predicted
+ *  (0 / 0). A class predicted but absent scores 0, as in sklearn and torchmetrics. */
 export function f1Binary(pred: Num, labels: Num): number | null {
   let tp = 0, fp = 0, fn = 0;
   for (let i = 0; i < labels.length; i++) {
@@ -203,12 +205,12 @@ export function f1Binary(pred: Num, labels: Num): number | null {
     else if (pred[i] === 1) fp++;
     else if (labels[i] === 1) fn++;
   }
-  return tp + fn === 0 ? null : (2 * tp) / (2 * tp + fp + fn);
+  return tp + fp + fn === 0 ? null : (2 * tp) / (2 * tp + fp + fn);
 }
 
 /**
  * Macro F1 of binary decisions [N, K] (multi-label, or one-hot argmax for multi-class) against
- * labels [N, K]; classes without positives are left out and noted.
+ * labels [N, K]; classes neither present nor predicted are left out and noted.
  */
 export function macroF1(pred: Num, labels: Num, K: number, classes?: readonly string[]): MacroResult {
   if (pred.length !== labels.length || pred.length % K !== 0) throw new RangeError(`macroF1: ${pred.length} predictions and ${labels.length} labels for ${K} classes`);
@@ -222,7 +224,7 @@ export function macroF1(pred: Num, labels: Num, K: number, classes?: readonly st
     perClass.push(f);
     if (f === null) excluded.push(className(classes, k));
   }
-  if (excluded.length) notes.push(`no positive examples of ${excluded.join(', ')} in this set: F1 undefined, left out of the macro average`);
+  if (excluded.length) notes.push(`${excluded.join(', ')} neither present nor predicted in this set: F1 undefined, left out of the macro average`);
   return { perClass, macro: mean(perClass), excluded, notes };
 }
 

@@ -429,6 +429,12 @@ export interface EvalOptions {
   bootstrapSeed?: number;
 }
 
+/** The scores AUC and ROC curves rank: multi-label logits as they are (sigmoid would round large
+ *  ones to a tie at 1), multi-class softmax probabilities (as sklearn's predict_proba). */
+export function aucScores(task: ProbeTask, logits: Float64Array, K: number): Float64Array {
+  return task === 'multiclass' ? softmaxRows(logits, K) : logits;
+}
+
 /** Metrics of head outputs (logits, or predictions for regression) against targets; notes go to `notes` prefixed by `where`. */
 export function evaluate(task: ProbeTask, classes: string[], logits: Float64Array, y: Float64Array, K: number, notes: string[], where: string, o: EvalOptions, tuned?: number[], trainMean?: number): Metrics {
   const n = logits.length / K;
@@ -448,18 +454,17 @@ export function evaluate(task: ProbeTask, classes: string[], logits: Float64Arra
     };
   }
   const probs = task === 'multiclass' ? softmaxRows(logits, K) : logits.map(sigmoid);
-  const auc = macroAuc(probs, y, K, classes);
+  const scores = aucScores(task, logits, K);
+  const auc = macroAuc(scores, y, K, classes);
   const dec = task === 'multiclass' ? oneHot(argmaxRows(logits, K), K) : threshold(probs, K, 0.5);
   const f1 = macroF1(dec, y, K, classes);
   const add = (ns: string[]) => ns.forEach((s) => notes.push(`${where}: ${s}`));
   add(auc.notes);
-  // F1's exclusions are the AUC's no-positive classes again: note only the extra ones.
-  const extra = f1.excluded.filter((c) => !auc.excluded.includes(c));
-  if (extra.length) add([`no positive examples of ${extra.join(', ')} in this set: F1 undefined, left out of the macro average`]);
+  // F1 leaves out the classes neither present nor predicted, a subset of the AUC's no-positive ones: its note would repeat.
   const out: ClassificationMetrics = {
     kind: 'classification', n,
     support: Array.from({ length: K }, (_, k) => column(y, K, k).reduce((a, b) => a + b, 0)),
-    auc: { macro: auc.macro, perClass: auc.perClass, ci: boot.resamples > 0 ? macroAucCi(probs, y, K, boot) : null },
+    auc: { macro: auc.macro, perClass: auc.perClass, ci: boot.resamples > 0 ? macroAucCi(scores, y, K, boot) : null },
     f1: { macro: f1.macro, perClass: f1.perClass },
     accuracy: accuracy(dec, y, K),
     excluded: [...new Set([...auc.excluded, ...f1.excluded])],
@@ -567,8 +572,8 @@ export function probeFeatures(features: ArrayLike<number>, dim: number, records:
   const test = evaluate(o.task, tg.classes, tl, ty, K, notes, 'test', o, tuned, trainMean(sp.train));
   let curves: (RocCurve | null)[] | undefined;
   if (o.task !== 'regression' && (o.curves ?? true)) {
-    const probs = o.task === 'multiclass' ? softmaxRows(tl, K) : tl.map(sigmoid);
-    curves = Array.from({ length: K }, (_, k) => rocCurve(column(probs, K, k), column(ty, K, k)));
+    const scores = aucScores(o.task, tl, K);
+    curves = Array.from({ length: K }, (_, k) => rocCurve(column(scores, K, k), column(ty, K, k)));
   }
 
   const lowShot: LowShotResult[] = [];
