@@ -152,11 +152,11 @@ export class MLP {
   readonly fc1: Linear;
   readonly fc2: Linear;
 
-  /** layerId ≥ 1 divides fc2's init by sqrt(2·layerId) (the reference's fix_init_weight). */
-  constructor(reg: Registry, name: string, dim: number, hidden: number, cfg: { rng: Rng; layerId?: number; precision?: Precision }) {
+  /** layerId ≥ 1 divides fc2's init by sqrt(2·layerId) (the reference's fix_init_weight); std: the weights' init (0.02). */
+  constructor(reg: Registry, name: string, dim: number, hidden: number, cfg: { rng: Rng; layerId?: number; std?: number; precision?: Precision }) {
     const divide = cfg.layerId ? Math.sqrt(2 * cfg.layerId) : 1;
-    this.fc1 = new Linear(reg, joinName(name, 'fc1'), dim, hidden, { rng: cfg.rng, precision: cfg.precision });
-    this.fc2 = new Linear(reg, joinName(name, 'fc2'), hidden, dim, { rng: cfg.rng, divide, precision: cfg.precision });
+    this.fc1 = new Linear(reg, joinName(name, 'fc1'), dim, hidden, { rng: cfg.rng, std: cfg.std, precision: cfg.precision });
+    this.fc2 = new Linear(reg, joinName(name, 'fc2'), hidden, dim, { rng: cfg.rng, std: cfg.std, divide, precision: cfg.precision });
   }
 
   forward(g: Tape, x: Tensor): Tensor {
@@ -180,12 +180,12 @@ export class MultiHeadAttention {
     name: string,
     readonly dim: number,
     readonly heads: number,
-    readonly cfg: { rng: Rng; mask: AttentionMask; layerId?: number; precision?: Precision },
+    readonly cfg: { rng: Rng; mask: AttentionMask; layerId?: number; std?: number; precision?: Precision },
   ) {
     if (dim % heads !== 0) throw new RangeError(`MultiHeadAttention ${name}: dim ${dim} is not a multiple of heads ${heads}`);
     const divide = cfg.layerId ? Math.sqrt(2 * cfg.layerId) : 1;
-    this.qkv = new Linear(reg, joinName(name, 'qkv'), dim, 3 * dim, { rng: cfg.rng, bias: false, precision: cfg.precision });
-    this.proj = new Linear(reg, joinName(name, 'proj'), dim, dim, { rng: cfg.rng, divide, precision: cfg.precision });
+    this.qkv = new Linear(reg, joinName(name, 'qkv'), dim, 3 * dim, { rng: cfg.rng, bias: false, std: cfg.std, precision: cfg.precision });
+    this.proj = new Linear(reg, joinName(name, 'proj'), dim, dim, { rng: cfg.rng, std: cfg.std, divide, precision: cfg.precision });
   }
 
   /** x [B, T, D] → [B, T, D]; `layout` says which leads × columns these T tokens are. */
@@ -206,6 +206,8 @@ export interface BlockConfig {
   /** Stochastic-depth rate of this block. */
   dropPath?: number;
   eps?: number;
+  /** Init std of every Linear weight (truncated normal; default 0.02). */
+  initStd?: number;
   rng: Rng;
   precision?: Precision;
 }
@@ -225,11 +227,12 @@ export class TransformerBlock {
   readonly dropPathRate: number;
 
   constructor(reg: Registry, name: string, cfg: BlockConfig) {
-    const { dim, rng, layerId, precision } = cfg;
+    const { dim, rng, layerId, precision, initStd: std } = cfg;
     this.norm1 = new LayerNorm(reg, joinName(name, 'norm1'), dim, { eps: cfg.eps });
-    this.attn = new MultiHeadAttention(reg, joinName(name, 'attn'), dim, cfg.heads, { rng, mask: cfg.mask, layerId, precision });
+    this.attn = new MultiHeadAttention(reg, joinName(name, 'attn'), dim, cfg.heads, { rng, mask: cfg.mask, layerId, std, precision });
     this.norm2 = new LayerNorm(reg, joinName(name, 'norm2'), dim, { eps: cfg.eps });
-    this.mlp = new MLP(reg, joinName(name, 'mlp'), dim, Math.round(dim * (cfg.mlpRatio ?? 4)), { rng, layerId, precision });
+    // hidden = int(dim · mlpRatio) as the reference's Python (floor; model/config.ts mlpHidden)
+    this.mlp = new MLP(reg, joinName(name, 'mlp'), dim, Math.floor(dim * (cfg.mlpRatio ?? 4)), { rng, layerId, std, precision });
     this.dropPathRate = cfg.dropPath ?? 0;
   }
 

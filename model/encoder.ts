@@ -69,7 +69,7 @@ export class Encoder {
     for (let i = 0; i < depth; i++) {
       // Stochastic depth rises linearly 0 → dropPath (torch.linspace(0, rate, depth)).
       const dropPath = depth > 1 ? (cfg.dropPath * i) / (depth - 1) : 0;
-      this.blocks.push(new TransformerBlock(this.reg, `encoder_blocks.blocks.${i}`, { dim, heads, mlpRatio, layerId: i + 1, mask: 'cropa', dropPath, eps: cfg.lnEps, rng, precision }));
+      this.blocks.push(new TransformerBlock(this.reg, `encoder_blocks.blocks.${i}`, { dim, heads, mlpRatio, layerId: i + 1, mask: 'cropa', dropPath, eps: cfg.lnEps, initStd: cfg.initStd, rng, precision }));
     }
     this.norm = new LayerNorm(this.reg, 'norm', dim, { eps: cfg.lnEps });
     this.pos = fixedTable(engine, encoderPosEmbed(cfg), [cfg.leads.length * cfg.patches, dim]);

@@ -45,7 +45,7 @@ export class Predictor {
     this.blocks = [];
     for (let i = 0; i < depth; i++) {
       const dropPath = depth > 1 ? (cfg.dropPath * i) / (depth - 1) : 0;
-      this.blocks.push(new TransformerBlock(this.reg, `predictor_blocks.blocks.${i}`, { dim, heads, mlpRatio, layerId: i + 1, mask: 'none', dropPath, eps: cfg.lnEps, rng, precision }));
+      this.blocks.push(new TransformerBlock(this.reg, `predictor_blocks.blocks.${i}`, { dim, heads, mlpRatio, layerId: i + 1, mask: 'none', dropPath, eps: cfg.lnEps, initStd: cfg.initStd, rng, precision }));
     }
     this.norm = new LayerNorm(this.reg, 'predictor_norm', dim, { eps: cfg.lnEps });
     this.proj = new Linear(this.reg, 'predictor_proj', dim, D, { rng, std: cfg.initStd, precision });

@@ -130,6 +130,28 @@ describe('model/jepa: GPU forward against the float64 reference', () => {
   });
 });
 
+describe('model/jepa: initialisation', () => {
+  it('every Linear weight is drawn with cfg.initStd; the MLP hidden width is floor(dim · mlpRatio), as the config counts it', async () => {
+    const engine = await getEngine();
+    const cfg = makeConfig('tiny', { initStd: 0.2, encoder: { mlpRatio: 2.55 } });
+    const enc = new Encoder(engine, cfg, new Rng(3));
+    const pred = new Predictor(engine, cfg, new Rng(4));
+    try {
+      const std = (a: Float32Array) => Math.sqrt(a.reduce((s, v) => s + v * v, 0) / a.length);
+      const got = new Map([...(await readParams(enc.reg)), ...(await readParams(pred.reg))]);
+      // the weights no depth scaling divides: qkv and fc1 of every block, the embeddings
+      const names = [...got.keys()].filter((n) => /(qkv|fc1)\.weight$|^(W_P|predictor_embed|predictor_proj)\.weight$/.test(n));
+      assert(names.length === 2 * (cfg.encoder.depth + cfg.predictor.depth) + 3, `weights checked: ${names}`);
+      for (const n of names) assert(Math.abs(std(got.get(n)!) / 0.2 - 1) < 0.1, `${n}: std ${std(got.get(n)!)}, want ≈ 0.2`);
+      const fc1 = got.get('encoder_blocks.blocks.0.mlp.fc1.weight')!;
+      assert(fc1.length === Math.floor(cfg.encoder.dim * 2.55) * cfg.encoder.dim, `fc1 has ${fc1.length} weights`);
+    } finally {
+      enc.dispose();
+      pred.dispose();
+    }
+  });
+});
+
 describe('model/jepa: training', () => {
   it('the loss halves on a fixed batch within 60 steps, one submit per step, bind groups reused, EMA teacher exact', async () => {
     const engine = await getEngine();
