@@ -229,6 +229,10 @@ describe('eval: probe pipeline and report', () => {
     assert(JSON.stringify(rg.rows) === '[3]' && rg.y[0] === 70, 'regression');
     const code15 = extractTargets([{ d: { AF: true, RBBB: false } }, { d: { AF: false, RBBB: true } }], 'multilabel', 'd');
     assert(JSON.stringify(code15.classes) === '["AF","RBBB"]', 'boolean maps');
+    // PTB-XL's scp_codes map codes to likelihoods (0: unknown, not absent): every listed code applies
+    const scp = extractTargets([{ scp: { NORM: 100, SR: 0 } }, { scp: { IMI: 15, SR: 0 } }, { scp: { AFIB: 1 } }], 'multilabel', 'scp');
+    assert(JSON.stringify(scp.classes) === '["AFIB","IMI","NORM","SR"]' && scp.rows.length === 3 && scp.y[3] === 1 && scp.y[4 + 3] === 1 && scp.y[8] === 1, `likelihood maps: ${scp.classes} ${scp.y}`);
+    assert(scp.notes.some((n) => /maps classes to likelihoods/.test(n)), `noted: ${scp.notes}`);
     const bad = (f: () => unknown, re: RegExp) => {
       let m = '';
       try {

@@ -54,11 +54,16 @@ function field(labels: Record<string, unknown> | null | undefined, label: string
 }
 
 /** A label value as a list of class names: string[], a string, or {class: true|1} maps. */
-function asClassList(v: unknown): string[] | null {
+const isFlagMap = (v: unknown): v is Record<string, boolean | number> =>
+  !!v && typeof v === 'object' && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'boolean' || typeof x === 'number');
+
+/** A label value as class names: a name, a list of names, or a map of names to flags (true or 1:
+ *  the class applies) or, with `likelihoods`, to likelihoods (every key applies: PTB-XL's scp_codes,
+ *  where 0 means an unknown likelihood, not absence). */
+function asClassList(v: unknown, likelihoods: boolean): string[] | null {
   if (typeof v === 'string') return [v];
   if (Array.isArray(v) && v.every((s) => typeof s === 'string')) return v as string[];
-  if (v && typeof v === 'object' && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'boolean' || typeof x === 'number'))
-    return Object.entries(v as Record<string, boolean | number>).filter(([, x]) => x === true || x === 1).map(([k]) => k);
+  if (isFlagMap(v)) return Object.entries(v).filter(([, x]) => likelihoods || x === true || x === 1).map(([k]) => k);
   return null;
 }
 
@@ -91,7 +96,10 @@ export function extractTargets(labels: readonly Record<string, unknown>[], task:
     if (rows.length === 0) throw new Error(`probe: '${label}' is not numeric in any record; use --task multilabel or multiclass for class labels`);
     return { task, label, classes: [label], rows, y: Float64Array.from(y), notes };
   }
-  const lists = values.map(asClassList);
+  // maps of numbers other than 0 and 1 somewhere in the field: likelihoods, not flags
+  const likelihoods = values.some((v) => isFlagMap(v) && Object.values(v).some((x) => typeof x === 'number' && x !== 0 && x !== 1));
+  if (likelihoods) notes.push(`'${label}' maps classes to likelihoods: every class listed for a record applies to it`);
+  const lists = values.map((v) => asClassList(v, likelihoods));
   if (lists.every((l) => l === null)) throw new Error(`probe: '${label}' holds no class names (got e.g. ${JSON.stringify(values.find((v) => v !== undefined))}); use --task regression for numbers`);
   let cls: string[];
   if (classes) cls = [...classes];
