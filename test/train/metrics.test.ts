@@ -151,6 +151,8 @@ describe('eval: metrics', () => {
     const e = maeCi([1, 2, 3, 4], [1, 2, 3, 4], { resamples: 20 })!;
     assert(e.value === 0 && e.hi === 0, 'perfect predictions');
     assert(macroAucCi([1, 2], [0, 0], 1) === null, 'undefined AUC → no interval');
+    // defined on the full set, in no resample: no interval (a zero-width one would read as certain)
+    assert(bootstrapCi(3, (w) => (w === null ? 0.7 : null), { resamples: 20 }) === null, 'no defined resample → no interval');
   });
 });
 

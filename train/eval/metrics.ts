@@ -372,7 +372,7 @@ export function bootstrapCi(n: number, metric: (weights: Float64Array | null) =>
     const v = metric(w);
     if (v !== null && Number.isFinite(v)) vals.push(v);
   }
-  if (vals.length === 0) return { value, lo: value, hi: value, resamples: B, used: 0 };
+  if (vals.length === 0) return null; // no resample had the metric defined: no interval, not a zero-width one
   vals.sort((a, b) => a - b);
   const q = (p: number) => {
     // linear interpolation between order statistics (numpy's default percentile)
