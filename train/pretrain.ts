@@ -191,7 +191,8 @@ export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<P
     const folders = await describeFolders(ds);
     const itersPerEpoch = ds.batchCount({ batchSize: B, dropLast: true });
     if (itersPerEpoch === 0) throw new Error(`dataset ${ds.dir}: ${ds.size} records, fewer than one batch of ${B}`);
-    // With --steps and no --epochs, the schedules span exactly the steps asked for.
+    // With --steps and no --epochs, the schedules span the whole epochs that hold those steps (they end
+    // at their floor only when --steps is a whole number of epochs).
     if (o.epochs === undefined && o.steps !== undefined) cfg.optim.epochs = Math.ceil(o.steps / itersPerEpoch);
     const totalSteps = Math.min(o.steps ?? Infinity, itersPerEpoch * cfg.optim.epochs);
     const select = leadSelector(ds, cfg);
