@@ -14,6 +14,7 @@
 // D = rowsum(dout·out) and accumulates dQ; it also writes D for pass 2. Pass 2 (key-centric) uses
 // that the mask is symmetric: the queries that see key (l, j) are exactly the keys that (l, j)
 // sees, so each thread owns one key and sums dK, dV over the same sparse pattern, with no atomics.
+import { requireBindable } from './checks.js';
 import { CommandBatch, getPipeline, gpuShaderForm, grid, Params, type Binding } from './runtime.js';
 
 export type AttentionMask = 'cropa' | 'lead' | 'none';
@@ -441,6 +442,7 @@ export function attentionForward(batch: CommandBatch, bufs: { qkv: Binding; out:
   checkSize('attentionForward', s, 'qkv', bufs.qkv, 3 * n);
   checkSize('attentionForward', s, 'out', bufs.out, n);
   checkSize('attentionForward', s, 'lse', bufs.lse, s.B * s.H * s.T);
+  requireBindable('attentionForward', [['out', bufs.out], ['lse', bufs.lse]], [['qkv', bufs.qkv]]);
   const c = cfgFor(batch.device, s, fwdRow);
   const pipe = getPipeline(batch.device, keyOf('fwd', c), () => forwardSource(c));
   const { p, groups } = params(s, c.QT);
@@ -455,9 +457,7 @@ const scratch = new WeakMap<GPUDevice, GPUBuffer>();
 function deltaBuffer(batch: CommandBatch, bytes: number): GPUBuffer {
   let buf = scratch.get(batch.device);
   if (!buf || buf.size < bytes) {
-    const old = buf;
-    // The old one may be used by dispatches recorded but not yet submitted.
-    if (old) batch.onSubmit(() => old.destroy());
+    // the old one is let go, not destroyed: a batch not yet submitted may use it (rows.ts scratchBuffer)
     buf = batch.device.createBuffer({ label: 'attention delta', size: Math.max(256, 2 ** Math.ceil(Math.log2(bytes))), usage: GPUBufferUsage.STORAGE });
     scratch.set(batch.device, buf);
   }
@@ -484,6 +484,10 @@ export function attentionBackward(
   checkSize(k, s, 'dqkv', bufs.dqkv, 3 * n);
   if (bufs.delta) checkSize(k, s, 'delta', bufs.delta, rows);
   const delta = bufs.delta ?? deltaBuffer(batch, rows * 4);
+  // pass 1 writes dqkv and delta from qkv, out, dout and lse; pass 2 reads delta too
+  const reads: [string, Binding][] = [['qkv', bufs.qkv], ['out', bufs.out], ['dout', bufs.dout], ['lse', bufs.lse]];
+  requireBindable(k, [['dqkv', bufs.dqkv], ['delta', delta]], reads);
+  requireBindable(k, [['dqkv', bufs.dqkv]], [['delta', delta]]);
 
   const cq = cfgFor(batch.device, s, fwdRow);
   const pq = getPipeline(batch.device, keyOf('bwdq', cq), () => backwardQSource(cq));

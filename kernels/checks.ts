@@ -5,7 +5,8 @@
 // the segments of the multi-tensor kernels (AdamW, EMA, sum of squares).
 import type { Binding, Params } from './runtime.js';
 
-function parts(b: Binding): { buffer: GPUBuffer; offset: number; size: number } {
+/** A binding's buffer, offset and size (the rest of the buffer when no size is given). */
+export function bindingParts(b: Binding): { buffer: GPUBuffer; offset: number; size: number } {
   if ('buffer' in b) {
     const offset = b.offset ?? 0;
     return { buffer: b.buffer, offset, size: b.size ?? b.buffer.size - offset };
@@ -15,7 +16,7 @@ function parts(b: Binding): { buffer: GPUBuffer; offset: number; size: number } 
 
 /** Bytes a binding exposes to the shader. */
 export function bindingBytes(b: Binding): number {
-  return parts(b).size;
+  return bindingParts(b).size;
 }
 
 export function checkCount(kernel: string, what: string, v: number): void {
@@ -30,16 +31,35 @@ export function requireBytes(kernel: string, name: string, b: Binding, bytes: nu
 
 /** 'same': identical ranges (an in-place variant can be used); 'overlap': partial overlap; null: disjoint. */
 export function aliasing(a: Binding, b: Binding): 'same' | 'overlap' | null {
-  const x = parts(a), y = parts(b);
+  const x = bindingParts(a), y = bindingParts(b);
   if (x.buffer !== y.buffer) return null;
   if (x.offset === y.offset) return 'same';
   return x.offset < y.offset + y.size && y.offset < x.offset + x.size ? 'overlap' : null;
 }
 
-/** Throws if `out` shares memory with any input (callers that support in-place check 'same' first). */
+/**
+ * Throws unless these bindings can go to one dispatch: no two written ones overlap (they would race),
+ * and no buffer holds both a written and a read-only binding (WebGPU refuses that pair of usages in
+ * one dispatch whatever the ranges: it would skip the dispatch and only log an error).
+ */
+export function requireBindable(kernel: string, written: [string, Binding][], read: [string, Binding][]): void {
+  for (let i = 0; i < written.length; i++) {
+    const [name, w] = written[i];
+    for (const [other, o] of written.slice(i + 1)) if (aliasing(w, o)) throw new Error(`${kernel}: ${name} and ${other} share memory`);
+    for (const [other, r] of read)
+      if (bindingParts(w).buffer === bindingParts(r).buffer)
+        throw new Error(`${kernel}: ${name} must not share a buffer with ${other}, whatever the ranges (WebGPU cannot bind one buffer writable and read-only in one dispatch)`);
+  }
+}
+
+/** Throws if `out` overlaps any of `others` (bindings of other dispatches: only their ranges matter). */
+export function requireNoOverlap(kernel: string, out: [string, Binding], ...others: [string, Binding][]): void {
+  for (const [name, b] of others) if (aliasing(out[1], b)) throw new Error(`${kernel}: ${out[0]} must not share memory with ${name}`);
+}
+
+/** Throws if `out` shares a buffer with any of the read-only inputs `ins` (callers that support in-place check 'same' first). */
 export function requireDisjoint(kernel: string, out: [string, Binding], ...ins: [string, Binding][]): void {
-  for (const [name, b] of ins)
-    if (aliasing(out[1], b)) throw new Error(`${kernel}: ${out[0]} must not share memory with ${name} (a buffer cannot be bound writable and read-only in one dispatch)`);
+  requireBindable(kernel, [out], ins);
 }
 
 /**

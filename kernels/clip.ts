@@ -6,7 +6,7 @@
 // whose skip flag leaves the gradient as it is (AdamW will not use it).
 import { getPipeline, grid, Params, type Binding, type CommandBatch } from './runtime.js';
 import { lossScaleDecl, LOSS_SCALE_WORDS } from './lossscale.js';
-import { requireBytes } from './checks.js';
+import { checkCount, requireBytes, requireDisjoint } from './checks.js';
 
 const WG = 256;
 
@@ -29,10 +29,15 @@ ${dynamic ? '  if (lsSkip()) { return; }\n  let norm = sqrt(sumsq[0]) * lsInvSca
 /** grad[0..n) *= min(1, maxNorm / (gradScale·sqrt(sumsq[0]) + 1e-6)), in place; gradScale is a
  *  number or the loss-scale state buffer (its 1/scale; nothing happens when its skip flag is set). */
 export function clipByNorm(batch: CommandBatch, grad: Binding, sumsq: Binding, n: number, maxNorm: number, gradScale: number | Binding = 1): void {
-  if (!(maxNorm > 0)) throw new RangeError(`clipByNorm: maxNorm must be > 0, got ${maxNorm} (n=${n})`);
+  const K = 'clipByNorm';
+  checkCount(K, 'n', n);
+  if (!(maxNorm > 0)) throw new RangeError(`${K}: maxNorm must be > 0, got ${maxNorm} (n=${n})`);
   const dynamic = typeof gradScale !== 'number';
-  if (dynamic) requireBytes('clipByNorm', 'loss-scale state', gradScale, 4 * LOSS_SCALE_WORDS, `n=${n}`);
+  if (dynamic) requireBytes(K, 'loss-scale state', gradScale, 4 * LOSS_SCALE_WORDS, `n=${n}`);
   if (n === 0) return;
+  requireBytes(K, 'grad', grad, 4 * n, `n=${n}`);
+  requireBytes(K, 'sumsq', sumsq, 4, `n=${n}`);
+  requireDisjoint(K, ['grad', grad], ['sumsq', sumsq], ...(dynamic ? [['loss-scale state', gradScale] as [string, Binding]] : []));
   const pipe = getPipeline(batch.device, `clip.clipByNorm${dynamic ? '_dynamic' : ''}`, () => source(dynamic));
   const params = new Params().u32(n).f32(maxNorm).f32(dynamic ? 1 : gradScale);
   batch.dispatch(pipe, dynamic ? [sumsq, grad, gradScale] : [sumsq, grad], params, grid(Math.ceil(n / WG)));

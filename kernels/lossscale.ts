@@ -8,7 +8,7 @@
 //             (kept when that is not finite) and good ← 0
 // AdamW and clipping read state.skip and leave everything unchanged when it is set.
 // Finiteness is tested on the bits: WGSL lets an implementation assume no Inf/NaN in arithmetic.
-import { requireBytes, requireDisjoint } from './checks.js';
+import { requireBindable, requireBytes } from './checks.js';
 import { getPipeline, Params, type Binding, type CommandBatch } from './runtime.js';
 
 /** Word offsets in the u32 state buffer (LOSS_SCALE_WORDS words). */
@@ -88,9 +88,7 @@ export function lossScaleUpdate(batch: CommandBatch, b: LossScaleBuffers, rule: 
   requireBytes(K, 'scale', b.scale, 4, 'n=1');
   requireBytes(K, 'state', b.state, 4 * LOSS_SCALE_WORDS, `n=${LOSS_SCALE_WORDS}`);
   requireBytes(K, 'steps', b.steps, 4, 'n=1');
-  // three of the four are written: every pair must be disjoint
-  const named = Object.entries(b) as [string, Binding][];
-  named.forEach((x, i) => requireDisjoint(K, x, ...named.slice(i + 1)));
+  requireBindable(K, [['scale', b.scale], ['state', b.state], ['steps', b.steps]], [['sumsq', b.sumsq]]);
   const pipe = getPipeline(batch.device, 'lossscale.update', () => source);
   batch.dispatch(pipe, [b.sumsq, b.scale, b.state, b.steps], new Params().f32(growth).f32(backoff).u32(interval), [1]);
 }

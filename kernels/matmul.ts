@@ -33,6 +33,7 @@ import {
   F_ACC, F_BIAS, F_GELU, F_PREACT, F_RESIDUAL, reduceSource, SG_PAD, sgKernelSource, tiledKey, tiledSource,
   type Kernel, type SgKernel, type TiledKernel, type TiledVariant,
 } from './matmul-wgsl.js';
+import { bindingBytes, requireBindable } from './checks.js';
 import { KernelProfiler } from './profiler.js';
 import { scratchBuffer } from './rows.js';
 import { CommandBatch, getPipeline, gpuShaderForm, grid, isCpuAdapter, Params, subgroupInfo, type Binding } from './runtime.js';
@@ -248,24 +249,11 @@ function isVec(s: Shape): boolean {
   return (s.tA ? s.M : s.K) % 4 === 0 && (s.tB ? s.K : s.N) % 4 === 0 && s.N % 4 === 0 && s.sA % 4 === 0 && s.sB % 4 === 0 && s.sC % 4 === 0;
 }
 
-function parts(b: Binding): { buffer: GPUBuffer; offset: number; size: number } {
-  if ('buffer' in b) {
-    const offset = b.offset ?? 0;
-    return { buffer: b.buffer, offset, size: b.size ?? b.buffer.size - offset };
-  }
-  return { buffer: b, offset: 0, size: b.size };
-}
-
-function overlaps(x: Binding, y: Binding): boolean {
-  const a = parts(x), b = parts(y);
-  return a.buffer === b.buffer && a.offset < b.offset + b.size && b.offset < a.offset + a.size;
-}
-
 function checkBuffers(bufs: MatmulBuffers, s: Shape, prec: MatmulPrecision): void {
   const dims = `M=${s.M}, N=${s.N}, K=${s.K}, batch=${s.batch}${s.tA ? ', transA' : ''}${s.tB ? ', transB' : ''}`;
   const need = (name: string, b: Binding | undefined, elems: number, bytesPer: number) => {
     if (!b) return;
-    const have = parts(b).size;
+    const have = bindingBytes(b);
     if (have < elems * bytesPer)
       throw new RangeError(`matmul: ${name} holds ${have} bytes, needs ${elems * bytesPer} (${elems} ${bytesPer === 2 ? 'f16' : 'f32'} for ${dims})`);
   };
@@ -278,12 +266,8 @@ function checkBuffers(bufs: MatmulBuffers, s: Shape, prec: MatmulPrecision): voi
   need('residual', bufs.residual, span(s.sC, s.M * s.N), 4);
   need('preact', bufs.preact, span(s.sC, s.M * s.N), 4);
   if (s.acc && (s.gelu || bufs.residual)) throw new Error(`matmul: accumulate cannot be combined with activation or residual (${dims})`);
-  const outs: [string, Binding | undefined][] = [['c', bufs.c], ['preact', bufs.preact]];
-  const all: [string, Binding | undefined][] = [['a', bufs.a], ['b', bufs.b], ['bias', bufs.bias], ['residual', bufs.residual], ...outs];
-  for (const [on, o] of outs)
-    for (const [n, b] of all)
-      if (o && b && on !== n && overlaps(o, b))
-        throw new Error(`matmul: ${on} must not share memory with ${n} (a buffer cannot be bound writable and read in one dispatch)`);
+  const given = (l: [string, Binding | undefined][]) => l.filter((e): e is [string, Binding] => e[1] !== undefined);
+  requireBindable('matmul', given([['c', bufs.c], ['preact', bufs.preact]]), given([['a', bufs.a], ['b', bufs.b], ['bias', bufs.bias], ['residual', bufs.residual]]));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -534,11 +518,16 @@ function plan(device: GPUDevice, s: Shape, prec: MatmulPrecision, opts: MatmulOp
 
 /** The epilogue flags and operand bindings; absent operands get stand-ins (read-only ones may share a
  *  buffer, the written one may not). */
-function epilogue(device: GPUDevice, bufs: MatmulBuffers, s: Shape): { flags: number; epi: Binding[]; dr: GPUBuffer; dw: GPUBuffer } {
+function dummies(device: GPUDevice): { dr: GPUBuffer; dw: GPUBuffer } {
   const st = state(device);
-  const flags = (bufs.bias ? F_BIAS : 0) | (s.gelu ? F_GELU : 0) | (bufs.residual ? F_RESIDUAL : 0) | (bufs.preact ? F_PREACT : 0) | (s.acc ? F_ACC : 0);
   const dr = (st.dummyR ??= device.createBuffer({ label: 'matmul dummy (read)', size: 256, usage: GPUBufferUsage.STORAGE }));
   const dw = (st.dummyW ??= device.createBuffer({ label: 'matmul dummy (write)', size: 256, usage: GPUBufferUsage.STORAGE }));
+  return { dr, dw };
+}
+
+function epilogue(device: GPUDevice, bufs: MatmulBuffers, s: Shape): { flags: number; epi: Binding[]; dr: GPUBuffer; dw: GPUBuffer } {
+  const flags = (bufs.bias ? F_BIAS : 0) | (s.gelu ? F_GELU : 0) | (bufs.residual ? F_RESIDUAL : 0) | (bufs.preact ? F_PREACT : 0) | (s.acc ? F_ACC : 0);
+  const { dr, dw } = dummies(device);
   return { flags, epi: [bufs.bias ?? dr, bufs.residual ?? dr, bufs.preact ?? dw], dr, dw };
 }
 
@@ -646,7 +635,9 @@ export function matmul(batch: CommandBatch, bufs: MatmulBuffers, dims: MatmulDim
   const s = resolve(dims);
   checkBuffers(bufs, s, prec);
   if (s.M === 0 || s.N === 0 || s.batch === 0) return;
-  record(batch, bufs, s, prec, plan(batch.device, s, prec, opts));
+  // K = 0: C is the epilogue of a zero product; a and b may then be empty, which WebGPU cannot bind
+  const { dr } = dummies(batch.device);
+  record(batch, s.K === 0 ? { ...bufs, a: dr, b: dr } : bufs, s, prec, plan(batch.device, s, prec, opts));
 }
 
 /** Resolves when every autotune started so far on `device` has finished (and freed its buffers). */

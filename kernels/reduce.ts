@@ -16,6 +16,7 @@
 // (kernels/rows.ts subgroupRows): above, adjacent threads would read rows `reduce` floats apart, and
 // 25600 row sums of 768 moved 765 GB/s on an H100 (27% of a copy's), half tfjs's speed.
 import { checkCount, MAIN_ARGS, requireBytes, requireDisjoint } from './checks.js';
+import { fill } from './elementwise.js';
 import { eachLaneSlot, scratchBuffer, subgroupRowKernel, subgroupRows, workgroupGrid, type SubgroupRows } from './rows.js';
 import { CommandBatch, getPipeline, Params, type Binding } from './runtime.js';
 
@@ -152,7 +153,7 @@ function checkAxisDims(K: string, outer: number, reduce: number, inner: number):
 
 /**
  * y[o, i] = Σ_r x[o, r, i], times 1/reduce when `mean`; `accumulate`: y += instead of y =.
- * reduce = 0 gives sums of 0 (mean over nothing throws). y must not overlap x.
+ * reduce = 0 gives sums of 0 (mean over nothing throws). y must not share a buffer with x.
  */
 export function reduceAxis(
   batch: CommandBatch,
@@ -168,6 +169,11 @@ export function reduceAxis(
   requireBytes(K, 'y', y, 4 * outer * inner, sizes);
   requireDisjoint(K, ['y', y], ['x', x]);
   if (outer * inner === 0) return;
+  if (reduce === 0) {
+    // sums over nothing, without binding x (it may be empty, which WebGPU cannot bind)
+    if (!accumulate) fill(batch, y, outer * inner, 0);
+    return;
+  }
   const scale = mean ? 1 / reduce : 1;
   const finalMode: Mode = accumulate ? 'acc' : 'set';
   const sg = rowSumLayout(batch.device, outer, reduce, inner);

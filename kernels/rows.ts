@@ -253,8 +253,9 @@ const scratchByDevice = new WeakMap<GPUDevice, Map<string, GPUBuffer>>();
  * A storage buffer of at least `bytes` bytes owned by this module, one per device and `key`
  * (callers whose passes are bound together in one dispatch need different keys). Reusing it across
  * calls is safe: WebGPU orders dispatches, so a later call sees an earlier call's writes and reads
- * finished. When it must grow, the old buffer is destroyed after the batch that may still use it
- * is submitted.
+ * finished. When it must grow, the old buffer is only let go, not destroyed: another CommandBatch
+ * may have recorded work on it and not yet submitted it (destroying it would drop that batch); its
+ * memory goes once the last reference to it does. Growth is geometric, so that happens rarely.
  */
 export function scratchBuffer(batch: CommandBatch, key: string, bytes: number): GPUBuffer {
   let byKey = scratchByDevice.get(batch.device);
@@ -267,6 +268,5 @@ export function scratchBuffer(batch: CommandBatch, key: string, bytes: number): 
   const size = Math.min(Math.floor(cap / 4) * 4, Math.ceil(Math.max(256, bytes, (old?.size ?? 0) * 2) / 4) * 4);
   const b = batch.device.createBuffer({ label: `scratch ${key}`, size, usage: GPUBufferUsage.STORAGE });
   byKey.set(key, b);
-  if (old) batch.onSubmit(() => old.destroy());
   return b;
 }

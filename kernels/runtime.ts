@@ -230,12 +230,16 @@ export class CommandBatch {
    * next binding as a uniform.
    */
   dispatch(pipeline: GPUComputePipeline, bindings: Binding[], params: Params | null, workgroups: [number, number?, number?]): void {
-    // WebGPU would only log an uncaptured validation error and skip the work: refuse it here instead.
-    const cap = this.device.limits.maxStorageBufferBindingSize;
+    // WebGPU would only log an uncaptured validation error and skip the work (the whole batch): refuse it here instead.
+    const cap = this.device.limits.maxStorageBufferBindingSize, align = this.device.limits.minStorageBufferOffsetAlignment;
     bindings.forEach((b, i) => {
-      const bytes = 'buffer' in b ? (b.size ?? b.buffer.size - (b.offset ?? 0)) : b.size;
+      const offset = 'buffer' in b ? (b.offset ?? 0) : 0;
+      const bytes = 'buffer' in b ? (b.size ?? b.buffer.size - offset) : b.size;
+      const what = `${pipeline.label || 'kernel'}: binding ${i}`;
       if (bytes > cap)
-        throw new RangeError(`${pipeline.label || 'kernel'}: binding ${i} spans ${bytes} bytes, over this device's maxStorageBufferBindingSize (${cap}); split the work or use a device with a larger limit`);
+        throw new RangeError(`${what} spans ${bytes} bytes, over this device's maxStorageBufferBindingSize (${cap}); split the work or use a device with a larger limit`);
+      if (bytes === 0 || bytes % 4 !== 0) throw new RangeError(`${what} spans ${bytes} bytes; a storage binding must hold a positive multiple of 4`);
+      if (offset % align !== 0) throw new RangeError(`${what} starts at byte ${offset}, not a multiple of this device's minStorageBufferOffsetAlignment (${align})`);
     });
     const ranges: GPUBufferBinding[] = bindings.map((b) => ('buffer' in b ? b : { buffer: b }));
     if (params) ranges.push(this.uniform(params.bytes()));

@@ -137,7 +137,7 @@ describe('kernels/adamw', () => {
     const o = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, step: 1 };
     const one = [{ param: a.buffer, grad: b.buffer, m: c.buffer, v: d.buffer, n: 8, weightDecay: 0 }];
     expectThrow(() => adamw(engine.batch, one, { ...o, gradScale: 0.5, lossScale: ls }), 'adamw: gradScale 0.5 with dynamic loss scaling');
-    expectThrow(() => adamw(engine.batch, one, { ...o, lossScale: ls }), 'adamw: tensor 0 param must not share memory with lossScale.steps');
+    expectThrow(() => adamw(engine.batch, one, { ...o, lossScale: ls }), 'adamw: tensor 0 param must not share a buffer with lossScale.steps');
     [a, b, c, d, st].forEach((t) => t.dispose());
   });
 
@@ -150,7 +150,7 @@ describe('kernels/adamw', () => {
     expectThrow(() => adamw(engine.batch, [t(c.buffer, a.buffer)], { ...h, step: 0 }), 'adamw: step must be an integer ≥ 1, got 0');
     // across the tensors of one dispatch: a gradient that is another tensor's parameter
     const [e, f, g, k] = [0, 1, 2, 3].map(() => engine.zeros([8]));
-    expectThrow(() => adamw(engine.batch, [t(c.buffer, e.buffer), { param: f.buffer, grad: a.buffer, m: g.buffer, v: k.buffer, n: 8, weightDecay: 0 }], { ...h, step: 1 }), 'adamw: tensor 0 param and tensor 1 grad share memory');
+    expectThrow(() => adamw(engine.batch, [t(c.buffer, e.buffer), { param: f.buffer, grad: a.buffer, m: g.buffer, v: k.buffer, n: 8, weightDecay: 0 }], { ...h, step: 1 }), 'adamw: tensor 0 param must not share a buffer with tensor 1 grad');
     [e, f, g, k].forEach((x) => x.dispose());
     [a, b, c].forEach((t) => t.dispose());
   });

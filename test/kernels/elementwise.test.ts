@@ -149,10 +149,10 @@ describe('kernels/elementwise: accumulate, scale, fill, addBroadcast, scaleGroup
   it('launchers reject overlapping and too-small bindings, naming the kernel and sizes', async () => {
     const engine = await getEngine();
     const t = engine.zeros([64]), small = engine.zeros([3]);
-    expectThrow(() => accumulate(engine.batch, t.buffer, t.buffer, 8), 'accumulate: target must not share memory with src');
-    expectThrow(() => scale(engine.batch, { buffer: t.buffer, offset: 0, size: 512 }, { buffer: t.buffer, offset: 256, size: 256 }, 64, 2), 'scale: y must not share memory with x');
+    expectThrow(() => accumulate(engine.batch, t.buffer, t.buffer, 8), 'accumulate: target must not share a buffer with src');
+    expectThrow(() => scale(engine.batch, { buffer: t.buffer, offset: 0, size: 512 }, { buffer: t.buffer, offset: 256, size: 256 }, 64, 2), 'scale: y must not share a buffer with x');
     expectThrow(() => fill(engine.batch, small.buffer, 1000, 0), 'fill: y binding holds');
-    expectThrow(() => addBroadcast(engine.batch, t.buffer, t.buffer, t.buffer, { n: 8, period: 4 }), 'addBroadcast: y must not share memory with b');
+    expectThrow(() => addBroadcast(engine.batch, t.buffer, t.buffer, t.buffer, { n: 8, period: 4 }), 'addBroadcast: y must not share a buffer with b');
     expectThrow(() => scaleGroups(engine.batch, t.buffer, small.buffer, t.buffer, { groups: 1000, groupSize: 1 }), 'groups=1000');
     expectThrow(() => accumulate(engine.batch, t.buffer, small.buffer, 2.5), 'accumulate: n must be an integer');
     [t, small].forEach((x) => x.dispose());

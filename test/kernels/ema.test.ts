@@ -51,10 +51,10 @@ describe('kernels/ema', () => {
     emaUpdate(engine.batch, [{ teacher: b.buffer, student: ts.buffer, n }], 0);
     checkPadded(await engine.read(a), t0, n, 1e-30, 'momentum 1');
     checkPadded(await engine.read(b), s, n, 1e-30, 'momentum 0');
-    expectThrow(() => emaUpdate(engine.batch, [{ teacher: a.buffer, student: a.buffer, n }], 0.9), 'emaUpdate: pair 0 teacher must not share memory with pair 0 student');
+    expectThrow(() => emaUpdate(engine.batch, [{ teacher: a.buffer, student: a.buffer, n }], 0.9), 'emaUpdate: pair 0 teacher must not share a buffer with pair 0 student');
     // across pairs of one dispatch: a teacher read as another pair's student, or written twice
-    expectThrow(() => emaUpdate(engine.batch, [{ teacher: a.buffer, student: ts.buffer, n }, { teacher: b.buffer, student: a.buffer, n }], 0.9), 'emaUpdate: pair 0 teacher must not share memory with pair 1 student');
-    expectThrow(() => emaUpdate(engine.batch, [{ teacher: a.buffer, student: ts.buffer, n }, { teacher: a.buffer, student: ts.buffer, n }], 0.9), 'emaUpdate: pair 0 teacher must not share memory with pair 1 teacher');
+    expectThrow(() => emaUpdate(engine.batch, [{ teacher: a.buffer, student: ts.buffer, n }, { teacher: b.buffer, student: a.buffer, n }], 0.9), 'emaUpdate: pair 0 teacher must not share a buffer with pair 1 student');
+    expectThrow(() => emaUpdate(engine.batch, [{ teacher: a.buffer, student: ts.buffer, n }, { teacher: a.buffer, student: ts.buffer, n }], 0.9), 'emaUpdate: pair 0 teacher and pair 1 teacher share memory');
     expectThrow(() => emaUpdate(engine.batch, [{ teacher: a.buffer, student: ts.buffer, n }], 1.5), 'emaUpdate: momentum must be in [0, 1]');
     [a, b, ts].forEach((t) => t.dispose());
   });

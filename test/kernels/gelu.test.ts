@@ -105,9 +105,9 @@ describe('kernels/gelu', () => {
     const engine = await getEngine();
     const a = engine.empty([64]), b = engine.empty([64]);
     const cases: [() => void, RegExp][] = [
-      [() => geluForward(engine.batch, a.buffer, a.buffer, 64), /geluForward: y must not share memory with x/],
+      [() => geluForward(engine.batch, a.buffer, a.buffer, 64), /geluForward: y must not share a buffer with x/],
       [() => geluForward(engine.batch, a.buffer, { buffer: b.buffer, size: 16 }, 64), /geluForward: y binding holds 16 bytes, needs 256 \(n=64\)/],
-      [() => geluBackward(engine.batch, a.buffer, b.buffer, b.buffer, 64, true), /geluBackward: dx must not share memory with dy/],
+      [() => geluBackward(engine.batch, a.buffer, b.buffer, b.buffer, 64, true), /geluBackward: dx must not share a buffer with dy/],
     ];
     for (const [fn, re] of cases) expectThrow(fn, re);
     a.dispose();

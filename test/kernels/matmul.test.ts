@@ -432,7 +432,7 @@ describe('kernels/matmul', function () {
     expectThrow(() => matmul(engine.batch, bufs, { M: 4, N: 4, K: 4, activation: 'gelu', accumulate: true }), /matmul: accumulate cannot be combined/);
     expectThrow(() => matmul(engine.batch, bufs, { M: 2, N: 2, K: 2, batch: 2, strideC: 0 }), /matmul: strideC = 0/);
     expectThrow(() => matmul(engine.batch, bufs, { M: 2.5, N: 2, K: 2 }), /matmul: M must be an integer/);
-    expectThrow(() => matmul(engine.batch, { a: x.buffer, b: y.buffer, c: x.buffer }, { M: 2, N: 2, K: 2 }), /matmul: c must not share memory with a/);
+    expectThrow(() => matmul(engine.batch, { a: x.buffer, b: y.buffer, c: x.buffer }, { M: 2, N: 2, K: 2 }), /matmul: c must not share a buffer with a/);
     expectThrow(() => matmul(engine.batch, bufs, { M: 2, N: 2, K: 2 }, { config: 'huge' as MatmulConfigName }), /matmul: unknown config 'huge'/);
     const spec = (config: MatmulKernelSpec, re: RegExp) => expectThrow(() => matmul(engine.batch, bufs, { M: 2, N: 2, K: 2 }, { config }), re);
     spec({ BM: 64, BN: 64, BK: 16, TM: 3, TN: 4 }, /matmul: kernel spec .*TM, TN and BK must be multiples of 4/);

@@ -110,7 +110,7 @@ describe('kernels/reduce', () => {
     const engine = await getEngine();
     const a = engine.empty([64]), b = engine.empty([64]);
     const cases: [() => void, RegExp][] = [
-      [() => reduceAxis(engine.batch, a.buffer, a.buffer, { outer: 1, reduce: 4, inner: 4 }), /reduceAxis: y must not share memory with x/],
+      [() => reduceAxis(engine.batch, a.buffer, a.buffer, { outer: 1, reduce: 4, inner: 4 }), /reduceAxis: y must not share a buffer with x/],
       [() => reduceAxis(engine.batch, a.buffer, b.buffer, { outer: 2, reduce: 0, inner: 4, mean: true }), /reduceAxis: mean over an empty axis \(outer=2, reduce=0, inner=4\)/],
       [() => reduceAxis(engine.batch, a.buffer, b.buffer, { outer: 1, reduce: 65, inner: 1 }), /reduceAxis: x binding holds 256 bytes, needs 260 \(outer=1, reduce=65, inner=1\)/],
       [() => broadcastAxis(engine.batch, a.buffer, b.buffer, { outer: 1, reduce: 1.5, inner: 4 }), /broadcastAxis: reduce must be an integer/],

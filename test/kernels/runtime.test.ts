@@ -5,13 +5,16 @@ import { CommandBatch } from '../../kernels/runtime.js';
 import { assert, assertClose, expectThrow, getEngine } from '../helpers.js';
 
 describe('kernels/runtime', () => {
-  it('refuses a binding larger than maxStorageBufferBindingSize, naming the kernel, binding and limit', () => {
-    const device = { limits: { maxStorageBufferBindingSize: 64, minUniformBufferOffsetAlignment: 256 } } as unknown as GPUDevice;
+  it('refuses bindings WebGPU would refuse (over maxStorageBufferBindingSize, empty, not whole words, unaligned), naming the kernel, binding and limit', () => {
+    const device = { limits: { maxStorageBufferBindingSize: 64, minUniformBufferOffsetAlignment: 256, minStorageBufferOffsetAlignment: 256 } } as unknown as GPUDevice;
     const batch = new CommandBatch(device);
     const pipeline = { label: 'elementwise.fill_v4' } as GPUComputePipeline;
-    const big = { size: 128 } as GPUBuffer;
+    const big = { size: 128 } as GPUBuffer, long = { size: 512 } as GPUBuffer;
     expectThrow(() => batch.dispatch(pipeline, [big], null, [1]), "elementwise.fill_v4: binding 0 spans 128 bytes, over this device's maxStorageBufferBindingSize (64)");
-    expectThrow(() => batch.dispatch(pipeline, [{ buffer: big, offset: 80 }, { buffer: big, offset: 0, size: 96 }], null, [1]), 'binding 1 spans 96 bytes');
+    expectThrow(() => batch.dispatch(pipeline, [{ buffer: long, offset: 256, size: 16 }, { buffer: long, offset: 0, size: 96 }], null, [1]), 'binding 1 spans 96 bytes');
+    expectThrow(() => batch.dispatch(pipeline, [{ buffer: long, offset: 0, size: 0 }], null, [1]), 'binding 0 spans 0 bytes; a storage binding must hold a positive multiple of 4');
+    expectThrow(() => batch.dispatch(pipeline, [{ buffer: long, offset: 0, size: 10 }], null, [1]), 'binding 0 spans 10 bytes');
+    expectThrow(() => batch.dispatch(pipeline, [{ buffer: long, offset: 4, size: 16 }], null, [1]), "binding 0 starts at byte 4, not a multiple of this device's minStorageBufferOffsetAlignment (256)");
   });
 
   it('reuses a bind group for the same pipeline and buffer ranges, with whatever the buffers hold then', async () => {

@@ -105,10 +105,10 @@ describe('kernels/softmax', () => {
     const engine = await getEngine();
     const a = engine.empty([8]), b = engine.empty([8]);
     const cases: [() => void, RegExp][] = [
-      [() => softmaxForward(engine.batch, a.buffer, a.buffer, { rows: 2, cols: 4 }), /softmaxForward: y must not share memory with x/],
+      [() => softmaxForward(engine.batch, a.buffer, a.buffer, { rows: 2, cols: 4 }), /softmaxForward: y must not share a buffer with x/],
       [() => softmaxForward(engine.batch, a.buffer, b.buffer, { rows: 2, cols: 0 }), /softmaxForward: cols must be ≥ 1 \(rows=2\)/],
       [() => softmaxBackward(engine.batch, a.buffer, b.buffer, { buffer: b.buffer, offset: 256 }, { rows: 2, cols: 4 }), /softmaxBackward: dx binding holds \d+ bytes, needs 32/],
-      [() => softmaxBackward(engine.batch, a.buffer, b.buffer, b.buffer, { rows: 2, cols: 4 }), /softmaxBackward: dx must not share memory with dy/],
+      [() => softmaxBackward(engine.batch, a.buffer, b.buffer, b.buffer, { rows: 2, cols: 4 }), /softmaxBackward: dx must not share a buffer with dy/],
     ];
     for (const [fn, re] of cases) expectThrow(fn, re);
     a.dispose();
