@@ -60,8 +60,16 @@ type Tf = typeof import('@tensorflow/tfjs');
 export async function loadTfjs(engine: Engine): Promise<Tf> {
   const nav = (globalThis as any).navigator;
   if (!nav?.gpu) Object.defineProperty(nav ?? globalThis, nav ? 'gpu' : 'navigator', nav ? { value: engine.gpu.gpu, configurable: true } : { value: { gpu: engine.gpu.gpu }, configurable: true });
-  const tf = await import('@tensorflow/tfjs');
-  await import('@tensorflow/tfjs-backend-webgpu');
+  let tf: Tf;
+  try {
+    tf = await import('@tensorflow/tfjs');
+    await import('@tensorflow/tfjs-backend-webgpu');
+  } catch (e) {
+    // optional peers of the package: a checkout has them (devDependencies), an installed package may not
+    if ((e as { code?: string }).code === 'ERR_MODULE_NOT_FOUND')
+      throw new Error(`the tfjs peer needs @tensorflow/tfjs and @tensorflow/tfjs-backend-webgpu: npm install @tensorflow/tfjs@4 @tensorflow/tfjs-backend-webgpu@4 (${(e as Error).message.split('\n')[0]})`);
+    throw e;
+  }
   if (!(await tf.setBackend('webgpu'))) throw new Error('tfjs: the webgpu backend failed to initialise');
   await tf.ready();
   return tf;

@@ -1,8 +1,11 @@
-// Builds with esbuild: the CLI and library entry points into dist/ (Node), the browser-usable
-// layers into dist/browser/ (ES modules, shared code in dist/browser/chunks/), and the test suite
-// into one bundle per runner (.build/test-node.mjs for Node/Dawn, .build/test-browser.js for Chromium).
+// Builds with esbuild: the CLI and library entry points into dist/ (Node; shared code in dist/chunks/),
+// the browser-usable layers into dist/browser/ (ES modules, shared code in dist/browser/chunks/), and
+// the test suite into one bundle per runner (.build/test-node.mjs for Node/Dawn, .build/test-browser.js
+// for Chromium); tsc writes the packages' type declarations into dist/types/.
 import { build } from 'esbuild';
+import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -42,17 +45,38 @@ const nodeEntries = Object.fromEntries(Object.entries(entries).filter(([, src]) 
 // model/checkpoint.ts imports node:* lazily, only in its file functions.
 const browserEntries = { kernels: 'kernels/index.ts', engine: 'engine/index.ts', model: 'model/index.ts' };
 
+/** Removes the chunks of earlier builds from `dir` (chunk names carry a content hash). */
+function dropStaleChunks(metafile, dir) {
+  const keep = new Set(Object.keys(metafile.outputs).map((f) => relative(dir, f)));
+  if (existsSync(dir)) for (const f of readdirSync(dir)) if (!keep.has(f)) rmSync(join(dir, f), { force: true });
+}
+
+// The packages' type declarations (dist/types, package.json "types"), so a TypeScript user of the
+// package checks its own code against them rather than compiling this project's sources.
+const declarations = () => {
+  rmSync('dist/types', { recursive: true, force: true });
+  return promisify(execFile)(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.types.json']).catch((e) => {
+    throw new Error(`type declarations: ${e.stdout || e.message}`);
+  });
+};
+
 await Promise.all([
+  declarations(),
+  // Code splitting here too: a program importing ecg-jepa/engine and ecg-jepa/kernels gets one copy of
+  // each module, so its state (pipeline caches, matmul tuning, adapter info) is shared, not duplicated.
   build({
     ...common,
     entryPoints: nodeEntries,
     outdir: '.',
     outExtension: { '.js': '.mjs' },
+    chunkNames: 'dist/chunks/[name]-[hash]',
+    splitting: true,
     platform: 'node',
     format: 'esm',
     packages: 'external',
     banner: { js: nodeBanner },
-  }),
+    metafile: true,
+  }).then(({ metafile }) => dropStaleChunks(metafile, 'dist/chunks')),
   build({
     ...common,
     entryPoints: browserEntries,
@@ -63,11 +87,7 @@ await Promise.all([
     format: 'esm',
     external: ['webgpu', 'node:*'],
     metafile: true,
-  }).then(({ metafile }) => {
-    // Chunk names carry a content hash: drop the chunks of earlier builds.
-    const keep = new Set(Object.keys(metafile.outputs).map((f) => relative('dist/browser/chunks', f)));
-    for (const f of readdirSync('dist/browser/chunks')) if (!keep.has(f)) rmSync(join('dist/browser/chunks', f), { force: true });
-  }),
+  }).then(({ metafile }) => dropStaleChunks(metafile, 'dist/browser/chunks')),
   build({
     ...common,
     entryPoints: { [`${out}/test-node`]: testEntry },
@@ -86,5 +106,7 @@ await Promise.all([
     format: 'iife',
     external: ['webgpu', 'node:*'],
     define: { 'process.env.NODE_ENV': '"test"' },
+    // import.meta is empty here; only Node-only code reads it (prepare finding its worker bundle)
+    logOverride: { 'empty-import-meta': 'silent' },
   }),
 ]);

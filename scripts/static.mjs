@@ -30,7 +30,8 @@ export async function sendFile(dir, urlPath, res) {
   try {
     if ((await stat(file)).isDirectory()) {
       // A folder's page loads its files relative to the folder: its URL must end in '/'.
-      if (!path.endsWith('/')) return res.writeHead(301, { location: `${path}/${query ? `?${query}` : ''}` }).end(), true;
+      // (one leading '/': '//host/…' would send the browser to another host)
+      if (!path.endsWith('/')) return res.writeHead(301, { location: `/${path.replace(/^\/+/, '')}/${query ? `?${query}` : ''}` }).end(), true;
       file = join(file, 'index.html');
     }
     const data = await readFile(file);

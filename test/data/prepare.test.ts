@@ -118,6 +118,30 @@ if (!isBrowser)
       assert(JSON.stringify(res.skippedByReason) === JSON.stringify({ checksum: 1, flat: 1, 'missing-file': 1 }), `worker skip reasons ${JSON.stringify(res.skippedByReason)}`);
     });
 
+    it('a library caller gets worker threads whatever its script is called; records a crashed worker took down are retried on the next run', async () => {
+      const { fs, path, prepare } = await mods();
+      const { execFileSync } = await import('node:child_process');
+      const dir = path.join(tmp, 'caller');
+      fs.mkdirSync(dir, { recursive: true });
+      // a caller's own script named as the package's worker bundle (train.mjs) must not become the worker
+      const script = path.join(dir, 'train.mjs');
+      const lib = path.resolve('dist/train.mjs');
+      fs.writeFileSync(script, `import { prepare } from ${JSON.stringify(lib)};
+const r = await prepare({ source: 'synth', root: '', out: ${JSON.stringify(path.join(dir, 'out'))}, synth: { n: 6 }, workers: 2, seconds: 2 });
+console.log(JSON.stringify({ written: r.written, workers: r.workers }));`);
+      const said = JSON.parse(execFileSync(process.execPath, [script], { encoding: 'utf8' }).trim().split('\n').pop()!);
+      assert(said.written === 6 && said.workers === 2, `caller run: ${JSON.stringify(said)}`);
+      // a worker that dies: its records are reported, and not kept skipped by a rerun
+      const crash = path.join(dir, 'crash.mjs');
+      fs.writeFileSync(crash, "throw new Error('boom');\n");
+      const out = path.join(dir, 'out-crash');
+      const opts = { source: 'synth' as const, root: '', out, synth: { n: 4 }, seconds: 2, recordsPerShard: 4 };
+      const first = await prepare({ ...opts, workers: 1, workerEntry: crash });
+      assert(first.written === 0 && first.skippedByReason['worker-crash'] === 4, `crashed: ${JSON.stringify(first.skippedByReason)}`);
+      const again = await prepare({ ...opts, workers: 0 });
+      assert(again.written === 4 && again.shardsReused === 0, `rerun: written ${again.written}, reused ${again.shardsReused}`);
+    });
+
     it('Challenge tree: #Dx labels, group folders as folds, a truncated .mat reported', async () => {
       const { fs, path, prepare } = await mods();
       const { writeMatV4 } = await import('../../train/data/challenge.js');

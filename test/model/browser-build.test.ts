@@ -59,6 +59,26 @@ if (!isBrowser) {
   });
 }
 
+if (!isBrowser) {
+  describe('package build: dist (Node)', () => {
+    it('the Node entry points share one copy of each module, and every export has its type declarations', async () => {
+      const fs = await import('node:fs');
+      const path = await import('node:path');
+      const root = process.cwd();
+      const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+      // a literal of kernels/matmul.ts: in one file only, or ecg-jepa/kernels and ecg-jepa/engine would
+      // each hold their own matmul state (tuning, pipeline caches)
+      const files = [...fs.readdirSync(path.join(root, 'dist')).map((f) => path.join('dist', f)), ...fs.readdirSync(path.join(root, 'dist/chunks')).map((f) => path.join('dist/chunks', f))].filter((f) => f.endsWith('.mjs'));
+      const holding = files.filter((f) => fs.readFileSync(path.join(root, f), 'utf8').includes('matmul dummy (read)'));
+      assert(holding.length === 1 && holding[0].startsWith(path.join('dist', 'chunks')), `matmul's code is in ${holding.join(', ')}`);
+      for (const e of [...ENTRIES, 'train']) {
+        const types = pkg.exports[`./${e}`].types;
+        assert(/^\.\/dist\/types\/.+\.d\.ts$/.test(types) && fs.existsSync(path.join(root, types)), `exports ./${e}: types ${types} (built declarations, not sources)`);
+      }
+    });
+  });
+}
+
 if (isBrowser) {
   describe('browser build: dist/browser in the page', () => {
     // Hidden from esbuild, so the page itself fetches the module, as a web page would.

@@ -521,20 +521,15 @@ function inThread(s: Settings): Runner {
 }
 
 async function findWorkerEntry(explicit: string | undefined): Promise<string | null> {
-  const { fs, path } = await nodeMods();
+  const { fs, path, url } = await nodeMods();
   const cands: string[] = [];
   if (explicit) cands.push(explicit);
   if (process.env.ECG_JEPA_WORKER_ENTRY) cands.push(process.env.ECG_JEPA_WORKER_ENTRY);
-  const main = process.argv[1];
-  if (main) {
-    let dir: string;
-    try {
-      dir = path.dirname(fs.realpathSync(main));
-    } catch {
-      dir = path.dirname(path.resolve(main));
-    }
-    cands.push(path.join(dir, 'train.mjs'), path.join(dir, '..', 'dist', 'train.mjs'));
-  }
+  // the package's train bundle, found from the file running this code: dist/train.mjs beside it, above
+  // it (a shared chunk in dist/chunks/), or in dist/ from a test build; never the caller's own script
+  const self = import.meta.url;
+  const here = typeof self === 'string' && self.startsWith('file:') ? path.dirname(url.fileURLToPath(self)) : null;
+  if (here) cands.push(path.join(here, 'train.mjs'), path.join(here, '..', 'train.mjs'), path.join(here, '..', 'dist', 'train.mjs'));
   for (const c of cands) if (fs.existsSync(c)) return path.resolve(c);
   if (explicit) throw new Error(`prepare: worker entry ${explicit} not found`);
   return null;
@@ -645,6 +640,8 @@ async function reusable(out: string, k: number, key: string, recordBytes: number
     return null;
   }
   if (sc.key !== key || fs.statSync(bin).size !== sc.bytes || sc.bytes !== sc.records.length * recordBytes) return null;
+  // records a crashed worker took down are retried, not kept skipped
+  if (sc.skipped.some((e) => e.reason === 'worker-crash')) return null;
   return (await sha256File(bin)) === sc.sha256 ? sc : null;
 }
 
