@@ -27,14 +27,20 @@ async function sourceRepresentation(engine: Engine, cfg: EcgJepaConfig, seed: nu
   return v;
 }
 
+/** Node's fs and path, the repository root (the tests run there) and its package.json. */
+async function repository() {
+  const fs = await import('node:fs');
+  const path = await import('node:path');
+  const root = process.cwd();
+  const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+  assert(pkg.name === 'ecg-jepa', `run the tests from the repository root (cwd ${root})`);
+  return { fs, path, root, pkg };
+}
+
 if (!isBrowser) {
   describe('browser build: dist/browser (Node)', () => {
     it('every module exists, imports no Node module or Dawn, and its relative imports resolve; package.json points at it', async () => {
-      const fs = await import('node:fs');
-      const path = await import('node:path');
-      const root = process.cwd();
-      const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
-      assert(pkg.name === 'ecg-jepa', `run the tests from the repository root (cwd ${root})`);
+      const { fs, path, root, pkg } = await repository();
       const dir = path.join(root, 'dist/browser');
       const files = (fs.readdirSync(dir, { recursive: true }) as string[]).filter((f) => f.endsWith('.js')).map((f) => path.join(dir, f));
       for (const e of ENTRIES) {
@@ -62,10 +68,7 @@ if (!isBrowser) {
 if (!isBrowser) {
   describe('package build: dist (Node)', () => {
     it('the Node entry points share one copy of each module, and every export has its type declarations', async () => {
-      const fs = await import('node:fs');
-      const path = await import('node:path');
-      const root = process.cwd();
-      const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+      const { fs, path, root, pkg } = await repository();
       // a literal of kernels/matmul.ts: in one file only, or ecg-jepa/kernels and ecg-jepa/engine would
       // each hold their own matmul state (tuning, pipeline caches)
       const files = [...fs.readdirSync(path.join(root, 'dist')).map((f) => path.join('dist', f)), ...fs.readdirSync(path.join(root, 'dist/chunks')).map((f) => path.join('dist/chunks', f))].filter((f) => f.endsWith('.mjs'));
