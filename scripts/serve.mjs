@@ -15,7 +15,12 @@ const arg = (name, dflt) => {
 };
 const host = arg('--host', '127.0.0.1');
 const port = Number(arg('--port', '8080'));
+// Requests must name this server: a page elsewhere whose name was rebound to this address (DNS
+// rebinding) gets nothing from the repository.
+const names = new Set([host, 'localhost', '127.0.0.1', '[::1]']);
 const server = createServer(async (req, res) => {
+  const asked = (req.headers.host ?? '').replace(/:\d+$/, '');
+  if (!names.has(asked)) return res.writeHead(421, { 'content-type': 'text/plain' }).end(`this server answers to ${[...names].join(', ')}\n`);
   if (req.url === '/') return res.writeHead(302, { location: '/examples/browser/' }).end();
   if (!(await sendFile(root, req.url, res))) res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
 });

@@ -15,7 +15,8 @@ const TYPES = {
 /**
  * Answers `res` with the file at URL path `urlPath` under `dir` (a folder: its index.html, after
  * a redirect to the URL with a trailing '/').
- * Resolves to false, sending nothing, when there is no such file or the path leaves `dir`.
+ * Resolves to false, sending nothing, when there is no such file, the path leaves `dir` or names a
+ * hidden file or folder.
  */
 export async function sendFile(dir, urlPath, res) {
   const [path, query] = urlPath.split(/\?(.*)/s);
@@ -27,6 +28,8 @@ export async function sendFile(dir, urlPath, res) {
   }
   let file = normalize(join(dir, rel));
   if (file !== dir && !file.startsWith(dir + sep)) return false;
+  // no hidden files or folders (.git, .devkit, …): the server is for the pages and their data
+  if (file.slice(dir.length).split(sep).some((part) => part.startsWith('.'))) return false;
   try {
     if ((await stat(file)).isDirectory()) {
       // A folder's page loads its files relative to the folder: its URL must end in '/'.

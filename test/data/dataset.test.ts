@@ -103,6 +103,16 @@ describe('data: prepared dataset', () => {
           const resumed = run({ epoch: 2, startBatch: 3 });
           assert(resumed.length === 3 && resumed.every((b, i) => b.batch === i + 3 && b.indices.join() === full[i + 3].indices.join() && b.x.every((v, j) => v === full[i + 3].x[j])), 'resume mid-epoch');
           assert(run({ epoch: 3 })[0].indices.join() !== full[0].indices.join(), 'next epoch reshuffles');
+          assert(run({ epoch: 2, startBatch: 6 }).length === 0, 'resuming at the epoch end: nothing left');
+          for (const startBatch of [-1, 1.5, 7]) {
+            let msg = '';
+            try {
+              run({ epoch: 2, startBatch });
+            } catch (e) {
+              msg = (e as Error).message;
+            }
+            assert(msg === `startBatch must be an integer in [0, 6] (the epoch's batches), got ${startBatch}`, `startBatch ${startBatch}: ${msg}`);
+          }
           assert(run({ epoch: 2, dropLast: true }).length === 5 && ds.batchCount({ batchSize: 4, dropLast: true }) === 5, 'dropLast');
           const seq = run({ epoch: 0, shuffle: false });
           assert(seq[1].indices.join() === '4,5,6,7' && seq[1].x.every((v, j) => v === recordValue(4 + Math.floor(j / (L * S)), j % (L * S))), 'unshuffled, runs across a shard boundary');
@@ -137,6 +147,21 @@ describe('data: prepared dataset', () => {
         msg = '';
         await openDataset(d).catch((e) => (msg = String(e)));
         assert(msg.includes('shard-00001.bin has 10 bytes'), `open catches a short shard: ${msg}`);
+        // a manifest whose record table points past a shard, or twice at one slot
+        const e = join(dir, 'e');
+        await writeDataset(e, records.slice(0, 6), { leads: ['I', 'II', 'V1'], fs: 250, samples: S, recordsPerShard: 4 });
+        const manifest = JSON.parse(readFileSync(join(e, 'manifest.json'), 'utf8'));
+        for (const [edit, want] of [
+          [(m: { records: { shard: number; index: number }[] }) => (m.records[5].index = 4), 'manifest record 5 (rec5) points at shard 1 index 4, which is not there'],
+          [(m: { records: { shard: number; index: number }[] }) => (m.records[5] = { ...m.records[5], shard: 0, index: 1 }), 'manifest records share shard 0 index 1 (record 5, rec5)'],
+        ] as const) {
+          const m = JSON.parse(JSON.stringify(manifest));
+          edit(m);
+          writeFileSync(join(e, 'manifest.json'), JSON.stringify(m));
+          msg = '';
+          await openDataset(e).catch((err) => (msg = String(err)));
+          assert(msg.includes(want), `open catches a bad record table: ${msg}`);
+        }
       });
     });
 });

@@ -98,6 +98,10 @@ if (!isBrowser)
       const win = await other('win', { samples: 12 });
       await expectReject(() => openDatasetUnion([a, win]), /does not match .*window 12 samples vs 10/);
       await expectReject(() => openDatasetUnion([a, path.join(dir, 'b'), a + '/']), /listed twice/);
+      // the same folder through a symbolic link is still the same folder
+      const { symlinkSync } = await import('node:fs');
+      symlinkSync(a, path.join(dir, 'a-link'));
+      await expectReject(() => openDatasetUnion([a, path.join(dir, 'a-link')]), /a-link is listed twice/);
       await expectReject(() => openDatasetUnion([a, path.join(dir, 'missing')]), /missing.*manifest\.json/);
     });
 

@@ -1,5 +1,5 @@
 // scripts/static.mjs, the test driver's and `npm run serve`'s file server: files under its folder
-// only, and a folder's redirect stays on this host. Node only.
+// only, none hidden, and a folder's redirect stays on this host. Node only.
 import { assert, isBrowser } from '../helpers.js';
 
 if (!isBrowser)
@@ -36,6 +36,10 @@ if (!isBrowser)
         const sneaky = await ask('//evil.example/..%2fsub');
         assert(sneaky.status === 301 && sneaky.headers!.location.startsWith('/') && !sneaky.headers!.location.startsWith('//'), `same host: ${JSON.stringify(sneaky)}`);
         assert(!(await ask('/../etc/passwd')).served && !(await ask('/%2e%2e/etc/passwd')).served, 'nothing outside the folder');
+        fs.mkdirSync(path.join(dir, '.git'));
+        fs.writeFileSync(path.join(dir, '.git', 'config'), 'secret');
+        fs.writeFileSync(path.join(dir, 'sub', '.env'), 'secret');
+        assert(!(await ask('/.git/config')).served && !(await ask('/sub/.env')).served && !(await ask('/sub/%2eenv')).served, 'no hidden files');
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });
       }

@@ -184,7 +184,9 @@ export function* epochBatches(
   const epoch = o.epoch ?? 0;
   const order = epochOrder(n, { seed: o.seed, epoch, shuffle: o.shuffle, subset: o.subset });
   const nb = countBatches(order.length, o.batchSize, o.dropLast);
-  for (let b = o.startBatch ?? 0; b < nb; b++) {
+  const start = o.startBatch ?? 0;
+  if (!(Number.isInteger(start) && start >= 0 && start <= nb)) throw new Error(`startBatch must be an integer in [0, ${nb}] (the epoch's batches), got ${start}`);
+  for (let b = start; b < nb; b++) {
     const indices = order.slice(b * o.batchSize, Math.min(order.length, (b + 1) * o.batchSize));
     const x = new Float32Array(indices.length * recordLength);
     fill(indices, x);
@@ -265,6 +267,16 @@ export async function openDataset(dir: string, opts: OpenOptions = {}): Promise<
     }
     if (size !== s.bytes || s.bytes !== s.records * stride) throw new Error(`dataset ${dir}: shard ${s.file} has ${size} bytes, manifest says ${s.bytes} (${s.records} records × ${stride})`);
   }
+  // every record at its own slot of a listed shard (else a read fails late, or two records read the same bytes)
+  const slots = new Set<string>();
+  manifest.records.forEach((r, i) => {
+    const shard = manifest.shards[r.shard];
+    if (!Number.isInteger(r.shard) || !shard || !Number.isInteger(r.index) || r.index < 0 || r.index >= shard.records)
+      throw new Error(`dataset ${dir}: manifest record ${i} (${r.id}) points at shard ${r.shard} index ${r.index}, which is not there`);
+    const slot = `${r.shard}:${r.index}`;
+    if (slots.has(slot)) throw new Error(`dataset ${dir}: manifest records share shard ${r.shard} index ${r.index} (record ${i}, ${r.id})`);
+    slots.add(slot);
+  });
   const verify = async () => {
     const bad: string[] = [];
     for (const s of manifest.shards) if ((await sha256File(path.join(dir, s.file))) !== s.sha256) bad.push(s.file);

@@ -59,10 +59,16 @@ function sameShape(dir: string, m: RecordShape, first: string, f: RecordShape): 
 /** Opens prepared folders as one dataset (see the top of this file). A single folder works too. */
 export async function openDatasetUnion(dirs: readonly string[], opts: OpenOptions = {}): Promise<DatasetUnion> {
   if (dirs.length === 0) throw new Error('no dataset folders given');
-  const { path } = await nodeMods();
+  const { fs: files, path } = await nodeMods();
   const seen = new Map<string, string>();
   for (const d of dirs) {
-    const r = path.resolve(d);
+    // the folder itself, through any symbolic link (a missing one is reported by openDataset)
+    let r = path.resolve(d);
+    try {
+      r = files.realpathSync(r);
+    } catch {
+      // left as given
+    }
     if (seen.has(r)) throw new Error(`dataset ${d} is listed twice (as ${seen.get(r)} and ${d}); each folder may appear once`);
     seen.set(r, d);
   }
