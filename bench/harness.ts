@@ -184,8 +184,10 @@ async function timeCase(engine: Engine, tf: Tf | null, c: KernelCase, targetMs: 
     const peer = c.tfjs(tf);
     try {
       const run = () => disposeResult(tf, tf.tidy(() => peer.run()));
-      // tfjs submits by itself as it records
-      tfjsMs = (await bestOf(targetMs, warm, (n) => timeRuns(tfDevice, timing === 'gpu', n, run, () => {}, () => tfSync(tf)))).ms;
+      // tfjs submits by itself as it records; on its own device, so its GPU errors are caught there (a
+      // dropped submit would otherwise read as a fast one)
+      tfjsMs = (await gpuChecked(tfDevice, () => bestOf(targetMs, warm, (n) => timeRuns(tfDevice, timing === 'gpu', n, run, () => {}, () => tfSync(tf))))).ms;
+      if (!(tfjsMs > 0)) throw new Error(`tfjs's time came out as ${tfjsMs} ms`);
     } finally {
       peer.dispose();
     }
