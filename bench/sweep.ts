@@ -313,7 +313,9 @@ export function formatLayers(rows: SweepRow[]): string {
   const head = ['candidate'.padEnd(w), ...shapes.map((s) => short(s).padStart(9)), '      min'].join(' ');
   const body = labels.map((l) => {
     const v = shapes.map((s) => cell(l, s));
-    return [l.padEnd(w), ...v.map((x) => (Number.isNaN(x) ? '-' : x.toPrecision(4)).padStart(9)), Math.min(...v).toPrecision(4).padStart(9)].join(' ');
+    // a failed shape leaves its cell '-' and the row no min: the floor is over every shape or none
+    const min = v.some(Number.isNaN) ? '-' : Math.min(...v).toPrecision(4);
+    return [l.padEnd(w), ...v.map((x) => (Number.isNaN(x) ? '-' : x.toPrecision(4)).padStart(9)), min.padStart(9)].join(' ');
   });
   return [`GFLOP/s per layer shape`, head, ...body].join('\n');
 }

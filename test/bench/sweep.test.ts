@@ -64,6 +64,11 @@ describe('bench/sweep', function () {
     // the fastest timed candidate and matmul's own choice, on each shape
     assert(layers.length === 4 && layers.every((r) => r.status === 'ok' && r.rate! > 0), JSON.stringify(layers));
     assert(layers.filter((r) => r.label === 'autotuned').every((r) => r.picked && r.checkError! < 1e-5), `autotuned rows name their pick ${JSON.stringify(layers)}`);
+    const failed = formatLayers([
+      { label: 'k', shape: 'a fwd', status: 'ok', rate: 10 },
+      { label: 'k', shape: 'a dW', status: 'error', error: 'x' },
+    ]);
+    assert(/^k +10\.00 +- +-$/m.test(failed), `a failed shape: no min over the rest\n${failed}`);
     const lt = formatLayers(layers);
     assert(lt.includes('autotuned') && lt.includes('a fwd') && lt.includes('a dW'), lt);
   });
