@@ -68,7 +68,8 @@ export interface Measured {
   /** Of msPerStep, the time the CPU spent recording and submitting (the calls return before the GPU
    *  finishes, so the next call records while the GPU runs this one): near msPerStep = CPU-bound. */
   cpuMsPerStep: number;
-  /** GPU kernels one call runs: ours counted as recorded, tfjs's from tf.profile over one more call. */
+  /** GPU dispatches one call runs: ours counted as recorded, tfjs's counted at its backend's
+   *  runWebGPUProgram over one more call (tf.profile's kernel list also holds ops that dispatch nothing). */
   kernelsPerStep?: number;
   /** Ours, where the device has timestamps: of msPerStep, the GPU's time from the start to the end of
    *  a step's submit, and its idle time between one submit's end and the next one's start. */
@@ -194,14 +195,33 @@ async function measureOurs(engine: Engine, batch: number, warmup: number, iters:
 async function measureTf(tf: Tf, batch: number, warmup: number, iters: number, run: (i: number) => void, once: () => tfjs.Tensor): Promise<Measured> {
   const t = await timeLoop(warmup, iters, run, () => tfSync(tf));
   const gpuAllocatedBytes = (tf.memory() as { numBytesAllocatedInGPU?: number }).numBytesAllocatedInGPU; // tfjs-backend-webgpu's memory() name
-  const prof = await tf.profile(once);
-  prof.result instanceof tf.Tensor && prof.result.dispose();
-  return { ...measured(t, batch, prof.peakBytes), kernelsPerStep: prof.kernels.length, gpuAllocatedBytes };
+  const prof = await countTfDispatches(tf, () => tf.profile(once));
+  prof.result.result instanceof tf.Tensor && prof.result.result.dispose();
+  return { ...measured(t, batch, prof.result.peakBytes), kernelsPerStep: prof.dispatches, gpuAllocatedBytes };
+}
+
+/** `fn`'s result and the GPU programs tfjs's WebGPU backend dispatched while it ran. */
+async function countTfDispatches<T>(tf: Tf, fn: () => Promise<T>): Promise<{ result: T; dispatches: number }> {
+  const backend = tf.backend() as unknown as { runWebGPUProgram: (...args: unknown[]) => unknown };
+  const own = Object.prototype.hasOwnProperty.call(backend, 'runWebGPUProgram');
+  const real = backend.runWebGPUProgram;
+  let dispatches = 0;
+  backend.runWebGPUProgram = function (this: unknown, ...args: unknown[]) {
+    dispatches++;
+    return real.apply(this, args);
+  };
+  try {
+    return { result: await fn(), dispatches };
+  } finally {
+    if (own) backend.runWebGPUProgram = real;
+    else delete (backend as Partial<typeof backend>).runWebGPUProgram;
+  }
 }
 
 function checkCounts(o: { batch: number; steps?: number; iters?: number; warmup?: number; peerBatch?: number }): void {
   if (o.peerBatch !== undefined && o.peerBatch > o.batch) throw new RangeError(`bench: peerBatch (${o.peerBatch}) must not exceed batch (${o.batch}): the peer runs on the first samples of our input`);
-  for (const [k, v] of Object.entries(o)) if (v !== undefined && (!Number.isInteger(v) || v < (k === 'warmup' ? 0 : 1))) throw new RangeError(`bench: ${k} must be a ${k === 'warmup' ? 'non-negative' : 'positive'} integer, got ${v}`);
+  // warmup ≥ 1 too: the first call compiles shaders (and tfjs always gets one checked untimed call)
+  for (const [k, v] of Object.entries(o)) if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new RangeError(`bench: ${k} must be a positive integer, got ${v}`);
 }
 
 /** The shared frame of both benchmarks: one model and input (and the peer built from the model's
@@ -223,7 +243,8 @@ async function sideBySide(
   const xv = inputs(cfg, B, seed + 1);
   const tf = await tfPeer(engine, o);
   const precision = o.precision ?? 'f32';
-  const model = new EcgJepa(engine, cfg, { seed, precision });
+  // f16 as pretrain trains it: with the dynamic loss scale (its overflow check and update included)
+  const model = new EcgJepa(engine, cfg, { seed, precision, lossScale: precision === 'f16' ? 'dynamic' : 1 });
   // The peer starts from our initial weights, read back before we train and kept on the CPU: each
   // tfjs try builds its own peer from them, so a failed try cannot hand on its weights.
   const initial = tf ? await readJepaWeights(model) : null;

@@ -14,7 +14,7 @@ if (!isBrowser) {
       const progress: string[] = [];
       const step = await benchStep(engine, { preset: 'tiny', batch: 2, steps: 1, warmup: 1, peer: 'tfjs', progress: (l) => progress.push(l) });
       assert(progress.length === 2 && progress[0].startsWith('ours ') && progress[1].startsWith('tfjs (batch 2) ') && progress[1].includes('samples/s'), `a line as each side ends: ${JSON.stringify(progress)}`);
-      const embed = await benchEmbed(engine, { preset: 'tiny', batch: 2, iters: 1, warmup: 0, peer: 'tfjs' });
+      const embed = await benchEmbed(engine, { preset: 'tiny', batch: 2, iters: 1, warmup: 1, peer: 'tfjs' });
       for (const r of [step, embed]) {
         assert(r.tfjs && r.ours.msPerStep > 0 && r.tfjs.msPerStep > 0, `${r.kind}: both sides timed ${JSON.stringify(r)}`);
         assert(Math.abs(r.ratio! - r.tfjs.msPerStep / r.ours.msPerStep) < 1e-12, `${r.kind}: ratio is tfjs ms / ours ms`);
@@ -69,7 +69,7 @@ if (!isBrowser) {
     it('--profile: GPU time per kernel family and kernel over one more step', async () => {
       const engine = await getEngine();
       const { benchStep, formatBench } = await import('../../bench/step.js');
-      const o = { preset: 'tiny', batch: 2, steps: 1, warmup: 0, profile: true };
+      const o = { preset: 'tiny', batch: 2, steps: 1, warmup: 1, profile: true };
       if (!engine.device.features.has('timestamp-query')) return expectReject(() => benchStep(engine, o), "lacks the 'timestamp-query' feature");
       const r = await benchStep(engine, o);
       const fam = new Map(r.profile!.families.map((f) => [f.kernel, f]));
@@ -123,7 +123,7 @@ if (!isBrowser) {
       let r;
       const progress: string[] = [];
       try {
-        r = await benchStep(engine, { preset: 'tiny', batch: 2, steps: 1, warmup: 0, peer: 'tfjs', tf, progress: (l) => progress.push(l) });
+        r = await benchStep(engine, { preset: 'tiny', batch: 2, steps: 1, warmup: 1, peer: 'tfjs', tf, progress: (l) => progress.push(l) });
       } finally {
         restore();
       }
@@ -136,10 +136,10 @@ if (!isBrowser) {
     it('refuses counts that are not positive integers', async () => {
       const engine = await getEngine();
       const { benchStep, benchEmbed } = await import('../../bench/step.js');
-      await expectReject(() => benchStep(engine, { preset: 'tiny', batch: 0, steps: 1, warmup: 0 }), 'batch must be a positive integer');
-      await expectReject(() => benchStep(engine, { preset: 'tiny', batch: 2, steps: 1.5, warmup: 0 }), 'steps must be a positive integer');
-      await expectReject(() => benchEmbed(engine, { preset: 'tiny', batch: 2, iters: 1, warmup: -1 }), 'warmup must be a non-negative integer');
-      await expectReject(() => benchStep(engine, { preset: 'tiny', batch: 2, steps: 1, warmup: 0, peer: 'tfjs', peerBatch: 0 }), 'peerBatch must be a positive integer');
+      await expectReject(() => benchStep(engine, { preset: 'tiny', batch: 0, steps: 1, warmup: 1 }), 'batch must be a positive integer');
+      await expectReject(() => benchStep(engine, { preset: 'tiny', batch: 2, steps: 1.5, warmup: 1 }), 'steps must be a positive integer');
+      await expectReject(() => benchEmbed(engine, { preset: 'tiny', batch: 2, iters: 1, warmup: 0 }), 'warmup must be a positive integer, got 0');
+      await expectReject(() => benchStep(engine, { preset: 'tiny', batch: 2, steps: 1, warmup: 1, peer: 'tfjs', peerBatch: 0 }), 'peerBatch must be a positive integer');
       await expectReject(() => benchEmbed(engine, { preset: 'tiny', batch: 2, iters: 1, peer: 'tfjs', peerBatch: 4 }), 'peerBatch (4) must not exceed batch (2)');
     });
 
@@ -147,7 +147,7 @@ if (!isBrowser) {
       this.timeout(120_000);
       const engine = await getEngine();
       const { benchEmbed } = await import('../../bench/step.js');
-      const r = await benchEmbed(engine, { preset: 'tiny', batch: 2, iters: 1, warmup: 0, peer: 'tfjs', peerBatch: 1 });
+      const r = await benchEmbed(engine, { preset: 'tiny', batch: 2, iters: 1, warmup: 1, peer: 'tfjs', peerBatch: 1 });
       // it starts at 1, then tries 2 (the whole batch), and reports the faster per sample
       assert(r.ours.batch === 2 && (r.tfjs?.batch === 1 || r.tfjs?.batch === 2) && !r.tfjsFailed, `ours at 2, tfjs at 1 or 2: ${JSON.stringify({ ours: r.ours, tfjs: r.tfjs })}`);
       assert(Math.abs(r.ratio! - r.ours.samplesPerSec / r.tfjs.samplesPerSec) < 1e-12, `ratio by samples/s: ${r.ratio}`);
