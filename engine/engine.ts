@@ -51,10 +51,15 @@ export class Engine {
     return t;
   }
 
-  /** Uploads `data` (f32 -> Float32Array, f16 -> Uint16Array of half bits, u32/i32 likewise). */
+  /** Uploads `data` (f32 -> Float32Array, f16 -> Uint16Array of half bits, u32/i32 likewise; a
+   *  number[] for f32, u32 or i32). */
   upload(data: TypedArray | number[], shape: readonly number[] = [data.length], dtype: DType = 'f32'): Tensor {
     const n = shapeSize(shape);
     if (data.length !== n) throw new RangeError(`upload: ${data.length} values for shape [${shape}] (${n})`);
+    // the bytes go up as they are: an array of another kind would be reinterpreted, not converted
+    const kind = { f32: Float32Array, f16: Uint16Array, u32: Uint32Array, i32: Int32Array }[dtype];
+    if (Array.isArray(data) ? dtype === 'f16' : !(data instanceof kind))
+      throw new TypeError(`upload: a ${dtype} tensor takes a ${kind.name}${dtype === 'f16' ? ' of half bits' : ' or a number[]'}, got ${Array.isArray(data) ? 'a number[]' : data.constructor.name}`);
     const arr = Array.isArray(data) ? (dtype === 'u32' ? Uint32Array.from(data) : dtype === 'i32' ? Int32Array.from(data) : Float32Array.from(data)) : data;
     const t = this.empty(shape, dtype, true);
     const bytes = new Uint8Array(arr.buffer, arr.byteOffset, arr.byteLength);

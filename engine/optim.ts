@@ -2,7 +2,7 @@
 // gradient-norm clipping. The step only records kernels into engine.batch (no submit, no
 // readback): clipping computes its factor on the GPU, and so does dynamic loss scaling
 // (engine/lossscale.ts) its overflow check, from the same sum of squares.
-import { adamw } from '../kernels/adamw.js';
+import { adamw, checkAdamW } from '../kernels/adamw.js';
 import { clipByNorm } from '../kernels/clip.js';
 import { fill } from '../kernels/elementwise.js';
 import { sumSquares } from '../kernels/norm2.js';
@@ -92,6 +92,13 @@ export class AdamW {
     const scaler = typeof scale === 'number' ? null : scale;
     const dynamic = scaler?.state ? { state: scaler.state, steps: this.gpuStepCount().buffer } : undefined;
     const gradScale = typeof scale === 'number' ? scale : dynamic ? 1 : 1 / scale.init;
+    const tensors = live.map((p) => {
+      const { m, v } = this.moments.get(p)!;
+      return { param: p.value.buffer, grad: p.grad!.buffer, m: m.buffer, v: v.buffer, n: p.value.size, weightDecay: p.weightDecay ? weightDecay : 0 };
+    });
+    const update = { lr, beta1, beta2, eps, step: this.stepCount + 1, gradScale, lossScale: dynamic };
+    // checked before anything changes: a refused step leaves the count (and the scaler's) as it was
+    checkAdamW(tensors, update);
     this.stepCount++;
     if (maxGradNorm !== undefined || dynamic) {
       const sq = (this.gradNormSq ??= untracked(this.engine, [1]));
@@ -99,11 +106,7 @@ export class AdamW {
       if (dynamic) scaler!.update(sq.buffer, dynamic.steps);
       if (maxGradNorm !== undefined) for (const p of live) clipByNorm(batch, p.grad!.buffer, sq.buffer, p.value.size, maxGradNorm, dynamic?.state ?? gradScale);
     }
-    const tensors = live.map((p) => {
-      const { m, v } = this.moments.get(p)!;
-      return { param: p.value.buffer, grad: p.grad!.buffer, m: m.buffer, v: v.buffer, n: p.value.size, weightDecay: p.weightDecay ? weightDecay : 0 };
-    });
-    adamw(batch, tensors, { lr, beta1, beta2, eps, step: this.stepCount, gradScale, lossScale: dynamic });
+    adamw(batch, tensors, update);
   }
 
   /** The GPU's count of applied updates, made from `steps` at first use. */

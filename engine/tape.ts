@@ -228,15 +228,21 @@ export class Tape {
       root.grad = untracked(this.engine, out.shape);
       fill(this.batch, root.grad.buffer, out.size, opts.scale ?? 1);
     }
-    for (let i = this.nodes.length - 1; i >= 0; i--) {
-      const node = this.nodes[i];
-      const slot = this.slots.get(node.out)!;
-      if (slot.grad) {
-        node.backward(slot.grad);
-        slot.grad.dispose();
-        slot.grad = null;
+    try {
+      for (let i = this.nodes.length - 1; i >= 0; i--) {
+        const node = this.nodes[i];
+        const slot = this.slots.get(node.out)!;
+        if (slot.grad) {
+          node.backward(slot.grad);
+          slot.grad.dispose();
+          slot.grad = null;
+        }
+        for (const s of node.saved) s.dispose();
       }
-      for (const s of node.saved) s.dispose();
+    } catch (e) {
+      // the rest of this backward is void: its nodes and pending gradients must not run in the next one
+      this.clear();
+      throw e;
     }
     this.nodes = [];
     this.slots.clear();

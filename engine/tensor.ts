@@ -19,6 +19,8 @@ export class Storage {
   refs = 1;
   constructor(readonly pool: BufferPool, readonly buffer: GPUBuffer, readonly bytes: number) {}
   retain(): this {
+    // storage back in the pool may already be another tensor's: reviving it would free it twice
+    if (this.refs <= 0) throw new Error('Storage retained after its last release');
     this.refs++;
     return this;
   }
@@ -59,6 +61,7 @@ export class Tensor {
   reshape(shape: readonly number[]): Tensor {
     const n = shapeSize(shape);
     if (n !== this.size) throw new RangeError(`reshape: [${this.shape}] (${this.size}) cannot become [${shape}] (${n})`);
+    if (this.disposed) throw new Error(`use of a disposed tensor [${this.shape}] (reshape)`);
     return new Tensor(this.storage.retain(), shape, this.dtype);
   }
 

@@ -98,8 +98,9 @@ export interface AdamWOptions {
 const MAX_TENSORS = 8;
 const ROLES = ['param', 'grad', 'm', 'v'] as const;
 
-/** One AdamW update of every tensor in place (param, m, v). */
-export function adamw(batch: CommandBatch, tensors: AdamWTensor[], o: AdamWOptions): void {
+/** Throws what adamw would throw for these arguments, recording nothing (a caller can check before
+ *  it changes any state of its own). */
+export function checkAdamW(tensors: AdamWTensor[], o: AdamWOptions): void {
   const K = 'adamw';
   const { lr, beta1, beta2, eps, step, gradScale = 1, lossScale } = o;
   if (!Number.isInteger(step) || step < 1) throw new RangeError(`${K}: step must be an integer ≥ 1, got ${step}`);
@@ -118,6 +119,13 @@ export function adamw(batch: CommandBatch, tensors: AdamWTensor[], o: AdamWOptio
     for (const r of ROLES) requireBytes(K, `tensor ${k} ${r}`, t[r], 4 * t.n, at);
     if (lossScale) for (const r of ['param', 'm', 'v'] as const) requireDisjoint(K, [`tensor ${k} ${r}`, t[r]], ['lossScale.state', lossScale.state], ['lossScale.steps', lossScale.steps]);
   });
+}
+
+/** One AdamW update of every tensor in place (param, m, v). */
+export function adamw(batch: CommandBatch, tensors: AdamWTensor[], o: AdamWOptions): void {
+  const K = 'adamw';
+  checkAdamW(tensors, o);
+  const { lr, beta1, beta2, eps, step, gradScale = 1, lossScale } = o;
   const extra = lossScale ? [lossScale.state, lossScale.steps] : [];
   const per = Math.max(1, Math.min(MAX_TENSORS, Math.floor((batch.device.limits.maxStorageBuffersPerShaderStage - extra.length) / 4)));
   const bc1 = 1 - beta1 ** step;

@@ -1,5 +1,6 @@
 // LayerNorm over the last dim, forward and backward. The forward keeps per-row mean and 1/std, so
 // the backward never recomputes statistics; one kernel writes dx, dgamma and dbeta.
+import { accumulate, scale } from '../../kernels/elementwise.js';
 import { layerNormBackward, layerNormForward } from '../../kernels/layernorm.js';
 import { checkShape, untracked, type Tape } from '../tape.js';
 import type { Tensor } from '../tensor.js';
@@ -28,14 +29,23 @@ export function layerNorm(g: Tape, x: Tensor, gamma?: Tensor | null, beta?: Tens
     const dx = g.gradOut(x);
     const dg = gamma ? g.gradInto(gamma) : undefined;
     const db = beta ? g.gradInto(beta) : undefined;
-    // The kernel adds into dgamma and dbeta together: both must be fresh, or both hold gradients.
-    if (!!dg !== !!db || (dg && db && dg.accumulate !== db.accumulate)) throw new Error('layerNorm: gamma and beta gradients are out of step');
     const scratch = dx ? undefined : untracked(g.engine, x.shape); // dx is required by the kernel
+    // The kernel writes (or adds into) dgamma and dbeta together. When only one of them wants a
+    // gradient (the other frozen), or one is fresh and the other holds one, both go through fresh
+    // temporaries that are then copied or added where they are wanted.
+    const together = !dg === !db && dg?.accumulate === db?.accumulate;
+    const temp = !together ? { g: untracked(g.engine, [dim]), b: untracked(g.engine, [dim]) } : null;
     layerNormBackward(
       g.batch,
-      { dy: dy.buffer, x: xs.buffer, mean: mean.buffer, rstd: rstd.buffer, dx: (dx?.dst ?? scratch!).buffer, gamma: gs?.buffer, dgamma: dg?.grad.buffer, dbeta: db?.grad.buffer },
-      { rows, dim, accumulateParams: dg?.accumulate ?? false },
+      { dy: dy.buffer, x: xs.buffer, mean: mean.buffer, rstd: rstd.buffer, dx: (dx?.dst ?? scratch!).buffer, gamma: gs?.buffer, dgamma: (temp?.g ?? dg?.grad)?.buffer, dbeta: (temp?.b ?? db?.grad)?.buffer },
+      { rows, dim, accumulateParams: !temp && (dg?.accumulate ?? false) },
     );
+    if (temp) {
+      for (const [want, t] of [[dg, temp.g], [db, temp.b]] as const)
+        if (want) (want.accumulate ? accumulate(g.batch, want.grad.buffer, t.buffer, dim) : scale(g.batch, t.buffer, want.grad.buffer, dim, 1));
+      temp.g.dispose();
+      temp.b.dispose();
+    }
     dx?.done();
     scratch?.dispose();
   });
