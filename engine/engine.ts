@@ -81,18 +81,22 @@ export class Engine {
   /** Reads a tensor back (submits the open batch first). */
   async readRaw(t: Tensor): Promise<ArrayBuffer> {
     const bytes = Math.ceil(t.bytes / 4) * 4;
+    const source = t.buffer; // a disposed tensor throws here, before anything is made
     const staging = this.device.createBuffer({ size: Math.max(4, bytes), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    if (bytes > 0) this.batch.copy(t.buffer, 0, staging, 0, bytes);
-    this.flush();
     try {
-      await staging.mapAsync(GPUMapMode.READ);
-    } catch (e) {
-      throw this.gpu.lostError() ?? e;
+      if (bytes > 0) this.batch.copy(source, 0, staging, 0, bytes);
+      this.flush();
+      try {
+        await staging.mapAsync(GPUMapMode.READ);
+      } catch (e) {
+        throw this.gpu.lostError() ?? e;
+      }
+      const out = staging.getMappedRange().slice(0, t.bytes);
+      staging.unmap();
+      return out;
+    } finally {
+      staging.destroy();
     }
-    const out = staging.getMappedRange().slice(0, t.bytes);
-    staging.unmap();
-    staging.destroy();
-    return out;
   }
 
   async read(t: Tensor): Promise<Float32Array> {

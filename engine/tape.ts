@@ -204,7 +204,11 @@ export class Tape {
     }
     const leaf = this.leaf(t);
     if (!leaf) return undefined;
-    if (!leaf.grad || leaf.grad.isDisposed) leaf.grad = untracked(this.engine, t.shape);
+    if (!leaf.grad || leaf.grad.isDisposed) {
+      // a new buffer holds nothing yet: written, not added to, whatever hasGrad said
+      leaf.grad = untracked(this.engine, t.shape);
+      leaf.hasGrad = false;
+    }
     const has = leaf.hasGrad;
     leaf.hasGrad = true;
     return { grad: leaf.grad, has };

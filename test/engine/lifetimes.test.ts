@@ -19,6 +19,26 @@ describe('engine: lifetimes and failures', () => {
     q.dispose();
   });
 
+  it('reading a disposed tensor is an error; a leaf whose gradient was disposed gets a fresh one, written, not added to', async () => {
+    const engine = await getEngine();
+    const a = engine.upload([1, 2]);
+    a.dispose();
+    await engine.readRaw(a).then(
+      () => assert(false, 'read a disposed tensor'),
+      (e) => assert(/use of a disposed tensor/.test((e as Error).message), (e as Error).message),
+    );
+    const g = new Tape(engine);
+    const w = engine.upload([1, 1]);
+    const leaf = g.watch(w);
+    leaf.grad = engine.upload([5, 5]);
+    leaf.hasGrad = true;
+    leaf.grad.dispose(); // its buffer goes back to the pool, holding 5s
+    const z = engine.scope(() => ops.scale(g, w, 2));
+    g.backward(z);
+    assertClose(await engine.read(leaf.grad!), [2, 2], 1e-7, 'dz/dw in a fresh gradient');
+    [w, z, leaf.grad!].forEach((t) => t.dispose());
+  });
+
   it('upload takes the typed array of the tensor dtype (or numbers where they convert)', async () => {
     const engine = await getEngine();
     expectThrow(() => engine.upload([1, 2, 3], [3], 'f16'), 'upload: a f16 tensor takes a Uint16Array of half bits, got a number[]');
