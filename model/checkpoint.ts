@@ -66,8 +66,19 @@ async function nodeFs() {
 /** The second tensor file name of a checkpoint (saves alternate between the two, see saveCheckpoint). */
 const altName = (tensors: string) => tensors.replace(/\.safetensors$/, '.alt.safetensors');
 
+/** A checkpoint's base path from its base, its sidecar or either tensor file name. */
+export function checkpointBase(path: string): string {
+  return path.replace(/(\.alt)?\.safetensors$|\.json$/, '');
+}
+
+/** Every file a checkpoint at `path` (any of its names) may have: sidecar and both tensor names. */
+export function checkpointFiles(path: string): string[] {
+  const b = checkpointBase(path);
+  return [`${b}.json`, `${b}.safetensors`, `${b}.alt.safetensors`];
+}
+
 function paths(base: string): { tensors: string; meta: string } {
-  const b = base.replace(/\.(safetensors|json)$/, '');
+  const b = checkpointBase(base);
   return { tensors: `${b}.safetensors`, meta: `${b}.json` };
 }
 

@@ -11,6 +11,8 @@ import { encodePng, finetuneMarkdown, markdownReport, reportJson, rocPlot, write
 import type { Progress } from './progress.js';
 import { parseLossScale } from '../engine/lossscale.js';
 import { list, LOSS_SCALE_HELP, nonNegInt, num, posInt, precision } from './cli-args.js';
+import { checkpointFiles } from '../model/checkpoint.js';
+import { checkOutputs } from './outputs.js';
 
 export type WithEngine = <T>(fn: (engine: Engine) => Promise<T>) => Promise<T>;
 export type ProgressFactory = (label: string, format?: string) => Progress;
@@ -49,6 +51,8 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
     .option('--batch <n>', 'records per forward pass', '32')
     .action(async (o) => {
       encoderSource(o);
+      const out = o.out.replace(/\.(npy|json)$/, '');
+      checkOutputs('embed', [o.out, `${out}.npy`, `${out}.json`], [{ data: o.data }, ...(o.checkpoint ? [{ checkpoint: o.checkpoint }] : [])]);
       await withEngine(async (engine) => {
         const bar = progressBar('embed', RECORDS_BAR);
         const e = await embed(engine, {
@@ -142,6 +146,9 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
       const lossScale = o.lossScale === undefined ? undefined : parseLossScale(o.lossScale);
       const name = o.name ?? ['finetune', task, o.label.replace(/[^\w.-]+/g, '_'), ...(leads ? [leads.join('+')] : []), ...(o.randomInit ? ['random'] : [])].join('-');
       const path = await import('node:path');
+      const report = ['.json', '.md', '-roc.png'].map((e) => path.join(o.out, `${name}${e}`));
+      const model = o.save === false ? [] : checkpointFiles(path.join(o.out, `${name}-model`));
+      checkOutputs('finetune', [...report, ...model], [{ data: o.data }, ...(o.checkpoint ? [{ checkpoint: o.checkpoint }] : [])]);
       await withEngine(async (engine) => {
         const r = await finetune(engine, {
           checkpoint: o.checkpoint, randomInit: !!o.randomInit, preset: o.preset, leads, data: o.data, task, label: o.label, split: parseSplit(o.split),
@@ -161,7 +168,7 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
         await writeFileAtomic(path.join(o.out, `${name}.md`), md);
         if (r.curves && r.test.kind === 'classification') await writeFileAtomic(path.join(o.out, `${name}-roc.png`), await encodePng(rocPlot(r.curves, r.classes, r.test.auc.perClass)));
         console.log(md);
-        console.log(`wrote ${path.join(o.out, name)}.{json,md${r.curves ? ',-roc.png' : ''}}`);
+        console.log(`wrote ${[`${name}.json`, `${name}.md`, ...(r.curves ? [`${name}-roc.png`] : [])].map((f) => path.join(o.out, f)).join(', ')}`);
         if (r.saved) console.log(`model (epoch ${r.bestEpoch}): ${r.saved.tensors}, ${r.saved.meta}`);
       });
     });
@@ -174,6 +181,7 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
     .requiredOption('--out <file>', 'output file: .json, else CSV (id, then one column per class)')
     .option('--batch <n>', 'records per forward pass', '32')
     .action(async (o) => {
+      checkOutputs('predict', [o.out], [{ checkpoint: o.checkpoint }, { data: o.data }]);
       await withEngine(async (engine) => {
         const bar = progressBar('predict', RECORDS_BAR);
         const p = await predict(engine, { checkpoint: o.checkpoint, data: o.data, batch: posInt('--batch')(o.batch), onProgress: (d, t) => bar.update(d, t) });

@@ -4,7 +4,8 @@
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.js';
+import { checkpointBase, checkpointFiles, loadCheckpoint, saveCheckpoint } from '../model/checkpoint.js';
+import { checkOutputs } from './outputs.js';
 import { exportEncoder, type EncoderExportInfo, type ExportDType, type ExportedEncoder } from '../model/export.js';
 
 export interface ExportResult {
@@ -16,8 +17,6 @@ export interface ExportResult {
   bytes: number;
 }
 
-const base = (p: string) => resolve(p.replace(/\.(safetensors|json)$/, ''));
-
 /** Bytes of a checkpoint's sidecar plus the tensor file it names. */
 async function checkpointBytes(meta: string): Promise<number> {
   const tensors = resolve(dirname(meta), JSON.parse(await readFile(meta, 'utf8')).tensors);
@@ -27,10 +26,10 @@ async function checkpointBytes(meta: string): Promise<number> {
 
 /** Loads `checkpoint`, takes its encoder (see exportEncoder) and saves `<out>.{safetensors,json}` atomically. */
 export async function exportCheckpoint(checkpoint: string, out: string, opts: { dtype?: ExportDType; encoder?: ExportedEncoder } = {}): Promise<ExportResult> {
-  if (base(checkpoint) === base(out)) throw new Error(`export: --out ${out} is the source checkpoint; write the export elsewhere`);
+  checkOutputs('export', checkpointFiles(out), [{ checkpoint }]);
   const ck = await loadCheckpoint(checkpoint);
   const { checkpoint: exported, info } = exportEncoder(ck, { ...opts, source: checkpoint });
-  const sourceBytes = await checkpointBytes(`${base(checkpoint)}.json`);
+  const sourceBytes = await checkpointBytes(`${checkpointBase(resolve(checkpoint))}.json`);
   const saved = await saveCheckpoint(out, exported);
   const bytes = await checkpointBytes(saved.meta);
   return { ...saved, info, sourceBytes, bytes };

@@ -108,7 +108,18 @@ if (!isBrowser)
       await expectReject(() => cli(['export', '--checkpoint', encoderOnly, '--out', out, '--encoder', 'teacher']), /enc has no EMA teacher .*an exported encoder \(export\).*\(--encoder student\)/);
       await expectReject(() => cli(['export', '--checkpoint', src, '--out', out, '--dtype', 'bf16']), /--dtype must be f32 or f16, got 'bf16'/);
       await expectReject(() => cli(['export', '--checkpoint', src, '--out', out, '--encoder', 'ema']), /--encoder must be student or teacher, got 'ema'/);
-      await expectReject(() => cli(['export', '--checkpoint', src, '--out', `${src}.safetensors`]), /is the source checkpoint/);
+      await expectReject(() => cli(['export', '--checkpoint', src, '--out', `${src}.safetensors`]), /export: writing .*checkpoint-last\.json would overwrite the checkpoint .*checkpoint-last it reads/);
+      // the source's other tensor name too (saves alternate between the two)
+      await expectReject(() => cli(['export', '--checkpoint', src, '--out', `${src}.alt`]), /writing .*checkpoint-last\.alt\.safetensors would overwrite the checkpoint/);
+      // embed, predict and finetune: no output over what they read, no folder for a file
+      await expectReject(() => cli(['embed', '--checkpoint', src, '--data', data, '--out', src]), /embed: writing .*checkpoint-last\.json would overwrite the checkpoint/);
+      await expectReject(() => cli(['embed', '--checkpoint', src, '--data', data, '--out', path.join(data, 'manifest')]), /would overwrite the dataset .*data it reads/);
+      await expectReject(() => cli(['embed', '--checkpoint', src, '--data', data, '--out', `${tmp}${path.sep}`]), /embed: --out .* is a folder/);
+      await expectReject(() => cli(['predict', '--checkpoint', src, '--data', data, '--out', `${src}.json`]), /predict: writing .* would overwrite the checkpoint/);
+      await expectReject(
+        () => cli(['finetune', '--checkpoint', path.join(tmp, 'ft', 'finetune-multilabel-conditions-model'), '--data', data, '--task', 'multilabel', '--label', 'conditions', '--out', path.join(tmp, 'ft')]),
+        /finetune: writing .*finetune-multilabel-conditions-model\.json would overwrite the checkpoint/,
+      );
       await expectReject(() => cli(['export', '--checkpoint', path.join(tmp, 'nope'), '--out', out]), /nope\.json: not found/);
       assert(!fs.existsSync(path.dirname(out)), 'nothing written');
     });
