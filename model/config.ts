@@ -136,15 +136,18 @@ export function makeConfig(preset: string, overrides: DeepPartial<EcgJepaConfig>
   return validateConfig(cfg);
 }
 
-/** The config with another lead subset (reduced-lead evaluation); names ('II') or indices. */
+/** The config with another lead subset (reduced-lead evaluation); names ('II', any case) or
+ *  indices, in any order (the model keeps its own: I, II, V1, …), each once. */
 export function withLeads(cfg: EcgJepaConfig, leads: readonly (number | string)[]): EcgJepaConfig {
   const idx = leads.map((l) => {
     if (typeof l === 'number') return l;
-    const i = (LEAD_NAMES as readonly string[]).indexOf(l);
+    const i = LEAD_NAMES.findIndex((n) => n.toLowerCase() === l.toLowerCase());
     if (i < 0) throw new Error(`config: unknown lead '${l}' (leads: ${LEAD_NAMES.join(', ')})`);
     return i;
   });
-  return validateConfig({ ...clone(cfg), leads: idx });
+  const twice = idx.filter((i, k) => idx.indexOf(i) !== k);
+  if (twice.length) throw new Error(`config: lead ${twice.map((i) => LEAD_NAMES[i] ?? i).join(', ')} given twice (leads: ${leads.join(', ')})`);
+  return validateConfig({ ...clone(cfg), leads: [...idx].sort((a, b) => a - b) });
 }
 
 function posInt(v: unknown, name: string): void {

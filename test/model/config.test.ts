@@ -73,6 +73,9 @@ describe('model/config', () => {
     assert(JSON.stringify(two.leads) === '[1,2]' && LEAD_NAMES[two.leads[0]] === 'II', 'II+V1');
     assert(JSON.stringify(withLeads(base, [1]).leads) === '[1]', 'index');
     throwsWith(() => withLeads(base, ['aVR']), /unknown lead 'aVR'/);
+    // any order and case: the model's own order; a lead twice is an error naming it
+    assert(JSON.stringify(withLeads(base, ['v1', 'ii']).leads) === '[1,2]', 'V1, II in the model order');
+    throwsWith(() => withLeads(base, ['II', 'ii']), /lead II given twice \(leads: II, ii\)/);
     assert(configDifferences(base, makeConfig('base')).length === 0, 'same config');
     const d = configDifferences(base, two);
     assert(d.length === 1 && /leads: checkpoint \[I, II, V1, V2, V3, V4, V5, V6\], wanted \[II, V1\]/.test(d[0]) && /allowLeadSubset/.test(d[0]), d.join('; '));

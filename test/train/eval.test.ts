@@ -206,7 +206,9 @@ if (!isBrowser)
       assert(report.saved.meta.endsWith(`${name}-model.json`) && !('testPredictions' in report), 'report names the model, without per-record outputs');
       const model = path.join(out, `${name}-model`);
       const printed = await cli(['predict', '--checkpoint', model, '--data', data, '--out', path.join(out, 'pred.csv')]);
-      const lines = fs.readFileSync(path.join(out, 'pred.csv'), 'utf8').trim().split(/\r?\n/);
+      const csv = fs.readFileSync(path.join(out, 'pred.csv'), 'utf8');
+      assert(!csv.includes('\r') && csv.endsWith('\n'), 'one line ending throughout, the last line ended');
+      const lines = csv.trim().split('\n');
       const header = lines[0].split(',');
       assert(header[0] === 'id' && header.length === report.classes.length + 1 && header.slice(1).join() === report.classes.join() && lines.length === RECORDS + 1, `CSV header ${lines[0]}, ${lines.length} lines`);
       const row = lines[1].split(',');

@@ -75,7 +75,7 @@ export async function writePredictions(out: string, p: Predictions): Promise<str
         format: 'ecg-jepa-predictions', version: 1, task: p.task, label: p.label, output: p.task === 'regression' ? 'value' : 'probability',
         classes: p.classes, leads: p.leads, checkpoint: p.checkpoint, dataset: p.dataset, ids: p.ids, values: rows.map((r) => r.slice(1)),
       }) + '\n'
-    : Papa.unparse({ fields: ['id', ...p.classes], data: rows }) + '\n';
+    : Papa.unparse({ fields: ['id', ...p.classes], data: rows }, { newline: '\n' }) + '\n'; // one line ending throughout
   await writeFileAtomic(out, text);
   return out;
 }
