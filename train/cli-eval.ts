@@ -149,6 +149,16 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
       const report = ['.json', '.md', '-roc.png'].map((e) => path.join(o.out, `${name}${e}`));
       const model = o.save === false ? [] : checkpointFiles(path.join(o.out, `${name}-model`));
       checkOutputs('finetune', [...report, ...model], [{ data: o.data }, ...(o.checkpoint ? [{ checkpoint: o.checkpoint }] : [])]);
+      // An earlier run's report and model of this name go first: the model is saved at each better
+      // epoch and the report at the end, so a run cut short would otherwise leave its model beside
+      // the earlier run's report.
+      const { existsSync } = await import('node:fs');
+      const earlier = [...report, ...model].filter((f) => existsSync(f));
+      if (earlier.length) {
+        const { rm } = await import('node:fs/promises');
+        for (const f of earlier) await rm(f, { force: true });
+        console.error(`finetune: removed the earlier run's ${earlier.map((f) => path.basename(f)).join(', ')}`);
+      }
       await withEngine(async (engine) => {
         const r = await finetune(engine, {
           checkpoint: o.checkpoint, randomInit: !!o.randomInit, preset: o.preset, leads, data: o.data, task, label: o.label, split: parseSplit(o.split),

@@ -120,6 +120,13 @@ if (!isBrowser)
         () => cli(['finetune', '--checkpoint', path.join(tmp, 'ft', 'finetune-multilabel-conditions-model'), '--data', data, '--task', 'multilabel', '--label', 'conditions', '--out', path.join(tmp, 'ft')]),
         /finetune: writing .*finetune-multilabel-conditions-model\.json would overwrite the checkpoint/,
       );
+      // a finetune into a name an earlier run used removes that run's report and model first (this one
+      // then fails on its label, before any epoch): never a new model beside an old report
+      const ft2 = path.join(tmp, 'ft2');
+      fs.mkdirSync(ft2, { recursive: true });
+      for (const f of ['finetune-multilabel-nolabel.json', 'finetune-multilabel-nolabel.md', 'finetune-multilabel-nolabel-model.json']) fs.writeFileSync(path.join(ft2, f), 'earlier');
+      await expectReject(() => cli(['finetune', '--checkpoint', src, '--data', data, '--task', 'multilabel', '--label', 'nolabel', '--out', ft2]), /no record has a label 'nolabel'/);
+      assert(fs.readdirSync(ft2).length === 0, `the earlier run's files are gone: ${fs.readdirSync(ft2)}`);
       await expectReject(() => cli(['export', '--checkpoint', path.join(tmp, 'nope'), '--out', out]), /nope\.json: not found/);
       assert(!fs.existsSync(path.dirname(out)), 'nothing written');
     });
