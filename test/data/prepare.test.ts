@@ -191,6 +191,11 @@ console.log(JSON.stringify({ written: r.written, workers: r.workers }));`);
       assert(/exams_part9\.hdf5/.test(report) && !/bad-hdf5: bad-hdf5/.test(report), `the broken part named once: ${report}`);
       const r = res.manifest.records[0];
       assert(r.id === '11' && r.source === 'exams_part0.hdf5#0' && r.labels.RBBB === true && (r.meta as { patientId: number }).patientId === 7, `record ${JSON.stringify(r)}`);
+      // the grouped class list a probe reads (--label code15), and a fold from the patient (7 → 8)
+      assert(JSON.stringify(r.labels.code15) === '["RBBB"]' && r.fold === 8, `labels ${JSON.stringify(r.labels)}, fold ${r.fold}`);
+      const { extractTargets } = await import('../../train/eval/probe.js');
+      const t = extractTargets(res.manifest.records.map((x) => x.labels), 'multilabel', 'code15');
+      assert(t.classes.join() === '1dAVb,RBBB,LBBB,SB,ST,AF,normal_ecg' && t.rows.length === 1 && t.y[1] === 1, `probe targets ${t.classes} ${t.y}`);
     });
 
     it('WFDB folder: a multi-segment record is one record, its segment headers are not records', async () => {

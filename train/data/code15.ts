@@ -66,6 +66,21 @@ export function nonZeroRange(signals: readonly Float32Array[]): { start: number;
   return { start, end };
 }
 
+/** The classes of the grouped label `code15` (for `--label code15`): the six abnormalities, and
+ *  normal_ecg for an exam the cardiologists called normal. */
+export const CODE15_CLASSES = [...CODE15_LABELS, 'normal_ecg'] as const;
+
+/** An exam's flags as the list of its classes (an exam with none is left out of a probe, noted). */
+export function code15Classes(labels: Record<string, boolean>): string[] {
+  return CODE15_CLASSES.filter((c) => labels[c]);
+}
+
+/** CODE-15 has no folds: patients are spread over 1–10 by id, so a split never puts one patient's
+ *  exams on both sides; null without an exams.csv row or a patient id. */
+export function code15Fold(exam: Code15Exam | undefined): number | null {
+  return exam?.patientId == null ? null : (exam.patientId % 10) + 1;
+}
+
 /**
  * One tracing (row-major [samples, leads] as stored) → record with the zero padding trimmed.
  * `scale` converts the stored values to mV (default 1: CODE-15's unit is documented unclearly, and
@@ -81,7 +96,7 @@ export function code15ToRecord(examId: number, tracing: ArrayLike<number>, sampl
     signals: full.map((s) => s.slice(start, end)),
     fs: CODE15_FS,
     leadNames: leads === 12 ? [...LEADS_12] : Array.from({ length: leads }, (_, i) => `lead${i}`),
-    labels: exam ? { ...exam.labels } : {},
+    labels: exam ? { ...exam.labels, code15: code15Classes(exam.labels) } : {},
     meta: {
       examId,
       padStart: start,

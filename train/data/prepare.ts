@@ -12,7 +12,7 @@
 // beside itself), from the test runner (scripts/ → ../dist/train.mjs) and with an explicit
 // `workerEntry`; with none found, or workers: 0, records are processed in this thread.
 import type { Worker as NodeWorker } from 'node:worker_threads';
-import { Code15File, code15ToRecord, parseCode15Exams, type Code15Exam } from './code15.js';
+import { Code15File, code15Fold, code15ToRecord, parseCode15Exams, type Code15Exam } from './code15.js';
 import { loadChallengeRecord } from './challenge.js';
 import {
   bytesPerElement,
@@ -145,6 +145,9 @@ interface Settings {
   scale: number;
   npyLeads: string[] | null;
   code15Scale: number;
+  /** CODE-15 records carry the grouped `code15` class list and a patient fold (code15.ts): a setting
+   *  of its own, so shards written before it are rebuilt, not reused with the flags alone. */
+  code15Labels?: 'grouped';
   synth: (SynthOptions & { n: number }) | null;
 }
 
@@ -420,7 +423,7 @@ async function loadItem(it: Item, s: Settings, cache: ReaderCache): Promise<{ re
     case 'code15': {
       const f = await cache.code15File(abs(it.file));
       const exam: Code15Exam | undefined = it.exam ? { examId: it.examId, traceFile: it.file, raw: {}, ...it.exam } : undefined;
-      return { rec: code15ToRecord(it.examId, f.readRaw(it.row), f.samples, f.leads, exam, s.code15Scale), fold: null };
+      return { rec: code15ToRecord(it.examId, f.readRaw(it.row), f.samples, f.leads, exam, s.code15Scale), fold: code15Fold(exam) };
     }
     case 'npy': {
       let data: ArrayLike<number>, dims: number[];
@@ -666,6 +669,7 @@ export async function prepare(o: PrepareOptions): Promise<PrepareResult> {
     scale: o.scale ?? 1,
     npyLeads: o.npyLeads ?? null,
     code15Scale: o.code15Scale ?? 1,
+    ...(o.source === 'code15' ? { code15Labels: 'grouped' as const } : {}),
     synth: o.synth ?? null,
   };
   if (o.source !== 'synth' && !fs.existsSync(settings.root)) throw new Error(`prepare: source root ${settings.root} does not exist`);

@@ -27,6 +27,8 @@ export const KNOWN_CLASSES: Readonly<Record<string, readonly string[]>> = {
   // train/data/synth.ts SYNTH_CLASSES (repeated: this file stays free of the generator)
   conditions: ['NORM', 'SBRAD', 'STACH', 'AFIB', 'AFLT', '1AVB', 'RBBB', 'LBBB', 'STE', 'STD', 'LVH', 'PVC'],
   superdiagnostic: ['CD', 'HYP', 'MI', 'NORM', 'STTC'],
+  // train/data/code15.ts CODE15_CLASSES
+  code15: ['1dAVb', 'RBBB', 'LBBB', 'SB', 'ST', 'AF', 'normal_ecg'],
 };
 
 export interface Targets {
