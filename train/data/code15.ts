@@ -107,6 +107,9 @@ export function code15ToRecord(examId: number, tracing: ArrayLike<number>, sampl
 }
 
 type H5 = typeof import('h5wasm').default;
+
+/** The 8 bytes an HDF5 file starts with (without a user block, as CODE-15's parts are written). */
+const HDF5_SIGNATURE = Uint8Array.of(0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a);
 let h5: Promise<H5> | undefined;
 
 /** Loads h5wasm's Node build; the specifier is hidden so the browser bundle never includes it. */
@@ -133,6 +136,15 @@ export class Code15File {
     const lib = await loadH5wasm();
     const { fs } = await (await import('./fsutil.js')).nodeMods();
     if (!fs.existsSync(path)) throw new RecordError('missing-file', path);
+    // HDF5's signature first: the library prints its own error stack for a file that is not one
+    const head = new Uint8Array(HDF5_SIGNATURE.length);
+    const fd = fs.openSync(path, 'r');
+    try {
+      fs.readSync(fd, head, 0, head.length, 0);
+    } finally {
+      fs.closeSync(fd);
+    }
+    if (head.some((b, i) => b !== HDF5_SIGNATURE[i])) throw new RecordError('bad-hdf5', `${path}: not an HDF5 file (no HDF5 signature at its start)`);
     const file = new lib.File(path, 'r');
     try {
       const tr = file.get('tracings');
