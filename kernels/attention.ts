@@ -15,6 +15,7 @@
 // that the mask is symmetric: the queries that see key (l, j) are exactly the keys that (l, j)
 // sees, so each thread owns one key and sums dK, dV over the same sparse pattern, with no atomics.
 import { requireBindable } from './checks.js';
+import { scratchBuffer } from './rows.js';
 import { CommandBatch, getPipeline, gpuShaderForm, grid, Params, type Binding } from './runtime.js';
 
 export type AttentionMask = 'cropa' | 'lead' | 'none';
@@ -449,21 +450,6 @@ export function attentionForward(batch: CommandBatch, bufs: { qkv: Binding; out:
   batch.dispatch(pipe, [bufs.qkv, bufs.out, bufs.lse], p, grid(groups));
 }
 
-// D = rowsum(dout·out) travels from pass 1 to pass 2 through a scratch buffer per device, unless
-// the caller passes one. Reuse across calls in one batch is safe: dispatches run in order, and
-// every backward rewrites all the rows it reads.
-const scratch = new WeakMap<GPUDevice, GPUBuffer>();
-
-function deltaBuffer(batch: CommandBatch, bytes: number): GPUBuffer {
-  let buf = scratch.get(batch.device);
-  if (!buf || buf.size < bytes) {
-    // the old one is let go, not destroyed: a batch not yet submitted may use it (rows.ts scratchBuffer)
-    buf = batch.device.createBuffer({ label: 'attention delta', size: Math.max(256, 2 ** Math.ceil(Math.log2(bytes))), usage: GPUBufferUsage.STORAGE });
-    scratch.set(batch.device, buf);
-  }
-  return buf;
-}
-
 /**
  * Gradient of attentionForward: overwrites all of dqkv [B,T,3·H·Dh] from qkv, the forward's out
  * and lse, and dout [B,T,H·Dh]. `delta` (optional, B·H·T f32) is scratch for rowsum(dout·out).
@@ -483,7 +469,9 @@ export function attentionBackward(
   checkSize(k, s, 'lse', bufs.lse, rows);
   checkSize(k, s, 'dqkv', bufs.dqkv, 3 * n);
   if (bufs.delta) checkSize(k, s, 'delta', bufs.delta, rows);
-  const delta = bufs.delta ?? deltaBuffer(batch, rows * 4);
+  // D = rowsum(dout·out) goes from pass 1 to pass 2 through the device's scratch, unless the caller
+  // passes a buffer (every backward rewrites all the rows it reads)
+  const delta = bufs.delta ?? scratchBuffer(batch, 'attention.delta', rows * 4);
   // pass 1 writes dqkv and delta from qkv, out, dout and lse; pass 2 reads delta too
   const reads: [string, Binding][] = [['qkv', bufs.qkv], ['out', bufs.out], ['dout', bufs.dout], ['lse', bufs.lse]];
   requireBindable(k, [['dqkv', bufs.dqkv], ['delta', delta]], reads);

@@ -63,15 +63,12 @@ async function nodeFs() {
   return { fs, path, crypto };
 }
 
-/** The second tensor file name of a checkpoint (saves alternate between the two, see saveCheckpoint). */
-const altName = (tensors: string) => tensors.replace(/\.safetensors$/, '.alt.safetensors');
-
 /** A checkpoint's base path from its base, its sidecar or either tensor file name. */
 export function checkpointBase(path: string): string {
   return path.replace(/(\.alt)?\.safetensors$|\.json$/, '');
 }
 
-/** Every file a checkpoint at `path` (any of its names) may have: sidecar and both tensor names. */
+/** Every file a checkpoint at `path` (any of its names) may have: the sidecar first, then both tensor names. */
 export function checkpointFiles(path: string): string[] {
   const b = checkpointBase(path);
   return [`${b}.json`, `${b}.safetensors`, `${b}.alt.safetensors`];
@@ -233,7 +230,7 @@ async function committedTensors(meta: string): Promise<string | undefined> {
 export async function saveCheckpoint(base: string, ckpt: Checkpoint): Promise<{ tensors: string; meta: string }> {
   const { fs, path } = await nodeFs();
   const p = paths(base);
-  const plain = path.basename(p.tensors), alt = altName(plain);
+  const [, plain, alt] = checkpointFiles(base).map((f) => path.basename(f));
   const previous = await committedTensors(p.meta);
   const name = previous === plain ? alt : plain;
   const tensors = path.join(path.dirname(p.tensors), name);
@@ -248,9 +245,7 @@ export async function saveCheckpoint(base: string, ckpt: Checkpoint): Promise<{ 
 /** Removes the checkpoint at `base`: its sidecar first (which uncommits it), then both tensor file names. Node only. */
 export async function removeCheckpoint(base: string): Promise<void> {
   const { fs } = await nodeFs();
-  const p = paths(base);
-  await fs.rm(p.meta, { force: true });
-  for (const f of [p.tensors, altName(p.tensors)]) await fs.rm(f, { force: true });
+  for (const f of checkpointFiles(base)) await fs.rm(f, { force: true });
 }
 
 /** Loads and checks a checkpoint; with `opts.expect`, refuses one made for another config. Node only. */

@@ -16,7 +16,7 @@
 // run and would pass for this one's.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { saveCheckpoint, type Checkpoint } from '../model/checkpoint.js';
+import { checkpointBase, saveCheckpoint, type Checkpoint } from '../model/checkpoint.js';
 import type { EcgJepaConfig } from '../model/config.js';
 import { exportEncoder, type ExportDType } from '../model/export.js';
 
@@ -50,7 +50,7 @@ export function listSnapshots(run: string): string[] {
   const dir = join(run, SNAPSHOT_DIR);
   if (!existsSync(dir)) return [];
   // a stray tensor file without its sidecar (a save that never committed) counts too: it is this series' as well
-  return [...new Set(readdirSync(dir).filter((f) => /^encoder-.*\.(json|safetensors)$/.test(f)).map((f) => f.replace(/(\.alt)?\.(json|safetensors)$/, '')))].sort();
+  return [...new Set(readdirSync(dir).filter((f) => /^encoder-.*\.(json|safetensors)$/.test(f)).map(checkpointBase))].sort();
 }
 
 /** True when `base` holds a snapshot this run would write again identically: same step, config and dtype. */
