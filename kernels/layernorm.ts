@@ -25,10 +25,10 @@
 import { checkCount, MAIN_ARGS, requireBindable, requireBytes, requireDisjoint, requireNoOverlap } from './checks.js';
 import { reduceAxis } from './reduce.js';
 import {
-  eachLaneSlot, rowLayout, scratchBuffer, SG_ROWS_WG, subgroupRowKernel, subgroupRows, workgroupGrid, workgroupReducer,
+  eachLaneSlot, rowLayout, scratchBuffer, SG_ROWS_WG, subgroupRowKernel, subgroupRows, workgroupReducer,
   type Reducer, type RowLayout, type SubgroupRows,
 } from './rows.js';
-import { CommandBatch, getPipeline, Params, type Binding } from './runtime.js';
+import { CommandBatch, getPipeline, grid, Params, type Binding } from './runtime.js';
 
 /** Rows each subgroup walks in the one-subgroup-per-row backward when dgamma/dbeta are wanted
  *  (then its workgroup's subgroups add their partials, so a workgroup of 4 subgroups of 32 writes one
@@ -188,13 +188,13 @@ export function layerNormForward(
   const params = new Params().u32(rows).u32(dim).f32(eps).u32(mask(bufs.gamma)).u32(mask(bufs.beta));
   const s = subgroupRows(batch.device, rows, dim);
   if (s) {
-    batch.dispatch(getPipeline(batch.device, `layernorm.fwd_${s.key}`, () => subgroupForwardSource(s)), bindings, params, workgroupGrid(s.groups));
+    batch.dispatch(getPipeline(batch.device, `layernorm.fwd_${s.key}`, () => subgroupForwardSource(s)), bindings, params, grid(s.groups));
     return;
   }
   const l = rowLayout(dim);
   const red = workgroupReducer(batch.device, 'wgSum', 'f32', l.wg, (a, b) => `${a} + ${b}`, '0.0');
   const pipe = getPipeline(batch.device, `layernorm.fwd_wg${l.wg}_k${l.cached ? l.k : 'loop'}_${red.kind}`, () => forwardSource(l, red));
-  batch.dispatch(pipe, bindings, params, workgroupGrid(rows));
+  batch.dispatch(pipe, bindings, params, grid(rows));
 }
 
 // the backward kernels' bindings (after their uniform struct P): rows of f32 (workgroup kernel) or of V (subgroup kernel)
@@ -463,13 +463,13 @@ export function layerNormBackward(
   if (sg) {
     const pipe = getPipeline(batch.device, `layernorm.bwd_${sg.key}_${sgState}`, () => subgroupBackwardSource(sg, sgState));
     const params = new Params().u32(Math.ceil(rows / perSub)).u32(dim).u32(rows).u32(perSub).u32(half / (4 * sg.vec)).u32(mask(bufs.gamma)).u32(partials ? 1 : 0);
-    batch.dispatch(pipe, bindings, params, workgroupGrid(sg.groups));
+    batch.dispatch(pipe, bindings, params, grid(sg.groups));
   } else {
     const l = rowLayout(dim);
     const red = workgroupReducer(batch.device, 'wgSum2', 'vec2<f32>', l.wg, (a, b) => `${a} + ${b}`, 'vec2<f32>(0.0)');
     const pipe = getPipeline(batch.device, `layernorm.bwd_wg${l.wg}_k${l.cached ? l.k : 'loop'}_${red.kind}`, () => backwardSource(l, red));
     const params = new Params().u32(rows).u32(dim).u32(rowsPerBlock).u32(blocks).u32(half / 4).u32(mask(bufs.gamma)).u32(partials ? 1 : 0);
-    batch.dispatch(pipe, bindings, params, workgroupGrid(blocks));
+    batch.dispatch(pipe, bindings, params, grid(blocks));
   }
   if (!partials) return;
   const over = { outer: 1, reduce: blocks, inner: dim, accumulate: accumulateParams };

@@ -1,29 +1,11 @@
-// What the row-wise kernels (layernorm, softmax), GELU and the axis reduction share: the 2-D launch
-// grid, how a row is laid out over one workgroup, a workgroup-wide reduction in WGSL (subgroups
-// where the device has them, workgroup memory otherwise), the frame of a kernel holding one row
-// per subgroup (short rows, where there are subgroups), and per-device scratch buffers for
-// two-pass reductions. The two set...ForTests hooks let tests reach the 2-D grid and the fallback
-// reduction with small shapes on any adapter.
+// What the row-wise kernels (layernorm, softmax), GELU and the axis reduction share: how a row is
+// laid out over one workgroup, a workgroup-wide reduction in WGSL (subgroups where the device has
+// them, workgroup memory otherwise), the frame of a kernel holding one row per subgroup (short rows,
+// where there are subgroups), and per-device scratch buffers for two-pass reductions. The
+// set...ForTests hook lets tests reach the fallback reduction on any adapter (runtime.ts has the one
+// for the 2-D launch grid).
 import { MAIN_ARGS } from './checks.js';
 import { subgroupInfo, type CommandBatch } from './runtime.js';
-
-let maxGridDim = 65535;
-
-/** Lowers the per-dimension workgroup limit used by workgroupGrid, so tests reach the 2-D launch path
- *  with small shapes; returns the previous value. Not for production use. */
-export function setMaxGridDimForTests(n: number): number {
-  const old = maxGridDim;
-  maxGridDim = n;
-  return old;
-}
-
-/** Workgroup counts [x, y] covering `groups` (as runtime.grid, with the limit above). Shaders
- *  recover the linear index as wid.y * nwg.x + wid.x and bound-check it. */
-export function workgroupGrid(groups: number): [number, number] {
-  if (groups <= maxGridDim) return [Math.max(1, groups), 1];
-  const y = Math.ceil(groups / maxGridDim);
-  return [Math.ceil(groups / y), y];
-}
 
 /** Values each thread keeps in registers at most; longer rows are re-read from memory instead. */
 export const MAX_PER_THREAD = 16;
@@ -172,7 +154,7 @@ export interface SubgroupRows {
   units: number;
   /** Rows per workgroup: SG_ROWS_WG / the largest subgroup size. */
   perGroup: number;
-  /** Workgroups to launch (workgroupGrid's argument). */
+  /** Workgroups to launch (runtime.grid's argument). */
   groups: number;
   /** Pipeline-key part naming the variant. */
   key: string;

@@ -16,10 +16,10 @@
 // forward has it (the sum by subgroupAdd), else one workgroup per row.
 import { checkCount, MAIN_ARGS, requireBytes, requireDisjoint } from './checks.js';
 import {
-  eachLaneSlot, rowLayout, subgroupRowKernel, subgroupRows, workgroupGrid, workgroupReducer,
+  eachLaneSlot, rowLayout, subgroupRowKernel, subgroupRows, workgroupReducer,
   type Reducer, type RowLayout, type SubgroupRows,
 } from './rows.js';
-import { CommandBatch, getPipeline, Params, type Binding } from './runtime.js';
+import { CommandBatch, getPipeline, grid, Params, type Binding } from './runtime.js';
 
 // The start of a running max: the lowest finite f32 (WGSL has no ∞ literal). Inputs at −∞ still
 // work: e^(−∞ − m) = 0.
@@ -185,13 +185,13 @@ export function softmaxForward(batch: CommandBatch, x: Binding, y: Binding, dims
   const params = new Params().u32(rows).u32(cols).f32(scale);
   const s = subgroupRows(batch.device, rows, cols);
   if (s) {
-    batch.dispatch(getPipeline(batch.device, `softmax.fwd_${s.key}`, () => subgroupForwardSource(s)), [x, y], params, workgroupGrid(s.groups));
+    batch.dispatch(getPipeline(batch.device, `softmax.fwd_${s.key}`, () => subgroupForwardSource(s)), [x, y], params, grid(s.groups));
     return;
   }
   const l = rowLayout(cols);
   const red = workgroupReducer(batch.device, 'wgMerge', 'vec2<f32>', l.wg, (a, b) => `merge(${a}, ${b})`, `vec2<f32>(${LOWEST}, 0.0)`);
   const pipe = getPipeline(batch.device, `softmax.fwd_wg${l.wg}_k${l.cached ? l.k : 'loop'}_${red.kind}`, () => forwardSource(l, red));
-  batch.dispatch(pipe, [x, y], params, workgroupGrid(rows));
+  batch.dispatch(pipe, [x, y], params, grid(rows));
 }
 
 /** dx = scale · y · (dy − Σ_row dy·y), y the forward's output. dx must not overlap y or dy. */
@@ -207,11 +207,11 @@ export function softmaxBackward(batch: CommandBatch, y: Binding, dy: Binding, dx
   const params = new Params().u32(rows).u32(cols).f32(scale);
   const s = subgroupRows(batch.device, rows, cols);
   if (s) {
-    batch.dispatch(getPipeline(batch.device, `softmax.bwd_${s.key}`, () => subgroupBackwardSource(s)), [y, dy, dx], params, workgroupGrid(s.groups));
+    batch.dispatch(getPipeline(batch.device, `softmax.bwd_${s.key}`, () => subgroupBackwardSource(s)), [y, dy, dx], params, grid(s.groups));
     return;
   }
   const l = rowLayout(cols);
   const red = workgroupReducer(batch.device, 'wgSum', 'f32', l.wg, (a, b) => `${a} + ${b}`, '0.0');
   const pipe = getPipeline(batch.device, `softmax.bwd_wg${l.wg}_k${l.cached ? l.k : 'loop'}_${red.kind}`, () => backwardSource(l, red));
-  batch.dispatch(pipe, [y, dy, dx], params, workgroupGrid(rows));
+  batch.dispatch(pipe, [y, dy, dx], params, grid(rows));
 }

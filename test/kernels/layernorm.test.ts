@@ -161,9 +161,13 @@ describe('kernels/layernorm', () => {
     await checkBackward([[50, 33], [1031, 9]], 6);
   }));
 
-  // The fallback's reduction code is shared with softmax (tested there forwards and backwards);
-  // here two calls in a row (mean, then the centred squares). (The backward's pipeline alone costs ~3 s to compile on lavapipe.)
-  it('forward with the workgroup-memory reduction (no subgroups)', () => withoutSubgroups(() => checkForward([[3, 31], [13, 45]], 7)));
+  // Devices without subgroups (browsers among them) run these. Their reduction code is shared with
+  // softmax; here two calls in a row (mean, then the centred squares), and the backward's own
+  // kernels (its pipelines cost a few seconds to compile on lavapipe).
+  it('forward and backward with the workgroup-memory reduction (no subgroups)', () => withoutSubgroups(async () => {
+    await checkForward([[3, 31], [13, 45]], 7);
+    await checkBackward([[3, 31], [37, 45], [5, 768]], 9);
+  }));
 
   it('backward: only one parameter gradient, and the parameter grads alone', async () => {
     const engine = await getEngine();

@@ -53,6 +53,22 @@ describe('kernels/lossscale', () => {
     }
   });
 
+  it('clipByNorm: g·min(1, maxNorm / (gradScale·‖g‖ + 1e-6)) against float64, clipped and not, values past n untouched', async () => {
+    const engine = await getEngine();
+    const rng = new Rng(72);
+    for (const n of [1, 1031, 4099])
+      for (const [gradScale, maxNorm] of [[1 / 8, 0.5], [1 / 8, 1e6], [1, 3]]) {
+        const g = randomArray(rng, n, 3);
+        let ss = 0;
+        for (let i = 0; i < n; i++) ss += g[i] * g[i];
+        const sumsq = engine.upload([ss]), t = padded(engine, g, n);
+        clipByNorm(engine.batch, t.buffer, sumsq.buffer, n, maxNorm, gradScale);
+        const f = Math.min(1, maxNorm / (gradScale * Math.sqrt(Math.fround(ss)) + 1e-6));
+        checkPadded(await engine.read(t), Array.from(g, (v) => v * f), n, 1e-6, `clip n=${n} gradScale=${gradScale} maxNorm=${maxNorm} (factor ${f})`);
+        [sumsq, t].forEach((x) => x.dispose());
+      }
+  });
+
   it('clipByNorm with the loss-scale state: the same as with the number 1/scale; a skipped step leaves the gradient', async () => {
     const engine = await getEngine();
     const rng = new Rng(71);

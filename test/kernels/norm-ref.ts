@@ -1,7 +1,8 @@
 // Float64 CPU references for the layernorm, softmax, GELU and axis-reduction kernels (forward and
 // backward), and a central-difference gradient to check the reference backwards themselves.
 
-import { setMaxGridDimForTests, setSubgroupsForTests } from '../../kernels/rows.js';
+import { setSubgroupsForTests } from '../../kernels/rows.js';
+import { setMaxGridDimForTests } from '../../kernels/runtime.js';
 
 type Arr = ArrayLike<number>;
 

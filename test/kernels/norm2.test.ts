@@ -1,7 +1,7 @@
 import { sumSquares } from '../../kernels/norm2.js';
 import { Rng } from '../../engine/random.js';
 import { assert, assertClose, getEngine, poisoned, randomArray } from '../helpers.js';
-import { bind, MODES, SIZES, type Mode } from './map-helpers.js';
+import { bind, MODES, padded, SIZES, type Mode } from './map-helpers.js';
 
 function ref(x: ArrayLike<number>): number {
   let s = 0;
@@ -19,7 +19,8 @@ describe('kernels/norm2', () => {
     cases.push(['scalar', 1_100_003, false]);
     for (const [mode, n, acc] of cases) {
       const x = randomArray(rng, n, 0.3);
-      const tx = engine.upload(x), to = acc ? engine.upload([2.5]) : poisoned(engine, [1]);
+      // SENTINEL past n: a whole-buffer (vec4) binding must not add it
+      const tx = padded(engine, x, n), to = acc ? engine.upload([2.5]) : poisoned(engine, [1]);
       sumSquares(engine.batch, [{ x: bind(tx, n, mode), n }], to.buffer, acc);
       assertClose(await engine.read(to), [ref(x) + (acc ? 2.5 : 0)], 1e-5, `sumSquares ${mode} n=${n} acc=${acc}`);
       [tx, to].forEach((t) => t.dispose());
