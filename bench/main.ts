@@ -44,19 +44,20 @@ program
   .option('--json', 'print rows as JSON on stdout')
   .option('--no-tfjs', 'skip the tfjs peer')
   .option('--save', 'write results to bench/results/')
-  .option('--target-ms <n>', 'time per timed round', '300')
+  .option('--target-ms <n>', 'time per timed round', num('--target-ms'), 300)
   .option('--backend <name>', 'Dawn backend')
   .option('--dawn-toggles <list>', 'more Dawn toggles, comma-separated (e.g. disable_robustness: no index clamps on workgroup memory)', list)
   .action(async (o) => {
     const scale = o.scale as Scale;
     if (scale !== 'ci' && scale !== 'full') throw new Error(`--scale must be ci or full, got ${o.scale}`);
+    // the options are checked before the device starts (minutes on a borrowed GPU's first call)
+    const groups: string[] | undefined = o.group?.split(',').map((g: string) => g.trim());
+    const cases = kernelCases(scale, groups).filter((c) => !o.only || c.name.includes(o.only));
     const engine = await benchEngine(o);
     const log = o.json ? (s: string) => console.error(s) : (s: string) => console.log(s);
     try {
       log(describeGpu(engine.gpu.info));
       const tf = o.tfjs ? await loadTfjs(engine) : null;
-      const groups: string[] | undefined = o.group?.split(',').map((g: string) => g.trim());
-      const cases = kernelCases(scale, groups).filter((c) => !o.only || c.name.includes(o.only));
       const rows: BenchRow[] = [];
       const failed: { name: string; error: string }[] = [];
       const date = new Date().toISOString();
@@ -71,7 +72,7 @@ program
       };
       for (const c of cases) {
         try {
-          const row = await runCase(engine, tf, c, Number(o.targetMs));
+          const row = await runCase(engine, tf, c, o.targetMs);
           rows.push(row);
           log(formatRows([row]).split('\n')[2]);
         } catch (e) {
@@ -174,6 +175,6 @@ program
   .parseAsync()
   .then(() => process.exit(process.exitCode ?? 0))
   .catch((e) => {
-    console.error(`bench: ${e instanceof Error ? e.stack : e}`);
+    console.error(`bench: ${e instanceof Error ? e.message : e}`); // as ecg-jepa: the message, not a stack
     process.exit(1);
   });

@@ -30,6 +30,8 @@ export interface GpuInfo {
   device: string;
   description: string;
   backend: 'dawn-node' | 'browser';
+  /** Under Node, the Dawn toggles enabled (ours and those asked for; Dawn ignores unknown names). */
+  dawnToggles?: string[];
   features: string[];
   limits: Record<string, number>;
   /** Subgroup sizes and subgroup-matrix configs ("f16→f32 16×16×16"), where the runtime reports them. */
@@ -86,15 +88,20 @@ function isNode(): boolean {
   return typeof process !== 'undefined' && !!process.versions?.node && typeof window === 'undefined';
 }
 
-/** The flags of Dawn's Node instance: the features (toggles) to enable and disable, and the backend. */
-export function dawnFlags(opts: DeviceOptions): string[] {
+/** The Dawn toggles to enable: ours, then those asked for. */
+function dawnToggleList(opts: DeviceOptions): string[] {
   const enable = ['vulkan_enable_f16_on_nvidia'];
   if (opts.unsafeApis || opts.subgroupMatrix) enable.push('allow_unsafe_apis');
   for (const t of opts.dawnToggles ?? []) {
     if (!/^[a-z0-9_]+$/.test(t)) throw new RangeError(`dawnToggles: '${t}' is not a Dawn toggle name (lower case, digits and _)`);
     if (!enable.includes(t)) enable.push(t);
   }
-  const flags = [`enable-dawn-features=${enable.join(',')}`, 'disable-dawn-features=timestamp_quantization'];
+  return enable;
+}
+
+/** The flags of Dawn's Node instance: the features (toggles) to enable and disable, and the backend. */
+export function dawnFlags(opts: DeviceOptions): string[] {
+  const flags = [`enable-dawn-features=${dawnToggleList(opts).join(',')}`, 'disable-dawn-features=timestamp_quantization'];
   if (opts.backend) flags.push(`backend=${opts.backend}`);
   return flags;
 }
@@ -154,6 +161,7 @@ export async function requestGpu(opts: DeviceOptions = {}): Promise<Gpu> {
     device: ai.device,
     description: ai.description,
     backend: node ? 'dawn-node' : 'browser',
+    ...(node && !opts.gpu ? { dawnToggles: dawnToggleList(opts) } : {}),
     features: [...device.features].sort(),
     limits,
     subgroups: subgroupSummary(device),
@@ -185,6 +193,7 @@ export function describeGpu(info: GpuInfo): string {
     `adapter: ${info.vendor} / ${info.architecture} / ${info.device}`,
     `description: ${info.description}`,
     `runtime: ${info.backend}`,
+    ...(info.dawnToggles ? [`dawn toggles: ${info.dawnToggles.join(', ')}`] : []),
     `features: ${info.features.join(', ')}`,
     `limits: maxStorageBufferBindingSize ${mib(info.limits.maxStorageBufferBindingSize)}, maxBufferSize ${mib(info.limits.maxBufferSize)}, ` +
       `workgroup storage ${info.limits.maxComputeWorkgroupStorageSize} B, invocations ${info.limits.maxComputeInvocationsPerWorkgroup}, ` +

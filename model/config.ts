@@ -127,6 +127,16 @@ function merge(target: Record<string, unknown>, patch: Record<string, unknown>, 
   }
 }
 
+/**
+ * The overrides of a pretraining run with mask `type` on `preset`, before the caller's own flags.
+ * Random masking takes ratio U(0.6, 0.7) in one draw; on the base model it also takes the
+ * reference's batch 128 and peak LR 2.5e-5 (its README), where multi-block runs at 64 and 5e-5.
+ */
+export function maskRecipe(preset: string, type: MaskType): DeepPartial<EcgJepaConfig> {
+  if (type !== 'random') return { mask: { type } };
+  return { mask: { type, ratio: [0.6, 0.7], blocks: 1 }, ...(preset === 'base' ? { optim: { batchSize: 128, lr: 2.5e-5 } } : {}) };
+}
+
 /** A validated copy of a preset with `overrides` applied (nested fields merge; arrays replace). */
 export function makeConfig(preset: string, overrides: DeepPartial<EcgJepaConfig> = {}): EcgJepaConfig {
   const p = PRESETS[preset];

@@ -1,4 +1,5 @@
 // Option parsers shared by the CLI commands: each names the option in its error.
+import { QUALITY_KINDS, type QualityKind } from './data/preprocess.js';
 /** A parser of numbers that pass `ok`; its error names the option and what it expects. */
 const numeric = (ok: (n: number) => boolean, what: string) => (name: string) => (v: string) => {
   const n = Number(v);
@@ -20,3 +21,11 @@ export const f32OrF16 = (name: string) => (v: string): 'f32' | 'f16' => {
 export const precision = f32OrF16('--precision');
 /** --loss-scale's help, for every command that trains in mixed precision (values: engine/lossscale.ts parseLossScale). */
 export const LOSS_SCALE_HELP = 'loss scale: dynamic (from 2^16, or dynamic:<first>; an overflowed step is skipped and halves it, 2000 good ones double it) or a fixed x (default: dynamic with f16, 1 with f32)';
+/** prepare --reject: the quality issues that skip a record, or `none`. */
+export const qualityKinds = (v: string): QualityKind[] => {
+  const kinds = list(v);
+  if (kinds.length === 1 && kinds[0] === 'none') return [];
+  const bad = kinds.filter((k) => !(QUALITY_KINDS as readonly string[]).includes(k));
+  if (bad.length || !kinds.length) throw new Error(`--reject: expected a comma list of ${QUALITY_KINDS.join(', ')}, or none; got '${v}'`);
+  return kinds as QualityKind[];
+};

@@ -30,7 +30,8 @@ const plainProgress: ProgressFactory = (label) => {
   };
 };
 const RECORDS_BAR = '{bar} {value}/{total} records | ETA {eta_formatted}';
-
+/** What embed, probe and finetune take as --checkpoint: anything holding an encoder. */
+const ENCODER_SOURCES = 'pretraining checkpoint, encoder snapshot, export, import-torch output or fine-tuned model (its encoder)';
 
 function encoderSource(o: { checkpoint?: string; randomInit?: boolean; preset?: string }): void {
   if (!o.checkpoint && !o.randomInit) throw new Error('give --checkpoint, or --random-init (with --preset or --checkpoint for the architecture)');
@@ -41,7 +42,7 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
   program
     .command('embed')
     .description('write frozen mean-pooled encoder features of a dataset (.npy [N, D] + .json with ids and labels)')
-    .option('--checkpoint <path>', 'pretraining checkpoint (e.g. runs/demo/checkpoint-last) or fine-tuned model (its encoder)')
+    .option('--checkpoint <path>', `${ENCODER_SOURCES} (e.g. runs/demo/checkpoint-last)`)
     .option('--random-init', 'random weights with the same architecture (baseline)')
     .option('--preset <name>', 'architecture for --random-init without --checkpoint; with one, the preset it must be')
     .option('--seed <n>', 'random-init seed', '0')
@@ -69,7 +70,7 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
   program
     .command('probe')
     .description('linear probe on frozen features (the paper\'s linear evaluation): metrics, markdown, JSON, plots')
-    .option('--checkpoint <path>', 'pretraining checkpoint or fine-tuned model (its encoder)')
+    .option('--checkpoint <path>', ENCODER_SOURCES)
     .option('--random-init', 'random weights with the same architecture (baseline)')
     .option('--preset <name>', 'architecture for --random-init without --checkpoint; with one, the preset it must be')
     .option('--seed <n>', 'random-init seed', '0')
@@ -117,7 +118,7 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
   program
     .command('finetune')
     .description('fine-tune the encoder and a linear head end to end (band-pass, augmentation, best epoch on validation)')
-    .option('--checkpoint <path>', 'pretraining checkpoint')
+    .option('--checkpoint <path>', ENCODER_SOURCES)
     .option('--random-init', 'random weights with the same architecture (supervised from scratch)')
     .option('--preset <name>', 'architecture for --random-init without --checkpoint; with one, the preset it must be')
     .requiredOption('--data <dir>', 'prepared dataset folder with labels and folds')
@@ -131,6 +132,7 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
     .option('--warmup-epochs <n>', 'linear warm-up epochs', '3')
     .option('--no-bandpass', 'skip the 0.67–40 Hz band-pass')
     .option('--no-augment', 'skip RandAugment')
+    .option('--no-standardize', "feed the pooled features to the head as they are (the reference's head; default: standardise with training statistics)")
     .option('--seed <n>', 'seed for data order, head init and augmentation', '0')
     .option('--precision <f32|f16>', "encoder matmul inputs: f16 = mixed precision, as the reference's AMP (needs shader-f16; the saved model stays f32)", precision, 'f32')
     .option('--loss-scale <dynamic|x>', LOSS_SCALE_HELP)
@@ -147,7 +149,8 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
       const name = o.name ?? ['finetune', task, o.label.replace(/[^\w.-]+/g, '_'), ...(leads ? [leads.join('+')] : []), ...(o.randomInit ? ['random'] : [])].join('-');
       const path = await import('node:path');
       const report = ['.json', '.md', '-roc.png'].map((e) => path.join(o.out, `${name}${e}`));
-      const model = o.save === false ? [] : checkpointFiles(path.join(o.out, `${name}-model`));
+      // With --no-save too: an earlier run's model is removed below, never left beside this report.
+      const model = checkpointFiles(path.join(o.out, `${name}-model`));
       checkOutputs('finetune', [...report, ...model], [{ data: o.data }, ...(o.checkpoint ? [{ checkpoint: o.checkpoint }] : [])]);
       // An earlier run's report and model of this name go first: the model is saved at each better
       // epoch and the report at the end, so a run cut short would otherwise leave its model beside
@@ -164,6 +167,7 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
           checkpoint: o.checkpoint, randomInit: !!o.randomInit, preset: o.preset, leads, data: o.data, task, label: o.label, split: parseSplit(o.split),
           epochs: posInt('--epochs')(o.epochs), batch: posInt('--batch')(o.batch), lr: o.lr === undefined ? undefined : num('--lr')(o.lr),
           warmupEpochs: num('--warmup-epochs')(o.warmupEpochs), bandpass: o.bandpass === false ? null : undefined, augment: o.augment === false ? false : undefined,
+          standardize: o.standardize !== false,
           seed: nonNegInt('--seed')(o.seed), bootstrap: nonNegInt('--bootstrap')(o.bootstrap),
           precision: o.precision, lossScale,
           save: o.save === false ? undefined : path.join(o.out, `${name}-model`),

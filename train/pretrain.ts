@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import type { Engine } from '../engine/engine.js';
 import type { LossScaleOption } from '../engine/lossscale.js';
 import type { Precision } from '../engine/ops/linear.js';
-import { inputLength, makeConfig, paramCount, type EcgJepaConfig, type MaskType } from '../model/config.js';
+import { inputLength, makeConfig, maskRecipe, paramCount, type EcgJepaConfig, type MaskType } from '../model/config.js';
 import { loadCheckpoint, removeAtomicTemps, removeCheckpoint, saveCheckpoint, writeFileAtomic, type Checkpoint } from '../model/checkpoint.js';
 import type { ExportDType } from '../model/export.js';
 import { EcgJepa } from '../model/jepa.js';
@@ -98,25 +98,38 @@ const LAST = 'checkpoint-last';
 
 /** The options that make a run what it is: a resume keeps the run's, and refuses others given. */
 const RUN_SETTINGS = ['preset', 'mask', 'batch', 'lr', 'seed', 'precision', 'lossScale', 'syntheticRecords', 'logEvery', 'checkpointEvery'] as const;
+type RunSetting = (typeof RUN_SETTINGS)[number];
 
-/** `--resume` with a setting other than the run's is refused, naming each. */
-function checkResumeSettings(out: string, given: PretrainOptions, saved: RunFile['options']): void {
-  const show = (v: unknown) => (v === undefined ? '(its default)' : JSON.stringify(v));
-  const changed = RUN_SETTINGS.filter((k) => given[k] !== undefined && JSON.stringify(given[k]) !== JSON.stringify(saved[k]));
+/** Each setting of a run as it trains: the option given, else its default (batch, lr, mask and
+ *  preset as the run's config has them). The one place the defaults live. */
+function runSettings(o: PretrainOptions, cfg: EcgJepaConfig): { [K in RunSetting]-?: NonNullable<PretrainOptions[K]> } {
+  const precision = o.precision ?? 'f32';
+  return {
+    preset: cfg.preset, mask: cfg.mask.type, batch: cfg.optim.batchSize, lr: cfg.optim.lr, seed: o.seed ?? 0, precision,
+    lossScale: o.lossScale ?? (precision === 'f16' ? 'dynamic' : 1),
+    syntheticRecords: o.syntheticRecords ?? 512, logEvery: o.logEvery ?? 10, checkpointEvery: o.checkpointEvery ?? 200,
+  };
+}
+
+/** `--resume` with a setting other than the run's is refused, naming each by its flag. */
+function checkResumeSettings(out: string, given: PretrainOptions, saved: RunFile): void {
+  const run = runSettings(saved.options, saved.config);
+  const changed = RUN_SETTINGS.filter((k) => given[k] !== undefined && JSON.stringify(given[k]) !== JSON.stringify(run[k]));
+  const flag = (k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
   if (changed.length)
-    throw new Error(`--resume: the run in ${out} keeps its own settings: ${changed.map((k) => `${k} ${show(saved[k])}, not ${show(given[k])}`).join('; ')}. ` +
+    throw new Error(`--resume: the run in ${out} keeps its own settings: ${changed.map((k) => `${flag(k)} ${JSON.stringify(run[k])}, not ${JSON.stringify(given[k])}`).join('; ')}. ` +
       'A resume may change --steps, --epochs and the snapshot options; start a new run (another --out) to change the others');
 }
 
 /** The data folders of a run, 'synthetic' generated into <out>/synthetic-data first. */
-async function resolveData(o: PretrainOptions, log: (m: string) => void): Promise<string[]> {
-  const dirs = await splitDataList(o.data ?? 'synthetic');
+async function resolveData(data: PretrainOptions['data'], out: string, run: { syntheticRecords: number; seed: number }, log: (m: string) => void): Promise<string[]> {
+  const dirs = await splitDataList(data ?? 'synthetic');
   for (let k = 0; k < dirs.length; k++) {
     if (dirs[k] !== 'synthetic') continue;
-    const dir = (dirs[k] = join(o.out, 'synthetic-data'));
-    const n = o.syntheticRecords ?? 512;
+    const dir = (dirs[k] = join(out, 'synthetic-data'));
+    const n = run.syntheticRecords;
     if (!existsSync(join(dir, 'manifest.json'))) log(`generating ${n} synthetic ECGs into ${dir}`);
-    await prepare({ source: 'synth', root: '', out: dir, leads: 8, synth: { n, seed: o.seed ?? 0, fs: 250 }, log: () => {} });
+    await prepare({ source: 'synth', root: '', out: dir, leads: 8, synth: { n, seed: run.seed, fs: 250 }, log: () => {} });
   }
   return dirs;
 }
@@ -167,24 +180,29 @@ export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<P
     if (!existsSync(runFile)) throw new Error(`--resume: ${runFile} not found (nothing to resume in ${opts.out})`);
     const saved = (savedRun = JSON.parse(readFileSync(runFile, 'utf8')) as RunFile);
     if (opts.data !== undefined) await checkResumeData(opts.out, opts.data, saved.options.data);
-    checkResumeSettings(opts.out, opts, saved.options);
-    // The saved settings win; only the stopping point and the snapshots may change (the latter
-    // do not touch training, and are saved so the next resume keeps them).
-    const snap = { snapshotEveryEpochs: opts.snapshotEveryEpochs ?? saved.options.snapshotEveryEpochs, snapshotDtype: opts.snapshotDtype ?? saved.options.snapshotDtype };
-    if (snap.snapshotEveryEpochs !== saved.options.snapshotEveryEpochs || snap.snapshotDtype !== saved.options.snapshotDtype)
-      await writeFileAtomic(runFile, JSON.stringify({ ...saved, options: { ...saved.options, ...snap } } satisfies RunFile, null, 1) + '\n');
+    checkResumeSettings(opts.out, opts, saved);
+    // The saved settings win; only the stopping point and the snapshots may change (neither touches
+    // a step; both are saved so the next resume keeps them: a plain --resume goes on to the new end).
+    const changes = {
+      steps: opts.steps ?? saved.options.steps, epochs: opts.epochs ?? saved.options.epochs,
+      snapshotEveryEpochs: opts.snapshotEveryEpochs ?? saved.options.snapshotEveryEpochs, snapshotDtype: opts.snapshotDtype ?? saved.options.snapshotDtype,
+    };
+    if ((Object.keys(changes) as (keyof typeof changes)[]).some((k) => changes[k] !== saved.options[k]))
+      await writeFileAtomic(runFile, JSON.stringify({ ...saved, options: { ...saved.options, ...changes } } satisfies RunFile, null, 1) + '\n');
     // out: where the run is now (the folder may have moved since run.json was written)
-    o = { ...saved.options, ...snap, out: opts.out, steps: opts.steps ?? saved.options.steps, epochs: opts.epochs ?? saved.options.epochs, resume: true, onLog: opts.onLog, log };
+    o = { ...saved.options, ...changes, out: opts.out, resume: true, onLog: opts.onLog, log };
   } else if (listSnapshots(opts.out).length) {
     throw new Error(`${join(opts.out, SNAPSHOT_DIR)} holds encoder snapshots of an earlier run (${listSnapshots(opts.out).join(', ')}); ` +
       'continue that run with --resume, or move them away (or choose another --out) to start a new one');
   }
+  const recipe = o.mask ? maskRecipe(o.preset ?? 'tiny', o.mask) : {};
   const cfg = makeConfig(o.preset ?? 'tiny', {
-    mask: o.mask ? { type: o.mask, ...(o.mask === 'random' ? { ratio: [0.6, 0.7] as [number, number], blocks: 1 } : {}) } : undefined,
-    optim: { batchSize: o.batch, epochs: o.epochs, lr: o.lr },
+    mask: recipe.mask,
+    optim: { batchSize: o.batch ?? recipe.optim?.batchSize, epochs: o.epochs, lr: o.lr ?? recipe.optim?.lr },
   });
   const B = cfg.optim.batchSize;
-  const dirs = await resolveData(o, log);
+  const run = runSettings(o, cfg);
+  const dirs = await resolveData(o.data, o.out, run, log);
   // One folder is read exactly as before; several as a union (the same order for one folder).
   const ds: RecordSource = dirs.length === 1 ? await openDataset(dirs[0]) : await openDatasetUnion(dirs);
   try {
@@ -196,9 +214,8 @@ export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<P
     if (o.epochs === undefined && o.steps !== undefined) cfg.optim.epochs = Math.ceil(o.steps / itersPerEpoch);
     const totalSteps = Math.min(o.steps ?? Infinity, itersPerEpoch * cfg.optim.epochs);
     const select = leadSelector(ds, cfg);
-    const precision = o.precision ?? 'f32';
-    const lossScale = o.lossScale ?? (precision === 'f16' ? 'dynamic' : 1);
-    const model = new EcgJepa(engine, cfg, { seed: o.seed ?? 0, itersPerEpoch, precision, lossScale });
+    const { precision, lossScale } = run;
+    const model = new EcgJepa(engine, cfg, { seed: run.seed, itersPerEpoch, precision, lossScale });
     const logFile = join(opts.out, 'log.jsonl');
     const ckptBase = join(opts.out, LAST);
     const snapEvery = o.snapshotEveryEpochs ?? 0;
@@ -214,6 +231,8 @@ export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<P
     };
     /** The lowest loss logged so far: a loss 1000× above it stops the run (divergence). */
     let bestScale = Infinity;
+    /** The last loss logged (a resume's, until this process logs one). */
+    let lastLoss = NaN;
     if (o.resume && existsSync(ckptBase + '.json')) {
       const ck = await loadCheckpoint(ckptBase, { expect: cfg });
       const ckData = ck.state.extra?.data as { folders?: DataFolder[] } | undefined;
@@ -239,8 +258,10 @@ export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<P
         await writeFileAtomic(logFile, kept.map((l) => l + '\n').join(''));
         // the divergence guard's reference, as the uninterrupted run has it at this step
         bestScale = Math.min(Infinity, ...kept.map((l) => JSON.parse(l).loss as number));
+        if (kept.length) lastLoss = JSON.parse(kept[kept.length - 1]).loss;
       }
       log(`resumed ${ckptBase} at step ${model.step}`);
+      if (model.step >= totalSteps) log(`the run is already at step ${model.step} of ${totalSteps}: nothing to do (give --steps or --epochs past it to go further)`);
     } else {
       // A new run in a used folder: the earlier run's checkpoint goes first, so a --resume after a
       // crash before this run's first save cannot continue that run under this run's run.json.
@@ -257,8 +278,7 @@ export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<P
         (precision === 'f16' ? `; mixed precision, ${typeof lossScale === 'number' ? `loss scale ${lossScale}` : 'dynamic loss scale'}` : ''));
       log(`data: ${fmt(folders)}`);
     }
-    const logEvery = o.logEvery ?? 10;
-    const ckptEvery = o.checkpointEvery ?? 200;
+    const { logEvery, checkpointEvery: ckptEvery } = run;
     let stop: 'signal' | null = null;
     const onSignal = () => {
       if (stop) process.exit(130); // a second Ctrl-C does not wait
@@ -267,7 +287,6 @@ export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<P
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    let lastLoss = NaN;
     let finalStep = model.step;
     let inflight: Promise<void> | null = null;
     /** The training state now; the snapshots listed are those written so far. */
@@ -284,7 +303,7 @@ export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<P
       outer: while (model.step < totalSteps) {
         const epoch = Math.floor(model.step / itersPerEpoch);
         const startBatch = model.step % itersPerEpoch;
-        for (const batch of ds.batches({ batchSize: B, seed: o.seed ?? 0, epoch, startBatch, dropLast: true })) {
+        for (const batch of ds.batches({ batchSize: B, seed: run.seed, epoch, startBatch, dropLast: true })) {
           const x = engine.upload(select(batch.x, B), [B, cfg.leads.length, inputLength(cfg)]);
           const lr = model.sched.lr(model.step);
           const momentum = model.sched.momentum(model.step);

@@ -142,29 +142,35 @@ console.log(JSON.stringify({ written: r.written, workers: r.workers }));`);
       assert(again.written === 4 && again.shardsReused === 0, `rerun: written ${again.written}, reused ${again.shardsReused}`);
     });
 
-    it('Challenge tree: #Dx labels, group folders as folds, a truncated .mat reported', async () => {
+    it('Challenge tree: #Dx labels, group folders as folds (tranches kept apart), a truncated .mat reported', async () => {
       const { fs, path, prepare } = await mods();
       const { writeMatV4 } = await import('../../train/data/challenge.js');
       const root = path.join(tmp, 'challenge');
       const LEADS = ['I', 'II', 'III', 'aVR', 'aVL', 'aVF', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6'];
       const N = 1000; // 2 s
-      ['g1', 'g2'].forEach((g, gi) => {
-        fs.mkdirSync(path.join(root, g), { recursive: true });
-        const name = `A000${gi + 1}`;
+      // Two tranches as the Challenge 2021 training set lays them out; the second cpsc record is cut short.
+      ([['cpsc_2018', 'g1', 'A0001'], ['cpsc_2018', 'g2', 'A0002'], ['georgia', 'g1', 'E00001']] as const).forEach(([tranche, g, name], gi) => {
+        const dir = path.join(root, tranche, g);
+        fs.mkdirSync(dir, { recursive: true });
         const val = new Int16Array(12 * N);
         for (let t = 0; t < N; t++) for (let k = 0; k < 12; k++) val[t * 12 + k] = Math.round(testSignal(k, t, FS, gi) * 1000);
         const mat = writeMatV4([{ name: 'val', rows: 12, cols: N, data: val }]);
         const lines = LEADS.map((l, k) => `${name}.mat 16+24 1000/mV 16 0 ${val[k]} 0 0 ${l}`);
         const hea = [`${name} 12 500 ${N} 05-Feb-2020 11:39:16`, ...lines, '#Age: 61', '#Sex: Female', '#Dx: 164889003,59118001', ''].join('\n');
-        fs.writeFileSync(path.join(root, g, `${name}.hea`), hea);
-        fs.writeFileSync(path.join(root, g, `${name}.mat`), gi === 1 ? mat.subarray(0, 2000) : mat);
+        fs.writeFileSync(path.join(dir, `${name}.hea`), hea);
+        fs.writeFileSync(path.join(dir, `${name}.mat`), gi === 1 ? mat.subarray(0, 2000) : mat);
       });
       // checksums in these headers are 0 (stale), so keep records whose checksum differs
-      const res = await prepare({ source: 'challenge', root, out: path.join(tmp, 'out-c'), workers: 0, checksum: 'keep', seconds: 2 });
+      const opts = { source: 'challenge' as const, workers: 0, checksum: 'keep' as const, seconds: 2 };
+      const res = await prepare({ ...opts, root: path.join(root, 'cpsc_2018'), out: path.join(tmp, 'out-c') });
       assert(res.written === 1 && res.skippedByReason.truncated === 1, `written ${res.written} ${JSON.stringify(res.skippedByReason)}`);
       const r = res.manifest.records[0];
       assert(r.id === 'A0001' && r.fold === 'g1' && (r.labels.dx as string[]).join() === '164889003,59118001', `record ${JSON.stringify(r)}`);
       assert((r.meta as { age: number; sex: string }).age === 61 && (r.meta as { sex: string }).sex === 'female', 'demographics');
+      // Both tranches at once: each g1 stays its own fold.
+      const both = await prepare({ ...opts, root, out: path.join(tmp, 'out-c2') });
+      const folds = both.manifest.records.map((x) => `${x.id}:${x.fold}`).sort().join();
+      assert(folds === 'A0001:cpsc_2018/g1,E00001:georgia/g1', `folds ${folds}`);
     });
 
     it('CODE-15 HDF5: 10 s kept, all-zero and 7 s records skipped with reasons', async () => {
@@ -265,6 +271,8 @@ console.log(JSON.stringify({ written: r.written, workers: r.workers }));`);
       await expectReject({ dtype: 'F16' as 'f16' }, /dtype must be f32 or f16, got "F16"/);
       await expectReject({ fs: NaN }, /fs and seconds must be positive/);
       await expectReject({ seconds: -1 }, /fs and seconds must be positive/);
+      await expectReject({ seconds: 0.001 }, /a window of 0\.001 s at 250 Hz holds 0 samples per lead; it must hold 2 to 16777216/);
+      await expectReject({ fs: 1e9 }, /a window of 10 s at 1000000000 Hz holds 10000000000 samples per lead/);
       await expectReject({ preprocess: { bandpass: [0.5, 200] } }, /band-pass 0\.5–200 Hz must lie within \(0, 125\) Hz/);
     });
 

@@ -45,6 +45,7 @@ describe('engine/device', () => {
       // Tiles of every size class cut the shape unevenly, so the kernels' own bounds checks are what keeps them in
       const engine = await Engine.create({ subgroupMatrix: true, dawnToggles: ['disable_robustness', 'disable_workgroup_init'] });
       try {
+        assert(describeGpu(engine.gpu.info).includes('dawn toggles: vulkan_enable_f16_on_nvidia, allow_unsafe_apis, disable_robustness, disable_workgroup_init'), `info lists the toggles:\n${describeGpu(engine.gpu.info)}`);
         const rng = new Rng(11);
         const [M, N, K] = [67, 131, 45];
         const a = randomArray(rng, M * K), b = randomArray(rng, N * K);

@@ -1,4 +1,4 @@
-import { configDifferences, encoderParamSpecs, LEAD_NAMES, makeConfig, paramCount, predictorParamSpecs, PRESETS, validateConfig, withLeads } from '../../model/config.js';
+import { configDifferences, encoderParamSpecs, LEAD_NAMES, makeConfig, maskRecipe, paramCount, predictorParamSpecs, PRESETS, validateConfig, withLeads } from '../../model/config.js';
 import { assert } from '../helpers.js';
 
 function throwsWith(fn: () => unknown, re: RegExp): void {
@@ -50,6 +50,15 @@ describe('model/config', () => {
     const t = makeConfig('tiny');
     assert(t.patchSize === 50 && paramCount(t).encoder < 50_000, 'tiny is tiny');
     assert(makeConfig('tiny', { patches: 50 }).patches * t.patchSize === 2500, 'tiny can take 2500 samples');
+  });
+
+  it("pretraining recipes: random masking on base takes the reference's batch 128 and LR 2.5e-5", () => {
+    const r = makeConfig('base', maskRecipe('base', 'random'));
+    assert(r.mask.type === 'random' && r.mask.ratio.join() === '0.6,0.7' && r.mask.blocks === 1 && r.optim.batchSize === 128 && r.optim.lr === 2.5e-5, JSON.stringify(r.mask) + JSON.stringify(r.optim));
+    const m = makeConfig('base', maskRecipe('base', 'multiblock'));
+    assert(m.mask.type === 'multiblock' && m.mask.blocks === 4 && m.optim.batchSize === 64 && m.optim.lr === 5e-5, 'multi-block keeps the preset');
+    const t = makeConfig('tiny', maskRecipe('tiny', 'random'));
+    assert(t.mask.type === 'random' && t.optim.batchSize === PRESETS.tiny.optim.batchSize && t.optim.lr === PRESETS.tiny.optim.lr, 'tiny keeps its own batch and LR');
   });
 
   it('overrides merge, and bad values are refused naming the field', () => {

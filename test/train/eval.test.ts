@@ -128,7 +128,7 @@ if (!isBrowser)
       const engine = await getEngine();
       const { finetune } = await import('../../train/eval/finetune.js');
       const { parseSplit } = await import('../../train/eval/probe.js');
-      const { finetuneMarkdown } = await import('../../train/eval/report.js');
+      const { finetuneMarkdown, fmt } = await import('../../train/eval/report.js');
       // Encoder lr 1e-4 with the head at 1e-2 (a fresh head next to a pretrained encoder); band-pass and
       // RandAugment on, as in the reference; few steps per epoch to stay inside the test budget.
       const r = await finetune(engine, {
@@ -141,6 +141,8 @@ if (!isBrowser)
       assert(r.bestEpoch === best.epoch, `best epoch ${r.bestEpoch}, validation ${r.history.map((h) => h.val)}`);
       assert(r.test.kind === 'classification' && Math.abs(r.test.auc.macro! - best.test!) < 1e-12 && r.test.auc.ci, 'the reported test metrics are the chosen epoch\'s');
       const md = finetuneMarkdown(r);
+      const bestTest = r.history.reduce((a, h) => (h.test! > a.test! ? h : a));
+      assert(md.includes(`as the reference logs it (picked on the test set itself, so optimistic): ${fmt(bestTest.test)} (epoch ${bestTest.epoch}).`), `best test over epochs:\n${md}`);
       fs.mkdirSync(path.join(tmp, 'reports'), { recursive: true });
       fs.writeFileSync(path.join(tmp, 'reports', 'finetune.md'), md);
       summary.push(`\nFine-tuning (2 epochs × 10 steps; encoder lr 1e-4, head 1e-2): ${r.history.map((h) => `epoch ${h.epoch} val ${h.val!.toFixed(3)} test ${h.test!.toFixed(3)}`).join('; ')}; chosen epoch ${r.bestEpoch}`);
@@ -199,11 +201,12 @@ if (!isBrowser)
     it('CLI: finetune writes <name>-model next to the report; predict writes CSV and JSON', async () => {
       const { fs, path } = await mods();
       const out = path.join(tmp, 'cli-ft');
-      await cli(['finetune', '--checkpoint', ckpt, '--data', data, '--task', 'multilabel', '--label', 'conditions', '--split', SPLIT, '--epochs', '1', '--batch', '32', '--bootstrap', '0', '--out', out]);
+      await cli(['finetune', '--checkpoint', ckpt, '--data', data, '--task', 'multilabel', '--label', 'conditions', '--split', SPLIT, '--epochs', '1', '--batch', '32', '--bootstrap', '0', '--no-standardize', '--out', out]);
       const name = 'finetune-multilabel-conditions';
       assert(JSON.stringify(fs.readdirSync(out).sort()) === JSON.stringify([`${name}-model.json`, `${name}-model.safetensors`, `${name}-roc.png`, `${name}.json`, `${name}.md`]), `files: ${fs.readdirSync(out)}`);
       const report = JSON.parse(fs.readFileSync(path.join(out, `${name}.json`), 'utf8'));
       assert(report.saved.meta.endsWith(`${name}-model.json`) && !('testPredictions' in report), 'report names the model, without per-record outputs');
+      assert(report.settings.standardize === false, '--no-standardize reaches the run');
       const model = path.join(out, `${name}-model`);
       const printed = await cli(['predict', '--checkpoint', model, '--data', data, '--out', path.join(out, 'pred.csv')]);
       const csv = fs.readFileSync(path.join(out, 'pred.csv'), 'utf8');

@@ -127,6 +127,10 @@ if (!isBrowser)
       for (const f of ['finetune-multilabel-nolabel.json', 'finetune-multilabel-nolabel.md', 'finetune-multilabel-nolabel-model.json']) fs.writeFileSync(path.join(ft2, f), 'earlier');
       await expectReject(() => cli(['finetune', '--checkpoint', src, '--data', data, '--task', 'multilabel', '--label', 'nolabel', '--out', ft2]), /no record has a label 'nolabel'/);
       assert(fs.readdirSync(ft2).length === 0, `the earlier run's files are gone: ${fs.readdirSync(ft2)}`);
+      // --no-save too: the earlier model would otherwise sit beside the new report
+      for (const f of ['finetune-multilabel-nolabel.md', 'finetune-multilabel-nolabel-model.json']) fs.writeFileSync(path.join(ft2, f), 'earlier');
+      await expectReject(() => cli(['finetune', '--checkpoint', src, '--data', data, '--task', 'multilabel', '--label', 'nolabel', '--no-save', '--out', ft2]), /no record has a label 'nolabel'/);
+      assert(fs.readdirSync(ft2).length === 0, `--no-save: the earlier run's files are gone: ${fs.readdirSync(ft2)}`);
       await expectReject(() => cli(['export', '--checkpoint', path.join(tmp, 'nope'), '--out', out]), /nope\.json: not found/);
       assert(!fs.existsSync(path.dirname(out)), 'nothing written');
     });

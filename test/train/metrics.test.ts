@@ -2,7 +2,7 @@
 // the linear-probe head against closed-form gradients, and the report renderers. Pure computation:
 // runs in both runners.
 import {
-  accuracy, aucRanked, bootstrapCi, confusionMatrix, macroAuc, macroAucCi, macroF1, mae, maeCi, meanStd, oneHot, pearson, rankScores,
+  accuracy, aucRanked, bootstrapCi, confusionMatrix, macroAuc, macroAucCi, macroF1, mae, maeCi, meanStd, oneHot, ovoMacroAuc, pearson, rankScores,
   rmse, rocAuc, rocCurve, softmaxRows, tuneThresholds,
 } from '../../train/eval/metrics.js';
 import { applyHead, aucScores, evaluate, extractTargets, parseSplit, probeFeatures, splitRows, trainHead } from '../../train/eval/probe.js';
@@ -96,6 +96,42 @@ describe('eval: metrics', () => {
     near(r.macro, (1 + 2.5 / 3 + 1) / 3, 'macro');
     const sm = softmaxRows([0, Math.log(3)], 2);
     near(sm[0], 0.25, 'softmax', 1e-15);
+  });
+
+  it('macro AUC one-vs-one for multi-class (Hand & Till, as sklearn ovo macro)', () => {
+    // The rows of the one-vs-rest case. Pair (0,1) on r0,r1,r3: score 0 ranks class 0 {.6,.4} over
+    // class 1 {.2} → 1; score 1 ranks class 1 {.5} over class 0 {.3,.5} → ¾; pair ⅞. Pairs (0,2)
+    // and (1,2) separate perfectly → 1. Macro (⅞ + 1 + 1) / 3.
+    const p = [0.6, 0.3, 0.1, 0.2, 0.5, 0.3, 0.3, 0.3, 0.4, 0.4, 0.5, 0.1];
+    near(ovoMacroAuc(p, oneHot([0, 1, 2, 0], 3), 3).macro, (0.875 + 1 + 1) / 3, 'hand-worked');
+    // Against pair counting on random data with ties: for a pair (a, b), the chance that a record of a
+    // outscores one of b on score a, and one of b outscores one of a on score b (ties ½), averaged.
+    const rng = new Rng(7);
+    const N = 60, K = 4;
+    const cls = Array.from({ length: N }, (_, i) => (i < K ? i : Math.floor(rng.next() * K)));
+    const sc = Array.from({ length: N * K }, () => Math.round(rng.next() * 8) / 8);
+    const win = (x: number, y: number) => (x > y ? 1 : x === y ? 0.5 : 0);
+    let sum = 0, pairs = 0;
+    for (let a = 0; a < K; a++)
+      for (let b = a + 1; b < K; b++) {
+        let ab = 0, ba = 0, n = 0;
+        for (let i = 0; i < N; i++)
+          for (let j = 0; j < N; j++)
+            if (cls[i] === a && cls[j] === b) {
+              ab += win(sc[i * K + a], sc[j * K + a]);
+              ba += win(sc[j * K + b], sc[i * K + b]);
+              n++;
+            }
+        sum += (ab + ba) / (2 * n);
+        pairs++;
+      }
+    near(ovoMacroAuc(sc, oneHot(cls, K), K).macro, sum / pairs, 'pair counting');
+    // A class absent: its pairs are left out, with a note; a multi-hot row is refused.
+    const r = ovoMacroAuc(p, oneHot([0, 1, 1, 0], 3), 3, ['A', 'B', 'C']);
+    // Only pair (0,1): score 0 ranks {.6,.4} over {.2,.3} → 1; score 1 ranks {.5,.3} over {.3,.5} → ½.
+    near(r.macro, 0.75, 'absent class');
+    assert(/no examples of C/.test(r.notes.join()), `note: ${r.notes}`);
+    assert(/exactly one class/.test(String((() => { try { ovoMacroAuc(p, [1, 1, 0, 0, 1, 0, 0, 0, 1, 1, 0, 0], 3); } catch (e) { return e; } })())), 'multi-hot refused');
   });
 
   it('macro F1 from counts; a class neither present nor predicted left out, one predicted but absent scores 0', () => {
@@ -293,6 +329,9 @@ describe('eval: probe pipeline and report', () => {
     const mc = probeFeatures(X, D, { labels, folds }, { task: 'multiclass', label: 'conditions', classes: ['NORM', 'AFIB', 'STACH'], bootstrap: 0 });
     assert(mc.test.kind === 'classification' && mc.test.confusion!.flat().reduce((a, b) => a + b, 0) === mc.test.n, 'confusion counts all test rows');
     assert(mc.test.accuracy > 0.7, `accuracy ${mc.test.accuracy}`);
+    assert(mc.test.aucOvo! > 0.85 && ml.test.kind === 'classification' && ml.test.aucOvo === undefined, `one-vs-one AUC for multi-class only: ${mc.test.aucOvo}`);
+    const mcMd = markdownReport(mc);
+    assert(mcMd.includes(`| test | ${mc.test.n} | ${fmt(mc.test.auc.macro)} | ${fmt(mc.test.aucOvo)} |`) && /one-vs-one/.test(mcMd), mcMd);
 
     const rg = probeFeatures(X, D, { labels, folds }, { task: 'regression', label: 'hr', bootstrap: 100 });
     assert(rg.test.kind === 'regression' && rg.test.mae < rg.test.maeOfMean, `hr MAE ${JSON.stringify(rg.test)}`);

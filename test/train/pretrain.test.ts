@@ -264,9 +264,14 @@ if (!isBrowser)
       assert(!fs.existsSync(first), 'the synthetic data is read where the run is now, not regenerated where it was');
       const steps = () => fs.readFileSync(path.join(run, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step);
       assert(steps().join() === '1,2,3', `log steps ${steps()}`);
+      // the new end is the run's now: a plain --resume has nothing to do, and says so with the last loss
+      const lastLoss = JSON.parse(fs.readFileSync(path.join(run, 'log.jsonl'), 'utf8').trim().split('\n').pop()!).loss as number;
+      r = await cli(['pretrain', '--out', run, '--resume']);
+      assert(r.code === 0 && /already at step 3 of 3: nothing to do/.test(r.stderr) && r.stderr.includes(`done at step 3: loss ${lastLoss.toPrecision(4)}`), `finished run:\n${r.stderr}`);
       // a resume keeps the run's settings: one given unlike the run's is refused (the same value is fine)
-      r = await cli(['pretrain', '--out', run, '--resume', '--steps', '4', '--seed', '2', '--lr', '0.5', '--preset', 'base']);
-      assert(r.code === 1 && /keeps its own settings: preset "tiny", not "base"; lr \(its default\), not 0\.5\./.test(r.stderr) && !/seed/.test(r.stderr), `refusal:\n${r.stderr}`);
+      // (--checkpoint-every 200 is the run's too: its default, not given when it started)
+      r = await cli(['pretrain', '--out', run, '--resume', '--steps', '4', '--seed', '2', '--lr', '0.5', '--preset', 'base', '--checkpoint-every', '200']);
+      assert(r.code === 1 && /keeps its own settings: --preset "tiny", not "base"; --lr 0\.001, not 0\.5\./.test(r.stderr) && !/seed|checkpoint-every/.test(r.stderr), `refusal:\n${r.stderr}`);
       assert(steps().join() === '1,2,3', 'the refused resume changed nothing');
       // a new run in that folder, killed before its first save: nothing of the earlier run to resume
       fs.rmSync(path.join(run, 'log.jsonl')); // so the kill waits for this run's first step
@@ -284,6 +289,7 @@ if (!isBrowser)
         [['synth', '--n', '4', '--noise', 'abc', '--out', out], /--noise: expected a number ≥ 0, got 'abc'/],
         [['prepare', '--source', 'wfdb', '--root', tmp, '--out', out, '--fs', 'abc'], /--fs: expected a positive number, got 'abc'/],
         [['prepare', '--source', 'wfdb', '--root', tmp, '--out', out, '--dtype', 'f64'], /--dtype must be f32 or f16, got 'f64'/],
+        [['prepare', '--source', 'wfdb', '--root', tmp, '--out', out, '--reject', 'flat,wobbly'], /--reject: expected a comma list of nan, inf, flat, saturated, or none; got 'flat,wobbly'/],
         [['pretrain', '--steps', '0', '--out', out], /--steps: expected a positive integer, got '0'/],
         [['pretrain', '--lr', '-1', '--out', out], /--lr: expected a positive number, got '-1'/],
       ] as const) {
@@ -291,6 +297,29 @@ if (!isBrowser)
         assert(r.code === 1 && re.test(r.stderr), `${args.join(' ')}: exit ${r.code}\n${r.stderr}`);
       }
       assert(!fs.existsSync(out), 'nothing written');
+    });
+
+    it('prepare --reject: the quality issues that skip a record (a flat lead: skipped by default, kept with none); nothing written exits 1', async () => {
+      const { fs, path } = await mods();
+      const { testSignal, wfdb16Record } = await import('../data/fixtures.js');
+      const root = path.join(tmp, 'reject-src');
+      fs.mkdirSync(root, { recursive: true });
+      const { hea, dat } = wfdb16Record('flat', 500, 1000, (k, t) => (k === 8 ? 0 : testSignal(k, t, 500)));
+      fs.writeFileSync(path.join(root, 'flat.hea'), hea);
+      fs.writeFileSync(path.join(root, 'flat.dat'), dat);
+      const run = async (extra: string[]) => {
+        const out = path.join(tmp, `reject-${extra.join('-') || 'default'}`);
+        const r = await cli(['prepare', '--source', 'wfdb', '--root', root, '--out', out, '--seconds', '2', '--workers', '0', ...extra]);
+        // no record written is a failure (exit 1), with the counts and reasons printed all the same
+        assert(r.code === (extra.length ? 0 : 1), `prepare ${extra.join(' ')}: exit ${r.code}\n${r.stderr}`);
+        return { text: r.stderr, manifest: JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8')) as { records: unknown[] } };
+      };
+      const byDefault = await run([]);
+      assert(byDefault.manifest.records.length === 0 && /0 records written, 1 skipped \(flat 1/.test(byDefault.text), byDefault.text);
+      const none = await run(['--reject', 'none']);
+      assert(none.manifest.records.length === 1 && /1 records written, 0 skipped/.test(none.text), none.text);
+      const nan = await run(['--reject', 'nan,inf']);
+      assert(nan.manifest.records.length === 1, nan.text);
     });
 
     it('refuses to resume a folder without a run', async () => {

@@ -217,8 +217,9 @@ async function scan(o: PrepareOptions, settings: Settings, log: (m: string) => v
       return heas.map((h) => {
         const r = rel(h);
         const dir = path.posix.dirname(r);
-        // Challenge data come in group folders (g1 … g7: Kim holds out CPSC g7); keep the folder as the fold.
-        return { kind: o.source as 'wfdb' | 'challenge', file: r, fold: dir === '.' ? null : o.source === 'challenge' ? path.posix.basename(dir) : dir };
+        // The folder (relative to the root) is the fold: Challenge data come in group folders (g1 … g7:
+        // Kim holds out CPSC g7), and a root holding several tranches keeps each one's g1 apart.
+        return { kind: o.source as 'wfdb' | 'challenge', file: r, fold: dir === '.' ? null : dir };
       });
     }
     case 'ptbxl': {

@@ -31,7 +31,8 @@ export function selectLeads(record: Pick<EcgRecord, 'signals' | 'leadNames'>, le
 // ---------------------------------------------------------------------------------------------
 // Quality
 
-export type QualityKind = 'nan' | 'inf' | 'flat' | 'saturated';
+export const QUALITY_KINDS = ['nan', 'inf', 'flat', 'saturated'] as const;
+export type QualityKind = (typeof QUALITY_KINDS)[number];
 
 export interface QualityIssue {
   lead: string;
@@ -133,10 +134,16 @@ export type PreprocessResult =
   | { ok: true; signals: Float32Array; leads: string[]; fs: number; samples: number; issues: QualityIssue[] }
   | { ok: false; reason: string; issues: QualityIssue[] };
 
+/** The longest window in samples per lead (2^24: a minute at 250 kHz; a record is held as float64 while prepared). */
+const MAX_WINDOW_SAMPLES = 2 ** 24;
+
 /** Throws for options no record could be prepared with (a caller checks them once, before any record). */
 export function checkPreprocessOptions(opts: PreprocessOptions): void {
   const fsOut = opts.fs ?? 250, seconds = opts.seconds ?? 10;
   if (!(fsOut > 0 && Number.isFinite(fsOut)) || !(seconds > 0 && Number.isFinite(seconds))) throw new Error(`preprocess: fs and seconds must be positive (got ${fsOut}, ${seconds})`);
+  const samples = Math.round(seconds * fsOut);
+  if (samples < 2 || samples > MAX_WINDOW_SAMPLES)
+    throw new Error(`preprocess: a window of ${seconds} s at ${fsOut} Hz holds ${samples} samples per lead; it must hold 2 to ${MAX_WINDOW_SAMPLES}`);
   if (opts.bandpass) {
     const [lo, hi] = opts.bandpass;
     if (!(lo > 0 && hi < fsOut / 2 && lo < hi)) throw new Error(`preprocess: band-pass ${lo}–${hi} Hz must lie within (0, ${fsOut / 2}) Hz`);
@@ -177,7 +184,7 @@ export function preprocess(record: EcgRecord, opts: PreprocessOptions = {}): Pre
 
   const issues = checkQuality(win, sel.names, fsIn, opts);
   const interpolate = opts.nan === 'interpolate';
-  const rejectKinds = new Set(opts.reject ?? ['nan', 'inf', 'flat', 'saturated']);
+  const rejectKinds = new Set<QualityKind>(opts.reject ?? QUALITY_KINDS);
   const fatal = issues.filter((q) => rejectKinds.has(q.kind) && !(q.kind === 'nan' && interpolate));
   if (fatal.length > 0) return { ok: false, reason: fatal.map((q) => `${q.lead} ${q.kind}`).join(', '), issues };
   for (let li = 0; li < win.length; li++) {

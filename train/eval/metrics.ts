@@ -155,6 +155,39 @@ export function macroAuc(scores: Num, labels: Num, K: number, classes?: readonly
   return { perClass, macro: mean(perClass), excluded, notes };
 }
 
+/**
+ * Macro ROC-AUC of a multi-class problem one-vs-one (Hand & Till 2001; sklearn's
+ * `roc_auc_score(multi_class='ovo', average='macro')`, which the reference's linear_eval.py reports):
+ * for each pair of classes a < b, on the records of a or b, the mean of AUC(score a, class a) and
+ * AUC(score b, class b); then the mean over pairs. A pair with a class absent from this set is left
+ * out (sklearn refuses such a set) and named in `notes`.
+ */
+export function ovoMacroAuc(scores: Num, labels: Num, K: number, classes?: readonly string[]): { macro: number | null; notes: string[] } {
+  if (scores.length !== labels.length || scores.length % K !== 0) throw new RangeError(`ovoMacroAuc: ${scores.length} scores and ${labels.length} labels for ${K} classes`);
+  checkFinite(scores, 'ovoMacroAuc');
+  checkBinary(labels, 'ovoMacroAuc');
+  const N = labels.length / K;
+  const cls = argmaxRows(labels, K);
+  for (let i = 0; i < N; i++) {
+    let s = 0;
+    for (let k = 0; k < K; k++) s += labels[i * K + k];
+    if (s !== 1) throw new RangeError(`ovoMacroAuc: row ${i} has ${s} labels (one-vs-one needs exactly one class per record)`);
+  }
+  const present = new Set(cls);
+  const pairs: number[] = [];
+  for (let a = 0; a < K; a++) {
+    for (let b = a + 1; b < K; b++) {
+      if (!present.has(a) || !present.has(b)) continue;
+      const rows = Array.from(cls.keys()).filter((i) => cls[i] === a || cls[i] === b);
+      const auc = (c: number) => aucRanked(rankScores(rows.map((i) => scores[i * K + c])), rows.map((i) => (cls[i] === c ? 1 : 0)))!;
+      pairs.push((auc(a) + auc(b)) / 2);
+    }
+  }
+  const absent = Array.from({ length: K }, (_, k) => k).filter((k) => !present.has(k)).map((k) => className(classes, k));
+  const notes = absent.length ? [`one-vs-one AUC: no examples of ${absent.join(', ')} in this set, their pairs left out`] : [];
+  return { macro: pairs.length ? pairs.reduce((x, y) => x + y, 0) / pairs.length : null, notes };
+}
+
 /** One-hot [N, K] from class indices. */
 export function oneHot(idx: Num, K: number): Float64Array {
   const out = new Float64Array(idx.length * K);

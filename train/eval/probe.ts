@@ -12,7 +12,7 @@ import type { Engine } from '../../engine/engine.js';
 import { cosineLr } from '../../engine/optim.js';
 import { Rng } from '../../engine/random.js';
 import {
-  accuracy, argmaxRows, confusionMatrix, macroAuc, macroAucCi, macroF1, mae, maeCi, meanStd, oneHot, pearson, rmse, rocCurve,
+  accuracy, argmaxRows, confusionMatrix, macroAuc, macroAucCi, macroF1, mae, maeCi, meanStd, oneHot, ovoMacroAuc, pearson, rmse, rocCurve,
   sigmoid, softmaxRows, threshold, tuneThresholds, column, type Interval, type RocCurve,
 } from './metrics.js';
 
@@ -405,7 +405,10 @@ export interface ClassificationMetrics {
   n: number;
   /** Positives per class in this set. */
   support: number[];
+  /** Multi-label: mean of per-class AUCs. Multi-class: one-vs-rest. */
   auc: { macro: number | null; perClass: (number | null)[]; ci: Interval | null };
+  /** Multi-class only: macro AUC one-vs-one, the reference code's linear-probe metric (metrics.ts ovoMacroAuc). */
+  aucOvo?: number | null;
   /** Multi-label: sigmoid ≥ 0.5. Multi-class: argmax. */
   f1: { macro: number | null; perClass: (number | null)[] };
   /** Multi-label only, with thresholds tuned on the validation set. */
@@ -479,7 +482,11 @@ export function evaluate(task: ProbeTask, classes: string[], logits: Float64Arra
     accuracy: accuracy(dec, y, K),
     excluded: [...new Set([...auc.excluded, ...f1.excluded])],
   };
-  if (task === 'multiclass') out.confusion = confusionMatrix(argmaxRows(y, K), argmaxRows(logits, K), K);
+  if (task === 'multiclass') {
+    out.confusion = confusionMatrix(argmaxRows(y, K), argmaxRows(logits, K), K);
+    // Its note (pairs of an absent class left out) would repeat the one-vs-rest note on that class.
+    out.aucOvo = ovoMacroAuc(scores, y, K, classes).macro;
+  }
   if (tuned) {
     const ft = macroF1(threshold(probs, K, tuned), y, K, classes);
     out.f1Tuned = { macro: ft.macro, perClass: ft.perClass, thresholds: tuned };
