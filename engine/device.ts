@@ -145,9 +145,10 @@ export async function requestGpu(opts: DeviceOptions = {}): Promise<Gpu> {
     console.error(lostError.message);
   });
   setAdapterInfo(device, adapter.info as SubgroupInfo);
-  device.addEventListener('uncapturederror', (ev: Event) => {
-    console.error('WebGPU error:', (ev as GPUUncapturedErrorEvent).error.message);
-  });
+  // Removed on close: while a listener is attached the device is never collected (Dawn keeps it, and
+  // every cache keyed by it, alive; many create/close cycles in one process then crashed Dawn).
+  const onError = (ev: Event) => console.error('WebGPU error:', (ev as GPUUncapturedErrorEvent).error.message);
+  device.addEventListener('uncapturederror', onError);
 
   const ai = adapter.info;
   const limits: Record<string, number> = {};
@@ -174,6 +175,7 @@ export async function requestGpu(opts: DeviceOptions = {}): Promise<Gpu> {
     lostError: () => lostError,
     close() {
       closed = true;
+      device.removeEventListener('uncapturederror', onError);
       device.destroy();
     },
   };

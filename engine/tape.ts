@@ -222,9 +222,16 @@ export class Tape {
    */
   backward(out: Tensor, opts: { grad?: Tensor; scale?: number } = {}): void {
     const root = this.slots.get(out);
-    if (!root) throw new Error(`tape.backward: tensor [${out.shape}] is not the output of a recorded op`);
+    // A refused backward empties the tape as a run one does: its ops would otherwise join the next.
+    if (!root) {
+      this.clear();
+      throw new Error(`tape.backward: tensor [${out.shape}] is not the output of a recorded op`);
+    }
     if (opts.grad) {
-      if (opts.grad.size !== out.size) throw new RangeError(`tape.backward: seed gradient [${opts.grad.shape}] for output [${out.shape}]`);
+      if (opts.grad.size !== out.size) {
+        this.clear();
+        throw new RangeError(`tape.backward: seed gradient [${opts.grad.shape}] for output [${out.shape}]`);
+      }
       // A copy, not a view: an op may later add into a gradient it was handed (passGrad move).
       root.grad = untracked(this.engine, out.shape);
       scale(this.batch, opts.grad.buffer, root.grad.buffer, out.size, opts.scale ?? 1);

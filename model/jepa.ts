@@ -101,12 +101,17 @@ export class EcgJepa {
     this.rng = new Rng((opts.seed ?? 0) + 0x5eed);
   }
 
+  /** The teacher's output [B, T, D] on every token, and the target of each (its non-affine LN). Call under noGrad. */
+  teacherTokens(x: Tensor): { out: Tensor; target: Tensor } {
+    const out = this.teacher.forward(this.tape, x);
+    return { out, target: ops.layerNorm(this.tape, out, null, null, this.cfg.lnEps) };
+  }
+
   /** Teacher targets [B, C·M, D]: all tokens through the teacher, non-affine LN, masked rows. No gradients. */
   targets(x: Tensor, m: MaskIndices): Tensor {
     const g = this.tape;
     return g.noGrad(() => {
-      const h = this.teacher.forward(g, x);
-      const n = ops.layerNorm(g, h, null, null, this.cfg.lnEps);
+      const n = this.teacherTokens(x).target;
       const { batch: B, leads: C, numMasked: M } = m.mask;
       return ops.gatherRows(g, n, m.maskedRows, [B, C * M, this.cfg.encoder.dim]);
     });
@@ -151,12 +156,16 @@ export class EcgJepa {
       this.tape.clear();
       throw e;
     }
-    this.scaler.backward(this.tape, loss);
-    this.opt.step(lr, this.scaler);
-    const batch = this.engine.batch;
-    // The EMA runs on a step the scaler skipped too, as in the reference loop (scaler.step skips only
-    // optimizer.step; the momentum update after it is unconditional).
-    emaUpdate(batch, this.teacher.reg.list().map((t) => ({ teacher: t.value.buffer, student: this.student.reg.get(t.name).value.buffer, n: t.value.size })), momentum);
+    try {
+      this.scaler.backward(this.tape, loss);
+      this.opt.step(lr, this.scaler);
+      // The EMA runs on a step the scaler skipped too, as in the reference loop (scaler.step skips only
+      // optimizer.step; the momentum update after it is unconditional).
+      emaUpdate(this.engine.batch, this.teacher.reg.list().map((t) => ({ teacher: t.value.buffer, student: this.student.reg.get(t.name).value.buffer, n: t.value.size })), momentum);
+    } catch (e) {
+      loss.dispose(); // the caller never gets it
+      throw e;
+    }
     this.step++;
     return loss;
   }

@@ -5,6 +5,7 @@ import { describeGpu } from '../engine/device.js';
 import { Engine } from '../engine/engine.js';
 import { parseLossScale } from '../engine/lossscale.js';
 import { smokeDemo } from './smoke.js';
+import { openDataset } from './data/dataset.js';
 import { prepare, type PrepareOptions, type PrepareSource } from './data/prepare.js';
 import { progressBar } from './progress.js';
 import { f32OrF16, list, LOSS_SCALE_HELP, nonNegInt, nonNegNum, posInt, posNum, precision, qualityKinds } from './cli-args.js';
@@ -94,6 +95,21 @@ program
   });
 
 program
+  .command('verify')
+  .description("check a prepared dataset: its manifest, and every shard's size and SHA-256 (the commands that read one check sizes only)")
+  .requiredOption('--data <dir>', 'prepared dataset folder')
+  .action(async (o) => {
+    const ds = await openDataset(o.data);
+    try {
+      const v = await ds.verify();
+      if (!v.ok) throw new Error(`${o.data}: checksum mismatch in ${v.bad.join(', ')} (prepare it again; a re-run rebuilds those shards)`);
+      console.log(`${o.data}: ${ds.size} records in ${ds.manifest.shards.length} shards, every checksum matches`);
+    } finally {
+      ds.close();
+    }
+  });
+
+program
   .command('synth')
   .description('generate labelled synthetic 12-lead ECGs as a prepared dataset')
   .requiredOption('--n <count>', 'number of records', posInt('--n'))
@@ -137,7 +153,7 @@ program
     const data = o.resume && cmd.getOptionValueSource('data') === 'default' ? undefined : o.data;
     const given = <T>(name: string, v: T): T | undefined => (o.resume && cmd.getOptionValueSource(name) !== 'cli' ? undefined : v);
     await withEngine(async (engine) => {
-      const bar = progressBar('pretrain', '{bar} {value}/{total} | loss {loss} | lr {lr} | {sps} samples/s | teacher std {std} | ETA {eta_formatted}');
+      const bar = progressBar('pretrain', '{bar} {value}/{total} | loss {loss} | lr {lr} | {sps} samples/s | teacher std {std} | content {content} | ETA {eta_formatted}');
       const r = await pretrain(engine, {
         data, out: o.out, preset: given('preset', o.preset), mask: given('mask', o.mask), batch: o.batch, epochs: o.epochs,
         steps: o.steps === undefined && o.epochs === undefined && o.data === 'synthetic' && !o.resume ? 1500 : o.steps,
@@ -145,7 +161,7 @@ program
         precision: given('precision', o.precision), lossScale: o.lossScale === undefined ? undefined : parseLossScale(o.lossScale),
         logEvery: given('logEvery', o.logEvery), checkpointEvery: given('checkpointEvery', o.checkpointEvery), resume: !!o.resume,
         snapshotEveryEpochs: o.snapshotEveryEpochs, snapshotDtype: o.snapshotDtype,
-        onLog: (row, total) => bar.update(row.step, total, { loss: row.loss.toPrecision(4), lr: row.lr.toExponential(2), sps: row.samples_per_s.toFixed(1), std: row.teacher_std.toPrecision(3) }),
+        onLog: (row, total) => bar.update(row.step, total, { loss: row.loss.toPrecision(4), lr: row.lr.toExponential(2), sps: row.samples_per_s.toFixed(1), std: row.teacher_std.toPrecision(3), content: row.target_content.toFixed(3) }),
       });
       bar.stop();
       console.log(`${r.stoppedBy === 'signal' ? 'interrupted' : 'done'} at step ${r.steps}: loss ${r.lastLoss.toPrecision(4)}; checkpoint ${r.checkpoint}; log ${o.out}/log.jsonl` +

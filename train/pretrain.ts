@@ -6,6 +6,8 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Engine } from '../engine/engine.js';
+import * as ops from '../engine/ops/index.js';
+import type { Tensor } from '../engine/tensor.js';
 import type { LossScaleOption } from '../engine/lossscale.js';
 import type { Precision } from '../engine/ops/linear.js';
 import { inputLength, makeConfig, maskRecipe, paramCount, type EcgJepaConfig, type MaskType } from '../model/config.js';
@@ -68,6 +70,8 @@ export interface LogRow {
   samples_per_s: number;
   /** Mean over features of the std across the batch of the teacher's representation (collapse guard). */
   teacher_std: number;
+  /** Share of the teacher targets' variance that differs between the batch's records (the rest is fixed by position). */
+  target_content: number;
   /** The loss scale the next step starts with, and the steps skipped so far on overflow. */
   loss_scale: number;
   skipped_steps: number;
@@ -149,22 +153,38 @@ function checkSameFolders(out: string, was: readonly DataFolder[], now: readonly
     throw new Error(`--resume: the run in ${out} was trained on ${fmt(was)}; the data is now ${fmt(now)}. An exact resume needs the same prepared folders, unchanged, in the same order`);
 }
 
-/** Mean over features of the std across the batch of the teacher's mean-pooled representation. */
-async function teacherStd(model: EcgJepa, engine: Engine, x: import('../engine/tensor.js').Tensor): Promise<number> {
-  const rep = model.tape.noGrad(() => engine.scope(() => model.teacher.representation(model.tape, x)));
-  const r = await engine.read(rep);
-  rep.dispose();
+/**
+ * The log's view of the teacher on a batch, from one forward pass. `std`: the mean over features of
+ * the std across the batch of its mean-pooled representation (collapse guard). `content`: the share
+ * of the targets' variance (every token's non-affine LN) that differs between the batch's records,
+ * 1 − the share a token's position fixes. The position table is re-added before every block, so at
+ * first the targets are nearly all position; a loss can fall far by learning where a token is, and
+ * only a rising content share says the targets carry the ECG.
+ */
+export async function teacherStats(model: EcgJepa, engine: Engine, x: Tensor): Promise<{ std: number; content: number }> {
+  const g = model.tape;
+  const squares = (t: Tensor) => ops.sum(g, ops.reshape(g, ops.mul(g, t, t), [t.size]), 0);
+  const [rep, total, fixed] = g.noGrad(() =>
+    engine.scope(() => {
+      const { out, target } = model.teacherTokens(x);
+      const B = target.shape[0];
+      const perPosition = ops.mean(g, ops.reshape(g, target, [B, target.size / B]), 0);
+      return [ops.mean(g, out, 1), squares(target), ops.scale(g, squares(perPosition), B)];
+    }),
+  );
+  const [r, t, f] = [await engine.read(rep), (await engine.read(total))[0], (await engine.read(fixed))[0]];
+  [rep, total, fixed].forEach((v) => v.dispose());
   const [B, D] = rep.shape;
-  let total = 0;
+  let std = 0;
   for (let d = 0; d < D; d++) {
     let s = 0, s2 = 0;
     for (let b = 0; b < B; b++) {
       s += r[b * D + d];
       s2 += r[b * D + d] ** 2;
     }
-    total += Math.sqrt(Math.max(0, s2 / B - (s / B) ** 2));
+    std += Math.sqrt(Math.max(0, s2 / B - (s / B) ** 2));
   }
-  return total / D;
+  return { std: std / D, content: t > 0 ? Math.max(0, 1 - f / t) : 0 };
 }
 
 export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<PretrainResult> {
@@ -324,10 +344,12 @@ export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<P
             const [lossValue, ls] = await Promise.all([engine.read(loss), model.lossScaleState()]);
             lastLoss = lossValue[0];
             const elapsed = (performance.now() - t0) / 1000;
+            const teacher = await teacherStats(model, engine, x);
             const row: LogRow = {
               step, epoch, loss: lastLoss, lr, momentum,
               samples_per_s: samplesSince / elapsed,
-              teacher_std: await teacherStd(model, engine, x),
+              teacher_std: teacher.std,
+              target_content: teacher.content,
               loss_scale: ls.scale,
               skipped_steps: ls.skipped,
               time: new Date().toISOString(),

@@ -25,7 +25,12 @@ export function attention(g: Tape, qkv: Tensor, o: AttentionOptions): Tensor {
   const dims = { B, H, Dh, C: o.C, V: o.V, mask: o.mask, scale: o.scale };
   const out = g.engine.empty([B, T, H * Dh]);
   const lse = untracked(g.engine, [B, H, T]);
-  attentionForward(g.batch, { qkv: qkv.buffer, out: out.buffer, lse: lse.buffer }, dims);
+  try {
+    attentionForward(g.batch, { qkv: qkv.buffer, out: out.buffer, lse: lse.buffer }, dims);
+  } catch (e) {
+    lse.dispose(); // untracked: no scope would free it
+    throw e;
+  }
   if (!g.wants(qkv)) {
     lse.dispose();
     return out;

@@ -16,7 +16,14 @@ export function layerNorm(g: Tape, x: Tensor, gamma?: Tensor | null, beta?: Tens
   const y = g.engine.empty(x.shape);
   const mean = untracked(g.engine, [rows]);
   const rstd = untracked(g.engine, [rows]);
-  layerNormForward(g.batch, { x: x.buffer, y: y.buffer, mean: mean.buffer, rstd: rstd.buffer, gamma: gamma?.buffer, beta: beta?.buffer }, { rows, dim, eps });
+  try {
+    layerNormForward(g.batch, { x: x.buffer, y: y.buffer, mean: mean.buffer, rstd: rstd.buffer, gamma: gamma?.buffer, beta: beta?.buffer }, { rows, dim, eps });
+  } catch (e) {
+    // untracked: no scope would free them (y is the scope's)
+    mean.dispose();
+    rstd.dispose();
+    throw e;
+  }
   if (!record) {
     // Released in the open batch: later dispatches may reuse them, which is ordered after this one.
     mean.dispose();

@@ -44,7 +44,12 @@ export function linear(g: Tape, x: Tensor, weight: Tensor, bias?: Tensor | null,
   const pre = gelu && record ? g.engine.empty(y.shape) : undefined;
   const xin = half ? toF16(g, x) : x;
   const win = half ? toF16(g, weight) : weight;
-  matmulKernel(g.batch, { a: xin.buffer, b: win.buffer, c: y.buffer, bias: bias?.buffer, preact: pre?.buffer }, { M, N, K, transB: true, activation: gelu ? 'gelu' : 'none' }, mm);
+  try {
+    matmulKernel(g.batch, { a: xin.buffer, b: win.buffer, c: y.buffer, bias: bias?.buffer, preact: pre?.buffer }, { M, N, K, transB: true, activation: gelu ? 'gelu' : 'none' }, mm);
+  } catch (e) {
+    if (half) [xin, win].forEach((t) => t.dispose()); // untracked copies: no scope would free them
+    throw e;
+  }
   const needW = record && g.requiresGrad(weight);
   const needX = record && g.requiresGrad(x);
   // Keep what the backward reads: x for dW, W for dx (the f16 copies themselves when half).

@@ -151,16 +151,29 @@ describe('data: prepared dataset', () => {
         const e = join(dir, 'e');
         await writeDataset(e, records.slice(0, 6), { leads: ['I', 'II', 'V1'], fs: 250, samples: S, recordsPerShard: 4 });
         const manifest = JSON.parse(readFileSync(join(e, 'manifest.json'), 'utf8'));
-        for (const [edit, want] of [
-          [(m: { records: { shard: number; index: number }[] }) => (m.records[5].index = 4), 'manifest record 5 (rec5) points at shard 1 index 4, which is not there'],
-          [(m: { records: { shard: number; index: number }[] }) => (m.records[5] = { ...m.records[5], shard: 0, index: 1 }), 'manifest records share shard 0 index 1 (record 5, rec5)'],
+        type M = { records: { shard: number; index: number }[]; shards: { file: string }[]; leads: string[]; fs: number; dtype: string; recordBytes: number; dataSha256?: string };
+        const EDITED = 'differs from when it was written';
+        for (const [edit, want, keepHash] of [
+          // written with its data hash: any edit of what fixes the samples is caught, consistent or not
+          [(m: M) => { const [a, b] = m.records; [a.shard, a.index, b.shard, b.index] = [b.shard, b.index, a.shard, a.index]; }, EDITED, true], // labels on another record's data
+          [(m: M) => Object.assign(m, { dtype: 'f16', recordBytes: m.recordBytes / 2 }), EDITED, true],
+          [(m: M) => m.leads.reverse(), EDITED, true],
+          // a manifest from before the hash: the structural checks
+          [(m: M) => (m.records[5].index = 4), 'manifest record 5 (rec5) points at shard 1 index 4, which is not there', false],
+          [(m: M) => (m.records[5] = { ...m.records[5], shard: 0, index: 1 }), 'manifest records share shard 0 index 1 (record 5, rec5)', false],
+          [(m: M) => (m.fs = 0), 'sampling rate 0 is not positive', false],
+          [(m: M) => (m.leads[2] = 'I'), 'leads ["I","II","I"] are not distinct names', false],
+          [(m: M) => (m.shards[1].file = '../shard-00001.bin'), 'are not distinct plain file names', false],
+          [(m: M) => (m.shards[1].file = m.shards[0].file), 'are not distinct plain file names', false],
         ] as const) {
-          const m = JSON.parse(JSON.stringify(manifest));
+          const m = JSON.parse(JSON.stringify(manifest)) as M;
+          assert(typeof m.dataSha256 === 'string', 'the manifest carries its data hash');
           edit(m);
+          if (!keepHash) delete m.dataSha256;
           writeFileSync(join(e, 'manifest.json'), JSON.stringify(m));
           msg = '';
           await openDataset(e).catch((err) => (msg = String(err)));
-          assert(msg.includes(want), `open catches a bad record table: ${msg}`);
+          assert(msg.includes(want), `open catches a bad manifest (${want}): ${msg}`);
         }
       });
     });

@@ -305,4 +305,102 @@ console.log(JSON.stringify({ written: r.written, workers: r.workers }));`);
       assert(syn.written === 3 && syn.manifest.records.map((r) => r.fold).join() === '1,2,3', `synth ${syn.written} ${JSON.stringify(syn.skippedByReason)}`);
       assert(Array.isArray(syn.manifest.records[0].labels.conditions), 'synth labels kept');
     });
+
+    it('a re-run rebuilds the shard of a record whose source file changed, and reuses the others', async () => {
+      const { fs, path, prepare, openDataset } = await mods();
+      const root = path.join(tmp, 'changing');
+      fs.mkdirSync(root, { recursive: true });
+      const N = 1000;
+      const put = (name: string, r: number) => {
+        const { hea, dat } = wfdb16Record(name, FS, N, (k, t) => testSignal(k, t, FS, r));
+        fs.writeFileSync(path.join(root, `${name}.hea`), hea);
+        fs.writeFileSync(path.join(root, `${name}.dat`), dat);
+      };
+      put('a', 1);
+      put('b', 2);
+      const opts = { source: 'wfdb' as const, root, out: path.join(tmp, 'out-changing'), workers: 0, seconds: 2, checksum: 'keep' as const, recordsPerShard: 1 };
+      await prepare(opts);
+      // b's samples change (its header is rewritten as it was): only b's shard is rebuilt
+      const { dat } = wfdb16Record('b', FS, N, (k, t) => testSignal(k, t, FS, 3));
+      fs.writeFileSync(path.join(root, 'b.dat'), dat);
+      fs.utimesSync(path.join(root, 'b.dat'), new Date(), new Date(Date.now() + 5000));
+      const again = await prepare(opts);
+      assert(again.shardsReused === 1 && again.shardsWritten === 1, `reused ${again.shardsReused}, written ${again.shardsWritten}`);
+      const ds = await openDataset(opts.out);
+      try {
+        const x = ds.read(1);
+        assert(Math.abs(x[100] - testSignal(0, 200, FS, 3)) < 0.01, `b holds its new samples: ${x[100]} vs ${testSignal(0, 200, FS, 3)}`);
+      } finally {
+        ds.close();
+      }
+    });
+
+    it('bad inputs a fuzzer found: each is one skip entry with its reason, the others are read', async () => {
+      const { fs, path, prepare } = await mods();
+      const { writeNpy } = await import('../../train/data/npy.js');
+      const N = 1000; // 2 s at 500 Hz
+      const lead = (k: number, r: number) => Float32Array.from({ length: N }, (_, t) => testSignal(k, t, FS, r));
+      const record = (r: number, edit?: (x: Float32Array) => void) => {
+        const x = new Float32Array(12 * N); // [leads, samples]
+        for (let k = 0; k < 12; k++) x.set(lead(k, r), k * N);
+        edit?.(x);
+        return writeNpy(x, [12, N]);
+      };
+      const root = path.join(tmp, 'fuzzed');
+      fs.mkdirSync(root, { recursive: true });
+      fs.writeFileSync(path.join(root, 'good.npy'), record(1));
+      fs.writeFileSync(path.join(root, 'spike.npy'), record(2, (x) => (x[10] = 1e30))); // lead I, one sample at 10^30 mV
+      // a header claiming 10^9 records of 12 × 5000 and no data: one entry, not 10^9
+      let dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000, 5000, 12), }";
+      while ((10 + dict.length + 1) % 64) dict += ' ';
+      fs.writeFileSync(path.join(root, 'claims.npy'), Buffer.concat([Buffer.from([0x93, ...Buffer.from('NUMPY'), 1, 0, (dict.length + 1) & 255, (dict.length + 1) >> 8]), Buffer.from(dict + '\n', 'latin1')]));
+      const opts = { source: 'npy' as const, root, workers: 0, seconds: 2 };
+      const res = await prepare({ ...opts, out: path.join(tmp, 'out-fuzzed') });
+      const why = (o: typeof res) => JSON.stringify(o.skippedByReason);
+      assert(res.written === 1 && res.skipped === 2 && res.skippedByReason.truncated === 1 && res.skippedByReason.amplitude === 1, `default: ${res.written} written, ${why(res)}`);
+      // checks off, f16 shards: a value past ±65504 is still no record (it would be stored as Infinity)
+      const f16 = await prepare({ ...opts, out: path.join(tmp, 'out-fuzzed16'), dtype: 'f16', preprocess: { reject: [] } });
+      const spike = f16.manifest.records.length === 1 ? JSON.parse(fs.readFileSync(path.join(tmp, 'out-fuzzed16', 'skipped.jsonl'), 'utf8').split('\n')[1] || 'null') : null;
+      assert(f16.written === 1 && f16.skippedByReason['out-of-range'] === 1 && /past f16's ±65504|not finite/.test(spike?.message ?? ''), `f16: ${f16.written} written, ${why(f16)} ${JSON.stringify(spike)}`);
+      // a sidecar that is not one (here: null) is rebuilt, not a crash
+      fs.writeFileSync(path.join(tmp, 'out-fuzzed', 'shard-00000.json'), 'null');
+      const again = await prepare({ ...opts, out: path.join(tmp, 'out-fuzzed') });
+      assert(again.written === 1 && again.shardsReused === 0, `rebuilt: ${again.written}, reused ${again.shardsReused}`);
+
+      // WFDB: a lead given twice (III relabelled II) is no record: which II is lead II is unknown
+      const wroot = path.join(tmp, 'fuzzed-wfdb');
+      fs.mkdirSync(wroot, { recursive: true });
+      const names = ['I', 'II', 'II', 'AVR', 'AVL', 'AVF', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6'];
+      const twice = wfdb16Record('twice', FS, N, (k, t) => testSignal(k, t, FS, 3), names);
+      fs.writeFileSync(path.join(wroot, 'twice.hea'), twice.hea);
+      fs.writeFileSync(path.join(wroot, 'twice.dat'), twice.dat);
+      const w = await prepare({ source: 'wfdb', root: wroot, out: path.join(tmp, 'out-fuzzed-wfdb'), workers: 0, seconds: 2, checksum: 'keep' });
+      assert(w.written === 0 && w.skippedByReason['duplicate-leads'] === 1, `duplicate leads: ${JSON.stringify(w.skippedByReason)}`);
+
+      // CODE-15: a part whose tracings were resized far past what it stores (missing chunks read as
+      // zeros) is one skip entry, not a million records
+      const { loadH5wasm } = await import('../../train/data/code15.js');
+      const h5 = await loadH5wasm();
+      const croot = path.join(tmp, 'fuzzed-code15');
+      fs.mkdirSync(croot, { recursive: true });
+      const f = new h5.File(path.join(croot, 'exams_part0.hdf5'), 'w');
+      const tracings = f.create_dataset({ name: 'tracings', data: new Float32Array(4096 * 12), shape: [1, 4096, 12], dtype: '<f', maxshape: [null, 4096, 12], chunks: [1, 4096, 12] });
+      tracings.resize([1_000_000, 4096, 12]);
+      f.close();
+      const c = await prepare({ source: 'code15', root: croot, out: path.join(tmp, 'out-fuzzed-code15'), workers: 0, seconds: 8 });
+      const centry = fs.readFileSync(path.join(tmp, 'out-fuzzed-code15', 'skipped.jsonl'), 'utf8');
+      assert(c.written === 0 && c.skipped === 1 && c.skippedByReason['bad-hdf5'] === 1 && /claims 1000000 rows, more than its \d+ bytes can hold/.test(centry), `CODE-15: ${JSON.stringify(c.skippedByReason)} ${centry}`);
+
+      // PTB-XL: a row of the index without its fold is one skip entry; the other rows are read
+      const proot = path.join(tmp, 'ptbxl-badrow');
+      fs.mkdirSync(proot, { recursive: true });
+      const csv = ptbxlDatabaseCsv(PTBXL_ROWS.slice(0, 3));
+      assert(csv.includes(',2,records100/00000/00002_lr'), 'fixture row 2 ends with its fold');
+      fs.writeFileSync(path.join(proot, 'ptbxl_database.csv'), csv.replace(',2,records100/00000/00002_lr', ',,records100/00000/00002_lr'));
+      fs.writeFileSync(path.join(proot, 'scp_statements.csv'), SCP_STATEMENTS_CSV);
+      fs.symlinkSync(path.join(ptbxlRoot, 'records500'), path.join(proot, 'records500'));
+      const p = await prepare({ source: 'ptbxl', root: proot, out: path.join(tmp, 'out-badrow'), workers: 0 });
+      const entry = JSON.parse(fs.readFileSync(path.join(tmp, 'out-badrow', 'skipped.jsonl'), 'utf8').split('\n')[0]);
+      assert(p.manifest.records.map((r) => r.id).join() === '1,3' && p.skippedByReason['bad-index-row'] === 1 && /row 3: no strat_fold/.test(entry.message), `bad row: ${p.manifest.records.map((r) => r.id)} ${JSON.stringify(entry)}`);
+    });
   });

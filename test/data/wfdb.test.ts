@@ -258,6 +258,13 @@ r212.dat 212:1+6 100/uV 12 3 5 ${ckB} 0 ECG lead V1
     assert(reason(() => wfdbToRecord('r 1 100 4\nr.dat 16\n', () => undefined)) === 'missing-file', 'missing file');
     assert(reason(() => wfdbToRecord('r 1 100 4\nr.dat 508\n', () => new Uint8Array(8))) === 'unsupported-format', 'format 508 (FLAC)');
     assert(unitsToMv('µV') === 1e-3 && unitsToMv('V') === 1000 && unitsToMv('mmHg') === undefined, 'units');
+    // a rate given but not positive is a broken header (read as 250 Hz it would stretch the record)
+    for (const fs of ['0', '-500', '-0.5']) assert(/sampling frequency .* is not positive/.test(errorOf(() => parseWfdbHeader(`r 1 ${fs} 4\nr.dat 16\n`)).message), `fs ${fs}`);
+    // a long digit run is refused at once (the number pattern used to backtrack in quadratic time: a minute here)
+    assert(reason(() => parseWfdbHeader(`r 1 ${'9'.repeat(200_000)}x 4\nr.dat 16\n`)) === 'bad-header', 'a 200k-digit rate');
+    // the lengths of a multi-segment header cannot ask for more than a record may take
+    const huge = errorOf(() => wfdbToRecord('h/2 2 250\nh_1 4\n~ 1000000000000\n', (n) => (n === 'h_1.hea' ? new TextEncoder().encode('h_1 2 250 4\nh_1.dat 16\nh_1.dat 16\n') : new Uint8Array(16))));
+    assert(huge.reason === 'too-long' && /1000000000004 samples × 2 signals exceed the 1 GiB/.test(huge.message), `multi-segment length: ${huge.reason} ${huge.message}`);
   });
 
   it('decodes formats 310 and 311 from hand-packed bytes, including partial last groups', () => {
@@ -425,6 +432,19 @@ r212.dat 212:1+6 100/uV 12 3 5 ${ckB} 0 ECG lead V1
         let reason = '';
         await loadWfdbRecord(join(dir, 'nope')).catch((e) => (reason = e instanceof RecordError ? e.reason : String(e)));
         assert(reason === 'missing-file', `missing header: ${reason}`);
+        const refused = (name: string) => loadWfdbRecord(join(dir, name)).then(() => 'read', (e) => (e instanceof RecordError ? `${e.reason}: ${e.message}` : String(e)));
+        // a record's files lie beside its header: a path in a file name is refused, not followed
+        for (const f of ['../fx_lr.dat', 'sub/fx_lr.dat']) {
+          writeFileSync(join(dir, 'up.hea'), hea.replace(/^fx_lr\.dat/gm, f).replace(/^fx_lr /, 'up '));
+          const r = await refused('up');
+          assert(r.startsWith('bad-header') && r.includes(`file name '${f}' is not a file beside the header`), `${f}: ${r}`);
+        }
+        // a FIFO (or a device) as a signal file is refused, not waited on
+        const { execFileSync } = await import('node:child_process');
+        execFileSync('mkfifo', [join(dir, 'pipe.dat')]);
+        writeFileSync(join(dir, 'pipe.hea'), hea.replace(/^fx_lr\.dat/gm, 'pipe.dat').replace(/^fx_lr /, 'pipe '));
+        const fifo = await refused('pipe');
+        assert(fifo.startsWith('unreadable-file') && fifo.includes('not a regular file'), `FIFO: ${fifo}`);
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }

@@ -33,6 +33,23 @@ describe('engine/device', () => {
     assert(isBrowser ? /WebGPU enabled/.test(msg) : /scripts\/setup\.sh|driver/.test(msg), `message says how to fix it: ${msg}`);
   });
 
+  it('close() removes the error listener it added (a device with one attached is never collected)', async () => {
+    const listeners = new Set<unknown>();
+    let destroyed = false;
+    const device = {
+      features: new Set<string>(), limits: {}, lost: new Promise(() => {}),
+      addEventListener: (type: string, f: unknown) => type === 'uncapturederror' && listeners.add(f),
+      removeEventListener: (type: string, f: unknown) => type === 'uncapturederror' && listeners.delete(f),
+      destroy: () => (destroyed = true),
+    };
+    const adapter = { features: new Set<string>(), limits: {}, info: { vendor: 'test', architecture: '', device: '', description: '' }, requestDevice: async () => device };
+    const gpu = await requestGpu({ gpu: { requestAdapter: async () => adapter } as unknown as GPU });
+    const attached = () => listeners.size;
+    assert(attached() === 1, `one listener while open, got ${attached()}`);
+    gpu.close();
+    assert(attached() === 0 && destroyed, `after close: ${attached()} listeners, destroyed ${destroyed}`);
+  });
+
   it("Dawn's flags: the asked toggles join the enabled ones, once each, and a bad name is refused", () => {
     const [enable, disable, backend] = dawnFlags({ subgroupMatrix: true, dawnToggles: ['disable_robustness', 'allow_unsafe_apis'], backend: 'vulkan' });
     assert(enable === 'enable-dawn-features=vulkan_enable_f16_on_nvidia,allow_unsafe_apis,disable_robustness', enable);

@@ -77,6 +77,50 @@ describe('engine: lifetimes and failures', () => {
     [w, z].forEach((t) => t.dispose());
   });
 
+  it('a kernel that refuses its arguments leaves no buffer behind: op temporaries, the step\'s loss; a refused backward empties the tape', async () => {
+    const engine = await getEngine();
+    const g = new Tape(engine);
+    const live = () => engine.pool.stats().liveBuffers;
+    const x = engine.upload(new Float32Array(2 * 6 * 4).fill(1), [2, 6, 4]);
+    const qkv = engine.upload(new Float32Array(1 * 2 * 3 * 130), [1, 2, 3 * 130]);
+    const before = live();
+    // forward kernels that throw after the op made its temporaries (mean/rstd, lse)
+    expectThrow(() => engine.scope(() => ops.layerNorm(g, x, null, null, -1)), 'eps must be ≥ 0');
+    expectThrow(() => engine.scope(() => ops.attention(g, qkv, { heads: 1, C: 1, V: 2, mask: 'none' })), 'Dh 130 > 128 is not supported');
+    assert(live() === before, `forward failures left ${live() - before} buffers`);
+    // a backward refused for its output or its seed: no op of it joins the next backward
+    const w = engine.upload([1, 2, 3, 4]);
+    g.watch(w);
+    const y = engine.scope(() => ops.scale(g, w, 3));
+    expectThrow(() => g.backward(w), 'is not the output of a recorded op');
+    assert(g.length === 0, `${g.length} ops left on the tape after a refused backward`);
+    g.watch(w);
+    const z = engine.scope(() => ops.scale(g, w, 3));
+    expectThrow(() => g.backward(z, { grad: engine.upload([1]) }), 'seed gradient');
+    assert(g.length === 0, `${g.length} ops left on the tape after a refused seed`);
+    [y, z, w, x, qkv].forEach((t) => t.dispose());
+    // a training step whose backward throws disposes its loss (the caller never gets it)
+    const { EcgJepa } = await import('../../model/jepa.js');
+    const { makeConfig, inputLength } = await import('../../model/config.js');
+    const cfg = makeConfig('tiny');
+    const model = new EcgJepa(engine, cfg, { seed: 1 });
+    try {
+      const input = engine.upload(new Float32Array(2 * cfg.leads.length * inputLength(cfg)).fill(0.5), [2, cfg.leads.length, inputLength(cfg)]);
+      engine.batch.submit();
+      const held = live();
+      const backward = model.scaler.backward;
+      model.scaler.backward = () => { throw new Error('boom'); };
+      expectThrow(() => model.recordStep(input), 'boom');
+      model.scaler.backward = backward;
+      model.tape.clear();
+      engine.batch.submit();
+      assert(live() === held, `a failed step left ${live() - held} buffers`);
+      input.dispose();
+    } finally {
+      model.dispose();
+    }
+  });
+
   it('layerNorm trains beta with gamma frozen, and mixes a fresh and an accumulating gradient', async () => {
     const engine = await getEngine();
     const D = 3;

@@ -289,7 +289,7 @@ if (!isBrowser)
         [['synth', '--n', '4', '--noise', 'abc', '--out', out], /--noise: expected a number ≥ 0, got 'abc'/],
         [['prepare', '--source', 'wfdb', '--root', tmp, '--out', out, '--fs', 'abc'], /--fs: expected a positive number, got 'abc'/],
         [['prepare', '--source', 'wfdb', '--root', tmp, '--out', out, '--dtype', 'f64'], /--dtype must be f32 or f16, got 'f64'/],
-        [['prepare', '--source', 'wfdb', '--root', tmp, '--out', out, '--reject', 'flat,wobbly'], /--reject: expected a comma list of nan, inf, flat, saturated, or none; got 'flat,wobbly'/],
+        [['prepare', '--source', 'wfdb', '--root', tmp, '--out', out, '--reject', 'flat,wobbly'], /--reject: expected a comma list of nan, inf, flat, saturated, amplitude, or none; got 'flat,wobbly'/],
         [['pretrain', '--steps', '0', '--out', out], /--steps: expected a positive integer, got '0'/],
         [['pretrain', '--lr', '-1', '--out', out], /--lr: expected a positive number, got '-1'/],
       ] as const) {
@@ -299,7 +299,7 @@ if (!isBrowser)
       assert(!fs.existsSync(out), 'nothing written');
     });
 
-    it('prepare --reject: the quality issues that skip a record (a flat lead: skipped by default, kept with none); nothing written exits 1', async () => {
+    it('prepare --reject: the quality issues that skip a record (a flat lead: skipped by default, kept with none); nothing written exits 1; verify checks the shards', async () => {
       const { fs, path } = await mods();
       const { testSignal, wfdb16Record } = await import('../data/fixtures.js');
       const root = path.join(tmp, 'reject-src');
@@ -312,7 +312,7 @@ if (!isBrowser)
         const r = await cli(['prepare', '--source', 'wfdb', '--root', root, '--out', out, '--seconds', '2', '--workers', '0', ...extra]);
         // no record written is a failure (exit 1), with the counts and reasons printed all the same
         assert(r.code === (extra.length ? 0 : 1), `prepare ${extra.join(' ')}: exit ${r.code}\n${r.stderr}`);
-        return { text: r.stderr, manifest: JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8')) as { records: unknown[] } };
+        return { out, text: r.stderr, manifest: JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8')) as { records: unknown[] } };
       };
       const byDefault = await run([]);
       assert(byDefault.manifest.records.length === 0 && /0 records written, 1 skipped \(flat 1/.test(byDefault.text), byDefault.text);
@@ -320,6 +320,57 @@ if (!isBrowser)
       assert(none.manifest.records.length === 1 && /1 records written, 0 skipped/.test(none.text), none.text);
       const nan = await run(['--reject', 'nan,inf']);
       assert(nan.manifest.records.length === 1, nan.text);
+      // verify: every shard's SHA-256 against the manifest
+      const dir = none.out;
+      let r = await cli(['verify', '--data', dir]);
+      assert(r.code === 0 && /1 records in 1 shards, every checksum matches/.test(r.stderr), `verify:\n${r.stderr}`);
+      const shard = path.join(dir, 'shard-00000.bin');
+      const bytes = fs.readFileSync(shard);
+      bytes[7] ^= 1;
+      fs.writeFileSync(shard, bytes);
+      r = await cli(['verify', '--data', dir]);
+      assert(r.code === 1 && /checksum mismatch in shard-00000\.bin/.test(r.stderr), `verify a flipped bit:\n${r.stderr}`);
+    });
+
+    it("logs the teacher's representation std and the targets' content share, as float64 computes them from its tokens", async () => {
+      const engine = await getEngine();
+      const { teacherStats } = await import('../../train/pretrain.js');
+      const { EcgJepa } = await import('../../model/jepa.js');
+      const { makeConfig, inputLength } = await import('../../model/config.js');
+      const { Rng } = await import('../../engine/random.js');
+      const cfg = makeConfig('tiny');
+      const model = new EcgJepa(engine, cfg, { seed: 3 });
+      try {
+        const B = 5, C = cfg.leads.length, L = inputLength(cfg);
+        const rng = new Rng(9);
+        const data = Float32Array.from({ length: B * C * L }, () => rng.normal());
+        const x = engine.upload(data, [B, C, L]);
+        const got = await teacherStats(model, engine, x);
+        const { out, target } = model.tape.noGrad(() => model.teacherTokens(x));
+        const [h, n] = [await engine.read(out), await engine.read(target)];
+        const per = n.length / B, D = cfg.encoder.dim, T = per / D;
+        let total = 0, fixed = 0, std = 0;
+        for (let i = 0; i < per; i++) {
+          let m = 0;
+          for (let b = 0; b < B; b++) m += n[b * per + i] / B;
+          fixed += B * m * m;
+          for (let b = 0; b < B; b++) total += n[b * per + i] ** 2;
+        }
+        for (let d = 0; d < D; d++) {
+          const rep = Array.from({ length: B }, (_, b) => { let s = 0; for (let t = 0; t < T; t++) s += h[(b * T + t) * D + d] / T; return s; });
+          const mu = rep.reduce((a, v) => a + v, 0) / B;
+          std += Math.sqrt(rep.reduce((a, v) => a + (v - mu) ** 2, 0) / B) / D;
+        }
+        assert(Math.abs(got.content - (1 - fixed / total)) < 1e-4 && got.content > 0, `content ${got.content}, float64 ${1 - fixed / total}`);
+        assert(Math.abs(got.std - std) < 1e-4 * std, `std ${got.std}, float64 ${std}`);
+        // the same record B times: nothing differs between records
+        const same = engine.upload(Float32Array.from({ length: B * C * L }, (_, i) => data[i % (C * L)]), [B, C, L]);
+        const flat = await teacherStats(model, engine, same);
+        assert(flat.content < 1e-4 && flat.std < 1e-5, `identical records: ${JSON.stringify(flat)}`);
+        [x, same, out, target].forEach((t) => t.dispose());
+      } finally {
+        model.dispose();
+      }
     });
 
     it('refuses to resume a folder without a run', async () => {

@@ -123,6 +123,9 @@ export function loadH5wasm(): Promise<H5> {
 }
 
 /** An open exams_part*.hdf5 file: exam ids up front, tracings read one slice at a time. */
+/** The fewest bytes a stored tracing (4096 × 12 samples, compressed or not) can take. */
+const MIN_ROW_BYTES = 64;
+
 export class Code15File {
   private constructor(
     private file: H5File,
@@ -150,6 +153,10 @@ export class Code15File {
       const tr = file.get('tracings');
       if (!(tr instanceof lib.Dataset) || tr.shape?.length !== 3) throw new RecordError('bad-hdf5', `${path}: no 3-D 'tracings' dataset`);
       const [n, samples, leads] = tr.shape;
+      // A row the file cannot hold (a resized dataset reads its missing chunks as zeros) is no tracing:
+      // a bound, so a header cannot turn a small file into millions of records.
+      const size = fs.statSync(path).size;
+      if (n * MIN_ROW_BYTES > size) throw new RecordError('bad-hdf5', `${path}: 'tracings' claims ${n} rows, more than its ${size} bytes can hold`);
       const ids = file.get('exam_id');
       let examIds: number[];
       if (ids instanceof lib.Dataset) {

@@ -47,6 +47,9 @@ export interface Manifest {
   source: Record<string, unknown>;
   skipped: { count: number; byReason: Record<string, number>; report: string | null };
   created: string;
+  /** sha256OfManifest of the fields above, written with them: an edit or corruption of what fixes
+   *  the samples and their order is refused on reading (absent in manifests written before it). */
+  dataSha256?: string;
 }
 
 export const LAYOUT = 'little-endian, no header, record-major [record][lead][sample]';
@@ -225,6 +228,14 @@ export async function readManifest(dir: string): Promise<Manifest> {
   }
   if (m.format !== DATASET_FORMAT) throw new Error(`${file}: not an ${DATASET_FORMAT} manifest`);
   if (m.version !== DATASET_VERSION) throw new Error(`${file}: version ${m.version}, this code reads ${DATASET_VERSION}`);
+  if (!(Number.isFinite(m.fs) && m.fs > 0)) throw new Error(`${file}: sampling rate ${m.fs} is not positive`);
+  if (!(Number.isInteger(m.samples) && m.samples > 0)) throw new Error(`${file}: samples ${m.samples} is not a positive integer`);
+  if (!Array.isArray(m.leads) || !m.leads.length || new Set(m.leads).size !== m.leads.length) throw new Error(`${file}: leads ${JSON.stringify(m.leads)} are not distinct names`);
+  const names = m.shards.map((s) => s.file);
+  if (names.some((f) => typeof f !== 'string' || !/^[^/\\]+$/.test(f) || f === '.' || f === '..') || new Set(names).size !== names.length)
+    throw new Error(`${file}: shard files ${JSON.stringify(names)} are not distinct plain file names`);
+  if (m.dataSha256 !== undefined && m.dataSha256 !== (await sha256OfManifest(m)))
+    throw new Error(`${file}: what fixes the samples (dtype, leads, rate, window, shards, record order) differs from when it was written; prepare the dataset again`);
   return m;
 }
 
@@ -232,6 +243,7 @@ export async function writeManifest(dir: string, m: Manifest): Promise<void> {
   const { path } = await nodeMods();
   // one record per line keeps a 180 k-record manifest diffable and greppable
   const { records, ...rest } = m;
+  rest.dataSha256 = await sha256OfManifest(m);
   const head = JSON.stringify(rest, null, 1).replace(/\n}$/, '');
   const body = records.map((r) => JSON.stringify(r)).join(',\n');
   await atomicWrite(path.join(dir, 'manifest.json'), `${head},\n"records": [\n${body}\n]\n}\n`);

@@ -27,13 +27,21 @@ export function nodeMods(): Promise<NodeMods> {
   })());
 }
 
-/** Reads a whole file; a missing or unreadable file becomes a RecordError so callers can skip it. */
+/** The largest file read whole (Node's own limit for one read). */
+const MAX_READ_BYTES = 2 ** 31 - 1;
+
+/** Reads a whole regular file; a missing, unreadable, special (FIFO, device) or oversized one becomes
+ *  a RecordError so callers can skip it. */
 export async function readBytes(file: string): Promise<Uint8Array> {
   const { fsp } = await nodeMods();
   try {
+    const st = await fsp.stat(file);
+    if (!st.isFile()) throw new RecordError('unreadable-file', `${file}: not a regular file`);
+    if (st.size > MAX_READ_BYTES) throw new RecordError('unreadable-file', `${file}: ${st.size} bytes, more than the ${MAX_READ_BYTES} read at once`);
     const b = await fsp.readFile(file);
     return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
   } catch (e) {
+    if (e instanceof RecordError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     throw new RecordError(code === 'ENOENT' ? 'missing-file' : 'unreadable-file', `${file}: ${(e as Error).message}`);
   }

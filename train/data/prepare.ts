@@ -179,6 +179,15 @@ function itemId(it: Item): string {
 // ---------------------------------------------------------------------------------------------
 // Scanning a source tree
 
+/** A WFDB header's record line: its first line that is neither blank nor a comment, trimmed. */
+function recordLine(text: string): string {
+  for (const line of text.split('\n')) {
+    const t = line.trim();
+    if (t && !t.startsWith('#')) return t;
+  }
+  return '';
+}
+
 /** Drops the headers that multi-segment records name as their segments (and layout): those are
  *  read as parts of their record, not as records of their own. */
 async function withoutSegmentHeaders(heas: string[], log: (m: string) => void): Promise<string[]> {
@@ -191,8 +200,8 @@ async function withoutSegmentHeaders(heas: string[], log: (m: string) => void): 
     } catch {
       continue; // unreadable (e.g. a dangling link): reported with its reason when the record is read
     }
-    // cheap test first: a master header's record line reads 'name/segments ...'
-    if (!/^\s*[^#\s]+\/\d+\s/m.test(text)) continue;
+    // cheap test first: a master header's record line (its first line not a comment) reads 'name/segments ...'
+    if (!/^[^#\s/]+\/\d+(\s|$)/.test(recordLine(text))) continue;
     let segments;
     try {
       segments = parseWfdbHeader(text).segments;
@@ -223,15 +232,16 @@ async function scan(o: PrepareOptions, settings: Settings, log: (m: string) => v
       });
     }
     case 'ptbxl': {
-      const { rows, statements } = await loadPtbxlIndex(root);
-      return rows.map((row) => ({
+      const { rows, statements, bad } = await loadPtbxlIndex(root);
+      const unreadable = bad.map((message): Item => ({ kind: 'unreadable', file: 'ptbxl_database.csv', reason: 'bad-index-row', message }));
+      return [...unreadable, ...rows.map((row): Item => ({
         kind: 'ptbxl' as const,
         file: `${ptbxlRecordPath(row, o.ptbxlRate ?? 500)}.hea`,
         id: String(row.ecgId),
         fold: row.fold,
         labels: { scp: row.scpCodes, ...ptbxlLabels(row.scpCodes, statements) },
         meta: { patientId: row.patientId, age: row.age, sex: row.sex },
-      }));
+      }))];
     }
     case 'code15': {
       const { fs } = await nodeMods();
@@ -264,6 +274,7 @@ async function scan(o: PrepareOptions, settings: Settings, log: (m: string) => v
       return items;
     }
     case 'npy': {
+      const { fsp } = await nodeMods();
       const files = await walkFiles(root, (n) => /\.(npy|csv)$/i.test(n));
       const items: Item[] = [];
       for (const f of files) {
@@ -278,6 +289,13 @@ async function scan(o: PrepareOptions, settings: Settings, log: (m: string) => v
           // unreadable files still get an item, so the skip report names them
           items.push({ kind: 'npy', file: rel(f), row: null, leadAxisFirst: true });
           log(`npy: ${rel(f)}: ${(e as Error).message}`);
+          continue;
+        }
+        // a header's shape must fit the file: one claiming 10^9 rows would otherwise become 10^9 items
+        const claimed = h.dataOffset + h.shape.reduce((a, b) => a * b, 1) * h.itemSize;
+        const size = (await fsp.stat(f)).size;
+        if (claimed > size) {
+          items.push({ kind: 'unreadable', file: rel(f), reason: 'truncated', message: `shape [${h.shape}] needs ${claimed} bytes, the file holds ${size}` });
           continue;
         }
         const dims = h.shape.length === 3 ? h.shape.slice(1) : h.shape;
@@ -459,6 +477,7 @@ async function loadItem(it: Item, s: Settings, cache: ReaderCache): Promise<{ re
 function reasonCode(reason: string, issues: QualityIssue[]): string {
   if (reason.startsWith('too short')) return 'too-short';
   if (reason.startsWith('missing leads')) return 'missing-leads';
+  if (reason.startsWith('leads given twice')) return 'duplicate-leads';
   if (reason.startsWith('bad sampling rate')) return 'bad-fs';
   if (reason.startsWith('crop offset')) return 'too-short';
   if (reason.endsWith('all NaN')) return 'nan';
@@ -631,6 +650,29 @@ function sidecarName(k: number): string {
   return shardFileName(k).replace(/\.bin$/, '.json');
 }
 
+/**
+ * Size and modification time of the files each item reads: its own, and those beside it with its
+ * base name (a header's .dat or .mat), so a re-run rebuilds a shard whose sources changed.
+ */
+async function sourceStamps(root: string, items: readonly Item[], dirs: Map<string, string[]>): Promise<string[][]> {
+  const { fsp, path } = await nodeMods();
+  const stamp = async (file: string) => {
+    const st = await fsp.stat(file).catch(() => null);
+    return st ? `${st.size}@${st.mtimeMs}` : 'none';
+  };
+  return Promise.all(
+    items.map(async (it) => {
+      if (it.kind === 'synth') return [];
+      const file = path.join(root, it.file);
+      const dir = path.dirname(file);
+      if (!dirs.has(dir)) dirs.set(dir, await fsp.readdir(dir).catch(() => []));
+      const base = path.basename(file).replace(/\.[^.]*$/, '');
+      const beside = dirs.get(dir)!.filter((n) => n.startsWith(`${base}.`) && path.join(dir, n) !== file).sort();
+      return [await stamp(file), ...(await Promise.all(beside.map(async (n) => `${n}:${await stamp(path.join(dir, n))}`)))];
+    }),
+  );
+}
+
 /** Reads a finished shard's sidecar if its key matches and the shard's bytes still hash to it. */
 async function reusable(out: string, k: number, key: string, recordBytes: number): Promise<Sidecar | null> {
   const { fs, path } = await nodeMods();
@@ -643,10 +685,19 @@ async function reusable(out: string, k: number, key: string, recordBytes: number
   } catch {
     return null;
   }
+  if (typeof sc?.key !== 'string' || !Array.isArray(sc.records) || !Array.isArray(sc.skipped)) return null; // not a sidecar of ours: rebuilt
   if (sc.key !== key || fs.statSync(bin).size !== sc.bytes || sc.bytes !== sc.records.length * recordBytes) return null;
   // records a crashed worker took down are retried, not kept skipped
   if (sc.skipped.some((e) => e.reason === 'worker-crash')) return null;
   return (await sha256File(bin)) === sc.sha256 ? sc : null;
+}
+
+/** Why a record's values cannot be stored as `dtype` (not finite, or past f16's ±65504), or null. */
+function outOfRange(x: Float32Array, dtype: 'f32' | 'f16'): string | null {
+  const limit = dtype === 'f16' ? 65504 : Infinity;
+  for (let i = 0; i < x.length; i++)
+    if (!(Math.abs(x[i]) <= limit)) return `value ${x[i]} at ${i}: ${Number.isFinite(x[i]) ? `past f16's ±65504` : 'not finite'} (--reject amplitude skips such records before)`;
+  return null;
 }
 
 export async function prepare(o: PrepareOptions): Promise<PrepareResult> {
@@ -704,11 +755,12 @@ export async function prepare(o: PrepareOptions): Promise<PrepareResult> {
 
   const sidecars: Sidecar[] = [];
   let shardsWritten = 0;
+  const dirCache = new Map<string, string[]>();
   try {
     for (let k = 0; k < nShards; k++) {
       progress.shard = k;
       const shardItems = items.slice(k * rps, (k + 1) * rps);
-      const key = await sha256(settingsKey + '\n' + JSON.stringify(shardItems));
+      const key = await sha256(settingsKey + '\n' + JSON.stringify(shardItems) + '\n' + JSON.stringify(await sourceStamps(settings.root, shardItems, dirCache)));
       const old = await reusable(out, k, key, recordBytes);
       if (old) {
         sidecars.push(old);
@@ -741,6 +793,11 @@ export async function prepare(o: PrepareOptions): Promise<PrepareResult> {
         }
         if (res.x.length !== leadNames.length * samples) {
           sc.skipped.push({ id: res.id, source: src, reason: 'error', message: `preprocess returned ${res.x.length} values, expected ${leadNames.length}×${samples}` });
+          return;
+        }
+        const bad = outOfRange(res.x, dtype);
+        if (bad) {
+          sc.skipped.push({ id: res.id, source: src, reason: 'out-of-range', message: bad });
           return;
         }
         xs.push(res.x);

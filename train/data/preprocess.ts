@@ -17,7 +17,8 @@ export function leadList(leads: LeadSpec): string[] {
 
 /**
  * The requested leads of a record, in the requested order, matched case-insensitively ('AVR' is
- * aVR). Throws naming every missing lead.
+ * aVR). Throws naming every missing lead, and every requested lead the record has twice (which of
+ * the two is the lead is unknown).
  */
 export function selectLeads(record: Pick<EcgRecord, 'signals' | 'leadNames'>, leads: LeadSpec): { names: string[]; signals: Float32Array[] } {
   const names = leadList(leads);
@@ -25,13 +26,15 @@ export function selectLeads(record: Pick<EcgRecord, 'signals' | 'leadNames'>, le
   const idx = names.map((n) => have.indexOf(n.toUpperCase()));
   const missing = names.filter((_, i) => idx[i] < 0);
   if (missing.length > 0) throw new Error(`missing leads: ${missing.join(', ')} (record has ${record.leadNames.join(', ') || 'none'})`);
+  const twice = names.filter((n, i) => have.lastIndexOf(n.toUpperCase()) !== idx[i]);
+  if (twice.length > 0) throw new Error(`leads given twice: ${twice.join(', ')} (record has ${record.leadNames.join(', ')})`);
   return { names, signals: idx.map((i) => record.signals[i]) };
 }
 
 // ---------------------------------------------------------------------------------------------
 // Quality
 
-export const QUALITY_KINDS = ['nan', 'inf', 'flat', 'saturated'] as const;
+export const QUALITY_KINDS = ['nan', 'inf', 'flat', 'saturated', 'amplitude'] as const;
 export type QualityKind = (typeof QUALITY_KINDS)[number];
 
 export interface QualityIssue {
@@ -45,16 +48,20 @@ export interface QualityOptions {
   flatStd?: number;
   /** A run at the lead's own extreme value this long (s) means saturation. Default 0.1. */
   saturatedSeconds?: number;
+  /** A sample beyond ± this is no ECG (a corrupt file, a wrong gain). Default 1000: a volt in mV,
+   *  far past any ECG in mV or in the 0.1 mV units some datasets store. */
+  maxAbs?: number;
 }
 
 /**
  * Per-lead checks: NaN, ±Inf, flat (std below `flatStd`), saturated (`saturatedSeconds` or more of
- * consecutive samples equal to the lead's maximum or minimum: a clipped amplifier or ADC). Flat leads
- * are not also reported as saturated.
+ * consecutive samples equal to the lead's maximum or minimum: a clipped amplifier or ADC), amplitude
+ * (samples beyond ±`maxAbs`). Flat leads are not also reported as saturated.
  */
 export function checkQuality(signals: readonly ArrayLike<number>[], names: readonly string[], fs: number, opts: QualityOptions = {}): QualityIssue[] {
   const flatStd = opts.flatStd ?? 0.005;
   const minRun = Math.max(2, Math.round((opts.saturatedSeconds ?? 0.1) * fs));
+  const maxAbs = opts.maxAbs ?? 1000;
   const issues: QualityIssue[] = [];
   signals.forEach((x, li) => {
     const lead = names[li] ?? String(li);
@@ -72,6 +79,7 @@ export function checkQuality(signals: readonly ArrayLike<number>[], names: reado
     if (nan > 0) issues.push({ lead, kind: 'nan', detail: `${nan} NaN samples` });
     if (inf > 0) issues.push({ lead, kind: 'inf', detail: `${inf} infinite samples` });
     if (cnt === 0) return;
+    if (max > maxAbs || min < -maxAbs) issues.push({ lead, kind: 'amplitude', detail: `samples from ${min.toPrecision(3)} to ${max.toPrecision(3)}, beyond ±${maxAbs}` });
     const mean = sum / cnt;
     const std = Math.sqrt(Math.max(0, sum2 / cnt - mean * mean));
     if (std < flatStd) {
@@ -126,7 +134,7 @@ export interface PreprocessOptions extends QualityOptions {
   clip?: number;
   /** NaN samples: reject the record (default) or interpolate linearly. */
   nan?: 'reject' | 'interpolate';
-  /** Quality issues that reject a record. Default all: nan (unless interpolated), inf, flat, saturated. */
+  /** Quality issues that reject a record. Default all: nan (unless interpolated), inf, flat, saturated, amplitude. */
   reject?: readonly QualityKind[];
 }
 

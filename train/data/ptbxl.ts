@@ -102,32 +102,45 @@ export function parseScpCodes(s: string): Record<string, number> {
   return out;
 }
 
-export function parsePtbxlDatabase(text: string): PtbxlRow[] {
+/** The rows of ptbxl_database.csv. A row without ecg_id, fold or readable scp_codes throws, or with
+ *  `onBad` is handed to it and left out (prepare reports it and reads the others). */
+export function parsePtbxlDatabase(text: string, onBad?: (message: string) => void): PtbxlRow[] {
   const rows = csvObjects(text);
-  return rows.map((raw, i) => {
-    const ecgId = num(raw.ecg_id);
-    if (ecgId === null) throw new Error(`ptbxl_database.csv row ${i + 2}: no ecg_id`);
-    const fold = num(raw.strat_fold);
-    if (fold === null) throw new Error(`ptbxl_database.csv row ${i + 2}: no strat_fold`);
-    const sex = num(raw.sex);
-    let scpCodes: Record<string, number>;
+  const out: PtbxlRow[] = [];
+  rows.forEach((raw, i) => {
     try {
-      scpCodes = parseScpCodes(raw.scp_codes ?? '');
+      out.push(ptbxlRow(raw, i + 2));
     } catch (e) {
-      throw new Error(`ptbxl_database.csv ecg_id ${ecgId}: bad scp_codes '${raw.scp_codes}': ${(e as Error).message}`);
+      if (!onBad) throw e;
+      onBad((e as Error).message);
     }
-    return {
-      ecgId,
-      patientId: num(raw.patient_id),
-      age: num(raw.age),
-      sex: sex === 0 ? 'male' : sex === 1 ? 'female' : null,
-      scpCodes,
-      fold,
-      filenameLr: raw.filename_lr ?? '',
-      filenameHr: raw.filename_hr ?? '',
-      raw,
-    };
   });
+  return out;
+}
+
+function ptbxlRow(raw: Record<string, string>, line: number): PtbxlRow {
+  const ecgId = num(raw.ecg_id);
+  if (ecgId === null) throw new Error(`ptbxl_database.csv row ${line}: no ecg_id`);
+  const fold = num(raw.strat_fold);
+  if (fold === null) throw new Error(`ptbxl_database.csv row ${line}: no strat_fold`);
+  const sex = num(raw.sex);
+  let scpCodes: Record<string, number>;
+  try {
+    scpCodes = parseScpCodes(raw.scp_codes ?? '');
+  } catch (e) {
+    throw new Error(`ptbxl_database.csv ecg_id ${ecgId}: bad scp_codes '${raw.scp_codes}': ${(e as Error).message}`);
+  }
+  return {
+    ecgId,
+    patientId: num(raw.patient_id),
+    age: num(raw.age),
+    sex: sex === 0 ? 'male' : sex === 1 ? 'female' : null,
+    scpCodes,
+    fold,
+    filenameLr: raw.filename_lr ?? '',
+    filenameHr: raw.filename_hr ?? '',
+    raw,
+  };
 }
 
 /** Labels at every level; each list sorted and de-duplicated. Codes not in the statements table count only for 'all'. */
@@ -198,10 +211,12 @@ export function ptbxlRecordPath(row: PtbxlRow, rate: 100 | 500 = 500): string {
 }
 
 /** Node: reads both CSVs from a PTB-XL root. */
-export async function loadPtbxlIndex(root: string): Promise<{ rows: PtbxlRow[]; statements: Map<string, ScpStatement> }> {
+/** The index of a PTB-XL folder; `bad` holds what is wrong with each row left out. */
+export async function loadPtbxlIndex(root: string): Promise<{ rows: PtbxlRow[]; statements: Map<string, ScpStatement>; bad: string[] }> {
   const { nodeMods, readText } = await import('./fsutil.js');
   const { path } = await nodeMods();
   const statements = parseScpStatements(await readText(path.join(root, 'scp_statements.csv')));
-  const rows = parsePtbxlDatabase(await readText(path.join(root, 'ptbxl_database.csv')));
-  return { rows, statements };
+  const bad: string[] = [];
+  const rows = parsePtbxlDatabase(await readText(path.join(root, 'ptbxl_database.csv')), (m) => bad.push(m));
+  return { rows, statements, bad };
 }

@@ -49,7 +49,10 @@ export interface WfdbHeader {
   info: string[];
 }
 
-const NUM = '[+-]?(?:\\d+\\.?\\d*|\\.\\d+)(?:[eE][+-]?\\d+)?';
+// One way to split a digit run (`\d+\.?\d*` backtracks in quadratic time on a long one)
+const NUM = '[+-]?(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:[eE][+-]?\\d+)?';
+/** The most a record's signals may take (float32), whatever its header's lengths say. */
+const MAX_RECORD_BYTES = 2 ** 30;
 const FS_RE = new RegExp(`^(${NUM})(?:/(${NUM})(?:\\((${NUM})\\))?)?$`);
 const FORMAT_RE = /^(\d+)(?:x(\d+))?(?::(\d+))?(?:\+(\d+))?$/;
 const GAIN_RE = new RegExp(`^(${NUM})(?:\\(([+-]?\\d+)\\))?(?:/(\\S*))?$`);
@@ -142,7 +145,9 @@ function parseRecordLine(line: string): WfdbHeader {
     const m = FS_RE.exec(fsField);
     if (!m) bad(`bad sampling frequency '${fsField}'`);
     h.fs = Number(m[1]);
-    if (!(h.fs > 0)) h.fs = 250;
+    // The WFDB library reads a rate ≤ 0 as its default 250 Hz; an ECG header always gives its rate,
+    // so one ≤ 0 is a broken header (read as 250 Hz it would stretch the record in time).
+    if (!(h.fs > 0)) bad(`sampling frequency ${fsField} is not positive`);
     if (m[2] !== undefined) h.counterFreq = Number(m[2]);
     if (m[3] !== undefined) h.baseCounter = Number(m[3]);
   }
@@ -539,6 +544,9 @@ function multiSegmentToRecord(header: WfdbHeader, getFile: (name: string) => Uin
 
   const warnings: string[] = [];
   const total = segs.reduce((a, sg) => a + sg.nSamples, 0);
+  // the signals are held whole (float32): a header's lengths must not ask for more than a bound
+  if (total * layout.nSig * 4 > MAX_RECORD_BYTES)
+    throw new RecordError('too-long', `${master}: ${total} samples × ${layout.nSig} signals exceed the ${MAX_RECORD_BYTES / 2 ** 30} GiB a record may take`);
   if (header.nSamples !== undefined && header.nSamples !== total)
     warnings.push(`${master} gives ${header.nSamples} samples, its segments ${total}; using ${total}`);
   const signals = layout.signals.map(() => new Float32Array(total).fill(NaN));
@@ -584,6 +592,8 @@ export async function readWfdbFiles(heaPath: string): Promise<{ text: string; ge
   const header = inFile(hea, () => parseWfdbHeader(text));
   const files = new Map<string, Uint8Array>();
   const read = async (name: string): Promise<Uint8Array> => {
+    // a record's files lie beside its header: a name with a path in it is refused, not followed
+    if (/[\\/]/.test(name) || name === '.' || name === '..') throw new RecordError('bad-header', `${hea}: file name '${name}' is not a file beside the header`);
     let b = files.get(name);
     if (!b) files.set(name, (b = await readBytes(path.join(path.dirname(hea), name))));
     return b;
