@@ -106,12 +106,26 @@ export function dawnFlags(opts: DeviceOptions): string[] {
   return flags;
 }
 
-async function nodeGpu(opts: DeviceOptions): Promise<GPU> {
-  // Hidden from bundlers: the browser build never loads Dawn.
-  const modName = 'webgpu';
-  const { create, globals } = await import(/* @vite-ignore */ modName);
-  Object.assign(globalThis, globals);
-  return create(dawnFlags(opts)) as GPU;
+/** One Dawn instance per set of flags: each new one holds memory of its own (a process that makes
+ *  and closes many engines reuses it; a device is what each engine owns and destroys). */
+const dawnInstances = new Map<string, Promise<GPU>>();
+
+function nodeGpu(opts: DeviceOptions): Promise<GPU> {
+  const flags = dawnFlags(opts);
+  const key = flags.join(' ');
+  let gpu = dawnInstances.get(key);
+  if (!gpu) {
+    gpu = (async () => {
+      // Hidden from bundlers: the browser build never loads Dawn.
+      const modName = 'webgpu';
+      const { create, globals } = await import(/* @vite-ignore */ modName);
+      Object.assign(globalThis, globals);
+      return create(flags) as GPU;
+    })();
+    dawnInstances.set(key, gpu);
+    gpu.catch(() => dawnInstances.delete(key)); // a failed load is tried again next time
+  }
+  return gpu;
 }
 
 export async function requestGpu(opts: DeviceOptions = {}): Promise<Gpu> {

@@ -58,6 +58,18 @@ describe('engine/device', () => {
   });
 
   if (!isBrowser)
+    it('engines made one after another share the Dawn instance of their flags (each owns only its device)', async () => {
+      const [a, b] = [await requestGpu(), await requestGpu()];
+      const c = await requestGpu({ dawnToggles: ['disable_robustness'] });
+      try {
+        assert(a.gpu === b.gpu && a.device !== b.device, 'same flags: one instance, two devices');
+        assert(c.gpu !== a.gpu, 'other flags: another instance');
+      } finally {
+        [a, b, c].forEach((g) => g.close());
+      }
+    });
+
+  if (!isBrowser)
     it('a device without Dawn\'s index clamps multiplies exactly as well (our kernels keep their indices in bounds)', async () => {
       // Tiles of every size class cut the shape unevenly, so the kernels' own bounds checks are what keeps them in
       const engine = await Engine.create({ subgroupMatrix: true, dawnToggles: ['disable_robustness', 'disable_workgroup_init'] });
