@@ -15,6 +15,7 @@ import { loadCheckpoint, removeAtomicTemps, removeCheckpoint, saveCheckpoint, wr
 import type { ExportDType } from '../model/export.js';
 import { EcgJepa } from '../model/jepa.js';
 import { openDataset } from './data/dataset.js';
+import { lockFolder } from './data/fsutil.js';
 import { prepare } from './data/prepare.js';
 import { leadSelector } from './data/select.js';
 import { describeFolders, openDatasetUnion, splitDataList, type DataFolder, type RecordSource } from './data/union.js';
@@ -187,9 +188,19 @@ export async function teacherStats(model: EcgJepa, engine: Engine, x: Tensor): P
   return { std: std / D, content: t > 0 ? Math.max(0, 1 - f / t) : 0 };
 }
 
+/** Pretrains into `opts.out`, holding the folder's lock while it runs (one run per folder). */
 export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<PretrainResult> {
-  const log = opts.log ?? ((m: string) => console.error(m));
   mkdirSync(opts.out, { recursive: true });
+  const release = await lockFolder(opts.out, 'pretrain');
+  try {
+    return await pretrainLocked(engine, opts);
+  } finally {
+    release();
+  }
+}
+
+async function pretrainLocked(engine: Engine, opts: PretrainOptions): Promise<PretrainResult> {
+  const log = opts.log ?? ((m: string) => console.error(m));
   // what a save killed mid-way left in this run's folders
   for (const dir of [opts.out, join(opts.out, SNAPSHOT_DIR)])
     for (const n of await removeAtomicTemps(dir)) log(`removed ${join(dir, n)}, left by a save that was cut short`);

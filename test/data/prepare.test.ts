@@ -335,6 +335,19 @@ console.log(JSON.stringify({ written: r.written, workers: r.workers }));`);
       }
     });
 
+    it('refuses a dataset folder another live prepare holds, and leaves no lock when done', async () => {
+      const { fs, path, os, prepare } = await mods();
+      const out = path.join(tmp, 'out-locked');
+      fs.mkdirSync(out, { recursive: true });
+      fs.writeFileSync(path.join(out, '.lock'), JSON.stringify({ pid: process.pid, host: os.hostname(), what: 'prepare', since: 'now' }));
+      const opts = { source: 'synth' as const, root: '', out, workers: 0, seconds: 2, synth: { n: 2, seed: 1, seconds: 2 } };
+      const msg = await prepare(opts).then(() => 'prepared', (e: Error) => e.message);
+      assert(/is in use by prepare \(pid \d+, this process, since now\)/.test(msg) && !fs.existsSync(path.join(out, 'manifest.json')), msg);
+      fs.rmSync(path.join(out, '.lock'));
+      const res = await prepare(opts);
+      assert(res.written === 2 && !fs.existsSync(path.join(out, '.lock')), `written ${res.written}; files ${fs.readdirSync(out)}`);
+    });
+
     it('bad inputs a fuzzer found: each is one skip entry with its reason, the others are read', async () => {
       const { fs, path, prepare } = await mods();
       const { writeNpy } = await import('../../train/data/npy.js');

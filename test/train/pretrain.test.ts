@@ -373,6 +373,22 @@ if (!isBrowser)
       }
     });
 
+    it('refuses a folder another live run holds (its lock), and takes over the lock of a killed one', async () => {
+      const { fs, path } = await mods();
+      const os = await import('node:os');
+      const run = path.join(tmp, 'locked');
+      fs.mkdirSync(run, { recursive: true });
+      fs.writeFileSync(path.join(run, '.lock'), JSON.stringify({ pid: process.pid, host: os.hostname(), what: 'pretrain', since: 'now' }));
+      let r = await cli(['pretrain', '--preset', 'tiny', '--steps', '1', '--synthetic-records', '8', '--batch', '4', '--out', run]);
+      assert(r.code === 1 && new RegExp(`is in use by pretrain \\(pid ${process.pid}, since now\\)`).test(r.stderr) && !fs.existsSync(path.join(run, 'run.json')), `live holder:\n${r.stderr}`);
+      // a SIGKILLed run leaves its lock: the resume takes it over, and leaves none when it ends
+      fs.rmSync(path.join(run, '.lock'));
+      r = await cli(['pretrain', '--preset', 'tiny', '--steps', '40', '--synthetic-records', '8', '--batch', '4', '--log-every', '1', '--checkpoint-every', '1', '--out', run], 2);
+      assert(r.signal === 'SIGKILL' && fs.existsSync(path.join(run, '.lock')), `killed:\n${r.stderr}`);
+      r = await cli(['pretrain', '--out', run, '--resume', '--steps', '3']);
+      assert(r.code === 0 && /resumed/.test(r.stderr) && !fs.existsSync(path.join(run, '.lock')), `resume after a kill:\n${r.stderr}`);
+    });
+
     it('refuses to resume a folder without a run', async () => {
       const { path } = await mods();
       const r = await cli(['pretrain', '--out', path.join(tmp, 'nothing'), '--resume']);

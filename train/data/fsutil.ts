@@ -131,3 +131,51 @@ export async function walkFiles(dir: string, keep: (name: string) => boolean): P
   await visit(dir);
   return out;
 }
+
+/**
+ * Takes `<dir>/.lock` for this process (O_EXCL create) and returns its release: a second run writing
+ * into the same folder (a resume started while the run still goes, two prepares of one dataset)
+ * would interleave checkpoints or shards. A lock whose process is gone (a kill, a crash) is taken
+ * over; one held on another host (a shared file system) is refused, naming the file to remove.
+ */
+export async function lockFolder(dir: string, what: string): Promise<() => void> {
+  const { fs, path, os } = await nodeMods();
+  const file = path.join(dir, '.lock');
+  const mine = { pid: process.pid, host: os.hostname(), what, since: new Date().toISOString() };
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      fs.writeFileSync(file, JSON.stringify(mine) + '\n', { flag: 'wx' });
+      return () => {
+        // only our own lock (another process may have taken it over had this one seemed gone)
+        try {
+          if (JSON.parse(fs.readFileSync(file, 'utf8')).pid === process.pid) fs.rmSync(file, { force: true });
+        } catch {
+          // already gone
+        }
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    let held: typeof mine | null = null;
+    try {
+      held = JSON.parse(fs.readFileSync(file, 'utf8'));
+    } catch {
+      // unreadable: a lock cut short by a crash between create and write
+    }
+    if (held && held.host !== mine.host)
+      throw new Error(`${dir} is in use by ${held.what} on host ${held.host} (pid ${held.pid}, since ${held.since}); if nothing runs there, remove ${file}`);
+    if (held && processAlive(held.pid))
+      throw new Error(`${dir} is in use by ${held.what} (pid ${held.pid}${held.pid === process.pid ? ', this process' : ''}, since ${held.since}); wait for it to end, or stop it first`);
+    fs.rmSync(file, { force: true }); // its process is gone
+  }
+  throw new Error(`${dir}: could not take ${file}`);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'; // alive, another user's
+  }
+}

@@ -27,7 +27,7 @@ import {
   type ShardDtype,
   type ShardInfo,
 } from './dataset.js';
-import { atomicWrite, nodeMods, readBytes, readText, sha256, sha256File, walkFiles } from './fsutil.js';
+import { atomicWrite, lockFolder, nodeMods, readBytes, readText, sha256, sha256File, walkFiles } from './fsutil.js';
 import { decodeNpyData, parseNpy, parseNpyHeader, parseSignalCsv, type NpyHeader } from './npy.js';
 import { checkPreprocessOptions, leadList, preprocess, type PreprocessOptions, type QualityIssue } from './preprocess.js';
 import { loadPtbxlIndex, ptbxlLabels, ptbxlRecordPath } from './ptbxl.js';
@@ -732,137 +732,142 @@ export async function prepare(o: PrepareOptions): Promise<PrepareResult> {
   const recordBytes = leadNames.length * samples * bytesPerElement(dtype);
   const out = path.resolve(o.out);
   await fsp.mkdir(out, { recursive: true });
-  // temp files of a crashed run are garbage: atomic writes never leave a real file half-written
-  for (const f of await fsp.readdir(out)) if (f.includes('.tmp-')) await fsp.rm(path.join(out, f), { force: true });
-
-  const progress: PrepareProgress = { phase: 'scan', done: 0, total: 0, written: 0, skipped: 0, shard: 0, shards: 0, reused: 0 };
-  o.onProgress?.({ ...progress });
-  let items = await scan(o, settings, log);
-  if (o.limit !== undefined) items = items.slice(0, o.limit);
-  const nShards = Math.ceil(items.length / rps);
-  Object.assign(progress, { phase: 'records', total: items.length, shards: nShards });
-
-  const settingsKey = JSON.stringify({ settings, dtype, rps, format: DATASET_VERSION });
-  const wanted = o.workers ?? Math.max(1, Math.min(4, os.cpus().length - 1));
-  let runner: Runner | null = null;
-  const getRunner = async (): Promise<Runner> => {
-    if (runner) return runner;
-    const entry = wanted > 0 ? await findWorkerEntry(o.workerEntry) : null;
-    if (wanted > 0 && !entry) log('prepare: no worker bundle (dist/train.mjs) found; decoding in this thread');
-    runner = entry ? await workerPool(wanted, entry, settings, log) : inThread(settings);
-    return runner;
-  };
-
-  const sidecars: Sidecar[] = [];
-  let shardsWritten = 0;
-  const dirCache = new Map<string, string[]>();
+  const release = await lockFolder(out, 'prepare'); // one run per dataset folder
   try {
-    for (let k = 0; k < nShards; k++) {
-      progress.shard = k;
-      const shardItems = items.slice(k * rps, (k + 1) * rps);
-      const key = await sha256(settingsKey + '\n' + JSON.stringify(shardItems) + '\n' + JSON.stringify(await sourceStamps(settings.root, shardItems, dirCache)));
-      const old = await reusable(out, k, key, recordBytes);
-      if (old) {
-        sidecars.push(old);
-        progress.reused++;
-        progress.done += shardItems.length;
-        progress.written += old.records.length;
-        progress.skipped += old.skipped.length;
-        o.onProgress?.({ ...progress });
-        continue;
+    // temp files of a crashed run are garbage: atomic writes never leave a real file half-written
+    for (const f of await fsp.readdir(out)) if (f.includes('.tmp-')) await fsp.rm(path.join(out, f), { force: true });
+
+    const progress: PrepareProgress = { phase: 'scan', done: 0, total: 0, written: 0, skipped: 0, shard: 0, shards: 0, reused: 0 };
+    o.onProgress?.({ ...progress });
+    let items = await scan(o, settings, log);
+    if (o.limit !== undefined) items = items.slice(0, o.limit);
+    const nShards = Math.ceil(items.length / rps);
+    Object.assign(progress, { phase: 'records', total: items.length, shards: nShards });
+
+    const settingsKey = JSON.stringify({ settings, dtype, rps, format: DATASET_VERSION });
+    const wanted = o.workers ?? Math.max(1, Math.min(4, os.cpus().length - 1));
+    let runner: Runner | null = null;
+    const getRunner = async (): Promise<Runner> => {
+      if (runner) return runner;
+      const entry = wanted > 0 ? await findWorkerEntry(o.workerEntry) : null;
+      if (wanted > 0 && !entry) log('prepare: no worker bundle (dist/train.mjs) found; decoding in this thread');
+      runner = entry ? await workerPool(wanted, entry, settings, log) : inThread(settings);
+      return runner;
+    };
+
+    const sidecars: Sidecar[] = [];
+    let shardsWritten = 0;
+    const dirCache = new Map<string, string[]>();
+    try {
+      for (let k = 0; k < nShards; k++) {
+        progress.shard = k;
+        const shardItems = items.slice(k * rps, (k + 1) * rps);
+        const key = await sha256(settingsKey + '\n' + JSON.stringify(shardItems) + '\n' + JSON.stringify(await sourceStamps(settings.root, shardItems, dirCache)));
+        const old = await reusable(out, k, key, recordBytes);
+        if (old) {
+          sidecars.push(old);
+          progress.reused++;
+          progress.done += shardItems.length;
+          progress.written += old.records.length;
+          progress.skipped += old.skipped.length;
+          o.onProgress?.({ ...progress });
+          continue;
+        }
+        const r = await getRunner();
+        const results = await Promise.all(
+          shardItems.map((it) =>
+            r.run(it).then((res) => {
+              progress.done++;
+              if (res.ok) progress.written++;
+              else progress.skipped++;
+              o.onProgress?.({ ...progress });
+              return res;
+            }),
+          ),
+        );
+        const xs: Float32Array[] = [];
+        const sc: Sidecar = { key, file: shardFileName(k), sha256: '', bytes: 0, items: shardItems.length, records: [], skipped: [] };
+        results.forEach((res, i) => {
+          const src = itemSource(shardItems[i]);
+          if (!res.ok) {
+            sc.skipped.push({ id: res.id, source: src, reason: res.reason, message: res.message });
+            return;
+          }
+          if (res.x.length !== leadNames.length * samples) {
+            sc.skipped.push({ id: res.id, source: src, reason: 'error', message: `preprocess returned ${res.x.length} values, expected ${leadNames.length}×${samples}` });
+            return;
+          }
+          const bad = outOfRange(res.x, dtype);
+          if (bad) {
+            sc.skipped.push({ id: res.id, source: src, reason: 'out-of-range', message: bad });
+            return;
+          }
+          xs.push(res.x);
+          sc.records.push({ id: res.id, labels: res.labels, fold: res.fold, source: src, ...(res.meta ? { meta: res.meta } : {}) });
+        });
+        const bytes = encodeRecords(xs, dtype);
+        sc.bytes = bytes.byteLength;
+        sc.sha256 = await sha256(bytes);
+        // shard first, sidecar second: a sidecar only ever describes a complete shard
+        await atomicWrite(path.join(out, sc.file), bytes);
+        await atomicWrite(path.join(out, sidecarName(k)), JSON.stringify(sc));
+        sidecars.push(sc);
+        shardsWritten++;
       }
-      const r = await getRunner();
-      const results = await Promise.all(
-        shardItems.map((it) =>
-          r.run(it).then((res) => {
-            progress.done++;
-            if (res.ok) progress.written++;
-            else progress.skipped++;
-            o.onProgress?.({ ...progress });
-            return res;
-          }),
-        ),
-      );
-      const xs: Float32Array[] = [];
-      const sc: Sidecar = { key, file: shardFileName(k), sha256: '', bytes: 0, items: shardItems.length, records: [], skipped: [] };
-      results.forEach((res, i) => {
-        const src = itemSource(shardItems[i]);
-        if (!res.ok) {
-          sc.skipped.push({ id: res.id, source: src, reason: res.reason, message: res.message });
-          return;
-        }
-        if (res.x.length !== leadNames.length * samples) {
-          sc.skipped.push({ id: res.id, source: src, reason: 'error', message: `preprocess returned ${res.x.length} values, expected ${leadNames.length}×${samples}` });
-          return;
-        }
-        const bad = outOfRange(res.x, dtype);
-        if (bad) {
-          sc.skipped.push({ id: res.id, source: src, reason: 'out-of-range', message: bad });
-          return;
-        }
-        xs.push(res.x);
-        sc.records.push({ id: res.id, labels: res.labels, fold: res.fold, source: src, ...(res.meta ? { meta: res.meta } : {}) });
-      });
-      const bytes = encodeRecords(xs, dtype);
-      sc.bytes = bytes.byteLength;
-      sc.sha256 = await sha256(bytes);
-      // shard first, sidecar second: a sidecar only ever describes a complete shard
-      await atomicWrite(path.join(out, sc.file), bytes);
-      await atomicWrite(path.join(out, sidecarName(k)), JSON.stringify(sc));
-      sidecars.push(sc);
-      shardsWritten++;
+    } finally {
+      if (runner) await (runner as Runner).close();
     }
+
+    // Shards past the end belong to an earlier, larger run.
+    for (const f of await fsp.readdir(out)) {
+      const m = /^shard-(\d{5})\.(bin|json)$/.exec(f);
+      if (m && Number(m[1]) >= nShards) {
+        await fsp.rm(path.join(out, f), { force: true });
+        log(`prepare: removed stale ${f}`);
+      }
+    }
+
+    const records: ManifestRecord[] = [];
+    const skipped: SkipEntry[] = [];
+    const shards: ShardInfo[] = sidecars.map((sc, k) => {
+      sc.records.forEach((r, index) => records.push({ ...r, shard: k, index }));
+      skipped.push(...sc.skipped);
+      return { file: sc.file, records: sc.records.length, bytes: sc.bytes, sha256: sc.sha256 };
+    });
+    const byReason: Record<string, number> = {};
+    for (const s of skipped) byReason[s.reason] = (byReason[s.reason] ?? 0) + 1;
+    await atomicWrite(path.join(out, 'skipped.jsonl'), skipped.map((s) => JSON.stringify(s) + '\n').join(''));
+    const { root: _root, source: _source, leads: _leads, fs: _fs, seconds: _seconds, preprocess: pre, ...sourceOpts } = settings;
+    const manifest: Manifest = {
+      format: DATASET_FORMAT,
+      version: DATASET_VERSION,
+      dtype,
+      leads: leadNames,
+      fs: settings.fs,
+      samples,
+      recordBytes,
+      layout: LAYOUT,
+      shards,
+      records,
+      preprocessing: { leads: leadNames, fs: settings.fs, seconds: settings.seconds, ...pre },
+      source: { kind: o.source, root: settings.root, items: items.length, ...sourceOpts },
+      skipped: { count: skipped.length, byReason, report: 'skipped.jsonl' },
+      created: new Date().toISOString(),
+    };
+    await writeManifest(out, manifest);
+    progress.phase = 'done';
+    o.onProgress?.({ ...progress });
+    return {
+      out,
+      manifest,
+      written: records.length,
+      skipped: skipped.length,
+      skippedByReason: byReason,
+      shardsWritten,
+      shardsReused: progress.reused,
+      workers: runner ? (runner as Runner).workers : 0,
+    };
   } finally {
-    if (runner) await (runner as Runner).close();
+    release();
   }
-
-  // Shards past the end belong to an earlier, larger run.
-  for (const f of await fsp.readdir(out)) {
-    const m = /^shard-(\d{5})\.(bin|json)$/.exec(f);
-    if (m && Number(m[1]) >= nShards) {
-      await fsp.rm(path.join(out, f), { force: true });
-      log(`prepare: removed stale ${f}`);
-    }
-  }
-
-  const records: ManifestRecord[] = [];
-  const skipped: SkipEntry[] = [];
-  const shards: ShardInfo[] = sidecars.map((sc, k) => {
-    sc.records.forEach((r, index) => records.push({ ...r, shard: k, index }));
-    skipped.push(...sc.skipped);
-    return { file: sc.file, records: sc.records.length, bytes: sc.bytes, sha256: sc.sha256 };
-  });
-  const byReason: Record<string, number> = {};
-  for (const s of skipped) byReason[s.reason] = (byReason[s.reason] ?? 0) + 1;
-  await atomicWrite(path.join(out, 'skipped.jsonl'), skipped.map((s) => JSON.stringify(s) + '\n').join(''));
-  const { root: _root, source: _source, leads: _leads, fs: _fs, seconds: _seconds, preprocess: pre, ...sourceOpts } = settings;
-  const manifest: Manifest = {
-    format: DATASET_FORMAT,
-    version: DATASET_VERSION,
-    dtype,
-    leads: leadNames,
-    fs: settings.fs,
-    samples,
-    recordBytes,
-    layout: LAYOUT,
-    shards,
-    records,
-    preprocessing: { leads: leadNames, fs: settings.fs, seconds: settings.seconds, ...pre },
-    source: { kind: o.source, root: settings.root, items: items.length, ...sourceOpts },
-    skipped: { count: skipped.length, byReason, report: 'skipped.jsonl' },
-    created: new Date().toISOString(),
-  };
-  await writeManifest(out, manifest);
-  progress.phase = 'done';
-  o.onProgress?.({ ...progress });
-  return {
-    out,
-    manifest,
-    written: records.length,
-    skipped: skipped.length,
-    skippedByReason: byReason,
-    shardsWritten,
-    shardsReused: progress.reused,
-    workers: runner ? (runner as Runner).workers : 0,
-  };
 }

@@ -1,0 +1,38 @@
+// One run per folder: lockFolder takes <dir>/.lock, refuses while its holder lives (this process
+// included), takes over a lock whose process is gone, and refuses one held on another host. Node only.
+import { assert, isBrowser } from '../helpers.js';
+
+if (!isBrowser)
+  describe('data: folder lock', () => {
+    it('refuses a live holder, takes over a dead one, refuses another host; release removes only its own lock', async () => {
+      const [fs, path, os, cp] = await Promise.all([import('node:fs'), import('node:path'), import('node:os'), import('node:child_process')]);
+      const { lockFolder } = await import('../../train/data/fsutil.js');
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lock-'));
+      const file = path.join(dir, '.lock');
+      const refused = async (what: string) => lockFolder(dir, what).then(() => 'taken', (e: Error) => e.message);
+      try {
+        const release = await lockFolder(dir, 'pretrain');
+        assert(JSON.parse(fs.readFileSync(file, 'utf8')).pid === process.pid, 'the lock names this process');
+        const again = await refused('prepare');
+        assert(/is in use by pretrain \(pid \d+, this process, since/.test(again), `a second taker in this process: ${again}`);
+        release();
+        assert(!fs.existsSync(file), 'released');
+        // a process that is gone (a child that has exited): its lock is taken over
+        const dead = cp.spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
+        fs.writeFileSync(file, JSON.stringify({ pid: Number(dead), host: os.hostname(), what: 'pretrain', since: 'then' }));
+        const mine = await lockFolder(dir, 'prepare');
+        assert(JSON.parse(fs.readFileSync(file, 'utf8')).pid === process.pid, 'a dead holder\'s lock taken over');
+        // release leaves a lock that is not its own
+        fs.writeFileSync(file, JSON.stringify({ pid: 1, host: os.hostname(), what: 'pretrain', since: 'now' }));
+        mine();
+        assert(fs.existsSync(file), "another process's lock stays");
+        const live = await refused('prepare');
+        assert(/is in use by pretrain \(pid 1, since now\)/.test(live), `a live holder (pid 1): ${live}`);
+        fs.writeFileSync(file, JSON.stringify({ pid: 1, host: 'elsewhere', what: 'pretrain', since: 'now' }));
+        const remote = await refused('prepare');
+        assert(remote.includes(`on host elsewhere (pid 1, since now); if nothing runs there, remove ${file}`), `another host: ${remote}`);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
