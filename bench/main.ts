@@ -14,7 +14,7 @@ import { formatRows, loadTfjs, runCase, type BenchRow, type Scale } from './harn
 import { KERNEL_GROUPS, kernelCases } from './kernels/index.js';
 import { copyFractions, evaluateTargets, formatTargets } from './targets.js';
 import { collectPipelineStats, compileKernels, formatPipelineStats } from './pipeline-stats.js';
-import { list, nonNegInt, num, posInt, precision } from '../train/cli-args.js';
+import { list, nonNegInt, num, posInt, posNum, precision } from '../train/cli-args.js';
 
 /** The engine both commands measure on: subgroup matrices where Dawn has them, --backend, --dawn-toggles. */
 function benchEngine(o: { backend?: string; dawnToggles?: string[] }): Promise<Engine> {
@@ -44,7 +44,7 @@ program
   .option('--json', 'print rows as JSON on stdout')
   .option('--no-tfjs', 'skip the tfjs peer')
   .option('--save', 'write results to bench/results/')
-  .option('--target-ms <n>', 'time per timed round', num('--target-ms'), 300)
+  .option('--target-ms <n>', 'time per timed round', posNum('--target-ms'), 300)
   .option('--backend <name>', 'Dawn backend')
   .option('--dawn-toggles <list>', 'more Dawn toggles, comma-separated (e.g. disable_robustness: no index clamps on workgroup memory)', list)
   .action(async (o) => {
@@ -102,7 +102,7 @@ program
   .option('--limit <n>', 'at most this many candidates (the named configs first)', posInt('--limit'))
   .option('--budget-s <n>', 'start no candidate after this many seconds', num('--budget-s'))
   .option('--layers <n>', 'then time the n fastest and the autotuned choice on every ECG-JEPA layer shape', nonNegInt('--layers'), 0)
-  .option('--target-ms <n>', 'time per timed round', num('--target-ms'), 100)
+  .option('--target-ms <n>', 'time per timed round', posNum('--target-ms'), 100)
   .option('--json', 'print rows as JSON on stdout')
   .option('--save', 'write results to bench/results/')
   .option('--backend <name>', 'Dawn backend')

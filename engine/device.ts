@@ -2,6 +2,7 @@
 // Requests the optional features the kernels can use and the adapter's real limits, and turns
 // "no adapter" and device loss into errors that say what happened and how to fix it.
 
+import { checkSubgroups } from '../kernels/rows.js';
 import { setAdapterInfo, subgroupInfo, type SubgroupInfo } from '../kernels/runtime.js';
 
 export interface DeviceOptions {
@@ -159,6 +160,9 @@ export async function requestGpu(opts: DeviceOptions = {}): Promise<Gpu> {
     console.error(lostError.message);
   });
   setAdapterInfo(device, adapter.info as SubgroupInfo);
+  // What the row kernels assume of subgroups, checked before any kernel runs (their fallback otherwise).
+  const subgroupFault = await checkSubgroups(device);
+  if (subgroupFault) console.error(`subgroups: ${subgroupFault}; the row kernels use workgroup memory on this device`);
   // Removed on close: while a listener is attached the device is never collected (Dawn keeps it, and
   // every cache keyed by it, alive; many create/close cycles in one process then crashed Dawn).
   const onError = (ev: Event) => console.error('WebGPU error:', (ev as GPUUncapturedErrorEvent).error.message);

@@ -1,4 +1,5 @@
 export * from './runtime.js';
+export { checkSubgroups } from './rows.js';
 export * from './elementwise.js';
 export * from './gather.js';
 export * from './loss.js';

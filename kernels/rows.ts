@@ -33,6 +33,8 @@ export function rowLayout(cols: number): RowLayout {
 }
 
 let subgroupsAllowed = true;
+/** Devices whose subgroups failed checkSubgroups: their row kernels take the workgroup-memory path. */
+const untrustedSubgroups = new WeakSet<GPUDevice>();
 
 /** Makes workgroupReducer and subgroupRows ignore the 'subgroups' feature (tests cover the
  *  fallbacks with it); returns the previous setting. Not for production use. */
@@ -40,6 +42,75 @@ export function setSubgroupsForTests(allowed: boolean): boolean {
   const old = subgroupsAllowed;
   subgroupsAllowed = allowed;
   return old;
+}
+
+/** Whether the row kernels use subgroups on this device. */
+function rowSubgroups(device: GPUDevice): boolean {
+  return subgroupsAllowed && device.features.has('subgroups') && !untrustedSubgroups.has(device);
+}
+
+/**
+ * Checks, once per device, what the row kernels take for granted of subgroups and WebGPU does not
+ * promise: full subgroups of consecutive invocations (the subgroup of invocation lid is lid / size,
+ * its lane lid % size) with a size in the adapter's [min, max]. A probe at workgroup sizes 32 and 256
+ * reads each invocation's lane, size and subgroupAdd(1). Where it fails, the row kernels use
+ * workgroup memory on this device, and the fault is returned (null: fine, or no subgroups).
+ * Engine.create runs it; a caller with its own GPUDevice may too.
+ */
+export async function checkSubgroups(device: GPUDevice): Promise<string | null> {
+  if (!device.features.has('subgroups')) return null;
+  const { subgroupMinSize: min, subgroupMaxSize: max } = subgroupInfo(device);
+  const fault = await probeSubgroups(device, min, max).catch((e: Error) => `the probe failed: ${e.message}`);
+  if (fault) untrustedSubgroups.add(device);
+  return fault;
+}
+
+async function probeSubgroups(device: GPUDevice, min: number | undefined, max: number | undefined): Promise<string | null> {
+  const sizes = [32, 256];
+  const groups = 2;
+  const words = (wg: number) => groups * wg * 3;
+  const out = sizes.map((wg) => device.createBuffer({ size: words(wg) * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC }));
+  const read = sizes.map((wg) => device.createBuffer({ size: words(wg) * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }));
+  try {
+    const enc = device.createCommandEncoder();
+    sizes.forEach((wg, k) => {
+      const module = device.createShaderModule({
+        code: `enable subgroups;
+@group(0) @binding(0) var<storage, read_write> out: array<u32>;
+@compute @workgroup_size(${wg})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) size: u32) {
+  let count = subgroupAdd(1u);
+  let i = (wid.x * ${wg}u + lid) * 3u;
+  out[i] = lane;
+  out[i + 1u] = size;
+  out[i + 2u] = count;
+}`,
+      });
+      const pipe = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+      const pass = enc.beginComputePass();
+      pass.setPipeline(pipe);
+      pass.setBindGroup(0, device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: out[k] } }] }));
+      pass.dispatchWorkgroups(groups);
+      pass.end();
+      enc.copyBufferToBuffer(out[k], 0, read[k], 0, words(wg) * 4);
+    });
+    device.queue.submit([enc.finish()]);
+    for (let k = 0; k < sizes.length; k++) {
+      await read[k].mapAsync(GPUMapMode.READ);
+      const v = new Uint32Array(read[k].getMappedRange().slice(0));
+      read[k].unmap();
+      for (let inv = 0; inv < groups * sizes[k]; inv++) {
+        const [lane, size, count] = [v[3 * inv], v[3 * inv + 1], v[3 * inv + 2]];
+        const lid = inv % sizes[k];
+        if ((min && size < min) || (max && size > max)) return `subgroup size ${size} outside the adapter's ${min}–${max}`;
+        if (count !== Math.min(size, sizes[k])) return `a subgroup of ${count} invocations where the size is ${size} (workgroup ${sizes[k]})`;
+        if (lane !== lid % size) return `invocation ${lid} is lane ${lane} of a subgroup of ${size}, not lane ${lid % size} (workgroup ${sizes[k]})`;
+      }
+    }
+    return null;
+  } finally {
+    [...out, ...read].forEach((b) => b.destroy());
+  }
 }
 
 /** A workgroup-wide reduction to splice into a shader (see workgroupReducer). */
@@ -82,7 +153,7 @@ export function workgroupReducer(
   combine: (a: string, b: string) => string,
   identity: string,
 ): Reducer {
-  if (subgroupsAllowed && device.features.has('subgroups')) {
+  if (rowSubgroups(device)) {
     // WebGPU subgroups have at least 4 invocations
     return {
       kind: 'sg',
@@ -183,7 +254,7 @@ function laneSlots(need: number): number {
  * subgroup of invocation lid is taken to be lid / subgroup_size.
  */
 export function subgroupRows(device: GPUDevice, rows: number, cols: number): SubgroupRows | null {
-  if (!subgroupsAllowed || !device.features.has('subgroups')) return null;
+  if (!rowSubgroups(device)) return null;
   const { subgroupMinSize: min, subgroupMaxSize: max } = subgroupInfo(device);
   if (!min || !max || max > SG_ROWS_WG) return null;
   const vec = cols % 4 === 0 ? 4 : 1;

@@ -114,8 +114,6 @@ export type Binding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: n
 const UNIFORM_CHUNK = 65536;
 /** WebGPU's default per-dimension workgroup count limit. */
 const MAX_WORKGROUPS = 65535;
-/** The limit `grid` lays launches out by (tests lower it: setMaxGridDimForTests). */
-let gridLimit = MAX_WORKGROUPS;
 /** Bind groups a batch keeps for reuse; past this it forgets them all (a training step makes ~1300). */
 const MAX_BIND_GROUPS = 8192;
 
@@ -128,21 +126,7 @@ function idOf(o: object): number {
   return id;
 }
 
-/** Workgroup counts [x, y] covering `groups` workgroups, within the 65535-per-dimension limit.
- *  A shader recovers the linear workgroup index as wid.y * nwg.x + wid.x (and must bound-check). */
-export function grid(groups: number): [number, number] {
-  if (groups <= gridLimit) return [Math.max(1, groups), 1];
-  const y = Math.ceil(groups / gridLimit);
-  return [Math.ceil(groups / y), y];
-}
-
-/** Lowers the per-dimension limit `grid` uses, so tests reach every kernel's 2-D launch path with
- *  small shapes; returns the previous value. Not for production use. */
-export function setMaxGridDimForTests(n: number): number {
-  const old = gridLimit;
-  gridLimit = n;
-  return old;
-}
+export { grid } from './grid.js';
 
 interface UniformChunk {
   buffer: GPUBuffer;

@@ -83,6 +83,7 @@ program
   .option('--workers <n>', 'worker threads (0 = main thread)', nonNegInt('--workers'))
   .option('--limit <n>', 'only the first N records', posInt('--limit'))
   .option('--source-fs <hz>', 'npy/csv: sampling rate of the files', posNum('--source-fs'))
+  .option('--scale <x>', "npy/csv: factor from the files' unit to mV (e.g. 0.001 for µV; default 1)", posNum('--scale'))
   .option('--reject <kinds>', `quality issues that skip a record: comma list of ${QUALITY_KINDS.join(', ')}, or none (NaN and Inf kept are set to 0; default: all)`, qualityKinds)
   .action(async (o) => {
     const sources: PrepareSource[] = ['ptbxl', 'challenge', 'code15', 'wfdb', 'npy'];
@@ -90,7 +91,7 @@ program
     if (o.leads !== '8' && o.leads !== '12') throw new Error('--leads must be 8 or 12');
     await runPrepare({
       source: o.source, root: o.root, out: o.out, leads: Number(o.leads) as 8 | 12, fs: o.fs, seconds: o.seconds,
-      dtype: o.dtype, workers: o.workers, limit: o.limit, sourceFs: o.sourceFs, preprocess: o.reject ? { reject: o.reject } : {},
+      dtype: o.dtype, workers: o.workers, limit: o.limit, sourceFs: o.sourceFs, scale: o.scale, preprocess: o.reject ? { reject: o.reject } : {},
     });
   });
 

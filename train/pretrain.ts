@@ -105,8 +105,8 @@ const LAST = 'checkpoint-last';
 const RUN_SETTINGS = ['preset', 'mask', 'batch', 'lr', 'seed', 'precision', 'lossScale', 'syntheticRecords', 'logEvery', 'checkpointEvery'] as const;
 type RunSetting = (typeof RUN_SETTINGS)[number];
 
-/** Each setting of a run as it trains: the option given, else its default (batch, lr, mask and
- *  preset as the run's config has them). The one place the defaults live. */
+/** Each setting of a run as it trains: the option given, else the library's default (batch, lr,
+ *  mask and preset as the run's config has them). The CLI passes its own defaults, the same. */
 function runSettings(o: PretrainOptions, cfg: EcgJepaConfig): { [K in RunSetting]-?: NonNullable<PretrainOptions[K]> } {
   const precision = o.precision ?? 'f32';
   return {
@@ -207,21 +207,25 @@ async function pretrainLocked(engine: Engine, opts: PretrainOptions): Promise<Pr
   const runFile = join(opts.out, 'run.json');
   let o = opts;
   let savedRun: RunFile | undefined;
+  /** run.json with a resume's new end, written once the resume is found to match its run. */
+  let runFileUpdate: RunFile | undefined;
   if (opts.resume) {
     if (!existsSync(runFile)) throw new Error(`--resume: ${runFile} not found (nothing to resume in ${opts.out})`);
     const saved = (savedRun = JSON.parse(readFileSync(runFile, 'utf8')) as RunFile);
     if (opts.data !== undefined) await checkResumeData(opts.out, opts.data, saved.options.data);
     checkResumeSettings(opts.out, opts, saved);
-    // The saved settings win; only the stopping point and the snapshots may change (neither touches
-    // a step; both are saved so the next resume keeps them: a plain --resume goes on to the new end).
+    // The saved settings win; only the stopping point and the snapshots may change. Both are saved
+    // (once the checkpoint and the data are found to match) so the next resume keeps them: a plain
+    // --resume goes on to the new end, with the schedules a --steps without --epochs spans.
     const changes = {
       steps: opts.steps ?? saved.options.steps, epochs: opts.epochs ?? saved.options.epochs,
       snapshotEveryEpochs: opts.snapshotEveryEpochs ?? saved.options.snapshotEveryEpochs, snapshotDtype: opts.snapshotDtype ?? saved.options.snapshotDtype,
     };
     if ((Object.keys(changes) as (keyof typeof changes)[]).some((k) => changes[k] !== saved.options[k]))
-      await writeFileAtomic(runFile, JSON.stringify({ ...saved, options: { ...saved.options, ...changes } } satisfies RunFile, null, 1) + '\n');
-    // out: where the run is now (the folder may have moved since run.json was written)
-    o = { ...saved.options, ...changes, out: opts.out, resume: true, onLog: opts.onLog, log };
+      runFileUpdate = { ...saved, options: { ...saved.options, ...changes } };
+    // out: where the run is now (the folder may have moved since run.json was written); batch and
+    // lr as the run trained (its config), whatever defaults this code would give them now
+    o = { ...saved.options, ...changes, batch: saved.config.optim.batchSize, lr: saved.config.optim.lr, out: opts.out, resume: true, onLog: opts.onLog, log };
   } else if (listSnapshots(opts.out).length) {
     throw new Error(`${join(opts.out, SNAPSHOT_DIR)} holds encoder snapshots of an earlier run (${listSnapshots(opts.out).join(', ')}); ` +
       'continue that run with --resume, or move them away (or choose another --out) to start a new one');
@@ -269,6 +273,7 @@ async function pretrainLocked(engine: Engine, opts: PretrainOptions): Promise<Pr
       const ckData = ck.state.extra?.data as { folders?: DataFolder[] } | undefined;
       const wasData = ckData?.folders ?? savedRun?.data;
       if (wasData) checkSameFolders(opts.out, wasData, folders);
+      if (runFileUpdate) await writeFileAtomic(runFile, JSON.stringify(runFileUpdate, null, 1) + '\n');
       model.fromCheckpoint(ck);
       snapshots = (ck.state.extra?.snapshots as SnapshotRecord[] | undefined) ?? [];
       // one due at the checkpoint's own step is on disk unless snapshots were just turned on

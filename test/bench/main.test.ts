@@ -19,7 +19,7 @@ if (!isBrowser)
       for (const [args, re] of [
         [['kernels', '--group', 'foo'], /^bench: unknown kernel group\(s\) foo \(have /],
         [['kernels', '--scale', 'huge'], /^bench: --scale must be ci or full, got huge/],
-        [['kernels', '--target-ms', 'abc'], /--target-ms: expected a number, got 'abc'/],
+        [['kernels', '--target-ms', '0'], /--target-ms: expected a positive number, got '0'/],
         [['sweep', '--shape', '64x64'], /^bench: --shape must be MxNxK/],
       ] as const) {
         const r = await bench([...args]);

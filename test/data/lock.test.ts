@@ -4,7 +4,7 @@ import { assert, isBrowser } from '../helpers.js';
 
 if (!isBrowser)
   describe('data: folder lock', () => {
-    it('refuses a live holder, takes over a dead one, refuses another host; release removes only its own lock', async () => {
+    it('refuses a live holder, takes over a dead one (or a later process with its pid), refuses another host and a fresh unreadable lock; release removes only its own', async () => {
       const [fs, path, os, cp] = await Promise.all([import('node:fs'), import('node:path'), import('node:os'), import('node:child_process')]);
       const { lockFolder } = await import('../../train/data/fsutil.js');
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lock-'));
@@ -31,6 +31,20 @@ if (!isBrowser)
         fs.writeFileSync(file, JSON.stringify({ pid: 1, host: 'elsewhere', what: 'pretrain', since: 'now' }));
         const remote = await refused('prepare');
         assert(remote.includes(`on host elsewhere (pid 1, since now); if nothing runs there, remove ${file}`), `another host: ${remote}`);
+        // a pid that runs again, but another process (a restarted container): by its start time, or for
+        // this pid because this process did not take the lock
+        const taken = async () => (await lockFolder(dir, 'prepare'))();
+        fs.writeFileSync(file, JSON.stringify({ pid: 1, start: 'never', host: os.hostname(), what: 'pretrain', since: 'then' }));
+        await taken();
+        fs.writeFileSync(file, JSON.stringify({ pid: process.pid, host: os.hostname(), what: 'pretrain', since: 'then' }));
+        await taken();
+        assert(!fs.existsSync(file), 'taken over and released');
+        // an unreadable lock: refused while fresh (not this code's), taken over once old
+        fs.writeFileSync(file, '');
+        assert(/is locked by an unreadable/.test(await refused('prepare')), 'a fresh unreadable lock is refused');
+        fs.utimesSync(file, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
+        await taken();
+        assert(fs.readdirSync(dir).length === 0, `no lock or temp file left: ${fs.readdirSync(dir)}`);
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });
       }

@@ -94,7 +94,8 @@ describe('kernels: 2-D launch grid', function () {
       const engine = await getEngine();
       const flat = await run(engine, new Rng(11));
       flat.forEach((o, k) => assert(o.every(Number.isFinite), `${name}: output ${k} of the 1-D launch is finite`));
-      // A limit of 2 workgroups per dimension: every launch above has more, so each goes 2-D.
+      // A limit of 2 workgroups per dimension: every launch above has more, so each goes 2-D (but the
+      // two-pass reductions' first pass of smooth-L1 and Σx², a bounded 1-D grid-stride launch).
       const tall = await withGridLimit(2, () => run(engine, new Rng(11)));
       flat.forEach((o, k) => {
         const bad = o.findIndex((v, i) => !Object.is(v, tall[k][i]));

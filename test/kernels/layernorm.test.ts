@@ -169,6 +169,32 @@ describe('kernels/layernorm', () => {
     await checkBackward([[3, 31], [37, 45], [5, 768]], 9);
   }));
 
+  it('checkSubgroups: subgroups unlike the adapter says are found, and the row kernels then use workgroup memory, correct', async () => {
+    const { Engine } = await import('../../engine/engine.js');
+    const { checkSubgroups } = await import('../../kernels/rows.js');
+    const engine = await Engine.create();
+    try {
+      const { device } = engine;
+      if (!device.features.has('subgroups')) return;
+      assert((await checkSubgroups(device)) === null, 'the real subgroups pass');
+      // the host believes a size the device does not run: kernels sized for it would leave rows unwritten
+      const size = (engine.gpu.info.subgroups?.maxSize ?? 8) * 2;
+      Object.defineProperty(device, 'adapterInfo', { value: { subgroupMinSize: size, subgroupMaxSize: size } });
+      const fault = await checkSubgroups(device);
+      assert(fault !== null && fault.includes(`outside the adapter's ${size}–${size}`), `fault: ${fault}`);
+      const rng = new Rng(31);
+      const rows = 37, dim = 50;
+      const x = rowsData(rng, rows, dim);
+      const tx = engine.upload(x), y = poisoned(engine, [rows * dim]), mean = poisoned(engine, [rows]), rstd = poisoned(engine, [rows]);
+      layerNormForward(engine.batch, { x: tx.buffer, y: y.buffer, mean: mean.buffer, rstd: rstd.buffer }, { rows, dim });
+      const ref = layerNormRef(x, rows, dim);
+      assertClose(await engine.read(y), ref.y, TOL, 'layerNorm after a failed subgroup check');
+      assertClose(await engine.read(mean), ref.mean, TOL, 'mean after a failed subgroup check');
+    } finally {
+      engine.close();
+    }
+  });
+
   it('backward: only one parameter gradient, and the parameter grads alone', async () => {
     const engine = await getEngine();
     const rng = new Rng(4);

@@ -2,7 +2,7 @@
 // backward), and a central-difference gradient to check the reference backwards themselves.
 
 import { setSubgroupsForTests } from '../../kernels/rows.js';
-import { setMaxGridDimForTests } from '../../kernels/runtime.js';
+import { setMaxGridDimForTests } from '../../kernels/grid.js';
 
 type Arr = ArrayLike<number>;
 

@@ -289,6 +289,7 @@ if (!isBrowser)
         [['synth', '--n', '4', '--noise', 'abc', '--out', out], /--noise: expected a number ≥ 0, got 'abc'/],
         [['prepare', '--source', 'wfdb', '--root', tmp, '--out', out, '--fs', 'abc'], /--fs: expected a positive number, got 'abc'/],
         [['prepare', '--source', 'wfdb', '--root', tmp, '--out', out, '--dtype', 'f64'], /--dtype must be f32 or f16, got 'f64'/],
+        [['prepare', '--source', 'npy', '--root', tmp, '--out', out, '--scale', '-1'], /--scale: expected a positive number, got '-1'/],
         [['prepare', '--source', 'wfdb', '--root', tmp, '--out', out, '--reject', 'flat,wobbly'], /--reject: expected a comma list of nan, inf, flat, saturated, amplitude, or none; got 'flat,wobbly'/],
         [['pretrain', '--steps', '0', '--out', out], /--steps: expected a positive integer, got '0'/],
         [['pretrain', '--lr', '-1', '--out', out], /--lr: expected a positive number, got '-1'/],
@@ -320,6 +321,16 @@ if (!isBrowser)
       assert(none.manifest.records.length === 1 && /1 records written, 0 skipped/.test(none.text), none.text);
       const nan = await run(['--reject', 'nan,inf']);
       assert(nan.manifest.records.length === 1, nan.text);
+      // a .npy in µV (a 1.8 mV signal): out of range as mV, read with --scale 0.001
+      const { writeNpy } = await import('../../train/data/npy.js');
+      const uv = path.join(tmp, 'reject-uv');
+      fs.mkdirSync(uv, { recursive: true });
+      fs.writeFileSync(path.join(uv, 'r.npy'), writeNpy(Float32Array.from({ length: 12 * 1000 }, (_, i) => 1000 * 3 * testSignal(Math.floor(i / 1000), i % 1000, 500)), [12, 1000]));
+      for (const [extra, code, written] of [[[], 1, 0], [['--scale', '0.001'], 0, 1]] as const) {
+        const out = path.join(tmp, `uv-${extra.length}`);
+        const r = await cli(['prepare', '--source', 'npy', '--root', uv, '--out', out, '--seconds', '2', '--workers', '0', ...extra]);
+        assert(r.code === code && new RegExp(`${written} records written`).test(r.stderr) && (written || /amplitude 1/.test(r.stderr)), `µV ${extra.join(' ')}:\n${r.stderr}`);
+      }
       // verify: every shard's SHA-256 against the manifest
       const dir = none.out;
       let r = await cli(['verify', '--data', dir]);
@@ -387,6 +398,22 @@ if (!isBrowser)
       assert(r.signal === 'SIGKILL' && fs.existsSync(path.join(run, '.lock')), `killed:\n${r.stderr}`);
       r = await cli(['pretrain', '--out', run, '--resume', '--steps', '3']);
       assert(r.code === 0 && /resumed/.test(r.stderr) && !fs.existsSync(path.join(run, '.lock')), `resume after a kill:\n${r.stderr}`);
+    });
+
+    it('a resume trains at the batch and LR its run trained at (its config), whatever defaults say now', async () => {
+      const { fs, path } = await mods();
+      const run = path.join(tmp, 'pinned');
+      let r = await cli(['pretrain', '--preset', 'tiny', '--synthetic-records', '16', '--steps', '2', '--log-every', '1', '--out', run]);
+      assert(r.code === 0, `first:\n${r.stderr}`);
+      // as a run started when the defaults were other: its config says batch 8 and lr 5e-4, its options nothing
+      const file = path.join(run, 'run.json');
+      const saved = JSON.parse(fs.readFileSync(file, 'utf8'));
+      assert(saved.options.batch === undefined && saved.options.lr === undefined, 'batch and lr were defaults');
+      Object.assign(saved.config.optim, { batchSize: 8, lr: 5e-4 });
+      fs.writeFileSync(file, JSON.stringify(saved));
+      r = await cli(['pretrain', '--out', run, '--resume', '--steps', '3']);
+      const ck = JSON.parse(fs.readFileSync(path.join(run, 'checkpoint-last.json'), 'utf8'));
+      assert(r.code === 0 && ck.config.optim.batchSize === 8 && ck.config.optim.lr === 5e-4 && ck.state.extra.data.epoch === 1, `resumed at ${JSON.stringify(ck.config.optim)}, data ${JSON.stringify(ck.state.extra.data)}\n${r.stderr}`);
     });
 
     it('refuses to resume a folder without a run', async () => {

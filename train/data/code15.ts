@@ -122,10 +122,10 @@ export function loadH5wasm(): Promise<H5> {
   })());
 }
 
-/** An open exams_part*.hdf5 file: exam ids up front, tracings read one slice at a time. */
 /** The fewest bytes a stored tracing (4096 × 12 samples, compressed or not) can take. */
 const MIN_ROW_BYTES = 64;
 
+/** An open exams_part*.hdf5 file: exam ids up front, tracings read one slice at a time. */
 export class Code15File {
   private constructor(
     private file: H5File,

@@ -132,50 +132,107 @@ export async function walkFiles(dir: string, keep: (name: string) => boolean): P
   return out;
 }
 
+/** The locks this process holds (a lock naming this pid but not here is a former process's). */
+const heldLocks = new Set<string>();
+
 /**
- * Takes `<dir>/.lock` for this process (O_EXCL create) and returns its release: a second run writing
- * into the same folder (a resume started while the run still goes, two prepares of one dataset)
- * would interleave checkpoints or shards. A lock whose process is gone (a kill, a crash) is taken
- * over; one held on another host (a shared file system) is refused, naming the file to remove.
+ * Takes `<dir>/.lock` for this process and returns its release: a second run writing into the same
+ * folder (a resume started while the run still goes, two prepares of one dataset) would interleave
+ * checkpoints or shards. The lock is written whole, then linked into place (atomic: a reader never
+ * sees a half-written one). A lock whose process is gone (a kill, a crash, a restarted container
+ * whose new process has its pid) is taken over; one held on another host (a shared file system) is
+ * refused. Each refusal names the file to remove if nothing runs.
  */
 export async function lockFolder(dir: string, what: string): Promise<() => void> {
   const { fs, path, os } = await nodeMods();
   const file = path.join(dir, '.lock');
-  const mine = { pid: process.pid, host: os.hostname(), what, since: new Date().toISOString() };
-  for (let attempt = 0; attempt < 3; attempt++) {
+  const me: FolderLock = { pid: process.pid, start: processStart(fs, process.pid), host: os.hostname(), what, since: new Date().toISOString() };
+  const unique = () => `${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  const hint = `; if nothing runs there, remove ${file}`;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const tmp = `${file}.new-${unique()}`;
+    fs.writeFileSync(tmp, JSON.stringify(me) + '\n');
     try {
-      fs.writeFileSync(file, JSON.stringify(mine) + '\n', { flag: 'wx' });
+      fs.linkSync(tmp, file);
+      heldLocks.add(file);
       return () => {
-        // only our own lock (another process may have taken it over had this one seemed gone)
+        heldLocks.delete(file);
         try {
-          if (JSON.parse(fs.readFileSync(file, 'utf8')).pid === process.pid) fs.rmSync(file, { force: true });
+          const lock = JSON.parse(fs.readFileSync(file, 'utf8')) as FolderLock;
+          if (lock.pid === me.pid && lock.since === me.since) fs.rmSync(file, { force: true }); // only our own
         } catch {
           // already gone
         }
       };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    } finally {
+      fs.rmSync(tmp, { force: true });
     }
-    let held: typeof mine | null = null;
+    let text: string;
     try {
-      held = JSON.parse(fs.readFileSync(file, 'utf8'));
+      text = fs.readFileSync(file, 'utf8');
     } catch {
-      // unreadable: a lock cut short by a crash between create and write
+      continue; // gone meanwhile: try again
     }
-    if (held && held.host !== mine.host)
-      throw new Error(`${dir} is in use by ${held.what} on host ${held.host} (pid ${held.pid}, since ${held.since}); if nothing runs there, remove ${file}`);
-    if (held && processAlive(held.pid))
-      throw new Error(`${dir} is in use by ${held.what} (pid ${held.pid}${held.pid === process.pid ? ', this process' : ''}, since ${held.since}); wait for it to end, or stop it first`);
-    fs.rmSync(file, { force: true }); // its process is gone
+    let lock: FolderLock | null = null;
+    try {
+      lock = JSON.parse(text) as FolderLock;
+    } catch {
+      // not ours to judge, unless old: locks are written whole, so this is no lock of this code's
+      if (Date.now() - fs.statSync(file).mtimeMs < 10_000) throw new Error(`${dir} is locked by an unreadable ${file}${hint}`);
+    }
+    if (lock && lock.host !== me.host) throw new Error(`${dir} is in use by ${lock.what} on host ${lock.host} (pid ${lock.pid}, since ${lock.since})${hint}`);
+    if (lock && lockAlive(fs, lock, file))
+      throw new Error(`${dir} is in use by ${lock.what} (pid ${lock.pid}${lock.pid === process.pid ? ', this process' : ''}, since ${lock.since}); wait for it to end or stop it${hint}`);
+    // Stale: moved aside under a name of our own, then checked to be the one judged (another taker
+    // may have replaced it meanwhile: that one goes back).
+    const aside = `${file}.stale-${unique()}`;
+    try {
+      fs.renameSync(file, aside);
+    } catch {
+      continue;
+    }
+    if (fs.readFileSync(aside, 'utf8') !== text) {
+      try {
+        fs.linkSync(aside, file);
+      } catch {
+        // a third taker has it now
+      }
+    }
+    fs.rmSync(aside, { force: true });
   }
-  throw new Error(`${dir}: could not take ${file}`);
+  throw new Error(`${dir}: could not take ${file}, others kept taking it`);
 }
 
-function processAlive(pid: number): boolean {
+interface FolderLock {
+  pid: number;
+  /** The process's start time (Linux: clock ticks since boot), telling it from a later one with its pid. */
+  start?: string;
+  host: string;
+  what: string;
+  since: string;
+}
+
+/** Whether the process a lock names still runs: this process only if it took the lock itself. */
+function lockAlive(fs: NodeMods['fs'], lock: FolderLock, file: string): boolean {
+  if (lock.pid === process.pid) return heldLocks.has(file);
   try {
-    process.kill(pid, 0);
-    return true;
+    process.kill(lock.pid, 0);
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'; // alive, another user's
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false; // EPERM: alive, another user's
+  }
+  const start = processStart(fs, lock.pid);
+  return lock.start === undefined || start === undefined || start === lock.start;
+}
+
+/** A process's start time from /proc (Linux), or undefined where there is none. */
+function processStart(fs: NodeMods['fs'], pid: number): string | undefined {
+  try {
+    // fields after the command name, which may hold spaces and parentheses: start time is field 22
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
   }
 }

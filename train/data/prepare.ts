@@ -651,10 +651,11 @@ function sidecarName(k: number): string {
 }
 
 /**
- * Size and modification time of the files each item reads: its own, and those beside it with its
- * base name (a header's .dat or .mat), so a re-run rebuilds a shard whose sources changed.
+ * Size and modification time of each item's file and of those beside it with its base name (a
+ * header's .dat or .mat), so a re-run rebuilds a shard whose sources changed. Files of other names
+ * (a multi-segment record's segments) are not watched.
  */
-async function sourceStamps(root: string, items: readonly Item[], dirs: Map<string, string[]>): Promise<string[][]> {
+async function sourceStamps(root: string, items: readonly Item[], dirs: Map<string, Promise<string[]>>): Promise<string[][]> {
   const { fsp, path } = await nodeMods();
   const stamp = async (file: string) => {
     const st = await fsp.stat(file).catch(() => null);
@@ -665,9 +666,9 @@ async function sourceStamps(root: string, items: readonly Item[], dirs: Map<stri
       if (it.kind === 'synth') return [];
       const file = path.join(root, it.file);
       const dir = path.dirname(file);
-      if (!dirs.has(dir)) dirs.set(dir, await fsp.readdir(dir).catch(() => []));
+      if (!dirs.has(dir)) dirs.set(dir, fsp.readdir(dir).catch(() => [])); // the promise: items of a shard ask at once
       const base = path.basename(file).replace(/\.[^.]*$/, '');
-      const beside = dirs.get(dir)!.filter((n) => n.startsWith(`${base}.`) && path.join(dir, n) !== file).sort();
+      const beside = (await dirs.get(dir)!).filter((n) => n.startsWith(`${base}.`) && path.join(dir, n) !== file).sort();
       return [await stamp(file), ...(await Promise.all(beside.map(async (n) => `${n}:${await stamp(path.join(dir, n))}`)))];
     }),
   );
@@ -757,7 +758,7 @@ export async function prepare(o: PrepareOptions): Promise<PrepareResult> {
 
     const sidecars: Sidecar[] = [];
     let shardsWritten = 0;
-    const dirCache = new Map<string, string[]>();
+    const dirCache = new Map<string, Promise<string[]>>();
     try {
       for (let k = 0; k < nShards; k++) {
         progress.shard = k;

@@ -210,8 +210,7 @@ export function ptbxlRecordPath(row: PtbxlRow, rate: 100 | 500 = 500): string {
   return rate === 500 ? `records500/${folder}/${file}_hr` : `records100/${folder}/${file}_lr`;
 }
 
-/** Node: reads both CSVs from a PTB-XL root. */
-/** The index of a PTB-XL folder; `bad` holds what is wrong with each row left out. */
+/** Node: the index of a PTB-XL root from both CSVs; `bad` holds what is wrong with each row left out. */
 export async function loadPtbxlIndex(root: string): Promise<{ rows: PtbxlRow[]; statements: Map<string, ScpStatement>; bad: string[] }> {
   const { nodeMods, readText } = await import('./fsutil.js');
   const { path } = await nodeMods();
