@@ -153,7 +153,13 @@ export async function lockFolder(dir: string, what: string): Promise<() => void>
     const tmp = `${file}.new-${unique()}`;
     fs.writeFileSync(tmp, JSON.stringify(me) + '\n');
     try {
-      fs.linkSync(tmp, file);
+      try {
+        fs.linkSync(tmp, file);
+      } catch (e) {
+        // no hard links here (FAT, some network mounts): an exclusive create, written just after
+        if (!['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS'].includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
+        fs.writeFileSync(file, JSON.stringify(me) + '\n', { flag: 'wx' });
+      }
       heldLocks.add(file);
       return () => {
         heldLocks.delete(file);
