@@ -72,6 +72,8 @@ async function probeSubgroups(device: GPUDevice, min: number | undefined, max: n
   const out = sizes.map((wg) => device.createBuffer({ size: words(wg) * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC }));
   const read = sizes.map((wg) => device.createBuffer({ size: words(wg) * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }));
   try {
+    // a probe the device cannot compile fails the check with its own message (not zeros read back)
+    device.pushErrorScope('validation');
     const enc = device.createCommandEncoder();
     sizes.forEach((wg, k) => {
       const module = device.createShaderModule({
@@ -94,7 +96,10 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
       pass.end();
       enc.copyBufferToBuffer(out[k], 0, read[k], 0, words(wg) * 4);
     });
-    device.queue.submit([enc.finish()]);
+    const cb = enc.finish();
+    const invalid = await device.popErrorScope();
+    if (invalid) return `the probe does not compile here: ${invalid.message.split('\n')[0]}`;
+    device.queue.submit([cb]);
     for (let k = 0; k < sizes.length; k++) {
       await read[k].mapAsync(GPUMapMode.READ);
       const v = new Uint32Array(read[k].getMappedRange().slice(0));

@@ -223,18 +223,21 @@ async function pretrainLocked(engine: Engine, opts: PretrainOptions): Promise<Pr
     };
     if ((Object.keys(changes) as (keyof typeof changes)[]).some((k) => changes[k] !== saved.options[k]))
       runFileUpdate = { ...saved, options: { ...saved.options, ...changes } };
-    // out: where the run is now (the folder may have moved since run.json was written); batch and
-    // lr as the run trained (its config), whatever defaults this code would give them now
-    o = { ...saved.options, ...changes, batch: saved.config.optim.batchSize, lr: saved.config.optim.lr, out: opts.out, resume: true, onLog: opts.onLog, log };
+    // out: where the run is now (the folder may have moved since run.json was written)
+    o = { ...saved.options, ...changes, out: opts.out, resume: true, onLog: opts.onLog, log };
   } else if (listSnapshots(opts.out).length) {
     throw new Error(`${join(opts.out, SNAPSHOT_DIR)} holds encoder snapshots of an earlier run (${listSnapshots(opts.out).join(', ')}); ` +
       'continue that run with --resume, or move them away (or choose another --out) to start a new one');
   }
+  // A resume trains with its run's config (batch, LR, schedules, mask as they were, whatever this
+  // code's defaults are now); only the epochs may change. A new run builds one from the options.
   const recipe = o.mask ? maskRecipe(o.preset ?? 'tiny', o.mask) : {};
-  const cfg = makeConfig(o.preset ?? 'tiny', {
-    mask: recipe.mask,
-    optim: { batchSize: o.batch ?? recipe.optim?.batchSize, epochs: o.epochs, lr: o.lr ?? recipe.optim?.lr },
-  });
+  const cfg = savedRun
+    ? makeConfig(savedRun.config.preset, { ...savedRun.config, optim: { ...savedRun.config.optim, epochs: o.epochs } }) // fields newer than the run: the preset's
+    : makeConfig(o.preset ?? 'tiny', {
+        mask: recipe.mask,
+        optim: { batchSize: o.batch ?? recipe.optim?.batchSize, epochs: o.epochs, lr: o.lr ?? recipe.optim?.lr },
+      });
   const B = cfg.optim.batchSize;
   const run = runSettings(o, cfg);
   const dirs = await resolveData(o.data, o.out, run, log);

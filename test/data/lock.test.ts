@@ -15,6 +15,11 @@ if (!isBrowser)
         assert(JSON.parse(fs.readFileSync(file, 'utf8')).pid === process.pid, 'the lock names this process');
         const again = await refused('prepare');
         assert(/is in use by pretrain \(pid \d+, this process, since/.test(again), `a second taker in this process: ${again}`);
+        const link = `${dir}-link`;
+        fs.symlinkSync(dir, link);
+        const spelled = await lockFolder(link, 'prepare').then(() => 'taken', (e: Error) => e.message);
+        fs.rmSync(link);
+        assert(/this process/.test(spelled), `the same folder through a link: ${spelled}`);
         release();
         assert(!fs.existsSync(file), 'released');
         // a process that is gone (a child that has exited): its lock is taken over

@@ -400,7 +400,7 @@ if (!isBrowser)
       assert(r.code === 0 && /resumed/.test(r.stderr) && !fs.existsSync(path.join(run, '.lock')), `resume after a kill:\n${r.stderr}`);
     });
 
-    it('a resume trains at the batch and LR its run trained at (its config), whatever defaults say now', async () => {
+    it('a resume trains with its run\'s config (batch, LR, schedules), whatever defaults say now', async () => {
       const { fs, path } = await mods();
       const run = path.join(tmp, 'pinned');
       let r = await cli(['pretrain', '--preset', 'tiny', '--synthetic-records', '16', '--steps', '2', '--log-every', '1', '--out', run]);
@@ -409,11 +409,11 @@ if (!isBrowser)
       const file = path.join(run, 'run.json');
       const saved = JSON.parse(fs.readFileSync(file, 'utf8'));
       assert(saved.options.batch === undefined && saved.options.lr === undefined, 'batch and lr were defaults');
-      Object.assign(saved.config.optim, { batchSize: 8, lr: 5e-4 });
+      Object.assign(saved.config.optim, { batchSize: 8, lr: 5e-4, minLr: 7e-4 });
       fs.writeFileSync(file, JSON.stringify(saved));
       r = await cli(['pretrain', '--out', run, '--resume', '--steps', '3']);
       const ck = JSON.parse(fs.readFileSync(path.join(run, 'checkpoint-last.json'), 'utf8'));
-      assert(r.code === 0 && ck.config.optim.batchSize === 8 && ck.config.optim.lr === 5e-4 && ck.state.extra.data.epoch === 1, `resumed at ${JSON.stringify(ck.config.optim)}, data ${JSON.stringify(ck.state.extra.data)}\n${r.stderr}`);
+      assert(r.code === 0 && ck.config.optim.batchSize === 8 && ck.config.optim.lr === 5e-4 && ck.config.optim.minLr === 7e-4 && ck.state.extra.data.epoch === 1, `resumed at ${JSON.stringify(ck.config.optim)}, data ${JSON.stringify(ck.state.extra.data)}\n${r.stderr}`);
     });
 
     it('refuses to resume a folder without a run', async () => {

@@ -145,19 +145,19 @@ const heldLocks = new Set<string>();
  */
 export async function lockFolder(dir: string, what: string): Promise<() => void> {
   const { fs, path, os } = await nodeMods();
-  const file = path.join(dir, '.lock');
+  const file = path.join(fs.realpathSync(dir), '.lock'); // one key for every spelling of the folder
   const me: FolderLock = { pid: process.pid, start: processStart(fs, process.pid), host: os.hostname(), what, since: new Date().toISOString() };
-  const unique = () => `${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const hint = `; if nothing runs there, remove ${file}`;
+  sweepLockTemps(fs, path, path.dirname(file));
   for (let attempt = 0; attempt < 5; attempt++) {
-    const tmp = `${file}.new-${unique()}`;
-    fs.writeFileSync(tmp, JSON.stringify(me) + '\n');
+    const tmp = `${file}.new-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
     try {
+      fs.writeFileSync(tmp, JSON.stringify(me) + '\n');
       try {
         fs.linkSync(tmp, file);
       } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw e;
         // no hard links here (FAT, some network mounts): an exclusive create, written just after
-        if (!['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS'].includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
         fs.writeFileSync(file, JSON.stringify(me) + '\n', { flag: 'wx' });
       }
       heldLocks.add(file);
@@ -185,30 +185,53 @@ export async function lockFolder(dir: string, what: string): Promise<() => void>
     try {
       lock = JSON.parse(text) as FolderLock;
     } catch {
-      // not ours to judge, unless old: locks are written whole, so this is no lock of this code's
+      // not this code's (its locks are written whole) unless old: an exclusive create cut short
       if (Date.now() - fs.statSync(file).mtimeMs < 10_000) throw new Error(`${dir} is locked by an unreadable ${file}${hint}`);
     }
     if (lock && lock.host !== me.host) throw new Error(`${dir} is in use by ${lock.what} on host ${lock.host} (pid ${lock.pid}, since ${lock.since})${hint}`);
     if (lock && lockAlive(fs, lock, file))
       throw new Error(`${dir} is in use by ${lock.what} (pid ${lock.pid}${lock.pid === process.pid ? ', this process' : ''}, since ${lock.since}); wait for it to end or stop it${hint}`);
-    // Stale: moved aside under a name of our own, then checked to be the one judged (another taker
-    // may have replaced it meanwhile: that one goes back).
-    const aside = `${file}.stale-${unique()}`;
-    try {
-      fs.renameSync(file, aside);
-    } catch {
-      continue;
-    }
-    if (fs.readFileSync(aside, 'utf8') !== text) {
-      try {
-        fs.linkSync(aside, file);
-      } catch {
-        // a third taker has it now
-      }
-    }
-    fs.rmSync(aside, { force: true });
+    breakStaleLock(fs, file, text);
   }
   throw new Error(`${dir}: could not take ${file}, others kept taking it`);
+}
+
+/**
+ * Removes a lock judged stale (its content `text`), one taker at a time: under `<lock>.break`
+ * (exclusive create, itself stale after 10 s) the lock is removed only if it is still the one
+ * judged, so a fresh lock another taker put there meanwhile stays.
+ */
+function breakStaleLock(fs: NodeMods['fs'], file: string, text: string): void {
+  const brk = `${file}.break`;
+  try {
+    fs.writeFileSync(brk, String(process.pid), { flag: 'wx' });
+  } catch {
+    try {
+      if (Date.now() - fs.statSync(brk).mtimeMs > 10_000) fs.rmSync(brk, { force: true }); // its taker died
+    } catch {
+      // gone meanwhile
+    }
+    return; // another taker is at it: look again
+  }
+  try {
+    if (fs.readFileSync(file, 'utf8') === text) fs.rmSync(file, { force: true });
+  } catch {
+    // gone meanwhile
+  } finally {
+    fs.rmSync(brk, { force: true });
+  }
+}
+
+/** Temp files of lock takers killed in the act (older than a minute). */
+function sweepLockTemps(fs: NodeMods['fs'], path: NodeMods['path'], dir: string): void {
+  for (const n of fs.readdirSync(dir)) {
+    if (!n.startsWith('.lock.new-')) continue;
+    try {
+      if (Date.now() - fs.statSync(path.join(dir, n)).mtimeMs > 60_000) fs.rmSync(path.join(dir, n), { force: true });
+    } catch {
+      // gone meanwhile
+    }
+  }
 }
 
 interface FolderLock {
