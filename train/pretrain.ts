@@ -188,6 +188,13 @@ export async function teacherStats(model: EcgJepa, engine: Engine, x: Tensor): P
   return { std: std / D, content: t > 0 ? Math.max(0, 1 - f / t) : 0 };
 }
 
+/** A new run's config: the preset, the mask's recipe, then the options given. */
+function newRunConfig(o: PretrainOptions): EcgJepaConfig {
+  const preset = o.preset ?? 'tiny';
+  const recipe = o.mask ? maskRecipe(preset, o.mask) : {};
+  return makeConfig(preset, { mask: recipe.mask, optim: { batchSize: o.batch ?? recipe.optim?.batchSize, epochs: o.epochs, lr: o.lr ?? recipe.optim?.lr } });
+}
+
 /** Pretrains into `opts.out`, holding the folder's lock while it runs (one run per folder). */
 export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<PretrainResult> {
   mkdirSync(opts.out, { recursive: true });
@@ -231,13 +238,9 @@ async function pretrainLocked(engine: Engine, opts: PretrainOptions): Promise<Pr
   }
   // A resume trains with its run's config (batch, LR, schedules, mask as they were, whatever this
   // code's defaults are now); only the epochs may change. A new run builds one from the options.
-  const recipe = o.mask ? maskRecipe(o.preset ?? 'tiny', o.mask) : {};
   const cfg = savedRun
     ? makeConfig(savedRun.config.preset, { ...savedRun.config, optim: { ...savedRun.config.optim, epochs: o.epochs } }) // fields newer than the run: the preset's
-    : makeConfig(o.preset ?? 'tiny', {
-        mask: recipe.mask,
-        optim: { batchSize: o.batch ?? recipe.optim?.batchSize, epochs: o.epochs, lr: o.lr ?? recipe.optim?.lr },
-      });
+    : newRunConfig(o);
   const B = cfg.optim.batchSize;
   const run = runSettings(o, cfg);
   const dirs = await resolveData(o.data, o.out, run, log);
