@@ -49,6 +49,17 @@ export function untracked(engine: Engine, shape: readonly number[], forUpload = 
   return new Tensor(new Storage(engine.pool, engine.pool.acquire(bytes, forUpload), bytes), shape, dtype);
 }
 
+/** Runs a kernel launch; if it throws (a kernel refusing its arguments), disposes `temps` first: they
+ *  are untracked, so no engine.scope would free them. */
+export function launchWith(temps: readonly Tensor[], launch: () => void): void {
+  try {
+    launch();
+  } catch (e) {
+    for (const t of temps) t.dispose();
+    throw e;
+  }
+}
+
 /** Registers a tensor made outside engine.empty (a view) with the innermost engine.scope. */
 export function adopt(engine: Engine, t: Tensor): Tensor {
   return engine.track(t);

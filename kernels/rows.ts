@@ -75,9 +75,11 @@ async function probeSubgroups(device: GPUDevice, min: number | undefined, max: n
     // a probe the device cannot compile fails the check with its own message (not zeros read back)
     device.pushErrorScope('validation');
     const enc = device.createCommandEncoder();
-    sizes.forEach((wg, k) => {
-      const module = device.createShaderModule({
-        code: `enable subgroups;
+    let cb: GPUCommandBuffer, invalid: GPUError | null;
+    try {
+      sizes.forEach((wg, k) => {
+        const module = device.createShaderModule({
+          code: `enable subgroups;
 @group(0) @binding(0) var<storage, read_write> out: array<u32>;
 @compute @workgroup_size(${wg})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) size: u32) {
@@ -87,17 +89,19 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   out[i + 1u] = size;
   out[i + 2u] = count;
 }`,
+        });
+        const pipe = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+        const pass = enc.beginComputePass();
+        pass.setPipeline(pipe);
+        pass.setBindGroup(0, device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: out[k] } }] }));
+        pass.dispatchWorkgroups(groups);
+        pass.end();
+        enc.copyBufferToBuffer(out[k], 0, read[k], 0, words(wg) * 4);
       });
-      const pipe = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
-      const pass = enc.beginComputePass();
-      pass.setPipeline(pipe);
-      pass.setBindGroup(0, device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: out[k] } }] }));
-      pass.dispatchWorkgroups(groups);
-      pass.end();
-      enc.copyBufferToBuffer(out[k], 0, read[k], 0, words(wg) * 4);
-    });
-    const cb = enc.finish();
-    const invalid = await device.popErrorScope();
+      cb = enc.finish();
+    } finally {
+      invalid = await device.popErrorScope(); // popped whatever happened: the scope stack stays balanced
+    }
     if (invalid) return `the probe does not compile here: ${invalid.message.split('\n')[0]}`;
     device.queue.submit([cb]);
     for (let k = 0; k < sizes.length; k++) {

@@ -1,7 +1,7 @@
 // Fused multi-head attention over qkv [B, T, 3·H·Dh] (the qkv Linear's output, no transposes),
 // forward and backward. The forward's output and log-sum-exp rows are what the backward needs.
 import { attentionBackward, attentionForward, type AttentionMask } from '../../kernels/attention.js';
-import { untracked, type Tape } from '../tape.js';
+import { launchWith, untracked, type Tape } from '../tape.js';
 import type { Tensor } from '../tensor.js';
 
 export interface AttentionOptions {
@@ -25,12 +25,7 @@ export function attention(g: Tape, qkv: Tensor, o: AttentionOptions): Tensor {
   const dims = { B, H, Dh, C: o.C, V: o.V, mask: o.mask, scale: o.scale };
   const out = g.engine.empty([B, T, H * Dh]);
   const lse = untracked(g.engine, [B, H, T]);
-  try {
-    attentionForward(g.batch, { qkv: qkv.buffer, out: out.buffer, lse: lse.buffer }, dims);
-  } catch (e) {
-    lse.dispose(); // untracked: no scope would free it
-    throw e;
-  }
+  launchWith([lse], () => attentionForward(g.batch, { qkv: qkv.buffer, out: out.buffer, lse: lse.buffer }, dims));
   if (!g.wants(qkv)) {
     lse.dispose();
     return out;

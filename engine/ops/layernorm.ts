@@ -2,7 +2,7 @@
 // the backward never recomputes statistics; one kernel writes dx, dgamma and dbeta.
 import { accumulate, scale } from '../../kernels/elementwise.js';
 import { layerNormBackward, layerNormForward } from '../../kernels/layernorm.js';
-import { checkShape, untracked, type Tape } from '../tape.js';
+import { checkShape, launchWith, untracked, type Tape } from '../tape.js';
 import type { Tensor } from '../tensor.js';
 
 /** (x − mean) / sqrt(var + eps) · gamma + beta over x's last dim; without gamma/beta, non-affine. */
@@ -16,14 +16,7 @@ export function layerNorm(g: Tape, x: Tensor, gamma?: Tensor | null, beta?: Tens
   const y = g.engine.empty(x.shape);
   const mean = untracked(g.engine, [rows]);
   const rstd = untracked(g.engine, [rows]);
-  try {
-    layerNormForward(g.batch, { x: x.buffer, y: y.buffer, mean: mean.buffer, rstd: rstd.buffer, gamma: gamma?.buffer, beta: beta?.buffer }, { rows, dim, eps });
-  } catch (e) {
-    // untracked: no scope would free them (y is the scope's)
-    mean.dispose();
-    rstd.dispose();
-    throw e;
-  }
+  launchWith([mean, rstd], () => layerNormForward(g.batch, { x: x.buffer, y: y.buffer, mean: mean.buffer, rstd: rstd.buffer, gamma: gamma?.buffer, beta: beta?.buffer }, { rows, dim, eps }));
   if (!record) {
     // Released in the open batch: later dispatches may reuse them, which is ordered after this one.
     mean.dispose();

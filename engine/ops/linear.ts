@@ -6,7 +6,7 @@ import { castF32ToF16 } from '../../kernels/cast.js';
 import { geluBackward } from '../../kernels/gelu.js';
 import { matmul as matmulKernel } from '../../kernels/matmul.js';
 import { reduceAxis } from '../../kernels/reduce.js';
-import { checkShape, untracked, type Tape } from '../tape.js';
+import { checkShape, launchWith, untracked, type Tape } from '../tape.js';
 import type { Tensor } from '../tensor.js';
 
 export type Precision = 'f32' | 'f16';
@@ -44,12 +44,7 @@ export function linear(g: Tape, x: Tensor, weight: Tensor, bias?: Tensor | null,
   const pre = gelu && record ? g.engine.empty(y.shape) : undefined;
   const xin = half ? toF16(g, x) : x;
   const win = half ? toF16(g, weight) : weight;
-  try {
-    matmulKernel(g.batch, { a: xin.buffer, b: win.buffer, c: y.buffer, bias: bias?.buffer, preact: pre?.buffer }, { M, N, K, transB: true, activation: gelu ? 'gelu' : 'none' }, mm);
-  } catch (e) {
-    if (half) [xin, win].forEach((t) => t.dispose()); // untracked copies: no scope would free them
-    throw e;
-  }
+  launchWith(half ? [xin, win] : [], () => matmulKernel(g.batch, { a: xin.buffer, b: win.buffer, c: y.buffer, bias: bias?.buffer, preact: pre?.buffer }, { M, N, K, transB: true, activation: gelu ? 'gelu' : 'none' }, mm));
   const needW = record && g.requiresGrad(weight);
   const needX = record && g.requiresGrad(x);
   // Keep what the backward reads: x for dW, W for dx (the f16 copies themselves when half).

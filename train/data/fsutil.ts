@@ -147,18 +147,19 @@ export async function lockFolder(dir: string, what: string): Promise<() => void>
   const { fs, path, os } = await nodeMods();
   const file = path.join(fs.realpathSync(dir), '.lock'); // one key for every spelling of the folder
   const me: FolderLock = { pid: process.pid, start: processStart(fs, process.pid), host: os.hostname(), what, since: new Date().toISOString() };
+  const body = JSON.stringify(me) + '\n';
   const hint = `; if nothing runs there, remove ${file}`;
   sweepLockTemps(fs, path, path.dirname(file));
   for (let attempt = 0; attempt < 5; attempt++) {
     const tmp = `${file}.new-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
     try {
-      fs.writeFileSync(tmp, JSON.stringify(me) + '\n');
+      fs.writeFileSync(tmp, body);
       try {
         fs.linkSync(tmp, file);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw e;
         // no hard links here (FAT, some network mounts): an exclusive create, written just after
-        fs.writeFileSync(file, JSON.stringify(me) + '\n', { flag: 'wx' });
+        fs.writeFileSync(file, body, { flag: 'wx' });
       }
       heldLocks.add(file);
       return () => {

@@ -33,7 +33,7 @@ import { checkPreprocessOptions, leadList, preprocess, type PreprocessOptions, t
 import { loadPtbxlIndex, ptbxlLabels, ptbxlRecordPath } from './ptbxl.js';
 import { LEADS_12, LEADS_8, reasonOf, RecordError, type EcgRecord } from './record.js';
 import { synthRecord, type SynthOptions } from './synth.js';
-import { loadWfdbRecord, parseWfdbHeader } from './wfdb.js';
+import { loadWfdbRecord, parseWfdbHeader, wfdbRecordLine } from './wfdb.js';
 
 export type PrepareSource = 'ptbxl' | 'challenge' | 'code15' | 'wfdb' | 'npy' | 'synth';
 
@@ -179,15 +179,6 @@ function itemId(it: Item): string {
 // ---------------------------------------------------------------------------------------------
 // Scanning a source tree
 
-/** A WFDB header's record line: its first line that is neither blank nor a comment, trimmed. */
-function recordLine(text: string): string {
-  for (const line of text.split('\n')) {
-    const t = line.trim();
-    if (t && !t.startsWith('#')) return t;
-  }
-  return '';
-}
-
 /** Drops the headers that multi-segment records name as their segments (and layout): those are
  *  read as parts of their record, not as records of their own. */
 async function withoutSegmentHeaders(heas: string[], log: (m: string) => void): Promise<string[]> {
@@ -201,7 +192,7 @@ async function withoutSegmentHeaders(heas: string[], log: (m: string) => void): 
       continue; // unreadable (e.g. a dangling link): reported with its reason when the record is read
     }
     // cheap test first: a master header's record line (its first line not a comment) reads 'name/segments ...'
-    if (!/^[^#\s/]+\/\d+(\s|$)/.test(recordLine(text))) continue;
+    if (!/^[^#\s/]+\/\d+(\s|$)/.test(wfdbRecordLine(text))) continue;
     let segments;
     try {
       segments = parseWfdbHeader(text).segments;

@@ -93,11 +93,23 @@ function intField(s: string | undefined, what: string): number | undefined {
   return Number(s);
 }
 
+/** A header's lines as parseWfdbHeader reads them. */
+const LINES = /\r\n|\r|\n/;
+
+/** A header's record line (its first line neither blank nor a comment), trimmed; '' if none. */
+export function wfdbRecordLine(text: string): string {
+  for (const raw of text.split(LINES)) {
+    const line = raw.trim();
+    if (line && !line.startsWith('#')) return line;
+  }
+  return '';
+}
+
 export function parseWfdbHeader(text: string): WfdbHeader {
   const comments: string[] = [];
   const info: string[] = [];
   let head: WfdbHeader | undefined;
-  for (const raw of text.split(/\r\n|\r|\n/)) {
+  for (const raw of text.split(LINES)) {
     const line = raw.trim();
     if (line === '') continue;
     if (line.startsWith('#')) {
