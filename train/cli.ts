@@ -6,6 +6,7 @@ import { Engine } from '../engine/engine.js';
 import { parseLossScale } from '../engine/lossscale.js';
 import { smokeDemo } from './smoke.js';
 import { openDataset } from './data/dataset.js';
+import { addLabels } from './data/labels.js';
 import { prepare, type PrepareOptions, type PrepareSource } from './data/prepare.js';
 import { progressBar } from './progress.js';
 import { f32OrF16, list, LOSS_SCALE_HELP, nonNegInt, nonNegNum, posInt, posNum, precision, qualityKinds } from './cli-args.js';
@@ -108,6 +109,25 @@ program
     } finally {
       ds.close();
     }
+  });
+
+program
+  .command('labels')
+  .description("join a CSV table of one's own (ECG features such as heart rate or QRS duration, outcomes) into a prepared dataset's labels, by record id")
+  .requiredOption('--data <dir>', 'prepared dataset folder')
+  .requiredOption('--csv <file>', 'table with a header row and one row per record')
+  .option('--key <column>', 'column holding the record id (default: the first)')
+  .option('--columns <list>', 'columns to join, each column or column:field (default: every other column, up to 32)', list)
+  .option('--match <id|basename>', "compare keys with the whole record id, or with its last path part (WFDB and Challenge ids are paths)", 'id')
+  .option('--replace', "replace label fields the dataset's source wrote (fields of an earlier join are replaced anyway)")
+  .action(async (o) => {
+    if (o.match !== 'id' && o.match !== 'basename') throw new Error(`--match must be id or basename, got '${o.match}'`);
+    const r = await addLabels(o.data, o.csv, { key: o.key, columns: o.columns, match: o.match, replace: o.replace });
+    console.log(`${o.data}: ${r.fields.length} label field(s) from ${r.file} (key ${r.key}) joined to ${r.matched} of ${r.records} records` +
+      (r.records > r.matched ? `; ${r.records - r.matched} records have no row` : '') +
+      (r.unmatchedRows ? `; ${r.unmatchedRows} rows match no record (e.g. ${r.unmatchedKeys.join(', ')})` : '') +
+      (r.emptyKeys ? `; ${r.emptyKeys} rows without a key skipped` : ''));
+    for (const f of r.fields) console.log(`  ${f}: ${r.counts[f].numbers} numbers, ${r.counts[f].texts} texts, ${r.matched - r.counts[f].numbers - r.counts[f].texts} missing`);
   });
 
 program

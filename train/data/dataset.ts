@@ -2,6 +2,7 @@
 // (f32 or f16), so record i of a shard starts at i × recordBytes and the files can be memory-mapped
 // (numpy.memmap, mmap) as they are; plus manifest.json with records, labels, folds, provenance,
 // preprocessing settings and a SHA-256 per shard. Reading streams from disk, one record at a time.
+import type { LabelJoin } from './labels.js';
 import { Rng } from '../../engine/random.js';
 import { f32ToF16Bits, halfToFloatTable } from '../../model/safetensors.js';
 import { atomicWrite, nodeMods, sha256, sha256File } from './fsutil.js';
@@ -50,6 +51,8 @@ export interface Manifest {
   /** sha256OfManifest of the fields above, written with them: an edit or corruption of what fixes
    *  the samples and their order is refused on reading (absent in manifests written before it). */
   dataSha256?: string;
+  /** Tables joined into the records' labels after prepare (`ecg-jepa labels`); absent if none. */
+  labelJoins?: LabelJoin[];
 }
 
 export const LAYOUT = 'little-endian, no header, record-major [record][lead][sample]';

@@ -34,6 +34,7 @@ import { loadPtbxlIndex, ptbxlLabels, ptbxlRecordPath } from './ptbxl.js';
 import { LEADS_12, LEADS_8, reasonOf, RecordError, type EcgRecord } from './record.js';
 import { synthRecord, type SynthOptions } from './synth.js';
 import { loadWfdbRecord, parseWfdbHeader, wfdbRecordLine } from './wfdb.js';
+import { carryJoinedLabels } from './labels.js';
 
 export type PrepareSource = 'ptbxl' | 'challenge' | 'code15' | 'wfdb' | 'npy' | 'synth';
 
@@ -692,6 +693,19 @@ function outOfRange(x: Float32Array, dtype: 'f32' | 'f16'): string | null {
   return null;
 }
 
+/** The records and joins of the manifest a run writes over (null: none, or unreadable: said in the log). */
+async function previousLabels(out: string, log: (m: string) => void): Promise<Pick<Manifest, 'records' | 'labelJoins'> | null> {
+  const { fsp, path } = await nodeMods();
+  const file = path.join(out, 'manifest.json');
+  try {
+    const m = JSON.parse(await fsp.readFile(file, 'utf8')) as Partial<Manifest>;
+    return Array.isArray(m.records) ? { records: m.records, labelJoins: m.labelJoins } : null;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') log(`prepare: the previous ${file} is unreadable (${(e as Error).message}); labels joined into it are not carried over`);
+    return null;
+  }
+}
+
 export async function prepare(o: PrepareOptions): Promise<PrepareResult> {
   const { fs, fsp, path, os } = await nodeMods();
   const log = o.log ?? (() => undefined);
@@ -846,6 +860,15 @@ export async function prepare(o: PrepareOptions): Promise<PrepareResult> {
       skipped: { count: skipped.length, byReason, report: 'skipped.jsonl' },
       created: new Date().toISOString(),
     };
+    const previous = await previousLabels(out, log);
+    if (previous) {
+      const c = carryJoinedLabels(previous, records);
+      if (c.joins.length) {
+        manifest.labelJoins = c.joins;
+        log(`prepare: labels joined from ${c.joins.map((j) => j.file).join(', ')} carried over to ${c.carried} records` +
+          (c.missing ? `; ${c.missing} new records have none (run ecg-jepa labels again)` : ''));
+      }
+    }
     await writeManifest(out, manifest);
     progress.phase = 'done';
     o.onProgress?.({ ...progress });

@@ -1,0 +1,131 @@
+// Labels joined from a CSV table into a prepared dataset (train/data/labels.ts, `ecg-jepa labels`):
+// values, keys, refusals, what a re-join replaces, and prepare carrying joined labels over. Node only.
+import { assert, expectReject, expectThrow, isBrowser } from '../helpers.js';
+
+if (!isBrowser)
+  describe('data: labels joined from a table', function () {
+    this.timeout(60_000);
+    let tmp = '';
+    const mods = async () => {
+      const fs = await import('node:fs');
+      const path = await import('node:path');
+      const os = await import('node:os');
+      const labels = await import('../../train/data/labels.js');
+      const ds = await import('../../train/data/dataset.js');
+      return { fs, path, os, ...labels, ...ds };
+    };
+    /** A 4-record dataset whose ids are given, each with a source label `rhythm`. */
+    const dataset = async (name: string, ids: string[]) => {
+      const { path, writeDataset } = await mods();
+      const dir = path.join(tmp, name);
+      await writeDataset(dir, ids.map((id, i) => ({ id, x: new Float32Array(2 * 8).fill(i), labels: { rhythm: i % 2 ? 'AF' : 'SR' }, fold: i })), { leads: ['I', 'II'], fs: 250, samples: 8 });
+      return dir;
+    };
+    const write = async (name: string, text: string) => {
+      const { fs, path } = await mods();
+      const f = path.join(tmp, name);
+      fs.writeFileSync(f, text);
+      return f;
+    };
+
+    before(async () => {
+      const { fs, path, os } = await mods();
+      tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'labels-'));
+    });
+    after(async () => {
+      const { fs } = await mods();
+      fs.rmSync(tmp, { recursive: true, force: true });
+    });
+
+    it('cells: numbers where they read as one, missing markers dropped, the rest text; digit keys without leading zeros', async () => {
+      const { cellValue, canonicalKey } = await mods();
+      const cases: [string, unknown][] = [['72', 72], [' -0.5 ', -0.5], ['1e3', 1000], ['.25', 0.25], ['', undefined], ['NaN', undefined], ['n/a', undefined],
+        ['0x10', '0x10'], ['Infinity', 'Infinity'], ['1,5', '1,5'], ['AF', 'AF'], ['12 ms', '12 ms']];
+      for (const [s, want] of cases) assert(cellValue(s) === want, `cellValue(${JSON.stringify(s)}) = ${JSON.stringify(cellValue(s))}, want ${JSON.stringify(want)}`);
+      assert(canonicalKey('00042') === '42' && canonicalKey('0') === '0' && canonicalKey(' A0042 ') === 'A0042', 'canonical keys');
+    });
+
+    it('joins numbers and texts by record id; records without a row keep none; the samples and their hash stay', async () => {
+      const { path, fs, addLabels, readManifest, openDataset } = await mods();
+      const dir = await dataset('a', ['1', '2', '3', '4']);
+      const before = await readManifest(dir);
+      const csv = await write('feat.csv', 'ecg_id,HR,QRS_ms,note\n00001,61.5,92,\n2,nan,101,wide\n4,80,,ok\n9,70,90,\n');
+      const r = await addLabels(dir, csv, { columns: ['HR:hr', 'QRS_ms:qrs_ms', 'note'] });
+      assert(r.key === 'ecg_id' && r.matched === 3 && r.records === 4 && r.unmatchedRows === 1 && r.unmatchedKeys.join() === '9', `report ${JSON.stringify(r)}`);
+      assert(JSON.stringify(r.counts) === JSON.stringify({ hr: { numbers: 2, texts: 0 }, qrs_ms: { numbers: 2, texts: 0 }, note: { numbers: 0, texts: 2 } }), `counts ${JSON.stringify(r.counts)}`);
+      const m = await readManifest(dir); // the hash of what fixes the samples still matches
+      assert(m.dataSha256 === before.dataSha256, 'dataSha256 unchanged');
+      const labels = m.records.map((x) => x.labels);
+      assert(JSON.stringify(labels) === JSON.stringify([
+        { rhythm: 'SR', hr: 61.5, qrs_ms: 92 }, { rhythm: 'AF', qrs_ms: 101, note: 'wide' }, { rhythm: 'SR' }, { rhythm: 'AF', hr: 80, note: 'ok' },
+      ]), `labels ${JSON.stringify(labels)}`);
+      const join = m.labelJoins?.[0];
+      assert(m.labelJoins?.length === 1 && join!.key === 'ecg_id' && join!.fields.join() === 'hr,qrs_ms,note' && join!.file === path.resolve(csv) && /^[0-9a-f]{64}$/.test(join!.sha256), `joins ${JSON.stringify(m.labelJoins)}`);
+      assert(!fs.existsSync(path.join(dir, '.lock')), 'lock released');
+      const ds = await openDataset(dir, { verify: true });
+      ds.close();
+      // what probe reads: a regression target on the joined field
+      const { extractTargets } = await import('../../train/eval/probe.js');
+      const t = extractTargets(labels, 'regression', 'hr');
+      assert(t.rows.join() === '0,3' && [...t.y].join() === '61.5,80' && t.notes[0].startsWith('2 record(s)'), `targets ${JSON.stringify(t)}`);
+    });
+
+    it("a re-join replaces its own fields (stale values removed); the source's fields only with replace", async () => {
+      const { addLabels, readManifest } = await mods();
+      const dir = await dataset('b', ['1', '2', '3', '4']);
+      await addLabels(dir, await write('b1.csv', 'id,hr\n1,60\n2,70\n3,80\n'));
+      await addLabels(dir, await write('b2.csv', 'id,hr,qt\n1,61\n4,90,400\n'));
+      let m = await readManifest(dir);
+      assert(m.records.map((r) => r.labels.hr ?? '-').join() === '61,-,-,90', `hr ${m.records.map((r) => r.labels.hr)}`);
+      assert(m.labelJoins!.length === 1 && m.labelJoins![0].fields.join() === 'hr,qt', `the first join, fully replaced, is gone: ${JSON.stringify(m.labelJoins)}`);
+      const clash = await write('b3.csv', 'id,rhythm\n1,VT\n');
+      await expectReject(() => addLabels(dir, clash), /rhythm already hold the source's labels.*--replace/);
+      m = await readManifest(dir);
+      assert(m.records[0].labels.rhythm === 'SR', 'a refused join changes nothing');
+      await addLabels(dir, clash, { replace: true });
+      m = await readManifest(dir);
+      assert(m.records.map((r) => r.labels.rhythm ?? '-').join() === 'VT,-,-,-' && (m.labelJoins ?? []).length === 2, `rhythm ${m.records.map((r) => r.labels.rhythm)}`);
+    });
+
+    it('refuses duplicate keys, a missing key column, too many columns, a join matching nothing; matches path ids by basename', async () => {
+      const { addLabels, readManifest, parseLabelTable, MAX_DEFAULT_COLUMNS } = await mods();
+      const dir = await dataset('c', ['g1/A0001', 'g1/A0002', 'g2/A0003', 'g2/A0004']);
+      await expectReject(async () => addLabels(dir, await write('c1.csv', 'rec,hr\nA0001,60\nA0001,61\n'), { match: 'basename' }), /1 key\(s\) appear more than once in 'rec' \(A0001\)/);
+      await expectReject(async () => addLabels(dir, await write('c2.csv', 'rec,hr\nA0001,60\n')), /no key in 'rec' matches a record id \(ids: g1\/A0001.*keys: A0001\); for ids that are paths, try --match basename/);
+      await expectReject(async () => addLabels(dir, await write('c3.csv', 'rec,hr\nA0001,60\n'), { key: 'id' }), /no key column 'id' \(columns: rec, hr\)/);
+      const wide = ['rec', ...Array.from({ length: MAX_DEFAULT_COLUMNS + 1 }, (_, i) => `f${i}`)].join(',') + '\nA0001' + ',1'.repeat(MAX_DEFAULT_COLUMNS + 1) + '\n';
+      expectThrow(() => parseLabelTable(wide, 'wide.csv'), `${MAX_DEFAULT_COLUMNS + 1} columns besides 'rec'; choose some with --columns`);
+      expectThrow(() => parseLabelTable('rec,hr\n1,2\n', 't', { columns: ['HR'] }), "no column 'HR' (columns: rec, hr)");
+      expectThrow(() => parseLabelTable('rec,hr\n1,2\n', 't', { columns: ['hr:a.b'] }), 'needs no dots');
+      expectThrow(() => parseLabelTable('rec,hr,qt\n1,2,3\n', 't', { columns: ['hr:x', 'qt:x'] }), "label field 'x' named twice");
+      expectThrow(() => parseLabelTable('rec,hr,hr\n1,2,3\n', 't'), "column 'hr' appears twice");
+      const r = await addLabels(dir, await write('c4.csv', 'rec,hr\nA0002,66\n,70\nA0004,77\n'), { match: 'basename' });
+      assert(r.matched === 2 && r.emptyKeys === 1, `report ${JSON.stringify(r)}`);
+      const m = await readManifest(dir);
+      assert(m.records.map((x) => x.labels.hr ?? '-').join() === '-,66,-,77', `hr ${m.records.map((x) => x.labels.hr)}`);
+    });
+
+    it('prepare run again over a dataset carries the joined labels over to the records it still has', async () => {
+      const { addLabels, readManifest } = await mods();
+      const { prepare } = await import('../../train/data/prepare.js');
+      const { path } = await mods();
+      const out = path.join(tmp, 'synth');
+      await prepare({ source: 'synth', root: '', out, workers: 0, synth: { n: 4, seed: 1, noise: 1 } });
+      await addLabels(out, await write('s.csv', 'id,score\nsynth-1-0,1\nsynth-1-2,3\n'));
+      const logs: string[] = [];
+      await prepare({ source: 'synth', root: '', out, workers: 0, synth: { n: 5, seed: 1, noise: 1 }, log: (s) => logs.push(s) });
+      const m = await readManifest(out);
+      assert(m.records.map((r) => r.labels.score ?? '-').join() === '1,-,3,-,-', `score ${m.records.map((r) => r.labels.score)}`);
+      assert(m.labelJoins?.length === 1 && m.labelJoins[0].fields.join() === 'score', `joins ${JSON.stringify(m.labelJoins)}`);
+      assert(logs.some((l) => l.includes('carried over to 4 records; 1 new records have none')), `log ${logs.join(' | ')}`);
+    });
+
+    it('the command line prints the counts per field', async () => {
+      const { path } = await mods();
+      const cp = await import('node:child_process');
+      const dir = await dataset('d', ['1', '2', '3', '4']);
+      const csv = await write('d.csv', 'ecg_id,HR\n1,60\n2,x\n');
+      const out = cp.execFileSync(process.execPath, [path.resolve('dist/cli.mjs'), 'labels', '--data', dir, '--csv', csv, '--columns', 'HR:hr'], { encoding: 'utf8' });
+      assert(out.includes('1 label field(s)') && out.includes('joined to 2 of 4 records; 2 records have no row') && out.includes('hr: 1 numbers, 1 texts, 0 missing'), out);
+    });
+  });

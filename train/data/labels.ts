@@ -1,0 +1,228 @@
+// Labels from a table of one's own joined into a prepared dataset's manifest: ECG features measured
+// elsewhere (heart rate, QRS duration from PTB-XL+ or a delineator, keyed by ecg_id), outcomes,
+// demographics. Only manifest.json changes: the shards and what fixes them (dataSha256) stay.
+import { parseCsv } from './ptbxl.js';
+import { lockFolder, nodeMods, readText, sha256 } from './fsutil.js';
+import { readManifest, writeManifest, type Manifest, type ManifestRecord } from './dataset.js';
+
+/** One join, kept in the manifest so a re-run of prepare carries its values over. */
+export interface LabelJoin {
+  /** The table as given (resolved), its SHA-256 and the key column. */
+  file: string;
+  sha256: string;
+  key: string;
+  /** How record ids were matched to keys. */
+  match: LabelMatch;
+  /** Label fields written: the column, or its new name. */
+  fields: string[];
+  joined: string;
+}
+
+/** `id`: the whole record id; `basename`: its last path part (WFDB and Challenge ids are paths). */
+export type LabelMatch = 'id' | 'basename';
+
+/** More columns than this need --columns: every value is repeated in each record's manifest line. */
+export const MAX_DEFAULT_COLUMNS = 32;
+
+export interface LabelTable {
+  key: string;
+  /** [column in the file, label field] pairs. */
+  columns: [string, string][];
+  /** Canonical key → the row's values by label field (missing values absent). */
+  rows: Map<string, Record<string, number | string>>;
+  /** Rows without a key value. */
+  emptyKeys: number;
+}
+
+export interface LabelOptions {
+  /** Key column (default: the first). */
+  key?: string;
+  /** Columns to join, each `column` or `column:field` (default: every column but the key). */
+  columns?: readonly string[];
+  match?: LabelMatch;
+  /** Replace label fields that prepare wrote (fields of an earlier join are replaced anyway). */
+  replace?: boolean;
+}
+
+export interface LabelReport {
+  file: string;
+  key: string;
+  fields: string[];
+  records: number;
+  /** Records that found a row. */
+  matched: number;
+  /** Table rows that found no record (a few examples in `unmatchedKeys`). */
+  unmatchedRows: number;
+  unmatchedKeys: string[];
+  emptyKeys: number;
+  /** Per field: numeric and text values among the matched records (the rest: missing). */
+  counts: Record<string, { numbers: number; texts: number }>;
+}
+
+const NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+const MISSING = new Set(['', 'nan', 'na', 'n/a', 'null', 'none']);
+
+/** A cell as a label value: a number where it reads as one, undefined where missing, else the text. */
+export function cellValue(s: string): number | string | undefined {
+  const t = s.trim();
+  if (MISSING.has(t.toLowerCase())) return undefined;
+  if (NUMBER.test(t)) {
+    const n = Number(t);
+    if (Number.isFinite(n)) return n;
+  }
+  return t;
+}
+
+/** Keys and ids compared as written, except that digits-only ones drop leading zeros (00042 = 42). */
+export function canonicalKey(s: string): string {
+  const t = s.trim();
+  return /^\d+$/.test(t) ? t.replace(/^0+(?=\d)/, '') : t;
+}
+
+function recordKey(id: string, match: LabelMatch): string {
+  return canonicalKey(match === 'basename' ? id.slice(Math.max(id.lastIndexOf('/'), id.lastIndexOf('\\')) + 1) : id);
+}
+
+/** Parses a CSV table (header row first) into label rows by key. `name` appears in errors. */
+export function parseLabelTable(text: string, name: string, o: Pick<LabelOptions, 'key' | 'columns'> = {}): LabelTable {
+  const [head, ...body] = parseCsv(text);
+  if (!head || !head.length) throw new Error(`${name}: empty table`);
+  const header = head.map((h) => h.trim());
+  const dup = header.find((h, i) => header.indexOf(h) !== i);
+  if (dup !== undefined) throw new Error(`${name}: column '${dup}' appears twice in the header`);
+  const listed = `columns: ${header.slice(0, 20).join(', ')}${header.length > 20 ? `, ... (${header.length})` : ''}`;
+  const key = o.key ?? header[0];
+  const keyIx = header.indexOf(key);
+  if (keyIx < 0) throw new Error(`${name}: no key column '${key}' (${listed})`);
+  let columns: [string, string][];
+  if (o.columns?.length) {
+    columns = o.columns.map((c) => {
+      const [col, field = col] = c.split(':').map((s) => s.trim());
+      if (!header.includes(col)) throw new Error(`${name}: no column '${col}' (${listed})`);
+      if (col === key) throw new Error(`${name}: '${col}' is the key column`);
+      if (!field || field.includes('.')) throw new Error(`--columns: '${c}': a label field name needs no dots and cannot be empty`);
+      return [col, field];
+    });
+  } else {
+    columns = header.filter((h) => h !== key).map((h) => [h, h]);
+    if (columns.length > MAX_DEFAULT_COLUMNS)
+      throw new Error(`${name} has ${columns.length} columns besides '${key}'; choose some with --columns (each is stored in every record's manifest line), e.g. ${columns.slice(0, 3).map(([c]) => c).join(',')}`);
+  }
+  if (!columns.length) throw new Error(`${name}: no column besides the key '${key}'`);
+  const fields = columns.map(([, f]) => f);
+  const twice = fields.find((f, i) => fields.indexOf(f) !== i);
+  if (twice !== undefined) throw new Error(`--columns: label field '${twice}' named twice`);
+  const ix = columns.map(([c]) => header.indexOf(c));
+  const rows = new Map<string, Record<string, number | string>>();
+  const duplicates: string[] = [];
+  let emptyKeys = 0;
+  for (const r of body) {
+    const k = canonicalKey(r[keyIx] ?? '');
+    if (!k) {
+      emptyKeys++;
+      continue;
+    }
+    if (rows.has(k)) {
+      duplicates.push(k);
+      continue;
+    }
+    const values: Record<string, number | string> = {};
+    columns.forEach(([, field], j) => {
+      const v = cellValue(r[ix[j]] ?? '');
+      if (v !== undefined) values[field] = v;
+    });
+    rows.set(k, values);
+  }
+  if (duplicates.length) throw new Error(`${name}: ${duplicates.length} key(s) appear more than once in '${key}' (${duplicates.slice(0, 5).join(', ')}); which row applies would be a guess`);
+  return { key, columns, rows, emptyKeys };
+}
+
+/** Fields that each join of `joins` wrote (those a new join may replace without --replace). */
+function joinedFields(joins: readonly LabelJoin[]): Set<string> {
+  return new Set(joins.flatMap((j) => j.fields));
+}
+
+/**
+ * Writes `table`'s values into `records`' labels (in place). Fields written by earlier joins are
+ * replaced; other existing fields (prepare's) only with `replace`. Returns the counts.
+ */
+export function joinLabels(records: ManifestRecord[], table: LabelTable, earlier: readonly LabelJoin[], o: Pick<LabelOptions, 'match' | 'replace'> = {}): Omit<LabelReport, 'file'> {
+  const match = o.match ?? 'id';
+  const fields = table.columns.map(([, f]) => f);
+  const mayReplace = joinedFields(earlier);
+  if (!o.replace) {
+    const clash = fields.filter((f) => !mayReplace.has(f) && records.some((r) => r.labels && f in r.labels));
+    if (clash.length) throw new Error(`label field(s) ${clash.join(', ')} already hold the source's labels; rename with --columns col:name, or give --replace`);
+  }
+  const keys = records.map((r) => recordKey(r.id, match));
+  const seen = new Set<string>();
+  const counts: LabelReport['counts'] = Object.fromEntries(fields.map((f) => [f, { numbers: 0, texts: 0 }]));
+  let matched = 0;
+  records.forEach((r, i) => {
+    const labels = (r.labels ??= {});
+    for (const f of fields) delete labels[f]; // a record without a row (or a value) keeps no stale one
+    const row = table.rows.get(keys[i]);
+    if (!row) return;
+    seen.add(keys[i]);
+    matched++;
+    for (const [f, v] of Object.entries(row)) {
+      labels[f] = v;
+      counts[f][typeof v === 'number' ? 'numbers' : 'texts']++;
+    }
+  });
+  const unmatched = [...table.rows.keys()].filter((k) => !seen.has(k));
+  return { key: table.key, fields, records: records.length, matched, unmatchedRows: unmatched.length, unmatchedKeys: unmatched.slice(0, 5), emptyKeys: table.emptyKeys, counts };
+}
+
+/**
+ * Joins the CSV `file` into the prepared dataset in `dir` (holding the folder's lock; manifest.json
+ * rewritten atomically). Refuses a join that matches no record, naming ids and keys of both sides.
+ */
+export async function addLabels(dir: string, file: string, o: LabelOptions = {}): Promise<LabelReport> {
+  const { path } = await nodeMods();
+  const release = await lockFolder(dir, 'labels');
+  try {
+    const manifest = await readManifest(dir);
+    const text = await readText(file);
+    const table = parseLabelTable(text, file, o);
+    const earlier = manifest.labelJoins ?? [];
+    const report = joinLabels(manifest.records, table, earlier, o);
+    if (report.matched === 0) {
+      const ids = manifest.records.slice(0, 3).map((r) => r.id);
+      const keys = [...table.rows.keys()].slice(0, 3);
+      throw new Error(`${file}: no key in '${table.key}' matches a record id (ids: ${ids.join(', ')}; keys: ${keys.join(', ')})` +
+        (o.match !== 'basename' && ids.some((id) => /[/\\]/.test(id)) ? '; for ids that are paths, try --match basename' : ''));
+    }
+    const join: LabelJoin = { file: path.resolve(file), sha256: await sha256(text), key: table.key, match: o.match ?? 'id', fields: report.fields, joined: new Date().toISOString() };
+    // an earlier join keeps only the fields this one did not replace
+    manifest.labelJoins = [...earlier.map((j) => ({ ...j, fields: j.fields.filter((f) => !report.fields.includes(f)) })).filter((j) => j.fields.length), join];
+    await writeManifest(dir, manifest);
+    return { file, ...report };
+  } finally {
+    release();
+  }
+}
+
+/**
+ * For prepare writing over a dataset with joined labels: copies the joined fields from the old
+ * manifest's records to the new ones of the same id (in place). Returns the joins to keep and how
+ * many new records found no old one.
+ */
+export function carryJoinedLabels(old: Pick<Manifest, 'records' | 'labelJoins'>, records: ManifestRecord[]): { joins: LabelJoin[]; carried: number; missing: number } {
+  const joins = old.labelJoins ?? [];
+  if (!joins.length) return { joins: [], carried: 0, missing: 0 };
+  const fields = [...joinedFields(joins)];
+  const byId = new Map(old.records.map((r) => [r.id, r.labels ?? {}]));
+  let carried = 0;
+  for (const r of records) {
+    const from = byId.get(r.id);
+    if (!from) continue;
+    carried++;
+    const labels = (r.labels ??= {});
+    for (const f of fields) {
+      delete labels[f];
+      if (f in from) labels[f] = from[f];
+    }
+  }
+  return { joins, carried, missing: records.length - carried };
+}
