@@ -7,6 +7,7 @@ import { parseLossScale } from '../engine/lossscale.js';
 import { smokeDemo } from './smoke.js';
 import { openDataset } from './data/dataset.js';
 import { addLabels } from './data/labels.js';
+import { deriveLabels, DERIVABLE } from './data/derive.js';
 import { prepare, type PrepareOptions, type PrepareSource } from './data/prepare.js';
 import { progressBar } from './progress.js';
 import { f32OrF16, list, LOSS_SCALE_HELP, nonNegInt, nonNegNum, posInt, posNum, precision, qualityKinds } from './cli-args.js';
@@ -113,15 +114,25 @@ program
 
 program
   .command('labels')
-  .description("join a CSV table of one's own (ECG features such as heart rate or QRS duration, outcomes) into a prepared dataset's labels, by record id")
+  .description("add labels to a prepared dataset: join a CSV table of one's own by record id (ECG features, outcomes), or measure one from the signals (--derive hr)")
   .requiredOption('--data <dir>', 'prepared dataset folder')
-  .requiredOption('--csv <file>', 'table with a header row and one row per record')
+  .option('--csv <file>', 'table with a header row and one row per record')
   .option('--key <column>', 'column holding the record id (default: the first)')
   .option('--columns <list>', 'columns to join, each column or column:field (default: every other column, up to 32)', list)
   .option('--match <id|basename>', "compare keys with the whole record id, or with its last path part (WFDB and Challenge ids are paths)", 'id')
+  .option('--derive <what[:field]>', `measure from the signals instead: ${DERIVABLE.join(', ')} (heart rate in bpm: the median over leads of 60 / mean R–R), stored as field (default: what)`)
   .option('--replace', "replace label fields the dataset's source wrote (fields of an earlier join are replaced anyway)")
   .action(async (o) => {
+    if (!o.csv === !o.derive) throw new Error('give --csv <file> or --derive <what>');
     if (o.match !== 'id' && o.match !== 'basename') throw new Error(`--match must be id or basename, got '${o.match}'`);
+    if (o.derive) {
+      if (o.key || o.columns || o.match !== 'id') throw new Error('--key, --columns and --match go with --csv');
+      const [what, field] = String(o.derive).split(':');
+      const bar = progressBar(`derive ${what}`, '{bar} {value}/{total} records | ETA {eta_formatted}');
+      const r = await deriveLabels(o.data, what, { field, replace: o.replace, onProgress: (d, t) => bar.update(d, t) }).finally(() => bar.stop());
+      console.log(`${o.data}: ${what} measured as '${r.field}' in ${r.measured} of ${r.records} records` + (r.records > r.measured ? ` (${r.records - r.measured} without 3 beats in any lead, or out of 20–300 bpm)` : ''));
+      return;
+    }
     const r = await addLabels(o.data, o.csv, { key: o.key, columns: o.columns, match: o.match, replace: o.replace });
     console.log(`${o.data}: ${r.fields.length} label field(s) from ${r.file} (key ${r.key}) joined to ${r.matched} of ${r.records} records` +
       (r.records > r.matched ? `; ${r.records - r.matched} records have no row` : '') +

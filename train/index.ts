@@ -9,6 +9,7 @@ export * from './data/dataset.js';
 export * from './data/union.js';
 export * from './data/prepare.js';
 export * from './data/labels.js';
+export * from './data/derive.js';
 export * from './data/dsp.js';
 export * from './data/preprocess.js';
 export * from './data/synth.js';

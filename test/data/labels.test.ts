@@ -60,7 +60,7 @@ if (!isBrowser)
         { rhythm: 'SR', hr: 61.5, qrs_ms: 92 }, { rhythm: 'AF', qrs_ms: 101, note: 'wide' }, { rhythm: 'SR' }, { rhythm: 'AF', hr: 80, note: 'ok' },
       ]), `labels ${JSON.stringify(labels)}`);
       const join = m.labelJoins?.[0];
-      assert(m.labelJoins?.length === 1 && join!.key === 'ecg_id' && join!.fields.join() === 'hr,qrs_ms,note' && join!.file === path.resolve(csv) && /^[0-9a-f]{64}$/.test(join!.sha256), `joins ${JSON.stringify(m.labelJoins)}`);
+      assert(m.labelJoins?.length === 1 && join!.key === 'ecg_id' && join!.fields.join() === 'hr,qrs_ms,note' && join!.source === path.resolve(csv) && /^[0-9a-f]{64}$/.test(join!.sha256), `joins ${JSON.stringify(m.labelJoins)}`);
       assert(!fs.existsSync(path.join(dir, '.lock')), 'lock released');
       const ds = await openDataset(dir, { verify: true });
       ds.close();
@@ -120,6 +120,43 @@ if (!isBrowser)
       assert(logs.some((l) => l.includes('carried over to 4 records; 1 new records have none')), `log ${logs.join(' | ')}`);
     });
 
+    it('heart rate measured from the signals: exact on a pulse train, a noisy lead outvoted, none from noise or a flat line', async () => {
+      const { heartRate } = await import('../../train/data/derive.js');
+      const { Rng } = await import('../../engine/random.js');
+      const fs = 250, n = 2500, leads = 8;
+      const rng = new Rng(3);
+      const x = new Float32Array(leads * n);
+      for (let l = 0; l < leads; l++)
+        for (let i = 0; i < n; i++) {
+          const t = i / fs, phase = ((t + 0.1 * l) % (60 / 72)) - 0.3; // 72 bpm, a beat 0.3 s into each period
+          x[l * n + i] = (l === 2 ? 0 : Math.exp(-(phase * phase) / (2 * 0.012 ** 2))) + (l === 2 ? 0.8 * rng.normal() : 0.01 * rng.normal());
+        }
+      const hr = heartRate(x, leads, fs);
+      assert(hr !== undefined && Math.abs(hr - 72) < 0.2, `pulse train: ${hr} bpm, want 72`);
+      const noise = Float32Array.from({ length: leads * n }, () => 0.05 * rng.normal());
+      assert(heartRate(new Float32Array(leads * n), leads, fs) === undefined, 'a flat record has no rate');
+      const fromNoise = heartRate(noise, leads, fs);
+      assert(fromNoise === undefined || fromNoise > 100, `noise read as a plausible rate: ${fromNoise}`);
+    });
+
+    it('--derive hr on synthetic ECGs agrees with their labels; stored under its own field, the source\'s hr kept', async () => {
+      const { path, readManifest } = await mods();
+      const { prepare } = await import('../../train/data/prepare.js');
+      const { deriveLabels } = await import('../../train/data/derive.js');
+      const out = path.join(tmp, 'synth-hr');
+      await prepare({ source: 'synth', root: '', out, workers: 0, synth: { n: 40, seed: 7, noise: 1 } });
+      await expectReject(() => deriveLabels(out, 'hr'), /label field\(s\) hr already hold the source's labels/);
+      await expectReject(() => deriveLabels(out, 'qrs'), "can measure hr, not 'qrs'");
+      const seen: number[] = [];
+      const r = await deriveLabels(out, 'hr', { field: 'hr_ecg', onProgress: (d) => seen.push(d) });
+      assert(r.records === 40 && r.measured === 40 && seen[seen.length - 1] === 40, `report ${JSON.stringify(r)}, progress ${seen}`);
+      const m = await readManifest(out);
+      const err = m.records.map((x) => Math.abs((x.labels.hr_ecg as number) - (x.labels.hr as number))).sort((a, b) => a - b);
+      const mae = err.reduce((a, b) => a + b, 0) / err.length;
+      assert(mae < 1 && err[20] < 0.2 && err.filter((e) => e > 5).length <= 2, `|measured − label| bpm: MAE ${mae.toFixed(2)}, median ${err[20].toFixed(2)}, max ${err[39].toFixed(1)}`);
+      assert(m.labelJoins?.length === 1 && m.labelJoins[0].source === 'derived:hr' && m.labelJoins[0].fields.join() === 'hr_ecg', `joins ${JSON.stringify(m.labelJoins)}`);
+    });
+
     it('the command line prints the counts per field', async () => {
       const { path } = await mods();
       const cp = await import('node:child_process');
@@ -127,5 +164,9 @@ if (!isBrowser)
       const csv = await write('d.csv', 'ecg_id,HR\n1,60\n2,x\n');
       const out = cp.execFileSync(process.execPath, [path.resolve('dist/cli.mjs'), 'labels', '--data', dir, '--csv', csv, '--columns', 'HR:hr'], { encoding: 'utf8' });
       assert(out.includes('1 label field(s)') && out.includes('joined to 2 of 4 records; 2 records have no row') && out.includes('hr: 1 numbers, 1 texts, 0 missing'), out);
+      const both = cp.spawnSync(process.execPath, [path.resolve('dist/cli.mjs'), 'labels', '--data', dir, '--csv', csv, '--derive', 'hr'], { encoding: 'utf8' });
+      assert(both.status !== 0 && both.stderr.includes('give --csv <file> or --derive <what>'), `--csv with --derive: ${both.status} ${both.stderr}`);
+      const derived = cp.execFileSync(process.execPath, [path.resolve('dist/cli.mjs'), 'labels', '--data', dir, '--derive', 'hr:rate'], { encoding: 'utf8' });
+      assert(derived.includes("hr measured as 'rate' in 0 of 4 records (4 without 3 beats in any lead, or out of 20–300 bpm)"), derived);
     });
   });

@@ -7,8 +7,9 @@ import { readManifest, writeManifest, type Manifest, type ManifestRecord } from 
 
 /** One join, kept in the manifest so a re-run of prepare carries its values over. */
 export interface LabelJoin {
-  /** The table as given (resolved), its SHA-256 and the key column. */
-  file: string;
+  /** The table's path (resolved), or `derived:<what>` for a label measured from the signals; the
+   *  SHA-256 of the table, or of the measured values. */
+  source: string;
   sha256: string;
   key: string;
   /** How record ids were matched to keys. */
@@ -143,49 +144,70 @@ function joinedFields(joins: readonly LabelJoin[]): Set<string> {
 }
 
 /**
- * Writes `table`'s values into `records`' labels (in place). Fields written by earlier joins are
- * replaced; other existing fields (prepare's) only with `replace`. Returns the counts.
+ * Sets `fields` of each record's labels from `values[i]` (in place; a record without values, or
+ * without one of the fields, keeps none of them: no stale value stays). Fields written by earlier
+ * joins are replaced; other existing fields (the source's) only with `replace`.
  */
-export function joinLabels(records: ManifestRecord[], table: LabelTable, earlier: readonly LabelJoin[], o: Pick<LabelOptions, 'match' | 'replace'> = {}): Omit<LabelReport, 'file'> {
-  const match = o.match ?? 'id';
-  const fields = table.columns.map(([, f]) => f);
+export function setLabelFields(records: ManifestRecord[], fields: readonly string[], values: readonly (Record<string, number | string> | undefined)[], earlier: readonly LabelJoin[], replace = false): Pick<LabelReport, 'matched' | 'counts'> {
   const mayReplace = joinedFields(earlier);
-  if (!o.replace) {
+  if (!replace) {
     const clash = fields.filter((f) => !mayReplace.has(f) && records.some((r) => r.labels && f in r.labels));
-    if (clash.length) throw new Error(`label field(s) ${clash.join(', ')} already hold the source's labels; rename with --columns col:name, or give --replace`);
+    if (clash.length) throw new Error(`label field(s) ${clash.join(', ')} already hold the source's labels; choose another name (column:field), or give --replace`);
   }
-  const keys = records.map((r) => recordKey(r.id, match));
-  const seen = new Set<string>();
   const counts: LabelReport['counts'] = Object.fromEntries(fields.map((f) => [f, { numbers: 0, texts: 0 }]));
   let matched = 0;
   records.forEach((r, i) => {
     const labels = (r.labels ??= {});
-    for (const f of fields) delete labels[f]; // a record without a row (or a value) keeps no stale one
-    const row = table.rows.get(keys[i]);
+    for (const f of fields) delete labels[f];
+    const row = values[i];
     if (!row) return;
-    seen.add(keys[i]);
     matched++;
     for (const [f, v] of Object.entries(row)) {
       labels[f] = v;
       counts[f][typeof v === 'number' ? 'numbers' : 'texts']++;
     }
   });
+  return { matched, counts };
+}
+
+/** Writes `table`'s rows into the labels of the records whose ids match their keys (in place). */
+export function joinLabels(records: ManifestRecord[], table: LabelTable, earlier: readonly LabelJoin[], o: Pick<LabelOptions, 'match' | 'replace'> = {}): Omit<LabelReport, 'file'> {
+  const keys = records.map((r) => recordKey(r.id, o.match ?? 'id'));
+  const fields = table.columns.map(([, f]) => f);
+  const { matched, counts } = setLabelFields(records, fields, keys.map((k) => table.rows.get(k)), earlier, o.replace);
+  const seen = new Set(keys);
   const unmatched = [...table.rows.keys()].filter((k) => !seen.has(k));
   return { key: table.key, fields, records: records.length, matched, unmatchedRows: unmatched.length, unmatchedKeys: unmatched.slice(0, 5), emptyKeys: table.emptyKeys, counts };
 }
 
 /**
- * Joins the CSV `file` into the prepared dataset in `dir` (holding the folder's lock; manifest.json
- * rewritten atomically). Refuses a join that matches no record, naming ids and keys of both sides.
+ * Changes the labels of the prepared dataset in `dir` by `change` (which returns the join it made),
+ * holding the folder's lock, and rewrites manifest.json atomically with the join listed; an earlier
+ * join keeps only the fields the new one did not replace.
  */
-export async function addLabels(dir: string, file: string, o: LabelOptions = {}): Promise<LabelReport> {
-  const { path } = await nodeMods();
+export async function updateLabels<R>(dir: string, change: (m: Manifest, earlier: LabelJoin[]) => Promise<{ join: LabelJoin; result: R }>): Promise<R> {
   const release = await lockFolder(dir, 'labels');
   try {
     const manifest = await readManifest(dir);
+    const earlier = manifest.labelJoins ?? [];
+    const { join, result } = await change(manifest, earlier);
+    manifest.labelJoins = [...earlier.map((j) => ({ ...j, fields: j.fields.filter((f) => !join.fields.includes(f)) })).filter((j) => j.fields.length), join];
+    await writeManifest(dir, manifest);
+    return result;
+  } finally {
+    release();
+  }
+}
+
+/**
+ * Joins the CSV `file` into the prepared dataset in `dir`. Refuses a join that matches no record,
+ * naming ids and keys of both sides.
+ */
+export async function addLabels(dir: string, file: string, o: LabelOptions = {}): Promise<LabelReport> {
+  const { path } = await nodeMods();
+  return updateLabels(dir, async (manifest, earlier) => {
     const text = await readText(file);
     const table = parseLabelTable(text, file, o);
-    const earlier = manifest.labelJoins ?? [];
     const report = joinLabels(manifest.records, table, earlier, o);
     if (report.matched === 0) {
       const ids = manifest.records.slice(0, 3).map((r) => r.id);
@@ -193,14 +215,9 @@ export async function addLabels(dir: string, file: string, o: LabelOptions = {})
       throw new Error(`${file}: no key in '${table.key}' matches a record id (ids: ${ids.join(', ')}; keys: ${keys.join(', ')})` +
         (o.match !== 'basename' && ids.some((id) => /[/\\]/.test(id)) ? '; for ids that are paths, try --match basename' : ''));
     }
-    const join: LabelJoin = { file: path.resolve(file), sha256: await sha256(text), key: table.key, match: o.match ?? 'id', fields: report.fields, joined: new Date().toISOString() };
-    // an earlier join keeps only the fields this one did not replace
-    manifest.labelJoins = [...earlier.map((j) => ({ ...j, fields: j.fields.filter((f) => !report.fields.includes(f)) })).filter((j) => j.fields.length), join];
-    await writeManifest(dir, manifest);
-    return { file, ...report };
-  } finally {
-    release();
-  }
+    const join: LabelJoin = { source: path.resolve(file), sha256: await sha256(text), key: table.key, match: o.match ?? 'id', fields: report.fields, joined: new Date().toISOString() };
+    return { join, result: { file, ...report } };
+  });
 }
 
 /**

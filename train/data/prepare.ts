@@ -865,7 +865,7 @@ export async function prepare(o: PrepareOptions): Promise<PrepareResult> {
       const c = carryJoinedLabels(previous, records);
       if (c.joins.length) {
         manifest.labelJoins = c.joins;
-        log(`prepare: labels joined from ${c.joins.map((j) => j.file).join(', ')} carried over to ${c.carried} records` +
+        log(`prepare: labels joined from ${c.joins.map((j) => j.source).join(', ')} carried over to ${c.carried} records` +
           (c.missing ? `; ${c.missing} new records have none (run ecg-jepa labels again)` : ''));
       }
     }

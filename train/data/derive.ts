@@ -1,0 +1,67 @@
+// Labels measured from a prepared dataset's own signals (`ecg-jepa labels --derive`), for feature
+// regression where no table of measurements exists.
+import { detectRPeaks } from './dsp.js';
+import { openDataset } from './dataset.js';
+import { sha256 } from './fsutil.js';
+import { setLabelFields, updateLabels, type LabelJoin } from './labels.js';
+
+export const DERIVABLE = ['hr'] as const;
+export type Derivable = (typeof DERIVABLE)[number];
+
+/** Rates outside this range (bpm) are detector failures, not hearts. */
+const HR_RANGE = [20, 300] as const;
+
+/**
+ * Heart rate (bpm) of one record laid out [lead][sample]: per lead, 60 / the mean R–R interval of
+ * the beats `detectRPeaks` finds; the median over the leads with at least 3 beats, so a lead whose
+ * small QRS or noise misleads the detector is outvoted. Undefined when no lead has 3 beats or the
+ * median is outside 20–300 bpm.
+ */
+export function heartRate(x: Float32Array, leads: number, fs: number): number | undefined {
+  const samples = x.length / leads;
+  const rates: number[] = [];
+  for (let l = 0; l < leads; l++) {
+    const peaks = detectRPeaks(x.subarray(l * samples, (l + 1) * samples), fs);
+    if (peaks.length >= 3) rates.push((60 * fs * (peaks.length - 1)) / (peaks[peaks.length - 1] - peaks[0]));
+  }
+  if (!rates.length) return undefined;
+  rates.sort((a, b) => a - b);
+  const m = rates.length >> 1;
+  const hr = rates.length % 2 ? rates[m] : (rates[m - 1] + rates[m]) / 2;
+  return hr >= HR_RANGE[0] && hr <= HR_RANGE[1] ? hr : undefined;
+}
+
+export interface DeriveReport {
+  field: string;
+  records: number;
+  /** Records that got a value (the rest: no lead with 3 beats, or a rate out of range). */
+  measured: number;
+}
+
+/**
+ * Measures `what` on every record of the prepared dataset in `dir` and stores it in each record's
+ * labels as `field` (default: `what`), listed in the manifest as a join from `derived:<what>`.
+ */
+export async function deriveLabels(dir: string, what: string, o: { field?: string; replace?: boolean; onProgress?: (done: number, total: number) => void } = {}): Promise<DeriveReport> {
+  if (!(DERIVABLE as readonly string[]).includes(what)) throw new Error(`--derive: can measure ${DERIVABLE.join(', ')}, not '${what}'`);
+  const field = o.field ?? what;
+  if (!field || field.includes('.')) throw new Error(`--derive: a label field name needs no dots and cannot be empty, got '${field}'`);
+  return updateLabels(dir, async (manifest, earlier) => {
+    const ds = await openDataset(dir);
+    const values: (Record<string, number> | undefined)[] = [];
+    try {
+      const buf = new Float32Array(ds.recordLength);
+      for (let i = 0; i < ds.size; i++) {
+        ds.readInto(i, buf);
+        const hr = heartRate(buf, manifest.leads.length, manifest.fs);
+        values.push(hr === undefined ? undefined : { [field]: hr });
+        if (i % 256 === 255 || i === ds.size - 1) o.onProgress?.(i + 1, ds.size);
+      }
+    } finally {
+      ds.close();
+    }
+    const { matched } = setLabelFields(manifest.records, [field], values, earlier, o.replace);
+    const join: LabelJoin = { source: `derived:${what}`, sha256: await sha256(JSON.stringify(values)), key: 'id', match: 'id', fields: [field], joined: new Date().toISOString() };
+    return { join, result: { field, records: manifest.records.length, measured: matched } };
+  });
+}
