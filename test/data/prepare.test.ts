@@ -318,14 +318,21 @@ console.log(JSON.stringify({ written: r.written, workers: r.workers }));`);
       };
       put('a', 1);
       put('b', 2);
+      // a multi-segment record: its segments have names of their own (m_1, m_2)
+      put('m_1', 4);
+      put('m_2', 4);
+      fs.writeFileSync(path.join(root, 'm.hea'), `m/2 12 ${FS} ${2 * N}\nm_1 ${N}\nm_2 ${N}\n`);
       const opts = { source: 'wfdb' as const, root, out: path.join(tmp, 'out-changing'), workers: 0, seconds: 2, checksum: 'keep' as const, recordsPerShard: 1 };
-      await prepare(opts);
-      // b's samples change (its header is rewritten as it was): only b's shard is rebuilt
+      const first = await prepare(opts);
+      assert(first.manifest.records.map((r) => r.id).join() === 'a,b,m', `records ${first.manifest.records.map((r) => r.id)}`);
+      // b's samples change (its header is rewritten as it was), and a segment of m: a's shard is reused
       const { dat } = wfdb16Record('b', FS, N, (k, t) => testSignal(k, t, FS, 3));
       fs.writeFileSync(path.join(root, 'b.dat'), dat);
       fs.utimesSync(path.join(root, 'b.dat'), new Date(), new Date(Date.now() + 5000));
+      fs.writeFileSync(path.join(root, 'm_1.dat'), wfdb16Record('m_1', FS, N, (k, t) => testSignal(k, t, FS, 5)).dat);
+      fs.utimesSync(path.join(root, 'm_1.dat'), new Date(), new Date(Date.now() + 5000));
       const again = await prepare(opts);
-      assert(again.shardsReused === 1 && again.shardsWritten === 1, `reused ${again.shardsReused}, written ${again.shardsWritten}`);
+      assert(again.shardsReused === 1 && again.shardsWritten === 2, `reused ${again.shardsReused}, written ${again.shardsWritten}`);
       const ds = await openDataset(opts.out);
       try {
         const x = ds.read(1);

@@ -643,9 +643,10 @@ function sidecarName(k: number): string {
 }
 
 /**
- * Size and modification time of each item's file and of those beside it with its base name (a
- * header's .dat or .mat), so a re-run rebuilds a shard whose sources changed. Files of other names
- * (a multi-segment record's segments) are not watched.
+ * Size and modification time of each item's file and of those beside it named after it (a header's
+ * .dat or .mat; `<name>_*`: a multi-segment record's segments and layout, as WFDB names them), so a
+ * re-run rebuilds a shard whose sources changed. Segments named otherwise are not watched; a
+ * neighbour that merely shares the prefix costs a needless rebuild, never a stale one.
  */
 async function sourceStamps(root: string, items: readonly Item[], dirs: Map<string, Promise<string[]>>): Promise<string[][]> {
   const { fsp, path } = await nodeMods();
@@ -660,7 +661,7 @@ async function sourceStamps(root: string, items: readonly Item[], dirs: Map<stri
       const dir = path.dirname(file);
       if (!dirs.has(dir)) dirs.set(dir, fsp.readdir(dir).catch(() => [])); // the promise: items of a shard ask at once
       const base = path.basename(file).replace(/\.[^.]*$/, '');
-      const beside = (await dirs.get(dir)!).filter((n) => n.startsWith(`${base}.`) && path.join(dir, n) !== file).sort();
+      const beside = (await dirs.get(dir)!).filter((n) => (n.startsWith(`${base}.`) || n.startsWith(`${base}_`)) && path.join(dir, n) !== file).sort();
       return [await stamp(file), ...(await Promise.all(beside.map(async (n) => `${n}:${await stamp(path.join(dir, n))}`)))];
     }),
   );
