@@ -21,3 +21,4 @@ export * from './eval/raster.js';
 export * from './eval/augment.js';
 export * from './eval/finetune.js';
 export * from './eval/predict.js';
+export * from './eval/explain.js';

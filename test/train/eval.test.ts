@@ -222,6 +222,63 @@ if (!isBrowser)
       assert(j.format === 'ecg-jepa-predictions' && j.output === 'probability' && j.ids.length === RECORDS && j.values[0].join() === row.slice(1).join(), 'JSON predictions match the CSV');
     });
 
+    it('explain: integrated gradients add up to f(x) − f(0), outputs as predict, any chunking; target choice; files; CLI', async () => {
+      const { fs, path } = await mods();
+      const engine = await getEngine();
+      const { explain, writeExplanation, leadShares, patchAttribution } = await import('../../train/eval/explain.js');
+      const { predict } = await import('../../train/eval/predict.js');
+      const { parseNpy } = await import('../../train/data/npy.js');
+      const hrModel = path.join(tmp, 'ft-model', 'hr'); // regression on II + V1 (the test above)
+      const clsModel = path.join(tmp, 'cli-ft', 'finetune-multilabel-conditions-model'); // multilabel (the CLI test above)
+      const subset = [0, 5];
+      // 64 integration points in chunks of 24 (the last one partial)
+      const e = await explain(engine, { checkpoint: hrModel, data, subset, steps: 64, batch: 24 });
+      const p = await predict(engine, { checkpoint: hrModel, data, subset });
+      const L = e.samples;
+      assert(e.leads.join() === 'II,V1' && e.records.length === 2 && e.records.every((r) => r.target === 'hr' && r.attribution.length === 2 * L && r.input.length === 2 * L), `shape: leads ${e.leads}, ${e.records.length} records`);
+      e.records.forEach((r, i) => {
+        const gap = Math.abs(r.delta) / Math.abs(r.value - r.baseline);
+        assert(Math.abs(r.output - p.values[i]) < 1e-3 && Math.abs(r.value - r.output) < 1e-9, `${r.id}: output ${r.output}, predict ${p.values[i]}`);
+        assert(gap < 0.02 && Math.abs(r.value - r.baseline) > 1e-3, `${r.id}: Σ attribution misses f(x) − f(0) = ${r.value - r.baseline} by ${r.delta}`);
+      });
+      const one = await explain(engine, { checkpoint: hrModel, data, subset: [5], steps: 64, batch: 64 });
+      let diff = 0;
+      one.records[0].attribution.forEach((a, i) => (diff = Math.max(diff, Math.abs(a - e.records[1].attribution[i]))));
+      const peak = Math.max(...e.records[1].attribution.map(Math.abs));
+      assert(diff <= 1e-4 * peak, `chunks of 24 vs one pass of 64: max difference ${diff} (peak ${peak})`);
+      // classification: the most probable class by default, or the one asked for
+      const probs = await predict(engine, { checkpoint: clsModel, data, subset: [1] });
+      const best = probs.values.indexOf(Math.max(...probs.values));
+      const c = await explain(engine, { checkpoint: clsModel, data, subset: [1], steps: 16 });
+      assert(c.records[0].target === probs.classes[best] && Math.abs(c.records[0].output - probs.values[best]) < 1e-3, `predicted target ${c.records[0].target} ${c.records[0].output}, predict ${probs.classes[best]} ${probs.values[best]}`);
+      const other = probs.classes[(best + 1) % probs.classes.length];
+      const asked = await explain(engine, { checkpoint: clsModel, data, subset: [1], steps: 16, target: other });
+      const at = probs.classes.indexOf(other);
+      assert(asked.records[0].target === other && Math.abs(asked.records[0].output - probs.values[at]) < 1e-3 && Math.abs(asked.records[0].delta) < 0.02 * Math.abs(asked.records[0].value - asked.records[0].baseline), `target ${other}: ${JSON.stringify({ ...asked.records[0], input: 0, attribution: 0 })}`);
+      await expectError(() => explain(engine, { checkpoint: clsModel, data, subset: [1], target: 'XYZ' }), /target 'XYZ' is not an output of this model \(.*NORM.*, or predicted\)/);
+      await expectError(() => explain(engine, { checkpoint: ckpt, data, subset: [1] }), /has no fine-tuned head/);
+      // files: the attributions as .npy, a summary per record, a plot per record
+      const dir = path.join(tmp, 'explain');
+      const files = await writeExplanation(dir, e, { png: true });
+      assert(fs.readdirSync(dir).sort().join() === 'attribution.npy,explain.json,synth-1-0.png,synth-1-5.png' && files.length === 4, `files ${fs.readdirSync(dir)}`);
+      const npy = parseNpy(new Uint8Array(fs.readFileSync(path.join(dir, 'attribution.npy'))));
+      assert(npy.shape.join() === `2,2,${L}` && npy.data[L + 7] === e.records[0].attribution[L + 7], `npy ${npy.shape}`);
+      const j = JSON.parse(fs.readFileSync(path.join(dir, 'explain.json'), 'utf8'));
+      const r0 = j.records[0];
+      const shares = Object.values(r0.leadShare) as number[];
+      const patchSum = (r0.patches as number[][]).flat().reduce((a, b) => a + b, 0);
+      const attrSum = e.records[0].attribution.reduce((a, b) => a + b, 0);
+      assert(j.format === 'ecg-jepa-explanation' && r0.plot === 'synth-1-0.png' && Math.abs(shares.reduce((a, b) => a + b, 0) - 1) < 1e-9 && Math.abs(patchSum - attrSum) < 1e-4 * (1 + Math.abs(attrSum)), `json ${JSON.stringify(r0).slice(0, 300)}`);
+      assert(leadShares(e, e.records[0]).join() === shares.join() && patchAttribution(e, e.records[0]).length === 2, 'helpers as written');
+      // the command line: records by id, no plots
+      const out = path.join(tmp, 'explain-cli');
+      const printed = await cli(['explain', '--checkpoint', clsModel, '--data', data, '--out', out, '--ids', 'synth-1-3,synth-1-4', '--steps', '8', '--no-png']);
+      assert(new RegExp(`2 of ${RECORDS} records explained \\(multilabel 'conditions', 8 steps; .*\\) → 2 files`).test(printed) && /synth-1-3: \w+ 0\.\d+; leads/.test(printed), printed);
+      assert(fs.readdirSync(out).sort().join() === 'attribution.npy,explain.json', `cli files ${fs.readdirSync(out)}`);
+      await expectError(() => cli(['explain', '--checkpoint', clsModel, '--data', data, '--out', out, '--ids', 'nope']), /no record nope in/);
+      summary.push(`\nexplain (hr model, 64 steps): Σ attribution − (f(x) − f(0)) = ${e.records.map((r) => r.delta.toExponential(1)).join(', ')} bpm for f(x) − f(0) = ${e.records.map((r) => (r.value - r.baseline).toFixed(2)).join(', ')}`);
+    });
+
     describe('mixed precision fine-tuning (f16 matmul inputs, loss scale)', () => {
       const hasF16 = async () => (await getEngine()).device.features.has('shader-f16');
       // The settings of the f32 fine-tuning spec above, so the two precisions see the same data, order and augmentations.
