@@ -6,7 +6,7 @@ import { Engine } from '../engine/engine.js';
 import { parseLossScale } from '../engine/lossscale.js';
 import { smokeDemo } from './smoke.js';
 import { openDataset } from './data/dataset.js';
-import { addLabels } from './data/labels.js';
+import { addLabels, removeLabels } from './data/labels.js';
 import { deriveLabels, DERIVABLE } from './data/derive.js';
 import { prepare, type PrepareOptions, type PrepareSource } from './data/prepare.js';
 import { progressBar } from './progress.js';
@@ -114,7 +114,7 @@ program
 
 program
   .command('labels')
-  .description("add labels to a prepared dataset: join a CSV table of one's own by record id (ECG features, outcomes), or measure one from the signals (--derive hr)")
+  .description("add labels to a prepared dataset: join a CSV table of one's own by record id (ECG features, outcomes), or measure one from the signals (--derive hr); --remove undoes")
   .requiredOption('--data <dir>', 'prepared dataset folder')
   .option('--csv <file>', 'table with a header row and one row per record')
   .option('--key <column>', 'column holding the record id (default: the first)')
@@ -122,8 +122,14 @@ program
   .option('--match <id|basename>', "compare keys with the whole record id, or with its last path part (WFDB and Challenge ids are paths)", 'id')
   .option('--derive <what[:field]>', `measure from the signals instead: ${DERIVABLE.join(', ')} (heart rate in bpm: the median over leads of 60 / mean R–R), stored as field (default: what)`)
   .option('--replace', "replace label fields the dataset's source wrote (fields of an earlier join are replaced anyway)")
+  .option('--remove <fields>', 'remove label fields a join wrote, from every record and the manifest\'s list of joins', list)
   .action(async (o) => {
-    if (!o.csv === !o.derive) throw new Error('give --csv <file> or --derive <what>');
+    if ([o.csv, o.derive, o.remove].filter(Boolean).length !== 1) throw new Error('give one of --csv <file>, --derive <what>, --remove <fields>');
+    if (o.remove) {
+      const held = await removeLabels(o.data, o.remove);
+      console.log(`${o.data}: removed ${Object.entries(held).map(([f, n]) => `${f} (from ${n} records)`).join(', ')}`);
+      return;
+    }
     if (o.match !== 'id' && o.match !== 'basename') throw new Error(`--match must be id or basename, got '${o.match}'`);
     if (o.derive) {
       if (o.key || o.columns || o.match !== 'id') throw new Error('--key, --columns and --match go with --csv');

@@ -39,8 +39,8 @@ if (!isBrowser)
 
     it('cells: numbers where they read as one, missing markers dropped, the rest text; digit keys without leading zeros', async () => {
       const { cellValue, canonicalKey } = await mods();
-      const cases: [string, unknown][] = [['72', 72], [' -0.5 ', -0.5], ['1e3', 1000], ['.25', 0.25], ['', undefined], ['NaN', undefined], ['n/a', undefined],
-        ['0x10', '0x10'], ['Infinity', 'Infinity'], ['1,5', '1,5'], ['AF', 'AF'], ['12 ms', '12 ms']];
+      const cases: [string, unknown][] = [['72', 72], [' -0.5 ', -0.5], ['1e3', 1000], ['.25', 0.25], ['', undefined], ['NaN', undefined], ['NA', undefined],
+        ['n/a', 'n/a'], ['none', 'none'], ['0x10', '0x10'], ['Infinity', 'Infinity'], ['1,5', '1,5'], ['AF', 'AF'], ['12 ms', '12 ms']];
       for (const [s, want] of cases) assert(cellValue(s) === want, `cellValue(${JSON.stringify(s)}) = ${JSON.stringify(cellValue(s))}, want ${JSON.stringify(want)}`);
       assert(canonicalKey('00042') === '42' && canonicalKey('0') === '0' && canonicalKey(' A0042 ') === 'A0042', 'canonical keys');
     });
@@ -74,7 +74,7 @@ if (!isBrowser)
       const { addLabels, readManifest } = await mods();
       const dir = await dataset('b', ['1', '2', '3', '4']);
       await addLabels(dir, await write('b1.csv', 'id,hr\n1,60\n2,70\n3,80\n'));
-      await addLabels(dir, await write('b2.csv', 'id,hr,qt\n1,61\n4,90,400\n'));
+      await addLabels(dir, await write('b2.csv', 'id,hr,qt\n1,61,\n4,90,400\n'));
       let m = await readManifest(dir);
       assert(m.records.map((r) => r.labels.hr ?? '-').join() === '61,-,-,90', `hr ${m.records.map((r) => r.labels.hr)}`);
       assert(m.labelJoins!.length === 1 && m.labelJoins![0].fields.join() === 'hr,qt', `the first join, fully replaced, is gone: ${JSON.stringify(m.labelJoins)}`);
@@ -96,28 +96,80 @@ if (!isBrowser)
       const wide = ['rec', ...Array.from({ length: MAX_DEFAULT_COLUMNS + 1 }, (_, i) => `f${i}`)].join(',') + '\nA0001' + ',1'.repeat(MAX_DEFAULT_COLUMNS + 1) + '\n';
       expectThrow(() => parseLabelTable(wide, 'wide.csv'), `${MAX_DEFAULT_COLUMNS + 1} columns besides 'rec'; choose some with --columns`);
       expectThrow(() => parseLabelTable('rec,hr\n1,2\n', 't', { columns: ['HR'] }), "no column 'HR' (columns: rec, hr)");
-      expectThrow(() => parseLabelTable('rec,hr\n1,2\n', 't', { columns: ['hr:a.b'] }), 'needs no dots');
+      expectThrow(() => parseLabelTable('rec,hr\n1,2\n', 't', { columns: ['hr:a.b'] }), "the label field 'a.b' has a dot");
       expectThrow(() => parseLabelTable('rec,hr,qt\n1,2,3\n', 't', { columns: ['hr:x', 'qt:x'] }), "label field 'x' named twice");
       expectThrow(() => parseLabelTable('rec,hr,hr\n1,2,3\n', 't'), "column 'hr' appears twice");
+      expectThrow(() => parseLabelTable('rec,hr\n1,2\n', 't', { columns: ['hr:a:b'] }), "expected column or column:field");
+      expectThrow(() => parseLabelTable('rec,P.axis\n1,2\n', 't'), "the label field 'P.axis' has a dot");
+      expectThrow(() => parseLabelTable('rec,hr\n1,2\n', 't', { key: '' }), '--key: give a column name');
+      expectThrow(() => parseLabelTable('rec,hr\n', 't'), 't: no rows below the header');
+      expectThrow(() => parseLabelTable('rec,hr\n1,"2\n', 'q.csv'), /^q\.csv: CSV: /);
+      // a decimal comma (61,5) or a missing cell would shift values: refused with the lines
+      expectThrow(() => parseLabelTable('rec,hr,qrs\n1,61,5,92\n2,70\n3,80,100\n', 't'), "2 row(s) have other than the header's 3 cells (line 2, 3)");
+      // pandas' unnamed index column is neither the key nor a field
+      const pandas = parseLabelTable(',ecg_id,HR\n0,1,60\n1,2,70\n', 't');
+      assert(pandas.key === 'ecg_id' && JSON.stringify(pandas.columns) === '[["HR","HR"]]' && JSON.stringify([...pandas.rows]) === '[["1",{"HR":60}],["2",{"HR":70}]]', `pandas table ${JSON.stringify([...pandas.rows])}`);
+      // two records read as one key are refused, not both given the row
+      const twice = await dataset('c2', ['mitdb/100', 'nstdb/100', 'mitdb/101', 'x/7']);
+      await expectReject(async () => addLabels(twice, await write('c5.csv', 'rec,hr\n100,60\n101,70\n'), { match: 'basename' }), 'more than one record matches a row: mitdb/100 and nstdb/100 (key 100); their ids differ only in folders');
+      const zeros = await dataset('c3', ['42', '042', '7', '8']);
+      await expectReject(async () => addLabels(zeros, await write('c6.csv', 'id,hr\n42,60\n')), 'more than one record matches a row: 42 and 042 (key 42); their ids differ only in leading zeros');
       const r = await addLabels(dir, await write('c4.csv', 'rec,hr\nA0002,66\n,70\nA0004,77\n'), { match: 'basename' });
       assert(r.matched === 2 && r.emptyKeys === 1, `report ${JSON.stringify(r)}`);
       const m = await readManifest(dir);
       assert(m.records.map((x) => x.labels.hr ?? '-').join() === '-,66,-,77', `hr ${m.records.map((x) => x.labels.hr)}`);
     });
 
-    it('prepare run again over a dataset carries the joined labels over to the records it still has', async () => {
+    it('prepare run again carries joined tables over to the records it still has; not measured labels, nor tables of another source', async () => {
       const { addLabels, readManifest } = await mods();
       const { prepare } = await import('../../train/data/prepare.js');
+      const { deriveLabels } = await import('../../train/data/derive.js');
       const { path } = await mods();
       const out = path.join(tmp, 'synth');
       await prepare({ source: 'synth', root: '', out, workers: 0, synth: { n: 4, seed: 1, noise: 1 } });
       await addLabels(out, await write('s.csv', 'id,score\nsynth-1-0,1\nsynth-1-2,3\n'));
+      // a source field replaced by a table: new records get none of it either (the join owns the field)
+      await addLabels(out, await write('q.csv', 'id,qrs_ms\nsynth-1-1,150\n'), { replace: true });
+      await deriveLabels(out, 'hr', { field: 'hr_ecg' });
       const logs: string[] = [];
       await prepare({ source: 'synth', root: '', out, workers: 0, synth: { n: 5, seed: 1, noise: 1 }, log: (s) => logs.push(s) });
-      const m = await readManifest(out);
+      let m = await readManifest(out);
       assert(m.records.map((r) => r.labels.score ?? '-').join() === '1,-,3,-,-', `score ${m.records.map((r) => r.labels.score)}`);
-      assert(m.labelJoins?.length === 1 && m.labelJoins[0].fields.join() === 'score', `joins ${JSON.stringify(m.labelJoins)}`);
-      assert(logs.some((l) => l.includes('carried over to 4 records; 1 new records have none')), `log ${logs.join(' | ')}`);
+      assert(m.records.map((r) => r.labels.qrs_ms ?? '-').join() === '-,150,-,-,-', `qrs_ms ${m.records.map((r) => r.labels.qrs_ms)}`);
+      assert(m.records.every((r) => !('hr_ecg' in r.labels)) && m.labelJoins?.map((j) => j.fields.join()).join(' ') === 'score qrs_ms', `joins ${JSON.stringify(m.labelJoins)}`);
+      assert(logs.some((l) => l.includes('carried over to 4 records; 1 new records have none')) && logs.some((l) => l.includes('hr_ecg from derived:hr not carried over: measured from the signals as they were')), `log ${logs.join(' | ')}`);
+      // another source in the same folder: the same ids may be other ECGs
+      const { wfdb16Record, testSignal } = await import('./fixtures.js');
+      const { fs } = await mods();
+      const root = path.join(tmp, 'synth-src');
+      fs.mkdirSync(root, { recursive: true });
+      const { hea, dat } = wfdb16Record('synth-1-0', 500, 5000, (k, t) => testSignal(k, t, 500, 1));
+      fs.writeFileSync(path.join(root, 'synth-1-0.hea'), hea);
+      fs.writeFileSync(path.join(root, 'synth-1-0.dat'), dat);
+      logs.length = 0;
+      await prepare({ source: 'wfdb', root, out, workers: 0, log: (s) => logs.push(s) });
+      m = await readManifest(out);
+      assert(m.records.length === 1 && m.records[0].id === 'synth-1-0' && !('score' in m.records[0].labels) && !m.labelJoins, `after a new source: ${JSON.stringify(m.records[0].labels)} ${JSON.stringify(m.labelJoins)}`);
+      assert(logs.some((l) => l.includes("score from") && l.includes("not carried over: the dataset's source changed (synth")), `log ${logs.join(' | ')}`);
+    });
+
+    it('--remove takes a joined field out of every record and the list of joins; the source\'s fields are refused', async () => {
+      const { addLabels, removeLabels, readManifest } = await mods();
+      const dir = await dataset('e', ['1', '2', '3', '4']);
+      await addLabels(dir, await write('e.csv', 'id,hr,qt\n1,60,400\n2,70,\n'));
+      await expectReject(() => removeLabels(dir, ['rhythm']), 'rhythm: not written by a join (joined: hr, qt)');
+      const held = await removeLabels(dir, ['qt']);
+      const m = await readManifest(dir);
+      assert(JSON.stringify(held) === '{"qt":1}' && m.records.every((r) => !('qt' in r.labels)) && m.records[0].labels.hr === 60 && m.labelJoins?.[0].fields.join() === 'hr', `after removing qt: ${JSON.stringify(m.records.map((r) => r.labels))} ${JSON.stringify(m.labelJoins)}`);
+      await removeLabels(dir, ['hr']);
+      assert(!(await readManifest(dir)).labelJoins?.length, 'the last field removed: no join left');
+    });
+
+    it('a probe reads an integer-coded class column (0/1 outcome, sex) as classes', async () => {
+      const { extractTargets } = await import('../../train/eval/probe.js');
+      const t = extractTargets([{ sex: 0 }, { sex: 1 }, {}, { sex: 1 }], 'multiclass', 'sex');
+      assert(t.classes.join() === '0,1' && t.rows.join() === '0,1,3' && Array.from(t.classIndex!).join() === '0,1,1' && t.notes.some((n) => n.includes("'sex' holds integers")), `targets ${JSON.stringify(t)}`);
+      expectThrow(() => extractTargets([{ hr: 61.5 }, { hr: 70.2 }], 'multiclass', 'hr'), "'hr' holds no class names (got e.g. 61.5)");
     });
 
     it('heart rate measured from the signals: exact on a pulse train, a noisy lead outvoted, none from noise or a flat line', async () => {
@@ -165,7 +217,7 @@ if (!isBrowser)
       const out = cp.execFileSync(process.execPath, [path.resolve('dist/cli.mjs'), 'labels', '--data', dir, '--csv', csv, '--columns', 'HR:hr'], { encoding: 'utf8' });
       assert(out.includes('1 label field(s)') && out.includes('joined to 2 of 4 records; 2 records have no row') && out.includes('hr: 1 numbers, 1 texts, 0 missing'), out);
       const both = cp.spawnSync(process.execPath, [path.resolve('dist/cli.mjs'), 'labels', '--data', dir, '--csv', csv, '--derive', 'hr'], { encoding: 'utf8' });
-      assert(both.status !== 0 && both.stderr.includes('give --csv <file> or --derive <what>'), `--csv with --derive: ${both.status} ${both.stderr}`);
+      assert(both.status !== 0 && both.stderr.includes('give one of --csv <file>, --derive <what>, --remove <fields>'), `--csv with --derive: ${both.status} ${both.stderr}`);
       const derived = cp.execFileSync(process.execPath, [path.resolve('dist/cli.mjs'), 'labels', '--data', dir, '--derive', 'hr:rate'], { encoding: 'utf8' });
       assert(derived.includes("hr measured as 'rate' in 0 of 4 records (4 without 3 beats in any lead, or out of 20–300 bpm)"), derived);
     });

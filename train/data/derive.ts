@@ -62,6 +62,6 @@ export async function deriveLabels(dir: string, what: string, o: { field?: strin
     }
     const { matched } = setLabelFields(manifest.records, [field], values, earlier, o.replace);
     const join: LabelJoin = { source: `derived:${what}`, sha256: await sha256(JSON.stringify(values)), key: 'id', match: 'id', fields: [field], joined: new Date().toISOString() };
-    return { join, result: { field, records: manifest.records.length, measured: matched } };
+    return { fields: join.fields, join, result: { field, records: manifest.records.length, measured: matched } };
   });
 }

@@ -695,12 +695,12 @@ function outOfRange(x: Float32Array, dtype: 'f32' | 'f16'): string | null {
 }
 
 /** The records and joins of the manifest a run writes over (null: none, or unreadable: said in the log). */
-async function previousLabels(out: string, log: (m: string) => void): Promise<Pick<Manifest, 'records' | 'labelJoins'> | null> {
+async function previousLabels(out: string, log: (m: string) => void): Promise<Pick<Manifest, 'records' | 'labelJoins' | 'source'> | null> {
   const { fsp, path } = await nodeMods();
   const file = path.join(out, 'manifest.json');
   try {
     const m = JSON.parse(await fsp.readFile(file, 'utf8')) as Partial<Manifest>;
-    return Array.isArray(m.records) ? { records: m.records, labelJoins: m.labelJoins } : null;
+    return Array.isArray(m.records) ? { records: m.records, labelJoins: m.labelJoins, source: m.source ?? {} } : null;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') log(`prepare: the previous ${file} is unreadable (${(e as Error).message}); labels joined into it are not carried over`);
     return null;
@@ -863,7 +863,8 @@ export async function prepare(o: PrepareOptions): Promise<PrepareResult> {
     };
     const previous = await previousLabels(out, log);
     if (previous) {
-      const c = carryJoinedLabels(previous, records);
+      const c = carryJoinedLabels(previous, manifest);
+      for (const d of c.dropped) log(`prepare: labels ${d.join.fields.join(', ')} from ${d.join.source} not carried over: ${d.why}`);
       if (c.joins.length) {
         manifest.labelJoins = c.joins;
         log(`prepare: labels joined from ${c.joins.map((j) => j.source).join(', ')} carried over to ${c.carried} records` +

@@ -59,11 +59,12 @@ function field(labels: Record<string, unknown> | null | undefined, label: string
 const isFlagMap = (v: unknown): v is Record<string, boolean | number> =>
   !!v && typeof v === 'object' && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'boolean' || typeof x === 'number');
 
-/** A label value as class names: a name, a list of names, or a map of names to flags (true or 1:
+/** A label value as class names: a name, an integer code, a list of names, or a map of names to flags (true or 1:
  *  the class applies) or, with `likelihoods`, to likelihoods (every key applies: PTB-XL's scp_codes,
  *  where 0 means an unknown likelihood, not absence). */
 function asClassList(v: unknown, likelihoods: boolean): string[] | null {
   if (typeof v === 'string') return [v];
+  if (typeof v === 'number' && Number.isInteger(v)) return [String(v)]; // a coded class (0/1 outcome, sex)
   if (Array.isArray(v) && v.every((s) => typeof s === 'string')) return v as string[];
   if (isFlagMap(v)) return Object.entries(v).filter(([, x]) => likelihoods || x === true || x === 1).map(([k]) => k);
   return null;
@@ -102,6 +103,7 @@ export function extractTargets(labels: readonly Record<string, unknown>[], task:
   const likelihoods = values.some((v) => isFlagMap(v) && Object.values(v).some((x) => typeof x === 'number' && x !== 0 && x !== 1));
   if (likelihoods) notes.push(`'${label}' maps classes to likelihoods: every class listed for a record applies to it`);
   const lists = values.map((v) => asClassList(v, likelihoods));
+  if (values.some((v) => typeof v === 'number' && Number.isInteger(v))) notes.push(`'${label}' holds integers: each value is a class`);
   if (lists.every((l) => l === null)) throw new Error(`probe: '${label}' holds no class names (got e.g. ${JSON.stringify(values.find((v) => v !== undefined))}); use --task regression for numbers`);
   let cls: string[];
   if (classes) cls = [...classes];
