@@ -90,15 +90,20 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
     .option('--bootstrap <n>', 'bootstrap resamples for the 95% CIs (0: none)', '1000')
     .option('--out <dir>', 'report folder', 'runs/eval')
     .option('--name <name>', 'report file name (default <task>-<label>[-<leads>])')
+    .option('--save', 'also write the encoder with the trained head as <out>/<name>-model, a model predict and explain take')
     .action(async (o) => {
       encoderSource(o);
       const task = o.task as ProbeTask;
       if (!['multilabel', 'multiclass', 'regression'].includes(task)) throw new Error(`--task must be multilabel, multiclass or regression, got '${o.task}'`);
       if (o.regressionLoss !== 'mse' && o.regressionLoss !== 'l1') throw new Error(`--regression-loss must be mse or l1, got '${o.regressionLoss}'`);
       const leads = o.leads ? list(o.leads) : undefined;
+      const name = o.name ?? [task, o.label.replace(/[^\w.-]+/g, '_'), ...(leads ? [leads.join('+')] : []), ...(o.randomInit ? ['random'] : [])].join('-');
+      const save = o.save ? (await import('node:path')).join(o.out, `${name}-model`) : undefined;
+      if (save) checkOutputs('probe', checkpointFiles(save), [{ data: o.data }, ...(o.checkpoint ? [{ checkpoint: o.checkpoint }] : [])]);
       await withEngine(async (engine) => {
         const bar = progressBar('embed', RECORDS_BAR);
         const r = await probe(engine, {
+          save,
           checkpoint: o.checkpoint, randomInit: !!o.randomInit, preset: o.preset, seed: nonNegInt('--seed')(o.seed), leads, data: o.data,
           task, label: o.label, split: parseSplit(o.split),
           fractions: o.fractions ? list(o.fractions).map(num('--fractions')) : undefined,
@@ -108,11 +113,11 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
           onProgress: (d, t) => bar.update(d, t),
         });
         bar.stop();
-        const name = o.name ?? [task, o.label.replace(/[^\w.-]+/g, '_'), ...(leads ? [leads.join('+')] : []), ...(o.randomInit ? ['random'] : [])].join('-');
         const files = await writeReport(o.out, name, r);
         console.log(markdownReport(r));
         for (const n of r.notes) if (/no positive|no negative|dropped/.test(n)) console.error(`warning: ${n}`);
         console.log(`wrote ${files.join(', ')}`);
+        if (r.saved) console.log(`model (frozen encoder + this head): ${r.saved.tensors}, ${r.saved.meta}`);
       });
     });
 

@@ -279,6 +279,39 @@ if (!isBrowser)
       summary.push(`\nexplain (hr model, 64 steps): Σ attribution − (f(x) − f(0)) = ${e.records.map((r) => r.delta.toExponential(1)).join(', ')} bpm for f(x) − f(0) = ${e.records.map((r) => (r.value - r.baseline).toFixed(2)).join(', ')}`);
     });
 
+    it('probe --save: the frozen encoder with the trained head, a model predict and explain take, giving the probe head\'s outputs', async () => {
+      const { fs, path } = await mods();
+      const m = await evalMods();
+      const engine = await getEngine();
+      const { predict, loadFinetuned } = await import('../../train/eval/predict.js');
+      const { explain } = await import('../../train/eval/explain.js');
+      const base = path.join(tmp, 'probe-model', 'conditions');
+      let fitted: import('../../train/eval/probe.js').HeadMap | null = null;
+      const r = await m.probe(engine, { checkpoint: ckpt, data, task: 'multilabel', label: 'conditions', split: m.parseSplit(SPLIT), bootstrap: 0, leads: ['II', 'V1'], save: base, onHead: (h) => (fitted = h) });
+      assert(r.saved?.meta === `${base}.json` && fs.existsSync(r.saved.tensors), `saved ${JSON.stringify(r.saved)}`);
+      const model = await loadFinetuned(base);
+      const src = await (await import('../../model/checkpoint.js')).loadCheckpoint(ckpt);
+      const wp = model.checkpoint.tensors.get('W_P.weight')!.data, wsrc = src.tensors.get('W_P.weight')!.data;
+      assert(model.info.method === 'probe' && model.info.leads.join() === 'II,V1' && model.info.classes.join() === r.classes.join() && model.info.head.activation === 'sigmoid' && wp.length === wsrc.length && wp.every((v, i) => v === wsrc[i]),
+        `model info ${JSON.stringify({ ...model.info, settings: 0 })}, encoder weights the source's`);
+      // predict = sigmoid of the fitted head (standardisation folded in) on the encoder's features
+      const subset = [0, 1, 2, 3, 4];
+      const p = await predict(engine, { checkpoint: base, data, subset });
+      const e = await m.embed(engine, { checkpoint: ckpt, data, subset, leads: ['II', 'V1'] });
+      const want = m.applyHead(fitted!, e.features);
+      let worst = 0;
+      want.forEach((z, i) => (worst = Math.max(worst, Math.abs(1 / (1 + Math.exp(-z)) - p.values[i]))));
+      assert(worst < 1e-5, `predict vs the probe's head: max difference ${worst}`);
+      const x = await explain(engine, { checkpoint: base, data, subset: [0], steps: 8 });
+      assert(x.records.length === 1 && x.leads.join() === 'II,V1' && Number.isFinite(x.records[0].delta), 'explain takes a probe model');
+      // the command line: --save writes <out>/<name>-model beside the report
+      const out = path.join(tmp, 'cli-probe');
+      const printed = await cli(['probe', '--checkpoint', ckpt, '--data', data, '--task', 'regression', '--label', 'hr', '--split', SPLIT, '--bootstrap', '0', '--out', out, '--save']);
+      assert(fs.readdirSync(out).sort().join() === ['regression-hr-model.json', 'regression-hr-model.safetensors', 'regression-hr.json', 'regression-hr.md'].join() && printed.includes('model (frozen encoder + this head)'), `files ${fs.readdirSync(out)}; ${printed.slice(-200)}`);
+      const hr = await predict(engine, { checkpoint: path.join(out, 'regression-hr-model'), data, subset: [0] });
+      assert(hr.task === 'regression' && hr.values[0] > 20 && hr.values[0] < 250, `predicted hr ${hr.values[0]} bpm`);
+    });
+
     describe('mixed precision fine-tuning (f16 matmul inputs, loss scale)', () => {
       const hasF16 = async () => (await getEngine()).device.features.has('shader-f16');
       // The settings of the f32 fine-tuning spec above, so the two precisions see the same data, order and augmentations.

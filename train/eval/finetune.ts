@@ -30,8 +30,8 @@ import { AdamW } from '../../engine/optim.js';
 import { Rng } from '../../engine/random.js';
 import { Tape } from '../../engine/tape.js';
 import { saveCheckpoint } from '../../model/checkpoint.js';
-import { inputLength, LEAD_NAMES } from '../../model/config.js';
-import { readParams } from '../../model/encoder.js';
+import { inputLength, LEAD_NAMES, type EcgJepaConfig } from '../../model/config.js';
+import { readParams, type Encoder } from '../../model/encoder.js';
 import type { StTensor } from '../../model/safetensors.js';
 import { openDataset } from '../data/dataset.js';
 import { randAugment, type AugmentOptions } from './augment.js';
@@ -77,6 +77,8 @@ export interface FinetuneOptions extends EncoderSource {
 
 /** What a fine-tuned checkpoint's JSON records (state.extra.finetune); the config next to it holds the architecture. */
 export interface FinetunedInfo {
+  /** How the model was made: 'probe' for a linear probe on the frozen encoder (probe --save); absent: fine-tuned. */
+  method?: 'probe';
   task: ProbeTask;
   label: string;
   /** The head's output columns: class names, or [label] for regression. */
@@ -140,6 +142,25 @@ export function activateHead(task: ProbeTask, z: Float64Array, K: number): Float
 export function warmupCosine(t: number, epochs: number, warm: number, lr: number): number {
   if (t < warm) return (lr * t) / warm;
   return lr * 0.5 * (1 + Math.cos((Math.PI * (t - warm)) / Math.max(1e-12, epochs - warm)));
+}
+
+/**
+ * Saves an encoder with a linear head on its mean-pooled representation as the model predict,
+ * explain, embed and probe read: the encoder's tensors under the usual keys, the head folded into one
+ * float64 linear map (`head.weight` [K, D], `head.bias` [K]), and `info` in state.extra (kind
+ * 'finetune'). Atomic, as checkpoints are.
+ */
+export async function saveHeadModel(base: string, encoder: Encoder, config: EcgJepaConfig, head: HeadMap, info: Omit<FinetunedInfo, 'head'>, state: { step: number; epoch: number }) {
+  const tensors = new Map<string, StTensor>();
+  for (const [name, data] of await readParams(encoder.reg)) tensors.set(name, { dtype: 'F32', shape: [...encoder.reg.get(name).shape], data });
+  const f = foldHead(head);
+  tensors.set('head.weight', { dtype: 'F64', shape: [head.outFeatures, head.inFeatures], data: f.weight });
+  tensors.set('head.bias', { dtype: 'F64', shape: [head.outFeatures], data: f.bias });
+  const full: FinetunedInfo = {
+    ...info,
+    head: { weight: 'head.weight', bias: 'head.bias', output: info.task === 'regression' ? 'values' : 'logits', activation: info.task === 'multiclass' ? 'softmax' : info.task === 'multilabel' ? 'sigmoid' : 'none' },
+  };
+  return saveCheckpoint(base, { config, state: { ...state, extra: { kind: 'finetune', finetune: full } }, tensors });
 }
 
 export async function finetune(engine: Engine, o: FinetuneOptions): Promise<FinetuneResult> {
@@ -261,21 +282,13 @@ export async function finetune(engine: Engine, o: FinetuneOptions): Promise<Fine
       ls = now;
     };
     /** Writes the encoder as it is now and the folded head (see the top of the file). */
-    const save = async (base: string, epoch: number, validation: number | null) => {
-      const tensors = new Map<string, StTensor>();
-      for (const [name, data] of await readParams(encoder.reg)) tensors.set(name, { dtype: 'F32', shape: [...encoder.reg.get(name).shape], data });
-      const f = foldHead(model);
-      tensors.set('head.weight', { dtype: 'F64', shape: [K, D], data: f.weight });
-      tensors.set('head.bias', { dtype: 'F64', shape: [K], data: f.bias });
-      const info: FinetunedInfo = {
+    const save = (base: string, epoch: number, validation: number | null) =>
+      saveHeadModel(base, encoder, config, model, {
         task: o.task, label: o.label, classes: tg.classes, leads: leadNames, preset: config.preset,
-        head: { weight: 'head.weight', bias: 'head.bias', output: o.task === 'regression' ? 'values' : 'logits', activation: o.task === 'multiclass' ? 'softmax' : o.task === 'multilabel' ? 'sigmoid' : 'none' },
         bandpass: band, epoch, validation, steps: step, skippedSteps: ls.skipped,
         source: { checkpoint: loaded.checkpoint, randomInit: loaded.randomInit, step: loaded.step, dataset: ds.dir },
         settings: { ...settings, split: spec },
-      };
-      return saveCheckpoint(base, { config, state: { step, epoch, extra: { kind: 'finetune', finetune: info } }, tensors });
-    };
+      }, { step, epoch });
     for (let epoch = 0; epoch < epochs; epoch++) {
       let lossSum = 0, seen = 0, s = 0;
       const skippedBefore = ls.skipped;

@@ -509,6 +509,8 @@ export interface ProbeOptions extends EvalOptions {
   seeds?: number[];
   /** Keep the test ROC curves (for plots). Default true. */
   curves?: boolean;
+  /** Called with the head trained on the whole training split (the one the test metrics are of). */
+  onHead?: (head: HeadMap) => void;
 }
 
 export interface LowShotResult {
@@ -574,6 +576,7 @@ export function probeFeatures(features: ArrayLike<number>, dim: number, records:
     if (none.length) notes.push(`train: no positive examples of ${none.join(', ')}; the head cannot learn ${none.length > 1 ? 'them' : 'it'}`);
   }
   const h = fit(sp.train, head.seed);
+  o.onHead?.(h);
   let tuned: number[] | undefined;
   let val: Metrics | null = null;
   if (sp.val.length) {
@@ -644,10 +647,14 @@ export interface ProbeRunOptions extends ProbeOptions {
   /** Records per embedding batch. Default 32. */
   embedBatch?: number;
   onProgress?: (done: number, total: number) => void;
+  /** Save the encoder with the trained head here (a checkpoint base path) for predict and explain. */
+  save?: string;
 }
 
 export interface ProbeRun extends ProbeResult {
   source: { checkpoint: string | null; randomInit: boolean; step: number | null; leads: string[]; preset: string; dataset: string };
+  /** The model written with `save`: the frozen encoder and the trained head, as finetune saves one. */
+  saved: { tensors: string; meta: string } | null;
 }
 
 /** Embeds the dataset with the (frozen) encoder and probes the features. */
@@ -657,9 +664,31 @@ export async function probe(engine: Engine, o: ProbeRunOptions): Promise<ProbeRu
   const man = await readManifest(o.data);
   const tg = extractTargets(man.records.map((r) => r.labels ?? {}), o.task, o.label, o.classes);
   splitRows(man.records.map((r) => r.fold), tg.rows, o.split ?? DEFAULT_SPLIT);
-  const e = await embed(engine, { checkpoint: o.checkpoint, randomInit: o.randomInit, preset: o.preset, seed: o.seed, leads: o.leads, data: o.data, batch: o.embedBatch, onProgress: o.onProgress });
-  return {
-    ...probeFeatures(e.features, e.dim, e, o),
-    source: { checkpoint: e.checkpoint, randomInit: e.randomInit, step: e.step, leads: e.leads, preset: e.config.preset, dataset: e.dataset },
-  };
+  const src = { checkpoint: o.checkpoint, randomInit: o.randomInit, preset: o.preset, seed: o.seed, leads: o.leads };
+  const e = await embed(engine, { ...src, data: o.data, batch: o.embedBatch, onProgress: o.onProgress });
+  let fitted: HeadMap | null = null;
+  const r = probeFeatures(e.features, e.dim, e, {
+    ...o,
+    onHead: (h) => {
+      fitted = h;
+      o.onHead?.(h);
+    },
+  });
+  const source = { checkpoint: e.checkpoint, randomInit: e.randomInit, step: e.step, leads: e.leads, preset: e.config.preset, dataset: e.dataset };
+  let saved: ProbeRun['saved'] = null;
+  if (o.save && fitted) {
+    const [{ loadEncoder }, { saveHeadModel }] = await Promise.all([import('./embed.js'), import('./finetune.js')]);
+    const loaded = await loadEncoder(engine, src);
+    try {
+      saved = await saveHeadModel(o.save, loaded.encoder, loaded.config, fitted, {
+        method: 'probe', task: r.task, label: r.label, classes: r.classes, leads: e.leads, preset: e.config.preset,
+        bandpass: e.bandpass, epoch: r.head.epochs, validation: r.val ? (r.val.kind === 'regression' ? r.val.mae : r.val.auc.macro) : null, steps: 0, skippedSteps: 0,
+        source: { checkpoint: e.checkpoint, randomInit: e.randomInit, step: e.step, dataset: e.dataset },
+        settings: { head: r.head, split: r.split },
+      }, { step: e.step ?? 0, epoch: 0 });
+    } finally {
+      loaded.encoder.dispose();
+    }
+  }
+  return { ...r, source, saved };
 }
