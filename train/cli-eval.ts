@@ -218,33 +218,37 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
     .requiredOption('--data <dir>', 'prepared dataset folder')
     .requiredOption('--out <dir>', 'folder for explain.json, attribution.npy and the plots')
     .option('--ids <list>', 'record ids to explain (default: the first --limit records)', list)
-    .option('--limit <n>', 'records to explain without --ids', '8')
+    .option('--limit <n>', 'records to explain without --ids (default 8)')
     .option('--target <class|predicted>', 'the output explained: a class, or the most probable one (regression: its value)', 'predicted')
     .option('--steps <n>', 'integration steps: more bring the attributions\' sum closer to f(x) − f(0)', '32')
     .option('--batch <n>', 'inputs per forward/backward pass', '32')
     .option('--no-png', 'skip the per-record plots')
     .action(async (o) => {
       const out = o.out.replace(/[\\/]+$/, '');
-      checkOutputs('explain', [`${out}/explain.json`, `${out}/attribution.npy`], [{ checkpoint: o.checkpoint }, { data: o.data }]);
+      const { existsSync, statSync } = await import('node:fs');
+      if (existsSync(out) && !statSync(out).isDirectory()) throw new Error(`explain: --out ${out} is a file; give a folder`);
+      checkOutputs('explain', ['explain.json', 'attribution.npy', 'input.npy'].map((f) => `${out}/${f}`), [{ checkpoint: o.checkpoint }, { data: o.data }]);
+      const steps = posInt('--steps')(o.steps), batch = posInt('--batch')(o.batch);
+      if (o.ids && o.limit !== undefined) throw new Error('explain: give --ids or --limit, not both');
       const { readManifest } = await import('./data/dataset.js');
       const records = (await readManifest(o.data)).records;
       let subset: number[];
       if (o.ids) {
+        const ids = o.ids as string[];
+        const twice = ids.find((id, i) => ids.indexOf(id) !== i);
+        if (twice !== undefined) throw new Error(`explain: --ids names ${twice} twice`);
         const at = new Map(records.map((r, i) => [r.id, i]));
-        const missing = (o.ids as string[]).filter((id) => !at.has(id));
+        const missing = ids.filter((id) => !at.has(id));
         if (missing.length) throw new Error(`explain: no record ${missing.slice(0, 5).join(', ')} in ${o.data}`);
-        subset = (o.ids as string[]).map((id) => at.get(id)!);
-      } else subset = Array.from({ length: Math.min(posInt('--limit')(o.limit), records.length) }, (_, i) => i);
+        subset = ids.map((id) => at.get(id)!);
+      } else subset = Array.from({ length: Math.min(o.limit === undefined ? 8 : posInt('--limit')(o.limit), records.length) }, (_, i) => i);
       await withEngine(async (engine) => {
         const bar = progressBar('explain', RECORDS_BAR);
-        const e = await explain(engine, {
-          checkpoint: o.checkpoint, data: o.data, subset, target: o.target, steps: posInt('--steps')(o.steps), batch: posInt('--batch')(o.batch),
-          onProgress: (d, t) => bar.update(d, t),
-        });
+        const e = await explain(engine, { checkpoint: o.checkpoint, data: o.data, subset, target: o.target, steps, batch, onProgress: (d, t) => bar.update(d, t) });
         bar.stop();
         const files = await writeExplanation(out, e, { png: o.png });
         const worst = Math.max(...e.records.map((r) => Math.abs(r.delta) / Math.max(Math.abs(r.value - r.baseline), 1e-12)));
-        console.log(`${e.records.length} of ${records.length} records explained (${e.task} '${e.label}', ${e.steps} steps; the sums miss f(x) − f(0) by at most ${(100 * worst).toFixed(1)} %) → ${files.length} files in ${out}`);
+        console.log(`${e.records.length} of ${records.length} records explained (${e.task} '${e.label}', ${e.steps} step${e.steps === 1 ? '' : 's'}; the sums miss f(x) − f(0) by at most ${(100 * worst).toFixed(1)} %) → ${files.length} files in ${out}`);
         for (const r of e.records) {
           const top = leadShares(e, r).map((s, c) => [e.leads[c], s] as const).sort((a, b) => b[1] - a[1]).slice(0, 3);
           console.log(`  ${r.id}: ${r.target} ${r.output.toFixed(3)}; leads ${top.map(([l, s]) => `${l} ${Math.round(100 * s)}%`).join(', ')}`);

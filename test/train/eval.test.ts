@@ -256,26 +256,44 @@ if (!isBrowser)
       const at = probs.classes.indexOf(other);
       assert(asked.records[0].target === other && Math.abs(asked.records[0].output - probs.values[at]) < 1e-3 && Math.abs(asked.records[0].delta) < 0.02 * Math.abs(asked.records[0].value - asked.records[0].baseline), `target ${other}: ${JSON.stringify({ ...asked.records[0], input: 0, attribution: 0 })}`);
       await expectError(() => explain(engine, { checkpoint: clsModel, data, subset: [1], target: 'XYZ' }), /target 'XYZ' is not an output of this model \(.*NORM.*, or predicted\)/);
-      await expectError(() => explain(engine, { checkpoint: ckpt, data, subset: [1] }), /has no fine-tuned head/);
+      await expectError(() => explain(engine, { checkpoint: ckpt, data, subset: [1] }), /has no fine-tuned head.*explain needs/);
+      const { writeDataset, readManifest } = await import('../../train/data/dataset.js');
+      const man = await readManifest(data);
+      const bad = new Float32Array(man.leads.length * man.samples).fill(0.1);
+      bad[man.samples + 9] = NaN;
+      const nanData = path.join(tmp, 'nan-data');
+      await writeDataset(nanData, [{ id: 'bad', x: bad }], { leads: man.leads, fs: man.fs, samples: man.samples });
+      await expectError(() => explain(engine, { checkpoint: hrModel, data: nanData }), /non-finite features for record bad/);
       // files: the attributions as .npy, a summary per record, a plot per record
       const dir = path.join(tmp, 'explain');
       const files = await writeExplanation(dir, e, { png: true });
-      assert(fs.readdirSync(dir).sort().join() === 'attribution.npy,explain.json,synth-1-0.png,synth-1-5.png' && files.length === 4, `files ${fs.readdirSync(dir)}`);
+      assert(fs.readdirSync(dir).sort().join() === 'attribution.npy,explain.json,input.npy,synth-1-0.png,synth-1-5.png' && files.length === 5, `files ${fs.readdirSync(dir)}`);
       const npy = parseNpy(new Uint8Array(fs.readFileSync(path.join(dir, 'attribution.npy'))));
-      assert(npy.shape.join() === `2,2,${L}` && npy.data[L + 7] === e.records[0].attribution[L + 7], `npy ${npy.shape}`);
+      const inp = parseNpy(new Uint8Array(fs.readFileSync(path.join(dir, 'input.npy'))));
+      assert(npy.shape.join() === `2,2,${L}` && npy.data[L + 7] === e.records[0].attribution[L + 7] && inp.shape.join() === npy.shape.join() && inp.data[3 * L + 5] === e.records[1].input[L + 5], `npy ${npy.shape}`);
       const j = JSON.parse(fs.readFileSync(path.join(dir, 'explain.json'), 'utf8'));
       const r0 = j.records[0];
-      const shares = Object.values(r0.leadShare) as number[];
-      const patchSum = (r0.patches as number[][]).flat().reduce((a, b) => a + b, 0);
-      const attrSum = e.records[0].attribution.reduce((a, b) => a + b, 0);
-      assert(j.format === 'ecg-jepa-explanation' && r0.plot === 'synth-1-0.png' && Math.abs(shares.reduce((a, b) => a + b, 0) - 1) < 1e-9 && Math.abs(patchSum - attrSum) < 1e-4 * (1 + Math.abs(attrSum)), `json ${JSON.stringify(r0).slice(0, 300)}`);
-      assert(leadShares(e, e.records[0]).join() === shares.join() && patchAttribution(e, e.records[0]).length === 2, 'helpers as written');
+      // shares and patch sums from the .npy's layout [record][lead][sample], not from the helpers
+      const abs = [0, 1].map((c) => Array.from(npy.data.subarray(c * L, (c + 1) * L) as Float32Array).reduce((a, v) => a + Math.abs(v), 0));
+      const P = L / e.patchSize;
+      const lastPatchV1 = Array.from(npy.data.subarray(2 * L - e.patchSize, 2 * L) as Float32Array).reduce((a, v) => a + v, 0);
+      assert(j.format === 'ecg-jepa-explanation' && r0.plot === 'synth-1-0.png' && Math.abs(r0.leadShare.II - abs[0] / (abs[0] + abs[1])) < 1e-6 && Math.abs(r0.leadShare.V1 - abs[1] / (abs[0] + abs[1])) < 1e-6 &&
+        r0.patches.length === 2 && r0.patches[1].length === P && Math.abs(r0.patches[1][P - 1] - lastPatchV1) < 1e-6 * (1 + Math.abs(lastPatchV1)), `json ${JSON.stringify(r0).slice(0, 300)}`);
+      assert(leadShares(e, e.records[0])[1] === r0.leadShare.V1 && patchAttribution(e, e.records[0])[0][0] === r0.patches[0][0], 'helpers as written');
+      // a second run into the folder: the plot of the record it no longer explains goes
+      await writeExplanation(dir, { ...e, records: [e.records[0]] }, { png: true });
+      assert(fs.readdirSync(dir).sort().join() === 'attribution.npy,explain.json,input.npy,synth-1-0.png', `after a smaller run: ${fs.readdirSync(dir)}`);
       // the command line: records by id, no plots
       const out = path.join(tmp, 'explain-cli');
       const printed = await cli(['explain', '--checkpoint', clsModel, '--data', data, '--out', out, '--ids', 'synth-1-3,synth-1-4', '--steps', '8', '--no-png']);
-      assert(new RegExp(`2 of ${RECORDS} records explained \\(multilabel 'conditions', 8 steps; .*\\) → 2 files`).test(printed) && /synth-1-3: \w+ 0\.\d+; leads/.test(printed), printed);
-      assert(fs.readdirSync(out).sort().join() === 'attribution.npy,explain.json', `cli files ${fs.readdirSync(out)}`);
-      await expectError(() => cli(['explain', '--checkpoint', clsModel, '--data', data, '--out', out, '--ids', 'nope']), /no record nope in/);
+      assert(new RegExp(`2 of ${RECORDS} records explained \\(multilabel 'conditions', 8 steps; .*\\) → 3 files`).test(printed) && /synth-1-3: \w+ 0\.\d+; leads/.test(printed), printed);
+      assert(fs.readdirSync(out).sort().join() === 'attribution.npy,explain.json,input.npy', `cli files ${fs.readdirSync(out)}`);
+      const args = ['explain', '--checkpoint', clsModel, '--data', data];
+      await expectError(() => cli([...args, '--out', out, '--ids', 'nope']), /no record nope in/);
+      await expectError(() => cli([...args, '--out', out, '--ids', 'synth-1-3,synth-1-3']), /--ids names synth-1-3 twice/);
+      await expectError(() => cli([...args, '--out', out, '--ids', 'synth-1-3', '--limit', '2']), /give --ids or --limit, not both/);
+      await expectError(() => cli([...args, '--out', path.join(out, 'explain.json')]), /is a file; give a folder/);
+      await expectError(() => cli([...args, '--out', out, '--steps', '0']), /--steps: expected a positive integer/);
       summary.push(`\nexplain (hr model, 64 steps): Σ attribution − (f(x) − f(0)) = ${e.records.map((r) => r.delta.toExponential(1)).join(', ')} bpm for f(x) − f(0) = ${e.records.map((r) => (r.value - r.baseline).toFixed(2)).join(', ')}`);
     });
 
@@ -302,14 +320,45 @@ if (!isBrowser)
       let worst = 0;
       want.forEach((z, i) => (worst = Math.max(worst, Math.abs(1 / (1 + Math.exp(-z)) - p.values[i]))));
       assert(worst < 1e-5, `predict vs the probe's head: max difference ${worst}`);
-      const x = await explain(engine, { checkpoint: base, data, subset: [0], steps: 8 });
-      assert(x.records.length === 1 && x.leads.join() === 'II,V1' && Number.isFinite(x.records[0].delta), 'explain takes a probe model');
+      // explain on it, one integration point: attribution = x ⊙ ∇f(x/2), so its sum over a region R is
+      // the derivative of f(x/2 + t·x_R) at t = 0: a central difference of the encoder + head, per lead and per time span
+      const x = await explain(engine, { checkpoint: base, data, subset: [0], steps: 1 });
+      const rec = x.records[0], L = x.samples;
+      const k = model.info.classes.indexOf(rec.target);
+      const enc = await m.loadEncoder(engine, { checkpoint: base });
+      const { Tape } = await import('../../engine/tape.js');
+      const tape = new Tape(engine);
+      const f = async (inp: Float32Array) => {
+        const t = engine.upload(inp, [1, 2, L]);
+        const rep = tape.noGrad(() => engine.scope(() => enc.encoder.representation(tape, t)));
+        const v = await engine.read(rep);
+        rep.dispose();
+        t.dispose();
+        return model.head.bias[k] + v.reduce((s, r, d) => s + r * model.head.weight[k * v.length + d], 0);
+      };
+      const eps = 0.05;
+      for (const [lo, hi, what] of [[0, L, 'lead II'], [L + L / 2, 2 * L, 'V1, second half']] as const) {
+        const at = (sign: number) => Float32Array.from(rec.input, (v, i) => v / 2 + (i >= lo && i < hi ? sign * eps * v : 0));
+        const fd = ((await f(at(1))) - (await f(at(-1)))) / (2 * eps);
+        const sum = rec.attribution.subarray(lo, hi).reduce((a, b) => a + b, 0);
+        assert(Math.abs(fd - sum) <= 0.02 * Math.abs(fd) + 1e-3, `${what}: Σ attribution ${sum}, finite difference ${fd}`);
+      }
+      enc.encoder.dispose();
       // the command line: --save writes <out>/<name>-model beside the report
       const out = path.join(tmp, 'cli-probe');
       const printed = await cli(['probe', '--checkpoint', ckpt, '--data', data, '--task', 'regression', '--label', 'hr', '--split', SPLIT, '--bootstrap', '0', '--out', out, '--save']);
       assert(fs.readdirSync(out).sort().join() === ['regression-hr-model.json', 'regression-hr-model.safetensors', 'regression-hr.json', 'regression-hr.md'].join() && printed.includes('model (frozen encoder + this head)'), `files ${fs.readdirSync(out)}; ${printed.slice(-200)}`);
       const hr = await predict(engine, { checkpoint: path.join(out, 'regression-hr-model'), data, subset: [0] });
       assert(hr.task === 'regression' && hr.values[0] > 20 && hr.values[0] < 250, `predicted hr ${hr.values[0]} bpm`);
+      // multi-class: explain takes the logit minus the mean logit (softmax ignores a shift common to all),
+      // which is log p_k − mean_j log p_j of predict's probabilities
+      const mc = path.join(tmp, 'probe-model', 'multiclass');
+      await m.probe(engine, { checkpoint: ckpt, data, task: 'multiclass', label: 'conditions', split: m.parseSplit(SPLIT), bootstrap: 0, save: mc });
+      const pm = await predict(engine, { checkpoint: mc, data, subset: [2] });
+      const xm = (await explain(engine, { checkpoint: mc, data, subset: [2], steps: 32 })).records[0];
+      const logp = Array.from(pm.values, Math.log);
+      const centred = logp[pm.classes.indexOf(xm.target)] - logp.reduce((a, b) => a + b, 0) / logp.length;
+      assert(Math.abs(xm.value - centred) < 1e-4 && Math.abs(xm.delta) < 0.02 * Math.abs(xm.value - xm.baseline), `multi-class ${xm.target}: value ${xm.value}, log p_k − mean log p ${centred}, gap ${xm.delta} of ${xm.value - xm.baseline}`);
     });
 
     describe('mixed precision fine-tuning (f16 matmul inputs, loss scale)', () => {

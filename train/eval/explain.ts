@@ -37,7 +37,9 @@ export interface RecordExplanation {
   target: string;
   /** The model's output for it: a probability, or the value in target units. */
   output: number;
-  /** f(x) and f(0): the head's output before its activation for the record and for a flat line. */
+  /** f(x) and f(0), the quantity explained, for the record and for a flat line: the head's output
+   *  before its activation (a logit; for multi-class the logit minus the mean of all logits, which
+   *  softmax does not see; for regression the value). */
   value: number;
   baseline: number;
   /** [leads, samples] row-major: what the encoder saw (band-passed as in fine-tuning), mV. */
@@ -68,43 +70,55 @@ export async function explain(engine: Engine, o: ExplainOptions): Promise<Explan
   const steps = o.steps ?? 32, batch = o.batch ?? 32;
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`explain: steps must be a positive integer, got ${steps}`);
   if (!Number.isInteger(batch) || batch < 1) throw new Error(`explain: batch must be a positive integer, got ${batch}`);
-  const model = await loadFinetuned(o.checkpoint);
+  const model = await loadFinetuned(o.checkpoint, 'explain');
   const { task, label, classes } = model.info;
   const K = classes.length;
   const fixed = o.target && o.target !== 'predicted' ? (task === 'regression' ? (o.target === label ? 0 : -1) : classes.indexOf(o.target)) : null;
   if (fixed === -1) throw new Error(`explain: target '${o.target}' is not an output of this model (${task === 'regression' ? label : classes.join(', ')}, or predicted)`);
   const ds = typeof o.data === 'string' ? await openDataset(o.data) : o.data;
-  const loaded = await loadEncoder(engine, { checkpoint: o.checkpoint, loaded: model.checkpoint });
+  const loaded = await loadEncoder(engine, { checkpoint: o.checkpoint, loaded: model.checkpoint }); // weights frozen: input gradients only
   try {
     const { encoder, config } = loaded;
-    for (const p of encoder.reg.list()) p.requiresGrad = false; // gradients for the input only
     const make = inputMaker(ds, config, loaded.bandpass);
     const C = config.leads.length, L = inputLength(config), CL = C * L, D = config.encoder.dim;
     const indices = o.subset ? Array.from(o.subset) : Array.from({ length: ds.size }, (_, i) => i);
     if (!indices.length) throw new Error(`explain: no records to explain in ${ds.dir}`);
     const tape = new Tape(engine);
-    /** Pooled representations of the rows of `x` ([n, C, L]), no gradients. */
-    const represent = async (x: Float32Array, n: number) => {
-      const t = engine.upload(x, [n, C, L]);
+    /** The pooled representation of one input [C, L], no gradients. */
+    const represent = async (x: Float32Array) => {
+      const t = engine.upload(x, [1, C, L]);
       const rep = tape.noGrad(() => engine.scope(() => encoder.representation(tape, t)));
       const r = await engine.read(rep);
       rep.dispose();
       t.dispose();
       return r;
     };
+    /** The explained linear map of output k on the representation (see RecordExplanation.value). */
+    const explained = (k: number) => {
+      const { weight: W, bias: b } = model.head;
+      const w = Float64Array.from(W.subarray(k * D, (k + 1) * D));
+      let c = b[k];
+      if (task === 'multiclass') {
+        for (let j = 0; j < K; j++) {
+          for (let d = 0; d < D; d++) w[d] -= W[j * D + d] / K;
+          c -= b[j] / K;
+        }
+      }
+      return { w, at: (rep: Float32Array) => rep.reduce((s, v, d) => s + v * w[d], c) };
+    };
+    const flat = await represent(new Float32Array(CL));
     const records: RecordExplanation[] = [];
     for (const b of ds.batches({ batchSize: 1, shuffle: false, subset: indices })) {
       const x = make(b.x, 1);
       const rec = ds.manifest.records[b.indices[0]];
-      // f(x) and f(0) from one pass of two rows
-      const both = new Float32Array(2 * CL);
-      both.set(x);
-      const z = applyHead(model.head, await represent(both, 2));
-      const out = activateHead(task, z.subarray(0, K), K);
+      const rep = await represent(x);
+      if (!rep.every(Number.isFinite)) throw new Error(`explain: non-finite features for record ${rec.id} (bad input values?)`);
+      const out = activateHead(task, applyHead(model.head, rep), K);
       let k = fixed ?? 0;
       if (fixed === null && task !== 'regression') for (let c = 1; c < K; c++) if (out[c] > out[k]) k = c;
+      const f = explained(k);
+      const seedRow = Float32Array.from(f.w);
       // ∇f at α·x, the integration points in chunks of `batch`
-      const seedRow = model.head.weight.subarray(k * D, (k + 1) * D);
       const gradSum = new Float64Array(CL);
       for (let j0 = 0; j0 < steps; j0 += batch) {
         const n = Math.min(batch, steps - j0);
@@ -118,9 +132,9 @@ export async function explain(engine: Engine, o: ExplainOptions): Promise<Explan
         const leaf = tape.watch(xt);
         const seedT = engine.upload(seed, [n, D]);
         try {
-          const rep = engine.scope(() => encoder.representation(tape, xt));
-          tape.backward(rep, { grad: seedT });
-          rep.dispose();
+          const r = engine.scope(() => encoder.representation(tape, xt));
+          tape.backward(r, { grad: seedT });
+          r.dispose();
           const g = await engine.read(leaf.grad!);
           for (let j = 0; j < n; j++) for (let i = 0; i < CL; i++) gradSum[i] += g[j * CL + i];
         } finally {
@@ -136,7 +150,7 @@ export async function explain(engine: Engine, o: ExplainOptions): Promise<Explan
         attribution[i] = (x[i] * gradSum[i]) / steps;
         total += attribution[i];
       }
-      const value = z[k], baseline = z[K + k];
+      const value = f.at(rep), baseline = f.at(flat);
       records.push({ id: rec.id, target: task === 'regression' ? label : classes[k], output: out[k], value, baseline, input: x, attribution, delta: total - (value - baseline) });
       o.onProgress?.(records.length, indices.length);
     }
@@ -210,19 +224,17 @@ const safeName = (id: string) => id.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\
 
 /**
  * Writes `<dir>/explain.json` (per record: target, output, f(x), f(0), integration error, share per
- * lead, signed attribution per patch), `<dir>/attribution.npy` (float32 [records, leads, samples])
- * and, with `png`, one plot per record. Each file atomically. Returns the paths written.
+ * lead, signed attribution per patch), `<dir>/attribution.npy` and `<dir>/input.npy` (float32
+ * [records, leads, samples]: the attributions, and the band-passed input they are of) and, with
+ * `png`, one plot per record; plots an earlier run listed that this one does not write are removed.
+ * Each file atomically. Returns the paths written.
  */
 export async function writeExplanation(dir: string, e: Explanation, o: { png?: boolean } = {}): Promise<string[]> {
-  const [{ writeFileAtomic }, { writeNpy }, { mkdir }, path] = await Promise.all([
+  const [{ writeFileAtomic }, { writeNpy }, fsp, path] = await Promise.all([
     import('../../model/checkpoint.js'), import('../data/npy.js'), import('node:fs/promises'), import('node:path'),
   ]);
-  await mkdir(dir, { recursive: true });
+  await fsp.mkdir(dir, { recursive: true });
   const C = e.leads.length, L = e.samples, n = e.records.length;
-  const all = new Float32Array(n * C * L);
-  e.records.forEach((r, i) => all.set(r.attribution, i * C * L));
-  const written = [path.join(dir, 'attribution.npy')];
-  await writeFileAtomic(written[0], writeNpy(all, [n, C, L]));
   const used = new Set<string>();
   const plots = e.records.map((r) => {
     let name = safeName(r.id);
@@ -230,9 +242,20 @@ export async function writeExplanation(dir: string, e: Explanation, o: { png?: b
     used.add(name);
     return `${name}.png`;
   });
+  const summary = path.join(dir, 'explain.json');
+  const earlier = await fsp.readFile(summary, 'utf8').then((t) => (JSON.parse(t) as { records?: { plot?: unknown }[] }).records ?? [], () => []);
+  for (const r of earlier)
+    if (typeof r.plot === 'string' && /^[^/\\]+\.png$/.test(r.plot) && !(o.png && plots.includes(r.plot))) await fsp.rm(path.join(dir, r.plot), { force: true });
+  const written: string[] = [];
+  for (const [file, key] of [['attribution.npy', 'attribution'], ['input.npy', 'input']] as const) {
+    const all = new Float32Array(n * C * L);
+    e.records.forEach((r, i) => all.set(r[key], i * C * L));
+    written.push(path.join(dir, file));
+    await writeFileAtomic(written[written.length - 1], writeNpy(all, [n, C, L]));
+  }
   const { records, ...meta } = e;
   const json = {
-    format: 'ecg-jepa-explanation', version: 1, method: 'integrated gradients, flat-line baseline', ...meta, npy: 'attribution.npy', shape: [n, C, L],
+    format: 'ecg-jepa-explanation', version: 1, method: 'integrated gradients, flat-line baseline', ...meta, npy: { attribution: 'attribution.npy', input: 'input.npy' }, shape: [n, C, L],
     records: records.map((r, i) => ({
       id: r.id, target: r.target, output: r.output, value: r.value, baseline: r.baseline, delta: r.delta,
       leadShare: Object.fromEntries(leadShares(e, r).map((s, c) => [e.leads[c], s])),
@@ -240,8 +263,8 @@ export async function writeExplanation(dir: string, e: Explanation, o: { png?: b
       ...(o.png ? { plot: plots[i] } : {}),
     })),
   };
-  written.push(path.join(dir, 'explain.json'));
-  await writeFileAtomic(written[1], JSON.stringify(json) + '\n');
+  written.push(summary);
+  await writeFileAtomic(summary, JSON.stringify(json) + '\n');
   if (o.png)
     for (let i = 0; i < n; i++) {
       const f = path.join(dir, plots[i]);

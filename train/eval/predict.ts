@@ -20,11 +20,11 @@ export interface FinetunedModel {
 }
 
 /** Loads a fine-tuned checkpoint and checks its head; a checkpoint without one (pretraining) is refused. */
-export async function loadFinetuned(file: string): Promise<FinetunedModel> {
+export async function loadFinetuned(file: string, command = 'predict'): Promise<FinetunedModel> {
   const ck = await loadCheckpoint(file);
   const info = finetunedInfo(ck);
   if (!info)
-    throw new Error(`checkpoint ${file} has no fine-tuned head (a pretraining checkpoint?): predict needs the <name>-model checkpoint 'ecg-jepa finetune' writes; embed and probe take this one`);
+    throw new Error(`checkpoint ${file} has no fine-tuned head (a pretraining checkpoint?): ${command} needs the <name>-model checkpoint 'ecg-jepa finetune' (or 'probe --save') writes; embed and probe take this one`);
   const K = info.classes.length, D = ck.config.encoder.dim;
   checkTensors(ck.tensors, [[info.head.weight, [K, D]], [info.head.bias, [K]]], '', `fine-tuned checkpoint ${file}`);
   const f64 = (name: string) => {

@@ -76,6 +76,9 @@ function availableFields(labels: readonly Record<string, unknown>[]): string[] {
   return [...s].sort();
 }
 
+/** More distinct integers than this in a label field are a measurement (heart rate), not class codes. */
+const MAX_CLASS_CODES = 20;
+
 /** The targets of one task from per-record labels; records without a usable value are dropped (noted). */
 export function extractTargets(labels: readonly Record<string, unknown>[], task: ProbeTask, label: string, classes?: readonly string[]): Targets {
   if (!['multilabel', 'multiclass', 'regression'].includes(task)) throw new Error(`probe: task must be multilabel, multiclass or regression, got '${task}'`);
@@ -103,7 +106,9 @@ export function extractTargets(labels: readonly Record<string, unknown>[], task:
   const likelihoods = values.some((v) => isFlagMap(v) && Object.values(v).some((x) => typeof x === 'number' && x !== 0 && x !== 1));
   if (likelihoods) notes.push(`'${label}' maps classes to likelihoods: every class listed for a record applies to it`);
   const lists = values.map((v) => asClassList(v, likelihoods));
-  if (values.some((v) => typeof v === 'number' && Number.isInteger(v))) notes.push(`'${label}' holds integers: each value is a class`);
+  const codes = new Set(values.filter((v) => typeof v === 'number' && Number.isInteger(v)));
+  if (codes.size > MAX_CLASS_CODES) throw new Error(`probe: '${label}' holds ${codes.size} distinct integers, too many to be class codes; use --task regression for a measurement`);
+  if (codes.size) notes.push(`'${label}' holds integers: each value is a class`);
   if (lists.every((l) => l === null)) throw new Error(`probe: '${label}' holds no class names (got e.g. ${JSON.stringify(values.find((v) => v !== undefined))}); use --task regression for numbers`);
   let cls: string[];
   if (classes) cls = [...classes];
@@ -114,7 +119,7 @@ export function extractTargets(labels: readonly Record<string, unknown>[], task:
     cls = known && [...seen].every((c) => known.includes(c)) ? [...known] : [...seen].sort();
   }
   const K = cls.length;
-  if (K < 2) throw new Error(`probe: '${label}' has ${K} class(es) (${cls.join(', ')}); a classifier needs at least 2`);
+  if (K < 2) throw new Error(`probe: '${label}' has ${K} class(es) (${cls.join(', ')}); a classifier needs at least 2` + (codes.size ? ' (for a measurement: --task regression)' : ''));
   let empty = 0, multi = 0, unknown = 0, missing = 0;
   const y: number[] = [];
   const idx: number[] = [];
