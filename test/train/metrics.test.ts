@@ -2,8 +2,8 @@
 // the linear-probe head against closed-form gradients, and the report renderers. Pure computation:
 // runs in both runners.
 import {
-  accuracy, aucRanked, bootstrapCi, confusionMatrix, macroAuc, macroAucCi, macroF1, mae, maeCi, meanStd, oneHot, ovoMacroAuc, pearson, rankScores,
-  rmse, rocAuc, rocCurve, softmaxRows, tuneThresholds,
+  accuracy, aucRanked, averagePrecision, bootstrapCi, brierScore, confusionMatrix, macroAuc, macroAucCi, macroAveragePrecision, macroF1, mae, maeCi, meanStd, oneHot,
+  ovoMacroAuc, pearson, rankScores, rmse, rocAuc, rocCurve, softmaxRows, tuneThresholds,
 } from '../../train/eval/metrics.js';
 import { applyHead, aucScores, evaluate, extractTargets, parseSplit, probeFeatures, splitRows, trainHead } from '../../train/eval/probe.js';
 import { comparisonTable, confusionPlot, fmt, markdownReport, rocPlot } from '../../train/eval/report.js';
@@ -132,6 +132,48 @@ describe('eval: metrics', () => {
     near(r.macro, 0.75, 'absent class');
     assert(/no examples of C/.test(r.notes.join()), `note: ${r.notes}`);
     assert(/exactly one class/.test(String((() => { try { ovoMacroAuc(p, [1, 1, 0, 0, 1, 0, 0, 0, 1, 1, 0, 0], 3); } catch (e) { return e; } })())), 'multi-hot refused');
+  });
+
+  it('average precision as sklearn: hand-worked cases, ties entering together, and a brute-force reference on random scores', () => {
+    // sklearn's documented example: thresholds .8 (P 1, R .5), .4 (P .5, R .5), .35 (P 2/3, R 1) → .5·1 + .5·2/3
+    near(averagePrecision([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]), 0.5 + 0.5 * (2 / 3), 'sklearn example');
+    // a tie of a positive and a negative at the top: they enter together (P 1/2 at R 1/2), then the other positive
+    near(averagePrecision([0.9, 0.9, 0.5, 0.1], [1, 0, 1, 0]), 0.5 * 0.5 + 0.5 * (2 / 3), 'tie at the top');
+    assert(averagePrecision([0.3, 0.2], [0, 0]) === null, 'no positives: undefined');
+    const rng = new Rng(5);
+    for (let trial = 0; trial < 20; trial++) {
+      const n = 5 + rng.int(40);
+      const sc = Array.from({ length: n }, () => Math.round(rng.uniform(0, 8)) / 8); // ties
+      const y: number[] = Array.from({ length: n }, () => (rng.uniform(0, 1) < 0.3 ? 1 : 0));
+      const P = y.reduce((a, b) => a + b, 0);
+      if (!P) continue;
+      // brute force: for every distinct threshold t, high to low, recall and precision of "score ≥ t"
+      const ts = [...new Set(sc)].sort((a, b) => b - a);
+      let ref = 0, prevR = 0;
+      for (const t of ts) {
+        const called = sc.map((v) => v >= t);
+        const tp = called.reduce((a, c, i) => a + (c && y[i] ? 1 : 0), 0);
+        const rec = tp / P, prec = tp / called.filter(Boolean).length;
+        ref += (rec - prevR) * prec;
+        prevR = rec;
+      }
+      near(averagePrecision(sc, y), ref, `trial ${trial}`, 1e-12);
+    }
+    const m = macroAveragePrecision([0.1, 0.9, 0.4, 0.8, 0.35, 0.2, 0.8, 0.1], [0, 0, 0, 0, 1, 0, 1, 0], 2, ['a', 'b']);
+    near(m.perClass[0], 0.5 + 0.5 * (2 / 3), 'class a');
+    assert(m.perClass[1] === null && m.excluded.join() === 'b' && m.macro === m.perClass[0], `class b has no positives: ${JSON.stringify(m)}`);
+  });
+
+  it('Brier score: mean squared error of probabilities; multi-class sums over classes per record', () => {
+    near(brierScore([0.9, 0.2, 0.4, 0.6], [1, 0, 0, 1], 2, false), (0.01 + 0.04 + 0.16 + 0.16) / 4, 'multi-label');
+    near(brierScore([0.7, 0.2, 0.1, 0.1, 0.1, 0.8], [1, 0, 0, 0, 0, 1], 3, true), ((0.09 + 0.04 + 0.01) + (0.01 + 0.01 + 0.04)) / 2, 'multi-class');
+    let threw = false;
+    try {
+      brierScore([0.5, NaN], [1, 0], 1, false);
+    } catch {
+      threw = true;
+    }
+    assert(threw, 'a non-finite probability is refused');
   });
 
   it('macro F1 from counts; a class neither present nor predicted left out, one predicted but absent scores 0', () => {

@@ -155,6 +155,58 @@ export function macroAuc(scores: Num, labels: Num, K: number, classes?: readonly
   return { perClass, macro: mean(perClass), excluded, notes };
 }
 
+// ---------------------------------------------------------------------------------------------
+// Precision–recall and calibration
+
+/**
+ * Average precision of one binary problem, as sklearn's average_precision_score: Σ over thresholds
+ * (each distinct score, highest first; tied records enter together) of (Rₙ − Rₙ₋₁)·Pₙ, the area
+ * under the precision–recall curve without interpolation. Null without positives.
+ */
+export function averagePrecision(scores: Num, labels: Num): number | null {
+  if (scores.length !== labels.length) throw new RangeError(`averagePrecision: ${scores.length} scores, ${labels.length} labels`);
+  checkFinite(scores, 'averagePrecision');
+  checkBinary(labels, 'averagePrecision');
+  const r = rankScores(scores);
+  let P = 0;
+  for (let i = 0; i < labels.length; i++) P += labels[i];
+  if (P === 0) return null;
+  let tp = 0, seen = 0, ap = 0;
+  for (let g = r.groups.length - 2; g >= 0; g--) {
+    let dtp = 0;
+    for (let j = r.groups[g]; j < r.groups[g + 1]; j++) dtp += labels[r.order[j]];
+    tp += dtp;
+    seen += r.groups[g + 1] - r.groups[g];
+    ap += (dtp / P) * (tp / seen);
+  }
+  return ap;
+}
+
+/** Macro average precision over the classes of a multi-label or (one-vs-rest) multi-class problem;
+ *  a class without positives is left out and named. The area under the precision–recall curve: unlike
+ *  AUC it falls with a class's rarity, so it shows how a rare class is found among many records. */
+export function macroAveragePrecision(scores: Num, labels: Num, K: number, classes?: readonly string[]): MacroResult {
+  if (scores.length !== labels.length || scores.length % K !== 0) throw new RangeError(`macroAveragePrecision: ${scores.length} scores and ${labels.length} labels for ${K} classes`);
+  const perClass = Array.from({ length: K }, (_, k) => averagePrecision(column(scores, K, k), column(labels, K, k)));
+  const excluded = perClass.flatMap((v, k) => (v === null ? [className(classes, k)] : []));
+  return { perClass, macro: mean(perClass), excluded, notes: excluded.length ? [`no positive examples of ${excluded.join(', ')}: average precision undefined, left out of the macro average`] : [] };
+}
+
+/**
+ * Brier score: the mean squared difference between predicted probabilities and outcomes (0 is
+ * perfect). Multi-label: over every record and class (the mean of the per-class scores). Multi-class:
+ * per record the sum over classes (Brier's original form, 0–2), averaged over the records.
+ */
+export function brierScore(probs: Num, labels: Num, K: number, multiclass: boolean): number {
+  if (probs.length !== labels.length || probs.length % K !== 0 || probs.length === 0) throw new RangeError(`brierScore: ${probs.length} probabilities and ${labels.length} labels for ${K} classes`);
+  checkFinite(probs, 'brierScore');
+  checkBinary(labels, 'brierScore');
+  let s = 0;
+  for (let i = 0; i < probs.length; i++) s += (probs[i] - labels[i]) ** 2;
+  const N = probs.length / K;
+  return multiclass ? s / N : s / (N * K);
+}
+
 /**
  * Macro ROC-AUC of a multi-class problem one-vs-one (Hand & Till 2001; sklearn's
  * `roc_auc_score(multi_class='ovo', average='macro')`, which the reference's linear_eval.py reports):

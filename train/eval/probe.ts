@@ -12,7 +12,7 @@ import type { Engine } from '../../engine/engine.js';
 import { cosineLr } from '../../engine/optim.js';
 import { Rng } from '../../engine/random.js';
 import {
-  accuracy, argmaxRows, confusionMatrix, macroAuc, macroAucCi, macroF1, mae, maeCi, meanStd, oneHot, ovoMacroAuc, pearson, rmse, rocCurve,
+  accuracy, argmaxRows, brierScore, confusionMatrix, macroAuc, macroAucCi, macroAveragePrecision, macroF1, mae, maeCi, meanStd, oneHot, ovoMacroAuc, pearson, rmse, rocCurve,
   sigmoid, softmaxRows, threshold, tuneThresholds, column, type Interval, type RocCurve,
 } from './metrics.js';
 
@@ -416,6 +416,10 @@ export interface ClassificationMetrics {
   auc: { macro: number | null; perClass: (number | null)[]; ci: Interval | null };
   /** Multi-class only: macro AUC one-vs-one, the reference code's linear-probe metric (metrics.ts ovoMacroAuc). */
   aucOvo?: number | null;
+  /** Macro average precision (area under the precision–recall curve; one-vs-rest for multi-class). */
+  ap: { macro: number | null; perClass: (number | null)[] };
+  /** Brier score of the probabilities (metrics.ts brierScore): lower is better calibrated and sharper. */
+  brier: number;
   /** Multi-label: sigmoid ≥ 0.5. Multi-class: argmax. */
   f1: { macro: number | null; perClass: (number | null)[] };
   /** Multi-label only, with thresholds tuned on the validation set. */
@@ -478,6 +482,8 @@ export function evaluate(task: ProbeTask, classes: string[], logits: Float64Arra
   const auc = macroAuc(scores, y, K, classes);
   const dec = task === 'multiclass' ? oneHot(argmaxRows(logits, K), K) : threshold(probs, K, 0.5);
   const f1 = macroF1(dec, y, K, classes);
+  // leaves out the classes without positives, as the AUC does (its note says so)
+  const ap = macroAveragePrecision(scores, y, K, classes);
   const add = (ns: string[]) => ns.forEach((s) => notes.push(`${where}: ${s}`));
   add(auc.notes);
   // F1 leaves out the classes neither present nor predicted, a subset of the AUC's no-positive ones: its note would repeat.
@@ -485,6 +491,8 @@ export function evaluate(task: ProbeTask, classes: string[], logits: Float64Arra
     kind: 'classification', n,
     support: Array.from({ length: K }, (_, k) => column(y, K, k).reduce((a, b) => a + b, 0)),
     auc: { macro: auc.macro, perClass: auc.perClass, ci: boot.resamples > 0 ? macroAucCi(scores, y, K, boot) : null },
+    ap: { macro: ap.macro, perClass: ap.perClass },
+    brier: brierScore(probs, y, K, task === 'multiclass'),
     f1: { macro: f1.macro, perClass: f1.perClass },
     accuracy: accuracy(dec, y, K),
     excluded: [...new Set([...auc.excluded, ...f1.excluded])],

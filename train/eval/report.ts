@@ -37,15 +37,15 @@ export function markdownReport(r: ProbeResult | ProbeRun, title = `Linear probe:
   } else {
     const tuned = r.task === 'multilabel';
     const ovo = r.task === 'multiclass';
-    out.push(`| Set | n | macro AUC${ovo ? ' one-vs-rest' : ''} (95% CI) | ${ovo ? 'macro AUC one-vs-one | ' : ''}macro F1${tuned ? ' @0.5 | macro F1 tuned' : ''} | ${tuned ? 'exact match' : 'accuracy'} |`, `|---|---|---|---|${tuned || ovo ? '---|' : ''}---|`);
+    out.push(`| Set | n | macro AUC${ovo ? ' one-vs-rest' : ''} (95% CI) | ${ovo ? 'macro AUC one-vs-one | ' : ''}macro AP | Brier | macro F1${tuned ? ' @0.5 | macro F1 tuned' : ''} | ${tuned ? 'exact match' : 'accuracy'} |`, `|---|---|---|---|---|---|---|${tuned || ovo ? '---|' : ''}`);
     const row = (name: string, m: Metrics) =>
       m.kind === 'classification' &&
-      out.push(`| ${name} | ${m.n} | ${fmt(m.auc.macro)}${ci(m.auc.ci)} | ${ovo ? `${fmt(m.aucOvo)} | ` : ''}${fmt(m.f1.macro)}${tuned ? ` | ${fmt(m.f1Tuned?.macro)}` : ''} | ${fmt(m.accuracy)} |`);
+      out.push(`| ${name} | ${m.n} | ${fmt(m.auc.macro)}${ci(m.auc.ci)} | ${ovo ? `${fmt(m.aucOvo)} | ` : ''}${fmt(m.ap.macro)} | ${fmt(m.brier)} | ${fmt(m.f1.macro)}${tuned ? ` | ${fmt(m.f1Tuned?.macro)}` : ''} | ${fmt(m.accuracy)} |`);
     row('test', t);
     if (r.val) row('validation', r.val);
-    out.push('', '| Class | test positives | AUC | F1' + (tuned ? ' @0.5 | threshold | F1 tuned |' : ' |'), '|---|---|---|---|' + (tuned ? '---|---|' : ''));
+    out.push('', '| Class | test positives | AUC | AP | F1' + (tuned ? ' @0.5 | threshold | F1 tuned |' : ' |'), '|---|---|---|---|---|' + (tuned ? '---|---|' : ''));
     r.classes.forEach((c, k) =>
-      out.push(`| ${c} | ${t.support[k]} | ${fmt(t.auc.perClass[k])} | ${fmt(t.f1.perClass[k])}` + (tuned ? ` | ${fmt(t.f1Tuned?.thresholds[k])} | ${fmt(t.f1Tuned?.perClass[k])} |` : ' |')),
+      out.push(`| ${c} | ${t.support[k]} | ${fmt(t.auc.perClass[k])} | ${fmt(t.ap.perClass[k])} | ${fmt(t.f1.perClass[k])}` + (tuned ? ` | ${fmt(t.f1Tuned?.thresholds[k])} | ${fmt(t.f1Tuned?.perClass[k])} |` : ' |')),
     );
     if (t.excluded.length) out.push('', `Left out of the macro averages on test: ${t.excluded.join(', ')} (see notes).`);
   }
@@ -76,7 +76,7 @@ export function finetuneMarkdown(r: FinetuneResult, title = `Fine-tuning: ${r.ta
   const t = r.test;
   out.push('');
   if (t.kind === 'regression') out.push(`Test (epoch ${r.bestEpoch}): MAE ${fmt(t.mae, 2)}${ci(t.maeCi, 2)}, RMSE ${fmt(t.rmse, 2)}, r ${fmt(t.pearson)}; predicting the training mean: MAE ${fmt(t.maeOfMean, 2)}.`);
-  else out.push(`Test (epoch ${r.bestEpoch}): macro AUC ${r.task === 'multiclass' ? `one-vs-rest ${fmt(t.auc.macro)}${ci(t.auc.ci)}, one-vs-one ${fmt(t.aucOvo)}` : `${fmt(t.auc.macro)}${ci(t.auc.ci)}`}, macro F1 ${fmt(t.f1.macro)}, ${r.task === 'multiclass' ? 'accuracy' : 'exact match'} ${fmt(t.accuracy)}.`);
+  else out.push(`Test (epoch ${r.bestEpoch}): macro AUC ${r.task === 'multiclass' ? `one-vs-rest ${fmt(t.auc.macro)}${ci(t.auc.ci)}, one-vs-one ${fmt(t.aucOvo)}` : `${fmt(t.auc.macro)}${ci(t.auc.ci)}`}, macro AP ${fmt(t.ap.macro)}, Brier ${fmt(t.brier)}, macro F1 ${fmt(t.f1.macro)}, ${r.task === 'multiclass' ? 'accuracy' : 'exact match'} ${fmt(t.accuracy)}.`);
   const bestTest = r.history.reduce<FinetuneResult['history'][number] | null>((b, h) => (h.test !== null && (b === null || (r.task === 'regression' ? h.test < b.test! : h.test > b.test!)) ? h : b), null);
   if (bestTest) out.push('', `Best test ${metric} over the epochs, as the reference logs it (picked on the test set itself, so optimistic): ${fmt(bestTest.test)} (epoch ${bestTest.epoch}).`);
   if (r.notes.length) out.push('', '## Notes', '', ...r.notes.map((n) => `- ${n}`));
