@@ -272,6 +272,51 @@ export async function loadCheckpoint(base: string, opts: LoadOptions = {}): Prom
   return withTensors(sc, bytes, whatMeta, `checkpoint ${tensorsFile}`, sc.sidecar.tensors);
 }
 
+/** What a checkpoint holds, without reading its tensors' values (for `ecg-jepa show`). */
+export interface CheckpointInfo {
+  config: EcgJepaConfig;
+  state: CheckpointState;
+  meta: string;
+  tensorsFile: string;
+  bytes: number;
+  /** Name, dtype and shape of every tensor, from the safetensors header. */
+  tensors: { name: string; dtype: string; shape: number[] }[];
+}
+
+/** Reads a checkpoint's sidecar and its tensor file's header only; checked as loadCheckpoint checks them. */
+export async function readCheckpointInfo(base: string): Promise<CheckpointInfo> {
+  const { fs, path } = await nodeFs();
+  const p = paths(base);
+  const whatMeta = `checkpoint ${p.meta}`;
+  const text = await fs.readFile(p.meta, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    throw new Error(e.code === 'ENOENT' ? `${whatMeta}: not found` : `${whatMeta}: unreadable (${e.message})`);
+  });
+  const sc = readSidecar(text, whatMeta, {});
+  const tensorsFile = path.join(path.dirname(p.meta), sc.sidecar.tensors);
+  const fh = await fs.open(tensorsFile, 'r').catch((e: Error) => {
+    throw new Error(`checkpoint ${tensorsFile}: unreadable (${e.message})`);
+  });
+  try {
+    const { size } = await fh.stat();
+    const head = new Uint8Array(8);
+    await fh.read(head, 0, 8, 0);
+    const dv = new DataView(head.buffer);
+    const n = dv.getUint32(0, true) + dv.getUint32(4, true) * 2 ** 32;
+    if (size < 8 || n > size - 8) throw new Error(`checkpoint ${tensorsFile}: not a whole safetensors file (${size} bytes)`);
+    const json = new Uint8Array(n);
+    await fh.read(json, 0, n, 8);
+    const header = JSON.parse(new TextDecoder().decode(json)) as Record<string, { dtype: string; shape: number[] } | Record<string, string>>;
+    const id = (header.__metadata__ as Record<string, string> | undefined)?.id;
+    if (id !== sc.sidecar.id) throw new Error(`${whatMeta}: ${sc.sidecar.tensors} comes from another save (id ${id ?? 'none'}, sidecar ${sc.sidecar.id})`);
+    const tensors = Object.entries(header)
+      .filter(([k]) => k !== '__metadata__')
+      .map(([name, t]) => ({ name, dtype: String(t.dtype), shape: (t.shape as unknown as number[]) ?? [] }));
+    return { config: sc.config, state: sc.sidecar.state, meta: p.meta, tensorsFile, bytes: size, tensors };
+  } finally {
+    await fh.close();
+  }
+}
+
 /**
  * Checks that `tensors` hold every spec (name with `prefix`) with the right shape; throws one
  * error listing every missing or mis-shaped tensor.

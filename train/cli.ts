@@ -7,6 +7,7 @@ import { parseLossScale } from '../engine/lossscale.js';
 import { smokeDemo } from './smoke.js';
 import { openDataset } from './data/dataset.js';
 import { addLabels, removeLabels } from './data/labels.js';
+import { describe, formatSummary } from './show.js';
 import { deriveLabels, DERIVABLE } from './data/derive.js';
 import { prepare, type PrepareOptions, type PrepareSource } from './data/prepare.js';
 import { progressBar } from './progress.js';
@@ -110,6 +111,16 @@ program
     } finally {
       ds.close();
     }
+  });
+
+program
+  .command('show')
+  .description('what a prepared dataset (records, leads, rate, folds, labels with their classes or ranges) or a checkpoint (kind, preset, step, parameters, head) holds')
+  .argument('<path>', 'dataset folder, or checkpoint (…/checkpoint-last, …-model, with or without .json)')
+  .option('--json', 'print JSON')
+  .action(async (path: string, o) => {
+    const s = await describe(path);
+    console.log(o.json ? JSON.stringify(s, null, 1) : formatSummary(s));
   });
 
 program

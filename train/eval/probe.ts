@@ -70,6 +70,13 @@ function asClassList(v: unknown, likelihoods: boolean): string[] | null {
   return null;
 }
 
+/** The class names of each value of one label field (null where a value names none). Maps of
+ *  numbers other than 0 and 1 somewhere in the field are likelihoods, not flags. */
+export function classLists(values: readonly unknown[]): { lists: (string[] | null)[]; likelihoods: boolean } {
+  const likelihoods = values.some((v) => isFlagMap(v) && Object.values(v).some((x) => typeof x === 'number' && x !== 0 && x !== 1));
+  return { lists: values.map((v) => asClassList(v, likelihoods)), likelihoods };
+}
+
 function availableFields(labels: readonly Record<string, unknown>[]): string[] {
   const s = new Set<string>();
   for (const l of labels.slice(0, 1000)) for (const k of Object.keys(l ?? {})) s.add(k);
@@ -102,10 +109,8 @@ export function extractTargets(labels: readonly Record<string, unknown>[], task:
     if (rows.length === 0) throw new Error(`probe: '${label}' is not numeric in any record; use --task multilabel or multiclass for class labels`);
     return { task, label, classes: [label], rows, y: Float64Array.from(y), notes };
   }
-  // maps of numbers other than 0 and 1 somewhere in the field: likelihoods, not flags
-  const likelihoods = values.some((v) => isFlagMap(v) && Object.values(v).some((x) => typeof x === 'number' && x !== 0 && x !== 1));
+  const { lists, likelihoods } = classLists(values);
   if (likelihoods) notes.push(`'${label}' maps classes to likelihoods: every class listed for a record applies to it`);
-  const lists = values.map((v) => asClassList(v, likelihoods));
   const codes = new Set(values.filter((v) => typeof v === 'number' && Number.isInteger(v)));
   if (codes.size > MAX_CLASS_CODES) throw new Error(`probe: '${label}' holds ${codes.size} distinct integers, too many to be class codes; use --task regression for a measurement`);
   if (codes.size) notes.push(`'${label}' holds integers: each value is a class`);

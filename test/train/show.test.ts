@@ -1,0 +1,67 @@
+// `ecg-jepa show`: a dataset's records, folds and labels summarised from its manifest; a checkpoint's
+// kind, parameters by part and head from its sidecar and tensor header. Node only.
+import { assert, expectReject, isBrowser } from '../helpers.js';
+import { nodeMods } from './cli.js';
+
+if (!isBrowser)
+  describe('train: show', () => {
+    let tmp = '';
+    before(async () => {
+      const { fs, path, os } = await nodeMods();
+      tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'show-'));
+    });
+    after(async () => {
+      const { fs } = await nodeMods();
+      fs.rmSync(tmp, { recursive: true, force: true });
+    });
+
+    it('a dataset: records, folds in numeric order, each label field as numbers or classes, joins', async () => {
+      const { path } = await nodeMods();
+      const { writeDataset } = await import('../../train/data/dataset.js');
+      const { addLabels } = await import('../../train/data/labels.js');
+      const { describe, formatSummary } = await import('../../train/show.js');
+      const dir = path.join(tmp, 'data');
+      const labels = [
+        { dx: ['AF', 'RBBB'], scp: { NORM: 100 }, sex: 'female', hr: 60 },
+        { dx: ['AF'], scp: { MI: 0, NORM: 50 }, sex: 'male', hr: 90 },
+        { dx: [], scp: {}, sex: 'male' },
+      ];
+      await writeDataset(dir, labels.map((l, i) => ({ id: String(i + 1), x: new Float32Array(2 * 10), labels: l, fold: [10, 2, 2][i] })), { leads: ['I', 'II'], fs: 5, samples: 10 });
+      const { fs } = await nodeMods();
+      fs.writeFileSync(path.join(tmp, 'q.csv'), 'id,qrs\n1,90\n');
+      await addLabels(dir, path.join(tmp, 'q.csv'));
+      const s = await describe(dir);
+      assert(s.kind === 'dataset' && s.records === 3 && JSON.stringify(s.folds) === '[["2",2],["10",1]]', `summary ${JSON.stringify(s)}`);
+      const by = Object.fromEntries(s.labels.map((f) => [f.field, f]));
+      assert(JSON.stringify(by.dx) === '{"field":"dx","kind":"classes","records":3,"classes":[["AF",2],["RBBB",1]]}', `dx ${JSON.stringify(by.dx)}`);
+      // scp maps classes to likelihoods (PTB-XL): every key counts, 0 (unknown likelihood) too, as probe reads it
+      assert(JSON.stringify(by.scp.kind === 'classes' && by.scp.classes) === '[["NORM",2],["MI",1]]', `scp ${JSON.stringify(by.scp)}`);
+      assert(JSON.stringify(by.hr) === '{"field":"hr","kind":"number","records":2,"min":60,"max":90,"mean":75}' && by.sex.kind === 'classes' && by.qrs.kind === 'number', `hr ${JSON.stringify(by.hr)}, sex ${JSON.stringify(by.sex)}`);
+      const text = formatSummary(s);
+      assert(text.includes('3 records, leads I, II, 5 Hz × 2 s (10 samples), f32, 1 shard') && text.includes('  dx (3 records): 2 classes: AF 2, RBBB 1') && text.includes('joined: qrs from'), text);
+      await expectReject(() => describe(tmp), 'is a folder without a manifest.json');
+    });
+
+    it('a checkpoint: its kind, parameters by part and head, from the sidecar and the tensor header only; a mixed-up save refused', async () => {
+      const { fs, path } = await nodeMods();
+      const { saveCheckpoint } = await import('../../model/checkpoint.js');
+      const { makeConfig } = await import('../../model/config.js');
+      const { describe, formatSummary } = await import('../../train/show.js');
+      const f32 = (n: number) => ({ dtype: 'F32' as const, shape: [n], data: new Float32Array(n) });
+      const tensors = new Map([['W_P.weight', f32(6)], ['teacher.W_P.weight', f32(6)], ['optim.m.W_P.weight', f32(6)], ['optim.v.W_P.weight', f32(6)], ['predictor_embed.weight', f32(4)], ['mask_token', f32(2)]]);
+      const base = path.join(tmp, 'ck', 'checkpoint-last');
+      await saveCheckpoint(base, { config: makeConfig('tiny'), state: { step: 7, epoch: 1 }, tensors });
+      const s = await describe(base);
+      assert(s.kind === 'checkpoint' && s.what.startsWith('a pretraining checkpoint') && s.step === 7 && s.epoch === 1 && JSON.stringify(s.params) === '{"encoder":6,"teacher":6,"adamw":12,"predictor":6}', `summary ${JSON.stringify(s)}`);
+      const info = { method: 'probe', task: 'multiclass', label: 'rhythm', classes: ['AF', 'SR'], leads: ['II'], preset: 'tiny', head: { weight: 'head.weight', bias: 'head.bias', output: 'logits', activation: 'softmax' }, bandpass: null, epoch: 10, validation: 0.9, steps: 0, skippedSteps: 0, source: { checkpoint: base, randomInit: false, step: 7, dataset: 'data/x' }, settings: {} };
+      const model = path.join(tmp, 'ck', 'probe-model');
+      await saveCheckpoint(model, { config: makeConfig('tiny'), state: { step: 7, epoch: 0, extra: { kind: 'finetune', finetune: info } }, tensors: new Map([['W_P.weight', f32(6)], ['head.weight', f32(4)], ['head.bias', f32(2)]]) });
+      const text = formatSummary(await describe(`${model}.json`));
+      assert(text.includes('a linear-probe model') && text.includes('parameters: encoder 6, head 6') && text.includes("head: multiclass on 'rhythm' (AF, SR), softmax; leads II; band-pass none") && text.includes(`trained: linear probe; validation 0.9000; from ${base} (step 7) on data/x`), text);
+      // the sidecar of one save with the tensors of another
+      const other = path.join(tmp, 'ck', 'other');
+      await saveCheckpoint(other, { config: makeConfig('tiny'), state: { step: 1 }, tensors });
+      fs.copyFileSync(path.join(tmp, 'ck', JSON.parse(fs.readFileSync(`${other}.json`, 'utf8')).tensors), path.join(tmp, 'ck', JSON.parse(fs.readFileSync(`${base}.json`, 'utf8')).tensors));
+      await expectReject(() => describe(base), /comes from another save/);
+    });
+  });
