@@ -9,7 +9,7 @@
 // crash at any point leaves a whole pair, the old one or the new one.
 // Node modules are imported lazily so this file can sit in the browser bundle unused.
 import { configDifferences, validateConfig, type EcgJepaConfig, type ParamSpec } from './config.js';
-import { decodeSafetensors, encodeSafetensors, type StTensor } from './safetensors.js';
+import { decodeSafetensors, encodeSafetensors, parseSafetensorsLayout, safetensorsHeaderLength, type StTensor } from './safetensors.js';
 
 export const CHECKPOINT_FORMAT = 'ecg-jepa-checkpoint';
 export const CHECKPOINT_VERSION = 1;
@@ -283,7 +283,8 @@ export interface CheckpointInfo {
   tensors: { name: string; dtype: string; shape: number[] }[];
 }
 
-/** Reads a checkpoint's sidecar and its tensor file's header only; checked as loadCheckpoint checks them. */
+/** Reads a checkpoint's sidecar and its tensor file's header only: both checked as loadCheckpoint
+ *  checks them (the header's offsets against the file's size), the tensors' values not read. */
 export async function readCheckpointInfo(base: string): Promise<CheckpointInfo> {
   const { fs, path } = await nodeFs();
   const p = paths(base);
@@ -298,19 +299,15 @@ export async function readCheckpointInfo(base: string): Promise<CheckpointInfo> 
   });
   try {
     const { size } = await fh.stat();
-    const head = new Uint8Array(8);
-    await fh.read(head, 0, 8, 0);
-    const dv = new DataView(head.buffer);
-    const n = dv.getUint32(0, true) + dv.getUint32(4, true) * 2 ** 32;
-    if (size < 8 || n > size - 8) throw new Error(`checkpoint ${tensorsFile}: not a whole safetensors file (${size} bytes)`);
-    const json = new Uint8Array(n);
-    await fh.read(json, 0, n, 8);
-    const header = JSON.parse(new TextDecoder().decode(json)) as Record<string, { dtype: string; shape: number[] } | Record<string, string>>;
-    const id = (header.__metadata__ as Record<string, string> | undefined)?.id;
-    if (id !== sc.sidecar.id) throw new Error(`${whatMeta}: ${sc.sidecar.tensors} comes from another save (id ${id ?? 'none'}, sidecar ${sc.sidecar.id})`);
-    const tensors = Object.entries(header)
-      .filter(([k]) => k !== '__metadata__')
-      .map(([name, t]) => ({ name, dtype: String(t.dtype), shape: (t.shape as unknown as number[]) ?? [] }));
+    const first = new Uint8Array(8);
+    await fh.read(first, 0, 8, 0);
+    const n = size >= 8 ? Math.min(safetensorsHeaderLength(first), size - 8) : 0;
+    const head = new Uint8Array(8 + n);
+    await fh.read(head, 0, head.byteLength, 0);
+    const layout = parseSafetensorsLayout(head, size, `checkpoint ${tensorsFile}`);
+    if (layout.metadata.id !== sc.sidecar.id)
+      throw new Error(`${whatMeta}: ${sc.sidecar.tensors} comes from another save (id ${layout.metadata.id ?? 'none'}, sidecar ${sc.sidecar.id})`);
+    const tensors = layout.entries.map(({ name, dtype, shape }) => ({ name, dtype, shape }));
     return { config: sc.config, state: sc.sidecar.state, meta: p.meta, tensorsFile, bytes: size, tensors };
   } finally {
     await fh.close();

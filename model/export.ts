@@ -45,9 +45,14 @@ export interface ExportOptions {
 
 /** The kind of checkpoint `ck` is: its state.extra.kind, else 'pretrain' when it holds a teacher, else 'encoder'. */
 export function checkpointKind(ck: Checkpoint): string {
-  const kind = ck.state.extra?.kind;
+  return kindOf(ck.state, ck.tensors.keys());
+}
+
+/** checkpointKind from a checkpoint's state and its tensor names (e.g. read from the header alone). */
+export function kindOf(state: Checkpoint['state'], tensorNames: Iterable<string>): string {
+  const kind = state.extra?.kind;
   if (typeof kind === 'string') return kind;
-  return [...ck.tensors.keys()].some((k) => k.startsWith(TEACHER_PREFIX)) ? 'pretrain' : 'encoder';
+  return [...tensorNames].some((k) => k.startsWith(TEACHER_PREFIX)) ? 'pretrain' : 'encoder';
 }
 
 /** The source's own record, minus what the export drops (a fine-tuned head). */
@@ -63,7 +68,7 @@ function sourceRecord(ck: Checkpoint, kind: string): unknown {
 }
 
 /** The band-pass the encoder of `ck` expects on its inputs: a fine-tuned model's, kept by an export of one; else null. */
-export function trainedBandpass(ck: Checkpoint): [number, number] | null {
+export function trainedBandpass(ck: Pick<Checkpoint, 'state'>): [number, number] | null {
   const x = ck.state.extra;
   const rec = (x?.kind === 'finetune' ? x.finetune : x?.kind === ENCODER_EXPORT_KIND ? x.encoderExport : null) as { bandpass?: [number, number] | null } | null;
   return rec?.bandpass ?? null;

@@ -139,31 +139,46 @@ export interface Decoded {
   metadata: Record<string, string>;
 }
 
-/** Parses and validates a safetensors file; `what` names it in errors. Tensor data is copied. */
-export function decodeSafetensors(bytes: Uint8Array, what = 'safetensors file'): Decoded {
+/** Where each tensor of a safetensors file lies (offsets into the data after the header). */
+export interface SafetensorsLayout {
+  metadata: Record<string, string>;
+  /** Byte offset of the data: 8 + the header's length. */
+  dataStart: number;
+  entries: { name: string; dtype: StDType; shape: number[]; begin: number; end: number }[];
+}
+
+/** The header's byte length from a safetensors file's first 8 bytes. */
+export function safetensorsHeaderLength(first8: Uint8Array): number {
+  const dv = new DataView(first8.buffer, first8.byteOffset, 8);
+  return dv.getUint32(4, true) * 2 ** 32 + dv.getUint32(0, true);
+}
+
+/**
+ * Parses and checks a safetensors header against the size of its file: `head` holds at least the
+ * file's first 8 + header-length bytes (the whole file will do). Dtypes, shapes, and offsets that
+ * tile the data exactly, so a truncated or padded file is refused here, before any tensor is read.
+ */
+export function parseSafetensorsLayout(head: Uint8Array, fileSize: number, what = 'safetensors file'): SafetensorsLayout {
   if (!LITTLE) throw new Error('safetensors: big-endian hosts are not supported');
   const fail = (msg: string): never => {
     throw new Error(`${what}: ${msg}`);
   };
-  if (bytes.byteLength < 8) fail(`truncated: ${bytes.byteLength} bytes, not even the 8-byte header length`);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const lo = dv.getUint32(0, true);
-  const hi = dv.getUint32(4, true);
-  const n = hi * 2 ** 32 + lo;
+  if (fileSize < 8 || head.byteLength < 8) fail(`truncated: ${fileSize} bytes, not even the 8-byte header length`);
+  const n = safetensorsHeaderLength(head);
   if (n > MAX_HEADER) fail(`header length ${n} is implausible (not a safetensors file?)`);
-  if (8 + n > bytes.byteLength) fail(`truncated: header says ${n} bytes of JSON, file has ${bytes.byteLength - 8} after the length`);
+  if (8 + n > fileSize) fail(`truncated: header says ${n} bytes of JSON, file has ${fileSize - 8} after the length`);
+  if (8 + n > head.byteLength) fail(`${8 + n} header bytes needed, ${head.byteLength} given`);
   let header: Record<string, unknown>;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n)));
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(head.subarray(8, 8 + n)));
   } catch (e) {
     return fail(`header is not valid JSON (${(e as Error).message})`);
   }
   if (header === null || typeof header !== 'object' || Array.isArray(header)) fail('header is not a JSON object');
   const dataStart = 8 + n;
-  const dataLen = bytes.byteLength - dataStart;
+  const dataLen = fileSize - dataStart;
   const metadata: Record<string, string> = {};
-  const spans: [number, number, string][] = [];
-  const tensors = new Map<string, StTensor>();
+  const entries: SafetensorsLayout['entries'] = [];
   for (const [name, raw] of Object.entries(header)) {
     if (name === '__metadata__') {
       if (raw === null || typeof raw !== 'object') fail('__metadata__ is not an object');
@@ -182,23 +197,31 @@ export function decodeSafetensors(bytes: Uint8Array, what = 'safetensors file'):
     const off = e.data_offsets;
     if (!Array.isArray(off) || off.length !== 2 || !off.every((x) => Number.isInteger(x) && x >= 0) || off[1] < off[0])
       fail(`tensor '${name}': bad data_offsets ${JSON.stringify(off)}`);
-    const [b, end] = off as [number, number];
+    const [begin, end] = off as [number, number];
     const want = numel(shape) * BYTES[dtype];
-    if (end - b !== want) fail(`tensor '${name}': ${end - b} bytes for ${dtype} [${shape}] (needs ${want})`);
+    if (end - begin !== want) fail(`tensor '${name}': ${end - begin} bytes for ${dtype} [${shape}] (needs ${want})`);
     if (end > dataLen) fail(`truncated: tensor '${name}' ends at byte ${end} of the data, the file has ${dataLen}`);
-    spans.push([b, end, name]);
-    const src = bytes.subarray(dataStart + b, dataStart + end);
-    // Copy: the source may be unaligned for a typed-array view, and callers may keep the result.
-    const copy = new Uint8Array(want);
-    copy.set(src);
-    tensors.set(name, { dtype, shape, data: dtype === 'F32' ? new Float32Array(copy.buffer) : dtype === 'F64' ? new Float64Array(copy.buffer) : new Uint16Array(copy.buffer) });
+    entries.push({ name, dtype, shape, begin, end });
   }
-  spans.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const spans = [...entries].sort((x, y) => x.begin - y.begin || x.end - y.end);
   let at = 0;
-  for (const [b, end, name] of spans) {
-    if (b !== at) fail(b < at ? `tensor '${name}' overlaps the previous tensor` : `hole in the data before tensor '${name}'`);
+  for (const { begin, end, name } of spans) {
+    if (begin !== at) fail(begin < at ? `tensor '${name}' overlaps the previous tensor` : `hole in the data before tensor '${name}'`);
     at = end;
   }
   if (at !== dataLen) fail(`${dataLen - at} unexpected bytes after the last tensor`);
+  return { metadata, dataStart, entries };
+}
+
+/** Parses and validates a safetensors file; `what` names it in errors. Tensor data is copied. */
+export function decodeSafetensors(bytes: Uint8Array, what = 'safetensors file'): Decoded {
+  const { metadata, dataStart, entries } = parseSafetensorsLayout(bytes, bytes.byteLength, what);
+  const tensors = new Map<string, StTensor>();
+  for (const { name, dtype, shape, begin, end } of entries) {
+    // Copy: the source may be unaligned for a typed-array view, and callers may keep the result.
+    const copy = new Uint8Array(end - begin);
+    copy.set(bytes.subarray(dataStart + begin, dataStart + end));
+    tensors.set(name, { dtype, shape, data: dtype === 'F32' ? new Float32Array(copy.buffer) : dtype === 'F64' ? new Float64Array(copy.buffer) : new Uint16Array(copy.buffer) });
+  }
   return { tensors, metadata };
 }

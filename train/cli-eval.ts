@@ -13,7 +13,7 @@ import type { Progress } from './progress.js';
 import { parseLossScale } from '../engine/lossscale.js';
 import { list, LOSS_SCALE_HELP, nonNegInt, num, posInt, precision } from './cli-args.js';
 import { checkpointFiles } from '../model/checkpoint.js';
-import { checkOutputs } from './outputs.js';
+import { checkOutputs, type Input } from './outputs.js';
 
 export type WithEngine = <T>(fn: (engine: Engine) => Promise<T>) => Promise<T>;
 export type ProgressFactory = (label: string, format?: string) => Progress;
@@ -33,6 +33,20 @@ const plainProgress: ProgressFactory = (label) => {
 const RECORDS_BAR = '{bar} {value}/{total} records | ETA {eta_formatted}';
 /** What embed, probe and finetune take as --checkpoint: anything holding an encoder. */
 const ENCODER_SOURCES = 'pretraining checkpoint, encoder snapshot, export, import-torch output or fine-tuned model (its encoder)';
+
+/**
+ * Before a probe or fine-tuning run named `name` writes into `out`: its report and model files are
+ * checked against what it reads, and an earlier run's of that name are removed (with or without a
+ * new model), so a run cut short never leaves a model beside another run's report, nor the other way round.
+ */
+async function clearRun(command: string, out: string, name: string, inputs: Input[]): Promise<void> {
+  const [path, { existsSync }, { rm }] = await Promise.all([import('node:path'), import('node:fs'), import('node:fs/promises')]);
+  const files = [...['.json', '.md', '-roc.png', '-confusion.png'].map((e) => path.join(out, `${name}${e}`)), ...checkpointFiles(path.join(out, `${name}-model`))];
+  checkOutputs(command, files, inputs);
+  const earlier = files.filter((f) => existsSync(f));
+  for (const f of earlier) await rm(f, { force: true });
+  if (earlier.length) console.error(`${command}: removed the earlier run's ${earlier.map((f) => path.basename(f)).join(', ')}`);
+}
 
 function encoderSource(o: { checkpoint?: string; randomInit?: boolean; preset?: string }): void {
   if (!o.checkpoint && !o.randomInit) throw new Error('give --checkpoint, or --random-init (with --preset or --checkpoint for the architecture)');
@@ -98,8 +112,8 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
       if (o.regressionLoss !== 'mse' && o.regressionLoss !== 'l1') throw new Error(`--regression-loss must be mse or l1, got '${o.regressionLoss}'`);
       const leads = o.leads ? list(o.leads) : undefined;
       const name = o.name ?? [task, o.label.replace(/[^\w.-]+/g, '_'), ...(leads ? [leads.join('+')] : []), ...(o.randomInit ? ['random'] : [])].join('-');
+      await clearRun('probe', o.out, name, [{ data: o.data }, ...(o.checkpoint ? [{ checkpoint: o.checkpoint }] : [])]);
       const save = o.save ? (await import('node:path')).join(o.out, `${name}-model`) : undefined;
-      if (save) checkOutputs('probe', checkpointFiles(save), [{ data: o.data }, ...(o.checkpoint ? [{ checkpoint: o.checkpoint }] : [])]);
       await withEngine(async (engine) => {
         const bar = progressBar('embed', RECORDS_BAR);
         const r = await probe(engine, {
@@ -153,21 +167,8 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
       const leads = o.leads ? list(o.leads) : undefined;
       const lossScale = o.lossScale === undefined ? undefined : parseLossScale(o.lossScale);
       const name = o.name ?? ['finetune', task, o.label.replace(/[^\w.-]+/g, '_'), ...(leads ? [leads.join('+')] : []), ...(o.randomInit ? ['random'] : [])].join('-');
+      await clearRun('finetune', o.out, name, [{ data: o.data }, ...(o.checkpoint ? [{ checkpoint: o.checkpoint }] : [])]);
       const path = await import('node:path');
-      const report = ['.json', '.md', '-roc.png'].map((e) => path.join(o.out, `${name}${e}`));
-      // With --no-save too: an earlier run's model is removed below, never left beside this report.
-      const model = checkpointFiles(path.join(o.out, `${name}-model`));
-      checkOutputs('finetune', [...report, ...model], [{ data: o.data }, ...(o.checkpoint ? [{ checkpoint: o.checkpoint }] : [])]);
-      // An earlier run's report and model of this name go first: the model is saved at each better
-      // epoch and the report at the end, so a run cut short would otherwise leave its model beside
-      // the earlier run's report.
-      const { existsSync } = await import('node:fs');
-      const earlier = [...report, ...model].filter((f) => existsSync(f));
-      if (earlier.length) {
-        const { rm } = await import('node:fs/promises');
-        for (const f of earlier) await rm(f, { force: true });
-        console.error(`finetune: removed the earlier run's ${earlier.map((f) => path.basename(f)).join(', ')}`);
-      }
       await withEngine(async (engine) => {
         const r = await finetune(engine, {
           checkpoint: o.checkpoint, randomInit: !!o.randomInit, preset: o.preset, leads, data: o.data, task, label: o.label, split: parseSplit(o.split),
@@ -196,7 +197,7 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
   program
     .command('predict')
     .description('per-record outputs of a fine-tuned model: probabilities (classification) or values (regression)')
-    .requiredOption('--checkpoint <path>', 'fine-tuned model written by finetune (e.g. runs/eval/finetune-multilabel-conditions-model)')
+    .requiredOption('--checkpoint <path>', 'model with a head: written by finetune or probe --save (e.g. runs/eval/finetune-multilabel-conditions-model)')
     .requiredOption('--data <dir>', 'prepared dataset folder')
     .requiredOption('--out <file>', 'output file: .json, else CSV (id, then one column per class)')
     .option('--batch <n>', 'records per forward pass', '32')
@@ -214,7 +215,7 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
   program
     .command('explain')
     .description("which leads and moments a fine-tuned model's output rests on: integrated gradients per input sample (JSON, .npy, a plot per record)")
-    .requiredOption('--checkpoint <path>', 'fine-tuned model written by finetune (e.g. runs/eval/finetune-multilabel-conditions-model)')
+    .requiredOption('--checkpoint <path>', 'model with a head: written by finetune or probe --save (e.g. runs/eval/finetune-multilabel-conditions-model)')
     .requiredOption('--data <dir>', 'prepared dataset folder')
     .requiredOption('--out <dir>', 'folder for explain.json, attribution.npy and the plots')
     .option('--ids <list>', 'record ids to explain (default: the first --limit records)', list)

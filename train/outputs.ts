@@ -1,5 +1,5 @@
-// Output paths of the commands that write files next to their inputs (embed, predict, finetune,
-// export): checked before any work, so a typo in --out cannot overwrite a checkpoint, a dataset's
+// Output paths of the commands that write files next to their inputs (embed, predict, explain,
+// probe, finetune, export): checked before any work, so a typo in --out cannot overwrite a checkpoint, a dataset's
 // manifest or a model, and a folder given where a file is meant fails at once. Node only.
 import { existsSync, statSync } from 'node:fs';
 import { resolve, sep } from 'node:path';

@@ -2,15 +2,17 @@
 // sidecar and tensor header (no samples, no weights). Node only.
 import { readCheckpointInfo, type CheckpointInfo } from '../model/checkpoint.js';
 import { LEAD_NAMES } from '../model/config.js';
+import { kindOf, trainedBandpass } from '../model/export.js';
 import { encoderOnlyWhat, TEACHER_PREFIX, ADAM_M_PREFIX, ADAM_V_PREFIX } from '../model/jepa.js';
 import { readManifest, type Manifest } from './data/dataset.js';
 import { nodeMods } from './data/fsutil.js';
 import type { FinetunedInfo } from './eval/finetune.js';
-import { classLists } from './eval/probe.js';
+import { classLists, MAX_CLASS_CODES } from './eval/probe.js';
 
 /** How a label field's values look across the records. */
 export type FieldSummary =
-  | { field: string; kind: 'number'; records: number; min: number; max: number; mean: number }
+  /** `codes`: records per value, where every value is one of a few integers (a classifier reads them as classes). */
+  | { field: string; kind: 'number'; records: number; min: number; max: number; mean: number; codes?: [string, number][] }
   | { field: string; kind: 'classes'; records: number; classes: [string, number][] }
   | { field: string; kind: 'other'; records: number; example: unknown };
 
@@ -21,8 +23,14 @@ export function summarizeLabels(records: readonly { labels?: Record<string, unkn
   return [...fields].sort().map((field): FieldSummary => {
     const values = records.map((r) => r.labels?.[field]).filter((v) => v !== undefined && v !== null);
     if (values.every((v) => typeof v === 'number')) {
-      const nums = values as number[];
-      return { field, kind: 'number', records: nums.length, min: Math.min(...nums), max: Math.max(...nums), mean: nums.reduce((a, b) => a + b, 0) / nums.length };
+      let min = Infinity, max = -Infinity, sum = 0; // a loop: spreading 10^5 values into Math.min overflows the stack
+      const counts = new Map<string, number>();
+      for (const v of values as number[]) {
+        [min, max, sum] = [Math.min(min, v), Math.max(max, v), sum + v];
+        if (Number.isInteger(v) && counts.size <= MAX_CLASS_CODES) counts.set(String(v), (counts.get(String(v)) ?? 0) + 1);
+      }
+      const coded = counts.size <= MAX_CLASS_CODES && (values as number[]).every(Number.isInteger);
+      return { field, kind: 'number', records: values.length, min, max, mean: sum / values.length, ...(coded ? { codes: [...counts].sort((a, b) => Number(a[0]) - Number(b[0])) } : {}) };
     }
     const { lists } = classLists(values); // as probe reads the field
     if (lists.every((l) => l !== null)) {
@@ -75,6 +83,8 @@ export interface CheckpointSummary {
   /** Parameters by part (student = the encoder the evaluations use). */
   params: Record<string, number>;
   files: { meta: string; tensors: string; bytes: number };
+  /** The band-pass the encoder expects on its inputs (a fine-tuned model's, kept by an export); null: none. */
+  bandpass: [number, number] | null;
   /** A model with a head (finetune, probe --save): its task and where it came from. */
   head: FinetunedInfo | null;
 }
@@ -88,11 +98,10 @@ const PARTS: [string, (name: string) => boolean][] = [
 ];
 
 export function summarizeCheckpoint(base: string, info: CheckpointInfo): CheckpointSummary {
-  const x = info.state.extra ?? {};
-  const head = x.kind === 'finetune' ? (x.finetune as FinetunedInfo) : null;
-  const teacher = info.tensors.some((t) => t.name.startsWith(TEACHER_PREFIX));
+  const kind = kindOf(info.state, info.tensors.map((t) => t.name));
+  const head = kind === 'finetune' ? (info.state.extra?.finetune as FinetunedInfo) : null;
   const what = head ? (head.method === 'probe' ? 'a linear-probe model (frozen encoder + head; probe --save)' : 'a fine-tuned model (encoder + head)')
-    : typeof x.kind === 'string' ? encoderOnlyWhat(x.kind) : teacher ? 'a pretraining checkpoint (student, EMA teacher, predictor, AdamW moments)' : encoderOnlyWhat(undefined);
+    : kind === 'pretrain' ? 'a pretraining checkpoint (student, EMA teacher, predictor, AdamW moments)' : encoderOnlyWhat(kind);
   const params: Record<string, number> = {};
   for (const t of info.tensors) {
     const part = PARTS.find(([, is]) => is(t.name))![0];
@@ -101,7 +110,8 @@ export function summarizeCheckpoint(base: string, info: CheckpointInfo): Checkpo
   const c = info.config;
   return {
     kind: 'checkpoint', base, what, preset: c.preset, leads: c.leads.map((i) => LEAD_NAMES[i]), encoder: { dim: c.encoder.dim, depth: c.encoder.depth, heads: c.encoder.heads },
-    step: info.state.step, epoch: info.state.epoch ?? null, params, files: { meta: info.meta, tensors: info.tensorsFile, bytes: info.bytes }, head,
+    step: info.state.step, epoch: head?.method === 'probe' ? null : (info.state.epoch ?? null), params, files: { meta: info.meta, tensors: info.tensorsFile, bytes: info.bytes },
+    bandpass: trainedBandpass(info), head,
   };
 }
 
@@ -112,6 +122,7 @@ export async function describeCheckpoint(base: string): Promise<CheckpointSummar
 /** A dataset folder (it has a manifest.json) or a checkpoint, described. */
 export async function describe(path: string): Promise<DatasetSummary | CheckpointSummary> {
   const { fs, path: p } = await nodeMods();
+  if (p.basename(path) === 'manifest.json') return describeDataset(p.dirname(path));
   if (fs.existsSync(p.join(path, 'manifest.json'))) return describeDataset(path);
   if (fs.existsSync(path) && fs.statSync(path).isDirectory()) throw new Error(`${path} is a folder without a manifest.json: not a prepared dataset (give a dataset folder or a checkpoint)`);
   return describeCheckpoint(path);
@@ -130,19 +141,24 @@ export function formatSummary(s: DatasetSummary | CheckpointSummary): string {
     out.push(s.labels.length ? 'labels:' : 'labels: none');
     for (const f of s.labels) {
       const head = `  ${f.field} (${f.records} records): `;
-      if (f.kind === 'number') out.push(`${head}numbers ${num(f.min)} to ${num(f.max)}, mean ${num(f.mean)}`);
+      if (f.kind === 'number') out.push(`${head}numbers ${num(f.min)} to ${num(f.max)}, mean ${num(f.mean)}` + (f.codes ? ` (as classes: ${f.codes.map(([c, n]) => `${c} ${n}`).join(', ')})` : ''));
       else if (f.kind === 'classes') out.push(`${head}${f.classes.length} classes: ${f.classes.slice(0, 12).map(([c, n]) => `${c} ${n}`).join(', ')}${f.classes.length > 12 ? ', ...' : ''}`);
-      else out.push(`${head}e.g. ${JSON.stringify(f.example).slice(0, 80)}`);
+      else {
+        const e = JSON.stringify(f.example) ?? String(f.example);
+        out.push(`${head}e.g. ${e.length > 80 ? `${e.slice(0, 79)}…` : e}`);
+      }
     }
     for (const j of s.joins) out.push(`joined: ${j.fields.join(', ')} from ${j.source} (${j.joined})`);
   } else {
     out.push(`${s.base}: ${s.what}`);
     out.push(`preset ${s.preset} (encoder ${s.encoder.dim} wide, ${s.encoder.depth} blocks, ${s.encoder.heads} heads), leads ${s.leads.join(', ')}, step ${s.step}${s.epoch !== null ? `, epoch ${s.epoch}` : ''}`);
     out.push(`parameters: ${Object.entries(s.params).map(([k, v]) => `${k} ${count(v)}`).join(', ')}; ${s.files.tensors} (${mb(s.files.bytes)})`);
+    out.push(`inputs band-passed: ${s.bandpass ? `${s.bandpass[0]}–${s.bandpass[1]} Hz (embed, probe, predict and explain apply it)` : 'no'}`);
     const h = s.head;
     if (h) {
-      out.push(`head: ${h.task} on '${h.label}' (${h.classes.length > 12 ? `${h.classes.length} classes` : h.classes.join(', ')}), ${h.head.activation}; leads ${h.leads.join(', ')}; band-pass ${h.bandpass ? `${h.bandpass[0]}–${h.bandpass[1]} Hz` : 'none'}`);
-      out.push(`trained: ${h.method === 'probe' ? 'linear probe' : `epoch ${h.epoch}, ${h.steps} steps`}; validation ${h.validation === null ? 'none' : num(h.validation)}; from ${h.source.randomInit ? 'random weights' : `${h.source.checkpoint} (step ${h.source.step})`} on ${h.source.dataset}`);
+      out.push(`head: ${h.task} on '${h.label}' (${h.classes.length > 12 ? `${h.classes.length} classes` : h.classes.join(', ')}), ${h.head.activation}; leads ${h.leads.join(', ')}`);
+      const val = h.validation === null ? 'no validation folds' : `validation ${h.task === 'regression' ? 'MAE' : 'macro AUC'} ${num(h.validation)}`;
+      out.push(`trained: ${h.method === 'probe' ? 'linear probe' : `epoch ${h.epoch}, ${h.steps} steps`}; ${val}; from ${h.source.randomInit ? 'random weights' : `${h.source.checkpoint} (step ${h.source.step})`} on ${h.source.dataset}`);
     }
   }
   return out.join('\n');

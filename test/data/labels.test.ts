@@ -169,7 +169,9 @@ if (!isBrowser)
       const { extractTargets } = await import('../../train/eval/probe.js');
       const t = extractTargets([{ sex: 0 }, { sex: 1 }, {}, { sex: 1 }], 'multiclass', 'sex');
       assert(t.classes.join() === '0,1' && t.rows.join() === '0,1,3' && Array.from(t.classIndex!).join() === '0,1,1' && t.notes.some((n) => n.includes("'sex' holds integers")), `targets ${JSON.stringify(t)}`);
-      expectThrow(() => extractTargets([{ hr: 61.5 }, { hr: 70.2 }], 'multiclass', 'hr'), "'hr' holds no class names (got e.g. 61.5)");
+      expectThrow(() => extractTargets([{ hr: 61.5 }, { hr: 70.2 }], 'multiclass', 'hr'), "'hr' holds measurements (e.g. 61.5), not class codes; use --task regression");
+      // a measurement with some whole values is still a measurement
+      expectThrow(() => extractTargets([{ hr: 60 }, { hr: 61.5 }, { hr: 62 }], 'multiclass', 'hr'), "'hr' holds measurements (e.g. 61.5)");
       expectThrow(() => extractTargets(Array.from({ length: 30 }, (_, i) => ({ hr: 50 + i })), 'multiclass', 'hr'), "'hr' holds 30 distinct integers, too many to be class codes; use --task regression");
     });
 

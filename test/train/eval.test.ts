@@ -350,6 +350,12 @@ if (!isBrowser)
       assert(fs.readdirSync(out).sort().join() === ['regression-hr-model.json', 'regression-hr-model.safetensors', 'regression-hr.json', 'regression-hr.md'].join() && printed.includes('model (frozen encoder + this head)'), `files ${fs.readdirSync(out)}; ${printed.slice(-200)}`);
       const hr = await predict(engine, { checkpoint: path.join(out, 'regression-hr-model'), data, subset: [0] });
       assert(hr.task === 'regression' && hr.values[0] > 20 && hr.values[0] < 250, `predicted hr ${hr.values[0]} bpm`);
+      // the same name again without --save: the earlier model goes (it would sit beside a report of another run)
+      await cli(['probe', '--checkpoint', ckpt, '--data', data, '--task', 'regression', '--label', 'hr', '--split', SPLIT, '--bootstrap', '0', '--out', out, '--epochs', '2']);
+      assert(fs.readdirSync(out).sort().join() === 'regression-hr.json,regression-hr.md', `after a run without --save: ${fs.readdirSync(out)}`);
+      // a report named like the checkpoint it reads is refused before any work
+      await expectError(() => cli(['probe', '--checkpoint', base, '--data', data, '--task', 'regression', '--label', 'hr', '--out', path.dirname(base), '--name', path.basename(base)]), /would overwrite the checkpoint/);
+      assert(fs.existsSync(`${base}.json`), 'the checkpoint is still there');
       // multi-class: explain takes the logit minus the mean logit (softmax ignores a shift common to all),
       // which is log p_k − mean_j log p_j of predict's probabilities
       const mc = path.join(tmp, 'probe-model', 'multiclass');

@@ -159,9 +159,10 @@ describe('eval: metrics', () => {
       }
       near(averagePrecision(sc, y), ref, `trial ${trial}`, 1e-12);
     }
-    const m = macroAveragePrecision([0.1, 0.9, 0.4, 0.8, 0.35, 0.2, 0.8, 0.1], [0, 0, 0, 0, 1, 0, 1, 0], 2, ['a', 'b']);
+    // class c: positives only (AP would be 1 whatever the scores): left out, as the AUC leaves it out
+    const m = macroAveragePrecision([0.1, 0.9, 0.2, 0.4, 0.8, 0.3, 0.35, 0.2, 0.4, 0.8, 0.1, 0.5], [0, 0, 1, 0, 0, 1, 1, 0, 1, 1, 0, 1], 3, ['a', 'b', 'c']);
     near(m.perClass[0], 0.5 + 0.5 * (2 / 3), 'class a');
-    assert(m.perClass[1] === null && m.excluded.join() === 'b' && m.macro === m.perClass[0], `class b has no positives: ${JSON.stringify(m)}`);
+    assert(m.perClass[1] === null && m.perClass[2] === null && m.excluded.join() === 'b,c' && m.macro === m.perClass[0], `b has no positives, c no negatives: ${JSON.stringify(m)}`);
   });
 
   it('Brier score: mean squared error of probabilities; multi-class sums over classes per record', () => {

@@ -36,10 +36,18 @@ if (!isBrowser)
       assert(JSON.stringify(by.dx) === '{"field":"dx","kind":"classes","records":3,"classes":[["AF",2],["RBBB",1]]}', `dx ${JSON.stringify(by.dx)}`);
       // scp maps classes to likelihoods (PTB-XL): every key counts, 0 (unknown likelihood) too, as probe reads it
       assert(JSON.stringify(by.scp.kind === 'classes' && by.scp.classes) === '[["NORM",2],["MI",1]]', `scp ${JSON.stringify(by.scp)}`);
-      assert(JSON.stringify(by.hr) === '{"field":"hr","kind":"number","records":2,"min":60,"max":90,"mean":75}' && by.sex.kind === 'classes' && by.qrs.kind === 'number', `hr ${JSON.stringify(by.hr)}, sex ${JSON.stringify(by.sex)}`);
+      assert(JSON.stringify(by.hr) === '{"field":"hr","kind":"number","records":2,"min":60,"max":90,"mean":75,"codes":[["60",1],["90",1]]}' && by.sex.kind === 'classes' && by.qrs.kind === 'number', `hr ${JSON.stringify(by.hr)}, sex ${JSON.stringify(by.sex)}`);
       const text = formatSummary(s);
       assert(text.includes('3 records, leads I, II, 5 Hz × 2 s (10 samples), f32, 1 shard') && text.includes('  dx (3 records): 2 classes: AF 2, RBBB 1') && text.includes('joined: qrs from'), text);
       await expectReject(() => describe(tmp), 'is a folder without a manifest.json');
+      assert((await describe(path.join(dir, 'manifest.json'))).kind === 'dataset', 'a path to the manifest is its dataset');
+    });
+
+    it('label summaries of many records (no argument-count limit), integer codes listed as classes', async () => {
+      const { summarizeLabels } = await import('../../train/show.js');
+      const records = Array.from({ length: 200_000 }, (_, i) => ({ labels: { age: 20 + (i % 70), sex: i % 2 } }));
+      const [age, sex] = summarizeLabels(records);
+      assert(age.kind === 'number' && age.min === 20 && age.max === 89 && !age.codes && sex.kind === 'number' && JSON.stringify(sex.codes) === '[["0",100000],["1",100000]]', `age ${JSON.stringify(age)}, sex ${JSON.stringify(sex)}`);
     });
 
     it('a checkpoint: its kind, parameters by part and head, from the sidecar and the tensor header only; a mixed-up save refused', async () => {
@@ -57,7 +65,12 @@ if (!isBrowser)
       const model = path.join(tmp, 'ck', 'probe-model');
       await saveCheckpoint(model, { config: makeConfig('tiny'), state: { step: 7, epoch: 0, extra: { kind: 'finetune', finetune: info } }, tensors: new Map([['W_P.weight', f32(6)], ['head.weight', f32(4)], ['head.bias', f32(2)]]) });
       const text = formatSummary(await describe(`${model}.json`));
-      assert(text.includes('a linear-probe model') && text.includes('parameters: encoder 6, head 6') && text.includes("head: multiclass on 'rhythm' (AF, SR), softmax; leads II; band-pass none") && text.includes(`trained: linear probe; validation 0.9000; from ${base} (step 7) on data/x`), text);
+      assert(text.includes('a linear-probe model') && text.includes('parameters: encoder 6, head 6') && text.includes('inputs band-passed: no') && text.includes("head: multiclass on 'rhythm' (AF, SR), softmax; leads II") &&
+        text.includes(`trained: linear probe; validation macro AUC 0.9000; from ${base} (step 7) on data/x`) && !text.includes('epoch'), text);
+      // a truncated tensor file is refused from its header's offsets, as loading it would be
+      const tfile = path.join(tmp, 'ck', JSON.parse(fs.readFileSync(`${model}.json`, 'utf8')).tensors);
+      fs.truncateSync(tfile, fs.statSync(tfile).size - 4);
+      await expectReject(() => describe(model), /truncated: tensor 'head.bias' ends at byte/);
       // the sidecar of one save with the tensors of another
       const other = path.join(tmp, 'ck', 'other');
       await saveCheckpoint(other, { config: makeConfig('tiny'), state: { step: 1 }, tensors });

@@ -182,14 +182,19 @@ export function averagePrecision(scores: Num, labels: Num): number | null {
   return ap;
 }
 
-/** Macro average precision over the classes of a multi-label or (one-vs-rest) multi-class problem;
- *  a class without positives is left out and named. The area under the precision–recall curve: unlike
- *  AUC it falls with a class's rarity, so it shows how a rare class is found among many records. */
+/** Macro average precision over the classes of a multi-label or (one-vs-rest) multi-class problem:
+ *  the area under the precision–recall curve, which unlike AUC falls with a class's rarity, so it
+ *  shows how a rare class is found among many records. The classes the AUC leaves out are left out
+ *  (null) and named: without positives AP is undefined (sklearn's macro mean counts such a class as 0),
+ *  without negatives it is 1 whatever the scores. */
 export function macroAveragePrecision(scores: Num, labels: Num, K: number, classes?: readonly string[]): MacroResult {
   if (scores.length !== labels.length || scores.length % K !== 0) throw new RangeError(`macroAveragePrecision: ${scores.length} scores and ${labels.length} labels for ${K} classes`);
-  const perClass = Array.from({ length: K }, (_, k) => averagePrecision(column(scores, K, k), column(labels, K, k)));
+  const perClass = Array.from({ length: K }, (_, k) => {
+    const y = column(labels, K, k);
+    return y.every((v) => v === 1) ? null : averagePrecision(column(scores, K, k), y);
+  });
   const excluded = perClass.flatMap((v, k) => (v === null ? [className(classes, k)] : []));
-  return { perClass, macro: mean(perClass), excluded, notes: excluded.length ? [`no positive examples of ${excluded.join(', ')}: average precision undefined, left out of the macro average`] : [] };
+  return { perClass, macro: mean(perClass), excluded, notes: excluded.length ? [`${excluded.join(', ')} without positives or without negatives: average precision left out of the macro average`] : [] };
 }
 
 /**

@@ -84,7 +84,7 @@ function availableFields(labels: readonly Record<string, unknown>[]): string[] {
 }
 
 /** More distinct integers than this in a label field are a measurement (heart rate), not class codes. */
-const MAX_CLASS_CODES = 20;
+export const MAX_CLASS_CODES = 20;
 
 /** The targets of one task from per-record labels; records without a usable value are dropped (noted). */
 export function extractTargets(labels: readonly Record<string, unknown>[], task: ProbeTask, label: string, classes?: readonly string[]): Targets {
@@ -111,8 +111,10 @@ export function extractTargets(labels: readonly Record<string, unknown>[], task:
   }
   const { lists, likelihoods } = classLists(values);
   if (likelihoods) notes.push(`'${label}' maps classes to likelihoods: every class listed for a record applies to it`);
-  const codes = new Set(values.filter((v) => typeof v === 'number' && Number.isInteger(v)));
-  if (codes.size > MAX_CLASS_CODES) throw new Error(`probe: '${label}' holds ${codes.size} distinct integers, too many to be class codes; use --task regression for a measurement`);
+  const fraction = values.find((v) => typeof v === 'number' && !Number.isInteger(v));
+  if (fraction !== undefined) throw new Error(`probe: '${label}' holds measurements (e.g. ${fraction}), not class codes; use --task regression`);
+  const codes = new Set(values.filter((v) => typeof v === 'number'));
+  if (codes.size > MAX_CLASS_CODES && !classes) throw new Error(`probe: '${label}' holds ${codes.size} distinct integers, too many to be class codes; use --task regression for a measurement`);
   if (codes.size) notes.push(`'${label}' holds integers: each value is a class`);
   if (lists.every((l) => l === null)) throw new Error(`probe: '${label}' holds no class names (got e.g. ${JSON.stringify(values.find((v) => v !== undefined))}); use --task regression for numbers`);
   let cls: string[];
@@ -682,7 +684,9 @@ export async function probe(engine: Engine, o: ProbeRunOptions): Promise<ProbeRu
   const man = await readManifest(o.data);
   const tg = extractTargets(man.records.map((r) => r.labels ?? {}), o.task, o.label, o.classes);
   splitRows(man.records.map((r) => r.fold), tg.rows, o.split ?? DEFAULT_SPLIT);
-  const src = { checkpoint: o.checkpoint, randomInit: o.randomInit, preset: o.preset, seed: o.seed, leads: o.leads };
+  // read once: the saved model's encoder is then the one that made the features its head was fitted on
+  const loaded = o.checkpoint ? await (await import('../../model/checkpoint.js')).loadCheckpoint(o.checkpoint) : undefined;
+  const src = { checkpoint: o.checkpoint, randomInit: o.randomInit, preset: o.preset, seed: o.seed, leads: o.leads, loaded };
   const e = await embed(engine, { ...src, data: o.data, batch: o.embedBatch, onProgress: o.onProgress });
   let fitted: HeadMap | null = null;
   const r = probeFeatures(e.features, e.dim, e, {
@@ -696,16 +700,16 @@ export async function probe(engine: Engine, o: ProbeRunOptions): Promise<ProbeRu
   let saved: ProbeRun['saved'] = null;
   if (o.save && fitted) {
     const [{ loadEncoder }, { saveHeadModel }] = await Promise.all([import('./embed.js'), import('./finetune.js')]);
-    const loaded = await loadEncoder(engine, src);
+    const enc = await loadEncoder(engine, src);
     try {
-      saved = await saveHeadModel(o.save, loaded.encoder, loaded.config, fitted, {
+      saved = await saveHeadModel(o.save, enc.encoder, enc.config, fitted, {
         method: 'probe', task: r.task, label: r.label, classes: r.classes, leads: e.leads, preset: e.config.preset,
         bandpass: e.bandpass, epoch: r.head.epochs, validation: r.val ? (r.val.kind === 'regression' ? r.val.mae : r.val.auc.macro) : null, steps: 0, skippedSteps: 0,
         source: { checkpoint: e.checkpoint, randomInit: e.randomInit, step: e.step, dataset: e.dataset },
         settings: { head: r.head, split: r.split },
       }, { step: e.step ?? 0, epoch: 0 });
     } finally {
-      loaded.encoder.dispose();
+      enc.encoder.dispose();
     }
   }
   return { ...r, source, saved };

@@ -47,7 +47,7 @@ export function markdownReport(r: ProbeResult | ProbeRun, title = `Linear probe:
     r.classes.forEach((c, k) =>
       out.push(`| ${c} | ${t.support[k]} | ${fmt(t.auc.perClass[k])} | ${fmt(t.ap.perClass[k])} | ${fmt(t.f1.perClass[k])}` + (tuned ? ` | ${fmt(t.f1Tuned?.thresholds[k])} | ${fmt(t.f1Tuned?.perClass[k])} |` : ' |')),
     );
-    if (t.excluded.length) out.push('', `Left out of the macro averages on test: ${t.excluded.join(', ')} (see notes).`);
+    if (t.excluded.length) out.push('', `Left out of some macro averages on test: ${t.excluded.join(', ')} (the notes say which).`);
   }
   if (r.lowShot.length) {
     const metric = r.task === 'regression' ? 'MAE' : 'macro AUC';
