@@ -128,7 +128,7 @@ program
   .description("add labels to a prepared dataset: join a CSV table of one's own by record id (ECG features, outcomes), or measure one from the signals (--derive hr); --remove undoes")
   .requiredOption('--data <dir>', 'prepared dataset folder')
   .option('--csv <file>', 'table with a header row and one row per record')
-  .option('--key <column>', 'column holding the record id (default: the first)')
+  .option('--key <column>', 'column holding the record id (default: the first named column)')
   .option('--columns <list>', 'columns to join, each column or column:field (default: every other column, up to 32)', list)
   .option('--match <id|basename>', "compare keys with the whole record id, or with its last path part (WFDB and Challenge ids are paths)", 'id')
   .option('--derive <what[:field]>', `measure from the signals instead: ${DERIVABLE.join(', ')} (heart rate in bpm: the median over leads of 60 / mean R–R), stored as field (default: what)`)

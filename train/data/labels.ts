@@ -36,7 +36,7 @@ export interface LabelTable {
 }
 
 export interface LabelOptions {
-  /** Key column (default: the first). */
+  /** Key column (default: the first named one). */
   key?: string;
   /** Columns to join, each `column` or `column:field` (default: every column but the key). */
   columns?: readonly string[];
