@@ -193,9 +193,13 @@ function readSidecar(meta: string | object, what: string, opts: LoadOptions): { 
 /** Decodes the tensor file of a checked sidecar and refuses one from another save. */
 function withTensors(sc: { sidecar: Sidecar; config: EcgJepaConfig }, bytes: Uint8Array, whatMeta: string, whatTensors: string, tensorsName: string): Checkpoint {
   const { tensors, metadata } = decodeSafetensors(bytes, whatTensors);
-  if (metadata.id !== sc.sidecar.id)
-    throw new Error(`${whatMeta}: ${tensorsName} comes from another save (id ${metadata.id ?? 'none'}, sidecar ${sc.sidecar.id}); the save was interrupted or the files were mixed`);
+  checkSameSave(metadata.id, sc.sidecar.id, whatMeta, tensorsName);
   return { config: sc.config, state: sc.sidecar.state, tensors };
+}
+
+/** Refuses a tensor file whose save id (its metadata) is not the sidecar's. */
+function checkSameSave(id: string | undefined, sidecarId: string, whatMeta: string, tensorsName: string): void {
+  if (id !== sidecarId) throw new Error(`${whatMeta}: ${tensorsName} comes from another save (id ${id ?? 'none'}, sidecar ${sidecarId}); the save was interrupted or the files were mixed`);
 }
 
 /**
@@ -248,21 +252,27 @@ export async function removeCheckpoint(base: string): Promise<void> {
   for (const f of checkpointFiles(base)) await fs.rm(f, { force: true });
 }
 
-/** Loads and checks a checkpoint; with `opts.expect`, refuses one made for another config. Node only. */
-export async function loadCheckpoint(base: string, opts: LoadOptions = {}): Promise<Checkpoint> {
+/** A checkpoint's sidecar read and checked, and the path of the tensor file it names. */
+async function readSidecarFile(base: string, opts: LoadOptions): Promise<{ sc: { sidecar: Sidecar; config: EcgJepaConfig }; meta: string; whatMeta: string; tensorsFile: string }> {
   const { fs, path } = await nodeFs();
-  const p = paths(base);
-  const whatMeta = `checkpoint ${p.meta}`;
+  const meta = paths(base).meta;
+  const whatMeta = `checkpoint ${meta}`;
   let text: string;
   try {
-    text = await fs.readFile(p.meta, 'utf8');
+    text = await fs.readFile(meta, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new Error(code === 'ENOENT' ? `${whatMeta}: not found` : `${whatMeta}: unreadable (${(e as Error).message})`);
   }
-  // The sidecar is checked (config included) before the larger tensor file is read.
   const sc = readSidecar(text, whatMeta, opts);
-  const tensorsFile = path.join(path.dirname(p.meta), sc.sidecar.tensors);
+  return { sc, meta, whatMeta, tensorsFile: path.join(path.dirname(meta), sc.sidecar.tensors) };
+}
+
+/** Loads and checks a checkpoint; with `opts.expect`, refuses one made for another config. Node only. */
+export async function loadCheckpoint(base: string, opts: LoadOptions = {}): Promise<Checkpoint> {
+  const { fs } = await nodeFs();
+  // The sidecar is checked (config included) before the larger tensor file is read.
+  const { sc, whatMeta, tensorsFile } = await readSidecarFile(base, opts);
   let bytes: Uint8Array;
   try {
     bytes = await fs.readFile(tensorsFile);
@@ -286,29 +296,22 @@ export interface CheckpointInfo {
 /** Reads a checkpoint's sidecar and its tensor file's header only: both checked as loadCheckpoint
  *  checks them (the header's offsets against the file's size), the tensors' values not read. */
 export async function readCheckpointInfo(base: string): Promise<CheckpointInfo> {
-  const { fs, path } = await nodeFs();
-  const p = paths(base);
-  const whatMeta = `checkpoint ${p.meta}`;
-  const text = await fs.readFile(p.meta, 'utf8').catch((e: NodeJS.ErrnoException) => {
-    throw new Error(e.code === 'ENOENT' ? `${whatMeta}: not found` : `${whatMeta}: unreadable (${e.message})`);
-  });
-  const sc = readSidecar(text, whatMeta, {});
-  const tensorsFile = path.join(path.dirname(p.meta), sc.sidecar.tensors);
+  const { fs } = await nodeFs();
+  const { sc, meta, whatMeta, tensorsFile } = await readSidecarFile(base, {});
+  const what = `checkpoint ${tensorsFile}`;
   const fh = await fs.open(tensorsFile, 'r').catch((e: Error) => {
-    throw new Error(`checkpoint ${tensorsFile}: unreadable (${e.message})`);
+    throw new Error(`${what}: unreadable (${e.message})`);
   });
   try {
     const { size } = await fh.stat();
     const first = new Uint8Array(8);
     await fh.read(first, 0, 8, 0);
-    const n = size >= 8 ? Math.min(safetensorsHeaderLength(first), size - 8) : 0;
-    const head = new Uint8Array(8 + n);
+    const head = new Uint8Array(8 + safetensorsHeaderLength(first, size, what));
     await fh.read(head, 0, head.byteLength, 0);
-    const layout = parseSafetensorsLayout(head, size, `checkpoint ${tensorsFile}`);
-    if (layout.metadata.id !== sc.sidecar.id)
-      throw new Error(`${whatMeta}: ${sc.sidecar.tensors} comes from another save (id ${layout.metadata.id ?? 'none'}, sidecar ${sc.sidecar.id})`);
+    const layout = parseSafetensorsLayout(head, size, what);
+    checkSameSave(layout.metadata.id, sc.sidecar.id, whatMeta, sc.sidecar.tensors);
     const tensors = layout.entries.map(({ name, dtype, shape }) => ({ name, dtype, shape }));
-    return { config: sc.config, state: sc.sidecar.state, meta: p.meta, tensorsFile, bytes: size, tensors };
+    return { config: sc.config, state: sc.sidecar.state, meta, tensorsFile, bytes: size, tensors };
   } finally {
     await fh.close();
   }

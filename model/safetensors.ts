@@ -147,10 +147,15 @@ export interface SafetensorsLayout {
   entries: { name: string; dtype: StDType; shape: number[]; begin: number; end: number }[];
 }
 
-/** The header's byte length from a safetensors file's first 8 bytes. */
-export function safetensorsHeaderLength(first8: Uint8Array): number {
+/** The header's byte length from a safetensors file's first 8 bytes, checked against the file's size
+ *  and a plausible limit (so no caller allocates what a corrupt length says). */
+export function safetensorsHeaderLength(first8: Uint8Array, fileSize: number, what = 'safetensors file'): number {
+  if (fileSize < 8 || first8.byteLength < 8) throw new Error(`${what}: truncated: ${fileSize} bytes, not even the 8-byte header length`);
   const dv = new DataView(first8.buffer, first8.byteOffset, 8);
-  return dv.getUint32(4, true) * 2 ** 32 + dv.getUint32(0, true);
+  const n = dv.getUint32(4, true) * 2 ** 32 + dv.getUint32(0, true);
+  if (n > MAX_HEADER) throw new Error(`${what}: header length ${n} is implausible (not a safetensors file?)`);
+  if (8 + n > fileSize) throw new Error(`${what}: truncated: header says ${n} bytes of JSON, file has ${fileSize - 8} after the length`);
+  return n;
 }
 
 /**
@@ -163,10 +168,7 @@ export function parseSafetensorsLayout(head: Uint8Array, fileSize: number, what 
   const fail = (msg: string): never => {
     throw new Error(`${what}: ${msg}`);
   };
-  if (fileSize < 8 || head.byteLength < 8) fail(`truncated: ${fileSize} bytes, not even the 8-byte header length`);
-  const n = safetensorsHeaderLength(head);
-  if (n > MAX_HEADER) fail(`header length ${n} is implausible (not a safetensors file?)`);
-  if (8 + n > fileSize) fail(`truncated: header says ${n} bytes of JSON, file has ${fileSize - 8} after the length`);
+  const n = safetensorsHeaderLength(head, fileSize, what);
   if (8 + n > head.byteLength) fail(`${8 + n} header bytes needed, ${head.byteLength} given`);
   let header: Record<string, unknown>;
   try {

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import type { Engine } from '../engine/engine.js';
 import { embed, writeEmbeddings } from './eval/embed.js';
-import { parseSplit, probe, type ProbeTask } from './eval/probe.js';
+import { checkTargets, parseSplit, probe, type ProbeTask } from './eval/probe.js';
 import { finetune } from './eval/finetune.js';
 import { predict, writePredictions } from './eval/predict.js';
 import { explain, leadShares, writeExplanation } from './eval/explain.js';
@@ -112,20 +112,20 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
       if (o.regressionLoss !== 'mse' && o.regressionLoss !== 'l1') throw new Error(`--regression-loss must be mse or l1, got '${o.regressionLoss}'`);
       const leads = o.leads ? list(o.leads) : undefined;
       const name = o.name ?? [task, o.label.replace(/[^\w.-]+/g, '_'), ...(leads ? [leads.join('+')] : []), ...(o.randomInit ? ['random'] : [])].join('-');
+      const options = {
+        save: o.save ? (await import('node:path')).join(o.out, `${name}-model`) : undefined,
+        checkpoint: o.checkpoint, randomInit: !!o.randomInit, preset: o.preset, seed: nonNegInt('--seed')(o.seed), leads, data: o.data,
+        task, label: o.label, split: parseSplit(o.split),
+        fractions: o.fractions ? list(o.fractions).map(num('--fractions')) : undefined,
+        seeds: list(o.seeds).map(nonNegInt('--seeds')),
+        head: { epochs: posInt('--epochs')(o.epochs), lr: num('--lr')(o.lr), batch: posInt('--batch')(o.batch), regressionLoss: o.regressionLoss, standardize: o.standardize !== false },
+        bootstrap: nonNegInt('--bootstrap')(o.bootstrap),
+      };
+      await checkTargets(options); // a bad label or split must not cost the earlier run's report
       await clearRun('probe', o.out, name, [{ data: o.data }, ...(o.checkpoint ? [{ checkpoint: o.checkpoint }] : [])]);
-      const save = o.save ? (await import('node:path')).join(o.out, `${name}-model`) : undefined;
       await withEngine(async (engine) => {
         const bar = progressBar('embed', RECORDS_BAR);
-        const r = await probe(engine, {
-          save,
-          checkpoint: o.checkpoint, randomInit: !!o.randomInit, preset: o.preset, seed: nonNegInt('--seed')(o.seed), leads, data: o.data,
-          task, label: o.label, split: parseSplit(o.split),
-          fractions: o.fractions ? list(o.fractions).map(num('--fractions')) : undefined,
-          seeds: list(o.seeds).map(nonNegInt('--seeds')),
-          head: { epochs: posInt('--epochs')(o.epochs), lr: num('--lr')(o.lr), batch: posInt('--batch')(o.batch), regressionLoss: o.regressionLoss, standardize: o.standardize !== false },
-          bootstrap: nonNegInt('--bootstrap')(o.bootstrap),
-          onProgress: (d, t) => bar.update(d, t),
-        });
+        const r = await probe(engine, { ...options, onProgress: (d, t) => bar.update(d, t) });
         bar.stop();
         const files = await writeReport(o.out, name, r);
         console.log(markdownReport(r));
@@ -167,17 +167,21 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
       const leads = o.leads ? list(o.leads) : undefined;
       const lossScale = o.lossScale === undefined ? undefined : parseLossScale(o.lossScale);
       const name = o.name ?? ['finetune', task, o.label.replace(/[^\w.-]+/g, '_'), ...(leads ? [leads.join('+')] : []), ...(o.randomInit ? ['random'] : [])].join('-');
-      await clearRun('finetune', o.out, name, [{ data: o.data }, ...(o.checkpoint ? [{ checkpoint: o.checkpoint }] : [])]);
       const path = await import('node:path');
+      const options = {
+        checkpoint: o.checkpoint, randomInit: !!o.randomInit, preset: o.preset, leads, data: o.data, task, label: o.label, split: parseSplit(o.split),
+        epochs: posInt('--epochs')(o.epochs), batch: posInt('--batch')(o.batch), lr: o.lr === undefined ? undefined : num('--lr')(o.lr),
+        warmupEpochs: num('--warmup-epochs')(o.warmupEpochs), bandpass: o.bandpass === false ? null : undefined, augment: o.augment === false ? (false as const) : undefined,
+        standardize: o.standardize !== false,
+        seed: nonNegInt('--seed')(o.seed), bootstrap: nonNegInt('--bootstrap')(o.bootstrap),
+        precision: o.precision, lossScale,
+        save: o.save === false ? undefined : path.join(o.out, `${name}-model`),
+      };
+      await checkTargets(options); // a bad label or split must not cost the earlier run's report
+      await clearRun('finetune', o.out, name, [{ data: o.data }, ...(o.checkpoint ? [{ checkpoint: o.checkpoint }] : [])]);
       await withEngine(async (engine) => {
         const r = await finetune(engine, {
-          checkpoint: o.checkpoint, randomInit: !!o.randomInit, preset: o.preset, leads, data: o.data, task, label: o.label, split: parseSplit(o.split),
-          epochs: posInt('--epochs')(o.epochs), batch: posInt('--batch')(o.batch), lr: o.lr === undefined ? undefined : num('--lr')(o.lr),
-          warmupEpochs: num('--warmup-epochs')(o.warmupEpochs), bandpass: o.bandpass === false ? null : undefined, augment: o.augment === false ? false : undefined,
-          standardize: o.standardize !== false,
-          seed: nonNegInt('--seed')(o.seed), bootstrap: nonNegInt('--bootstrap')(o.bootstrap),
-          precision: o.precision, lossScale,
-          save: o.save === false ? undefined : path.join(o.out, `${name}-model`),
+          ...options,
           onEpoch: (h) =>
             console.error(`epoch ${h.epoch}: train loss ${h.trainLoss.toPrecision(4)}, validation ${h.val?.toFixed(4) ?? '—'}, test ${h.test?.toFixed(4) ?? '—'}` +
               (o.precision === 'f16' || lossScale !== undefined ? `, loss scale ${h.lossScale}, ${h.skippedSteps} steps skipped` : '')),

@@ -6,9 +6,9 @@ import { Engine } from '../engine/engine.js';
 import { parseLossScale } from '../engine/lossscale.js';
 import { smokeDemo } from './smoke.js';
 import { openDataset } from './data/dataset.js';
-import { addLabels, removeLabels } from './data/labels.js';
+import { addLabels, MAX_DEFAULT_COLUMNS, removeLabels } from './data/labels.js';
 import { describe, formatSummary } from './show.js';
-import { deriveLabels, DERIVABLE } from './data/derive.js';
+import { deriveLabels, DERIVABLE, HR_RANGE } from './data/derive.js';
 import { prepare, type PrepareOptions, type PrepareSource } from './data/prepare.js';
 import { progressBar } from './progress.js';
 import { f32OrF16, list, LOSS_SCALE_HELP, nonNegInt, nonNegNum, posInt, posNum, precision, qualityKinds } from './cli-args.js';
@@ -129,13 +129,15 @@ program
   .requiredOption('--data <dir>', 'prepared dataset folder')
   .option('--csv <file>', 'table with a header row and one row per record')
   .option('--key <column>', 'column holding the record id (default: the first named column)')
-  .option('--columns <list>', 'columns to join, each column or column:field (default: every other column, up to 32)', list)
+  .option('--columns <list>', `columns to join, each column or column:field (default: every other column, up to ${MAX_DEFAULT_COLUMNS})`, list)
   .option('--match <id|basename>', "compare keys with the whole record id, or with its last path part (WFDB and Challenge ids are paths)", 'id')
   .option('--derive <what[:field]>', `measure from the signals instead: ${DERIVABLE.join(', ')} (heart rate in bpm: the median over leads of 60 / mean R–R), stored as field (default: what)`)
   .option('--replace', "replace label fields the dataset's source wrote (fields of an earlier join are replaced anyway)")
   .option('--remove <fields>', 'remove label fields a join wrote, from every record and the manifest\'s list of joins', list)
   .action(async (o) => {
     if ([o.csv, o.derive, o.remove].filter(Boolean).length !== 1) throw new Error('give one of --csv <file>, --derive <what>, --remove <fields>');
+    const tableOnly = o.key !== undefined || o.columns || o.match !== 'id';
+    if (o.remove && (tableOnly || o.replace)) throw new Error('--remove takes no other option');
     if (o.remove) {
       const held = await removeLabels(o.data, o.remove);
       console.log(`${o.data}: removed ${Object.entries(held).map(([f, n]) => `${f} (from ${n} records)`).join(', ')}`);
@@ -143,11 +145,13 @@ program
     }
     if (o.match !== 'id' && o.match !== 'basename') throw new Error(`--match must be id or basename, got '${o.match}'`);
     if (o.derive) {
-      if (o.key || o.columns || o.match !== 'id') throw new Error('--key, --columns and --match go with --csv');
-      const [what, field] = String(o.derive).split(':');
+      if (tableOnly) throw new Error('--key, --columns and --match go with --csv');
+      const parts = String(o.derive).split(':');
+      if (parts.length > 2) throw new Error(`--derive: expected what or what:field, got '${o.derive}'`);
+      const [what, field] = parts;
       const bar = progressBar(`derive ${what}`, '{bar} {value}/{total} records | ETA {eta_formatted}');
       const r = await deriveLabels(o.data, what, { field, replace: o.replace, onProgress: (d, t) => bar.update(d, t) }).finally(() => bar.stop());
-      console.log(`${o.data}: ${what} measured as '${r.field}' in ${r.measured} of ${r.records} records` + (r.records > r.measured ? ` (${r.records - r.measured} without 3 beats in any lead, or out of 20–300 bpm)` : ''));
+      console.log(`${o.data}: ${what} measured as '${r.field}' in ${r.measured} of ${r.records} records` + (r.records > r.measured ? ` (${r.records - r.measured} without 3 beats in any lead, or out of ${HR_RANGE[0]}–${HR_RANGE[1]} bpm)` : ''));
       return;
     }
     const r = await addLabels(o.data, o.csv, { key: o.key, columns: o.columns, match: o.match, replace: o.replace });

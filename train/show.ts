@@ -1,11 +1,12 @@
 // `ecg-jepa show`: what a prepared dataset or a checkpoint holds, read from its manifest or its
 // sidecar and tensor header (no samples, no weights). Node only.
-import { readCheckpointInfo, type CheckpointInfo } from '../model/checkpoint.js';
-import { LEAD_NAMES } from '../model/config.js';
+import { checkpointFiles, readCheckpointInfo, type CheckpointInfo } from '../model/checkpoint.js';
+import { LEAD_NAMES, predictorParamSpecs, type EcgJepaConfig } from '../model/config.js';
 import { kindOf, trainedBandpass } from '../model/export.js';
 import { encoderOnlyWhat, TEACHER_PREFIX, ADAM_M_PREFIX, ADAM_V_PREFIX } from '../model/jepa.js';
 import { readManifest, type Manifest } from './data/dataset.js';
 import { nodeMods } from './data/fsutil.js';
+import { finetunedInfo } from './eval/embed.js';
 import type { FinetunedInfo } from './eval/finetune.js';
 import { classLists, MAX_CLASS_CODES } from './eval/probe.js';
 
@@ -80,8 +81,9 @@ export interface CheckpointSummary {
   encoder: { dim: number; depth: number; heads: number };
   step: number;
   epoch: number | null;
-  /** Parameters by part (student = the encoder the evaluations use). */
+  /** Parameters by part (student = the encoder the evaluations use), and the tensors' types. */
   params: Record<string, number>;
+  dtypes: string[];
   files: { meta: string; tensors: string; bytes: number };
   /** The band-pass the encoder expects on its inputs (a fine-tuned model's, kept by an export); null: none. */
   bandpass: [number, number] | null;
@@ -89,28 +91,33 @@ export interface CheckpointSummary {
   head: FinetunedInfo | null;
 }
 
-const PARTS: [string, (name: string) => boolean][] = [
-  ['teacher', (n) => n.startsWith(TEACHER_PREFIX)],
-  ['adamw', (n) => n.startsWith(ADAM_M_PREFIX) || n.startsWith(ADAM_V_PREFIX)],
-  ['predictor', (n) => n.startsWith('predictor') || n === 'mask_token'],
-  ['head', (n) => n.startsWith('head.')],
-  ['encoder', () => true],
-];
+/** Which part of a model a tensor belongs to (the first test that holds). */
+function parts(config: EcgJepaConfig): [string, (name: string) => boolean][] {
+  const predictor = new Set(predictorParamSpecs(config).map(([n]) => n));
+  return [
+    ['teacher', (n) => n.startsWith(TEACHER_PREFIX)],
+    ['adamw', (n) => n.startsWith(ADAM_M_PREFIX) || n.startsWith(ADAM_V_PREFIX)],
+    ['predictor', (n) => predictor.has(n)],
+    ['head', (n) => n.startsWith('head.')],
+    ['encoder', () => true],
+  ];
+}
 
 export function summarizeCheckpoint(base: string, info: CheckpointInfo): CheckpointSummary {
   const kind = kindOf(info.state, info.tensors.map((t) => t.name));
-  const head = kind === 'finetune' ? (info.state.extra?.finetune as FinetunedInfo) : null;
+  const head = finetunedInfo(info);
   const what = head ? (head.method === 'probe' ? 'a linear-probe model (frozen encoder + head; probe --save)' : 'a fine-tuned model (encoder + head)')
     : kind === 'pretrain' ? 'a pretraining checkpoint (student, EMA teacher, predictor, AdamW moments)' : encoderOnlyWhat(kind);
   const params: Record<string, number> = {};
+  const of = parts(info.config);
   for (const t of info.tensors) {
-    const part = PARTS.find(([, is]) => is(t.name))![0];
+    const part = of.find(([, is]) => is(t.name))![0];
     params[part] = (params[part] ?? 0) + t.shape.reduce((a, b) => a * b, 1);
   }
   const c = info.config;
   return {
     kind: 'checkpoint', base, what, preset: c.preset, leads: c.leads.map((i) => LEAD_NAMES[i]), encoder: { dim: c.encoder.dim, depth: c.encoder.depth, heads: c.encoder.heads },
-    step: info.state.step, epoch: head?.method === 'probe' ? null : (info.state.epoch ?? null), params, files: { meta: info.meta, tensors: info.tensorsFile, bytes: info.bytes },
+    step: info.state.step, epoch: head?.method === 'probe' ? null : (info.state.epoch ?? null), params, dtypes: [...new Set(info.tensors.map((t) => t.dtype))].sort(), files: { meta: info.meta, tensors: info.tensorsFile, bytes: info.bytes },
     bandpass: trainedBandpass(info), head,
   };
 }
@@ -125,6 +132,7 @@ export async function describe(path: string): Promise<DatasetSummary | Checkpoin
   if (p.basename(path) === 'manifest.json') return describeDataset(p.dirname(path));
   if (fs.existsSync(p.join(path, 'manifest.json'))) return describeDataset(path);
   if (fs.existsSync(path) && fs.statSync(path).isDirectory()) throw new Error(`${path} is a folder without a manifest.json: not a prepared dataset (give a dataset folder or a checkpoint)`);
+  if (!checkpointFiles(path).some((f) => fs.existsSync(f))) throw new Error(`no dataset folder or checkpoint at ${path}`);
   return describeCheckpoint(path);
 }
 
@@ -152,7 +160,7 @@ export function formatSummary(s: DatasetSummary | CheckpointSummary): string {
   } else {
     out.push(`${s.base}: ${s.what}`);
     out.push(`preset ${s.preset} (encoder ${s.encoder.dim} wide, ${s.encoder.depth} blocks, ${s.encoder.heads} heads), leads ${s.leads.join(', ')}, step ${s.step}${s.epoch !== null ? `, epoch ${s.epoch}` : ''}`);
-    out.push(`parameters: ${Object.entries(s.params).map(([k, v]) => `${k} ${count(v)}`).join(', ')}; ${s.files.tensors} (${mb(s.files.bytes)})`);
+    out.push(`parameters: ${Object.entries(s.params).map(([k, v]) => `${k} ${count(v)}`).join(', ')} (${s.dtypes.join(', ')}); ${s.files.tensors} (${mb(s.files.bytes)})`);
     out.push(`inputs band-passed: ${s.bandpass ? `${s.bandpass[0]}–${s.bandpass[1]} Hz (embed, probe, predict and explain apply it)` : 'no'}`);
     const h = s.head;
     if (h) {

@@ -105,7 +105,7 @@ if (!isBrowser)
       expectThrow(() => parseLabelTable('rec,hr\n', 't'), 't: no rows below the header');
       expectThrow(() => parseLabelTable('rec,hr\n1,"2\n', 'q.csv'), /^q\.csv: CSV: /);
       // a decimal comma (61,5) or a missing cell would shift values: refused with the lines
-      expectThrow(() => parseLabelTable('rec,hr,qrs\n1,61,5,92\n2,70\n3,80,100\n', 't'), "2 row(s) have other than the header's 3 cells (line 2, 3)");
+      expectThrow(() => parseLabelTable('rec,hr,qrs\n1,61,5,92\n2,70\n3,80,100\n', 't'), "2 row(s) have other than the header's 3 cells (row 1, 2 below the header)");
       // pandas' unnamed index column is neither the key nor a field
       const pandas = parseLabelTable(',ecg_id,HR\n0,1,60\n1,2,70\n', 't');
       assert(pandas.key === 'ecg_id' && JSON.stringify(pandas.columns) === '[["HR","HR"]]' && JSON.stringify([...pandas.rows]) === '[["1",{"HR":60}],["2",{"HR":70}]]', `pandas table ${JSON.stringify([...pandas.rows])}`);
@@ -221,7 +221,12 @@ if (!isBrowser)
       assert(out.includes('1 label field(s)') && out.includes('joined to 2 of 4 records; 2 records have no row') && out.includes('hr: 1 numbers, 1 texts, 0 missing'), out);
       const both = cp.spawnSync(process.execPath, [path.resolve('dist/cli.mjs'), 'labels', '--data', dir, '--csv', csv, '--derive', 'hr'], { encoding: 'utf8' });
       assert(both.status !== 0 && both.stderr.includes('give one of --csv <file>, --derive <what>, --remove <fields>'), `--csv with --derive: ${both.status} ${both.stderr}`);
-      const derived = cp.execFileSync(process.execPath, [path.resolve('dist/cli.mjs'), 'labels', '--data', dir, '--derive', 'hr:rate'], { encoding: 'utf8' });
-      assert(derived.includes("hr measured as 'rate' in 0 of 4 records (4 without 3 beats in any lead, or out of 20–300 bpm)"), derived);
+      for (const [args, msg] of [[['--remove', 'hr', '--key', 'x'], '--remove takes no other option'], [['--derive', 'hr:a:b'], "expected what or what:field, got 'hr:a:b'"], [['--derive', 'hr', '--match', 'basename'], '--key, --columns and --match go with --csv']] as const) {
+        const r = cp.spawnSync(process.execPath, [path.resolve('dist/cli.mjs'), 'labels', '--data', dir, ...args], { encoding: 'utf8' });
+        assert(r.status !== 0 && r.stderr.includes(msg), `${args.join(' ')}: ${r.status} ${r.stderr}`);
+      }
+      // flat records: nothing measured, nothing written
+      const derived = cp.spawnSync(process.execPath, [path.resolve('dist/cli.mjs'), 'labels', '--data', dir, '--derive', 'hr:rate'], { encoding: 'utf8' });
+      assert(derived.status !== 0 && derived.stderr.includes('--derive hr: measured in none of the 4 records') && !JSON.stringify((await (await mods()).readManifest(dir)).records).includes('rate'), `${derived.status} ${derived.stderr}`);
     });
   });

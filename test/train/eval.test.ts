@@ -353,6 +353,9 @@ if (!isBrowser)
       // the same name again without --save: the earlier model goes (it would sit beside a report of another run)
       await cli(['probe', '--checkpoint', ckpt, '--data', data, '--task', 'regression', '--label', 'hr', '--split', SPLIT, '--bootstrap', '0', '--out', out, '--epochs', '2']);
       assert(fs.readdirSync(out).sort().join() === 'regression-hr.json,regression-hr.md', `after a run without --save: ${fs.readdirSync(out)}`);
+      // a bad split is refused before anything is removed
+      await expectError(() => cli(['probe', '--checkpoint', ckpt, '--data', data, '--task', 'regression', '--label', 'hr', '--split', '1-5/6/1O', '--out', out]), /no usable record in the test folds/);
+      assert(fs.readdirSync(out).sort().join() === 'regression-hr.json,regression-hr.md', `after a refused run: ${fs.readdirSync(out)}`);
       // a report named like the checkpoint it reads is refused before any work
       await expectError(() => cli(['probe', '--checkpoint', base, '--data', data, '--task', 'regression', '--label', 'hr', '--out', path.dirname(base), '--name', path.basename(base)]), /would overwrite the checkpoint/);
       assert(fs.existsSync(`${base}.json`), 'the checkpoint is still there');

@@ -6,10 +6,9 @@ import { sha256 } from './fsutil.js';
 import { setLabelFields, updateLabels, type LabelJoin } from './labels.js';
 
 export const DERIVABLE = ['hr'] as const;
-export type Derivable = (typeof DERIVABLE)[number];
 
 /** Rates outside this range (bpm) are detector failures, not hearts. */
-const HR_RANGE = [20, 300] as const;
+export const HR_RANGE = [20, 300] as const;
 
 /**
  * Heart rate (bpm) of one record laid out [lead][sample]: per lead, 60 / the mean R–R interval of
@@ -60,8 +59,9 @@ export async function deriveLabels(dir: string, what: string, o: { field?: strin
     } finally {
       ds.close();
     }
+    if (!values.some(Boolean)) throw new Error(`--derive ${what}: measured in none of the ${values.length} records (no lead with 3 beats, or a rate outside ${HR_RANGE[0]}–${HR_RANGE[1]} bpm); nothing written`);
     const { matched } = setLabelFields(manifest.records, [field], values, earlier, o.replace);
-    const join: LabelJoin = { source: `derived:${what}`, sha256: await sha256(JSON.stringify(values)), key: 'id', match: 'id', fields: [field], joined: new Date().toISOString() };
+    const join: LabelJoin = { source: `derived:${what}`, sha256: await sha256(JSON.stringify(values)), fields: [field], joined: new Date().toISOString() };
     return { fields: join.fields, join, result: { field, records: manifest.records.length, measured: matched } };
   });
 }

@@ -11,9 +11,9 @@ export interface LabelJoin {
    *  SHA-256 of the table, or of the measured values. */
   source: string;
   sha256: string;
-  key: string;
-  /** How record ids were matched to keys. */
-  match: LabelMatch;
+  /** A table's key column, and how record ids were matched to its keys (absent for a measured label). */
+  key?: string;
+  match?: LabelMatch;
   /** Label fields written: the column, or its new name. */
   fields: string[];
   joined: string;
@@ -62,7 +62,7 @@ export interface LabelReport {
 
 const NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 /** Cells read as missing (what pandas and R write for one); any other text is a value. */
-export const MISSING_CELLS = ['', 'nan', 'na'] as const;
+const MISSING_CELLS = ['', 'nan', 'na'] as const;
 
 /** A cell as a label value: a number where it reads as one, undefined where missing, else the text. */
 export function cellValue(s: string): number | string | undefined {
@@ -136,9 +136,9 @@ export function parseLabelTable(text: string, name: string, o: Pick<LabelOptions
   }
   if (!columns.length) throw new Error(`${name}: no column besides the key '${key}'`);
   if (!body.length) throw new Error(`${name}: no rows below the header`);
-  const ragged = body.map((r, i) => (r.length === header.length ? -1 : i + 2)).filter((n) => n > 0);
+  const ragged = body.map((r, i) => (r.length === header.length ? -1 : i + 1)).filter((n) => n > 0);
   if (ragged.length)
-    throw new Error(`${name}: ${ragged.length} row(s) have other than the header's ${header.length} cells (line ${ragged.slice(0, 5).join(', ')}${ragged.length > 5 ? ', ...' : ''}); a comma inside a value needs quotes`);
+    throw new Error(`${name}: ${ragged.length} row(s) have other than the header's ${header.length} cells (row ${ragged.slice(0, 5).join(', ')}${ragged.length > 5 ? ', ...' : ''} below the header); a comma inside a value needs quotes`);
   const fields = columns.map(([, f]) => f);
   const twice = fields.find((f, i) => fields.indexOf(f) !== i);
   if (twice !== undefined) throw new Error(`--columns: label field '${twice}' named twice`);

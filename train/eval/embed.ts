@@ -49,7 +49,7 @@ export interface LoadedEncoder {
 }
 
 /** The fine-tuning record of a checkpoint written by finetune (state.extra.kind 'finetune'); null for others. */
-export function finetunedInfo(ck: Checkpoint): FinetunedInfo | null {
+export function finetunedInfo(ck: Pick<Checkpoint, 'state'>): FinetunedInfo | null {
   const x = ck.state.extra;
   return x?.kind === 'finetune' ? (x.finetune as FinetunedInfo) : null;
 }

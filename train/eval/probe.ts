@@ -489,10 +489,10 @@ export function evaluate(task: ProbeTask, classes: string[], logits: Float64Arra
   const auc = macroAuc(scores, y, K, classes);
   const dec = task === 'multiclass' ? oneHot(argmaxRows(logits, K), K) : threshold(probs, K, 0.5);
   const f1 = macroF1(dec, y, K, classes);
-  // leaves out the classes without positives, as the AUC does (its note says so)
   const ap = macroAveragePrecision(scores, y, K, classes);
   const add = (ns: string[]) => ns.forEach((s) => notes.push(`${where}: ${s}`));
   add(auc.notes);
+  add(ap.notes);
   // F1 leaves out the classes neither present nor predicted, a subset of the AUC's no-positive ones: its note would repeat.
   const out: ClassificationMetrics = {
     kind: 'classification', n,
@@ -677,15 +677,21 @@ export interface ProbeRun extends ProbeResult {
   saved: { tensors: string; meta: string } | null;
 }
 
-/** Embeds the dataset with the (frozen) encoder and probes the features. */
-export async function probe(engine: Engine, o: ProbeRunOptions): Promise<ProbeRun> {
-  const [{ embed }, { readManifest }] = await Promise.all([import('./embed.js'), import('../data/dataset.js')]);
-  // Labels and split are checked before any GPU work.
+/** Checks what a probe or fine-tuning run reads before it does anything: the dataset's manifest, the
+ *  label's targets for the task and the split (each throws a clear error). */
+export async function checkTargets(o: Pick<ProbeRunOptions, 'data' | 'task' | 'label' | 'classes' | 'split'>): Promise<void> {
+  const { readManifest } = await import('../data/dataset.js');
   const man = await readManifest(o.data);
   const tg = extractTargets(man.records.map((r) => r.labels ?? {}), o.task, o.label, o.classes);
   splitRows(man.records.map((r) => r.fold), tg.rows, o.split ?? DEFAULT_SPLIT);
-  // read once: the saved model's encoder is then the one that made the features its head was fitted on
-  const loaded = o.checkpoint ? await (await import('../../model/checkpoint.js')).loadCheckpoint(o.checkpoint) : undefined;
+}
+
+/** Embeds the dataset with the (frozen) encoder and probes the features. */
+export async function probe(engine: Engine, o: ProbeRunOptions): Promise<ProbeRun> {
+  const { embed } = await import('./embed.js');
+  await checkTargets(o); // before any GPU work
+  // with save, read once: the saved encoder is then the one whose features the head was fitted on
+  const loaded = o.save && o.checkpoint ? await (await import('../../model/checkpoint.js')).loadCheckpoint(o.checkpoint) : undefined;
   const src = { checkpoint: o.checkpoint, randomInit: o.randomInit, preset: o.preset, seed: o.seed, leads: o.leads, loaded };
   const e = await embed(engine, { ...src, data: o.data, batch: o.embedBatch, onProgress: o.onProgress });
   let fitted: HeadMap | null = null;
@@ -698,11 +704,11 @@ export async function probe(engine: Engine, o: ProbeRunOptions): Promise<ProbeRu
   });
   const source = { checkpoint: e.checkpoint, randomInit: e.randomInit, step: e.step, leads: e.leads, preset: e.config.preset, dataset: e.dataset };
   let saved: ProbeRun['saved'] = null;
-  if (o.save && fitted) {
+  if (o.save) {
     const [{ loadEncoder }, { saveHeadModel }] = await Promise.all([import('./embed.js'), import('./finetune.js')]);
     const enc = await loadEncoder(engine, src);
     try {
-      saved = await saveHeadModel(o.save, enc.encoder, enc.config, fitted, {
+      saved = await saveHeadModel(o.save, enc.encoder, enc.config, fitted!, {
         method: 'probe', task: r.task, label: r.label, classes: r.classes, leads: e.leads, preset: e.config.preset,
         bandpass: e.bandpass, epoch: r.head.epochs, validation: r.val ? (r.val.kind === 'regression' ? r.val.mae : r.val.auc.macro) : null, steps: 0, skippedSteps: 0,
         source: { checkpoint: e.checkpoint, randomInit: e.randomInit, step: e.step, dataset: e.dataset },
