@@ -30,7 +30,7 @@ const plainProgress: ProgressFactory = (label) => {
     stop() {},
   };
 };
-const RECORDS_BAR = '{bar} {value}/{total} records | ETA {eta_formatted}';
+export const RECORDS_BAR = '{bar} {value}/{total} records | ETA {eta_formatted}';
 /** What embed, probe and finetune take as --checkpoint: anything holding an encoder. */
 const ENCODER_SOURCES = 'pretraining checkpoint, encoder snapshot, export, import-torch output or fine-tuned model (its encoder)';
 

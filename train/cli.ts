@@ -14,7 +14,7 @@ import { progressBar } from './progress.js';
 import { f32OrF16, list, LOSS_SCALE_HELP, nonNegInt, nonNegNum, posInt, posNum, precision, qualityKinds } from './cli-args.js';
 import { QUALITY_KINDS } from './data/preprocess.js';
 import { pretrain } from './pretrain.js';
-import { registerEvalCommands } from './cli-eval.js';
+import { RECORDS_BAR, registerEvalCommands } from './cli-eval.js';
 import { registerImportTorch } from './import-torch.js';
 import { registerExport } from './export.js';
 import { benchEmbed, benchStep, formatBench, saveBench } from '../bench/step.js';
@@ -149,7 +149,7 @@ program
       const parts = String(o.derive).split(':');
       if (parts.length > 2) throw new Error(`--derive: expected what or what:field, got '${o.derive}'`);
       const [what, field] = parts;
-      const bar = progressBar(`derive ${what}`, '{bar} {value}/{total} records | ETA {eta_formatted}');
+      const bar = progressBar(`derive ${what}`, RECORDS_BAR);
       const r = await deriveLabels(o.data, what, { field, replace: o.replace, onProgress: (d, t) => bar.update(d, t) }).finally(() => bar.stop());
       console.log(`${o.data}: ${what} measured as '${r.field}' in ${r.measured} of ${r.records} records` + (r.records > r.measured ? ` (${r.records - r.measured} without 3 beats in any lead, or out of ${HR_RANGE[0]}–${HR_RANGE[1]} bpm)` : ''));
       return;

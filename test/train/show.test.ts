@@ -71,6 +71,13 @@ if (!isBrowser)
       const tfile = path.join(tmp, 'ck', JSON.parse(fs.readFileSync(`${model}.json`, 'utf8')).tensors);
       fs.truncateSync(tfile, fs.statSync(tfile).size - 4);
       await expectReject(() => describe(model), /truncated: tensor 'head.bias' ends at byte/);
+      // a corrupt header length (2^40) is refused before anything that size is allocated
+      const bad = Buffer.alloc(64);
+      bad.writeUInt32LE(0, 0);
+      bad.writeUInt32LE(256, 4);
+      fs.writeFileSync(tfile, bad);
+      await expectReject(() => describe(model), /header length 1099511627776 is implausible/);
+      await expectReject(() => describe(path.join(tmp, 'ck', 'nope')), /no dataset folder or checkpoint at .*nope/);
       // the sidecar of one save with the tensors of another
       const other = path.join(tmp, 'ck', 'other');
       await saveCheckpoint(other, { config: makeConfig('tiny'), state: { step: 1 }, tensors });
