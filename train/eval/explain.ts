@@ -1,6 +1,6 @@
 // Which leads and which moments of an ECG a fine-tuned model's output rests on: integrated
-// gradients (Sundararajan et al. 2017) of the head's output before its activation (a class logit,
-// or a regression value) with respect to the encoder's input samples, from a flat-line baseline.
+// gradients (Sundararajan et al. 2017) of the head's output before its activation (a class logit, for
+// multi-class minus the mean logit, or a regression value) with respect to the encoder's input samples, from a flat line.
 // attribution = x ⊙ mean over α of ∇f(α·x), α at the midpoints of `steps` equal intervals of (0, 1];
 // their sum approaches f(x) − f(0) as steps grow (completeness), and the gap is reported. The encoder's
 // weights are frozen, so the backward computes input gradients only. Node only (reads a checkpoint).
