@@ -164,7 +164,7 @@ export function formatSummary(s: DatasetSummary | CheckpointSummary): string {
     out.push(`inputs band-passed: ${s.bandpass ? `${s.bandpass[0]}–${s.bandpass[1]} Hz (embed, probe, predict and explain apply it)` : 'no'}`);
     const h = s.head;
     if (h) {
-      out.push(`head: ${h.task} on '${h.label}' (${h.classes.length > 12 ? `${h.classes.length} classes` : h.classes.join(', ')}), ${h.head.activation}; leads ${h.leads.join(', ')}`);
+      out.push(`head: ${h.task} on '${h.label}' (${h.classes.length > 12 ? `${h.classes.length} classes` : h.classes.join(', ')}), ${h.head.activation === 'none' ? 'values' : h.head.activation}; leads ${h.leads.join(', ')}`);
       const val = h.validation === null ? 'no validation folds' : `validation ${h.task === 'regression' ? 'MAE' : 'macro AUC'} ${num(h.validation)}`;
       out.push(`trained: ${h.method === 'probe' ? 'linear probe' : `epoch ${h.epoch}, ${h.steps} steps`}; ${val}; from ${h.source.randomInit ? 'random weights' : `${h.source.checkpoint} (step ${h.source.step})`} on ${h.source.dataset}`);
     }
