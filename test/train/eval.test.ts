@@ -143,6 +143,9 @@ if (!isBrowser)
       const md = finetuneMarkdown(r);
       const bestTest = r.history.reduce((a, h) => (h.test! > a.test! ? h : a));
       assert(md.includes(`as the reference logs it (picked on the test set itself, so optimistic): ${fmt(bestTest.test)} (epoch ${bestTest.epoch}).`), `best test over epochs:\n${md}`);
+      // F1 at thresholds tuned on the chosen epoch's validation outputs, as the probe reports it
+      const tuned = r.test.kind === 'classification' ? r.test.f1Tuned : undefined;
+      assert(tuned && tuned.thresholds.length === r.classes.length && tuned.macro !== null && md.includes(`(at thresholds tuned on validation: ${fmt(tuned.macro)})`), `tuned F1: ${JSON.stringify(tuned)}\n${md}`);
       fs.mkdirSync(path.join(tmp, 'reports'), { recursive: true });
       fs.writeFileSync(path.join(tmp, 'reports', 'finetune.md'), md);
       summary.push(`\nFine-tuning (2 epochs × 10 steps; encoder lr 1e-4, head 1e-2): ${r.history.map((h) => `epoch ${h.epoch} val ${h.val!.toFixed(3)} test ${h.test!.toFixed(3)}`).join('; ')}; chosen epoch ${r.bestEpoch}`);

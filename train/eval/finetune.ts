@@ -36,7 +36,7 @@ import type { StTensor } from '../../model/safetensors.js';
 import { openDataset } from '../data/dataset.js';
 import { randAugment, type AugmentOptions } from './augment.js';
 import { inputMaker, loadEncoder, type EncoderSource } from './embed.js';
-import { column, meanStd, rocCurve, sigmoid, softmaxRows, type RocCurve } from './metrics.js';
+import { column, meanStd, rocCurve, sigmoid, softmaxRows, tuneThresholds, type RocCurve } from './metrics.js';
 import { adamwStep64, applyHead, aucScores, DEFAULT_SPLIT, evaluate, extractTargets, foldHead, rowLossGrad, splitRows, type HeadMap, type Metrics, type ProbeTask, type SplitSpec } from './probe.js';
 
 export interface FinetuneOptions extends EncoderSource {
@@ -265,7 +265,7 @@ export async function finetune(engine: Engine, o: FinetuneOptions): Promise<Fine
     const better = (a: number | null, bst: number | null) => a !== null && (bst === null || (o.task === 'regression' ? a < bst : a > bst));
 
     const history: FinetuneEpoch[] = [];
-    let best: { epoch: number; val: Metrics | null; test: Metrics; score: number | null; logits: Float64Array } | null = null;
+    let best: { epoch: number; val: Metrics | null; test: Metrics; score: number | null; logits: Float64Array; valLogits: Float64Array | null } | null = null;
     let step = 0;
     let saved: FinetuneResult['saved'] = null;
     const leadNames = config.leads.map((i) => LEAD_NAMES[i]);
@@ -343,7 +343,8 @@ export async function finetune(engine: Engine, o: FinetuneOptions): Promise<Fine
       const trainLoss = lossSum / Math.max(1, seen);
       if (!Number.isFinite(trainLoss)) throw new Error(`finetune: training loss ${trainLoss} in epoch ${epoch + 1} (lower --lr)`);
       const trainMean = o.task === 'regression' ? shift : undefined;
-      const val = sp.val.length ? evaluate(o.task, tg.classes, await outputs(sp.val), targets(sp.val), K, [], '', { bootstrap: 0 }, undefined, trainMean) : null;
+      const vl = sp.val.length ? await outputs(sp.val) : null;
+      const val = vl ? evaluate(o.task, tg.classes, vl, targets(sp.val), K, [], '', { bootstrap: 0 }, undefined, trainMean) : null;
       const tl = await outputs(sp.test);
       const test = evaluate(o.task, tg.classes, tl, targets(sp.test), K, [], '', { bootstrap: 0 }, undefined, trainMean);
       const row = { epoch: epoch + 1, trainLoss, val: val ? headline(val) : null, test: headline(test), lossScale: ls.scale, skippedSteps: ls.skipped - skippedBefore };
@@ -351,14 +352,21 @@ export async function finetune(engine: Engine, o: FinetuneOptions): Promise<Fine
       o.onEpoch?.(row);
       const score = val ? headline(val) : null;
       if (!best || !val || better(score, best.score)) {
-        best = { epoch: epoch + 1, val, test, score, logits: tl };
+        best = { epoch: epoch + 1, val, test, score, logits: tl, valLogits: vl };
         if (o.save) saved = await save(o.save, epoch + 1, score);
       }
     }
     if (!best) throw new Error('finetune: no epoch ran (epochs must be ≥ 1)');
     // The chosen epoch's test metrics again, now with notes and bootstrap CIs.
     const ty = targets(sp.test);
-    const test = evaluate(o.task, tg.classes, best.logits, ty, K, notes, 'test', { bootstrap: o.bootstrap ?? 1000 }, undefined, o.task === 'regression' ? shift : undefined);
+    // multi-label F1 also at per-class thresholds tuned on validation, as the probe reports it
+    let tuned: number[] | undefined;
+    if (o.task === 'multilabel' && best.valLogits) {
+      const t = tuneThresholds(best.valLogits.map(sigmoid), targets(sp.val), K, tg.classes);
+      tuned = t.thresholds;
+      t.notes.forEach((n) => notes.push(`validation: ${n}`));
+    } else if (o.task === 'multilabel') notes.push('no validation folds: F1 thresholds not tuned');
+    const test = evaluate(o.task, tg.classes, best.logits, ty, K, notes, 'test', { bootstrap: o.bootstrap ?? 1000 }, tuned, o.task === 'regression' ? shift : undefined);
     let curves: (RocCurve | null)[] | undefined;
     const probs = activateHead(o.task, best.logits, K);
     if (o.task !== 'regression') {

@@ -76,7 +76,7 @@ export function finetuneMarkdown(r: FinetuneResult, title = `Fine-tuning: ${r.ta
   const t = r.test;
   out.push('');
   if (t.kind === 'regression') out.push(`Test (epoch ${r.bestEpoch}): MAE ${fmt(t.mae, 2)}${ci(t.maeCi, 2)}, RMSE ${fmt(t.rmse, 2)}, r ${fmt(t.pearson)}; predicting the training mean: MAE ${fmt(t.maeOfMean, 2)}.`);
-  else out.push(`Test (epoch ${r.bestEpoch}): macro AUC ${r.task === 'multiclass' ? `one-vs-rest ${fmt(t.auc.macro)}${ci(t.auc.ci)}, one-vs-one ${fmt(t.aucOvo)}` : `${fmt(t.auc.macro)}${ci(t.auc.ci)}`}, macro AP ${fmt(t.ap.macro)}, Brier ${fmt(t.brier)}, macro F1 ${fmt(t.f1.macro)}, ${r.task === 'multiclass' ? 'accuracy' : 'exact match'} ${fmt(t.accuracy)}.`);
+  else out.push(`Test (epoch ${r.bestEpoch}): macro AUC ${r.task === 'multiclass' ? `one-vs-rest ${fmt(t.auc.macro)}${ci(t.auc.ci)}, one-vs-one ${fmt(t.aucOvo)}` : `${fmt(t.auc.macro)}${ci(t.auc.ci)}`}, macro AP ${fmt(t.ap.macro)}, Brier ${fmt(t.brier)}, macro F1 ${fmt(t.f1.macro)}${t.f1Tuned ? ` (at thresholds tuned on validation: ${fmt(t.f1Tuned.macro)})` : ''}, ${r.task === 'multiclass' ? 'accuracy' : 'exact match'} ${fmt(t.accuracy)}.`);
   const bestTest = r.history.reduce<FinetuneResult['history'][number] | null>((b, h) => (h.test !== null && (b === null || (r.task === 'regression' ? h.test < b.test! : h.test > b.test!)) ? h : b), null);
   if (bestTest) out.push('', `Best test ${metric} over the epochs, as the reference logs it (picked on the test set itself, so optimistic): ${fmt(bestTest.test)} (epoch ${bestTest.epoch}).`);
   if (r.notes.length) out.push('', '## Notes', '', ...r.notes.map((n) => `- ${n}`));
