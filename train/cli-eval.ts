@@ -205,14 +205,16 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
     .requiredOption('--data <dir>', 'prepared dataset folder')
     .requiredOption('--out <file>', 'output file: .json, else CSV (id, then one column per class)')
     .option('--batch <n>', 'records per forward pass', '32')
+    .option('--decisions', "also the classes called per record (CSV column 'positive'): the most probable (multi-class), or those at or above the thresholds tuned on validation (multi-label; 0.5 without)")
     .action(async (o) => {
       checkOutputs('predict', [o.out], [{ checkpoint: o.checkpoint }, { data: o.data }]);
       await withEngine(async (engine) => {
         const bar = progressBar('predict', RECORDS_BAR);
-        const p = await predict(engine, { checkpoint: o.checkpoint, data: o.data, batch: posInt('--batch')(o.batch), onProgress: (d, t) => bar.update(d, t) });
+        const p = await predict(engine, { checkpoint: o.checkpoint, data: o.data, batch: posInt('--batch')(o.batch), decisions: !!o.decisions, onProgress: (d, t) => bar.update(d, t) });
         bar.stop();
         const file = await writePredictions(o.out, p);
-        console.log(`${p.ids.length} records × ${p.classes.length} ${p.task === 'regression' ? 'values' : 'probabilities'} (${p.task} '${p.label}') → ${file}`);
+        console.log(`${p.ids.length} records × ${p.classes.length} ${p.task === 'regression' ? 'values' : 'probabilities'} (${p.task} '${p.label}') → ${file}` +
+          (p.thresholdsFrom ? `; classes called at thresholds ${p.thresholdsFrom === 'validation' ? 'tuned on validation' : 'of 0.5 (the model has no tuned ones)'}` : ''));
       });
     });
 

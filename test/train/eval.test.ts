@@ -210,6 +210,8 @@ if (!isBrowser)
       const report = JSON.parse(fs.readFileSync(path.join(out, `${name}.json`), 'utf8'));
       assert(report.saved.meta.endsWith(`${name}-model.json`) && !('testPredictions' in report), 'report names the model, without per-record outputs');
       assert(report.settings.standardize === false, '--no-standardize reaches the run');
+      const thresholds = JSON.parse(fs.readFileSync(path.join(out, `${name}-model.json`), 'utf8')).state.extra.finetune.thresholds;
+      assert(thresholds.length === report.classes.length && JSON.stringify(thresholds) === JSON.stringify(report.test.f1Tuned.thresholds), `saved thresholds ${thresholds} vs the report's ${report.test.f1Tuned?.thresholds}`);
       const model = path.join(out, `${name}-model`);
       const printed = await cli(['predict', '--checkpoint', model, '--data', data, '--out', path.join(out, 'pred.csv')]);
       const csv = fs.readFileSync(path.join(out, 'pred.csv'), 'utf8');
@@ -371,6 +373,24 @@ if (!isBrowser)
       const logp = Array.from(pm.values, Math.log);
       const centred = logp[pm.classes.indexOf(xm.target)] - logp.reduce((a, b) => a + b, 0) / logp.length;
       assert(Math.abs(xm.value - centred) < 1e-4 && Math.abs(xm.delta) < 0.02 * Math.abs(xm.value - xm.baseline), `multi-class ${xm.target}: value ${xm.value}, log p_k − mean log p ${centred}, gap ${xm.delta} of ${xm.value - xm.baseline}`);
+      // decisions: multi-label at the thresholds the probe tuned on validation (saved with the model),
+      // multi-class the most probable class, regression refused
+      const tunedT = r.test.kind === 'classification' ? r.test.f1Tuned!.thresholds : [];
+      assert(JSON.stringify(model.info.thresholds) === JSON.stringify(tunedT.map((t) => (Number.isFinite(t) ? t : null))), `saved thresholds ${model.info.thresholds} vs tuned ${tunedT}`);
+      const d = await predict(engine, { checkpoint: base, data, subset: [0, 1, 2, 3, 4, 5, 6, 7], decisions: true });
+      const K = d.classes.length;
+      d.ids.forEach((id, i) => {
+        const want = d.classes.filter((_, k) => d.thresholds![k] !== null && d.values[i * K + k] >= d.thresholds![k]!);
+        assert(d.positive![i].join() === want.join(), `${id}: called ${d.positive![i]}, want ${want}`);
+      });
+      assert(d.thresholdsFrom === 'validation' && d.positive!.some((c) => c.length > 0), `decisions ${JSON.stringify(d.positive)}`);
+      const dm = await predict(engine, { checkpoint: mc, data, subset: [2], decisions: true });
+      assert(dm.positive![0][0] === dm.classes[Array.from(dm.values).indexOf(Math.max(...dm.values))] && !dm.thresholds, `multi-class decision ${dm.positive}`);
+      await expectError(() => predict(engine, { checkpoint: path.join(tmp, 'ft-model', 'hr'), data, subset: [0], decisions: true }), /decisions need a classifier/);
+      const csvOut = path.join(tmp, 'decisions.csv');
+      const said = await cli(['predict', '--checkpoint', base, '--data', data, '--out', csvOut, '--decisions']);
+      const lines = fs.readFileSync(csvOut, 'utf8').trim().split('\n');
+      assert(lines[0].endsWith(',positive') && said.includes('classes called at thresholds tuned on validation') && lines[1].split(',').pop() === d.positive![0].join(';'), `${lines[0]} / ${lines[1]} / ${said}`);
     });
 
     describe('mixed precision fine-tuning (f16 matmul inputs, loss scale)', () => {

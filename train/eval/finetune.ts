@@ -89,6 +89,9 @@ export interface FinetunedInfo {
   head: { weight: string; bias: string; output: 'logits' | 'values'; activation: 'sigmoid' | 'softmax' | 'none' };
   /** Band-pass applied to every record before the encoder (null: none); predict and embed apply it too. */
   bandpass: [number, number] | null;
+  /** Multi-label: per-class probability thresholds tuned on validation for F1 (predict --decisions);
+   *  null where a class is never called (saved as JSON null); absent without validation folds. */
+  thresholds?: (number | null)[];
   /** The chosen epoch (1-based), its validation headline (macro AUC or MAE; null without validation folds) and the steps done. */
   epoch: number;
   validation: number | null;
@@ -142,6 +145,11 @@ export function activateHead(task: ProbeTask, z: Float64Array, K: number): Float
 export function warmupCosine(t: number, epochs: number, warm: number, lr: number): number {
   if (t < warm) return (lr * t) / warm;
   return lr * 0.5 * (1 + Math.cos((Math.PI * (t - warm)) / Math.max(1e-12, epochs - warm)));
+}
+
+/** Thresholds as a model's JSON keeps them: a class never called (threshold Infinity) as null. */
+export function savedThresholds(t: readonly number[]): (number | null)[] {
+  return t.map((x) => (Number.isFinite(x) ? x : null));
 }
 
 /**
@@ -282,10 +290,16 @@ export async function finetune(engine: Engine, o: FinetuneOptions): Promise<Fine
       ls = now;
     };
     /** Writes the encoder as it is now and the folded head (see the top of the file). */
-    const save = (base: string, epoch: number, validation: number | null) =>
+    /** Multi-label F1 thresholds tuned on validation outputs (their notes pushed to `into`). */
+    const tune = (vl: Float64Array, into: string[] = []) => {
+      const t = tuneThresholds(vl.map(sigmoid), targets(sp.val), K, tg.classes);
+      t.notes.forEach((n) => into.push(`validation: ${n}`));
+      return t.thresholds;
+    };
+    const save = (base: string, epoch: number, validation: number | null, vl: Float64Array | null) =>
       saveHeadModel(base, encoder, config, model, {
         task: o.task, label: o.label, classes: tg.classes, leads: leadNames, preset: config.preset,
-        bandpass: band, epoch, validation, steps: step, skippedSteps: ls.skipped,
+        bandpass: band, ...(o.task === 'multilabel' && vl ? { thresholds: savedThresholds(tune(vl)) } : {}), epoch, validation, steps: step, skippedSteps: ls.skipped,
         source: { checkpoint: loaded.checkpoint, randomInit: loaded.randomInit, step: loaded.step, dataset: ds.dir },
         settings: { ...settings, split: spec },
       }, { step, epoch });
@@ -353,7 +367,7 @@ export async function finetune(engine: Engine, o: FinetuneOptions): Promise<Fine
       const score = val ? headline(val) : null;
       if (!best || !val || better(score, best.score)) {
         best = { epoch: epoch + 1, val, test, score, logits: tl, valLogits: vl };
-        if (o.save) saved = await save(o.save, epoch + 1, score);
+        if (o.save) saved = await save(o.save, epoch + 1, score, vl);
       }
     }
     if (!best) throw new Error('finetune: no epoch ran (epochs must be ≥ 1)');
@@ -361,11 +375,8 @@ export async function finetune(engine: Engine, o: FinetuneOptions): Promise<Fine
     const ty = targets(sp.test);
     // multi-label F1 also at per-class thresholds tuned on validation, as the probe reports it
     let tuned: number[] | undefined;
-    if (o.task === 'multilabel' && best.valLogits) {
-      const t = tuneThresholds(best.valLogits.map(sigmoid), targets(sp.val), K, tg.classes);
-      tuned = t.thresholds;
-      t.notes.forEach((n) => notes.push(`validation: ${n}`));
-    } else if (o.task === 'multilabel') notes.push('no validation folds: F1 thresholds not tuned');
+    if (o.task === 'multilabel' && best.valLogits) tuned = tune(best.valLogits, notes);
+    else if (o.task === 'multilabel') notes.push('no validation folds: F1 thresholds not tuned');
     const test = evaluate(o.task, tg.classes, best.logits, ty, K, notes, 'test', { bootstrap: o.bootstrap ?? 1000 }, tuned, o.task === 'regression' ? shift : undefined);
     let curves: (RocCurve | null)[] | undefined;
     const probs = activateHead(o.task, best.logits, K);

@@ -43,6 +43,9 @@ export interface PredictOptions {
   batch?: number;
   /** Only these record indices (default all), in this order. */
   subset?: ArrayLike<number>;
+  /** Also the classes called per record: the most probable (multi-class), or those at or above their
+   *  thresholds tuned on validation (multi-label; 0.5 where the model has none). */
+  decisions?: boolean;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -56,6 +59,11 @@ export interface Predictions {
   leads: string[];
   checkpoint: string;
   dataset: string;
+  /** With `decisions`: the classes called per record, and the multi-label thresholds used (null: never
+   *  called) and where they came from. */
+  positive?: string[][];
+  thresholds?: (number | null)[];
+  thresholdsFrom?: 'validation' | 'default 0.5';
 }
 
 /** The fine-tuned model's outputs for every record of a dataset (or `subset`). */
@@ -63,19 +71,32 @@ export async function predict(engine: Engine, o: PredictOptions): Promise<Predic
   const m = await loadFinetuned(o.checkpoint);
   const e = await embed(engine, { checkpoint: o.checkpoint, loaded: m.checkpoint, data: o.data, batch: o.batch, subset: o.subset, onProgress: o.onProgress });
   const { task, label, classes } = m.info;
-  return { task, label, classes, ids: e.ids, values: activateHead(task, applyHead(m.head, e.features), classes.length), leads: e.leads, checkpoint: o.checkpoint, dataset: e.dataset };
+  const K = classes.length;
+  const values = activateHead(task, applyHead(m.head, e.features), K);
+  const out: Predictions = { task, label, classes, ids: e.ids, values, leads: e.leads, checkpoint: o.checkpoint, dataset: e.dataset };
+  if (!o.decisions) return out;
+  if (task === 'regression') throw new Error(`predict: decisions need a classifier; ${o.checkpoint} predicts values of '${label}'`);
+  const row = (i: number) => values.subarray(i * K, (i + 1) * K);
+  if (task === 'multiclass') return { ...out, positive: e.ids.map((_, i) => [classes[row(i).indexOf(Math.max(...row(i)))]]) };
+  const thresholds = m.info.thresholds ?? classes.map(() => 0.5);
+  const called = (p: number, t: number | null) => t !== null && p >= t;
+  return {
+    ...out, thresholds, thresholdsFrom: m.info.thresholds ? 'validation' : 'default 0.5',
+    positive: e.ids.map((_, i) => classes.filter((_c, k) => called(row(i)[k], thresholds[k]))),
+  };
 }
 
 /** Writes `out` atomically: JSON when it ends in .json, else CSV (id, then one column per class or the label). */
 export async function writePredictions(out: string, p: Predictions): Promise<string> {
   const K = p.classes.length;
-  const rows = p.ids.map((id, i) => [id, ...p.values.subarray(i * K, (i + 1) * K)]);
+  const rows = p.ids.map((id, i) => [id, ...p.values.subarray(i * K, (i + 1) * K), ...(p.positive ? [p.positive[i].join(';')] : [])]);
   const text = out.endsWith('.json')
     ? JSON.stringify({
         format: 'ecg-jepa-predictions', version: 1, task: p.task, label: p.label, output: p.task === 'regression' ? 'value' : 'probability',
-        classes: p.classes, leads: p.leads, checkpoint: p.checkpoint, dataset: p.dataset, ids: p.ids, values: rows.map((r) => r.slice(1)),
+        classes: p.classes, leads: p.leads, checkpoint: p.checkpoint, dataset: p.dataset, ids: p.ids, values: rows.map((r) => r.slice(1, 1 + K)),
+        ...(p.positive ? { positive: p.positive, thresholds: p.thresholds, thresholdsFrom: p.thresholdsFrom } : {}),
       }) + '\n'
-    : Papa.unparse({ fields: ['id', ...p.classes], data: rows }, { newline: '\n' }) + '\n'; // one line ending throughout
+    : Papa.unparse({ fields: ['id', ...p.classes, ...(p.positive ? ['positive'] : [])], data: rows }, { newline: '\n' }) + '\n'; // one line ending throughout
   await writeFileAtomic(out, text);
   return out;
 }
