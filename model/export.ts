@@ -55,13 +55,13 @@ export function kindOf(state: Checkpoint['state'], tensorNames: Iterable<string>
   return [...tensorNames].some((k) => k.startsWith(TEACHER_PREFIX)) ? 'pretrain' : 'encoder';
 }
 
-/** The source's own record, minus what the export drops (a fine-tuned head). */
+/** The source's own record, minus what the export drops (a fine-tuned head and its thresholds). */
 function sourceRecord(ck: Checkpoint, kind: string): unknown {
   const x = ck.state.extra ?? {};
   if (kind === 'torch-import') return x.torchImport ?? null;
   if (kind === ENCODER_EXPORT_KIND) return x.encoderExport ?? null;
   if (kind === 'finetune' && x.finetune && typeof x.finetune === 'object') {
-    const { head: _head, ...rest } = x.finetune as Record<string, unknown>;
+    const { head: _head, thresholds: _thresholds, ...rest } = x.finetune as Record<string, unknown>; // the thresholds are the head's
     return rest;
   }
   return null;

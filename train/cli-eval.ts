@@ -214,7 +214,8 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
         bar.stop();
         const file = await writePredictions(o.out, p);
         console.log(`${p.ids.length} records × ${p.classes.length} ${p.task === 'regression' ? 'values' : 'probabilities'} (${p.task} '${p.label}') → ${file}` +
-          (p.thresholdsFrom ? `; classes called at thresholds ${p.thresholdsFrom === 'validation' ? 'tuned on validation' : 'of 0.5 (the model has no tuned ones)'}` : ''));
+          (p.thresholdsFrom ? `; classes called at thresholds ${p.thresholdsFrom === 'validation' ? 'tuned on validation (0.5 for a class without positives there)' : 'of 0.5 (the model has no tuned ones)'}` : '') +
+          (p.task === 'multiclass' && p.positive ? '; the most probable class called' : ''));
       });
     });
 

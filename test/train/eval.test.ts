@@ -386,7 +386,10 @@ if (!isBrowser)
       assert(d.thresholdsFrom === 'validation' && d.positive!.some((c) => c.length > 0), `decisions ${JSON.stringify(d.positive)}`);
       const dm = await predict(engine, { checkpoint: mc, data, subset: [2], decisions: true });
       assert(dm.positive![0][0] === dm.classes[Array.from(dm.values).indexOf(Math.max(...dm.values))] && !dm.thresholds, `multi-class decision ${dm.positive}`);
-      await expectError(() => predict(engine, { checkpoint: path.join(tmp, 'ft-model', 'hr'), data, subset: [0], decisions: true }), /decisions need a classifier/);
+      // refused before any record is embedded
+      let embedded = 0;
+      await expectError(() => predict(engine, { checkpoint: path.join(tmp, 'ft-model', 'hr'), data, subset: [0], decisions: true, onProgress: () => embedded++ }), /decisions need a classifier/);
+      assert(embedded === 0, `${embedded} progress calls before the refusal`);
       const csvOut = path.join(tmp, 'decisions.csv');
       const said = await cli(['predict', '--checkpoint', base, '--data', data, '--out', csvOut, '--decisions']);
       const lines = fs.readFileSync(csvOut, 'utf8').trim().split('\n');

@@ -82,13 +82,17 @@ if (!isBrowser)
       const model = path.join(ft, 'finetune-regression-hr-model');
       assert(fs.existsSync(`${model}.safetensors`), 'fine-tuned model written');
 
+      // a multi-label model's thresholds belong to its head: the export drops them with it
+      const sidecar = JSON.parse(fs.readFileSync(`${model}.json`, 'utf8'));
+      sidecar.state.extra.finetune.thresholds = [0.5];
+      fs.writeFileSync(`${model}.json`, JSON.stringify(sidecar));
       const exported = path.join(tmp, 'use', 'ft');
       const printed = await cli(['export', '--checkpoint', model, '--out', exported]);
       assert(/finetune checkpoint, .*student encoder, 26 tensors, .*band-pass 0\.67–40 Hz recorded/s.test(printed), printed);
       const { loadCheckpoint } = await import('../../model/checkpoint.js');
       const ex = await loadCheckpoint(exported);
       const rec = ex.state.extra!.encoderExport as { source: { kind: string; record: { task: string; head?: unknown } }; bandpass: number[] };
-      assert(ex.tensors.size === 26 && !ex.tensors.has('head.weight') && rec.source.kind === 'finetune' && rec.source.record.task === 'regression' && !rec.source.record.head &&
+      assert(ex.tensors.size === 26 && !ex.tensors.has('head.weight') && rec.source.kind === 'finetune' && rec.source.record.task === 'regression' && !rec.source.record.head && !('thresholds' in rec.source.record) &&
         rec.bandpass.join() === '0.67,40', JSON.stringify(rec));
       // The export embeds as the fine-tuned model does: same weights, same band-pass.
       const [m, e] = [await embed(engine, { checkpoint: model, data, subset: [0, 1, 2] }), await embed(engine, { checkpoint: exported, data, subset: [0, 1, 2] })];

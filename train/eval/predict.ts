@@ -69,13 +69,13 @@ export interface Predictions {
 /** The fine-tuned model's outputs for every record of a dataset (or `subset`). */
 export async function predict(engine: Engine, o: PredictOptions): Promise<Predictions> {
   const m = await loadFinetuned(o.checkpoint);
+  if (o.decisions && m.info.task === 'regression') throw new Error(`predict: decisions need a classifier; ${o.checkpoint} predicts values of '${m.info.label}'`);
   const e = await embed(engine, { checkpoint: o.checkpoint, loaded: m.checkpoint, data: o.data, batch: o.batch, subset: o.subset, onProgress: o.onProgress });
   const { task, label, classes } = m.info;
   const K = classes.length;
   const values = activateHead(task, applyHead(m.head, e.features), K);
   const out: Predictions = { task, label, classes, ids: e.ids, values, leads: e.leads, checkpoint: o.checkpoint, dataset: e.dataset };
   if (!o.decisions) return out;
-  if (task === 'regression') throw new Error(`predict: decisions need a classifier; ${o.checkpoint} predicts values of '${label}'`);
   const row = (i: number) => values.subarray(i * K, (i + 1) * K);
   if (task === 'multiclass') return { ...out, positive: e.ids.map((_, i) => [classes[row(i).indexOf(Math.max(...row(i)))]]) };
   const thresholds = m.info.thresholds ?? classes.map(() => 0.5);
