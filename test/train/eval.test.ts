@@ -376,11 +376,11 @@ if (!isBrowser)
       // decisions: multi-label at the thresholds the probe tuned on validation (saved with the model),
       // multi-class the most probable class, regression refused
       const tunedT = r.test.kind === 'classification' ? r.test.f1Tuned!.thresholds : [];
-      assert(JSON.stringify(model.info.thresholds) === JSON.stringify(tunedT.map((t) => (Number.isFinite(t) ? t : null))), `saved thresholds ${model.info.thresholds} vs tuned ${tunedT}`);
+      assert(JSON.stringify(model.info.thresholds) === JSON.stringify(tunedT), `saved thresholds ${model.info.thresholds} vs tuned ${tunedT}`);
       const d = await predict(engine, { checkpoint: base, data, subset: [0, 1, 2, 3, 4, 5, 6, 7], decisions: true });
       const K = d.classes.length;
       d.ids.forEach((id, i) => {
-        const want = d.classes.filter((_, k) => d.thresholds![k] !== null && d.values[i * K + k] >= d.thresholds![k]!);
+        const want = d.classes.filter((_, k) => d.values[i * K + k] >= d.thresholds![k]);
         assert(d.positive![i].join() === want.join(), `${id}: called ${d.positive![i]}, want ${want}`);
       });
       assert(d.thresholdsFrom === 'validation' && d.positive!.some((c) => c.length > 0), `decisions ${JSON.stringify(d.positive)}`);

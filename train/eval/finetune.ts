@@ -90,8 +90,8 @@ export interface FinetunedInfo {
   /** Band-pass applied to every record before the encoder (null: none); predict and embed apply it too. */
   bandpass: [number, number] | null;
   /** Multi-label: per-class probability thresholds tuned on validation for F1 (predict --decisions);
-   *  null where a class is never called (saved as JSON null); absent without validation folds. */
-  thresholds?: (number | null)[];
+   *  absent without validation folds. */
+  thresholds?: number[];
   /** The chosen epoch (1-based), its validation headline (macro AUC or MAE; null without validation folds) and the steps done. */
   epoch: number;
   validation: number | null;
@@ -145,11 +145,6 @@ export function activateHead(task: ProbeTask, z: Float64Array, K: number): Float
 export function warmupCosine(t: number, epochs: number, warm: number, lr: number): number {
   if (t < warm) return (lr * t) / warm;
   return lr * 0.5 * (1 + Math.cos((Math.PI * (t - warm)) / Math.max(1e-12, epochs - warm)));
-}
-
-/** Thresholds as a model's JSON keeps them: a class never called (threshold Infinity) as null. */
-export function savedThresholds(t: readonly number[]): (number | null)[] {
-  return t.map((x) => (Number.isFinite(x) ? x : null));
 }
 
 /**
@@ -289,17 +284,17 @@ export async function finetune(engine: Engine, o: FinetuneOptions): Promise<Fine
       pending = null;
       ls = now;
     };
-    /** Writes the encoder as it is now and the folded head (see the top of the file). */
     /** Multi-label F1 thresholds tuned on validation outputs (their notes pushed to `into`). */
     const tune = (vl: Float64Array, into: string[] = []) => {
       const t = tuneThresholds(vl.map(sigmoid), targets(sp.val), K, tg.classes);
       t.notes.forEach((n) => into.push(`validation: ${n}`));
       return t.thresholds;
     };
+    /** Writes the encoder as it is now and the folded head (see the top of the file). */
     const save = (base: string, epoch: number, validation: number | null, vl: Float64Array | null) =>
       saveHeadModel(base, encoder, config, model, {
         task: o.task, label: o.label, classes: tg.classes, leads: leadNames, preset: config.preset,
-        bandpass: band, ...(o.task === 'multilabel' && vl ? { thresholds: savedThresholds(tune(vl)) } : {}), epoch, validation, steps: step, skippedSteps: ls.skipped,
+        bandpass: band, ...(o.task === 'multilabel' && vl ? { thresholds: tune(vl) } : {}), epoch, validation, steps: step, skippedSteps: ls.skipped,
         source: { checkpoint: loaded.checkpoint, randomInit: loaded.randomInit, step: loaded.step, dataset: ds.dir },
         settings: { ...settings, split: spec },
       }, { step, epoch });

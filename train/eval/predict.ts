@@ -59,10 +59,10 @@ export interface Predictions {
   leads: string[];
   checkpoint: string;
   dataset: string;
-  /** With `decisions`: the classes called per record, and the multi-label thresholds used (null: never
-   *  called) and where they came from. */
+  /** With `decisions`: the classes called per record, and the multi-label thresholds used and where
+   *  they came from. */
   positive?: string[][];
-  thresholds?: (number | null)[];
+  thresholds?: number[];
   thresholdsFrom?: 'validation' | 'default 0.5';
 }
 
@@ -79,10 +79,9 @@ export async function predict(engine: Engine, o: PredictOptions): Promise<Predic
   const row = (i: number) => values.subarray(i * K, (i + 1) * K);
   if (task === 'multiclass') return { ...out, positive: e.ids.map((_, i) => [classes[row(i).indexOf(Math.max(...row(i)))]]) };
   const thresholds = m.info.thresholds ?? classes.map(() => 0.5);
-  const called = (p: number, t: number | null) => t !== null && p >= t;
   return {
     ...out, thresholds, thresholdsFrom: m.info.thresholds ? 'validation' : 'default 0.5',
-    positive: e.ids.map((_, i) => classes.filter((_c, k) => called(row(i)[k], thresholds[k]))),
+    positive: e.ids.map((_, i) => classes.filter((_c, k) => row(i)[k] >= thresholds[k])),
   };
 }
 

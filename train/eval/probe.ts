@@ -705,13 +705,13 @@ export async function probe(engine: Engine, o: ProbeRunOptions): Promise<ProbeRu
   const source = { checkpoint: e.checkpoint, randomInit: e.randomInit, step: e.step, leads: e.leads, preset: e.config.preset, dataset: e.dataset };
   let saved: ProbeRun['saved'] = null;
   if (o.save) {
-    const [{ loadEncoder }, { saveHeadModel, savedThresholds }] = await Promise.all([import('./embed.js'), import('./finetune.js')]);
+    const [{ loadEncoder }, { saveHeadModel }] = await Promise.all([import('./embed.js'), import('./finetune.js')]);
     const tuned = r.test.kind === 'classification' ? r.test.f1Tuned?.thresholds : undefined;
     const enc = await loadEncoder(engine, src);
     try {
       saved = await saveHeadModel(o.save, enc.encoder, enc.config, fitted!, {
         method: 'probe', task: r.task, label: r.label, classes: r.classes, leads: e.leads, preset: e.config.preset,
-        bandpass: e.bandpass, ...(tuned ? { thresholds: savedThresholds(tuned) } : {}), epoch: r.head.epochs, validation: r.val ? (r.val.kind === 'regression' ? r.val.mae : r.val.auc.macro) : null, steps: 0, skippedSteps: 0,
+        bandpass: e.bandpass, ...(tuned ? { thresholds: tuned } : {}), epoch: r.head.epochs, validation: r.val ? (r.val.kind === 'regression' ? r.val.mae : r.val.auc.macro) : null, steps: 0, skippedSteps: 0,
         source: { checkpoint: e.checkpoint, randomInit: e.randomInit, step: e.step, dataset: e.dataset },
         settings: { head: r.head, split: r.split },
       }, { step: e.step ?? 0, epoch: 0 });
