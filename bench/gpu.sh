@@ -14,6 +14,8 @@
 #                         the kernel tests, the kernel goals with tfjs, the 4096³ products without
 #                         Dawn's clamps, the driver's statistics of each kernel pipeline, and
 #                         shorter sweeps; fits one call of a 15-minute device lease)
+#   f16 matmul only:      bash bench/gpu.sh f16 (~4 min: its tests, its rows with and without Dawn's
+#                         checks, a 40 s f16 sweep)
 #   pipeline statistics:  bash bench/gpu.sh pipeline-stats   (registers per thread of every kernel
 #                         pipeline, as the Vulkan driver reports them; bench/pipeline-stats.ts)
 # `run` writes under $OUT: log.txt (everything, in order), summary.txt (the goals and ratios) and the
@@ -142,6 +144,17 @@ kernel_parts() {
   part sweep-f16 180 $kit/main.mjs sweep --precision f16 --target-ms 50 "${sweep16[@]}" $save
 }
 
+# The parts of `f16`: the f16-input matmul alone, for a lease with a few minutes left: its tests, its
+# bench rows with Dawn's checks and without, and a short f16 sweep (SWEEP16_S, s).
+f16_parts() {
+  local scale=full save=--save sweep16=(--budget-s ${SWEEP16_S:-40} --layers 2)
+  [ "$quick" = --quick ] && { scale=ci; save=; sweep16=(--shape 128x128x128 --limit 8 --layers 0); }
+  ECG_BUILD_DIR=$kit part "tests kernels/matmul" 60 $kit/test.mjs --node-only --grep kernels/matmul
+  part kernels-f16 40 $kit/main.mjs kernels --scale $scale --group matmul --only f16 --no-tfjs $save
+  part kernels-f16-unchecked 40 $kit/main.mjs kernels --scale $scale --group matmul --only f16 --no-tfjs --dawn-toggles $unchecked
+  part sweep-f16 150 $kit/main.mjs sweep --precision f16 --target-ms 50 "${sweep16[@]}" $save
+}
+
 session() { # session BODY [--quick]: runs the parts of BODY with the logs and summary under $OUT
   out=${OUT:?set OUT to a folder for the results} # global: part() copies results there
   local body=$1 quick=${2:-}
@@ -172,6 +185,7 @@ case "${1:-}" in
   run) shift; session all_parts "$@" ;;
   sweep) shift; session sweep_parts "$@" ;;
   kernels) shift; session kernel_parts "$@" ;;
+  f16) shift; session f16_parts "$@" ;;
   pipeline-stats) shift; session "stats_part --save" ;;
-  *) echo "usage: bash bench/gpu.sh pack | run [--quick] | sweep [--quick] | kernels [--quick] | pipeline-stats" >&2; exit 2 ;;
+  *) echo "usage: bash bench/gpu.sh pack | run [--quick] | sweep [--quick] | kernels [--quick] | f16 [--quick] | pipeline-stats" >&2; exit 2 ;;
 esac

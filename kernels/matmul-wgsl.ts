@@ -313,12 +313,16 @@ function fragments(k: SubgroupSpec, sg: number) {
   // sgi < subgroups already: the % tell Dawn's range analysis so, which then leaves the
   // workgroup-memory offsets unclamped
   const position = many
-    ? `// This subgroup's ${WM}×${WN} block of the tile.
-  let wm = ((sgi / ${BN / WN}u) % ${BM / WM}u) * ${WM}u;
-  let wn = (sgi % ${BN / WN}u) * ${WN}u;
+    ? `// This subgroup's ${WM}×${WN} block (bm, bn) of the tile.
+  let bm = (sgi / ${BN / WN}u) % ${BM / WM}u;
+  let bn = sgi % ${BN / WN}u;
+  let wm = bm * ${WM}u;
+  let wn = bn * ${WN}u;
   let frag = (sgi % ${subgroups}u) * 256u;
   ${decl.join('\n  ')}`
-    : `let wm = 0u;
+    : `let bm = 0u;
+  let bn = 0u;
+  let wm = 0u;
   let wn = 0u;
   let frag = 0u;
   let lane = lid;
@@ -392,6 +396,16 @@ ${fr.entry}
 }`;
 }
 
+/** A staged panel in blocks of W along M (A) or N (B): where that dimension is the operand's rows in
+ *  memory (A [m][k], Bᵀ [n][k]; `mnOuter`) a block is W rows of BK halves (+ padding); where it is the
+ *  columns (Aᵀ [k][m], B [k][n]) a block is BK rows of W (+ padding). `size`: halves per block. */
+export interface StagedPanel { blocks: number; W: number; row: number; size: number; mnOuter: boolean }
+
+export function stagedPanel(extent: number, W: number, BK: number, mnOuter: boolean): StagedPanel {
+  const row = mnOuter ? BK + SG_PAD : W + SG_PAD;
+  return { blocks: extent / W, W, row, size: mnOuter ? W * row : BK * row, mnOuter };
+}
+
 /**
  * The staged tensor-core kernels: the subgroups of a workgroup share its output tile. Per K step of BK
  * the whole workgroup copies the A and B panels into workgroup memory (vec4 loads, zero past K), and
@@ -399,43 +413,54 @@ ${fr.entry}
  * while the current ones are multiplied. With one buffer a step takes two barriers (panels stored, then
  * multiplied); with two, the next panels go to the other buffer while this one is multiplied, and one
  * barrier ends the step.
+ *
+ * Each panel is stored as one array per subgroup block (A: BM/WM blocks of WM rows of the tile, B:
+ * BN/WN blocks of WN columns), and a subgroup hands its block's array to subgroupMatrixLoad, so every
+ * fragment's offset in it is a constant (the K step unrolled). Dawn's robustness wraps a fragment load
+ * whose offset it cannot bound in a test and a zeroed matrix; with constant offsets it leaves the loads
+ * as they are, and only the block index is clamped.
  */
 function subgroupStagedSource(k: SubgroupSpec, sg: number, tA: boolean, tB: boolean, BK: number): string {
-  const { BM, BN, subgroups, buffers } = k;
+  const { BM, BN, FM, FN, subgroups, buffers } = k;
   const WG = subgroups * sg;
   const fr = fragments(k, sg);
-  // Panel layouts follow the operands' memory layouts: A [m][k] (or [k][m] when transposed), B [k][n] (or [n][k]).
-  const rowA = tA ? BM + SG_PAD : BK + SG_PAD, rowB = tB ? BK + SG_PAD : BN + SG_PAD;
-  const sizeA = tA ? BK * rowA : BM * rowA, sizeB = tB ? BN * rowB : BK * rowB;
-  // One panel copy: element quad e → (outer, inner) of the panel, global vec4 index, shared offset
-  // (from the panel buffer's first element `base`, '' for the only buffer).
-  const copy = (X: string, S: string, row: number, outerN: number, innerN: number, kInner: boolean, gIndex: string, base: string) => {
+  const pa = stagedPanel(BM, 16 * FM, BK, !tA), pb = stagedPanel(BN, 16 * FN, BK, tB);
+  // One panel copy: element quad e → (outer, inner) of the operand's tile (o, q), global vec4 index,
+  // then its block and offset in the block (from the panel buffer's first block `base`).
+  const copy = (X: string, S: string, pn: StagedPanel, outerN: number, innerN: number, kInner: boolean, gIndex: string, base: string) => {
     const per = (outerN * innerN) / 4 / WG;
     if (!Number.isInteger(per)) throw new Error(`matmul: a ${outerN}×${innerN} panel does not split over ${WG} invocations`);
     const kOf = kInner ? 'k0 + q' : 'k0 + o';
+    // quads never straddle blocks: W is a multiple of 16
+    const [block, at] = pn.mnOuter ? [`o / ${pn.W}u`, `(o % ${pn.W}u) * ${pn.row}u + q`] : [`q / ${pn.W}u`, `o * ${pn.row}u + q % ${pn.W}u`];
     const loads: string[] = [], stores: string[] = [];
     for (let r = 0; r < per; r++) {
-      const e = `lid + ${r * WG}u`;
-      loads.push(`{ let e = ${e}; let o = e / ${innerN / 4}u; let q = (e % ${innerN / 4}u) * 4u; r${X}[${r}] = select(vec4<f16>(0.0), ${X}[${gIndex}], ${kOf} < p.K); }`);
-      stores.push(`{ let e = ${e}; let o = e / ${innerN / 4}u; let q = (e % ${innerN / 4}u) * 4u; let v = r${X}[${r}]; ${[0, 1, 2, 3].map((j) => `${S}[${base ? `${base} + ` : ''}o * ${row}u + q + ${j}u] = v[${j}];`).join(' ')} }`);
+      const where = `let e = lid + ${r * WG}u; let o = e / ${innerN / 4}u; let q = (e % ${innerN / 4}u) * 4u;`;
+      loads.push(`{ ${where} r${X}[${r}] = select(vec4<f16>(0.0), ${X}[${gIndex}], ${kOf} < p.K); }`);
+      stores.push(`{ ${where} let v = r${X}[${r}]; let b = ${base ? `${base} + ` : ''}${block}; let at = ${at}; ${[0, 1, 2, 3].map((j) => `${S}[b][at + ${j}u] = v[${j}];`).join(' ')} }`);
     }
     return { regs: `var r${X}: array<vec4<f16>, ${per}>;`, load: loads.join('\n      '), store: stores.join('\n    ') };
   };
   // Global vec4 indices (offsets, K and M/N are multiples of 4, so a quad never straddles rows).
   // Two buffers: the stores fill buffer `sb` (the next step's), the multiplies read buffer `rb`.
-  const [storeA, storeB, readA, readB] = buffers === 2 ? [`sb * ${sizeA}u`, `sb * ${sizeB}u`, `rb * ${sizeA}u + `, `rb * ${sizeB}u + `] : ['', '', '', ''];
+  const [storeA, storeB, readA, readB] = buffers === 2 ? [`sb * ${pa.blocks}u`, `sb * ${pb.blocks}u`, `rb * ${pa.blocks}u + `, `rb * ${pb.blocks}u + `] : ['', '', '', ''];
   const ca = tA
-    ? copy('A', 'As', rowA, BK, BM, false, '(aOff + (k0 + o) * p.M + m0 + q) / 4u', storeA)
-    : copy('A', 'As', rowA, BM, BK, true, '(aOff + (m0 + o) * p.K + k0 + q) / 4u', storeA);
+    ? copy('A', 'As', pa, BK, BM, false, '(aOff + (k0 + o) * p.M + m0 + q) / 4u', storeA)
+    : copy('A', 'As', pa, BM, BK, true, '(aOff + (m0 + o) * p.K + k0 + q) / 4u', storeA);
   const cb = tB
-    ? copy('B', 'Bs', rowB, BN, BK, true, '(bOff + (n0 + o) * p.K + k0 + q) / 4u', storeB)
-    : copy('B', 'Bs', rowB, BK, BN, false, '(bOff + (k0 + o) * p.N + n0 + q) / 4u', storeB);
-  const multiply = `for (var kk = 0u; kk < ${BK}u; kk += 16u) {
+    ? copy('B', 'Bs', pb, BN, BK, true, '(bOff + (n0 + o) * p.K + k0 + q) / 4u', storeB)
+    : copy('B', 'Bs', pb, BK, BN, false, '(bOff + (k0 + o) * p.N + n0 + q) / 4u', storeB);
+  // fragment f (16 wide) at depth kk of a block: its first element's offset, a constant
+  const fragAt = (pn: StagedPanel, f: number, kk: number) => (pn.mnOuter ? 16 * f * pn.row + kk : kk * pn.row + 16 * f);
+  const steps: string[] = [];
+  for (let kk = 0; kk < BK; kk += 16)
+    steps.push(`{
       ${fr.step(
-        (i) => `&As, ${readA}${tA ? `kk * ${rowA}u + wm + ${i * 16}u` : `(wm + ${i * 16}u) * ${rowA}u + kk`}, ${tA}, ${rowA}u`,
-        (j) => `&Bs, ${readB}${tB ? `(wn + ${j * 16}u) * ${rowB}u + kk` : `kk * ${rowB}u + wn + ${j * 16}u`}, ${tB}, ${rowB}u`,
+        (i) => `&As[${readA}bm], ${fragAt(pa, i, kk)}u, ${tA}, ${pa.row}u`,
+        (j) => `&Bs[${readB}bn], ${fragAt(pb, j, kk)}u, ${tB}, ${pb.row}u`,
       )}
-    }`;
+    }`);
+  const multiply = steps.join('\n    ');
   const oneBuffer = `for (var t = 0u; t < (p.K + ${BK - 1}u) / ${BK}u; t++) {
     ${ca.store}
     ${cb.store}
@@ -481,8 +506,8 @@ ${SG_HEAD}
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
 @group(0) @binding(6) var<uniform> p: P;
 ${epilogueSource('f32', 3)}
-var<workgroup> As: array<f16, ${buffers * sizeA}>;
-var<workgroup> Bs: array<f16, ${buffers * sizeB}>;
+var<workgroup> As: array<array<f16, ${pa.size}>, ${buffers * pa.blocks}>;
+var<workgroup> Bs: array<array<f16, ${pb.size}>, ${buffers * pb.blocks}>;
 ${fr.scratch}
 
 ${fr.entry}

@@ -30,7 +30,7 @@
 // follows the shape and the subgroup checks (family()).
 // CPU adapters (lavapipe, SwiftShader) get one config and rolled loops: their shader JIT costs seconds.
 import {
-  F_ACC, F_BIAS, F_GELU, F_PREACT, F_RESIDUAL, reduceSource, SG_PAD, sgKernelSource, tiledKey, tiledSource,
+  F_ACC, F_BIAS, F_GELU, F_PREACT, F_RESIDUAL, reduceSource, sgKernelSource, stagedPanel, tiledKey, tiledSource,
   type Kernel, type SgKernel, type TiledKernel, type TiledVariant,
 } from './matmul-wgsl.js';
 import { bindingBytes, requireBindable } from './checks.js';
@@ -281,10 +281,11 @@ function tiledVariant(device: GPUDevice, tile: TiledKernel, prec: MatmulPrecisio
 /** Workgroup memory of a staged kernel with K step bk: A and B panels (f16, padded rows) per buffer and
  *  one f32 fragment per subgroup. */
 export function subgroupStagedBytes(config: Exclude<SubgroupConfigName, 'subgroup-matrix'> | SubgroupSpec, bk?: number): number {
-  const { BM, BN, BK, subgroups, buffers } = typeof config === 'string' ? SG_STAGED[config] : config;
+  const { BM, BN, BK, subgroups, FM, FN, buffers } = typeof config === 'string' ? SG_STAGED[config] : config;
   bk ??= BK;
-  const panel = (rows: number) => Math.max(rows * (bk + SG_PAD), bk * (rows + SG_PAD)) * 2;
-  return buffers * (panel(BM) + panel(BN)) + subgroups * 256 * 4;
+  // the larger of the two layouts (which one a product takes follows its transposes)
+  const panel = (extent: number, W: number) => Math.max(...[true, false].map((outer) => { const p = stagedPanel(extent, W, bk, outer); return p.blocks * p.size; })) * 2;
+  return buffers * (panel(BM, 16 * FM) + panel(BN, 16 * FN)) + subgroups * 256 * 4;
 }
 
 // ---------------------------------------------------------------------------------------------

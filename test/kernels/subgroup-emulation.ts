@@ -20,10 +20,11 @@ import { recordSubgroupMatrix, subgroupMatrixSource, type MatmulBuffers, type Ma
 const at = (i: string, j: string) => `select(off + ${i} * stride + ${j}, off + ${j} * stride + ${i}, colMajor)`;
 const slot = (s: string, i: string) => `smS[smBase + ${s} + ${i}]`;
 
-const loadFn = (x: string) => `
-fn smLoad_${x}(s: u32, off: u32, colMajor: bool, stride: u32) {
+// A staged kernel's panels are arrays of blocks, loaded from as &As[block]: their load takes the block.
+const loadFn = (x: string, blocks: boolean) => `
+fn smLoad_${x}(s: u32, ${blocks ? 'blk: u32, ' : ''}off: u32, colMajor: bool, stride: u32) {
   if (!smActive) { return; }
-  for (var r = 0u; r < smN; r++) { for (var c = 0u; c < smN; c++) { ${slot('s', 'r * 16u + c')} = f32(${x}[${at('r', 'c')}]); } }
+  for (var r = 0u; r < smN; r++) { for (var c = 0u; c < smN; c++) { ${slot('s', 'r * 16u + c')} = f32(${x}${blocks ? '[blk]' : ''}[${at('r', 'c')}]); } }
 }`;
 
 const storeFn = (x: string) => `
@@ -54,7 +55,7 @@ fn smMma(acc: u32, a: u32, b: u32) {
  *  the uniform moves to binding 7). */
 export function emulateSubgroupMatrix(wgsl: string, sg: number): { code: string; slots: number } {
   // the arrays loaded from and stored to: each gets its own function (WGSL has no generic pointers to them)
-  const loads = new Set<string>(), stores = new Set<string>();
+  const loads = new Map<string, boolean>(), stores = new Set<string>(); // loads: array → loaded by block
   const slots = new Map<string, number>();
   const slotOf = (v: string) => (slots.has(v) || slots.set(v, slots.size), `${slots.get(v)! * 256}u`);
   let src = wgsl.replace('enable chromium_experimental_subgroup_matrix;\n', '').replace('enable subgroups;\n', '');
@@ -65,7 +66,11 @@ export function emulateSubgroupMatrix(wgsl: string, sg: number): { code: string;
     (_, id, lane) => `) {\n  let ${id} = lid / ${sg}u;\n  let ${lane} = lid % ${sg}u;\n`,
   );
   src = src.replace(/var (\w+) = subgroup_matrix_result<f32, 16, 16>\(\);/g, (_, v) => `let ${v} = ${slotOf(v)}; smZero(${v});`);
-  src = src.replace(/let (\w+) = subgroupMatrixLoad<subgroup_matrix_(?:left|right)<f16, 16, 16>>\(&(\w+), /g, (_, v, x) => (loads.add(x), `let ${v} = ${slotOf(v)}; smLoad_${x}(${v}, `));
+  src = src.replace(/let (\w+) = subgroupMatrixLoad<subgroup_matrix_(?:left|right)<f16, 16, 16>>\(&(\w+)(?:\[([^\]]+)\])?, /g, (_, v, x, blk?: string) => {
+    if (loads.get(x) === !blk) throw new Error(`emulateSubgroupMatrix: ${x} loaded both whole and by block`);
+    loads.set(x, !!blk);
+    return `let ${v} = ${slotOf(v)}; smLoad_${x}(${v}, ${blk ? `${blk}, ` : ''}`;
+  });
   // Fewer inlined copies: a switch whose cases each store one fragment selects the fragment's slot and
   // stores once after it; a run of stores or of multiply-accumulates is one loop over a table of their
   // operands, in the kernel's order.
@@ -100,7 +105,7 @@ export function emulateSubgroupMatrix(wgsl: string, sg: number): { code: string;
   );
   if (!src.includes('smActive = ') || !src.includes('smBase = ')) throw new Error('emulateSubgroupMatrix: entry point not as expected (lid, pid)');
   if (/subgroup_?[mM]atrix|subgroup_id|subgroup_invocation_id/.test(src)) throw new Error('emulateSubgroupMatrix: a subgroup-matrix construct was left unrewritten');
-  const code = `${src}\nvar<private> smActive: bool;\nvar<private> smN: u32;\nvar<private> smBase: u32;${[...loads].map(loadFn).join('')}${[...stores].map(storeFn).join('')}${HELPERS}`;
+  const code = `${src}\nvar<private> smActive: bool;\nvar<private> smN: u32;\nvar<private> smBase: u32;${[...loads].map(([x, blocks]) => loadFn(x, blocks)).join('')}${[...stores].map(storeFn).join('')}${HELPERS}`;
   return { code, slots: slots.size };
 }
 
