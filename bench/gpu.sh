@@ -3,7 +3,7 @@
 # device minutes measuring, not setting up (the device machine has no node and no npm).
 #   here, after npm ci:   bash bench/gpu.sh pack
 #   device tool:          run  command "bash bench/gpu.sh run"  carry [".devkit"]  timeout_s 600
-# The parts' limits add up to 875 s, over the 600 s a call may run, but on a GPU most parts take well
+# The parts' limits add up to 895 s, over the 600 s a call may run, but on a GPU most parts take well
 # under theirs (a full H100 run took 357 s before the three unchecked parts, ~110 s more); the least
 # needed part (embed-f16) runs last. PARTS matches by substring: 'step-f16' also runs its unchecked twin.
 #   try it here first:    OUT=/tmp/gpu bash bench/gpu.sh run --quick   (lavapipe, CI sizes)
@@ -93,7 +93,7 @@ all_parts() {
   local peer=(--peer tfjs --peer-batch 8 --steps 3 --warmup 2)
   # the dry run leaves bench/results/ alone
   [ "$quick" = --quick ] && { scale=ci; preset=(--preset tiny --batch 4); steps=(--steps 2 --warmup 1); iters=(--iters 2 --warmup 1); save=; peer=(--peer tfjs --peer-batch 2 --steps 2 --warmup 1); }
-  part info 10 $kit/cli.mjs info   # the adapter, and whether subgroup matrices and shader-f16 are there
+  part info 30 $kit/cli.mjs info   # the adapter, and whether subgroup matrices and shader-f16 are there (over 10 s on a fresh H200: the engine compiles and checks the subgroup-matrix kernels first)
   local g limit
   for g in kernels/:75 engine/ops:30 model/jepa:25 bench/:25; do
     limit=${g#*:} g=${g%:*}
@@ -119,7 +119,7 @@ all_parts() {
 sweep_parts() {
   local save=--save sweep=(--layers 4) sweep16=(--layers 3)
   [ "$quick" = --quick ] && { save=; sweep=(--shape 128x128x128 --limit 8 --layers 0); sweep16=(--shape 128x128x128 --limit 8 --layers 0); }
-  part info 10 $kit/cli.mjs info
+  part info 30 $kit/cli.mjs info
   ECG_BUILD_DIR=$kit part "tests kernels/matmul" 60 $kit/test.mjs --node-only --grep kernels/matmul
   part sweep-f32 220 $kit/main.mjs sweep --precision f32 --budget-s 140 --target-ms 50 "${sweep[@]}" $save
   part sweep-f16 230 $kit/main.mjs sweep --precision f16 --budget-s 160 --target-ms 50 "${sweep16[@]}" $save
@@ -131,7 +131,7 @@ kernel_parts() {
   # the f32 sweep ran whole on an H200 (stop 17): 60 s reach its largest tiles; the f16 one never has
   local scale=full save=--save sweep=(--budget-s ${SWEEP_S:-60} --layers 3) sweep16=(--budget-s ${SWEEP16_S:-110} --layers 2)
   [ "$quick" = --quick ] && { scale=ci; save=; sweep=(--shape 128x128x128 --limit 8 --layers 0); sweep16=(--shape 128x128x128 --limit 8 --layers 0); }
-  part info 10 $kit/cli.mjs info
+  part info 30 $kit/cli.mjs info
   ECG_BUILD_DIR=$kit part "tests kernels/" 75 $kit/test.mjs --node-only --grep kernels/
   part kernels-matmul 100 $kit/main.mjs kernels --scale $scale --group matmul $save
   part kernels-rest 90 $kit/main.mjs kernels --scale $scale --group elementwise,norm,attention,adamw,ema,loss $save
