@@ -280,6 +280,45 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 }`;
 }
 
+/** How the subgroup-matrix loads and stores are spelled: 'template', the majorness a template argument
+ *  (`subgroupMatrixLoad<T, col_major>(p, offset, stride)`), as current Dawn wants; 'argument', a bool
+ *  argument (`subgroupMatrixLoad<T>(p, offset, true, stride)`), which current Dawn still takes with a
+ *  deprecation warning per call and older Dawn and Chrome take only. */
+export type SgSpelling = 'template' | 'argument';
+
+/** A fragment's place in memory: a pointer expression, its first element's offset, the majorness and
+ *  the row stride, as WGSL expressions. */
+export interface SgRef { ptr: string; offset: string; colMajor: boolean; stride: string }
+
+const major = (colMajor: boolean) => (colMajor ? 'col_major' : 'row_major');
+
+function sgLoad(spelling: SgSpelling, type: string, r: SgRef): string {
+  return spelling === 'template'
+    ? `subgroupMatrixLoad<${type}, ${major(r.colMajor)}>(${r.ptr}, ${r.offset}, ${r.stride})`
+    : `subgroupMatrixLoad<${type}>(${r.ptr}, ${r.offset}, ${r.colMajor}, ${r.stride})`;
+}
+
+function sgStore(spelling: SgSpelling, r: SgRef, value: string): string {
+  return spelling === 'template'
+    ? `subgroupMatrixStore<${major(r.colMajor)}>(${r.ptr}, ${r.offset}, ${value}, ${r.stride});`
+    : `subgroupMatrixStore(${r.ptr}, ${r.offset}, ${value}, ${r.colMajor}, ${r.stride});`;
+}
+
+/** A shader in the 'template' spelling that a compiler which knows it accepts (tried once per device). */
+export function spellingProbeSource(): string {
+  const at = (ptr: string, colMajor: boolean): SgRef => ({ ptr, offset: '0u', colMajor, stride: '16u' });
+  return `enable f16;
+enable chromium_experimental_subgroup_matrix;
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+var<workgroup> w: array<f16, 256>;
+@compute @workgroup_size(32)
+fn main() {
+  let a = ${sgLoad('template', 'subgroup_matrix_left<f16, 16, 16>', at('&w', false))};
+  let b = ${sgLoad('template', 'subgroup_matrix_right<f16, 16, 16>', at('&w', true))};
+  ${sgStore('template', at('&out', false), 'subgroupMatrixMultiplyAccumulate(a, b, subgroup_matrix_result<f32, 16, 16>())')}
+}`;
+}
+
 /**
  * What the subgroup-matrix kernels share: each subgroup's FM×FN accumulator fragments, its block
  * (wm, wn) of the workgroup tile and its slot in T (the epilogue's workgroup memory), the
@@ -290,23 +329,23 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
  * analysis rejects subgroup-matrix offsets derived from local_invocation_index (seen on an H100:
  * "'subgroupMatrixStore' requires argument 1 to be uniform").
  */
-function fragments(k: SubgroupSpec, sg: number) {
+function fragments(k: SubgroupSpec, sg: number, spelling: SgSpelling) {
   const { BM, BN, subgroups, FM, FN } = k;
   const WM = 16 * FM, WN = 16 * FN;
   const many = subgroups > 1;
   const decl: string[] = [], direct: string[] = [], staged: string[] = [];
-  const step = (a: (i: number) => string, b: (j: number) => string) => {
+  const step = (a: (i: number) => SgRef, b: (j: number) => SgRef) => {
     const out: string[] = [];
-    for (let i = 0; i < FM; i++) out.push(`let a${i} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(${a(i)});`);
-    for (let j = 0; j < FN; j++) out.push(`let b${j} = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(${b(j)});`);
+    for (let i = 0; i < FM; i++) out.push(`let a${i} = ${sgLoad(spelling, 'subgroup_matrix_left<f16, 16, 16>', a(i))};`);
+    for (let j = 0; j < FN; j++) out.push(`let b${j} = ${sgLoad(spelling, 'subgroup_matrix_right<f16, 16, 16>', b(j))};`);
     for (let i = 0; i < FM; i++) for (let j = 0; j < FN; j++) out.push(`c${i}${j} = subgroupMatrixMultiplyAccumulate(a${i}, b${j}, c${i}${j});`);
     return out.join('\n      ');
   };
   for (let i = 0; i < FM; i++)
     for (let j = 0; j < FN; j++) {
       decl.push(`var c${i}${j} = subgroup_matrix_result<f32, 16, 16>();`);
-      direct.push(`subgroupMatrixStore(&C, cOff + (m0 + wm + ${i * 16}u) * p.N + n0 + wn + ${j * 16}u, c${i}${j}, false, p.N);`);
-      staged.push(`case ${i * FN + j}u: { subgroupMatrixStore(&T, frag, c${i}${j}, false, 16u); }`);
+      direct.push(sgStore(spelling, { ptr: '&C', offset: `cOff + (m0 + wm + ${i * 16}u) * p.N + n0 + wn + ${j * 16}u`, colMajor: false, stride: 'p.N' }, `c${i}${j}`));
+      staged.push(`case ${i * FN + j}u: { ${sgStore(spelling, { ptr: '&T', offset: 'frag', colMajor: false, stride: '16u' }, `c${i}${j}`)} }`);
     }
   // Entry-point builtins past lid: several subgroups take their offsets from subgroup_id.
   const args = many ? ', @builtin(subgroup_id) sgi: u32, @builtin(subgroup_invocation_id) lane: u32' : '';
@@ -365,15 +404,15 @@ const SG_HEAD = `struct P { M: u32, N: u32, K: u32, sA: u32, sB: u32, sC: u32, t
 /** The direct subgroup-matrix kernels (buffers 0): each subgroup loads its fragments straight from
  *  memory (transposes become column-major loads), BK/16 steps per loop; the subgroups of a workgroup
  *  share its tile's operands through the caches only. */
-function subgroupDirectSource(k: SubgroupSpec, sg: number, tA: boolean, tB: boolean): string {
+function subgroupDirectSource(k: SubgroupSpec, sg: number, tA: boolean, tB: boolean, spelling: SgSpelling): string {
   const { BK } = k;
-  const fr = fragments(k, sg);
+  const fr = fragments(k, sg, spelling);
   const steps: string[] = [];
   for (let kk = 0; kk < BK; kk += 16) {
     const kx = kk ? `k + ${kk}u` : 'k';
     const body = fr.step(
-      (i) => `&A, ${tA ? `aOff + (${kx}) * p.M + m0 + wm + ${i * 16}u` : `aOff + (m0 + wm + ${i * 16}u) * p.K + ${kx}`}, ${tA}, ${tA ? 'p.M' : 'p.K'}`,
-      (j) => `&B, ${tB ? `bOff + (n0 + wn + ${j * 16}u) * p.K + ${kx}` : `bOff + (${kx}) * p.N + n0 + wn + ${j * 16}u`}, ${tB}, ${tB ? 'p.K' : 'p.N'}`,
+      (i) => ({ ptr: '&A', offset: tA ? `aOff + (${kx}) * p.M + m0 + wm + ${i * 16}u` : `aOff + (m0 + wm + ${i * 16}u) * p.K + ${kx}`, colMajor: tA, stride: tA ? 'p.M' : 'p.K' }),
+      (j) => ({ ptr: '&B', offset: tB ? `bOff + (n0 + wn + ${j * 16}u) * p.K + ${kx}` : `bOff + (${kx}) * p.N + n0 + wn + ${j * 16}u`, colMajor: tB, stride: tB ? 'p.K' : 'p.N' }),
     );
     // K is a multiple of 16, not necessarily of BK
     steps.push(kk ? `if (${kx} < p.K) {\n      ${body}\n    }` : body);
@@ -420,10 +459,10 @@ export function stagedPanel(extent: number, W: number, BK: number, mnOuter: bool
  * whose offset it cannot bound in a test and a zeroed matrix; with constant offsets it leaves the loads
  * as they are, and only the block index is clamped.
  */
-function subgroupStagedSource(k: SubgroupSpec, sg: number, tA: boolean, tB: boolean, BK: number): string {
+function subgroupStagedSource(k: SubgroupSpec, sg: number, tA: boolean, tB: boolean, BK: number, spelling: SgSpelling): string {
   const { BM, BN, FM, FN, subgroups, buffers } = k;
   const WG = subgroups * sg;
-  const fr = fragments(k, sg);
+  const fr = fragments(k, sg, spelling);
   const pa = stagedPanel(BM, 16 * FM, BK, !tA), pb = stagedPanel(BN, 16 * FN, BK, tB);
   // One panel copy: element quad e → (outer, inner) of the operand's tile (o, q), global vec4 index,
   // then its block and offset in the block (from the panel buffer's first block `base`).
@@ -456,8 +495,8 @@ function subgroupStagedSource(k: SubgroupSpec, sg: number, tA: boolean, tB: bool
   for (let kk = 0; kk < BK; kk += 16)
     steps.push(`{
       ${fr.step(
-        (i) => `&As[${readA}bm], ${fragAt(pa, i, kk)}u, ${tA}, ${pa.row}u`,
-        (j) => `&Bs[${readB}bn], ${fragAt(pb, j, kk)}u, ${tB}, ${pb.row}u`,
+        (i) => ({ ptr: `&As[${readA}bm]`, offset: `${fragAt(pa, i, kk)}u`, colMajor: tA, stride: `${pa.row}u` }),
+        (j) => ({ ptr: `&Bs[${readB}bn]`, offset: `${fragAt(pb, j, kk)}u`, colMajor: tB, stride: `${pb.row}u` }),
       )}
     }`);
   const multiply = steps.join('\n    ');
@@ -521,6 +560,6 @@ ${fr.entry}
 }`;
 }
 
-export function sgKernelSource(k: SgKernel, sg: number, tA: boolean, tB: boolean, bk: number): string {
-  return k.buffers === 0 ? subgroupDirectSource(k, sg, tA, tB) : subgroupStagedSource(k, sg, tA, tB, bk);
+export function sgKernelSource(k: SgKernel, sg: number, tA: boolean, tB: boolean, bk: number, spelling: SgSpelling): string {
+  return k.buffers === 0 ? subgroupDirectSource(k, sg, tA, tB, spelling) : subgroupStagedSource(k, sg, tA, tB, bk, spelling);
 }

@@ -30,8 +30,8 @@
 // follows the shape and the subgroup checks (family()).
 // CPU adapters (lavapipe, SwiftShader) get one config and rolled loops: their shader JIT costs seconds.
 import {
-  F_ACC, F_BIAS, F_GELU, F_PREACT, F_RESIDUAL, reduceSource, sgKernelSource, stagedPanel, tiledKey, tiledSource,
-  type Kernel, type SgKernel, type TiledKernel, type TiledVariant,
+  F_ACC, F_BIAS, F_GELU, F_PREACT, F_RESIDUAL, reduceSource, sgKernelSource, spellingProbeSource, stagedPanel, tiledKey, tiledSource,
+  type Kernel, type SgKernel, type SgSpelling, type TiledKernel, type TiledVariant,
 } from './matmul-wgsl.js';
 import { bindingBytes, requireBindable } from './checks.js';
 import { KernelProfiler } from './profiler.js';
@@ -104,6 +104,7 @@ export interface SubgroupSpec {
 }
 /** A kernel given by its parameters instead of a config name (for exploring tiles: `bench sweep`). */
 export type MatmulKernelSpec = TileSpec | SubgroupSpec;
+export type { SgSpelling };
 
 /** The named tile configs. Those needing more than WebGPU's default 16 KiB of workgroup memory run only where the adapter has it. */
 export const MATMUL_TILES = {
@@ -304,6 +305,9 @@ interface DeviceState {
   sgPassed: Set<SubgroupConfigName>;
   /** subgroupSize's answer, read once from the adapter info (every subgroup-matrix launch asks). */
   sgSize?: number;
+  /** How this device's compiler takes the subgroup-matrix builtins (sgSpelling), once probed. */
+  sgSpelling?: SgSpelling;
+  sgSpellingProbe?: Promise<SgSpelling>;
 }
 
 const states = new WeakMap<GPUDevice, DeviceState>();
@@ -361,7 +365,22 @@ function subgroupFits(s: Shape, k: SgKernel): boolean {
 
 function sgPipeline(device: GPUDevice, k: SgKernel, tA: boolean, tB: boolean): GPUComputePipeline {
   const sg = subgroupSize(device);
-  return getPipeline(device, `matmul_${k.key}_sg${sg}_t${+tA}${+tB}`, () => sgKernelSource(k, sg, tA, tB, k.BK));
+  // the spelling is probed before a kernel's check (sgSelfCheck), so before any product takes it
+  const spelling = state(device).sgSpelling ?? 'argument';
+  return getPipeline(device, `matmul_${k.key}_sg${sg}_t${+tA}${+tB}${spelling === 'argument' ? '_majorarg' : ''}`, () => sgKernelSource(k, sg, tA, tB, k.BK, spelling));
+}
+
+/** The spelling of the subgroup-matrix builtins this device's compiler takes (SgSpelling): a shader in
+ *  the current one compiled once in an error scope, else the older one. */
+function sgSpelling(device: GPUDevice): Promise<SgSpelling> {
+  const st = state(device);
+  st.sgSpellingProbe ??= (async () => {
+    device.pushErrorScope('validation');
+    device.createShaderModule({ code: spellingProbeSource() });
+    const err = await device.popErrorScope();
+    return (st.sgSpelling = err ? 'argument' : 'template');
+  })();
+  return st.sgSpellingProbe;
 }
 
 /** The config names this device can run for `precision` (subgroup-matrix: supported, not necessarily validated). */
@@ -550,9 +569,9 @@ function sgKernelOf(config: SubgroupConfigName | SubgroupSpec): SgKernel {
 /** WGSL of subgroup config or spec `config` for subgroup size `sg` and the given transposes; a staged
  *  kernel steps K by `bk` (a multiple of 16, default its BK; tests shrink it to fit a CPU adapter's
  *  workgroup memory). */
-export function subgroupMatrixSource(config: SubgroupConfigName | SubgroupSpec, sg: number, tA: boolean, tB: boolean, bk?: number): string {
+export function subgroupMatrixSource(config: SubgroupConfigName | SubgroupSpec, sg: number, tA: boolean, tB: boolean, bk?: number, spelling: SgSpelling = 'template'): string {
   const k = sgKernelOf(config);
-  return sgKernelSource(k, sg, tA, tB, bk ?? k.BK);
+  return sgKernelSource(k, sg, tA, tB, bk ?? k.BK, spelling);
 }
 
 /** Records subgroup config or spec `config` run by `pipeline`, a build of subgroupMatrixSource. matmul
@@ -816,6 +835,7 @@ async function sgSelfCheck(device: GPUDevice, config: SubgroupConfigName | Subgr
   const k = sgKernelOf(config);
   // K = BK + 16: a staged kernel's second K step runs past K (zero-filled) unless BK is 16.
   const M = k.BM * Math.ceil(128 / k.BM), N = k.BN * Math.ceil(128 / k.BN), K = k.BK + 16, batch = 2;
+  await sgSpelling(device);
   // Compile every variant the check uses inside an error scope first, so a shader the driver rejects
   // disables the path instead of raising an uncaptured error.
   device.pushErrorScope('validation');

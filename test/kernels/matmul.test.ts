@@ -6,6 +6,7 @@ import {
   matmulSpecFits,
   matmulTuneTimes,
   SUBGROUP_CONFIGS,
+  subgroupMatrixSource,
   subgroupStagedBytes,
   tuneMatmul,
   MATMUL_TILES,
@@ -19,7 +20,7 @@ import {
   type TileSpec,
 } from '../../kernels/matmul.js';
 import { isCpuAdapter, setGpuShaderFormForTests } from '../../kernels/runtime.js';
-import { emulatedSubgroupKernel } from './subgroup-emulation.js';
+import { emulatedSubgroupKernel, emulateSubgroupMatrix } from './subgroup-emulation.js';
 import { Rng } from '../../engine/random.js';
 import type { Engine } from '../../engine/engine.js';
 import type { Tensor } from '../../engine/tensor.js';
@@ -340,6 +341,18 @@ describe('kernels/matmul', function () {
       for (const c of SG_CASES(spec).filter((c) => !c.transA && !c.transB)) {
         const emu = emulatedSubgroupKernel(engine.device, spec, 32, false, false);
         await run(engine, c, (bufs) => emu.record(engine.batch, bufs, c, c.splitK));
+      }
+  });
+
+  it("subgroup-matrix spellings: the older one (majorness as an argument) gives the same kernels as the current one", () => {
+    // The emulation above runs the current spelling; a device whose compiler knows only the older one
+    // gets it (sgSpelling). Emulated, both must come to the same code: same majorness, same offsets.
+    for (const config of [...SUBGROUP_CONFIGS, ...SG_SPECS])
+      for (const [tA, tB] of TRANS) {
+        const [current, older] = (['template', 'argument'] as const).map((s) => subgroupMatrixSource(config, 32, tA, tB, undefined, s));
+        assert(/subgroupMatrixLoad<[^>]+>, (row|col)_major>/.test(current) && !/, (true|false), /.test(current), 'the current spelling has the majorness in the template');
+        assert(/subgroupMatrixLoad<[^>]+>>\(/.test(older) && /, (true|false), /.test(older), 'the older one has it as an argument');
+        assert(emulateSubgroupMatrix(current, 32).code === emulateSubgroupMatrix(older, 32).code, `${JSON.stringify(config)} t${+tA}${+tB}: both spellings emulate alike`);
       }
   });
 

@@ -15,7 +15,7 @@
 //    its JIT time;
 //  - every call is inlined, so runs of calls become loops over tables (see emulateSubgroupMatrix).
 import { getPipeline, type CommandBatch } from '../../kernels/runtime.js';
-import { recordSubgroupMatrix, subgroupMatrixSource, type MatmulBuffers, type MatmulDims, type SubgroupConfigName, type SubgroupSpec } from '../../kernels/matmul.js';
+import { recordSubgroupMatrix, subgroupMatrixSource, type MatmulBuffers, type MatmulDims, type SgSpelling, type SubgroupConfigName, type SubgroupSpec } from '../../kernels/matmul.js';
 
 const at = (i: string, j: string) => `select(off + ${i} * stride + ${j}, off + ${j} * stride + ${i}, colMajor)`;
 const slot = (s: string, i: string) => `smS[smBase + ${s} + ${i}]`;
@@ -59,6 +59,10 @@ export function emulateSubgroupMatrix(wgsl: string, sg: number): { code: string;
   const slots = new Map<string, number>();
   const slotOf = (v: string) => (slots.has(v) || slots.set(v, slots.size), `${slots.get(v)! * 256}u`);
   let src = wgsl.replace('enable chromium_experimental_subgroup_matrix;\n', '').replace('enable subgroups;\n', '');
+  // The 'template' spelling (majorness in the template) as the 'argument' one, which the rest rewrites.
+  src = src
+    .replace(/subgroupMatrixLoad<(subgroup_matrix_\w+<f16, 16, 16>), (row|col)_major>\((&[^,]+), ([^,]+), ([^,)]+)\)/g, (_, t, m, p, off, stride) => `subgroupMatrixLoad<${t}>(${p}, ${off}, ${m === 'col'}, ${stride})`)
+    .replace(/subgroupMatrixStore<(row|col)_major>\((&\w+), ([^,]+), (\w+), ([^,)]+)\);/g, (_, m, p, off, v, stride) => `subgroupMatrixStore(${p}, ${off}, ${v}, ${m === 'col'}, ${stride});`);
   src = src.replace('@group(0) @binding(6) var<uniform> p: P;', '@group(0) @binding(7) var<uniform> p: P;\n@group(0) @binding(6) var<storage, read_write> smS: array<f32>;');
   // Subgroup i is invocations i·sg … i·sg+sg−1 here (the device's own subgroups may be of another size).
   src = src.replace(
@@ -114,10 +118,11 @@ export interface EmulatedSubgroupKernel {
   record(batch: CommandBatch, bufs: MatmulBuffers, dims: MatmulDims, splitK?: number): void;
 }
 
-/** The emulated kernel of `config`, built as if the subgroup size were `sg` (a staged kernel stepping K by `bk`). */
-export function emulatedSubgroupKernel(device: GPUDevice, config: SubgroupConfigName | SubgroupSpec, sg: number, tA: boolean, tB: boolean, bk?: number): EmulatedSubgroupKernel {
-  const { code, slots } = emulateSubgroupMatrix(subgroupMatrixSource(config, sg, tA, tB, bk), sg);
-  const pipeline = getPipeline(device, `emulated_${JSON.stringify(config)}_sg${sg}_t${+tA}${+tB}_k${bk ?? ''}`, () => code);
+/** The emulated kernel of `config`, built as if the subgroup size were `sg` (a staged kernel stepping K by `bk`),
+ *  its builtins spelled as `spelling` says. */
+export function emulatedSubgroupKernel(device: GPUDevice, config: SubgroupConfigName | SubgroupSpec, sg: number, tA: boolean, tB: boolean, bk?: number, spelling: SgSpelling = 'template'): EmulatedSubgroupKernel {
+  const { code, slots } = emulateSubgroupMatrix(subgroupMatrixSource(config, sg, tA, tB, bk, spelling), sg);
+  const pipeline = getPipeline(device, `emulated_${JSON.stringify(config)}_sg${sg}_t${+tA}${+tB}_k${bk ?? ''}_${spelling}`, () => code);
   return {
     record(batch, bufs, dims, splitK = 1) {
       // Every subgroup owns at least one 16×16 block of the output (of each batch item or K slice).
