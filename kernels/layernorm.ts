@@ -16,8 +16,8 @@
 // dy·xh and dy per column, one partial row per workgroup, into a per-device scratch buffer
 // (kernels/rows.ts, key 'layernorm'); reduceAxis adds the partials into dgamma/dbeta. Where the
 // forward has one subgroup per row, so does the backward: each subgroup walks 8 rows (its two row
-// sums by subgroupAdd, no barrier), keeping its lanes' columns' partials in registers (or, with
-// state 'memory', in its own slab of workgroup memory), and the workgroup then adds its subgroups'.
+// sums by subgroupAdd, no barrier), keeping its lanes' columns' partials in registers, and the
+// workgroup then adds its subgroups'.
 // Otherwise each workgroup walks a block of rows with a workgroup reduction per row (barrier-bound:
 // on an H100 this backward ran at 0.45 of a copy's GB/s where the subgroup forward ran at 0.96).
 // Rows longer than 256·MAX_PER_THREAD are read from memory again instead of kept in registers (and
@@ -300,52 +300,36 @@ ${body}
 }`;
 }
 
-/** Where the one-subgroup-per-row backward keeps gamma and each lane's running dgamma/dbeta partial
- *  sums: 'registers' (default), or 'memory' (gamma re-read from cache every row, the partial sums in
- *  the subgroup's own slab of workgroup memory), 3·k fewer vec4 registers per lane: more
- *  workgroups resident at once (on an H200 the register form may leave its 800 workgroups of a
- *  25600×768 backward two waves and a sliver). */
-export type LayerNormBackwardState = 'registers' | 'memory';
+/** Where the one-subgroup-per-row backward keeps gamma: 'registers' (default: read once, k vec4
+ *  registers per lane), or 'reread' (read from cache for every row). Each lane's running dgamma/dbeta
+ *  partial sums stay in registers either way. On an H200 the register form took 146 registers per
+ *  thread (the forward 48), so few of its subgroups are resident at a time; 'reread' gives k of them
+ *  back (`variant` rows compare). A third form, the partial sums in workgroup memory (108 registers),
+ *  ran at 0.59–0.61 of copy bandwidth against 0.68 there (2026-11-27) and was removed. */
+export type LayerNormBackwardState = 'registers' | 'reread';
 
 /** The backward with one subgroup per row (short rows, where there are subgroups): each subgroup
  *  walks p.per rows of its block (a row's two sums by subgroupAdd, no barrier) keeping its lanes'
- *  columns' partial dgamma/dbeta sums (in registers or its slab of workgroup memory, `state`); then
- *  the workgroup adds its subgroups' sums in subgroup order and stores one partial row. Both states
- *  add in the same order. The frame's rows are blocks here (P.rows = blocks); P.realRows counts rows. */
+ *  columns' partial dgamma/dbeta sums in registers; then the workgroup adds its subgroups' sums in
+ *  subgroup order and stores one partial row. The frame's rows are blocks here (P.rows = blocks);
+ *  P.realRows counts rows. */
 function subgroupBackwardSource(s: SubgroupRows, state: LayerNormBackwardState): string {
-  const inRegs = state === 'registers';
-  // workgroup memory: registers, one dgamma+dbeta slab the subgroups add into in turn; memory, a
-  // slab per subgroup (dgamma's units, then dbeta's)
-  const slab = 2 * s.units;
+  const keep = state === 'registers';
+  // workgroup memory: one dgamma+dbeta slab the subgroups add into in turn
   const decls = /* wgsl */ `struct P { rows: u32, cols: u32, realRows: u32, per: u32, betaAt: u32, gmask: u32, partials: u32 }
 ${BACKWARD_BINDINGS('V')}
-var<workgroup> acc: array<V, ${inRegs ? slab : s.perGroup * slab}>;
+var<workgroup> acc: array<V, ${2 * s.units}>;
 fn gam(c: u32, n: u32) -> V {
   return select(V(1.0), gamma[min(c, n - 1u) & p.gmask], p.gmask != 0u);
 }`;
-  const own = `sub * ${slab}u`; // this subgroup's slab (memory state)
-  const setup = inRegs
-    ? `var pg: array<V, ${s.k}>;
+  const setup = `var pg: array<V, ${s.k}>;
   var pb: array<V, ${s.k}>;
-  var gm: array<V, ${s.k}>;
-  ${eachLaneSlot(s, `    gm[j] = gam(c, n);
+  ${keep ? `var gm: array<V, ${s.k}>;` : ''}
+  ${eachLaneSlot(s, `    ${keep ? 'gm[j] = gam(c, n);' : ''}
     pg[j] = V(0.0);
-    pb[j] = V(0.0);`)}`
-    : `let mine = p.partials != 0u && sub < ${s.perGroup}u;
-  ${eachLaneSlot(s, `    if (mine && c < n) {
-      acc[${own} + c] = V(0.0);
-      acc[${own} + ${s.units}u + c] = V(0.0);
-    }`)}`;
-  const addPartials = inRegs
-    ? `pg[j] += d * xh[j];
-    pb[j] += d;`
-    : `if (mine && c < n) {
-      acc[${own} + c] += d * xh[j];
-      acc[${own} + ${s.units}u + c] += d;
-    }`;
-  // registers: the subgroups add theirs into acc in turn; memory: every slab is complete after one barrier
-  const gather = inRegs
-    ? `for (var t = 0u; t < ${s.perGroup}u; t++) {
+    pb[j] = V(0.0);`)}`;
+  // the subgroups add theirs into acc in turn
+  const gather = `for (var t = 0u; t < ${s.perGroup}u; t++) {
       if (sub == t) {
         ${eachLaneSlot(s, `    if (c < n) {
           acc[c] = select(acc[c], V(0.0), t == 0u) + pg[j];
@@ -358,18 +342,6 @@ fn gam(c: u32, n: u32) -> V {
     for (var c = lid; c < n; c += ${SG_ROWS_WG}u) {
       part[blk * n + c] = acc[c];
       part[p.betaAt + blk * n + c] = acc[n + c];
-    }`
-    : `workgroupBarrier();
-    let blk = wid.y * nwg.x + wid.x;
-    for (var c = lid; c < n; c += ${SG_ROWS_WG}u) {
-      var g = acc[c];
-      var b = acc[${s.units}u + c];
-      for (var t = 1u; t < ${s.perGroup}u; t++) {
-        g += acc[t * ${slab}u + c];
-        b += acc[t * ${slab}u + ${s.units}u + c];
-      }
-      part[blk * n + c] = g;
-      part[p.betaAt + blk * n + c] = b;
     }`;
   // row is this subgroup's block; the loops over rows and subgroups have uniform bounds, so the
   // subgroupAdds and barriers are in uniform control flow
@@ -389,9 +361,10 @@ fn gam(c: u32, n: u32) -> V {
     let cc = at + min(c, n - 1u);
     let d = select(V(0.0), dy[cc], inside && live);
     xh[j] = select(V(0.0), (x[cc] - mu) * rs, inside);
-    gd[j] = d * ${inRegs ? 'gm[j]' : 'gam(c, n)'};
+    gd[j] = d * ${keep ? 'gm[j]' : 'gam(c, n)'};
     ab += vec2<f32>(vsum(gd[j]), vdot(gd[j], xh[j]));
-    ${addPartials}`)}
+    pg[j] += d * xh[j];
+    pb[j] += d;`)}
     let m = subgroupAdd(ab) / f32(p.cols);
     if (live) {
       ${eachLaneSlot(s, `    if (c < n) { dx[at + c] = rs * (gd[j] - m.x - xh[j] * m.y); }`)}
@@ -408,9 +381,8 @@ fn gam(c: u32, n: u32) -> V {
  * (Σ over rows of dy·xh and dy) when given, written or, with accumulateParams, added to.
  * Uses a per-device scratch buffer of blocks × dim floats per parameter gradient (see above).
  * `rowsPerSubgroup` (default 8) sets how many rows each subgroup walks in the subgroup kernel when
- * parameter gradients are wanted, and `state` where it keeps gamma and its partial sums
- * (LayerNormBackwardState; 'memory' only where a slab per subgroup fits the device's workgroup
- * memory, else 'registers'); other kernels ignore both. The state never changes the result; the rows
+ * parameter gradients are wanted, and `state` whether it keeps gamma in registers or re-reads it
+ * (LayerNormBackwardState); other kernels ignore both. The state never changes the result; the rows
  * per subgroup group dgamma's and dbeta's sums, so they change its last bits.
  */
 export function layerNormBackward(
@@ -423,7 +395,7 @@ export function layerNormBackward(
   const sizes = checkRows(K, rows, dim);
   if (!Number.isInteger(rowsPerSubgroup) || rowsPerSubgroup < 1 || rowsPerSubgroup > MAX_ROWS_PER_SUBGROUP)
     throw new RangeError(`${K}: rowsPerSubgroup must be an integer in [1, ${MAX_ROWS_PER_SUBGROUP}], got ${rowsPerSubgroup} (${sizes})`);
-  if (state !== 'registers' && state !== 'memory') throw new RangeError(`${K}: state must be 'registers' or 'memory', got ${String(state)} (${sizes})`);
+  if (state !== 'registers' && state !== 'reread') throw new RangeError(`${K}: state must be 'registers' or 'reread', got ${String(state)} (${sizes})`);
   const n = rows * dim;
   requireBytes(K, 'dy', bufs.dy, 4 * n, sizes);
   requireBytes(K, 'x', bufs.x, 4 * n, sizes);
@@ -452,7 +424,6 @@ export function layerNormBackward(
   const s = subgroupRows(batch.device, Math.ceil(rows / perSub), dim);
   const slabBytes = s ? 2 * s.units * s.vec * 4 : 0, room = batch.device.limits.maxComputeWorkgroupStorageSize;
   const sg = s && slabBytes <= room ? s : null;
-  const sgState = sg && state === 'memory' && partials && sg.perGroup * slabBytes <= room ? 'memory' : 'registers';
   const rowsPerBlock = partials ? ROWS_PER_BLOCK : 1;
   // one partial row per workgroup (subgroup kernel) or per block of rows (workgroup kernel)
   const blocks = sg ? sg.groups : Math.ceil(rows / rowsPerBlock);
@@ -461,7 +432,7 @@ export function layerNormBackward(
   const part = scratchBuffer(batch, 'layernorm', partials ? half + 4 * blocks * dim : 4);
   const bindings = [bufs.dy, bufs.x, bufs.mean, bufs.rstd, bufs.dx, bufs.gamma ?? dummy(batch), part];
   if (sg) {
-    const pipe = getPipeline(batch.device, `layernorm.bwd_${sg.key}_${sgState}`, () => subgroupBackwardSource(sg, sgState));
+    const pipe = getPipeline(batch.device, `layernorm.bwd_${sg.key}_${state}`, () => subgroupBackwardSource(sg, state));
     const params = new Params().u32(Math.ceil(rows / perSub)).u32(dim).u32(rows).u32(perSub).u32(half / (4 * sg.vec)).u32(mask(bufs.gamma)).u32(partials ? 1 : 0);
     batch.dispatch(pipe, bindings, params, grid(sg.groups));
   } else {
