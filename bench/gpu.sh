@@ -14,8 +14,8 @@
 #                         the kernel tests, the kernel goals with tfjs, the 4096³ products without
 #                         Dawn's clamps, the driver's statistics of each kernel pipeline, and
 #                         shorter sweeps; fits one call of a 15-minute device lease)
-#   f16 matmul only:      bash bench/gpu.sh f16 (~4 min: its tests, its rows with and without Dawn's
-#                         checks, a 40 s f16 sweep)
+#   f16 matmul only:      bash bench/gpu.sh f16 (~2 min on an H200, its limits add up to 290 s: its
+#                         tests, its rows with and without Dawn's checks, a 40 s f16 sweep)
 #   pipeline statistics:  bash bench/gpu.sh pipeline-stats   (registers per thread of every kernel
 #                         pipeline, as the Vulkan driver reports them; bench/pipeline-stats.ts)
 # `run` writes under $OUT: log.txt (everything, in order), summary.txt (the goals and ratios) and the

@@ -365,22 +365,39 @@ function subgroupFits(s: Shape, k: SgKernel): boolean {
 
 function sgPipeline(device: GPUDevice, k: SgKernel, tA: boolean, tB: boolean): GPUComputePipeline {
   const sg = subgroupSize(device);
-  // the spelling is probed before a kernel's check (sgSelfCheck), so before any product takes it
+  // The spelling is probed before a kernel's check (sgSelfCheck), so before any product that follows
+  // the checks takes it; a product forced to a subgroup config before any check takes the older
+  // spelling, which every Dawn with subgroup matrices so far compiles.
   const spelling = state(device).sgSpelling ?? 'argument';
   return getPipeline(device, `matmul_${k.key}_sg${sg}_t${+tA}${+tB}${spelling === 'argument' ? '_majorarg' : ''}`, () => sgKernelSource(k, sg, tA, tB, k.BK, spelling));
 }
 
 /** The spelling of the subgroup-matrix builtins this device's compiler takes (SgSpelling): a shader in
- *  the current one compiled once in an error scope, else the older one. */
-function sgSpelling(device: GPUDevice): Promise<SgSpelling> {
+ *  the current one, compiled once, else the older one. For callers of subgroupMatrixSource. */
+export function subgroupMatrixSpelling(device: GPUDevice): Promise<SgSpelling> {
   const st = state(device);
-  st.sgSpellingProbe ??= (async () => {
-    device.pushErrorScope('validation');
-    device.createShaderModule({ code: spellingProbeSource() });
-    const err = await device.popErrorScope();
-    return (st.sgSpelling = err ? 'argument' : 'template');
-  })();
+  st.sgSpellingProbe ??= compilesCleanly(device, () => device.createShaderModule({ code: spellingProbeSource() })).then(
+    (ok) => (st.sgSpelling = ok ? 'template' : 'argument'),
+  );
   return st.sgSpellingProbe;
+}
+
+/** Whether `build` (synchronous creation of shader modules and pipelines) raises no validation or
+ *  internal error on `device`; a throw counts as one. Push, build and pop run with no await between
+ *  them, so the scopes catch `build`'s errors only, and they are popped whatever happens. A shader
+ *  the driver rejects then disables a path instead of raising an uncaptured error (or timing as an
+ *  instant no-op in a tune). */
+async function compilesCleanly(device: GPUDevice, build: () => void): Promise<boolean> {
+  device.pushErrorScope('validation');
+  device.pushErrorScope('internal');
+  let threw = false;
+  try {
+    build();
+  } catch {
+    threw = true;
+  }
+  const errs = await Promise.all([device.popErrorScope(), device.popErrorScope()]);
+  return !threw && !errs.some((e) => e);
 }
 
 /** The config names this device can run for `precision` (subgroup-matrix: supported, not necessarily validated). */
@@ -568,7 +585,8 @@ function sgKernelOf(config: SubgroupConfigName | SubgroupSpec): SgKernel {
 
 /** WGSL of subgroup config or spec `config` for subgroup size `sg` and the given transposes; a staged
  *  kernel steps K by `bk` (a multiple of 16, default its BK; tests shrink it to fit a CPU adapter's
- *  workgroup memory). */
+ *  workgroup memory). Its builtins are spelled as `spelling` says (subgroupMatrixSpelling(device)
+ *  tells which a device's compiler takes). */
 export function subgroupMatrixSource(config: SubgroupConfigName | SubgroupSpec, sg: number, tA: boolean, tB: boolean, bk?: number, spelling: SgSpelling = 'template'): string {
   const k = sgKernelOf(config);
   return sgKernelSource(k, sg, tA, tB, bk ?? k.BK, spelling);
@@ -730,19 +748,16 @@ function tuneShape(s: Shape): Shape {
   return t;
 }
 
-/** Whether the pipeline of config `c` for this shape compiles here. A shader the driver rejects would
- *  otherwise time as an instant no-op and win the tune. Push, create and pop run with no await between
- *  them, so the scopes catch this pipeline's errors only. */
-async function compiles(device: GPUDevice, s: Shape, prec: MatmulPrecision, k: Kernel): Promise<boolean> {
-  device.pushErrorScope('validation');
-  device.pushErrorScope('internal');
-  if (k.sg) sgPipeline(device, k, s.tA, s.tB);
-  else {
-    const v = tiledVariant(device, k, prec, s);
-    getPipeline(device, tiledKey(v), () => tiledSource(v));
-  }
-  const errs = await Promise.all([device.popErrorScope(), device.popErrorScope()]);
-  return !errs.some((e) => e);
+/** Whether the pipeline of config `c` for this shape compiles here (a rejected one would time as an
+ *  instant no-op and win the tune). */
+function compiles(device: GPUDevice, s: Shape, prec: MatmulPrecision, k: Kernel): Promise<boolean> {
+  return compilesCleanly(device, () => {
+    if (k.sg) sgPipeline(device, k, s.tA, s.tB);
+    else {
+      const v = tiledVariant(device, k, prec, s);
+      getPipeline(device, tiledKey(v), () => tiledSource(v));
+    }
+  });
 }
 
 async function runTune(device: GPUDevice, s0: Shape, prec: MatmulPrecision, key: string): Promise<MatmulConfigName> {
@@ -835,14 +850,9 @@ async function sgSelfCheck(device: GPUDevice, config: SubgroupConfigName | Subgr
   const k = sgKernelOf(config);
   // K = BK + 16: a staged kernel's second K step runs past K (zero-filled) unless BK is 16.
   const M = k.BM * Math.ceil(128 / k.BM), N = k.BN * Math.ceil(128 / k.BN), K = k.BK + 16, batch = 2;
-  await sgSpelling(device);
-  // Compile every variant the check uses inside an error scope first, so a shader the driver rejects
-  // disables the path instead of raising an uncaptured error.
-  device.pushErrorScope('validation');
-  device.pushErrorScope('internal');
-  for (const tA of [false, true]) for (const tB of [false, true]) sgPipeline(device, k, tA, tB);
-  const errs = await Promise.all([device.popErrorScope(), device.popErrorScope()]);
-  if (errs.some((e) => e)) return false;
+  await subgroupMatrixSpelling(device);
+  // every variant the check uses, compiled first
+  if (!(await compilesCleanly(device, () => { for (const tA of [false, true]) for (const tB of [false, true]) sgPipeline(device, k, tA, tB); }))) return false;
 
   // Values are small integers / 8, exact in f16 and summed exactly in f32: both kernels must agree bit for bit
   // up to the GELU, so a loose tolerance only has to absorb the epilogue.

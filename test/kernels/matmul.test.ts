@@ -7,6 +7,7 @@ import {
   matmulTuneTimes,
   SUBGROUP_CONFIGS,
   subgroupMatrixSource,
+  subgroupMatrixSpelling,
   subgroupStagedBytes,
   tuneMatmul,
   MATMUL_TILES,
@@ -336,10 +337,11 @@ describe('kernels/matmul', function () {
       }
     }
     // Kernels given by their parameters (the cases without transposes): a staged one of 2 subgroups
-    // with 2×4 fragments each, and a direct one whose 32-deep steps end half-way past K = 48.
+    // with 2×4 fragments each, and a direct one whose 32-deep steps end half-way past K = 48; the
+    // staged one also with both transposed (two panel buffers in the transposed layouts).
     for (const spec of SG_SPECS)
-      for (const c of SG_CASES(spec).filter((c) => !c.transA && !c.transB)) {
-        const emu = emulatedSubgroupKernel(engine.device, spec, 32, false, false);
+      for (const c of SG_CASES(spec).filter((c) => c.transA === c.transB && (!c.transA || spec.buffers === 2))) {
+        const emu = emulatedSubgroupKernel(engine.device, spec, 32, !!c.transA, !!c.transB);
         await run(engine, c, (bufs) => emu.record(engine.batch, bufs, c, c.splitK));
       }
   });
@@ -353,6 +355,34 @@ describe('kernels/matmul', function () {
         assert(/subgroupMatrixLoad<[^>]+>, (row|col)_major>/.test(current) && !/, (true|false), /.test(current), 'the current spelling has the majorness in the template');
         assert(/subgroupMatrixLoad<[^>]+>>\(/.test(older) && /, (true|false), /.test(older), 'the older one has it as an argument');
         assert(emulateSubgroupMatrix(current, 32).code === emulateSubgroupMatrix(older, 32).code, `${JSON.stringify(config)} t${+tA}${+tB}: both spellings emulate alike`);
+      }
+  });
+
+  it('subgroup-matrix spelling: the probe answers without leaving an error behind', async () => {
+    const spelling = await subgroupMatrixSpelling(engine.device);
+    // this Dawn knows the current spelling where it has subgroup matrices; elsewhere the probe cannot compile
+    const expected = engine.device.features.has('chromium-experimental-subgroup-matrix' as GPUFeatureName) ? 'template' : 'argument';
+    assert(spelling === expected, `spelling ${spelling}, expected ${expected}`);
+    assert((await subgroupMatrixSpelling(engine.device)) === spelling, 'probed once');
+    // the probe's error scopes are closed (one left open would swallow later errors): popping one more fails
+    let empty = false;
+    await engine.device.popErrorScope().catch(() => (empty = true));
+    assert(empty, 'no error scope left open');
+  });
+
+  it('staged subgroup kernels: subgroupStagedBytes is the workgroup memory they declare (the larger of the layouts)', () => {
+    const staged: SubgroupSpec[] = [
+      ...SG_SPECS.filter((s) => s.buffers > 0),
+      { BM: 128, BN: 256, BK: 64, subgroups: 8, FM: 4, FN: 4, buffers: 2 },
+      { BM: 64, BN: 128, BK: 32, subgroups: 8, FM: 1, FN: 4, buffers: 1 },
+      { BM: 64, BN: 64, BK: 16, subgroups: 1, FM: 4, FN: 4, buffers: 2 },
+    ];
+    const declared = (wgsl: string) =>
+      [...wgsl.matchAll(/var<workgroup> \w+: array<(?:array<f16, (\d+)>, (\d+)|f32, (\d+))>;/g)].reduce((sum, m) => sum + (m[3] ? 4 * +m[3] : 2 * +m[1] * +m[2]), 0);
+    for (const config of [...SUBGROUP_CONFIGS.filter((c) => c !== 'subgroup-matrix'), ...staged])
+      for (const bk of [undefined, 16]) {
+        const most = Math.max(...TRANS.map(([tA, tB]) => declared(subgroupMatrixSource(config, 32, tA, tB, bk))));
+        assert(most > 0 && subgroupStagedBytes(config, bk) === most, `${JSON.stringify(config)} bk ${bk}: ${subgroupStagedBytes(config, bk)} B counted, ${most} declared`);
       }
   });
 
