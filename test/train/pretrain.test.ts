@@ -27,27 +27,31 @@ if (!isBrowser)
       if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
     });
 
+    /** Polls every 5 ms (argv: pid, a step or a file, the run's log.jsonl): SIGKILLs the pid once the log
+     *  shows that step, or once that file exists. */
+    const KILL_WATCHER = `const fs = require('fs');
+const [pid, after, log] = process.argv.slice(1);
+const step = /^\\d+$/.test(after) ? Number(after) : null;
+const due = () => step === null ? fs.existsSync(after) : fs.existsSync(log) && fs.readFileSync(log, 'utf8').split('\\n').filter(Boolean).some((l) => JSON.parse(l).step >= step);
+const t = setInterval(() => { try { if (due()) { process.kill(Number(pid), 'SIGKILL'); clearInterval(t); } } catch {} }, 5);`;
+
     /** Runs the CLI; `killAfter` SIGKILLs it once the log shows that step, or once that file exists. */
     async function cli(args: string[], killAfter?: number | string): Promise<{ code: number | null; signal: string | null; stderr: string }> {
-      const { cp, fs, path } = await mods();
+      const { cp, path } = await mods();
       const out = args[args.indexOf('--out') + 1];
       const child = cp.spawn(process.execPath, [path.resolve('dist/cli.mjs'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
       let stderr = '';
       child.stderr.on('data', (d) => (stderr += d));
       child.stdout.on('data', (d) => (stderr += d));
-      let timer: NodeJS.Timeout | undefined;
-      if (typeof killAfter === 'string')
-        timer = setInterval(() => fs.existsSync(killAfter) && child.kill('SIGKILL'), 20);
-      else if (killAfter !== undefined)
-        timer = setInterval(() => {
-          const log = path.join(out, 'log.jsonl');
-          if (!fs.existsSync(log)) return;
-          const steps = fs.readFileSync(log, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l).step as number);
-          if (steps.some((s) => s >= killAfter)) child.kill('SIGKILL');
-        }, 20);
+      // The watcher is a process of its own, so a busy test process (Dawn's calls on lavapipe) cannot
+      // delay the kill past the two steps it has to fall between (a CI run once saw a run end unkilled).
+      const watcher =
+        killAfter === undefined
+          ? undefined
+          : cp.spawn(process.execPath, ['-e', KILL_WATCHER, String(child.pid), typeof killAfter === 'string' ? killAfter : String(killAfter), path.join(out, 'log.jsonl')], { stdio: 'ignore' });
       return new Promise((resolve) =>
         child.on('exit', (code, signal) => {
-          clearInterval(timer);
+          watcher?.kill();
           resolve({ code, signal, stderr });
         }),
       );
