@@ -288,7 +288,7 @@ export type SgSpelling = 'template' | 'argument';
 
 /** A fragment's place in memory: a pointer expression, its first element's offset, the majorness and
  *  the row stride, as WGSL expressions. */
-export interface SgRef { ptr: string; offset: string; colMajor: boolean; stride: string }
+interface SgRef { ptr: string; offset: string; colMajor: boolean; stride: string }
 
 const major = (colMajor: boolean) => (colMajor ? 'col_major' : 'row_major');
 

@@ -284,8 +284,12 @@ function tiledVariant(device: GPUDevice, tile: TiledKernel, prec: MatmulPrecisio
 export function subgroupStagedBytes(config: Exclude<SubgroupConfigName, 'subgroup-matrix'> | SubgroupSpec, bk?: number): number {
   const { BM, BN, BK, subgroups, FM, FN, buffers } = typeof config === 'string' ? SG_STAGED[config] : config;
   bk ??= BK;
-  // the larger of the two layouts (which one a product takes follows its transposes)
-  const panel = (extent: number, W: number) => Math.max(...[true, false].map((outer) => { const p = stagedPanel(extent, W, bk, outer); return p.blocks * p.size; })) * 2;
+  // each panel in the larger of its two layouts (which one a product takes follows its transposes)
+  const halves = (extent: number, W: number, mnOuter: boolean) => {
+    const p = stagedPanel(extent, W, bk, mnOuter);
+    return p.blocks * p.size;
+  };
+  const panel = (extent: number, W: number) => 2 * Math.max(halves(extent, W, true), halves(extent, W, false));
   return buffers * (panel(BM, 16 * FM) + panel(BN, 16 * FN)) + subgroups * 256 * 4;
 }
 
@@ -748,7 +752,7 @@ function tuneShape(s: Shape): Shape {
   return t;
 }
 
-/** Whether the pipeline of config `c` for this shape compiles here (a rejected one would time as an
+/** Whether kernel `k`'s pipeline for this shape compiles here (a rejected one would time as an
  *  instant no-op and win the tune). */
 function compiles(device: GPUDevice, s: Shape, prec: MatmulPrecision, k: Kernel): Promise<boolean> {
   return compilesCleanly(device, () => {
@@ -852,7 +856,10 @@ async function sgSelfCheck(device: GPUDevice, config: SubgroupConfigName | Subgr
   const M = k.BM * Math.ceil(128 / k.BM), N = k.BN * Math.ceil(128 / k.BN), K = k.BK + 16, batch = 2;
   await subgroupMatrixSpelling(device);
   // every variant the check uses, compiled first
-  if (!(await compilesCleanly(device, () => { for (const tA of [false, true]) for (const tB of [false, true]) sgPipeline(device, k, tA, tB); }))) return false;
+  const variants = () => {
+    for (const tA of [false, true]) for (const tB of [false, true]) sgPipeline(device, k, tA, tB);
+  };
+  if (!(await compilesCleanly(device, variants))) return false;
 
   // Values are small integers / 8, exact in f16 and summed exactly in f32: both kernels must agree bit for bit
   // up to the GELU, so a loose tolerance only has to absorb the epilogue.
