@@ -93,7 +93,9 @@ all_parts() {
   local peer=(--peer tfjs --peer-batch 8 --steps 3 --warmup 2)
   # the dry run leaves bench/results/ alone
   [ "$quick" = --quick ] && { scale=ci; preset=(--preset tiny --batch 4); steps=(--steps 2 --warmup 1); iters=(--iters 2 --warmup 1); save=; peer=(--peer tfjs --peer-batch 2 --steps 2 --warmup 1); }
-  part info 30 $kit/cli.mjs info   # the adapter, and whether subgroup matrices and shader-f16 are there (over 10 s on a fresh H200: the engine compiles and checks the subgroup-matrix kernels first)
+  # the adapter, and whether subgroup matrices and shader-f16 are there (over 10 s on a fresh H200:
+  # the engine compiles and checks the subgroup-matrix kernels first)
+  part info 30 $kit/cli.mjs info
   local g limit
   for g in kernels/:75 engine/ops:30 model/jepa:25 bench/:25; do
     limit=${g#*:} g=${g%:*}
