@@ -303,8 +303,8 @@ ${body}
 /** Where the one-subgroup-per-row backward keeps gamma: 'registers' (default: read once, k vec4
  *  registers per lane), or 'reread' (read from cache for every row). Each lane's running dgamma/dbeta
  *  partial sums stay in registers either way. On an H200 the register form took 146 registers per
- *  thread (the forward 48), so fewer of its subgroups fit on an SM at a time; 'reread' frees gamma's k
- *  vec4 per lane (`variant` rows compare). A third form, the partial sums in workgroup memory (108 registers),
+ *  thread (the forward 48), so fewer of its subgroups fit on an SM at a time; 'reread' frees the k
+ *  gamma values (vec4 where the row takes vec4 loads) each lane held (`variant` rows compare). A third form, the partial sums in workgroup memory (108 registers),
  *  ran at 0.59–0.61 of copy bandwidth against 0.68 there (2026-11-27) and was removed. */
 export type LayerNormBackwardState = 'registers' | 'reread';
 

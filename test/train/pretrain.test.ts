@@ -32,8 +32,19 @@ if (!isBrowser)
     const KILL_WATCHER = `const fs = require('fs');
 const [pid, after, log] = process.argv.slice(1);
 const step = /^\\d+$/.test(after) ? Number(after) : null;
-const due = () => step === null ? fs.existsSync(after) : fs.existsSync(log) && fs.readFileSync(log, 'utf8').split('\\n').filter(Boolean).some((l) => JSON.parse(l).step >= step);
-const t = setInterval(() => { try { if (due()) { process.kill(Number(pid), 'SIGKILL'); clearInterval(t); } } catch {} }, 5);`;
+const stepOf = (line) => { try { return JSON.parse(line).step; } catch { return -1; } }; // a torn line: not yet
+const due = () => step === null ? fs.existsSync(after) : fs.existsSync(log) && fs.readFileSync(log, 'utf8').split('\\n').some((l) => stepOf(l) >= step);
+const t = setInterval(() => {
+  try {
+    if (!due()) return;
+  } catch {
+    return; // the log read between its writes: the next poll
+  }
+  clearInterval(t);
+  try {
+    process.kill(Number(pid), 'SIGKILL');
+  } catch {} // the run ended first: the test says so
+}, 5);`;
 
     /** Runs the CLI; `killAfter` SIGKILLs it once the log shows that step, or once that file exists. */
     async function cli(args: string[], killAfter?: number | string): Promise<{ code: number | null; signal: string | null; stderr: string }> {
@@ -48,7 +59,7 @@ const t = setInterval(() => { try { if (due()) { process.kill(Number(pid), 'SIGK
       const watcher =
         killAfter === undefined
           ? undefined
-          : cp.spawn(process.execPath, ['-e', KILL_WATCHER, String(child.pid), typeof killAfter === 'string' ? killAfter : String(killAfter), path.join(out, 'log.jsonl')], { stdio: 'ignore' });
+          : cp.spawn(process.execPath, ['-e', KILL_WATCHER, String(child.pid), typeof killAfter === 'string' ? killAfter : String(killAfter), path.join(out, 'log.jsonl')], { stdio: ['ignore', 'ignore', 'inherit'] });
       return new Promise((resolve) =>
         child.on('exit', (code, signal) => {
           watcher?.kill();
