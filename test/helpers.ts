@@ -86,3 +86,17 @@ function expectError(err: unknown, part: string | RegExp): void {
   const ok = typeof part === 'string' ? err.message.includes(part) : part.test(err.message);
   assert(ok, `expected an error matching ${part}, got: ${err.message}`);
 }
+
+/** For a Node-only suite: a fresh folder under the OS temp dir, made before the suite's own `before`
+ *  hooks (register this first) and removed after its specs; `set` receives its path. */
+export function useTempDir(prefix: string, set: (dir: string) => void): void {
+  let dir = '';
+  before(async () => {
+    const [fs, os, path] = await Promise.all([import('node:fs'), import('node:os'), import('node:path')]);
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+    set(dir);
+  });
+  after(async () => {
+    if (dir) (await import('node:fs')).rmSync(dir, { recursive: true, force: true });
+  });
+}

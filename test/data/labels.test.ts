@@ -1,6 +1,6 @@
 // Labels joined from a CSV table into a prepared dataset (train/data/labels.ts, `ecg-jepa labels`):
 // values, keys, refusals, what a re-join replaces, and prepare carrying joined labels over. Node only.
-import { assert, expectReject, expectThrow, isBrowser } from '../helpers.js';
+import { assert, expectReject, expectThrow, isBrowser, useTempDir } from '../helpers.js';
 
 if (!isBrowser)
   describe('data: labels joined from a table', function () {
@@ -28,14 +28,7 @@ if (!isBrowser)
       return f;
     };
 
-    before(async () => {
-      const { fs, path, os } = await mods();
-      tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'labels-'));
-    });
-    after(async () => {
-      const { fs } = await mods();
-      fs.rmSync(tmp, { recursive: true, force: true });
-    });
+    useTempDir('labels-', (d) => (tmp = d));
 
     it('cells: numbers where they read as one, missing markers dropped, the rest text; digit keys without leading zeros', async () => {
       const { cellValue, canonicalKey } = await mods();

@@ -1,6 +1,6 @@
 // prepare() on tiny fake source trees: manifest, shards, checksums, the skip report, resume after a
 // simulated crash, worker threads giving the same bytes, and every source kind. Node only.
-import { assert, isBrowser } from '../helpers.js';
+import { assert, isBrowser, useTempDir } from '../helpers.js';
 import { PTBXL_ROWS, ptbxlDatabaseCsv, SCP_STATEMENTS_CSV, testSignal, wfdb16Record } from './fixtures.js';
 
 if (!isBrowser)
@@ -19,9 +19,9 @@ if (!isBrowser)
       return { fs, path, os, ...prep, ...ds };
     };
 
+    useTempDir('prepare-', (d) => (tmp = d));
     before(async () => {
-      const { fs, path, os } = await mods();
-      tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'prepare-'));
+      const { fs, path } = await mods();
       // PTB-XL: rows 1–5 of the fixture CSV + the real row 15513, whose files are absent.
       ptbxlRoot = path.join(tmp, 'ptbxl');
       fs.mkdirSync(path.join(ptbxlRoot, 'records500', '00000'), { recursive: true });
@@ -35,10 +35,6 @@ if (!isBrowser)
         fs.writeFileSync(path.join(ptbxlRoot, 'records500', '00000', `${name}.hea`), hea);
         fs.writeFileSync(path.join(ptbxlRoot, 'records500', '00000', `${name}.dat`), dat);
       }
-    });
-    after(async () => {
-      const { fs } = await mods();
-      fs.rmSync(tmp, { recursive: true, force: true });
     });
 
     it('PTB-XL → shards, manifest (labels, folds, checksums) and a skip report with reasons', async () => {

@@ -1,7 +1,7 @@
 // Several prepared folders read as one: every record once per epoch in a seed-determined order that
 // mixes folders, exact mid-epoch resume, per-folder dtype, per-folder filtering, and folders that
 // do not match refused with the folder and the mismatch named. Node only (files).
-import { assert, expectReject, isBrowser } from '../helpers.js';
+import { assert, expectReject, isBrowser, useTempDir } from '../helpers.js';
 
 if (!isBrowser)
   describe('data: union of prepared datasets', () => {
@@ -19,15 +19,11 @@ if (!isBrowser)
       return { fs, path, os, ...dataset, ...union };
     };
 
+    useTempDir('union-', (d) => (dir = d));
     before(async () => {
-      const { fs, path, os, writeDataset } = await mods();
-      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'union-'));
+      const { path, writeDataset } = await mods();
       await writeDataset(path.join(dir, 'a'), records(0, 7), { leads: LEADS, fs: 250, samples: S, recordsPerShard: 3 });
       await writeDataset(path.join(dir, 'b'), records(1, 5), { leads: LEADS, fs: 250, samples: S, dtype: 'f16', recordsPerShard: 2 });
-    });
-    after(async () => {
-      const { fs } = await mods();
-      if (dir) fs.rmSync(dir, { recursive: true, force: true });
     });
 
     it('covers every record of every folder once per epoch, in a seed-determined order, and resumes exactly', async () => {

@@ -2,7 +2,7 @@
 // to the student, f16 half the bytes, teacher), the sizes it prints, embed / probe / finetune
 // --checkpoint on the export, an export of the fine-tuned model (head dropped, band-pass kept), and
 // the errors, writing nothing. Node only.
-import { assert, expectReject, getEngine, isBrowser } from '../helpers.js';
+import { assert, expectReject, getEngine, isBrowser, useTempDir } from '../helpers.js';
 import { tinyPretrained } from '../model/tiny-pretrained.js';
 import { nodeMods as mods, runCli as cli } from './cli.js';
 
@@ -17,19 +17,15 @@ if (!isBrowser)
       return fs.statSync(`${base}.safetensors`).size + fs.statSync(`${base}.json`).size;
     };
 
+    useTempDir('export-', (d) => (tmp = d));
     before(async () => {
-      const { fs, path, os } = await mods();
-      tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'export-'));
+      const { path } = await mods();
       src = path.join(tmp, 'run', 'checkpoint-last');
       const { saveCheckpoint } = await import('../../model/checkpoint.js');
       await saveCheckpoint(src, await tinyPretrained(5));
       const { prepare } = await import('../../train/data/prepare.js');
       data = path.join(tmp, 'data');
       await prepare({ source: 'synth', root: '', out: data, leads: 8, synth: { n: 20, seed: 4, fs: 250 }, workers: 0, log: () => {} });
-    });
-    after(async () => {
-      const { fs } = await mods();
-      if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
     });
 
     it('writes f32 (the student bit for bit), f16 (half the bytes) and teacher exports, printing the sizes before and after', async () => {

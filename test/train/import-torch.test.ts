@@ -1,7 +1,7 @@
 // `ecg-jepa import-torch` end to end on the committed torch-format fixture (tiny preset): the
 // checkpoint it writes records the source and its SHA-256, `embed --checkpoint` runs it with the
 // imported weights, pretraining refuses to resume from it, and a wrong preset is a clear error. Node only.
-import { assert, expectReject, getEngine, isBrowser } from '../helpers.js';
+import { assert, expectReject, getEngine, isBrowser, useTempDir } from '../helpers.js';
 import { fixtureValue } from '../model/torch-builder.js';
 import { nodeMods as mods, runCli as cli } from './cli.js';
 
@@ -10,14 +10,7 @@ if (!isBrowser)
     this.timeout(300_000);
     let tmp = '';
     const FIXTURE = 'test/model/fixtures/torch-tiny.pth';
-    before(async () => {
-      const { fs, path, os } = await mods();
-      tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'import-torch-'));
-    });
-    after(async () => {
-      const { fs } = await mods();
-      if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-    });
+    useTempDir('import-torch-', (d) => (tmp = d));
 
     it('writes a checkpoint that embed loads with the imported weights; pretraining refuses to resume from it', async () => {
       const { fs, path, crypto } = await mods();

@@ -2,7 +2,7 @@
 // checkpoints and resumed, ends with exactly the weights of an uninterrupted run (also in mixed
 // precision with the dynamic loss scale, and over two prepared folders read as one); its encoder
 // snapshots hold the student of their step and stay one per epoch across stops, kills and resumes. Node only.
-import { assert, getEngine, isBrowser } from '../helpers.js';
+import { assert, getEngine, isBrowser, useTempDir } from '../helpers.js';
 import { runCli } from './cli.js';
 
 if (!isBrowser)
@@ -14,17 +14,13 @@ if (!isBrowser)
       return { fs, path, os, cp };
     };
 
+    useTempDir('pretrain-', (d) => (tmp = d));
     before(async () => {
-      const { fs, path, os } = await mods();
-      tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pretrain-'));
+      const { path } = await mods();
       const { prepare } = await import('../../train/data/prepare.js');
       await prepare({ source: 'synth', root: '', out: path.join(tmp, 'data'), leads: 8, synth: { n: 24, seed: 3, fs: 250 }, workers: 0, log: () => {} });
       // a second folder for the union runs: other records, f16 shards
       await prepare({ source: 'synth', root: '', out: path.join(tmp, 'data2'), leads: 8, dtype: 'f16', synth: { n: 6, seed: 4, fs: 250 }, workers: 0, log: () => {} });
-    });
-    after(async () => {
-      const { fs } = await mods();
-      if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
     });
 
     /** Polls every 5 ms (argv: pid, a step or a file, the run's log.jsonl): SIGKILLs the pid once the log

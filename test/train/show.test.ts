@@ -1,19 +1,12 @@
 // `ecg-jepa show`: a dataset's records, folds and labels summarised from its manifest; a checkpoint's
 // kind, parameters by part and head from its sidecar and tensor header. Node only.
-import { assert, expectReject, isBrowser } from '../helpers.js';
+import { assert, expectReject, isBrowser, useTempDir } from '../helpers.js';
 import { nodeMods } from './cli.js';
 
 if (!isBrowser)
   describe('train: show', () => {
     let tmp = '';
-    before(async () => {
-      const { fs, path, os } = await nodeMods();
-      tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'show-'));
-    });
-    after(async () => {
-      const { fs } = await nodeMods();
-      fs.rmSync(tmp, { recursive: true, force: true });
-    });
+    useTempDir('show-', (d) => (tmp = d));
 
     it('a dataset: records, folds in numeric order, each label field as numbers or classes, joins', async () => {
       const { path } = await nodeMods();
