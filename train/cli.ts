@@ -8,7 +8,7 @@ import { smokeDemo } from './smoke.js';
 import { openDataset } from './data/dataset.js';
 import { addLabels, MAX_DEFAULT_COLUMNS, removeLabels } from './data/labels.js';
 import { describe, formatSummary } from './show.js';
-import { deriveLabels, DERIVABLE, HR_RANGE } from './data/derive.js';
+import { deriveLabels, DERIVABLE } from './data/derive.js';
 import { prepare, type PrepareOptions, type PrepareSource } from './data/prepare.js';
 import { progressBar } from './progress.js';
 import { f32OrF16, list, LOSS_SCALE_HELP, nonNegInt, nonNegNum, posInt, posNum, precision, qualityKinds } from './cli-args.js';
@@ -125,13 +125,13 @@ program
 
 program
   .command('labels')
-  .description("add labels to a prepared dataset: join a CSV table of one's own by record id (ECG features, outcomes), or measure one from the signals (--derive hr); --remove undoes")
+  .description("add labels to a prepared dataset: join a CSV table of one's own by record id (ECG features, outcomes), or measure one from the signals (--derive hr, --derive qrs); --remove undoes")
   .requiredOption('--data <dir>', 'prepared dataset folder')
   .option('--csv <file>', 'table with a header row and one row per record')
   .option('--key <column>', 'column holding the record id (default: the first named column)')
   .option('--columns <list>', `columns to join, each column or column:field (default: every other column, up to ${MAX_DEFAULT_COLUMNS})`, list)
   .option('--match <id|basename>', "compare keys with the whole record id, or with its last path part (WFDB and Challenge ids are paths)", 'id')
-  .option('--derive <what[:field]>', `measure from the signals instead: ${DERIVABLE.join(', ')} (heart rate in bpm: the median over leads of 60 / mean R–R), stored as field (default: what)`)
+  .option('--derive <what[:field]>', `measure from the signals instead: hr (heart rate, bpm: the median over leads of 60 / mean R–R; field hr) or qrs (QRS duration of the median beat, ms; field qrs_ms), stored as field`)
   .option('--replace', "replace label fields the dataset's source wrote (fields of an earlier join are replaced anyway)")
   .option('--remove <fields>', 'remove label fields a join wrote, from every record and the manifest\'s list of joins', list)
   .action(async (o) => {
@@ -151,7 +151,7 @@ program
       const [what, field] = parts;
       const bar = progressBar(`derive ${what}`, RECORDS_BAR);
       const r = await deriveLabels(o.data, what, { field, replace: o.replace, onProgress: (d, t) => bar.update(d, t) }).finally(() => bar.stop());
-      console.log(`${o.data}: ${what} measured as '${r.field}' in ${r.measured} of ${r.records} records` + (r.records > r.measured ? ` (${r.records - r.measured} without 3 beats in any lead, or out of ${HR_RANGE[0]}–${HR_RANGE[1]} bpm)` : ''));
+      console.log(`${o.data}: ${what} measured as '${r.field}' in ${r.measured} of ${r.records} records` + (r.records > r.measured ? ` (${r.records - r.measured} with ${DERIVABLE[what].none})` : ''));
       return;
     }
     const r = await addLabels(o.data, o.csv, { key: o.key, columns: o.columns, match: o.match, replace: o.replace });

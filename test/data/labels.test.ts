@@ -194,7 +194,7 @@ if (!isBrowser)
       const out = path.join(tmp, 'synth-hr');
       await prepare({ source: 'synth', root: '', out, workers: 0, synth: { n: 40, seed: 7, noise: 1 } });
       await expectReject(() => deriveLabels(out, 'hr'), /label field\(s\) hr already hold the source's labels/);
-      await expectReject(() => deriveLabels(out, 'qrs'), "can measure hr, not 'qrs'");
+      await expectReject(() => deriveLabels(out, 'qt'), "can measure hr, qrs, not 'qt'");
       const seen: number[] = [];
       const r = await deriveLabels(out, 'hr', { field: 'hr_ecg', onProgress: (d) => seen.push(d) });
       assert(r.records === 40 && r.measured === 40 && seen[seen.length - 1] === 40, `report ${JSON.stringify(r)}, progress ${seen}`);
@@ -203,6 +203,62 @@ if (!isBrowser)
       const mae = err.reduce((a, b) => a + b, 0) / err.length;
       assert(mae < 1 && err[20] < 0.2 && err.filter((e) => e > 5).length <= 2, `|measured − label| bpm: MAE ${mae.toFixed(2)}, median ${err[20].toFixed(2)}, max ${err[39].toFixed(1)}`);
       assert(m.labelJoins?.length === 1 && m.labelJoins[0].source === 'derived:hr' && m.labelJoins[0].fields.join() === 'hr_ecg', `joins ${JSON.stringify(m.labelJoins)}`);
+    });
+
+    it('QRS duration of the median beat: a known width within 6 ms in any lead set, ectopic beats left out, none from noise or a flat line', async () => {
+      const { measureQrs } = await import('../../train/data/delineate.js');
+      const { Rng } = await import('../../engine/random.js');
+      const fs = 250, n = 2500, leads = 8, rr = 0.8;
+      const rng = new Rng(5);
+      // a raised-cosine R of `width` s (its slope falls smoothly to 0 at both ends) in every lead, each
+      // lead its own sign and size; beats at 0.4 + k·rr s, those in `ectopic` twice as wide and the other way up
+      const record = (width: number, ectopic: number[] = []) => {
+        const x = new Float32Array(leads * n);
+        for (let l = 0; l < leads; l++) {
+          const a = (l % 3 === 1 ? -1 : 1) * (0.5 + 0.2 * l);
+          for (let i = 0; i < n; i++) {
+            const t = i / fs, k = Math.round((t - 0.4) / rr), odd = ectopic.includes(k), w = odd ? 2 * width : width;
+            const u = Math.abs(t - 0.4 - k * rr) / (w / 2);
+            x[l * n + i] = (u < 1 ? ((odd ? -a : a) * (1 + Math.cos(Math.PI * u))) / 2 : 0) + 0.005 * rng.normal();
+          }
+        }
+        return x;
+      };
+      for (const width of [0.08, 0.1, 0.16]) {
+        const m = measureQrs(record(width), leads, fs);
+        assert(m && Math.abs(m.durationMs - 1000 * width) < 6 && m.beats === 12, `width ${1000 * width} ms: ${JSON.stringify(m)}`);
+        assert(Math.abs(m.onset + width / 2) < 0.005 && Math.abs(m.end - width / 2) < 0.005, `width ${1000 * width} ms: onset ${m.onset} s, end ${m.end} s from R`);
+        const one = measureQrs(record(width).subarray(0, n), 1, fs); // a single lead
+        assert(one && Math.abs(one.durationMs - 1000 * width) < 6, `width ${1000 * width} ms, one lead: ${JSON.stringify(one)}`);
+      }
+      const mixed = measureQrs(record(0.09, [1, 2, 5, 8, 9]), leads, fs);
+      assert(mixed && Math.abs(mixed.durationMs - 90) < 6 && mixed.beats === 7 && mixed.found === 12, `5 of 12 beats wide and inverted: ${JSON.stringify(mixed)}`);
+      assert(measureQrs(new Float32Array(leads * n), leads, fs) === undefined, 'a flat record has no QRS');
+      const noise = Float32Array.from({ length: leads * n }, () => 0.05 * rng.normal());
+      const fromNoise = measureQrs(noise, leads, fs);
+      assert(fromNoise === undefined || fromNoise.beats < 6, `noise read as a QRS: ${JSON.stringify(fromNoise)}`);
+    });
+
+    it('--derive qrs on synthetic ECGs agrees with their labels; narrow and bundle-branch-block QRS told apart', async () => {
+      const { path, readManifest } = await mods();
+      const { prepare } = await import('../../train/data/prepare.js');
+      const { deriveLabels } = await import('../../train/data/derive.js');
+      const out = path.join(tmp, 'synth-qrs');
+      await prepare({ source: 'synth', root: '', out, workers: 0, synth: { n: 60, seed: 11, noise: 1 } });
+      await expectReject(() => deriveLabels(out, 'qrs'), /label field\(s\) qrs_ms already hold the source's labels/);
+      const r = await deriveLabels(out, 'qrs', { field: 'qrs_ecg' });
+      assert(r.records === 60 && r.measured === 60, `report ${JSON.stringify(r)}`);
+      const m = await readManifest(out);
+      const err = m.records.map((x) => Math.abs((x.labels.qrs_ecg as number) - (x.labels.qrs_ms as number))).sort((a, b) => a - b);
+      const mae = err.reduce((a, b) => a + b, 0) / err.length;
+      assert(mae < 7 && err[30] < 5, `|measured − label| ms: MAE ${mae.toFixed(2)}, median ${err[30].toFixed(2)}, max ${err[59].toFixed(1)}`);
+      // the clinical line: QRS ≥ 120 ms in bundle-branch block
+      const wide = m.records.filter((x) => (x.labels.conditions as string[]).some((c) => c === 'RBBB' || c === 'LBBB'));
+      const narrow = m.records.filter((x) => (x.labels.qrs_ms as number) < 110);
+      // (a slow R′ can stay under the velocity edge: 1 of 51 bundle-branch blocks in README's run)
+      assert(wide.length >= 5 && wide.filter((x) => (x.labels.qrs_ecg as number) < 120).length <= 1, `bundle-branch blocks: ${wide.map((x) => `${(x.labels.qrs_ms as number).toFixed(0)}→${(x.labels.qrs_ecg as number).toFixed(0)}`)}`);
+      assert(narrow.length >= 20 && narrow.every((x) => (x.labels.qrs_ecg as number) < 120), `narrow: ${narrow.map((x) => (x.labels.qrs_ecg as number).toFixed(0))}`);
+      assert(m.labelJoins?.some((j) => j.source === 'derived:qrs' && j.fields.join() === 'qrs_ecg'), `joins ${JSON.stringify(m.labelJoins)}`);
     });
 
     it('the command line prints the counts per field', async () => {

@@ -1,11 +1,10 @@
 // Labels measured from a prepared dataset's own signals (`ecg-jepa labels --derive`), for feature
-// regression where no table of measurements exists.
+// regression where no table of measurements exists: heart rate, QRS duration.
 import { detectRPeaks } from './dsp.js';
 import { openDataset } from './dataset.js';
+import { measureQrs, QRS_RANGE } from './delineate.js';
 import { sha256 } from './fsutil.js';
 import { setLabelFields, updateLabels, type LabelJoin } from './labels.js';
-
-export const DERIVABLE = ['hr'] as const;
 
 /** Rates outside this range (bpm) are detector failures, not hearts. */
 export const HR_RANGE = [20, 300] as const;
@@ -30,20 +29,38 @@ export function heartRate(x: Float32Array, leads: number, fs: number): number | 
   return hr >= HR_RANGE[0] && hr <= HR_RANGE[1] ? hr : undefined;
 }
 
+/** What `--derive` measures: the field it stores by default, the measure of one record laid out
+ *  [lead][sample] (undefined: none), and why a record can have none. */
+interface Measure {
+  field: string;
+  measure: (x: Float32Array, leads: number, fs: number) => number | undefined;
+  none: string;
+}
+export const DERIVABLE: Readonly<Record<string, Measure>> = {
+  hr: { field: 'hr', measure: heartRate, none: `no lead with 3 beats, or a rate outside ${HR_RANGE[0]}–${HR_RANGE[1]} bpm` },
+  qrs: {
+    field: 'qrs_ms',
+    measure: (x, leads, fs) => measureQrs(x, leads, fs)?.durationMs,
+    none: `fewer than 3 whole beats, or no QRS of ${QRS_RANGE[0]}–${QRS_RANGE[1]} ms`,
+  },
+};
+
 export interface DeriveReport {
   field: string;
   records: number;
-  /** Records that got a value (the rest: no lead with 3 beats, or a rate out of range). */
+  /** Records that got a value (DERIVABLE[what].none says why the rest did not). */
   measured: number;
 }
 
 /**
- * Measures `what` on every record of the prepared dataset in `dir` and stores it in each record's
- * labels as `field` (default: `what`), listed in the manifest as a join from `derived:<what>`.
+ * Measures `what` (a key of DERIVABLE) on every record of the prepared dataset in `dir` and stores
+ * it in each record's labels as `field` (default: DERIVABLE[what].field), listed in the manifest as
+ * a join from `derived:<what>`.
  */
 export async function deriveLabels(dir: string, what: string, o: { field?: string; replace?: boolean; onProgress?: (done: number, total: number) => void } = {}): Promise<DeriveReport> {
-  if (!(DERIVABLE as readonly string[]).includes(what)) throw new Error(`--derive: can measure ${DERIVABLE.join(', ')}, not '${what}'`);
-  const field = o.field ?? what;
+  if (!Object.hasOwn(DERIVABLE, what)) throw new Error(`--derive: can measure ${Object.keys(DERIVABLE).join(', ')}, not '${what}'`);
+  const { measure, none } = DERIVABLE[what];
+  const field = o.field ?? DERIVABLE[what].field;
   if (!field || field.includes('.')) throw new Error(`--derive: a label field name needs no dots and cannot be empty, got '${field}'`);
   return updateLabels(dir, async (manifest, earlier) => {
     const ds = await openDataset(dir);
@@ -52,14 +69,14 @@ export async function deriveLabels(dir: string, what: string, o: { field?: strin
       const buf = new Float32Array(ds.recordLength);
       for (let i = 0; i < ds.size; i++) {
         ds.readInto(i, buf);
-        const hr = heartRate(buf, manifest.leads.length, manifest.fs);
-        values.push(hr === undefined ? undefined : { [field]: hr });
+        const v = measure(buf, manifest.leads.length, manifest.fs);
+        values.push(v === undefined ? undefined : { [field]: v });
         if (i % 256 === 255 || i === ds.size - 1) o.onProgress?.(i + 1, ds.size);
       }
     } finally {
       ds.close();
     }
-    if (!values.some(Boolean)) throw new Error(`--derive ${what}: measured in none of the ${values.length} records (no lead with 3 beats, or a rate outside ${HR_RANGE[0]}–${HR_RANGE[1]} bpm); nothing written`);
+    if (!values.some(Boolean)) throw new Error(`--derive ${what}: measured in none of the ${values.length} records (${none}); nothing written`);
     const { matched } = setLabelFields(manifest.records, [field], values, earlier, o.replace);
     const join: LabelJoin = { source: `derived:${what}`, sha256: await sha256(JSON.stringify(values)), fields: [field], joined: new Date().toISOString() };
     return { fields: join.fields, join, result: { field, records: manifest.records.length, measured: matched } };

@@ -452,22 +452,27 @@ export function bandpass(x: ArrayLike<number>, fs: number, lo: number, hi: numbe
 // R-peak detection
 
 /**
- * R-peak sample indices in one lead. A 5–20 Hz band-pass keeps the QRS slopes; its square smoothed
- * over 100 ms is the QRS energy. Local energy maxima at least 200 ms apart are candidates; beats are
- * those above 30 % of the median candidate (counting candidates above 5 % of the energy's 99th
- * percentile); of two within 300–360 ms the much weaker or flatter is a P or T wave (see below). Each peak is then the sample of largest |x − baseline| within
- * ±60 ms (baseline: the mean of that span's two ends). Simple, for clean-ish synthetic and test signals.
+ * Beat times (sample indices) from the QRS energy of one or more leads of equal length. Each lead's
+ * 5–20 Hz band-pass keeps the QRS slopes; the sum over leads of its square, smoothed over 100 ms, is
+ * the QRS energy, and a beat is placed at its local maximum (the middle of the complex's energy, so
+ * one place per beat whatever the leads' shapes). Local energy maxima at least 200 ms apart are
+ * candidates; beats are those above 30 % of the median candidate (counting candidates above 5 % of
+ * the energy's 99th percentile); of two within 300–360 ms the much weaker or flatter is a P or T
+ * wave (see below). Simple, for clean-ish synthetic and test signals.
  */
-export function detectRPeaks(x: ArrayLike<number>, fs: number): number[] {
-  const n = x.length;
+export function detectBeats(leads: readonly ArrayLike<number>[], fs: number): number[] {
+  const n = leads.length ? leads[0].length : 0;
   if (n < fs * 0.5) return [];
-  const f = sosfiltfilt(bandpassSos(5, Math.min(20, fs * 0.4), fs, 2), x, Math.ceil(fs / 5));
+  const sos = bandpassSos(5, Math.min(20, fs * 0.4), fs, 2);
+  const fl = leads.map((x) => sosfiltfilt(sos, x, Math.ceil(fs / 5)));
   const w = Math.max(1, Math.round(0.1 * fs)), half = Math.floor(w / 2);
+  const power = new Float64Array(n);
+  for (const f of fl) for (let i = 0; i < n; i++) power[i] += f[i] * f[i];
   const env = new Float64Array(n);
   let acc = 0;
   for (let i = 0; i < n + half; i++) {
-    if (i < n) acc += f[i] * f[i];
-    if (i >= w && i - w < n) acc -= f[i - w] * f[i - w];
+    if (i < n) acc += power[i];
+    if (i >= w && i - w < n) acc -= power[i - w];
     if (i >= half) env[i - half] = acc / w; // centred window
   }
   // non-maximum suppression over ±200 ms, strongest first
@@ -494,8 +499,12 @@ export function detectRPeaks(x: ArrayLike<number>, fs: number): number[] {
   const search = Math.round(0.06 * fs);
   const slope = (c: number) => {
     let m = 0;
-    for (let k = Math.max(1, c - search); k < Math.min(n, c + search); k++) m = Math.max(m, Math.abs(f[k] - f[k - 1]));
-    return m;
+    for (let k = Math.max(1, c - search); k < Math.min(n, c + search); k++) {
+      let d = 0;
+      for (const f of fl) d += (f[k] - f[k - 1]) ** 2;
+      m = Math.max(m, d);
+    }
+    return Math.sqrt(m);
   };
   const beats: number[] = [];
   for (const c of cands.filter((i) => env[i] > thr).sort((a, b) => a - b)) {
@@ -504,7 +513,16 @@ export function detectRPeaks(x: ArrayLike<number>, fs: number): number[] {
     if (prev !== undefined && c - prev < 0.3 * fs && env[prev] < 0.5 * env[c]) beats.pop();
     beats.push(c);
   }
-  return beats.map((c) => {
+  return beats;
+}
+
+/**
+ * R-peak sample indices in one lead: the beats detectBeats finds, each moved to the sample of
+ * largest |x − baseline| within ±60 ms (baseline: the mean of that span's two ends).
+ */
+export function detectRPeaks(x: ArrayLike<number>, fs: number): number[] {
+  const n = x.length, search = Math.round(0.06 * fs);
+  return detectBeats([x], fs).map((c) => {
     const lo = Math.max(0, c - search), hi = Math.min(n - 1, c + search);
     const base = (x[lo] + x[hi]) / 2;
     let best = c;

@@ -1,0 +1,214 @@
+// QRS onset, end and duration of a multi-lead record, from its median beat (`labels --derive qrs`).
+//
+// Beats are found by detectBeats on the QRS energy of all leads together and centred on the mean
+// time of their slopes' energy (of two within 360 ms, only the steeper: a T wave taken for a beat
+// goes); cut from every lead band-passed at 0.5–40 Hz, they are aligned to
+// their first median (the shift within ±20 ms that matches it best) and combined sample by sample
+// into a median beat per lead over the dominant morphology: the beats alike (correlation ≥ 0.9) to
+// the beat alike to the most (ectopic beats and artefacts are left out), so the duration is the
+// dominant beat's, as a 12-lead system reports it.
+// On the median beats the spatial velocity (the norm over leads of the derivative) is high through
+// the QRS and low on the PR and ST segments, ST shifts included. The QRS is the span around the
+// velocity's peak where it stays above 8 % of the way from the beat's median velocity to that peak.
+// Two kinds of dip below that do not end it: one shorter than 8 ms (noise), and one shorter than
+// 40 ms during which the beat stays far from its isoelectric level (≥ 20 % of the QRS's largest
+// distance from it): the slow apex of an R′ or of a notched, slurred complex, where every lead's
+// slope is near 0 at once. An ST segment is near that level (or, raised, still flat for longer than
+// 40 ms), so the end stops there. Onset and end are interpolated between samples.
+//
+// Checked on synthetic ECGs only (their labels: where the QRS waves' own spatial magnitude crosses
+// 4 % of its peak): see README. Real recordings are messier; check against a reference first.
+import { bandpassSos, detectBeats, sosfiltfilt } from './dsp.js';
+
+/** Durations outside this range (ms) are failures of the measure, not QRS complexes. */
+export const QRS_RANGE = [40, 250] as const;
+
+/** Window of a beat around its centre (slopeCentre), s. */
+const BEFORE = 0.25, AFTER = 0.35;
+/** Beats at least this alike (Pearson r over all leads) share a morphology. */
+const MIN_LIKENESS = 0.9;
+/** Beats at least this alike may share a morphology (a first, rough grouping). */
+const ROUGHLY = 0.8;
+/** The QRS edge: this fraction of the velocity's rise from its floor (median) to its peak. */
+const EDGE = 0.08;
+/** Dips below the edge shorter than this (s) are noise inside the QRS. */
+const GAP = 0.008;
+/** Dips up to this long (s) are inside the QRS where the beat stays FAR from its isoelectric level. */
+const MAX_DIP = 0.04;
+/** Far from the isoelectric level: at least this fraction of the QRS's largest distance from it. */
+const FAR = 0.2;
+/** The velocity peak is looked for within this distance of the beat's centre, s. */
+const NEAR = 0.06;
+/** Beats are aligned to the median within this many seconds. */
+const ALIGN = 0.02;
+/** Beats closer than this (s) are not both QRS complexes of the median. */
+const SPACING = 0.36;
+
+export interface QrsMeasure {
+  /** Onset and end in seconds from the median beat's centre (slopeCentre). */
+  onset: number;
+  end: number;
+  /** end − onset, ms. */
+  durationMs: number;
+  /** Beats in the median (after the likeness check) and beats found. */
+  beats: number;
+  found: number;
+}
+
+function median(v: Float64Array): number {
+  const s = Float64Array.from(v).sort();
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** The median beat per lead over the beats `use` selects: [lead][sample of the window]. */
+function medianBeat(cuts: Float64Array[][], use: number[], len: number): Float64Array[] {
+  const col = new Float64Array(use.length);
+  return cuts[0].map((_, l) => {
+    const m = new Float64Array(len);
+    for (let i = 0; i < len; i++) {
+      use.forEach((b, k) => (col[k] = cuts[b][l][i]));
+      m[i] = median(col);
+    }
+    return m;
+  });
+}
+
+/** Pearson correlation of two beats, all leads as one vector. */
+function likeness(beat: Float64Array[], med: Float64Array[]): number {
+  let sa = 0, sb = 0, n = 0;
+  for (let l = 0; l < med.length; l++) for (let i = 0; i < med[l].length; i++) { sa += beat[l][i]; sb += med[l][i]; n++; }
+  const ma = sa / n, mb = sb / n;
+  let ab = 0, aa = 0, bb = 0;
+  for (let l = 0; l < med.length; l++)
+    for (let i = 0; i < med[l].length; i++) {
+      const a = beat[l][i] - ma, b = med[l][i] - mb;
+      ab += a * b; aa += a * a; bb += b * b;
+    }
+  return aa > 0 && bb > 0 ? ab / Math.sqrt(aa * bb) : 0;
+}
+
+/** Spatial velocity of the median beats: |d/dt| over leads by central differences, per sample. */
+function spatialVelocity(med: Float64Array[]): Float64Array {
+  const len = med[0].length, v = new Float64Array(len);
+  for (let i = 1; i < len - 1; i++) {
+    let s = 0;
+    for (const m of med) s += (m[i + 1] - m[i - 1]) ** 2;
+    v[i] = Math.sqrt(s) / 2;
+  }
+  v[0] = v[1];
+  v[len - 1] = v[len - 2];
+  return v;
+}
+
+/** The centre of the beat near `r`: the mean time of its slopes' energy (Σ over leads of the squared
+ *  derivative) within ±80 ms, recentred twice (the energy maximum detectBeats gives wanders over a
+ *  flat-topped complex; this mean does not), and that energy. */
+function slopeCentre(y: Float64Array[], r: number, fs: number): { at: number; energy: number } {
+  const half = Math.round(0.08 * fs), n = y[0].length;
+  let at = r, energy = 0;
+  for (let pass = 0; pass < 3; pass++) {
+    let st = 0;
+    energy = 0;
+    for (let t = Math.max(1, at - half); t <= Math.min(n - 2, at + half); t++) {
+      let e = 0;
+      for (const x of y) e += (x[t + 1] - x[t - 1]) ** 2;
+      energy += e;
+      st += e * t;
+    }
+    if (pass < 2 && energy > 0) at = Math.round(st / energy);
+  }
+  return { at, energy };
+}
+
+/** Per sample, the distance over leads of the median beats from their isoelectric level: their mean
+ *  over the stillest 20 ms (least velocity) between 200 and 40 ms before the beat's centre (the PR
+ *  segment). */
+function isoelectricDistance(med: Float64Array[], v: Float64Array, pre: number, fs: number): Float64Array {
+  const still = Math.max(1, Math.round(0.02 * fs));
+  let least = Infinity, at = 0;
+  for (let i = Math.max(0, pre - Math.round(0.2 * fs)); i + still <= pre - Math.round(0.04 * fs); i++) {
+    let sum = 0;
+    for (let k = i; k < i + still; k++) sum += v[k];
+    if (sum < least) [least, at] = [sum, i];
+  }
+  const level = med.map((m) => m.slice(at, at + still).reduce((a, b) => a + b, 0) / still);
+  return Float64Array.from(med[0], (_, i) => Math.sqrt(med.reduce((q, m, l) => q + (m[i] - level[l]) ** 2, 0)));
+}
+
+/**
+ * The QRS of the dominant beat of a record laid out [lead][sample] at `fs` Hz, or undefined when
+ * fewer than 3 beats (360 ms apart) fit whole in the record or share a morphology, an edge is not
+ * found in the beat's window, or the duration falls outside QRS_RANGE.
+ */
+export function measureQrs(x: Float32Array, leads: number, fs: number): QrsMeasure | undefined {
+  const samples = x.length / leads;
+  const lead = (l: number) => x.subarray(l * samples, (l + 1) * samples);
+  const beats = detectBeats(Array.from({ length: leads }, (_, l) => lead(l)), fs);
+  const pre = Math.round(BEFORE * fs), len = pre + Math.round(AFTER * fs) + 1, shift = Math.round(ALIGN * fs);
+  const sos = bandpassSos(0.5, Math.min(40, 0.4 * fs), fs, 2);
+  const filtered = Array.from({ length: leads }, (_, l) => sosfiltfilt(sos, lead(l), Math.ceil(fs / 0.5)));
+  // of beats less than 360 ms apart only the steepest is kept: the others are T or P waves taken for
+  // beats (a big discordant T in bundle-branch block), or a beat the median can spare
+  const kept: number[] = [];
+  for (const c of beats.map((r) => slopeCentre(filtered, r, fs)).sort((a, b) => b.energy - a.energy))
+    if (kept.every((k) => Math.abs(k - c.at) >= SPACING * fs)) kept.push(c.at);
+  const inside = kept.sort((a, b) => a - b).filter((r) => r - pre - shift >= 0 && r - pre + len + shift <= samples);
+  if (inside.length < 3) return undefined;
+  const cut = (r: number) => filtered.map((y) => y.slice(r - pre, r - pre + len));
+  const all = inside.map((_, b) => b);
+  // each beat moved by the shift (within ±ALIGN) that best matches the first median over the QRS's span
+  const first = medianBeat(inside.map(cut), all, len);
+  const lo = pre - Math.round(0.1 * fs), hi = pre + Math.round(0.15 * fs);
+  const aligned = inside.map((r) => {
+    let best = -Infinity, at = r;
+    for (let d = -shift; d <= shift; d++) {
+      let c = 0;
+      filtered.forEach((y, l) => { for (let i = lo; i < hi; i++) c += y[r + d - pre + i] * first[l][i]; });
+      if (c > best) { best = c; at = r + d; }
+    }
+    return cut(at);
+  });
+  // the dominant morphology: the beats roughly alike (r ≥ ROUGHLY) to the beat that is to the most,
+  // then those alike (r ≥ MIN_LIKENESS) to their median (a median is less noisy than one beat)
+  const alikeTo = aligned.map((a) => all.filter((b) => likeness(a, aligned[b]) >= ROUGHLY));
+  const group = medianBeat(aligned, alikeTo.reduce((most, g) => (g.length > most.length ? g : most)), len);
+  const alike = all.filter((b) => likeness(aligned[b], group) >= MIN_LIKENESS);
+  if (alike.length < 3) return undefined;
+  const med = medianBeat(aligned, alike, len);
+
+  const near = Math.round(NEAR * fs);
+  const v = spatialVelocity(med);
+  let peak = pre;
+  for (let i = pre - near; i <= pre + near; i++) if (v[i] > v[peak]) peak = i;
+  const floor = median(v);
+  const thr = floor + EDGE * (v[peak] - floor);
+  const dist = isoelectricDistance(med, v, pre, fs);
+  let farthest = 0;
+  for (let i = pre - near; i <= pre + near; i++) farthest = Math.max(farthest, dist[i]);
+  const gap = Math.max(1, Math.round(GAP * fs)), maxDip = Math.round(MAX_DIP * fs);
+  // walk out from the peak; a run below thr ends the QRS unless it is a dip of the two kinds above
+  const edge = (dir: 1 | -1): number | undefined => {
+    let i = peak;
+    for (;;) {
+      let j = i + dir, far = true;
+      while (j >= 0 && j < len && v[j] < thr && Math.abs(j - i) <= maxDip) {
+        far &&= dist[j] >= FAR * farthest;
+        j += dir;
+      }
+      if (j < 0 || j >= len) return undefined;
+      const run = Math.abs(j - i) - 1;
+      if (v[j] >= thr && (run < gap || far)) {
+        i = j;
+        continue;
+      }
+      // i is the last sample inside: interpolate the crossing towards the next
+      return i + (dir * (v[i] - thr)) / (v[i] - v[i + dir]);
+    }
+  };
+  const on = edge(-1), end = edge(1);
+  if (on === undefined || end === undefined) return undefined;
+  const durationMs = ((end - on) / fs) * 1000;
+  if (!(durationMs >= QRS_RANGE[0] && durationMs <= QRS_RANGE[1])) return undefined;
+  return { onset: (on - pre) / fs, end: (end - pre) / fs, durationMs, beats: alike.length, found: inside.length };
+}
