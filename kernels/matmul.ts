@@ -813,14 +813,32 @@ async function runTune(device: GPUDevice, s0: Shape, prec: MatmulPrecision, key:
     for (const c of cands) best.push(await time(c, 1));
     const fastest = Math.min(...best);
     const reps = Math.max(1, Math.min(20, Math.round(10 / Math.max(fastest, 1e-3))));
-    // Rounds interleave the candidates; the minimum discards rounds disturbed by other work.
-    const rounds = fastest > 50 ? 1 : 3;
-    for (let r = 0; r < rounds; r++) for (let i = 0; i < cands.length; i++) best[i] = Math.min(best[i], await time(cands[i], reps));
+    // Rounds interleave the candidates; the minimum discards rounds disturbed by other work, and
+    // rounds go on while they still get faster (a clock ramping up; see tuneSettled).
+    for (let round = 1; ; round++) {
+      const before = [...best];
+      for (let i = 0; i < cands.length; i++) best[i] = Math.min(best[i], await time(cands[i], reps));
+      if (fastest > 50 || tuneSettled(round, before, best)) break;
+    }
     state(device).tuneTimes.set(key, Object.fromEntries(cands.map((c, i) => [c, best[i]])));
     return cands[best.indexOf(Math.min(...best))];
   } finally {
     for (const b of [bufs.a, bufs.b, bufs.c]) (b as GPUBuffer).destroy();
   }
+}
+
+/** The autotune's rounds: at least `min`; more while the last one still cut a candidate's least time
+ *  by over `settle`, up to `max`. A GPU idle before the tune starts at a low clock: the first tune of a
+ *  fresh process on an H200 timed three of four f16 configs 1.8–5.2× slower than a warm one and kept
+ *  a config 40 % slower than the best for the rest of the run (2026-11-27). */
+export const TUNE_ROUNDS = { min: 3, max: 12, settle: 0.03 } as const;
+
+/** Whether the autotune may stop after `round` rounds, given each candidate's least time before the
+ *  last round and after it (TUNE_ROUNDS). */
+export function tuneSettled(round: number, before: readonly number[], after: readonly number[]): boolean {
+  if (round < TUNE_ROUNDS.min) return false;
+  if (round >= TUNE_ROUNDS.max) return true;
+  return after.every((t, i) => t >= before[i] * (1 - TUNE_ROUNDS.settle));
 }
 
 /** Runs every named subgroup-matrix config's check on this device (once each); resolves to those that

@@ -10,6 +10,8 @@ import {
   subgroupMatrixSpelling,
   subgroupStagedBytes,
   tuneMatmul,
+  tuneSettled,
+  TUNE_ROUNDS,
   MATMUL_TILES,
   type MatmulBuffers,
   type MatmulConfigName,
@@ -431,6 +433,24 @@ describe('kernels/matmul', function () {
     assert(Object.keys(times).sort().join() === [...tiles].sort().join(), `tuned candidates ${JSON.stringify(times)}, fitting ${tiles}`);
     assert(Object.values(times).every((ms) => ms! > 0 && ms! >= times[chosen]!), `times ${JSON.stringify(times)}, chosen ${chosen}`);
     await run(engine, dims);
+  });
+
+  it('autotune rounds: at least the minimum, more while a round still speeds a candidate up (a clock ramping up), never past the maximum', () => {
+    // each candidate's least time after each round: flat, ramping for 5 rounds, never settling
+    const rounds = (times: (r: number) => number[]) => {
+      let best = times(0);
+      for (let r = 1; ; r++) {
+        const before = best;
+        best = best.map((t, i) => Math.min(t, times(r)[i]));
+        if (tuneSettled(r, before, best)) return r;
+      }
+    };
+    assert(rounds(() => [1, 2]) === TUNE_ROUNDS.min, 'a warm device: the minimum');
+    // one candidate gets 20 % faster each round until round 5, the other stays: settled the round after
+    assert(rounds((r) => [0.8 ** Math.min(r, 5), 2]) === Math.max(TUNE_ROUNDS.min, 6), 'ramping until round 5');
+    assert(rounds((r) => [0.9 ** r, 2]) === TUNE_ROUNDS.max, 'never settling: the maximum');
+    // a change within the tolerance is settled
+    assert(rounds((r) => [1 - 0.01 * r, 2]) === TUNE_ROUNDS.min, '1 % per round is noise');
   });
 
   it('the config never changes the result: tiles of every size give the same bits, split or not (K splits follow the shape alone)', async () => {
