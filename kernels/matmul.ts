@@ -827,18 +827,20 @@ async function runTune(device: GPUDevice, s0: Shape, prec: MatmulPrecision, key:
   }
 }
 
-/** The autotune's rounds: at least `min`; more while the last one still cut a candidate's least time
- *  by over `settle`, up to `max`. A GPU idle before the tune starts at a low clock: the first tune of a
- *  fresh process on an H200 timed three of four f16 configs 1.8–5.2× slower than a warm one and kept
- *  a config 40 % slower than the best for the rest of the run (2026-11-27). */
-export const TUNE_ROUNDS = { min: 3, max: 12, settle: 0.03 } as const;
+/** The autotune's rounds: at least `min`; more while the last one still cut the least time of a
+ *  contender (a candidate within `contender`× of the fastest) by over `settle`, up to `max`. A GPU idle
+ *  before the tune starts at a low clock: the first tune of a fresh process on an H200 timed three of
+ *  four f16 configs 1.8–5.2× slower than a warm one and kept a config 40 % slower than the best for
+ *  the rest of the run (2026-11-27). Slow candidates that cannot win do not hold the tune up. */
+export const TUNE_ROUNDS = { min: 3, max: 12, settle: 0.03, contender: 1.25 } as const;
 
 /** Whether the autotune may stop after `round` rounds, given each candidate's least time before the
  *  last round and after it (TUNE_ROUNDS). */
 export function tuneSettled(round: number, before: readonly number[], after: readonly number[]): boolean {
   if (round < TUNE_ROUNDS.min) return false;
   if (round >= TUNE_ROUNDS.max) return true;
-  return after.every((t, i) => t >= before[i] * (1 - TUNE_ROUNDS.settle));
+  const fastest = Math.min(...after);
+  return after.every((t, i) => t > TUNE_ROUNDS.contender * fastest || t >= before[i] * (1 - TUNE_ROUNDS.settle));
 }
 
 /** Runs every named subgroup-matrix config's check on this device (once each); resolves to those that

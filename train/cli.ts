@@ -131,7 +131,7 @@ program
   .option('--key <column>', 'column holding the record id (default: the first named column)')
   .option('--columns <list>', `columns to join, each column or column:field (default: every other column, up to ${MAX_DEFAULT_COLUMNS})`, list)
   .option('--match <id|basename>', "compare keys with the whole record id, or with its last path part (WFDB and Challenge ids are paths)", 'id')
-  .option('--derive <what[:field]>', `measure from the signals instead: hr (heart rate, bpm: the median over leads of 60 / mean R–R; field hr) or qrs (QRS duration of the median beat, ms; field qrs_ms), stored as field`)
+  .option('--derive <what[:field]>', `measure from the signals instead: ${Object.entries(DERIVABLE).map(([what, m]) => `${what} (${m.help}; field ${m.field})`).join(' or ')}, stored as field`)
   .option('--replace', "replace label fields the dataset's source wrote (fields of an earlier join are replaced anyway)")
   .option('--remove <fields>', 'remove label fields a join wrote, from every record and the manifest\'s list of joins', list)
   .action(async (o) => {

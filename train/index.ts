@@ -10,6 +10,7 @@ export * from './data/union.js';
 export * from './data/prepare.js';
 export * from './data/labels.js';
 export * from './data/derive.js';
+export * from './data/delineate.js';
 export * from './data/dsp.js';
 export * from './data/preprocess.js';
 export * from './data/synth.js';

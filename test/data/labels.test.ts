@@ -205,38 +205,63 @@ if (!isBrowser)
       assert(m.labelJoins?.length === 1 && m.labelJoins[0].source === 'derived:hr' && m.labelJoins[0].fields.join() === 'hr_ecg', `joins ${JSON.stringify(m.labelJoins)}`);
     });
 
-    it('QRS duration of the median beat: a known width within 6 ms in any lead set, ectopic beats left out, none from noise or a flat line', async () => {
+    it('QRS duration of the median beat: a known width within 6 ms in any lead set; ectopic beats, a bigeminy\'s early beats, a later deflection and a broken lead left out; none from noise or a flat line; refused below 100 Hz', async () => {
       const { measureQrs } = await import('../../train/data/delineate.js');
       const { Rng } = await import('../../engine/random.js');
-      const fs = 250, n = 2500, leads = 8, rr = 0.8;
+      const fs = 250, n = 2500, leads = 8;
       const rng = new Rng(5);
-      // a raised-cosine R of `width` s (its slope falls smoothly to 0 at both ends) in every lead, each
-      // lead its own sign and size; beats at 0.4 + k·rr s, those in `ectopic` twice as wide and the other way up
-      const record = (width: number, ectopic: number[] = []) => {
+      // raised-cosine waves (their slopes fall smoothly to 0 at both ends) centred at t s, `width` s wide,
+      // in every lead at its own sign and size times `a`; a little noise
+      type Wave = { t: number; width: number; a: number };
+      const record = (waves: Wave[]) => {
         const x = new Float32Array(leads * n);
         for (let l = 0; l < leads; l++) {
-          const a = (l % 3 === 1 ? -1 : 1) * (0.5 + 0.2 * l);
+          const size = (l % 3 === 1 ? -1 : 1) * (0.5 + 0.2 * l);
           for (let i = 0; i < n; i++) {
-            const t = i / fs, k = Math.round((t - 0.4) / rr), odd = ectopic.includes(k), w = odd ? 2 * width : width;
-            const u = Math.abs(t - 0.4 - k * rr) / (w / 2);
-            x[l * n + i] = (u < 1 ? ((odd ? -a : a) * (1 + Math.cos(Math.PI * u))) / 2 : 0) + 0.005 * rng.normal();
+            let v = 0.005 * rng.normal();
+            for (const w of waves) {
+              const u = Math.abs(i / fs - w.t) / (w.width / 2);
+              if (u < 1) v += (size * w.a * (1 + Math.cos(Math.PI * u))) / 2;
+            }
+            x[l * n + i] = v;
           }
         }
         return x;
       };
+      // beats every 0.8 s from 0.4 s; those in `ectopic` twice as wide and the other way up
+      const regular = (width: number, ectopic: number[] = [], extra?: (t: number) => Wave) =>
+        record(Array.from({ length: 12 }, (_, k) => {
+          const t = 0.4 + 0.8 * k, odd = ectopic.includes(k);
+          return [{ t, width: odd ? 2 * width : width, a: odd ? -1 : 1 }, ...(extra ? [extra(t)] : [])];
+        }).flat());
       for (const width of [0.08, 0.1, 0.16]) {
-        const m = measureQrs(record(width), leads, fs);
+        const m = measureQrs(regular(width), leads, fs);
         assert(m && Math.abs(m.durationMs - 1000 * width) < 6 && m.beats === 12, `width ${1000 * width} ms: ${JSON.stringify(m)}`);
         assert(Math.abs(m.onset + width / 2) < 0.005 && Math.abs(m.end - width / 2) < 0.005, `width ${1000 * width} ms: onset ${m.onset} s, end ${m.end} s from R`);
-        const one = measureQrs(record(width).subarray(0, n), 1, fs); // a single lead
+        const one = measureQrs(regular(width).subarray(0, n), 1, fs); // a single lead
         assert(one && Math.abs(one.durationMs - 1000 * width) < 6, `width ${1000 * width} ms, one lead: ${JSON.stringify(one)}`);
       }
-      const mixed = measureQrs(record(0.09, [1, 2, 5, 8, 9]), leads, fs);
+      const mixed = measureQrs(regular(0.09, [1, 2, 5, 8, 9]), leads, fs);
       assert(mixed && Math.abs(mixed.durationMs - 90) < 6 && mixed.beats === 7 && mixed.found === 12, `5 of 12 beats wide and inverted: ${JSON.stringify(mixed)}`);
+      // bigeminy: as many ectopic beats (wide, inverted, 0.6 s after a normal one, then a 1 s pause) as
+      // normal ones, whichever comes first
+      for (const first of ['normal', 'ectopic']) {
+        const waves = Array.from({ length: 6 }, (_, k) => [{ t: 0.4 + 1.6 * k, width: 0.08, a: 1 }, { t: 1.0 + 1.6 * k, width: 0.16, a: -1 }]).flat();
+        const m = measureQrs(record(first === 'normal' ? waves : waves.map((w) => ({ ...w, t: w.t + (w.a > 0 ? 1.6 : 0) }))), leads, fs);
+        assert(m && Math.abs(m.durationMs - 80) < 6, `bigeminy, ${first} beat first: ${JSON.stringify(m)}`);
+      }
+      // a steep deflection 20 ms after the QRS, the beat back at its baseline between: not the QRS
+      const later = measureQrs(regular(0.08, [], (t) => ({ t: t + 0.04 + 0.02 + 0.015, width: 0.03, a: 0.25 })), leads, fs);
+      assert(later && Math.abs(later.durationMs - 80) < 6, `a deflection after the QRS: ${JSON.stringify(later)}`);
+      // a lead with a NaN sample is left out
+      const broken = regular(0.1);
+      broken[3 * n + 700] = NaN;
+      const withoutIt = measureQrs(broken, leads, fs);
+      assert(withoutIt && Math.abs(withoutIt.durationMs - 100) < 6, `one lead with a NaN: ${JSON.stringify(withoutIt)}`);
       assert(measureQrs(new Float32Array(leads * n), leads, fs) === undefined, 'a flat record has no QRS');
       const noise = Float32Array.from({ length: leads * n }, () => 0.05 * rng.normal());
-      const fromNoise = measureQrs(noise, leads, fs);
-      assert(fromNoise === undefined || fromNoise.beats < 6, `noise read as a QRS: ${JSON.stringify(fromNoise)}`);
+      assert(measureQrs(noise, leads, fs) === undefined, 'noise read as a QRS');
+      expectThrow(() => measureQrs(new Float32Array(leads * 500), leads, 50), 'needs a sampling rate of at least 100 Hz, got 50');
     });
 
     it('--derive qrs on synthetic ECGs agrees with their labels; narrow and bundle-branch-block QRS told apart', async () => {

@@ -451,6 +451,9 @@ describe('kernels/matmul', function () {
     assert(rounds((r) => [0.9 ** r, 2]) === TUNE_ROUNDS.max, 'never settling: the maximum');
     // a change within the tolerance is settled
     assert(rounds((r) => [1 - 0.01 * r, 2]) === TUNE_ROUNDS.min, '1 % per round is noise');
+    // a candidate too slow to win does not hold the tune up, one close to the fastest does
+    assert(rounds((r) => [1, 3 * 0.9 ** r]) === TUNE_ROUNDS.min, 'a slow candidate speeding up');
+    assert(rounds((r) => [1, 1.2 * 0.9 ** Math.min(r, 4)]) === Math.max(TUNE_ROUNDS.min, 5), 'a contender speeding up until round 4');
   });
 
   it('the config never changes the result: tiles of every size give the same bits, split or not (K splits follow the shape alone)', async () => {

@@ -1,20 +1,22 @@
 // QRS onset, end and duration of a multi-lead record, from its median beat (`labels --derive qrs`).
 //
 // Beats are found by detectBeats on the QRS energy of all leads together and centred on the mean
-// time of their slopes' energy (of two within 360 ms, only the steeper: a T wave taken for a beat
-// goes); cut from every lead band-passed at 0.5–40 Hz, they are aligned to
-// their first median (the shift within ±20 ms that matches it best) and combined sample by sample
-// into a median beat per lead over the dominant morphology: the beats alike (correlation ≥ 0.9) to
-// the beat alike to the most (ectopic beats and artefacts are left out), so the duration is the
-// dominant beat's, as a 12-lead system reports it.
+// time of their slopes' energy (of two within 360 ms only the steeper is kept: a T wave taken for a
+// beat goes). Cut from every lead band-passed at 0.5–40 Hz and aligned to their first median (the
+// shift within ±20 ms that matches it best), they give a median beat per lead over the dominant
+// morphology: the beats roughly alike (r ≥ 0.8) to the beat that is so to the most (in bigeminy, of
+// the two groups the one whose beats come later after the beat before: ectopic beats come early),
+// then those alike (r ≥ 0.9) to that group's median. Ectopic beats and artefacts are so left out:
+// the duration is the dominant beat's, as a 12-lead system reports it.
 // On the median beats the spatial velocity (the norm over leads of the derivative) is high through
 // the QRS and low on the PR and ST segments, ST shifts included. The QRS is the span around the
 // velocity's peak where it stays above 8 % of the way from the beat's median velocity to that peak.
-// Two kinds of dip below that do not end it: one shorter than 8 ms (noise), and one shorter than
-// 40 ms during which the beat stays far from its isoelectric level (≥ 20 % of the QRS's largest
-// distance from it): the slow apex of an R′ or of a notched, slurred complex, where every lead's
-// slope is near 0 at once. An ST segment is near that level (or, raised, still flat for longer than
-// 40 ms), so the end stops there. Onset and end are interpolated between samples.
+// A dip below that of up to 40 ms during which the beat stays far from its isoelectric level (≥ 20 %
+// of the QRS's largest distance from it) does not end it: the slow apex of an R′ or of a notched,
+// slurred complex, where every lead's slope is near 0 at once (and noise in the QRS). An ST segment
+// is near that level (or, raised, flat for longer than 40 ms), so the end stops there. Onset and
+// end are interpolated between samples. One lead much larger than the rest dominates the velocity
+// (no per-lead scaling), as it would a vectorcardiogram's.
 //
 // Checked on synthetic ECGs only (their labels: where the QRS waves' own spatial magnitude crosses
 // 4 % of its peak): see README. Real recordings are messier; check against a reference first.
@@ -22,6 +24,9 @@ import { bandpassSos, detectBeats, sosfiltfilt } from './dsp.js';
 
 /** Durations outside this range (ms) are failures of the measure, not QRS complexes. */
 export const QRS_RANGE = [40, 250] as const;
+/** The lowest sampling rate measured (Hz): below it the QRS spans a few samples and its band-limited
+ *  edges smear it (synthetic ECGs at 50 Hz measured 22 ms long on average; at 100 Hz, 1.7). */
+export const QRS_MIN_FS = 100;
 
 /** Window of a beat around its centre (slopeCentre), s. */
 const BEFORE = 0.25, AFTER = 0.35;
@@ -29,10 +34,10 @@ const BEFORE = 0.25, AFTER = 0.35;
 const MIN_LIKENESS = 0.9;
 /** Beats at least this alike may share a morphology (a first, rough grouping). */
 const ROUGHLY = 0.8;
+/** Groups of beats at least this fraction of the largest's size compete on their timing. */
+const NEAR_TIE = 0.8;
 /** The QRS edge: this fraction of the velocity's rise from its floor (median) to its peak. */
 const EDGE = 0.08;
-/** Dips below the edge shorter than this (s) are noise inside the QRS. */
-const GAP = 0.008;
 /** Dips up to this long (s) are inside the QRS where the beat stays FAR from its isoelectric level. */
 const MAX_DIP = 0.04;
 /** Far from the isoelectric level: at least this fraction of the QRS's largest distance from it. */
@@ -137,17 +142,21 @@ function isoelectricDistance(med: Float64Array[], v: Float64Array, pre: number, 
 }
 
 /**
- * The QRS of the dominant beat of a record laid out [lead][sample] at `fs` Hz, or undefined when
- * fewer than 3 beats (360 ms apart) fit whole in the record or share a morphology, an edge is not
- * found in the beat's window, or the duration falls outside QRS_RANGE.
+ * The QRS of the dominant beat of a record laid out [lead][sample] at `fs` Hz (≥ QRS_MIN_FS), or
+ * undefined when fewer than 3 beats (360 ms apart) fit whole in the record or share a morphology,
+ * an edge is not found in the beat's window, the duration falls outside QRS_RANGE, or no lead is
+ * finite throughout (leads with NaN or infinite samples are left out).
  */
 export function measureQrs(x: Float32Array, leads: number, fs: number): QrsMeasure | undefined {
+  if (!(fs >= QRS_MIN_FS)) throw new RangeError(`QRS duration: needs a sampling rate of at least ${QRS_MIN_FS} Hz, got ${fs}`);
   const samples = x.length / leads;
-  const lead = (l: number) => x.subarray(l * samples, (l + 1) * samples);
-  const beats = detectBeats(Array.from({ length: leads }, (_, l) => lead(l)), fs);
+  // a lead with a non-finite sample is left out (it would poison every sum over leads)
+  const use = Array.from({ length: leads }, (_, l) => x.subarray(l * samples, (l + 1) * samples)).filter((y) => y.every(Number.isFinite));
+  if (!use.length) return undefined;
+  const beats = detectBeats(use, fs);
   const pre = Math.round(BEFORE * fs), len = pre + Math.round(AFTER * fs) + 1, shift = Math.round(ALIGN * fs);
   const sos = bandpassSos(0.5, Math.min(40, 0.4 * fs), fs, 2);
-  const filtered = Array.from({ length: leads }, (_, l) => sosfiltfilt(sos, lead(l), Math.ceil(fs / 0.5)));
+  const filtered = use.map((y) => sosfiltfilt(sos, y, Math.ceil(fs / 0.5)));
   // of beats less than 360 ms apart only the steepest is kept: the others are T or P waves taken for
   // beats (a big discordant T in bundle-branch block), or a beat the median can spare
   const kept: number[] = [];
@@ -170,9 +179,17 @@ export function measureQrs(x: Float32Array, leads: number, fs: number): QrsMeasu
     return cut(at);
   });
   // the dominant morphology: the beats roughly alike (r ≥ ROUGHLY) to the beat that is to the most,
-  // then those alike (r ≥ MIN_LIKENESS) to their median (a median is less noisy than one beat)
+  // then those alike (r ≥ MIN_LIKENESS) to their median (a median is less noisy than one beat); of
+  // groups near the largest in size (bigeminy) the one whose beats come latest after the beat
+  // before: ectopic beats come early
   const alikeTo = aligned.map((a) => all.filter((b) => likeness(a, aligned[b]) >= ROUGHLY));
-  const group = medianBeat(aligned, alikeTo.reduce((most, g) => (g.length > most.length ? g : most)), len);
+  const largest = Math.max(...alikeTo.map((g) => g.length));
+  const lateness = (g: number[]) => {
+    const rr = g.filter((b) => b > 0).map((b) => inside[b] - inside[b - 1]);
+    return rr.length ? rr.reduce((a, b) => a + b, 0) / rr.length : 0;
+  };
+  const dominant = alikeTo.filter((g) => g.length >= NEAR_TIE * largest).reduce((a, b) => (lateness(b) > lateness(a) ? b : a));
+  const group = medianBeat(aligned, dominant, len);
   const alike = all.filter((b) => likeness(aligned[b], group) >= MIN_LIKENESS);
   if (alike.length < 3) return undefined;
   const med = medianBeat(aligned, alike, len);
@@ -186,8 +203,8 @@ export function measureQrs(x: Float32Array, leads: number, fs: number): QrsMeasu
   const dist = isoelectricDistance(med, v, pre, fs);
   let farthest = 0;
   for (let i = pre - near; i <= pre + near; i++) farthest = Math.max(farthest, dist[i]);
-  const gap = Math.max(1, Math.round(GAP * fs)), maxDip = Math.round(MAX_DIP * fs);
-  // walk out from the peak; a run below thr ends the QRS unless it is a dip of the two kinds above
+  const maxDip = Math.round(MAX_DIP * fs);
+  // walk out from the peak; a run below thr ends the QRS unless it is a dip as above
   const edge = (dir: 1 | -1): number | undefined => {
     let i = peak;
     for (;;) {
@@ -197,8 +214,7 @@ export function measureQrs(x: Float32Array, leads: number, fs: number): QrsMeasu
         j += dir;
       }
       if (j < 0 || j >= len) return undefined;
-      const run = Math.abs(j - i) - 1;
-      if (v[j] >= thr && (run < gap || far)) {
+      if (v[j] >= thr && far) {
         i = j;
         continue;
       }

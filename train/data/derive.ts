@@ -2,7 +2,7 @@
 // regression where no table of measurements exists: heart rate, QRS duration.
 import { detectRPeaks } from './dsp.js';
 import { openDataset } from './dataset.js';
-import { measureQrs, QRS_RANGE } from './delineate.js';
+import { measureQrs, QRS_MIN_FS, QRS_RANGE } from './delineate.js';
 import { sha256 } from './fsutil.js';
 import { setLabelFields, updateLabels, type LabelJoin } from './labels.js';
 
@@ -32,13 +32,21 @@ export function heartRate(x: Float32Array, leads: number, fs: number): number | 
 /** What `--derive` measures: the field it stores by default, the measure of one record laid out
  *  [lead][sample] (undefined: none), and why a record can have none. */
 interface Measure {
+  /** What it is, for the command line's help. */
+  help: string;
   field: string;
   measure: (x: Float32Array, leads: number, fs: number) => number | undefined;
   none: string;
 }
 export const DERIVABLE: Readonly<Record<string, Measure>> = {
-  hr: { field: 'hr', measure: heartRate, none: `no lead with 3 beats, or a rate outside ${HR_RANGE[0]}–${HR_RANGE[1]} bpm` },
+  hr: {
+    help: 'heart rate, bpm: the median over leads of 60 / mean R–R',
+    field: 'hr',
+    measure: heartRate,
+    none: `no lead with 3 beats, or a rate outside ${HR_RANGE[0]}–${HR_RANGE[1]} bpm`,
+  },
   qrs: {
+    help: `QRS duration of the median beat, ms (${QRS_MIN_FS} Hz or more)`,
     field: 'qrs_ms',
     measure: (x, leads, fs) => measureQrs(x, leads, fs)?.durationMs,
     none: `fewer than 3 whole beats, or no QRS of ${QRS_RANGE[0]}–${QRS_RANGE[1]} ms`,
@@ -69,7 +77,12 @@ export async function deriveLabels(dir: string, what: string, o: { field?: strin
       const buf = new Float32Array(ds.recordLength);
       for (let i = 0; i < ds.size; i++) {
         ds.readInto(i, buf);
-        const v = measure(buf, manifest.leads.length, manifest.fs);
+        let v: number | undefined;
+        try {
+          v = measure(buf, manifest.leads.length, manifest.fs);
+        } catch (e) {
+          throw new Error(`--derive ${what}: ${(e as Error).message}`);
+        }
         values.push(v === undefined ? undefined : { [field]: v });
         if (i % 256 === 255 || i === ds.size - 1) o.onProgress?.(i + 1, ds.size);
       }
