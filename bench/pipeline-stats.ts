@@ -68,7 +68,7 @@ export async function compileKernels(engine: Engine): Promise<void> {
   const rows = 256, dim = 768;
   const [x, y, dy, dx, mean, rstd, gamma, beta, dg, db] = [t(rows * dim), t(rows * dim), t(rows * dim), t(rows * dim), t(rows), t(rows), t(dim), t(dim), t(dim), t(dim)];
   layerNormForward(b, { x, y, mean, rstd, gamma, beta }, { rows, dim });
-  for (const state of ['registers', 'reread'] as const)
+  for (const state of ['registers', 'reread', 'reload'] as const)
     for (const rowsPerSubgroup of [2, 4, 8]) layerNormBackward(b, { dy, x, mean, rstd, dx, gamma, dgamma: dg, dbeta: db }, { rows, dim, rowsPerSubgroup, state });
   // base preset: the encoder's 16 heads of 48 over 8 leads × 50 columns, and over the student's
   // visible columns; the predictor's 12 heads of 32 over all 400 tokens

@@ -300,32 +300,38 @@ ${body}
 }`;
 }
 
-/** Where the one-subgroup-per-row backward keeps gamma: 'registers' (default: read once, k vec4
- *  registers per lane), or 'reread' (read from cache for every row). Each lane's running dgamma/dbeta
- *  partial sums stay in registers either way. On an H200 the register form took 146 registers per
- *  thread (the forward 48), so fewer of its subgroups fit on an SM at a time; 'reread' frees the k
- *  gamma values (vec4 where the row takes vec4 loads) each lane held (`variant` rows compare). A third form, the partial sums in workgroup memory (108 registers),
- *  ran at 0.59–0.61 of copy bandwidth against 0.68 there (2026-11-27) and was removed. */
-export type LayerNormBackwardState = 'registers' | 'reread';
+/** What the one-subgroup-per-row backward keeps in registers across a row's two sums: 'registers'
+ *  (default) gamma (read once), and the row's xh and dy·gamma; 'reread' the row's xh and dy·gamma,
+ *  gamma read from cache for every row; 'reload' neither: after the sums x, dy and gamma are read
+ *  again (from cache) for dx. Each lane's running dgamma/dbeta partial sums stay in registers in all
+ *  three. On an H200 the register form took 146 registers per thread (the forward 48, softmax's
+ *  backward 46, which runs at copy speed), so fewer of its subgroups fit on an SM at a time; the
+ *  others trade registers for cache reads (`variant` rows and `bench pipeline-stats` compare). A form
+ *  with the partial sums in workgroup memory (108 registers) ran at 0.59–0.61 of copy bandwidth
+ *  against 0.68 there (2026-11-27) and was removed. */
+export type LayerNormBackwardState = 'registers' | 'reread' | 'reload';
+const BACKWARD_STATES: readonly LayerNormBackwardState[] = ['registers', 'reread', 'reload'];
 
 /** The backward with one subgroup per row (short rows, where there are subgroups): each subgroup
  *  walks p.per rows of its block (a row's two sums by subgroupAdd, no barrier) keeping its lanes'
  *  columns' partial dgamma/dbeta sums in registers; then the workgroup adds its subgroups' sums in
  *  subgroup order and stores one partial row. The frame's rows are blocks here (P.rows = blocks);
- *  P.realRows counts rows. */
+ *  P.realRows counts rows. P.zero is 0: added to the index of a read meant to be repeated, it keeps
+ *  the compiler from hoisting the read out of the row loop or merging it with the first (which would
+ *  bring the registers back). */
 function subgroupBackwardSource(s: SubgroupRows, state: LayerNormBackwardState): string {
-  const keep = state === 'registers';
+  const keep = state === 'registers', reload = state === 'reload';
   // workgroup memory: one dgamma+dbeta slab the subgroups add into in turn
-  const decls = /* wgsl */ `struct P { rows: u32, cols: u32, realRows: u32, per: u32, betaAt: u32, gmask: u32, partials: u32 }
+  const decls = /* wgsl */ `struct P { rows: u32, cols: u32, realRows: u32, per: u32, betaAt: u32, gmask: u32, partials: u32, zero: u32 }
 ${BACKWARD_BINDINGS('V')}
 var<workgroup> acc: array<V, ${2 * s.units}>;
-fn gam(c: u32, n: u32) -> V {
-  return select(V(1.0), gamma[min(c, n - 1u) & p.gmask], p.gmask != 0u);
+fn gam(c: u32, n: u32, r: u32) -> V {
+  return select(V(1.0), gamma[(min(c, n - 1u) + r * p.zero) & p.gmask], p.gmask != 0u);
 }`;
   const setup = `var pg: array<V, ${s.k}>;
   var pb: array<V, ${s.k}>;
   ${keep ? `var gm: array<V, ${s.k}>;` : ''}
-  ${eachLaneSlot(s, `    ${keep ? 'gm[j] = gam(c, n);' : ''}
+  ${eachLaneSlot(s, `    ${keep ? 'gm[j] = gam(c, n, 0u);' : ''}
     pg[j] = V(0.0);
     pb[j] = V(0.0);`)}`;
   // the subgroups add theirs into acc in turn
@@ -343,6 +349,7 @@ fn gam(c: u32, n: u32) -> V {
       part[blk * n + c] = acc[c];
       part[p.betaAt + blk * n + c] = acc[n + c];
     }`;
+  const g = keep ? 'gm[j]' : 'gam(c, n, i)';
   // row is this subgroup's block; the loops over rows and subgroups have uniform bounds, so the
   // subgroupAdds and barriers are in uniform control flow
   const body = /* wgsl */ `
@@ -354,20 +361,27 @@ fn gam(c: u32, n: u32) -> V {
     let at = rr * n;
     let mu = mean[rr];
     let rs = rstd[rr];
-    var xh: array<V, ${s.k}>;
-    var gd: array<V, ${s.k}>;
+    ${reload ? '' : `var xh: array<V, ${s.k}>;
+    var gd: array<V, ${s.k}>;`}
     var ab = vec2<f32>(0.0);
     ${eachLaneSlot(s, `    let inside = c < n;
     let cc = at + min(c, n - 1u);
     let d = select(V(0.0), dy[cc], inside && live);
-    xh[j] = select(V(0.0), (x[cc] - mu) * rs, inside);
-    gd[j] = d * ${keep ? 'gm[j]' : 'gam(c, n)'};
-    ab += vec2<f32>(vsum(gd[j]), vdot(gd[j], xh[j]));
-    pg[j] += d * xh[j];
-    pb[j] += d;`)}
+    let h = select(V(0.0), (x[cc] - mu) * rs, inside);
+    let e = d * ${g};
+    ab += vec2<f32>(vsum(e), vdot(e, h));
+    pg[j] += d * h;
+    pb[j] += d;${reload ? '' : `
+    xh[j] = h;
+    gd[j] = e;`}`)}
     let m = subgroupAdd(ab) / f32(p.cols);
     if (live) {
-      ${eachLaneSlot(s, `    if (c < n) { dx[at + c] = rs * (gd[j] - m.x - xh[j] * m.y); }`)}
+      ${eachLaneSlot(s, reload
+        ? `    if (c < n) {
+        let cc = at + c + p.zero;
+        dx[at + c] = rs * (dy[cc] * ${g} - m.x - (x[cc] - mu) * rs * m.y);
+      }`
+        : `    if (c < n) { dx[at + c] = rs * (gd[j] - m.x - xh[j] * m.y); }`)}
     }
   }
   if (p.partials != 0u) {
@@ -381,9 +395,10 @@ fn gam(c: u32, n: u32) -> V {
  * (Σ over rows of dy·xh and dy) when given, written or, with accumulateParams, added to.
  * Uses a per-device scratch buffer of blocks × dim floats per parameter gradient (see above).
  * `rowsPerSubgroup` (default 8) sets how many rows each subgroup walks in the subgroup kernel when
- * parameter gradients are wanted, and `state` whether it keeps gamma in registers or re-reads it
- * (LayerNormBackwardState); other kernels ignore both. The state never changes the result; the rows
- * per subgroup group dgamma's and dbeta's sums, so they change its last bits.
+ * parameter gradients are wanted, and `state` what it keeps in registers and what it reads again
+ * (LayerNormBackwardState); other kernels ignore both. The state does not change the arithmetic
+ * (only, where a compiler fuses a multiply-add differently, the last bit); the rows per subgroup
+ * group dgamma's and dbeta's sums, so they change its last bits.
  */
 export function layerNormBackward(
   batch: CommandBatch,
@@ -395,7 +410,7 @@ export function layerNormBackward(
   const sizes = checkRows(K, rows, dim);
   if (!Number.isInteger(rowsPerSubgroup) || rowsPerSubgroup < 1 || rowsPerSubgroup > MAX_ROWS_PER_SUBGROUP)
     throw new RangeError(`${K}: rowsPerSubgroup must be an integer in [1, ${MAX_ROWS_PER_SUBGROUP}], got ${rowsPerSubgroup} (${sizes})`);
-  if (state !== 'registers' && state !== 'reread') throw new RangeError(`${K}: state must be 'registers' or 'reread', got ${String(state)} (${sizes})`);
+  if (!BACKWARD_STATES.includes(state)) throw new RangeError(`${K}: state must be one of ${BACKWARD_STATES.map((t) => `'${t}'`).join(', ')}, got ${String(state)} (${sizes})`);
   const n = rows * dim;
   requireBytes(K, 'dy', bufs.dy, 4 * n, sizes);
   requireBytes(K, 'x', bufs.x, 4 * n, sizes);
@@ -433,7 +448,7 @@ export function layerNormBackward(
   const bindings = [bufs.dy, bufs.x, bufs.mean, bufs.rstd, bufs.dx, bufs.gamma ?? dummy(batch), part];
   if (sg) {
     const pipe = getPipeline(batch.device, `layernorm.bwd_${sg.key}_${state}`, () => subgroupBackwardSource(sg, state));
-    const params = new Params().u32(Math.ceil(rows / perSub)).u32(dim).u32(rows).u32(perSub).u32(half / (4 * sg.vec)).u32(mask(bufs.gamma)).u32(partials ? 1 : 0);
+    const params = new Params().u32(Math.ceil(rows / perSub)).u32(dim).u32(rows).u32(perSub).u32(half / (4 * sg.vec)).u32(mask(bufs.gamma)).u32(partials ? 1 : 0).u32(0);
     batch.dispatch(pipe, bindings, params, grid(sg.groups));
   } else {
     const l = rowLayout(dim);

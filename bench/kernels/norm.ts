@@ -46,12 +46,18 @@ function tfGeluDerivative(tf: Tf, x: import('@tensorflow/tfjs').Tensor) {
   return tf.add(cdf, tf.mul(x, pdf));
 }
 
+const STATE_NAMES: Record<LayerNormBackwardState, string> = {
+  registers: 'gamma in registers',
+  reread: 'gamma re-read',
+  reload: 'x, dy and gamma re-read for dx',
+};
+
 /** LayerNorm forward (x → y, mean, rstd), then backward (dy, x → dx, dgamma, dbeta); with
  *  `variant`, a variant row of the backward's subgroup kernel (its rows per subgroup and state). */
 function layerNormFwdBwd(rows: number, dim: number, variant?: { rowsPerSubgroup: number; state: LayerNormBackwardState }): KernelCase {
   const n = rows * dim;
   return {
-    name: `${variant ? 'variant ' : ''}layerNorm fwd+bwd ${rows}x${dim}${variant ? `, ${variant.rowsPerSubgroup} rows per subgroup, gamma ${variant.state === 'registers' ? 'in registers' : 're-read'}` : ''}`,
+    name: `${variant ? 'variant ' : ''}layerNorm fwd+bwd ${rows}x${dim}${variant ? `, ${variant.rowsPerSubgroup} rows per subgroup, ${STATE_NAMES[variant.state]}` : ''}`,
     bytes: 8 * n + 12 * n + 16 * rows,
     ours(engine) {
       const x = engine.upload(data(n, 1)), g = engine.upload(data(dim, 2)), b = engine.upload(data(dim, 3)), dy = engine.upload(data(n, 4));
@@ -101,7 +107,7 @@ export function cases(scale: Scale): KernelCase[] {
     // the backward's rows per subgroup (default 8) and state (default registers) on a GPU: 'variant'
     // rows are not read by the goals
     ...(full
-      ? ([[2, 'registers'], [4, 'registers'], [4, 'reread'], [8, 'reread']] as const).map(([rowsPerSubgroup, state]) =>
+      ? ([[4, 'registers'], [4, 'reread'], [8, 'reread'], [4, 'reload'], [8, 'reload']] as const).map(([rowsPerSubgroup, state]) =>
           layerNormFwdBwd(rows, dim, { rowsPerSubgroup, state }),
         )
       : []),

@@ -114,9 +114,14 @@ describe('kernels/layernorm', () => {
     for (const path of [1, 4, 'workgroup']) assert(taken.has(path as never), `no shape takes ${path} (took ${[...taken]})`);
     if (!device.features.has('timestamp-query')) return;
     // the dispatched pipelines, by the profiler's labels: the backward with dgamma/dbeta on short rows
-    // is the subgroup kernel too, in the state asked for (both states give the same numbers, so only
+    // is the subgroup kernel too, in the state asked for (the states give the same numbers, so only
     // the label tells which ran)
-    const cases = [[131, 12, undefined, /^layernorm\.bwd_sgrow.*_registers$/], [131, 12, 'reread', /^layernorm\.bwd_sgrow.*_reread$/], [13, 4099, undefined, /^layernorm\.bwd_wg/]] as const;
+    const cases = [
+      [131, 12, undefined, /^layernorm\.bwd_sgrow.*_registers$/],
+      [131, 12, 'reread', /^layernorm\.bwd_sgrow.*_reread$/],
+      [131, 12, 'reload', /^layernorm\.bwd_sgrow.*_reload$/],
+      [13, 4099, undefined, /^layernorm\.bwd_wg/],
+    ] as const;
     for (const [rows, dim, state, want] of cases) {
       const t = (n: number) => engine.empty([n]);
       const [x, dy, dx, mean, rstd, dg] = [t(rows * dim), t(rows * dim), t(rows * dim), t(rows), t(rows), t(dim)];
@@ -144,11 +149,11 @@ describe('kernels/layernorm', () => {
     }
   });
 
-  it("backward with state 'reread' (gamma read from cache for every row): the same dx, dgamma, dbeta", async () => {
+  it("backward with states 'reread' (gamma read for every row) and 'reload' (x, dy and gamma read again for dx): the same dx, dgamma, dbeta", async () => {
     const { device } = await getEngine();
     const shapes: [number, number][] = [[131, 12], [70, 100], [1031, 33], [5, 768]];
     if (device.features.has('subgroups')) assert(shapes.some(([rows, dim]) => subgroupRows(device, Math.ceil(rows / 8), dim)), 'no shape takes the subgroup kernel');
-    for (const k of [8, 3]) await checkBackward(shapes, 21 + k, { rowsPerSubgroup: k, state: 'reread' });
+    for (const state of ['reread', 'reload'] as const) for (const k of [8, 3]) await checkBackward(shapes, 21 + k, { rowsPerSubgroup: k, state });
   });
 
   it('forward and backward on a 2-D launch grid', () => withGridLimit(5, async () => {
@@ -237,7 +242,7 @@ describe('kernels/layernorm', () => {
       );
     threw(
       () => layerNormBackward(engine.batch, { dy: a.buffer, x: b.buffer, mean: m.buffer, rstd: r.buffer, dx: d.buffer }, { rows: 3, dim: 4, state: 'cache' as LayerNormBackwardState }),
-      /layerNormBackward: state must be 'registers' or 'reread', got cache/,
+      /layerNormBackward: state must be one of 'registers', 'reread', 'reload', got cache/,
     );
     [a, b, m, r, d].forEach((t) => t.dispose());
   });
