@@ -106,20 +106,18 @@ function spatialVelocity(med: Float64Array[]): Float64Array {
   return v;
 }
 
-/** The centre of the beat near `r`: the mean time of its slopes' energy (Σ over leads of the squared
- *  derivative) within ±80 ms, recentred twice (the energy maximum detectBeats gives wanders over a
+/** The centre of the beat near `r`: the mean time of its slopes' energy (the squared spatial
+ *  velocity `v`) within ±80 ms, recentred twice (the energy maximum detectBeats gives wanders over a
  *  flat-topped complex; this mean does not), and that energy. */
-function slopeCentre(y: Float64Array[], r: number, fs: number): { at: number; energy: number } {
-  const half = Math.round(0.08 * fs), n = y[0].length;
+function slopeCentre(v: Float64Array, r: number, fs: number): { at: number; energy: number } {
+  const half = Math.round(0.08 * fs);
   let at = r, energy = 0;
   for (let pass = 0; pass < 3; pass++) {
     let st = 0;
     energy = 0;
-    for (let t = Math.max(1, at - half); t <= Math.min(n - 2, at + half); t++) {
-      let e = 0;
-      for (const x of y) e += (x[t + 1] - x[t - 1]) ** 2;
-      energy += e;
-      st += e * t;
+    for (let t = Math.max(0, at - half); t <= Math.min(v.length - 1, at + half); t++) {
+      energy += v[t] ** 2;
+      st += v[t] ** 2 * t;
     }
     if (pass < 2 && energy > 0) at = Math.round(st / energy);
   }
@@ -142,59 +140,45 @@ function isoelectricDistance(med: Float64Array[], v: Float64Array, pre: number, 
 }
 
 /**
- * The QRS of the dominant beat of a record laid out [lead][sample] at `fs` Hz (≥ QRS_MIN_FS), or
- * undefined when fewer than 3 beats (360 ms apart) fit whole in the record or share a morphology,
- * an edge is not found in the beat's window, the duration falls outside QRS_RANGE, or no lead is
- * finite throughout (leads with NaN or infinite samples are left out).
+ * The median beat per lead ([lead][sample of a window from `pre` before the centre]) of the dominant
+ * morphology among the beats centred at `centres` (ascending) in the band-passed leads `y`, and how
+ * many beats it took; undefined when fewer than 3 share it.
  */
-export function measureQrs(x: Float32Array, leads: number, fs: number): QrsMeasure | undefined {
-  if (!(fs >= QRS_MIN_FS)) throw new RangeError(`QRS duration: needs a sampling rate of at least ${QRS_MIN_FS} Hz, got ${fs}`);
-  const samples = x.length / leads;
-  // a lead with a non-finite sample is left out (it would poison every sum over leads)
-  const use = Array.from({ length: leads }, (_, l) => x.subarray(l * samples, (l + 1) * samples)).filter((y) => y.every(Number.isFinite));
-  if (!use.length) return undefined;
-  const beats = detectBeats(use, fs);
-  const pre = Math.round(BEFORE * fs), len = pre + Math.round(AFTER * fs) + 1, shift = Math.round(ALIGN * fs);
-  const sos = bandpassSos(0.5, Math.min(40, 0.4 * fs), fs, 2);
-  const filtered = use.map((y) => sosfiltfilt(sos, y, Math.ceil(fs / 0.5)));
-  // of beats less than 360 ms apart only the steepest is kept: the others are T or P waves taken for
-  // beats (a big discordant T in bundle-branch block), or a beat the median can spare
-  const kept: number[] = [];
-  for (const c of beats.map((r) => slopeCentre(filtered, r, fs)).sort((a, b) => b.energy - a.energy))
-    if (kept.every((k) => Math.abs(k - c.at) >= SPACING * fs)) kept.push(c.at);
-  const inside = kept.sort((a, b) => a - b).filter((r) => r - pre - shift >= 0 && r - pre + len + shift <= samples);
-  if (inside.length < 3) return undefined;
-  const cut = (r: number) => filtered.map((y) => y.slice(r - pre, r - pre + len));
-  const all = inside.map((_, b) => b);
+function dominantBeat(y: Float64Array[], centres: number[], pre: number, len: number, fs: number): { med: Float64Array[]; beats: number } | undefined {
+  const cut = (r: number) => y.map((lead) => lead.slice(r - pre, r - pre + len));
+  const all = centres.map((_, b) => b);
   // each beat moved by the shift (within ±ALIGN) that best matches the first median over the QRS's span
-  const first = medianBeat(inside.map(cut), all, len);
-  const lo = pre - Math.round(0.1 * fs), hi = pre + Math.round(0.15 * fs);
-  const aligned = inside.map((r) => {
+  const first = medianBeat(centres.map(cut), all, len);
+  const shift = Math.round(ALIGN * fs), lo = pre - Math.round(0.1 * fs), hi = pre + Math.round(0.15 * fs);
+  const aligned = centres.map((r) => {
     let best = -Infinity, at = r;
     for (let d = -shift; d <= shift; d++) {
       let c = 0;
-      filtered.forEach((y, l) => { for (let i = lo; i < hi; i++) c += y[r + d - pre + i] * first[l][i]; });
+      y.forEach((lead, l) => { for (let i = lo; i < hi; i++) c += lead[r + d - pre + i] * first[l][i]; });
       if (c > best) { best = c; at = r + d; }
     }
     return cut(at);
   });
-  // the dominant morphology: the beats roughly alike (r ≥ ROUGHLY) to the beat that is to the most,
-  // then those alike (r ≥ MIN_LIKENESS) to their median (a median is less noisy than one beat); of
-  // groups near the largest in size (bigeminy) the one whose beats come latest after the beat
-  // before: ectopic beats come early
+  // the beats roughly alike (r ≥ ROUGHLY) to the beat that is so to the most, then those alike
+  // (r ≥ MIN_LIKENESS) to their median (a median is less noisy than one beat); of groups near the
+  // largest in size (bigeminy) the one whose beats come latest after the beat before: ectopic beats
+  // come early
   const alikeTo = aligned.map((a) => all.filter((b) => likeness(a, aligned[b]) >= ROUGHLY));
   const largest = Math.max(...alikeTo.map((g) => g.length));
   const lateness = (g: number[]) => {
-    const rr = g.filter((b) => b > 0).map((b) => inside[b] - inside[b - 1]);
+    const rr = g.filter((b) => b > 0).map((b) => centres[b] - centres[b - 1]);
     return rr.length ? rr.reduce((a, b) => a + b, 0) / rr.length : 0;
   };
   const dominant = alikeTo.filter((g) => g.length >= NEAR_TIE * largest).reduce((a, b) => (lateness(b) > lateness(a) ? b : a));
   const group = medianBeat(aligned, dominant, len);
   const alike = all.filter((b) => likeness(aligned[b], group) >= MIN_LIKENESS);
-  if (alike.length < 3) return undefined;
-  const med = medianBeat(aligned, alike, len);
+  return alike.length < 3 ? undefined : { med: medianBeat(aligned, alike, len), beats: alike.length };
+}
 
-  const near = Math.round(NEAR * fs);
+/** QRS onset and end in the median beats `med` (fractional sample indices; the centre at `pre`):
+ *  the velocity walk described at the top; undefined where an edge is not found in the window. */
+function qrsEdges(med: Float64Array[], pre: number, fs: number): { on: number; end: number } | undefined {
+  const near = Math.round(NEAR * fs), len = med[0].length;
   const v = spatialVelocity(med);
   let peak = pre;
   for (let i = pre - near; i <= pre + near; i++) if (v[i] > v[peak]) peak = i;
@@ -223,8 +207,36 @@ export function measureQrs(x: Float32Array, leads: number, fs: number): QrsMeasu
     }
   };
   const on = edge(-1), end = edge(1);
-  if (on === undefined || end === undefined) return undefined;
-  const durationMs = ((end - on) / fs) * 1000;
+  return on === undefined || end === undefined ? undefined : { on, end };
+}
+
+/**
+ * The QRS of the dominant beat of a record laid out [lead][sample] at `fs` Hz (≥ QRS_MIN_FS), or
+ * undefined when fewer than 3 beats (360 ms apart) fit whole in the record or share a morphology,
+ * an edge is not found in the beat's window, the duration falls outside QRS_RANGE, or no lead is
+ * finite throughout (leads with NaN or infinite samples are left out).
+ */
+export function measureQrs(x: Float32Array, leads: number, fs: number): QrsMeasure | undefined {
+  if (!(fs >= QRS_MIN_FS)) throw new RangeError(`QRS duration: needs a sampling rate of at least ${QRS_MIN_FS} Hz, got ${fs}`);
+  const samples = x.length / leads;
+  // a lead with a non-finite sample is left out (it would poison every sum over leads)
+  const use = Array.from({ length: leads }, (_, l) => x.subarray(l * samples, (l + 1) * samples)).filter((y) => y.every(Number.isFinite));
+  if (!use.length) return undefined;
+  const sos = bandpassSos(0.5, Math.min(40, 0.4 * fs), fs, 2);
+  const filtered = use.map((y) => sosfiltfilt(sos, y, Math.ceil(fs / 0.5)));
+  const speed = spatialVelocity(filtered);
+  // of beats less than 360 ms apart only the steepest is kept: the others are T or P waves taken for
+  // beats (a big discordant T in bundle-branch block), or a beat the median can spare
+  const kept: number[] = [];
+  for (const c of detectBeats(use, fs).map((r) => slopeCentre(speed, r, fs)).sort((a, b) => b.energy - a.energy))
+    if (kept.every((k) => Math.abs(k - c.at) >= SPACING * fs)) kept.push(c.at);
+  const pre = Math.round(BEFORE * fs), len = pre + Math.round(AFTER * fs) + 1, shift = Math.round(ALIGN * fs);
+  const inside = kept.sort((a, b) => a - b).filter((r) => r - pre - shift >= 0 && r - pre + len + shift <= samples);
+  if (inside.length < 3) return undefined;
+  const beat = dominantBeat(filtered, inside, pre, len, fs);
+  const qrs = beat && qrsEdges(beat.med, pre, fs);
+  if (!beat || !qrs) return undefined;
+  const durationMs = ((qrs.end - qrs.on) / fs) * 1000;
   if (!(durationMs >= QRS_RANGE[0] && durationMs <= QRS_RANGE[1])) return undefined;
-  return { onset: (on - pre) / fs, end: (end - pre) / fs, durationMs, beats: alike.length, found: inside.length };
+  return { onset: (qrs.on - pre) / fs, end: (qrs.end - pre) / fs, durationMs, beats: beat.beats, found: inside.length };
 }
