@@ -350,6 +350,7 @@ fn gam(c: u32, n: u32, r: u32) -> V {
       part[p.betaAt + blk * n + c] = acc[n + c];
     }`;
   const g = keep ? 'gm[j]' : 'gam(c, n, i)';
+  // (reload's second reads of x, dy and gamma differ from the first by p.zero in their index)
   // row is this subgroup's block; the loops over rows and subgroups have uniform bounds, so the
   // subgroupAdds and barriers are in uniform control flow
   const body = /* wgsl */ `
@@ -379,7 +380,7 @@ fn gam(c: u32, n: u32, r: u32) -> V {
       ${eachLaneSlot(s, reload
         ? `    if (c < n) {
         let cc = at + c + p.zero;
-        dx[at + c] = rs * (dy[cc] * ${g} - m.x - (x[cc] - mu) * rs * m.y);
+        dx[at + c] = rs * (dy[cc] * gam(c + p.zero, n, i) - m.x - (x[cc] - mu) * rs * m.y);
       }`
         : `    if (c < n) { dx[at + c] = rs * (gd[j] - m.x - xh[j] * m.y); }`)}
     }
