@@ -1,5 +1,5 @@
 import { Rng } from '../../engine/random.js';
-import { bandpass, bandpassSos, butterworth, detectRPeaks, fft, resample, resampleRate, sosfilt, sosfiltfilt, sosGain } from '../../train/data/dsp.js';
+import { bandpass, bandpassSos, butterworth, detectBeats, detectRPeaks, fft, resample, resampleRate, sosfilt, sosfiltfilt, sosGain } from '../../train/data/dsp.js';
 import { checkQuality, interpolateNaN, preprocess, selectLeads } from '../../train/data/preprocess.js';
 import { LEADS_12, type EcgRecord } from '../../train/data/record.js';
 import { synthRecord } from '../../train/data/synth.js';
@@ -173,6 +173,21 @@ describe('data/dsp', () => {
     for (const c of at) for (let i = 0; i < n; i++) x[i] += Math.exp(-0.5 * ((i - c) / 3) ** 2) + 0.2 * Math.exp(-0.5 * ((i - c - 100) / 15) ** 2);
     const pk = detectRPeaks(x, fs);
     assert(pk.join() === at.join(), `peaks ${pk}`);
+  });
+
+  it('beats on several leads at once: the energy of all of them, one place per beat (a beat may show in some leads only, inverted)', () => {
+    const fs = 250, n = 10 * fs;
+    const at = [125, 325, 525, 725, 925, 1125, 1325, 1525, 1725, 1925, 2125, 2325];
+    const lead = (beats: number[], sign: number, size: number) =>
+      Float64Array.from({ length: n }, (_, i) => beats.reduce((v, c) => v + sign * size * Math.exp(-0.5 * ((i - c) / 4) ** 2) + 0.3 * size * Math.exp(-0.5 * ((i - c - 60) / 15) ** 2), 0));
+    // the even beats in one lead, the odd ones inverted in another, a flat lead
+    const leads = [lead(at.filter((_, k) => k % 2 === 0), 1, 1), lead(at.filter((_, k) => k % 2 === 1), -1, 0.8), new Float64Array(n)];
+    const beats = detectBeats(leads, fs);
+    assert(beats.length === at.length && beats.every((b, k) => Math.abs(b - at[k]) <= 2), `beats ${beats}`);
+    // one lead alone: detectRPeaks's beats before their refinement to the peak sample
+    const all = lead(at, 1, 1);
+    assert(detectBeats([all], fs).every((b, k) => Math.abs(b - at[k]) <= 2) && detectRPeaks(all, fs).join() === at.join(), 'one lead');
+    assert(detectBeats([new Float64Array(n), new Float64Array(n)], fs).length === 0, 'flat leads have no beats');
   });
 });
 
