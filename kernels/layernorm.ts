@@ -14,8 +14,8 @@
 //   dx = rstd · (g − mean(g) − xh · mean(g·xh)),  dgamma = Σ_rows dy·xh,  dbeta = Σ_rows dy.
 // WGSL has no float atomics, so dgamma/dbeta are two-pass: the kernel writes dx and partial sums of
 // dy·xh and dy per column, one partial row per workgroup, into a per-device scratch buffer
-// (kernels/rows.ts, key 'layernorm'); reduceAxis adds the partials into dgamma/dbeta. Where the
-// forward has one subgroup per row, so does the backward: each subgroup walks 8 rows (its two row
+// (kernels/rows.ts, key 'layernorm'); one reduceAxis with two outputs adds them into dgamma/dbeta.
+// Where the forward has one subgroup per row, so does the backward: each subgroup walks 8 rows (its two row
 // sums by subgroupAdd, no barrier), keeping its lanes' columns' partials in registers, and the
 // workgroup then adds its subgroups'.
 // Otherwise each workgroup walks a block of rows with a workgroup reduction per row (barrier-bound:
@@ -344,10 +344,14 @@ fn gam(c: u32, n: u32, r: u32) -> V {
       }
       workgroupBarrier();
     }
+    // a 2-D launch grid may have workgroups past the last block: they store nothing (their rows would
+    // land on dbeta's)
     let blk = wid.y * nwg.x + wid.x;
-    for (var c = lid; c < n; c += ${SG_ROWS_WG}u) {
-      part[blk * n + c] = acc[c];
-      part[p.betaAt + blk * n + c] = acc[n + c];
+    if (blk * ${s.perGroup}u < p.rows) {
+      for (var c = lid; c < n; c += ${SG_ROWS_WG}u) {
+        part[blk * n + c] = acc[c];
+        part[p.betaAt + blk * n + c] = acc[n + c];
+      }
     }`;
   const g = keep ? 'gm[j]' : 'gam(c, n, i)';
   // (reload's second reads of x, dy and gamma differ from the first by p.zero in their index)
@@ -434,8 +438,8 @@ export function layerNormBackward(
     if (!accumulateParams) for (const t of [bufs.dgamma, bufs.dbeta]) if (t) reduceAxis(batch, bufs.x, t, { outer: 1, reduce: 0, inner: dim });
     return;
   }
-  // Both partial sums are stored whenever either gradient is wanted (one branch in the shader); the
-  // dbeta half starts at a binding-aligned offset, so the reduction can bind each half.
+  // Both partial sums are stored whenever either gradient is wanted (one branch in the shader), as
+  // [2][blocks][dim] (dgamma's, then dbeta's), so one reduction (its two dispatches) adds up both.
   const perSub = partials ? rowsPerSubgroup : 1;
   const s = subgroupRows(batch.device, Math.ceil(rows / perSub), dim);
   const slabBytes = s ? 2 * s.units * s.vec * 4 : 0, room = batch.device.limits.maxComputeWorkgroupStorageSize;
@@ -443,23 +447,23 @@ export function layerNormBackward(
   const rowsPerBlock = partials ? ROWS_PER_BLOCK : 1;
   // one partial row per workgroup (subgroup kernel) or per block of rows (workgroup kernel)
   const blocks = sg ? sg.groups : Math.ceil(rows / rowsPerBlock);
-  const align = batch.device.limits.minStorageBufferOffsetAlignment;
-  const half = Math.ceil((4 * blocks * dim) / align) * align;
-  const part = scratchBuffer(batch, 'layernorm', partials ? half + 4 * blocks * dim : 4);
+  const part = scratchBuffer(batch, 'layernorm', partials ? 8 * blocks * dim : 4);
   const bindings = [bufs.dy, bufs.x, bufs.mean, bufs.rstd, bufs.dx, bufs.gamma ?? dummy(batch), part];
   if (sg) {
     const pipe = getPipeline(batch.device, `layernorm.bwd_${sg.key}_${state}`, () => subgroupBackwardSource(sg, state));
-    const params = new Params().u32(Math.ceil(rows / perSub)).u32(dim).u32(rows).u32(perSub).u32(half / (4 * sg.vec)).u32(mask(bufs.gamma)).u32(partials ? 1 : 0).u32(0);
+    const params = new Params().u32(Math.ceil(rows / perSub)).u32(dim).u32(rows).u32(perSub).u32((blocks * dim) / sg.vec).u32(mask(bufs.gamma)).u32(partials ? 1 : 0).u32(0);
     batch.dispatch(pipe, bindings, params, grid(sg.groups));
   } else {
     const l = rowLayout(dim);
     const red = workgroupReducer(batch.device, 'wgSum2', 'vec2<f32>', l.wg, (a, b) => `${a} + ${b}`, 'vec2<f32>(0.0)');
     const pipe = getPipeline(batch.device, `layernorm.bwd_wg${l.wg}_k${l.cached ? l.k : 'loop'}_${red.kind}`, () => backwardSource(l, red));
-    const params = new Params().u32(rows).u32(dim).u32(rowsPerBlock).u32(blocks).u32(half / 4).u32(mask(bufs.gamma)).u32(partials ? 1 : 0);
+    const params = new Params().u32(rows).u32(dim).u32(rowsPerBlock).u32(blocks).u32(blocks * dim).u32(mask(bufs.gamma)).u32(partials ? 1 : 0);
     batch.dispatch(pipe, bindings, params, grid(blocks));
   }
   if (!partials) return;
-  const over = { outer: 1, reduce: blocks, inner: dim, accumulate: accumulateParams };
-  if (bufs.dgamma) reduceAxis(batch, { buffer: part, offset: 0, size: 4 * blocks * dim }, bufs.dgamma, over);
-  if (bufs.dbeta) reduceAxis(batch, { buffer: part, offset: half, size: 4 * blocks * dim }, bufs.dbeta, over);
+  // one reduction for both: two small dispatches after the kernel instead of four (not yet timed on a
+  // GPU); a gradient not wanted is added up into a scratch buffer
+  const unwanted = () => scratchBuffer(batch, 'layernorm.unwanted', 4 * dim);
+  const whole = { buffer: part, size: 8 * blocks * dim };
+  reduceAxis(batch, whole, bufs.dgamma ?? unwanted(), { outer: 2, reduce: blocks, inner: dim, accumulate: accumulateParams, second: bufs.dbeta ?? unwanted() });
 }

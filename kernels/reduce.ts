@@ -30,14 +30,17 @@ const MIN_ROWS_PER_LANE = 16;
 const MODE = { partial: 0, set: 1, acc: 2 } as const;
 type Mode = keyof typeof MODE;
 
-function reduceSource(tx: number): string {
+/** `pair`: outer is 2 and the sums of o = 1 go to a second output, y2 (reduceAxis's `second`). */
+function reduceSource(tx: number, pair: boolean): string {
   const ty = WG / tx;
   const g = 2 ** Math.ceil(Math.log2(ty) / 2);
+  const put = (op: string) => (pair ? `if (o == 0u) { y[i] ${op}; } else { y2[i] ${op}; }` : `y[j] ${op};`);
   return /* wgsl */ `
 struct P { outer: u32, reduce: u32, inner: u32, splits: u32, chunk: u32, tiles: u32, scale: f32, mode: u32 }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
-@group(0) @binding(2) var<uniform> p: P;
+${pair ? '@group(0) @binding(2) var<storage, read_write> y2: array<f32>;' : ''}
+@group(0) @binding(${pair ? 3 : 2}) var<uniform> p: P;
 var<workgroup> sh: array<f32, ${WG}>;
 var<workgroup> sh2: array<f32, ${g * tx}>;
 @compute @workgroup_size(${WG})
@@ -84,8 +87,8 @@ fn main(${MAIN_ARGS}) {
     var v = sh2[tx];
     for (var q = 1u; q < ${g}u; q++) { v += sh2[tx + q * ${tx}u]; }
     if (p.mode == ${MODE.partial}u) { y[(o * p.splits + s) * p.inner + i] = v; }
-    else if (p.mode == ${MODE.set}u) { y[j] = v * p.scale; }
-    else { y[j] += v * p.scale; }
+    else if (p.mode == ${MODE.set}u) { ${put('= v * p.scale')} }
+    else { ${put('+= v * p.scale')} }
   }
 }`;
 }
@@ -134,11 +137,13 @@ function dispatchReduce(
   mode: Mode,
   tx: number,
   d: { outer: number; reduce: number; inner: number; splits: number; chunk: number; scale: number },
+  y2?: Binding,
 ): void {
   const tiles = Math.ceil((d.outer * d.inner) / tx);
-  const pipe = getPipeline(batch.device, `reduce.axis_tx${tx}`, () => reduceSource(tx));
+  const pair = y2 !== undefined;
+  const pipe = getPipeline(batch.device, `reduce.axis_tx${tx}${pair ? '_pair' : ''}`, () => reduceSource(tx, pair));
   const params = new Params().u32(d.outer).u32(d.reduce).u32(d.inner).u32(d.splits).u32(d.chunk).u32(tiles).f32(d.scale).u32(MODE[mode]);
-  batch.dispatch(pipe, [x, y], params, grid(tiles * d.splits));
+  batch.dispatch(pipe, pair ? [x, y, y2] : [x, y], params, grid(tiles * d.splits));
 }
 
 /** Counts of a [outer, reduce, inner] view checked; its size string and element count. */
@@ -154,29 +159,34 @@ function checkAxisDims(K: string, outer: number, reduce: number, inner: number):
 /**
  * y[o, i] = Σ_r x[o, r, i], times 1/reduce when `mean`; `accumulate`: y += instead of y =.
  * reduce = 0 gives sums of 0 (mean over nothing throws). y must not share a buffer with x.
+ * With `second`, outer must be 2: y gets the sums of o = 0 and `second` those of o = 1 (inner each),
+ * in the dispatches one output takes (two parameter gradients from one buffer of partial sums).
  */
 export function reduceAxis(
   batch: CommandBatch,
   x: Binding,
   y: Binding,
-  dims: { outer: number; reduce: number; inner: number; mean?: boolean; accumulate?: boolean },
+  dims: { outer: number; reduce: number; inner: number; mean?: boolean; accumulate?: boolean; second?: Binding },
 ): void {
   const K = 'reduceAxis';
-  const { outer, reduce, inner, mean = false, accumulate = false } = dims;
+  const { outer, reduce, inner, mean = false, accumulate = false, second } = dims;
   const { sizes, n } = checkAxisDims(K, outer, reduce, inner);
   if (mean && reduce === 0) throw new RangeError(`${K}: mean over an empty axis (${sizes})`);
+  if (second && outer !== 2) throw new RangeError(`${K}: a second output takes outer = 2 (${sizes})`);
   requireBytes(K, 'x', x, 4 * n, sizes);
-  requireBytes(K, 'y', y, 4 * outer * inner, sizes);
-  requireDisjoint(K, ['y', y], ['x', x]);
+  const outs: [string, Binding][] = second ? [['y', y], ['second', second]] : [['y', y]];
+  for (const [name, b] of outs) requireBytes(K, name, b, 4 * (second ? 1 : outer) * inner, sizes);
+  requireDisjoint(K, ['y', y], ['x', x], ...outs.slice(1));
+  if (second) requireDisjoint(K, ['second', second], ['x', x]);
   if (outer * inner === 0) return;
   if (reduce === 0) {
     // sums over nothing, without binding x (it may be empty, which WebGPU cannot bind)
-    if (!accumulate) fill(batch, y, outer * inner, 0);
+    if (!accumulate) for (const [, b] of outs) fill(batch, b, (second ? 1 : outer) * inner, 0);
     return;
   }
   const scale = mean ? 1 / reduce : 1;
   const finalMode: Mode = accumulate ? 'acc' : 'set';
-  const sg = rowSumLayout(batch.device, outer, reduce, inner);
+  const sg = second ? null : rowSumLayout(batch.device, outer, reduce, inner);
   if (sg) {
     const pipe = getPipeline(batch.device, `reduce.rows_${sg.key}`, () => rowSumSource(sg));
     batch.dispatch(pipe, [x, y], new Params().u32(outer).u32(reduce).f32(scale).u32(MODE[finalMode]), grid(sg.groups));
@@ -190,13 +200,13 @@ export function reduceAxis(
   const chunk = Math.max(1, Math.ceil(reduce / splits));
   splits = Math.max(1, Math.ceil(reduce / chunk));
   if (splits === 1) {
-    dispatchReduce(batch, x, y, finalMode, tx, { outer, reduce, inner, splits: 1, chunk: Math.max(reduce, 1), scale });
+    dispatchReduce(batch, x, y, finalMode, tx, { outer, reduce, inner, splits: 1, chunk: Math.max(reduce, 1), scale }, second);
     return;
   }
   const bytes = 4 * outer * splits * inner;
   const part = scratchBuffer(batch, 'reduceAxis', bytes);
   dispatchReduce(batch, x, part, 'partial', tx, { outer, reduce, inner, splits, chunk, scale: 1 });
-  dispatchReduce(batch, { buffer: part, size: bytes }, y, finalMode, columnsPerGroup(splits, inner), { outer, reduce: splits, inner, splits: 1, chunk: splits, scale });
+  dispatchReduce(batch, { buffer: part, size: bytes }, y, finalMode, columnsPerGroup(splits, inner), { outer, reduce: splits, inner, splits: 1, chunk: splits, scale }, second);
 }
 
 function broadcastSource(V: 1 | 4, acc: boolean): string {

@@ -99,6 +99,28 @@ describe('kernels/reduce', () => {
     }
   });
 
+  it('reduceAxis with a second output: outer 2 split between two buffers (sum, mean, accumulate; one pass, split, inner 1, empty)', async () => {
+    const engine = await getEngine();
+    const rng = new Rng(8);
+    for (const [reduce, inner] of [[17, 768], [1031, 9], [40, 1], [0, 4]]) {
+      for (const mode of ['sum', 'mean', 'accumulate'] as const) {
+        if (mode === 'mean' && reduce === 0) continue;
+        const x = randomArray(rng, 2 * reduce * inner);
+        const prior = mode === 'accumulate' ? randomArray(rng, 2 * inner) : null;
+        const outs = [0, 1].map((o) => (prior ? engine.upload(prior.slice(o * inner, (o + 1) * inner)) : poisoned(engine, [inner])));
+        const tx = engine.upload(x);
+        reduceAxis(engine.batch, tx.buffer, outs[0].buffer, { outer: 2, reduce, inner, mean: mode === 'mean', accumulate: mode === 'accumulate', second: outs[1].buffer });
+        const ref = reduceRef(x, 2, reduce, inner, mode === 'mean').map((v, i) => v + (prior ? prior[i] : 0));
+        const size = reduceRef(x.map(Math.abs), 2, reduce, inner, mode === 'mean').map((v, i) => v + (prior ? Math.abs(prior[i]) : 0));
+        for (const o of [0, 1]) {
+          const out = await engine.read(outs[o]);
+          out.forEach((v, i) => assert(Math.abs(v - ref[o * inner + i]) <= TOL * size[o * inner + i], `second output, ${mode} [2, ${reduce}, ${inner}], output ${o}: element ${i} is ${v}, want ${ref[o * inner + i]}`));
+        }
+        [tx, ...outs].forEach((t) => t.dispose());
+      }
+    }
+  });
+
   it('broadcastAxis against float64 (scale, accumulate)', () => checkBroadcast(SHAPES, 4));
 
   it('reduceAxis and broadcastAxis on a 2-D launch grid', () => withGridLimit(5, async () => {
@@ -108,15 +130,17 @@ describe('kernels/reduce', () => {
 
   it('rejects bad sizes and aliasing, naming the kernel and sizes', async () => {
     const engine = await getEngine();
-    const a = engine.empty([64]), b = engine.empty([64]);
+    const a = engine.empty([64]), b = engine.empty([64]), c = engine.empty([64]);
     const cases: [() => void, RegExp][] = [
       [() => reduceAxis(engine.batch, a.buffer, a.buffer, { outer: 1, reduce: 4, inner: 4 }), /reduceAxis: y must not share a buffer with x/],
       [() => reduceAxis(engine.batch, a.buffer, b.buffer, { outer: 2, reduce: 0, inner: 4, mean: true }), /reduceAxis: mean over an empty axis \(outer=2, reduce=0, inner=4\)/],
       [() => reduceAxis(engine.batch, a.buffer, b.buffer, { outer: 1, reduce: 65, inner: 1 }), /reduceAxis: x binding holds 256 bytes, needs 260 \(outer=1, reduce=65, inner=1\)/],
       [() => broadcastAxis(engine.batch, a.buffer, b.buffer, { outer: 1, reduce: 1.5, inner: 4 }), /broadcastAxis: reduce must be an integer/],
+      [() => reduceAxis(engine.batch, a.buffer, b.buffer, { outer: 3, reduce: 4, inner: 4, second: c.buffer }), /reduceAxis: a second output takes outer = 2 \(outer=3, reduce=4, inner=4\)/],
+      [() => reduceAxis(engine.batch, a.buffer, b.buffer, { outer: 2, reduce: 4, inner: 4, second: a.buffer }), /reduceAxis: second must not share a buffer with x/],
+      [() => reduceAxis(engine.batch, a.buffer, b.buffer, { outer: 2, reduce: 4, inner: 4, second: b.buffer }), /reduceAxis: y must not share a buffer with second/],
     ];
     for (const [fn, re] of cases) expectThrow(fn, re);
-    a.dispose();
-    b.dispose();
+    [a, b, c].forEach((t) => t.dispose());
   });
 });
