@@ -62,7 +62,9 @@ program
       const failed: { name: string; error: string }[] = [];
       const date = new Date().toISOString();
       const info = engine.gpu.info;
-      const out = resultsWriter(`kernels-${scale}${groups ? `-${groups.join('_')}` : ''}`, info, date);
+      // a filtered run names its filter, so it does not overwrite the whole group's file of the day
+      const only = o.only ? `-only-${String(o.only).replace(/[^a-zA-Z0-9]+/g, '-')}` : '';
+      const out = resultsWriter(`kernels-${scale}${groups ? `-${groups.join('_')}` : ''}${only}`, info, date);
       // Saved after every case, so a run cut short (a time limit on a borrowed GPU) keeps what it measured.
       const save = async () => {
         for (const [name, f] of copyFractions(rows)) rows.find((r) => r.name === name)!.of_copy = f;

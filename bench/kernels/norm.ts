@@ -49,7 +49,7 @@ function tfGeluDerivative(tf: Tf, x: import('@tensorflow/tfjs').Tensor) {
 const STATE_NAMES: Record<LayerNormBackwardState, string> = {
   registers: 'gamma in registers',
   reread: 'gamma re-read',
-  reload: 'x, dy and gamma re-read for dx',
+  reload: 'x, dy and gamma read again for dx',
 };
 
 /** LayerNorm forward (x → y, mean, rstd), then backward (dy, x → dx, dgamma, dbeta); with
