@@ -3,7 +3,7 @@ import { bandpass, bandpassSos, butterworth, detectBeats, detectRPeaks, fft, res
 import { checkQuality, interpolateNaN, preprocess, selectLeads } from '../../train/data/preprocess.js';
 import { LEADS_12, type EcgRecord } from '../../train/data/record.js';
 import { synthRecord } from '../../train/data/synth.js';
-import { assert, assertClose } from '../helpers.js';
+import { assert, assertClose, expectThrow } from '../helpers.js';
 
 const sine = (n: number, fs: number, f: number, amp = 1, phase = 0) => Float64Array.from({ length: n }, (_, i) => amp * Math.sin((2 * Math.PI * f * i) / fs + phase));
 const maxAbs = (x: ArrayLike<number>, from = 0, to = x.length) => {
@@ -188,6 +188,7 @@ describe('data/dsp', () => {
     const all = lead(at, 1, 1);
     assert(detectBeats([all], fs).every((b, k) => Math.abs(b - at[k]) <= 2) && detectRPeaks(all, fs).join() === at.join(), 'one lead');
     assert(detectBeats([new Float64Array(n), new Float64Array(n)], fs).length === 0, 'flat leads have no beats');
+    expectThrow(() => detectBeats([new Float64Array(n), new Float64Array(n - 1)], fs), `detectBeats: leads of unequal length (${n}, ${n - 1})`);
   });
 });
 

@@ -20,6 +20,7 @@
 //
 // Checked on synthetic ECGs only (their labels: where the QRS waves' own spatial magnitude crosses
 // 4 % of its peak): see README. Real recordings are messier; check against a reference first.
+import { pearson } from '../eval/metrics.js';
 import { bandpassSos, detectBeats, sosfiltfilt } from './dsp.js';
 
 /** Durations outside this range (ms) are failures of the measure, not QRS complexes. */
@@ -66,34 +67,19 @@ function median(v: Float64Array): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-/** The median beat per lead over the beats `use` selects: [lead][sample of the window]. */
-function medianBeat(cuts: Float64Array[][], use: number[], len: number): Float64Array[] {
+/** The sample-by-sample median of the beats `use` selects (beats laid out [lead][sample], flat). */
+function medianBeat(cuts: Float64Array[], use: number[]): Float64Array {
   const col = new Float64Array(use.length);
-  return cuts[0].map((_, l) => {
-    const m = new Float64Array(len);
-    for (let i = 0; i < len; i++) {
-      use.forEach((b, k) => (col[k] = cuts[b][l][i]));
-      m[i] = median(col);
-    }
-    return m;
+  return Float64Array.from(cuts[0], (_, i) => {
+    use.forEach((b, k) => (col[k] = cuts[b][i]));
+    return median(col);
   });
 }
 
-/** Pearson correlation of two beats, all leads as one vector. */
-function likeness(beat: Float64Array[], med: Float64Array[]): number {
-  let sa = 0, sb = 0, n = 0;
-  for (let l = 0; l < med.length; l++) for (let i = 0; i < med[l].length; i++) { sa += beat[l][i]; sb += med[l][i]; n++; }
-  const ma = sa / n, mb = sb / n;
-  let ab = 0, aa = 0, bb = 0;
-  for (let l = 0; l < med.length; l++)
-    for (let i = 0; i < med[l].length; i++) {
-      const a = beat[l][i] - ma, b = med[l][i] - mb;
-      ab += a * b; aa += a * a; bb += b * b;
-    }
-  return aa > 0 && bb > 0 ? ab / Math.sqrt(aa * bb) : 0;
-}
+/** How alike two beats are: Pearson's r over all leads as one vector (0 for a flat one). */
+const likeness = (a: Float64Array, b: Float64Array) => pearson(a, b) ?? 0;
 
-/** Spatial velocity of the median beats: |d/dt| over leads by central differences, per sample. */
+/** Spatial velocity of leads of equal length: |d/dt| over leads by central differences, per sample. */
 function spatialVelocity(med: Float64Array[]): Float64Array {
   const len = med[0].length, v = new Float64Array(len);
   for (let i = 1; i < len - 1; i++) {
@@ -145,16 +131,21 @@ function isoelectricDistance(med: Float64Array[], v: Float64Array, pre: number, 
  * many beats it took; undefined when fewer than 3 share it.
  */
 function dominantBeat(y: Float64Array[], centres: number[], pre: number, len: number, fs: number): { med: Float64Array[]; beats: number } | undefined {
-  const cut = (r: number) => y.map((lead) => lead.slice(r - pre, r - pre + len));
+  // a beat is its window of every lead, laid out [lead][sample] in one array
+  const cut = (r: number) => {
+    const beat = new Float64Array(y.length * len);
+    y.forEach((lead, l) => beat.set(lead.subarray(r - pre, r - pre + len), l * len));
+    return beat;
+  };
   const all = centres.map((_, b) => b);
   // each beat moved by the shift (within ±ALIGN) that best matches the first median over the QRS's span
-  const first = medianBeat(centres.map(cut), all, len);
+  const first = medianBeat(centres.map(cut), all);
   const shift = Math.round(ALIGN * fs), lo = pre - Math.round(0.1 * fs), hi = pre + Math.round(0.15 * fs);
   const aligned = centres.map((r) => {
     let best = -Infinity, at = r;
     for (let d = -shift; d <= shift; d++) {
       let c = 0;
-      y.forEach((lead, l) => { for (let i = lo; i < hi; i++) c += lead[r + d - pre + i] * first[l][i]; });
+      y.forEach((lead, l) => { for (let i = lo; i < hi; i++) c += lead[r + d - pre + i] * first[l * len + i]; });
       if (c > best) { best = c; at = r + d; }
     }
     return cut(at);
@@ -163,16 +154,20 @@ function dominantBeat(y: Float64Array[], centres: number[], pre: number, len: nu
   // (r ≥ MIN_LIKENESS) to their median (a median is less noisy than one beat); of groups near the
   // largest in size (bigeminy) the one whose beats come latest after the beat before: ectopic beats
   // come early
-  const alikeTo = aligned.map((a) => all.filter((b) => likeness(a, aligned[b]) >= ROUGHLY));
+  const r = aligned.map(() => new Float64Array(aligned.length));
+  aligned.forEach((a, i) => all.slice(i).forEach((j) => (r[i][j] = r[j][i] = likeness(a, aligned[j]))));
+  const alikeTo = all.map((i) => all.filter((j) => r[i][j] >= ROUGHLY));
   const largest = Math.max(...alikeTo.map((g) => g.length));
   const lateness = (g: number[]) => {
     const rr = g.filter((b) => b > 0).map((b) => centres[b] - centres[b - 1]);
     return rr.length ? rr.reduce((a, b) => a + b, 0) / rr.length : 0;
   };
   const dominant = alikeTo.filter((g) => g.length >= NEAR_TIE * largest).reduce((a, b) => (lateness(b) > lateness(a) ? b : a));
-  const group = medianBeat(aligned, dominant, len);
+  const group = medianBeat(aligned, dominant);
   const alike = all.filter((b) => likeness(aligned[b], group) >= MIN_LIKENESS);
-  return alike.length < 3 ? undefined : { med: medianBeat(aligned, alike, len), beats: alike.length };
+  if (alike.length < 3) return undefined;
+  const med = medianBeat(aligned, alike);
+  return { med: y.map((_, l) => med.subarray(l * len, (l + 1) * len)), beats: alike.length };
 }
 
 /** QRS onset and end in the median beats `med` (fractional sample indices; the centre at `pre`):

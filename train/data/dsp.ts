@@ -462,6 +462,7 @@ export function bandpass(x: ArrayLike<number>, fs: number, lo: number, hi: numbe
  */
 export function detectBeats(leads: readonly ArrayLike<number>[], fs: number): number[] {
   const n = leads.length ? leads[0].length : 0;
+  if (leads.some((x) => x.length !== n)) throw new RangeError(`detectBeats: leads of unequal length (${leads.map((x) => x.length).join(', ')})`);
   if (n < fs * 0.5) return [];
   const sos = bandpassSos(5, Math.min(20, fs * 0.4), fs, 2);
   const fl = leads.map((x) => sosfiltfilt(sos, x, Math.ceil(fs / 5)));
