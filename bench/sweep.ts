@@ -55,17 +55,19 @@ export interface SweepRow {
 
 const TILE_SIDES = [64, 128, 256];
 
-/** The tile grid: BM, BN in 64…256 (the named 'small' has 32), BK 8…32, TM, TN 4 or 8, row-major threads or 4-, 8- and 16-wide
- *  blocks of 32; 64 to 512 threads. */
+/** The tile grid: BM, BN in 64…256 (the named 'small' has 32), BK 8…32, TM, TN 4, 8 or 16 (at most
+ *  128 accumulators per invocation), row-major threads or 4-, 8- and 16-wide blocks of 32; 64 to 512
+ *  threads. The 16-wide blocks: 128 accumulators in a 256-invocation tile, whose invocations may hold
+ *  255 registers where a 512-invocation one holds 128 (xlarge16 takes all 128 on an H200). */
 function tileGrid(): TileSpec[] {
   const out: TileSpec[] = [];
   for (const BM of TILE_SIDES)
     for (const BN of TILE_SIDES)
       for (const BK of [8, 16, 32])
-        for (const TM of [4, 8])
-          for (const TN of [4, 8]) {
+        for (const TM of [4, 8, 16])
+          for (const TN of [4, 8, 16]) {
             const TX = BN / TN, threads = (BM / TM) * TX;
-            if (threads < 64 || threads > 512) continue;
+            if (threads < 64 || threads > 512 || TM * TN > 128) continue;
             for (const LX of [undefined, 4, 8, 16]) {
               if (LX !== undefined && (LX === Math.min(TX, 32) || TX % LX !== 0 || (BM / TM) % (32 / LX) !== 0)) continue;
               out.push({ BM, BN, BK, TM, TN, ...(LX ? { LX } : {}) });

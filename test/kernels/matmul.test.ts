@@ -197,10 +197,12 @@ describe('kernels/matmul', function () {
       }
   });
 
-  it('tiles given by their parameters: 8×4 and 4×8 thread blocks per 32 invocations, odd shapes, vec4, epilogue', async () => {
+  it('tiles given by their parameters: 8×4 and 4×8 thread blocks per 32 invocations, 16-wide blocks per invocation, odd shapes, vec4, epilogue', async () => {
     const specs: TileSpec[] = [
       { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4, LX: 8 }, // 16 × 16 threads in blocks of 8 × 4
       { BM: 32, BN: 64, BK: 8, TM: 4, TN: 8, LX: 4 }, // 8 × 8 threads in blocks of 4 × 8
+      { BM: 64, BN: 64, BK: 8, TM: 16, TN: 4 }, // 16 rows per invocation
+      { BM: 32, BN: 64, BK: 8, TM: 4, TN: 16 }, // 16 columns per invocation: the epilogue's staging fills both A tiles
     ];
     for (const config of specs) {
       assert(matmulSpecFits(engine.device, config), `${JSON.stringify(config)} fits every device`);
@@ -221,6 +223,7 @@ describe('kernels/matmul', function () {
         if (transA === transB) await run(engine, { M: 37, N: 35, K: 41, transA, transB, config }); // scalar loads
       }
       if (engine.device.features.has('shader-f16')) await run(engine, { M: 68, N: 40, K: 36, transB: true, config, f16: true });
+      await run(engine, { M: 37, N: 70, K: 20, config: { BM: 32, BN: 64, BK: 4, TM: 8, TN: 16 } }); // 16 columns per invocation
       await run(engine, { M: 36, N: 44, K: 300, transA: true, config, splitK: 3 });
       await run(engine, { M: 37, N: 50, K: 19, transA: true, transB: true, bias: true, activation: 'gelu', preact: true, residual: true, config, scale: 2 / Math.sqrt(19) });
     } finally {
