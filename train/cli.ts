@@ -84,6 +84,7 @@ program
   .option('--seconds <s>', 'window length', posNum('--seconds'), 10)
   .option('--dtype <f32|f16>', 'shard sample type', f32OrF16('--dtype'), 'f32')
   .option('--workers <n>', 'worker threads (0 = main thread)', nonNegInt('--workers'))
+  .option('--record-timeout <s>', 'stop a worker that spends longer on one record and skip the record as timeout (the next run tries it again; not with --workers 0)', posNum('--record-timeout'), 300)
   .option('--limit <n>', 'only the first N records', posInt('--limit'))
   .option('--source-fs <hz>', 'npy/csv: sampling rate of the files', posNum('--source-fs'))
   .option('--scale <x>', "npy/csv: factor from the files' unit to mV (e.g. 0.001 for µV; default 1)", posNum('--scale'))
@@ -94,7 +95,7 @@ program
     if (o.leads !== '8' && o.leads !== '12') throw new Error('--leads must be 8 or 12');
     await runPrepare({
       source: o.source, root: o.root, out: o.out, leads: Number(o.leads) as 8 | 12, fs: o.fs, seconds: o.seconds,
-      dtype: o.dtype, workers: o.workers, limit: o.limit, sourceFs: o.sourceFs, scale: o.scale, preprocess: o.reject ? { reject: o.reject } : {},
+      dtype: o.dtype, workers: o.workers, recordTimeoutS: o.recordTimeout, limit: o.limit, sourceFs: o.sourceFs, scale: o.scale, preprocess: o.reject ? { reject: o.reject } : {},
     });
   });
 

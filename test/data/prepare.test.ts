@@ -138,6 +138,31 @@ console.log(JSON.stringify({ written: r.written, workers: r.workers }));`);
       assert(again.written === 4 && again.shardsReused === 0, `rerun: written ${again.written}, reused ${again.shardsReused}`);
     });
 
+    it('a record that takes longer than recordTimeoutS stops its worker and is skipped as timeout; the worker\'s other record still runs; the next run tries it again', async () => {
+      const { fs, path, prepare } = await mods();
+      const dir = path.join(tmp, 'timeout');
+      fs.mkdirSync(dir, { recursive: true });
+      // the package's worker, its message handler wrapped to loop forever on synthetic record 1
+      const hang = path.join(dir, 'hang.mjs');
+      fs.writeFileSync(hang, `import { parentPort } from 'node:worker_threads';
+const on = parentPort.on.bind(parentPort);
+parentPort.on = (event, f) => on(event, event !== 'message' ? f : (m) => { if (m.item.kind === 'synth' && m.item.index === 1) for (;;); f(m); });
+await import(${JSON.stringify(path.resolve('dist/train.mjs'))});
+`);
+      const out = path.join(dir, 'out');
+      const opts = { source: 'synth' as const, root: '', out, synth: { n: 4 }, seconds: 2, recordsPerShard: 4 };
+      const logs: string[] = [];
+      const t0 = Date.now();
+      const first = await prepare({ ...opts, workers: 1, workerEntry: hang, recordTimeoutS: 2, log: (m) => logs.push(m) });
+      assert(first.written === 3 && JSON.stringify(first.skippedByReason) === '{"timeout":1}', `skipped ${JSON.stringify(first.skippedByReason)}, written ${first.written}`);
+      assert(Date.now() - t0 < 30_000, `stopped after about 2 s, not hung: ${Date.now() - t0} ms`);
+      assert(logs.some((l) => l.includes('took over 2 s')), `said so: ${logs.join('; ')}`);
+      const skips = fs.readFileSync(path.join(out, 'skipped.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      assert(skips.length === 1 && skips[0].reason === 'timeout' && /no result after 2 s/.test(skips[0].message), `skipped.jsonl: ${JSON.stringify(skips)}`);
+      const again = await prepare({ ...opts, workers: 0 });
+      assert(again.written === 4 && again.shardsReused === 0, `rerun: written ${again.written}, reused ${again.shardsReused}`);
+    });
+
     it('Challenge tree: #Dx labels, group folders as folds (tranches kept apart), a truncated .mat reported', async () => {
       const { fs, path, prepare } = await mods();
       const { writeMatV4 } = await import('../../train/data/challenge.js');
@@ -270,6 +295,7 @@ console.log(JSON.stringify({ written: r.written, workers: r.workers }));`);
       await expectReject({ seconds: 0.001 }, /a window of 0\.001 s at 250 Hz holds 0 samples per lead; it must hold 2 to 16777216/);
       await expectReject({ fs: 1e9 }, /a window of 10 s at 1000000000 Hz holds 10000000000 samples per lead/);
       await expectReject({ preprocess: { bandpass: [0.5, 200] } }, /band-pass 0\.5–200 Hz must lie within \(0, 125\) Hz/);
+      await expectReject({ recordTimeoutS: 0 }, /recordTimeoutS must be a number of seconds in \(0, 86400\], got 0/);
     });
 
     it('.npy / .csv folder and the synthetic source', async () => {

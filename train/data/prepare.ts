@@ -68,6 +68,10 @@ export interface PrepareOptions {
   dtype?: ShardDtype;
   /** Worker threads; 0 decodes in this thread. Default min(4, cores − 1). */
   workers?: number;
+  /** Seconds a worker may spend on one record before it is stopped and the record skipped as
+   *  'timeout' (retried by the next run, like a crashed worker's). Default 300. Not enforced with
+   *  workers: 0 (this thread cannot stop its own work). */
+  recordTimeoutS?: number;
   /** Called after every record (and per reused shard); throwing from it aborts the run (resumable). */
   onProgress?: (p: PrepareProgress) => void;
   /** Messages about the run (worker fallback, stale files removed). */
@@ -550,22 +554,37 @@ async function findWorkerEntry(explicit: string | undefined): Promise<string | n
   return null;
 }
 
-async function workerPool(n: number, entry: string, s: Settings, log: (m: string) => void): Promise<Runner> {
+/**
+ * Items over n worker threads, two in flight per worker. A worker decodes its items in order, so the
+ * first of its pending items is the one it is on, since `since`: one that has taken longer than
+ * timeoutS (counted from the worker's ready message) stops the worker (a decoder caught in a loop, a read that never returns) and is skipped as
+ * 'timeout'; the worker's other item goes back to the front of the queue and a new worker starts.
+ */
+async function workerPool(n: number, entry: string, s: Settings, timeoutS: number, log: (m: string) => void): Promise<Runner> {
   const { Worker } = await import('node:worker_threads');
-  interface Slot { w: NodeWorker; pending: Map<number, { it: Item; resolve: (r: ItemResult) => void }> }
+  interface Job { it: Item; resolve: (r: ItemResult) => void }
+  /** since: when the worker began its first pending item; ready: its loop listens (its start-up,
+   *  loading the bundle, does not count against the first item) */
+  interface Slot { w: NodeWorker; pending: Map<number, Job>; since: number; ready: boolean }
   let seq = 0;
   let closed = false;
   const slots: Slot[] = [];
-  const queue: { it: Item; resolve: (r: ItemResult) => void }[] = [];
+  const queue: Job[] = [];
   const perWorker = 2; // two in flight hides the message round trip
 
   const spawn = (): Slot => {
     const w = new Worker(entry, { env: { ...process.env, ECG_JEPA_PREPARE_WORKER: '1' }, workerData: { settings: s } });
-    const slot: Slot = { w, pending: new Map() };
-    w.on('message', (m: { id: number; result: ItemResult }) => {
+    const slot: Slot = { w, pending: new Map(), since: 0, ready: false };
+    w.on('message', (m: { id: number; result: ItemResult } | { ready: true }) => {
+      if ('ready' in m) {
+        slot.ready = true;
+        slot.since = Date.now();
+        return;
+      }
       const p = slot.pending.get(m.id);
       if (!p) return;
       slot.pending.delete(m.id);
+      slot.since = Date.now(); // the worker goes on to its next item
       p.resolve(m.result);
       pump();
     });
@@ -592,10 +611,31 @@ async function workerPool(n: number, entry: string, s: Settings, log: (m: string
       while (slot.pending.size < perWorker && queue.length > 0) {
         const job = queue.shift()!;
         const id = seq++;
+        if (slot.pending.size === 0) slot.since = Date.now();
         slot.pending.set(id, job);
         slot.w.postMessage({ id, item: job.it });
       }
   };
+
+  // A stopped worker's slot is replaced first, so its exit is not taken for a crash; a result it
+  // still sends finds nothing pending. Its thread is not awaited: one blocked in a read may never end.
+  const expire = (slot: Slot) => {
+    const [first, ...rest] = slot.pending.values();
+    slot.pending.clear();
+    slots[slots.indexOf(slot)] = spawn();
+    slot.w.unref();
+    void slot.w.terminate().catch(() => {});
+    const id = itemId(first.it);
+    log(`prepare: ${id} took over ${timeoutS} s; its worker was stopped and the record skipped (the next run tries it again)`);
+    first.resolve({ ok: false, id, reason: 'timeout', message: `no result after ${timeoutS} s (recordTimeoutS; the worker was stopped)` });
+    queue.unshift(...rest);
+    pump();
+  };
+  const watch = setInterval(() => {
+    const now = Date.now();
+    for (const slot of [...slots]) if (slot.ready && slot.pending.size > 0 && now - slot.since > timeoutS * 1000) expire(slot);
+  }, Math.min(1000, timeoutS * 250));
+  watch.unref(); // the pending items keep the run alive, not this timer
 
   for (let i = 0; i < n; i++) slots.push(spawn());
   return {
@@ -607,6 +647,7 @@ async function workerPool(n: number, entry: string, s: Settings, log: (m: string
       }),
     close: async () => {
       closed = true;
+      clearInterval(watch);
       await Promise.all(slots.map((sl) => sl.w.terminate()));
     },
   };
@@ -621,6 +662,7 @@ async function workerMain(): Promise<void> {
   parentPort.on('message', (m: { id: number; item: Item }) => {
     void run(m.item).then((result) => parentPort.postMessage({ id: m.id, result }, result.ok ? [result.x.buffer as ArrayBuffer] : []));
   });
+  parentPort.postMessage({ ready: true }); // the pool's clock for this worker's items starts now
 }
 
 if (typeof process !== 'undefined' && process.env?.ECG_JEPA_PREPARE_WORKER === '1') void workerMain();
@@ -681,8 +723,8 @@ async function reusable(out: string, k: number, key: string, recordBytes: number
   }
   if (typeof sc?.key !== 'string' || !Array.isArray(sc.records) || !Array.isArray(sc.skipped)) return null; // not a sidecar of ours: rebuilt
   if (sc.key !== key || fs.statSync(bin).size !== sc.bytes || sc.bytes !== sc.records.length * recordBytes) return null;
-  // records a crashed worker took down are retried, not kept skipped
-  if (sc.skipped.some((e) => e.reason === 'worker-crash')) return null;
+  // records a crashed or stopped worker took down are retried, not kept skipped
+  if (sc.skipped.some((e) => e.reason === 'worker-crash' || e.reason === 'timeout')) return null;
   return (await sha256File(bin)) === sc.sha256 ? sc : null;
 }
 
@@ -716,6 +758,8 @@ export async function prepare(o: PrepareOptions): Promise<PrepareResult> {
   if (dtype !== 'f32' && dtype !== 'f16') throw new Error(`prepare: dtype must be f32 or f16, got ${JSON.stringify(dtype)}`);
   const rps = o.recordsPerShard ?? 1024;
   if (!(Number.isInteger(rps) && rps > 0)) throw new Error(`prepare: recordsPerShard must be a positive integer`);
+  const timeoutS = o.recordTimeoutS ?? 300;
+  if (!(typeof timeoutS === 'number' && timeoutS > 0 && timeoutS <= 86400)) throw new Error(`prepare: recordTimeoutS must be a number of seconds in (0, 86400], got ${JSON.stringify(timeoutS)}`);
   const settings: Settings = {
     source: o.source,
     root: o.source === 'synth' ? '' : path.resolve(o.root),
@@ -758,7 +802,7 @@ export async function prepare(o: PrepareOptions): Promise<PrepareResult> {
       if (runner) return runner;
       const entry = wanted > 0 ? await findWorkerEntry(o.workerEntry) : null;
       if (wanted > 0 && !entry) log('prepare: no worker bundle (dist/train.mjs) found; decoding in this thread');
-      runner = entry ? await workerPool(wanted, entry, settings, log) : inThread(settings);
+      runner = entry ? await workerPool(wanted, entry, settings, timeoutS, log) : inThread(settings);
       return runner;
     };
 
