@@ -138,29 +138,33 @@ console.log(JSON.stringify({ written: r.written, workers: r.workers }));`);
       assert(again.written === 4 && again.shardsReused === 0, `rerun: written ${again.written}, reused ${again.shardsReused}`);
     });
 
-    it('a record that takes longer than recordTimeoutS stops its worker and is skipped as timeout; the worker\'s other record still runs; the next run tries it again', async () => {
+    it("a record that takes longer than recordTimeoutS (counted from the worker's ready message and from its previous result) stops its worker and is skipped as timeout; the worker's other record still runs; the next run tries it again", async () => {
       const { fs, path, prepare } = await mods();
       const dir = path.join(tmp, 'timeout');
       fs.mkdirSync(dir, { recursive: true });
-      // the package's worker, its message handler wrapped to loop forever on synthetic record 1
+      // The package's worker, its message handler wrapped: every synthetic record takes 0.9 s more, and
+      // record 4 forever. The first worker starts 3.5 s late: past the timeout (3 s), as records 0–3
+      // together are, neither of which may count against a record.
       const hang = path.join(dir, 'hang.mjs');
-      fs.writeFileSync(hang, `import { parentPort } from 'node:worker_threads';
+      const started = path.join(dir, 'started');
+      fs.writeFileSync(hang, `import fs from 'node:fs';
+import { parentPort } from 'node:worker_threads';
+const busy = (ms) => { for (const end = Date.now() + ms; Date.now() < end; ); };
+if (!fs.existsSync(${JSON.stringify(started)})) { fs.writeFileSync(${JSON.stringify(started)}, ''); busy(3500); }
 const on = parentPort.on.bind(parentPort);
-parentPort.on = (event, f) => on(event, event !== 'message' ? f : (m) => { if (m.item.kind === 'synth' && m.item.index === 1) for (;;); f(m); });
+parentPort.on = (event, f) => on(event, event !== 'message' ? f : (m) => { if (m.item.index === 4) for (;;); busy(900); f(m); });
 await import(${JSON.stringify(path.resolve('dist/train.mjs'))});
 `);
       const out = path.join(dir, 'out');
-      const opts = { source: 'synth' as const, root: '', out, synth: { n: 4 }, seconds: 2, recordsPerShard: 4 };
+      const opts = { source: 'synth' as const, root: '', out, synth: { n: 6 }, seconds: 2, recordsPerShard: 6 };
       const logs: string[] = [];
-      const t0 = Date.now();
-      const first = await prepare({ ...opts, workers: 1, workerEntry: hang, recordTimeoutS: 2, log: (m) => logs.push(m) });
-      assert(first.written === 3 && JSON.stringify(first.skippedByReason) === '{"timeout":1}', `skipped ${JSON.stringify(first.skippedByReason)}, written ${first.written}`);
-      assert(Date.now() - t0 < 30_000, `stopped after about 2 s, not hung: ${Date.now() - t0} ms`);
-      assert(logs.some((l) => l.includes('took over 2 s')), `said so: ${logs.join('; ')}`);
+      const first = await prepare({ ...opts, workers: 1, workerEntry: hang, recordTimeoutS: 3, log: (m) => logs.push(m) });
       const skips = fs.readFileSync(path.join(out, 'skipped.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-      assert(skips.length === 1 && skips[0].reason === 'timeout' && /no result after 2 s/.test(skips[0].message), `skipped.jsonl: ${JSON.stringify(skips)}`);
+      assert(first.written === 5 && skips.length === 1, `written ${first.written}, skipped ${JSON.stringify(skips)}`);
+      assert(skips[0].id === 'synth-4' && skips[0].reason === 'timeout' && /no result after 3 s/.test(skips[0].message), `skipped.jsonl: ${JSON.stringify(skips)}`);
+      assert(logs.some((l) => l.includes('synth-4 took over 3 s')), `said so: ${logs.join('; ')}`);
       const again = await prepare({ ...opts, workers: 0 });
-      assert(again.written === 4 && again.shardsReused === 0, `rerun: written ${again.written}, reused ${again.shardsReused}`);
+      assert(again.written === 6 && again.shardsReused === 0, `rerun: written ${again.written}, reused ${again.shardsReused}`);
     });
 
     it('Challenge tree: #Dx labels, group folders as folds (tranches kept apart), a truncated .mat reported', async () => {
@@ -295,7 +299,7 @@ await import(${JSON.stringify(path.resolve('dist/train.mjs'))});
       await expectReject({ seconds: 0.001 }, /a window of 0\.001 s at 250 Hz holds 0 samples per lead; it must hold 2 to 16777216/);
       await expectReject({ fs: 1e9 }, /a window of 10 s at 1000000000 Hz holds 10000000000 samples per lead/);
       await expectReject({ preprocess: { bandpass: [0.5, 200] } }, /band-pass 0\.5–200 Hz must lie within \(0, 125\) Hz/);
-      await expectReject({ recordTimeoutS: 0 }, /recordTimeoutS must be a number of seconds in \(0, 86400\], got 0/);
+      await expectReject({ recordTimeoutS: 0 }, /recordTimeoutS \(--record-timeout\) must be a number of seconds in \(0, 86400\], got 0/);
     });
 
     it('.npy / .csv folder and the synthetic source', async () => {

@@ -557,24 +557,28 @@ async function findWorkerEntry(explicit: string | undefined): Promise<string | n
 /**
  * Items over n worker threads, two in flight per worker. A worker decodes its items in order, so the
  * first of its pending items is the one it is on, since `since`: one that has taken longer than
- * timeoutS (counted from the worker's ready message) stops the worker (a decoder caught in a loop, a read that never returns) and is skipped as
- * 'timeout'; the worker's other item goes back to the front of the queue and a new worker starts.
+ * timeoutS (counted from the worker's ready message) stops the worker (a decoder caught in a loop) and
+ * is skipped as 'timeout'; the worker's other item goes back to the front of the queue and a new
+ * worker starts. A worker not ready within a minute (or timeoutS, if longer) of its start fails its
+ * items as a crash would.
+ * (A thread blocked in a read the operating system never completes cannot be stopped at all.)
  */
 async function workerPool(n: number, entry: string, s: Settings, timeoutS: number, log: (m: string) => void): Promise<Runner> {
   const { Worker } = await import('node:worker_threads');
   interface Job { it: Item; resolve: (r: ItemResult) => void }
-  /** since: when the worker began its first pending item; ready: its loop listens (its start-up,
-   *  loading the bundle, does not count against the first item) */
-  interface Slot { w: NodeWorker; pending: Map<number, Job>; since: number; ready: boolean }
+  /** since: when the worker started, then (once ready: its loop listens) when it began its first
+   *  pending item; loading the bundle does not count against the first item */
+  interface Slot { w: NodeWorker; pending: Map<number, Job>; since: number; ready: boolean; fail: (why: string) => void }
   let seq = 0;
   let closed = false;
   const slots: Slot[] = [];
   const queue: Job[] = [];
   const perWorker = 2; // two in flight hides the message round trip
+  const startS = Math.max(60, timeoutS); // loading the bundle takes well under a second
 
   const spawn = (): Slot => {
     const w = new Worker(entry, { env: { ...process.env, ECG_JEPA_PREPARE_WORKER: '1' }, workerData: { settings: s } });
-    const slot: Slot = { w, pending: new Map(), since: 0, ready: false };
+    const slot: Slot = { w, pending: new Map(), since: Date.now(), ready: false, fail: (why) => fail(why) };
     w.on('message', (m: { id: number; result: ItemResult } | { ready: true }) => {
       if ('ready' in m) {
         slot.ready = true;
@@ -592,10 +596,9 @@ async function workerPool(n: number, entry: string, s: Settings, timeoutS: numbe
       // A crashed worker fails only its in-flight records (reported), then is replaced.
       for (const p of slot.pending.values()) p.resolve({ ok: false, id: itemId(p.it), reason: 'worker-crash', message: why });
       slot.pending.clear();
-      const i = slots.indexOf(slot);
-      if (i >= 0 && !closed) {
+      if (slots.includes(slot) && !closed) {
         log(`prepare: worker crashed (${why}); starting another`);
-        slots[i] = spawn();
+        replace(slot);
         pump();
       }
     };
@@ -611,20 +614,24 @@ async function workerPool(n: number, entry: string, s: Settings, timeoutS: numbe
       while (slot.pending.size < perWorker && queue.length > 0) {
         const job = queue.shift()!;
         const id = seq++;
-        if (slot.pending.size === 0) slot.since = Date.now();
+        if (slot.pending.size === 0 && slot.ready) slot.since = Date.now();
         slot.pending.set(id, job);
         slot.w.postMessage({ id, item: job.it });
       }
   };
 
-  // A stopped worker's slot is replaced first, so its exit is not taken for a crash; a result it
-  // still sends finds nothing pending. Its thread is not awaited: one blocked in a read may never end.
-  const expire = (slot: Slot) => {
-    const [first, ...rest] = slot.pending.values();
-    slot.pending.clear();
+  // A new worker in the slot's place; the old one is stopped when it is still running (after the new
+  // one is in place, so its exit is not taken for a crash; a result it still sends finds nothing
+  // pending) and not awaited.
+  const replace = (slot: Slot) => {
     slots[slots.indexOf(slot)] = spawn();
     slot.w.unref();
     void slot.w.terminate().catch(() => {});
+  };
+  const expire = (slot: Slot) => {
+    const [first, ...rest] = slot.pending.values();
+    slot.pending.clear();
+    replace(slot);
     const id = itemId(first.it);
     log(`prepare: ${id} took over ${timeoutS} s; its worker was stopped and the record skipped (the next run tries it again)`);
     first.resolve({ ok: false, id, reason: 'timeout', message: `no result after ${timeoutS} s (recordTimeoutS; the worker was stopped)` });
@@ -633,7 +640,11 @@ async function workerPool(n: number, entry: string, s: Settings, timeoutS: numbe
   };
   const watch = setInterval(() => {
     const now = Date.now();
-    for (const slot of [...slots]) if (slot.ready && slot.pending.size > 0 && now - slot.since > timeoutS * 1000) expire(slot);
+    for (const slot of [...slots]) {
+      if (slot.pending.size === 0) continue;
+      if (slot.ready && now - slot.since > timeoutS * 1000) expire(slot);
+      else if (!slot.ready && now - slot.since > startS * 1000) slot.fail(`not ready within ${startS} s of its start`);
+    }
   }, Math.min(1000, timeoutS * 250));
   watch.unref(); // the pending items keep the run alive, not this timer
 
@@ -759,7 +770,7 @@ export async function prepare(o: PrepareOptions): Promise<PrepareResult> {
   const rps = o.recordsPerShard ?? 1024;
   if (!(Number.isInteger(rps) && rps > 0)) throw new Error(`prepare: recordsPerShard must be a positive integer`);
   const timeoutS = o.recordTimeoutS ?? 300;
-  if (!(typeof timeoutS === 'number' && timeoutS > 0 && timeoutS <= 86400)) throw new Error(`prepare: recordTimeoutS must be a number of seconds in (0, 86400], got ${JSON.stringify(timeoutS)}`);
+  if (!(typeof timeoutS === 'number' && timeoutS > 0 && timeoutS <= 86400)) throw new Error(`prepare: recordTimeoutS (--record-timeout) must be a number of seconds in (0, 86400], got ${JSON.stringify(timeoutS)}`);
   const settings: Settings = {
     source: o.source,
     root: o.source === 'synth' ? '' : path.resolve(o.root),
