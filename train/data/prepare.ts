@@ -578,7 +578,7 @@ async function workerPool(n: number, entry: string, s: Settings, timeoutS: numbe
 
   const spawn = (): Slot => {
     const w = new Worker(entry, { env: { ...process.env, ECG_JEPA_PREPARE_WORKER: '1' }, workerData: { settings: s } });
-    const slot: Slot = { w, pending: new Map(), since: Date.now(), ready: false, fail: (why) => fail(why) };
+    const slot: Slot = { w, pending: new Map(), since: Date.now(), ready: false, fail };
     w.on('message', (m: { id: number; result: ItemResult } | { ready: true }) => {
       if ('ready' in m) {
         slot.ready = true;
@@ -592,8 +592,8 @@ async function workerPool(n: number, entry: string, s: Settings, timeoutS: numbe
       p.resolve(m.result);
       pump();
     });
-    const fail = (why: string) => {
-      // A crashed worker fails only its in-flight records (reported), then is replaced.
+    // A crashed worker fails only its in-flight records (reported), then is replaced.
+    function fail(why: string) {
       for (const p of slot.pending.values()) p.resolve({ ok: false, id: itemId(p.it), reason: 'worker-crash', message: why });
       slot.pending.clear();
       if (slots.includes(slot) && !closed) {
@@ -601,7 +601,7 @@ async function workerPool(n: number, entry: string, s: Settings, timeoutS: numbe
         replace(slot);
         pump();
       }
-    };
+    }
     w.on('error', (e) => fail(e instanceof Error ? e.message : String(e)));
     w.on('exit', (code) => {
       if (!closed) fail(`exited with code ${code}`);
