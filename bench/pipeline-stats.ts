@@ -46,8 +46,8 @@ export async function collectPipelineStats(engine: Engine, file: string, work: (
 }
 
 /** The kernels to report: every matmul config this device runs (f32 tiles, f16 tensor-core kernels)
- *  and two 16-wide-block tiles of the sweep, in the three layouts of a linear layer, LayerNorm at the model width in every backward
- *  variant, the attention of the base preset, softmax and GELU. */
+ *  and two 16-wide-block tiles of the sweep, in the three layouts of a linear layer; LayerNorm at the
+ *  model width in every backward variant, the attention of the base preset, softmax and GELU. */
 export async function compileKernels(engine: Engine): Promise<void> {
   const b = engine.batch;
   const made: Tensor[] = [];
