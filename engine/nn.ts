@@ -126,8 +126,9 @@ export class Linear {
     this.precision = cfg.precision ?? 'f32';
   }
 
-  forward(g: Tape, x: Tensor, activation: 'none' | 'gelu' = 'none'): Tensor {
-    return ops.linear(g, x, this.weight.value, this.bias?.value, { activation, precision: this.precision });
+  /** `output` f16 (ops.linear): for a reader that is an f16 Linear. */
+  forward(g: Tape, x: Tensor, activation: 'none' | 'gelu' = 'none', output: 'f32' | 'f16' = 'f32'): Tensor {
+    return ops.linear(g, x, this.weight.value, this.bias?.value, { activation, precision: this.precision, output });
   }
 }
 
@@ -160,8 +161,10 @@ export class MLP {
   }
 
   forward(g: Tape, x: Tensor): Tensor {
-    // GELU fused into fc1's epilogue.
-    return this.fc2.forward(g, this.fc1.forward(g, x, 'gelu'));
+    // GELU fused into fc1's epilogue, which also writes the hidden layer in f16 where fc2 reads f16:
+    // fc2 then casts nothing (the hidden layer is a block's largest activation, 4× the others).
+    const half = this.fc2.precision === 'f16';
+    return this.fc2.forward(g, this.fc1.forward(g, x, 'gelu', half ? 'f16' : 'f32'));
   }
 }
 

@@ -10,7 +10,9 @@ import { getPipeline, grid, Params, type Binding, type CommandBatch } from './ru
 
 const WG = 256;
 
-const toHalfFn = /* wgsl */ `
+/** WGSL `toHalf(x: f32) -> u32`: the f16 bits of x (rounding as castF32ToF16), for kernels that write
+ *  f16 outputs themselves. */
+export const TO_HALF_WGSL = /* wgsl */ `
 fn toHalf(x: f32) -> u32 {
   let b = bitcast<u32>(x);
   let sign = (b >> 16u) & 0x8000u;
@@ -59,7 +61,7 @@ fn main(${MAIN_ARGS}) {
 }`;
 }
 
-const toF16Source = castSource('f32', 'u32', toHalfFn, `let lo = toHalf(x[2u * w]);
+const toF16Source = castSource('f32', 'u32', TO_HALF_WGSL, `let lo = toHalf(x[2u * w]);
   if (2u * w + 1u < p.n) { y[w] = lo | (toHalf(x[2u * w + 1u]) << 16u); }
   else { y[w] = (y[w] & 0xffff0000u) | lo; }`);
 

@@ -1,7 +1,9 @@
 // The WGSL of matmul's kernels, each a pure function of its parameters (kernels/matmul.ts decides
 // which runs when): the register-blocked tiled kernel and its split-K reduction, and the
 // subgroup-matrix (tensor-core) kernels, direct and staged. All of them share the epilogue (bias,
-// GELU, residual, preact, accumulate; chosen by a uniform) and the grouped order of output tiles.
+// GELU, residual, preact, accumulate; chosen by a uniform) and the grouped order of output tiles, and
+// each has a variant that writes C as f16 bits (compiled in, pairs of elements per store).
+import { TO_HALF_WGSL } from './cast.js';
 import { ERF_WGSL } from './gelu.js';
 import type { MatmulPrecision, SubgroupSpec, TileSpec } from './matmul.js';
 
@@ -37,23 +39,38 @@ export const F_BIAS = 1, F_GELU = 2, F_RESIDUAL = 4, F_PREACT = 8, F_ACC = 16;
 // GELU from the one erf the library has (kernels/gelu.ts), so the fused forward and geluBackward
 // agree to the last bit of the approximation.
 function geluFn(T: string): string {
-  const body = T === 'f32' ? 'return gelu_f32(x);' : 'return vec4<f32>(gelu_f32(x.x), gelu_f32(x.y), gelu_f32(x.z), gelu_f32(x.w));';
+  const lanes = { f32: [], 'vec2<f32>': ['x', 'y'], 'vec4<f32>': ['x', 'y', 'z', 'w'] }[T];
+  if (!lanes) throw new Error(`matmul: no GELU for ${T}`);
+  const body = lanes.length ? `return ${T}(${lanes.map((c) => `gelu_f32(x.${c})`).join(', ')});` : 'return gelu_f32(x);';
   return `${ERF_WGSL}
 fn gelu(x: ${T}) -> ${T} { ${body} }`;
 }
 
+/** C's element type: T (f32, vec2 or vec4 of f32), or with `half` its f16 bits packed in u32 words
+ *  (two halves a word: vec2 → u32, vec4 → vec2<u32>; scalar arrays, `lanes`, → u32). */
+function outType(T: string, half: boolean): string {
+  if (!half) return T;
+  if (T === 'vec4<f32>') return 'vec2<u32>';
+  if (T === 'vec2<f32>') return 'u32';
+  throw new Error(`matmul: an f16 output is written in pairs, not as ${T}`);
+}
+
 /**
  * Bindings first..first+2 (bias, residual, preact; dummies when absent) and the epilogue, once:
- * `put(ci, nb, v)` writes unit ci of C (T = f32 or vec4) with bias unit nb; with `lanes`, arrays are
- * f32 and `put4(ci, n, v)` writes the lanes of v that fall inside N, starting at element ci, column n.
- * Needs `p.flags`, `p.N` and `C`.
+ * `put(ci, nb, v)` writes unit ci of C (T = f32, vec2 or vec4 of f32) with bias unit nb; with `lanes`,
+ * arrays are f32 and `put4(ci, n, v)` writes the lanes of v that fall inside N, starting at element ci,
+ * column n. `half`: C holds f16 bits (outType; put4 then needs ci and N even) and nothing accumulates
+ * into it; bias, residual and preact stay f32. Needs `p.flags`, `p.N` and `C`.
  */
-function epilogueSource(T: string, first: number, lanes = false): string {
+function epilogueSource(T: string, first: number, lanes = false, half = false): string {
   const A = lanes ? 'f32' : T;
   const decls = `@group(0) @binding(${first}) var<storage, read> bias: array<${A}>;
 @group(0) @binding(${first + 1}) var<storage, read> residual: array<${A}>;
-@group(0) @binding(${first + 2}) var<storage, read_write> preact: array<${A}>;`;
-  if (!lanes)
+@group(0) @binding(${first + 2}) var<storage, read_write> preact: array<${A}>;${half ? `\n${TO_HALF_WGSL}` : ''}`;
+  const pair = (a: string, b: string) => `toHalf(${a}) | (toHalf(${b}) << 16u)`;
+  if (!lanes) {
+    const store = !half ? 'C[ci] = v;' : T === 'vec4<f32>' ? `C[ci] = vec2u(${pair('v.x', 'v.y')}, ${pair('v.z', 'v.w')});` : `C[ci] = ${pair('v.x', 'v.y')};`;
+    if (half) outType(T, half); // refuses a scalar T
     return `${decls}
 ${geluFn(T)}
 fn put(ci: u32, nb: u32, x: ${T}) {
@@ -61,10 +78,11 @@ fn put(ci: u32, nb: u32, x: ${T}) {
   if ((p.flags & ${F_BIAS}u) != 0u) { v += bias[nb]; }
   if ((p.flags & ${F_PREACT}u) != 0u) { preact[ci] = v; }
   if ((p.flags & ${F_GELU}u) != 0u) { v = gelu(v); }
-  if ((p.flags & ${F_RESIDUAL}u) != 0u) { v += residual[ci]; }
-  if ((p.flags & ${F_ACC}u) != 0u) { v += C[ci]; }
-  C[ci] = v;
+  if ((p.flags & ${F_RESIDUAL}u) != 0u) { v += residual[ci]; }${half ? '' : `\n  if ((p.flags & ${F_ACC}u) != 0u) { v += C[ci]; }`}
+  ${store}
 }`;
+  }
+  const store = half ? `for (var j = 0u; j < lanes; j += 2u) { C[(ci + j) / 2u] = ${pair('v[j]', 'v[j + 1u]')}; }` : 'for (var j = 0u; j < lanes; j++) { C[ci + j] = v[j]; }';
   return `${decls}
 ${geluFn('vec4<f32>')}
 fn put4(ci: u32, n: u32, x: vec4<f32>) {
@@ -73,9 +91,8 @@ fn put4(ci: u32, n: u32, x: vec4<f32>) {
   if ((p.flags & ${F_BIAS}u) != 0u) { for (var j = 0u; j < lanes; j++) { v[j] += bias[n + j]; } }
   if ((p.flags & ${F_PREACT}u) != 0u) { for (var j = 0u; j < lanes; j++) { preact[ci + j] = v[j]; } }
   if ((p.flags & ${F_GELU}u) != 0u) { v = gelu(v); }
-  if ((p.flags & ${F_RESIDUAL}u) != 0u) { for (var j = 0u; j < lanes; j++) { v[j] += residual[ci + j]; } }
-  if ((p.flags & ${F_ACC}u) != 0u) { for (var j = 0u; j < lanes; j++) { v[j] += C[ci + j]; } }
-  for (var j = 0u; j < lanes; j++) { C[ci + j] = v[j]; }
+  if ((p.flags & ${F_RESIDUAL}u) != 0u) { for (var j = 0u; j < lanes; j++) { v[j] += residual[ci + j]; } }${half ? '' : `\n  if ((p.flags & ${F_ACC}u) != 0u) { for (var j = 0u; j < lanes; j++) { v[j] += C[ci + j]; } }`}
+  ${store}
 }`;
 }
 
@@ -90,10 +107,12 @@ export interface TiledVariant {
    *  live for both branches across the K step (in a 512-invocation tile, against a 128-register cap). */
   cpu: boolean;
   layout?: { tA: boolean; tB: boolean };
+  /** C written as f16 bits (epilogueSource's `half`), always through the epilogue. */
+  half?: boolean;
 }
 
 export const tiledKey = (v: TiledVariant) =>
-  `matmul_${v.tile.key}_${v.prec}_v${+v.vec}${v.cpu ? '_cpu' : ''}${v.layout ? `_t${+v.layout.tA}${+v.layout.tB}` : ''}`;
+  `matmul_${v.tile.key}_${v.prec}_v${+v.vec}${v.cpu ? '_cpu' : ''}${v.layout ? `_t${+v.layout.tA}${+v.layout.tB}` : ''}${v.half ? '_h' : ''}`;
 
 /**
  * WGSL for one operand's BK-slice: global → registers (`load`, predicated on the matrix bounds) and
@@ -209,9 +228,9 @@ export function tiledSource(v: TiledVariant): string {
 struct P { M: u32, N: u32, K: u32, sA: u32, sB: u32, sC: u32, tilesM: u32, tilesN: u32, batch: u32, kChunk: u32, tA: u32, tB: u32, flags: u32, bk: u32, one: u32 }
 @group(0) @binding(0) var<storage, read> A: array<${v.vec ? `vec4<${inT}>` : inT}>;
 @group(0) @binding(1) var<storage, read> B: array<${v.vec ? `vec4<${inT}>` : inT}>;
-@group(0) @binding(2) var<storage, read_write> C: array<${T}>;
+@group(0) @binding(2) var<storage, read_write> C: array<${v.vec ? outType(T, !!v.half) : v.half ? 'u32' : 'f32'}>;
 @group(0) @binding(6) var<uniform> p: P;
-${epilogueSource(T, 3, !v.vec)}
+${epilogueSource(T, 3, !v.vec, v.half)}
 // Double-buffered k-major tiles: As[buf][k][m], Bs[buf][k][n], in vec4 units.
 var<workgroup> As: array<vec4<f32>, ${(2 * BK * BM) / 4}>;
 var<workgroup> Bs: array<vec4<f32>, ${(2 * BK * BN) / 4}>;
@@ -257,10 +276,10 @@ ${tileOrigin(BM, BN)}
     }
     workgroupBarrier();
   }
-  if (p.flags == 0u) {
+  ${v.half ? '' : `if (p.flags == 0u) {
     ${direct.join('\n    ')}
     return;
-  }
+  }`}
   for (var q = 0u; q < ${TM}u${v.cpu ? ' * p.one' : ''}; q++) {
     ${stage.join('\n    ')}
     workgroupBarrier();
@@ -274,16 +293,17 @@ ${tileOrigin(BM, BN)}
 }`;
 }
 
-/** Sums the K splits from the workspace and applies the epilogue. */
-export function reduceSource(vec: boolean): string {
-  const T = vec ? 'vec4<f32>' : 'f32';
-  const W = vec ? 4 : 1;
+/** Sums the K splits from the workspace and applies the epilogue, W = 4, 1, or with `half` (f16 C)
+ *  2 elements per invocation where they are not 4. */
+export function reduceSource(vec: boolean, half = false): string {
+  const W = vec ? 4 : half ? 2 : 1;
+  const T = W === 1 ? 'f32' : `vec${W}<f32>`;
   return /* wgsl */ `
 struct P { N: u32, splits: u32, sC: u32, per: u32, total: u32, flags: u32 }
 @group(0) @binding(0) var<storage, read> ws: array<${T}>;
-@group(0) @binding(1) var<storage, read_write> C: array<${T}>;
+@group(0) @binding(1) var<storage, read_write> C: array<${outType(T, half)}>;
 @group(0) @binding(5) var<uniform> p: P;
-${epilogueSource(T, 2)}
+${epilogueSource(T, 2, false, half)}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let i = (wid.y * nwg.x + wid.x) * 256u + lid;
@@ -339,13 +359,13 @@ fn main() {
  * What the subgroup-matrix kernels share: each subgroup's FM×FN accumulator fragments, its block
  * (wm, wn) of the workgroup tile and its slot in T (the epilogue's workgroup memory), the
  * multiply-accumulate of one 16-deep step from fragment loads `a(i)`, `b(j)` (WGSL expressions), and
- * the epilogue: stored straight to C, or through T where there is one (fragments have no
+ * the epilogue: stored straight to C, or through T where there is one or C is f16 (fragments have no
  * element-wise access), one fragment per subgroup at a time, so the epilogue code exists once.
  * Subgroup offsets come from the subgroup_id builtin (one subgroup: zero): WGSL's uniformity
  * analysis rejects subgroup-matrix offsets derived from local_invocation_index (seen on an H100:
  * "'subgroupMatrixStore' requires argument 1 to be uniform").
  */
-function fragments(k: SubgroupSpec, sg: number, spelling: SgSpelling) {
+function fragments(k: SubgroupSpec, sg: number, spelling: SgSpelling, half: boolean) {
   const { BM, BN, subgroups, FM, FN } = k;
   const WM = 16 * FM, WN = 16 * FN;
   const many = subgroups > 1;
@@ -382,6 +402,24 @@ function fragments(k: SubgroupSpec, sg: number, spelling: SgSpelling) {
   let frag = 0u;
   let lane = lid;
   ${decl.join('\n  ')}`;
+  // An f16 C takes its elements in pairs: each invocation puts two neighbours of a fragment row.
+  const throughT = (pairs: boolean): string => {
+    const [per, e] = pairs ? [128, '2u * e'] : [256, 'e'];
+    const value = pairs ? `vec2<f32>(T[frag + ${e}], T[frag + ${e} + 1u])` : `T[frag + ${e}]`;
+    return `for (var f = 0u; f < ${FM * FN}u; f++) {
+      switch f {
+        ${staged.join('\n        ')}
+        default: {}
+      }
+      workgroupBarrier();
+      for (var e = lane; e < ${per}u; e += ${sg}u) {
+        let n = n0 + wn + (f % ${FN}u) * 16u + (${e}) % 16u;
+        let ci = cOff + (m0 + wm + (f / ${FN}u) * 16u + (${e}) / 16u) * p.N + n;
+        ${pairs ? `put(ci / 2u, n / 2u, ${value});` : `put(ci, n, ${value});`}
+      }
+      workgroupBarrier();
+    }`;
+  };
   return {
     /** The directive the entry point's builtins need. */
     enable: many ? 'enable subgroups;\n' : '',
@@ -396,33 +434,29 @@ ${tileOrigin(BM, BN)}
   let cOff = wid.z * p.sC;
   ${position}`,
     step,
-    epilogue: `if (p.flags == 0u) {
+    epilogue: half ? throughT(true) : `if (p.flags == 0u) {
     ${direct.join('\n    ')}
   } else {
-    for (var f = 0u; f < ${FM * FN}u; f++) {
-      switch f {
-        ${staged.join('\n        ')}
-        default: {}
-      }
-      workgroupBarrier();
-      for (var e = lane; e < 256u; e += ${sg}u) {
-        let n = n0 + wn + (f % ${FN}u) * 16u + e % 16u;
-        put(cOff + (m0 + wm + (f / ${FN}u) * 16u + e / 16u) * p.N + n, n, T[frag + e]);
-      }
-      workgroupBarrier();
-    }
+    ${throughT(false)}
   }`,
   };
 }
 
 const SG_HEAD = `struct P { M: u32, N: u32, K: u32, sA: u32, sB: u32, sC: u32, tilesM: u32, tilesN: u32, flags: u32 }`;
 
+/** The subgroup kernels' C, uniform and epilogue (pairs of elements for an f16 C). */
+function sgOutput(half: boolean): string {
+  return `@group(0) @binding(2) var<storage, read_write> C: array<${half ? 'u32' : 'f32'}>;
+@group(0) @binding(6) var<uniform> p: P;
+${half ? epilogueSource('vec2<f32>', 3, false, true) : epilogueSource('f32', 3)}`;
+}
+
 /** The direct subgroup-matrix kernels (buffers 0): each subgroup loads its fragments straight from
  *  memory (transposes become column-major loads), BK/16 steps per loop; the subgroups of a workgroup
  *  share its tile's operands through the caches only. */
-function subgroupDirectSource(k: SubgroupSpec, sg: number, tA: boolean, tB: boolean, spelling: SgSpelling): string {
+function subgroupDirectSource(k: SubgroupSpec, sg: number, tA: boolean, tB: boolean, spelling: SgSpelling, half: boolean): string {
   const { BK } = k;
-  const fr = fragments(k, sg, spelling);
+  const fr = fragments(k, sg, spelling, half);
   const steps: string[] = [];
   for (let kk = 0; kk < BK; kk += 16) {
     const kx = kk ? `k + ${kk}u` : 'k';
@@ -438,9 +472,7 @@ ${fr.enable}enable chromium_experimental_subgroup_matrix;
 ${SG_HEAD}
 @group(0) @binding(0) var<storage, read> A: array<f16>;
 @group(0) @binding(1) var<storage, read> B: array<f16>;
-@group(0) @binding(2) var<storage, read_write> C: array<f32>;
-@group(0) @binding(6) var<uniform> p: P;
-${epilogueSource('f32', 3)}
+${sgOutput(half)}
 ${fr.scratch}
 
 ${fr.entry}
@@ -475,10 +507,10 @@ export function stagedPanel(extent: number, W: number, BK: number, mnOuter: bool
  * whose offset it cannot bound in a test and a zeroed matrix; with constant offsets it leaves the loads
  * as they are, and only the block index is clamped.
  */
-function subgroupStagedSource(k: SubgroupSpec, sg: number, tA: boolean, tB: boolean, BK: number, spelling: SgSpelling): string {
+function subgroupStagedSource(k: SubgroupSpec, sg: number, tA: boolean, tB: boolean, BK: number, spelling: SgSpelling, half: boolean): string {
   const { BM, BN, FM, FN, subgroups, buffers } = k;
   const WG = subgroups * sg;
-  const fr = fragments(k, sg, spelling);
+  const fr = fragments(k, sg, spelling, half);
   const pa = stagedPanel(BM, 16 * FM, BK, !tA), pb = stagedPanel(BN, 16 * FN, BK, tB);
   // One panel copy: element quad e → (outer, inner) of the operand's tile (o, q), global vec4 index,
   // then its block and offset in the block (from the panel buffer's first block `base`).
@@ -558,9 +590,7 @@ ${fr.enable}enable chromium_experimental_subgroup_matrix;
 ${SG_HEAD}
 @group(0) @binding(0) var<storage, read> A: array<vec4<f16>>;
 @group(0) @binding(1) var<storage, read> B: array<vec4<f16>>;
-@group(0) @binding(2) var<storage, read_write> C: array<f32>;
-@group(0) @binding(6) var<uniform> p: P;
-${epilogueSource('f32', 3)}
+${sgOutput(half)}
 var<workgroup> As: array<array<f16, ${pa.size}>, ${buffers * pa.blocks}>;
 var<workgroup> Bs: array<array<f16, ${pb.size}>, ${buffers * pb.blocks}>;
 ${fr.scratch}
@@ -576,6 +606,7 @@ ${fr.entry}
 }`;
 }
 
-export function sgKernelSource(k: SgKernel, sg: number, tA: boolean, tB: boolean, bk: number, spelling: SgSpelling): string {
-  return k.buffers === 0 ? subgroupDirectSource(k, sg, tA, tB, spelling) : subgroupStagedSource(k, sg, tA, tB, bk, spelling);
+/** `half`: C holds f16 bits (epilogueSource), every product through the epilogue. */
+export function sgKernelSource(k: SgKernel, sg: number, tA: boolean, tB: boolean, bk: number, spelling: SgSpelling, half = false): string {
+  return k.buffers === 0 ? subgroupDirectSource(k, sg, tA, tB, spelling, half) : subgroupStagedSource(k, sg, tA, tB, bk, spelling, half);
 }

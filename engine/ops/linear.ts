@@ -15,6 +15,10 @@ export interface LinearOptions {
   activation?: 'none' | 'gelu';
   /** Matmul input precision (f32 accumulation either way). */
   precision?: Precision;
+  /** 'f16': y is an f16 tensor written by the matmul's epilogue, for a reader that is an f16 linear
+   *  itself (it saves that linear's cast of its input: a pass over y). y's gradient stays f32. With N
+   *  odd the matmul cannot pack y's halves and y stays f32 (the reader then casts it as before). */
+  output?: 'f32' | 'f16';
 }
 
 /** A half-precision copy of t (matmul inputs under mixed precision); the caller disposes it. */
@@ -28,6 +32,7 @@ function toF16(g: Tape, t: Tensor): Tensor {
  * y[..., N] = act(x[..., K] · weightᵀ + bias), weight [N, K], bias [N].
  * precision 'f16': x, weight and the output gradient are rounded to f16 for the three matmuls
  * (f32 accumulation, f32 outputs and gradients); the backward keeps the f16 copies, half the bytes.
+ * x may be f16 already (an f16 output of another layer), and is then used as it is.
  */
 export function linear(g: Tape, x: Tensor, weight: Tensor, bias?: Tensor | null, opts: LinearOptions = {}): Tensor {
   const K = x.shape[x.shape.length - 1];
@@ -37,23 +42,24 @@ export function linear(g: Tape, x: Tensor, weight: Tensor, bias?: Tensor | null,
   const M = x.size / K;
   const gelu = opts.activation === 'gelu';
   const half = opts.precision === 'f16';
+  if (x.dtype === 'f16' && !half) throw new TypeError(`linear: x is f16, which needs precision 'f16'`);
   const mm = { precision: opts.precision ?? 'f32' } as const;
   const record = g.wants(x, weight, bias);
-  const y = g.engine.empty([...x.shape.slice(0, -1), N]);
+  const shape = [...x.shape.slice(0, -1), N];
+  const packed = opts.output === 'f16' && N % 2 === 0;
+  const y = g.engine.empty(shape, packed ? 'f16' : 'f32');
   // The pre-activation is only needed by the backward.
-  const pre = gelu && record ? g.engine.empty(y.shape) : undefined;
-  const xin = half ? toF16(g, x) : x;
+  const pre = gelu && record ? g.engine.empty(shape) : undefined;
+  const xin = half && x.dtype !== 'f16' ? toF16(g, x) : x;
   const win = half ? toF16(g, weight) : weight;
-  launchWith(half ? [xin, win] : [], () => matmulKernel(g.batch, { a: xin.buffer, b: win.buffer, c: y.buffer, bias: bias?.buffer, preact: pre?.buffer }, { M, N, K, transB: true, activation: gelu ? 'gelu' : 'none' }, mm));
+  const temps = half ? (xin === x ? [win] : [xin, win]) : [];
+  launchWith(temps, () => matmulKernel(g.batch, { a: xin.buffer, b: win.buffer, c: y.buffer, bias: bias?.buffer, preact: pre?.buffer }, { M, N, K, transB: true, activation: gelu ? 'gelu' : 'none', output: packed ? 'f16' : 'f32' }, mm));
   const needW = record && g.requiresGrad(weight);
   const needX = record && g.requiresGrad(x);
   // Keep what the backward reads: x for dW, W for dx (the f16 copies themselves when half).
   const xs = needW ? g.save(xin) : undefined;
   const ws = needX ? g.save(win) : undefined;
-  if (half) {
-    xin.dispose();
-    win.dispose();
-  }
+  temps.forEach((t) => t.dispose());
   if (!record) return y;
 
   const ps = pre ? g.save(pre) : undefined;

@@ -1,8 +1,10 @@
 // Every differentiable op: forward against a float64 reference and gradients against central
 // differences, on shapes that are not tile or vec4 multiples.
+import { castF32ToF16 } from '../../kernels/cast.js';
 import * as ops from '../../engine/ops/index.js';
 import { Rng } from '../../engine/random.js';
 import { Tape } from '../../engine/tape.js';
+import type { Tensor } from '../../engine/tensor.js';
 import { assert, assertClose, getEngine, randomArray } from '../helpers.js';
 import { gradcheck } from './gradcheck.js';
 import * as ref from './reference.js';
@@ -61,6 +63,71 @@ describe('engine/ops: gradients against float64 finite differences', () => {
         tolForward: 1e-2,
         tolGrad: 1e-2,
       });
+  });
+
+  it('linear with an f16 output: the bits of its f32 output cast; feeding an f16 linear, the bits and gradients of the chain with a cast, and float64 gradients', async () => {
+    const engine = await getEngine();
+    const rng = new Rng(5);
+    const [M, K, H, N] = [6, 9, 10, 7];
+    const up = (...shape: number[]) => engine.upload(randomArray(rng, shape.reduce((a, b) => a * b, 1)), shape);
+    const [x, w1, b1, w2, b2] = [up(M, K), up(H, K), up(H), up(N, H), up(N)];
+    const halves = async (t: Tensor) => new Uint16Array(await engine.readRaw(t), 0, t.size);
+    const same = (a: ArrayLike<number>, b: ArrayLike<number>, what: string) =>
+      assert(a.length === b.length && Array.from(a).every((v, i) => Object.is(v, b[i])), `${what}: the fused chain differs from the one with a cast`);
+    try {
+      // f32 inputs (no shader-f16 needed): the epilogue's halves are the cast's; an odd N keeps y f32
+      const g = new Tape(engine);
+      const w3 = up(N, K);
+      const [y16, y32, yOdd] = engine.scope(() => [
+        ops.linear(g, x, w1, b1, { activation: 'gelu', output: 'f16' }),
+        ops.linear(g, x, w1, b1, { activation: 'gelu' }),
+        ops.linear(g, x, w3, null, { output: 'f16' }),
+      ]);
+      const cast = engine.empty([M, H], 'f16');
+      castF32ToF16(engine.batch, y32.buffer, cast.buffer, M * H);
+      assert(y16.dtype === 'f16' && yOdd.dtype === 'f32', `dtypes ${y16.dtype} (N even), ${yOdd.dtype} (N odd)`);
+      same(await halves(y16), await halves(cast), 'the f16 output against the cast f32 output');
+      [y16, y32, yOdd, cast, w3].forEach((t) => t.dispose());
+      if (!engine.device.features.has('shader-f16')) return; // the chain has f16 inputs (the test above checks the error)
+
+      // The MLP's chain: fc1 writes f16 for fc2, against fc2 casting fc1's f32 output. The same
+      // forward bits and gradients: fc2 saves the same f16 copy either way.
+      const dyData = randomArray(rng, M * N);
+      const chain = async (fused: boolean) => {
+        const t = new Tape(engine);
+        const leaves = [x, w1, b1, w2, b2].map((v) => t.watch(v));
+        const out = engine.scope(() => {
+          const h = ops.linear(t, x, w1, b1, { activation: 'gelu', precision: 'f16', output: fused ? 'f16' : 'f32' });
+          assert(h.dtype === (fused ? 'f16' : 'f32'), `hidden layer ${h.dtype}`);
+          return ops.linear(t, h, w2, b2, { precision: 'f16' });
+        });
+        const dy = engine.upload(dyData, out.shape);
+        t.backward(out, { grad: dy });
+        const res = [await engine.read(out)];
+        for (const l of leaves) res.push(await engine.read(l.grad!));
+        leaves.forEach((l) => l.grad?.dispose());
+        [out, dy].forEach((v) => v.dispose());
+        return res;
+      };
+      const [fused, unfused] = [await chain(true), await chain(false)];
+      ['output', 'dx', 'dw1', 'db1', 'dw2', 'db2'].forEach((name, i) => same(fused[i], unfused[i], name));
+    } finally {
+      [x, w1, b1, w2, b2].forEach((t) => t.dispose());
+    }
+    await gradcheck(engine, {
+      name: 'linear f16 gelu → f16 output → linear f16',
+      inputs: [
+        { name: 'x', shape: [M, K] },
+        { name: 'w1', shape: [H, K] },
+        { name: 'b1', shape: [H] },
+        { name: 'w2', shape: [N, H] },
+        { name: 'b2', shape: [N] },
+      ],
+      gpu: (g, [x, w1, b1, w2, b2]) => ops.linear(g, ops.linear(g, x, w1, b1, { activation: 'gelu', precision: 'f16', output: 'f16' }), w2, b2, { precision: 'f16' }),
+      cpu: ([x, w1, b1, w2, b2]) => ref.linear(Float64Array.from(ref.gelu(ref.linear(x, w1, b1, M, H, K))), w2, b2, M, N, H),
+      tolForward: 1e-2,
+      tolGrad: 1e-2,
+    });
   });
 
   it('matmul: all transposes, batched and with a shared b', async () => {

@@ -99,6 +99,7 @@ function fromF16(h: number): number {
   if (e === 31) return m ? NaN : s * Infinity;
   return s * (1 + m / 1024) * 2 ** (e - 15);
 }
+const F16_NAN = 0x7e00;
 
 // ---- runner -------------------------------------------------------------------------------------
 
@@ -133,9 +134,10 @@ async function run(engine: Engine, c: Case, launch?: Launch): Promise<void> {
     tb = keep(engine.upload(b));
   }
   // Poisoned outputs: NaN everywhere, including the gaps between strided batch items, which must stay NaN.
+  const half = c.output === 'f16';
   const cInit = new Float32Array(spanC).fill(NaN);
   if (c0) for (let z = 0; z < batch; z++) for (let i = 0; i < M * N; i++) cInit[z * sC + i] = c0[z * sC + i];
-  const tc = keep(engine.upload(cInit));
+  const tc = keep(half ? engine.upload(new Uint16Array(spanC + (spanC % 2)).fill(F16_NAN), [spanC + (spanC % 2)], 'f16') : engine.upload(cInit));
   const tp = c.preact ? keep(engine.upload(new Float32Array(spanC).fill(NaN))) : undefined;
   const tbias = bias ? keep(engine.upload(bias)) : undefined;
   const tres = residual ? keep(engine.upload(residual)) : undefined;
@@ -144,7 +146,8 @@ async function run(engine: Engine, c: Case, launch?: Launch): Promise<void> {
     const bufs: MatmulBuffers = { a: ta.buffer, b: tb.buffer, c: tc.buffer, bias: tbias?.buffer, residual: tres?.buffer, preact: tp?.buffer };
     if (launch) launch(bufs, c);
     else matmul(engine.batch, bufs, c, { precision: c.f16 ? 'f16' : 'f32', config: c.config, splitK: c.splitK });
-    const got = await engine.read(tc);
+    const bits = half ? new Uint16Array(await engine.readRaw(tc), 0, spanC) : undefined;
+    const got = bits ? Float32Array.from(bits, fromF16) : await engine.read(tc);
     const pre = tp ? await engine.read(tp) : undefined;
     const check = (out: Float32Array, ref: Float64Array, tol: number, label: string) => {
       const o: number[] = [], r: number[] = [];
@@ -155,7 +158,13 @@ async function run(engine: Engine, c: Case, launch?: Launch): Promise<void> {
       assertClose(o, r, tol, `${label} ${what}`);
     };
     const ref = reference(c, ar, br, { bias, residual, c0 });
-    check(got, ref.out, 1e-5, 'C');
+    if (bits) {
+      // each element within f16's rounding (half a step, 2^-11 relative) of the float64 result, and
+      // f32's error, which is absolute where an element comes from cancellation (a residual added)
+      const noise = 1e-5 * ref.out.reduce((m, r) => (Number.isNaN(r) ? m : Math.max(m, Math.abs(r))), 0);
+      ref.out.forEach((r, i) => assert(Number.isNaN(r) || Math.abs(got[i] - r) <= 2 ** -11 * Math.abs(r) + noise, `C ${what}: element ${i} is ${got[i]}, want ${r} in f16`));
+    }
+    check(got, ref.out, half ? 1e-3 : 1e-5, 'C');
     if (pre) check(pre, ref.pre, 1e-5, 'preact');
     if (c.f16) check(got, reference(c, a, b, { bias, residual, c0 }).out, 1e-2, 'C vs unrounded inputs');
   } finally {
@@ -226,6 +235,7 @@ describe('kernels/matmul', function () {
       await run(engine, { M: 37, N: 70, K: 20, config: { BM: 32, BN: 64, BK: 4, TM: 8, TN: 16 } }); // 16 columns per invocation
       await run(engine, { M: 36, N: 44, K: 300, transA: true, config, splitK: 3 });
       await run(engine, { M: 37, N: 50, K: 19, transA: true, transB: true, bias: true, activation: 'gelu', preact: true, residual: true, config, scale: 2 / Math.sqrt(19) });
+      await run(engine, { M: 37, N: 52, K: 20, transB: true, bias: true, activation: 'gelu', output: 'f16', config, scale: 2 / Math.sqrt(20) }); // f16 C
     } finally {
       setGpuShaderFormForTests(old);
     }
@@ -277,6 +287,34 @@ describe('kernels/matmul', function () {
     await run(engine, many);
   });
 
+  it('f16 output (C as f16 bits): the vec4 and the scalar epilogue, gaps between batch items, split K, f16 inputs; refused where it cannot pack pairs', async () => {
+    const ep = { bias: true, activation: 'gelu', preact: true } as const;
+    await run(engine, { M: 37, N: 52, K: 20, ...ep, residual: true, output: 'f16', config: 'small', scale: 2 / Math.sqrt(20) }); // vec4
+    await run(engine, { M: 13, N: 34, K: 19, transB: true, ...ep, output: 'f16', config: 'mid', scale: 2 / Math.sqrt(19) }); // scalar: pairs of lanes
+    await run(engine, { M: 9, N: 6, K: 5, batch: 3, strideC: 9 * 6 + 4, output: 'f16', config: 'mid' }); // the gaps stay poisoned
+    await run(engine, { M: 19, N: 22, K: 300, splitK: 3, ...ep, output: 'f16', config: 'mid', scale: 2 / Math.sqrt(300) }); // reduction in pairs
+    await run(engine, { M: 16, N: 24, K: 256, splitK: 2, transA: true, residual: true, output: 'f16', config: 'mid' }); // reduction in vec4
+    if (engine.device.features.has('shader-f16')) await run(engine, { M: 21, N: 44, K: 36, transB: true, ...ep, f16: true, output: 'f16', config: 'mid', scale: 2 / Math.sqrt(36) });
+    const x = engine.empty([64]), h = engine.empty([64], 'f16');
+    const refused = (dims: MatmulDims, re: RegExp) => {
+      let msg = '';
+      try {
+        matmul(engine.batch, { a: x.buffer, b: x.buffer, c: { buffer: h.buffer, size: 128 } }, { ...dims, output: 'f16' });
+      } catch (e) {
+        msg = (e as Error).message;
+      }
+      assert(re.test(msg), `${JSON.stringify(dims)}: expected ${re}, got '${msg}'`);
+    };
+    try {
+      refused({ M: 2, N: 3, K: 2 }, /matmul: an f16 output needs N and strideC even and no accumulate \(M=2, N=3, K=2, batch=1\)/);
+      refused({ M: 2, N: 2, K: 2, batch: 2, strideC: 5 }, /matmul: an f16 output needs N and strideC even .*strideC=5/);
+      refused({ M: 2, N: 2, K: 2, accumulate: true }, /matmul: an f16 output needs .*, accumulate\)/);
+      refused({ M: 8, N: 16, K: 2 }, /matmul: c holds 128 bytes, needs 256 \(128 f16/);
+    } finally {
+      [x, h].forEach((t) => t.dispose());
+    }
+  });
+
   it('f16 inputs, f32 accumulate: scalar and vec4 paths, every transpose', async () => {
     if (!engine.device.features.has('shader-f16')) {
       // SwiftShader has no shader-f16: then the launcher must refuse clearly (lavapipe runs the real test).
@@ -310,6 +348,8 @@ describe('kernels/matmul', function () {
     ...TRANS.map(([transA, transB]): Case => ({ M: 128, N: 128, K: 48, batch: 2, strideA: 128 * 48 + 16, strideC: 128 * 128 + 32, transA, transB, config, f16: true })),
     { M: 256, N: 128, K: 80, transA: true, transB: true, bias: true, activation: 'gelu', residual: true, preact: true, config, f16: true, scale: 2 / Math.sqrt(80) },
     { M: 128, N: 256, K: 32, bias: true, accumulate: true, config, f16: true },
+    // C as f16: the epilogue puts pairs of elements
+    { M: 128, N: 128, K: 48, bias: true, activation: 'gelu', residual: true, preact: true, output: 'f16', config, f16: true, scale: 2 / Math.sqrt(48) },
     // K split as a batch of K-slices (weight gradients): the reduction applies the epilogue once.
     { M: 128, N: 256, K: 96, transA: true, splitK: 3, bias: true, residual: true, config, f16: true },
     { M: 128, N: 128, K: 160, transA: true, splitK: 2, bias: true, accumulate: true, config, f16: true },
@@ -327,8 +367,9 @@ describe('kernels/matmul', function () {
     // a GPU runs all four (next test). The staged kernels share their panel copies: (T, T) runs on the
     // 8-subgroup one, and the two 4-subgroup ones (the slowest to compile) run (N, N).
     // The K splits (Aᵀ·B only) run on the unstaged kernel alone: their logic is outside the kernels.
+    // The f16 output runs on the unstaged kernel and on a staged spec below (one shared epilogue).
     const covered = (c: Case) =>
-      c.splitK ? c.config === 'subgroup-matrix' : !c.transA === !c.transB && (!c.transA || c.config === 'subgroup-matrix' || c.config === 'subgroup-matrix-128');
+      c.splitK || c.output ? c.config === 'subgroup-matrix' : !c.transA === !c.transB && (!c.transA || c.config === 'subgroup-matrix' || c.config === 'subgroup-matrix-128');
     // A staged kernel whose panels overflow this device's workgroup memory (the double-buffered one
     // needs 44 KiB, lavapipe has 32) steps K by 16 instead of 32: the same code with smaller panels.
     const room = engine.device.limits.maxComputeWorkgroupStorageSize;
@@ -337,7 +378,7 @@ describe('kernels/matmul', function () {
       const bk = bkFor(config);
       if (bk && config !== 'subgroup-matrix') assert(subgroupStagedBytes(config, bk) <= room, `${config} fits ${room} B with K steps of ${bk}`);
       for (const c of SG_CASES(config).filter(covered)) {
-        const emu = emulatedSubgroupKernel(engine.device, config, 32, !!c.transA, !!c.transB, bk);
+        const emu = emulatedSubgroupKernel(engine.device, config, 32, !!c.transA, !!c.transB, bk, undefined, c.output);
         await run(engine, c, (bufs) => emu.record(engine.batch, bufs, c, c.splitK));
       }
     }
@@ -345,8 +386,8 @@ describe('kernels/matmul', function () {
     // with 2×4 fragments each, and a direct one whose 32-deep steps end half-way past K = 48; the
     // staged one also with both transposed (two panel buffers in the transposed layouts).
     for (const spec of SG_SPECS)
-      for (const c of SG_CASES(spec).filter((c) => c.transA === c.transB && (!c.transA || spec.buffers === 2))) {
-        const emu = emulatedSubgroupKernel(engine.device, spec, 32, !!c.transA, !!c.transB);
+      for (const c of SG_CASES(spec).filter((c) => c.transA === c.transB && (!(c.transA || c.output) || spec.buffers === 2))) {
+        const emu = emulatedSubgroupKernel(engine.device, spec, 32, !!c.transA, !!c.transB, undefined, undefined, c.output);
         await run(engine, c, (bufs) => emu.record(engine.batch, bufs, c, c.splitK));
       }
   });

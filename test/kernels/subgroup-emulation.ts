@@ -119,10 +119,10 @@ export interface EmulatedSubgroupKernel {
 }
 
 /** The emulated kernel of `config`, built as if the subgroup size were `sg` (a staged kernel stepping K by `bk`),
- *  its builtins spelled as `spelling` says. */
-export function emulatedSubgroupKernel(device: GPUDevice, config: SubgroupConfigName | SubgroupSpec, sg: number, tA: boolean, tB: boolean, bk?: number, spelling: SgSpelling = 'template'): EmulatedSubgroupKernel {
-  const { code, slots } = emulateSubgroupMatrix(subgroupMatrixSource(config, sg, tA, tB, bk, spelling), sg);
-  const pipeline = getPipeline(device, `emulated_${JSON.stringify(config)}_sg${sg}_t${+tA}${+tB}_k${bk ?? ''}_${spelling}`, () => code);
+ *  its builtins spelled as `spelling` says, for an f32 or an f16 C. */
+export function emulatedSubgroupKernel(device: GPUDevice, config: SubgroupConfigName | SubgroupSpec, sg: number, tA: boolean, tB: boolean, bk?: number, spelling: SgSpelling = 'template', output: 'f32' | 'f16' = 'f32'): EmulatedSubgroupKernel {
+  const { code, slots } = emulateSubgroupMatrix(subgroupMatrixSource(config, sg, tA, tB, bk, spelling, output), sg);
+  const pipeline = getPipeline(device, `emulated_${JSON.stringify(config)}_sg${sg}_t${+tA}${+tB}_k${bk ?? ''}_${spelling}_${output}`, () => code);
   return {
     record(batch, bufs, dims, splitK = 1) {
       // Every subgroup owns at least one 16×16 block of the output (of each batch item or K slice).
