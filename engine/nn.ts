@@ -144,8 +144,9 @@ export class LayerNorm {
     this.bias = affine ? reg!.create(joinName(name, 'bias'), [dim], new Float32Array(dim)) : null;
   }
 
-  forward(g: Tape, x: Tensor): Tensor {
-    return ops.layerNorm(g, x, this.weight?.value, this.bias?.value, this.opts.eps ?? 1e-5);
+  /** `output` f16 (ops.layerNorm): for a reader that is an f16 Linear. */
+  forward(g: Tape, x: Tensor, output: 'f32' | 'f16' = 'f32'): Tensor {
+    return ops.layerNorm(g, x, this.weight?.value, this.bias?.value, this.opts.eps ?? 1e-5, output);
   }
 }
 
@@ -245,7 +246,9 @@ export class TransformerBlock {
       if (!call.rng) throw new Error('TransformerBlock: training with drop-path needs call.rng');
       return ops.dropPath(g, t, { rate: this.dropPathRate, rng: call.rng, training: true });
     };
-    const h = ops.add(g, x, drop(this.attn.forward(g, this.norm1.forward(g, x), call)));
-    return ops.add(g, h, drop(this.mlp.forward(g, this.norm2.forward(g, h))));
+    // Each norm writes f16 where the Linear reading it takes f16 inputs (it then casts nothing).
+    const out = (l: Linear) => (l.precision === 'f16' ? 'f16' : 'f32');
+    const h = ops.add(g, x, drop(this.attn.forward(g, this.norm1.forward(g, x, out(this.attn.qkv)), call)));
+    return ops.add(g, h, drop(this.mlp.forward(g, this.norm2.forward(g, h, out(this.mlp.fc1)))));
   }
 }

@@ -9,6 +9,8 @@
 // workgroup reductions (up to MAX_PER_THREAD values per thread; its barriers held it to about
 // half of copy bandwidth on an H100); rows longer than 256·MAX_PER_THREAD are read three times
 // (sum, squares, output). Both kernels also store mean and 1/std per row for the backward.
+// y may be written as f16 bits instead (output 'f16', for an f16 reader; dim even): vec4 rows from
+// the registers, other rows in pairs of elements read again from x.
 //
 // Backward: with xh = (x − mean)·rstd and g = dy·gamma,
 //   dx = rstd · (g − mean(g) − xh · mean(g·xh)),  dgamma = Σ_rows dy·xh,  dbeta = Σ_rows dy.
@@ -23,6 +25,7 @@
 // Rows longer than 256·MAX_PER_THREAD are read from memory again instead of kept in registers (and
 // partials accumulate in the scratch).
 import { checkCount, MAIN_ARGS, requireBindable, requireBytes, requireDisjoint, requireNoOverlap } from './checks.js';
+import { TO_HALF_WGSL } from './cast.js';
 import { reduceAxis } from './reduce.js';
 import {
   eachLaneSlot, rowLayout, scratchBuffer, SG_ROWS_WG, subgroupRowKernel, subgroupRows, workgroupReducer,
@@ -56,18 +59,29 @@ function mask(present: unknown): number {
   return present ? 0xffffffff : 0;
 }
 
-// the forward kernels' bindings: rows of f32 (workgroup kernel) or of V (subgroup kernel)
-const FORWARD_BINDINGS = (t: string) => /* wgsl */ `@group(0) @binding(0) var<storage, read> x: array<${t}>;
-@group(0) @binding(1) var<storage, read_write> y: array<${t}>;
+// the forward kernels' bindings: rows of f32 (workgroup kernel) or of V (subgroup kernel); y of
+// `yt` (the same, or f16 bits packed in u32 words), with toHalf where it is f16
+const FORWARD_BINDINGS = (t: string, yt = t) => /* wgsl */ `@group(0) @binding(0) var<storage, read> x: array<${t}>;
+@group(0) @binding(1) var<storage, read_write> y: array<${yt}>;${yt === t ? '' : TO_HALF_WGSL}
 @group(0) @binding(2) var<storage, read_write> mean: array<f32>;
 @group(0) @binding(3) var<storage, read_write> rstd: array<f32>;
 @group(0) @binding(4) var<storage, read> gamma: array<${t}>;
 @group(0) @binding(5) var<storage, read> beta: array<${t}>;
 @group(0) @binding(6) var<uniform> p: P;`;
 
-function forwardSource(l: RowLayout, red: Reducer): string {
+/** An f16 y as pairs of elements, each from x read again (the kernels whose lanes hold scalars hold
+ *  a row's neighbours in different lanes); `affine(c, v)` is the kernel's, c the element. */
+function halfPairs(first: string, step: string, half: string, affine: (c: string, v: string) => string): string {
+  return `for (var c2 = ${first}; c2 < ${half}; c2 += ${step}) {
+    let c = 2u * c2;
+    y[base / 2u + c2] = toHalf(${affine('c', '(x[base + c] - mu) * rs')}) | (toHalf(${affine('c + 1u', '(x[base + c + 1u] - mu) * rs')}) << 16u);
+  }`;
+}
+
+function forwardSource(l: RowLayout, red: Reducer, half: boolean): string {
   const { wg, k } = l;
   const out = (v: string, c: string) => `y[base + ${c}] = affine(${c}, ${v});`;
+  const halfOut = halfPairs('lid', `${wg}u`, 'p.dim / 2u', (c, v) => `affine(${c}, ${v})`);
   // two scalar reductions: Σx gives the mean, then Σ(x − mean)² the variance
   const body = l.cached
     ? /* wgsl */ `
@@ -85,10 +99,10 @@ function forwardSource(l: RowLayout, red: Reducer): string {
     q += d * d;
   }
   let rs = inverseSqrt(${red.call('q')} / f32(p.dim) + p.eps);
-  for (var j = 0u; j < ${k}u; j++) {
+  ${half ? halfOut : `for (var j = 0u; j < ${k}u; j++) {
     let c = lid + j * ${wg}u;
     if (c < p.dim) { ${out('(v[j] - mu) * rs', 'c')} }
-  }`
+  }`}`
     : /* wgsl */ `
   var s = 0.0;
   for (var c = lid; c < p.dim; c += ${wg}u) { s += x[base + c]; }
@@ -99,10 +113,10 @@ function forwardSource(l: RowLayout, red: Reducer): string {
     q += d * d;
   }
   let rs = inverseSqrt(${red.call('q')} / f32(p.dim) + p.eps);
-  for (var c = lid; c < p.dim; c += ${wg}u) { ${out('(x[base + c] - mu) * rs', 'c')} }`;
+  ${half ? halfOut : `for (var c = lid; c < p.dim; c += ${wg}u) { ${out('(x[base + c] - mu) * rs', 'c')} }`}`;
   return /* wgsl */ `${red.enable}
 struct P { rows: u32, dim: u32, eps: f32, gmask: u32, bmask: u32 }
-${FORWARD_BINDINGS('f32')}
+${FORWARD_BINDINGS('f32', half ? 'u32' : 'f32')}
 fn affine(c: u32, v: f32) -> f32 {
   let i = min(c, p.dim - 1u);
   return v * select(1.0, gamma[i & p.gmask], p.gmask != 0u) + select(0.0, beta[i & p.bmask], p.bmask != 0u);
@@ -122,14 +136,24 @@ ${body}
 }
 
 /** One subgroup per row: each lane holds k units (f32 or vec4) of the row; mean, then the centred
- *  squares from the registers, by subgroupAdd. */
-function subgroupForwardSource(s: SubgroupRows): string {
+ *  squares from the registers, by subgroupAdd. An f16 y: vec4 units stored as four halves from the
+ *  registers, f32 units in pairs (halfPairs). */
+function subgroupForwardSource(s: SubgroupRows, half: boolean): string {
+  const yt = !half ? 'V' : s.vec === 4 ? 'vec2<u32>' : 'u32';
   const decls = /* wgsl */ `struct P { rows: u32, cols: u32, eps: f32, gmask: u32, bmask: u32 }
-${FORWARD_BINDINGS('V')}
+${FORWARD_BINDINGS('V', yt)}
 fn affine(c: u32, n: u32, v: V) -> V {
   let i = min(c, n - 1u);
   return v * select(V(1.0), gamma[i & p.gmask], p.gmask != 0u) + select(V(0.0), beta[i & p.bmask], p.bmask != 0u);
 }`;
+  const store = !half
+    ? eachLaneSlot(s, `    if (c < n) { y[base + c] = affine(c, n, (v[j] - mu) * rs); }`)
+    : s.vec === 4
+      ? eachLaneSlot(s, `    if (c < n) {
+      let a = affine(c, n, (v[j] - mu) * rs);
+      y[base + c] = vec2u(toHalf(a.x) | (toHalf(a.y) << 16u), toHalf(a.z) | (toHalf(a.w) << 16u));
+    }`)
+      : halfPairs('lane', 'sgs', 'n / 2u', (c, v) => `affine(${c}, n, ${v})`);
   const body = /* wgsl */ `
   var v: array<V, ${s.k}>;
   var sx = 0.0;
@@ -141,7 +165,7 @@ fn affine(c: u32, n: u32, v: V) -> V {
     q += vdot(d, d);`)}
   let rs = inverseSqrt(subgroupAdd(q) / f32(p.cols) + p.eps);
   if (ok) {
-    ${eachLaneSlot(s, `    if (c < n) { y[base + c] = affine(c, n, (v[j] - mu) * rs); }`)}
+    ${store}
     if (lane == 0u) {
       mean[row] = mu;
       rstd[row] = rs;
@@ -161,19 +185,24 @@ function checkRows(K: string, rows: number, dim: number): string {
 /**
  * y = (x − mean)/sqrt(var + eps) [· gamma] [+ beta] per row of x [rows, dim]; also writes mean[rows]
  * and rstd[rows] = 1/sqrt(var + eps) for the backward. Outputs must not overlap inputs.
+ * output 'f16': y holds f16 bits, two per 32-bit word, rounded as castF32ToF16 rounds (for a reader
+ * of f16, such as a matmul in mixed precision: the cast's pass is saved); needs dim even.
  */
 export function layerNormForward(
   batch: CommandBatch,
   bufs: { x: Binding; y: Binding; mean: Binding; rstd: Binding; gamma?: Binding; beta?: Binding },
-  dims: { rows: number; dim: number; eps?: number },
+  dims: { rows: number; dim: number; eps?: number; output?: 'f32' | 'f16' },
 ): void {
   const K = 'layerNormForward';
-  const { rows, dim, eps = 1e-5 } = dims;
+  const { rows, dim, eps = 1e-5, output = 'f32' } = dims;
   const sizes = checkRows(K, rows, dim);
   if (!(eps >= 0)) throw new RangeError(`${K}: eps must be ≥ 0, got ${eps} (${sizes})`);
+  if (output !== 'f32' && output !== 'f16') throw new RangeError(`${K}: output must be 'f32' or 'f16', got '${output}'`);
+  const half = output === 'f16';
+  if (half && dim % 2) throw new RangeError(`${K}: an f16 output needs dim even (${sizes})`);
   const n = rows * dim;
   requireBytes(K, 'x', bufs.x, 4 * n, sizes);
-  requireBytes(K, 'y', bufs.y, 4 * n, sizes);
+  requireBytes(K, 'y', bufs.y, half ? 2 * n : 4 * n, sizes);
   requireBytes(K, 'mean', bufs.mean, 4 * rows, sizes);
   requireBytes(K, 'rstd', bufs.rstd, 4 * rows, sizes);
   if (bufs.gamma) requireBytes(K, 'gamma', bufs.gamma, 4 * dim, sizes);
@@ -188,12 +217,12 @@ export function layerNormForward(
   const params = new Params().u32(rows).u32(dim).f32(eps).u32(mask(bufs.gamma)).u32(mask(bufs.beta));
   const s = subgroupRows(batch.device, rows, dim);
   if (s) {
-    batch.dispatch(getPipeline(batch.device, `layernorm.fwd_${s.key}`, () => subgroupForwardSource(s)), bindings, params, grid(s.groups));
+    batch.dispatch(getPipeline(batch.device, `layernorm.fwd_${s.key}${half ? '_h' : ''}`, () => subgroupForwardSource(s, half)), bindings, params, grid(s.groups));
     return;
   }
   const l = rowLayout(dim);
   const red = workgroupReducer(batch.device, 'wgSum', 'f32', l.wg, (a, b) => `${a} + ${b}`, '0.0');
-  const pipe = getPipeline(batch.device, `layernorm.fwd_wg${l.wg}_k${l.cached ? l.k : 'loop'}_${red.kind}`, () => forwardSource(l, red));
+  const pipe = getPipeline(batch.device, `layernorm.fwd_wg${l.wg}_k${l.cached ? l.k : 'loop'}_${red.kind}${half ? '_h' : ''}`, () => forwardSource(l, red, half));
   batch.dispatch(pipe, bindings, params, grid(rows));
 }
 

@@ -5,18 +5,21 @@ import { layerNormBackward, layerNormForward } from '../../kernels/layernorm.js'
 import { checkShape, launchWith, untracked, type Tape } from '../tape.js';
 import type { Tensor } from '../tensor.js';
 
-/** (x − mean) / sqrt(var + eps) · gamma + beta over x's last dim; without gamma/beta, non-affine. */
-export function layerNorm(g: Tape, x: Tensor, gamma?: Tensor | null, beta?: Tensor | null, eps = 1e-5): Tensor {
+/** (x − mean) / sqrt(var + eps) · gamma + beta over x's last dim; without gamma/beta, non-affine.
+ *  `output` f16: y is an f16 tensor (for an f16 linear, which then casts nothing) where the last dim
+ *  is even, else f32; its gradient stays f32 (the backward reads x, not y). */
+export function layerNorm(g: Tape, x: Tensor, gamma?: Tensor | null, beta?: Tensor | null, eps = 1e-5, output: 'f32' | 'f16' = 'f32'): Tensor {
   const dim = x.shape[x.shape.length - 1];
   if (gamma) checkShape('layerNorm', `gamma (x is [${x.shape}])`, gamma, [dim]);
   if (beta) checkShape('layerNorm', `beta (x is [${x.shape}])`, beta, [dim]);
   if (!!gamma !== !!beta) throw new Error('layerNorm: give both gamma and beta, or neither');
   const rows = x.size / dim;
   const record = g.wants(x, gamma, beta);
-  const y = g.engine.empty(x.shape);
+  const half = output === 'f16' && dim % 2 === 0;
+  const y = g.engine.empty(x.shape, half ? 'f16' : 'f32');
   const mean = untracked(g.engine, [rows]);
   const rstd = untracked(g.engine, [rows]);
-  launchWith([mean, rstd], () => layerNormForward(g.batch, { x: x.buffer, y: y.buffer, mean: mean.buffer, rstd: rstd.buffer, gamma: gamma?.buffer, beta: beta?.buffer }, { rows, dim, eps }));
+  launchWith([mean, rstd], () => layerNormForward(g.batch, { x: x.buffer, y: y.buffer, mean: mean.buffer, rstd: rstd.buffer, gamma: gamma?.buffer, beta: beta?.buffer }, { rows, dim, eps, output: half ? 'f16' : 'f32' }));
   if (!record) {
     // Released in the open batch: later dispatches may reuse them, which is ordered after this one.
     mean.dispose();

@@ -5,9 +5,44 @@ import * as ops from '../../engine/ops/index.js';
 import { Rng } from '../../engine/random.js';
 import { Tape } from '../../engine/tape.js';
 import type { Tensor } from '../../engine/tensor.js';
+import type { Engine } from '../../engine/engine.js';
 import { assert, assertClose, getEngine, randomArray } from '../helpers.js';
 import { gradcheck } from './gradcheck.js';
 import * as ref from './reference.js';
+
+const upload = (engine: Engine, rng: Rng) => (...shape: number[]) => engine.upload(randomArray(rng, shape.reduce((a, b) => a * b, 1)), shape);
+
+/** An op's f16 output holds the bits of its f32 output cast to f16. */
+async function sameAsCast(engine: Engine, y16: Tensor, y32: Tensor): Promise<void> {
+  assert(y16.dtype === 'f16', `an f16 output, got ${y16.dtype}`);
+  const cast = engine.empty(y32.shape, 'f16');
+  castF32ToF16(engine.batch, y32.buffer, cast.buffer, y32.size);
+  const [a, b] = [await engine.readRaw(y16), await engine.readRaw(cast)].map((r) => new Uint16Array(r, 0, y32.size));
+  cast.dispose();
+  const bad = a.findIndex((v, i) => v !== b[i]);
+  assert(bad < 0, `f16 output element ${bad}: ${a[bad]?.toString(16)}, the cast gives ${b[bad]?.toString(16)}`);
+}
+
+/** A chain whose first op writes f16 for an f16 linear (`output` f16) gives the bits and gradients of
+ *  the same chain with f32 there, which the linear casts: the linear keeps the same f16 copy. */
+async function fusedMatchesCast(engine: Engine, inputs: Tensor[], names: string[], dy: Float32Array, chain: (t: Tape, output: 'f32' | 'f16') => Tensor): Promise<void> {
+  const run = async (output: 'f32' | 'f16') => {
+    const t = new Tape(engine);
+    const leaves = inputs.map((v) => t.watch(v));
+    const out = engine.scope(() => chain(t, output));
+    const seed = engine.upload(dy, out.shape);
+    t.backward(out, { grad: seed });
+    const res = [await engine.read(out)];
+    for (const l of leaves) res.push(await engine.read(l.grad!));
+    leaves.forEach((l) => l.grad?.dispose());
+    [out, seed].forEach((v) => v.dispose());
+    return res;
+  };
+  const [fused, cast] = [await run('f16'), await run('f32')];
+  ['output', ...names.map((n) => `d${n}`)].forEach((name, i) =>
+    assert(fused[i].every((v, j) => Object.is(v, cast[i][j])), `${name}: the chain writing f16 differs from the one with a cast`),
+  );
+}
 
 describe('engine/ops: gradients against float64 finite differences', () => {
   it('linear, with bias, without, with fused gelu', async () => {
@@ -69,50 +104,26 @@ describe('engine/ops: gradients against float64 finite differences', () => {
     const engine = await getEngine();
     const rng = new Rng(5);
     const [M, K, H, N] = [6, 9, 10, 7];
-    const up = (...shape: number[]) => engine.upload(randomArray(rng, shape.reduce((a, b) => a * b, 1)), shape);
-    const [x, w1, b1, w2, b2] = [up(M, K), up(H, K), up(H), up(N, H), up(N)];
-    const halves = async (t: Tensor) => new Uint16Array(await engine.readRaw(t), 0, t.size);
-    const same = (a: ArrayLike<number>, b: ArrayLike<number>, what: string) =>
-      assert(a.length === b.length && Array.from(a).every((v, i) => Object.is(v, b[i])), `${what}: the fused chain differs from the one with a cast`);
+    const up = upload(engine, rng);
+    const [x, w1, b1, w2, b2, w3] = [up(M, K), up(H, K), up(H), up(N, H), up(N), up(N, K)];
     try {
       // f32 inputs (no shader-f16 needed): the epilogue's halves are the cast's; an odd N keeps y f32
       const g = new Tape(engine);
-      const w3 = up(N, K);
       const [y16, y32, yOdd] = engine.scope(() => [
         ops.linear(g, x, w1, b1, { activation: 'gelu', output: 'f16' }),
         ops.linear(g, x, w1, b1, { activation: 'gelu' }),
         ops.linear(g, x, w3, null, { output: 'f16' }),
       ]);
-      const cast = engine.empty([M, H], 'f16');
-      castF32ToF16(engine.batch, y32.buffer, cast.buffer, M * H);
-      assert(y16.dtype === 'f16' && yOdd.dtype === 'f32', `dtypes ${y16.dtype} (N even), ${yOdd.dtype} (N odd)`);
-      same(await halves(y16), await halves(cast), 'the f16 output against the cast f32 output');
-      [y16, y32, yOdd, cast, w3].forEach((t) => t.dispose());
+      assert(yOdd.dtype === 'f32', `N = ${N} (odd) keeps y f32, got ${yOdd.dtype}`);
+      await sameAsCast(engine, y16, y32);
+      [y16, y32, yOdd].forEach((t) => t.dispose());
       if (!engine.device.features.has('shader-f16')) return; // the chain has f16 inputs (the test above checks the error)
-
-      // The MLP's chain: fc1 writes f16 for fc2, against fc2 casting fc1's f32 output. The same
-      // forward bits and gradients: fc2 saves the same f16 copy either way.
-      const dyData = randomArray(rng, M * N);
-      const chain = async (fused: boolean) => {
-        const t = new Tape(engine);
-        const leaves = [x, w1, b1, w2, b2].map((v) => t.watch(v));
-        const out = engine.scope(() => {
-          const h = ops.linear(t, x, w1, b1, { activation: 'gelu', precision: 'f16', output: fused ? 'f16' : 'f32' });
-          assert(h.dtype === (fused ? 'f16' : 'f32'), `hidden layer ${h.dtype}`);
-          return ops.linear(t, h, w2, b2, { precision: 'f16' });
-        });
-        const dy = engine.upload(dyData, out.shape);
-        t.backward(out, { grad: dy });
-        const res = [await engine.read(out)];
-        for (const l of leaves) res.push(await engine.read(l.grad!));
-        leaves.forEach((l) => l.grad?.dispose());
-        [out, dy].forEach((v) => v.dispose());
-        return res;
-      };
-      const [fused, unfused] = [await chain(true), await chain(false)];
-      ['output', 'dx', 'dw1', 'db1', 'dw2', 'db2'].forEach((name, i) => same(fused[i], unfused[i], name));
+      // The MLP's chain: fc1 writes f16 for fc2, against fc2 casting fc1's f32 output.
+      await fusedMatchesCast(engine, [x, w1, b1, w2, b2], ['x', 'w1', 'b1', 'w2', 'b2'], randomArray(rng, M * N), (t, output) =>
+        ops.linear(t, ops.linear(t, x, w1, b1, { activation: 'gelu', precision: 'f16', output }), w2, b2, { precision: 'f16' }),
+      );
     } finally {
-      [x, w1, b1, w2, b2].forEach((t) => t.dispose());
+      [x, w1, b1, w2, b2, w3].forEach((t) => t.dispose());
     }
     await gradcheck(engine, {
       name: 'linear f16 gelu → f16 output → linear f16',
@@ -219,6 +230,32 @@ describe('engine/ops: gradients against float64 finite differences', () => {
       gpu: (g, [x]) => ops.layerNorm(g, x, null, null, 1e-6),
       cpu: ([x]) => ref.layerNorm(x, null, null, D, 1e-6),
     });
+  });
+
+  it('layerNorm with an f16 output: the bits of its f32 output cast; feeding an f16 linear, the bits and gradients of the chain with a cast', async () => {
+    const engine = await getEngine();
+    const rng = new Rng(6);
+    const [M, D, N] = [5, 12, 6];
+    const up = upload(engine, rng);
+    const [x, gamma, beta, w, xOdd] = [up(M, D), up(D), up(D), up(N, D), up(M, 7)];
+    try {
+      const g = new Tape(engine);
+      const [y16, y32, yOdd] = engine.scope(() => [
+        ops.layerNorm(g, x, gamma, beta, 1e-5, 'f16'),
+        ops.layerNorm(g, x, gamma, beta, 1e-5),
+        ops.layerNorm(g, xOdd, null, null, 1e-5, 'f16'),
+      ]);
+      assert(yOdd.dtype === 'f32', `an odd last dim keeps y f32, got ${yOdd.dtype}`);
+      await sameAsCast(engine, y16, y32);
+      [y16, y32, yOdd].forEach((t) => t.dispose());
+      if (!engine.device.features.has('shader-f16')) return;
+      // A block's norm1 → qkv: the norm writes f16 for the linear, against the linear casting it.
+      await fusedMatchesCast(engine, [x, gamma, beta, w], ['x', 'gamma', 'beta', 'w'], randomArray(rng, M * N), (t, output) =>
+        ops.linear(t, ops.layerNorm(t, x, gamma, beta, 1e-5, output), w, null, { precision: 'f16' }),
+      );
+    } finally {
+      [x, gamma, beta, w, xOdd].forEach((t) => t.dispose());
+    }
   });
 
   it('attention: cropa, lead and none, full and token-subset layouts', async () => {

@@ -1,3 +1,4 @@
+import { castF32ToF16 } from '../../kernels/cast.js';
 import { layerNormBackward, layerNormForward, type LayerNormBackwardState } from '../../kernels/layernorm.js';
 import { KernelProfiler } from '../../kernels/profiler.js';
 import { subgroupRows } from '../../kernels/rows.js';
@@ -48,6 +49,32 @@ async function checkForward(shapes: [number, number][], seed: number): Promise<v
       [tx, y, mean, rstd, tg, tb].forEach((t) => t?.dispose());
     }
   }
+}
+
+/** The f16 output against the f32 one cast (the same bits), mean and rstd the same too; even dims. */
+async function checkForwardHalf(shapes: [number, number][], seed: number): Promise<void> {
+  const engine = await getEngine();
+  const rng = new Rng(seed);
+  const raw = async (t: Tensor) => new Uint32Array(await engine.readRaw(t));
+  for (const [rows, dim] of shapes)
+    for (const affine of [true, false]) {
+      const n = rows * dim;
+      const tx = engine.upload(rowsData(rng, rows, dim));
+      const tg = affine ? engine.upload(randomArray(rng, dim)) : undefined, tb = affine ? engine.upload(randomArray(rng, dim)) : undefined;
+      const y32 = poisoned(engine, [n]), y16 = engine.upload(new Uint16Array(n).fill(0x7e00), [n], 'f16'), cast = engine.empty([n], 'f16');
+      const stats = [0, 1, 2, 3].map(() => poisoned(engine, [rows]));
+      const run = (y: Tensor, mean: Tensor, rstd: Tensor, output: 'f32' | 'f16') =>
+        layerNormForward(engine.batch, { x: tx.buffer, y: y.buffer, mean: mean.buffer, rstd: rstd.buffer, gamma: tg?.buffer, beta: tb?.buffer }, { rows, dim, output });
+      run(y32, stats[0], stats[1], 'f32');
+      run(y16, stats[2], stats[3], 'f16');
+      castF32ToF16(engine.batch, y32.buffer, cast.buffer, n);
+      const what = `rows=${rows} dim=${dim}${affine ? ' affine' : ''}`;
+      const [got, want] = [await raw(y16), await raw(cast)];
+      const bad = want.findIndex((w, i) => got[i] !== w);
+      assert(bad < 0, `${what}: f16 y word ${bad} is ${got[bad]?.toString(16)}, the cast gives ${want[bad]?.toString(16)}`);
+      for (const i of [0, 1]) assert((await raw(stats[i])).join() === (await raw(stats[i + 2])).join(), `${what}: ${['mean', 'rstd'][i]} differs with an f16 y`);
+      [tx, tg, tb, y32, y16, cast, ...stats].forEach((t) => t?.dispose());
+    }
 }
 
 async function checkBackward(shapes: [number, number][], seed: number, opts: { rowsPerSubgroup?: number; state?: LayerNormBackwardState } = {}): Promise<void> {
@@ -105,6 +132,28 @@ describe('kernels/layernorm', () => {
   });
 
   it('forward: y, mean and rstd against float64, affine and not', () => checkForward(SHAPES, 2));
+
+  // every forward kernel: vec4 and scalar subgroup rows, workgroup rows cached and read again (4100)
+  const HALF_SHAPES: [number, number][] = [[37, 96], [70, 10], [5, 768], [13, 514], [2, 4100]];
+  it('forward with an f16 output: the bits of the f32 output cast, on every kernel; an odd dim refused', async () => {
+    const { device } = await getEngine();
+    if (device.features.has('subgroups')) {
+      const taken = new Set(HALF_SHAPES.map(([rows, dim]) => subgroupRows(device, rows, dim)?.vec ?? 'workgroup'));
+      for (const path of [1, 4, 'workgroup']) assert(taken.has(path as never), `no shape takes ${path} (took ${[...taken]})`);
+    }
+    await checkForwardHalf(HALF_SHAPES, 31);
+    await withoutSubgroups(() => checkForwardHalf([[3, 30], [13, 46]], 32));
+    const engine = await getEngine();
+    const t = engine.empty([64]), h = engine.empty([64], 'f16');
+    let msg = '';
+    try {
+      layerNormForward(engine.batch, { x: t.buffer, y: h.buffer, mean: t.buffer, rstd: t.buffer }, { rows: 3, dim: 5, output: 'f16' });
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    [t, h].forEach((x) => x.dispose());
+    assert(/layerNormForward: an f16 output needs dim even \(rows=3, dim=5\)/.test(msg), `expected a clear error, got '${msg}'`);
+  });
 
   it('forward and backward: short rows take the subgroup kernels (f32 and vec4 loads), long rows the workgroup kernels', async () => {
     const engine = await getEngine();
