@@ -281,9 +281,15 @@ export class Tape {
   }
 }
 
-/** Throws unless `t` has `shape` (−1 matches any size); names the op and both shapes. */
+/** An op's inputs must be f32 (linear also takes f16): an f16 tensor, which matmul and layerNorm can
+ *  write, is refused instead of its bits being read as floats. */
+export function requireF32(op: string, inputs: Record<string, Tensor | null | undefined>): void {
+  for (const [name, t] of Object.entries(inputs)) if (t && t.dtype !== 'f32') throw new TypeError(`${op}: ${name} is ${t.dtype} [${t.shape}], expected f32`);
+}
+
+/** Throws unless `t` is f32 and has `shape` (−1 matches any size); names the op and both shapes. */
 export function checkShape(op: string, what: string, t: Tensor, shape: readonly number[]): void {
   const ok = t.shape.length === shape.length && shape.every((d, i) => d === -1 || d === t.shape[i]);
   if (!ok) throw new RangeError(`${op}: ${what} has shape [${t.shape}], expected [${shape.map((d) => (d === -1 ? '*' : d))}]`);
-  if (t.dtype !== 'f32') throw new TypeError(`${op}: ${what} is ${t.dtype}, expected f32`);
+  requireF32(op, { [what]: t });
 }

@@ -319,6 +319,9 @@ interface DeviceState {
   sgChecks: Map<string, Promise<boolean>>;
   /** The subgroup configs whose check has passed so far. */
   sgPassed: Set<SubgroupConfigName>;
+  /** Those whose f16-output variant passed too (products with an f16 C take the others' family only
+   *  through these, so a failing f16 variant costs just those products the tensor cores). */
+  sgHalfPassed: Set<SubgroupConfigName>;
   /** subgroupSize's answer, read once from the adapter info (every subgroup-matrix launch asks). */
   sgSize?: number;
   /** How this device's compiler takes the subgroup-matrix builtins (sgSpelling), once probed. */
@@ -329,7 +332,7 @@ interface DeviceState {
 const states = new WeakMap<GPUDevice, DeviceState>();
 function state(device: GPUDevice): DeviceState {
   let s = states.get(device);
-  if (!s) states.set(device, (s = { choices: new Map(), tuning: new Map(), tuneTimes: new Map(), sgChecks: new Map(), sgPassed: new Set() }));
+  if (!s) states.set(device, (s = { choices: new Map(), tuning: new Map(), tuneTimes: new Map(), sgChecks: new Map(), sgPassed: new Set(), sgHalfPassed: new Set() }));
   return s;
 }
 
@@ -450,7 +453,7 @@ export function matmulSpecFits(device: GPUDevice, spec: MatmulKernelSpec): boole
 function family(device: GPUDevice, s: Shape, prec: MatmulPrecision): SubgroupConfigName[] {
   if (prec !== 'f16') return [];
   const st = state(device);
-  return SUBGROUP_CONFIGS.filter((c) => st.sgPassed.has(c) && subgroupFits(s, sgKernelOf(c)));
+  return SUBGROUP_CONFIGS.filter((c) => (s.half ? st.sgHalfPassed : st.sgPassed).has(c) && subgroupFits(s, sgKernelOf(c)));
 }
 
 /** The untuned choice: the subgroup config of the product's family that has won the most tunes so far,
@@ -873,16 +876,20 @@ export async function checkSubgroupMatrices(device: GPUDevice): Promise<Subgroup
 }
 
 /** Runs a subgroup-matrix kernel (config or spec) against the tiled f16 kernel on small problems (all
- *  transposes, with and without epilogue); a config is enabled on this device only if it compiles and agrees. */
+ *  transposes, with and without epilogue); a config is enabled on this device only if it compiles and
+ *  agrees, and for products with an f16 C only if its f16-output variant also gives the f32 one's bits
+ *  cast (that part does not decide the answer). */
 export function checkSubgroupMatrix(device: GPUDevice, config: SubgroupConfigName | SubgroupSpec = 'subgroup-matrix'): Promise<boolean> {
   const st = state(device);
   const k = sgKernelOf(config);
   let check = st.sgChecks.get(k.key);
   if (!check) {
-    check = (sgDeviceFits(device, k) ? sgSelfCheck(device, config) : Promise.resolve(false))
-      .catch(() => false)
-      .then((ok) => {
+    const failed = { ok: false, half: false };
+    check = (sgDeviceFits(device, k) ? sgSelfCheck(device, config) : Promise.resolve(failed))
+      .catch(() => failed)
+      .then(({ ok, half }) => {
         if (ok && typeof config === 'string') st.sgPassed.add(config);
+        if (ok && half && typeof config === 'string') st.sgHalfPassed.add(config);
         return ok;
       });
     st.sgChecks.set(k.key, check);
@@ -890,7 +897,8 @@ export function checkSubgroupMatrix(device: GPUDevice, config: SubgroupConfigNam
   return check;
 }
 
-async function sgSelfCheck(device: GPUDevice, config: SubgroupConfigName | SubgroupSpec): Promise<boolean> {
+/** ok: the kernel agrees with the tiled one; half: its f16-output variant compiles and agrees too. */
+async function sgSelfCheck(device: GPUDevice, config: SubgroupConfigName | SubgroupSpec): Promise<{ ok: boolean; half: boolean }> {
   const k = sgKernelOf(config);
   // K = BK + 16: a staged kernel's second K step runs past K (zero-filled) unless BK is 16.
   const M = k.BM * Math.ceil(128 / k.BM), N = k.BN * Math.ceil(128 / k.BN), K = k.BK + 16, batch = 2;
@@ -898,9 +906,9 @@ async function sgSelfCheck(device: GPUDevice, config: SubgroupConfigName | Subgr
   // every variant the check uses, compiled first
   const variants = () => {
     for (const tA of [false, true]) for (const tB of [false, true]) sgPipeline(device, k, tA, tB);
-    sgPipeline(device, k, false, true, true);
   };
-  if (!(await compilesCleanly(device, variants))) return false;
+  if (!(await compilesCleanly(device, variants))) return { ok: false, half: false };
+  const halfCompiles = await compilesCleanly(device, () => sgPipeline(device, k, false, true, true));
 
   // Values are small integers / 8, exact in f16 and summed exactly in f32: both kernels must agree bit for bit
   // up to the GELU, so a loose tolerance only has to absorb the epilogue.
@@ -933,11 +941,13 @@ async function sgSelfCheck(device: GPUDevice, config: SubgroupConfigName | Subgr
         }
   // The f16-output kernel must give the bits of the f32 one's output cast to f16, in the layout of
   // the forward of a linear layer (x·Wᵀ), the one product that writes f16 (ops/linear.ts).
-  const n = batch * M * N;
-  const halves = [0, 1].map(() => device.createBuffer({ size: n * 2, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC }));
-  record(cb, { a, b, c: halves[0], bias, residual }, resolve({ M, N, K, batch, transB: true, activation: 'gelu', output: 'f16' }), 'f16', { config, kernel: k, splits: 1 });
-  castF32ToF16(cb, outs[6], halves[1], n); // outs[6]: this kernel, B transposed, with the epilogue
-  outs.push(...halves); // (n·2 bytes each: one f32 slot of the read buffer holds both)
+  const n = batch * M * N, f32Outs = outs.length;
+  if (halfCompiles) {
+    const halves = [0, 1].map(() => device.createBuffer({ size: n * 2, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC }));
+    record(cb, { a, b, c: halves[0], bias, residual }, resolve({ M, N, K, batch, transB: true, activation: 'gelu', output: 'f16' }), 'f16', { config, kernel: k, splits: 1 });
+    castF32ToF16(cb, outs[6], halves[1], n); // outs[6]: this kernel, B transposed, with the epilogue
+    outs.push(...halves); // each in a slot of n f32 in the read buffer, half of it unused
+  }
   const read = device.createBuffer({ size: outs.length * n * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
   cb.submit();
   const enc = device.createCommandEncoder();
@@ -947,19 +957,19 @@ async function sgSelfCheck(device: GPUDevice, config: SubgroupConfigName | Subgr
     await read.mapAsync(GPUMapMode.READ);
     const all = new Float32Array(read.getMappedRange().slice(0));
     read.unmap();
-    const [h0, h1] = [outs.length - 2, outs.length - 1].map((i) => new Uint32Array(all.buffer, i * n * 4, n / 2));
-    if (h0.some((w, i) => w !== h1[i])) return false;
-    for (let i = 0; i < outs.length - 2; i += 2) {
+    for (let i = 0; i < f32Outs; i += 2) {
       let num = 0, den = 0;
       for (let j = 0; j < n; j++) {
         const x = all[i * n + j], y = all[(i + 1) * n + j];
-        if (!Number.isFinite(x)) return false;
+        if (!Number.isFinite(x)) return { ok: false, half: false };
         num += (x - y) ** 2;
         den += y * y;
       }
-      if (!(Math.sqrt(num / Math.max(den, 1e-30)) < 1e-5)) return false;
+      if (!(Math.sqrt(num / Math.max(den, 1e-30)) < 1e-5)) return { ok: false, half: false };
     }
-    return true;
+    if (!halfCompiles) return { ok: true, half: false };
+    const [h0, h1] = [f32Outs, f32Outs + 1].map((i) => new Uint32Array(all.buffer, i * n * 4, n / 2));
+    return { ok: true, half: h0.every((w, i) => w === h1[i]) };
   } finally {
     for (const x of [a, b, bias, residual, read, ...outs]) x.destroy();
   }

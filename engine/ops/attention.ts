@@ -1,7 +1,7 @@
 // Fused multi-head attention over qkv [B, T, 3·H·Dh] (the qkv Linear's output, no transposes),
 // forward and backward. The forward's output and log-sum-exp rows are what the backward needs.
 import { attentionBackward, attentionForward, type AttentionMask } from '../../kernels/attention.js';
-import { launchWith, untracked, type Tape } from '../tape.js';
+import { launchWith, requireF32, untracked, type Tape } from '../tape.js';
 import type { Tensor } from '../tensor.js';
 
 export interface AttentionOptions {
@@ -17,6 +17,7 @@ export interface AttentionOptions {
 
 /** out [B, T, H·Dh] from qkv [B, T, 3·H·Dh] (last dim ordered (3, H, Dh) like timm). */
 export function attention(g: Tape, qkv: Tensor, o: AttentionOptions): Tensor {
+  requireF32('attention', { qkv });
   const [B, T, W] = qkv.shape;
   const H = o.heads;
   if (qkv.shape.length !== 3 || W % (3 * H) !== 0 || T !== o.C * o.V)

@@ -3,7 +3,7 @@
 // and uploaded (a queue write, no submit); forward and backward multiply by the same factors.
 import { scaleGroups } from '../../kernels/elementwise.js';
 import type { Rng } from '../random.js';
-import type { Tape } from '../tape.js';
+import { requireF32, type Tape } from '../tape.js';
 import type { Tensor } from '../tensor.js';
 
 export interface DropPathOptions {
@@ -16,6 +16,7 @@ export interface DropPathOptions {
 /** x [B, ...] with each sample's values scaled by its keep factor; identity when rate = 0 or not training. */
 export function dropPath(g: Tape, x: Tensor, o: DropPathOptions): Tensor {
   if (!(o.rate >= 0 && o.rate < 1)) throw new RangeError(`dropPath: rate ${o.rate} outside [0, 1)`);
+  requireF32('dropPath', { x });
   if (!o.training || o.rate === 0) return x;
   const groups = x.shape[0];
   const groupSize = x.size / groups;

@@ -1,7 +1,7 @@
 // Element-wise ops and the broadcast add of a table (positional embedding), forward and backward.
 import { addBroadcast as addBroadcastKernel, binary, scale as scaleKernel } from '../../kernels/elementwise.js';
 import { reduceAxis } from '../../kernels/reduce.js';
-import { checkShape, untracked, type Tape } from '../tape.js';
+import { checkShape, requireF32, untracked, type Tape } from '../tape.js';
 import type { Tensor } from '../tensor.js';
 
 function sameShape(op: string, a: Tensor, b: Tensor): void {
@@ -51,6 +51,7 @@ export function mul(g: Tape, a: Tensor, b: Tensor): Tensor {
 
 /** alpha · x. */
 export function scale(g: Tape, x: Tensor, alpha: number): Tensor {
+  requireF32('scale', { x });
   const y = g.engine.empty(x.shape);
   scaleKernel(g.batch, x.buffer, y.buffer, x.size, alpha);
   if (g.wants(x)) g.record('scale', y, [], (dy) => g.passGrad(x, dy, alpha, true));
@@ -63,6 +64,7 @@ export function scale(g: Tape, x: Tensor, alpha: number): Tensor {
  */
 export function addBroadcast(g: Tape, x: Tensor, table: Tensor, alpha = 1): Tensor {
   const lead = x.shape.length - table.shape.length;
+  requireF32('addBroadcast', { x });
   if (lead < 0) throw new RangeError(`addBroadcast: table [${table.shape}] has more dims than x [${x.shape}]`);
   checkShape('addBroadcast', `table (x is [${x.shape}])`, table, x.shape.slice(lead));
   const period = table.size;

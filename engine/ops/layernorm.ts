@@ -2,13 +2,14 @@
 // the backward never recomputes statistics; one kernel writes dx, dgamma and dbeta.
 import { accumulate, scale } from '../../kernels/elementwise.js';
 import { layerNormBackward, layerNormForward } from '../../kernels/layernorm.js';
-import { checkShape, launchWith, untracked, type Tape } from '../tape.js';
+import { checkShape, launchWith, requireF32, untracked, type Tape } from '../tape.js';
 import type { Tensor } from '../tensor.js';
 
 /** (x − mean) / sqrt(var + eps) · gamma + beta over x's last dim; without gamma/beta, non-affine.
  *  `output` f16: y is an f16 tensor (for an f16 linear, which then casts nothing) where the last dim
  *  is even, else f32; its gradient stays f32 (the backward reads x, not y). */
 export function layerNorm(g: Tape, x: Tensor, gamma?: Tensor | null, beta?: Tensor | null, eps = 1e-5, output: 'f32' | 'f16' = 'f32'): Tensor {
+  requireF32('layerNorm', { x });
   const dim = x.shape[x.shape.length - 1];
   if (gamma) checkShape('layerNorm', `gamma (x is [${x.shape}])`, gamma, [dim]);
   if (beta) checkShape('layerNorm', `beta (x is [${x.shape}])`, beta, [dim]);

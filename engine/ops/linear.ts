@@ -6,7 +6,7 @@ import { castF32ToF16 } from '../../kernels/cast.js';
 import { geluBackward } from '../../kernels/gelu.js';
 import { matmul as matmulKernel } from '../../kernels/matmul.js';
 import { reduceAxis } from '../../kernels/reduce.js';
-import { checkShape, launchWith, untracked, type Tape } from '../tape.js';
+import { checkShape, launchWith, requireF32, untracked, type Tape } from '../tape.js';
 import type { Tensor } from '../tensor.js';
 
 export type Precision = 'f32' | 'f16';
@@ -95,6 +95,7 @@ export interface MatmulOptions {
 export function matmul(g: Tape, a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const { transA = false, transB = false } = opts;
   const mm = { precision: 'f32' } as const;
+  requireF32('matmul', { a, b });
   if (a.shape.length < 2 || (b.shape.length !== 2 && b.shape.length !== 3))
     throw new RangeError(`matmul: a [${a.shape}] and b [${b.shape}]: a needs ≥ 2 dims, b 2 or 3`);
   const [bK, N] = transB ? [b.shape[b.shape.length - 1], b.shape[b.shape.length - 2]] : [b.shape[b.shape.length - 2], b.shape[b.shape.length - 1]];

@@ -1,10 +1,11 @@
 // Smooth-L1 loss (mean over all elements, PyTorch's SmoothL1Loss), forward and backward.
 import { smoothL1Backward, smoothL1Forward } from '../../kernels/loss.js';
-import { checkShape, untracked, type Tape } from '../tape.js';
+import { checkShape, requireF32, untracked, type Tape } from '../tape.js';
 import type { Tensor } from '../tensor.js';
 
 /** mean(ℓ(pred − target)), ℓ(d) = d²/(2β) for |d| < β, else |d| − β/2. Returns a [1] tensor. */
 export function smoothL1(g: Tape, pred: Tensor, target: Tensor, beta = 1): Tensor {
+  requireF32('smoothL1', { pred });
   checkShape('smoothL1', `target (pred is [${pred.shape}])`, target, pred.shape);
   const n = pred.size;
   const loss = g.engine.empty([1]);

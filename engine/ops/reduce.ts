@@ -1,10 +1,11 @@
 // Mean and sum over one axis (mean-pooling over tokens), forward and backward: the backward
 // broadcasts dy back along the axis (times 1/n for the mean).
 import { broadcastAxis, reduceAxis } from '../../kernels/reduce.js';
-import type { Tape } from '../tape.js';
+import { requireF32, type Tape } from '../tape.js';
 import type { Tensor } from '../tensor.js';
 
 function reduceOp(g: Tape, op: 'mean' | 'sum', x: Tensor, axis: number): Tensor {
+  requireF32(op, { x });
   const ax = axis < 0 ? axis + x.shape.length : axis;
   if (!(ax >= 0 && ax < x.shape.length)) throw new RangeError(`${op}: axis ${axis} out of range for x [${x.shape}]`);
   const outer = x.shape.slice(0, ax).reduce((a, b) => a * b, 1);

@@ -3,7 +3,7 @@
 // numbers into the flattened [rows, dim] view and must be distinct (the backward scatters).
 import { fill } from '../../kernels/elementwise.js';
 import { gatherRows as gatherKernel, scatterRows as scatterKernel } from '../../kernels/gather.js';
-import type { Tape } from '../tape.js';
+import { requireF32, type Tape } from '../tape.js';
 import type { Tensor } from '../tensor.js';
 
 function checkIdx(op: string, idx: Tensor): void {
@@ -14,6 +14,7 @@ function checkIdx(op: string, idx: Tensor): void {
  *  [idx.size, dim] unless `shape` gives another of the same size. */
 export function gatherRows(g: Tape, src: Tensor, idx: Tensor, shape?: readonly number[]): Tensor {
   checkIdx('gatherRows', idx);
+  requireF32('gatherRows', { src });
   const dim = src.shape[src.shape.length - 1];
   const rows = idx.size;
   const srcRows = src.size / dim;
@@ -36,6 +37,7 @@ export function gatherRows(g: Tape, src: Tensor, idx: Tensor, shape?: readonly n
 /** out [dstRows, dim] (or `shape`): zero except out[idx[i], :] = src[i, :], src viewed as [idx.size, dim]. */
 export function scatterRows(g: Tape, src: Tensor, idx: Tensor, dstRows: number, shape?: readonly number[]): Tensor {
   checkIdx('scatterRows', idx);
+  requireF32('scatterRows', { src });
   const dim = src.shape[src.shape.length - 1];
   const rows = idx.size;
   if (rows * dim !== src.size) throw new RangeError(`scatterRows: src [${src.shape}] is not ${rows} rows (idx [${idx.shape}]) of its last dim`);

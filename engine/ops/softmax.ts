@@ -1,11 +1,12 @@
 // Softmax over the last dim, forward and backward: dx = y ⊙ (dy − Σ dy⊙y) · scale, so the backward
 // keeps the output, not the input.
 import { softmaxBackward, softmaxForward } from '../../kernels/softmax.js';
-import type { Tape } from '../tape.js';
+import { requireF32, type Tape } from '../tape.js';
 import type { Tensor } from '../tensor.js';
 
 /** softmax(scale · x) over x's last dim. */
 export function softmax(g: Tape, x: Tensor, scale = 1): Tensor {
+  requireF32('softmax', { x });
   const cols = x.shape[x.shape.length - 1];
   const rows = x.size / cols;
   const y = g.engine.empty(x.shape);

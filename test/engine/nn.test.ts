@@ -1,6 +1,7 @@
 // Layers, registry and optimiser: a whole TransformerBlock (CroPA, drop-path) against float64
 // finite differences, names and init as the reference, AdamW (clipping, dynamic loss scaling) and
 // the cosine schedule.
+import { KernelProfiler } from '../../kernels/profiler.js';
 import { LayerNorm, Linear, Registry, TransformerBlock } from '../../engine/nn.js';
 import * as ops from '../../engine/ops/index.js';
 import { LossScaler, parseLossScale } from '../../engine/lossscale.js';
@@ -36,6 +37,45 @@ describe('engine/nn', () => {
         // ~3 ms per float64 block forward: a random 40 elements of each tensor bounds the CPU time
         maxPerInput: 40,
       });
+      reg.dispose();
+    }
+  });
+
+  it('TransformerBlock in mixed precision: against float64; its norms and fc1 write f16 for the linears reading them, so one activation is cast a block (the attention output)', async () => {
+    const engine = await getEngine();
+    const [B, C, V, D, H] = [2, 3, 4, 16, 2];
+    const reg = new Registry(engine);
+    const block = new TransformerBlock(reg, 'blocks.1', { dim: D, heads: H, mlpRatio: 2, layerId: 2, mask: 'cropa', rng: new Rng(4), precision: 'f16' });
+    const x = engine.upload(randomArray(new Rng(3), B * C * V * D), [B, C * V, D]);
+    const g = new Tape(engine);
+    try {
+      if (!engine.device.features.has('shader-f16')) {
+        // (SwiftShader) a clear error instead
+        expectThrow(() => engine.scope(() => block.forward(g, x, { C, V })), /shader-f16/);
+        return;
+      }
+      await gradcheck(engine, {
+        name: 'block f16',
+        inputs: [{ name: 'x', shape: [B, C * V, D] }],
+        params: reg,
+        gpu: (t, [xi]) => block.forward(t, xi, { C, V }),
+        cpu: ([xi], p) => ref.block(xi, B, C, V, { dim: D, heads: H, hidden: 2 * D, eps: 1e-5, mask: 'cropa', p: (s) => p(`blocks.1.${s}`) }),
+        tolForward: 1e-2,
+        tolGrad: 1e-2,
+        maxPerInput: 20,
+      });
+      if (!engine.device.features.has('timestamp-query')) return; // the profiler names the dispatches
+      const prof = (engine.batch.profiler = new KernelProfiler(engine.device));
+      engine.scope(() => block.forward(g, x, { C, V })).dispose();
+      engine.batch.submit();
+      engine.batch.profiler = null;
+      const casts = (await prof.results()).find((k) => k.kernel === 'cast.f32_f16')?.count;
+      prof.destroy();
+      // the four weights, and the attention output for proj (the norms' and fc1's casts are gone)
+      assert(casts === 5, `a block's forward casts ${casts} tensors to f16, expected 5`);
+    } finally {
+      g.clear();
+      x.dispose();
       reg.dispose();
     }
   });

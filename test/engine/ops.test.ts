@@ -6,7 +6,7 @@ import { Rng } from '../../engine/random.js';
 import { Tape } from '../../engine/tape.js';
 import type { Tensor } from '../../engine/tensor.js';
 import type { Engine } from '../../engine/engine.js';
-import { assert, assertClose, getEngine, randomArray } from '../helpers.js';
+import { assert, assertClose, expectThrow, getEngine, randomArray } from '../helpers.js';
 import { gradcheck } from './gradcheck.js';
 import * as ref from './reference.js';
 
@@ -116,8 +116,28 @@ describe('engine/ops: gradients against float64 finite differences', () => {
       ]);
       assert(yOdd.dtype === 'f32', `N = ${N} (odd) keeps y f32, got ${yOdd.dtype}`);
       await sameAsCast(engine, y16, y32);
+      // An f16 x needs f16 inputs; every other op refuses an f16 tensor rather than read its bits as f32.
+      expectThrow(() => ops.linear(g, y16, w2, b2), /linear: x is f16, which needs precision 'f16'/);
+      for (const [op, f] of [
+        ['layerNorm', () => ops.layerNorm(g, y16)],
+        ['gelu', () => ops.gelu(g, y16)],
+        ['mean', () => ops.mean(g, y16, 1)],
+        ['add', () => ops.add(g, y16, y32)],
+        ['addBroadcast', () => ops.addBroadcast(g, y16, b1)],
+        ['softmax', () => ops.softmax(g, y16)],
+        ['matmul', () => ops.matmul(g, y16, w2, { transB: true })],
+        ['smoothL1', () => ops.smoothL1(g, y16, y32)],
+      ] as const)
+        expectThrow(() => engine.scope(f), new RegExp(`^${op}: \\w+ is f16 \\[${M},${H}\\], expected f32`));
+      if (!engine.device.features.has('shader-f16')) {
+        [y16, y32, yOdd].forEach((t) => t.dispose());
+        return; // the chain has f16 inputs (the test above checks the error)
+      }
+      // An f16 x is read as it is and stays the caller's (not disposed, not written).
+      const before = new Uint16Array(await engine.readRaw(y16));
+      engine.scope(() => ops.linear(g, y16, w2, b2, { precision: 'f16' })).dispose();
+      assert(!y16.isDisposed && new Uint16Array(await engine.readRaw(y16)).every((v, i) => v === before[i]), 'linear changed or disposed its f16 x');
       [y16, y32, yOdd].forEach((t) => t.dispose());
-      if (!engine.device.features.has('shader-f16')) return; // the chain has f16 inputs (the test above checks the error)
       // The MLP's chain: fc1 writes f16 for fc2, against fc2 casting fc1's f32 output.
       await fusedMatchesCast(engine, [x, w1, b1, w2, b2], ['x', 'w1', 'b1', 'w2', 'b2'], randomArray(rng, M * N), (t, output) =>
         ops.linear(t, ops.linear(t, x, w1, b1, { activation: 'gelu', precision: 'f16', output }), w2, b2, { precision: 'f16' }),
