@@ -15,7 +15,7 @@
 // that the mask is symmetric: the queries that see key (l, j) are exactly the keys that (l, j)
 // sees, so each thread owns one key and sums dK, dV over the same sparse pattern, with no atomics.
 import { requireBindable } from './checks.js';
-import { scratchBuffer } from './rows.js';
+import { rowSubgroups, scratchBuffer } from './rows.js';
 import { CommandBatch, getPipeline, gpuShaderForm, grid, Params, type Binding } from './runtime.js';
 
 export type AttentionMask = 'cropa' | 'lead' | 'none';
@@ -92,6 +92,9 @@ interface Cfg {
   /** The GPU form: loops over DP and KT with constant bounds (unrolled, the arrays in registers).
    *  Otherwise their bounds come from the uniform block (CPU adapters, see gpuShaderForm). */
   gpu: boolean;
+  /** Invocations per query (the forward's `lanes`; 1 elsewhere): each holds DP / lanes vec4s of the
+   *  query and of its output, and a score is their subgroup sum. */
+  lanes: number;
 }
 
 function cfgFor(device: GPUDevice, s: Shape, bytesPerTileRow: (DP: number) => number): Cfg {
@@ -99,10 +102,11 @@ function cfgFor(device: GPUDevice, s: Shape, bytesPerTileRow: (DP: number) => nu
   // 32 threads cover the student's 16–20 visible columns with little idling; 64 the full 50.
   const QT = s.blockLen <= 32 ? 32 : 64;
   const KT = Math.max(1, Math.min(32, Math.floor(WG_STORAGE / bytesPerTileRow(DP))));
-  return { mask: s.mask, Dh: s.Dh, DP, QT, KT, vec: s.Dh % 4 === 0, gpu: gpuShaderForm(device) };
+  return { mask: s.mask, Dh: s.Dh, DP, QT, KT, vec: s.Dh % 4 === 0, gpu: gpuShaderForm(device), lanes: 1 };
 }
 
-const keyOf = (kind: string, c: Cfg) => `attention_${kind}_${c.mask}_dh${c.Dh}_qt${c.QT}_kt${c.KT}_${c.vec ? 'v4' : 's'}${c.gpu ? '' : '_cpu'}`;
+const keyOf = (kind: string, c: Cfg) =>
+  `attention_${kind}_${c.mask}_dh${c.Dh}_qt${c.QT}_kt${c.KT}_${c.vec ? 'v4' : 's'}${c.lanes > 1 ? `_l${c.lanes}` : ''}${c.gpu ? '' : '_cpu'}`;
 
 /** Loader ld_<name>(e, dp): the dp-th vec4 of the head vector whose first element is e. */
 function loader(name: string, c: Cfg): string {
@@ -129,7 +133,19 @@ const DH = ${c.Dh}u;
 const DP = ${c.DP}u;
 const QT = ${c.QT}u;
 const KT = ${c.KT}u;
-${c.gpu ? 'const DP_LOOP = DP;\nconst KT_LOOP = KT;' : 'var<private> DP_LOOP: u32; // DP and KT, set at entry from the uniform block\nvar<private> KT_LOOP: u32;'}
+${c.gpu ? `const DP_LOOP = ${c.lanes > 1 ? 'DPL' : 'DP'};\nconst KT_LOOP = KT;` : 'var<private> DP_LOOP: u32; // DP (DPL with lanes) and KT, set at entry from the uniform block\nvar<private> KT_LOOP: u32;'}${
+  c.lanes > 1
+    ? `
+// ${c.lanes} invocations per query (consecutive, so within one subgroup), DPL vec4s of the head vector each
+const L = ${c.lanes}u;
+const DPL = ${c.DP / c.lanes}u;
+fn laneSum(v: f32) -> f32 {
+  var r = v;
+  for (var m = 1u; m < L; m <<= 1u) { r += subgroupShuffleXor(r, m); }
+  return r;
+}`
+    : ''
+}
 struct P { B: u32, H: u32, C: u32, V: u32, nChunks: u32, scale: f32, one: u32 }
 fn hsum(v: vec4f) -> f32 { return (v.x + v.y) + (v.z + v.w); }
 // Workgroup-uniform by construction (no local index in it), so barriers may follow a return on !ok.
@@ -158,13 +174,15 @@ const CROSS = (c: Cfg) => c.mask === 'cropa';
 /** The entry point's head, shared by all passes: this workgroup's place, then this thread's row a
  *  of the block (valid: a real row, not a clamped copy of the last). */
 function entry(c: Cfg): string {
-  return /* wgsl */ `@compute @workgroup_size(${c.QT})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {${c.gpu ? '' : '\n  DP_LOOP = DP * p.one;\n  KT_LOOP = KT * p.one;'}
+  // with lanes: query qi, and this invocation's first vec4 d0 (DP_LOOP is then DPL)
+  const [q, lanes] = c.lanes > 1 ? ['qi', `\n  let qi = lid / L;\n  let d0 = (lid % L) * DPL;`] : ['lid', ''];
+  return /* wgsl */ `@compute @workgroup_size(${c.QT * c.lanes})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {${c.gpu ? '' : `\n  DP_LOOP = ${c.lanes > 1 ? 'DPL' : 'DP'} * p.one;\n  KT_LOOP = KT * p.one;`}
   let w = locate(wid, nwg);
-  if (!w.ok) { return; }
+  if (!w.ok) { return; }${lanes}
   // Threads past the block still help load tiles; they compute on its last row and store nothing.
-  let valid = w.chunk * QT + lid < w.blockLen;
-  let a = min(w.chunk * QT + lid, w.blockLen - 1u);`;
+  let valid = w.chunk * QT + ${q} < w.blockLen;
+  let a = min(w.chunk * QT + ${q}, w.blockLen - 1u);`;
 }
 
 /** Workgroup memory for one tile of the block's keys and values (the query-centric passes). */
@@ -174,8 +192,8 @@ var<workgroup> sv: array<vec4f, ${c.KT * c.DP}>;`;
 }
 
 /** In the loop over k0: loads the block's keys k0.. into sk, sv between barriers; cnt = how many are real. */
-const KEY_TILE = /* wgsl */ `    workgroupBarrier();
-    for (var i = lid; i < KT * DP; i += QT) {
+const keyTile = (c: Cfg) => /* wgsl */ `    workgroupBarrier();
+    for (var i = lid; i < KT * DP; i += ${c.lanes > 1 ? 'QT * L' : 'QT'}) {
       let ek = (w.t0 + min(k0 + i / DP, w.blockLen - 1u)) * w.RS + w.HD + w.h * DH;
       sk[i] = ld_qkv(ek, i % DP);
       sv[i] = ld_qkv(ek + w.HD, i % DP);
@@ -185,7 +203,11 @@ const KEY_TILE = /* wgsl */ `    workgroupBarrier();
 
 function forwardSource(c: Cfg): string {
   const E = c.vec ? 'vec4f' : 'f32';
-  return /* wgsl */ `
+  // With lanes, an invocation's vec4s of a head vector start at d0 and a score sums its lanes' parts.
+  const [at, score, regs] = c.lanes > 1 ? ['d0 + dp', 'laneSum(hsum(d4))', c.DP / c.lanes] : ['dp', 'hsum(d4)', c.DP];
+  // (The CPU form's loop bounds are private variables, which WGSL's analysis cannot prove uniform; they
+  // are: set from the uniform block at entry.)
+  return /* wgsl */ `${c.lanes > 1 ? 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);' : ''}
 ${prelude(c)}
 @group(0) @binding(0) var<storage, read> qkv: array<${E}>;
 @group(0) @binding(1) var<storage, read_write> out: array<${E}>;
@@ -197,22 +219,22 @@ ${keyTileDecl(c)}
 
 ${entry(c)}
   let eq = (w.t0 + a) * w.RS + w.h * DH;
-  var q: array<vec4f, ${c.DP}>;
-  for (var dp = 0u; dp < DP_LOOP; dp++) { q[dp] = ld_qkv(eq, dp) * p.scale; }
-  var acc: array<vec4f, ${c.DP}>;
+  var q: array<vec4f, ${regs}>;
+  for (var dp = 0u; dp < DP_LOOP; dp++) { q[dp] = ld_qkv(eq, ${at}) * p.scale; }
+  var acc: array<vec4f, ${regs}>;
   var m = -1e30;
   var l = 0.0;
   var s: array<f32, ${c.KT}>;
   for (var k0 = 0u; k0 < w.blockLen; k0 += KT) {
-${KEY_TILE}
+${keyTile(c)}
     // Scores of the whole tile first, so the running max is rescaled once per tile, not per key.
     var mt = m;
     for (var kk = 0u; kk < KT_LOOP; kk++) {
       var x = -1e30;
       if (kk < cnt) {
         var d4 = vec4f(0.0);
-        for (var dp = 0u; dp < DP_LOOP; dp++) { d4 = fma(q[dp], sk[kk * DP + dp], d4); }
-        x = hsum(d4);
+        for (var dp = 0u; dp < DP_LOOP; dp++) { d4 = fma(q[dp], sk[kk * DP + ${at}], d4); }
+        x = ${score};
       }
       s[kk] = x;
       mt = max(mt, x);
@@ -225,7 +247,7 @@ ${KEY_TILE}
       if (kk < cnt) {
         let pk = exp(s[kk] - m);
         l += pk;
-        for (var dp = 0u; dp < DP_LOOP; dp++) { acc[dp] = fma(vec4f(pk), sv[kk * DP + dp], acc[dp]); }
+        for (var dp = 0u; dp < DP_LOOP; dp++) { acc[dp] = fma(vec4f(pk), sv[kk * DP + ${at}], acc[dp]); }
       }
     }
   }
@@ -236,8 +258,8 @@ ${
     if (l2 == w.blk) { continue; }
     let ek = (w.b * w.T + l2 * p.V + a) * w.RS + w.HD + w.h * DH;
     var d4 = vec4f(0.0);
-    for (var dp = 0u; dp < DP_LOOP; dp++) { d4 = fma(q[dp], ld_qkv(ek, dp), d4); }
-    let x = hsum(d4);
+    for (var dp = 0u; dp < DP_LOOP; dp++) { d4 = fma(q[dp], ld_qkv(ek, ${at}), d4); }
+    let x = ${score};
     if (x > m) {
       let corr = exp(m - x);
       l *= corr;
@@ -246,15 +268,15 @@ ${
     }
     let pk = exp(x - m);
     l += pk;
-    for (var dp = 0u; dp < DP_LOOP; dp++) { acc[dp] = fma(vec4f(pk), ld_qkv(ek + w.HD, dp), acc[dp]); }
+    for (var dp = 0u; dp < DP_LOOP; dp++) { acc[dp] = fma(vec4f(pk), ld_qkv(ek + w.HD, ${at}), acc[dp]); }
   }`
     : ''
 }
   if (valid) {
     let inv = 1.0 / l;
     let eo = (w.t0 + a) * w.HD + w.h * DH;
-    for (var dp = 0u; dp < DP_LOOP; dp++) { st_out(eo, dp, acc[dp] * inv); }
-    lse[(w.b * p.H + w.h) * w.T + w.blk * w.blockLen + a] = m + log(l);
+    for (var dp = 0u; dp < DP_LOOP; dp++) { st_out(eo, ${at}, acc[dp] * inv); }
+    ${c.lanes > 1 ? 'if (d0 == 0u) { ' : ''}lse[(w.b * p.H + w.h) * w.T + w.blk * w.blockLen + a] = m + log(l);${c.lanes > 1 ? ' }' : ''}
   }
 }`;
 }
@@ -294,7 +316,7 @@ ${entry(c)}
   if (valid) { delta[row] = D; }
   var dq: array<vec4f, ${c.DP}>;
   for (var k0 = 0u; k0 < w.blockLen; k0 += KT) {
-${KEY_TILE}
+${keyTile(c)}
     for (var kk = 0u; kk < KT_LOOP; kk++) {
       if (kk < cnt) {
         var s4 = vec4f(0.0);
@@ -436,15 +458,28 @@ function params(s: Shape, QT: number): { p: Params; groups: number } {
 const fwdRow = (DP: number) => 2 * 16 * DP;
 const bwdKVRow = (DP: number) => 2 * 16 * DP + 8;
 
+/** Forward options. lanes: invocations per query (2 or 4), each holding a part of the query and of
+ *  its output vector, a score the subgroup sum of their parts: fewer registers per invocation than
+ *  one invocation per query (which held 254 on an H200 at Dh 48). Taken where the row kernels use
+ *  subgroups (rows.ts) and Dh/4 rounded up is a multiple of it; else one lane. The same result up to
+ *  the order of a score's sum. */
+export interface AttentionForwardOptions {
+  lanes?: 1 | 2 | 4;
+}
+
 /** out[B,T,H·Dh] = softmax(scale·q kᵀ, masked) v and lse[B,H,T], from qkv[B,T,3·H·Dh]. */
-export function attentionForward(batch: CommandBatch, bufs: { qkv: Binding; out: Binding; lse: Binding }, dims: AttentionDims): void {
+export function attentionForward(batch: CommandBatch, bufs: { qkv: Binding; out: Binding; lse: Binding }, dims: AttentionDims, opts: AttentionForwardOptions = {}): void {
   const s = shapeOf('attentionForward', dims);
   const n = s.B * s.T * s.H * s.Dh;
   checkSize('attentionForward', s, 'qkv', bufs.qkv, 3 * n);
   checkSize('attentionForward', s, 'out', bufs.out, n);
   checkSize('attentionForward', s, 'lse', bufs.lse, s.B * s.H * s.T);
   requireBindable('attentionForward', [['out', bufs.out], ['lse', bufs.lse]], [['qkv', bufs.qkv]]);
+  const lanes = opts.lanes ?? 1;
+  if (lanes !== 1 && lanes !== 2 && lanes !== 4) throw new RangeError(`attentionForward: lanes must be 1, 2 or 4, got ${lanes}`);
   const c = cfgFor(batch.device, s, fwdRow);
+  const lim = batch.device.limits;
+  if (lanes > 1 && rowSubgroups(batch.device) && c.DP % lanes === 0 && c.QT * lanes <= Math.min(lim.maxComputeInvocationsPerWorkgroup, lim.maxComputeWorkgroupSizeX)) c.lanes = lanes;
   const pipe = getPipeline(batch.device, keyOf('fwd', c), () => forwardSource(c));
   const { p, groups } = params(s, c.QT);
   batch.dispatch(pipe, [bufs.qkv, bufs.out, bufs.lse], p, grid(groups));

@@ -44,8 +44,9 @@ export function setSubgroupsForTests(allowed: boolean): boolean {
   return old;
 }
 
-/** Whether the row kernels use subgroups on this device. */
-function rowSubgroups(device: GPUDevice): boolean {
+/** Whether the row kernels use subgroups on this device (full subgroups of consecutive invocations,
+ *  checkSubgroups). */
+export function rowSubgroups(device: GPUDevice): boolean {
   return subgroupsAllowed && device.features.has('subgroups') && !untrustedSubgroups.has(device);
 }
 
