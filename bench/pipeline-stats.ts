@@ -47,8 +47,8 @@ export async function collectPipelineStats(engine: Engine, file: string, work: (
 
 /** The kernels to report: every matmul config this device runs (f32 tiles, f16 tensor-core kernels)
  *  and two 16-wide-block tiles of the sweep, in the three layouts of a linear layer; LayerNorm at the
- *  model width in every backward variant, the attention of the base preset (its forward also with 2
- *  and 4 lanes per query), softmax and GELU. */
+ *  model width in every backward variant, the attention of the base preset (also with 2 and 4 lanes
+ *  per query), softmax and GELU. */
 export async function compileKernels(engine: Engine): Promise<void> {
   const b = engine.batch;
   const made: Tensor[] = [];
@@ -82,8 +82,10 @@ export async function compileKernels(engine: Engine): Promise<void> {
   ]) {
     const m = d.B * d.C * d.V * d.H * d.Dh;
     const [qkv, o, lse, dout, dqkv] = [t(3 * m), t(m), t(d.B * d.H * d.C * d.V), t(m), t(3 * m)];
-    for (const lanes of [1, 2, 4] as const) attentionForward(b, { qkv, out: o, lse }, d, { lanes }); // the forward's variants too
-    attentionBackward(b, { qkv, out: o, lse, dout, dqkv }, d);
+    for (const lanes of [1, 2, 4] as const) {
+      attentionForward(b, { qkv, out: o, lse }, d, { lanes });
+      attentionBackward(b, { qkv, out: o, lse, dout, dqkv }, d, { lanes });
+    }
   }
   softmaxForward(b, x, y, { rows, cols: 400 });
   softmaxBackward(b, y, dy, dx, { rows, cols: 400 });

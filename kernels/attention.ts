@@ -14,6 +14,10 @@
 // D = rowsum(dout·out) and accumulates dQ; it also writes D for pass 2. Pass 2 (key-centric) uses
 // that the mask is symmetric: the queries that see key (l, j) are exactly the keys that (l, j)
 // sees, so each thread owns one key and sums dK, dV over the same sparse pattern, with no atomics.
+//
+// Lanes (an option of every pass, where subgroups allow): 2 or 4 consecutive invocations share a
+// query (a key in pass 2), each holding a part of every head vector the pass keeps; a dot product
+// is the subgroup sum of their parts (subgroupShuffleXor), which every lane then holds, bit for bit.
 import { requireBindable } from './checks.js';
 import { rowSubgroups, scratchBuffer } from './rows.js';
 import { CommandBatch, getPipeline, gpuShaderForm, grid, Params, type Binding } from './runtime.js';
@@ -137,11 +141,11 @@ ${c.gpu ? `const DP_LOOP = ${c.lanes > 1 ? 'DPL' : 'DP'};\nconst KT_LOOP = KT;` 
   c.lanes > 1
     ? `
 // ${c.lanes} invocations per query (consecutive, so within one subgroup), DPL vec4s of the head vector each
-const L = ${c.lanes}u;
+const LANES = ${c.lanes}u;
 const DPL = ${c.DP / c.lanes}u;
 fn laneSum(v: f32) -> f32 {
   var r = v;
-  for (var m = 1u; m < L; m <<= 1u) { r += subgroupShuffleXor(r, m); }
+  for (var m = 1u; m < LANES; m <<= 1u) { r += subgroupShuffleXor(r, m); }
   return r;
 }`
     : ''
@@ -175,7 +179,7 @@ const CROSS = (c: Cfg) => c.mask === 'cropa';
  *  of the block (valid: a real row, not a clamped copy of the last). */
 function entry(c: Cfg): string {
   // with lanes: query qi, and this invocation's first vec4 d0 (DP_LOOP is then DPL)
-  const [q, lanes] = c.lanes > 1 ? ['qi', `\n  let qi = lid / L;\n  let d0 = (lid % L) * DPL;`] : ['lid', ''];
+  const [q, lanes] = c.lanes > 1 ? ['qi', `\n  let qi = lid / LANES;\n  let d0 = (lid % LANES) * DPL;`] : ['lid', ''];
   return /* wgsl */ `@compute @workgroup_size(${c.QT * c.lanes})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {${c.gpu ? '' : `\n  DP_LOOP = ${c.lanes > 1 ? 'DPL' : 'DP'} * p.one;\n  KT_LOOP = KT * p.one;`}
   let w = locate(wid, nwg);
@@ -191,9 +195,29 @@ function keyTileDecl(c: Cfg): string {
 var<workgroup> sv: array<vec4f, ${c.KT * c.DP}>;`;
 }
 
+/** What lanes change in a pass's WGSL: its header, the vec4 index of an invocation's dp-th part of a
+ *  head vector (`at`), a dot product's sum over the lanes of a query (`sum`), the length of its
+ *  per-invocation arrays (`regs`) and `first`, the condition that keeps one lane's store of a
+ *  per-query value. */
+function lanesOf(c: Cfg) {
+  const many = c.lanes > 1;
+  return {
+    // (The CPU form's loop bounds are private variables, which WGSL's analysis cannot prove uniform;
+    // they are: set from the uniform block at entry.)
+    header: many ? 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);' : '',
+    at: many ? 'd0 + dp' : 'dp',
+    sum: (e: string) => (many ? `laneSum(${e})` : e),
+    regs: c.DP / c.lanes,
+    first: many ? ' && d0 == 0u' : '',
+  };
+}
+
+/** The workgroup's invocations, as a WGSL expression. */
+const threads = (c: Cfg) => (c.lanes > 1 ? 'QT * LANES' : 'QT');
+
 /** In the loop over k0: loads the block's keys k0.. into sk, sv between barriers; cnt = how many are real. */
 const keyTile = (c: Cfg) => /* wgsl */ `    workgroupBarrier();
-    for (var i = lid; i < KT * DP; i += ${c.lanes > 1 ? 'QT * L' : 'QT'}) {
+    for (var i = lid; i < KT * DP; i += ${threads(c)}) {
       let ek = (w.t0 + min(k0 + i / DP, w.blockLen - 1u)) * w.RS + w.HD + w.h * DH;
       sk[i] = ld_qkv(ek, i % DP);
       sv[i] = ld_qkv(ek + w.HD, i % DP);
@@ -204,10 +228,9 @@ const keyTile = (c: Cfg) => /* wgsl */ `    workgroupBarrier();
 function forwardSource(c: Cfg): string {
   const E = c.vec ? 'vec4f' : 'f32';
   // With lanes, an invocation's vec4s of a head vector start at d0 and a score sums its lanes' parts.
-  const [at, score, regs] = c.lanes > 1 ? ['d0 + dp', 'laneSum(hsum(d4))', c.DP / c.lanes] : ['dp', 'hsum(d4)', c.DP];
-  // (The CPU form's loop bounds are private variables, which WGSL's analysis cannot prove uniform; they
-  // are: set from the uniform block at entry.)
-  return /* wgsl */ `${c.lanes > 1 ? 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);' : ''}
+  const { header, at, sum, regs, first } = lanesOf(c);
+  const score = sum('hsum(d4)');
+  return /* wgsl */ `${header}
 ${prelude(c)}
 @group(0) @binding(0) var<storage, read> qkv: array<${E}>;
 @group(0) @binding(1) var<storage, read_write> out: array<${E}>;
@@ -276,15 +299,16 @@ ${
     let inv = 1.0 / l;
     let eo = (w.t0 + a) * w.HD + w.h * DH;
     for (var dp = 0u; dp < DP_LOOP; dp++) { st_out(eo, ${at}, acc[dp] * inv); }
-    ${c.lanes > 1 ? 'if (d0 == 0u) { ' : ''}lse[(w.b * p.H + w.h) * w.T + w.blk * w.blockLen + a] = m + log(l);${c.lanes > 1 ? ' }' : ''}
   }
+  if (valid${first}) { lse[(w.b * p.H + w.h) * w.T + w.blk * w.blockLen + a] = m + log(l); }
 }`;
 }
 
 /** Pass 1 of the backward: D = rowsum(dout·out) (kept for pass 2) and dQ, query-centric. */
 function backwardQSource(c: Cfg): string {
   const E = c.vec ? 'vec4f' : 'f32';
-  return /* wgsl */ `
+  const { header, at, sum, regs, first } = lanesOf(c);
+  return /* wgsl */ `${header}
 ${prelude(c)}
 @group(0) @binding(0) var<storage, read> qkv: array<${E}>;
 @group(0) @binding(1) var<storage, read> out: array<${E}>;
@@ -302,19 +326,19 @@ ${keyTileDecl(c)}
 ${entry(c)}
   let eq = (w.t0 + a) * w.RS + w.h * DH;
   let eo = (w.t0 + a) * w.HD + w.h * DH;
-  var q: array<vec4f, ${c.DP}>;
-  var g: array<vec4f, ${c.DP}>;
+  var q: array<vec4f, ${regs}>;
+  var g: array<vec4f, ${regs}>;
   var d4 = vec4f(0.0);
   for (var dp = 0u; dp < DP_LOOP; dp++) {
-    q[dp] = ld_qkv(eq, dp) * p.scale;
-    g[dp] = ld_dout(eo, dp);
-    d4 = fma(g[dp], ld_out(eo, dp), d4);
+    q[dp] = ld_qkv(eq, ${at}) * p.scale;
+    g[dp] = ld_dout(eo, ${at});
+    d4 = fma(g[dp], ld_out(eo, ${at}), d4);
   }
-  let D = hsum(d4);
+  let D = ${sum('hsum(d4)')};
   let row = (w.b * p.H + w.h) * w.T + w.blk * w.blockLen + a;
   let L = lse[row];
-  if (valid) { delta[row] = D; }
-  var dq: array<vec4f, ${c.DP}>;
+  if (valid${first}) { delta[row] = D; }
+  var dq: array<vec4f, ${regs}>;
   for (var k0 = 0u; k0 < w.blockLen; k0 += KT) {
 ${keyTile(c)}
     for (var kk = 0u; kk < KT_LOOP; kk++) {
@@ -322,11 +346,11 @@ ${keyTile(c)}
         var s4 = vec4f(0.0);
         var p4 = vec4f(0.0);
         for (var dp = 0u; dp < DP_LOOP; dp++) {
-          s4 = fma(q[dp], sk[kk * DP + dp], s4);
-          p4 = fma(g[dp], sv[kk * DP + dp], p4);
+          s4 = fma(q[dp], sk[kk * DP + ${at}], s4);
+          p4 = fma(g[dp], sv[kk * DP + ${at}], p4);
         }
-        let ds = exp(hsum(s4) - L) * (hsum(p4) - D);
-        for (var dp = 0u; dp < DP_LOOP; dp++) { dq[dp] = fma(vec4f(ds), sk[kk * DP + dp], dq[dp]); }
+        let ds = exp(${sum('hsum(s4)')} - L) * (${sum('hsum(p4)')} - D);
+        for (var dp = 0u; dp < DP_LOOP; dp++) { dq[dp] = fma(vec4f(ds), sk[kk * DP + ${at}], dq[dp]); }
       }
     }
   }
@@ -335,21 +359,21 @@ ${
     ? `  for (var l2 = 0u; l2 < p.C; l2++) {
     if (l2 == w.blk) { continue; }
     let ek = (w.b * w.T + l2 * p.V + a) * w.RS + w.HD + w.h * DH;
-    var k: array<vec4f, ${c.DP}>;
+    var k: array<vec4f, ${regs}>;
     var s4 = vec4f(0.0);
     var p4 = vec4f(0.0);
     for (var dp = 0u; dp < DP_LOOP; dp++) {
-      k[dp] = ld_qkv(ek, dp);
+      k[dp] = ld_qkv(ek, ${at});
       s4 = fma(q[dp], k[dp], s4);
-      p4 = fma(g[dp], ld_qkv(ek + w.HD, dp), p4);
+      p4 = fma(g[dp], ld_qkv(ek + w.HD, ${at}), p4);
     }
-    let ds = exp(hsum(s4) - L) * (hsum(p4) - D);
+    let ds = exp(${sum('hsum(s4)')} - L) * (${sum('hsum(p4)')} - D);
     for (var dp = 0u; dp < DP_LOOP; dp++) { dq[dp] = fma(vec4f(ds), k[dp], dq[dp]); }
   }`
     : ''
 }
   if (valid) {
-    for (var dp = 0u; dp < DP_LOOP; dp++) { st_dqkv(eq, dp, dq[dp] * p.scale); }
+    for (var dp = 0u; dp < DP_LOOP; dp++) { st_dqkv(eq, ${at}, dq[dp] * p.scale); }
   }
 }`;
 }
@@ -357,7 +381,8 @@ ${
 /** Pass 2 of the backward: dK and dV, key-centric over the same (symmetric) pattern. */
 function backwardKVSource(c: Cfg): string {
   const E = c.vec ? 'vec4f' : 'f32';
-  return /* wgsl */ `
+  const { header, at, sum, regs } = lanesOf(c);
+  return /* wgsl */ `${header}
 ${prelude(c)}
 @group(0) @binding(0) var<storage, read> qkv: array<${E}>;
 @group(0) @binding(1) var<storage, read> dout: array<${E}>;
@@ -375,23 +400,23 @@ var<workgroup> sd: array<f32, ${c.KT}>;
 
 ${entry(c)}
   let ek = (w.t0 + a) * w.RS + w.HD + w.h * DH;
-  var k: array<vec4f, ${c.DP}>;
-  var v: array<vec4f, ${c.DP}>;
+  var k: array<vec4f, ${regs}>;
+  var v: array<vec4f, ${regs}>;
   for (var dp = 0u; dp < DP_LOOP; dp++) {
-    k[dp] = ld_qkv(ek, dp);
-    v[dp] = ld_qkv(ek + w.HD, dp);
+    k[dp] = ld_qkv(ek, ${at});
+    v[dp] = ld_qkv(ek + w.HD, ${at});
   }
-  var dk: array<vec4f, ${c.DP}>;
-  var dv: array<vec4f, ${c.DP}>;
+  var dk: array<vec4f, ${regs}>;
+  var dv: array<vec4f, ${regs}>;
   let rowBase = (w.b * p.H + w.h) * w.T + w.blk * w.blockLen;
   for (var q0 = 0u; q0 < w.blockLen; q0 += KT) {
     workgroupBarrier();
-    for (var i = lid; i < KT * DP; i += QT) {
+    for (var i = lid; i < KT * DP; i += ${threads(c)}) {
       let t = w.t0 + min(q0 + i / DP, w.blockLen - 1u);
       sq[i] = ld_qkv(t * w.RS + w.h * DH, i % DP) * p.scale;
       sg[i] = ld_dout(t * w.HD + w.h * DH, i % DP);
     }
-    for (var i = lid; i < KT; i += QT) {
+    for (var i = lid; i < KT; i += ${threads(c)}) {
       let r = rowBase + min(q0 + i, w.blockLen - 1u);
       sl[i] = lse[r];
       sd[i] = delta[r];
@@ -403,14 +428,14 @@ ${entry(c)}
         var s4 = vec4f(0.0);
         var p4 = vec4f(0.0);
         for (var dp = 0u; dp < DP_LOOP; dp++) {
-          s4 = fma(sq[qq * DP + dp], k[dp], s4);
-          p4 = fma(sg[qq * DP + dp], v[dp], p4);
+          s4 = fma(sq[qq * DP + ${at}], k[dp], s4);
+          p4 = fma(sg[qq * DP + ${at}], v[dp], p4);
         }
-        let pq = exp(hsum(s4) - sl[qq]);
-        let ds = pq * (hsum(p4) - sd[qq]);
+        let pq = exp(${sum('hsum(s4)')} - sl[qq]);
+        let ds = pq * (${sum('hsum(p4)')} - sd[qq]);
         for (var dp = 0u; dp < DP_LOOP; dp++) {
-          dv[dp] = fma(vec4f(pq), sg[qq * DP + dp], dv[dp]);
-          dk[dp] = fma(vec4f(ds), sq[qq * DP + dp], dk[dp]);
+          dv[dp] = fma(vec4f(pq), sg[qq * DP + ${at}], dv[dp]);
+          dk[dp] = fma(vec4f(ds), sq[qq * DP + ${at}], dk[dp]);
         }
       }
     }
@@ -422,18 +447,18 @@ ${
     if (l2 == w.blk) { continue; }
     let t = w.b * w.T + l2 * p.V + a;
     let r = (w.b * p.H + w.h) * w.T + l2 * p.V + a;
-    var qv: array<vec4f, ${c.DP}>;
-    var gv: array<vec4f, ${c.DP}>;
+    var qv: array<vec4f, ${regs}>;
+    var gv: array<vec4f, ${regs}>;
     var s4 = vec4f(0.0);
     var p4 = vec4f(0.0);
     for (var dp = 0u; dp < DP_LOOP; dp++) {
-      qv[dp] = ld_qkv(t * w.RS + w.h * DH, dp) * p.scale;
-      gv[dp] = ld_dout(t * w.HD + w.h * DH, dp);
+      qv[dp] = ld_qkv(t * w.RS + w.h * DH, ${at}) * p.scale;
+      gv[dp] = ld_dout(t * w.HD + w.h * DH, ${at});
       s4 = fma(qv[dp], k[dp], s4);
       p4 = fma(gv[dp], v[dp], p4);
     }
-    let pq = exp(hsum(s4) - lse[r]);
-    let ds = pq * (hsum(p4) - delta[r]);
+    let pq = exp(${sum('hsum(s4)')} - lse[r]);
+    let ds = pq * (${sum('hsum(p4)')} - delta[r]);
     for (var dp = 0u; dp < DP_LOOP; dp++) {
       dv[dp] = fma(vec4f(pq), gv[dp], dv[dp]);
       dk[dp] = fma(vec4f(ds), qv[dp], dk[dp]);
@@ -443,8 +468,8 @@ ${
 }
   if (valid) {
     for (var dp = 0u; dp < DP_LOOP; dp++) {
-      st_dqkv(ek, dp, dk[dp]);
-      st_dqkv(ek + w.HD, dp, dv[dp]);
+      st_dqkv(ek, ${at}, dk[dp]);
+      st_dqkv(ek + w.HD, ${at}, dv[dp]);
     }
   }
 }`;
@@ -458,28 +483,33 @@ function params(s: Shape, QT: number): { p: Params; groups: number } {
 const fwdRow = (DP: number) => 2 * 16 * DP;
 const bwdKVRow = (DP: number) => 2 * 16 * DP + 8;
 
-/** Forward options. lanes: invocations per query (2 or 4), each holding a part of the query and of
- *  its output vector, a score the subgroup sum of their parts: fewer registers per invocation than
- *  one invocation per query (which held 254 on an H200 at Dh 48). Taken where the row kernels use
- *  subgroups (rows.ts) and Dh/4 rounded up is a multiple of it; else one lane. The same result up to
- *  the order of a score's sum. */
-export interface AttentionForwardOptions {
+/** lanes: invocations per query (per key in the backward's second pass), 2 or 4, each holding a
+ *  part of every head vector the pass keeps (query, output, gradients), a dot product the subgroup
+ *  sum of their parts: fewer registers per invocation than one invocation per query (254 on an H200
+ *  at Dh 48). Taken where the row kernels use subgroups (rows.ts) and Dh/4 rounded up is a multiple
+ *  of it; else one lane. The same result up to the order of a dot product's sum. */
+export interface AttentionKernelOptions {
   lanes?: 1 | 2 | 4;
 }
 
+/** The config of a pass with the lanes asked for, where they can be taken. */
+function withLanes(device: GPUDevice, c: Cfg, kernel: string, o: AttentionKernelOptions): Cfg {
+  const lanes = o.lanes ?? 1;
+  if (lanes !== 1 && lanes !== 2 && lanes !== 4) throw new RangeError(`${kernel}: lanes must be 1, 2 or 4, got ${lanes}`);
+  const lim = device.limits;
+  const fits = rowSubgroups(device) && c.DP % lanes === 0 && c.QT * lanes <= Math.min(lim.maxComputeInvocationsPerWorkgroup, lim.maxComputeWorkgroupSizeX);
+  return fits ? { ...c, lanes } : c;
+}
+
 /** out[B,T,H·Dh] = softmax(scale·q kᵀ, masked) v and lse[B,H,T], from qkv[B,T,3·H·Dh]. */
-export function attentionForward(batch: CommandBatch, bufs: { qkv: Binding; out: Binding; lse: Binding }, dims: AttentionDims, opts: AttentionForwardOptions = {}): void {
+export function attentionForward(batch: CommandBatch, bufs: { qkv: Binding; out: Binding; lse: Binding }, dims: AttentionDims, opts: AttentionKernelOptions = {}): void {
   const s = shapeOf('attentionForward', dims);
   const n = s.B * s.T * s.H * s.Dh;
   checkSize('attentionForward', s, 'qkv', bufs.qkv, 3 * n);
   checkSize('attentionForward', s, 'out', bufs.out, n);
   checkSize('attentionForward', s, 'lse', bufs.lse, s.B * s.H * s.T);
   requireBindable('attentionForward', [['out', bufs.out], ['lse', bufs.lse]], [['qkv', bufs.qkv]]);
-  const lanes = opts.lanes ?? 1;
-  if (lanes !== 1 && lanes !== 2 && lanes !== 4) throw new RangeError(`attentionForward: lanes must be 1, 2 or 4, got ${lanes}`);
-  const c = cfgFor(batch.device, s, fwdRow);
-  const lim = batch.device.limits;
-  if (lanes > 1 && rowSubgroups(batch.device) && c.DP % lanes === 0 && c.QT * lanes <= Math.min(lim.maxComputeInvocationsPerWorkgroup, lim.maxComputeWorkgroupSizeX)) c.lanes = lanes;
+  const c = withLanes(batch.device, cfgFor(batch.device, s, fwdRow), 'attentionForward', opts);
   const pipe = getPipeline(batch.device, keyOf('fwd', c), () => forwardSource(c));
   const { p, groups } = params(s, c.QT);
   batch.dispatch(pipe, [bufs.qkv, bufs.out, bufs.lse], p, grid(groups));
@@ -493,6 +523,7 @@ export function attentionBackward(
   batch: CommandBatch,
   bufs: { qkv: Binding; out: Binding; lse: Binding; dout: Binding; dqkv: Binding; delta?: Binding },
   dims: AttentionDims,
+  opts: AttentionKernelOptions = {},
 ): void {
   const k = 'attentionBackward';
   const s = shapeOf(k, dims);
@@ -512,12 +543,12 @@ export function attentionBackward(
   requireBindable(k, [['dqkv', bufs.dqkv], ['delta', delta]], reads);
   requireBindable(k, [['dqkv', bufs.dqkv]], [['delta', delta]]);
 
-  const cq = cfgFor(batch.device, s, fwdRow);
+  const cq = withLanes(batch.device, cfgFor(batch.device, s, fwdRow), k, opts);
   const pq = getPipeline(batch.device, keyOf('bwdq', cq), () => backwardQSource(cq));
   const a = params(s, cq.QT);
   batch.dispatch(pq, [bufs.qkv, bufs.out, bufs.dout, bufs.lse, bufs.dqkv, delta], a.p, grid(a.groups));
 
-  const ckv = cfgFor(batch.device, s, bwdKVRow);
+  const ckv = withLanes(batch.device, cfgFor(batch.device, s, bwdKVRow), k, opts);
   const pkv = getPipeline(batch.device, keyOf('bwdkv', ckv), () => backwardKVSource(ckv));
   const b = params(s, ckv.QT);
   batch.dispatch(pkv, [bufs.qkv, bufs.dout, bufs.lse, delta, bufs.dqkv], b.p, grid(b.groups));

@@ -1,7 +1,7 @@
 // Fused sparse CroPA attention (kernels/attention.ts) against attention composed from tfjs ops:
 // matMul, an additive −1e9 CroPA mask, softmax, matMul, and tf.grad for the backward.
 import type { Engine } from '../../engine/engine.js';
-import { attentionBackward, attentionForward, type AttentionDims, type AttentionForwardOptions, type AttentionMask } from '../../kernels/attention.js';
+import { attentionBackward, attentionForward, type AttentionDims, type AttentionKernelOptions, type AttentionMask } from '../../kernels/attention.js';
 import type { KernelCase, Scale } from '../harness.js';
 
 type Tf = typeof import('@tensorflow/tfjs');
@@ -26,24 +26,24 @@ function filled(n: number, seed: number): Float32Array {
   return a;
 }
 
-/** `fwd.lanes`: a 'variant' row of the forward's lanes per query (the goals read the others). */
-function attentionCase(d: AttentionDims, backward: boolean, label: string, fwd: AttentionForwardOptions = {}): KernelCase {
+/** `o.lanes`: a 'variant' row of the kernels' lanes per query (the goals read the others). */
+function attentionCase(d: AttentionDims, backward: boolean, label: string, o: AttentionKernelOptions = {}): KernelCase {
   const T = d.C * d.V, n = d.B * T * d.H * d.Dh;
   // Useful FLOPs on the allowed pairs, the same count for both sides (tfjs does the dense T² work):
   // forward 4·Dh per pair (q·k, p·v); backward 10·Dh (recomputed q·k, dV, dP, dQ, dK).
   const flops = pairs(d) * d.Dh * (backward ? 14 : 4);
   const qkvData = filled(3 * n, 1), doutData = filled(n, 7);
   return {
-    name: `${fwd.lanes ? 'variant ' : ''}attention ${label} ${d.mask} B${d.B} H${d.H} T${T} Dh${d.Dh} ${backward ? 'fwd+bwd' : 'fwd'}${fwd.lanes ? `, ${fwd.lanes} lanes per query` : ''}`,
+    name: `${o.lanes ? 'variant ' : ''}attention ${label} ${d.mask} B${d.B} H${d.H} T${T} Dh${d.Dh} ${backward ? 'fwd+bwd' : 'fwd'}${o.lanes ? `, ${o.lanes} lanes per query` : ''}`,
     flops,
     ours(engine: Engine) {
       const qkv = engine.upload(qkvData), dout = engine.upload(doutData);
       const out = engine.empty([n]), lse = engine.empty([d.B * d.H * T]), dqkv = engine.empty([3 * n]), delta = engine.empty([d.B * d.H * T]);
       return {
         run() {
-          attentionForward(engine.batch, { qkv: qkv.buffer, out: out.buffer, lse: lse.buffer }, d, fwd);
+          attentionForward(engine.batch, { qkv: qkv.buffer, out: out.buffer, lse: lse.buffer }, d, o);
           if (backward)
-            attentionBackward(engine.batch, { qkv: qkv.buffer, out: out.buffer, lse: lse.buffer, dout: dout.buffer, dqkv: dqkv.buffer, delta: delta.buffer }, d);
+            attentionBackward(engine.batch, { qkv: qkv.buffer, out: out.buffer, lse: lse.buffer, dout: dout.buffer, dqkv: dqkv.buffer, delta: delta.buffer }, d, o);
         },
         dispose: () => [qkv, dout, out, lse, dqkv, delta].forEach((t) => t.dispose()),
       };
@@ -79,8 +79,8 @@ export function cases(scale: Scale): KernelCase[] {
   return [
     attentionCase({ B: 64, H: 16, Dh: 48, C: 8, V: 50, mask: 'cropa' }, false, 'encoder'),
     attentionCase({ B: 64, H: 16, Dh: 48, C: 8, V: 50, mask: 'cropa' }, true, 'encoder'),
-    // the forward with 2 and 4 invocations per query (fewer registers each), beside the rows above
-    ...([2, 4] as const).map((lanes) => attentionCase({ B: 64, H: 16, Dh: 48, C: 8, V: 50, mask: 'cropa' }, false, 'encoder', { lanes })),
+    // 2 and 4 invocations per query (fewer registers each), beside the rows above
+    ...([2, 4] as const).flatMap((lanes) => [false, true].map((bwd) => attentionCase({ B: 64, H: 16, Dh: 48, C: 8, V: 50, mask: 'cropa' }, bwd, 'encoder', { lanes }))),
     // The student sees 16–20 of 50 columns (random masking); 18 here.
     attentionCase({ B: 64, H: 16, Dh: 48, C: 8, V: 18, mask: 'cropa' }, true, 'student'),
     // The predictor: per lead, dense over the 50 columns, 12 heads of 32.

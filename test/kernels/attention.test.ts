@@ -1,4 +1,4 @@
-import { attentionBackward, attentionForward, type AttentionDims, type AttentionForwardOptions, type AttentionMask } from '../../kernels/attention.js';
+import { attentionBackward, attentionForward, type AttentionDims, type AttentionKernelOptions, type AttentionMask } from '../../kernels/attention.js';
 import { KernelProfiler } from '../../kernels/profiler.js';
 import { rowSubgroups } from '../../kernels/rows.js';
 import { setGpuShaderFormForTests } from '../../kernels/runtime.js';
@@ -7,12 +7,12 @@ import type { Engine } from '../../engine/engine.js';
 import { assert, assertClose, getEngine, poisoned, randomArray, relError } from '../helpers.js';
 import { allowed, attentionReference as reference } from '../engine/reference.js';
 
-async function gpuRun(engine: Engine, d: AttentionDims, qkv: Float32Array, dout: Float32Array, fwd: AttentionForwardOptions = {}) {
+async function gpuRun(engine: Engine, d: AttentionDims, qkv: Float32Array, dout: Float32Array, o: AttentionKernelOptions = {}) {
   const T = d.C * d.V, n = d.B * T * d.H * d.Dh;
   const tq = engine.upload(qkv), tg = engine.upload(dout);
   const out = poisoned(engine, [n]), lse = poisoned(engine, [d.B * d.H * T]), dqkv = poisoned(engine, [3 * n]);
-  attentionForward(engine.batch, { qkv: tq.buffer, out: out.buffer, lse: lse.buffer }, d, fwd);
-  attentionBackward(engine.batch, { qkv: tq.buffer, out: out.buffer, lse: lse.buffer, dout: tg.buffer, dqkv: dqkv.buffer }, d);
+  attentionForward(engine.batch, { qkv: tq.buffer, out: out.buffer, lse: lse.buffer }, d, o);
+  attentionBackward(engine.batch, { qkv: tq.buffer, out: out.buffer, lse: lse.buffer, dout: tg.buffer, dqkv: dqkv.buffer }, d, o);
   const r = { out: await engine.read(out), lse: await engine.read(lse), dqkv: await engine.read(dqkv) };
   [tq, tg, out, lse, dqkv].forEach((t) => t.dispose());
   return r;
@@ -127,13 +127,13 @@ describe('kernels/attention', () => {
     { mask: 'none', B: 3, H: 1, C: 3, V: 4, Dh: 16 },
     { mask: 'none', B: 1, H: 2, C: 1, V: 70, Dh: 128 },
   ];
-  async function check(d: AttentionDims, fwd: AttentionForwardOptions = {}) {
+  async function check(d: AttentionDims, o: AttentionKernelOptions = {}) {
     const engine = await getEngine();
     const rng = new Rng(d.B * 1000 + d.V * 10 + d.Dh);
     const { qkv, dout } = inputs(rng, d);
-    const got = await gpuRun(engine, d, qkv, dout, fwd);
+    const got = await gpuRun(engine, d, qkv, dout, o);
     const ref = reference(qkv, d, dout);
-    const what = `${d.mask} ${name(d)}${fwd.lanes ? ` lanes ${fwd.lanes}` : ''}`;
+    const what = `${d.mask} ${name(d)}${o.lanes ? ` lanes ${o.lanes}` : ''}`;
     assertClose(got.out, ref.out, 1e-5, `${what} out`);
     assertClose(got.lse, ref.lse, 1e-5, `${what} lse`);
     assertClose(got.dqkv, ref.dqkv, 1e-5, `${what} dqkv`);
@@ -151,15 +151,16 @@ describe('kernels/attention', () => {
     }
   });
 
-  it('forward with 2 or 4 lanes per query (the scores summed over a subgroup): out, lse and the backward from them against float64; the variant runs where the row kernels use subgroups', async () => {
+  it('2 or 4 lanes per query (per key in the backward\'s second pass; dot products summed over a subgroup): out, lse and dqkv against float64; the variants run where the row kernels use subgroups', async () => {
     const engine = await getEngine();
-    const lanesShapes: AttentionDims[] = [
-      { mask: 'cropa', B: 1, H: 1, C: 8, V: 50, Dh: 48 }, // the full grid, two key tiles
-      { mask: 'cropa', B: 2, H: 1, C: 3, V: 40, Dh: 5, scale: 0.3 }, // scalar head vectors (2 vec4s: 4 lanes fall back to 1)
-      { mask: 'lead', B: 1, H: 1, C: 3, V: 70, Dh: 8 }, // two query chunks
-      { mask: 'none', B: 2, H: 3, C: 1, V: 50, Dh: 32 },
+    // 4 lanes on the model's shapes, 2 on scalar head vectors (two vec4s: 4 lanes would fall back to 1)
+    const cases: [AttentionDims, 2 | 4][] = [
+      [{ mask: 'cropa', B: 1, H: 1, C: 8, V: 50, Dh: 48 }, 4], // the full grid, two key tiles
+      [{ mask: 'lead', B: 1, H: 1, C: 3, V: 70, Dh: 16 }, 4], // two query chunks
+      [{ mask: 'none', B: 2, H: 3, C: 1, V: 50, Dh: 32 }, 4],
+      [{ mask: 'cropa', B: 2, H: 1, C: 3, V: 40, Dh: 5, scale: 0.3 }, 2],
     ];
-    for (const lanes of [2, 4] as const) for (const d of lanesShapes) await check(d, { lanes });
+    for (const [d, lanes] of cases) await check(d, { lanes });
     const old = setGpuShaderFormForTests(true);
     try {
       await check({ mask: 'cropa', B: 1, H: 2, C: 3, V: 40, Dh: 48 }, { lanes: 4 }); // the model's head size
@@ -167,18 +168,19 @@ describe('kernels/attention', () => {
       setGpuShaderFormForTests(old);
     }
     if (!rowSubgroups(engine.device) || !engine.device.features.has('timestamp-query')) return;
-    // the pipeline that ran, by the profiler's label
+    // the pipelines that ran, by the profiler's labels
     const d: AttentionDims = { mask: 'cropa', B: 1, H: 1, C: 3, V: 4, Dh: 16 };
     const n = 3 * 4 * 16;
-    const [qkv, out, lse] = [engine.empty([3 * n]), engine.empty([n]), engine.empty([12])];
+    const [qkv, out, lse, dout, dqkv] = [engine.empty([3 * n]), engine.empty([n]), engine.empty([12]), engine.empty([n]), engine.empty([3 * n])];
     const prof = (engine.batch.profiler = new KernelProfiler(engine.device));
     attentionForward(engine.batch, { qkv: qkv.buffer, out: out.buffer, lse: lse.buffer }, d, { lanes: 4 });
+    attentionBackward(engine.batch, { qkv: qkv.buffer, out: out.buffer, lse: lse.buffer, dout: dout.buffer, dqkv: dqkv.buffer }, d, { lanes: 4 });
     engine.batch.submit();
     engine.batch.profiler = null;
     const labels = (await prof.results()).map((k) => k.kernel);
     prof.destroy();
-    [qkv, out, lse].forEach((t) => t.dispose());
-    assert(labels.some((l) => /^attention_fwd_cropa_.*_l4/.test(l)), `lanes 4 ran: ${labels}`);
+    [qkv, out, lse, dout, dqkv].forEach((t) => t.dispose());
+    for (const pass of ['fwd', 'bwdq', 'bwdkv']) assert(labels.some((l) => new RegExp(`^attention_${pass}_cropa_.*_l4`).test(l)), `${pass} ran with 4 lanes: ${labels}`);
   });
 
   it('two backwards of different sizes in one batch (shared D scratch grows) are both right', async () => {
