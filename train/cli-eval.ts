@@ -1,7 +1,7 @@
 // The downstream-evaluation commands of the ecg-jepa CLI (embed, probe, finetune, predict), registered by cli.ts.
 import type { Command } from 'commander';
 import type { Engine } from '../engine/engine.js';
-import { embed, writeEmbeddings } from './eval/embed.js';
+import { checkEncoderSource, embed, writeEmbeddings } from './eval/embed.js';
 import { checkTargets, parseSplit, probe, type ProbeTask } from './eval/probe.js';
 import { finetune } from './eval/finetune.js';
 import { predict, writePredictions } from './eval/predict.js';
@@ -36,13 +36,16 @@ const ENCODER_SOURCES = 'pretraining checkpoint, encoder snapshot, export, impor
 
 /**
  * Before a probe or fine-tuning run named `name` writes into `out`: its report and model files are
- * checked against what it reads, and an earlier run's of that name are removed (with or without a
- * new model), so a run cut short never leaves a model beside another run's report, nor the other way round.
+ * checked against what it reads, then `checks` (what the run would refuse: a bad label, split,
+ * checkpoint or preset must not cost the earlier run), then an earlier run's files of that name are
+ * removed (with or without a new model), so a run cut short never leaves a model beside another run's
+ * report, nor the other way round.
  */
-async function clearRun(command: string, out: string, name: string, inputs: Input[]): Promise<void> {
+async function clearRun(command: string, out: string, name: string, inputs: Input[], checks: () => Promise<void>): Promise<void> {
   const [path, { existsSync }, { rm }] = await Promise.all([import('node:path'), import('node:fs'), import('node:fs/promises')]);
   const files = [...['.json', '.md', '-roc.png', '-confusion.png'].map((e) => path.join(out, `${name}${e}`)), ...checkpointFiles(path.join(out, `${name}-model`))];
   checkOutputs(command, files, inputs);
+  await checks();
   const earlier = files.filter((f) => existsSync(f));
   for (const f of earlier) await rm(f, { force: true });
   if (earlier.length) console.error(`${command}: removed the earlier run's ${earlier.map((f) => path.basename(f)).join(', ')}`);
@@ -121,8 +124,10 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
         head: { epochs: posInt('--epochs')(o.epochs), lr: num('--lr')(o.lr), batch: posInt('--batch')(o.batch), regressionLoss: o.regressionLoss, standardize: o.standardize !== false },
         bootstrap: nonNegInt('--bootstrap')(o.bootstrap),
       };
-      await checkTargets(options); // a bad label or split must not cost the earlier run's report
-      await clearRun('probe', o.out, name, [{ data: o.data }, ...(o.checkpoint ? [{ checkpoint: o.checkpoint }] : [])]);
+      await clearRun('probe', o.out, name, [{ data: o.data }, ...(o.checkpoint ? [{ checkpoint: o.checkpoint }] : [])], async () => {
+        await checkTargets(options);
+        await checkEncoderSource(options);
+      });
       await withEngine(async (engine) => {
         const bar = progressBar('embed', RECORDS_BAR);
         const r = await probe(engine, { ...options, onProgress: (d, t) => bar.update(d, t) });
@@ -177,8 +182,10 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
         precision: o.precision, lossScale,
         save: o.save === false ? undefined : path.join(o.out, `${name}-model`),
       };
-      await checkTargets(options); // a bad label or split must not cost the earlier run's report
-      await clearRun('finetune', o.out, name, [{ data: o.data }, ...(o.checkpoint ? [{ checkpoint: o.checkpoint }] : [])]);
+      await clearRun('finetune', o.out, name, [{ data: o.data }, ...(o.checkpoint ? [{ checkpoint: o.checkpoint }] : [])], async () => {
+        await checkTargets(options);
+        await checkEncoderSource(options);
+      });
       await withEngine(async (engine) => {
         const r = await finetune(engine, {
           ...options,

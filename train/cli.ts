@@ -13,7 +13,7 @@ import { prepare, type PrepareOptions, type PrepareSource } from './data/prepare
 import { progressBar } from './progress.js';
 import { f32OrF16, list, LOSS_SCALE_HELP, nonNegInt, nonNegNum, posInt, posNum, precision, qualityKinds } from './cli-args.js';
 import { QUALITY_KINDS } from './data/preprocess.js';
-import { pretrain } from './pretrain.js';
+import { pretrain, signalExitCode } from './pretrain.js';
 import { RECORDS_BAR, registerEvalCommands } from './cli-eval.js';
 import { registerImportTorch } from './import-torch.js';
 import { registerExport } from './export.js';
@@ -201,6 +201,7 @@ program
   .option('--snapshot-dtype <f32|f16>', 'snapshot tensor type: f32 (bit for bit, the default) or f16 (half the bytes)', f32OrF16('--snapshot-dtype'))
   .option('--out <dir>', 'run folder', 'runs/demo')
   .option('--resume', 'continue the run in --out from its last checkpoint')
+  .option('--restart', 'start a new run in --out even where it holds an earlier run\'s checkpoint, which is removed (without it, refused)')
   .action(async (o, cmd: Command) => {
     // --resume without --data continues with the run's folders; with it, they must be the same. Its
     // other settings likewise: only those given here are checked against the run's (defaults are not).
@@ -213,11 +214,12 @@ program
         steps: o.steps === undefined && o.epochs === undefined && o.data === 'synthetic' && !o.resume ? 1500 : o.steps,
         lr: o.lr, seed: given('seed', o.seed), syntheticRecords: given('syntheticRecords', o.syntheticRecords),
         precision: given('precision', o.precision), lossScale: o.lossScale === undefined ? undefined : parseLossScale(o.lossScale),
-        logEvery: given('logEvery', o.logEvery), checkpointEvery: given('checkpointEvery', o.checkpointEvery), resume: !!o.resume,
+        logEvery: given('logEvery', o.logEvery), checkpointEvery: given('checkpointEvery', o.checkpointEvery), resume: !!o.resume, restart: !!o.restart,
         snapshotEveryEpochs: o.snapshotEveryEpochs, snapshotDtype: o.snapshotDtype,
         onLog: (row, total) => bar.update(row.step, total, { loss: row.loss.toPrecision(4), lr: row.lr.toExponential(2), sps: row.samples_per_s.toFixed(1), std: row.teacher_std.toPrecision(3), content: row.target_content.toFixed(3) }),
       });
       bar.stop();
+      if (r.signal) process.exitCode = signalExitCode(r.signal);
       console.log(`${r.stoppedBy === 'signal' ? 'interrupted' : 'done'} at step ${r.steps}: loss ${r.lastLoss.toPrecision(4)}; checkpoint ${r.checkpoint}; log ${o.out}/log.jsonl` +
         (r.snapshots.length ? `; ${r.snapshots.length} encoder snapshot(s) in ${o.out}/snapshots` : ''));
     });

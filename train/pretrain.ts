@@ -11,7 +11,7 @@ import type { Tensor } from '../engine/tensor.js';
 import type { LossScaleOption } from '../engine/lossscale.js';
 import type { Precision } from '../engine/ops/linear.js';
 import { inputLength, makeConfig, maskRecipe, paramCount, type EcgJepaConfig, type MaskType } from '../model/config.js';
-import { loadCheckpoint, removeAtomicTemps, removeCheckpoint, saveCheckpoint, writeFileAtomic, type Checkpoint } from '../model/checkpoint.js';
+import { checkpointFiles, loadCheckpoint, removeAtomicTemps, removeCheckpoint, saveCheckpoint, writeFileAtomic, type Checkpoint } from '../model/checkpoint.js';
 import type { ExportDType } from '../model/export.js';
 import { EcgJepa } from '../model/jepa.js';
 import { openDataset } from './data/dataset.js';
@@ -57,6 +57,9 @@ export interface PretrainOptions {
   /** The snapshots' tensor type: f32 (the student bit for bit, the default) or f16. */
   snapshotDtype?: ExportDType;
   resume?: boolean;
+  /** A new run in a folder holding an earlier run's checkpoint replaces it (without: refused, so a
+   *  command repeated without --resume cannot cost a run its progress). */
+  restart?: boolean;
   /** Called after every logged step. */
   onLog?: (row: LogRow, totalSteps: number) => void;
   log?: (msg: string) => void;
@@ -85,6 +88,8 @@ export interface PretrainResult {
   steps: number;
   lastLoss: number;
   stoppedBy: 'done' | 'signal';
+  /** The signal that stopped it (stoppedBy 'signal'). */
+  signal?: 'SIGINT' | 'SIGTERM';
   /** The encoder snapshots of the run so far, in <out>/snapshots. */
   snapshots: SnapshotRecord[];
 }
@@ -195,6 +200,25 @@ function newRunConfig(o: PretrainOptions): EcgJepaConfig {
   return makeConfig(preset, { mask: recipe.mask, optim: { batchSize: o.batch ?? recipe.optim?.batchSize, epochs: o.epochs, lr: o.lr ?? recipe.optim?.lr } });
 }
 
+/** run.json, or an error naming it (a damaged one is no run to resume). */
+function readRunFile(file: string): RunFile {
+  let r: Partial<RunFile>;
+  try {
+    r = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`--resume: ${file} is unreadable (${(e as Error).message})`);
+  }
+  if (!r || typeof r.options !== 'object' || !r.options || typeof r.config !== 'object' || !r.config)
+    throw new Error(`--resume: ${file} holds no run (its options and config are missing)`);
+  return r as RunFile;
+}
+
+/** A process's exit status after `sig`, as a shell reports a process the signal killed (130, 143):
+ *  an interrupted run is not a finished one to `pretrain && finetune` or a job scheduler. */
+export function signalExitCode(sig: 'SIGINT' | 'SIGTERM'): number {
+  return 128 + (sig === 'SIGINT' ? 2 : 15);
+}
+
 /** Pretrains into `opts.out`, holding the folder's lock while it runs (one run per folder). */
 export async function pretrain(engine: Engine, opts: PretrainOptions): Promise<PretrainResult> {
   mkdirSync(opts.out, { recursive: true });
@@ -212,13 +236,22 @@ async function pretrainLocked(engine: Engine, opts: PretrainOptions): Promise<Pr
   for (const dir of [opts.out, join(opts.out, SNAPSHOT_DIR)])
     for (const n of await removeAtomicTemps(dir)) log(`removed ${join(dir, n)}, left by a save that was cut short`);
   const runFile = join(opts.out, 'run.json');
+  const [sidecar, ...tensorFiles] = checkpointFiles(join(opts.out, LAST));
+  if (opts.resume && opts.restart) throw new Error('--resume continues the run in --out, --restart replaces it: give one');
+  if (!opts.resume && !opts.restart && existsSync(sidecar))
+    throw new Error(`${opts.out} holds a checkpoint of an earlier run (${sidecar}): continue that run with --resume, or give --restart to replace it (or choose another --out)`);
+  // a resume with no checkpoint yet starts over (the run was stopped before its first save); with
+  // tensors but no sidecar, the checkpoint was damaged, and starting over would delete them
+  const orphans = tensorFiles.filter((f) => existsSync(f));
+  if (opts.resume && !existsSync(sidecar) && orphans.length)
+    throw new Error(`--resume: ${sidecar} is missing beside the checkpoint tensors ${orphans.join(', ')}: restore it to resume, or start anew with --restart`);
   let o = opts;
   let savedRun: RunFile | undefined;
   /** run.json with a resume's new end, written once the resume is found to match its run. */
   let runFileUpdate: RunFile | undefined;
   if (opts.resume) {
     if (!existsSync(runFile)) throw new Error(`--resume: ${runFile} not found (nothing to resume in ${opts.out})`);
-    const saved = (savedRun = JSON.parse(readFileSync(runFile, 'utf8')) as RunFile);
+    const saved = (savedRun = readRunFile(runFile));
     if (opts.data !== undefined) await checkResumeData(opts.out, opts.data, saved.options.data);
     checkResumeSettings(opts.out, opts, saved);
     // The saved settings win; only the stopping point and the snapshots may change. Both are saved
@@ -305,12 +338,12 @@ async function pretrainLocked(engine: Engine, opts: PretrainOptions): Promise<Pr
       log(`resumed ${ckptBase} at step ${model.step}`);
       if (model.step >= totalSteps) log(`the run is already at step ${model.step} of ${totalSteps}: nothing to do (give --steps or --epochs past it to go further)`);
     } else {
-      // A new run in a used folder: the earlier run's checkpoint goes first, so a --resume after a
-      // crash before this run's first save cannot continue that run under this run's run.json.
+      // A new run (--restart) in a used folder: the earlier run's checkpoint goes first, so a --resume
+      // after a crash before this run's first save cannot continue that run under this run's run.json.
       if (existsSync(ckptBase + '.json')) {
-        log(`${opts.out} held a checkpoint of an earlier run: removed for this new run (--resume continues a run)`);
+        log(`${opts.out} held a checkpoint of an earlier run: removed for this new run (--restart)`);
         await removeCheckpoint(ckptBase);
-      }
+      } else if (o.resume) log(`--resume: ${opts.out} holds no checkpoint yet (the run stopped before its first save): starting at step 0`);
       const { onLog: _a, log: _b, resume: _c, ...saved } = o;
       await writeFileAtomic(runFile, JSON.stringify({ options: saved, config: cfg, data: folders } satisfies RunFile, null, 1) + '\n');
       writeFileSync(logFile, '');
@@ -322,9 +355,11 @@ async function pretrainLocked(engine: Engine, opts: PretrainOptions): Promise<Pr
     }
     const { logEvery, checkpointEvery: ckptEvery } = run;
     let stop: 'signal' | null = null;
-    const onSignal = () => {
-      if (stop) process.exit(130); // a second Ctrl-C does not wait
+    let signal: 'SIGINT' | 'SIGTERM' | undefined;
+    const onSignal = (sig: 'SIGINT' | 'SIGTERM') => {
+      if (stop) process.exit(signalExitCode(sig)); // a second Ctrl-C does not wait
       stop = 'signal';
+      signal = sig;
       log('interrupt: finishing this step and saving (Ctrl-C again to quit without saving)');
     };
     process.on('SIGINT', onSignal);
@@ -410,7 +445,7 @@ async function pretrainLocked(engine: Engine, opts: PretrainOptions): Promise<Pr
       process.off('SIGTERM', onSignal);
       model.dispose();
     }
-    return { out: opts.out, checkpoint: ckptBase + '.json', steps: finalStep, lastLoss, stoppedBy: stop ?? 'done', snapshots };
+    return { out: opts.out, checkpoint: ckptBase + '.json', steps: finalStep, lastLoss, stoppedBy: stop ?? 'done', ...(signal ? { signal } : {}), snapshots };
   } finally {
     ds.close();
   }

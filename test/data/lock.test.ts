@@ -4,7 +4,7 @@ import { assert, isBrowser } from '../helpers.js';
 
 if (!isBrowser)
   describe('data: folder lock', () => {
-    it('refuses a live holder, takes over a dead one (or a later process with its pid), refuses another host and a fresh unreadable lock; release removes only its own', async () => {
+    it('refuses a live holder, takes over a dead one (a zombie too, or a later process with its pid), refuses another host and a fresh unreadable lock; release removes only its own', async () => {
       const [fs, path, os, cp] = await Promise.all([import('node:fs'), import('node:path'), import('node:os'), import('node:child_process')]);
       const { lockFolder } = await import('../../train/data/fsutil.js');
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lock-'));
@@ -27,6 +27,18 @@ if (!isBrowser)
         fs.writeFileSync(file, JSON.stringify({ pid: Number(dead), host: os.hostname(), what: 'pretrain', since: 'then' }));
         const mine = await lockFolder(dir, 'prepare');
         assert(JSON.parse(fs.readFileSync(file, 'utf8')).pid === process.pid, 'a dead holder\'s lock taken over');
+        // a zombie (exited, not yet reaped: here a child whose parent became `sleep`, which reaps none)
+        if (fs.existsSync('/proc/self/stat')) {
+          const holder = cp.spawn('sh', ['-c', 'sleep 0.2 & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] });
+          const zombie = Number(await new Promise<string>((resolve) => holder.stdout.once('data', (d: Buffer) => resolve(d.toString()))));
+          const state = () => (fs.existsSync(`/proc/${zombie}/stat`) ? fs.readFileSync(`/proc/${zombie}/stat`, 'utf8') : '');
+          for (let i = 0; i < 100 && !/\) Z /.test(state()); i++) await new Promise((r) => setTimeout(r, 20));
+          assert(/\) Z /.test(state()), `the child is a zombie: ${state()}`);
+          fs.writeFileSync(file, JSON.stringify({ pid: zombie, host: os.hostname(), what: 'pretrain', since: 'then' }));
+          const took = await lockFolder(dir, 'prepare').then((rel) => (rel(), 'taken'), (e: Error) => e.message);
+          holder.kill();
+          assert(took === 'taken', `a zombie holder's lock taken over: ${took}`);
+        }
         // release leaves a lock that is not its own
         fs.writeFileSync(file, JSON.stringify({ pid: 1, host: os.hostname(), what: 'pretrain', since: 'now' }));
         mine();

@@ -138,6 +138,31 @@ console.log(JSON.stringify({ written: r.written, workers: r.workers }));`);
       assert(again.written === 4 && again.shardsReused === 0, `rerun: written ${again.written}, reused ${again.shardsReused}`);
     });
 
+    it('a re-run that dies midway leaves no manifest over the shards it changed (it was set aside, and readManifest says so); the next run finishes it', async () => {
+      const { fs, path, prepare, readManifest, MANIFEST_ASIDE } = await mods();
+      const out = path.join(tmp, 'aside');
+      const opts = { source: 'synth' as const, root: '', out, workers: 0, seconds: 2, recordsPerShard: 2 };
+      await prepare({ ...opts, synth: { n: 6, seed: 0 } });
+      // another seed: every shard changes; the run dies once shard 0 is rewritten
+      const died = await prepare({
+        ...opts,
+        synth: { n: 6, seed: 1 },
+        onProgress: (p) => {
+          if (p.phase === 'records' && p.shard === 1) throw new Error('killed');
+        },
+      }).then(() => null, (e: Error) => e.message);
+      assert(died === 'killed', `the run should die, got ${died}`);
+      assert(!fs.existsSync(path.join(out, 'manifest.json')) && fs.existsSync(path.join(out, MANIFEST_ASIDE)), `manifest set aside: ${fs.readdirSync(out)}`);
+      const refused = await readManifest(out).then(() => '', (e: Error) => e.message);
+      assert(/manifest\.json: none: a prepare of this folder did not finish .*run it again/.test(refused), `readManifest: '${refused}'`);
+      const res = await prepare({ ...opts, synth: { n: 6, seed: 1 } });
+      assert(res.written === 6 && res.shardsReused === 1, `finished: written ${res.written}, reused ${res.shardsReused}`);
+      assert(fs.existsSync(path.join(out, 'manifest.json')) && !fs.existsSync(path.join(out, MANIFEST_ASIDE)), `after: ${fs.readdirSync(out)}`);
+      // a run that changes no shard keeps the manifest where it is
+      const same = await prepare({ ...opts, synth: { n: 6, seed: 1 }, onProgress: () => assert(!fs.existsSync(path.join(out, MANIFEST_ASIDE)), 'set aside though no shard changed') });
+      assert(same.shardsReused === 3, `reused ${same.shardsReused}`);
+    });
+
     it("a record that takes longer than recordTimeoutS (counted from the worker's ready message and from its previous result) stops its worker and is skipped as timeout; the worker's other record still runs; the next run tries it again", async () => {
       const { fs, path, prepare } = await mods();
       const dir = path.join(tmp, 'timeout');

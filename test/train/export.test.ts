@@ -121,21 +121,25 @@ if (!isBrowser)
         /finetune: writing .*finetune-multilabel-conditions-model\.json would overwrite the checkpoint/,
       );
       // a finetune into a name an earlier run used removes that run's report and model first (this one
-      // then fails on the checkpoint's architecture, before any epoch): never a new model beside an old
-      // report; a label or split it cannot use is refused before anything is removed
+      // then fails in its first epoch): never a new model beside an old report; a label, split,
+      // checkpoint or preset it cannot use is refused before anything is removed
       const ft2 = path.join(tmp, 'ft2');
       fs.mkdirSync(ft2, { recursive: true });
       const earlier = (...fs2: string[]) => fs2.forEach((f) => fs.writeFileSync(path.join(ft2, f), 'earlier'));
       earlier('finetune-multilabel-conditions.json', 'finetune-multilabel-conditions.md', 'finetune-multilabel-conditions-model.json');
       const ft = ['finetune', '--checkpoint', src, '--data', data, '--task', 'multilabel', '--label', 'conditions', '--out', ft2];
+      const kept = (why: string) => assert(fs.readdirSync(ft2).length === 3, `${why} keeps the earlier run's files: ${fs.readdirSync(ft2)}`);
       await expectReject(() => cli([...ft, '--split', '1-8/9/1O']), /no usable record in the test folds/);
-      assert(fs.readdirSync(ft2).length === 3, `a refused split keeps the earlier run's files: ${fs.readdirSync(ft2)}`);
+      kept('a refused split');
       await expectReject(() => cli([...ft, '--preset', 'base']), /is not a 'base' model/);
-      assert(fs.readdirSync(ft2).length === 0, `the earlier run's files are gone: ${fs.readdirSync(ft2)}`);
-      // --no-save too: the earlier model would otherwise sit beside the new report
-      earlier('finetune-multilabel-conditions.md', 'finetune-multilabel-conditions-model.json');
-      await expectReject(() => cli([...ft, '--preset', 'base', '--no-save']), /is not a 'base' model/);
-      assert(fs.readdirSync(ft2).length === 0, `--no-save: the earlier run's files are gone: ${fs.readdirSync(ft2)}`);
+      kept('a preset the checkpoint is not');
+      await expectReject(() => cli([...ft.map((a) => (a === src ? `${src}-typo` : a))]), /checkpoint-last-typo\.json: not found/);
+      kept('a checkpoint not found');
+      // --no-save: the earlier model, which would otherwise sit beside the new report, goes too
+      await cli([...ft, '--epochs', '1', '--bootstrap', '0', '--no-save']);
+      const after = fs.readdirSync(ft2);
+      assert(after.includes('finetune-multilabel-conditions.md') && !after.some((f) => f.includes('-model')), `the new run's report, no model: ${after}`);
+      assert(after.every((f) => fs.readFileSync(path.join(ft2, f), 'utf8') !== 'earlier'), `nothing of the earlier run: ${after}`);
       await expectReject(() => cli(['export', '--checkpoint', path.join(tmp, 'nope'), '--out', out]), /nope\.json: not found/);
       assert(!fs.existsSync(path.dirname(out)), 'nothing written');
     });

@@ -23,10 +23,10 @@ if (!isBrowser)
       await prepare({ source: 'synth', root: '', out: path.join(tmp, 'data2'), leads: 8, dtype: 'f16', synth: { n: 6, seed: 4, fs: 250 }, workers: 0, log: () => {} });
     });
 
-    /** Polls every 5 ms (argv: pid, a step or a file, the run's log.jsonl): SIGKILLs the pid once the log
-     *  shows that step, or once that file exists. */
+    /** Polls every 5 ms (argv: pid, a step or a file, the run's log.jsonl, a signal): sends the signal
+     *  to the pid once the log shows that step, or once that file exists. */
     const KILL_WATCHER = `const fs = require('fs');
-const [pid, after, log] = process.argv.slice(1);
+const [pid, after, log, sig] = process.argv.slice(1);
 const step = /^\\d+$/.test(after) ? Number(after) : null;
 const stepOf = (line) => { try { return JSON.parse(line).step; } catch { return -1; } }; // a torn line: not yet
 const due = () => step === null ? fs.existsSync(after) : fs.existsSync(log) && fs.readFileSync(log, 'utf8').split('\\n').some((l) => stepOf(l) >= step);
@@ -38,12 +38,12 @@ const t = setInterval(() => {
   }
   clearInterval(t);
   try {
-    process.kill(Number(pid), 'SIGKILL');
+    process.kill(Number(pid), sig);
   } catch {} // the run ended first: the test says so
 }, 5);`;
 
-    /** Runs the CLI; `killAfter` SIGKILLs it once the log shows that step, or once that file exists. */
-    async function cli(args: string[], killAfter?: number | string): Promise<{ code: number | null; signal: string | null; stderr: string }> {
+    /** Runs the CLI; `killAfter` sends it `sig` once the log shows that step, or once that file exists. */
+    async function cli(args: string[], killAfter?: number | string, sig = 'SIGKILL'): Promise<{ code: number | null; signal: string | null; stderr: string }> {
       const { cp, path } = await mods();
       const out = args[args.indexOf('--out') + 1];
       const child = cp.spawn(process.execPath, [path.resolve('dist/cli.mjs'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -55,7 +55,7 @@ const t = setInterval(() => {
       const watcher =
         killAfter === undefined
           ? undefined
-          : cp.spawn(process.execPath, ['-e', KILL_WATCHER, String(child.pid), typeof killAfter === 'string' ? killAfter : String(killAfter), path.join(out, 'log.jsonl')], { stdio: ['ignore', 'ignore', 'inherit'] });
+          : cp.spawn(process.execPath, ['-e', KILL_WATCHER, String(child.pid), typeof killAfter === 'string' ? killAfter : String(killAfter), path.join(out, 'log.jsonl'), sig], { stdio: ['ignore', 'ignore', 'inherit'] });
       return new Promise((resolve) =>
         child.on('exit', (code, signal) => {
           watcher?.kill();
@@ -254,12 +254,13 @@ const t = setInterval(() => {
         const end = await load(await snap(c, 'encoder-step4'));
         assert(end.state.step === 4 && end.state.epoch === 1, JSON.stringify(end.state));
         await sameTensors(end.tensors, (await load(path.join(c, 'checkpoint-last'))).tensors, 'f16 end vs the student at step 4', true);
-        r = await cli(args);
+        // --restart replaces a checkpoint, not snapshots
+        r = await cli([...args, '--restart']);
         assert(r.code === 1 && /snapshots holds encoder snapshots of an earlier run \(encoder-epoch1, encoder-step4\); continue that run with --resume/.test(r.stderr), `refusal:\n${r.stderr}`);
       });
     });
 
-    it('resumes a run whose folder moved and whose log ends in a torn line; a new run in a used folder drops the old checkpoint first', async () => {
+    it('resumes a run whose folder moved and whose log ends in a torn line; a new run in a used folder is refused, or with --restart drops the old checkpoint first', async () => {
       const { fs, path } = await mods();
       const first = path.join(tmp, 'moved-from'), run = path.join(tmp, 'moved-to');
       const base = ['pretrain', '--data', 'synthetic', '--synthetic-records', '8', '--batch', '4', '--preset', 'tiny', '--log-every', '1', '--seed', '2'];
@@ -284,13 +285,39 @@ const t = setInterval(() => {
       r = await cli(['pretrain', '--out', run, '--resume', '--steps', '4', '--seed', '2', '--lr', '0.5', '--preset', 'base', '--checkpoint-every', '200']);
       assert(r.code === 1 && /keeps its own settings: --preset "tiny", not "base"; --lr 0\.001, not 0\.5\./.test(r.stderr) && !/seed|checkpoint-every/.test(r.stderr), `refusal:\n${r.stderr}`);
       assert(steps().join() === '1,2,3', 'the refused resume changed nothing');
-      // a new run in that folder, killed before its first save: nothing of the earlier run to resume
+      // a new run in that folder: refused without --restart (a command repeated without --resume
+      // must not cost the run its progress), and with it, killed before its first save, nothing of
+      // the earlier run is left to resume
+      r = await cli([...base, '--steps', '40', '--out', run]);
+      assert(r.code === 1 && /holds a checkpoint of an earlier run .*continue that run with --resume, or give --restart to replace it/.test(r.stderr), `refusal:\n${r.stderr}`);
+      assert(steps().join() === '1,2,3' && fs.existsSync(path.join(run, 'checkpoint-last.json')), 'the refused run changed nothing');
       fs.rmSync(path.join(run, 'log.jsonl')); // so the kill waits for this run's first step
-      r = await cli([...base, '--steps', '40', '--checkpoint-every', '100', '--out', run], 1);
-      assert(r.signal === 'SIGKILL' && /held a checkpoint of an earlier run: removed/.test(r.stderr), `new run:\n${r.stderr}`);
+      r = await cli([...base, '--steps', '40', '--checkpoint-every', '100', '--out', run, '--restart'], 1);
+      assert(r.signal === 'SIGKILL' && /held a checkpoint of an earlier run: removed for this new run \(--restart\)/.test(r.stderr), `new run:\n${r.stderr}`);
       assert(!fs.existsSync(path.join(run, 'checkpoint-last.json')), 'the earlier checkpoint is gone');
       r = await cli(['pretrain', '--out', run, '--resume', '--steps', '2']);
-      assert(r.code === 0 && !/resumed/.test(r.stderr) && steps().join() === '1,2', `starts over:\n${r.stderr}`);
+      assert(r.code === 0 && /holds no checkpoint yet .*starting at step 0/.test(r.stderr) && !/resumed/.test(r.stderr) && steps().join() === '1,2', `starts over:\n${r.stderr}`);
+      // tensors without their sidecar: a damaged checkpoint, which a resume must not delete by starting over
+      fs.renameSync(path.join(run, 'checkpoint-last.json'), path.join(run, 'sidecar.bak'));
+      r = await cli(['pretrain', '--out', run, '--resume', '--steps', '3']);
+      assert(r.code === 1 && /--resume: .*checkpoint-last\.json is missing beside the checkpoint tensors .*restore it to resume, or start anew with --restart/.test(r.stderr), `orphans:\n${r.stderr}`);
+      fs.renameSync(path.join(run, 'sidecar.bak'), path.join(run, 'checkpoint-last.json'));
+    });
+
+    it('SIGTERM finishes the step, saves and exits 143 (an interrupted run is not a finished one); --resume then ends it; a damaged run.json is named', async () => {
+      const { fs, path } = await mods();
+      const out = path.join(tmp, 'sigterm');
+      const args = ['pretrain', '--data', path.join(tmp, 'data'), '--preset', 'tiny', '--steps', '40', '--log-every', '1', '--out', out];
+      let r = await cli(args, 2, 'SIGTERM');
+      assert(r.code === 143 && /interrupt: finishing this step and saving/.test(r.stderr) && /interrupted at step \d+/.test(r.stderr), `stopped:\n${r.stderr}`);
+      r = await cli(['pretrain', '--out', out, '--resume', '--steps', '6']);
+      assert(r.code === 0 && /resumed .* at step \d+/.test(r.stderr) && /done at step 6/.test(r.stderr), `resumed:\n${r.stderr}`);
+      // a damaged run.json: an error that names it
+      for (const [text, re] of [['{"options": ', /--resume: .*run\.json is unreadable \(/], ['{}', /--resume: .*run\.json holds no run/]] as const) {
+        fs.writeFileSync(path.join(out, 'run.json'), text);
+        r = await cli(['pretrain', '--out', out, '--resume']);
+        assert(r.code === 1 && re.test(r.stderr), `run.json ${text}:\n${r.stderr}`);
+      }
     });
 
     it('refuses bad numbers and shard types before doing anything', async () => {

@@ -9,6 +9,9 @@ import { atomicWrite, nodeMods, sha256, sha256File } from './fsutil.js';
 
 export const DATASET_FORMAT = 'ecg-jepa-dataset';
 export const DATASET_VERSION = 1;
+/** Where prepare sets the manifest aside before it changes the shards a manifest describes; it goes
+ *  once the new manifest is written (a folder holding it alone is a prepare that did not finish). */
+export const MANIFEST_ASIDE = 'manifest.previous.json';
 
 export type ShardDtype = 'f32' | 'f16';
 
@@ -227,7 +230,8 @@ export async function readManifest(dir: string): Promise<Manifest> {
   try {
     m = JSON.parse(await fsp.readFile(file, 'utf8')) as Manifest;
   } catch (e) {
-    throw new Error(`${file}: ${(e as Error).message}`);
+    const unfinished = (e as NodeJS.ErrnoException).code === 'ENOENT' && (await fsp.stat(path.join(dir, MANIFEST_ASIDE)).catch(() => null));
+    throw new Error(`${file}: ${unfinished ? `none: a prepare of this folder did not finish (it set the earlier manifest aside as ${MANIFEST_ASIDE} before changing shards); run it again` : (e as Error).message}`);
   }
   if (m.format !== DATASET_FORMAT) throw new Error(`${file}: not an ${DATASET_FORMAT} manifest`);
   if (m.version !== DATASET_VERSION) throw new Error(`${file}: version ${m.version}, this code reads ${DATASET_VERSION}`);

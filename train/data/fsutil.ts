@@ -72,9 +72,15 @@ export async function atomicWrite(file: string, data: Uint8Array | string | read
     throw e;
   }
   fs.closeSync(fd);
-  fs.renameSync(tmp, file);
+  await atomicRename(tmp, file);
+}
+
+/** Renames `from` to `to` (one atomic step) and fsyncs the folder, so the rename survives a crash. */
+export async function atomicRename(from: string, to: string): Promise<void> {
+  const { fs, path } = await nodeMods();
+  fs.renameSync(from, to);
   try {
-    const dfd = fs.openSync(path.dirname(file), 'r');
+    const dfd = fs.openSync(path.dirname(to), 'r');
     try {
       fs.fsyncSync(dfd);
     } finally {
@@ -146,7 +152,7 @@ const heldLocks = new Set<string>();
 export async function lockFolder(dir: string, what: string): Promise<() => void> {
   const { fs, path, os } = await nodeMods();
   const file = path.join(fs.realpathSync(dir), '.lock'); // one key for every spelling of the folder
-  const me: FolderLock = { pid: process.pid, start: processStart(fs, process.pid), host: os.hostname(), what, since: new Date().toISOString() };
+  const me: FolderLock = { pid: process.pid, start: processStat(fs, process.pid)?.start, host: os.hostname(), what, since: new Date().toISOString() };
   const body = JSON.stringify(me) + '\n';
   const hint = `; if nothing runs there, remove ${file}`;
   sweepLockTemps(fs, path, path.dirname(file));
@@ -252,16 +258,20 @@ function lockAlive(fs: NodeMods['fs'], lock: FolderLock, file: string): boolean 
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false; // EPERM: alive, another user's
   }
-  const start = processStart(fs, lock.pid);
-  return lock.start === undefined || start === undefined || start === lock.start;
+  const stat = processStat(fs, lock.pid);
+  // a zombie (Z) or dead (X) process holds nothing: a killed holder stays a zombie until reaped,
+  // forever in a container whose first process reaps none
+  if (stat && (stat.state === 'Z' || stat.state === 'X')) return false;
+  return lock.start === undefined || stat === undefined || stat.start === lock.start;
 }
 
-/** A process's start time from /proc (Linux), or undefined where there is none. */
-function processStart(fs: NodeMods['fs'], pid: number): string | undefined {
+/** A process's state and start time from /proc (Linux), or undefined where there is none. */
+function processStat(fs: NodeMods['fs'], pid: number): { state: string; start: string } | undefined {
   try {
-    // fields after the command name, which may hold spaces and parentheses: start time is field 22
+    // fields after the command name, which may hold spaces and parentheses: state is field 3, start time field 22
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state: f[0], start: f[19] };
   } catch {
     return undefined;
   }

@@ -20,6 +20,7 @@ import {
   DATASET_VERSION,
   encodeRecords,
   LAYOUT,
+  MANIFEST_ASIDE,
   shardFileName,
   writeManifest,
   type Manifest,
@@ -27,7 +28,7 @@ import {
   type ShardDtype,
   type ShardInfo,
 } from './dataset.js';
-import { atomicWrite, lockFolder, nodeMods, readBytes, readText, sha256, sha256File, walkFiles } from './fsutil.js';
+import { atomicRename, atomicWrite, lockFolder, nodeMods, readBytes, readText, sha256, sha256File, walkFiles } from './fsutil.js';
 import { decodeNpyData, parseNpy, parseNpyHeader, parseSignalCsv, type NpyHeader } from './npy.js';
 import { checkPreprocessOptions, leadList, preprocess, type PreprocessOptions, type QualityIssue } from './preprocess.js';
 import { loadPtbxlIndex, ptbxlLabels, ptbxlRecordPath } from './ptbxl.js';
@@ -747,10 +748,12 @@ function outOfRange(x: Float32Array, dtype: 'f32' | 'f16'): string | null {
   return null;
 }
 
-/** The records and joins of the manifest a run writes over (null: none, or unreadable: said in the log). */
+/** The records and joins of the manifest a run writes over (null: none, or unreadable: said in the
+ *  log): manifest.json, or the one an unfinished run set aside. */
 async function previousLabels(out: string, log: (m: string) => void): Promise<Pick<Manifest, 'records' | 'labelJoins' | 'source'> | null> {
-  const { fsp, path } = await nodeMods();
-  const file = path.join(out, 'manifest.json');
+  const { fs, fsp, path } = await nodeMods();
+  const file = [path.join(out, 'manifest.json'), path.join(out, MANIFEST_ASIDE)].find((f) => fs.existsSync(f));
+  if (!file) return null;
   try {
     const m = JSON.parse(await fsp.readFile(file, 'utf8')) as Partial<Manifest>;
     return Array.isArray(m.records) ? { records: m.records, labelJoins: m.labelJoins, source: m.source ?? {} } : null;
@@ -817,6 +820,17 @@ export async function prepare(o: PrepareOptions): Promise<PrepareResult> {
       return runner;
     };
 
+    // Labels joined into the manifest this run replaces (read now: the manifest goes aside below).
+    const previous = await previousLabels(out, log);
+    // Before the first shard changes, the manifest goes aside: a run that dies midway must not leave a
+    // manifest over shards it no longer describes (readManifest then says the prepare did not finish).
+    let manifestAside = false;
+    const setManifestAside = async () => {
+      if (manifestAside) return;
+      manifestAside = true;
+      const m = path.join(out, 'manifest.json');
+      if (fs.existsSync(m)) await atomicRename(m, path.join(out, MANIFEST_ASIDE));
+    };
     const sidecars: Sidecar[] = [];
     let shardsWritten = 0;
     const dirCache = new Map<string, Promise<string[]>>();
@@ -871,6 +885,7 @@ export async function prepare(o: PrepareOptions): Promise<PrepareResult> {
         sc.bytes = bytes.byteLength;
         sc.sha256 = await sha256(bytes);
         // shard first, sidecar second: a sidecar only ever describes a complete shard
+        await setManifestAside();
         await atomicWrite(path.join(out, sc.file), bytes);
         await atomicWrite(path.join(out, sidecarName(k)), JSON.stringify(sc));
         sidecars.push(sc);
@@ -884,6 +899,7 @@ export async function prepare(o: PrepareOptions): Promise<PrepareResult> {
     for (const f of await fsp.readdir(out)) {
       const m = /^shard-(\d{5})\.(bin|json)$/.exec(f);
       if (m && Number(m[1]) >= nShards) {
+        await setManifestAside();
         await fsp.rm(path.join(out, f), { force: true });
         log(`prepare: removed stale ${f}`);
       }
@@ -916,7 +932,6 @@ export async function prepare(o: PrepareOptions): Promise<PrepareResult> {
       skipped: { count: skipped.length, byReason, report: 'skipped.jsonl' },
       created: new Date().toISOString(),
     };
-    const previous = await previousLabels(out, log);
     if (previous) {
       const c = carryJoinedLabels(previous, manifest);
       for (const d of c.dropped) log(`prepare: labels ${d.join.fields.join(', ')} from ${d.join.source} not carried over: ${d.why}`);
@@ -927,6 +942,7 @@ export async function prepare(o: PrepareOptions): Promise<PrepareResult> {
       }
     }
     await writeManifest(out, manifest);
+    await fsp.rm(path.join(out, MANIFEST_ASIDE), { force: true });
     progress.phase = 'done';
     o.onProgress?.({ ...progress });
     return {

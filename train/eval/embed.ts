@@ -7,7 +7,7 @@ import type { Engine } from '../../engine/engine.js';
 import type { Precision } from '../../engine/ops/linear.js';
 import { Rng } from '../../engine/random.js';
 import { Tape } from '../../engine/tape.js';
-import { loadCheckpoint, type Checkpoint } from '../../model/checkpoint.js';
+import { loadCheckpoint, readCheckpointInfo, type Checkpoint } from '../../model/checkpoint.js';
 import { configDifferences, inputLength, LEAD_NAMES, makeConfig, withLeads, type EcgJepaConfig } from '../../model/config.js';
 import { Encoder, loadParams } from '../../model/encoder.js';
 import { trainedBandpass } from '../../model/export.js';
@@ -54,25 +54,43 @@ export function finetunedInfo(ck: Pick<Checkpoint, 'state'>): FinetunedInfo | nu
   return x?.kind === 'finetune' ? (x.finetune as FinetunedInfo) : null;
 }
 
-/**
- * Builds the frozen encoder a downstream evaluation uses; clear errors for mismatched checkpoints.
- * precision: its Linears' matmul inputs (f16 for finetune's mixed precision; the weights stay f32).
- */
-export async function loadEncoder(engine: Engine, src: EncoderSource, precision: Precision = 'f32'): Promise<LoadedEncoder> {
+function checkSourceFlags(src: EncoderSource): void {
   if (!src.checkpoint && !src.randomInit) throw new Error('embed: give a checkpoint, or randomInit with a preset');
   if (!src.checkpoint && !src.preset) throw new Error('embed: randomInit without a checkpoint needs a preset for the architecture');
-  const ck = src.checkpoint ? (src.loaded ?? (await loadCheckpoint(src.checkpoint))) : null;
-  const base = ck ? ck.config : makeConfig(src.preset!);
-  if (ck && src.preset) {
-    const diffs = configDifferences(ck.config, makeConfig(src.preset, { leads: ck.config.leads }));
+}
+
+/** The encoder's config (`base`: as trained, or the preset's; `config`: with src.leads), checked
+ *  against src.preset and src.leads. */
+function encoderConfig(src: EncoderSource, trained: EcgJepaConfig | null): { base: EcgJepaConfig; config: EcgJepaConfig } {
+  const base = trained ?? makeConfig(src.preset!);
+  if (trained && src.preset) {
+    const diffs = configDifferences(trained, makeConfig(src.preset, { leads: trained.leads }));
     if (diffs.length) throw new Error(`checkpoint ${src.checkpoint} is not a '${src.preset}' model:\n  ${diffs.join('\n  ')}`);
   }
   const config = src.leads ? withLeads(base, src.leads) : base;
   const diffs = configDifferences(base, config, { allowLeadSubset: true });
   if (diffs.length) {
     const names = (l: number[]) => l.map((i) => LEAD_NAMES[i]).join(', ');
-    throw new Error(`leads [${names(config.leads)}] are not all among the leads the ${ck ? 'checkpoint was trained on' : `'${base.preset}' preset uses`} [${names(base.leads)}]`);
+    throw new Error(`leads [${names(config.leads)}] are not all among the leads the ${trained ? 'checkpoint was trained on' : `'${base.preset}' preset uses`} [${names(base.leads)}]`);
   }
+  return { base, config };
+}
+
+/** What loadEncoder refuses, found from the checkpoint's sidecar and tensor header alone (before a
+ *  command removes an earlier run's outputs). */
+export async function checkEncoderSource(src: EncoderSource): Promise<void> {
+  checkSourceFlags(src);
+  encoderConfig(src, src.checkpoint ? (await readCheckpointInfo(src.checkpoint)).config : null);
+}
+
+/**
+ * Builds the frozen encoder a downstream evaluation uses; clear errors for mismatched checkpoints.
+ * precision: its Linears' matmul inputs (f16 for finetune's mixed precision; the weights stay f32).
+ */
+export async function loadEncoder(engine: Engine, src: EncoderSource, precision: Precision = 'f32'): Promise<LoadedEncoder> {
+  checkSourceFlags(src);
+  const ck = src.checkpoint ? (src.loaded ?? (await loadCheckpoint(src.checkpoint))) : null;
+  const { base, config } = encoderConfig(src, ck?.config ?? null);
   const encoder = new Encoder(engine, config, new Rng(src.seed ?? 0), precision);
   for (const p of encoder.reg.list()) p.requiresGrad = false;
   if (ck && !src.randomInit) {
