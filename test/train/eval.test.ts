@@ -141,6 +141,10 @@ if (!isBrowser)
       assert(r.bestEpoch === best.epoch, `best epoch ${r.bestEpoch}, validation ${r.history.map((h) => h.val)}`);
       assert(r.test.kind === 'classification' && Math.abs(r.test.auc.macro! - best.test!) < 1e-12 && r.test.auc.ci, 'the reported test metrics are the chosen epoch\'s');
       const md = finetuneMarkdown(r);
+      assert(md.includes(`- Reported: epoch ${r.bestEpoch} (best validation macro AUC)`), md);
+      // without validation folds, the last epoch (and the report says so)
+      const noVal = finetuneMarkdown({ ...r, bestEpoch: 2, split: { ...r.split, val: [], sizes: { ...r.split.sizes, val: 0 } } });
+      assert(noVal.includes('- Reported: epoch 2 (the last epoch: no validation folds)'), noVal);
       const bestTest = r.history.reduce((a, h) => (h.test! > a.test! ? h : a));
       assert(md.includes(`as the reference logs it (picked on the test set itself, so optimistic): ${fmt(bestTest.test)} (epoch ${bestTest.epoch}).`), `best test over epochs:\n${md}`);
       // F1 at thresholds tuned on the chosen epoch's validation outputs, as the probe reports it

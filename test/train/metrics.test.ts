@@ -379,7 +379,17 @@ describe('eval: probe pipeline and report', () => {
     const rg = probeFeatures(X, D, { labels, folds }, { task: 'regression', label: 'hr', bootstrap: 100 });
     assert(rg.test.kind === 'regression' && rg.test.mae < rg.test.maeOfMean, `hr MAE ${JSON.stringify(rg.test)}`);
     const cmp = comparisonTable([{ name: 'a', result: ml }, { name: 'b', result: rg }]);
-    assert(cmp.split('\n').length === 5 && !/NaN/.test(cmp), cmp);
+    assert(cmp.split('\n').length === 5 && !/NaN/.test(cmp) && cmp.includes('macro AUC (one-vs-rest; 95% CI)'), cmp);
+    assert(markdownReport({ ...mc, lowShot: [{ fraction: 0.1, trainSize: 32, seeds: [0], values: [0.9], mean: 0.9, std: 0 }] }).includes('| Train fraction | records | macro AUC one-vs-rest |'), 'multi-class low-shot: one-vs-rest');
+
+    // low-shot subsets that miss a class the training set has: said per seed
+    const rare = labels.map((l, i) => ({ ...l, conditions: i === 0 ? ['PVC'] : l.conditions }));
+    const ls = probeFeatures(X, D, { labels: rare, folds }, { task: 'multilabel', label: 'conditions', fractions: [0.05], bootstrap: 0 });
+    assert(ls.notes.some((n) => /^low-shot 0\.05, seed \d: no positive training examples of PVC; the head never saw it/.test(n)), `notes ${ls.notes.join('; ')}`);
+    assert(!ls.notes.some((n) => /^low-shot.*SBRAD/.test(n)), 'a class the whole training set lacks is noted once, not per seed');
+    // a CI over fewer resamples than drawn says how many
+    const t2 = { ...t, auc: { ...t.auc, ci: { ...t.auc.ci!, resamples: 200, used: 150 } } };
+    assert(markdownReport({ ...ml, test: t2 }).includes('(150 of 200 resamples)'), 'resamples used');
     assert(fmt(NaN) === '—' && fmt(null) === '—' && fmt(0.12345) === '0.123', 'fmt');
   });
 

@@ -590,11 +590,10 @@ export function probeFeatures(features: ArrayLike<number>, dim: number, records:
   const predict = (h: LinearHead, idx: readonly number[]) => applyHead(h, features, rowsOf(idx));
   const trainMean = (idx: readonly number[]) => (o.task === 'regression' ? meanStd(idx.map((i) => tg.y[i])).mean : undefined);
 
-  if (o.task !== 'regression') {
-    const trainPos = Array.from({ length: K }, (_, k) => sp.train.reduce((a, i) => a + tg.y[i * K + k], 0));
-    const none = tg.classes.filter((_, k) => trainPos[k] === 0);
-    if (none.length) notes.push(`train: no positive examples of ${none.join(', ')}; the head cannot learn ${none.length > 1 ? 'them' : 'it'}`);
-  }
+  /** The classes with no positive example among training rows `idx` (the head cannot learn them). */
+  const unseen = (idx: readonly number[]) => (o.task === 'regression' ? [] : tg.classes.filter((_, k) => !idx.some((i) => tg.y[i * K + k] > 0)));
+  const none = unseen(sp.train);
+  if (none.length) notes.push(`train: no positive examples of ${none.join(', ')}; the head cannot learn ${none.length > 1 ? 'them' : 'it'}`);
   const h = fit(sp.train, head.seed);
   o.onHead?.(h);
   let tuned: number[] | undefined;
@@ -633,6 +632,9 @@ export function probeFeatures(features: ArrayLike<number>, dim: number, records:
       const pool = [...sp.train];
       new Rng(0x10b5 + s).shuffle(pool);
       const pick = pool.slice(0, size).sort((a, b) => a - b);
+      // (classes the whole training set lacks have their note above)
+      const missed = unseen(pick).filter((c) => !none.includes(c));
+      if (missed.length) notes.push(`low-shot ${f}, seed ${s}: no positive training examples of ${missed.join(', ')}; the head never saw ${missed.length > 1 ? 'them' : 'it'}, and ${missed.length > 1 ? 'their' : 'its'} test AUC is in this seed's macro`);
       const hs = fit(pick, s);
       const m = evaluate(o.task, tg.classes, predict(hs, sp.test), ty, K, [], '', { bootstrap: 0 }, undefined, trainMean(pick));
       values.push(m.kind === 'regression' ? m.mae : m.auc.macro);

@@ -11,8 +11,11 @@ export function fmt(v: number | null | undefined, digits = 3): string {
   return v === null || v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(digits);
 }
 
-function ci(i: { lo: number; hi: number } | null | undefined, digits = 3): string {
-  return i ? ` [${fmt(i.lo, digits)}, ${fmt(i.hi, digits)}]` : '';
+/** A 95% CI; where resamples were dropped (one lost every positive of a class), how many counted. */
+function ci(i: { lo: number; hi: number; resamples?: number; used?: number } | null | undefined, digits = 3): string {
+  if (!i) return '';
+  const partial = i.used !== undefined && i.resamples !== undefined && i.used < i.resamples ? ` (${i.used} of ${i.resamples} resamples)` : '';
+  return ` [${fmt(i.lo, digits)}, ${fmt(i.hi, digits)}]${partial}`;
 }
 
 function sourceLine(r: ProbeResult | ProbeRun): string {
@@ -50,7 +53,7 @@ export function markdownReport(r: ProbeResult | ProbeRun, title = `Linear probe:
     if (t.excluded.length) out.push('', `Left out of some macro averages on test: ${t.excluded.join(', ')} (the notes say which).`);
   }
   if (r.lowShot.length) {
-    const metric = r.task === 'regression' ? 'MAE' : 'macro AUC';
+    const metric = r.task === 'regression' ? 'MAE' : r.task === 'multiclass' ? 'macro AUC one-vs-rest' : 'macro AUC';
     out.push('', `## Low-shot (mean ± std over seeds)`, '', `| Train fraction | records | ${metric} | per seed |${r.task === 'regression' ? '' : ' macro F1 |'}`, `|---|---|---|---|${r.task === 'regression' ? '' : '---|'}`);
     for (const l of r.lowShot)
       out.push(`| ${l.fraction * 100}% | ${l.trainSize} | ${fmt(l.mean)} ± ${fmt(l.std)} | ${l.values.map((v) => fmt(v)).join(', ')} |` + (l.f1 ? ` ${fmt(l.f1Mean)} ± ${fmt(l.f1Std)} |` : ''));
@@ -69,7 +72,7 @@ export function finetuneMarkdown(r: FinetuneResult, title = `Fine-tuning: ${r.ta
     `- Data: ${s.dataset}; split train [${r.split.train}] (${r.split.sizes.train}), validation [${r.split.val}] (${r.split.sizes.val}), test [${r.split.test}] (${r.split.sizes.test})`,
     `- ${st.epochs} epochs, batch ${st.batch}, lr ${st.lr}, wd ${st.weightDecay}, band-pass ${st.bandpass ? `${st.bandpass[0]}–${st.bandpass[1]} Hz` : 'off'}, augmentation ${st.augment ? JSON.stringify(st.augment) : 'off'}` +
       (st.precision === 'f16' ? `; mixed precision (f16 matmul inputs), ${ls.dynamic ? 'dynamic ' : ''}loss scale ${ls.scale}, ${ls.skipped} steps skipped` : ''),
-    `- Reported: epoch ${r.bestEpoch} (best validation ${r.task === 'regression' ? 'MAE' : 'macro AUC'})`, ''];
+    `- Reported: epoch ${r.bestEpoch} (${r.split.sizes.val ? `best validation ${r.task === 'regression' ? 'MAE' : 'macro AUC'}` : 'the last epoch: no validation folds'})`, ''];
   const metric = r.task === 'regression' ? 'MAE' : 'macro AUC';
   out.push(`| Epoch | train loss | validation ${metric} | test ${metric} |`, '|---|---|---|---|');
   for (const h of r.history) out.push(`| ${h.epoch}${h.epoch === r.bestEpoch ? ' (chosen)' : ''} | ${fmt(h.trainLoss, 4)} | ${fmt(h.val)} | ${fmt(h.test)} |`);
@@ -90,7 +93,8 @@ export interface ComparisonRow {
 
 /** Several evaluations side by side (e.g. pretrained vs random weights, lead subsets). */
 export function comparisonTable(rows: readonly ComparisonRow[]): string {
-  const out = ['| Encoder | task | label | test n | macro AUC (95% CI) | macro F1 | MAE (95% CI) |', '|---|---|---|---|---|---|---|'];
+  // macro AUC: one-vs-rest for multi-class tasks too (the reference's multi-class probe reports one-vs-one)
+  const out = ['| Encoder | task | label | test n | macro AUC (one-vs-rest; 95% CI) | macro F1 | MAE (95% CI) |', '|---|---|---|---|---|---|---|'];
   for (const { name, result: r } of rows) {
     const t = r.test;
     out.push(
