@@ -18,6 +18,7 @@
 // Lanes (an option of every pass, where subgroups allow): 2 or 4 consecutive invocations share a
 // query (a key in pass 2), each holding a part of every head vector the pass keeps; a dot product
 // is the subgroup sum of their parts (subgroupShuffleXor), which every lane then holds, bit for bit.
+import { TO_HALF_WGSL } from './cast.js';
 import { requireBindable } from './checks.js';
 import { rowSubgroups, scratchBuffer } from './rows.js';
 import { CommandBatch, getPipeline, gpuShaderForm, grid, Params, type Binding } from './runtime.js';
@@ -76,10 +77,10 @@ function bindingBytes(b: Binding): number {
   return b.size;
 }
 
-function checkSize(kernel: string, s: Shape, name: string, b: Binding, elems: number): void {
-  const have = bindingBytes(b);
-  if (have < elems * 4)
-    throw new RangeError(`${kernel}: ${name} binds ${have} bytes, needs ${elems * 4} (${elems} f32 for B=${s.B} T=${s.T} H=${s.H} Dh=${s.Dh})`);
+function checkSize(kernel: string, s: Shape, name: string, b: Binding, elems: number, type: 'f32' | 'f16' = 'f32'): void {
+  const have = bindingBytes(b), need = elems * (type === 'f16' ? 2 : 4);
+  if (have < need)
+    throw new RangeError(`${kernel}: ${name} binds ${have} bytes, needs ${need} (${elems} ${type} for B=${s.B} T=${s.T} H=${s.H} Dh=${s.Dh})`);
 }
 
 interface Cfg {
@@ -99,6 +100,8 @@ interface Cfg {
   /** Invocations per query (the forward's `lanes`; 1 elsewhere): each holds DP / lanes vec4s of the
    *  query and of its output, and a score is their subgroup sum. */
   lanes: number;
+  /** The forward writes out as f16 bits (vec only). */
+  half?: boolean;
 }
 
 function cfgFor(device: GPUDevice, s: Shape, bytesPerTileRow: (DP: number) => number): Cfg {
@@ -110,7 +113,7 @@ function cfgFor(device: GPUDevice, s: Shape, bytesPerTileRow: (DP: number) => nu
 }
 
 const keyOf = (kind: string, c: Cfg) =>
-  `attention_${kind}_${c.mask}_dh${c.Dh}_qt${c.QT}_kt${c.KT}_${c.vec ? 'v4' : 's'}${c.lanes > 1 ? `_l${c.lanes}` : ''}${c.gpu ? '' : '_cpu'}`;
+  `attention_${kind}_${c.mask}_dh${c.Dh}_qt${c.QT}_kt${c.KT}_${c.vec ? 'v4' : 's'}${c.lanes > 1 ? `_l${c.lanes}` : ''}${c.half ? '_h' : ''}${c.gpu ? '' : '_cpu'}`;
 
 /** Loader ld_<name>(e, dp): the dp-th vec4 of the head vector whose first element is e. */
 function loader(name: string, c: Cfg): string {
@@ -233,11 +236,12 @@ function forwardSource(c: Cfg): string {
   return /* wgsl */ `${header}
 ${prelude(c)}
 @group(0) @binding(0) var<storage, read> qkv: array<${E}>;
-@group(0) @binding(1) var<storage, read_write> out: array<${E}>;
+@group(0) @binding(1) var<storage, read_write> out: array<${c.half ? 'vec2<u32>' : E}>;
 @group(0) @binding(2) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(3) var<uniform> p: P;
 ${loader('qkv', c)}
-${storer('out', c)}
+${c.half ? `${TO_HALF_WGSL}
+fn st_out(e: u32, dp: u32, v: vec4f) { out[(e >> 2u) + dp] = vec2u(toHalf(v.x) | (toHalf(v.y) << 16u), toHalf(v.z) | (toHalf(v.w) << 16u)); }` : storer('out', c)}
 ${keyTileDecl(c)}
 
 ${entry(c)}
@@ -501,15 +505,25 @@ function withLanes(device: GPUDevice, c: Cfg, kernel: string, o: AttentionKernel
   return fits ? { ...c, lanes } : c;
 }
 
-/** out[B,T,H·Dh] = softmax(scale·q kᵀ, masked) v and lse[B,H,T], from qkv[B,T,3·H·Dh]. */
-export function attentionForward(batch: CommandBatch, bufs: { qkv: Binding; out: Binding; lse: Binding }, dims: AttentionDims, opts: AttentionKernelOptions = {}): void {
+/** out[B,T,H·Dh] = softmax(scale·q kᵀ, masked) v and lse[B,H,T], from qkv[B,T,3·H·Dh]. output 'f16':
+ *  out holds f16 bits (two per 32-bit word, rounded as castF32ToF16) for a reader of f16 with no
+ *  backward to come (the backward reads out as f32); needs Dh a multiple of 4. */
+export function attentionForward(
+  batch: CommandBatch,
+  bufs: { qkv: Binding; out: Binding; lse: Binding },
+  dims: AttentionDims,
+  opts: AttentionKernelOptions & { output?: 'f32' | 'f16' } = {},
+): void {
   const s = shapeOf('attentionForward', dims);
   const n = s.B * s.T * s.H * s.Dh;
+  const half = opts.output === 'f16';
+  if (opts.output !== undefined && opts.output !== 'f32' && !half) throw new RangeError(`attentionForward: output must be 'f32' or 'f16', got '${opts.output}'`);
+  if (half && s.Dh % 4) throw new RangeError(`attentionForward: an f16 output needs Dh a multiple of 4 (B=${s.B} T=${s.T} H=${s.H} Dh=${s.Dh})`);
   checkSize('attentionForward', s, 'qkv', bufs.qkv, 3 * n);
-  checkSize('attentionForward', s, 'out', bufs.out, n);
+  checkSize('attentionForward', s, 'out', bufs.out, n, half ? 'f16' : 'f32');
   checkSize('attentionForward', s, 'lse', bufs.lse, s.B * s.H * s.T);
   requireBindable('attentionForward', [['out', bufs.out], ['lse', bufs.lse]], [['qkv', bufs.qkv]]);
-  const c = withLanes(batch.device, cfgFor(batch.device, s, fwdRow), 'attentionForward', opts);
+  const c = { ...withLanes(batch.device, cfgFor(batch.device, s, fwdRow), 'attentionForward', opts), ...(half ? { half } : {}) };
   const pipe = getPipeline(batch.device, keyOf('fwd', c), () => forwardSource(c));
   const { p, groups } = params(s, c.QT);
   batch.dispatch(pipe, [bufs.qkv, bufs.out, bufs.lse], p, grid(groups));

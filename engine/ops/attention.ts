@@ -13,6 +13,9 @@ export interface AttentionOptions {
   mask: AttentionMask;
   /** Logit scale, default 1/sqrt(head dim). */
   scale?: number;
+  /** 'f16': out is f16 (for an f16 linear, which then casts nothing) where no backward will read it
+   *  (qkv takes no gradient) and the head size is a multiple of 4; else f32. */
+  output?: 'f32' | 'f16';
 }
 
 /** out [B, T, H·Dh] from qkv [B, T, 3·H·Dh] (last dim ordered (3, H, Dh) like timm). */
@@ -24,9 +27,10 @@ export function attention(g: Tape, qkv: Tensor, o: AttentionOptions): Tensor {
     throw new RangeError(`attention: qkv [${qkv.shape}] does not fit [B, T = C·V = ${o.C}·${o.V}, 3·H·Dh with H = ${H}]`);
   const Dh = W / (3 * H);
   const dims = { B, H, Dh, C: o.C, V: o.V, mask: o.mask, scale: o.scale };
-  const out = g.engine.empty([B, T, H * Dh]);
+  const half = o.output === 'f16' && !g.wants(qkv) && Dh % 4 === 0;
+  const out = g.engine.empty([B, T, H * Dh], half ? 'f16' : 'f32');
   const lse = untracked(g.engine, [B, H, T]);
-  launchWith([lse], () => attentionForward(g.batch, { qkv: qkv.buffer, out: out.buffer, lse: lse.buffer }, dims));
+  launchWith([lse], () => attentionForward(g.batch, { qkv: qkv.buffer, out: out.buffer, lse: lse.buffer }, dims, { output: half ? 'f16' : 'f32' }));
   if (!g.wants(qkv)) {
     lse.dispose();
     return out;

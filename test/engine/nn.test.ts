@@ -41,7 +41,7 @@ describe('engine/nn', () => {
     }
   });
 
-  it('TransformerBlock in mixed precision: against float64; its norms and fc1 write f16 for the linears reading them, so one activation is cast a block (the attention output)', async () => {
+  it('TransformerBlock in mixed precision: against float64; its norms and fc1 write f16 for the linears reading them, so one activation is cast a block (the attention output), none in inference', async () => {
     const engine = await getEngine();
     const [B, C, V, D, H] = [2, 3, 4, 16, 2];
     const reg = new Registry(engine);
@@ -73,6 +73,15 @@ describe('engine/nn', () => {
       prof.destroy();
       // the four weights, and the attention output for proj (the norms' and fc1's casts are gone)
       assert(casts === 5, `a block's forward casts ${casts} tensors to f16, expected 5`);
+      // inference (no gradients): the attention output goes to proj in f16 too
+      for (const p of reg.list()) p.requiresGrad = false;
+      const prof2 = (engine.batch.profiler = new KernelProfiler(engine.device));
+      engine.scope(() => block.forward(g, x, { C, V })).dispose();
+      engine.batch.submit();
+      engine.batch.profiler = null;
+      const inference = (await prof2.results()).find((k) => k.kernel === 'cast.f32_f16')?.count;
+      prof2.destroy();
+      assert(inference === 4, `inference casts ${inference} tensors to f16, expected the 4 weights`);
     } finally {
       g.clear();
       x.dispose();

@@ -1,4 +1,5 @@
 import { attentionBackward, attentionForward, type AttentionDims, type AttentionKernelOptions, type AttentionMask } from '../../kernels/attention.js';
+import { castF32ToF16 } from '../../kernels/cast.js';
 import { KernelProfiler } from '../../kernels/profiler.js';
 import { rowSubgroups } from '../../kernels/rows.js';
 import { setGpuShaderFormForTests } from '../../kernels/runtime.js';
@@ -181,6 +182,34 @@ describe('kernels/attention', () => {
     prof.destroy();
     [qkv, out, lse, dout, dqkv].forEach((t) => t.dispose());
     for (const pass of ['fwd', 'bwdq', 'bwdkv']) assert(labels.some((l) => new RegExp(`^attention_${pass}_cropa_.*_l4`).test(l)), `${pass} ran with 4 lanes: ${labels}`);
+  });
+
+  it('forward with an f16 output (for an f16 reader, no backward): the bits of the f32 output cast, 1 and 4 lanes; a head size not a multiple of 4 refused', async () => {
+    const engine = await getEngine();
+    const rng = new Rng(77);
+    for (const [d, lanes] of [[{ mask: 'cropa', B: 1, H: 2, C: 3, V: 9, Dh: 16 }, 1], [{ mask: 'cropa', B: 1, H: 1, C: 8, V: 50, Dh: 48 }, 4]] as [AttentionDims, 1 | 4][]) {
+      const T = d.C * d.V, n = d.B * T * d.H * d.Dh;
+      const qkv = engine.upload(inputs(rng, d).qkv);
+      const o32 = poisoned(engine, [n]), o16 = engine.upload(new Uint16Array(n).fill(0x7e00), [n], 'f16'), cast = engine.empty([n], 'f16');
+      const lse = [0, 1].map(() => poisoned(engine, [d.B * d.H * T]));
+      attentionForward(engine.batch, { qkv: qkv.buffer, out: o32.buffer, lse: lse[0].buffer }, d, { lanes });
+      attentionForward(engine.batch, { qkv: qkv.buffer, out: o16.buffer, lse: lse[1].buffer }, d, { lanes, output: 'f16' });
+      castF32ToF16(engine.batch, o32.buffer, cast.buffer, n);
+      const [a, b] = [await engine.readRaw(o16), await engine.readRaw(cast)].map((r) => new Uint16Array(r, 0, n));
+      const bad = a.findIndex((v, i) => v !== b[i]);
+      assert(bad < 0, `${name(d)} lanes ${lanes}: f16 out element ${bad} is ${a[bad]?.toString(16)}, the cast gives ${b[bad]?.toString(16)}`);
+      assert((await engine.read(lse[0])).join() === (await engine.read(lse[1])).join(), 'the same lse');
+      [qkv, o32, o16, cast, ...lse].forEach((t) => t.dispose());
+    }
+    const t = engine.empty([4096]);
+    let msg = '';
+    try {
+      attentionForward(engine.batch, { qkv: t.buffer, out: t.buffer, lse: t.buffer }, { mask: 'cropa', B: 1, H: 1, C: 2, V: 3, Dh: 5 }, { output: 'f16' });
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    t.dispose();
+    assert(/attentionForward: an f16 output needs Dh a multiple of 4/.test(msg), `expected a clear error, got '${msg}'`);
   });
 
   it('two backwards of different sizes in one batch (shared D scratch grows) are both right', async () => {
