@@ -65,22 +65,22 @@ describe('engine/nn', () => {
         maxPerInput: 20,
       });
       if (!engine.device.features.has('timestamp-query')) return; // the profiler names the dispatches
-      const prof = (engine.batch.profiler = new KernelProfiler(engine.device));
-      engine.scope(() => block.forward(g, x, { C, V })).dispose();
-      engine.batch.submit();
-      engine.batch.profiler = null;
-      const casts = (await prof.results()).find((k) => k.kernel === 'cast.f32_f16')?.count;
-      prof.destroy();
+      /** The f32 → f16 casts of one forward of the block, by the profiler's labels. */
+      const casts = async () => {
+        const prof = (engine.batch.profiler = new KernelProfiler(engine.device));
+        engine.scope(() => block.forward(g, x, { C, V })).dispose();
+        engine.batch.submit();
+        engine.batch.profiler = null;
+        const n = (await prof.results()).find((k) => k.kernel === 'cast.f32_f16')?.count;
+        prof.destroy();
+        return n;
+      };
       // the four weights, and the attention output for proj (the norms' and fc1's casts are gone)
-      assert(casts === 5, `a block's forward casts ${casts} tensors to f16, expected 5`);
+      const training = await casts();
+      assert(training === 5, `a block's forward casts ${training} tensors to f16, expected 5`);
       // inference (no gradients): the attention output goes to proj in f16 too
       for (const p of reg.list()) p.requiresGrad = false;
-      const prof2 = (engine.batch.profiler = new KernelProfiler(engine.device));
-      engine.scope(() => block.forward(g, x, { C, V })).dispose();
-      engine.batch.submit();
-      engine.batch.profiler = null;
-      const inference = (await prof2.results()).find((k) => k.kernel === 'cast.f32_f16')?.count;
-      prof2.destroy();
+      const inference = await casts();
       assert(inference === 4, `inference casts ${inference} tensors to f16, expected the 4 weights`);
     } finally {
       g.clear();
