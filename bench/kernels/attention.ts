@@ -34,7 +34,7 @@ function attentionCase(d: AttentionDims, backward: boolean, label: string, o: At
   const flops = pairs(d) * d.Dh * (backward ? 14 : 4);
   const qkvData = filled(3 * n, 1), doutData = filled(n, 7);
   return {
-    name: `${o.lanes ? 'variant ' : ''}attention ${label} ${d.mask} B${d.B} H${d.H} T${T} Dh${d.Dh} ${backward ? 'fwd+bwd' : 'fwd'}${o.lanes ? `, ${o.lanes} lanes per query` : ''}`,
+    name: `${o.lanes ? 'variant ' : ''}attention ${label} ${d.mask} B${d.B} H${d.H} T${T} Dh${d.Dh} ${backward ? 'fwd+bwd' : 'fwd'}${o.lanes ? `, ${o.lanes} lanes` : ''}`,
     flops,
     ours(engine: Engine) {
       const qkv = engine.upload(qkvData), dout = engine.upload(doutData);

@@ -154,9 +154,11 @@ describe('kernels/attention', () => {
 
   it('2 or 4 lanes per query (per key in the backward\'s second pass; dot products summed over a subgroup): out, lse and dqkv against float64; the variants run where the row kernels use subgroups', async () => {
     const engine = await getEngine();
-    // 4 lanes on the model's shapes, 2 on scalar head vectors (two vec4s: 4 lanes would fall back to 1)
+    // 4 lanes on the model's shapes, 2 on the student's and on scalar head vectors (two vec4s: 4 lanes
+    // would fall back to 1)
     const cases: [AttentionDims, 2 | 4][] = [
       [{ mask: 'cropa', B: 1, H: 1, C: 8, V: 50, Dh: 48 }, 4], // the full grid, two key tiles
+      [{ mask: 'cropa', B: 2, H: 2, C: 8, V: 18, Dh: 48 }, 2], // the student's 18 columns: 32 queries a workgroup, tiles loaded in several rounds
       [{ mask: 'lead', B: 1, H: 1, C: 3, V: 70, Dh: 16 }, 4], // two query chunks
       [{ mask: 'none', B: 2, H: 3, C: 1, V: 50, Dh: 32 }, 4],
       [{ mask: 'cropa', B: 2, H: 1, C: 3, V: 40, Dh: 5, scale: 0.3 }, 2],
