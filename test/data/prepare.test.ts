@@ -192,6 +192,20 @@ await import(${JSON.stringify(path.resolve('dist/train.mjs'))});
       assert(again.written === 6 && again.shardsReused === 0, `rerun: written ${again.written}, reused ${again.shardsReused}`);
     });
 
+    it('a worker that never gets ready (its bundle stuck loading) fails its records as a crash would after workerStartS, and the run ends', async () => {
+      const { fs, path, prepare } = await mods();
+      const dir = path.join(tmp, 'stuck');
+      fs.mkdirSync(dir, { recursive: true });
+      const stuck = path.join(dir, 'stuck.mjs');
+      fs.writeFileSync(stuck, `import { parentPort } from 'node:worker_threads';\nparentPort.on('message', () => {}); // listens, never says ready\n`);
+      const out = path.join(dir, 'out');
+      const logs: string[] = [];
+      const res = await prepare({ source: 'synth', root: '', out, synth: { n: 2 }, seconds: 2, workers: 1, workerEntry: stuck, workerStartS: 2, log: (m) => logs.push(m) });
+      const skips = fs.readFileSync(path.join(out, 'skipped.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      assert(res.written === 0 && skips.length === 2 && skips.every((k) => k.reason === 'worker-crash' && /not ready within 2 s of its start/.test(k.message)), `skipped: ${JSON.stringify(skips)}`);
+      assert(logs.some((l) => /worker crashed \(not ready within 2 s/.test(l)), `said so: ${logs.join('; ')}`);
+    });
+
     it('Challenge tree: #Dx labels, group folders as folds (tranches kept apart), a truncated .mat reported', async () => {
       const { fs, path, prepare } = await mods();
       const { writeMatV4 } = await import('../../train/data/challenge.js');
@@ -325,6 +339,7 @@ await import(${JSON.stringify(path.resolve('dist/train.mjs'))});
       await expectReject({ fs: 1e9 }, /a window of 10 s at 1000000000 Hz holds 10000000000 samples per lead/);
       await expectReject({ preprocess: { bandpass: [0.5, 200] } }, /band-pass 0\.5–200 Hz must lie within \(0, 125\) Hz/);
       await expectReject({ recordTimeoutS: 0 }, /recordTimeoutS \(--record-timeout\) must be a number of seconds in \(0, 86400\], got 0/);
+      await expectReject({ workerStartS: -1 }, /workerStartS must be a number of seconds in \(0, 86400\], got -1/);
     });
 
     it('.npy / .csv folder and the synthetic source', async () => {

@@ -73,6 +73,9 @@ export interface PrepareOptions {
    *  'timeout' (retried by the next run, like a crashed worker's). Default 300. Not enforced with
    *  workers: 0 (this thread cannot stop its own work). */
   recordTimeoutS?: number;
+  /** Seconds a worker may take to start (load its bundle) before its records fail as a crash would.
+   *  Default max(60, recordTimeoutS). */
+  workerStartS?: number;
   /** Called after every record (and per reused shard); throwing from it aborts the run (resumable). */
   onProgress?: (p: PrepareProgress) => void;
   /** Messages about the run (worker fallback, stale files removed). */
@@ -560,11 +563,11 @@ async function findWorkerEntry(explicit: string | undefined): Promise<string | n
  * first of its pending items is the one it is on, since `since`: one that has taken longer than
  * timeoutS (counted from the worker's ready message) stops the worker (a decoder caught in a loop) and
  * is skipped as 'timeout'; the worker's other item goes back to the front of the queue and a new
- * worker starts. A worker not ready within a minute (or timeoutS, if longer) of its start fails its
- * items as a crash would.
+ * worker starts. A worker not ready within startS of its start fails its items as a crash would.
  * (A thread blocked in a read the operating system never completes cannot be stopped at all.)
  */
-async function workerPool(n: number, entry: string, s: Settings, timeoutS: number, log: (m: string) => void): Promise<Runner> {
+async function workerPool(n: number, entry: string, s: Settings, limits: { timeoutS: number; startS: number }, log: (m: string) => void): Promise<Runner> {
+  const { timeoutS, startS } = limits;
   const { Worker } = await import('node:worker_threads');
   interface Job { it: Item; resolve: (r: ItemResult) => void }
   /** since: when the worker started, then (once ready: its loop listens) when it began its first
@@ -575,7 +578,6 @@ async function workerPool(n: number, entry: string, s: Settings, timeoutS: numbe
   const slots: Slot[] = [];
   const queue: Job[] = [];
   const perWorker = 2; // two in flight hides the message round trip
-  const startS = Math.max(60, timeoutS); // loading the bundle takes well under a second
 
   const spawn = (): Slot => {
     const w = new Worker(entry, { env: { ...process.env, ECG_JEPA_PREPARE_WORKER: '1' }, workerData: { settings: s } });
@@ -774,6 +776,9 @@ export async function prepare(o: PrepareOptions): Promise<PrepareResult> {
   if (!(Number.isInteger(rps) && rps > 0)) throw new Error(`prepare: recordsPerShard must be a positive integer`);
   const timeoutS = o.recordTimeoutS ?? 300;
   if (!(typeof timeoutS === 'number' && timeoutS > 0 && timeoutS <= 86400)) throw new Error(`prepare: recordTimeoutS (--record-timeout) must be a number of seconds in (0, 86400], got ${JSON.stringify(timeoutS)}`);
+  // loading the bundle takes well under a second; a minute allows for a loaded machine
+  const startS = o.workerStartS ?? Math.max(60, timeoutS);
+  if (!(typeof startS === 'number' && startS > 0 && startS <= 86400)) throw new Error(`prepare: workerStartS must be a number of seconds in (0, 86400], got ${JSON.stringify(startS)}`);
   const settings: Settings = {
     source: o.source,
     root: o.source === 'synth' ? '' : path.resolve(o.root),
@@ -816,7 +821,7 @@ export async function prepare(o: PrepareOptions): Promise<PrepareResult> {
       if (runner) return runner;
       const entry = wanted > 0 ? await findWorkerEntry(o.workerEntry) : null;
       if (wanted > 0 && !entry) log('prepare: no worker bundle (dist/train.mjs) found; decoding in this thread');
-      runner = entry ? await workerPool(wanted, entry, settings, timeoutS, log) : inThread(settings);
+      runner = entry ? await workerPool(wanted, entry, settings, { timeoutS, startS }, log) : inThread(settings);
       return runner;
     };
 
