@@ -39,6 +39,9 @@ interface Sidecar {
   tensors: string;
   config: EcgJepaConfig;
   state: CheckpointState;
+  /** SHA-256 (hex) of the tensor file, where the writer computed it (saveCheckpoint does): a load under
+   *  Node checks it, so a file damaged on disk is refused instead of trained on. */
+  sha256?: string;
 }
 
 export interface LoadOptions {
@@ -154,12 +157,15 @@ function checkStep(state: CheckpointState | undefined, what: string): void {
  * config is validated first, so a checkpoint never holds an invalid one. Each call draws a new
  * save id (or uses `id`).
  */
-export function checkpointToBytes(ckpt: Checkpoint, opts: { tensorsName?: string; id?: string } = {}): { tensors: Uint8Array; meta: string } {
+export function checkpointToBytes(ckpt: Checkpoint, opts: { tensorsName?: string; id?: string; sha256?: (b: Uint8Array) => string } = {}): { tensors: Uint8Array; meta: string } {
   validateConfig(ckpt.config);
   checkStep(ckpt.state, 'checkpoint');
   const id = opts.id ?? randomId();
   const tensors = encodeSafetensors(ckpt.tensors, { format: CHECKPOINT_FORMAT, id, preset: ckpt.config.preset });
-  const sidecar: Sidecar = { format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, id, tensors: opts.tensorsName ?? 'checkpoint.safetensors', config: ckpt.config, state: ckpt.state };
+  const sidecar: Sidecar = {
+    format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, id, tensors: opts.tensorsName ?? 'checkpoint.safetensors', config: ckpt.config, state: ckpt.state,
+    ...(opts.sha256 ? { sha256: opts.sha256(tensors) } : {}),
+  };
   return { tensors, meta: JSON.stringify(sidecar, null, 1) + '\n' };
 }
 
@@ -232,13 +238,13 @@ async function committedTensors(meta: string): Promise<string | undefined> {
  * written. Node only.
  */
 export async function saveCheckpoint(base: string, ckpt: Checkpoint): Promise<{ tensors: string; meta: string }> {
-  const { fs, path } = await nodeFs();
+  const { fs, path, crypto } = await nodeFs();
   const p = paths(base);
   const [, plain, alt] = checkpointFiles(base).map((f) => path.basename(f));
   const previous = await committedTensors(p.meta);
   const name = previous === plain ? alt : plain;
   const tensors = path.join(path.dirname(p.tensors), name);
-  const bytes = checkpointToBytes(ckpt, { tensorsName: name });
+  const bytes = checkpointToBytes(ckpt, { tensorsName: name, sha256: (b) => crypto.createHash('sha256').update(b).digest('hex') });
   await writeFileAtomic(tensors, bytes.tensors);
   await writeFileAtomic(p.meta, bytes.meta); // the commit
   // the other name's file: the previous save's tensors, or a save's that never committed
@@ -270,7 +276,7 @@ async function readSidecarFile(base: string, opts: LoadOptions): Promise<{ sc: {
 
 /** Loads and checks a checkpoint; with `opts.expect`, refuses one made for another config. Node only. */
 export async function loadCheckpoint(base: string, opts: LoadOptions = {}): Promise<Checkpoint> {
-  const { fs } = await nodeFs();
+  const { fs, crypto } = await nodeFs();
   // The sidecar is checked (config included) before the larger tensor file is read.
   const { sc, whatMeta, tensorsFile } = await readSidecarFile(base, opts);
   let bytes: Uint8Array;
@@ -279,7 +285,12 @@ export async function loadCheckpoint(base: string, opts: LoadOptions = {}): Prom
   } catch (e) {
     throw new Error(`checkpoint ${tensorsFile}: unreadable (${(e as Error).message})`);
   }
-  return withTensors(sc, bytes, whatMeta, `checkpoint ${tensorsFile}`, sc.sidecar.tensors);
+  // parsed first, so a file of another save is named as such
+  const ck = withTensors(sc, bytes, whatMeta, `checkpoint ${tensorsFile}`, sc.sidecar.tensors);
+  const want = sc.sidecar.sha256;
+  if (want !== undefined && crypto.createHash('sha256').update(bytes).digest('hex') !== want)
+    throw new Error(`checkpoint ${tensorsFile}: its bytes do not match the SHA-256 ${whatMeta} records (damaged on disk, or written over)`);
+  return ck;
 }
 
 /** What a checkpoint holds, without reading its tensors' values (for `ecg-jepa show`). */

@@ -158,7 +158,7 @@ if (!isBrowser) {
       assert(/W_P\.weight: shape \[50,32\], model needs \[32,50\]/.test(msg) && /missing norm\.bias/.test(msg), msg);
     });
 
-    it('a truncated tensor file or a mixed pair fails clearly', async () => {
+    it('a truncated tensor file, a mixed pair or a flipped byte fails clearly', async () => {
       const files = await ck.saveCheckpoint(`${dir}/c`, sample());
       const bytes = await fs.readFile(files.tensors);
       await fs.writeFile(files.tensors, bytes.subarray(0, bytes.length - 100));
@@ -170,6 +170,13 @@ if (!isBrowser) {
       await fs.copyFile(other.tensors, files.tensors);
       await expectError(ck.loadCheckpoint(`${dir}/c`), /comes from another save/);
       await expectError(ck.loadCheckpoint(`${dir}/missing`), /missing\.json: not found/);
+      // one byte of a tensor's data flipped on disk (the file still parses): its recorded SHA-256 refuses it
+      const flipped = Uint8Array.from(bytes);
+      flipped[flipped.length - 5] ^= 0x10;
+      await fs.writeFile(files.tensors, flipped);
+      await expectError(ck.loadCheckpoint(`${dir}/c`), /c\.safetensors: its bytes do not match the SHA-256 .*c\.json records/);
+      await fs.writeFile(files.tensors, bytes);
+      await ck.loadCheckpoint(`${dir}/c`);
     });
 
     it('a crash at any point of a save leaves a whole pair: tensors alternate between two names, the sidecar commits', async () => {
