@@ -1,7 +1,7 @@
 // The downstream-evaluation commands of the ecg-jepa CLI (embed, probe, finetune, predict), registered by cli.ts.
 import type { Command } from 'commander';
 import type { Engine } from '../engine/engine.js';
-import { checkEncoderSource, embed, writeEmbeddings } from './eval/embed.js';
+import { checkEncoderSource, embed, writeEmbeddings, type EncoderSource } from './eval/embed.js';
 import { checkTargets, parseSplit, probe, type ProbeTask } from './eval/probe.js';
 import { finetune } from './eval/finetune.js';
 import { predict, writePredictions } from './eval/predict.js';
@@ -49,6 +49,12 @@ async function clearRun(command: string, out: string, name: string, inputs: Inpu
   const earlier = files.filter((f) => existsSync(f));
   for (const f of earlier) await rm(f, { force: true });
   if (earlier.length) console.error(`${command}: removed the earlier run's ${earlier.map((f) => path.basename(f)).join(', ')}`);
+}
+
+/** What a probe or fine-tuning run would refuse (labels, split, checkpoint, preset), checked up front. */
+async function runRefusals(o: Parameters<typeof checkTargets>[0] & EncoderSource): Promise<void> {
+  await checkTargets(o);
+  await checkEncoderSource(o);
 }
 
 function encoderSource(o: { checkpoint?: string; randomInit?: boolean; preset?: string }): void {
@@ -124,10 +130,7 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
         head: { epochs: posInt('--epochs')(o.epochs), lr: num('--lr')(o.lr), batch: posInt('--batch')(o.batch), regressionLoss: o.regressionLoss, standardize: o.standardize !== false },
         bootstrap: nonNegInt('--bootstrap')(o.bootstrap),
       };
-      await clearRun('probe', o.out, name, [{ data: o.data }, ...(o.checkpoint ? [{ checkpoint: o.checkpoint }] : [])], async () => {
-        await checkTargets(options);
-        await checkEncoderSource(options);
-      });
+      await clearRun('probe', o.out, name, [{ data: o.data }, ...(o.checkpoint ? [{ checkpoint: o.checkpoint }] : [])], () => runRefusals(options));
       await withEngine(async (engine) => {
         const bar = progressBar('embed', RECORDS_BAR);
         const r = await probe(engine, { ...options, onProgress: (d, t) => bar.update(d, t) });
@@ -182,10 +185,7 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
         precision: o.precision, lossScale,
         save: o.save === false ? undefined : path.join(o.out, `${name}-model`),
       };
-      await clearRun('finetune', o.out, name, [{ data: o.data }, ...(o.checkpoint ? [{ checkpoint: o.checkpoint }] : [])], async () => {
-        await checkTargets(options);
-        await checkEncoderSource(options);
-      });
+      await clearRun('finetune', o.out, name, [{ data: o.data }, ...(o.checkpoint ? [{ checkpoint: o.checkpoint }] : [])], () => runRefusals(options));
       await withEngine(async (engine) => {
         const r = await finetune(engine, {
           ...options,
