@@ -241,7 +241,7 @@ ${prelude(c)}
 @group(0) @binding(3) var<uniform> p: P;
 ${loader('qkv', c)}
 ${c.half ? `${TO_HALF_WGSL}
-fn st_out(e: u32, dp: u32, v: vec4f) { out[(e >> 2u) + dp] = vec2u(toHalf(v.x) | (toHalf(v.y) << 16u), toHalf(v.z) | (toHalf(v.w) << 16u)); }` : storer('out', c)}
+fn st_out(e: u32, dp: u32, v: vec4f) { out[(e >> 2u) + dp] = halves4(v); }` : storer('out', c)}
 ${keyTileDecl(c)}
 
 ${entry(c)}

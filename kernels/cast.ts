@@ -10,8 +10,9 @@ import { getPipeline, grid, Params, type Binding, type CommandBatch } from './ru
 
 const WG = 256;
 
-/** WGSL `toHalf(x: f32) -> u32`: the f16 bits of x (rounding as castF32ToF16), for kernels that write
- *  f16 outputs themselves. */
+/** WGSL `toHalf(x: f32) -> u32`: the f16 bits of x (rounding as castF32ToF16), and for kernels that
+ *  write f16 outputs themselves, two or four of them packed as castF32ToF16 lays them out (element 2w
+ *  in word w's low half): `halves2(a, b) -> u32`, `halves4(v: vec4f) -> vec2u`. */
 export const TO_HALF_WGSL = /* wgsl */ `
 fn toHalf(x: f32) -> u32 {
   let b = bitcast<u32>(x);
@@ -33,7 +34,9 @@ fn toHalf(x: f32) -> u32 {
   let half = 1u << (shift - 1u);
   if (rem > half || (rem == half && (k & 1u) == 1u)) { k += 1u; }           // k = 1024 is the smallest normal: right
   return sign | k;
-}`;
+}
+fn halves2(a: f32, b: f32) -> u32 { return toHalf(a) | (toHalf(b) << 16u); }
+fn halves4(v: vec4f) -> vec2u { return vec2u(halves2(v.x, v.y), halves2(v.z, v.w)); }`;
 
 const toFloatFn = /* wgsl */ `
 fn toFloat(h: u32) -> f32 {
@@ -61,9 +64,8 @@ fn main(${MAIN_ARGS}) {
 }`;
 }
 
-const toF16Source = castSource('f32', 'u32', TO_HALF_WGSL, `let lo = toHalf(x[2u * w]);
-  if (2u * w + 1u < p.n) { y[w] = lo | (toHalf(x[2u * w + 1u]) << 16u); }
-  else { y[w] = (y[w] & 0xffff0000u) | lo; }`);
+const toF16Source = castSource('f32', 'u32', TO_HALF_WGSL, `if (2u * w + 1u < p.n) { y[w] = halves2(x[2u * w], x[2u * w + 1u]); }
+  else { y[w] = (y[w] & 0xffff0000u) | toHalf(x[2u * w]); }`);
 
 const toF32Source = castSource('u32', 'f32', toFloatFn, `let h = x[w];
   y[2u * w] = toFloat(h & 0xffffu);

@@ -60,7 +60,7 @@ function mask(present: unknown): number {
 }
 
 // the forward kernels' bindings: rows of f32 (workgroup kernel) or of V (subgroup kernel); y of
-// `yt` (the same, or f16 bits packed in u32 words), with toHalf where it is f16
+// `yt` (the same, or f16 bits packed in u32 words), with the packing functions where it is f16
 const FORWARD_BINDINGS = (t: string, yt = t) => /* wgsl */ `@group(0) @binding(0) var<storage, read> x: array<${t}>;
 @group(0) @binding(1) var<storage, read_write> y: array<${yt}>;${yt === t ? '' : TO_HALF_WGSL}
 @group(0) @binding(2) var<storage, read_write> mean: array<f32>;
@@ -74,7 +74,7 @@ const FORWARD_BINDINGS = (t: string, yt = t) => /* wgsl */ `@group(0) @binding(0
 function halfPairs(first: string, step: string, half: string, affine: (c: string, v: string) => string): string {
   return `for (var c2 = ${first}; c2 < ${half}; c2 += ${step}) {
     let c = 2u * c2;
-    y[base / 2u + c2] = toHalf(${affine('c', '(x[base + c] - mu) * rs')}) | (toHalf(${affine('c + 1u', '(x[base + c + 1u] - mu) * rs')}) << 16u);
+    y[base / 2u + c2] = halves2(${affine('c', '(x[base + c] - mu) * rs')}, ${affine('c + 1u', '(x[base + c + 1u] - mu) * rs')});
   }`;
 }
 
@@ -150,8 +150,7 @@ fn affine(c: u32, n: u32, v: V) -> V {
     ? eachLaneSlot(s, `    if (c < n) { y[base + c] = affine(c, n, (v[j] - mu) * rs); }`)
     : s.vec === 4
       ? eachLaneSlot(s, `    if (c < n) {
-      let a = affine(c, n, (v[j] - mu) * rs);
-      y[base + c] = vec2u(toHalf(a.x) | (toHalf(a.y) << 16u), toHalf(a.z) | (toHalf(a.w) << 16u));
+      y[base + c] = halves4(affine(c, n, (v[j] - mu) * rs));
     }`)
       : halfPairs('lane', 'sgs', 'n / 2u', (c, v) => `affine(${c}, n, ${v})`);
   const body = /* wgsl */ `

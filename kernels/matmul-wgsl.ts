@@ -67,10 +67,10 @@ function epilogueSource(T: string, first: number, lanes = false, half = false): 
   const decls = `@group(0) @binding(${first}) var<storage, read> bias: array<${A}>;
 @group(0) @binding(${first + 1}) var<storage, read> residual: array<${A}>;
 @group(0) @binding(${first + 2}) var<storage, read_write> preact: array<${A}>;${half ? `\n${TO_HALF_WGSL}` : ''}`;
-  const pair = (a: string, b: string) => `toHalf(${a}) | (toHalf(${b}) << 16u)`;
   if (!lanes) {
-    const store = !half ? 'C[ci] = v;' : T === 'vec4<f32>' ? `C[ci] = vec2u(${pair('v.x', 'v.y')}, ${pair('v.z', 'v.w')});` : `C[ci] = ${pair('v.x', 'v.y')};`;
-    if (half) outType(T, half); // refuses a scalar T
+    const pack = { 'vec4<f32>': 'halves4(v)', 'vec2<f32>': 'halves2(v.x, v.y)' }[T];
+    if (half && !pack) throw new Error(`matmul: an f16 output is written in pairs, not as ${T}`);
+    const store = half ? `C[ci] = ${pack};` : 'C[ci] = v;';
     return `${decls}
 ${geluFn(T)}
 fn put(ci: u32, nb: u32, x: ${T}) {
@@ -82,7 +82,7 @@ fn put(ci: u32, nb: u32, x: ${T}) {
   ${store}
 }`;
   }
-  const store = half ? `for (var j = 0u; j < lanes; j += 2u) { C[(ci + j) / 2u] = ${pair('v[j]', 'v[j + 1u]')}; }` : 'for (var j = 0u; j < lanes; j++) { C[ci + j] = v[j]; }';
+  const store = half ? 'for (var j = 0u; j < lanes; j += 2u) { C[(ci + j) / 2u] = halves2(v[j], v[j + 1u]); }' : 'for (var j = 0u; j < lanes; j++) { C[ci + j] = v[j]; }';
   return `${decls}
 ${geluFn('vec4<f32>')}
 fn put4(ci: u32, n: u32, x: vec4<f32>) {

@@ -354,11 +354,10 @@ async function pretrainLocked(engine: Engine, opts: PretrainOptions): Promise<Pr
       log(`data: ${fmt(folders)}`);
     }
     const { logEvery, checkpointEvery: ckptEvery } = run;
-    let stop: 'signal' | null = null;
+    /** The signal that asked the run to stop (it finishes its step and saves). */
     let signal: 'SIGINT' | 'SIGTERM' | undefined;
     const onSignal = (sig: 'SIGINT' | 'SIGTERM') => {
-      if (stop) process.exit(signalExitCode(sig)); // a second Ctrl-C does not wait
-      stop = 'signal';
+      if (signal) process.exit(signalExitCode(sig)); // a second Ctrl-C does not wait
       signal = sig;
       log('interrupt: finishing this step and saving (Ctrl-C again to quit without saving)');
     };
@@ -395,7 +394,7 @@ async function pretrainLocked(engine: Engine, opts: PretrainOptions): Promise<Pr
           const step = (finalStep = model.step);
           const snapNow = snapshotDue(step, itersPerEpoch, snapEvery, totalSteps) !== null;
           // a checkpoint or a snapshot is taken only after the loss was read and found sound
-          const logNow = step % logEvery === 0 || step === totalSteps || stop !== null || step % ckptEvery === 0 || snapNow;
+          const logNow = step % logEvery === 0 || step === totalSteps || signal !== undefined || step % ckptEvery === 0 || snapNow;
           if (logNow) {
             // the loss scale (and AdamW's count of applied updates) come back with the loss
             const [lossValue, ls] = await Promise.all([engine.read(loss), model.lossScaleState()]);
@@ -427,7 +426,7 @@ async function pretrainLocked(engine: Engine, opts: PretrainOptions): Promise<Pr
           }
           loss.dispose();
           x.dispose();
-          const saveNow = logNow && (step % ckptEvery === 0 || step === totalSteps || stop);
+          const saveNow = logNow && (step % ckptEvery === 0 || step === totalSteps || signal !== undefined);
           if (snapNow || saveNow) {
             // one read of the weights serves both; the snapshot first, so the checkpoint commits it
             const ck = await state();
@@ -437,7 +436,7 @@ async function pretrainLocked(engine: Engine, opts: PretrainOptions): Promise<Pr
             }
             if (saveNow) await saveCheckpoint(ckptBase, ck);
           }
-          if (stop || step >= totalSteps) break outer;
+          if (signal || step >= totalSteps) break outer;
         }
       }
     } finally {
@@ -445,7 +444,7 @@ async function pretrainLocked(engine: Engine, opts: PretrainOptions): Promise<Pr
       process.off('SIGTERM', onSignal);
       model.dispose();
     }
-    return { out: opts.out, checkpoint: ckptBase + '.json', steps: finalStep, lastLoss, stoppedBy: stop ?? 'done', ...(signal ? { signal } : {}), snapshots };
+    return { out: opts.out, checkpoint: ckptBase + '.json', steps: finalStep, lastLoss, stoppedBy: signal ? 'signal' : 'done', ...(signal ? { signal } : {}), snapshots };
   } finally {
     ds.close();
   }
