@@ -11,7 +11,7 @@ import type { Tensor } from '../engine/tensor.js';
 import { attentionBackward, attentionForward } from '../kernels/attention.js';
 import { geluBackward, geluForward } from '../kernels/gelu.js';
 import { layerNormBackward, layerNormForward } from '../kernels/layernorm.js';
-import { matmul, matmulConfigs, matmulSpecFits, type MatmulConfigName, type TileSpec } from '../kernels/matmul.js';
+import { matmul, matmulConfigs } from '../kernels/matmul.js';
 import { softmaxBackward, softmaxForward } from '../kernels/softmax.js';
 
 export interface PipelineStats {
@@ -46,7 +46,7 @@ export async function collectPipelineStats(engine: Engine, file: string, work: (
 }
 
 /** The kernels to report: every matmul config this device runs (f32 tiles, f16 tensor-core kernels)
- *  and two 16-wide-block tiles of the sweep, in the three layouts of a linear layer; LayerNorm at the
+ *  in the three layouts of a linear layer; LayerNorm at the
  *  model width in every backward variant, the attention of the base preset (also with 2 and 4 lanes
  *  per query), softmax and GELU. */
 export async function compileKernels(engine: Engine): Promise<void> {
@@ -60,11 +60,9 @@ export async function compileKernels(engine: Engine): Promise<void> {
   const n = 256;
   // f16: the tensor-core kernels only (its tiles are the f32 ones with f16 loads)
   const f16 = engine.device.features.has('shader-f16') ? matmulConfigs(engine.device, 'f16').filter((c) => c.startsWith('subgroup')) : [];
-  // xlarge16's tile with 16×8 and 8×16 per invocation: 256 invocations, which may hold 255 registers
-  const wide16 = ([{ BM: 128, BN: 256, BK: 16, TM: 16, TN: 8 }, { BM: 128, BN: 256, BK: 16, TM: 8, TN: 16 }] as TileSpec[]).filter((s) => matmulSpecFits(engine.device, s));
-  for (const [precision, configs] of [['f32', [...matmulConfigs(engine.device, 'f32'), ...wide16]], ['f16', f16]] as const) {
+  for (const [precision, configs] of [['f32', matmulConfigs(engine.device, 'f32')], ['f16', f16]] as const) {
     const a = t(n * n, precision), w = t(n * n, precision);
-    for (const config of configs as (MatmulConfigName | TileSpec)[])
+    for (const config of configs)
       for (const [transA, transB] of [[false, false], [false, true], [true, false]])
         matmul(b, { a, b: w, c: t(n * n) }, { M: n, N: n, K: n, transA, transB }, { precision, config, splitK: 1 });
   }

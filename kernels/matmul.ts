@@ -132,6 +132,13 @@ export const MATMUL_TILES = {
   // The fastest of 145 tiles on an H200's 4096³ (bench sweep, 36.4 TFLOP/s against 30.5 for tall16):
   // 512 invocations, 48 KiB of workgroup memory.
   xlarge16: { BM: 128, BN: 256, BK: 16, TM: 8, TN: 8 },
+  // Its transpose in 8-wide thread blocks: in the H200 sweep of 2026-11-27 it ran 4096³ at 39.0 TFLOP/s
+  // against 38.2 for xlarge16, the dW layer shapes 1-3 % faster, the others within 1 %.
+  xtall16: { BM: 256, BN: 128, BK: 16, TM: 8, TN: 8, LX: 8 },
+  // xlarge16's tile with 16×8 and 8×16 outputs per invocation: 256 invocations, which may hold up to
+  // 255 registers each where xlarge16's 512 are held to 128 (and use them all on an H200).
+  'xlarge16-16x8': { BM: 128, BN: 256, BK: 16, TM: 16, TN: 8 },
+  'xlarge16-8x16': { BM: 128, BN: 256, BK: 16, TM: 8, TN: 16 },
 } as const satisfies Record<string, TileSpec>;
 export type MatmulTileName = keyof typeof MATMUL_TILES;
 /** The f16 tensor-core kernels (need the device feature): 'subgroup-matrix' gives each one-subgroup

@@ -213,6 +213,9 @@ describe('kernels/matmul', function () {
       { BM: 64, BN: 64, BK: 8, TM: 16, TN: 4 }, // 16 rows per invocation
       { BM: 32, BN: 64, BK: 8, TM: 4, TN: 16 }, // 16 columns per invocation: the epilogue's staging fills both A tiles
     ];
+    // the named tiles pass the checks a spec gets (a name is trusted), whether or not they fit here:
+    // a malformed one throws, naming what is wrong
+    for (const spec of Object.values(MATMUL_TILES)) matmulSpecFits(engine.device, spec);
     for (const config of specs) {
       assert(matmulSpecFits(engine.device, config), `${JSON.stringify(config)} fits every device`);
       for (const [transA, transB] of TRANS) await run(engine, { M: 13, N: 70, K: 29, transA, transB, config });
