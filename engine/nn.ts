@@ -195,7 +195,7 @@ export class MultiHeadAttention {
   /** x [B, T, D] → [B, T, D]; `layout` says which leads × columns these T tokens are. */
   forward(g: Tape, x: Tensor, layout: TokenLayout): Tensor {
     const qkv = this.qkv.forward(g, x);
-    // in f16 inference the output goes to proj in f16 (with a backward to come, the backward reads it in f32)
+    // the output goes to an f16 proj in f16 (the backward reads those halves too)
     const a = ops.attention(g, qkv, { heads: this.heads, C: layout.C, V: layout.V, mask: this.cfg.mask, output: this.proj.precision === 'f16' ? 'f16' : 'f32' });
     return this.proj.forward(g, a);
   }

@@ -18,7 +18,7 @@
 // Lanes (an option of every pass, where subgroups allow): 2 or 4 consecutive invocations share a
 // query (a key in pass 2), each holding a part of every head vector the pass keeps; a dot product
 // is the subgroup sum of their parts (subgroupShuffleXor), which every lane then holds, bit for bit.
-import { TO_HALF_WGSL } from './cast.js';
+import { TO_FLOAT_WGSL, TO_HALF_WGSL } from './cast.js';
 import { requireBindable } from './checks.js';
 import { rowSubgroups, scratchBuffer } from './rows.js';
 import { CommandBatch, getPipeline, gpuShaderForm, grid, Params, type Binding } from './runtime.js';
@@ -100,7 +100,7 @@ interface Cfg {
   /** Invocations per query (the forward's `lanes`; 1 elsewhere): each holds DP / lanes vec4s of the
    *  query and of its output, and a score is their subgroup sum. */
   lanes: number;
-  /** The forward writes out as f16 bits (vec only). */
+  /** out holds f16 bits (vec only): the forward writes them, pass 1 of the backward reads them. */
   half?: boolean;
 }
 
@@ -315,14 +315,15 @@ function backwardQSource(c: Cfg): string {
   return /* wgsl */ `${header}
 ${prelude(c)}
 @group(0) @binding(0) var<storage, read> qkv: array<${E}>;
-@group(0) @binding(1) var<storage, read> out: array<${E}>;
+@group(0) @binding(1) var<storage, read> out: array<${c.half ? 'vec2<u32>' : E}>;
 @group(0) @binding(2) var<storage, read> dout: array<${E}>;
 @group(0) @binding(3) var<storage, read> lse: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dqkv: array<${E}>;
 @group(0) @binding(5) var<storage, read_write> delta: array<f32>;
 @group(0) @binding(6) var<uniform> p: P;
 ${loader('qkv', c)}
-${loader('out', c)}
+${c.half ? `${TO_FLOAT_WGSL}
+fn ld_out(e: u32, dp: u32) -> vec4f { return floats4(out[(e >> 2u) + dp]); }` : loader('out', c)}
 ${loader('dout', c)}
 ${storer('dqkv', c)}
 ${keyTileDecl(c)}
@@ -496,6 +497,13 @@ export interface AttentionKernelOptions {
   lanes?: 1 | 2 | 4;
 }
 
+/** The forward's output: f32, or 'f16' for an f16 reader (then it holds f16 bits, two per 32-bit
+ *  word, rounded as castF32ToF16, and the backward is told so: its D = rowsum(dout·out) reads them).
+ *  An f16 output needs Dh a multiple of 4. */
+export interface AttentionOutput {
+  output?: 'f32' | 'f16';
+}
+
 /** The config of a pass with the lanes asked for, where they can be taken. */
 function withLanes(device: GPUDevice, c: Cfg, kernel: string, o: AttentionKernelOptions): Cfg {
   const lanes = o.lanes ?? 1;
@@ -505,20 +513,24 @@ function withLanes(device: GPUDevice, c: Cfg, kernel: string, o: AttentionKernel
   return fits ? { ...c, lanes } : c;
 }
 
-/** out[B,T,H·Dh] = softmax(scale·q kᵀ, masked) v and lse[B,H,T], from qkv[B,T,3·H·Dh]. output 'f16':
- *  out holds f16 bits (two per 32-bit word, rounded as castF32ToF16) for a reader of f16 with no
- *  backward to come (the backward reads out as f32); needs Dh a multiple of 4. */
+/** The forward's output type (AttentionOutput), checked; true for f16. */
+function halfOutput(kernel: string, s: Shape, o: AttentionOutput): boolean {
+  const half = o.output === 'f16';
+  if (o.output !== undefined && o.output !== 'f32' && !half) throw new RangeError(`${kernel}: output must be 'f32' or 'f16', got '${o.output}'`);
+  if (half && s.Dh % 4) throw new RangeError(`${kernel}: an f16 output needs Dh a multiple of 4 (B=${s.B} T=${s.T} H=${s.H} Dh=${s.Dh})`);
+  return half;
+}
+
+/** out[B,T,H·Dh] = softmax(scale·q kᵀ, masked) v and lse[B,H,T], from qkv[B,T,3·H·Dh]. */
 export function attentionForward(
   batch: CommandBatch,
   bufs: { qkv: Binding; out: Binding; lse: Binding },
   dims: AttentionDims,
-  opts: AttentionKernelOptions & { output?: 'f32' | 'f16' } = {},
+  opts: AttentionKernelOptions & AttentionOutput = {},
 ): void {
   const s = shapeOf('attentionForward', dims);
   const n = s.B * s.T * s.H * s.Dh;
-  const half = opts.output === 'f16';
-  if (opts.output !== undefined && opts.output !== 'f32' && !half) throw new RangeError(`attentionForward: output must be 'f32' or 'f16', got '${opts.output}'`);
-  if (half && s.Dh % 4) throw new RangeError(`attentionForward: an f16 output needs Dh a multiple of 4 (B=${s.B} T=${s.T} H=${s.H} Dh=${s.Dh})`);
+  const half = halfOutput('attentionForward', s, opts);
   checkSize('attentionForward', s, 'qkv', bufs.qkv, 3 * n);
   checkSize('attentionForward', s, 'out', bufs.out, n, half ? 'f16' : 'f32');
   checkSize('attentionForward', s, 'lse', bufs.lse, s.B * s.H * s.T);
@@ -531,20 +543,22 @@ export function attentionForward(
 
 /**
  * Gradient of attentionForward: overwrites all of dqkv [B,T,3·H·Dh] from qkv, the forward's out
- * and lse, and dout [B,T,H·Dh]. `delta` (optional, B·H·T f32) is scratch for rowsum(dout·out).
+ * (`output` as the forward was given it) and lse, and dout [B,T,H·Dh]. `delta` (optional, B·H·T
+ * f32) is scratch for rowsum(dout·out).
  */
 export function attentionBackward(
   batch: CommandBatch,
   bufs: { qkv: Binding; out: Binding; lse: Binding; dout: Binding; dqkv: Binding; delta?: Binding },
   dims: AttentionDims,
-  opts: AttentionKernelOptions = {},
+  opts: AttentionKernelOptions & AttentionOutput = {},
 ): void {
   const k = 'attentionBackward';
   const s = shapeOf(k, dims);
   const n = s.B * s.T * s.H * s.Dh;
   const rows = s.B * s.H * s.T;
+  const half = halfOutput(k, s, opts);
   checkSize(k, s, 'qkv', bufs.qkv, 3 * n);
-  checkSize(k, s, 'out', bufs.out, n);
+  checkSize(k, s, 'out', bufs.out, n, half ? 'f16' : 'f32');
   checkSize(k, s, 'dout', bufs.dout, n);
   checkSize(k, s, 'lse', bufs.lse, rows);
   checkSize(k, s, 'dqkv', bufs.dqkv, 3 * n);
@@ -557,7 +571,7 @@ export function attentionBackward(
   requireBindable(k, [['dqkv', bufs.dqkv], ['delta', delta]], reads);
   requireBindable(k, [['dqkv', bufs.dqkv]], [['delta', delta]]);
 
-  const cq = withLanes(batch.device, cfgFor(batch.device, s, fwdRow), k, opts);
+  const cq = { ...withLanes(batch.device, cfgFor(batch.device, s, fwdRow), k, opts), ...(half ? { half } : {}) };
   const pq = getPipeline(batch.device, keyOf('bwdq', cq), () => backwardQSource(cq));
   const a = params(s, cq.QT);
   batch.dispatch(pq, [bufs.qkv, bufs.out, bufs.dout, bufs.lse, bufs.dqkv, delta], a.p, grid(a.groups));

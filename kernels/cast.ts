@@ -38,7 +38,10 @@ fn toHalf(x: f32) -> u32 {
 fn halves2(a: f32, b: f32) -> u32 { return toHalf(a) | (toHalf(b) << 16u); }
 fn halves4(v: vec4f) -> vec2u { return vec2u(halves2(v.x, v.y), halves2(v.z, v.w)); }`;
 
-const toFloatFn = /* wgsl */ `
+/** WGSL `toFloat(h: u32) -> f32`: the f32 of the f16 bits in h's low half (exact, as castF16ToF32),
+ *  and for kernels that read f16 inputs themselves `floats4(w: vec2u) -> vec4f`, the halves that
+ *  halves4 packs. */
+export const TO_FLOAT_WGSL = /* wgsl */ `
 fn toFloat(h: u32) -> f32 {
   let sign = (h & 0x8000u) << 16u;
   let e = (h >> 10u) & 0x1fu;
@@ -46,7 +49,8 @@ fn toFloat(h: u32) -> f32 {
   if (e == 31u) { return bitcast<f32>(sign | 0x7f800000u | (m << 13u)); }  // Inf, NaN
   if (e == 0u) { return bitcast<f32>(sign | bitcast<u32>(f32(m) * 5.9604644775390625e-8)); } // m · 2^-24, exact
   return bitcast<f32>(sign | ((e + 112u) << 23u) | (m << 13u));
-}`;
+}
+fn floats4(w: vec2u) -> vec4f { return vec4f(toFloat(w.x & 0xffffu), toFloat(w.x >> 16u), toFloat(w.y & 0xffffu), toFloat(w.y >> 16u)); }`;
 
 /** One thread per 32-bit word w of the f16 side: `body` converts elements 2w and 2w + 1 (< p.n). */
 function castSource(xType: 'f32' | 'u32', yType: 'f32' | 'u32', fn: string, body: string): string {
@@ -67,7 +71,7 @@ fn main(${MAIN_ARGS}) {
 const toF16Source = castSource('f32', 'u32', TO_HALF_WGSL, `if (2u * w + 1u < p.n) { y[w] = halves2(x[2u * w], x[2u * w + 1u]); }
   else { y[w] = (y[w] & 0xffff0000u) | toHalf(x[2u * w]); }`);
 
-const toF32Source = castSource('u32', 'f32', toFloatFn, `let h = x[w];
+const toF32Source = castSource('u32', 'f32', TO_FLOAT_WGSL, `let h = x[w];
   y[2u * w] = toFloat(h & 0xffffu);
   if (2u * w + 1u < p.n) { y[2u * w + 1u] = toFloat(h >> 16u); }`);
 

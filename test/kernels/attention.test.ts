@@ -1,5 +1,5 @@
 import { attentionBackward, attentionForward, type AttentionDims, type AttentionKernelOptions, type AttentionMask } from '../../kernels/attention.js';
-import { castF32ToF16 } from '../../kernels/cast.js';
+import { castF16ToF32, castF32ToF16 } from '../../kernels/cast.js';
 import { KernelProfiler } from '../../kernels/profiler.js';
 import { rowSubgroups } from '../../kernels/rows.js';
 import { setGpuShaderFormForTests } from '../../kernels/runtime.js';
@@ -186,7 +186,7 @@ describe('kernels/attention', () => {
     for (const pass of ['fwd', 'bwdq', 'bwdkv']) assert(labels.some((l) => new RegExp(`^attention_${pass}_cropa_.*_l4`).test(l)), `${pass} ran with 4 lanes: ${labels}`);
   });
 
-  it('forward with an f16 output (for an f16 reader, no backward): the bits of the f32 output cast, 1 and 4 lanes; a head size not a multiple of 4 refused', async () => {
+  it('an f16 output (for an f16 reader): the forward writes the bits of the f32 output cast, the backward reading them gives the f32 backward\'s bits on their values; 1 and 4 lanes; a head size not a multiple of 4 refused', async () => {
     const engine = await getEngine();
     const rng = new Rng(77);
     for (const [d, lanes] of [[{ mask: 'cropa', B: 1, H: 2, C: 3, V: 9, Dh: 16 }, 1], [{ mask: 'cropa', B: 1, H: 1, C: 8, V: 50, Dh: 48 }, 4]] as [AttentionDims, 1 | 4][]) {
@@ -201,7 +201,17 @@ describe('kernels/attention', () => {
       const bad = a.findIndex((v, i) => v !== b[i]);
       assert(bad < 0, `${name(d)} lanes ${lanes}: f16 out element ${bad} is ${a[bad]?.toString(16)}, the cast gives ${b[bad]?.toString(16)}`);
       assert((await engine.read(lse[0])).join() === (await engine.read(lse[1])).join(), 'the same lse');
-      [qkv, o32, o16, cast, ...lse].forEach((t) => t.dispose());
+      // the backward reads out only for D = rowsum(dout·out): from the halves as from their f32 values
+      const dout = engine.upload(inputs(rng, d).dout), up = engine.empty([n]);
+      castF16ToF32(engine.batch, o16.buffer, up.buffer, n);
+      const dqkv = [0, 1].map(() => poisoned(engine, [3 * n]));
+      attentionBackward(engine.batch, { qkv: qkv.buffer, out: up.buffer, lse: lse[0].buffer, dout: dout.buffer, dqkv: dqkv[0].buffer }, d, { lanes });
+      attentionBackward(engine.batch, { qkv: qkv.buffer, out: o16.buffer, lse: lse[0].buffer, dout: dout.buffer, dqkv: dqkv[1].buffer }, d, { lanes, output: 'f16' });
+      const [g32, g16] = [await engine.read(dqkv[0]), await engine.read(dqkv[1])];
+      assert(g32.every(Number.isFinite), 'every dqkv written');
+      const off = g16.findIndex((v, i) => !Object.is(v, g32[i]));
+      assert(off < 0, `${name(d)} lanes ${lanes}: dqkv[${off}] from the halves is ${g16[off]}, from their f32 values ${g32[off]}`);
+      [qkv, o32, o16, cast, ...lse, dout, up, ...dqkv].forEach((t) => t.dispose());
     }
     const t = engine.empty([4096]);
     let msg = '';
