@@ -10,7 +10,8 @@
 // Measured in fp32 (test/kernels/gelu.test.ts): erf within ~1.5e-7 absolute. Φ(x) for x < −√2 is
 // ½·erfc(|x|/√2) computed directly, so it keeps its relative accuracy where 1 + erf(x/√2) would
 // cancel (x ≪ 0), and the exponent −x²/2 is formed from x itself (one rounding).
-import { checkCount, mapSource, requireBytes, requireDisjoint, unitType, vecWidth, type MapBinding } from './checks.js';
+import { TO_HALF_WGSL } from './cast.js';
+import { bindingBytes, checkCount, linearIndex, MAIN_ARGS, mapSource, requireBytes, requireDisjoint, unitType, vecWidth, type MapBinding } from './checks.js';
 import { CommandBatch, getPipeline, grid, Params, type Binding } from './runtime.js';
 
 const WG = 256;
@@ -77,13 +78,55 @@ export function geluForward(batch: CommandBatch, x: Binding, y: Binding, n: numb
   launch(batch, 'gelu.fwd', (V) => mapKernel('gelu_f32', V, [['x', 'read'], ['y', 'read_write']], 'y', 'put_y(i, gelu_f32_u(x[i]));'), [x, y], n);
 }
 
-/** dx = dy·gelu'(x) (`accumulate`: dx +=) over n elements. dx must not overlap x or dy. */
-export function geluBackward(batch: CommandBatch, x: Binding, dy: Binding, dx: Binding, n: number, accumulate = false): void {
-  checkMap('geluBackward', n, 'dx', dx, [['x', x], ['dy', dy]]);
+/** dx = dy·gelu'(x) (`accumulate`: dx +=) over n elements. dx must not overlap x or dy. `output`
+ *  'f16': dx is written as f16 bits (two per 32-bit word, rounded as castF32ToF16) for an f16 reader
+ *  (an f16 linear's matmuls), which then needs no cast of it; n even, no accumulate. */
+export function geluBackward(batch: CommandBatch, x: Binding, dy: Binding, dx: Binding, n: number, opts: { accumulate?: boolean; output?: 'f32' | 'f16' } = {}): void {
+  const { accumulate = false, output = 'f32' } = opts;
+  const K = 'geluBackward';
+  if (output !== 'f32' && output !== 'f16') throw new RangeError(`${K}: output must be 'f32' or 'f16', got '${output}'`);
+  if (output === 'f16') return geluBackwardHalf(batch, x, dy, dx, n, accumulate);
+  checkMap(K, n, 'dx', dx, [['x', x], ['dy', dy]]);
   if (n === 0) return;
   const body = `put_dx(i, ${accumulate ? 'dx[i] + ' : ''}dy[i] * gelu_grad_f32_u(x[i]));`;
   const source = (V: 1 | 4) => mapKernel('gelu_grad_f32', V, [['x', 'read'], ['dy', 'read'], ['dx', 'read_write']], 'dx', body);
   launch(batch, `gelu.bwd_${accumulate ? 'acc' : 'set'}`, source, [x, dy, dx], n);
+}
+
+/** geluBackward with an f16 dx: a thread per vec4 (dx's two words) where x and dy hold whole vec4s,
+ *  else per pair (one word). */
+function geluBackwardHalf(batch: CommandBatch, x: Binding, dy: Binding, dx: Binding, n: number, accumulate: boolean): void {
+  const K = 'geluBackward';
+  checkCount(K, 'n', n);
+  if (accumulate) throw new RangeError(`${K}: an f16 dx cannot be accumulated into (n=${n})`);
+  if (n % 2) throw new RangeError(`${K}: an f16 dx is written in pairs: n must be even, got ${n}`);
+  requireBytes(K, 'x', x, 4 * n, `n=${n}`);
+  requireBytes(K, 'dy', dy, 4 * n, `n=${n}`);
+  requireBytes(K, 'dx', dx, 2 * n, `n=${n} f16`);
+  requireDisjoint(K, ['dx', dx], ['x', x], ['dy', dy]);
+  if (n === 0) return;
+  const V = vecWidth(n, x, dy) === 4 && bindingBytes(dx) >= Math.ceil(n / 4) * 8 ? 4 : 1;
+  const units = V === 4 ? Math.ceil(n / 4) : n / 2;
+  const store = V === 4
+    ? `let v = dy[i] * gelu_grad_f32_u(x[i]);
+  if (4u * i + 4u <= p.n) { dx[i] = halves4(v); } else { dx[i].x = halves2(v.x, v.y); }`
+    : `let a = 2u * i;
+  dx[i] = halves2(dy[a] * gelu_grad_f32(x[a]), dy[a + 1u] * gelu_grad_f32(x[a + 1u]));`;
+  const source = () => `${ERF_WGSL}${TO_HALF_WGSL}
+fn gelu_grad_f32_u(v: vec4<f32>) -> vec4<f32> { return vec4<f32>(gelu_grad_f32(v.x), gelu_grad_f32(v.y), gelu_grad_f32(v.z), gelu_grad_f32(v.w)); }
+struct P { n: u32, units: u32 }
+@group(0) @binding(0) var<storage, read> x: array<${unitType(V)}>;
+@group(0) @binding(1) var<storage, read> dy: array<${unitType(V)}>;
+@group(0) @binding(2) var<storage, read_write> dx: array<${V === 4 ? 'vec2<u32>' : 'u32'}>;
+@group(0) @binding(3) var<uniform> p: P;
+@compute @workgroup_size(${WG})
+fn main(${MAIN_ARGS}) {
+  let i = ${linearIndex(WG)};
+  if (i >= p.units) { return; }
+  ${store}
+}`;
+  const pipe = getPipeline(batch.device, `gelu.bwd_f16_v${V}`, source);
+  batch.dispatch(pipe, [x, dy, dx], new Params().u32(n).u32(units), grid(Math.ceil(units / WG)));
 }
 
 /** y = erf(x) over n elements (ERF_WGSL's erf_f32; exposed so its accuracy can be checked on the GPU). */

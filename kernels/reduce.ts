@@ -16,6 +16,7 @@
 // (kernels/rows.ts subgroupRows): above, adjacent threads would read rows `reduce` floats apart, and
 // 25600 row sums of 768 moved 765 GB/s on an H100 (27% of a copy's), half tfjs's speed.
 import { checkCount, MAIN_ARGS, requireBindable, requireBytes, requireDisjoint } from './checks.js';
+import { TO_FLOAT_WGSL } from './cast.js';
 import { fill } from './elementwise.js';
 import { eachLaneSlot, scratchBuffer, subgroupRowKernel, subgroupRows, type SubgroupRows } from './rows.js';
 import { CommandBatch, getPipeline, grid, Params, type Binding } from './runtime.js';
@@ -30,15 +31,18 @@ const MIN_ROWS_PER_LANE = 16;
 const MODE = { partial: 0, set: 1, acc: 2 } as const;
 type Mode = keyof typeof MODE;
 
-/** `pair`: outer is 2 and the sums of o = 1 go to a second output, y2 (reduceAxis's `second`). */
-function reduceSource(tx: number, pair: boolean): string {
+/** `pair`: outer is 2 and the sums of o = 1 go to a second output, y2 (reduceAxis's `second`).
+ *  `half`: x holds f16 bits, two per 32-bit word (element e in word e/2, low half first). */
+function reduceSource(tx: number, pair: boolean, half: boolean): string {
   const ty = WG / tx;
   const g = 2 ** Math.ceil(Math.log2(ty) / 2);
   const put = (op: string) => (pair ? `if (o == 0u) { y[i] ${op}; } else { y2[i] ${op}; }` : `y[j] ${op};`);
   return /* wgsl */ `
 struct P { outer: u32, reduce: u32, inner: u32, splits: u32, chunk: u32, tiles: u32, scale: f32, mode: u32 }
-@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(0) var<storage, read> x: array<${half ? 'u32' : 'f32'}>;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
+${half ? `${TO_FLOAT_WGSL}
+fn ld(e: u32) -> f32 { return toFloat((x[e >> 1u] >> ((e & 1u) * 16u)) & 0xffffu); }` : 'fn ld(e: u32) -> f32 { return x[e]; }'}
 ${pair ? '@group(0) @binding(2) var<storage, read_write> y2: array<f32>;' : ''}
 @group(0) @binding(${pair ? 3 : 2}) var<uniform> p: P;
 var<workgroup> sh: array<f32, ${WG}>;
@@ -62,14 +66,14 @@ fn main(${MAIN_ARGS}) {
     var r = s * p.chunk + ty;
     var at = (o * p.reduce + r) * p.inner + i;
     for (; r + ${3 * ty}u < r1; r += ${4 * ty}u) {
-      a0 += x[at];
-      a1 += x[at + step];
-      a2 += x[at + 2u * step];
-      a3 += x[at + 3u * step];
+      a0 += ld(at);
+      a1 += ld(at + step);
+      a2 += ld(at + 2u * step);
+      a3 += ld(at + 3u * step);
       at += 4u * step;
     }
     for (; r < r1; r += ${ty}u) {
-      a0 += x[at];
+      a0 += ld(at);
       at += step;
     }
   }
@@ -138,10 +142,11 @@ function dispatchReduce(
   tx: number,
   d: { outer: number; reduce: number; inner: number; splits: number; chunk: number; scale: number },
   y2?: Binding,
+  half = false,
 ): void {
   const tiles = Math.ceil((d.outer * d.inner) / tx);
   const pair = y2 !== undefined;
-  const pipe = getPipeline(batch.device, `reduce.axis_tx${tx}${pair ? '_pair' : ''}`, () => reduceSource(tx, pair));
+  const pipe = getPipeline(batch.device, `reduce.axis_tx${tx}${pair ? '_pair' : ''}${half ? '_f16' : ''}`, () => reduceSource(tx, pair, half));
   const params = new Params().u32(d.outer).u32(d.reduce).u32(d.inner).u32(d.splits).u32(d.chunk).u32(tiles).f32(d.scale).u32(MODE[mode]);
   batch.dispatch(pipe, pair ? [x, y, y2] : [x, y], params, grid(tiles * d.splits));
 }
@@ -161,19 +166,23 @@ function checkAxisDims(K: string, outer: number, reduce: number, inner: number):
  * reduce = 0 gives sums of 0 (mean over nothing throws). y must not share a buffer with x.
  * With `second`, outer must be 2: y gets the sums of o = 0 and `second` those of o = 1 (inner each),
  * in the dispatches one output takes (two parameter gradients from one buffer of partial sums).
+ * `input` 'f16': x holds f16 bits (the f16 gradient an f16 linear's matmuls read, for its bias);
+ * the sums are f32 all the same.
  */
 export function reduceAxis(
   batch: CommandBatch,
   x: Binding,
   y: Binding,
-  dims: { outer: number; reduce: number; inner: number; mean?: boolean; accumulate?: boolean; second?: Binding },
+  dims: { outer: number; reduce: number; inner: number; mean?: boolean; accumulate?: boolean; second?: Binding; input?: 'f32' | 'f16' },
 ): void {
   const K = 'reduceAxis';
-  const { outer, reduce, inner, mean = false, accumulate = false, second } = dims;
+  const { outer, reduce, inner, mean = false, accumulate = false, second, input = 'f32' } = dims;
   const { sizes, n } = checkAxisDims(K, outer, reduce, inner);
   if (mean && reduce === 0) throw new RangeError(`${K}: mean over an empty axis (${sizes})`);
   if (second && outer !== 2) throw new RangeError(`${K}: a second output takes outer = 2 (${sizes})`);
-  requireBytes(K, 'x', x, 4 * n, sizes);
+  if (input !== 'f32' && input !== 'f16') throw new RangeError(`${K}: input must be 'f32' or 'f16', got '${input}' (${sizes})`);
+  const half = input === 'f16';
+  requireBytes(K, 'x', x, half ? Math.ceil(n / 2) * 4 : 4 * n, sizes);
   const outs: [string, Binding][] = second ? [['y', y], ['second', second]] : [['y', y]];
   for (const [name, b] of outs) requireBytes(K, name, b, 4 * (second ? 1 : outer) * inner, sizes);
   // the two outputs are both written: they may share a buffer, not memory
@@ -186,7 +195,8 @@ export function reduceAxis(
   }
   const scale = mean ? 1 / reduce : 1;
   const finalMode: Mode = accumulate ? 'acc' : 'set';
-  const sg = second ? null : rowSumLayout(batch.device, outer, reduce, inner);
+  // (the subgroup row sums read f32 only; f16 rows take the column kernel)
+  const sg = second || half ? null : rowSumLayout(batch.device, outer, reduce, inner);
   if (sg) {
     const pipe = getPipeline(batch.device, `reduce.rows_${sg.key}`, () => rowSumSource(sg));
     batch.dispatch(pipe, [x, y], new Params().u32(outer).u32(reduce).f32(scale).u32(MODE[finalMode]), grid(sg.groups));
@@ -200,12 +210,12 @@ export function reduceAxis(
   const chunk = Math.max(1, Math.ceil(reduce / splits));
   splits = Math.max(1, Math.ceil(reduce / chunk));
   if (splits === 1) {
-    dispatchReduce(batch, x, y, finalMode, tx, { outer, reduce, inner, splits: 1, chunk: Math.max(reduce, 1), scale }, second);
+    dispatchReduce(batch, x, y, finalMode, tx, { outer, reduce, inner, splits: 1, chunk: Math.max(reduce, 1), scale }, second, half);
     return;
   }
   const bytes = 4 * outer * splits * inner;
   const part = scratchBuffer(batch, 'reduceAxis', bytes);
-  dispatchReduce(batch, x, part, 'partial', tx, { outer, reduce, inner, splits, chunk, scale: 1 });
+  dispatchReduce(batch, x, part, 'partial', tx, { outer, reduce, inner, splits, chunk, scale: 1 }, undefined, half);
   dispatchReduce(batch, { buffer: part, size: bytes }, y, finalMode, columnsPerGroup(splits, inner), { outer, reduce: splits, inner, splits: 1, chunk: splits, scale }, second);
 }
 

@@ -9,7 +9,7 @@ export function gelu(g: Tape, x: Tensor): Tensor {
   geluForward(g.batch, x.buffer, y.buffer, x.size);
   if (g.wants(x)) {
     const xs = g.save(x);
-    g.record('gelu', y, [xs], (dy) => g.addGrad(x, (dx, acc) => geluBackward(g.batch, xs.buffer, dy.buffer, dx.buffer, x.size, acc)));
+    g.record('gelu', y, [xs], (dy) => g.addGrad(x, (dx, acc) => geluBackward(g.batch, xs.buffer, dy.buffer, dx.buffer, x.size, { accumulate: acc })));
   }
   return y;
 }

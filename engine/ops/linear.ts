@@ -64,13 +64,18 @@ export function linear(g: Tape, x: Tensor, weight: Tensor, bias?: Tensor | null,
 
   const ps = pre ? g.save(pre) : undefined;
   g.record('linear', y, [xs, ws, ps].filter((t): t is Tensor => !!t), (dy) => {
+    const matmuls = !!(xs || ws);
     let dz = dy;
+    let dzType: 'f32' | 'f16' = 'f32';
     if (ps) {
-      dz = untracked(g.engine, y.shape);
-      geluBackward(g.batch, ps.buffer, dy.buffer, dz.buffer, M * N);
+      // for f16 matmuls the GELU backward writes dz in f16 itself (pairs: M·N even), and the bias
+      // gradient adds those halves up, as it would in PyTorch's autocast
+      if (half && matmuls && (M * N) % 2 === 0) dzType = 'f16';
+      dz = untracked(g.engine, y.shape, false, dzType);
+      geluBackward(g.batch, ps.buffer, dy.buffer, dz.buffer, M * N, { output: dzType });
     }
-    if (bias) g.addGrad(bias, (db, acc) => reduceAxis(g.batch, dz.buffer, db.buffer, { outer: 1, reduce: M, inner: N, accumulate: acc }));
-    const dzin = half && (xs || ws) ? toF16(g, dz) : dz;
+    if (bias) g.addGrad(bias, (db, acc) => reduceAxis(g.batch, dz.buffer, db.buffer, { outer: 1, reduce: M, inner: N, accumulate: acc, input: dzType }));
+    const dzin = half && matmuls && dzType === 'f32' ? toF16(g, dz) : dz;
     // dW [N, K] = dzᵀ [N, M] · x [M, K]: dz is stored [M, N], hence transA.
     if (xs) g.addGrad(weight, (dw, acc) => matmulKernel(g.batch, { a: dzin.buffer, b: xs.buffer, c: dw.buffer }, { M: N, N: K, K: M, transA: true, accumulate: acc }, mm));
     // dx [M, K] = dz [M, N] · W [N, K].

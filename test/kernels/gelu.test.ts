@@ -1,3 +1,4 @@
+import { castF32ToF16 } from '../../kernels/cast.js';
 import { erfForward, geluBackward, geluForward } from '../../kernels/gelu.js';
 import { Rng } from '../../engine/random.js';
 import { assert, assertClose, expectThrow, getEngine, poisoned, randomArray } from '../helpers.js';
@@ -81,11 +82,36 @@ describe('kernels/gelu', () => {
           const x = randomArray(rng, n, 3), dy = randomArray(rng, n);
           const prior = acc ? randomArray(rng, n) : null;
           const tx = padded(engine, x, n), tdy = padded(engine, dy, n), dx = padded(engine, prior, n);
-          geluBackward(engine.batch, bind(tx, n, mode), bind(tdy, n, mode), bind(dx, n, mode), n, acc);
+          geluBackward(engine.batch, bind(tx, n, mode), bind(tdy, n, mode), bind(dx, n, mode), n, { accumulate: acc });
           const ref = Array.from(x, (v, i) => dy[i] * geluGrad64(v) + (prior ? prior[i] : 0));
           checkPadded(await engine.read(dx), ref, n, TOL, `gelu dx n=${n} ${mode} accumulate=${acc}`);
           [tx, tdy, dx].forEach((t) => t.dispose());
         }
+  });
+
+  it('backward with an f16 dx (for an f16 linear): the bits of the f32 dx cast, by vec4s, pairs and a half vec4 at the end; nothing past n written; odd n and accumulate refused', async () => {
+    const engine = await getEngine();
+    const rng = new Rng(8);
+    const SENTINEL16 = 0x1234;
+    for (const n of [2, 6, 8, 1030, 65538])
+      for (const mode of MODES) {
+        const x = randomArray(rng, n, 3), dy = randomArray(rng, n);
+        const tx = padded(engine, x, n), tdy = padded(engine, dy, n), d32 = padded(engine, null, n);
+        const cast = engine.empty([n], 'f16'), d16 = engine.upload(new Uint16Array(n + 4).fill(SENTINEL16), [n + 4], 'f16');
+        geluBackward(engine.batch, bind(tx, n, mode), bind(tdy, n, mode), d32.buffer, n);
+        castF32ToF16(engine.batch, d32.buffer, cast.buffer, n);
+        geluBackward(engine.batch, bind(tx, n, mode), bind(tdy, n, mode), mode === 'vec4' ? d16.buffer : { buffer: d16.buffer, offset: 0, size: 2 * n }, n, { output: 'f16' });
+        const want = new Uint16Array(await engine.readRaw(cast), 0, n), got = new Uint16Array(await engine.readRaw(d16), 0, n + 4);
+        const bad = want.findIndex((v, i) => v !== got[i]);
+        assert(bad < 0, `n=${n} ${mode}: f16 dx[${bad}] is ${got[bad]?.toString(16)}, the cast of the f32 dx ${want[bad]?.toString(16)}`);
+        assert(got.subarray(n).every((v) => v === SENTINEL16), `n=${n} ${mode}: halves past n written: ${Array.from(got.subarray(n), (v) => v.toString(16))}`);
+        [tx, tdy, d32, cast, d16].forEach((t) => t.dispose());
+      }
+    const a = engine.empty([64]), b = engine.empty([64]), h = engine.empty([64], 'f16');
+    expectThrow(() => geluBackward(engine.batch, a.buffer, b.buffer, h.buffer, 63, { output: 'f16' }), /geluBackward: an f16 dx is written in pairs: n must be even, got 63/);
+    expectThrow(() => geluBackward(engine.batch, a.buffer, b.buffer, h.buffer, 64, { output: 'f16', accumulate: true }), /geluBackward: an f16 dx cannot be accumulated into/);
+    expectThrow(() => geluBackward(engine.batch, a.buffer, b.buffer, { buffer: h.buffer, size: 64 }, 64, { output: 'f16' }), /geluBackward: dx binding holds 64 bytes, needs 128 \(n=64 f16\)/);
+    [a, b, h].forEach((t) => t.dispose());
   });
 
   it('forward and backward on a 2-D launch grid', () => withGridLimit(7, async () => {
@@ -107,7 +133,7 @@ describe('kernels/gelu', () => {
     const cases: [() => void, RegExp][] = [
       [() => geluForward(engine.batch, a.buffer, a.buffer, 64), /geluForward: y must not share a buffer with x/],
       [() => geluForward(engine.batch, a.buffer, { buffer: b.buffer, size: 16 }, 64), /geluForward: y binding holds 16 bytes, needs 256 \(n=64\)/],
-      [() => geluBackward(engine.batch, a.buffer, b.buffer, b.buffer, 64, true), /geluBackward: dx must not share a buffer with dy/],
+      [() => geluBackward(engine.batch, a.buffer, b.buffer, b.buffer, 64, { accumulate: true }), /geluBackward: dx must not share a buffer with dy/],
     ];
     for (const [fn, re] of cases) expectThrow(fn, re);
     a.dispose();

@@ -1,3 +1,4 @@
+import { castF16ToF32, castF32ToF16 } from '../../kernels/cast.js';
 import { broadcastAxis, reduceAxis, rowSumLayout } from '../../kernels/reduce.js';
 import { Rng } from '../../engine/random.js';
 import { assert, assertClose, expectThrow, getEngine, poisoned, randomArray } from '../helpers.js';
@@ -125,6 +126,45 @@ describe('kernels/reduce', () => {
         [tx, ...outs, ...(one ? [one] : [])].forEach((t) => t.dispose());
       }
     }
+  });
+
+  it('reduceAxis of f16 input (the bias gradient of an f16 linear): against float64 of the halves, one pass and split, odd counts, a second output', async () => {
+    const engine = await getEngine();
+    const rng = new Rng(9);
+    /** x as f16 (the cast of random floats) and the exact values of its halves. */
+    const halves = async (n: number) => {
+      const x32 = engine.upload(randomArray(rng, n)), h = engine.empty([n], 'f16'), back = engine.empty([n]);
+      castF32ToF16(engine.batch, x32.buffer, h.buffer, n);
+      castF16ToF32(engine.batch, h.buffer, back.buffer, n);
+      const values = await engine.read(back);
+      [x32, back].forEach((t) => t.dispose());
+      return { h, values };
+    };
+    const within = (got: Float32Array, values: Float32Array, dims: [number, number, number], what: string) => {
+      const ref = reduceRef(values, ...dims), size = reduceRef(values.map(Math.abs), ...dims);
+      got.forEach((v, i) => assert(Math.abs(v - ref[i]) <= TOL * size[i], `${what}: element ${i} is ${v}, want ${ref[i]}`));
+    };
+    for (const dims of [[1, 7, 5], [1, 1031, 13], [1, 5000, 70], [3, 50, 96], [4, 37, 3], [1, 1031, 1]] as [number, number, number][]) {
+      const { h, values } = await halves(dims[0] * dims[1] * dims[2]);
+      const y = poisoned(engine, [dims[0] * dims[2]]);
+      reduceAxis(engine.batch, h.buffer, y.buffer, { outer: dims[0], reduce: dims[1], inner: dims[2], input: 'f16' });
+      within(await engine.read(y), values, dims, `f16 reduceAxis [${dims}]`);
+      [h, y].forEach((t) => t.dispose());
+    }
+    for (const reduce of [17, 5000]) {
+      const inner = 33, { h, values } = await halves(2 * reduce * inner);
+      const y = poisoned(engine, [inner]), y2 = poisoned(engine, [inner]);
+      reduceAxis(engine.batch, h.buffer, y.buffer, { outer: 2, reduce, inner, input: 'f16', second: y2.buffer });
+      const both = new Float32Array(2 * inner);
+      both.set(await engine.read(y));
+      both.set(await engine.read(y2), inner);
+      within(both, values, [2, reduce, inner], `f16 reduceAxis [2, ${reduce}, ${inner}] with a second output`);
+      [h, y, y2].forEach((t) => t.dispose());
+    }
+    const h = engine.empty([64], 'f16'), y = engine.empty([4]);
+    expectThrow(() => reduceAxis(engine.batch, { buffer: h.buffer, size: 124 }, y.buffer, { outer: 1, reduce: 16, inner: 4, input: 'f16' }), /reduceAxis: x binding holds 124 bytes, needs 128/);
+    expectThrow(() => reduceAxis(engine.batch, h.buffer, y.buffer, { outer: 1, reduce: 16, inner: 4, input: 'u8' as 'f16' }), /reduceAxis: input must be 'f32' or 'f16', got 'u8'/);
+    [h, y].forEach((t) => t.dispose());
   });
 
   it('broadcastAxis against float64 (scale, accumulate)', () => checkBroadcast(SHAPES, 4));
