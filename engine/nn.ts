@@ -126,9 +126,10 @@ export class Linear {
     this.precision = cfg.precision ?? 'f32';
   }
 
-  /** `output` f16 (ops.linear): for a reader that is an f16 Linear. */
-  forward(g: Tape, x: Tensor, activation: 'none' | 'gelu' = 'none', output: 'f32' | 'f16' = 'f32'): Tensor {
-    return ops.linear(g, x, this.weight.value, this.bias?.value, { activation, precision: this.precision, output });
+  /** `output` f16: for a reader that is an f16 Linear; `residual`: added in the matmul's epilogue
+   *  (ops.linear). */
+  forward(g: Tape, x: Tensor, opts: { activation?: 'none' | 'gelu'; output?: 'f32' | 'f16'; residual?: Tensor } = {}): Tensor {
+    return ops.linear(g, x, this.weight.value, this.bias?.value, { ...opts, precision: this.precision });
   }
 }
 
@@ -161,11 +162,12 @@ export class MLP {
     this.fc2 = new Linear(reg, joinName(name, 'fc2'), hidden, dim, { rng: cfg.rng, std: cfg.std, divide, precision: cfg.precision });
   }
 
-  forward(g: Tape, x: Tensor): Tensor {
+  /** fc2(gelu(fc1(x))), plus `residual` (added in fc2's epilogue). */
+  forward(g: Tape, x: Tensor, residual?: Tensor): Tensor {
     // GELU fused into fc1's epilogue, which also writes the hidden layer in f16 where fc2 reads f16:
     // fc2 then casts nothing (the hidden layer is a block's largest activation, 4× the others).
     const half = this.fc2.precision === 'f16';
-    return this.fc2.forward(g, this.fc1.forward(g, x, 'gelu', half ? 'f16' : 'f32'));
+    return this.fc2.forward(g, this.fc1.forward(g, x, { activation: 'gelu', output: half ? 'f16' : 'f32' }), { residual });
   }
 }
 
@@ -192,12 +194,13 @@ export class MultiHeadAttention {
     this.proj = new Linear(reg, joinName(name, 'proj'), dim, dim, { rng: cfg.rng, std: cfg.std, divide, precision: cfg.precision });
   }
 
-  /** x [B, T, D] → [B, T, D]; `layout` says which leads × columns these T tokens are. */
-  forward(g: Tape, x: Tensor, layout: TokenLayout): Tensor {
+  /** x [B, T, D] → [B, T, D]; `layout` says which leads × columns these T tokens are; `residual` is
+   *  added in proj's epilogue. */
+  forward(g: Tape, x: Tensor, layout: TokenLayout, residual?: Tensor): Tensor {
     const qkv = this.qkv.forward(g, x);
     // the output goes to an f16 proj in f16 (the backward reads those halves too)
     const a = ops.attention(g, qkv, { heads: this.heads, C: layout.C, V: layout.V, mask: this.cfg.mask, output: this.proj.precision === 'f16' ? 'f16' : 'f32' });
-    return this.proj.forward(g, a);
+    return this.proj.forward(g, a, { residual });
   }
 }
 
@@ -242,14 +245,19 @@ export class TransformerBlock {
   }
 
   forward(g: Tape, x: Tensor, call: BlockCall): Tensor {
-    const drop = (t: Tensor) => {
-      if (!call.training || this.dropPathRate === 0) return t;
-      if (!call.rng) throw new Error('TransformerBlock: training with drop-path needs call.rng');
-      return ops.dropPath(g, t, { rate: this.dropPathRate, rng: call.rng, training: true });
-    };
     // Each norm writes f16 where the Linear reading it takes f16 inputs (it then casts nothing).
     const out = (l: Linear) => (l.precision === 'f16' ? 'f16' : 'f32');
-    const h = ops.add(g, x, drop(this.attn.forward(g, this.norm1.forward(g, x, out(this.attn.qkv)), call)));
-    return ops.add(g, h, drop(this.mlp.forward(g, this.norm2.forward(g, h, out(this.mlp.fc1)))));
+    const attn = (x: Tensor, residual?: Tensor) => this.attn.forward(g, this.norm1.forward(g, x, out(this.attn.qkv)), call, residual);
+    const mlp = (h: Tensor, residual?: Tensor) => this.mlp.forward(g, this.norm2.forward(g, h, out(this.mlp.fc1)), residual);
+    // Without drop-path the residual adds happen in proj's and fc2's epilogues (no pass of their own).
+    if (!call.training || this.dropPathRate === 0) {
+      const h = attn(x, x);
+      return mlp(h, h);
+    }
+    const rng = call.rng;
+    if (!rng) throw new Error('TransformerBlock: training with drop-path needs call.rng');
+    const drop = (t: Tensor) => ops.dropPath(g, t, { rate: this.dropPathRate, rng, training: true });
+    const h = ops.add(g, x, drop(attn(x)));
+    return ops.add(g, h, drop(mlp(h)));
   }
 }

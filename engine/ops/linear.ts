@@ -19,6 +19,9 @@ export interface LinearOptions {
    *  itself (it saves that linear's cast of its input: a pass over y). y's gradient stays f32. With N
    *  odd the matmul cannot pack y's halves and y stays f32 (the reader then casts it as before). */
   output?: 'f32' | 'f16';
+  /** y = residual + act(x Wᵀ + b), the add fused into the matmul's epilogue (a block's residual
+   *  stream: x + proj(·), h + fc2(·)); f32, y's shape. Its gradient is y's, handed on as it is. */
+  residual?: Tensor | null;
 }
 
 /** A half-precision copy of t (matmul inputs under mixed precision); the caller disposes it. */
@@ -40,12 +43,17 @@ export function linear(g: Tape, x: Tensor, weight: Tensor, bias?: Tensor | null,
   checkShape('linear', `weight (x is [${x.shape}])`, weight, [N, K]);
   if (bias) checkShape('linear', `bias (weight [${weight.shape}])`, bias, [N]);
   const M = x.size / K;
+  const shape = [...x.shape.slice(0, -1), N];
+  const residual = opts.residual ?? null;
+  if (residual) {
+    requireF32('linear', { residual });
+    checkShape('linear', `residual (y is [${shape}])`, residual, shape);
+  }
   const gelu = opts.activation === 'gelu';
   const half = opts.precision === 'f16';
   if (x.dtype === 'f16' && !half) throw new TypeError(`linear: x is f16, which needs precision 'f16'`);
   const mm = { precision: opts.precision ?? 'f32' } as const;
-  const record = g.wants(x, weight, bias);
-  const shape = [...x.shape.slice(0, -1), N];
+  const record = g.wants(x, weight, bias, residual);
   const packed = opts.output === 'f16' && N % 2 === 0;
   const y = g.engine.empty(shape, packed ? 'f16' : 'f32');
   // The pre-activation is only needed by the backward.
@@ -53,7 +61,7 @@ export function linear(g: Tape, x: Tensor, weight: Tensor, bias?: Tensor | null,
   const xin = half && x.dtype !== 'f16' ? toF16(g, x) : x;
   const win = half ? toF16(g, weight) : weight;
   const temps = half ? (xin === x ? [win] : [xin, win]) : [];
-  launchWith(temps, () => matmulKernel(g.batch, { a: xin.buffer, b: win.buffer, c: y.buffer, bias: bias?.buffer, preact: pre?.buffer }, { M, N, K, transB: true, activation: gelu ? 'gelu' : 'none', output: packed ? 'f16' : 'f32' }, mm));
+  launchWith(temps, () => matmulKernel(g.batch, { a: xin.buffer, b: win.buffer, c: y.buffer, bias: bias?.buffer, residual: residual?.buffer, preact: pre?.buffer }, { M, N, K, transB: true, activation: gelu ? 'gelu' : 'none', output: packed ? 'f16' : 'f32' }, mm));
   const needW = record && g.requiresGrad(weight);
   const needX = record && g.requiresGrad(x);
   // Keep what the backward reads: x for dW, W for dx (the f16 copies themselves when half).
@@ -82,6 +90,8 @@ export function linear(g: Tape, x: Tensor, weight: Tensor, bias?: Tensor | null,
     if (ws) g.addGrad(x, (dx, acc) => matmulKernel(g.batch, { a: dzin.buffer, b: ws.buffer, c: dx.buffer }, { M, N: K, K: N, accumulate: acc }, mm));
     if (dzin !== dz) dzin.dispose();
     if (dz !== dy) dz.dispose();
+    // last: the residual may take dy itself (a view), after which dy is not read
+    if (residual) g.passGrad(residual, dy, 1, true);
   });
   return y;
 }

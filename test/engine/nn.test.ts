@@ -8,9 +8,22 @@ import { LossScaler, parseLossScale } from '../../engine/lossscale.js';
 import { AdamW, cosineLr } from '../../engine/optim.js';
 import { Rng } from '../../engine/random.js';
 import { Tape } from '../../engine/tape.js';
+import type { Engine } from '../../engine/engine.js';
+import type { Tensor } from '../../engine/tensor.js';
 import { assert, assertClose, expectThrow, getEngine, randomArray } from '../helpers.js';
 import { gradcheck } from './gradcheck.js';
 import * as ref from './reference.js';
+
+/** The dispatches of one forward by the profiler's labels (where the device has timestamps). */
+async function dispatches(engine: Engine, forward: () => Tensor): Promise<Map<string, number>> {
+  const prof = (engine.batch.profiler = new KernelProfiler(engine.device));
+  engine.scope(forward).dispose();
+  engine.batch.submit();
+  engine.batch.profiler = null;
+  const counts = new Map((await prof.results()).map((k) => [k.kernel, k.count]));
+  prof.destroy();
+  return counts;
+}
 
 describe('engine/nn', () => {
   it('TransformerBlock with CroPA and drop-path: input and every parameter gradient against finite differences (40 random elements each)', async () => {
@@ -37,6 +50,15 @@ describe('engine/nn', () => {
         // ~3 ms per float64 block forward: a random 40 elements of each tensor bounds the CPU time
         maxPerInput: 40,
       });
+      if (engine.device.features.has('timestamp-query')) {
+        // without drop-path the two residual adds are in proj's and fc2's epilogues; with it, passes of their own
+        const x = engine.upload(randomArray(new Rng(2), B * C * V * D), [B, C * V, D]);
+        const g = new Tape(engine);
+        const adds = (await dispatches(engine, () => block.forward(g, x, { C, V, training, rng: new Rng(21) }))).get('elementwise.binary_add_v4') ?? 0;
+        assert(adds === (training ? 2 : 0), `training=${training}: ${adds} residual adds of their own`);
+        g.clear();
+        x.dispose();
+      }
       reg.dispose();
     }
   });
@@ -65,16 +87,8 @@ describe('engine/nn', () => {
         maxPerInput: 20,
       });
       if (!engine.device.features.has('timestamp-query')) return; // the profiler names the dispatches
-      /** The f32 → f16 casts of one forward of the block, by the profiler's labels. */
-      const casts = async () => {
-        const prof = (engine.batch.profiler = new KernelProfiler(engine.device));
-        engine.scope(() => block.forward(g, x, { C, V })).dispose();
-        engine.batch.submit();
-        engine.batch.profiler = null;
-        const n = (await prof.results()).find((k) => k.kernel === 'cast.f32_f16')?.count;
-        prof.destroy();
-        return n;
-      };
+      /** The f32 → f16 casts of one forward of the block. */
+      const casts = async () => (await dispatches(engine, () => block.forward(g, x, { C, V }))).get('cast.f32_f16');
       // the four weights only (the norms', the attention output's and fc1's casts are gone)
       const training = await casts();
       assert(training === 4, `a block's forward casts ${training} tensors to f16, expected the 4 weights`);

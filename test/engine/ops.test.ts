@@ -23,13 +23,13 @@ async function sameAsCast(engine: Engine, y16: Tensor, y32: Tensor): Promise<voi
   assert(bad < 0, `f16 output element ${bad}: ${a[bad]?.toString(16)}, the cast gives ${b[bad]?.toString(16)}`);
 }
 
-/** A chain whose first op writes f16 for an f16 linear (`output` f16) gives the bits and gradients of
- *  the same chain with f32 there, which the linear casts: the linear keeps the same f16 copy. */
-async function fusedMatchesCast(engine: Engine, inputs: Tensor[], names: string[], dy: Float32Array, chain: (t: Tape, output: 'f32' | 'f16') => Tensor): Promise<void> {
-  const run = async (output: 'f32' | 'f16') => {
+/** Two chains over the same inputs give the same bits, forward and every input's gradient (seeded
+ *  with dy). */
+async function sameBits(engine: Engine, inputs: Tensor[], names: string[], dy: Float32Array, chains: [(t: Tape) => Tensor, (t: Tape) => Tensor], what: string): Promise<void> {
+  const run = async (chain: (t: Tape) => Tensor) => {
     const t = new Tape(engine);
     const leaves = inputs.map((v) => t.watch(v));
-    const out = engine.scope(() => chain(t, output));
+    const out = engine.scope(() => chain(t));
     const seed = engine.upload(dy, out.shape);
     t.backward(out, { grad: seed });
     const res = [await engine.read(out)];
@@ -38,10 +38,14 @@ async function fusedMatchesCast(engine: Engine, inputs: Tensor[], names: string[
     [out, seed].forEach((v) => v.dispose());
     return res;
   };
-  const [fused, cast] = [await run('f16'), await run('f32')];
-  ['output', ...names.map((n) => `d${n}`)].forEach((name, i) =>
-    assert(fused[i].every((v, j) => Object.is(v, cast[i][j])), `${name}: the chain writing f16 differs from the one with a cast`),
-  );
+  const [a, b] = [await run(chains[0]), await run(chains[1])];
+  ['output', ...names.map((n) => `d${n}`)].forEach((name, i) => assert(a[i].every((v, j) => Object.is(v, b[i][j])), `${name}: ${what}`));
+}
+
+/** A chain whose first op writes f16 for an f16 linear (`output` f16) gives the bits and gradients of
+ *  the same chain with f32 there, which the linear casts: the linear keeps the same f16 copy. */
+function fusedMatchesCast(engine: Engine, inputs: Tensor[], names: string[], dy: Float32Array, chain: (t: Tape, output: 'f32' | 'f16') => Tensor): Promise<void> {
+  return sameBits(engine, inputs, names, dy, [(t) => chain(t, 'f16'), (t) => chain(t, 'f32')], 'the chain writing f16 differs from the one with a cast');
 }
 
 describe('engine/ops: gradients against float64 finite differences', () => {
@@ -63,6 +67,39 @@ describe('engine/ops: gradients against float64 finite differences', () => {
             return activation === 'gelu' ? ref.gelu(y) : y;
           },
         });
+  });
+
+  it('linear with a residual added in its epilogue: gradients of all four inputs; the bits and gradients of linear, then add', async () => {
+    const engine = await getEngine();
+    const [B, T, K, N] = [2, 3, 5, 7];
+    for (const activation of ['none', 'gelu'] as const)
+      await gradcheck(engine, {
+        name: `linear ${activation} + residual`,
+        inputs: [
+          { name: 'x', shape: [B, T, K] },
+          { name: 'w', shape: [N, K] },
+          { name: 'b', shape: [N] },
+          { name: 'r', shape: [B, T, N] },
+        ],
+        gpu: (g, [x, w, b, r]) => ops.linear(g, x, w, b, { activation, residual: r }),
+        cpu: ([x, w, b, r]) => {
+          const y = ref.linear(x, w, b, B * T, N, K);
+          return (activation === 'gelu' ? ref.gelu(y) : y).map((v, i) => v + r[i]);
+        },
+      });
+    const rng = new Rng(6);
+    const up = upload(engine, rng);
+    const [x, w, b, r] = [up(B, T, K), up(N, K), up(N), up(B, T, N)];
+    try {
+      await sameBits(engine, [x, w, b, r], ['x', 'w', 'b', 'r'], randomArray(rng, B * T * N), [
+        (t) => ops.linear(t, x, w, b, { activation: 'gelu', residual: r }),
+        (t) => ops.add(t, r, ops.linear(t, x, w, b, { activation: 'gelu' })),
+      ], 'the residual in the epilogue differs from linear, then add');
+      const g = new Tape(engine);
+      expectThrow(() => engine.scope(() => ops.linear(g, x, w, b, { residual: x })), /linear: residual \(y is \[2,3,7\]\) has shape \[2,3,5\]/);
+    } finally {
+      [x, w, b, r].forEach((t) => t.dispose());
+    }
   });
 
   it('linear in mixed precision (f16 matmul inputs, f32 accumulation and gradients; a clear error without shader-f16)', async function () {
