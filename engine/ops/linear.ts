@@ -34,7 +34,8 @@ function toF16(g: Tape, t: Tensor): Tensor {
 /**
  * y[..., N] = act(x[..., K] · weightᵀ + bias), weight [N, K], bias [N].
  * precision 'f16': x, weight and the output gradient are rounded to f16 for the three matmuls
- * (f32 accumulation, f32 outputs and gradients); the backward keeps the f16 copies, half the bytes.
+ * (f32 accumulation, f32 outputs and gradients) and, with GELU, for the bias gradient's f32 sum; the
+ * backward keeps the f16 copies, half the bytes.
  * x may be f16 already (an f16 output of another layer), and is then used as it is.
  */
 export function linear(g: Tape, x: Tensor, weight: Tensor, bias?: Tensor | null, opts: LinearOptions = {}): Tensor {
@@ -56,14 +57,14 @@ export function linear(g: Tape, x: Tensor, weight: Tensor, bias?: Tensor | null,
   const record = g.wants(x, weight, bias, residual);
   const packed = opts.output === 'f16' && N % 2 === 0;
   const y = g.engine.empty(shape, packed ? 'f16' : 'f32');
-  // The pre-activation is only needed by the backward.
-  const pre = gelu && record ? g.engine.empty(shape) : undefined;
+  const needW = record && g.requiresGrad(weight);
+  const needX = record && g.requiresGrad(x);
+  // The pre-activation is only needed by a backward through the activation (not by the residual's).
+  const pre = gelu && (needW || needX || (record && g.requiresGrad(bias))) ? g.engine.empty(shape) : undefined;
   const xin = half && x.dtype !== 'f16' ? toF16(g, x) : x;
   const win = half ? toF16(g, weight) : weight;
   const temps = half ? (xin === x ? [win] : [xin, win]) : [];
   launchWith(temps, () => matmulKernel(g.batch, { a: xin.buffer, b: win.buffer, c: y.buffer, bias: bias?.buffer, residual: residual?.buffer, preact: pre?.buffer }, { M, N, K, transB: true, activation: gelu ? 'gelu' : 'none', output: packed ? 'f16' : 'f32' }, mm));
-  const needW = record && g.requiresGrad(weight);
-  const needX = record && g.requiresGrad(x);
   // Keep what the backward reads: x for dW, W for dx (the f16 copies themselves when half).
   const xs = needW ? g.save(xin) : undefined;
   const ws = needX ? g.save(win) : undefined;

@@ -95,6 +95,20 @@ describe('engine/ops: gradients against float64 finite differences', () => {
         (t) => ops.linear(t, x, w, b, { activation: 'gelu', residual: r }),
         (t) => ops.add(t, r, ops.linear(t, x, w, b, { activation: 'gelu' })),
       ], 'the residual in the epilogue differs from linear, then add');
+      // the residual is the linear's input, an op's output: its gradient becomes dy itself (a view),
+      // which must not be added to before the matmuls have read dy
+      const sq = up(K, K), bk = up(K);
+      await sameBits(engine, [x, sq, bk], ['x', 'w', 'b'], randomArray(rng, B * T * K), [
+        (t) => {
+          const h = ops.scale(t, x, 1.5);
+          return ops.linear(t, h, sq, bk, { residual: h });
+        },
+        (t) => {
+          const h = ops.scale(t, x, 1.5);
+          return ops.add(t, h, ops.linear(t, h, sq, bk));
+        },
+      ], 'h + linear(h) with the residual in the epilogue differs from linear, then add');
+      [sq, bk].forEach((t) => t.dispose());
       const g = new Tape(engine);
       expectThrow(() => engine.scope(() => ops.linear(g, x, w, b, { residual: x })), /linear: residual \(y is \[2,3,7\]\) has shape \[2,3,5\]/);
     } finally {
