@@ -114,17 +114,22 @@ describe('kernels/gelu', () => {
     [a, b, h].forEach((t) => t.dispose());
   });
 
-  it('forward and backward on a 2-D launch grid', () => withGridLimit(7, async () => {
+  it('forward and backward (f32 and f16 dx) on a 2-D launch grid', () => withGridLimit(7, async () => {
     const engine = await getEngine();
     const rng = new Rng(4);
-    const n = 65537;
+    const n = 65537, even = n - 1;
     const x = randomArray(rng, n, 3), dy = randomArray(rng, n);
     const tx = engine.upload(x), tdy = engine.upload(dy), y = poisoned(engine, [n]), dx = poisoned(engine, [n]);
+    const [d16, cast] = [engine.empty([even], 'f16'), engine.empty([even], 'f16')];
     geluForward(engine.batch, tx.buffer, y.buffer, n);
     geluBackward(engine.batch, tx.buffer, tdy.buffer, dx.buffer, n);
+    geluBackward(engine.batch, tx.buffer, tdy.buffer, d16.buffer, even, { output: 'f16' });
+    castF32ToF16(engine.batch, dx.buffer, cast.buffer, even);
     assertClose(await engine.read(y), Array.from(x, gelu64), TOL, 'gelu on a 2-D grid');
     assertClose(await engine.read(dx), Array.from(x, (v, i) => dy[i] * geluGrad64(v)), TOL, 'gelu dx on a 2-D grid');
-    [tx, tdy, y, dx].forEach((t) => t.dispose());
+    const [a, b] = [await engine.readRaw(d16), await engine.readRaw(cast)].map((r) => new Uint16Array(r, 0, even));
+    assert(a.every((v, i) => v === b[i]), 'the f16 dx on a 2-D grid is the f32 dx cast');
+    [tx, tdy, y, dx, d16, cast].forEach((t) => t.dispose());
   }));
 
   it('rejects bad sizes and aliasing, naming the kernel and sizes', async () => {
