@@ -19,9 +19,10 @@
 // query (a key in pass 2), each holding a part of every head vector the pass keeps; a dot product
 // is the subgroup sum of their parts (subgroupShuffleXor), which every lane then holds, bit for bit.
 // The lanes of a query take every branch together, and the shuffles come after branches that other
-// queries' lanes take differently: Dawn compiles subgroup shaders for Vulkan with maximal
-// reconvergence (SPV_KHR_maximal_reconvergence, MaximallyReconvergesKHR in its SPIR-V on lavapipe),
-// so the whole subgroup is back together at each shuffle.
+// queries' lanes take differently. Dawn asks Vulkan for maximal reconvergence for subgroup shaders
+// (MaximallyReconvergesKHR in its SPIR-V of these kernels on lavapipe), so the subgroup is whole
+// again at each shuffle; without it, a shuffle still runs among the lanes that branched together,
+// which include a query's own.
 import { TO_FLOAT_WGSL, TO_HALF_WGSL } from './cast.js';
 import { requireBindable } from './checks.js';
 import { rowSubgroups, scratchBuffer } from './rows.js';
