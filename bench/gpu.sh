@@ -15,7 +15,7 @@
 #                         Dawn's clamps, the driver's statistics of each kernel pipeline, and
 #                         shorter sweeps; fits one call of a 15-minute device lease)
 #   the missed goals:     bash bench/gpu.sh goals (fp32 4096³ and LayerNorm fwd+bwd with what bears on
-#                         them; its limits add up to 370 s, meant to leave room for a short second call with PARTS)
+#                         them; its limits add up to 425 s, meant to leave room for a short second call with PARTS)
 #   f16 matmul only:      bash bench/gpu.sh f16 (~2 min on an H200, its limits add up to 290 s: its
 #                         tests, its rows with and without Dawn's checks, a 40 s f16 sweep)
 #   pipeline statistics:  bash bench/gpu.sh pipeline-stats   (registers per thread of every kernel
