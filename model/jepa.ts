@@ -15,7 +15,7 @@ import { emaUpdate } from '../kernels/ema.js';
 import type { Checkpoint } from './checkpoint.js';
 import { configDifferences, validateConfig, type EcgJepaConfig } from './config.js';
 import { copyParams, Encoder, loadParams, readParams, uploadMask, type MaskIndices } from './encoder.js';
-import { drawMask, type BatchMask } from './masking.js';
+import { drawMask, maskSlice, type BatchMask } from './masking.js';
 import { Predictor } from './predictor.js';
 import { asFloat32, type StTensor } from './safetensors.js';
 
@@ -142,36 +142,60 @@ export class EcgJepa {
    * dynamic loss scaling a step whose gradients overflowed changes neither the weights, the AdamW
    * state nor the teacher (decided on the GPU), but still counts in `step`: the schedules, masks
    * and data order move on as without it.
+   * `x` is the batch [B, C, L], or its micro-batches (equal sizes, in order): each goes forward and
+   * back in turn, their gradients adding up, so only one micro-batch's activations are held at a
+   * time. The mask is the whole batch's (drawn for it, or given), the loss the mean of theirs: the
+   * same step as the whole batch's up to the order of the sums (and of drop-path's draws).
    */
-  recordStep(x: Tensor, mask?: BatchMask, opts: { lr?: number; momentum?: number } = {}): Tensor {
-    const mk = mask ?? this.nextMask(x.shape[0]);
+  recordStep(x: Tensor | readonly Tensor[], mask?: BatchMask, opts: { lr?: number; momentum?: number } = {}): Tensor {
+    const parts = Array.isArray(x) ? (x as readonly Tensor[]) : [x as Tensor];
+    const mb = parts[0]?.shape[0];
+    if (!parts.length || parts.some((t) => t.shape.length !== 3 || t.shape[0] !== mb || t.shape[1] !== parts[0].shape[1] || t.shape[2] !== parts[0].shape[2]))
+      throw new RangeError(`EcgJepa.recordStep: micro-batches must share one shape [b, C, L], got ${parts.map((t) => `[${t.shape}]`).join(', ') || 'none'}`);
+    const B = mb * parts.length;
+    const mk = mask ?? this.nextMask(B);
+    if (mk.batch !== B) throw new RangeError(`EcgJepa.recordStep: a mask of ${mk.batch} samples for a batch of ${B}`);
     const lr = opts.lr ?? this.sched.lr(this.step);
     const momentum = opts.momentum ?? this.sched.momentum(this.step);
     this.student.reg.zeroGrad();
     this.predictor.reg.zeroGrad();
-    let loss: Tensor;
+    const g = this.tape;
+    let total: Tensor | null = null;
     try {
-      loss = this.engine.scope(() => this.loss(x, mk, true));
-    } catch (e) {
-      this.tape.clear();
-      throw e;
-    }
-    try {
-      this.scaler.backward(this.tape, loss);
+      for (let i = 0; i < parts.length; i++) {
+        let loss: Tensor;
+        try {
+          const mi = parts.length === 1 ? mk : maskSlice(mk, i * mb, mb);
+          // each micro-batch's mean, weighted 1/k: the gradients add up to those of the batch's mean
+          loss = this.engine.scope(() => (parts.length === 1 ? this.loss(parts[i], mi, true) : ops.scale(g, this.loss(parts[i], mi, true), 1 / parts.length)));
+        } catch (e) {
+          g.clear();
+          throw e;
+        }
+        const sum: Tensor | null = total;
+        try {
+          this.scaler.backward(g, loss);
+          total = sum ? g.noGrad(() => ops.add(g, sum, loss)) : loss;
+        } finally {
+          if (sum) [sum, loss].forEach((t) => t.dispose());
+          else if (total !== loss) loss.dispose();
+        }
+      }
       this.opt.step(lr, this.scaler);
       // The EMA runs on a step the scaler skipped too, as in the reference loop (scaler.step skips only
       // optimizer.step; the momentum update after it is unconditional).
       emaUpdate(this.engine.batch, this.teacher.reg.list().map((t) => ({ teacher: t.value.buffer, student: this.student.reg.get(t.name).value.buffer, n: t.value.size })), momentum);
     } catch (e) {
-      loss.dispose(); // the caller never gets it
+      (total as Tensor | null)?.dispose(); // the caller never gets it
       throw e;
     }
     this.step++;
-    return loss;
+    return total!;
   }
 
-  /** One training step, submitted once. Returns the loss tensor [1] (read it when logging). */
-  trainStep(x: Tensor, mask?: BatchMask, opts: { lr?: number; momentum?: number } = {}): Tensor {
+  /** One training step (of a batch or its micro-batches, see recordStep), submitted once. Returns
+   *  the loss tensor [1] (read it when logging). */
+  trainStep(x: Tensor | readonly Tensor[], mask?: BatchMask, opts: { lr?: number; momentum?: number } = {}): Tensor {
     const loss = this.recordStep(x, mask, opts);
     this.engine.flush();
     return loss;

@@ -170,3 +170,11 @@ export function buildBatchMask(masked: readonly (readonly number[])[], batch: nu
   });
   return { batch, leads, patches, shared, samples: per, numVisible: V, numMasked: M, visibleTokens, maskedTokens, visibleRows, maskedRows, predictorOrder };
 }
+
+/** The masks of samples start .. start + count − 1 of `mask`, as a batch of their own (a micro-batch). */
+export function maskSlice(mask: BatchMask, start: number, count: number): BatchMask {
+  if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count <= 0 || start + count > mask.batch)
+    throw new RangeError(`maskSlice: samples ${start} + ${count} of a batch of ${mask.batch}`);
+  const masked = mask.shared ? [mask.samples[0].masked] : mask.samples.slice(start, start + count).map((s) => s.masked);
+  return buildBatchMask(masked, count, mask.leads, mask.patches);
+}

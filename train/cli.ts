@@ -188,6 +188,7 @@ program
   .option('--preset <name>', 'base (the paper) or tiny', 'tiny')
   .option('--mask <random|multiblock>', 'masking scheme (random on the base preset: batch 128 and lr 2.5e-5 unless given, as the reference)', 'multiblock')
   .option('--batch <n>', 'batch size (default: the preset\'s)', posInt('--batch'))
+  .option('--micro-batch <n>', 'ECGs per micro-batch: each batch goes forward and back in parts of n, their gradients adding up (less memory, the same training up to rounding; must divide the batch; a resume may change it)', posInt('--micro-batch'))
   .option('--epochs <n>', 'epochs (sets the LR and EMA schedules)', posInt('--epochs'))
   .option('--steps <n>', 'stop after N steps (the synthetic demo defaults to 1500)', posInt('--steps'))
   .option('--lr <x>', 'peak learning rate (default: the preset\'s)', posNum('--lr'))
@@ -210,7 +211,7 @@ program
     await withEngine(async (engine) => {
       const bar = progressBar('pretrain', '{bar} {value}/{total} | loss {loss} | lr {lr} | {sps} samples/s | teacher std {std} | content {content} | ETA {eta_formatted}');
       const r = await pretrain(engine, {
-        data, out: o.out, preset: given('preset', o.preset), mask: given('mask', o.mask), batch: o.batch, epochs: o.epochs,
+        data, out: o.out, preset: given('preset', o.preset), mask: given('mask', o.mask), batch: o.batch, microBatch: o.microBatch, epochs: o.epochs,
         steps: o.steps === undefined && o.epochs === undefined && o.data === 'synthetic' && !o.resume ? 1500 : o.steps,
         lr: o.lr, seed: given('seed', o.seed), syntheticRecords: given('syntheticRecords', o.syntheticRecords),
         precision: given('precision', o.precision), lossScale: o.lossScale === undefined ? undefined : parseLossScale(o.lossScale),

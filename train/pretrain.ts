@@ -33,6 +33,10 @@ export interface PretrainOptions {
   preset?: string;
   mask?: MaskType;
   batch?: number;
+  /** ECGs per micro-batch: each batch goes forward and back in parts of this many, their gradients
+   *  adding up before the update (less memory; the same training up to the order of the sums). It
+   *  must divide the batch. A setting of this process, not of the run: a resume may use another. */
+  microBatch?: number;
   /** Total epochs (sets the LR and EMA schedules); `steps` may stop earlier. */
   epochs?: number;
   steps?: number;
@@ -96,7 +100,7 @@ export interface PretrainResult {
 
 /** Saved next to the checkpoints so `--resume` continues with the same settings. */
 interface RunFile {
-  options: Omit<PretrainOptions, 'onLog' | 'log' | 'resume'>;
+  options: Omit<PretrainOptions, 'onLog' | 'log' | 'resume' | 'microBatch'>;
   config: EcgJepaConfig;
   /** The folders read, with their manifests' hashes (absent in runs started before it was kept). */
   data?: DataFolder[];
@@ -167,20 +171,37 @@ function checkSameFolders(out: string, was: readonly DataFolder[], now: readonly
  * first the targets are nearly all position; a loss can fall far by learning where a token is, and
  * only a rising content share says the targets carry the ECG.
  */
-export async function teacherStats(model: EcgJepa, engine: Engine, x: Tensor): Promise<{ std: number; content: number }> {
+export async function teacherStats(model: EcgJepa, engine: Engine, x: Tensor | readonly Tensor[]): Promise<{ std: number; content: number }> {
   const g = model.tape;
+  const parts = Array.isArray(x) ? (x as readonly Tensor[]) : [x as Tensor];
   const squares = (t: Tensor) => ops.sum(g, ops.reshape(g, ops.mul(g, t, t), [t.size]), 0);
-  const [rep, total, fixed] = g.noGrad(() =>
-    engine.scope(() => {
-      const { out, target } = model.teacherTokens(x);
-      const B = target.shape[0];
-      const perPosition = ops.mean(g, ops.reshape(g, target, [B, target.size / B]), 0);
-      return [ops.mean(g, out, 1), squares(target), ops.scale(g, squares(perPosition), B)];
-    }),
-  );
-  const [r, t, f] = [await engine.read(rep), (await engine.read(total))[0], (await engine.read(fixed))[0]];
-  [rep, total, fixed].forEach((v) => v.dispose());
-  const [B, D] = rep.shape;
+  // per micro-batch: its records' mean-pooled representations, Σ target² and Σ over its records of
+  // each position's target; the positions' means are taken over the whole batch at the end
+  const reps: Float32Array[] = [];
+  let total = 0;
+  let perPositionSum: Tensor | null = null;
+  for (const xi of parts) {
+    const [rep, sq, sums] = g.noGrad(() =>
+      engine.scope(() => {
+        const { out, target } = model.teacherTokens(xi);
+        const b = target.shape[0];
+        return [ops.mean(g, out, 1), squares(target), ops.sum(g, ops.reshape(g, target, [b, target.size / b]), 0)];
+      }),
+    );
+    reps.push(await engine.read(rep));
+    total += (await engine.read(sq))[0];
+    const before: Tensor | null = perPositionSum;
+    perPositionSum = before ? g.noGrad(() => ops.add(g, before, sums)) : sums;
+    [rep, sq, ...(before ? [before, sums] : [])].forEach((v) => v.dispose());
+  }
+  const B = parts.reduce((n, t) => n + t.shape[0], 0);
+  const sumT = perPositionSum!;
+  const fixedT = g.noGrad(() => engine.scope(() => ops.scale(g, squares(ops.scale(g, sumT, 1 / B)), B)));
+  const fixed = (await engine.read(fixedT))[0];
+  [sumT, fixedT].forEach((v) => v.dispose());
+  const D = model.cfg.encoder.dim;
+  const r = new Float32Array(B * D);
+  reps.forEach((v, i) => r.set(v, i * v.length));
   let std = 0;
   for (let d = 0; d < D; d++) {
     let s = 0, s2 = 0;
@@ -190,7 +211,7 @@ export async function teacherStats(model: EcgJepa, engine: Engine, x: Tensor): P
     }
     std += Math.sqrt(Math.max(0, s2 / B - (s / B) ** 2));
   }
-  return { std: std / D, content: t > 0 ? Math.max(0, 1 - f / t) : 0 };
+  return { std: std / D, content: total > 0 ? Math.max(0, 1 - fixed / total) : 0 };
 }
 
 /** A new run's config: the preset, the mask's recipe, then the options given. */
@@ -264,7 +285,7 @@ async function pretrainLocked(engine: Engine, opts: PretrainOptions): Promise<Pr
     if ((Object.keys(changes) as (keyof typeof changes)[]).some((k) => changes[k] !== saved.options[k]))
       runFileUpdate = { ...saved, options: { ...saved.options, ...changes } };
     // out: where the run is now (the folder may have moved since run.json was written)
-    o = { ...saved.options, ...changes, out: opts.out, resume: true, onLog: opts.onLog, log };
+    o = { ...saved.options, ...changes, out: opts.out, resume: true, microBatch: opts.microBatch, onLog: opts.onLog, log };
   } else if (listSnapshots(opts.out).length) {
     throw new Error(`${join(opts.out, SNAPSHOT_DIR)} holds encoder snapshots of an earlier run (${listSnapshots(opts.out).join(', ')}); ` +
       'continue that run with --resume, or move them away (or choose another --out) to start a new one');
@@ -275,6 +296,8 @@ async function pretrainLocked(engine: Engine, opts: PretrainOptions): Promise<Pr
     ? makeConfig(savedRun.config.preset, { ...savedRun.config, optim: { ...savedRun.config.optim, epochs: o.epochs } }) // fields newer than the run: the preset's
     : newRunConfig(o);
   const B = cfg.optim.batchSize;
+  const micro = o.microBatch ?? B;
+  if (!Number.isInteger(micro) || micro < 1 || B % micro) throw new Error(`--micro-batch ${o.microBatch}: must be a whole number that divides the batch, ${B}`);
   const run = runSettings(o, cfg);
   const dirs = await resolveData(o.data, o.out, run, log);
   // One folder is read exactly as before; several as a union (the same order for one folder).
@@ -288,6 +311,7 @@ async function pretrainLocked(engine: Engine, opts: PretrainOptions): Promise<Pr
     if (o.epochs === undefined && o.steps !== undefined) cfg.optim.epochs = Math.ceil(o.steps / itersPerEpoch);
     const totalSteps = Math.min(o.steps ?? Infinity, itersPerEpoch * cfg.optim.epochs);
     const select = leadSelector(ds, cfg);
+    if (micro < B) log(`micro-batches of ${micro}: ${B / micro} forward and backward passes per step of ${B}`);
     const { precision, lossScale } = run;
     const model = new EcgJepa(engine, cfg, { seed: run.seed, itersPerEpoch, precision, lossScale });
     const logFile = join(opts.out, 'log.jsonl');
@@ -344,7 +368,7 @@ async function pretrainLocked(engine: Engine, opts: PretrainOptions): Promise<Pr
         log(`${opts.out} held a checkpoint of an earlier run: removed for this new run (--restart)`);
         await removeCheckpoint(ckptBase);
       } else if (o.resume) log(`--resume: ${opts.out} holds no checkpoint yet (the run stopped before its first save): starting at step 0`);
-      const { onLog: _a, log: _b, resume: _c, ...saved } = o;
+      const { onLog: _a, log: _b, resume: _c, microBatch: _d, ...saved } = o;
       await writeFileAtomic(runFile, JSON.stringify({ options: saved, config: cfg, data: folders } satisfies RunFile, null, 1) + '\n');
       writeFileSync(logFile, '');
       const pc = paramCount(cfg);
@@ -380,7 +404,9 @@ async function pretrainLocked(engine: Engine, opts: PretrainOptions): Promise<Pr
         const epoch = Math.floor(model.step / itersPerEpoch);
         const startBatch = model.step % itersPerEpoch;
         for (const batch of ds.batches({ batchSize: B, seed: run.seed, epoch, startBatch, dropLast: true })) {
-          const x = engine.upload(select(batch.x, B), [B, cfg.leads.length, inputLength(cfg)]);
+          // the batch, or its micro-batches (uploaded apart: only one is in use at a time)
+          const all = select(batch.x, B), per = all.length / (B / micro);
+          const x = Array.from({ length: B / micro }, (_, i) => engine.upload(all.subarray(i * per, (i + 1) * per), [micro, cfg.leads.length, inputLength(cfg)]));
           const lr = model.sched.lr(model.step);
           const momentum = model.sched.momentum(model.step);
           const loss = model.trainStep(x);
@@ -414,7 +440,7 @@ async function pretrainLocked(engine: Engine, opts: PretrainOptions): Promise<Pr
             samplesSince = 0;
             if (!Number.isFinite(lastLoss) || lastLoss > 1e3 * Math.max(bestScale, 1e-3)) {
               loss.dispose();
-              x.dispose();
+              x.forEach((t) => t.dispose());
               const kept = existsSync(ckptBase + '.json')
                 ? `the last good checkpoint is ${ckptBase}.json (step ${JSON.parse(readFileSync(ckptBase + '.json', 'utf8')).state.step})`
                 : 'no checkpoint had been saved yet';
@@ -425,7 +451,7 @@ async function pretrainLocked(engine: Engine, opts: PretrainOptions): Promise<Pr
             opts.onLog?.(row, totalSteps);
           }
           loss.dispose();
-          x.dispose();
+          x.forEach((t) => t.dispose());
           const saveNow = logNow && (step % ckptEvery === 0 || step === totalSteps || signal !== undefined);
           if (snapNow || saveNow) {
             // one read of the weights serves both; the snapshot first, so the checkpoint commits it

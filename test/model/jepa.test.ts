@@ -6,10 +6,10 @@ import type { Tensor } from '../../engine/tensor.js';
 import { encoderParamSpecs, makeConfig, predictorParamSpecs, withLeads, type EcgJepaConfig, type ParamSpec } from '../../model/config.js';
 import { Encoder, loadParams, readParams, uploadMask } from '../../model/encoder.js';
 import { EcgJepa, schedules, TEACHER_PREFIX } from '../../model/jepa.js';
-import { buildBatchMask } from '../../model/masking.js';
+import { buildBatchMask, drawMask } from '../../model/masking.js';
 import { Predictor } from '../../model/predictor.js';
 import { encoderForwardRef, jepaLossRef, predictorForwardRef } from '../../model/reference.js';
-import { assert, assertClose, getEngine, isBrowser } from '../helpers.js';
+import { assert, assertClose, expectThrow, getEngine, isBrowser } from '../helpers.js';
 
 // Deterministic non-trivial weights (LayerNorm weights ≠ 1, biases ≠ 0), float32.
 function weights(specs: readonly ParamSpec[], k0: number): Map<string, Float32Array> {
@@ -196,6 +196,45 @@ describe('model/jepa: training', () => {
     assert(t1.get(name)!.some((v, i) => v !== s0.get(name)![i]) && t1.get(name)!.some((v, i) => v !== s1.get(name)![i]), 'teacher is neither the initial nor the current student');
     model.dispose();
     x.dispose();
+  });
+
+  it('micro-batches: a step of the batch in two parts equals the whole batch\'s (loss, weights, moments, teacher) up to rounding, with less memory at its peak; mismatched parts refused', async () => {
+    const engine = await getEngine();
+    const cfg = makeConfig('tiny', { optim: { lr: 2e-3, weightDecay: 0.05 }, mask: { perSample: true } });
+    const [B, C, L] = [8, cfg.leads.length, cfg.patchSize * cfg.patches];
+    const data = signal(cfg, B, 9);
+    const mask = drawMask(new Rng(2), cfg.mask, B, C, cfg.patches);
+    /** Two steps from the same init; the state after them, the losses and the pool's peak. */
+    const run = async (parts: number) => {
+      const model = new EcgJepa(engine, cfg, { seed: 6 });
+      const per = (B / parts) * C * L;
+      const xs = Array.from({ length: parts }, (_, i) => engine.upload(data.subarray(i * per, (i + 1) * per), [B / parts, C, L]));
+      await engine.releaseMemory();
+      engine.pool.resetPeak();
+      const losses: number[] = [];
+      for (let i = 0; i < 2; i++) {
+        const loss = model.trainStep(parts === 1 ? xs[0] : xs, mask);
+        losses.push((await engine.read(loss))[0]);
+        loss.dispose();
+      }
+      const peak = engine.pool.peakBytes;
+      const state = new Map([...(await readParams(model.student.reg)), ...(await readParams(model.predictor.reg))]);
+      for (const [name, v] of await readParams(model.teacher.reg)) state.set(TEACHER_PREFIX + name, v);
+      for (const p of [...model.student.reg.list(), ...model.predictor.reg.list()]) state.set(`m.${p.name}`, await engine.read(model.opt.state(p).m));
+      xs.forEach((t) => t.dispose());
+      model.dispose();
+      return { losses, state, peak };
+    };
+    const whole = await run(1), halves = await run(2);
+    assertClose(halves.losses, whole.losses, 1e-5, 'losses');
+    for (const [name, v] of whole.state) assertClose(halves.state.get(name)!, v, 2e-4, name);
+    assert(halves.peak < whole.peak, `peak ${halves.peak} bytes in halves, ${whole.peak} whole`);
+    const model = new EcgJepa(engine, cfg, { seed: 6 });
+    const [a, b] = [engine.zeros([4, C, L]), engine.zeros([3, C, L])];
+    expectThrow(() => model.recordStep([a, b], mask), /micro-batches must share one shape \[b, C, L\], got \[4,3,500\], \[3,3,500\]/);
+    expectThrow(() => model.recordStep([a], mask), /a mask of 8 samples for a batch of 4/);
+    [a, b].forEach((t) => t.dispose());
+    model.dispose();
   });
 
   it('drawn masks (per-sample multiblock) with drop-path: steps run and stay finite', async () => {

@@ -390,7 +390,7 @@ const t = setInterval(() => {
       const cfg = makeConfig('tiny');
       const model = new EcgJepa(engine, cfg, { seed: 3 });
       try {
-        const B = 5, C = cfg.leads.length, L = inputLength(cfg);
+        const B = 6, C = cfg.leads.length, L = inputLength(cfg);
         const rng = new Rng(9);
         const data = Float32Array.from({ length: B * C * L }, () => rng.normal());
         const x = engine.upload(data, [B, C, L]);
@@ -412,6 +412,14 @@ const t = setInterval(() => {
         }
         assert(Math.abs(got.content - (1 - fixed / total)) < 1e-4 && got.content > 0, `content ${got.content}, float64 ${1 - fixed / total}`);
         assert(Math.abs(got.std - std) < 1e-4 * std, `std ${got.std}, float64 ${std}`);
+        // the batch in micro-batches (as --micro-batch runs): the same statistics of the whole batch
+        for (const k of [2, 3]) {
+          const per = (B / k) * C * L;
+          const parts = Array.from({ length: k }, (_, i) => engine.upload(data.subarray(i * per, (i + 1) * per), [B / k, C, L]));
+          const m = await teacherStats(model, engine, parts);
+          assert(Math.abs(m.content - got.content) < 1e-6 && Math.abs(m.std - got.std) < 1e-6 * std, `${k} micro-batches: ${JSON.stringify(m)}, whole: ${JSON.stringify(got)}`);
+          parts.forEach((t) => t.dispose());
+        }
         // the same record B times: nothing differs between records
         const same = engine.upload(Float32Array.from({ length: B * C * L }, (_, i) => data[i % (C * L)]), [B, C, L]);
         const flat = await teacherStats(model, engine, same);
@@ -452,6 +460,25 @@ const t = setInterval(() => {
       r = await cli(['pretrain', '--out', run, '--resume', '--steps', '3']);
       const ck = JSON.parse(fs.readFileSync(path.join(run, 'checkpoint-last.json'), 'utf8'));
       assert(r.code === 0 && ck.config.optim.batchSize === 8 && ck.config.optim.lr === 5e-4 && ck.config.optim.minLr === 7e-4 && ck.state.extra.data.epoch === 1, `resumed at ${JSON.stringify(ck.config.optim)}, data ${JSON.stringify(ck.state.extra.data)}\n${r.stderr}`);
+    });
+
+    it('--micro-batch: the steps of the whole batch up to rounding; not saved with the run, so a resume may change it; one that does not divide the batch refused before anything is written', async () => {
+      const { path, fs } = await mods();
+      const common = ['pretrain', '--data', path.join(tmp, 'data'), '--preset', 'tiny', '--batch', '4', '--steps', '6', '--log-every', '1', '--seed', '2'];
+      const [a, b, c] = ['micro-a', 'micro-b', 'micro-c'].map((n) => path.join(tmp, n));
+      const ra = await cli([...common, '--out', a]);
+      const rb = await cli([...common, '--micro-batch', '2', '--out', b]);
+      assert(ra.code === 0 && rb.code === 0, `runs failed:\n${ra.stderr}\n${rb.stderr}`);
+      assert(/micro-batches of 2: 2 forward and backward passes per step of 4/.test(rb.stderr), rb.stderr);
+      const losses = (run: string) => fs.readFileSync(path.join(run, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).loss as number);
+      const [la, lb] = [losses(a), losses(b)];
+      assert(la.length === 6 && la.every((v, i) => Math.abs(v - lb[i]) <= 1e-4 * v), `losses whole ${la}, in micro-batches ${lb}`);
+      assert(!('microBatch' in JSON.parse(fs.readFileSync(path.join(b, 'run.json'), 'utf8')).options), 'run.json keeps no micro-batch');
+      const resumed = await cli(['pretrain', '--out', b, '--resume', '--steps', '8', '--micro-batch', '1']);
+      assert(resumed.code === 0 && losses(b).length === 8, `resume with another micro-batch:\n${resumed.stderr}`);
+      const bad = await cli([...common, '--micro-batch', '3', '--out', c]);
+      assert(bad.code !== 0 && /--micro-batch 3: must be a whole number that divides the batch, 4/.test(bad.stderr), bad.stderr);
+      assert(!fs.existsSync(path.join(c, 'run.json')), 'nothing written for a refused run');
     });
 
     it('refuses to resume a folder without a run', async () => {
