@@ -34,8 +34,9 @@ export interface PretrainOptions {
   mask?: MaskType;
   batch?: number;
   /** ECGs per micro-batch: each batch goes forward and back in parts of this many, their gradients
-   *  adding up before the update (less memory; the same training up to the order of the sums). It
-   *  must divide the batch. A setting of this process, not of the run: a resume may use another. */
+   *  adding up before the update (less memory; the same training up to the order of the sums and,
+   *  with drop-path, which sample each of its draws goes to). It must divide the batch. Saved with
+   *  the run; a resume keeps it unless given another (then only bit-for-bit with the same). */
   microBatch?: number;
   /** Total epochs (sets the LR and EMA schedules); `steps` may stop earlier. */
   epochs?: number;
@@ -100,7 +101,7 @@ export interface PretrainResult {
 
 /** Saved next to the checkpoints so `--resume` continues with the same settings. */
 interface RunFile {
-  options: Omit<PretrainOptions, 'onLog' | 'log' | 'resume' | 'microBatch'>;
+  options: Omit<PretrainOptions, 'onLog' | 'log' | 'resume'>;
   config: EcgJepaConfig;
   /** The folders read, with their manifests' hashes (absent in runs started before it was kept). */
   data?: DataFolder[];
@@ -132,7 +133,7 @@ function checkResumeSettings(out: string, given: PretrainOptions, saved: RunFile
   const flag = (k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
   if (changed.length)
     throw new Error(`--resume: the run in ${out} keeps its own settings: ${changed.map((k) => `${flag(k)} ${JSON.stringify(run[k])}, not ${JSON.stringify(given[k])}`).join('; ')}. ` +
-      'A resume may change --steps, --epochs and the snapshot options; start a new run (another --out) to change the others');
+      'A resume may change --steps, --epochs, --micro-batch and the snapshot options; start a new run (another --out) to change the others');
 }
 
 /** The data folders of a run, 'synthetic' generated into <out>/synthetic-data first. */
@@ -275,17 +276,18 @@ async function pretrainLocked(engine: Engine, opts: PretrainOptions): Promise<Pr
     const saved = (savedRun = readRunFile(runFile));
     if (opts.data !== undefined) await checkResumeData(opts.out, opts.data, saved.options.data);
     checkResumeSettings(opts.out, opts, saved);
-    // The saved settings win; only the stopping point and the snapshots may change. Both are saved
-    // (once the checkpoint and the data are found to match) so the next resume keeps them: a plain
+    // The saved settings win; only the stopping point, the snapshots and the micro-batch may change.
+    // They are saved (once the checkpoint and the data are found to match) so the next resume keeps them: a plain
     // --resume goes on to the new end, with the schedules a --steps without --epochs spans.
     const changes = {
       steps: opts.steps ?? saved.options.steps, epochs: opts.epochs ?? saved.options.epochs,
       snapshotEveryEpochs: opts.snapshotEveryEpochs ?? saved.options.snapshotEveryEpochs, snapshotDtype: opts.snapshotDtype ?? saved.options.snapshotDtype,
+      microBatch: opts.microBatch ?? saved.options.microBatch,
     };
     if ((Object.keys(changes) as (keyof typeof changes)[]).some((k) => changes[k] !== saved.options[k]))
       runFileUpdate = { ...saved, options: { ...saved.options, ...changes } };
     // out: where the run is now (the folder may have moved since run.json was written)
-    o = { ...saved.options, ...changes, out: opts.out, resume: true, microBatch: opts.microBatch, onLog: opts.onLog, log };
+    o = { ...saved.options, ...changes, out: opts.out, resume: true, onLog: opts.onLog, log };
   } else if (listSnapshots(opts.out).length) {
     throw new Error(`${join(opts.out, SNAPSHOT_DIR)} holds encoder snapshots of an earlier run (${listSnapshots(opts.out).join(', ')}); ` +
       'continue that run with --resume, or move them away (or choose another --out) to start a new one');
@@ -368,7 +370,7 @@ async function pretrainLocked(engine: Engine, opts: PretrainOptions): Promise<Pr
         log(`${opts.out} held a checkpoint of an earlier run: removed for this new run (--restart)`);
         await removeCheckpoint(ckptBase);
       } else if (o.resume) log(`--resume: ${opts.out} holds no checkpoint yet (the run stopped before its first save): starting at step 0`);
-      const { onLog: _a, log: _b, resume: _c, microBatch: _d, ...saved } = o;
+      const { onLog: _a, log: _b, resume: _c, ...saved } = o;
       await writeFileAtomic(runFile, JSON.stringify({ options: saved, config: cfg, data: folders } satisfies RunFile, null, 1) + '\n');
       writeFileSync(logFile, '');
       const pc = paramCount(cfg);

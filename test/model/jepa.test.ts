@@ -198,14 +198,15 @@ describe('model/jepa: training', () => {
     x.dispose();
   });
 
-  it('micro-batches: a step of the batch in two parts equals the whole batch\'s (loss, weights, moments, teacher) up to rounding, with less memory at its peak; mismatched parts refused', async () => {
+  it('micro-batches: steps of the batch in 2 and 4 parts (its mask given or drawn) equal the whole batch\'s (loss, weights, moments, teacher) up to rounding, with less memory at its peak; mismatched parts refused', async () => {
     const engine = await getEngine();
     const cfg = makeConfig('tiny', { optim: { lr: 2e-3, weightDecay: 0.05 }, mask: { perSample: true } });
     const [B, C, L] = [8, cfg.leads.length, cfg.patchSize * cfg.patches];
     const data = signal(cfg, B, 9);
     const mask = drawMask(new Rng(2), cfg.mask, B, C, cfg.patches);
-    /** Two steps from the same init; the state after them, the losses and the pool's peak. */
-    const run = async (parts: number) => {
+    /** Two steps from the same init (with `mask`, or masks the model draws for the batch); the state
+     *  after them, the losses and the pool's peak. */
+    const run = async (parts: number, given = true) => {
       const model = new EcgJepa(engine, cfg, { seed: 6 });
       const per = (B / parts) * C * L;
       const xs = Array.from({ length: parts }, (_, i) => engine.upload(data.subarray(i * per, (i + 1) * per), [B / parts, C, L]));
@@ -213,7 +214,7 @@ describe('model/jepa: training', () => {
       engine.pool.resetPeak();
       const losses: number[] = [];
       for (let i = 0; i < 2; i++) {
-        const loss = model.trainStep(parts === 1 ? xs[0] : xs, mask);
+        const loss = model.trainStep(parts === 1 ? xs[0] : xs, given ? mask : undefined);
         losses.push((await engine.read(loss))[0]);
         loss.dispose();
       }
@@ -225,10 +226,16 @@ describe('model/jepa: training', () => {
       model.dispose();
       return { losses, state, peak };
     };
-    const whole = await run(1), halves = await run(2);
-    assertClose(halves.losses, whole.losses, 1e-5, 'losses');
-    for (const [name, v] of whole.state) assertClose(halves.state.get(name)!, v, 2e-4, name);
-    assert(halves.peak < whole.peak, `peak ${halves.peak} bytes in halves, ${whole.peak} whole`);
+    for (const given of [true, false]) {
+      const whole = await run(1, given);
+      for (const parts of [2, 4]) {
+        const split = await run(parts, given);
+        const what = `${parts} parts, ${given ? 'a given mask' : 'drawn masks'}`;
+        assertClose(split.losses, whole.losses, 1e-5, `${what}: losses`);
+        for (const [name, v] of whole.state) assertClose(split.state.get(name)!, v, 2e-4, `${what}: ${name}`);
+        assert(split.peak < whole.peak, `${what}: peak ${split.peak} bytes, ${whole.peak} whole`);
+      }
+    }
     const model = new EcgJepa(engine, cfg, { seed: 6 });
     const [a, b] = [engine.zeros([4, C, L]), engine.zeros([3, C, L])];
     expectThrow(() => model.recordStep([a, b], mask), /micro-batches must share one shape \[b, C, L\], got \[4,3,500\], \[3,3,500\]/);

@@ -462,7 +462,8 @@ const t = setInterval(() => {
       assert(r.code === 0 && ck.config.optim.batchSize === 8 && ck.config.optim.lr === 5e-4 && ck.config.optim.minLr === 7e-4 && ck.state.extra.data.epoch === 1, `resumed at ${JSON.stringify(ck.config.optim)}, data ${JSON.stringify(ck.state.extra.data)}\n${r.stderr}`);
     });
 
-    it('--micro-batch: the steps of the whole batch up to rounding; not saved with the run, so a resume may change it; one that does not divide the batch refused before anything is written', async () => {
+    it('--micro-batch: the steps of the whole batch up to rounding; saved with the run (a plain resume after SIGKILL gives the same bytes), changed by a resume that gives another; one that does not divide the batch refused before anything is written', async () => {
+      await killAndResume('micro-kill', ['--micro-batch', '2']);
       const { path, fs } = await mods();
       const common = ['pretrain', '--data', path.join(tmp, 'data'), '--preset', 'tiny', '--batch', '4', '--steps', '6', '--log-every', '1', '--seed', '2'];
       const [a, b, c] = ['micro-a', 'micro-b', 'micro-c'].map((n) => path.join(tmp, n));
@@ -473,9 +474,10 @@ const t = setInterval(() => {
       const losses = (run: string) => fs.readFileSync(path.join(run, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).loss as number);
       const [la, lb] = [losses(a), losses(b)];
       assert(la.length === 6 && la.every((v, i) => Math.abs(v - lb[i]) <= 1e-4 * v), `losses whole ${la}, in micro-batches ${lb}`);
-      assert(!('microBatch' in JSON.parse(fs.readFileSync(path.join(b, 'run.json'), 'utf8')).options), 'run.json keeps no micro-batch');
-      const resumed = await cli(['pretrain', '--out', b, '--resume', '--steps', '8', '--micro-batch', '1']);
-      assert(resumed.code === 0 && losses(b).length === 8, `resume with another micro-batch:\n${resumed.stderr}`);
+      const saved = () => JSON.parse(fs.readFileSync(path.join(b, 'run.json'), 'utf8')).options.microBatch;
+      assert(saved() === 2, `run.json keeps the micro-batch: ${saved()}`);
+      const resumed = await cli(['pretrain', '--out', b, '--resume', '--steps', '8', '--micro-batch', '4']);
+      assert(resumed.code === 0 && losses(b).length === 8 && !/micro-batches of/.test(resumed.stderr) && saved() === 4, `resume with another micro-batch:\n${resumed.stderr}`);
       const bad = await cli([...common, '--micro-batch', '3', '--out', c]);
       assert(bad.code !== 0 && /--micro-batch 3: must be a whole number that divides the batch, 4/.test(bad.stderr), bad.stderr);
       assert(!fs.existsSync(path.join(c, 'run.json')), 'nothing written for a refused run');
