@@ -6,7 +6,7 @@ import type { AttentionMask } from '../kernels/attention.js';
 import type { Engine } from './engine.js';
 import * as ops from './ops/index.js';
 import type { Precision } from './ops/linear.js';
-import { Rng } from './random.js';
+import { Rng, type UniformSource } from './random.js';
 import { registerLeaf, untracked, type GradLeaf, type Tape } from './tape.js';
 import type { Tensor } from './tensor.js';
 
@@ -223,7 +223,7 @@ export interface BlockConfig {
 /** Per-call state of a forward: token layout, and whether drop-path is active (with its Rng). */
 export interface BlockCall extends TokenLayout {
   training?: boolean;
-  rng?: Rng;
+  rng?: UniformSource;
 }
 
 /** Pre-norm transformer block: x + dp(attn(norm1(x))), then + dp(mlp(norm2(·))). Names as timm. */

@@ -1,6 +1,12 @@
 // A small seeded PRNG (xoshiro128**) with a state that can be saved and restored exactly, so
 // initialisation, masking and data order are reproducible and resumable.
 
+/** A stream of uniform draws in [0, 1): an Rng, or one that shares its draws out (model/jepa.ts's
+ *  micro-batches give each part its samples' share of the whole batch's drop-path draws). */
+export interface UniformSource {
+  next(): number;
+}
+
 export class Rng {
   private s: Uint32Array;
 

@@ -8,7 +8,7 @@ import type { Engine } from '../engine/engine.js';
 import { LayerNorm, Linear, Registry, TransformerBlock } from '../engine/nn.js';
 import * as ops from '../engine/ops/index.js';
 import type { Precision } from '../engine/ops/linear.js';
-import { Rng } from '../engine/random.js';
+import { Rng, type UniformSource } from '../engine/random.js';
 import { untracked, type Tape } from '../engine/tape.js';
 import type { Tensor } from '../engine/tensor.js';
 import { encoderParamSpecs, inputLength, type EcgJepaConfig, type ParamSpec } from './config.js';
@@ -43,7 +43,7 @@ export interface ForwardOptions {
   mask?: MaskIndices;
   /** Drop-path active (needs rng). */
   training?: boolean;
-  rng?: Rng;
+  rng?: UniformSource;
 }
 
 export class Encoder {

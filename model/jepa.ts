@@ -8,7 +8,7 @@ import { LossScaler, type LossScaleOption, type LossScaleState } from '../engine
 import type { Precision } from '../engine/ops/linear.js';
 import * as ops from '../engine/ops/index.js';
 import { AdamW, cosineLr } from '../engine/optim.js';
-import { Rng } from '../engine/random.js';
+import { Rng, type UniformSource } from '../engine/random.js';
 import { Tape } from '../engine/tape.js';
 import type { Tensor } from '../engine/tensor.js';
 import { emaUpdate } from '../kernels/ema.js';
@@ -65,6 +65,28 @@ export interface JepaOptions {
   lossScale?: LossScaleOption;
 }
 
+/**
+ * Drop-path's draws for the parts (micro-batches of mb) of a batch of B: each drop-path call, at its
+ * first use, draws the whole batch's B uniforms from rng, and part p reads samples p·mb .. p·mb + mb − 1
+ * of them. Part 0 makes the calls in the order the whole batch's forward makes them, so rng gives
+ * the same draws to the same samples and ends in the same state. (A call draws one uniform per
+ * sample, consecutively: ops.dropPath.)
+ */
+function partDraws(rng: Rng, B: number, mb: number): (part: number) => UniformSource {
+  const calls: Float64Array[] = [];
+  return (part) => {
+    let i = 0;
+    return {
+      next() {
+        const call = Math.floor(i / mb), sample = part * mb + (i % mb);
+        i++;
+        while (calls.length <= call) calls.push(Float64Array.from({ length: B }, () => rng.next()));
+        return calls[call][sample];
+      },
+    };
+  };
+}
+
 export class EcgJepa {
   readonly cfg: EcgJepaConfig;
   readonly student: Encoder;
@@ -117,18 +139,18 @@ export class EcgJepa {
     });
   }
 
-  /** Student + predictor on the visible columns: predictions [B, C·M, D]. */
-  predict(x: Tensor, m: MaskIndices, training: boolean): Tensor {
-    const o = { training, rng: this.rng };
+  /** Student + predictor on the visible columns: predictions [B, C·M, D]; drop-path draws from `rng`. */
+  predict(x: Tensor, m: MaskIndices, training: boolean, rng: UniformSource = this.rng): Tensor {
+    const o = { training, rng };
     const ctx = this.student.forward(this.tape, x, { ...o, mask: m });
     return this.predictor.forward(this.tape, ctx, m, o);
   }
 
   /** The JEPA loss [1] for x [B, C, L] and a mask (recorded on the tape when it records). */
-  loss(x: Tensor, mask: BatchMask, training = true): Tensor {
+  loss(x: Tensor, mask: BatchMask, training = true, rng: UniformSource = this.rng): Tensor {
     const m = uploadMask(this.engine, mask);
     const target = this.targets(x, m);
-    return ops.smoothL1(this.tape, this.predict(x, m, training), target);
+    return ops.smoothL1(this.tape, this.predict(x, m, training, rng), target);
   }
 
   /** Draws the next mask with the configured rule from this.rng. */
@@ -144,8 +166,9 @@ export class EcgJepa {
    * and data order move on as without it.
    * `x` is the batch [B, C, L], or its micro-batches (equal sizes, in order): each goes forward and
    * back in turn, their gradients adding up, so only one micro-batch's activations are held at a
-   * time. The mask is the whole batch's (drawn for it, or given), the loss the mean of theirs: the
-   * same step as the whole batch's up to the order of the sums (and of drop-path's draws).
+   * time. The mask is the whole batch's (drawn for it, or given), and so are drop-path's draws
+   * (partDraws), the loss the mean of theirs: the same step as the whole batch's up to the order of
+   * the sums.
    */
   recordStep(x: Tensor | readonly Tensor[], mask?: BatchMask, opts: { lr?: number; momentum?: number } = {}): Tensor {
     const parts = Array.isArray(x) ? (x as readonly Tensor[]) : [x as Tensor];
@@ -160,6 +183,7 @@ export class EcgJepa {
     this.student.reg.zeroGrad();
     this.predictor.reg.zeroGrad();
     const g = this.tape;
+    const draws = parts.length === 1 ? null : partDraws(this.rng, B, mb);
     let total: Tensor | null = null;
     try {
       for (let i = 0; i < parts.length; i++) {
@@ -167,7 +191,7 @@ export class EcgJepa {
         try {
           const mi = parts.length === 1 ? mk : maskSlice(mk, i * mb, mb);
           // each micro-batch's mean, weighted 1/k: the gradients add up to those of the batch's mean
-          loss = this.engine.scope(() => (parts.length === 1 ? this.loss(parts[i], mi, true) : ops.scale(g, this.loss(parts[i], mi, true), 1 / parts.length)));
+          loss = this.engine.scope(() => (draws ? ops.scale(g, this.loss(parts[i], mi, true, draws(i)), 1 / parts.length) : this.loss(parts[i], mi, true)));
         } catch (e) {
           g.clear();
           throw e;

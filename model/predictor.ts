@@ -12,7 +12,7 @@ import type { Engine } from '../engine/engine.js';
 import { LayerNorm, Linear, Parameter, Registry, TransformerBlock, truncNormalArray } from '../engine/nn.js';
 import * as ops from '../engine/ops/index.js';
 import type { Precision } from '../engine/ops/linear.js';
-import type { Rng } from '../engine/random.js';
+import type { Rng, UniformSource } from '../engine/random.js';
 import type { Tape } from '../engine/tape.js';
 import type { Tensor } from '../engine/tensor.js';
 import { predictorParamSpecs, type EcgJepaConfig } from './config.js';
@@ -57,7 +57,7 @@ export class Predictor {
    * context [B, C·V, D] (the student's tokens, lead-major over the visible columns of `m`) →
    * predictions [B, C·M, D] at the masked columns (sorted), lead-major — the teacher targets' order.
    */
-  forward(g: Tape, context: Tensor, m: MaskIndices, o: { training?: boolean; rng?: Rng } = {}): Tensor {
+  forward(g: Tape, context: Tensor, m: MaskIndices, o: { training?: boolean; rng?: UniformSource } = {}): Tensor {
     const { cfg } = this;
     const { batch: B, leads: C, patches: P, numVisible: V, numMasked: M } = m.mask;
     const D = cfg.encoder.dim;

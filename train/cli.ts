@@ -188,7 +188,7 @@ program
   .option('--preset <name>', 'base (the paper) or tiny', 'tiny')
   .option('--mask <random|multiblock>', 'masking scheme (random on the base preset: batch 128 and lr 2.5e-5 unless given, as the reference)', 'multiblock')
   .option('--batch <n>', 'batch size (default: the preset\'s)', posInt('--batch'))
-  .option('--micro-batch <n>', 'ECGs per micro-batch: each batch goes forward and back in parts of n, their gradients adding up (less memory; the same training up to rounding and, with drop-path, which sample each draw goes to; must divide the batch; a resume keeps it unless given)', posInt('--micro-batch'))
+  .option('--micro-batch <n>', 'ECGs per micro-batch: each batch goes forward and back in parts of n, their gradients adding up (less memory, the same training up to rounding; must divide the batch; a resume keeps it unless given)', posInt('--micro-batch'))
   .option('--epochs <n>', 'epochs (sets the LR and EMA schedules)', posInt('--epochs'))
   .option('--steps <n>', 'stop after N steps (the synthetic demo defaults to 1500)', posInt('--steps'))
   .option('--lr <x>', 'peak learning rate (default: the preset\'s)', posNum('--lr'))

@@ -34,9 +34,9 @@ export interface PretrainOptions {
   mask?: MaskType;
   batch?: number;
   /** ECGs per micro-batch: each batch goes forward and back in parts of this many, their gradients
-   *  adding up before the update (less memory; the same training up to the order of the sums and,
-   *  with drop-path, which sample each of its draws goes to). It must divide the batch. Saved with
-   *  the run; a resume keeps it unless given another (then only bit-for-bit with the same). */
+   *  adding up before the update (less memory; the same training up to the order of the sums: the
+   *  batch's masks and drop-path draws). It must divide the batch. Saved with the run; a resume
+   *  keeps it unless given another (then the same up to rounding, not bit for bit). */
   microBatch?: number;
   /** Total epochs (sets the LR and EMA schedules); `steps` may stop earlier. */
   epochs?: number;

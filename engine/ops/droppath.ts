@@ -2,13 +2,13 @@
 // scaled by 1/(1 − rate), or zeroed. The per-sample factors are drawn from a seeded Rng on the CPU
 // and uploaded (a queue write, no submit); forward and backward multiply by the same factors.
 import { scaleGroups } from '../../kernels/elementwise.js';
-import type { Rng } from '../random.js';
+import type { UniformSource } from '../random.js';
 import { requireF32, type Tape } from '../tape.js';
 import type { Tensor } from '../tensor.js';
 
 export interface DropPathOptions {
   rate: number;
-  rng: Rng;
+  rng: UniformSource;
   /** Off (identity) unless training. */
   training: boolean;
 }

@@ -198,9 +198,10 @@ describe('model/jepa: training', () => {
     x.dispose();
   });
 
-  it('micro-batches: steps of the batch in 2 and 4 parts (its mask given or drawn) equal the whole batch\'s (loss, weights, moments, teacher) up to rounding, with less memory at its peak; mismatched parts refused', async () => {
+  it('micro-batches: steps of the batch in 2 and 4 parts (its mask given or drawn, drop-path on) equal the whole batch\'s (loss, weights, moments, teacher) up to rounding, with less memory at its peak; mismatched parts refused', async () => {
     const engine = await getEngine();
-    const cfg = makeConfig('tiny', { optim: { lr: 2e-3, weightDecay: 0.05 }, mask: { perSample: true } });
+    // drop-path too: the parts take the whole batch's draws (partDraws)
+    const cfg = makeConfig('tiny', { optim: { lr: 2e-3, weightDecay: 0.05 }, mask: { perSample: true }, dropPath: 0.3 });
     const [B, C, L] = [8, cfg.leads.length, cfg.patchSize * cfg.patches];
     const data = signal(cfg, B, 9);
     const mask = drawMask(new Rng(2), cfg.mask, B, C, cfg.patches);
