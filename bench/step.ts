@@ -28,6 +28,8 @@ type Tf = typeof import('@tensorflow/tfjs');
 export interface StepOptions {
   preset: string;
   batch: number;
+  /** Our step in micro-batches of this many (EcgJepa.recordStep's parts; it divides the batch). */
+  microBatch?: number;
   /** Timed steps. */
   steps: number;
   /** Untimed steps first (pipeline compilation, pool warm-up). */
@@ -88,6 +90,8 @@ export interface BenchResult {
   /** Our matmul input precision. */
   precision: Precision;
   batch: number;
+  /** Our step's micro-batches, when in parts. */
+  microBatch?: number;
   steps: number;
   warmup: number;
   device: GpuInfo;
@@ -218,7 +222,7 @@ async function countTfDispatches<T>(tf: Tf, fn: () => Promise<T>): Promise<{ res
   }
 }
 
-function checkCounts(o: { batch: number; steps?: number; iters?: number; warmup?: number; peerBatch?: number }): void {
+function checkCounts(o: { batch: number; steps?: number; iters?: number; warmup?: number; peerBatch?: number; microBatch?: number }): void {
   if (o.peerBatch !== undefined && o.peerBatch > o.batch) throw new RangeError(`bench: peerBatch (${o.peerBatch}) must not exceed batch (${o.batch}): the peer runs on the first samples of our input`);
   // warmup ≥ 1 too: the first call compiles shaders (and tfjs always gets one checked untimed call)
   for (const [k, v] of Object.entries(o)) if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new RangeError(`bench: ${k} must be a positive integer, got ${v}`);
@@ -230,10 +234,10 @@ function checkCounts(o: { batch: number; steps?: number; iters?: number; warmup?
 async function sideBySide(
   engine: Engine,
   kind: BenchResult['kind'],
-  o: { preset: string; batch: number; peer?: 'tfjs'; peerBatch?: number; seed?: number; precision?: Precision; tf?: Tf; profile?: boolean; progress?: (line: string) => void },
+  o: { preset: string; batch: number; microBatch?: number; peer?: 'tfjs'; peerBatch?: number; seed?: number; precision?: Precision; tf?: Tf; profile?: boolean; progress?: (line: string) => void },
   warmup: number,
   iters: number,
-  ours: (model: EcgJepa, x: Tensor) => (i: number) => void,
+  ours: (model: EcgJepa, x: Tensor[]) => (i: number) => void,
   theirs: (peer: TfJepa, xt: tfjs.Tensor, batch: number) => { run: (i: number) => void; once: () => tfjs.Tensor },
 ): Promise<BenchResult> {
   const cfg = benchConfig(o.preset);
@@ -248,7 +252,9 @@ async function sideBySide(
   // The peer starts from our initial weights, read back before we train and kept on the CPU: each
   // tfjs try builds its own peer from them, so a failed try cannot hand on its weights.
   const initial = tf ? await readJepaWeights(model) : null;
-  const x = engine.upload(xv, shape);
+  // our input whole, or in micro-batches (uploaded apart, as pretrain does)
+  const mb = o.microBatch ?? B, per = mb * shape[1] * shape[2];
+  const x = Array.from({ length: B / mb }, (_, i) => engine.upload(xv.subarray(i * per, (i + 1) * per), [mb, shape[1], shape[2]]));
   let mine: Measured;
   let profile: BenchResult['profile'];
   try {
@@ -257,7 +263,7 @@ async function sideBySide(
     o.progress?.(measuredLine(kind, 'ours', mine));
     if (o.profile) profile = await profileOnce(engine, () => run(warmup + iters));
   } finally {
-    x.dispose();
+    x.forEach((t) => t.dispose());
     model.dispose();
     await engine.sync();
     // Everything we hold goes back to the GPU before the peer runs: its memory is then the card's.
@@ -317,7 +323,7 @@ async function sideBySide(
     ));
   }
   return {
-    kind, preset: o.preset, precision, batch: B, steps: iters, warmup, device: engine.gpu.info, ours: mine, tfjs: peers,
+    kind, preset: o.preset, precision, batch: B, ...(mb < B ? { microBatch: mb } : {}), steps: iters, warmup, device: engine.gpu.info, ours: mine, tfjs: peers,
     ...(failed.length ? { tfjsFailed: failed } : {}),
     ratio: peers ? mine.samplesPerSec / peers.samplesPerSec : null,
     ...(profile ? { profile } : {}),
@@ -375,7 +381,8 @@ export async function fitBatch<T>(
 
 /** Training-step throughput: ours, and tfjs's composed step when o.peer is 'tfjs'. */
 export async function benchStep(engine: Engine, o: StepOptions): Promise<BenchResult> {
-  checkCounts({ batch: o.batch, steps: o.steps, warmup: o.warmup, peerBatch: o.peerBatch });
+  checkCounts({ batch: o.batch, steps: o.steps, warmup: o.warmup, peerBatch: o.peerBatch, microBatch: o.microBatch });
+  if (o.microBatch !== undefined && o.batch % o.microBatch) throw new RangeError(`bench: microBatch (${o.microBatch}) must divide batch (${o.batch})`);
   const mk = (b: number) => stepMasks(o.preset, b, o.warmup, (o.seed ?? 0) + 2);
   const ourMasks = mk(o.batch);
   return sideBySide(
@@ -396,7 +403,7 @@ export async function benchEmbed(engine: Engine, o: EmbedOptions): Promise<Bench
   return sideBySide(
     engine, 'embed', o, warmup, o.iters,
     // One submit per batch of ECGs, as a serving loop would do.
-    (model, x) => () => {
+    (model, [x]) => () => {
       model.representation(x).dispose();
       engine.flush();
     },
@@ -423,7 +430,7 @@ const failedLine = (f: { batch: number; error: string }) => `tfjs  failed at bat
 /** A few lines for the terminal. */
 export function formatBench(r: BenchResult): string {
   return [
-    `${r.kind} preset ${r.preset}, ${r.precision}, batch ${r.batch}, ${r.steps} timed after ${r.warmup} warm-up, on ${r.device.vendor} / ${r.device.device}`,
+    `${r.kind} preset ${r.preset}, ${r.precision}, batch ${r.batch}${r.microBatch ? ` in micro-batches of ${r.microBatch}` : ''}, ${r.steps} timed after ${r.warmup} warm-up, on ${r.device.vendor} / ${r.device.device}`,
     measuredLine(r.kind, 'ours', r.ours),
     ...(r.tfjsFailed ?? []).map(failedLine),
     ...(r.tfjs

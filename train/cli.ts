@@ -231,8 +231,8 @@ registerImportTorch(program);
 registerExport(program);
 
 const bench = program.command('bench').description('training-step and inference throughput, optionally against the TensorFlow.js peer');
-for (const kind of ['step', 'embed'] as const)
-  bench
+for (const kind of ['step', 'embed'] as const) {
+  const cmd = bench
     .command(kind)
     .description(kind === 'step' ? 'samples/s and peak memory of a full ECG-JEPA training step' : 'ECGs/s of encoder inference (mean-pooled representation)')
     .option('--preset <name>', 'tiny or base', 'tiny')
@@ -241,18 +241,21 @@ for (const kind of ['step', 'embed'] as const)
     .option('--warmup <n>', 'untimed iterations first (at least 1: the first compiles shaders)', posInt('--warmup'), 3)
     .option('--peer <name>', 'also run the same computation in tfjs (tfjs)')
     .option('--peer-batch <n>', 'the batch tfjs tries first (default: --batch): halved while it fails, then doubled up to --batch while it fits; the best samples/s counts', posInt('--peer-batch'))
-    .option('--precision <f32|f16>', 'our matmul inputs (f16 = mixed precision; the tfjs peer runs f32)', precision, 'f32')
+    .option('--precision <f32|f16>', 'our matmul inputs (f16 = mixed precision; the tfjs peer runs f32)', precision, 'f32');
+  if (kind === 'step') cmd.option('--micro-batch <n>', 'our step in micro-batches of n (as pretrain --micro-batch; the peak memory shows what it saves); must divide the batch', posInt('--micro-batch'));
+  cmd
     .option('--profile', 'then time each kernel of one more call on the GPU (needs timestamp-query)')
     .option('--save', 'write the result with device, date and command to bench/results/')
     .action(async (o) => {
       if (o.peer !== undefined && o.peer !== 'tfjs') throw new Error(`--peer must be tfjs, got '${o.peer}'`);
       await withEngine(async (engine) => {
         const common = { preset: o.preset, batch: o.batch, warmup: o.warmup, peer: o.peer, peerBatch: o.peerBatch, precision: o.precision, profile: !!o.profile, progress: (line: string) => console.error(`measured: ${line}`) };
-        const r = kind === 'step' ? await benchStep(engine, { ...common, steps: o.steps }) : await benchEmbed(engine, { ...common, iters: o.iters });
+        const r = kind === 'step' ? await benchStep(engine, { ...common, steps: o.steps, microBatch: o.microBatch }) : await benchEmbed(engine, { ...common, iters: o.iters });
         console.log(formatBench(r));
         if (o.save) console.log(`saved ${saveBench(r, 'ecg-jepa ' + process.argv.slice(2).join(' '))}`);
       });
     });
+}
 
 program
   .parseAsync()

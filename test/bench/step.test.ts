@@ -35,6 +35,16 @@ if (!isBrowser) {
       }
     });
 
+    it('step in micro-batches: a lower peak than the whole batch, said in the header; one that does not divide the batch refused', async () => {
+      const engine = await getEngine();
+      const { benchStep, formatBench } = await import('../../bench/step.js');
+      const o = { preset: 'tiny', batch: 8, steps: 1, warmup: 1 };
+      const [whole, parts] = [await benchStep(engine, o), await benchStep(engine, { ...o, microBatch: 2 })];
+      assert(parts.microBatch === 2 && whole.microBatch === undefined && parts.ours.peakBytes < whole.ours.peakBytes, `peak ${parts.ours.peakBytes} in micro-batches of 2, ${whole.ours.peakBytes} whole`);
+      assert(formatBench(parts).includes('batch 8 in micro-batches of 2,'), formatBench(parts));
+      await expectReject(() => benchStep(engine, { ...o, microBatch: 3 }), 'microBatch (3) must divide batch (8)');
+    });
+
     it("timed steps reuse the warm-up's masks, so they meet no token count the warm-up did not", async () => {
       const { stepMasks } = await import('../../bench/step.js');
       const warmup = 3;
