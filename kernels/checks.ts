@@ -5,13 +5,23 @@
 // the segments of the multi-tensor kernels (AdamW, EMA, sum of squares).
 import type { Binding, Params } from './runtime.js';
 
+/** Buffer sizes, read once: a GPUBuffer's size never changes, and reading it is a call into native
+ *  code (Dawn's), where a training step's checks read sizes thousands of times. */
+const bufferSizes = new WeakMap<GPUBuffer, number>();
+
+function bufferSize(buffer: GPUBuffer): number {
+  let size = bufferSizes.get(buffer);
+  if (size === undefined) bufferSizes.set(buffer, (size = buffer.size));
+  return size;
+}
+
 /** A binding's buffer, offset and size (the rest of the buffer when no size is given). */
 export function bindingParts(b: Binding): { buffer: GPUBuffer; offset: number; size: number } {
   if ('buffer' in b) {
     const offset = b.offset ?? 0;
-    return { buffer: b.buffer, offset, size: b.size ?? b.buffer.size - offset };
+    return { buffer: b.buffer, offset, size: b.size ?? bufferSize(b.buffer) - offset };
   }
-  return { buffer: b, offset: 0, size: b.size };
+  return { buffer: b, offset: 0, size: bufferSize(b) };
 }
 
 /** Bytes a binding exposes to the shader. */
@@ -31,7 +41,10 @@ export function requireBytes(kernel: string, name: string, b: Binding, bytes: nu
 
 /** 'same': identical ranges (an in-place variant can be used); 'overlap': partial overlap; null: disjoint. */
 export function aliasing(a: Binding, b: Binding): 'same' | 'overlap' | null {
-  const x = bindingParts(a), y = bindingParts(b);
+  return overlap(bindingParts(a), bindingParts(b));
+}
+
+function overlap(x: ReturnType<typeof bindingParts>, y: ReturnType<typeof bindingParts>): 'same' | 'overlap' | null {
   if (x.buffer !== y.buffer) return null;
   if (x.offset === y.offset) return 'same';
   return x.offset < y.offset + y.size && y.offset < x.offset + x.size ? 'overlap' : null;
@@ -43,12 +56,12 @@ export function aliasing(a: Binding, b: Binding): 'same' | 'overlap' | null {
  * one dispatch whatever the ranges: it would skip the dispatch and only log an error).
  */
 export function requireBindable(kernel: string, written: [string, Binding][], read: [string, Binding][]): void {
-  for (let i = 0; i < written.length; i++) {
-    const [name, w] = written[i];
-    for (const [other, o] of written.slice(i + 1)) if (aliasing(w, o)) throw new Error(`${kernel}: ${name} and ${other} share memory`);
-    for (const [other, r] of read)
-      if (bindingParts(w).buffer === bindingParts(r).buffer)
-        throw new Error(`${kernel}: ${name} must not share a buffer with ${other}, whatever the ranges (WebGPU cannot bind one buffer writable and read-only in one dispatch)`);
+  const w = written.map(([, b]) => bindingParts(b)), r = read.map(([, b]) => bindingParts(b));
+  for (let i = 0; i < w.length; i++) {
+    for (let j = i + 1; j < w.length; j++) if (overlap(w[i], w[j])) throw new Error(`${kernel}: ${written[i][0]} and ${written[j][0]} share memory`);
+    for (let j = 0; j < r.length; j++)
+      if (w[i].buffer === r[j].buffer)
+        throw new Error(`${kernel}: ${written[i][0]} must not share a buffer with ${read[j][0]}, whatever the ranges (WebGPU cannot bind one buffer writable and read-only in one dispatch)`);
   }
 }
 

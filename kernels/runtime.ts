@@ -3,6 +3,7 @@
 // pass while only dispatches follow each other) and submits them once. Uses nothing but a GPUDevice,
 // so another project can drive these kernels with its own device and buffers.
 
+import { bindingParts } from './checks.js';
 import type { KernelProfiler } from './profiler.js';
 
 const pipelineCache = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
@@ -164,6 +165,9 @@ export class CommandBatch {
   private chunks: UniformChunk[] = [];
   private chunkIndex = 0;
   private readonly align: number;
+  /** The device's binding limits, read once (each read is a call into native code). */
+  private readonly bindingCap: number;
+  private readonly bindingAlign: number;
   /** Dispatches recorded since the last submit. */
   dispatches = 0;
   /** Dispatches recorded by this batch in its life (benchmarks count kernels per step with it). */
@@ -183,6 +187,8 @@ export class CommandBatch {
   constructor(device: GPUDevice) {
     this.device = device;
     this.align = device.limits.minUniformBufferOffsetAlignment;
+    this.bindingCap = device.limits.maxStorageBufferBindingSize;
+    this.bindingAlign = device.limits.minStorageBufferOffsetAlignment;
   }
 
   private getEncoder(): GPUCommandEncoder {
@@ -226,15 +232,14 @@ export class CommandBatch {
    */
   dispatch(pipeline: GPUComputePipeline, bindings: Binding[], params: Params | null, workgroups: [number, number?, number?]): void {
     // WebGPU would only log an uncaptured validation error and skip the work (the whole batch): refuse it here instead.
-    const cap = this.device.limits.maxStorageBufferBindingSize, align = this.device.limits.minStorageBufferOffsetAlignment;
+    const cap = this.bindingCap, align = this.bindingAlign;
     bindings.forEach((b, i) => {
-      const offset = 'buffer' in b ? (b.offset ?? 0) : 0;
-      const bytes = 'buffer' in b ? (b.size ?? b.buffer.size - offset) : b.size;
-      const what = `${pipeline.label || 'kernel'}: binding ${i}`;
+      const { offset, size: bytes } = bindingParts(b);
+      const what = () => `${pipeline.label || 'kernel'}: binding ${i}`;
       if (bytes > cap)
-        throw new RangeError(`${what} spans ${bytes} bytes, over this device's maxStorageBufferBindingSize (${cap}); split the work or use a device with a larger limit`);
-      if (bytes === 0 || bytes % 4 !== 0) throw new RangeError(`${what} spans ${bytes} bytes; a storage binding must hold a positive multiple of 4`);
-      if (offset % align !== 0) throw new RangeError(`${what} starts at byte ${offset}, not a multiple of this device's minStorageBufferOffsetAlignment (${align})`);
+        throw new RangeError(`${what()} spans ${bytes} bytes, over this device's maxStorageBufferBindingSize (${cap}); split the work or use a device with a larger limit`);
+      if (bytes === 0 || bytes % 4 !== 0) throw new RangeError(`${what()} spans ${bytes} bytes; a storage binding must hold a positive multiple of 4`);
+      if (offset % align !== 0) throw new RangeError(`${what()} starts at byte ${offset}, not a multiple of this device's minStorageBufferOffsetAlignment (${align})`);
     });
     const ranges: GPUBufferBinding[] = bindings.map((b) => ('buffer' in b ? b : { buffer: b }));
     if (params) ranges.push(this.uniform(params.bytes()));
