@@ -29,7 +29,7 @@ export function attention(g: Tape, qkv: Tensor, o: AttentionOptions): Tensor {
   const dims = { B, H, Dh, C: o.C, V: o.V, mask: o.mask, scale: o.scale };
   const half = o.output === 'f16' && Dh % 4 === 0;
   const output = half ? 'f16' : 'f32';
-  const out = g.engine.empty([B, T, H * Dh], half ? 'f16' : 'f32');
+  const out = g.engine.empty([B, T, H * Dh], output);
   const lse = untracked(g.engine, [B, H, T]);
   launchWith([lse], () => attentionForward(g.batch, { qkv: qkv.buffer, out: out.buffer, lse: lse.buffer }, dims, { output }));
   if (!g.wants(qkv)) {
