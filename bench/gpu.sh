@@ -15,7 +15,7 @@
 #                         Dawn's clamps, the driver's statistics of each kernel pipeline, and
 #                         shorter sweeps; fits one call of a 15-minute device lease)
 #   the missed goals:     bash bench/gpu.sh goals (fp32 4096³ and LayerNorm fwd+bwd with what bears on
-#                         them; its limits add up to 425 s, meant to leave room for a short second call with PARTS)
+#                         them, and the f16 step and encoder; its limits add up to 515 s)
 #   f16 matmul only:      bash bench/gpu.sh f16 (~2 min on an H200, its limits add up to 290 s: its
 #                         tests, its rows with and without Dawn's checks, a 40 s f16 sweep)
 #   pipeline statistics:  bash bench/gpu.sh pipeline-stats   (registers per thread of every kernel
@@ -152,11 +152,12 @@ kernel_parts() {
 # of copy) and what bears on them, for a lease that wants two short calls (measure, change, measure):
 # the kernel tests, the 4096³ products (fp32 and f16) with tfjs, the copy and row-kernel rows (the
 # LayerNorm variants among them, and AdamW's), the encoder's attention at 1, 2 and 4 lanes per query
-# (without tfjs: its goal is met), the pipelines' registers, a short f32 sweep (SWEEP_S, s).
+# (without tfjs: its goal is met), the pipelines' registers, a short f32 sweep (SWEEP_S, s), and the
+# base preset's f16 step and encoder (ours only, with their kernel profiles).
 goal_parts() {
   # the dry run has no 4096³ or encoder case: its matmul and attention rows all run instead
-  local scale=full save=--save sweep=(--budget-s ${SWEEP_S:-40} --layers 0) only=(--only 4096) att=(--only encoder)
-  [ "$quick" = --quick ] && { scale=ci; save=; sweep=(--shape 128x128x128 --limit 8 --layers 0); only=(); att=(); }
+  local scale=full save=--save sweep=(--budget-s ${SWEEP_S:-40} --layers 0) only=(--only 4096) att=(--only encoder) model=(--preset base --batch 64)
+  [ "$quick" = --quick ] && { scale=ci; save=; sweep=(--shape 128x128x128 --limit 8 --layers 0); only=(); att=(); model=(--preset tiny --batch 4); }
   part info 30 $kit/cli.mjs info
   ECG_BUILD_DIR=$kit part "tests kernels/" 90 $kit/test.mjs --node-only --grep kernels/
   part kernels-4096 60 $kit/main.mjs kernels --scale $scale --group matmul "${only[@]}" $save
@@ -165,6 +166,10 @@ goal_parts() {
   part kernels-attention 40 $kit/main.mjs kernels --scale $scale --group attention "${att[@]}" --no-tfjs $save
   stats_part
   part sweep-f32 90 $kit/main.mjs sweep --precision f32 --target-ms 50 "${sweep[@]}" $save
+  # what waits for a GPU beyond the kernels (the f16 casts gone, the residual adds in the epilogue):
+  # ours alone, logged, not saved ($OUT brings back 8 files at most)
+  part step-f16 50 $kit/cli.mjs bench step "${model[@]}" --steps 3 --warmup 2 --precision f16 --profile
+  part embed-f16 40 $kit/cli.mjs bench embed "${model[@]}" --iters 5 --warmup 2 --precision f16 --profile
 }
 
 # The parts of `f16`: the f16-input matmul alone, for a lease with a few minutes left: its tests, its
