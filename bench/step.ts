@@ -15,7 +15,7 @@ import type { Precision } from '../engine/ops/linear.js';
 import type { Tensor } from '../engine/tensor.js';
 import { Rng } from '../engine/random.js';
 import { makeConfig, type EcgJepaConfig } from '../model/config.js';
-import { EcgJepa } from '../model/jepa.js';
+import { EcgJepa, uploadMicroBatches } from '../model/jepa.js';
 import { drawMask, type BatchMask } from '../model/masking.js';
 import { matmulTunesSettled } from '../kernels/matmul.js';
 import { busyAndIdle, byFamily, KernelProfiler, SubmitTimer, type KernelTime } from '../kernels/profiler.js';
@@ -252,9 +252,9 @@ async function sideBySide(
   // The peer starts from our initial weights, read back before we train and kept on the CPU: each
   // tfjs try builds its own peer from them, so a failed try cannot hand on its weights.
   const initial = tf ? await readJepaWeights(model) : null;
-  // our input whole, or in micro-batches (uploaded apart, as pretrain does)
-  const mb = o.microBatch ?? B, per = mb * shape[1] * shape[2];
-  const x = Array.from({ length: B / mb }, (_, i) => engine.upload(xv.subarray(i * per, (i + 1) * per), [mb, shape[1], shape[2]]));
+  // our input whole, or in micro-batches as pretrain uploads them
+  const mb = o.microBatch ?? B;
+  const x = uploadMicroBatches(engine, xv, [B, shape[1], shape[2]], mb);
   let mine: Measured;
   let profile: BenchResult['profile'];
   try {

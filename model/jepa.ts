@@ -65,6 +65,14 @@ export interface JepaOptions {
   lossScale?: LossScaleOption;
 }
 
+/** A batch's data [B, C, L] uploaded as its micro-batches of `micro` ECGs (one tensor when micro = B),
+ *  for recordStep; each is its own upload, so only the part in use need be held in a layer's buffers. */
+export function uploadMicroBatches(engine: Engine, data: Float32Array, [B, C, L]: readonly [number, number, number], micro = B): Tensor[] {
+  if (!Number.isInteger(micro) || micro < 1 || B % micro) throw new RangeError(`uploadMicroBatches: ${micro} does not divide the batch, ${B}`);
+  const per = micro * C * L;
+  return Array.from({ length: B / micro }, (_, i) => engine.upload(data.subarray(i * per, (i + 1) * per), [micro, C, L]));
+}
+
 /**
  * Drop-path's draws for the parts (micro-batches of mb) of a batch of B: each drop-path call, at its
  * first use, draws the whole batch's B uniforms from rng, and part p reads samples p·mb .. p·mb + mb − 1

@@ -13,7 +13,7 @@ import type { Precision } from '../engine/ops/linear.js';
 import { inputLength, makeConfig, maskRecipe, paramCount, type EcgJepaConfig, type MaskType } from '../model/config.js';
 import { checkpointFiles, loadCheckpoint, removeAtomicTemps, removeCheckpoint, saveCheckpoint, writeFileAtomic, type Checkpoint } from '../model/checkpoint.js';
 import type { ExportDType } from '../model/export.js';
-import { EcgJepa } from '../model/jepa.js';
+import { EcgJepa, uploadMicroBatches } from '../model/jepa.js';
 import { openDataset } from './data/dataset.js';
 import { lockFolder } from './data/fsutil.js';
 import { prepare } from './data/prepare.js';
@@ -406,9 +406,7 @@ async function pretrainLocked(engine: Engine, opts: PretrainOptions): Promise<Pr
         const epoch = Math.floor(model.step / itersPerEpoch);
         const startBatch = model.step % itersPerEpoch;
         for (const batch of ds.batches({ batchSize: B, seed: run.seed, epoch, startBatch, dropLast: true })) {
-          // the batch, or its micro-batches (uploaded apart: only one is in use at a time)
-          const all = select(batch.x, B), per = all.length / (B / micro);
-          const x = Array.from({ length: B / micro }, (_, i) => engine.upload(all.subarray(i * per, (i + 1) * per), [micro, cfg.leads.length, inputLength(cfg)]));
+          const x = uploadMicroBatches(engine, select(batch.x, B), [B, cfg.leads.length, inputLength(cfg)], micro);
           const lr = model.sched.lr(model.step);
           const momentum = model.sched.momentum(model.step);
           const loss = model.trainStep(x);
