@@ -47,8 +47,8 @@ export async function collectPipelineStats(engine: Engine, file: string, work: (
 
 /** The kernels to report: every matmul config this device runs (f32 tiles, f16 tensor-core kernels)
  *  in the three layouts of a linear layer; LayerNorm at the
- *  model width in every backward variant, the attention of the base preset (also with 2 and 4 lanes
- *  per query), softmax and GELU. */
+ *  model width in every backward variant, the attention of the base preset (with 1, 2 and 4 lanes
+ *  per query, f32 and f16 outputs), softmax and GELU. */
 export async function compileKernels(engine: Engine): Promise<void> {
   const b = engine.batch;
   const made: Tensor[] = [];
@@ -83,6 +83,9 @@ export async function compileKernels(engine: Engine): Promise<void> {
     for (const lanes of [1, 2, 4] as const) {
       attentionForward(b, { qkv, out: o, lse }, d, { lanes });
       attentionBackward(b, { qkv, out: o, lse, dout, dqkv }, d, { lanes });
+      // the f16 output (for an f16 reader; the model casts the f32 one for now)
+      attentionForward(b, { qkv, out: o, lse }, d, { lanes, output: 'f16' });
+      attentionBackward(b, { qkv, out: o, lse, dout, dqkv }, d, { lanes, output: 'f16' });
     }
   }
   softmaxForward(b, x, y, { rows, cols: 400 });

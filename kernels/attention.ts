@@ -238,6 +238,13 @@ function forwardSource(c: Cfg): string {
   // With lanes, an invocation's vec4s of a head vector start at d0 and a score sums its lanes' parts.
   const { header, at, sum, regs, first } = lanesOf(c);
   const score = sum('hsum(d4)');
+  // The f16 store unrolled on GPUs: a loop over its branchy conversions was left rolled on an H200,
+  // and acc, indexed by the loop variable, lived in local memory (the forward took 1.63 ms for the
+  // encoder's attention against 0.51 with an f32 output, 2026-11-27).
+  const outStore =
+    c.half && c.gpu
+      ? Array.from({ length: regs }, (_, i) => `{ let dp = ${i}u; st_out(eo, ${at}, acc[${i}] * inv); }`).join('\n    ')
+      : `for (var dp = 0u; dp < DP_LOOP; dp++) { st_out(eo, ${at}, acc[dp] * inv); }`;
   return /* wgsl */ `${header}
 ${prelude(c)}
 @group(0) @binding(0) var<storage, read> qkv: array<${E}>;
@@ -307,7 +314,7 @@ ${
   if (valid) {
     let inv = 1.0 / l;
     let eo = (w.t0 + a) * w.HD + w.h * DH;
-    for (var dp = 0u; dp < DP_LOOP; dp++) { st_out(eo, ${at}, acc[dp] * inv); }
+    ${outStore}
   }
   if (valid${first}) { lse[(w.b * p.H + w.h) * w.T + w.blk * w.blockLen + a] = m + log(l); }
 }`;
@@ -493,14 +500,18 @@ function params(s: Shape, QT: number): { p: Params; groups: number } {
 const fwdRow = (DP: number) => 2 * 16 * DP;
 const bwdKVRow = (DP: number) => 2 * 16 * DP + 8;
 
-/** lanes: invocations per query (per key in the backward's second pass), 2 or 4, each holding a
+/** lanes: invocations per query (per key in the backward's second pass), 1, 2 or 4, each holding a
  *  part of every head vector the pass keeps (query, output, gradients), a dot product the subgroup
  *  sum of their parts: fewer registers per invocation than one invocation per query (254 on an H200
- *  at Dh 48). Taken where the row kernels use subgroups (rows.ts) and Dh/4 rounded up is a multiple
- *  of it; else one lane. The same result up to the order of a dot product's sum. */
+ *  at Dh 48; 111–189 with 2 lanes). Taken where the row kernels use subgroups (rows.ts) and Dh/4
+ *  rounded up is a multiple of it; else one lane. Default 2: the H200 ran the encoder's CroPA
+ *  attention fwd+bwd in 2.11 ms with 2 lanes, 2.55 with 4, 2.74 with 1 (2026-11-27). The same
+ *  result up to the order of a dot product's sum. */
 export interface AttentionKernelOptions {
   lanes?: 1 | 2 | 4;
 }
+
+const DEFAULT_LANES = 2;
 
 /** The forward's output: f32, or 'f16' for an f16 reader (then it holds f16 bits, two per 32-bit
  *  word, rounded as castF32ToF16, and the backward is told so: its D = rowsum(dout·out) reads them).
@@ -511,7 +522,7 @@ export interface AttentionOutput {
 
 /** The config of a pass with the lanes asked for, where they can be taken. */
 function withLanes(device: GPUDevice, c: Cfg, kernel: string, o: AttentionKernelOptions): Cfg {
-  const lanes = o.lanes ?? 1;
+  const lanes = o.lanes ?? DEFAULT_LANES;
   if (lanes !== 1 && lanes !== 2 && lanes !== 4) throw new RangeError(`${kernel}: lanes must be 1, 2 or 4, got ${lanes}`);
   const lim = device.limits;
   const fits = rowSubgroups(device) && c.DP % lanes === 0 && c.QT * lanes <= Math.min(lim.maxComputeInvocationsPerWorkgroup, lim.maxComputeWorkgroupSizeX);

@@ -202,27 +202,20 @@ export function tiledSource(v: TiledVariant): string {
     return `{\n        ${s.join('\n        ')}\n      }`;
   };
   const inner = v.cpu ? [`for (var kq = 0u; kq < p.bk; kq++) ${step('kq')}`] : Array.from({ length: BK }, (_, kk) => step(`${kk}u`));
-  // Epilogue staging (with an epilogue): pass q holds row q of every thread's TM-row block (rows rm·4TY + 4ty + i,
+  // Epilogue staging: pass q holds row q of every thread's TM-row block (rows rm·4TY + 4ty + i,
   // q = 4rm + i), TY rows × BN columns, in As. Then the whole workgroup writes it out coalesced, and
   // the epilogue code exists once in the shader instead of TM×RN times. (kernelOf ensures TY·BN ≤ 2·BK·BM.)
+  // Plain products and K splits' partial sums take it too. Each thread storing its own accumulators
+  // instead was slower on an H200 (2026-11-27, 4096³: 36.7 TFLOP/s against 38.2; 11 of the 12 plain
+  // layer products 1–4 % slower, the batched 400×400 scores 19 % faster) as a compiled-in variant,
+  // and as a branch on p.flags beside the staging it made the 128-register xlarge16 spill (208 bytes
+  // a thread) and ran 4096³ at 30.6.
   const stage: string[] = [];
   for (let q = 0; q < TM; q++) {
     const writes = Array.from({ length: RN }, (_, rn) => `As[ty * ${BN / 4}u + ${rn * TX}u + tx] = acc${q}_${rn};`).join(' ');
     stage.push(`${q === 0 ? '' : 'else '}if (q == ${q}u) { ${writes} }`);
   }
   const putCall = v.vec ? `put((cOff + m * p.N + n) / 4u, n / 4u, As[e]);` : `put4(cOff + m * p.N + n, n, As[e]);`;
-  // Without an epilogue (a plain product, a K split's partial sums) each thread stores its own
-  // accumulators: rows rm·4TY + 4ty + i, columns 4(rn·TX + tx)..+3, so the threads of a 32-wide
-  // row (or of an LX-wide block) store contiguous 16-byte pieces, coalesced without the staging passes
-  // and their 2·TM barriers.
-  const direct: string[] = [];
-  for (let q = 0; q < TM; q++)
-    for (let rn = 0; rn < RN; rn++) {
-      const store = v.vec
-        ? `C[(cOff + m * p.N + n) / 4u] = acc${q}_${rn};`
-        : `for (var j = 0u; j < min(4u, p.N - n); j++) { C[cOff + m * p.N + n + j] = acc${q}_${rn}[j]; }`;
-      direct.push(`{ let m = m0 + ${Math.floor(q / 4) * 4 * TY + (q % 4)}u + 4u * ty; let n = n0 + 4u * (${rn * TX}u + tx); if (m < p.M && n < p.N) { ${store} } }`);
-    }
 
   return /* wgsl */ `${inT === 'f16' ? 'enable f16;\n' : ''}
 struct P { M: u32, N: u32, K: u32, sA: u32, sB: u32, sC: u32, tilesM: u32, tilesN: u32, batch: u32, kChunk: u32, tA: u32, tB: u32, flags: u32, bk: u32, one: u32 }
@@ -276,10 +269,6 @@ ${tileOrigin(BM, BN)}
     }
     workgroupBarrier();
   }
-  ${v.half ? '' : `if (p.flags == 0u) {
-    ${direct.join('\n    ')}
-    return;
-  }`}
   for (var q = 0u; q < ${TM}u${v.cpu ? ' * p.one' : ''}; q++) {
     ${stage.join('\n    ')}
     workgroupBarrier();

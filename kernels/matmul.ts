@@ -490,6 +490,11 @@ function heuristicTile(device: GPUDevice, s: Shape): MatmulTileName {
  *  132 SMs × 2–4 of these workgroups resident): a weight gradient with K = 25600 and 288 output tiles
  *  ran at 17 TFLOP/s unsplit there, against 28 for shapes with thousands of tiles. */
 const TARGET_GROUPS = 1024;
+/** Outputs with this many reference-tile workgroups or more are not split: a split then buys little
+ *  tail (4096³'s 512: ~4 waves of 132 on an H200 either way) and costs a reduction pass. On an H200
+ *  (2026-11-27) 4096³ ran unsplit at 38.9 TFLOP/s against 38.2 in two splits (37.3 / 36.7 with
+ *  another store, 31.0 / 30.6 on another tile). */
+const SPLIT_BELOW = 512;
 
 /** K splits follow the shape alone, never the config, so that no choice of the autotune (a timing,
  *  which differs from run to run) changes a result: every tile config adds an output's k terms in
@@ -509,11 +514,11 @@ function splitsFit(device: GPUDevice, s: Shape, sg: boolean, n: number): boolean
   return sg ? sgSplitFits(s, n) : true;
 }
 
-/** K splits where the output gives too few workgroups and K is long enough to share: enough for
- *  TARGET_GROUPS workgroups of the reference tile, where they fit. A shape takes one kernel family
+/** K splits where the output gives too few workgroups (under SPLIT_BELOW) and K is long enough to
+ *  share: enough for TARGET_GROUPS workgroups of the reference tile, where they fit. A shape takes one kernel family
  *  (subgroup or tiled, see family()), so this too depends on the shape alone. */
 function planSplits(device: GPUDevice, s: Shape, sg: boolean): number {
-  if (refGroups(s) >= TARGET_GROUPS || s.K < 1024) return 1;
+  if (refGroups(s) >= SPLIT_BELOW || s.K < 1024) return 1;
   let n = Math.min(MAX_SPLITS, Math.ceil(TARGET_GROUPS / refGroups(s)), Math.floor(s.K / 256));
   while (n > 1 && !splitsFit(device, s, sg, n)) n--;
   return n;

@@ -1,7 +1,7 @@
 // Fused sparse CroPA attention (kernels/attention.ts) against attention composed from tfjs ops:
 // matMul, an additive −1e9 CroPA mask, softmax, matMul, and tf.grad for the backward.
 import type { Engine } from '../../engine/engine.js';
-import { attentionBackward, attentionForward, type AttentionDims, type AttentionKernelOptions, type AttentionMask } from '../../kernels/attention.js';
+import { attentionBackward, attentionForward, type AttentionDims, type AttentionKernelOptions, type AttentionMask, type AttentionOutput } from '../../kernels/attention.js';
 import type { KernelCase, Scale } from '../harness.js';
 
 type Tf = typeof import('@tensorflow/tfjs');
@@ -26,15 +26,17 @@ function filled(n: number, seed: number): Float32Array {
   return a;
 }
 
-/** `o.lanes`: a 'variant' row of the kernels' lanes per query (the goals read the others). */
-function attentionCase(d: AttentionDims, backward: boolean, label: string, o: AttentionKernelOptions = {}): KernelCase {
+/** With `o` (lanes per query, an f16 output as mixed precision writes): a 'variant' row (the goals
+ *  read the others). */
+function attentionCase(d: AttentionDims, backward: boolean, label: string, o: AttentionKernelOptions & AttentionOutput = {}): KernelCase {
   const T = d.C * d.V, n = d.B * T * d.H * d.Dh;
   // Useful FLOPs on the allowed pairs, the same count for both sides (tfjs does the dense T² work):
   // forward 4·Dh per pair (q·k, p·v); backward 10·Dh (recomputed q·k, dV, dP, dQ, dK).
   const flops = pairs(d) * d.Dh * (backward ? 14 : 4);
   const qkvData = filled(3 * n, 1), doutData = filled(n, 7);
+  const variant = [...(o.lanes ? [`${o.lanes} lane${o.lanes > 1 ? 's' : ''}`] : []), ...(o.output === 'f16' ? ['f16 output'] : [])];
   return {
-    name: `${o.lanes ? 'variant ' : ''}attention ${label} ${d.mask} B${d.B} H${d.H} T${T} Dh${d.Dh} ${backward ? 'fwd+bwd' : 'fwd'}${o.lanes ? `, ${o.lanes} lanes` : ''}`,
+    name: `${variant.length ? 'variant ' : ''}attention ${label} ${d.mask} B${d.B} H${d.H} T${T} Dh${d.Dh} ${backward ? 'fwd+bwd' : 'fwd'}${variant.map((v) => `, ${v}`).join('')}`,
     flops,
     ours(engine: Engine) {
       const qkv = engine.upload(qkvData), dout = engine.upload(doutData);
@@ -79,8 +81,11 @@ export function cases(scale: Scale): KernelCase[] {
   return [
     attentionCase({ B: 64, H: 16, Dh: 48, C: 8, V: 50, mask: 'cropa' }, false, 'encoder'),
     attentionCase({ B: 64, H: 16, Dh: 48, C: 8, V: 50, mask: 'cropa' }, true, 'encoder'),
-    // 2 and 4 invocations per query (fewer registers each), beside the rows above
-    ...([2, 4] as const).flatMap((lanes) => [false, true].map((bwd) => attentionCase({ B: 64, H: 16, Dh: 48, C: 8, V: 50, mask: 'cropa' }, bwd, 'encoder', { lanes }))),
+    // 1 and 4 invocations per query (2 by default on GPUs), and the f16 output of mixed precision
+    // (with 1 lane it held 254 registers on an H200 in f32 already)
+    ...[{ lanes: 1 }, { lanes: 4 }, { output: 'f16' }, { lanes: 1, output: 'f16' }].flatMap((o) =>
+      [false, true].map((bwd) => attentionCase({ B: 64, H: 16, Dh: 48, C: 8, V: 50, mask: 'cropa' }, bwd, 'encoder', o as AttentionKernelOptions & AttentionOutput)),
+    ),
     // The student sees 16–20 of 50 columns (random masking); 18 here.
     attentionCase({ B: 64, H: 16, Dh: 48, C: 8, V: 18, mask: 'cropa' }, true, 'student'),
     // The predictor: per lead, dense over the 50 columns, 12 heads of 32.

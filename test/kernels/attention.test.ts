@@ -152,12 +152,13 @@ describe('kernels/attention', () => {
     }
   });
 
-  it('2 or 4 lanes per query (per key in the backward\'s second pass; dot products summed over a subgroup): out, lse and dqkv against float64; the variants run where the row kernels use subgroups', async () => {
+  it('1, 2 or 4 lanes per query (per key in the backward\'s second pass; dot products summed over a subgroup): out, lse and dqkv against float64; the variants run where the row kernels use subgroups', async () => {
     const engine = await getEngine();
     // 4 lanes on the model's shapes, 2 on the student's and on scalar head vectors (two vec4s: 4 lanes
-    // would fall back to 1)
-    const cases: [AttentionDims, 2 | 4][] = [
+    // would fall back to 1); 1, which GPUs without subgroups take
+    const cases: [AttentionDims, 1 | 2 | 4][] = [
       [{ mask: 'cropa', B: 1, H: 1, C: 8, V: 50, Dh: 48 }, 4], // the full grid, two key tiles
+      [{ mask: 'cropa', B: 1, H: 2, C: 8, V: 50, Dh: 48 }, 1],
       [{ mask: 'cropa', B: 2, H: 2, C: 8, V: 18, Dh: 48 }, 2], // the student's 18 columns: 32 queries a workgroup, tiles loaded in several rounds
       [{ mask: 'lead', B: 1, H: 1, C: 3, V: 70, Dh: 16 }, 4], // two query chunks
       [{ mask: 'none', B: 2, H: 3, C: 1, V: 50, Dh: 32 }, 4],
@@ -186,10 +187,24 @@ describe('kernels/attention', () => {
     for (const pass of ['fwd', 'bwdq', 'bwdkv']) assert(labels.some((l) => new RegExp(`^attention_${pass}_cropa_.*_l4`).test(l)), `${pass} ran with 4 lanes: ${labels}`);
   });
 
-  it('an f16 output (for an f16 reader): the forward writes the bits of the f32 output cast, the backward reading them gives the f32 backward\'s bits on their values; 1 and 4 lanes; a head size not a multiple of 4 refused', async () => {
+  it('an f16 output (for an f16 reader): the forward writes the bits of the f32 output cast, the backward reading them gives the f32 backward\'s bits on their values; 1, 2 and 4 lanes, the GPU form (its unrolled store) too; a head size not a multiple of 4 refused', async () => {
     const engine = await getEngine();
     const rng = new Rng(77);
-    for (const [d, lanes] of [[{ mask: 'cropa', B: 1, H: 2, C: 3, V: 9, Dh: 16 }, 1], [{ mask: 'cropa', B: 1, H: 1, C: 8, V: 50, Dh: 48 }, 4]] as [AttentionDims, 1 | 4][]) {
+    const cases: [AttentionDims, 1 | 2 | 4, boolean][] = [
+      [{ mask: 'cropa', B: 1, H: 2, C: 3, V: 9, Dh: 16 }, 1, false],
+      [{ mask: 'cropa', B: 1, H: 1, C: 8, V: 50, Dh: 48 }, 4, false],
+      [{ mask: 'cropa', B: 1, H: 2, C: 3, V: 9, Dh: 16 }, 1, true],
+      [{ mask: 'cropa', B: 1, H: 1, C: 4, V: 20, Dh: 48 }, 2, true],
+    ];
+    for (const [d, lanes, gpuForm] of cases) {
+      const old = setGpuShaderFormForTests(gpuForm);
+      try {
+        await f16Case(d, lanes);
+      } finally {
+        setGpuShaderFormForTests(old);
+      }
+    }
+    async function f16Case(d: AttentionDims, lanes: 1 | 2 | 4) {
       const T = d.C * d.V, n = d.B * T * d.H * d.Dh;
       const qkv = engine.upload(inputs(rng, d).qkv);
       const o32 = poisoned(engine, [n]), o16 = engine.upload(new Uint16Array(n).fill(0x7e00), [n], 'f16'), cast = engine.empty([n], 'f16');

@@ -238,6 +238,7 @@ describe('kernels/matmul', function () {
       await run(engine, { M: 37, N: 70, K: 20, config: { BM: 32, BN: 64, BK: 4, TM: 8, TN: 16 } }); // 16 columns per invocation
       await run(engine, { M: 36, N: 44, K: 300, transA: true, config, splitK: 3 });
       await run(engine, { M: 37, N: 50, K: 19, transA: true, transB: true, bias: true, activation: 'gelu', preact: true, residual: true, config, scale: 2 / Math.sqrt(19) });
+      await run(engine, { M: 36, N: 40, K: 52, transB: true, bias: true, residual: true, config }); // vec4 epilogue
       await run(engine, { M: 37, N: 52, K: 20, transB: true, bias: true, activation: 'gelu', output: 'f16', config, scale: 2 / Math.sqrt(20) }); // f16 C
     } finally {
       setGpuShaderFormForTests(old);
