@@ -91,7 +91,9 @@ stats_part() {
 all_parts() {
   # tfjs's base step is CPU-bound at ~4 s a step on an H100 (batch 4 and 8 alike; 8 held 40 GB, 16
   # filled the card): its tries start at 8, double while they fit, and take 3 timed steps each
-  local scale=full preset=(--preset base --batch 64) steps=(--steps 5 --warmup 2) iters=(--iters 10 --warmup 2) save=--save
+  # (ten steps: a step is recorded before its one submit, so the first timed one waits for its CPU
+  # work, ~44 ms in the H200's f16 step, and the later ones overlap it; over 3 steps a third of it showed)
+  local scale=full preset=(--preset base --batch 64) steps=(--steps 10 --warmup 2) iters=(--iters 20 --warmup 2) save=--save
   local peer=(--peer tfjs --peer-batch 8 --steps 3 --warmup 2)
   # the dry run leaves bench/results/ alone
   [ "$quick" = --quick ] && { scale=ci; preset=(--preset tiny --batch 4); steps=(--steps 2 --warmup 1); iters=(--iters 2 --warmup 1); save=; peer=(--peer tfjs --peer-batch 2 --steps 2 --warmup 1); }
@@ -168,8 +170,8 @@ goal_parts() {
   part sweep-f32 90 $kit/main.mjs sweep --precision f32 --target-ms 50 "${sweep[@]}" $save
   # what waits for a GPU beyond the kernels (the f16 casts gone, the residual adds in the epilogue):
   # ours alone, logged, not saved ($OUT brings back 8 files at most)
-  part step-f16 50 $kit/cli.mjs bench step "${model[@]}" --steps 3 --warmup 2 --precision f16 --profile
-  part embed-f16 40 $kit/cli.mjs bench embed "${model[@]}" --iters 5 --warmup 2 --precision f16 --profile
+  part step-f16 50 $kit/cli.mjs bench step "${model[@]}" --steps 10 --warmup 2 --precision f16 --profile
+  part embed-f16 40 $kit/cli.mjs bench embed "${model[@]}" --iters 20 --warmup 2 --precision f16 --profile
 }
 
 # The parts of `f16`: the f16-input matmul alone, for a lease with a few minutes left: its tests, its
