@@ -198,9 +198,7 @@ export class MultiHeadAttention {
    *  added in proj's epilogue. */
   forward(g: Tape, x: Tensor, layout: TokenLayout, residual?: Tensor): Tensor {
     const qkv = this.qkv.forward(g, x);
-    // f32 output, which an f16 proj casts: the attention's f16 output took the H200 3× as long for
-    // the encoder's forward (1.63 ms against 0.51, 2026-11-27); the kernel's store has changed since,
-    // unmeasured (bench kernels' 'f16 output' rows)
+    // f32 output, which an f16 proj casts (see ops.attention)
     const a = ops.attention(g, qkv, { heads: this.heads, C: layout.C, V: layout.V, mask: this.cfg.mask });
     return this.proj.forward(g, a, { residual });
   }

@@ -123,10 +123,11 @@ export function cases(scale: Scale): KernelCase[] {
       ? [
           { name: 'matmul 4096x4096x4096', dims: { M: 4096, N: 4096, K: 4096 } },
           // its 512 output tiles of xlarge16 are not split (SPLIT_BELOW), ~4 waves on an H200 either way;
-          // nor are the dX products' 600 (fc1 dX in two splits beside)
+          // nor are the 600 of the dX products and fc2 fwd (fc1 dX and fc2 fwd in two splits beside)
           { name: 'variant matmul 4096x4096x4096, split K ×2', dims: { M: 4096, N: 4096, K: 4096 }, splitK: 2 },
           ...layerSpecs(),
           { name: 'variant fc1 dX 25600x768x3072 A·B, split K ×2', dims: { M: 25600, N: 768, K: 3072 }, splitK: 2 },
+          { name: 'variant fc2 fwd 25600x768x3072 A·Bᵀ, split K ×2', dims: { M: 25600, N: 768, K: 3072, transB: true }, splitK: 2 },
           // K splits follow the shape (proj dW 57 where the workspace fits, fc1 15): other counts as
           // 'variant' rows, which the goals do not read
           ...([['proj', 768, 768, 16], ['proj', 768, 768, 32], ['fc1', 3072, 768, 30]] as const).map(([label, m, n, splitK]) => ({

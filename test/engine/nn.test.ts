@@ -63,7 +63,7 @@ describe('engine/nn', () => {
     }
   });
 
-  it('TransformerBlock in mixed precision: against float64; its norms, the attention and fc1 write f16 for the linears reading them, so no activation is cast, in training or inference', async () => {
+  it('TransformerBlock in mixed precision: against float64; its norms and fc1 write f16 for the linears reading them, so the only activation cast is the attention output, in training or inference', async () => {
     const engine = await getEngine();
     const [B, C, V, D, H] = [2, 3, 4, 16, 2];
     const reg = new Registry(engine);

@@ -146,6 +146,7 @@ describe('kernels/attention', () => {
     const old = setGpuShaderFormForTests(true);
     try {
       await check({ mask: 'cropa', B: 1, H: 2, C: 3, V: 40, Dh: 5 });
+      await check({ mask: 'cropa', B: 1, H: 2, C: 3, V: 40, Dh: 8 }, { lanes: 1 }); // what GPUs without subgroups run
       await check({ mask: 'lead', B: 1, H: 1, C: 2, V: 70, Dh: 4 });
     } finally {
       setGpuShaderFormForTests(old);
@@ -159,6 +160,7 @@ describe('kernels/attention', () => {
     const cases: [AttentionDims, 1 | 2 | 4][] = [
       [{ mask: 'cropa', B: 1, H: 1, C: 8, V: 50, Dh: 48 }, 4], // the full grid, two key tiles
       [{ mask: 'cropa', B: 1, H: 2, C: 8, V: 50, Dh: 48 }, 1],
+      [{ mask: 'lead', B: 1, H: 1, C: 3, V: 20, Dh: 5 }, 1], // scalar head vectors
       [{ mask: 'cropa', B: 2, H: 2, C: 8, V: 18, Dh: 48 }, 2], // the student's 18 columns: 32 queries a workgroup, tiles loaded in several rounds
       [{ mask: 'lead', B: 1, H: 1, C: 3, V: 70, Dh: 16 }, 4], // two query chunks
       [{ mask: 'none', B: 2, H: 3, C: 1, V: 50, Dh: 32 }, 4],
@@ -195,6 +197,7 @@ describe('kernels/attention', () => {
       [{ mask: 'cropa', B: 1, H: 1, C: 8, V: 50, Dh: 48 }, 4, false],
       [{ mask: 'cropa', B: 1, H: 2, C: 3, V: 9, Dh: 16 }, 1, true],
       [{ mask: 'cropa', B: 1, H: 1, C: 4, V: 20, Dh: 48 }, 2, true],
+      [{ mask: 'cropa', B: 1, H: 1, C: 4, V: 20, Dh: 48 }, 4, true],
     ];
     for (const [d, lanes, gpuForm] of cases) {
       const old = setGpuShaderFormForTests(gpuForm);
