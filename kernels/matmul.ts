@@ -515,8 +515,8 @@ function splitsFit(device: GPUDevice, s: Shape, sg: boolean, n: number): boolean
 }
 
 /** K splits where the output gives too few workgroups (under SPLIT_BELOW) and K is long enough to
- *  share: enough for TARGET_GROUPS workgroups of the reference tile, where they fit. A shape takes one kernel family
- *  (subgroup or tiled, see family()), so this too depends on the shape alone. */
+ *  share: enough for TARGET_GROUPS workgroups of the reference tile, where they fit. A shape takes
+ *  one kernel family (subgroup or tiled, see family()), so this too depends on the shape alone. */
 function planSplits(device: GPUDevice, s: Shape, sg: boolean): number {
   if (refGroups(s) >= SPLIT_BELOW || s.K < 1024) return 1;
   let n = Math.min(MAX_SPLITS, Math.ceil(TARGET_GROUPS / refGroups(s)), Math.floor(s.K / 256));
