@@ -152,7 +152,7 @@ kernel_parts() {
 
 # The parts of `goals`: issue 3's two goals still missed (fp32 4096³ ≥ 40 TFLOP/s, LayerNorm fwd+bwd ≥ 70 %
 # of copy) and what bears on them, for a lease that wants two short calls (measure, change, measure):
-# the kernel tests, the 4096³ products (fp32 and f16) with tfjs, the copy and row-kernel rows (the
+# the kernel tests, the 4096³ products (fp32 and f16) with tfjs, the copy, cast and row-kernel rows (the
 # LayerNorm variants among them, and AdamW's), the encoder's attention at 1, 2 and 4 lanes per query
 # (without tfjs: its goal is met), the pipelines' registers, a short f32 sweep (SWEEP_S, s), and the
 # base preset's f16 step and encoder (ours only, with their kernel profiles).
@@ -168,7 +168,8 @@ goal_parts() {
   part kernels-attention 40 $kit/main.mjs kernels --scale $scale --group attention "${att[@]}" --no-tfjs $save
   stats_part
   part sweep-f32 90 $kit/main.mjs sweep --precision f32 --target-ms 50 "${sweep[@]}" $save
-  # what waits for a GPU beyond the kernels (the f16 casts gone, the residual adds in the epilogue):
+  # what waits for a GPU beyond the kernels (the f16 casts, the residual adds in the epilogue, the peak
+  # memory since the teacher's forward is freed before the student's):
   # ours alone, logged, not saved ($OUT brings back 8 files at most)
   part step-f16 50 $kit/cli.mjs bench step "${model[@]}" --steps 10 --warmup 2 --precision f16 --profile
   part embed-f16 40 $kit/cli.mjs bench embed "${model[@]}" --iters 20 --warmup 2 --precision f16 --profile
@@ -203,7 +204,7 @@ session() { # session BODY [--quick]: runs the parts of BODY with the logs and s
     $body
   } | tee "$out/log.txt"
   [ -n "$smi" ] && kill "$smi"
-  grep -E '^(=== .*exit|met|missed|not run|incomplete|ratio|node: |ours |tfjs |PyTorch |adapter|features|subgroups|GPU time|best: |(variant )?layerNorm |  [a-z][a-zA-Z0-9_.-]* +[0-9.]+ ms)|GPU goals|passed, |FAILED' "$out/log.txt" > "$out/summary.txt"
+  grep -E '^(=== .*exit|met|missed|not run|incomplete|ratio|node: |ours |tfjs |PyTorch |adapter|features|subgroups|GPU time|best: |(variant )?layerNorm |cast f32|  [a-z][a-zA-Z0-9_.-]* +[0-9.]+ ms)|GPU goals|passed, |FAILED' "$out/log.txt" > "$out/summary.txt"
   # the sweeps' layer tables whole
   awk '/^GFLOP\/s per layer shape/ { on = 1 } on && /^$/ { on = 0 } on' "$out/log.txt" >> "$out/summary.txt"
   rm -f "$out/.start"

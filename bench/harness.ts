@@ -29,7 +29,8 @@ export interface KernelCase {
   /** Bytes moved per run (GB/s column), for bandwidth-bound kernels. */
   bytes?: number;
   ours(engine: Engine): Runner;
-  tfjs(tf: typeof import('@tensorflow/tfjs')): TfRunner;
+  /** The same computation in tfjs; absent where tfjs has none (f16 casts: no float16 dtype). */
+  tfjs?(tf: typeof import('@tensorflow/tfjs')): TfRunner;
 }
 export type Scale = 'ci' | 'full';
 
@@ -180,7 +181,7 @@ async function timeCase(engine: Engine, tf: Tf | null, c: KernelCase, targetMs: 
     await engine.sync();
   }
   let tfjsMs: number | null = null;
-  if (tf && tfDevice) {
+  if (tf && tfDevice && c.tfjs) {
     const peer = c.tfjs(tf);
     try {
       const run = () => disposeResult(tf, tf.tidy(() => peer.run()));

@@ -198,8 +198,8 @@ export class MultiHeadAttention {
    *  added in proj's epilogue. */
   forward(g: Tape, x: Tensor, layout: TokenLayout, residual?: Tensor): Tensor {
     const qkv = this.qkv.forward(g, x);
-    // f32 output, which an f16 proj casts (see ops.attention)
-    const a = ops.attention(g, qkv, { heads: this.heads, C: layout.C, V: layout.V, mask: this.cfg.mask });
+    // in f16 for an f16 proj, which then casts nothing (and no f32 copy is held for the backward)
+    const a = ops.attention(g, qkv, { heads: this.heads, C: layout.C, V: layout.V, mask: this.cfg.mask, output: this.proj.precision === 'f16' ? 'f16' : 'f32' });
     return this.proj.forward(g, a, { residual });
   }
 }
@@ -260,4 +260,21 @@ export class TransformerBlock {
     const h = ops.add(g, x, drop(attn(x)));
     return ops.add(g, h, drop(mlp(h)));
   }
+}
+
+/**
+ * h ← block(prepare(h)) through `blocks`. Each block runs in its own engine scope, and each block's
+ * input is let go once the next block has its output (never the caller's x): what the tape saved for
+ * the backward stays (its views hold the storage), everything else is freed a block at a time rather
+ * than at the end of the caller's scope. Without this the teacher's whole forward stayed allocated
+ * through the student's and the predictor's.
+ */
+export function forwardBlocks(g: Tape, x: Tensor, blocks: readonly TransformerBlock[], call: BlockCall, prepare: (h: Tensor) => Tensor): Tensor {
+  let h = x;
+  for (const b of blocks) {
+    const next = g.engine.scope(() => b.forward(g, prepare(h), call));
+    if (h !== x && h !== next) h.dispose();
+    h = next;
+  }
+  return h;
 }

@@ -4,7 +4,9 @@
 // lacks it) and rounds exactly as IEEE round-to-nearest-even on every device, subnormals
 // included, where WGSL leaves float→f16 rounding, subnormal flushing and overflow to the driver.
 // f32 → f16: |x| ≥ 65520 → ±Inf, NaN → quiet NaN (sign kept). f16 → f32 is exact.
-// One thread per 32-bit word; with odd n the last word's upper half is left as it was.
+// Four elements a thread where n is a multiple of 4 (every cast the model makes: a 16-byte f32 read
+// per thread, as the copy kernel's, where a pair reads 8), else a pair (one 32-bit word) a thread;
+// with odd n the last word's upper half is left as it was.
 import { checkCount, linearIndex, MAIN_ARGS, requireBytes, requireDisjoint } from './checks.js';
 import { getPipeline, grid, Params, type Binding, type CommandBatch } from './runtime.js';
 
@@ -52,10 +54,11 @@ fn toFloat(h: u32) -> f32 {
 }
 fn floats4(w: vec2u) -> vec4f { return vec4f(toFloat(w.x & 0xffffu), toFloat(w.x >> 16u), toFloat(w.y & 0xffffu), toFloat(w.y >> 16u)); }`;
 
-/** One thread per 32-bit word w of the f16 side: `body` converts elements 2w and 2w + 1 (< p.n). */
-function castSource(xType: 'f32' | 'u32', yType: 'f32' | 'u32', fn: string, body: string): string {
+/** One thread per unit w: `body` converts unit w (of p.units; the f16 side's 32-bit word, or with
+ *  vec4 types four elements). */
+function castSource(xType: string, yType: string, fn: string, body: string): string {
   return /* wgsl */ `
-struct P { n: u32, words: u32 }
+struct P { n: u32, units: u32 }
 @group(0) @binding(0) var<storage, read> x: array<${xType}>;
 @group(0) @binding(1) var<storage, read_write> y: array<${yType}>;
 @group(0) @binding(2) var<uniform> p: P;
@@ -63,17 +66,27 @@ ${fn}
 @compute @workgroup_size(${WG})
 fn main(${MAIN_ARGS}) {
   let w = ${linearIndex(WG)};
-  if (w >= p.words) { return; }
+  if (w >= p.units) { return; }
   ${body}
 }`;
 }
 
 const toF16Source = castSource('f32', 'u32', TO_HALF_WGSL, `if (2u * w + 1u < p.n) { y[w] = halves2(x[2u * w], x[2u * w + 1u]); }
   else { y[w] = (y[w] & 0xffff0000u) | toHalf(x[2u * w]); }`);
+const toF16Source4 = castSource('vec4<f32>', 'vec2<u32>', TO_HALF_WGSL, 'y[w] = halves4(x[w]);');
 
 const toF32Source = castSource('u32', 'f32', TO_FLOAT_WGSL, `let h = x[w];
   y[2u * w] = toFloat(h & 0xffffu);
   if (2u * w + 1u < p.n) { y[2u * w + 1u] = toFloat(h >> 16u); }`);
+const toF32Source4 = castSource('vec2<u32>', 'vec4<f32>', TO_FLOAT_WGSL, 'y[w] = floats4(x[w]);');
+
+/** Dispatches the 4-element form where n allows, else the pair form. */
+function dispatchCast(batch: CommandBatch, name: string, sources: [pairs: string, fours: string], x: Binding, y: Binding, n: number): void {
+  const four = n % 4 === 0;
+  const units = four ? n / 4 : Math.ceil(n / 2);
+  const pipe = getPipeline(batch.device, four ? `${name}_v4` : name, () => sources[+four]);
+  batch.dispatch(pipe, [x, y], new Params().u32(n).u32(units), grid(Math.ceil(units / WG)));
+}
 
 function check(K: string, x: Binding, y: Binding, n: number, xBytes: number, yBytes: number): void {
   checkCount(K, 'n', n);
@@ -86,16 +99,12 @@ function check(K: string, x: Binding, y: Binding, n: number, xBytes: number, yBy
 export function castF32ToF16(batch: CommandBatch, x: Binding, y: Binding, n: number): void {
   const words = Math.ceil(n / 2);
   check('castF32ToF16', x, y, n, 4 * n, 4 * words);
-  if (n === 0) return;
-  const pipe = getPipeline(batch.device, 'cast.f32_f16', () => toF16Source);
-  batch.dispatch(pipe, [x, y], new Params().u32(n).u32(words), grid(Math.ceil(words / WG)));
+  if (n > 0) dispatchCast(batch, 'cast.f32_f16', [toF16Source, toF16Source4], x, y, n);
 }
 
 /** y (n f32) = x (f16 bits, n halves), exactly. Works without the shader-f16 feature. */
 export function castF16ToF32(batch: CommandBatch, x: Binding, y: Binding, n: number): void {
   const words = Math.ceil(n / 2);
   check('castF16ToF32', x, y, n, 4 * words, 4 * n);
-  if (n === 0) return;
-  const pipe = getPipeline(batch.device, 'cast.f16_f32', () => toF32Source);
-  batch.dispatch(pipe, [x, y], new Params().u32(n).u32(words), grid(Math.ceil(words / WG)));
+  if (n > 0) dispatchCast(batch, 'cast.f16_f32', [toF32Source, toF32Source4], x, y, n);
 }

@@ -5,7 +5,7 @@
 // Parameter names are the official state_dict keys (W_P.*, encoder_blocks.blocks.{i}.*, norm.*),
 // so the registry's names are the checkpoint keys.
 import type { Engine } from '../engine/engine.js';
-import { LayerNorm, Linear, Registry, TransformerBlock } from '../engine/nn.js';
+import { forwardBlocks, LayerNorm, Linear, Registry, TransformerBlock } from '../engine/nn.js';
 import * as ops from '../engine/ops/index.js';
 import type { Precision } from '../engine/ops/linear.js';
 import { Rng, type UniformSource } from '../engine/random.js';
@@ -103,7 +103,7 @@ export class Encoder {
       pos = ops.gatherRows(g, this.pos, m.visiblePos, perSample ? [B, C * V, cfg.encoder.dim] : [C * V, cfg.encoder.dim]);
     }
     const call = { C, V, training: o.training, rng: o.rng };
-    for (const b of this.blocks) h = b.forward(g, perSample ? ops.add(g, h, pos) : ops.addBroadcast(g, h, pos), call);
+    h = forwardBlocks(g, h, this.blocks, call, (h) => (perSample ? ops.add(g, h, pos) : ops.addBroadcast(g, h, pos)));
     return this.norm.forward(g, h);
   }
 

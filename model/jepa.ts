@@ -140,11 +140,12 @@ export class EcgJepa {
   /** Teacher targets [B, C·M, D]: all tokens through the teacher, non-affine LN, masked rows. No gradients. */
   targets(x: Tensor, m: MaskIndices): Tensor {
     const g = this.tape;
-    return g.noGrad(() => {
+    // its own scope: the teacher's outputs on every token are freed before the student runs
+    return g.noGrad(() => this.engine.scope(() => {
       const n = this.teacherTokens(x).target;
       const { batch: B, leads: C, numMasked: M } = m.mask;
       return ops.gatherRows(g, n, m.maskedRows, [B, C * M, this.cfg.encoder.dim]);
-    });
+    }));
   }
 
   /** Student + predictor on the visible columns: predictions [B, C·M, D]; drop-path draws from `rng`. */

@@ -9,7 +9,7 @@
 // (checked against model/reference.ts, which follows the official order), and per-sample masks
 // need no per-sample table.
 import type { Engine } from '../engine/engine.js';
-import { LayerNorm, Linear, Parameter, Registry, TransformerBlock, truncNormalArray } from '../engine/nn.js';
+import { forwardBlocks, LayerNorm, Linear, Parameter, Registry, TransformerBlock, truncNormalArray } from '../engine/nn.js';
 import * as ops from '../engine/ops/index.js';
 import type { Precision } from '../engine/ops/linear.js';
 import type { Rng, UniformSource } from '../engine/random.js';
@@ -74,7 +74,7 @@ export class Predictor {
     let h = ops.add(g, ctx, ops.scatterRows(g, tokens, m.maskedRows, rows));
     h = ops.reshape(g, h, [B * C, P, Dp]); // one sequence per (sample, lead)
     const call = { C: 1, V: P, training: o.training, rng: o.rng };
-    for (const b of this.blocks) h = b.forward(g, ops.addBroadcast(g, h, this.pos), call);
+    h = forwardBlocks(g, h, this.blocks, call, (h) => ops.addBroadcast(g, h, this.pos));
     h = this.norm.forward(g, h);
     // Only the masked columns are projected and returned (the official code slices the last M).
     const hm = ops.gatherRows(g, h, m.maskedRows, [B, C * M, Dp]);

@@ -1,6 +1,7 @@
 // Fused multi-head attention over qkv [B, T, 3·H·Dh] (the qkv Linear's output, no transposes),
 // forward and backward. The forward's output and log-sum-exp rows are what the backward needs.
 import { attentionBackward, attentionForward, type AttentionMask } from '../../kernels/attention.js';
+import { castF32ToF16 } from '../../kernels/cast.js';
 import { launchWith, requireF32, untracked, type Tape } from '../tape.js';
 import type { Tensor } from '../tensor.js';
 
@@ -13,6 +14,9 @@ export interface AttentionOptions {
   mask: AttentionMask;
   /** Logit scale, default 1/sqrt(head dim). */
   scale?: number;
+  /** 'f16': out is f16 (for an f16 Linear, which then casts nothing), and the backward reads those
+   *  halves, so no f32 copy is held for it; where the head size is a multiple of 4, else f32. */
+  output?: 'f32' | 'f16';
 }
 
 /** out [B, T, H·Dh] from qkv [B, T, 3·H·Dh] (last dim ordered (3, H, Dh) like timm). */
@@ -24,11 +28,17 @@ export function attention(g: Tape, qkv: Tensor, o: AttentionOptions): Tensor {
     throw new RangeError(`attention: qkv [${qkv.shape}] does not fit [B, T = C·V = ${o.C}·${o.V}, 3·H·Dh with H = ${H}]`);
   const Dh = W / (3 * H);
   const dims = { B, H, Dh, C: o.C, V: o.V, mask: o.mask, scale: o.scale };
-  // f32 out: the kernel's f16 output (kernels/attention.ts) took an H200 3× as long for the encoder's
-  // forward (2026-11-27); its store has changed since, not yet measured
-  const out = g.engine.empty([B, T, H * Dh]);
+  const half = o.output === 'f16' && Dh % 4 === 0;
+  const out = g.engine.empty([B, T, H * Dh], half ? 'f16' : 'f32');
+  // An f16 out is the f32 one cast: the kernel's own f16 store (kernels/attention.ts) took an H200
+  // 3× as long as the f32 forward (2026-11-27); it is unrolled since, not yet measured.
+  const f32 = half ? untracked(g.engine, out.shape) : out;
   const lse = untracked(g.engine, [B, H, T]);
-  launchWith([lse], () => attentionForward(g.batch, { qkv: qkv.buffer, out: out.buffer, lse: lse.buffer }, dims));
+  launchWith(half ? [lse, f32] : [lse], () => attentionForward(g.batch, { qkv: qkv.buffer, out: f32.buffer, lse: lse.buffer }, dims));
+  if (half) {
+    castF32ToF16(g.batch, f32.buffer, out.buffer, f32.size);
+    f32.dispose();
+  }
   if (!g.wants(qkv)) {
     lse.dispose();
     return out;
@@ -37,7 +47,7 @@ export function attention(g: Tape, qkv: Tensor, o: AttentionOptions): Tensor {
   const os = g.save(out);
   g.record('attention', out, [qs, os, lse], (dout) => {
     const d = g.gradOut(qkv)!; // the kernel overwrites dqkv
-    attentionBackward(g.batch, { qkv: qs.buffer, out: os.buffer, lse: lse.buffer, dout: dout.buffer, dqkv: d.dst.buffer }, dims);
+    attentionBackward(g.batch, { qkv: qs.buffer, out: os.buffer, lse: lse.buffer, dout: dout.buffer, dqkv: d.dst.buffer }, dims, { output: half ? 'f16' : 'f32' });
     d.done();
   });
   return out;

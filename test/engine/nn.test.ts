@@ -88,7 +88,11 @@ describe('engine/nn', () => {
       });
       if (!engine.device.features.has('timestamp-query')) return; // the profiler names the dispatches
       /** The f32 → f16 casts of one forward of the block. */
-      const casts = async () => (await dispatches(engine, () => block.forward(g, x, { C, V }))).get('cast.f32_f16');
+      const casts = async () => {
+        const counts = await dispatches(engine, () => block.forward(g, x, { C, V }));
+        // four halves a thread, or pairs (kernels/cast.ts)
+        return (counts.get('cast.f32_f16_v4') ?? 0) + (counts.get('cast.f32_f16') ?? 0);
+      };
       // the four weights and the attention output (the norms' and fc1's casts are gone)
       const training = await casts();
       assert(training === 5, `a block's forward casts ${training} tensors to f16, expected the 4 weights and the attention output`);

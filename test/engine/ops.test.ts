@@ -23,22 +23,24 @@ async function sameAsCast(engine: Engine, y16: Tensor, y32: Tensor): Promise<voi
   assert(bad < 0, `f16 output element ${bad}: ${a[bad]?.toString(16)}, the cast gives ${b[bad]?.toString(16)}`);
 }
 
+/** A chain's output and each input's gradient (seeded with dy), read back. */
+async function outputAndGrads(engine: Engine, inputs: Tensor[], dy: Float32Array, chain: (t: Tape) => Tensor): Promise<Float32Array[]> {
+  const t = new Tape(engine);
+  const leaves = inputs.map((v) => t.watch(v));
+  const out = engine.scope(() => chain(t));
+  const seed = engine.upload(dy, out.shape);
+  t.backward(out, { grad: seed });
+  const res = [await engine.read(out)];
+  for (const l of leaves) res.push(await engine.read(l.grad!));
+  leaves.forEach((l) => l.grad?.dispose());
+  [out, seed].forEach((v) => v.dispose());
+  return res;
+}
+
 /** Two chains over the same inputs give the same bits, forward and every input's gradient (seeded
  *  with dy). */
 async function sameBits(engine: Engine, inputs: Tensor[], names: string[], dy: Float32Array, chains: [(t: Tape) => Tensor, (t: Tape) => Tensor], what: string): Promise<void> {
-  const run = async (chain: (t: Tape) => Tensor) => {
-    const t = new Tape(engine);
-    const leaves = inputs.map((v) => t.watch(v));
-    const out = engine.scope(() => chain(t));
-    const seed = engine.upload(dy, out.shape);
-    t.backward(out, { grad: seed });
-    const res = [await engine.read(out)];
-    for (const l of leaves) res.push(await engine.read(l.grad!));
-    leaves.forEach((l) => l.grad?.dispose());
-    [out, seed].forEach((v) => v.dispose());
-    return res;
-  };
-  const [a, b] = [await run(chains[0]), await run(chains[1])];
+  const [a, b] = [await outputAndGrads(engine, inputs, dy, chains[0]), await outputAndGrads(engine, inputs, dy, chains[1])];
   ['output', ...names.map((n) => `d${n}`)].forEach((name, i) => assert(a[i].every((v, j) => Object.is(v, b[i][j])), `${name}: ${what}`));
 }
 
@@ -343,6 +345,33 @@ describe('engine/ops: gradients against float64 finite differences', () => {
           gpu: (g, [qkv]) => ops.attention(g, qkv, { heads: H, C, V, mask }),
           cpu: ([qkv]) => ref.attention(qkv, B, H, Dh, C, V, mask),
         });
+  });
+
+  it('attention with an f16 output: the bits of its f32 output cast; into an f16 linear, the output and weight gradient of the chain with a cast, bit for bit, and the qkv gradient within f16 rounding (its backward reads the halves)', async () => {
+    const engine = await getEngine();
+    const rng = new Rng(9);
+    const [B, C, V, H, N] = [2, 3, 4, 2, 6];
+    const up = upload(engine, rng);
+    for (const Dh of [4, 3]) {
+      const qkv = up(B, C * V, 3 * H * Dh), w = up(N, H * Dh);
+      try {
+        const o = { heads: H, C, V, mask: 'cropa' } as const;
+        const g = new Tape(engine);
+        const [y16, y32] = engine.scope(() => [ops.attention(g, qkv, { ...o, output: 'f16' }), ops.attention(g, qkv, o)]);
+        if (Dh % 4) assert(y16.dtype === 'f32', `a head size of ${Dh} keeps the output f32, got ${y16.dtype}`);
+        else await sameAsCast(engine, y16, y32);
+        [y16, y32].forEach((t) => t.dispose());
+        if (Dh % 4 || !engine.device.features.has('shader-f16')) continue;
+        // A block's attention → proj: f16 written by the op, against the linear casting the f32 output.
+        const dy = randomArray(rng, B * C * V * N);
+        const chain = (output: 'f32' | 'f16') => (t: Tape) => ops.linear(t, ops.attention(t, qkv, { ...o, output }), w, null, { precision: 'f16' });
+        const [a, b] = [await outputAndGrads(engine, [qkv, w], dy, chain('f16')), await outputAndGrads(engine, [qkv, w], dy, chain('f32'))];
+        for (const [i, name] of [[0, 'output'], [2, 'dw']] as const) assert(a[i].every((v, j) => Object.is(v, b[i][j])), `${name}: the chain with the f16 output differs from the one with a cast`);
+        assertClose(a[1], b[1], 1e-2, 'dqkv with the f16 output against the f32 one');
+      } finally {
+        [qkv, w].forEach((t) => t.dispose());
+      }
+    }
   });
 
   it('softmax over the last dim, with a logit scale', async () => {

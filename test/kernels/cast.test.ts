@@ -42,15 +42,18 @@ async function halves(engine: Engine, t: Tensor, n: number): Promise<Uint16Array
 }
 
 describe('kernels/cast', () => {
-  it('f16 → f32: all 65536 half bit patterns, exactly', async () => {
+  it('f16 → f32: all 65536 half bit patterns, exactly, four a thread and in pairs', async () => {
     const engine = await getEngine();
-    const n = 65536;
-    const h = Uint16Array.from({ length: n }, (_, i) => i);
-    const tx = engine.upload(h, [n], 'f16'), ty = engine.upload(new Float32Array(n).fill(NaN));
-    castF16ToF32(engine.batch, tx.buffer, ty.buffer, n);
-    const got = new Uint32Array(await engine.readRaw(ty));
-    for (let i = 0; i < n; i++) assert(got[i] === halfToF32Bits(i), `half 0x${i.toString(16)}: got bits 0x${got[i].toString(16)}, want 0x${halfToF32Bits(i).toString(16)}`);
-    [tx, ty].forEach((t) => t.dispose());
+    // 65536: the 4-element form; 65535 (all but 0xffff): the pair form
+    for (const n of [65536, 65535]) {
+      const h = Uint16Array.from({ length: n }, (_, i) => i);
+      const tx = engine.upload(h, [n], 'f16'), ty = engine.upload(new Float32Array(n + 1).fill(NaN));
+      castF16ToF32(engine.batch, tx.buffer, ty.buffer, n);
+      const got = new Uint32Array(await engine.readRaw(ty));
+      for (let i = 0; i < n; i++) assert(got[i] === halfToF32Bits(i), `n=${n} half 0x${i.toString(16)}: got bits 0x${got[i].toString(16)}, want 0x${halfToF32Bits(i).toString(16)}`);
+      assert(Number.isNaN(new Float32Array(got.buffer)[n]), `n=${n}: element n was written`);
+      [tx, ty].forEach((t) => t.dispose());
+    }
   });
 
   it('f32 → f16: round-to-nearest-even on specials, ties, subnormals, overflow and random values', async () => {
@@ -65,24 +68,26 @@ describe('kernels/cast', () => {
       xs.push((lo + hi) / 2, -(lo + hi) / 2);
     }
     for (let k = 0; k < 4000; k++) xs.push((rng.next() < 0.5 ? -1 : 1) * 2 ** rng.uniform(-28, 17));
-    const n = xs.length; // odd: the last word's upper half must be kept
-    assert(n % 2 === 1, 'the case list should have odd length');
+    assert(xs.length % 4 === 3, 'the case list should have odd length, 3 past a multiple of 4');
     const x = Float32Array.from(xs);
-    const tx = engine.upload(x), ty = engine.upload(new Uint16Array(n + 3).fill(0xbeef), [n + 3], 'f16');
-    castF32ToF16(engine.batch, tx.buffer, ty.buffer, n);
-    const got = await halves(engine, ty, n + 3);
-    for (let i = 0; i < n; i++) {
-      const want = f16Ref(x[i]);
-      if (want < 0) assert((got[i] & 0x7c00) === 0x7c00 && (got[i] & 0x3ff) !== 0, `NaN at ${i} gave 0x${got[i].toString(16)}`);
-      else assert(got[i] === want, `x=${x[i]} (index ${i}): got 0x${got[i].toString(16)}, want 0x${want.toString(16)}`);
+    // odd n (pairs: the last word's upper half must be kept), and a multiple of 4 (four a thread)
+    for (const n of [xs.length, xs.length - 3]) {
+      const tx = engine.upload(x), ty = engine.upload(new Uint16Array(n + 3).fill(0xbeef), [n + 3], 'f16');
+      castF32ToF16(engine.batch, tx.buffer, ty.buffer, n);
+      const got = await halves(engine, ty, n + 3);
+      for (let i = 0; i < n; i++) {
+        const want = f16Ref(x[i]);
+        if (want < 0) assert((got[i] & 0x7c00) === 0x7c00 && (got[i] & 0x3ff) !== 0, `n=${n}: NaN at ${i} gave 0x${got[i].toString(16)}`);
+        else assert(got[i] === want, `n=${n}: x=${x[i]} (index ${i}): got 0x${got[i].toString(16)}, want 0x${want.toString(16)}`);
+      }
+      for (let i = n; i < n + 3; i++) assert(got[i] === 0xbeef, `half ${i} past n=${n} was overwritten`);
+      [tx, ty].forEach((t) => t.dispose());
     }
-    for (let i = n; i < n + 3; i++) assert(got[i] === 0xbeef, `half ${i} past n=${n} was overwritten`);
-    [tx, ty].forEach((t) => t.dispose());
   });
 
-  it('round trip f16 → f32 → f16 is the identity (NaNs stay NaN); odd n keeps neighbours', async () => {
+  it('round trip f16 → f32 → f16 is the identity (NaNs stay NaN); odd n keeps neighbours; n a multiple of 4 too', async () => {
     const engine = await getEngine();
-    for (const n of [1, 2, 7, 4099, 65535]) {
+    for (const n of [1, 2, 4, 7, 4099, 4100, 65535]) {
       const h = Uint16Array.from({ length: n }, (_, i) => (i * 40503 + 7) & 0xffff);
       const tx = engine.upload(h, [n], 'f16');
       const tf = engine.upload(new Float32Array(n + 1).fill(12.5));

@@ -130,6 +130,39 @@ describe('model/jepa: GPU forward against the float64 reference', () => {
   });
 });
 
+describe('model/jepa: memory', () => {
+  it("targets() holds only its result once it returns (the teacher's forward is freed before the student's); a forward without gradients holds one block at a time, its peak the same at depth 2 and 6", async () => {
+    const engine = await getEngine();
+    const tape = new Tape(engine);
+    const cfg = makeConfig('tiny');
+    const [B, C, L] = [2, cfg.leads.length, cfg.patchSize * cfg.patches];
+    const x = engine.upload(signal(cfg, B, 3), [B, C, L]);
+    const model = new EcgJepa(engine, cfg);
+    const mi = uploadMask(engine, buildBatchMask([[1, 2, 5, 7]], B, C, cfg.patches));
+    const before = engine.pool.liveBytes;
+    const target = model.targets(x, mi);
+    const held = engine.pool.liveBytes - before;
+    assert(held === target.buffer.size, `targets() left ${held} bytes allocated, its result ${target.buffer.size}`);
+    [target, x, mi.visibleRows, mi.maskedRows, mi.visiblePos].forEach((t) => t.dispose());
+    model.dispose();
+    /** The pool's peak over live bytes during an encoder's forward without gradients. */
+    const forwardPeak = async (depth: number) => {
+      const enc = new Encoder(engine, makeConfig('tiny', { encoder: { depth } }), new Rng(0));
+      const xs = engine.upload(signal(cfg, 16, 4), [16, C, L]);
+      await engine.sync();
+      const base = engine.pool.liveBytes;
+      engine.pool.resetPeak();
+      const out = tape.noGrad(() => engine.scope(() => enc.forward(tape, xs)));
+      const peak = engine.pool.peakBytes - base;
+      [out, xs].forEach((t) => t.dispose());
+      enc.dispose();
+      return peak;
+    };
+    const [p2, p6] = [await forwardPeak(2), await forwardPeak(6)];
+    assert(p6 <= p2, `an encoder forward of depth 6 peaked ${p6} bytes over its inputs, depth 2 ${p2}`);
+  });
+});
+
 describe('model/jepa: initialisation', () => {
   it('every Linear weight is drawn with cfg.initStd; the MLP hidden width is floor(dim · mlpRatio), as the config counts it', async () => {
     const engine = await getEngine();
