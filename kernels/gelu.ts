@@ -10,7 +10,7 @@
 // Measured in fp32 (test/kernels/gelu.test.ts): erf within ~1.5e-7 absolute. Φ(x) for x < −√2 is
 // ½·erfc(|x|/√2) computed directly, so it keeps its relative accuracy where 1 + erf(x/√2) would
 // cancel (x ≪ 0), and the exponent −x²/2 is formed from x itself (one rounding).
-import { TO_HALF_WGSL } from './cast.js';
+import { TO_FLOAT_WGSL, TO_HALF_WGSL } from './cast.js';
 import { bindingBytes, checkCount, linearIndex, MAIN_ARGS, mapSource, requireBytes, requireDisjoint, unitType, vecWidth, type MapBinding } from './checks.js';
 import { CommandBatch, getPipeline, grid, Params, type Binding } from './runtime.js';
 
@@ -80,12 +80,15 @@ export function geluForward(batch: CommandBatch, x: Binding, y: Binding, n: numb
 
 /** dx = dy·gelu'(x) (`accumulate`: dx +=) over n elements. dx must not overlap x or dy. `output`
  *  'f16': dx is written as f16 bits (two per 32-bit word, rounded as castF32ToF16) for an f16 reader
- *  (an f16 linear's matmuls), which then needs no cast of it; n even, no accumulate. */
-export function geluBackward(batch: CommandBatch, x: Binding, dy: Binding, dx: Binding, n: number, opts: { accumulate?: boolean; output?: 'f32' | 'f16' } = {}): void {
-  const { accumulate = false, output = 'f32' } = opts;
+ *  (an f16 linear's matmuls), which then needs no cast of it; n even, no accumulate. `input` 'f16'
+ *  (with an f16 output only): x holds f16 bits, as an f16 matmul's pre-activation does. */
+export function geluBackward(batch: CommandBatch, x: Binding, dy: Binding, dx: Binding, n: number, opts: { accumulate?: boolean; output?: 'f32' | 'f16'; input?: 'f32' | 'f16' } = {}): void {
+  const { accumulate = false, output = 'f32', input = 'f32' } = opts;
   const K = 'geluBackward';
   if (output !== 'f32' && output !== 'f16') throw new RangeError(`${K}: output must be 'f32' or 'f16', got '${output}'`);
-  if (output === 'f16') return geluBackwardHalf(batch, x, dy, dx, n, accumulate);
+  if (input !== 'f32' && input !== 'f16') throw new RangeError(`${K}: input must be 'f32' or 'f16', got '${input}'`);
+  if (input === 'f16' && output !== 'f16') throw new RangeError(`${K}: an f16 x needs an f16 dx (n=${n})`);
+  if (output === 'f16') return geluBackwardHalf(batch, x, dy, dx, n, accumulate, input === 'f16');
   checkMap(K, n, 'dx', dx, [['x', x], ['dy', dy]]);
   if (n === 0) return;
   const body = `put_dx(i, ${accumulate ? 'dx[i] + ' : ''}dy[i] * gelu_grad_f32_u(x[i]));`;
@@ -93,29 +96,35 @@ export function geluBackward(batch: CommandBatch, x: Binding, dy: Binding, dx: B
   launch(batch, `gelu.bwd_${accumulate ? 'acc' : 'set'}`, source, [x, dy, dx], n);
 }
 
-/** geluBackward with an f16 dx: a thread per vec4 (dx's two words) where x and dy hold whole vec4s,
- *  else per pair (one word). */
-function geluBackwardHalf(batch: CommandBatch, x: Binding, dy: Binding, dx: Binding, n: number, accumulate: boolean): void {
+/** geluBackward with an f16 dx (and with `xHalf` an f16 x): a thread per vec4 (dx's two words)
+ *  where x and dy hold whole vec4s, else per pair (one word). */
+function geluBackwardHalf(batch: CommandBatch, x: Binding, dy: Binding, dx: Binding, n: number, accumulate: boolean, xHalf: boolean): void {
   const K = 'geluBackward';
   checkCount(K, 'n', n);
   if (accumulate) throw new RangeError(`${K}: an f16 dx cannot be accumulated into (n=${n})`);
   if (n % 2) throw new RangeError(`${K}: an f16 dx is written in pairs: n must be even, got ${n}`);
-  requireBytes(K, 'x', x, 4 * n, `n=${n}`);
+  requireBytes(K, 'x', x, (xHalf ? 2 : 4) * n, `n=${n}${xHalf ? ' f16' : ''}`);
   requireBytes(K, 'dy', dy, 4 * n, `n=${n}`);
   requireBytes(K, 'dx', dx, 2 * n, `n=${n} f16`);
   requireDisjoint(K, ['dx', dx], ['x', x], ['dy', dy]);
   if (n === 0) return;
-  const V = vecWidth(n, x, dy) === 4 && bindingBytes(dx) >= Math.ceil(n / 4) * 8 ? 4 : 1;
+  // whole units: vec4s of dy (and of an f32 x), pairs of words of the f16 sides
+  const halfUnits = (b: Binding) => bindingBytes(b) >= Math.ceil(n / 4) * 8;
+  const V = vecWidth(n, dy, ...(xHalf ? [] : [x])) === 4 && halfUnits(dx) && (!xHalf || halfUnits(x)) ? 4 : 1;
   const units = V === 4 ? Math.ceil(n / 4) : n / 2;
+  const xType = xHalf ? (V === 4 ? 'vec2<u32>' : 'u32') : unitType(V);
+  const x4 = xHalf ? 'floats4(x[i])' : 'x[i]';
+  // the pair form's two x: from one word of halves, or two floats
+  const x2 = xHalf ? ['toFloat(x[i] & 0xffffu)', 'toFloat(x[i] >> 16u)'] : ['x[a]', 'x[a + 1u]'];
   const store = V === 4
-    ? `let v = dy[i] * gelu_grad_f32_u(x[i]);
+    ? `let v = dy[i] * gelu_grad_f32_u(${x4});
   if (4u * i + 4u <= p.n) { dx[i] = halves4(v); } else { dx[i].x = halves2(v.x, v.y); }`
     : `let a = 2u * i;
-  dx[i] = halves2(dy[a] * gelu_grad_f32(x[a]), dy[a + 1u] * gelu_grad_f32(x[a + 1u]));`;
-  const source = () => `${ERF_WGSL}${TO_HALF_WGSL}
+  dx[i] = halves2(dy[a] * gelu_grad_f32(${x2[0]}), dy[a + 1u] * gelu_grad_f32(${x2[1]}));`;
+  const source = () => `${ERF_WGSL}${TO_HALF_WGSL}${xHalf ? TO_FLOAT_WGSL : ''}
 fn gelu_grad_f32_u(v: vec4<f32>) -> vec4<f32> { return vec4<f32>(gelu_grad_f32(v.x), gelu_grad_f32(v.y), gelu_grad_f32(v.z), gelu_grad_f32(v.w)); }
 struct P { n: u32, units: u32 }
-@group(0) @binding(0) var<storage, read> x: array<${unitType(V)}>;
+@group(0) @binding(0) var<storage, read> x: array<${xType}>;
 @group(0) @binding(1) var<storage, read> dy: array<${unitType(V)}>;
 @group(0) @binding(2) var<storage, read_write> dx: array<${V === 4 ? 'vec2<u32>' : 'u32'}>;
 @group(0) @binding(3) var<uniform> p: P;
@@ -125,7 +134,7 @@ fn main(${MAIN_ARGS}) {
   if (i >= p.units) { return; }
   ${store}
 }`;
-  const pipe = getPipeline(batch.device, `gelu.bwd_f16_v${V}`, source);
+  const pipe = getPipeline(batch.device, `gelu.bwd_f16${xHalf ? '_xf16' : ''}_v${V}`, source);
   batch.dispatch(pipe, [x, dy, dx], new Params().u32(n).u32(units), grid(Math.ceil(units / WG)));
 }
 

@@ -59,14 +59,15 @@ function outType(T: string, half: boolean): string {
  * Bindings first..first+2 (bias, residual, preact; dummies when absent) and the epilogue, once:
  * `put(ci, nb, v)` writes unit ci of C (T = f32, vec2 or vec4 of f32) with bias unit nb; with `lanes`,
  * arrays are f32 and `put4(ci, n, v)` writes the lanes of v that fall inside N, starting at element ci,
- * column n. `half`: C holds f16 bits (outType; put4 then needs ci and N even) and nothing accumulates
- * into it; bias, residual and preact stay f32. Needs `p.flags`, `p.N` and `C`.
+ * column n. `half`: C and preact hold f16 bits (outType; put4 then needs ci and N even) and nothing
+ * accumulates into C; bias and residual stay f32. Needs `p.flags`, `p.N` and `C`.
  */
 function epilogueSource(T: string, first: number, lanes = false, half = false): string {
   const A = lanes ? 'f32' : T;
+  const P = half ? (lanes ? 'u32' : outType(T, true)) : A;
   const decls = `@group(0) @binding(${first}) var<storage, read> bias: array<${A}>;
 @group(0) @binding(${first + 1}) var<storage, read> residual: array<${A}>;
-@group(0) @binding(${first + 2}) var<storage, read_write> preact: array<${A}>;${half ? `\n${TO_HALF_WGSL}` : ''}`;
+@group(0) @binding(${first + 2}) var<storage, read_write> preact: array<${P}>;${half ? `\n${TO_HALF_WGSL}` : ''}`;
   if (!lanes) {
     const pack = { 'vec4<f32>': 'halves4(v)', 'vec2<f32>': 'halves2(v.x, v.y)' }[T];
     if (half && !pack) throw new Error(`matmul: an f16 output is written in pairs, not as ${T}`);
@@ -76,20 +77,21 @@ ${geluFn(T)}
 fn put(ci: u32, nb: u32, x: ${T}) {
   var v = x;
   if ((p.flags & ${F_BIAS}u) != 0u) { v += bias[nb]; }
-  if ((p.flags & ${F_PREACT}u) != 0u) { preact[ci] = v; }
+  if ((p.flags & ${F_PREACT}u) != 0u) { preact[ci] = ${half ? pack : 'v'}; }
   if ((p.flags & ${F_GELU}u) != 0u) { v = gelu(v); }
   if ((p.flags & ${F_RESIDUAL}u) != 0u) { v += residual[ci]; }${half ? '' : `\n  if ((p.flags & ${F_ACC}u) != 0u) { v += C[ci]; }`}
   ${store}
 }`;
   }
-  const store = half ? 'for (var j = 0u; j < lanes; j += 2u) { C[(ci + j) / 2u] = halves2(v[j], v[j + 1u]); }' : 'for (var j = 0u; j < lanes; j++) { C[ci + j] = v[j]; }';
+  const pairs = (X: string) => `for (var j = 0u; j < lanes; j += 2u) { ${X}[(ci + j) / 2u] = halves2(v[j], v[j + 1u]); }`;
+  const store = half ? pairs('C') : 'for (var j = 0u; j < lanes; j++) { C[ci + j] = v[j]; }';
   return `${decls}
 ${geluFn('vec4<f32>')}
 fn put4(ci: u32, n: u32, x: vec4<f32>) {
   let lanes = min(4u, p.N - n);
   var v = x;
   if ((p.flags & ${F_BIAS}u) != 0u) { for (var j = 0u; j < lanes; j++) { v[j] += bias[n + j]; } }
-  if ((p.flags & ${F_PREACT}u) != 0u) { for (var j = 0u; j < lanes; j++) { preact[ci + j] = v[j]; } }
+  if ((p.flags & ${F_PREACT}u) != 0u) { ${half ? pairs('preact') : 'for (var j = 0u; j < lanes; j++) { preact[ci + j] = v[j]; }'} }
   if ((p.flags & ${F_GELU}u) != 0u) { v = gelu(v); }
   if ((p.flags & ${F_RESIDUAL}u) != 0u) { for (var j = 0u; j < lanes; j++) { v[j] += residual[ci + j]; } }${half ? '' : `\n  if ((p.flags & ${F_ACC}u) != 0u) { for (var j = 0u; j < lanes; j++) { v[j] += C[ci + j]; } }`}
   ${store}

@@ -59,7 +59,8 @@ export interface MatmulDims {
   accumulate?: boolean;
   /** C's element type (default f32). 'f16': C holds f16 bits, two per 32-bit word, rounded as
    *  castF32ToF16 rounds, for a product whose only reader is an f16 matmul (the pass a cast would take
-   *  is saved). Needs N and strideC even; not with accumulate. preact stays f32. */
+   *  is saved). Needs N and strideC even; not with accumulate. preact, if given, is f16 too (what
+   *  mixed precision keeps for the GELU backward, as PyTorch's autocast keeps the GELU's f16 input). */
   output?: 'f32' | 'f16';
 }
 
@@ -71,7 +72,8 @@ export interface MatmulBuffers {
   bias?: Binding;
   /** Same layout as C. */
   residual?: Binding;
-  /** Receives the pre-activation (after bias), same layout as C; the GELU backward needs it. */
+  /** Receives the pre-activation (after bias), same layout and element type as C; the GELU backward
+   *  needs it. */
   preact?: Binding;
 }
 
@@ -281,7 +283,7 @@ function checkBuffers(bufs: MatmulBuffers, s: Shape, prec: MatmulPrecision): voi
   need('c', bufs.c, span(s.sC, s.M * s.N), s.half ? 2 : 4);
   need('bias', bufs.bias, s.N, 4);
   need('residual', bufs.residual, span(s.sC, s.M * s.N), 4);
-  need('preact', bufs.preact, span(s.sC, s.M * s.N), 4);
+  need('preact', bufs.preact, span(s.sC, s.M * s.N), s.half ? 2 : 4);
   if (s.acc && (s.gelu || bufs.residual)) throw new Error(`matmul: accumulate cannot be combined with activation or residual (${dims})`);
   if (s.half && (s.acc || s.N % 2 || s.sC % 2))
     throw new RangeError(`matmul: an f16 output needs N and strideC even and no accumulate (${dims}${s.sC ? `, strideC=${s.sC}` : ''}${s.acc ? ', accumulate' : ''})`);
@@ -940,7 +942,7 @@ async function sgSelfCheck(device: GPUDevice, config: SubgroupConfigName | Subgr
   };
   const a = up(batch * M * K, f16, 2), b = up(batch * K * N, (i) => f16(i * 7 + 3), 2);
   const bias = up(N, (i) => (i % 5) / 4 - 0.5, 4), residual = up(batch * M * N, (i) => (i % 3) - 1, 4);
-  const outs: GPUBuffer[] = [];
+  const outs: GPUBuffer[] = [], scratch: GPUBuffer[] = [];
   const cb = new CommandBatch(device);
   for (const tA of [false, true])
     for (const tB of [false, true])
@@ -951,14 +953,19 @@ async function sgSelfCheck(device: GPUDevice, config: SubgroupConfigName | Subgr
           record(cb, { a, b, c, ...(withEp ? { bias, residual } : {}) }, s, 'f16', { config: which, kernel: kernelOf(which), splits: 1 });
           outs.push(c);
         }
-  // The f16-output kernel must give the bits of the f32 one's output cast to f16, in the layout of
-  // the forward of a linear layer (x·Wᵀ), the one product that writes f16 (ops/linear.ts).
+  // The f16-output kernel must give the bits of the f32 one's output and pre-activation cast to f16,
+  // in the layout of the forward of a linear layer (x·Wᵀ), the one product that writes f16 (ops/linear.ts).
   const n = batch * M * N, f32Outs = outs.length;
   if (halfCompiles) {
-    const halves = [0, 1].map(() => device.createBuffer({ size: n * 2, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC }));
-    record(cb, { a, b, c: halves[0], bias, residual }, resolve({ M, N, K, batch, transB: true, activation: 'gelu', output: 'f16' }), 'f16', { config, kernel: k, splits: 1 });
+    const buf = (bytes: number) => device.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+    const halves = [0, 1, 2, 3].map(() => buf(n * 2)), pre32 = buf(n * 4), c32 = buf(n * 4);
+    const dims = { M, N, K, batch, transB: true, activation: 'gelu' } as const;
+    record(cb, { a, b, c: halves[0], bias, residual, preact: halves[2] }, resolve({ ...dims, output: 'f16' }), 'f16', { config, kernel: k, splits: 1 });
+    record(cb, { a, b, c: c32, bias, residual, preact: pre32 }, resolve(dims), 'f16', { config, kernel: k, splits: 1 });
     castF32ToF16(cb, outs[6], halves[1], n); // outs[6]: this kernel, B transposed, with the epilogue
+    castF32ToF16(cb, pre32, halves[3], n);
     outs.push(...halves); // each in a slot of n f32 in the read buffer, half of it unused
+    scratch.push(pre32, c32);
   }
   const read = device.createBuffer({ size: outs.length * n * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
   cb.submit();
@@ -980,9 +987,9 @@ async function sgSelfCheck(device: GPUDevice, config: SubgroupConfigName | Subgr
       if (!(Math.sqrt(num / Math.max(den, 1e-30)) < 1e-5)) return { ok: false, half: false };
     }
     if (!halfCompiles) return { ok: true, half: false };
-    const [h0, h1] = [f32Outs, f32Outs + 1].map((i) => new Uint32Array(all.buffer, i * n * 4, n / 2));
-    return { ok: true, half: h0.every((w, i) => w === h1[i]) };
+    const [c16, cCast, pre16, preCast] = [0, 1, 2, 3].map((i) => new Uint32Array(all.buffer, (f32Outs + i) * n * 4, n / 2));
+    return { ok: true, half: c16.every((w, i) => w === cCast[i]) && pre16.every((w, i) => w === preCast[i]) };
   } finally {
-    for (const x of [a, b, bias, residual, read, ...outs]) x.destroy();
+    for (const x of [a, b, bias, residual, read, ...outs, ...scratch]) x.destroy();
   }
 }

@@ -2,7 +2,7 @@
 // so the forward multiplies by Wᵀ (transB) and the gradients need no transposed copies either:
 //   y = act(x Wᵀ + b), z = x Wᵀ + b (kept as preact when act = gelu)
 //   dz = act'(z) ⊙ dy,  dx = dz W,  dW = dzᵀ x,  db = Σ_rows dz
-import { castF32ToF16 } from '../../kernels/cast.js';
+import { castF16ToF32, castF32ToF16 } from '../../kernels/cast.js';
 import { geluBackward } from '../../kernels/gelu.js';
 import { matmul as matmulKernel } from '../../kernels/matmul.js';
 import { reduceAxis } from '../../kernels/reduce.js';
@@ -17,7 +17,9 @@ export interface LinearOptions {
   precision?: Precision;
   /** 'f16': y is an f16 tensor written by the matmul's epilogue, for a reader that is an f16 linear
    *  itself (it saves that linear's cast of its input: a pass over y). y's gradient stays f32. With N
-   *  odd the matmul cannot pack y's halves and y stays f32 (the reader then casts it as before). */
+   *  odd the matmul cannot pack y's halves and y stays f32 (the reader then casts it as before).
+   *  With GELU the pre-activation kept for the backward is f16 too (as autocast keeps the GELU's
+   *  f16 input), so the activation's gradient is taken at the rounded pre-activation. */
   output?: 'f32' | 'f16';
   /** y = residual + act(x Wᵀ + b), the add fused into the matmul's epilogue (a block's residual
    *  stream: x + proj(·), h + fc2(·)); f32, y's shape. Its gradient is y's, handed on as it is. */
@@ -29,6 +31,13 @@ function toF16(g: Tape, t: Tensor): Tensor {
   const h = untracked(g.engine, t.shape, false, 'f16');
   castF32ToF16(g.batch, t.buffer, h.buffer, t.size);
   return h;
+}
+
+/** An f32 copy of the f16 t; the caller disposes it. */
+function toF32(g: Tape, t: Tensor): Tensor {
+  const f = untracked(g.engine, t.shape);
+  castF16ToF32(g.batch, t.buffer, f.buffer, t.size);
+  return f;
 }
 
 /**
@@ -60,7 +69,8 @@ export function linear(g: Tape, x: Tensor, weight: Tensor, bias?: Tensor | null,
   const needW = record && g.requiresGrad(weight);
   const needX = record && g.requiresGrad(x);
   // The pre-activation is only needed by a backward through the activation (not by the residual's).
-  const pre = gelu && (needW || needX || (record && g.requiresGrad(bias))) ? g.engine.empty(shape) : undefined;
+  // The matmul writes it as it writes y: f16 beside an f16 y (half the bytes held for the backward).
+  const pre = gelu && (needW || needX || (record && g.requiresGrad(bias))) ? g.engine.empty(shape, packed ? 'f16' : 'f32') : undefined;
   const xin = half && x.dtype !== 'f16' ? toF16(g, x) : x;
   const win = half ? toF16(g, weight) : weight;
   const temps = half ? (xin === x ? [win] : [xin, win]) : [];
@@ -78,10 +88,13 @@ export function linear(g: Tape, x: Tensor, weight: Tensor, bias?: Tensor | null,
     let dzType: 'f32' | 'f16' = 'f32';
     if (ps) {
       // for f16 matmuls the GELU backward writes dz in f16 itself (pairs: M·N even), and the bias
-      // gradient adds those halves up, as it would in PyTorch's autocast
-      if (half && matmuls && (M * N) % 2 === 0) dzType = 'f16';
+      // gradient adds those halves up, as it would in PyTorch's autocast; it reads an f16
+      // pre-activation as it is (also where only the bias wants dz), widened only for f32 matmuls
+      if (half && (matmuls || ps.dtype === 'f16') && (M * N) % 2 === 0) dzType = 'f16';
+      const z = ps.dtype === 'f16' && dzType === 'f32' ? toF32(g, ps) : ps;
       dz = untracked(g.engine, y.shape, false, dzType);
-      geluBackward(g.batch, ps.buffer, dy.buffer, dz.buffer, M * N, { output: dzType });
+      geluBackward(g.batch, z.buffer, dy.buffer, dz.buffer, M * N, { output: dzType, input: z.dtype === 'f16' ? 'f16' : 'f32' });
+      if (z !== ps) z.dispose();
     }
     if (bias) g.addGrad(bias, (db, acc) => reduceAxis(g.batch, dz.buffer, db.buffer, { outer: 1, reduce: M, inner: N, accumulate: acc, input: dzType }));
     const dzin = half && matmuls && dzType === 'f32' ? toF16(g, dz) : dz;

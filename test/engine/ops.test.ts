@@ -153,7 +153,7 @@ describe('engine/ops: gradients against float64 finite differences', () => {
       });
   });
 
-  it('linear with an f16 output: the bits of its f32 output cast; feeding an f16 linear, the bits and gradients of the chain with a cast, and float64 gradients', async () => {
+  it('linear with an f16 output: the bits of its f32 output cast; feeding an f16 linear, the output and the reader\'s gradients of the chain with a cast bit for bit, the rest within f16 rounding (the GELU backward reads the f16 pre-activation); float64 gradients', async () => {
     const engine = await getEngine();
     const rng = new Rng(5);
     const [M, K, H, N] = [6, 9, 10, 7];
@@ -191,10 +191,16 @@ describe('engine/ops: gradients against float64 finite differences', () => {
       engine.scope(() => ops.linear(g, y16, w2, b2, { precision: 'f16' })).dispose();
       assert(!y16.isDisposed && new Uint16Array(await engine.readRaw(y16)).every((v, i) => v === before[i]), 'linear changed or disposed its f16 x');
       [y16, y32, yOdd].forEach((t) => t.dispose());
-      // The MLP's chain: fc1 writes f16 for fc2, against fc2 casting fc1's f32 output.
-      await fusedMatchesCast(engine, [x, w1, b1, w2, b2], ['x', 'w1', 'b1', 'w2', 'b2'], randomArray(rng, M * N), (t, output) =>
-        ops.linear(t, ops.linear(t, x, w1, b1, { activation: 'gelu', precision: 'f16', output }), w2, b2, { precision: 'f16' }),
-      );
+      // The MLP's chain: fc1 writes f16 for fc2, against fc2 casting fc1's f32 output: the same output
+      // and fc2 gradients, bit for bit; fc1's within f16 rounding (its GELU backward reads the f16
+      // pre-activation it kept).
+      const mlp = (output: 'f32' | 'f16') => (t: Tape) => ops.linear(t, ops.linear(t, x, w1, b1, { activation: 'gelu', precision: 'f16', output }), w2, b2, { precision: 'f16' });
+      const dy = randomArray(rng, M * N);
+      const [a, b] = [await outputAndGrads(engine, [x, w1, b1, w2, b2], dy, mlp('f16')), await outputAndGrads(engine, [x, w1, b1, w2, b2], dy, mlp('f32'))];
+      ['output', 'dx', 'dw1', 'db1', 'dw2', 'db2'].forEach((name, i) => {
+        if (['dx', 'dw1', 'db1'].includes(name)) assertClose(a[i], b[i], 1e-2, `${name}: the chain writing f16 against the one with a cast`);
+        else assert(a[i].every((v, j) => Object.is(v, b[i][j])), `${name}: the chain writing f16 differs from the one with a cast`);
+      });
     } finally {
       [x, w1, b1, w2, b2, w3].forEach((t) => t.dispose());
     }
@@ -208,6 +214,21 @@ describe('engine/ops: gradients against float64 finite differences', () => {
         { name: 'b2', shape: [N] },
       ],
       gpu: (g, [x, w1, b1, w2, b2]) => ops.linear(g, ops.linear(g, x, w1, b1, { activation: 'gelu', precision: 'f16', output: 'f16' }), w2, b2, { precision: 'f16' }),
+      cpu: ([x, w1, b1, w2, b2]) => ref.linear(Float64Array.from(ref.gelu(ref.linear(x, w1, b1, M, H, K))), w2, b2, M, N, H),
+      tolForward: 1e-2,
+      tolGrad: 1e-2,
+    });
+    // f32 matmuls writing f16 (y and the pre-activation): the GELU backward widens the pre-activation
+    await gradcheck(engine, {
+      name: 'linear f32 gelu → f16 output → linear f16',
+      inputs: [
+        { name: 'x', shape: [M, K] },
+        { name: 'w1', shape: [H, K] },
+        { name: 'b1', shape: [H] },
+        { name: 'w2', shape: [N, H] },
+        { name: 'b2', shape: [N] },
+      ],
+      gpu: (g, [x, w1, b1, w2, b2]) => ops.linear(g, ops.linear(g, x, w1, b1, { activation: 'gelu', output: 'f16' }), w2, b2, { precision: 'f16' }),
       cpu: ([x, w1, b1, w2, b2]) => ref.linear(Float64Array.from(ref.gelu(ref.linear(x, w1, b1, M, H, K))), w2, b2, M, N, H),
       tolForward: 1e-2,
       tolGrad: 1e-2,
