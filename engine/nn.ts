@@ -263,11 +263,11 @@ export class TransformerBlock {
 }
 
 /**
- * h ← block(prepare(h)) through `blocks`. Each block runs in its own engine scope, and each block's
- * input is let go once the next block has its output (never the caller's x): what the tape saved for
- * the backward stays (its views hold the storage), everything else is freed a block at a time rather
- * than at the end of the caller's scope. Without this the teacher's whole forward stayed allocated
- * through the student's and the predictor's.
+ * h ← block(prepare(h)) through `blocks`. Each block runs in its own engine scope, so what it makes
+ * is freed when it returns, but its output; that output is let go once the next block has returned
+ * (never the caller's x, which lives as long as the caller's scope). What the tape saved for the
+ * backward stays (its views hold the storage). Without this every tensor of the forward lived to the
+ * end of the caller's scope: the teacher's whole forward through the student's and the predictor's.
  */
 export function forwardBlocks(g: Tape, x: Tensor, blocks: readonly TransformerBlock[], call: BlockCall, prepare: (h: Tensor) => Tensor): Tensor {
   let h = x;

@@ -4,9 +4,9 @@
 // lacks it) and rounds exactly as IEEE round-to-nearest-even on every device, subnormals
 // included, where WGSL leaves float→f16 rounding, subnormal flushing and overflow to the driver.
 // f32 → f16: |x| ≥ 65520 → ±Inf, NaN → quiet NaN (sign kept). f16 → f32 is exact.
-// Four elements a thread where n is a multiple of 4 (every cast the model makes: a 16-byte f32 read
-// per thread, as the copy kernel's, where a pair reads 8), else a pair (one 32-bit word) a thread;
-// with odd n the last word's upper half is left as it was.
+// Four elements a thread where n is a multiple of 4 (every cast in a transformer block of the model:
+// a 16-byte f32 read per thread, as the copy kernel's, where a pair reads 8), else a pair (one 32-bit
+// word) a thread; with odd n the last word's upper half is left as it was.
 import { checkCount, linearIndex, MAIN_ARGS, requireBytes, requireDisjoint } from './checks.js';
 import { getPipeline, grid, Params, type Binding, type CommandBatch } from './runtime.js';
 

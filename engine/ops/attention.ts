@@ -28,17 +28,18 @@ export function attention(g: Tape, qkv: Tensor, o: AttentionOptions): Tensor {
     throw new RangeError(`attention: qkv [${qkv.shape}] does not fit [B, T = C·V = ${o.C}·${o.V}, 3·H·Dh with H = ${H}]`);
   const Dh = W / (3 * H);
   const dims = { B, H, Dh, C: o.C, V: o.V, mask: o.mask, scale: o.scale };
+  if (o.output !== undefined && o.output !== 'f32' && o.output !== 'f16') throw new RangeError(`attention: output must be 'f32' or 'f16', got '${o.output}'`);
   const half = o.output === 'f16' && Dh % 4 === 0;
   const out = g.engine.empty([B, T, H * Dh], half ? 'f16' : 'f32');
   // An f16 out is the f32 one cast: the kernel's own f16 store (kernels/attention.ts) took an H200
   // 3× as long as the f32 forward (2026-11-27); it is unrolled since, not yet measured.
   const f32 = half ? untracked(g.engine, out.shape) : out;
   const lse = untracked(g.engine, [B, H, T]);
-  launchWith(half ? [lse, f32] : [lse], () => attentionForward(g.batch, { qkv: qkv.buffer, out: f32.buffer, lse: lse.buffer }, dims));
-  if (half) {
-    castF32ToF16(g.batch, f32.buffer, out.buffer, f32.size);
-    f32.dispose();
-  }
+  launchWith(half ? [lse, f32] : [lse], () => {
+    attentionForward(g.batch, { qkv: qkv.buffer, out: f32.buffer, lse: lse.buffer }, dims);
+    if (half) castF32ToF16(g.batch, f32.buffer, out.buffer, f32.size);
+  });
+  if (half) f32.dispose();
   if (!g.wants(qkv)) {
     lse.dispose();
     return out;

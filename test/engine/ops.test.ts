@@ -204,15 +204,16 @@ describe('engine/ops: gradients against float64 finite differences', () => {
     } finally {
       [x, w1, b1, w2, b2, w3].forEach((t) => t.dispose());
     }
+    const mlpInputs = [
+      { name: 'x', shape: [M, K] },
+      { name: 'w1', shape: [H, K] },
+      { name: 'b1', shape: [H] },
+      { name: 'w2', shape: [N, H] },
+      { name: 'b2', shape: [N] },
+    ];
     await gradcheck(engine, {
       name: 'linear f16 gelu → f16 output → linear f16',
-      inputs: [
-        { name: 'x', shape: [M, K] },
-        { name: 'w1', shape: [H, K] },
-        { name: 'b1', shape: [H] },
-        { name: 'w2', shape: [N, H] },
-        { name: 'b2', shape: [N] },
-      ],
+      inputs: mlpInputs,
       gpu: (g, [x, w1, b1, w2, b2]) => ops.linear(g, ops.linear(g, x, w1, b1, { activation: 'gelu', precision: 'f16', output: 'f16' }), w2, b2, { precision: 'f16' }),
       cpu: ([x, w1, b1, w2, b2]) => ref.linear(Float64Array.from(ref.gelu(ref.linear(x, w1, b1, M, H, K))), w2, b2, M, N, H),
       tolForward: 1e-2,
@@ -221,13 +222,7 @@ describe('engine/ops: gradients against float64 finite differences', () => {
     // f32 matmuls writing f16 (y and the pre-activation): the GELU backward widens the pre-activation
     await gradcheck(engine, {
       name: 'linear f32 gelu → f16 output → linear f16',
-      inputs: [
-        { name: 'x', shape: [M, K] },
-        { name: 'w1', shape: [H, K] },
-        { name: 'b1', shape: [H] },
-        { name: 'w2', shape: [N, H] },
-        { name: 'b2', shape: [N] },
-      ],
+      inputs: mlpInputs,
       gpu: (g, [x, w1, b1, w2, b2]) => ops.linear(g, ops.linear(g, x, w1, b1, { activation: 'gelu', output: 'f16' }), w2, b2, { precision: 'f16' }),
       cpu: ([x, w1, b1, w2, b2]) => ref.linear(Float64Array.from(ref.gelu(ref.linear(x, w1, b1, M, H, K))), w2, b2, M, N, H),
       tolForward: 1e-2,

@@ -85,6 +85,24 @@ describe('kernels/cast', () => {
     }
   });
 
+  it('four a thread through bindings at an offset: the bits of the whole-buffer cast', async () => {
+    const engine = await getEngine();
+    const n = 1028, off = 64; // 64 floats = 256 bytes, 128 halves
+    const x = Float32Array.from({ length: n + off }, (_, i) => Math.sin(i) * 2 ** ((i % 40) - 20));
+    const tx = engine.upload(x), plain = engine.upload(x.subarray(off));
+    const ty = engine.upload(new Uint16Array(2 * off + n).fill(0xbeef), [2 * off + n], 'f16'), want = engine.empty([n], 'f16');
+    const back = engine.upload(new Float32Array(off + n).fill(12.5));
+    castF32ToF16(engine.batch, { buffer: tx.buffer, offset: 4 * off, size: 4 * n }, { buffer: ty.buffer, offset: 4 * off, size: 2 * n }, n);
+    castF32ToF16(engine.batch, plain.buffer, want.buffer, n);
+    castF16ToF32(engine.batch, { buffer: ty.buffer, offset: 4 * off, size: 2 * n }, { buffer: back.buffer, offset: 4 * off, size: 4 * n }, n);
+    const got = await halves(engine, ty, 2 * off + n), w = await halves(engine, want, n), f = await engine.read(back);
+    for (let i = 0; i < n; i++) assert(got[2 * off + i] === w[i], `half ${i}: 0x${got[2 * off + i].toString(16)} through the offset, 0x${w[i].toString(16)} whole`);
+    assert(got.subarray(0, 2 * off).every((v) => v === 0xbeef), 'halves before the offset were written');
+    for (let i = 0; i < n; i++) assert(f[off + i] === new Float32Array(new Uint32Array([halfToF32Bits(w[i])]).buffer)[0], `f32 ${i} widened through the offset`);
+    assert(f.subarray(0, off).every((v) => v === 12.5), 'floats before the offset were written');
+    [tx, plain, ty, want, back].forEach((t) => t.dispose());
+  });
+
   it('round trip f16 → f32 → f16 is the identity (NaNs stay NaN); odd n keeps neighbours; n a multiple of 4 too', async () => {
     const engine = await getEngine();
     for (const n of [1, 2, 4, 7, 4099, 4100, 65535]) {
