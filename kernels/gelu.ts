@@ -81,7 +81,8 @@ export function geluForward(batch: CommandBatch, x: Binding, y: Binding, n: numb
 /** dx = dy·gelu'(x) (`accumulate`: dx +=) over n elements. dx must not overlap x or dy. `output`
  *  'f16': dx is written as f16 bits (two per 32-bit word, rounded as castF32ToF16) for an f16 reader
  *  (an f16 linear's matmuls), which then needs no cast of it; n even, no accumulate. `input` 'f16'
- *  (with an f16 output only): x holds f16 bits, as an f16 matmul's pre-activation does. */
+ *  (with an f16 output only): x holds f16 bits, as the pre-activation of a matmul with an f16
+ *  output does. */
 export function geluBackward(batch: CommandBatch, x: Binding, dy: Binding, dx: Binding, n: number, opts: { accumulate?: boolean; output?: 'f32' | 'f16'; input?: 'f32' | 'f16' } = {}): void {
   const { accumulate = false, output = 'f32', input = 'f32' } = opts;
   const K = 'geluBackward';

@@ -2,7 +2,8 @@
 // which runs when): the register-blocked tiled kernel and its split-K reduction, and the
 // subgroup-matrix (tensor-core) kernels, direct and staged. All of them share the epilogue (bias,
 // GELU, residual, preact, accumulate; chosen by a uniform) and the grouped order of output tiles, and
-// each has a variant that writes C as f16 bits (compiled in, two halves to a 32-bit word).
+// each has a variant that writes C, and the pre-activation with it, as f16 bits (compiled in, two
+// halves to a 32-bit word).
 import { TO_HALF_WGSL } from './cast.js';
 import { ERF_WGSL } from './gelu.js';
 import type { MatmulPrecision, SubgroupSpec, TileSpec } from './matmul.js';

@@ -892,7 +892,7 @@ export async function checkSubgroupMatrices(device: GPUDevice): Promise<Subgroup
 /** Runs a subgroup-matrix kernel (config or spec) against the tiled f16 kernel on small problems (all
  *  transposes, with and without epilogue); a config is enabled on this device only if it compiles and
  *  agrees, and for products with an f16 C only if its f16-output variant also gives the f32 one's bits
- *  cast (that part does not decide the answer). */
+ *  cast, C's and the pre-activation's (that part does not decide the answer). */
 export function checkSubgroupMatrix(device: GPUDevice, config: SubgroupConfigName | SubgroupSpec = 'subgroup-matrix'): Promise<boolean> {
   const st = state(device);
   const k = sgKernelOf(config);

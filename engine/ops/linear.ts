@@ -92,9 +92,10 @@ export function linear(g: Tape, x: Tensor, weight: Tensor, bias?: Tensor | null,
       // pre-activation as it is (also where only the bias wants dz), widened only for f32 matmuls
       if (half && (matmuls || ps.dtype === 'f16') && (M * N) % 2 === 0) dzType = 'f16';
       const z = ps.dtype === 'f16' && dzType === 'f32' ? toF32(g, ps) : ps;
-      dz = untracked(g.engine, y.shape, false, dzType);
-      geluBackward(g.batch, z.buffer, dy.buffer, dz.buffer, M * N, { output: dzType, input: z.dtype === 'f16' ? 'f16' : 'f32' });
+      const d = untracked(g.engine, y.shape, false, dzType);
+      launchWith(z !== ps ? [z, d] : [d], () => geluBackward(g.batch, z.buffer, dy.buffer, d.buffer, M * N, { output: dzType, input: z.dtype === 'f16' ? 'f16' : 'f32' }));
       if (z !== ps) z.dispose();
+      dz = d;
     }
     if (bias) g.addGrad(bias, (db, acc) => reduceAxis(g.batch, dz.buffer, db.buffer, { outer: 1, reduce: M, inner: N, accumulate: acc, input: dzType }));
     const dzin = half && matmuls && dzType === 'f32' ? toF16(g, dz) : dz;

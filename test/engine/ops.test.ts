@@ -219,6 +219,17 @@ describe('engine/ops: gradients against float64 finite differences', () => {
       tolForward: 1e-2,
       tolGrad: 1e-2,
     });
+    // only the bias wants fc1's gradient: dz from the f16 pre-activation, in f16 for f16 matmuls (the
+    // bias sums the halves), widened first for f32 ones
+    for (const precision of ['f16', 'f32'] as const)
+      await gradcheck(engine, {
+        name: `linear ${precision} gelu → f16 output → linear f16, b1's gradient alone`,
+        inputs: mlpInputs.map((i) => ({ ...i, grad: i.name === 'b1' })),
+        gpu: (g, [x, w1, b1, w2, b2]) => ops.linear(g, ops.linear(g, x, w1, b1, { activation: 'gelu', precision, output: 'f16' }), w2, b2, { precision: 'f16' }),
+        cpu: ([x, w1, b1, w2, b2]) => ref.linear(Float64Array.from(ref.gelu(ref.linear(x, w1, b1, M, H, K))), w2, b2, M, N, H),
+        tolForward: 1e-2,
+        tolGrad: 1e-2,
+      });
     // f32 matmuls writing f16 (y and the pre-activation): the GELU backward widens the pre-activation
     await gradcheck(engine, {
       name: 'linear f32 gelu → f16 output → linear f16',
