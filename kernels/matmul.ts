@@ -942,30 +942,33 @@ async function sgSelfCheck(device: GPUDevice, config: SubgroupConfigName | Subgr
   };
   const a = up(batch * M * K, f16, 2), b = up(batch * K * N, (i) => f16(i * 7 + 3), 2);
   const bias = up(N, (i) => (i % 5) / 4 - 0.5, 4), residual = up(batch * M * N, (i) => (i % 3) - 1, 4);
-  const outs: GPUBuffer[] = [], scratch: GPUBuffer[] = [];
+  const n = batch * M * N;
+  const buf = (bytes: number) => device.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+  // The f16-output kernel must give the bits of the f32 one's output and pre-activation cast to f16,
+  // in the layout of the forward of a linear layer (x·Wᵀ), the one product that writes f16
+  // (ops/linear.ts): that f32 product (this kernel, B transposed, with the epilogue) keeps its preact.
+  const pre32 = halfCompiles ? buf(n * 4) : undefined;
+  const outs: GPUBuffer[] = [];
+  let reference: GPUBuffer | undefined;
   const cb = new CommandBatch(device);
   for (const tA of [false, true])
     for (const tB of [false, true])
       for (const withEp of [false, true])
         for (const which of [config, 'mid'] as const) {
-          const c = device.createBuffer({ size: batch * M * N * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+          const c = buf(n * 4);
           const s = resolve({ M, N, K, batch, transA: tA, transB: tB, activation: withEp ? 'gelu' : 'none' });
-          record(cb, { a, b, c, ...(withEp ? { bias, residual } : {}) }, s, 'f16', { config: which, kernel: kernelOf(which), splits: 1 });
+          const isReference = !tA && tB && withEp && which === config;
+          record(cb, { a, b, c, ...(withEp ? { bias, residual } : {}), ...(isReference ? { preact: pre32 } : {}) }, s, 'f16', { config: which, kernel: kernelOf(which), splits: 1 });
+          if (isReference) reference = c;
           outs.push(c);
         }
-  // The f16-output kernel must give the bits of the f32 one's output and pre-activation cast to f16,
-  // in the layout of the forward of a linear layer (x·Wᵀ), the one product that writes f16 (ops/linear.ts).
-  const n = batch * M * N, f32Outs = outs.length;
-  if (halfCompiles) {
-    const buf = (bytes: number) => device.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
-    const halves = [0, 1, 2, 3].map(() => buf(n * 2)), pre32 = buf(n * 4), c32 = buf(n * 4);
-    const dims = { M, N, K, batch, transB: true, activation: 'gelu' } as const;
-    record(cb, { a, b, c: halves[0], bias, residual, preact: halves[2] }, resolve({ ...dims, output: 'f16' }), 'f16', { config, kernel: k, splits: 1 });
-    record(cb, { a, b, c: c32, bias, residual, preact: pre32 }, resolve(dims), 'f16', { config, kernel: k, splits: 1 });
-    castF32ToF16(cb, outs[6], halves[1], n); // outs[6]: this kernel, B transposed, with the epilogue
+  const f32Outs = outs.length;
+  if (pre32 && reference) {
+    const halves = [0, 1, 2, 3].map(() => buf(n * 2));
+    record(cb, { a, b, c: halves[0], bias, residual, preact: halves[2] }, resolve({ M, N, K, batch, transB: true, activation: 'gelu', output: 'f16' }), 'f16', { config, kernel: k, splits: 1 });
+    castF32ToF16(cb, reference, halves[1], n);
     castF32ToF16(cb, pre32, halves[3], n);
     outs.push(...halves); // each in a slot of n f32 in the read buffer, half of it unused
-    scratch.push(pre32, c32);
   }
   const read = device.createBuffer({ size: outs.length * n * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
   cb.submit();
@@ -990,6 +993,6 @@ async function sgSelfCheck(device: GPUDevice, config: SubgroupConfigName | Subgr
     const [c16, cCast, pre16, preCast] = [0, 1, 2, 3].map((i) => new Uint32Array(all.buffer, (f32Outs + i) * n * 4, n / 2));
     return { ok: true, half: c16.every((w, i) => w === cCast[i]) && pre16.every((w, i) => w === preCast[i]) };
   } finally {
-    for (const x of [a, b, bias, residual, read, ...outs, ...scratch]) x.destroy();
+    for (const x of [a, b, bias, residual, read, ...outs, ...(pre32 ? [pre32] : [])]) x.destroy();
   }
 }

@@ -461,6 +461,9 @@ describe('kernels/matmul', function () {
       if ((await Promise.all(sgs.map((c) => checkSubgroupMatrix(engine.device, c)))).some(Boolean)) {
         const untuned = matmulPlan(engine.device, { M: 896, N: 384, K: 80 }, { precision: 'f16' });
         assert(typeof untuned.config === 'string' && untuned.config.startsWith('subgroup-matrix'), `untuned f16 plan ${JSON.stringify(untuned)}`);
+        // and its f16-output variant (C and the pre-activation as the f32 ones cast) passed its check too
+        const half = matmulPlan(engine.device, { M: 896, N: 384, K: 80, transB: true, activation: 'gelu', output: 'f16' }, { precision: 'f16' });
+        assert(typeof half.config === 'string' && half.config.startsWith('subgroup-matrix'), `untuned f16-output plan ${JSON.stringify(half)}`);
       }
     } else {
       const t = engine.empty([64 * 64], 'f16'), c = engine.empty([64 * 64]);
