@@ -86,6 +86,11 @@ export async function compileKernels(engine: Engine): Promise<void> {
       // the f16 output (for an f16 reader; the model casts the f32 one for now)
       attentionForward(b, { qkv, out: o, lse }, d, { lanes, output: 'f16' });
       attentionBackward(b, { qkv, out: o, lse, dout, dqkv }, d, { lanes, output: 'f16' });
+      // the f16 qkv that mixed precision reads (its f32 data read as halves: registers, not values, matter)
+      if (engine.device.features.has('shader-f16')) {
+        attentionForward(b, { qkv, out: o, lse }, d, { lanes, input: 'f16' });
+        attentionBackward(b, { qkv, out: o, lse, dout, dqkv }, d, { lanes, input: 'f16' });
+      }
     }
   }
   softmaxForward(b, x, y, { rows, cols: 400 });

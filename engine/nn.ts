@@ -197,7 +197,10 @@ export class MultiHeadAttention {
   /** x [B, T, D] → [B, T, D]; `layout` says which leads × columns these T tokens are; `residual` is
    *  added in proj's epilogue. */
   forward(g: Tape, x: Tensor, layout: TokenLayout, residual?: Tensor): Tensor {
-    const qkv = this.qkv.forward(g, x);
+    // qkv in f16 from an f16 Linear, as autocast has it: the attention reads the halves (head size a
+    // multiple of 4), and the backward holds them, half the bytes
+    const halfQkv = this.qkv.precision === 'f16' && (this.dim / this.heads) % 4 === 0;
+    const qkv = this.qkv.forward(g, x, { output: halfQkv ? 'f16' : 'f32' });
     // in f16 for an f16 proj, which then casts nothing (and no f32 copy is held for the backward)
     const a = ops.attention(g, qkv, { heads: this.heads, C: layout.C, V: layout.V, mask: this.cfg.mask, output: this.proj.precision === 'f16' ? 'f16' : 'f32' });
     return this.proj.forward(g, a, { residual });

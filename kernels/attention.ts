@@ -107,6 +107,8 @@ interface Cfg {
   lanes: number;
   /** out holds f16 bits (vec only): the forward writes them, pass 1 of the backward reads them. */
   half?: boolean;
+  /** qkv is f16 (vec only; shader-f16): every pass widens it as it loads it, exactly. */
+  halfIn?: boolean;
 }
 
 function cfgFor(device: GPUDevice, s: Shape, bytesPerTileRow: (DP: number) => number): Cfg {
@@ -118,7 +120,7 @@ function cfgFor(device: GPUDevice, s: Shape, bytesPerTileRow: (DP: number) => nu
 }
 
 const keyOf = (kind: string, c: Cfg) =>
-  `attention_${kind}_${c.mask}_dh${c.Dh}_qt${c.QT}_kt${c.KT}_${c.vec ? 'v4' : 's'}${c.lanes > 1 ? `_l${c.lanes}` : ''}${c.half ? '_h' : ''}${c.gpu ? '' : '_cpu'}`;
+  `attention_${kind}_${c.mask}_dh${c.Dh}_qt${c.QT}_kt${c.KT}_${c.vec ? 'v4' : 's'}${c.lanes > 1 ? `_l${c.lanes}` : ''}${c.half ? '_h' : ''}${c.halfIn ? '_hi' : ''}${c.gpu ? '' : '_cpu'}`;
 
 /** Loader ld_<name>(e, dp): the dp-th vec4 of the head vector whose first element is e. */
 function loader(name: string, c: Cfg): string {
@@ -135,6 +137,14 @@ function storer(name: string, c: Cfg): string {
   return `fn st_${name}(e: u32, dp: u32, v: vec4f) {
   for (var c = 0u; c < 4u; c++) { if (dp * 4u + c < DH) { ${name}[e + dp * 4u + c] = v[c]; } }
 }`;
+}
+
+/** qkv's binding 0 and its loader: f32, or f16 read natively (widening is exact, no rounding to
+ *  choose, so the passes compute on the same values as on an f32 copy of them). */
+function qkvInput(c: Cfg): string {
+  if (!c.halfIn) return `@group(0) @binding(0) var<storage, read> qkv: array<${c.vec ? 'vec4f' : 'f32'}>;\n${loader('qkv', c)}`;
+  return `@group(0) @binding(0) var<storage, read> qkv: array<vec4<f16>>;
+fn ld_qkv(e: u32, dp: u32) -> vec4f { return vec4f(qkv[(e >> 2u) + dp]); }`;
 }
 
 /** Constants, uniforms and the workgroup → (b, h, block, chunk) decomposition shared by all passes. */
@@ -212,7 +222,7 @@ function lanesOf(c: Cfg) {
   return {
     // (The CPU form's loop bounds are private variables, which WGSL's analysis cannot prove uniform;
     // they are: set from the uniform block at entry.)
-    header: many ? 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);' : '',
+    header: (c.halfIn ? 'enable f16;\n' : '') + (many ? 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);' : ''),
     at: many ? 'd0 + dp' : 'dp',
     sum: (e: string) => (many ? `laneSum(${e})` : e),
     regs: c.DP / c.lanes,
@@ -247,11 +257,10 @@ function forwardSource(c: Cfg): string {
       : `for (var dp = 0u; dp < DP_LOOP; dp++) { st_out(eo, ${at}, acc[dp] * inv); }`;
   return /* wgsl */ `${header}
 ${prelude(c)}
-@group(0) @binding(0) var<storage, read> qkv: array<${E}>;
+${qkvInput(c)}
 @group(0) @binding(1) var<storage, read_write> out: array<${c.half ? 'vec2<u32>' : E}>;
 @group(0) @binding(2) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(3) var<uniform> p: P;
-${loader('qkv', c)}
 ${c.half ? `${TO_HALF_WGSL}
 fn st_out(e: u32, dp: u32, v: vec4f) { out[(e >> 2u) + dp] = halves4(v); }` : storer('out', c)}
 ${keyTileDecl(c)}
@@ -326,14 +335,13 @@ function backwardQSource(c: Cfg): string {
   const { header, at, sum, regs, first } = lanesOf(c);
   return /* wgsl */ `${header}
 ${prelude(c)}
-@group(0) @binding(0) var<storage, read> qkv: array<${E}>;
+${qkvInput(c)}
 @group(0) @binding(1) var<storage, read> out: array<${c.half ? 'vec2<u32>' : E}>;
 @group(0) @binding(2) var<storage, read> dout: array<${E}>;
 @group(0) @binding(3) var<storage, read> lse: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dqkv: array<${E}>;
 @group(0) @binding(5) var<storage, read_write> delta: array<f32>;
 @group(0) @binding(6) var<uniform> p: P;
-${loader('qkv', c)}
 ${c.half ? `${TO_FLOAT_WGSL}
 fn ld_out(e: u32, dp: u32) -> vec4f { return floats4(out[(e >> 2u) + dp]); }` : loader('out', c)}
 ${loader('dout', c)}
@@ -401,13 +409,12 @@ function backwardKVSource(c: Cfg): string {
   const { header, at, sum, regs } = lanesOf(c);
   return /* wgsl */ `${header}
 ${prelude(c)}
-@group(0) @binding(0) var<storage, read> qkv: array<${E}>;
+${qkvInput(c)}
 @group(0) @binding(1) var<storage, read> dout: array<${E}>;
 @group(0) @binding(2) var<storage, read> lse: array<f32>;
 @group(0) @binding(3) var<storage, read> delta: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dqkv: array<${E}>;
 @group(0) @binding(5) var<uniform> p: P;
-${loader('qkv', c)}
 ${loader('dout', c)}
 ${storer('dqkv', c)}
 var<workgroup> sq: array<vec4f, ${c.KT * c.DP}>;
@@ -513,10 +520,13 @@ export interface AttentionKernelOptions {
 
 const DEFAULT_LANES = 2;
 
-/** The forward's output: f32, or 'f16' for an f16 reader (then it holds f16 bits, two per 32-bit
- *  word, rounded as castF32ToF16, and the backward is told so: its D = rowsum(dout·out) reads them).
- *  An f16 output needs Dh a multiple of 4. */
-export interface AttentionOutput {
+/** The element types of qkv and out, f32 by default (both f16 need Dh a multiple of 4).
+ *  input 'f16': qkv holds f16 (an f16 qkv Linear's output; the adapter needs shader-f16) and every
+ *  pass widens it exactly as it loads it: the results are those of the f32 kernels on its values.
+ *  output 'f16': out holds f16 bits, two per 32-bit word, rounded as castF32ToF16, for an f16 reader;
+ *  the backward is told so: its D = rowsum(dout·out) reads them. dout, lse and dqkv stay f32. */
+export interface AttentionTypes {
+  input?: 'f32' | 'f16';
   output?: 'f32' | 'f16';
 }
 
@@ -529,52 +539,61 @@ function withLanes(device: GPUDevice, c: Cfg, kernel: string, o: AttentionKernel
   return fits ? { ...c, lanes } : c;
 }
 
-/** The forward's output type (AttentionOutput), checked; true for f16. */
-function halfOutput(kernel: string, s: Shape, o: AttentionOutput): boolean {
-  const half = o.output === 'f16';
-  if (o.output !== undefined && o.output !== 'f32' && !half) throw new RangeError(`${kernel}: output must be 'f32' or 'f16', got '${o.output}'`);
-  if (half && s.Dh % 4) throw new RangeError(`${kernel}: an f16 output needs Dh a multiple of 4 (B=${s.B} T=${s.T} H=${s.H} Dh=${s.Dh})`);
-  return half;
+/** The types asked for (AttentionTypes), checked: which of qkv and out are f16. */
+function typesOf(device: GPUDevice, kernel: string, s: Shape, o: AttentionTypes): { halfIn: boolean; half: boolean } {
+  const sizes = `B=${s.B} T=${s.T} H=${s.H} Dh=${s.Dh}`;
+  const half = (name: 'input' | 'output') => {
+    const t = o[name];
+    if (t !== undefined && t !== 'f32' && t !== 'f16') throw new RangeError(`${kernel}: ${name} must be 'f32' or 'f16', got '${t}'`);
+    if (t === 'f16' && s.Dh % 4) throw new RangeError(`${kernel}: an f16 ${name} needs Dh a multiple of 4 (${sizes})`);
+    return t === 'f16';
+  };
+  const r = { halfIn: half('input'), half: half('output') };
+  if (r.halfIn && !device.features.has('shader-f16')) throw new Error(`${kernel}: an f16 input needs the adapter's shader-f16 feature`);
+  return r;
 }
+
+/** Only the flags that are set, so that f32 configs keep their pipeline keys and objects. */
+const typeFlags = (t: { halfIn: boolean; half: boolean }): Partial<Cfg> => ({ ...(t.half ? { half: true } : {}), ...(t.halfIn ? { halfIn: true } : {}) });
 
 /** out[B,T,H·Dh] = softmax(scale·q kᵀ, masked) v and lse[B,H,T], from qkv[B,T,3·H·Dh]. */
 export function attentionForward(
   batch: CommandBatch,
   bufs: { qkv: Binding; out: Binding; lse: Binding },
   dims: AttentionDims,
-  opts: AttentionKernelOptions & AttentionOutput = {},
+  opts: AttentionKernelOptions & AttentionTypes = {},
 ): void {
   const s = shapeOf('attentionForward', dims);
   const n = s.B * s.T * s.H * s.Dh;
-  const half = halfOutput('attentionForward', s, opts);
-  checkSize('attentionForward', s, 'qkv', bufs.qkv, 3 * n);
-  checkSize('attentionForward', s, 'out', bufs.out, n, half ? 'f16' : 'f32');
+  const t = typesOf(batch.device, 'attentionForward', s, opts);
+  checkSize('attentionForward', s, 'qkv', bufs.qkv, 3 * n, t.halfIn ? 'f16' : 'f32');
+  checkSize('attentionForward', s, 'out', bufs.out, n, t.half ? 'f16' : 'f32');
   checkSize('attentionForward', s, 'lse', bufs.lse, s.B * s.H * s.T);
   requireBindable('attentionForward', [['out', bufs.out], ['lse', bufs.lse]], [['qkv', bufs.qkv]]);
-  const c = { ...withLanes(batch.device, cfgFor(batch.device, s, fwdRow), 'attentionForward', opts), ...(half ? { half } : {}) };
+  const c = { ...withLanes(batch.device, cfgFor(batch.device, s, fwdRow), 'attentionForward', opts), ...typeFlags(t) };
   const pipe = getPipeline(batch.device, keyOf('fwd', c), () => forwardSource(c));
   const { p, groups } = params(s, c.QT);
   batch.dispatch(pipe, [bufs.qkv, bufs.out, bufs.lse], p, grid(groups));
 }
 
 /**
- * Gradient of attentionForward: overwrites all of dqkv [B,T,3·H·Dh] from qkv, the forward's out
- * (`output` as the forward was given it) and lse, and dout [B,T,H·Dh]. `delta` (optional, B·H·T
- * f32) is scratch for rowsum(dout·out).
+ * Gradient of attentionForward: overwrites all of dqkv [B,T,3·H·Dh] (f32) from qkv and the
+ * forward's out (of the types the forward was given), lse, and dout [B,T,H·Dh]. `delta` (optional,
+ * B·H·T f32) is scratch for rowsum(dout·out).
  */
 export function attentionBackward(
   batch: CommandBatch,
   bufs: { qkv: Binding; out: Binding; lse: Binding; dout: Binding; dqkv: Binding; delta?: Binding },
   dims: AttentionDims,
-  opts: AttentionKernelOptions & AttentionOutput = {},
+  opts: AttentionKernelOptions & AttentionTypes = {},
 ): void {
   const k = 'attentionBackward';
   const s = shapeOf(k, dims);
   const n = s.B * s.T * s.H * s.Dh;
   const rows = s.B * s.H * s.T;
-  const half = halfOutput(k, s, opts);
-  checkSize(k, s, 'qkv', bufs.qkv, 3 * n);
-  checkSize(k, s, 'out', bufs.out, n, half ? 'f16' : 'f32');
+  const t = typesOf(batch.device, k, s, opts);
+  checkSize(k, s, 'qkv', bufs.qkv, 3 * n, t.halfIn ? 'f16' : 'f32');
+  checkSize(k, s, 'out', bufs.out, n, t.half ? 'f16' : 'f32');
   checkSize(k, s, 'dout', bufs.dout, n);
   checkSize(k, s, 'lse', bufs.lse, rows);
   checkSize(k, s, 'dqkv', bufs.dqkv, 3 * n);
@@ -587,12 +606,12 @@ export function attentionBackward(
   requireBindable(k, [['dqkv', bufs.dqkv], ['delta', delta]], reads);
   requireBindable(k, [['dqkv', bufs.dqkv]], [['delta', delta]]);
 
-  const cq = { ...withLanes(batch.device, cfgFor(batch.device, s, fwdRow), k, opts), ...(half ? { half } : {}) };
+  const cq = { ...withLanes(batch.device, cfgFor(batch.device, s, fwdRow), k, opts), ...typeFlags(t) };
   const pq = getPipeline(batch.device, keyOf('bwdq', cq), () => backwardQSource(cq));
   const a = params(s, cq.QT);
   batch.dispatch(pq, [bufs.qkv, bufs.out, bufs.dout, bufs.lse, bufs.dqkv, delta], a.p, grid(a.groups));
 
-  const ckv = withLanes(batch.device, cfgFor(batch.device, s, bwdKVRow), k, opts);
+  const ckv = { ...withLanes(batch.device, cfgFor(batch.device, s, bwdKVRow), k, opts), ...typeFlags({ ...t, half: false }) };
   const pkv = getPipeline(batch.device, keyOf('bwdkv', ckv), () => backwardKVSource(ckv));
   const b = params(s, ckv.QT);
   batch.dispatch(pkv, [bufs.qkv, bufs.dout, bufs.lse, delta, bufs.dqkv], b.p, grid(b.groups));

@@ -1,7 +1,9 @@
 // Fused sparse CroPA attention (kernels/attention.ts) against attention composed from tfjs ops:
 // matMul, an additive −1e9 CroPA mask, softmax, matMul, and tf.grad for the backward.
 import type { Engine } from '../../engine/engine.js';
-import { attentionBackward, attentionForward, type AttentionDims, type AttentionKernelOptions, type AttentionMask, type AttentionOutput } from '../../kernels/attention.js';
+import type { Tensor } from '../../engine/tensor.js';
+import { attentionBackward, attentionForward, type AttentionDims, type AttentionKernelOptions, type AttentionMask, type AttentionTypes } from '../../kernels/attention.js';
+import { castF32ToF16 } from '../../kernels/cast.js';
 import type { KernelCase, Scale } from '../harness.js';
 
 type Tf = typeof import('@tensorflow/tfjs');
@@ -26,20 +28,24 @@ function filled(n: number, seed: number): Float32Array {
   return a;
 }
 
-/** With `o` (lanes per query, an f16 output as mixed precision writes): a 'variant' row (the goals
- *  read the others). */
-function attentionCase(d: AttentionDims, backward: boolean, label: string, o: AttentionKernelOptions & AttentionOutput = {}): KernelCase {
+/** With `o` (lanes per query, f16 qkv and output as mixed precision has them): a 'variant' row
+ *  (the goals read the others). */
+function attentionCase(d: AttentionDims, backward: boolean, label: string, o: AttentionKernelOptions & AttentionTypes = {}): KernelCase {
   const T = d.C * d.V, n = d.B * T * d.H * d.Dh;
   // Useful FLOPs on the allowed pairs, the same count for both sides (tfjs does the dense T² work):
   // forward 4·Dh per pair (q·k, p·v); backward 10·Dh (recomputed q·k, dV, dP, dQ, dK).
   const flops = pairs(d) * d.Dh * (backward ? 14 : 4);
   const qkvData = filled(3 * n, 1), doutData = filled(n, 7);
-  const variant = [...(o.lanes ? [`${o.lanes} lane${o.lanes > 1 ? 's' : ''}`] : []), ...(o.output === 'f16' ? ['f16 output'] : [])];
+  const variant = [
+    ...(o.lanes ? [`${o.lanes} lane${o.lanes > 1 ? 's' : ''}`] : []),
+    ...(o.input === 'f16' ? ['f16 qkv'] : []),
+    ...(o.output === 'f16' ? ['f16 output'] : []),
+  ];
   return {
     name: `${variant.length ? 'variant ' : ''}attention ${label} ${d.mask} B${d.B} H${d.H} T${T} Dh${d.Dh} ${backward ? 'fwd+bwd' : 'fwd'}${variant.map((v) => `, ${v}`).join('')}`,
     flops,
     ours(engine: Engine) {
-      const qkv = engine.upload(qkvData), dout = engine.upload(doutData);
+      const qkv = halfQkv(engine, engine.upload(qkvData), o), dout = engine.upload(doutData);
       const out = engine.empty([n]), lse = engine.empty([d.B * d.H * T]), dqkv = engine.empty([3 * n]), delta = engine.empty([d.B * d.H * T]);
       return {
         run() {
@@ -71,6 +77,15 @@ function attentionCase(d: AttentionDims, backward: boolean, label: string, o: At
   };
 }
 
+/** qkv as the kernel is told to read it: f16 halves of the f32 data (then the f32 copy is freed). */
+function halfQkv(engine: Engine, qkv: Tensor, o: AttentionTypes): Tensor {
+  if (o.input !== 'f16') return qkv;
+  const h = engine.empty(qkv.shape, 'f16');
+  castF32ToF16(engine.batch, qkv.buffer, h.buffer, qkv.size);
+  qkv.dispose();
+  return h;
+}
+
 export function cases(scale: Scale): KernelCase[] {
   if (scale === 'ci')
     return [
@@ -81,10 +96,11 @@ export function cases(scale: Scale): KernelCase[] {
   return [
     attentionCase({ B: 64, H: 16, Dh: 48, C: 8, V: 50, mask: 'cropa' }, false, 'encoder'),
     attentionCase({ B: 64, H: 16, Dh: 48, C: 8, V: 50, mask: 'cropa' }, true, 'encoder'),
-    // 1 and 4 invocations per query (2 by default where subgroups are), and the f16 output (the
-    // model casts the f32 one: on an H200 the f16 forward ran 3× slower before its store was unrolled)
-    ...[{ lanes: 1 }, { lanes: 4 }, { output: 'f16' }, { lanes: 1, output: 'f16' }].flatMap((o) =>
-      [false, true].map((bwd) => attentionCase({ B: 64, H: 16, Dh: 48, C: 8, V: 50, mask: 'cropa' }, bwd, 'encoder', o as AttentionKernelOptions & AttentionOutput)),
+    // 1 and 4 invocations per query (2 by default where subgroups are); the f16 output (the model
+    // casts the f32 one: on an H200 the f16 forward ran 3× slower before its store was unrolled); the
+    // f16 qkv that mixed precision reads
+    ...[{ lanes: 1 }, { lanes: 4 }, { output: 'f16' }, { lanes: 1, output: 'f16' }, { input: 'f16' }].flatMap((o) =>
+      [false, true].map((bwd) => attentionCase({ B: 64, H: 16, Dh: 48, C: 8, V: 50, mask: 'cropa' }, bwd, 'encoder', o as AttentionKernelOptions & AttentionTypes)),
     ),
     // The student sees 16–20 of 50 columns (random masking); 18 here.
     attentionCase({ B: 64, H: 16, Dh: 48, C: 8, V: 18, mask: 'cropa' }, true, 'student'),

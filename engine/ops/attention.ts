@@ -2,7 +2,7 @@
 // forward and backward. The forward's output and log-sum-exp rows are what the backward needs.
 import { attentionBackward, attentionForward, type AttentionMask } from '../../kernels/attention.js';
 import { castF32ToF16 } from '../../kernels/cast.js';
-import { launchWith, requireF32, untracked, type Tape } from '../tape.js';
+import { launchWith, untracked, type Tape } from '../tape.js';
 import type { Tensor } from '../tensor.js';
 
 export interface AttentionOptions {
@@ -19,15 +19,18 @@ export interface AttentionOptions {
   output?: 'f32' | 'f16';
 }
 
-/** out [B, T, H·Dh] from qkv [B, T, 3·H·Dh] (last dim ordered (3, H, Dh) like timm). */
+/** out [B, T, H·Dh] from qkv [B, T, 3·H·Dh] (last dim ordered (3, H, Dh) like timm). qkv may be f16
+ *  (an f16 qkv Linear's output, with the head size a multiple of 4 and the adapter's shader-f16): the
+ *  kernels read it as it is, and its gradient is f32 as every gradient. */
 export function attention(g: Tape, qkv: Tensor, o: AttentionOptions): Tensor {
-  requireF32('attention', { qkv });
+  if (qkv.dtype !== 'f32' && qkv.dtype !== 'f16') throw new TypeError(`attention: qkv is ${qkv.dtype} [${qkv.shape}], expected f32 or f16`);
   const [B, T, W] = qkv.shape;
   const H = o.heads;
   if (qkv.shape.length !== 3 || W % (3 * H) !== 0 || T !== o.C * o.V)
     throw new RangeError(`attention: qkv [${qkv.shape}] does not fit [B, T = C·V = ${o.C}·${o.V}, 3·H·Dh with H = ${H}]`);
   const Dh = W / (3 * H);
   const dims = { B, H, Dh, C: o.C, V: o.V, mask: o.mask, scale: o.scale };
+  const input = qkv.dtype; // the kernels refuse an f16 qkv they cannot read
   if (o.output !== undefined && o.output !== 'f32' && o.output !== 'f16') throw new RangeError(`attention: output must be 'f32' or 'f16', got '${o.output}'`);
   const half = o.output === 'f16' && Dh % 4 === 0;
   const out = g.engine.empty([B, T, H * Dh], half ? 'f16' : 'f32');
@@ -36,7 +39,7 @@ export function attention(g: Tape, qkv: Tensor, o: AttentionOptions): Tensor {
   const f32 = half ? untracked(g.engine, out.shape) : out;
   const lse = untracked(g.engine, [B, H, T]);
   launchWith(half ? [lse, f32] : [lse], () => {
-    attentionForward(g.batch, { qkv: qkv.buffer, out: f32.buffer, lse: lse.buffer }, dims);
+    attentionForward(g.batch, { qkv: qkv.buffer, out: f32.buffer, lse: lse.buffer }, dims, { input });
     if (half) castF32ToF16(g.batch, f32.buffer, out.buffer, f32.size);
   });
   if (half) f32.dispose();
@@ -48,7 +51,7 @@ export function attention(g: Tape, qkv: Tensor, o: AttentionOptions): Tensor {
   const os = g.save(out);
   g.record('attention', out, [qs, os, lse], (dout) => {
     const d = g.gradOut(qkv)!; // the kernel overwrites dqkv
-    attentionBackward(g.batch, { qkv: qs.buffer, out: os.buffer, lse: lse.buffer, dout: dout.buffer, dqkv: d.dst.buffer }, dims, { output: half ? 'f16' : 'f32' });
+    attentionBackward(g.batch, { qkv: qs.buffer, out: os.buffer, lse: lse.buffer, dout: dout.buffer, dqkv: d.dst.buffer }, dims, { input, output: half ? 'f16' : 'f32' });
     d.done();
   });
   return out;

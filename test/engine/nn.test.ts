@@ -63,7 +63,7 @@ describe('engine/nn', () => {
     }
   });
 
-  it('TransformerBlock in mixed precision: against float64; its norms and fc1 write f16 for the linears reading them, so the only activation cast is the attention output, in training or inference', async () => {
+  it('TransformerBlock in mixed precision: against float64; its norms, qkv and fc1 write f16 for what reads them, so the only activation cast is the attention output, in training or inference', async () => {
     const engine = await getEngine();
     const [B, C, V, D, H] = [2, 3, 4, 16, 2];
     const reg = new Registry(engine);
@@ -87,9 +87,12 @@ describe('engine/nn', () => {
         maxPerInput: 20,
       });
       if (!engine.device.features.has('timestamp-query')) return; // the profiler names the dispatches
-      /** The f32 → f16 casts of one forward of the block. */
+      /** The f32 → f16 casts of one forward of the block; its attention reads qkv in f16, as written by
+       *  the qkv Linear (the pipeline's key ends in _hi). */
       const casts = async () => {
         const counts = await dispatches(engine, () => block.forward(g, x, { C, V }));
+        const attention = [...counts.keys()].filter((k) => k.startsWith('attention_fwd'));
+        assert(attention.length === 1 && /_hi(_|$)/.test(attention[0]), `the attention reads an f16 qkv: ${attention}`);
         // four halves a thread, or pairs (kernels/cast.ts)
         return (counts.get('cast.f32_f16_v4') ?? 0) + (counts.get('cast.f32_f16') ?? 0);
       };

@@ -1,6 +1,6 @@
 // Every differentiable op: forward against a float64 reference and gradients against central
 // differences, on shapes that are not tile or vec4 multiples.
-import { castF32ToF16 } from '../../kernels/cast.js';
+import { castF16ToF32, castF32ToF16 } from '../../kernels/cast.js';
 import * as ops from '../../engine/ops/index.js';
 import { Rng } from '../../engine/random.js';
 import { Tape } from '../../engine/tape.js';
@@ -398,6 +398,39 @@ describe('engine/ops: gradients against float64 finite differences', () => {
       } finally {
         [qkv, w].forEach((t) => t.dispose());
       }
+    }
+  });
+
+  it('attention on an f16 qkv: the output and the qkv gradient are the bits of the op on its f32 values; after an f16 qkv Linear, the chain agrees with an f32 qkv within f16 rounding; other dtypes refused', async function () {
+    const engine = await getEngine();
+    const [B, C, V, H, Dh, D] = [2, 3, 4, 2, 4, 6];
+    const o = { heads: H, C, V, mask: 'cropa' } as const;
+    const ints = engine.empty([B, C * V, 3 * H * Dh], 'u32');
+    expectThrow(() => ops.attention(new Tape(engine), ints, o), /attention: qkv is u32 \[2,12,24\], expected f32 or f16/);
+    ints.dispose();
+    if (!engine.device.features.has('shader-f16')) this.skip();
+    const rng = new Rng(12);
+    const up = upload(engine, rng);
+    const f32 = up(B, C * V, 3 * H * Dh);
+    const half = engine.empty(f32.shape, 'f16'), wide = engine.empty(f32.shape);
+    castF32ToF16(engine.batch, f32.buffer, half.buffer, f32.size);
+    castF16ToF32(engine.batch, half.buffer, wide.buffer, f32.size);
+    const x = up(B, C * V, D), wq = up(3 * H * Dh, D), wp = up(D, H * Dh);
+    try {
+      const dy = randomArray(rng, B * C * V * H * Dh);
+      const [a, b] = [await outputAndGrads(engine, [half], dy, (t) => ops.attention(t, half, o)), await outputAndGrads(engine, [wide], dy, (t) => ops.attention(t, wide, o))];
+      for (const [i, name] of [[0, 'output'], [1, 'dqkv']] as const) assert(a[i].every((v, j) => Object.is(v, b[i][j])), `${name}: from the f16 qkv differs from its f32 values`);
+      // A block's qkv → attention → proj, all f16 Linears: qkv written in f16 (read as it is) against f32.
+      const dz = randomArray(rng, B * C * V * D);
+      const chain = (output: 'f32' | 'f16') => (t: Tape) => {
+        const qkv = ops.linear(t, x, wq, null, { precision: 'f16', output });
+        assert(qkv.dtype === output, `the qkv Linear writes ${qkv.dtype}, asked ${output}`);
+        return ops.linear(t, ops.attention(t, qkv, { ...o, output: 'f16' }), wp, null, { precision: 'f16' });
+      };
+      const [c, d] = [await outputAndGrads(engine, [x, wq, wp], dz, chain('f16')), await outputAndGrads(engine, [x, wq, wp], dz, chain('f32'))];
+      ['output', 'dx', 'dwq', 'dwp'].forEach((name, i) => assertClose(c[i], d[i], 1e-2, `${name}: f16 qkv against f32`));
+    } finally {
+      [f32, half, wide, x, wq, wp].forEach((t) => t.dispose());
     }
   });
 

@@ -5,7 +5,7 @@ import { rowSubgroups } from '../../kernels/rows.js';
 import { setGpuShaderFormForTests } from '../../kernels/runtime.js';
 import { Rng } from '../../engine/random.js';
 import type { Engine } from '../../engine/engine.js';
-import { assert, assertClose, getEngine, poisoned, randomArray, relError } from '../helpers.js';
+import { assert, assertClose, expectThrow, getEngine, poisoned, randomArray, relError } from '../helpers.js';
 import { allowed, attentionReference as reference } from '../engine/reference.js';
 
 async function gpuRun(engine: Engine, d: AttentionDims, qkv: Float32Array, dout: Float32Array, o: AttentionKernelOptions = {}) {
@@ -240,6 +240,58 @@ describe('kernels/attention', () => {
     }
     t.dispose();
     assert(/attentionForward: an f16 output needs Dh a multiple of 4/.test(msg), `expected a clear error, got '${msg}'`);
+  });
+
+  it('an f16 qkv (an f16 Linear\'s output): out, lse and dqkv are the f32 kernels\' bits on its values, with an f32 or an f16 output; 1, 2 and 4 lanes, the GPU form too; refused with a head size not a multiple of 4 or a qkv too small for its halves', async function () {
+    const engine = await getEngine();
+    if (!engine.device.features.has('shader-f16')) this.skip(); // the kernels read the halves natively
+    const rng = new Rng(78);
+    const cases: [AttentionDims, 1 | 2 | 4, boolean][] = [
+      [{ mask: 'cropa', B: 2, H: 2, C: 3, V: 9, Dh: 16 }, 1, false],
+      [{ mask: 'cropa', B: 1, H: 1, C: 8, V: 50, Dh: 48 }, 4, false], // the full grid, two key tiles
+      [{ mask: 'none', B: 2, H: 3, C: 1, V: 50, Dh: 32 }, 2, false], // the predictor
+      [{ mask: 'lead', B: 1, H: 1, C: 3, V: 70, Dh: 8, scale: 0.3 }, 1, true],
+      [{ mask: 'cropa', B: 1, H: 1, C: 4, V: 20, Dh: 48 }, 2, true],
+    ];
+    for (const [d, lanes, gpuForm] of cases) {
+      const old = setGpuShaderFormForTests(gpuForm);
+      try {
+        for (const output of ['f32', 'f16'] as const) await halfInputCase(d, lanes, output);
+      } finally {
+        setGpuShaderFormForTests(old);
+      }
+    }
+    async function halfInputCase(d: AttentionDims, lanes: 1 | 2 | 4, output: 'f32' | 'f16') {
+      const T = d.C * d.V, n = d.B * T * d.H * d.Dh;
+      const { qkv: data, dout: g } = inputs(rng, d);
+      const f32 = engine.upload(data), half = engine.empty([3 * n], 'f16'), wide = engine.empty([3 * n]), dout = engine.upload(g);
+      castF32ToF16(engine.batch, f32.buffer, half.buffer, 3 * n);
+      castF16ToF32(engine.batch, half.buffer, wide.buffer, 3 * n);
+      const outs = [0, 1].map(() => (output === 'f16' ? engine.upload(new Uint16Array(n).fill(0x7e00), [n], 'f16') : poisoned(engine, [n])));
+      const lse = [0, 1].map(() => poisoned(engine, [d.B * d.H * T]));
+      const dqkv = [0, 1].map(() => poisoned(engine, [3 * n]));
+      [wide, half].forEach((qkv, i) => {
+        const o = { lanes, output, input: i ? 'f16' : 'f32' } as const;
+        attentionForward(engine.batch, { qkv: qkv.buffer, out: outs[i].buffer, lse: lse[i].buffer }, d, o);
+        attentionBackward(engine.batch, { qkv: qkv.buffer, out: outs[i].buffer, lse: lse[i].buffer, dout: dout.buffer, dqkv: dqkv[i].buffer }, d, o);
+      });
+      const what = `${name(d)} lanes ${lanes} ${output} output`;
+      const bits = async (t: typeof f32) => new Uint32Array(await engine.readRaw(t));
+      for (const [label, [a, b]] of [['out', outs], ['lse', lse], ['dqkv', dqkv]] as const) {
+        const [x, y] = [await bits(a), await bits(b)];
+        const bad = x.findIndex((v, i) => v !== y[i]);
+        assert(bad < 0, `${what}: ${label} word ${bad} from the f16 qkv is ${y[bad]?.toString(16)}, from its f32 values ${x[bad]?.toString(16)}`);
+      }
+      assert((await engine.read(dqkv[1])).every(Number.isFinite), `${what}: every dqkv written`);
+      [f32, half, wide, dout, ...outs, ...lse, ...dqkv].forEach((t) => t.dispose());
+    }
+    const t = engine.empty([4096]);
+    expectThrow(() => attentionForward(engine.batch, { qkv: t.buffer, out: t.buffer, lse: t.buffer }, { mask: 'cropa', B: 1, H: 1, C: 2, V: 3, Dh: 6 }, { input: 'f16' }), /attentionForward: an f16 input needs Dh a multiple of 4/);
+    // 3·T·H·Dh = 3·6·2·32 halves fit 2304 bytes, not as f32
+    const small = { buffer: t.buffer, size: 2304 };
+    expectThrow(() => attentionBackward(engine.batch, { qkv: small, out: t.buffer, lse: t.buffer, dout: t.buffer, dqkv: t.buffer }, { mask: 'lead', B: 1, H: 2, C: 2, V: 3, Dh: 32 }, { input: 'f32' }), /attentionBackward: qkv binds 2304 bytes, needs 4608 \(1152 f32/);
+    expectThrow(() => attentionForward(engine.batch, { qkv: t.buffer, out: t.buffer, lse: t.buffer }, { mask: 'lead', B: 1, H: 2, C: 2, V: 3, Dh: 32 }, { input: 'bf16' as 'f16' }), /attentionForward: input must be 'f32' or 'f16', got 'bf16'/);
+    t.dispose();
   });
 
   it('two backwards of different sizes in one batch (shared D scratch grows) are both right', async () => {
