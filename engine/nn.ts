@@ -113,6 +113,8 @@ export interface LinearConfig {
   precision?: Precision;
 }
 
+export type LinearCall = Omit<ops.LinearOptions, 'precision'>;
+
 export class Linear {
   readonly weight: Parameter;
   readonly bias: Parameter | null;
@@ -126,10 +128,15 @@ export class Linear {
     this.precision = cfg.precision ?? 'f32';
   }
 
-  /** `output` f16: for a reader that is an f16 Linear; `residual`: added in the matmul's epilogue
-   *  (ops.linear). */
-  forward(g: Tape, x: Tensor, opts: { activation?: 'none' | 'gelu'; output?: 'f32' | 'f16'; residual?: Tensor } = {}): Tensor {
-    return ops.linear(g, x, this.weight.value, this.bias?.value, { ...opts, precision: this.precision });
+  /** `output` f16: for a reader that is an f16 Linear; `residual`: added in the matmul's epilogue;
+   *  `geluOf`: what x is the GELU of, kept instead of x (ops.linear). */
+  forward(g: Tape, x: Tensor, opts: LinearCall = {}): Tensor {
+    return this.forwardWithPre(g, x, opts).y;
+  }
+
+  /** forward, and the pre-activation kept for the backward (ops.linearWithPre). */
+  forwardWithPre(g: Tape, x: Tensor, opts: LinearCall = {}): { y: Tensor; pre?: Tensor } {
+    return ops.linearWithPre(g, x, this.weight.value, this.bias?.value, { ...opts, precision: this.precision });
   }
 }
 
@@ -165,9 +172,11 @@ export class MLP {
   /** fc2(gelu(fc1(x))), plus `residual` (added in fc2's epilogue). */
   forward(g: Tape, x: Tensor, residual?: Tensor): Tensor {
     // GELU fused into fc1's epilogue, which also writes the hidden layer in f16 where fc2 reads f16:
-    // fc2 then casts nothing (the hidden layer is a block's largest activation, 4× the others).
+    // fc2 then casts nothing. The hidden layer, a block's largest activation (4× the others), is not
+    // held for the backward: fc2 recomputes it from fc1's pre-activation, which fc1 keeps anyway.
     const half = this.fc2.precision === 'f16';
-    return this.fc2.forward(g, this.fc1.forward(g, x, { activation: 'gelu', output: half ? 'f16' : 'f32' }), { residual });
+    const h = this.fc1.forwardWithPre(g, x, { activation: 'gelu', output: half ? 'f16' : 'f32' });
+    return this.fc2.forward(g, h.y, { residual, geluOf: h.pre });
   }
 }
 

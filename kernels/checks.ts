@@ -111,22 +111,23 @@ export function linearIndex(wg: number): string {
 
 export const MAIN_ARGS = '@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32';
 
-/** A storage binding of a map kernel: name, access, and 'f32' for a scalar array whatever the unit. */
-export type MapBinding = [name: string, access: 'read' | 'read_write', element?: 'f32'];
+/** A storage binding of a map kernel: name, access, and its element type where it is not the unit
+ *  ('f32' for a scalar array whatever the unit; u32 or vec2<u32> for f16 bits, two or four halves). */
+export type MapBinding = [name: string, access: 'read' | 'read_write', element?: 'f32' | 'u32' | 'vec2<u32>'];
 
 /**
  * WGSL of a kernel where thread i handles unit i (a vec4 or one f32) of n elements: uniform
- * `P { n, units<fields> }` after the storage `bindings` (in binding order), a guarded `put_<out>`,
- * and `body` run for i < p.units.
+ * `P { n, units<fields> }` after the storage `bindings` (in binding order), a guarded `put_<out>`
+ * (where `out` is given), and `body` run for i < p.units.
  */
-export function mapSource(o: { V: 1 | 4; wg: number; fields?: string; bindings: MapBinding[]; out: string; body: string }): string {
+export function mapSource(o: { V: 1 | 4; wg: number; fields?: string; bindings: MapBinding[]; out?: string; body: string }): string {
   const T = unitType(o.V);
   const decls = o.bindings.map(([name, access, el], k) => `@group(0) @binding(${k}) var<storage, ${access}> ${name}: array<${el ?? T}>;`);
   return /* wgsl */ `
 struct P { n: u32, units: u32${o.fields ?? ''} }
 ${decls.join('\n')}
 @group(0) @binding(${o.bindings.length}) var<uniform> p: P;
-${storeFn(o.out, o.V)}
+${o.out ? storeFn(o.out, o.V) : ''}
 @compute @workgroup_size(${o.wg})
 fn main(${MAIN_ARGS}) {
   let i = ${linearIndex(o.wg)};

@@ -11,7 +11,7 @@
 // ½·erfc(|x|/√2) computed directly, so it keeps its relative accuracy where 1 + erf(x/√2) would
 // cancel (x ≪ 0), and the exponent −x²/2 is formed from x itself (one rounding).
 import { TO_FLOAT_WGSL, TO_HALF_WGSL } from './cast.js';
-import { bindingBytes, checkCount, linearIndex, MAIN_ARGS, mapSource, requireBytes, requireDisjoint, unitType, vecWidth, type MapBinding } from './checks.js';
+import { bindingBytes, checkCount, mapSource, requireBytes, requireDisjoint, unitType, vecWidth, type MapBinding } from './checks.js';
 import { CommandBatch, getPipeline, grid, Params, type Binding } from './runtime.js';
 
 const WG = 256;
@@ -71,11 +71,44 @@ function checkMap(K: string, n: number, outName: string, out: Binding, ins: [str
   requireDisjoint(K, [outName, out], ...ins);
 }
 
-/** y = gelu(x) = x·Φ(x) over n elements. y must not overlap x. */
-export function geluForward(batch: CommandBatch, x: Binding, y: Binding, n: number): void {
-  checkMap('geluForward', n, 'y', y, [['x', x]]);
+/** y = gelu(x) = x·Φ(x) over n elements. y must not overlap x. `input` and `output` 'f16' (both or
+ *  neither): x and y hold f16 bits, two per 32-bit word, and y is rounded as castF32ToF16 rounds; n
+ *  even. That is a matmul's f16 output with GELU, from its f16 pre-activation, bit for bit (the
+ *  backward recomputes a hidden layer from it instead of keeping both). */
+export function geluForward(batch: CommandBatch, x: Binding, y: Binding, n: number, opts: { input?: 'f32' | 'f16'; output?: 'f32' | 'f16' } = {}): void {
+  const K = 'geluForward';
+  const { input = 'f32', output = 'f32' } = opts;
+  for (const [name, t] of [['input', input], ['output', output]])
+    if (t !== 'f32' && t !== 'f16') throw new RangeError(`${K}: ${name} must be 'f32' or 'f16', got '${t}'`);
+  if (input !== output) throw new RangeError(`${K}: input and output must both be f16 or both f32, got ${input} and ${output} (n=${n})`);
+  if (input === 'f16') return geluForwardHalf(batch, x, y, n);
+  checkMap(K, n, 'y', y, [['x', x]]);
   if (n === 0) return;
   launch(batch, 'gelu.fwd', (V) => mapKernel('gelu_f32', V, [['x', 'read'], ['y', 'read_write']], 'y', 'put_y(i, gelu_f32_u(x[i]));'), [x, y], n);
+}
+
+/** geluForward on f16 bits: a thread per four halves (two words) where both bindings hold them, else
+ *  per pair (one word). */
+function geluForwardHalf(batch: CommandBatch, x: Binding, y: Binding, n: number): void {
+  const K = 'geluForward';
+  checkCount(K, 'n', n);
+  if (n % 2) throw new RangeError(`${K}: f16 x and y are read and written in pairs: n must be even, got ${n}`);
+  requireBytes(K, 'x', x, 2 * n, `n=${n} f16`);
+  requireBytes(K, 'y', y, 2 * n, `n=${n} f16`);
+  requireDisjoint(K, ['y', y], ['x', x]);
+  if (n === 0) return;
+  const V = [x, y].every((b) => bindingBytes(b) >= Math.ceil(n / 4) * 8) ? 4 : 1;
+  const units = V === 4 ? Math.ceil(n / 4) : n / 2;
+  const T = V === 4 ? 'vec2<u32>' : 'u32';
+  const body = V === 4
+    ? `let v = floats4(x[i]);
+  let r = halves4(vec4<f32>(gelu_f32(v.x), gelu_f32(v.y), gelu_f32(v.z), gelu_f32(v.w)));
+  if (4u * i + 4u <= p.n) { y[i] = r; } else { y[i].x = r.x; }`
+    : `let w = x[i];
+  y[i] = halves2(gelu_f32(toFloat(w & 0xffffu)), gelu_f32(toFloat(w >> 16u)));`;
+  const source = () => `${ERF_WGSL}${TO_HALF_WGSL}${TO_FLOAT_WGSL}${mapSource({ V, wg: WG, bindings: [['x', 'read', T], ['y', 'read_write', T]], body })}`;
+  const pipe = getPipeline(batch.device, `gelu.fwd_f16_v${V}`, source);
+  batch.dispatch(pipe, [x, y], new Params().u32(n).u32(units), grid(Math.ceil(units / WG)));
 }
 
 /** dx = dy·gelu'(x) (`accumulate`: dx +=) over n elements. dx must not overlap x or dy. `output`
@@ -113,28 +146,19 @@ function geluBackwardHalf(batch: CommandBatch, x: Binding, dy: Binding, dx: Bind
   const halfUnits = (b: Binding) => bindingBytes(b) >= Math.ceil(n / 4) * 8;
   const V = vecWidth(n, dy, ...(xHalf ? [] : [x])) === 4 && halfUnits(dx) && (!xHalf || halfUnits(x)) ? 4 : 1;
   const units = V === 4 ? Math.ceil(n / 4) : n / 2;
-  const xType = xHalf ? (V === 4 ? 'vec2<u32>' : 'u32') : unitType(V);
+  const halfType = V === 4 ? 'vec2<u32>' : 'u32';
   const x4 = xHalf ? 'floats4(x[i])' : 'x[i]';
   // the pair form's two x: from one word of halves, or two floats
   const x2 = xHalf ? ['toFloat(x[i] & 0xffffu)', 'toFloat(x[i] >> 16u)'] : ['x[a]', 'x[a + 1u]'];
-  const store = V === 4
+  const body = V === 4
     ? `let v = dy[i] * gelu_grad_f32_u(${x4});
   if (4u * i + 4u <= p.n) { dx[i] = halves4(v); } else { dx[i].x = halves2(v.x, v.y); }`
     : `let a = 2u * i;
   dx[i] = halves2(dy[a] * gelu_grad_f32(${x2[0]}), dy[a + 1u] * gelu_grad_f32(${x2[1]}));`;
+  const bindings: MapBinding[] = [['x', 'read', xHalf ? halfType : undefined], ['dy', 'read'], ['dx', 'read_write', halfType]];
   const source = () => `${ERF_WGSL}${TO_HALF_WGSL}${xHalf ? TO_FLOAT_WGSL : ''}
 fn gelu_grad_f32_u(v: vec4<f32>) -> vec4<f32> { return vec4<f32>(gelu_grad_f32(v.x), gelu_grad_f32(v.y), gelu_grad_f32(v.z), gelu_grad_f32(v.w)); }
-struct P { n: u32, units: u32 }
-@group(0) @binding(0) var<storage, read> x: array<${xType}>;
-@group(0) @binding(1) var<storage, read> dy: array<${unitType(V)}>;
-@group(0) @binding(2) var<storage, read_write> dx: array<${V === 4 ? 'vec2<u32>' : 'u32'}>;
-@group(0) @binding(3) var<uniform> p: P;
-@compute @workgroup_size(${WG})
-fn main(${MAIN_ARGS}) {
-  let i = ${linearIndex(WG)};
-  if (i >= p.units) { return; }
-  ${store}
-}`;
+${mapSource({ V, wg: WG, bindings, body })}`;
   const pipe = getPipeline(batch.device, `gelu.bwd_f16${xHalf ? '_xf16' : ''}_v${V}`, source);
   batch.dispatch(pipe, [x, dy, dx], new Params().u32(n).u32(units), grid(Math.ceil(units / WG)));
 }

@@ -4,7 +4,7 @@
 // GELU, residual, preact, accumulate; chosen by a uniform) and the grouped order of output tiles, and
 // each has a variant that writes C, and the pre-activation with it, as f16 bits (compiled in, two
 // halves to a 32-bit word).
-import { TO_HALF_WGSL } from './cast.js';
+import { TO_FLOAT_WGSL, TO_HALF_WGSL } from './cast.js';
 import { ERF_WGSL } from './gelu.js';
 import type { MatmulPrecision, SubgroupSpec, TileSpec } from './matmul.js';
 
@@ -47,6 +47,13 @@ function geluFn(T: string): string {
 fn gelu(x: ${T}) -> ${T} { ${body} }`;
 }
 
+/** WGSL round16(x): x rounded to f16 and back (castF32ToF16's rounding), for f32, vec2 and vec4. */
+function round16Fn(T: string): string {
+  const body = { f32: 'toFloat(toHalf(x))', 'vec2<f32>': 'vec2<f32>(toFloat(toHalf(x.x)), toFloat(toHalf(x.y)))', 'vec4<f32>': 'floats4(halves4(x))' }[T];
+  if (!body) throw new Error(`matmul: no round16 for ${T}`);
+  return `fn round16(x: ${T}) -> ${T} { return ${body}; }`;
+}
+
 /** C's element type: T (f32, vec2 or vec4 of f32), or with `half` its f16 bits packed in u32 words
  *  (two halves a word: vec2 → u32, vec4 → vec2<u32>; scalar arrays, `lanes`, → u32). */
 function outType(T: string, half: boolean): string {
@@ -68,7 +75,10 @@ function epilogueSource(T: string, first: number, lanes = false, half = false): 
   const P = half ? (lanes ? 'u32' : outType(T, true)) : A;
   const decls = `@group(0) @binding(${first}) var<storage, read> bias: array<${A}>;
 @group(0) @binding(${first + 1}) var<storage, read> residual: array<${A}>;
-@group(0) @binding(${first + 2}) var<storage, read_write> preact: array<${P}>;${half ? `\n${TO_HALF_WGSL}` : ''}`;
+@group(0) @binding(${first + 2}) var<storage, read_write> preact: array<${P}>;${half ? `\n${TO_HALF_WGSL}${TO_FLOAT_WGSL}\n${round16Fn(lanes ? 'vec4<f32>' : T)}` : ''}`;
+  // With an f16 output the GELU takes the pre-activation rounded to f16, as autocast's GELU takes the
+  // f16 output of its Linear: the halves kept for the backward give the output again (geluForward).
+  const act = half ? 'v = gelu(round16(v));' : 'v = gelu(v);';
   if (!lanes) {
     const pack = { 'vec4<f32>': 'halves4(v)', 'vec2<f32>': 'halves2(v.x, v.y)' }[T];
     if (half && !pack) throw new Error(`matmul: an f16 output is written in pairs, not as ${T}`);
@@ -79,7 +89,7 @@ fn put(ci: u32, nb: u32, x: ${T}) {
   var v = x;
   if ((p.flags & ${F_BIAS}u) != 0u) { v += bias[nb]; }
   if ((p.flags & ${F_PREACT}u) != 0u) { preact[ci] = ${half ? pack : 'v'}; }
-  if ((p.flags & ${F_GELU}u) != 0u) { v = gelu(v); }
+  if ((p.flags & ${F_GELU}u) != 0u) { ${act} }
   if ((p.flags & ${F_RESIDUAL}u) != 0u) { v += residual[ci]; }${half ? '' : `\n  if ((p.flags & ${F_ACC}u) != 0u) { v += C[ci]; }`}
   ${store}
 }`;
@@ -93,7 +103,7 @@ fn put4(ci: u32, n: u32, x: vec4<f32>) {
   var v = x;
   if ((p.flags & ${F_BIAS}u) != 0u) { for (var j = 0u; j < lanes; j++) { v[j] += bias[n + j]; } }
   if ((p.flags & ${F_PREACT}u) != 0u) { ${half ? pairs('preact') : 'for (var j = 0u; j < lanes; j++) { preact[ci + j] = v[j]; }'} }
-  if ((p.flags & ${F_GELU}u) != 0u) { v = gelu(v); }
+  if ((p.flags & ${F_GELU}u) != 0u) { ${act} }
   if ((p.flags & ${F_RESIDUAL}u) != 0u) { for (var j = 0u; j < lanes; j++) { v[j] += residual[ci + j]; } }${half ? '' : `\n  if ((p.flags & ${F_ACC}u) != 0u) { for (var j = 0u; j < lanes; j++) { v[j] += C[ci + j]; } }`}
   ${store}
 }`;

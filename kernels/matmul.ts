@@ -34,6 +34,7 @@ import {
   type Kernel, type SgKernel, type SgSpelling, type TiledKernel, type TiledVariant,
 } from './matmul-wgsl.js';
 import { castF32ToF16 } from './cast.js';
+import { geluForward } from './gelu.js';
 import { bindingBytes, requireBindable } from './checks.js';
 import { KernelProfiler } from './profiler.js';
 import { scratchBuffer } from './rows.js';
@@ -60,7 +61,9 @@ export interface MatmulDims {
   /** C's element type (default f32). 'f16': C holds f16 bits, two per 32-bit word, rounded as
    *  castF32ToF16 rounds, for a product whose only reader is an f16 matmul (the pass a cast would take
    *  is saved). Needs N and strideC even; not with accumulate. preact, if given, is f16 too (what
-   *  mixed precision keeps for the GELU backward, as PyTorch's autocast keeps the GELU's f16 input). */
+   *  mixed precision keeps for the GELU backward, as PyTorch's autocast keeps the GELU's f16 input),
+   *  and the GELU takes that rounded pre-activation, as autocast's does: C = gelu(f16(z)) in f16, so
+   *  geluForward on the f16 preact gives C's bits again (without a residual). */
   output?: 'f32' | 'f16';
 }
 
@@ -946,10 +949,12 @@ async function sgSelfCheck(device: GPUDevice, config: SubgroupConfigName | Subgr
   const buf = (bytes: number) => device.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
   // The f16-output kernel must give the bits of the f32 one's output and pre-activation cast to f16,
   // in the layout of the forward of a linear layer (x·Wᵀ), the one product that writes f16
-  // (ops/linear.ts): that f32 product (this kernel, B transposed, with the epilogue) keeps its preact.
+  // (ops/linear.ts): the f32 products of that layout are the references, the plain one for a plain
+  // f16 output, the one with the epilogue for the pre-activation (it keeps its preact) and, through
+  // geluForward on those halves, for the f16 output with GELU (which takes the rounded pre-activation).
   const pre32 = halfCompiles ? buf(n * 4) : undefined;
   const outs: GPUBuffer[] = [];
-  let reference: GPUBuffer | undefined;
+  let plain: GPUBuffer | undefined;
   const cb = new CommandBatch(device);
   for (const tA of [false, true])
     for (const tB of [false, true])
@@ -957,17 +962,21 @@ async function sgSelfCheck(device: GPUDevice, config: SubgroupConfigName | Subgr
         for (const which of [config, 'mid'] as const) {
           const c = buf(n * 4);
           const s = resolve({ M, N, K, batch, transA: tA, transB: tB, activation: withEp ? 'gelu' : 'none' });
-          const isReference = !tA && tB && withEp && which === config;
-          record(cb, { a, b, c, ...(withEp ? { bias, residual } : {}), ...(isReference ? { preact: pre32 } : {}) }, s, 'f16', { config: which, kernel: kernelOf(which), splits: 1 });
-          if (isReference) reference = c;
+          const reference = !tA && tB && which === config;
+          record(cb, { a, b, c, ...(withEp ? { bias, residual } : {}), ...(reference && withEp ? { preact: pre32 } : {}) }, s, 'f16', { config: which, kernel: kernelOf(which), splits: 1 });
+          if (reference && !withEp) plain = c;
           outs.push(c);
         }
   const f32Outs = outs.length;
-  if (pre32 && reference) {
-    const halves = [0, 1, 2, 3].map(() => buf(n * 2));
-    record(cb, { a, b, c: halves[0], bias, residual, preact: halves[2] }, resolve({ M, N, K, batch, transB: true, activation: 'gelu', output: 'f16' }), 'f16', { config, kernel: k, splits: 1 });
-    castF32ToF16(cb, reference, halves[1], n);
-    castF32ToF16(cb, pre32, halves[3], n);
+  if (pre32 && plain) {
+    // pairs to compare: the f16 kernel's plain output, its GELU output, its pre-activation, each beside its reference
+    const halves = Array.from({ length: 6 }, () => buf(n * 2));
+    const half = (activation: 'none' | 'gelu') => resolve({ M, N, K, batch, transB: true, activation, output: 'f16' });
+    record(cb, { a, b, c: halves[0] }, half('none'), 'f16', { config, kernel: k, splits: 1 });
+    castF32ToF16(cb, plain, halves[1], n);
+    record(cb, { a, b, c: halves[2], bias, preact: halves[4] }, half('gelu'), 'f16', { config, kernel: k, splits: 1 });
+    castF32ToF16(cb, pre32, halves[5], n);
+    geluForward(cb, halves[5], halves[3], n, { input: 'f16', output: 'f16' });
     outs.push(...halves); // each in a slot of n f32 in the read buffer, half of it unused
   }
   const read = device.createBuffer({ size: outs.length * n * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
@@ -990,8 +999,9 @@ async function sgSelfCheck(device: GPUDevice, config: SubgroupConfigName | Subgr
       if (!(Math.sqrt(num / Math.max(den, 1e-30)) < 1e-5)) return { ok: false, half: false };
     }
     if (!halfCompiles) return { ok: true, half: false };
-    const [c16, cCast, pre16, preCast] = [0, 1, 2, 3].map((i) => new Uint32Array(all.buffer, (f32Outs + i) * n * 4, n / 2));
-    return { ok: true, half: c16.every((w, i) => w === cCast[i]) && pre16.every((w, i) => w === preCast[i]) };
+    const words = [0, 1, 2, 3, 4, 5].map((i) => new Uint32Array(all.buffer, (f32Outs + i) * n * 4, n / 2));
+    const same = (i: number) => words[i].every((w, j) => w === words[i + 1][j]);
+    return { ok: true, half: same(0) && same(2) && same(4) };
   } finally {
     for (const x of [a, b, bias, residual, read, ...outs, ...(pre32 ? [pre32] : [])]) x.destroy();
   }

@@ -3,7 +3,7 @@
 //   y = act(x Wᵀ + b), z = x Wᵀ + b (kept as preact when act = gelu)
 //   dz = act'(z) ⊙ dy,  dx = dz W,  dW = dzᵀ x,  db = Σ_rows dz
 import { castF16ToF32, castF32ToF16 } from '../../kernels/cast.js';
-import { geluBackward } from '../../kernels/gelu.js';
+import { geluBackward, geluForward } from '../../kernels/gelu.js';
 import { matmul as matmulKernel } from '../../kernels/matmul.js';
 import { reduceAxis } from '../../kernels/reduce.js';
 import { checkShape, launchWith, requireF32, untracked, type Tape } from '../tape.js';
@@ -24,6 +24,12 @@ export interface LinearOptions {
   /** y = residual + act(x Wᵀ + b), the add fused into the matmul's epilogue (a block's residual
    *  stream: x + proj(·), h + fc2(·)); f32, y's shape. Its gradient is y's, handed on as it is. */
   residual?: Tensor | null;
+  /** x is gelu(geluOf), as a Linear with GELU wrote it (linearWithPre's pre, x's shape and type): the
+   *  backward keeps geluOf, which that Linear's backward keeps anyway, instead of x, and recomputes
+   *  x from it for the weight gradient (geluForward gives the bits of the matmul's GELU output, f32
+   *  or f16), so the hidden layer is not held from forward to backward. Used where x is read as it
+   *  is (f16 for f16 matmuls, f32 for f32 ones); otherwise x is kept as usual. */
+  geluOf?: Tensor | null;
 }
 
 /** A half-precision copy of t (matmul inputs under mixed precision); the caller disposes it. */
@@ -48,6 +54,12 @@ function toF32(g: Tape, t: Tensor): Tensor {
  * x may be f16 already (an f16 output of another layer), and is then used as it is.
  */
 export function linear(g: Tape, x: Tensor, weight: Tensor, bias?: Tensor | null, opts: LinearOptions = {}): Tensor {
+  return linearWithPre(g, x, weight, bias, opts).y;
+}
+
+/** linear, and the pre-activation its backward keeps (with GELU and a gradient to take; else
+ *  undefined), for a reader that recomputes y from it (LinearOptions.geluOf). */
+export function linearWithPre(g: Tape, x: Tensor, weight: Tensor, bias?: Tensor | null, opts: LinearOptions = {}): { y: Tensor; pre?: Tensor } {
   const K = x.shape[x.shape.length - 1];
   const N = weight.shape[0];
   checkShape('linear', `weight (x is [${x.shape}])`, weight, [N, K]);
@@ -62,6 +74,9 @@ export function linear(g: Tape, x: Tensor, weight: Tensor, bias?: Tensor | null,
   const gelu = opts.activation === 'gelu';
   const half = opts.precision === 'f16';
   if (x.dtype === 'f16' && !half) throw new TypeError(`linear: x is f16, which needs precision 'f16'`);
+  const geluOf = opts.geluOf ?? null;
+  if (geluOf && (geluOf.dtype !== x.dtype || geluOf.shape.join() !== x.shape.join()))
+    throw new TypeError(`linear: geluOf ${geluOf.dtype} [${geluOf.shape}] is not of x's type and shape (${x.dtype} [${x.shape}])`);
   const mm = { precision: opts.precision ?? 'f32' } as const;
   const record = g.wants(x, weight, bias, residual);
   const packed = opts.output === 'f16' && N % 2 === 0;
@@ -75,11 +90,13 @@ export function linear(g: Tape, x: Tensor, weight: Tensor, bias?: Tensor | null,
   const win = half ? toF16(g, weight) : weight;
   const temps = half ? (xin === x ? [win] : [xin, win]) : [];
   launchWith(temps, () => matmulKernel(g.batch, { a: xin.buffer, b: win.buffer, c: y.buffer, bias: bias?.buffer, residual: residual?.buffer, preact: pre?.buffer }, { M, N, K, transB: true, activation: gelu ? 'gelu' : 'none', output: packed ? 'f16' : 'f32' }, mm));
-  // Keep what the backward reads: x for dW, W for dx (the f16 copies themselves when half).
-  const xs = needW ? g.save(xin) : undefined;
+  // Keep what the backward reads: x for dW (or what x is recomputed from), W for dx (the f16 copies
+  // themselves when half).
+  const recompute = !!geluOf && xin === x;
+  const xs = needW ? g.save(recompute ? geluOf : xin) : undefined;
   const ws = needX ? g.save(win) : undefined;
   temps.forEach((t) => t.dispose());
-  if (!record) return y;
+  if (!record) return { y };
 
   const ps = pre ? g.save(pre) : undefined;
   g.record('linear', y, [xs, ws, ps].filter((t): t is Tensor => !!t), (dy) => {
@@ -100,7 +117,14 @@ export function linear(g: Tape, x: Tensor, weight: Tensor, bias?: Tensor | null,
     if (bias) g.addGrad(bias, (db, acc) => reduceAxis(g.batch, dz.buffer, db.buffer, { outer: 1, reduce: M, inner: N, accumulate: acc, input: dzType }));
     const dzin = half && matmuls && dzType === 'f32' ? toF16(g, dz) : dz;
     // dW [N, K] = dzᵀ [N, M] · x [M, K]: dz is stored [M, N], hence transA.
-    if (xs) g.addGrad(weight, (dw, acc) => matmulKernel(g.batch, { a: dzin.buffer, b: xs.buffer, c: dw.buffer }, { M: N, N: K, K: M, transA: true, accumulate: acc }, mm));
+    if (xs) {
+      const xr = recompute ? geluOfSaved(g, xs) : xs;
+      try {
+        g.addGrad(weight, (dw, acc) => matmulKernel(g.batch, { a: dzin.buffer, b: xr.buffer, c: dw.buffer }, { M: N, N: K, K: M, transA: true, accumulate: acc }, mm));
+      } finally {
+        if (xr !== xs) xr.dispose();
+      }
+    }
     // dx [M, K] = dz [M, N] · W [N, K].
     if (ws) g.addGrad(x, (dx, acc) => matmulKernel(g.batch, { a: dzin.buffer, b: ws.buffer, c: dx.buffer }, { M, N: K, K: N, accumulate: acc }, mm));
     if (dzin !== dz) dzin.dispose();
@@ -108,7 +132,15 @@ export function linear(g: Tape, x: Tensor, weight: Tensor, bias?: Tensor | null,
     // last: the residual may take dy itself (a view), after which dy is not read
     if (residual) g.passGrad(residual, dy, 1, true);
   });
-  return y;
+  return { y, pre };
+}
+
+/** x again from the kept pre-activation (LinearOptions.geluOf); the caller disposes it. */
+function geluOfSaved(g: Tape, pre: Tensor): Tensor {
+  const x = untracked(g.engine, pre.shape, false, pre.dtype);
+  const type = pre.dtype === 'f16' ? 'f16' : 'f32';
+  launchWith([x], () => geluForward(g.batch, pre.buffer, x.buffer, pre.size, { input: type, output: type }));
+  return x;
 }
 
 export interface MatmulOptions {

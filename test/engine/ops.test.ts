@@ -1,6 +1,7 @@
 // Every differentiable op: forward against a float64 reference and gradients against central
 // differences, on shapes that are not tile or vec4 multiples.
 import { castF16ToF32, castF32ToF16 } from '../../kernels/cast.js';
+import { geluForward } from '../../kernels/gelu.js';
 import * as ops from '../../engine/ops/index.js';
 import { Rng } from '../../engine/random.js';
 import { Tape } from '../../engine/tape.js';
@@ -153,22 +154,29 @@ describe('engine/ops: gradients against float64 finite differences', () => {
       });
   });
 
-  it('linear with an f16 output: the bits of its f32 output cast; feeding an f16 linear, the output and the reader\'s gradients of the chain with a cast bit for bit, the rest within f16 rounding (the GELU backward reads the f16 pre-activation); float64 gradients', async () => {
+  it('linear with an f16 output: the bits of its f32 output cast, with GELU the GELU of that (as autocast\'s); feeding an f16 linear, the chain with a cast within f16 rounding; float64 gradients', async () => {
     const engine = await getEngine();
     const rng = new Rng(5);
     const [M, K, H, N] = [6, 9, 10, 7];
     const up = upload(engine, rng);
     const [x, w1, b1, w2, b2, w3] = [up(M, K), up(H, K), up(H), up(N, H), up(N), up(N, K)];
     try {
-      // f32 inputs (no shader-f16 needed): the epilogue's halves are the cast's; an odd N keeps y f32
+      // f32 inputs (no shader-f16 needed): the epilogue's halves are the cast's, and with GELU the
+      // GELU of those halves; an odd N keeps y f32
       const g = new Tape(engine);
-      const [y16, y32, yOdd] = engine.scope(() => [
+      const [y16, z16, y32, yOdd] = engine.scope(() => [
         ops.linear(g, x, w1, b1, { activation: 'gelu', output: 'f16' }),
-        ops.linear(g, x, w1, b1, { activation: 'gelu' }),
+        ops.linear(g, x, w1, b1, { output: 'f16' }),
+        ops.linear(g, x, w1, b1),
         ops.linear(g, x, w3, null, { output: 'f16' }),
       ]);
       assert(yOdd.dtype === 'f32', `N = ${N} (odd) keeps y f32, got ${yOdd.dtype}`);
-      await sameAsCast(engine, y16, y32);
+      await sameAsCast(engine, z16, y32);
+      const again = engine.empty(y16.shape, 'f16');
+      geluForward(engine.batch, z16.buffer, again.buffer, z16.size, { input: 'f16', output: 'f16' });
+      const [h, r] = [await engine.readRaw(y16), await engine.readRaw(again)].map((b) => new Uint16Array(b, 0, y16.size));
+      assert(h.every((v, i) => v === r[i]), 'the f16 output with GELU is not the GELU of the f16 output without');
+      [again, z16].forEach((t) => t.dispose());
       // An f16 x needs f16 inputs; every other op refuses an f16 tensor rather than read its bits as f32.
       expectThrow(() => ops.linear(g, y16, w2, b2), /linear: x is f16, which needs precision 'f16'/);
       for (const [op, f] of [
@@ -191,16 +199,12 @@ describe('engine/ops: gradients against float64 finite differences', () => {
       engine.scope(() => ops.linear(g, y16, w2, b2, { precision: 'f16' })).dispose();
       assert(!y16.isDisposed && new Uint16Array(await engine.readRaw(y16)).every((v, i) => v === before[i]), 'linear changed or disposed its f16 x');
       [y16, y32, yOdd].forEach((t) => t.dispose());
-      // The MLP's chain: fc1 writes f16 for fc2, against fc2 casting fc1's f32 output: the same output
-      // and fc2 gradients, bit for bit; fc1's within f16 rounding (its GELU backward reads the f16
-      // pre-activation it kept).
+      // The MLP's chain: fc1 writes f16 for fc2, against fc2 casting fc1's f32 output: within f16
+      // rounding (the GELU takes the f16 pre-activation, and its backward reads it).
       const mlp = (output: 'f32' | 'f16') => (t: Tape) => ops.linear(t, ops.linear(t, x, w1, b1, { activation: 'gelu', precision: 'f16', output }), w2, b2, { precision: 'f16' });
       const dy = randomArray(rng, M * N);
       const [a, b] = [await outputAndGrads(engine, [x, w1, b1, w2, b2], dy, mlp('f16')), await outputAndGrads(engine, [x, w1, b1, w2, b2], dy, mlp('f32'))];
-      ['output', 'dx', 'dw1', 'db1', 'dw2', 'db2'].forEach((name, i) => {
-        if (['dx', 'dw1', 'db1'].includes(name)) assertClose(a[i], b[i], 1e-2, `${name}: the chain writing f16 against the one with a cast`);
-        else assert(a[i].every((v, j) => Object.is(v, b[i][j])), `${name}: the chain writing f16 differs from the one with a cast`);
-      });
+      ['output', 'dx', 'dw1', 'db1', 'dw2', 'db2'].forEach((name, i) => assertClose(a[i], b[i], 1e-2, `${name}: the chain writing f16 against the one with a cast`));
     } finally {
       [x, w1, b1, w2, b2, w3].forEach((t) => t.dispose());
     }
@@ -239,6 +243,38 @@ describe('engine/ops: gradients against float64 finite differences', () => {
       tolForward: 1e-2,
       tolGrad: 1e-2,
     });
+  });
+
+  it('linear recomputing its x from the GELU\'s pre-activation (geluOf, the MLP\'s fc2): output and every gradient the bits of keeping x, f32 and f16; where x is cast, x is kept; a geluOf not of x\'s type and shape refused', async () => {
+    const engine = await getEngine();
+    const rng = new Rng(13);
+    const [M, K, H, N] = [6, 9, 10, 7];
+    const up = upload(engine, rng);
+    const [x, w1, b1, w2, b2, r] = [up(M, K), up(H, K), up(H), up(N, H), up(N), up(M, N)];
+    const names = ['x', 'w1', 'b1', 'w2', 'b2', 'r'];
+    try {
+      const dy = randomArray(rng, M * N);
+      const cases: [string, 'f32' | 'f16', 'f32' | 'f16'][] = [
+        ['f32', 'f32', 'f32'],
+        ...(engine.device.features.has('shader-f16') ? ([['f16', 'f16', 'f16'], ['f16 matmuls reading a cast (f32 hidden layer)', 'f16', 'f32']] as [string, 'f16', 'f32' | 'f16'][]) : []),
+      ];
+      for (const [what, precision, output] of cases) {
+        const mlp = (recompute: boolean) => (t: Tape) => {
+          const h = ops.linearWithPre(t, x, w1, b1, { activation: 'gelu', precision, output });
+          assert(h.pre?.dtype === output, `${what}: the pre-activation kept is ${h.pre?.dtype}, want ${output}`);
+          return ops.linear(t, h.y, w2, b2, { precision, residual: r, geluOf: recompute ? h.pre : null });
+        };
+        await sameBits(engine, [x, w1, b1, w2, b2, r], names, dy, [mlp(true), mlp(false)], `${what}: recomputing the hidden layer differs from keeping it`);
+      }
+      const g = new Tape(engine);
+      g.watch(w1);
+      const h = engine.scope(() => ops.linearWithPre(g, x, w1, b1, { activation: 'gelu' }));
+      expectThrow(() => ops.linear(g, h.y, w2, b2, { geluOf: x }), /linear: geluOf f32 \[6,9\] is not of x's type and shape \(f32 \[6,10\]\)/);
+      g.clear();
+      [h.y, h.pre!].forEach((t) => t.dispose());
+    } finally {
+      [x, w1, b1, w2, b2, r].forEach((t) => t.dispose());
+    }
   });
 
   it('matmul: all transposes, batched and with a shared b', async () => {

@@ -1,5 +1,6 @@
 import { castF16ToF32, castF32ToF16 } from '../../kernels/cast.js';
 import { erfForward, geluBackward, geluForward } from '../../kernels/gelu.js';
+import { matmul, type MatmulOptions } from '../../kernels/matmul.js';
 import { Rng } from '../../engine/random.js';
 import { assert, assertClose, expectThrow, getEngine, poisoned, randomArray } from '../helpers.js';
 import { bind, checkPadded, MODES, padded } from './map-helpers.js';
@@ -123,6 +124,54 @@ describe('kernels/gelu', () => {
     expectThrow(() => geluBackward(engine.batch, a.buffer, b.buffer, h.buffer, 64, { output: 'f16', accumulate: true }), /geluBackward: an f16 dx cannot be accumulated into/);
     expectThrow(() => geluBackward(engine.batch, a.buffer, b.buffer, { buffer: h.buffer, size: 64 }, 64, { output: 'f16' }), /geluBackward: dx binding holds 64 bytes, needs 128 \(n=64 f16\)/);
     [a, b, h].forEach((t) => t.dispose());
+  });
+
+  it('forward on f16 x and y: the bits of the f32 forward on x\'s values cast, by vec4s, pairs and a half vec4 at the end; nothing past n written; and a matmul\'s f16 output with GELU again from its f16 pre-activation (tiled, split K, f16 inputs: the subgroup-matrix kernels where the device has them); mixed types and odd n refused', async () => {
+    const engine = await getEngine();
+    const rng = new Rng(9);
+    const SENTINEL16 = 0x1234;
+    const cut = (t: { buffer: GPUBuffer }, bytes: number, mode: string) => (mode === 'vec4' ? t.buffer : { buffer: t.buffer, offset: 0, size: bytes });
+    for (const n of [2, 6, 8, 1030, 65538])
+      for (const mode of MODES) {
+        const tx = padded(engine, randomArray(rng, n, 3), n), y32 = padded(engine, null, n);
+        const x16 = engine.empty([n + 4], 'f16');
+        castF32ToF16(engine.batch, tx.buffer, x16.buffer, n);
+        castF16ToF32(engine.batch, x16.buffer, tx.buffer, n);
+        const cast = engine.empty([n], 'f16'), y16 = engine.upload(new Uint16Array(n + 4).fill(SENTINEL16), [n + 4], 'f16');
+        geluForward(engine.batch, bind(tx, n, mode), y32.buffer, n);
+        castF32ToF16(engine.batch, y32.buffer, cast.buffer, n);
+        geluForward(engine.batch, cut(x16, 2 * n, mode), cut(y16, 2 * n, mode), n, { input: 'f16', output: 'f16' });
+        const want = new Uint16Array(await engine.readRaw(cast), 0, n), got = new Uint16Array(await engine.readRaw(y16), 0, n + 4);
+        const bad = want.findIndex((v, i) => v !== got[i]);
+        assert(bad < 0, `n=${n} ${mode}: f16 y[${bad}] is ${got[bad]?.toString(16)}, the cast of the f32 forward ${want[bad]?.toString(16)}`);
+        assert(got.subarray(n).every((v) => v === SENTINEL16), `n=${n} ${mode}: halves past n written: ${Array.from(got.subarray(n), (v) => v.toString(16))}`);
+        [tx, y32, x16, cast, y16].forEach((t) => t.dispose());
+      }
+    // fc1's forward in mixed precision: C = gelu(f16 pre-activation), so the halves it keeps give C again
+    const [M, N, K] = [37, 52, 300];
+    const f16In = engine.device.features.has('shader-f16');
+    for (const [o, what] of [[{}, 'tiled'], [{ splitK: 3 }, 'split K'], ...(f16In ? [[{ precision: 'f16' }, 'f16 inputs']] : [])] as [MatmulOptions, string][]) {
+      const half = (t: { buffer: GPUBuffer; size: number }) => {
+        const h = engine.empty([t.size], 'f16');
+        castF32ToF16(engine.batch, t.buffer, h.buffer, t.size);
+        return h;
+      };
+      const a32 = engine.upload(randomArray(rng, M * K, 0.15)), b32 = engine.upload(randomArray(rng, N * K, 0.15)), bias = engine.upload(randomArray(rng, N));
+      const [a, b] = o.precision === 'f16' ? [half(a32), half(b32)] : [a32, b32];
+      const c = engine.empty([M * N], 'f16'), pre = engine.empty([M * N], 'f16'), again = engine.empty([M * N], 'f16');
+      matmul(engine.batch, { a: a.buffer, b: b.buffer, c: c.buffer, bias: bias.buffer, preact: pre.buffer }, { M, N, K, transB: true, activation: 'gelu', output: 'f16' }, o);
+      geluForward(engine.batch, pre.buffer, again.buffer, M * N, { input: 'f16', output: 'f16' });
+      const [x, y] = [await engine.readRaw(c), await engine.readRaw(again)].map((r) => new Uint16Array(r, 0, M * N));
+      const bad = x.findIndex((v, i) => v !== y[i]);
+      assert(bad < 0, `${what}: the matmul's f16 GELU output [${bad}] is ${x[bad]?.toString(16)}, geluForward on its pre-activation gives ${y[bad]?.toString(16)}`);
+      new Set([a32, b32, a, b, bias, c, pre, again]).forEach((t) => t.dispose());
+    }
+    const a = engine.empty([64]), h = engine.empty([64], 'f16'), h2 = engine.empty([64], 'f16');
+    expectThrow(() => geluForward(engine.batch, h.buffer, a.buffer, 64, { input: 'f16' }), /geluForward: input and output must both be f16 or both f32, got f16 and f32 \(n=64\)/);
+    expectThrow(() => geluForward(engine.batch, h.buffer, h2.buffer, 63, { input: 'f16', output: 'f16' }), /geluForward: f16 x and y are read and written in pairs: n must be even, got 63/);
+    expectThrow(() => geluForward(engine.batch, { buffer: h.buffer, size: 64 }, h2.buffer, 64, { input: 'f16', output: 'f16' }), /geluForward: x binding holds 64 bytes, needs 128 \(n=64 f16\)/);
+    expectThrow(() => geluForward(engine.batch, h.buffer, h.buffer, 64, { input: 'f16', output: 'f16' }), /geluForward: .*y.*x/);
+    [a, h, h2].forEach((t) => t.dispose());
   });
 
   it('forward and backward (f32 and f16 dx) on a 2-D launch grid', () => withGridLimit(7, async () => {
