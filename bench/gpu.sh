@@ -15,7 +15,8 @@
 #                         Dawn's clamps, the driver's statistics of each kernel pipeline, and
 #                         shorter sweeps; fits one call of a 15-minute device lease)
 #   the missed goals:     bash bench/gpu.sh goals (fp32 4096³ and LayerNorm fwd+bwd with what bears on
-#                         them, and the f16 step and encoder; its limits add up to 535 s)
+#                         them, and the f16 step, with and without recomputed activations, and
+#                         encoder; its limits add up to 575 s)
 #   f16 matmul only:      bash bench/gpu.sh f16 (~2 min on an H200, its limits add up to 290 s: its
 #                         tests, its rows with and without Dawn's checks, a 40 s f16 sweep)
 #   pipeline statistics:  bash bench/gpu.sh pipeline-stats   (registers per thread of every kernel
@@ -155,7 +156,8 @@ kernel_parts() {
 # the kernel tests, the 4096³ products (fp32 and f16) with tfjs, the copy, cast and row-kernel rows (the
 # LayerNorm variants among them, and AdamW's), the encoder's attention at 1, 2 and 4 lanes per query
 # (without tfjs: its goal is met), the pipelines' registers, a short f32 sweep (SWEEP_S, s), and the
-# base preset's f16 step and encoder (ours only, with their kernel profiles).
+# base preset's f16 step (also recomputing its activations) and encoder (ours only, with their kernel
+# profiles).
 goal_parts() {
   # the dry run has no 4096³ or encoder case: its matmul and attention rows all run instead
   local scale=full save=--save sweep=(--budget-s ${SWEEP_S:-40} --layers 0) only=(--only 4096) att=(--only encoder) model=(--preset base --batch 64)
@@ -172,6 +174,8 @@ goal_parts() {
   # memory since the teacher's forward is freed before the student's):
   # ours alone, logged, not saved ($OUT brings back 8 files at most)
   part step-f16 50 $kit/cli.mjs bench step "${model[@]}" --steps 10 --warmup 2 --precision f16 --profile
+  # the same step recomputing its block activations (pretrain --recompute): its time and peak against the above
+  part step-f16-recompute 40 $kit/cli.mjs bench step "${model[@]}" --steps 10 --warmup 2 --precision f16 --recompute
   part embed-f16 40 $kit/cli.mjs bench embed "${model[@]}" --iters 20 --warmup 2 --precision f16 --profile
 }
 

@@ -30,6 +30,8 @@ export interface StepOptions {
   batch: number;
   /** Our step in micro-batches of this many (EcgJepa.recordStep's parts; it divides the batch). */
   microBatch?: number;
+  /** Our step recomputing its block activations in the backward (JepaOptions.recompute). */
+  recompute?: boolean;
   /** Timed steps. */
   steps: number;
   /** Untimed steps first (pipeline compilation, pool warm-up). */
@@ -92,6 +94,8 @@ export interface BenchResult {
   batch: number;
   /** Our step's micro-batches, when in parts. */
   microBatch?: number;
+  /** Our step recomputed its block activations (when it did). */
+  recompute?: boolean;
   steps: number;
   warmup: number;
   device: GpuInfo;
@@ -234,7 +238,7 @@ function checkCounts(o: { batch: number; steps?: number; iters?: number; warmup?
 async function sideBySide(
   engine: Engine,
   kind: BenchResult['kind'],
-  o: { preset: string; batch: number; microBatch?: number; peer?: 'tfjs'; peerBatch?: number; seed?: number; precision?: Precision; tf?: Tf; profile?: boolean; progress?: (line: string) => void },
+  o: { preset: string; batch: number; microBatch?: number; recompute?: boolean; peer?: 'tfjs'; peerBatch?: number; seed?: number; precision?: Precision; tf?: Tf; profile?: boolean; progress?: (line: string) => void },
   warmup: number,
   iters: number,
   ours: (model: EcgJepa, x: Tensor[]) => (i: number) => void,
@@ -248,7 +252,7 @@ async function sideBySide(
   const tf = await tfPeer(engine, o);
   const precision = o.precision ?? 'f32';
   // f16 as pretrain trains it: with the dynamic loss scale (its overflow check and update included)
-  const model = new EcgJepa(engine, cfg, { seed, precision, lossScale: precision === 'f16' ? 'dynamic' : 1 });
+  const model = new EcgJepa(engine, cfg, { seed, precision, lossScale: precision === 'f16' ? 'dynamic' : 1, recompute: !!o.recompute });
   // The peer starts from our initial weights, read back before we train and kept on the CPU: each
   // tfjs try builds its own peer from them, so a failed try cannot hand on its weights.
   const initial = tf ? await readJepaWeights(model) : null;
@@ -323,7 +327,7 @@ async function sideBySide(
     ));
   }
   return {
-    kind, preset: o.preset, precision, batch: B, ...(mb < B ? { microBatch: mb } : {}), steps: iters, warmup, device: engine.gpu.info, ours: mine, tfjs: peers,
+    kind, preset: o.preset, precision, batch: B, ...(mb < B ? { microBatch: mb } : {}), ...(o.recompute ? { recompute: true } : {}), steps: iters, warmup, device: engine.gpu.info, ours: mine, tfjs: peers,
     ...(failed.length ? { tfjsFailed: failed } : {}),
     ratio: peers ? mine.samplesPerSec / peers.samplesPerSec : null,
     ...(profile ? { profile } : {}),
@@ -430,7 +434,7 @@ const failedLine = (f: { batch: number; error: string }) => `tfjs  failed at bat
 /** A few lines for the terminal. */
 export function formatBench(r: BenchResult): string {
   return [
-    `${r.kind} preset ${r.preset}, ${r.precision}, batch ${r.batch}${r.microBatch ? ` in micro-batches of ${r.microBatch}` : ''}, ${r.steps} timed after ${r.warmup} warm-up, on ${r.device.vendor} / ${r.device.device}`,
+    `${r.kind} preset ${r.preset}, ${r.precision}, batch ${r.batch}${r.microBatch ? ` in micro-batches of ${r.microBatch}` : ''}${r.recompute ? ', activations recomputed' : ''}, ${r.steps} timed after ${r.warmup} warm-up, on ${r.device.vendor} / ${r.device.device}`,
     measuredLine(r.kind, 'ours', r.ours),
     ...(r.tfjsFailed ?? []).map(failedLine),
     ...(r.tfjs

@@ -7,6 +7,7 @@ import type { Engine } from './engine.js';
 import * as ops from './ops/index.js';
 import type { Precision } from './ops/linear.js';
 import { Rng, type UniformSource } from './random.js';
+import { recompute } from './recompute.js';
 import { registerLeaf, untracked, type GradLeaf, type Tape } from './tape.js';
 import type { Tensor } from './tensor.js';
 
@@ -236,6 +237,9 @@ export interface BlockConfig {
 export interface BlockCall extends TokenLayout {
   training?: boolean;
   rng?: UniformSource;
+  /** forwardBlocks keeps only each block's input for the backward and recomputes the block's
+   *  activations there (engine/recompute.ts): the same gradients, one more forward of each block. */
+  recompute?: boolean;
 }
 
 /** Pre-norm transformer block: x + dp(attn(norm1(x))), then + dp(mlp(norm2(·))). Names as timm. */
@@ -280,11 +284,14 @@ export class TransformerBlock {
  * (never the caller's x, which lives as long as the caller's scope). What the tape saved for the
  * backward stays (its views hold the storage). Without this every tensor of the forward lived to the
  * end of the caller's scope: the teacher's whole forward through the student's and the predictor's.
+ * With call.recompute a block keeps only its input (engine/recompute.ts).
  */
 export function forwardBlocks(g: Tape, x: Tensor, blocks: readonly TransformerBlock[], call: BlockCall, prepare: (h: Tensor) => Tensor): Tensor {
   let h = x;
+  const run = (b: TransformerBlock, x: Tensor) =>
+    call.recompute ? recompute(g, x, call.rng, (t, xi, rng) => b.forward(t, xi, { ...call, rng })) : b.forward(g, x, call);
   for (const b of blocks) {
-    const next = g.engine.scope(() => b.forward(g, prepare(h), call));
+    const next = g.engine.scope(() => run(b, prepare(h)));
     if (h !== x && h !== next) h.dispose();
     h = next;
   }

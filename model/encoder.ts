@@ -44,6 +44,8 @@ export interface ForwardOptions {
   /** Drop-path active (needs rng). */
   training?: boolean;
   rng?: UniformSource;
+  /** Recompute each block's activations in the backward instead of holding them (BlockCall). */
+  recompute?: boolean;
 }
 
 export class Encoder {
@@ -102,7 +104,7 @@ export class Encoder {
       perSample = !m.mask.shared;
       pos = ops.gatherRows(g, this.pos, m.visiblePos, perSample ? [B, C * V, cfg.encoder.dim] : [C * V, cfg.encoder.dim]);
     }
-    const call = { C, V, training: o.training, rng: o.rng };
+    const call = { C, V, training: o.training, rng: o.rng, recompute: o.recompute };
     h = forwardBlocks(g, h, this.blocks, call, (h) => (perSample ? ops.add(g, h, pos) : ops.addBroadcast(g, h, pos)));
     return this.norm.forward(g, h);
   }

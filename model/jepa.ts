@@ -63,6 +63,10 @@ export interface JepaOptions {
   precision?: Precision;
   /** Loss scale: a number (static; default 1), or 'dynamic' / its settings (skips the AdamW update of overflowed steps). */
   lossScale?: LossScaleOption;
+  /** Recompute the student's and the predictor's block activations in the backward instead of
+   *  holding them from the forward (engine/recompute.ts): the same step, less memory, one more
+   *  forward of those blocks. Settable later (`recompute`). */
+  recompute?: boolean;
 }
 
 /** A batch's data [B, C, L] uploaded as its micro-batches of `micro` ECGs (one tensor when micro = B),
@@ -108,6 +112,8 @@ export class EcgJepa {
   rng: Rng;
   /** Optimizer steps done. */
   step = 0;
+  /** JepaOptions.recompute. */
+  recompute: boolean;
 
   constructor(
     readonly engine: Engine,
@@ -129,6 +135,7 @@ export class EcgJepa {
     this.tape = new Tape(engine);
     this.sched = schedules(cfg, opts.itersPerEpoch ?? 1);
     this.rng = new Rng((opts.seed ?? 0) + 0x5eed);
+    this.recompute = opts.recompute ?? false;
   }
 
   /** The teacher's output [B, T, D] on every token, and the target of each (its non-affine LN). Call under noGrad. */
@@ -150,7 +157,7 @@ export class EcgJepa {
 
   /** Student + predictor on the visible columns: predictions [B, C·M, D]; drop-path draws from `rng`. */
   predict(x: Tensor, m: MaskIndices, training: boolean, rng: UniformSource = this.rng): Tensor {
-    const o = { training, rng };
+    const o = { training, rng, recompute: this.recompute };
     const ctx = this.student.forward(this.tape, x, { ...o, mask: m });
     return this.predictor.forward(this.tape, ctx, m, o);
   }

@@ -57,7 +57,7 @@ export class Predictor {
    * context [B, C·V, D] (the student's tokens, lead-major over the visible columns of `m`) →
    * predictions [B, C·M, D] at the masked columns (sorted), lead-major — the teacher targets' order.
    */
-  forward(g: Tape, context: Tensor, m: MaskIndices, o: { training?: boolean; rng?: UniformSource } = {}): Tensor {
+  forward(g: Tape, context: Tensor, m: MaskIndices, o: { training?: boolean; rng?: UniformSource; recompute?: boolean } = {}): Tensor {
     const { cfg } = this;
     const { batch: B, leads: C, patches: P, numVisible: V, numMasked: M } = m.mask;
     const D = cfg.encoder.dim;
@@ -73,7 +73,7 @@ export class Predictor {
     const tokens = ops.addBroadcast(g, zeros, ops.reshape(g, this.maskToken.value, [Dp]));
     let h = ops.add(g, ctx, ops.scatterRows(g, tokens, m.maskedRows, rows));
     h = ops.reshape(g, h, [B * C, P, Dp]); // one sequence per (sample, lead)
-    const call = { C: 1, V: P, training: o.training, rng: o.rng };
+    const call = { C: 1, V: P, training: o.training, rng: o.rng, recompute: o.recompute };
     h = forwardBlocks(g, h, this.blocks, call, (h) => ops.addBroadcast(g, h, this.pos));
     h = this.norm.forward(g, h);
     // Only the masked columns are projected and returned (the official code slices the last M).

@@ -189,6 +189,8 @@ program
   .option('--mask <random|multiblock>', 'masking scheme (random on the base preset: batch 128 and lr 2.5e-5 unless given, as the reference)', 'multiblock')
   .option('--batch <n>', 'batch size (default: the preset\'s)', posInt('--batch'))
   .option('--micro-batch <n>', 'ECGs per micro-batch: each batch goes forward and back in parts of n, their gradients adding up (less memory, the same training up to rounding; must divide the batch; a resume keeps it unless given)', posInt('--micro-batch'))
+  .option('--recompute', 'recompute the block activations in the backward instead of holding them (less memory, one more forward of the student\'s and predictor\'s blocks a step, the same training bit for bit; a resume keeps it unless given)')
+  .option('--no-recompute', 'hold the block activations (the default; for a resume of a run that recomputed)')
   .option('--epochs <n>', 'epochs (sets the LR and EMA schedules)', posInt('--epochs'))
   .option('--steps <n>', 'stop after N steps (the synthetic demo defaults to 1500)', posInt('--steps'))
   .option('--lr <x>', 'peak learning rate (default: the preset\'s)', posNum('--lr'))
@@ -211,7 +213,7 @@ program
     await withEngine(async (engine) => {
       const bar = progressBar('pretrain', '{bar} {value}/{total} | loss {loss} | lr {lr} | {sps} samples/s | teacher std {std} | content {content} | ETA {eta_formatted}');
       const r = await pretrain(engine, {
-        data, out: o.out, preset: given('preset', o.preset), mask: given('mask', o.mask), batch: o.batch, microBatch: o.microBatch, epochs: o.epochs,
+        data, out: o.out, preset: given('preset', o.preset), mask: given('mask', o.mask), batch: o.batch, microBatch: o.microBatch, recompute: o.recompute, epochs: o.epochs,
         steps: o.steps === undefined && o.epochs === undefined && o.data === 'synthetic' && !o.resume ? 1500 : o.steps,
         lr: o.lr, seed: given('seed', o.seed), syntheticRecords: given('syntheticRecords', o.syntheticRecords),
         precision: given('precision', o.precision), lossScale: o.lossScale === undefined ? undefined : parseLossScale(o.lossScale),
@@ -242,7 +244,10 @@ for (const kind of ['step', 'embed'] as const) {
     .option('--peer <name>', 'also run the same computation in tfjs (tfjs)')
     .option('--peer-batch <n>', 'the batch tfjs tries first (default: --batch): halved while it fails, then doubled up to --batch while it fits; the best samples/s counts', posInt('--peer-batch'))
     .option('--precision <f32|f16>', 'our matmul inputs (f16 = mixed precision; the tfjs peer runs f32)', precision, 'f32');
-  if (kind === 'step') cmd.option('--micro-batch <n>', 'our step in micro-batches of n (as pretrain --micro-batch; the peak memory shows what it saves); must divide the batch', posInt('--micro-batch'));
+  if (kind === 'step')
+    cmd
+      .option('--micro-batch <n>', 'our step in micro-batches of n (as pretrain --micro-batch; the peak memory shows what it saves); must divide the batch', posInt('--micro-batch'))
+      .option('--recompute', 'our step recomputing the block activations in the backward (as pretrain --recompute)');
   cmd
     .option('--profile', 'then time each kernel of one more call on the GPU (needs timestamp-query)')
     .option('--save', 'write the result with device, date and command to bench/results/')
@@ -250,7 +255,7 @@ for (const kind of ['step', 'embed'] as const) {
       if (o.peer !== undefined && o.peer !== 'tfjs') throw new Error(`--peer must be tfjs, got '${o.peer}'`);
       await withEngine(async (engine) => {
         const common = { preset: o.preset, batch: o.batch, warmup: o.warmup, peer: o.peer, peerBatch: o.peerBatch, precision: o.precision, profile: !!o.profile, progress: (line: string) => console.error(`measured: ${line}`) };
-        const r = kind === 'step' ? await benchStep(engine, { ...common, steps: o.steps, microBatch: o.microBatch }) : await benchEmbed(engine, { ...common, iters: o.iters });
+        const r = kind === 'step' ? await benchStep(engine, { ...common, steps: o.steps, microBatch: o.microBatch, recompute: !!o.recompute }) : await benchEmbed(engine, { ...common, iters: o.iters });
         console.log(formatBench(r));
         if (o.save) console.log(`saved ${saveBench(r, 'ecg-jepa ' + process.argv.slice(2).join(' '))}`);
       });

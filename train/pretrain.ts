@@ -38,6 +38,10 @@ export interface PretrainOptions {
    *  batch's masks and drop-path draws). It must divide the batch. Saved with the run; a resume
    *  keeps it unless given another (then the same up to rounding, not bit for bit). */
   microBatch?: number;
+  /** Recompute the student's and the predictor's block activations in the backward instead of
+   *  holding them (less memory, one more forward of those blocks a step; the same training bit for
+   *  bit). Saved with the run; a resume keeps it unless given. */
+  recompute?: boolean;
   /** Total epochs (sets the LR and EMA schedules); `steps` may stop earlier. */
   epochs?: number;
   steps?: number;
@@ -133,7 +137,7 @@ function checkResumeSettings(out: string, given: PretrainOptions, saved: RunFile
   const flag = (k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
   if (changed.length)
     throw new Error(`--resume: the run in ${out} keeps its own settings: ${changed.map((k) => `${flag(k)} ${JSON.stringify(run[k])}, not ${JSON.stringify(given[k])}`).join('; ')}. ` +
-      'A resume may change --steps, --epochs, --micro-batch and the snapshot options; start a new run (another --out) to change the others');
+      'A resume may change --steps, --epochs, --micro-batch, --recompute and the snapshot options; start a new run (another --out) to change the others');
 }
 
 /** The data folders of a run, 'synthetic' generated into <out>/synthetic-data first. */
@@ -276,13 +280,14 @@ async function pretrainLocked(engine: Engine, opts: PretrainOptions): Promise<Pr
     const saved = (savedRun = readRunFile(runFile));
     if (opts.data !== undefined) await checkResumeData(opts.out, opts.data, saved.options.data);
     checkResumeSettings(opts.out, opts, saved);
-    // The saved settings win; only the stopping point, the snapshots and the micro-batch may change.
+    // The saved settings win; only the stopping point, the snapshots, the micro-batch and recompute may change.
     // They are saved (once the checkpoint and the data are found to match) so the next resume keeps them: a plain
     // --resume goes on to the new end, with the schedules a --steps without --epochs spans.
     const changes = {
       steps: opts.steps ?? saved.options.steps, epochs: opts.epochs ?? saved.options.epochs,
       snapshotEveryEpochs: opts.snapshotEveryEpochs ?? saved.options.snapshotEveryEpochs, snapshotDtype: opts.snapshotDtype ?? saved.options.snapshotDtype,
       microBatch: opts.microBatch ?? saved.options.microBatch,
+      recompute: opts.recompute ?? saved.options.recompute,
     };
     if ((Object.keys(changes) as (keyof typeof changes)[]).some((k) => changes[k] !== saved.options[k]))
       runFileUpdate = { ...saved, options: { ...saved.options, ...changes } };
@@ -314,8 +319,9 @@ async function pretrainLocked(engine: Engine, opts: PretrainOptions): Promise<Pr
     const totalSteps = Math.min(o.steps ?? Infinity, itersPerEpoch * cfg.optim.epochs);
     const select = leadSelector(ds, cfg);
     if (micro < B) log(`micro-batches of ${micro}: ${B / micro} forward and backward passes per step of ${B}`);
+    if (o.recompute) log('block activations recomputed in the backward, not held');
     const { precision, lossScale } = run;
-    const model = new EcgJepa(engine, cfg, { seed: run.seed, itersPerEpoch, precision, lossScale });
+    const model = new EcgJepa(engine, cfg, { seed: run.seed, itersPerEpoch, precision, lossScale, recompute: o.recompute });
     const logFile = join(opts.out, 'log.jsonl');
     const ckptBase = join(opts.out, LAST);
     const snapEvery = o.snapshotEveryEpochs ?? 0;

@@ -5,8 +5,8 @@ import { Tape } from '../../engine/tape.js';
 import type { Tensor } from '../../engine/tensor.js';
 import { encoderParamSpecs, makeConfig, predictorParamSpecs, withLeads, type EcgJepaConfig, type ParamSpec } from '../../model/config.js';
 import { Encoder, loadParams, readParams, uploadMask } from '../../model/encoder.js';
-import { EcgJepa, schedules, TEACHER_PREFIX } from '../../model/jepa.js';
-import { buildBatchMask, drawMask } from '../../model/masking.js';
+import { EcgJepa, schedules, TEACHER_PREFIX, type JepaOptions } from '../../model/jepa.js';
+import { buildBatchMask, drawMask, type BatchMask } from '../../model/masking.js';
 import { Predictor } from '../../model/predictor.js';
 import { encoderForwardRef, jepaLossRef, predictorForwardRef } from '../../model/reference.js';
 import { assert, assertClose, expectThrow, getEngine, isBrowser } from '../helpers.js';
@@ -186,6 +186,32 @@ describe('model/jepa: initialisation', () => {
   });
 });
 
+/** Two training steps from one init, the batch `data` [B, C, L] whole or in `parts` micro-batches
+ *  (with `mask`, or masks the model draws for the batch): the losses, the state after them (weights,
+ *  teacher, AdamW's first moments) and the pool's peak over them. */
+async function twoSteps(engine: Engine, cfg: EcgJepaConfig, data: Float32Array, B: number, o: { parts?: number; mask?: BatchMask; seed: number } & JepaOptions) {
+  const { parts = 1, mask, ...opts } = o;
+  const [C, L] = [cfg.leads.length, cfg.patchSize * cfg.patches];
+  const model = new EcgJepa(engine, cfg, opts);
+  const per = (B / parts) * C * L;
+  const xs = Array.from({ length: parts }, (_, i) => engine.upload(data.subarray(i * per, (i + 1) * per), [B / parts, C, L]));
+  await engine.releaseMemory();
+  engine.pool.resetPeak();
+  const losses: number[] = [];
+  for (let i = 0; i < 2; i++) {
+    const loss = model.trainStep(parts === 1 ? xs[0] : xs, mask);
+    losses.push((await engine.read(loss))[0]);
+    loss.dispose();
+  }
+  const peak = engine.pool.peakBytes;
+  const state = new Map([...(await readParams(model.student.reg)), ...(await readParams(model.predictor.reg))]);
+  for (const [name, v] of await readParams(model.teacher.reg)) state.set(TEACHER_PREFIX + name, v);
+  for (const p of [...model.student.reg.list(), ...model.predictor.reg.list()]) state.set(`m.${p.name}`, await engine.read(model.opt.state(p).m));
+  xs.forEach((t) => t.dispose());
+  model.dispose();
+  return { losses, state, peak };
+}
+
 describe('model/jepa: training', () => {
   it('the loss halves on a fixed batch within 60 steps, one submit per step, bind groups reused, EMA teacher exact', async () => {
     const engine = await getEngine();
@@ -239,28 +265,7 @@ describe('model/jepa: training', () => {
     const [B, C, L] = [8, cfg.leads.length, cfg.patchSize * cfg.patches];
     const data = signal(cfg, B, 9);
     const mask = drawMask(new Rng(2), cfg.mask, B, C, cfg.patches);
-    /** Two steps from the same init (with `mask`, or masks the model draws for the batch); the state
-     *  after them, the losses and the pool's peak. */
-    const run = async (parts: number, given = true) => {
-      const model = new EcgJepa(engine, cfg, { seed: 6 });
-      const per = (B / parts) * C * L;
-      const xs = Array.from({ length: parts }, (_, i) => engine.upload(data.subarray(i * per, (i + 1) * per), [B / parts, C, L]));
-      await engine.releaseMemory();
-      engine.pool.resetPeak();
-      const losses: number[] = [];
-      for (let i = 0; i < 2; i++) {
-        const loss = model.trainStep(parts === 1 ? xs[0] : xs, given ? mask : undefined);
-        losses.push((await engine.read(loss))[0]);
-        loss.dispose();
-      }
-      const peak = engine.pool.peakBytes;
-      const state = new Map([...(await readParams(model.student.reg)), ...(await readParams(model.predictor.reg))]);
-      for (const [name, v] of await readParams(model.teacher.reg)) state.set(TEACHER_PREFIX + name, v);
-      for (const p of [...model.student.reg.list(), ...model.predictor.reg.list()]) state.set(`m.${p.name}`, await engine.read(model.opt.state(p).m));
-      xs.forEach((t) => t.dispose());
-      model.dispose();
-      return { losses, state, peak };
-    };
+    const run = (parts: number, given = true) => twoSteps(engine, cfg, data, B, { parts, mask: given ? mask : undefined, seed: 6 });
     for (const given of [true, false]) {
       const whole = await run(1, given);
       for (const parts of [2, 4]) {
@@ -277,6 +282,28 @@ describe('model/jepa: training', () => {
     expectThrow(() => model.recordStep([a], mask), /a mask of 8 samples for a batch of 4/);
     [a, b].forEach((t) => t.dispose());
     model.dispose();
+  });
+
+  it('recomputed block activations: two steps (drop-path on, f32 and f16 matmuls) give the bits of holding them (losses, weights, moments, teacher), with less memory at the peak; micro-batches too', async () => {
+    const engine = await getEngine();
+    const cfg = makeConfig('tiny', { optim: { lr: 2e-3, weightDecay: 0.05 }, mask: { perSample: true }, dropPath: 0.3, encoder: { depth: 4 } });
+    const [B, C, L] = [4, cfg.leads.length, cfg.patchSize * cfg.patches];
+    const data = signal(cfg, B, 10);
+    // masks and drop-path drawn by the model
+    const run = (recompute: boolean, precision: 'f32' | 'f16', parts = 1) => twoSteps(engine, cfg, data, B, { parts, seed: 7, recompute, precision });
+    const precisions = engine.device.features.has('shader-f16') ? (['f32', 'f16'] as const) : (['f32'] as const);
+    for (const precision of precisions)
+      for (const parts of [1, 2]) {
+        const [held, again] = [await run(false, precision, parts), await run(true, precision, parts)];
+        const what = `${precision}, ${parts} part${parts > 1 ? 's' : ''}`;
+        assert(again.losses.every((v, i) => Object.is(v, held.losses[i])), `${what}: losses ${again.losses} recomputed, ${held.losses} held`);
+        for (const [name, v] of held.state) {
+          const r = again.state.get(name)!;
+          const bad = v.findIndex((x, i) => !Object.is(x, r[i]));
+          assert(bad < 0, `${what}: ${name}[${bad}] is ${r[bad]} recomputed, ${v[bad]} held`);
+        }
+        assert(again.peak < held.peak, `${what}: peak ${again.peak} bytes recomputed, ${held.peak} held`);
+      }
   });
 
   it('drawn masks (per-sample multiblock) with drop-path: steps run and stay finite', async () => {

@@ -483,6 +483,25 @@ const t = setInterval(() => {
       assert(!fs.existsSync(path.join(c, 'run.json')), 'nothing written for a refused run');
     });
 
+    it('--recompute: the same losses bit for bit as holding the activations; saved with the run, and --no-recompute on a resume turns it off', async () => {
+      const { path, fs } = await mods();
+      const common = ['pretrain', '--data', path.join(tmp, 'data'), '--preset', 'tiny', '--batch', '4', '--steps', '4', '--log-every', '1', '--seed', '3'];
+      const [a, b] = ['recompute-a', 'recompute-b'].map((n) => path.join(tmp, n));
+      const ra = await cli([...common, '--out', a]);
+      const rb = await cli([...common, '--recompute', '--out', b]);
+      assert(ra.code === 0 && rb.code === 0, `runs failed:\n${ra.stderr}\n${rb.stderr}`);
+      assert(/block activations recomputed in the backward/.test(rb.stderr) && !/recomputed/.test(ra.stderr), rb.stderr);
+      const losses = (run: string) => fs.readFileSync(path.join(run, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).loss as number);
+      const [la, lb] = [losses(a), losses(b)];
+      assert(la.length === 4 && la.every((v, i) => v === lb[i]), `losses holding ${la}, recomputing ${lb}`);
+      const saved = () => JSON.parse(fs.readFileSync(path.join(b, 'run.json'), 'utf8')).options.recompute;
+      assert(saved() === true, `run.json keeps --recompute: ${saved()}`);
+      let r = await cli(['pretrain', '--out', b, '--resume', '--steps', '5']);
+      assert(r.code === 0 && /block activations recomputed/.test(r.stderr) && saved() === true, `a plain resume keeps it:\n${r.stderr}`);
+      r = await cli(['pretrain', '--out', b, '--resume', '--steps', '6', '--no-recompute']);
+      assert(r.code === 0 && !/recomputed/.test(r.stderr) && saved() === false && losses(b).length === 6, `--no-recompute:\n${r.stderr}`);
+    });
+
     it('refuses to resume a folder without a run', async () => {
       const { path } = await mods();
       const r = await cli(['pretrain', '--out', path.join(tmp, 'nothing'), '--resume']);
