@@ -5,9 +5,11 @@
 //
 // The gradients are those of running fn on the tape itself, bit for bit, where fn computes the same
 // the second time: its kernels are deterministic, and its random draws (drop-path) come from `rng`,
-// which the second run replays. fn must take every tensor that wants a gradient from x or from
-// parameters (leaves for every tape): not from other tensors of the caller's tape, intermediates or
-// watched, since the tapes of the two runs know neither.
+// which the second run replays, and x has no other reader on the caller's tape (x's gradient is
+// summed inside fn's tape, then handed on whole: another reader's contribution would be added in
+// another order). fn must take every tensor that wants a gradient from x or from parameters (leaves
+// for every tape): not from other tensors of the caller's tape, intermediates or watched, since the
+// tapes of the two runs know neither.
 import type { UniformSource } from './random.js';
 import { Tape } from './tape.js';
 import type { Tensor } from './tensor.js';
@@ -44,11 +46,15 @@ export function recompute(g: Tape, x: Tensor, rng: UniformSource | undefined, fn
     engine.scope(() => {
       const t = new Tape(engine);
       const leaf = g.requiresGrad(x) ? t.watch(xs) : undefined;
-      t.backward(fn(t, xs, replay), { grad: dy });
-      if (leaf?.grad) {
+      try {
+        t.backward(fn(t, xs, replay), { grad: dy });
         // x's gradient moves to the caller's tape (a view of the leaf's buffer, which goes with it)
-        g.passGrad(x, leaf.grad, 1, true);
-        leaf.grad.dispose();
+        if (leaf?.grad) g.passGrad(x, leaf.grad, 1, true);
+      } catch (e) {
+        t.clear(); // what a second run that failed had saved (a failed backward clears itself)
+        throw e;
+      } finally {
+        leaf?.grad?.dispose();
       }
     });
   });

@@ -949,12 +949,12 @@ async function sgSelfCheck(device: GPUDevice, config: SubgroupConfigName | Subgr
   const buf = (bytes: number) => device.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
   // The f16-output kernel must give the bits of the f32 one's output and pre-activation cast to f16,
   // in the layout of the forward of a linear layer (x·Wᵀ), the one product that writes f16
-  // (ops/linear.ts): the f32 products of that layout are the references, the plain one for a plain
-  // f16 output, the one with the epilogue for the pre-activation (it keeps its preact) and, through
-  // geluForward on those halves, for the f16 output with GELU (which takes the rounded pre-activation).
+  // (ops/linear.ts): with bias and residual, against an f32 product with those; with bias and GELU,
+  // against the f32 product of the loop below that keeps its preact, whose halves are the reference
+  // for the pre-activation and, through geluForward, for the output (its GELU takes them).
   const pre32 = halfCompiles ? buf(n * 4) : undefined;
+  const sum32 = halfCompiles ? buf(n * 4) : undefined;
   const outs: GPUBuffer[] = [];
-  let plain: GPUBuffer | undefined;
   const cb = new CommandBatch(device);
   for (const tA of [false, true])
     for (const tB of [false, true])
@@ -962,19 +962,19 @@ async function sgSelfCheck(device: GPUDevice, config: SubgroupConfigName | Subgr
         for (const which of [config, 'mid'] as const) {
           const c = buf(n * 4);
           const s = resolve({ M, N, K, batch, transA: tA, transB: tB, activation: withEp ? 'gelu' : 'none' });
-          const reference = !tA && tB && which === config;
-          record(cb, { a, b, c, ...(withEp ? { bias, residual } : {}), ...(reference && withEp ? { preact: pre32 } : {}) }, s, 'f16', { config: which, kernel: kernelOf(which), splits: 1 });
-          if (reference && !withEp) plain = c;
+          const keepsPre = withEp && !tA && tB && which === config;
+          record(cb, { a, b, c, ...(withEp ? { bias, residual } : {}), ...(keepsPre ? { preact: pre32 } : {}) }, s, 'f16', { config: which, kernel: kernelOf(which), splits: 1 });
           outs.push(c);
         }
   const f32Outs = outs.length;
-  if (pre32 && plain) {
-    // pairs to compare: the f16 kernel's plain output, its GELU output, its pre-activation, each beside its reference
+  if (pre32 && sum32) {
+    // pairs to compare: the f16 kernel's output with a residual, with GELU, its pre-activation, each beside its reference
     const halves = Array.from({ length: 6 }, () => buf(n * 2));
-    const half = (activation: 'none' | 'gelu') => resolve({ M, N, K, batch, transB: true, activation, output: 'f16' });
-    record(cb, { a, b, c: halves[0] }, half('none'), 'f16', { config, kernel: k, splits: 1 });
-    castF32ToF16(cb, plain, halves[1], n);
-    record(cb, { a, b, c: halves[2], bias, preact: halves[4] }, half('gelu'), 'f16', { config, kernel: k, splits: 1 });
+    const layer = (activation: 'none' | 'gelu', output: 'f32' | 'f16') => resolve({ M, N, K, batch, transB: true, activation, output });
+    record(cb, { a, b, c: sum32, bias, residual }, layer('none', 'f32'), 'f16', { config, kernel: k, splits: 1 });
+    record(cb, { a, b, c: halves[0], bias, residual }, layer('none', 'f16'), 'f16', { config, kernel: k, splits: 1 });
+    castF32ToF16(cb, sum32, halves[1], n);
+    record(cb, { a, b, c: halves[2], bias, preact: halves[4] }, layer('gelu', 'f16'), 'f16', { config, kernel: k, splits: 1 });
     castF32ToF16(cb, pre32, halves[5], n);
     geluForward(cb, halves[5], halves[3], n, { input: 'f16', output: 'f16' });
     outs.push(...halves); // each in a slot of n f32 in the read buffer, half of it unused
@@ -1003,6 +1003,6 @@ async function sgSelfCheck(device: GPUDevice, config: SubgroupConfigName | Subgr
     const same = (i: number) => words[i].every((w, j) => w === words[i + 1][j]);
     return { ok: true, half: same(0) && same(2) && same(4) };
   } finally {
-    for (const x of [a, b, bias, residual, read, ...outs, ...(pre32 ? [pre32] : [])]) x.destroy();
+    for (const x of [a, b, bias, residual, read, ...outs, ...(pre32 && sum32 ? [pre32, sum32] : [])]) x.destroy();
   }
 }

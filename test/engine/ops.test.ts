@@ -245,7 +245,7 @@ describe('engine/ops: gradients against float64 finite differences', () => {
     });
   });
 
-  it('linear recomputing its x from the GELU\'s pre-activation (geluOf, the MLP\'s fc2): output and every gradient the bits of keeping x, f32 and f16; where x is cast, x is kept; a geluOf not of x\'s type and shape refused', async () => {
+  it('linear recomputing its x from the GELU\'s pre-activation (geluOf, the MLP\'s fc2): output and every gradient the bits of keeping x, f32 and f16, and the hidden layer not held; where x is cast, x is kept; a geluOf not of x\'s type and shape refused', async () => {
     const engine = await getEngine();
     const rng = new Rng(13);
     const [M, K, H, N] = [6, 9, 10, 7];
@@ -265,6 +265,20 @@ describe('engine/ops: gradients against float64 finite differences', () => {
           return ops.linear(t, h.y, w2, b2, { precision, residual: r, geluOf: recompute ? h.pre : null });
         };
         await sameBits(engine, [x, w1, b1, w2, b2, r], names, dy, [mlp(true), mlp(false)], `${what}: recomputing the hidden layer differs from keeping it`);
+        // what the forward leaves held for the backward: the hidden layer only when it is kept
+        const held = (recompute: boolean) => {
+          const t = new Tape(engine);
+          [x, w1, b1, w2, b2, r].forEach((v) => t.watch(v));
+          const before = engine.pool.liveBytes;
+          const y = engine.scope(() => mlp(recompute)(t));
+          const bytes = engine.pool.liveBytes - before;
+          t.clear();
+          y.dispose();
+          return bytes;
+        };
+        const [again, kept] = [held(true), held(false)];
+        const cast = output !== precision; // the f16 copy of an f32 hidden layer is what fc2 keeps
+        assert(cast ? again === kept : again < kept, `${what}: the forward holds ${again} bytes recomputing, ${kept} keeping the hidden layer`);
       }
       const g = new Tape(engine);
       g.watch(w1);

@@ -42,7 +42,7 @@ describe('engine/recompute', () => {
     reg.dispose();
   });
 
-  it('records nothing without gradients (noGrad, or nothing in fn wants one); a second run that draws more than the first is an error', async () => {
+  it('records nothing without gradients (noGrad, or nothing in fn wants one); a second run that draws more than the first is an error, and leaves nothing allocated', async () => {
     const engine = await getEngine();
     const x = engine.upload(randomArray(new Rng(4), 12), [3, 4]);
     const t = new Tape(engine);
@@ -51,18 +51,25 @@ describe('engine/recompute', () => {
     const recorded = () => t.length;
     assert(recorded() === 0, `${recorded()} ops recorded for a tensor that wants no gradient`);
     [y1, y2].forEach((y) => y.dispose());
-    // the function draws once in the forward, twice when recomputed
+    // the function draws once in the forward, twice when recomputed, after recording an op that
+    // saves its input: the failed second run leaves nothing allocated
     let calls = 0;
     const leaf = t.watch(x);
-    const y = recompute(t, x, new Rng(1), (u, xi, r) => {
-      for (let i = 0; i <= calls; i++) r!.next();
-      calls++;
-      return ops.scale(u, xi, 3);
-    });
+    const before = engine.pool.liveBytes;
+    const y = engine.scope(() =>
+      recompute(t, x, new Rng(1), (u, xi, r) => {
+        const h = ops.gelu(u, ops.scale(u, xi, 3));
+        for (let i = 0; i <= calls; i++) r!.next();
+        calls++;
+        return ops.scale(u, h, 2);
+      }),
+    );
     assert(recorded() === 1, `one node recorded, got ${recorded()}`);
     expectThrow(() => t.backward(y), /recompute: the second run drew more than the first's 1 numbers/);
     assert(recorded() === 0, 'the failed backward emptied the tape');
     leaf.grad?.dispose();
-    [x, y].forEach((v) => v.dispose());
+    y.dispose();
+    assert(engine.pool.liveBytes === before, `a failed second run left ${engine.pool.liveBytes - before} bytes allocated`);
+    x.dispose();
   });
 });

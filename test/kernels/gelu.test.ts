@@ -126,7 +126,7 @@ describe('kernels/gelu', () => {
     [a, b, h].forEach((t) => t.dispose());
   });
 
-  it('forward on f16 x and y: the bits of the f32 forward on x\'s values cast, by vec4s, pairs and a half vec4 at the end; nothing past n written; and a matmul\'s f16 output with GELU again from its f16 pre-activation (tiled, split K, f16 inputs: the subgroup-matrix kernels where the device has them); mixed types and odd n refused', async () => {
+  it('forward on f16 x and y: the bits of the f32 forward on x\'s values cast, by vec4s, pairs and a half vec4 at the end; nothing past n written; and a matmul\'s f16 output with GELU again from its f16 pre-activation (tiled, split K, f16 inputs); mixed types and odd n refused', async () => {
     const engine = await getEngine();
     const rng = new Rng(9);
     const SENTINEL16 = 0x1234;
