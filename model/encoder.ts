@@ -109,9 +109,10 @@ export class Encoder {
     return this.norm.forward(g, h);
   }
 
-  /** Mean-pooled representation [B, D] over all tokens (no masking), as MaskTransformer.representation. */
-  representation(g: Tape, x: Tensor): Tensor {
-    return ops.mean(g, this.forward(g, x), 1);
+  /** Mean-pooled representation [B, D] over all tokens (no masking), as MaskTransformer.representation;
+   *  `recompute` as in forward. */
+  representation(g: Tape, x: Tensor, o: Pick<ForwardOptions, 'recompute'> = {}): Tensor {
+    return ops.mean(g, this.forward(g, x, o), 1);
   }
 
   dispose(): void {

@@ -164,6 +164,7 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
     .option('--seed <n>', 'seed for data order, head init and augmentation', '0')
     .option('--precision <f32|f16>', "encoder matmul inputs: f16 = mixed precision, as the reference's AMP (needs shader-f16; the saved model stays f32)", precision, 'f32')
     .option('--loss-scale <dynamic|x>', LOSS_SCALE_HELP)
+    .option('--recompute', 'recompute the encoder\'s block activations in the backward instead of holding them (less memory, one more forward of the blocks a step, the same training bit for bit)')
     .option('--bootstrap <n>', 'bootstrap resamples for the 95% CIs (0: none)', '1000')
     .option('--out <dir>', 'folder for the report and the model (<name>-model.json and its tensors: best epoch\'s encoder + head)', 'runs/eval')
     .option('--name <name>', 'report file name (default finetune-<task>-<label>[-<leads>])')
@@ -182,7 +183,7 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
         warmupEpochs: num('--warmup-epochs')(o.warmupEpochs), bandpass: o.bandpass === false ? null : undefined, augment: o.augment === false ? (false as const) : undefined,
         standardize: o.standardize !== false,
         seed: nonNegInt('--seed')(o.seed), bootstrap: nonNegInt('--bootstrap')(o.bootstrap),
-        precision: o.precision, lossScale,
+        precision: o.precision, lossScale, recompute: !!o.recompute,
         save: o.save === false ? undefined : path.join(o.out, `${name}-model`),
       };
       await clearRun('finetune', o.out, name, [{ data: o.data }, ...(o.checkpoint ? [{ checkpoint: o.checkpoint }] : [])], () => runRefusals(options));

@@ -408,6 +408,20 @@ if (!isBrowser)
         epochs: 2, warmupEpochs: 1, lr: 1e-4, headLr: 1e-2, maxStepsPerEpoch: 10, bootstrap: 0,
       });
 
+      it('recompute (the encoder\'s block activations recomputed in the backward): the same training, bit for bit, with a lower peak', async () => {
+        const engine = await getEngine();
+        const { finetune } = await import('../../train/eval/finetune.js');
+        const run = async (recompute: boolean) => {
+          await engine.releaseMemory();
+          engine.pool.resetPeak();
+          const r = await finetune(engine, { ...(await common()), recompute });
+          return { rows: JSON.stringify(r.history.map((h) => [h.trainLoss, h.val])), peak: engine.pool.peakBytes };
+        };
+        const [held, again] = [await run(false), await run(true)];
+        assert(again.rows === held.rows, `recomputing: ${again.rows}, holding: ${held.rows}`);
+        assert(again.peak < held.peak, `peak ${again.peak} bytes recomputing, ${held.peak} holding`);
+      });
+
       it('f16 with the dynamic loss scale follows the f32 run; a start scale too large for f16 skips steps, halving it, and still trains', async function () {
         const engine = await getEngine();
         const { finetune } = await import('../../train/eval/finetune.js');

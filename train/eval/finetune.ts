@@ -70,6 +70,9 @@ export interface FinetuneOptions extends EncoderSource {
   precision?: Precision;
   /** Loss scale: a fixed number, 'dynamic' or its settings (engine/lossscale.ts). Default 'dynamic' with f16, 1 with f32. */
   lossScale?: LossScaleOption;
+  /** Recompute the encoder's block activations in the backward instead of holding them (less memory,
+   *  one more forward of the blocks a step; the same training bit for bit). */
+  recompute?: boolean;
   /** Checkpoint base path (`<save>.safetensors` + `<save>.json`) for the chosen epoch's encoder + head. */
   save?: string;
   onEpoch?: (row: FinetuneEpoch) => void;
@@ -311,7 +314,7 @@ export async function finetune(engine: Engine, o: FinetuneOptions): Promise<Fine
         const x = engine.upload(xin, [B, C, L]);
         let rep;
         try {
-          rep = engine.scope(() => encoder.representation(tape, x));
+          rep = engine.scope(() => encoder.representation(tape, x, { recompute: o.recompute }));
         } catch (e) {
           tape.clear();
           throw e;
