@@ -10,6 +10,9 @@ const TOL = 1e-5;
 // sizes past a workgroup and of every residue mod 4, through whole buffers (vec4 units) and bindings
 // of exactly n floats (one float per thread where n % 4 != 0)
 const SIZES = [1, 7, 257, 1000, 1030, 65537];
+// f16 outputs: halves past n must keep this; `cut` binds exactly n halves except in the vec4 mode
+const SENTINEL16 = 0x1234;
+const cut = (t: { buffer: GPUBuffer }, bytes: number, mode: string) => (mode === 'vec4' ? t.buffer : { buffer: t.buffer, offset: 0, size: bytes });
 
 describe('kernels/gelu', () => {
   it('float64 erf reference matches known values; gelu reference gradient matches finite differences', () => {
@@ -93,8 +96,6 @@ describe('kernels/gelu', () => {
   it('backward with an f16 dx (for an f16 linear), from an f32 or an f16 x: the bits of the f32 dx (on x as read) cast, by vec4s, pairs and a half vec4 at the end; nothing past n written; odd n, accumulate and an f16 x with an f32 dx refused', async () => {
     const engine = await getEngine();
     const rng = new Rng(8);
-    const SENTINEL16 = 0x1234;
-    const cut = (t: { buffer: GPUBuffer }, bytes: number, mode: string) => (mode === 'vec4' ? t.buffer : { buffer: t.buffer, offset: 0, size: bytes });
     for (const n of [2, 6, 8, 1030, 65538])
       for (const mode of MODES)
         for (const xHalf of [false, true]) {
@@ -129,8 +130,6 @@ describe('kernels/gelu', () => {
   it('forward on f16 x and y: the bits of the f32 forward on x\'s values cast, by vec4s, pairs and a half vec4 at the end; nothing past n written; and a matmul\'s f16 output with GELU again from its f16 pre-activation (tiled, split K, f16 inputs); mixed types and odd n refused', async () => {
     const engine = await getEngine();
     const rng = new Rng(9);
-    const SENTINEL16 = 0x1234;
-    const cut = (t: { buffer: GPUBuffer }, bytes: number, mode: string) => (mode === 'vec4' ? t.buffer : { buffer: t.buffer, offset: 0, size: bytes });
     for (const n of [2, 6, 8, 1030, 65538])
       for (const mode of MODES) {
         const tx = padded(engine, randomArray(rng, n, 3), n), y32 = padded(engine, null, n);
