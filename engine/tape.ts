@@ -20,6 +20,7 @@
 //   opt.step(cosineLr(step, schedule));                      // AdamW kernels, same batch
 //   engine.flush();                                          // the step's one submit
 //   ... every N steps: await engine.read(loss); always loss.dispose()
+import { castF16ToF32 } from '../kernels/cast.js';
 import { accumulate, fill, scale } from '../kernels/elementwise.js';
 import type { CommandBatch } from '../kernels/runtime.js';
 import type { Engine } from './engine.js';
@@ -75,6 +76,25 @@ interface Node {
 /** Gradient slot of an intermediate tensor (output of a recorded op). */
 interface Slot {
   grad: Tensor | null;
+  /** The op's backward takes an f16 gradient (RecordOptions.halfGrad; the output is f16). */
+  half: boolean;
+}
+
+export interface RecordOptions {
+  /** The backward takes an f16 dy as well as an f32 one (only for an f16 output). Its gradient is
+   *  then f16 where its one contribution can be written so (GradWrite.half), as autocast keeps the
+   *  gradient of an f16 activation in f16: half the bytes, and the f16 matmuls that read it need no
+   *  cast. A second contribution widens it to f32 first, so sums are always taken in f32. */
+  halfGrad?: boolean;
+}
+
+/** What a gradient's writer can do (Tape.addGrad, Tape.gradOut). */
+export interface GradWrite {
+  /** It can add into dst (default true); otherwise a second contribution goes through a temporary. */
+  accumulate?: boolean;
+  /** It can write an f16 dst (default false): it is handed one where the tensor's backward takes an
+   *  f16 gradient and nothing was contributed yet; it must look at dst.dtype. */
+  half?: boolean;
 }
 
 export class Tape {
@@ -137,24 +157,27 @@ export class Tape {
   }
 
   /** Records an op: `backward(dy)` adds the gradients of its inputs (via addGrad/passGrad). `saved`
-   *  are views from `save`, disposed right after backward ran (or if it never runs, at clear()). */
-  record(op: string, out: Tensor, saved: Tensor[], backward: (dy: Tensor) => void): void {
+   *  are views from `save`, disposed right after backward ran (or if it never runs, at clear()). dy
+   *  is f32, or f16 where opts.halfGrad allows it. */
+  record(op: string, out: Tensor, saved: Tensor[], backward: (dy: Tensor) => void, opts: RecordOptions = {}): void {
     if (this.slots.has(out)) throw new Error(`tape: ${op} output is already recorded`);
+    if (opts.halfGrad && out.dtype !== 'f16') throw new TypeError(`tape: ${op} takes an f16 gradient, but its output is ${out.dtype}`);
     this.nodes.push({ op, out, saved, backward });
-    this.slots.set(out, { grad: null });
+    this.slots.set(out, { grad: null, half: !!opts.halfGrad });
   }
 
   /**
    * Adds a gradient contribution for `t`. `write(dst, accumulate)` records kernels that set dst
-   * (accumulate=false, the first contribution) or add to it (true). A kernel that cannot add passes
-   * canAccumulate=false: the tape then writes into a temporary and adds that (one more pass).
+   * (accumulate=false, the first contribution) or add to it (true). A kernel that cannot add says
+   * so (how.accumulate false): the tape then writes into a temporary and adds that (one more pass).
+   * With how.half, dst may be f16 (GradWrite).
    */
-  addGrad(t: Tensor, write: (dst: Tensor, accumulate: boolean) => void, canAccumulate = true): void {
-    const target = this.gradTarget(t);
+  addGrad(t: Tensor, write: (dst: Tensor, accumulate: boolean) => void, how: GradWrite = {}): void {
+    const target = this.gradTarget(t, how.half ?? false);
     if (!target) return;
     const { grad, has } = target;
     if (!has) write(grad, false);
-    else if (canAccumulate) write(grad, true);
+    else if (how.accumulate ?? true) write(grad, true);
     else {
       const tmp = untracked(this.engine, t.shape);
       write(tmp, false);
@@ -168,8 +191,8 @@ export class Tape {
    * write t's gradient into, and `done()` to call once the kernel is recorded (when t already had a
    * gradient, dst is a temporary that done() adds in). Undefined when t takes no gradient.
    */
-  gradOut(t: Tensor): { dst: Tensor; done(): void } | undefined {
-    const target = this.gradTarget(t);
+  gradOut(t: Tensor, how: Pick<GradWrite, 'half'> = {}): { dst: Tensor; done(): void } | undefined {
+    const target = this.gradTarget(t, how.half ?? false);
     if (!target) return undefined;
     if (!target.has) return { dst: target.grad, done() {} };
     const tmp = untracked(this.engine, t.shape);
@@ -187,30 +210,49 @@ export class Tape {
    * already there). Marks the gradient as present; the caller must record the write right away.
    */
   gradInto(t: Tensor): { grad: Tensor; accumulate: boolean } | undefined {
-    const target = this.gradTarget(t);
+    const target = this.gradTarget(t, false);
     return target && { grad: target.grad, accumulate: target.has };
   }
 
   /**
    * Adds alpha·src (same number of elements) to the gradient of `t`. With move=true and no gradient
-   * yet, the gradient becomes a view of src (no copy); the caller must not read src afterwards.
+   * yet, the gradient becomes a view of src (no copy); the caller must not read src afterwards. src
+   * may be f16 (an f16 dy handed on): it is moved where t's backward takes that, else widened.
    */
   passGrad(t: Tensor, src: Tensor, alpha = 1, move = false): void {
     if (src.size !== t.size) throw new RangeError(`passGrad: gradient [${src.shape}] does not fit tensor [${t.shape}]`);
     const slot = this.slots.get(t);
-    if (move && alpha === 1 && slot && !slot.grad) {
+    if (move && alpha === 1 && slot && !slot.grad && (src.dtype === 'f32' || slot.half)) {
       slot.grad = src.reshape(t.shape);
       return;
     }
-    this.addGrad(t, (dst, acc) => (acc ? accumulate(this.batch, dst.buffer, src.buffer, t.size, alpha) : scale(this.batch, src.buffer, dst.buffer, t.size, alpha)));
+    if (!this.requiresGrad(t)) return;
+    const wide = src.dtype === 'f16' ? this.widened(src) : src;
+    this.addGrad(t, (dst, acc) => (acc ? accumulate(this.batch, dst.buffer, wide.buffer, t.size, alpha) : scale(this.batch, wide.buffer, dst.buffer, t.size, alpha)));
+    if (wide !== src) wide.dispose();
   }
 
-  /** The buffer to write t's gradient into, allocating it at the first contribution. */
-  private gradTarget(t: Tensor): { grad: Tensor; has: boolean } | undefined {
+  /** An f32 copy of the f16 t (untracked: the caller disposes it). */
+  private widened(t: Tensor): Tensor {
+    const f = untracked(this.engine, t.shape);
+    castF16ToF32(this.batch, t.buffer, f.buffer, t.size);
+    return f;
+  }
+
+  /** The buffer to write t's gradient into, allocating it at the first contribution: f16 where the
+   *  writer can (`half`) and t's backward takes it; one there already is widened to f32 to add to. */
+  private gradTarget(t: Tensor, half: boolean): { grad: Tensor; has: boolean } | undefined {
     const slot = this.slots.get(t);
     if (slot) {
-      if (slot.grad) return { grad: slot.grad, has: true };
-      slot.grad = untracked(this.engine, t.shape);
+      if (slot.grad) {
+        if (slot.grad.dtype === 'f16') {
+          const wide = this.widened(slot.grad);
+          slot.grad.dispose();
+          slot.grad = wide;
+        }
+        return { grad: slot.grad, has: true };
+      }
+      slot.grad = untracked(this.engine, t.shape, false, slot.half && half ? 'f16' : 'f32');
       return { grad: slot.grad, has: false };
     }
     const leaf = this.leaf(t);

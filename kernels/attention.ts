@@ -109,6 +109,10 @@ interface Cfg {
   half?: boolean;
   /** qkv is f16 (vec only; shader-f16): every pass widens it as it loads it, exactly. */
   halfIn?: boolean;
+  /** The backward's dout holds f16 bits (vec only), widened as it is loaded. */
+  halfDout?: boolean;
+  /** The backward writes dqkv as f16 bits (vec only), rounded as castF32ToF16. */
+  halfGrad?: boolean;
 }
 
 function cfgFor(device: GPUDevice, s: Shape, bytesPerTileRow: (DP: number) => number): Cfg {
@@ -120,7 +124,7 @@ function cfgFor(device: GPUDevice, s: Shape, bytesPerTileRow: (DP: number) => nu
 }
 
 const keyOf = (kind: string, c: Cfg) =>
-  `attention_${kind}_${c.mask}_dh${c.Dh}_qt${c.QT}_kt${c.KT}_${c.vec ? 'v4' : 's'}${c.lanes > 1 ? `_l${c.lanes}` : ''}${c.half ? '_h' : ''}${c.halfIn ? '_hi' : ''}${c.gpu ? '' : '_cpu'}`;
+  `attention_${kind}_${c.mask}_dh${c.Dh}_qt${c.QT}_kt${c.KT}_${c.vec ? 'v4' : 's'}${c.lanes > 1 ? `_l${c.lanes}` : ''}${c.half ? '_h' : ''}${c.halfIn ? '_hi' : ''}${c.halfDout ? '_hd' : ''}${c.halfGrad ? '_hg' : ''}${c.gpu ? '' : '_cpu'}`;
 
 /** Loader ld_<name>(e, dp): the dp-th vec4 of the head vector whose first element is e. */
 function loader(name: string, c: Cfg): string {
@@ -130,6 +134,32 @@ function loader(name: string, c: Cfg): string {
   for (var c = 0u; c < 4u; c++) { if (dp * 4u + c < DH) { r[c] = ${name}[e + dp * 4u + c]; } }
   return r;
 }`;
+}
+
+/** The binding of a head-vector array `name` (after its @binding) with its loader or storer: f32, or
+ *  with `half` f16 bits in pairs of words (vec only), converted in software as the cast kernels do
+ *  (no shader-f16 needed; an f32 too large for f16 becomes ±inf, which loss scaling detects). */
+function halfOr(name: string, c: Cfg, half: boolean, access: 'read' | 'read_write'): string {
+  const E = c.vec ? 'vec4f' : 'f32';
+  const decl = `var<storage, ${access}> ${name}: array<${half ? 'vec2<u32>' : E}>;`;
+  if (!half) return `${decl}\n${access === 'read' ? loader(name, c) : storer(name, c)}`;
+  return access === 'read'
+    ? `${decl}\nfn ld_${name}(e: u32, dp: u32) -> vec4f { return floats4(${name}[(e >> 2u) + dp]); }`
+    : `${decl}\nfn st_${name}(e: u32, dp: u32, v: vec4f) { ${name}[(e >> 2u) + dp] = halves4(v); }`;
+}
+
+/** The packing functions a pass needs for its f16 bindings. */
+function halfHelpers(toHalf: boolean, toFloat: boolean): string {
+  return `${toHalf ? TO_HALF_WGSL : ''}${toFloat ? TO_FLOAT_WGSL : ''}`;
+}
+
+/** `stmt` (which uses dp) for every dp < DP_LOOP: a loop, or with `unroll` one copy per dp with a
+ *  constant index. Stores that convert to f16 are unrolled on GPUs: an H200 left a loop over their
+ *  branchy conversions rolled, and the array it indexed then lived in local memory (the forward took
+ *  1.63 ms for the encoder's attention against 0.51 with an f32 output, 2026-11-27). */
+function overRegs(c: Cfg, unroll: boolean, stmt: string): string {
+  if (!(unroll && c.gpu)) return `for (var dp = 0u; dp < DP_LOOP; dp++) { ${stmt} }`;
+  return Array.from({ length: c.DP / c.lanes }, (_, i) => `{ const dp = ${i}u; ${stmt} }`).join('\n    ');
 }
 
 function storer(name: string, c: Cfg): string {
@@ -244,25 +274,17 @@ const keyTile = (c: Cfg) => /* wgsl */ `    workgroupBarrier();
     let cnt = min(KT, w.blockLen - k0);`;
 
 function forwardSource(c: Cfg): string {
-  const E = c.vec ? 'vec4f' : 'f32';
   // With lanes, an invocation's vec4s of a head vector start at d0 and a score sums its lanes' parts.
   const { header, at, sum, regs, first } = lanesOf(c);
   const score = sum('hsum(d4)');
-  // The f16 store unrolled on GPUs: a loop over its branchy conversions was left rolled on an H200,
-  // and acc, indexed by the loop variable, lived in local memory (the forward took 1.63 ms for the
-  // encoder's attention against 0.51 with an f32 output, 2026-11-27).
-  const outStore =
-    c.half && c.gpu
-      ? Array.from({ length: regs }, (_, i) => `{ let dp = ${i}u; st_out(eo, ${at}, acc[${i}] * inv); }`).join('\n    ')
-      : `for (var dp = 0u; dp < DP_LOOP; dp++) { st_out(eo, ${at}, acc[dp] * inv); }`;
+  const outStore = overRegs(c, !!c.half, `st_out(eo, ${at}, acc[dp] * inv);`);
   return /* wgsl */ `${header}
 ${prelude(c)}
 ${qkvInput(c)}
-@group(0) @binding(1) var<storage, read_write> out: array<${c.half ? 'vec2<u32>' : E}>;
+${halfHelpers(!!c.half, false)}
+@group(0) @binding(1) ${halfOr('out', c, !!c.half, 'read_write')}
 @group(0) @binding(2) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(3) var<uniform> p: P;
-${c.half ? `${TO_HALF_WGSL}
-fn st_out(e: u32, dp: u32, v: vec4f) { out[(e >> 2u) + dp] = halves4(v); }` : storer('out', c)}
 ${keyTileDecl(c)}
 
 ${entry(c)}
@@ -331,21 +353,17 @@ ${
 
 /** Pass 1 of the backward: D = rowsum(dout·out) (kept for pass 2) and dQ, query-centric. */
 function backwardQSource(c: Cfg): string {
-  const E = c.vec ? 'vec4f' : 'f32';
   const { header, at, sum, regs, first } = lanesOf(c);
   return /* wgsl */ `${header}
 ${prelude(c)}
 ${qkvInput(c)}
-@group(0) @binding(1) var<storage, read> out: array<${c.half ? 'vec2<u32>' : E}>;
-@group(0) @binding(2) var<storage, read> dout: array<${E}>;
+${halfHelpers(!!c.halfGrad, !!(c.half || c.halfDout))}
+@group(0) @binding(1) ${halfOr('out', c, !!c.half, 'read')}
+@group(0) @binding(2) ${halfOr('dout', c, !!c.halfDout, 'read')}
 @group(0) @binding(3) var<storage, read> lse: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dqkv: array<${E}>;
+@group(0) @binding(4) ${halfOr('dqkv', c, !!c.halfGrad, 'read_write')}
 @group(0) @binding(5) var<storage, read_write> delta: array<f32>;
 @group(0) @binding(6) var<uniform> p: P;
-${c.half ? `${TO_FLOAT_WGSL}
-fn ld_out(e: u32, dp: u32) -> vec4f { return floats4(out[(e >> 2u) + dp]); }` : loader('out', c)}
-${loader('dout', c)}
-${storer('dqkv', c)}
 ${keyTileDecl(c)}
 
 ${entry(c)}
@@ -398,25 +416,23 @@ ${
     : ''
 }
   if (valid) {
-    for (var dp = 0u; dp < DP_LOOP; dp++) { st_dqkv(eq, ${at}, dq[dp] * p.scale); }
+    ${overRegs(c, !!c.halfGrad, `st_dqkv(eq, ${at}, dq[dp] * p.scale);`)}
   }
 }`;
 }
 
 /** Pass 2 of the backward: dK and dV, key-centric over the same (symmetric) pattern. */
 function backwardKVSource(c: Cfg): string {
-  const E = c.vec ? 'vec4f' : 'f32';
   const { header, at, sum, regs } = lanesOf(c);
   return /* wgsl */ `${header}
 ${prelude(c)}
 ${qkvInput(c)}
-@group(0) @binding(1) var<storage, read> dout: array<${E}>;
+${halfHelpers(!!c.halfGrad, !!c.halfDout)}
+@group(0) @binding(1) ${halfOr('dout', c, !!c.halfDout, 'read')}
 @group(0) @binding(2) var<storage, read> lse: array<f32>;
 @group(0) @binding(3) var<storage, read> delta: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dqkv: array<${E}>;
+@group(0) @binding(4) ${halfOr('dqkv', c, !!c.halfGrad, 'read_write')}
 @group(0) @binding(5) var<uniform> p: P;
-${loader('dout', c)}
-${storer('dqkv', c)}
 var<workgroup> sq: array<vec4f, ${c.KT * c.DP}>;
 var<workgroup> sg: array<vec4f, ${c.KT * c.DP}>;
 var<workgroup> sl: array<f32, ${c.KT}>;
@@ -491,10 +507,7 @@ ${
     : ''
 }
   if (valid) {
-    for (var dp = 0u; dp < DP_LOOP; dp++) {
-      st_dqkv(ek, ${at}, dk[dp]);
-      st_dqkv(ek + w.HD, ${at}, dv[dp]);
-    }
+    ${overRegs(c, !!c.halfGrad, `st_dqkv(ek, ${at}, dk[dp]); st_dqkv(ek + w.HD, ${at}, dv[dp]);`)}
   }
 }`;
 }
@@ -520,14 +533,20 @@ export interface AttentionKernelOptions {
 
 const DEFAULT_LANES = 2;
 
-/** The element types of qkv and out, f32 by default (both f16 need Dh a multiple of 4).
+/** The element types of qkv and out, and in the backward of dout and dqkv: f32 by default (each f16
+ *  needs Dh a multiple of 4). lse stays f32.
  *  input 'f16': qkv holds f16 (an f16 qkv Linear's output; the adapter needs shader-f16) and every
  *  pass widens it exactly as it loads it: the results are those of the f32 kernels on its values.
  *  output 'f16': out holds f16 bits, two per 32-bit word, rounded as castF32ToF16, for an f16 reader;
- *  the backward is told so: its D = rowsum(dout·out) reads them. dout, lse and dqkv stay f32. */
+ *  the backward is told so: its D = rowsum(dout·out) reads them.
+ *  dout 'f16': the gradient of an f16 out, in f16 bits (an f16 reader's gradient), widened exactly.
+ *  dqkv 'f16': the backward writes f16 bits, dqkv's f32 values rounded as castF32ToF16 (for an f16
+ *  qkv Linear, whose matmuls then read it as it is). */
 export interface AttentionTypes {
   input?: 'f32' | 'f16';
   output?: 'f32' | 'f16';
+  dout?: 'f32' | 'f16';
+  dqkv?: 'f32' | 'f16';
 }
 
 /** The config of a pass with the lanes asked for, where they can be taken. */
@@ -539,22 +558,29 @@ function withLanes(device: GPUDevice, c: Cfg, kernel: string, o: AttentionKernel
   return fits ? { ...c, lanes } : c;
 }
 
-/** The types asked for (AttentionTypes), checked: which of qkv and out are f16. */
-function typesOf(device: GPUDevice, kernel: string, s: Shape, o: AttentionTypes): { halfIn: boolean; half: boolean } {
+interface HalfFlags {
+  halfIn: boolean;
+  half: boolean;
+  halfDout: boolean;
+  halfGrad: boolean;
+}
+
+/** The types asked for (AttentionTypes), checked: which of qkv, out, dout and dqkv are f16. */
+function typesOf(device: GPUDevice, kernel: string, s: Shape, o: AttentionTypes): HalfFlags {
   const sizes = `B=${s.B} T=${s.T} H=${s.H} Dh=${s.Dh}`;
-  const half = (name: 'input' | 'output') => {
+  const half = (name: keyof AttentionTypes) => {
     const t = o[name];
     if (t !== undefined && t !== 'f32' && t !== 'f16') throw new RangeError(`${kernel}: ${name} must be 'f32' or 'f16', got '${t}'`);
     if (t === 'f16' && s.Dh % 4) throw new RangeError(`${kernel}: an f16 ${name} needs Dh a multiple of 4 (${sizes})`);
     return t === 'f16';
   };
-  const r = { halfIn: half('input'), half: half('output') };
+  const r = { halfIn: half('input'), half: half('output'), halfDout: half('dout'), halfGrad: half('dqkv') };
   if (r.halfIn && !device.features.has('shader-f16')) throw new Error(`${kernel}: an f16 input needs the adapter's shader-f16 feature`);
   return r;
 }
 
 /** Only the flags that are set, so that f32 configs keep their pipeline keys and objects. */
-const typeFlags = (t: { halfIn: boolean; half: boolean }): Partial<Cfg> => ({ ...(t.half ? { half: true } : {}), ...(t.halfIn ? { halfIn: true } : {}) });
+const typeFlags = (t: Partial<HalfFlags>): Partial<Cfg> => Object.fromEntries(Object.entries(t).filter(([, v]) => v));
 
 /** out[B,T,H·Dh] = softmax(scale·q kᵀ, masked) v and lse[B,H,T], from qkv[B,T,3·H·Dh]. */
 export function attentionForward(
@@ -565,7 +591,8 @@ export function attentionForward(
 ): void {
   const s = shapeOf('attentionForward', dims);
   const n = s.B * s.T * s.H * s.Dh;
-  const t = typesOf(batch.device, 'attentionForward', s, opts);
+  const { halfIn, half } = typesOf(batch.device, 'attentionForward', s, opts);
+  const t = { halfIn, half };
   checkSize('attentionForward', s, 'qkv', bufs.qkv, 3 * n, t.halfIn ? 'f16' : 'f32');
   checkSize('attentionForward', s, 'out', bufs.out, n, t.half ? 'f16' : 'f32');
   checkSize('attentionForward', s, 'lse', bufs.lse, s.B * s.H * s.T);
@@ -577,9 +604,9 @@ export function attentionForward(
 }
 
 /**
- * Gradient of attentionForward: overwrites all of dqkv [B,T,3·H·Dh] (f32) from qkv and the
- * forward's out (of the types the forward was given), lse, and dout [B,T,H·Dh]. `delta` (optional,
- * B·H·T f32) is scratch for rowsum(dout·out).
+ * Gradient of attentionForward: overwrites all of dqkv [B,T,3·H·Dh] from qkv and the forward's out
+ * (of the types the forward was given), lse, and dout [B,T,H·Dh] (AttentionTypes). `delta`
+ * (optional, B·H·T f32) is scratch for rowsum(dout·out).
  */
 export function attentionBackward(
   batch: CommandBatch,
@@ -594,9 +621,9 @@ export function attentionBackward(
   const t = typesOf(batch.device, k, s, opts);
   checkSize(k, s, 'qkv', bufs.qkv, 3 * n, t.halfIn ? 'f16' : 'f32');
   checkSize(k, s, 'out', bufs.out, n, t.half ? 'f16' : 'f32');
-  checkSize(k, s, 'dout', bufs.dout, n);
+  checkSize(k, s, 'dout', bufs.dout, n, t.halfDout ? 'f16' : 'f32');
   checkSize(k, s, 'lse', bufs.lse, rows);
-  checkSize(k, s, 'dqkv', bufs.dqkv, 3 * n);
+  checkSize(k, s, 'dqkv', bufs.dqkv, 3 * n, t.halfGrad ? 'f16' : 'f32');
   if (bufs.delta) checkSize(k, s, 'delta', bufs.delta, rows);
   // D = rowsum(dout·out) goes from pass 1 to pass 2 through the device's scratch, unless the caller
   // passes a buffer (every backward rewrites all the rows it reads)

@@ -115,14 +115,22 @@ function geluForwardHalf(batch: CommandBatch, x: Binding, y: Binding, n: number)
  *  'f16': dx is written as f16 bits (two per 32-bit word, rounded as castF32ToF16) for an f16 reader
  *  (an f16 linear's matmuls), which then needs no cast of it; n even, no accumulate. `input` 'f16'
  *  (with an f16 output only): x holds f16 bits, as the pre-activation of a matmul with an f16
- *  output does. */
-export function geluBackward(batch: CommandBatch, x: Binding, dy: Binding, dx: Binding, n: number, opts: { accumulate?: boolean; output?: 'f32' | 'f16'; input?: 'f32' | 'f16' } = {}): void {
-  const { accumulate = false, output = 'f32', input = 'f32' } = opts;
+ *  output does; `dy` 'f16' (with an f16 output only) likewise dy, the gradient of an f16 activation. */
+export function geluBackward(
+  batch: CommandBatch,
+  x: Binding,
+  dy: Binding,
+  dx: Binding,
+  n: number,
+  opts: { accumulate?: boolean; output?: 'f32' | 'f16'; input?: 'f32' | 'f16'; dy?: 'f32' | 'f16' } = {},
+): void {
+  const { accumulate = false, output = 'f32', input = 'f32', dy: dyType = 'f32' } = opts;
   const K = 'geluBackward';
-  if (output !== 'f32' && output !== 'f16') throw new RangeError(`${K}: output must be 'f32' or 'f16', got '${output}'`);
-  if (input !== 'f32' && input !== 'f16') throw new RangeError(`${K}: input must be 'f32' or 'f16', got '${input}'`);
+  for (const [name, t] of [['output', output], ['input', input], ['dy', dyType]])
+    if (t !== 'f32' && t !== 'f16') throw new RangeError(`${K}: ${name} must be 'f32' or 'f16', got '${t}'`);
   if (input === 'f16' && output !== 'f16') throw new RangeError(`${K}: an f16 x needs an f16 dx (n=${n})`);
-  if (output === 'f16') return geluBackwardHalf(batch, x, dy, dx, n, accumulate, input === 'f16');
+  if (dyType === 'f16' && output !== 'f16') throw new RangeError(`${K}: an f16 dy needs an f16 dx (n=${n})`);
+  if (output === 'f16') return geluBackwardHalf(batch, x, dy, dx, n, accumulate, input === 'f16', dyType === 'f16');
   checkMap(K, n, 'dx', dx, [['x', x], ['dy', dy]]);
   if (n === 0) return;
   const body = `put_dx(i, ${accumulate ? 'dx[i] + ' : ''}dy[i] * gelu_grad_f32_u(x[i]));`;
@@ -130,36 +138,40 @@ export function geluBackward(batch: CommandBatch, x: Binding, dy: Binding, dx: B
   launch(batch, `gelu.bwd_${accumulate ? 'acc' : 'set'}`, source, [x, dy, dx], n);
 }
 
-/** geluBackward with an f16 dx (and with `xHalf` an f16 x): a thread per vec4 (dx's two words)
- *  where x and dy hold whole vec4s, else per pair (one word). */
-function geluBackwardHalf(batch: CommandBatch, x: Binding, dy: Binding, dx: Binding, n: number, accumulate: boolean, xHalf: boolean): void {
+/** geluBackward with an f16 dx (and with `xHalf` an f16 x, with `dyHalf` an f16 dy): a thread per
+ *  vec4 (dx's two words) where x and dy hold whole vec4s, else per pair (one word). */
+function geluBackwardHalf(batch: CommandBatch, x: Binding, dy: Binding, dx: Binding, n: number, accumulate: boolean, xHalf: boolean, dyHalf: boolean): void {
   const K = 'geluBackward';
   checkCount(K, 'n', n);
   if (accumulate) throw new RangeError(`${K}: an f16 dx cannot be accumulated into (n=${n})`);
   if (n % 2) throw new RangeError(`${K}: an f16 dx is written in pairs: n must be even, got ${n}`);
   requireBytes(K, 'x', x, (xHalf ? 2 : 4) * n, `n=${n}${xHalf ? ' f16' : ''}`);
-  requireBytes(K, 'dy', dy, 4 * n, `n=${n}`);
+  requireBytes(K, 'dy', dy, (dyHalf ? 2 : 4) * n, `n=${n}${dyHalf ? ' f16' : ''}`);
   requireBytes(K, 'dx', dx, 2 * n, `n=${n} f16`);
   requireDisjoint(K, ['dx', dx], ['x', x], ['dy', dy]);
   if (n === 0) return;
-  // whole units: vec4s of dy (and of an f32 x), pairs of words of the f16 sides
+  // whole units: vec4s of the f32 sides, pairs of words of the f16 sides
   const halfUnits = (b: Binding) => bindingBytes(b) >= Math.ceil(n / 4) * 8;
-  const V = vecWidth(n, dy, ...(xHalf ? [] : [x])) === 4 && halfUnits(dx) && (!xHalf || halfUnits(x)) ? 4 : 1;
+  const f32s = [x, dy].filter((_, k) => !(k === 0 ? xHalf : dyHalf));
+  const f16s = [dx, x, dy].filter((_, k) => k === 0 || (k === 1 ? xHalf : dyHalf));
+  const V = vecWidth(n, ...f32s) === 4 && f16s.every(halfUnits) ? 4 : 1;
   const units = V === 4 ? Math.ceil(n / 4) : n / 2;
   const halfType = V === 4 ? 'vec2<u32>' : 'u32';
-  const x4 = xHalf ? 'floats4(x[i])' : 'x[i]';
-  // the pair form's two x: from one word of halves, or two floats
-  const x2 = xHalf ? ['toFloat(x[i] & 0xffffu)', 'toFloat(x[i] >> 16u)'] : ['x[a]', 'x[a + 1u]'];
+  // a unit of x or dy as floats: vec4 (from two words of halves, or four floats), or the pair form's
+  // two (from one word of halves, or two floats)
+  const four = (name: string, half: boolean) => (half ? `floats4(${name}[i])` : `${name}[i]`);
+  const two = (name: string, half: boolean) => (half ? [`toFloat(${name}[i] & 0xffffu)`, `toFloat(${name}[i] >> 16u)`] : [`${name}[a]`, `${name}[a + 1u]`]);
+  const [x2, dy2] = [two('x', xHalf), two('dy', dyHalf)];
   const body = V === 4
-    ? `let v = dy[i] * gelu_grad_f32_u(${x4});
+    ? `let v = ${four('dy', dyHalf)} * gelu_grad_f32_u(${four('x', xHalf)});
   if (4u * i + 4u <= p.n) { dx[i] = halves4(v); } else { dx[i].x = halves2(v.x, v.y); }`
     : `let a = 2u * i;
-  dx[i] = halves2(dy[a] * gelu_grad_f32(${x2[0]}), dy[a + 1u] * gelu_grad_f32(${x2[1]}));`;
-  const bindings: MapBinding[] = [['x', 'read', xHalf ? halfType : undefined], ['dy', 'read'], ['dx', 'read_write', halfType]];
-  const source = () => `${ERF_WGSL}${TO_HALF_WGSL}${xHalf ? TO_FLOAT_WGSL : ''}
+  dx[i] = halves2(${dy2[0]} * gelu_grad_f32(${x2[0]}), ${dy2[1]} * gelu_grad_f32(${x2[1]}));`;
+  const bindings: MapBinding[] = [['x', 'read', xHalf ? halfType : undefined], ['dy', 'read', dyHalf ? halfType : undefined], ['dx', 'read_write', halfType]];
+  const source = () => `${ERF_WGSL}${TO_HALF_WGSL}${xHalf || dyHalf ? TO_FLOAT_WGSL : ''}
 fn gelu_grad_f32_u(v: vec4<f32>) -> vec4<f32> { return vec4<f32>(gelu_grad_f32(v.x), gelu_grad_f32(v.y), gelu_grad_f32(v.z), gelu_grad_f32(v.w)); }
 ${mapSource({ V, wg: WG, bindings, body })}`;
-  const pipe = getPipeline(batch.device, `gelu.bwd_f16${xHalf ? '_xf16' : ''}_v${V}`, source);
+  const pipe = getPipeline(batch.device, `gelu.bwd_f16${xHalf ? '_xf16' : ''}${dyHalf ? '_dyf16' : ''}_v${V}`, source);
   batch.dispatch(pipe, [x, dy, dx], new Params().u32(n).u32(units), grid(Math.ceil(units / WG)));
 }
 

@@ -25,7 +25,7 @@
 // Rows longer than 256·MAX_PER_THREAD are read from memory again instead of kept in registers (and
 // partials accumulate in the scratch).
 import { checkCount, MAIN_ARGS, requireBindable, requireBytes, requireDisjoint, requireNoOverlap } from './checks.js';
-import { TO_HALF_WGSL } from './cast.js';
+import { TO_FLOAT_WGSL, TO_HALF_WGSL } from './cast.js';
 import { reduceAxis } from './reduce.js';
 import {
   eachLaneSlot, rowLayout, scratchBuffer, SG_ROWS_WG, subgroupRowKernel, subgroupRows, workgroupReducer,
@@ -225,8 +225,9 @@ export function layerNormForward(
   batch.dispatch(pipe, bindings, params, grid(rows));
 }
 
-// the backward kernels' bindings (after their uniform struct P): rows of f32 (workgroup kernel) or of V (subgroup kernel)
-const BACKWARD_BINDINGS = (t: string) => /* wgsl */ `@group(0) @binding(0) var<storage, read> dy: array<${t}>;
+// the backward kernels' bindings (after their uniform struct P): rows of f32 (workgroup kernel) or of V
+// (subgroup kernel, `vec4` where V is); dy read through ldy(unit), from f16 bits where `dyHalf`
+const BACKWARD_BINDINGS = (t: string, dyHalf = false, vec4 = false) => /* wgsl */ `${dyBinding(t, dyHalf, vec4)}
 @group(0) @binding(1) var<storage, read> x: array<${t}>;
 @group(0) @binding(2) var<storage, read> mean: array<f32>;
 @group(0) @binding(3) var<storage, read> rstd: array<f32>;
@@ -235,7 +236,14 @@ const BACKWARD_BINDINGS = (t: string) => /* wgsl */ `@group(0) @binding(0) var<s
 @group(0) @binding(6) var<storage, read_write> part: array<${t}>;
 @group(0) @binding(7) var<uniform> p: P;`;
 
-function backwardSource(l: RowLayout, red: Reducer): string {
+/** Binding 0, dy, and its loader ldy(i) of unit i: f32 units, or f16 bits (two a word) widened. */
+function dyBinding(t: string, half: boolean, vec4: boolean): string {
+  if (!half) return `@group(0) @binding(0) var<storage, read> dy: array<${t}>;\nfn ldy(i: u32) -> ${t} { return dy[i]; }`;
+  if (vec4) return `@group(0) @binding(0) var<storage, read> dy: array<vec2<u32>>;${TO_FLOAT_WGSL}\nfn ldy(i: u32) -> ${t} { return floats4(dy[i]); }`;
+  return `@group(0) @binding(0) var<storage, read> dy: array<u32>;${TO_FLOAT_WGSL}\nfn ldy(i: u32) -> ${t} { return toFloat((dy[i >> 1u] >> ((i & 1u) * 16u)) & 0xffffu); }`;
+}
+
+function backwardSource(l: RowLayout, red: Reducer, dyHalf: boolean): string {
   const { wg, k } = l;
   // part[pg0 + c]: this block's dgamma partial of column c; part[pb0 + c]: its dbeta partial
   const body = l.cached
@@ -260,7 +268,7 @@ function backwardSource(l: RowLayout, red: Reducer): string {
       let c = lid + j * ${wg}u;
       let ok = c < p.dim;
       let cc = base + min(c, p.dim - 1u);
-      let d = select(0.0, dy[cc], ok);
+      let d = select(0.0, ldy(cc), ok);
       xh[j] = select(0.0, (x[cc] - mu) * rs, ok);
       gd[j] = d * gm[j];
       ab += vec2<f32>(gd[j], gd[j] * xh[j]);
@@ -295,12 +303,12 @@ function backwardSource(l: RowLayout, red: Reducer): string {
     let rs = rstd[row];
     var ab = vec2<f32>(0.0);
     for (var c = lid; c < p.dim; c += ${wg}u) {
-      let g = dy[base + c] * gam(c);
+      let g = ldy(base + c) * gam(c);
       ab += vec2<f32>(g, g * (x[base + c] - mu) * rs);
     }
     let m = ${red.call('ab')} / f32(p.dim);
     for (var c = lid; c < p.dim; c += ${wg}u) {
-      let d = dy[base + c];
+      let d = ldy(base + c);
       let xh = (x[base + c] - mu) * rs;
       dx[base + c] = rs * (d * gam(c) - m.x - xh * m.y);
       if (p.partials != 0u) {
@@ -311,7 +319,7 @@ function backwardSource(l: RowLayout, red: Reducer): string {
   }`;
   return /* wgsl */ `${red.enable}
 struct P { rows: u32, dim: u32, rowsPerBlock: u32, blocks: u32, betaAt: u32, gmask: u32, partials: u32 }
-${BACKWARD_BINDINGS('f32')}
+${BACKWARD_BINDINGS('f32', dyHalf)}
 fn gam(c: u32) -> f32 {
   return select(1.0, gamma[min(c, p.dim - 1u) & p.gmask], p.gmask != 0u);
 }
@@ -347,11 +355,11 @@ const BACKWARD_STATES: readonly LayerNormBackwardState[] = ['registers', 'reread
  *  P.realRows counts rows. P.zero is 0: added to the index of a read meant to be repeated, it keeps
  *  the compiler from hoisting the read out of the row loop or merging it with the first (which would
  *  bring the registers back). */
-function subgroupBackwardSource(s: SubgroupRows, state: LayerNormBackwardState): string {
+function subgroupBackwardSource(s: SubgroupRows, state: LayerNormBackwardState, dyHalf: boolean): string {
   const keep = state === 'registers', reload = state === 'reload';
   // workgroup memory: one dgamma+dbeta slab the subgroups add into in turn
   const decls = /* wgsl */ `struct P { rows: u32, cols: u32, realRows: u32, per: u32, betaAt: u32, gmask: u32, partials: u32, zero: u32 }
-${BACKWARD_BINDINGS('V')}
+${BACKWARD_BINDINGS('V', dyHalf, s.vec === 4)}
 var<workgroup> acc: array<V, ${2 * s.units}>;
 fn gam(c: u32, n: u32, r: u32) -> V {
   return select(V(1.0), gamma[(min(c, n - 1u) + r * p.zero) & p.gmask], p.gmask != 0u);
@@ -399,7 +407,7 @@ fn gam(c: u32, n: u32, r: u32) -> V {
     var ab = vec2<f32>(0.0);
     ${eachLaneSlot(s, `    let inside = c < n;
     let cc = at + min(c, n - 1u);
-    let d = select(V(0.0), dy[cc], inside && live);
+    let d = select(V(0.0), ldy(cc), inside && live);
     let h = select(V(0.0), (x[cc] - mu) * rs, inside);
     let e = d * ${g};
     ab += vec2<f32>(vsum(e), vdot(e, h));
@@ -412,7 +420,7 @@ fn gam(c: u32, n: u32, r: u32) -> V {
       ${eachLaneSlot(s, reload
         ? `    if (c < n) {
         let cc = at + c + p.zero;
-        dx[at + c] = rs * (dy[cc] * gam(c + p.zero, n, i) - m.x - (x[cc] - mu) * rs * m.y);
+        dx[at + c] = rs * (ldy(cc) * gam(c + p.zero, n, i) - m.x - (x[cc] - mu) * rs * m.y);
       }`
         : `    if (c < n) { dx[at + c] = rs * (gd[j] - m.x - xh[j] * m.y); }`)}
     }
@@ -425,7 +433,8 @@ fn gam(c: u32, n: u32, r: u32) -> V {
 
 /**
  * dx from dy, x and the forward's mean/rstd (gamma when the forward had it); dgamma and/or dbeta
- * (Σ over rows of dy·xh and dy) when given, written or, with accumulateParams, added to.
+ * (Σ over rows of dy·xh and dy) when given, written or, with accumulateParams, added to. `dy` 'f16':
+ * dy holds f16 bits, two per 32-bit word (the gradient of an f16 y), widened exactly as it is read.
  * Uses a per-device scratch buffer of blocks × dim floats per parameter gradient (see above).
  * `rowsPerSubgroup` (default 8) sets how many rows each subgroup walks in the subgroup kernel when
  * parameter gradients are wanted, and `state` what it keeps in registers and what it reads again
@@ -436,16 +445,18 @@ fn gam(c: u32, n: u32, r: u32) -> V {
 export function layerNormBackward(
   batch: CommandBatch,
   bufs: { dy: Binding; x: Binding; mean: Binding; rstd: Binding; dx: Binding; gamma?: Binding; dgamma?: Binding; dbeta?: Binding },
-  dims: { rows: number; dim: number; accumulateParams?: boolean; rowsPerSubgroup?: number; state?: LayerNormBackwardState },
+  dims: { rows: number; dim: number; accumulateParams?: boolean; rowsPerSubgroup?: number; state?: LayerNormBackwardState; dy?: 'f32' | 'f16' },
 ): void {
   const K = 'layerNormBackward';
-  const { rows, dim, accumulateParams = false, rowsPerSubgroup = SG_ROWS_PER_SUBGROUP, state = 'registers' } = dims;
+  const { rows, dim, accumulateParams = false, rowsPerSubgroup = SG_ROWS_PER_SUBGROUP, state = 'registers', dy = 'f32' } = dims;
   const sizes = checkRows(K, rows, dim);
+  if (dy !== 'f32' && dy !== 'f16') throw new RangeError(`${K}: dy must be 'f32' or 'f16', got '${dy}' (${sizes})`);
+  const dyHalf = dy === 'f16';
   if (!Number.isInteger(rowsPerSubgroup) || rowsPerSubgroup < 1 || rowsPerSubgroup > MAX_ROWS_PER_SUBGROUP)
     throw new RangeError(`${K}: rowsPerSubgroup must be an integer in [1, ${MAX_ROWS_PER_SUBGROUP}], got ${rowsPerSubgroup} (${sizes})`);
   if (!BACKWARD_STATES.includes(state)) throw new RangeError(`${K}: state must be one of ${BACKWARD_STATES.map((t) => `'${t}'`).join(', ')}, got ${String(state)} (${sizes})`);
   const n = rows * dim;
-  requireBytes(K, 'dy', bufs.dy, 4 * n, sizes);
+  requireBytes(K, 'dy', bufs.dy, dyHalf ? 2 * n : 4 * n, dyHalf ? `${sizes} f16` : sizes);
   requireBytes(K, 'x', bufs.x, 4 * n, sizes);
   requireBytes(K, 'mean', bufs.mean, 4 * rows, sizes);
   requireBytes(K, 'rstd', bufs.rstd, 4 * rows, sizes);
@@ -478,13 +489,13 @@ export function layerNormBackward(
   const part = scratchBuffer(batch, 'layernorm', partials ? 8 * blocks * dim : 4);
   const bindings = [bufs.dy, bufs.x, bufs.mean, bufs.rstd, bufs.dx, bufs.gamma ?? dummy(batch), part];
   if (sg) {
-    const pipe = getPipeline(batch.device, `layernorm.bwd_${sg.key}_${state}`, () => subgroupBackwardSource(sg, state));
+    const pipe = getPipeline(batch.device, `layernorm.bwd_${sg.key}_${state}${dyHalf ? '_dyh' : ''}`, () => subgroupBackwardSource(sg, state, dyHalf));
     const params = new Params().u32(Math.ceil(rows / perSub)).u32(dim).u32(rows).u32(perSub).u32((blocks * dim) / sg.vec).u32(mask(bufs.gamma)).u32(partials ? 1 : 0).u32(0);
     batch.dispatch(pipe, bindings, params, grid(sg.groups));
   } else {
     const l = rowLayout(dim);
     const red = workgroupReducer(batch.device, 'wgSum2', 'vec2<f32>', l.wg, (a, b) => `${a} + ${b}`, 'vec2<f32>(0.0)');
-    const pipe = getPipeline(batch.device, `layernorm.bwd_wg${l.wg}_k${l.cached ? l.k : 'loop'}_${red.kind}`, () => backwardSource(l, red));
+    const pipe = getPipeline(batch.device, `layernorm.bwd_wg${l.wg}_k${l.cached ? l.k : 'loop'}_${red.kind}${dyHalf ? '_dyh' : ''}`, () => backwardSource(l, red, dyHalf));
     const params = new Params().u32(rows).u32(dim).u32(rowsPerBlock).u32(blocks).u32(blocks * dim).u32(mask(bufs.gamma)).u32(partials ? 1 : 0);
     batch.dispatch(pipe, bindings, params, grid(blocks));
   }

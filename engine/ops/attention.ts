@@ -21,7 +21,9 @@ export interface AttentionOptions {
 
 /** out [B, T, H·Dh] from qkv [B, T, 3·H·Dh] (last dim ordered (3, H, Dh) like timm). qkv may be f16
  *  (an f16 qkv Linear's output, with the head size a multiple of 4 and the adapter's shader-f16): the
- *  kernels read it as it is, and its gradient is f32 as every gradient. */
+ *  kernels read it as it is, and write its gradient in f16 where the tape takes one (RecordOptions). */
+const halfOr32 = (t: Tensor) => (t.dtype === 'f16' ? 'f16' : 'f32');
+
 export function attention(g: Tape, qkv: Tensor, o: AttentionOptions): Tensor {
   if (qkv.dtype !== 'f32' && qkv.dtype !== 'f16') throw new TypeError(`attention: qkv is ${qkv.dtype} [${qkv.shape}], expected f32 or f16`);
   const [B, T, W] = qkv.shape;
@@ -49,10 +51,19 @@ export function attention(g: Tape, qkv: Tensor, o: AttentionOptions): Tensor {
   }
   const qs = g.save(qkv);
   const os = g.save(out);
-  g.record('attention', out, [qs, os, lse], (dout) => {
-    const d = g.gradOut(qkv)!; // the kernel overwrites dqkv
-    attentionBackward(g.batch, { qkv: qs.buffer, out: os.buffer, lse: lse.buffer, dout: dout.buffer, dqkv: d.dst.buffer }, dims, { input, output: half ? 'f16' : 'f32' });
-    d.done();
-  });
+  // An f16 out's gradient may come in f16 (the kernels widen it), and an f16 qkv's goes out in f16
+  // where the tape can hand one over, as autocast has them.
+  g.record(
+    'attention',
+    out,
+    [qs, os, lse],
+    (dout) => {
+      const d = g.gradOut(qkv, { half: Dh % 4 === 0 })!; // the kernel overwrites dqkv
+      const types = { input, output: half ? 'f16' : 'f32', dout: halfOr32(dout), dqkv: halfOr32(d.dst) } as const;
+      attentionBackward(g.batch, { qkv: qs.buffer, out: os.buffer, lse: lse.buffer, dout: dout.buffer, dqkv: d.dst.buffer }, dims, types);
+      d.done();
+    },
+    { halfGrad: half },
+  );
   return out;
 }

@@ -42,8 +42,8 @@ export function mul(g: Tape, a: Tensor, b: Tensor): Tensor {
     const bs = g.requiresGrad(a) ? g.save(b) : undefined;
     g.record('mul', y, [as, bs].filter((t): t is Tensor => !!t), (dy) => {
       // The binary kernel cannot add into its output: a second contribution goes through a temporary.
-      if (bs) g.addGrad(a, (da) => binary(g.batch, 'mul', dy.buffer, bs.buffer, da.buffer, a.size, 1), false);
-      if (as) g.addGrad(b, (db) => binary(g.batch, 'mul', dy.buffer, as.buffer, db.buffer, a.size, 1), false);
+      if (bs) g.addGrad(a, (da) => binary(g.batch, 'mul', dy.buffer, bs.buffer, da.buffer, a.size, 1), { accumulate: false });
+      if (as) g.addGrad(b, (db) => binary(g.batch, 'mul', dy.buffer, as.buffer, db.buffer, a.size, 1), { accumulate: false });
     });
   }
   return y;

@@ -7,7 +7,7 @@ import type { Tensor } from '../tensor.js';
 
 /** (x − mean) / sqrt(var + eps) · gamma + beta over x's last dim; without gamma/beta, non-affine.
  *  `output` f16: y is an f16 tensor (for an f16 linear, which then casts nothing) where the last dim
- *  is even, else f32; its gradient stays f32 (the backward reads x, not y). */
+ *  is even, else f32; the backward reads x, not y, and takes y's gradient in f16 where it comes so. */
 export function layerNorm(g: Tape, x: Tensor, gamma?: Tensor | null, beta?: Tensor | null, eps = 1e-5, output: 'f32' | 'f16' = 'f32'): Tensor {
   requireF32('layerNorm', { x });
   const dim = x.shape[x.shape.length - 1];
@@ -42,7 +42,7 @@ export function layerNorm(g: Tape, x: Tensor, gamma?: Tensor | null, beta?: Tens
     layerNormBackward(
       g.batch,
       { dy: dy.buffer, x: xs.buffer, mean: mean.buffer, rstd: rstd.buffer, dx: (dx?.dst ?? scratch!).buffer, gamma: gs?.buffer, dgamma: (temp?.g ?? dg?.grad)?.buffer, dbeta: (temp?.b ?? db?.grad)?.buffer },
-      { rows, dim, accumulateParams: !temp && (dg?.accumulate ?? false) },
+      { rows, dim, accumulateParams: !temp && (dg?.accumulate ?? false), dy: dy.dtype === 'f16' ? 'f16' : 'f32' },
     );
     if (temp) {
       for (const [want, t] of [[dg, temp.g], [db, temp.b]] as const)
@@ -52,6 +52,6 @@ export function layerNorm(g: Tape, x: Tensor, gamma?: Tensor | null, beta?: Tens
     }
     dx?.done();
     scratch?.dispose();
-  });
+  }, { halfGrad: half });
   return y;
 }

@@ -99,10 +99,11 @@ export function linearWithPre(g: Tape, x: Tensor, weight: Tensor, bias?: Tensor 
   if (!record) return { y };
 
   const ps = pre ? g.save(pre) : undefined;
-  g.record('linear', y, [xs, ws, ps].filter((t): t is Tensor => !!t), (dy) => {
+  const backward = (dy: Tensor) => {
     const matmuls = !!(xs || ws);
     let dz = dy;
-    let dzType: 'f32' | 'f16' = 'f32';
+    // dy is f16 where the reader of an f16 y wrote its gradient so (RecordOptions.halfGrad)
+    let dzType: 'f32' | 'f16' = dy.dtype === 'f16' ? 'f16' : 'f32';
     if (ps) {
       // for f16 matmuls the GELU backward writes dz in f16 itself (pairs: M·N even), and the bias
       // gradient adds those halves up, as it would in PyTorch's autocast; it reads an f16
@@ -110,7 +111,8 @@ export function linearWithPre(g: Tape, x: Tensor, weight: Tensor, bias?: Tensor 
       if (half && (matmuls || ps.dtype === 'f16') && (M * N) % 2 === 0) dzType = 'f16';
       const z = ps.dtype === 'f16' && dzType === 'f32' ? toF32(g, ps) : ps;
       const d = untracked(g.engine, y.shape, false, dzType);
-      launchWith(z !== ps ? [z, d] : [d], () => geluBackward(g.batch, z.buffer, dy.buffer, d.buffer, M * N, { output: dzType, input: z.dtype === 'f16' ? 'f16' : 'f32' }));
+      const types = { output: dzType, input: z.dtype === 'f16' ? 'f16' : 'f32', dy: dy.dtype === 'f16' ? 'f16' : 'f32' } as const;
+      launchWith(z !== ps ? [z, d] : [d], () => geluBackward(g.batch, z.buffer, dy.buffer, d.buffer, M * N, types));
       if (z !== ps) z.dispose();
       dz = d;
     }
@@ -125,13 +127,19 @@ export function linearWithPre(g: Tape, x: Tensor, weight: Tensor, bias?: Tensor 
         if (xr !== xs) xr.dispose();
       }
     }
-    // dx [M, K] = dz [M, N] · W [N, K].
-    if (ws) g.addGrad(x, (dx, acc) => matmulKernel(g.batch, { a: dzin.buffer, b: ws.buffer, c: dx.buffer }, { M, N: K, K: N, accumulate: acc }, mm));
+    // dx [M, K] = dz [M, N] · W [N, K]; in f16 where x's reader takes that (x is then an f16
+    // activation) and the product can write it (K even), as autocast's f16 matmul writes it.
+    if (ws) {
+      const output = (dx: Tensor) => (dx.dtype === 'f16' ? 'f16' : 'f32');
+      g.addGrad(x, (dx, acc) => matmulKernel(g.batch, { a: dzin.buffer, b: ws.buffer, c: dx.buffer }, { M, N: K, K: N, accumulate: acc, output: output(dx) }, mm), { half: half && K % 2 === 0 });
+    }
     if (dzin !== dz) dzin.dispose();
     if (dz !== dy) dz.dispose();
     // last: the residual may take dy itself (a view), after which dy is not read
     if (residual) g.passGrad(residual, dy, 1, true);
-  });
+  };
+  // an f16 y's gradient may come in f16: the GELU backward, the bias sum and the matmuls read it so
+  g.record('linear', y, [xs, ws, ps].filter((t): t is Tensor => !!t), backward, { halfGrad: packed && half });
   return { y, pre };
 }
 

@@ -48,7 +48,7 @@ export function scatterRows(g: Tape, src: Tensor, idx: Tensor, dstRows: number, 
   scatterKernel(g.batch, src.buffer, idx.buffer, out.buffer, { rows, dim, dstRows });
   if (g.wants(src)) {
     const is = g.save(idx);
-    g.record('scatterRows', out, [is], (dy) => g.addGrad(src, (ds) => gatherKernel(g.batch, dy.buffer, is.buffer, ds.buffer, { rows, dim, srcRows: dstRows }), false));
+    g.record('scatterRows', out, [is], (dy) => g.addGrad(src, (ds) => gatherKernel(g.batch, dy.buffer, is.buffer, ds.buffer, { rows, dim, srcRows: dstRows }), { accumulate: false }));
   }
   return out;
 }

@@ -13,7 +13,7 @@ export function softmax(g: Tape, x: Tensor, scale = 1): Tensor {
   softmaxForward(g.batch, x.buffer, y.buffer, { rows, cols, scale });
   if (g.wants(x)) {
     const ys = g.save(y);
-    g.record('softmax', y, [ys], (dy) => g.addGrad(x, (dx) => softmaxBackward(g.batch, ys.buffer, dy.buffer, dx.buffer, { rows, cols, scale }), false));
+    g.record('softmax', y, [ys], (dy) => g.addGrad(x, (dx) => softmaxBackward(g.batch, ys.buffer, dy.buffer, dx.buffer, { rows, cols, scale }), { accumulate: false }));
   }
   return y;
 }

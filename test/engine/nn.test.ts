@@ -15,9 +15,12 @@ import { gradcheck } from './gradcheck.js';
 import * as ref from './reference.js';
 
 /** The dispatches of one forward by the profiler's labels (where the device has timestamps). */
-async function dispatches(engine: Engine, forward: () => Tensor): Promise<Map<string, number>> {
+/** The kernels `forward` runs, and with a tape its backward too (seeded with ones), by name. */
+async function dispatches(engine: Engine, forward: () => Tensor, tape?: Tape): Promise<Map<string, number>> {
   const prof = (engine.batch.profiler = new KernelProfiler(engine.device));
-  engine.scope(forward).dispose();
+  const y = engine.scope(forward);
+  if (tape) tape.backward(y);
+  y.dispose();
   engine.batch.submit();
   engine.batch.profiler = null;
   const counts = new Map((await prof.results()).map((k) => [k.kernel, k.count]));
@@ -63,7 +66,7 @@ describe('engine/nn', () => {
     }
   });
 
-  it('TransformerBlock in mixed precision: against float64; its norms, qkv and fc1 write f16 for what reads them, so the only activation cast is the attention output, in training or inference', async () => {
+  it('TransformerBlock in mixed precision: against float64; its norms, qkv and fc1 write f16 for what reads them, so the only activation cast is the attention output, in training or inference; in the backward, the gradients of the f16 qkv, attention output and hidden layer are f16 as written, so only the residual stream\'s gradient is cast, for proj and fc2', async () => {
     const engine = await getEngine();
     const [B, C, V, D, H] = [2, 3, 4, 16, 2];
     const reg = new Registry(engine);
@@ -99,6 +102,19 @@ describe('engine/nn', () => {
       // the four weights and the attention output (the norms' and fc1's casts are gone)
       const training = await casts();
       assert(training === 5, `a block's forward casts ${training} tensors to f16, expected the 4 weights and the attention output`);
+      // The backward: the attention reads its output's gradient in f16 (written so by proj's dx
+      // product) and writes qkv's in f16 (read as it is by the qkv Linear's products); fc1's GELU
+      // backward reads the hidden layer's in f16. Nothing is widened.
+      const both = await dispatches(engine, () => block.forward(g, x, { C, V }), g);
+      const named = (re: RegExp) => [...both.keys()].filter((k) => re.test(k));
+      const count = (re: RegExp) => named(re).reduce((n, k) => n + both.get(k)!, 0);
+      const bwd = named(/^attention_bwd/);
+      assert(bwd.length === 2 && bwd.every((k) => /_hd_hg(_|$)/.test(k)), `the attention backward reads and writes f16 gradients: ${bwd}`);
+      assert(named(/^gelu\.bwd_f16_xf16_dyf16/).length === 1, `fc1's GELU backward reads an f16 gradient: ${named(/^gelu/)}`);
+      // and both norms read theirs in f16, written so by the qkv's and fc1's dx products
+      assert(count(/^layernorm\.bwd.*_dyh$/) === 2 && count(/^layernorm\.bwd/) === 2, `the norms' backwards read f16 gradients: ${named(/^layernorm\.bwd/)}`);
+      assert(count(/^cast\.f32_f16/) === 7, `forward and backward cast ${count(/^cast\.f32_f16/)} tensors to f16, expected 5 and proj's and fc2's output gradients`);
+      assert(count(/^cast\.f16_f32/) === 0, `the backward widens ${count(/^cast\.f16_f32/)} tensors`);
       // inference (no gradients) alike
       for (const p of reg.list()) p.requiresGrad = false;
       const inference = await casts();

@@ -1,6 +1,7 @@
 // Every differentiable op: forward against a float64 reference and gradients against central
 // differences, on shapes that are not tile or vec4 multiples.
 import { castF16ToF32, castF32ToF16 } from '../../kernels/cast.js';
+import { accumulate, scale } from '../../kernels/elementwise.js';
 import { geluForward } from '../../kernels/gelu.js';
 import * as ops from '../../engine/ops/index.js';
 import { Rng } from '../../engine/random.js';
@@ -45,11 +46,6 @@ async function sameBits(engine: Engine, inputs: Tensor[], names: string[], dy: F
   ['output', ...names.map((n) => `d${n}`)].forEach((name, i) => assert(a[i].every((v, j) => Object.is(v, b[i][j])), `${name}: ${what}`));
 }
 
-/** A chain whose first op writes f16 for an f16 linear (`output` f16) gives the bits and gradients of
- *  the same chain with f32 there, which the linear casts: the linear keeps the same f16 copy. */
-function fusedMatchesCast(engine: Engine, inputs: Tensor[], names: string[], dy: Float32Array, chain: (t: Tape, output: 'f32' | 'f16') => Tensor): Promise<void> {
-  return sameBits(engine, inputs, names, dy, [(t) => chain(t, 'f16'), (t) => chain(t, 'f32')], 'the chain writing f16 differs from the one with a cast');
-}
 
 describe('engine/ops: gradients against float64 finite differences', () => {
   it('linear, with bias, without, with fused gelu', async () => {
@@ -399,10 +395,15 @@ describe('engine/ops: gradients against float64 finite differences', () => {
       await sameAsCast(engine, y16, y32);
       [y16, y32, yOdd].forEach((t) => t.dispose());
       if (!engine.device.features.has('shader-f16')) return;
-      // A block's norm1 → qkv: the norm writes f16 for the linear, against the linear casting it.
-      await fusedMatchesCast(engine, [x, gamma, beta, w], ['x', 'gamma', 'beta', 'w'], randomArray(rng, M * N), (t, output) =>
-        ops.linear(t, ops.layerNorm(t, x, gamma, beta, 1e-5, output), w, null, { precision: 'f16' }),
-      );
+      // A block's norm1 → qkv: the norm writes f16 for the linear, against the linear casting it. The
+      // linear keeps the same f16 copy: the same output and weight gradient. The norm's own gradients
+      // are taken from its output's gradient in f16 (as the linear's product writes it, as autocast
+      // has it), within f16 rounding of the f32 one.
+      const chain = (output: 'f32' | 'f16') => (t: Tape) => ops.linear(t, ops.layerNorm(t, x, gamma, beta, 1e-5, output), w, null, { precision: 'f16' });
+      const dy = randomArray(rng, M * N);
+      const [a, b] = [await outputAndGrads(engine, [x, gamma, beta, w], dy, chain('f16')), await outputAndGrads(engine, [x, gamma, beta, w], dy, chain('f32'))];
+      for (const [i, name] of [[0, 'output'], [4, 'dw']] as const) assert(a[i].every((v, j) => Object.is(v, b[i][j])), `${name}: the chain writing f16 differs from the one with a cast`);
+      for (const [i, name] of [[1, 'dx'], [2, 'dgamma'], [3, 'dbeta']] as const) assertClose(a[i], b[i], 1e-2, `${name}: from an f16 gradient against an f32 one`);
     } finally {
       [x, gamma, beta, w, xOdd].forEach((t) => t.dispose());
     }
@@ -603,6 +604,74 @@ describe('engine/ops: gradients against float64 finite differences', () => {
         return ref.add(ref.softmax(h, K, 1), h.map((v) => v * v));
       },
     });
+  });
+
+  it('the gradient of an f16 activation (RecordOptions.halfGrad): f16 where its one writer can write f16, f32 where it cannot; a second contribution widens it and adds in f32; an f16 gradient handed on is moved where taken, else widened; halfGrad on an f32 output refused', async () => {
+    const engine = await getEngine();
+    // values exact in f16, so every path gives the same numbers
+    const values = Float32Array.from([1, -2, 0.5, 3, -0.25, 6]);
+    const x = engine.upload(values);
+    const seen: string[] = [];
+    /** h = x in f16, its backward noting the type of the gradient it got and handing it to x (an f32
+     *  leaf: widened); then `readers` ops reading h, each contributing x's values as h's gradient
+     *  (written by a cast where the writer may write f16, else by a copy; `move`: the reader hands on
+     *  an f16 gradient of its own output). Returns x's gradient. */
+    const run = async (readers: { half?: boolean; move?: boolean }[]) => {
+      const g = new Tape(engine);
+      const leaf = g.watch(x);
+      const outs = engine.scope(() => {
+        const h = engine.empty([6], 'f16');
+        castF32ToF16(engine.batch, x.buffer, h.buffer, 6);
+        g.record('toHalf', h, [], (dy) => (seen.push(dy.dtype), g.passGrad(x, dy)), { halfGrad: true });
+        return readers.map((r) => {
+          const y = engine.empty([6], r.move ? 'f16' : 'f32');
+          const write = (dst: Tensor, acc: boolean) => {
+            if (dst.dtype === 'f16') castF32ToF16(engine.batch, x.buffer, dst.buffer, 6);
+            else if (acc) accumulate(engine.batch, dst.buffer, x.buffer, 6);
+            else scale(engine.batch, x.buffer, dst.buffer, 6, 1);
+          };
+          if (r.move) g.record('pass', y, [], (dy) => (seen.push(`pass ${dy.dtype}`), g.passGrad(h, dy, 1, true)), { halfGrad: true });
+          else g.record('read', y, [], () => g.addGrad(h, write, { half: r.half }));
+          return y;
+        });
+      });
+      // a root whose backward hands each reader its gradient: for `move` readers an f16 one of x's
+      // values (moved in: their backward takes f16), for the others one they do not read
+      const dys = outs.map((y) => {
+        const d = engine.empty([6], y.dtype);
+        if (y.dtype === 'f16') castF32ToF16(engine.batch, x.buffer, d.buffer, 6);
+        return d;
+      });
+      const root = engine.empty([1]);
+      g.record('root', root, [], () => outs.forEach((y, i) => g.passGrad(y, dys[i], 1, true)));
+      g.backward(root);
+      const got = await engine.read(leaf.grad!);
+      leaf.grad!.dispose();
+      [...outs, ...dys, root].forEach((t) => t.dispose());
+      return got;
+    };
+    const expect = (got: Float32Array, times: number, what: string) => assert(got.every((v, i) => v === times * values[i]), `${what}: x's gradient ${got}, expected ${times}·x`);
+    seen.length = 0;
+    expect(await run([{ half: true }]), 1, 'one writer of f16');
+    assert(seen.join() === 'f16', `one writer of f16: the backward got ${seen}`);
+    seen.length = 0;
+    expect(await run([{ half: false }]), 1, 'one writer of f32');
+    assert(seen.join() === 'f32', `one writer of f32: the backward got ${seen}`);
+    seen.length = 0;
+    expect(await run([{ half: true }, { half: true }]), 2, 'two writers of f16');
+    assert(seen.join() === 'f32', `two writers: the sum is taken in f32, the backward got ${seen}`);
+    seen.length = 0;
+    expect(await run([{ half: false }, { half: true }, { half: true }]), 3, 'three writers');
+    assert(seen.join() === 'f32', `three writers: the backward got ${seen}`);
+    seen.length = 0;
+    expect(await run([{ move: true }]), 1, 'an f16 gradient handed on');
+    assert(seen.join() === 'pass f16,f16', `an f16 gradient handed on stays f16: ${seen}`);
+    seen.length = 0;
+    expect(await run([{ move: true }, { half: true }]), 2, 'an f16 gradient handed on, then a writer');
+    assert(seen.join() === 'pass f16,f32', `then widened for the second: ${seen}`);
+    const f32 = engine.empty([2]);
+    expectThrow(() => new Tape(engine).record('bad', f32, [], () => {}, { halfGrad: true }), /tape: bad takes an f16 gradient, but its output is f32/);
+    [x, f32].forEach((t) => t.dispose());
   });
 
   it('records nothing under noGrad or without inputs that need gradients', async () => {

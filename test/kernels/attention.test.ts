@@ -294,6 +294,74 @@ describe('kernels/attention', () => {
     t.dispose();
   });
 
+  it('the gradients of f16 activations: an f16 dout is read as its values, an f16 dqkv holds the f32 dqkv cast, bit for bit; with an f16 out, and an f16 qkv where the adapter reads one; 1, 2 and 4 lanes, the GPU form (its unrolled stores) too; a head size not a multiple of 4 or a dqkv too small for its halves refused', async () => {
+    const engine = await getEngine();
+    const rng = new Rng(79);
+    const f16In = engine.device.features.has('shader-f16');
+    // [dims, lanes, the GPU form, f16 qkv and out]
+    const cases: [AttentionDims, 1 | 2 | 4, boolean, boolean][] = [
+      [{ mask: 'cropa', B: 2, H: 2, C: 3, V: 9, Dh: 16 }, 1, false, false],
+      [{ mask: 'cropa', B: 1, H: 1, C: 8, V: 50, Dh: 48 }, 4, false, true],
+      [{ mask: 'none', B: 2, H: 3, C: 1, V: 50, Dh: 32 }, 2, false, true],
+      [{ mask: 'lead', B: 1, H: 1, C: 3, V: 70, Dh: 8, scale: 0.3 }, 1, true, false],
+      [{ mask: 'cropa', B: 1, H: 2, C: 4, V: 20, Dh: 48 }, 2, true, true],
+      [{ mask: 'cropa', B: 1, H: 1, C: 4, V: 20, Dh: 48 }, 4, true, false],
+    ];
+    for (const [d, lanes, gpuForm, halfActs] of cases) {
+      const old = setGpuShaderFormForTests(gpuForm);
+      try {
+        await halfGradCase(d, lanes, halfActs && f16In);
+      } finally {
+        setGpuShaderFormForTests(old);
+      }
+    }
+    /** halfActs: qkv and out f16 too, as in the model's f16 blocks. */
+    async function halfGradCase(d: AttentionDims, lanes: 1 | 2 | 4, halfActs: boolean) {
+      const T = d.C * d.V, n = d.B * T * d.H * d.Dh;
+      const { qkv: data, dout: g } = inputs(rng, d);
+      const halves = (t: { buffer: GPUBuffer; size: number }) => {
+        const h = engine.empty([t.size], 'f16');
+        castF32ToF16(engine.batch, t.buffer, h.buffer, t.size);
+        castF16ToF32(engine.batch, h.buffer, t.buffer, t.size);
+        return h;
+      };
+      const qkv32 = engine.upload(data), dout32 = engine.upload(g);
+      const [qkv16, dout16] = [halves(qkv32), halves(dout32)]; // the f32 tensors now hold the halves' values
+      const acts = { input: halfActs ? 'f16' : 'f32', output: halfActs ? 'f16' : 'f32' } as const;
+      const qkv = halfActs ? qkv16 : qkv32;
+      const out = halfActs ? engine.empty([n], 'f16') : poisoned(engine, [n]), lse = poisoned(engine, [d.B * d.H * T]);
+      attentionForward(engine.batch, { qkv: qkv.buffer, out: out.buffer, lse: lse.buffer }, d, { lanes, ...acts });
+      const backward = (dout: typeof qkv, dqkv: typeof qkv, types: { dout: 'f32' | 'f16'; dqkv: 'f32' | 'f16' }) =>
+        attentionBackward(engine.batch, { qkv: qkv.buffer, out: out.buffer, lse: lse.buffer, dout: dout.buffer, dqkv: dqkv.buffer }, d, { lanes, ...acts, ...types });
+      const ref32 = poisoned(engine, [3 * n]), ref16 = engine.empty([3 * n], 'f16');
+      backward(dout32, ref32, { dout: 'f32', dqkv: 'f32' });
+      castF32ToF16(engine.batch, ref32.buffer, ref16.buffer, 3 * n);
+      const poison16 = () => engine.upload(new Uint16Array(3 * n).fill(0x7e00), [3 * n], 'f16');
+      const got = { f16dout: poisoned(engine, [3 * n]), both: poison16(), f16dqkv: poison16() };
+      backward(dout16, got.f16dout, { dout: 'f16', dqkv: 'f32' });
+      backward(dout16, got.both, { dout: 'f16', dqkv: 'f16' });
+      backward(dout32, got.f16dqkv, { dout: 'f32', dqkv: 'f16' });
+      const what = `${name(d)} lanes ${lanes}${halfActs ? ', f16 qkv and out' : ''}`;
+      const words = async (t: typeof qkv) => new Uint32Array(await engine.readRaw(t));
+      const [want32, want16] = [await words(ref32), await words(ref16)];
+      for (const [label, t, want] of [['f16 dout', got.f16dout, want32], ['f16 dout and dqkv', got.both, want16], ['f16 dqkv', got.f16dqkv, want16]] as const) {
+        const have = await words(t);
+        const bad = want.findIndex((v, i) => v !== have[i]);
+        assert(bad < 0, `${what}, ${label}: dqkv word ${bad} is ${have[bad]?.toString(16)}, expected ${want[bad]?.toString(16)}`);
+      }
+      assert((await engine.read(ref32)).every(Number.isFinite), `${what}: every dqkv written`);
+      [qkv32, dout32, qkv16, dout16, out, lse, ref32, ref16, ...Object.values(got)].forEach((t) => t.dispose());
+    }
+    const t = engine.empty([4096]);
+    const dims = { mask: 'lead', B: 1, H: 2, C: 2, V: 3, Dh: 32 } as const;
+    expectThrow(() => attentionBackward(engine.batch, { qkv: t.buffer, out: t.buffer, lse: t.buffer, dout: t.buffer, dqkv: t.buffer }, { ...dims, Dh: 6 }, { dqkv: 'f16' }), /attentionBackward: an f16 dqkv needs Dh a multiple of 4/);
+    expectThrow(() => attentionBackward(engine.batch, { qkv: t.buffer, out: t.buffer, lse: t.buffer, dout: t.buffer, dqkv: t.buffer }, { ...dims, Dh: 6 }, { dout: 'f16' }), /attentionBackward: an f16 dout needs Dh a multiple of 4/);
+    // 3·T·H·Dh = 1152 halves need 2304 bytes
+    const small = { buffer: t.buffer, size: 2300 };
+    expectThrow(() => attentionBackward(engine.batch, { qkv: t.buffer, out: t.buffer, lse: t.buffer, dout: t.buffer, dqkv: small }, dims, { dqkv: 'f16' }), /attentionBackward: dqkv binds 2300 bytes, needs 2304 \(1152 f16/);
+    t.dispose();
+  });
+
   it('two backwards of different sizes in one batch (shared D scratch grows) are both right', async () => {
     const engine = await getEngine();
     const rng = new Rng(5);

@@ -93,33 +93,41 @@ describe('kernels/gelu', () => {
         }
   });
 
-  it('backward with an f16 dx (for an f16 linear), from an f32 or an f16 x: the bits of the f32 dx (on x as read) cast, by vec4s, pairs and a half vec4 at the end; nothing past n written; odd n, accumulate and an f16 x with an f32 dx refused', async () => {
+  it('backward with an f16 dx (for an f16 linear), from an f32 or an f16 x and an f32 or an f16 dy: the bits of the f32 dx (on x and dy as read) cast, by vec4s, pairs and a half vec4 at the end; nothing past n written; odd n, accumulate and an f16 x or dy with an f32 dx refused', async () => {
     const engine = await getEngine();
     const rng = new Rng(8);
     for (const n of [2, 6, 8, 1030, 65538])
       for (const mode of MODES)
-        for (const xHalf of [false, true]) {
+        for (const [xHalf, dyHalf] of [[false, false], [true, false], [false, true], [true, true]]) {
           const x = randomArray(rng, n, 3), dy = randomArray(rng, n);
           const tx = padded(engine, x, n), tdy = padded(engine, dy, n), d32 = padded(engine, null, n);
-          // an f16 x: x's halves, and the f32 dx taken on their values
-          const x16 = engine.empty([n + 4], 'f16');
-          if (xHalf) {
-            castF32ToF16(engine.batch, tx.buffer, x16.buffer, n);
-            castF16ToF32(engine.batch, x16.buffer, tx.buffer, n);
-          }
+          // an f16 x or dy: its halves, and the f32 dx taken on their values
+          const halves = (t: { buffer: GPUBuffer }, half: boolean) => {
+            const h = engine.empty([n + 4], 'f16');
+            if (half) {
+              castF32ToF16(engine.batch, t.buffer, h.buffer, n);
+              castF16ToF32(engine.batch, h.buffer, t.buffer, n);
+            }
+            return h;
+          };
+          const [x16, dy16] = [halves(tx, xHalf), halves(tdy, dyHalf)];
           const cast = engine.empty([n], 'f16'), d16 = engine.upload(new Uint16Array(n + 4).fill(SENTINEL16), [n + 4], 'f16');
           geluBackward(engine.batch, bind(tx, n, mode), bind(tdy, n, mode), d32.buffer, n);
           castF32ToF16(engine.batch, d32.buffer, cast.buffer, n);
           const xIn = xHalf ? cut(x16, 2 * n, mode) : bind(tx, n, mode);
-          geluBackward(engine.batch, xIn, bind(tdy, n, mode), cut(d16, 2 * n, mode), n, { output: 'f16', input: xHalf ? 'f16' : 'f32' });
+          const dyIn = dyHalf ? cut(dy16, 2 * n, mode) : bind(tdy, n, mode);
+          geluBackward(engine.batch, xIn, dyIn, cut(d16, 2 * n, mode), n, { output: 'f16', input: xHalf ? 'f16' : 'f32', dy: dyHalf ? 'f16' : 'f32' });
           const want = new Uint16Array(await engine.readRaw(cast), 0, n), got = new Uint16Array(await engine.readRaw(d16), 0, n + 4);
           const bad = want.findIndex((v, i) => v !== got[i]);
-          assert(bad < 0, `n=${n} ${mode}${xHalf ? ' f16 x' : ''}: f16 dx[${bad}] is ${got[bad]?.toString(16)}, the cast of the f32 dx ${want[bad]?.toString(16)}`);
-          assert(got.subarray(n).every((v) => v === SENTINEL16), `n=${n} ${mode}: halves past n written: ${Array.from(got.subarray(n), (v) => v.toString(16))}`);
-          [tx, tdy, d32, x16, cast, d16].forEach((t) => t.dispose());
+          const what = `n=${n} ${mode}${xHalf ? ' f16 x' : ''}${dyHalf ? ' f16 dy' : ''}`;
+          assert(bad < 0, `${what}: f16 dx[${bad}] is ${got[bad]?.toString(16)}, the cast of the f32 dx ${want[bad]?.toString(16)}`);
+          assert(got.subarray(n).every((v) => v === SENTINEL16), `${what}: halves past n written: ${Array.from(got.subarray(n), (v) => v.toString(16))}`);
+          [tx, tdy, d32, x16, dy16, cast, d16].forEach((t) => t.dispose());
         }
     const a = engine.empty([64]), b = engine.empty([64]), h = engine.empty([64], 'f16');
     expectThrow(() => geluBackward(engine.batch, h.buffer, b.buffer, a.buffer, 64, { input: 'f16' }), /geluBackward: an f16 x needs an f16 dx \(n=64\)/);
+    expectThrow(() => geluBackward(engine.batch, a.buffer, h.buffer, b.buffer, 64, { dy: 'f16' }), /geluBackward: an f16 dy needs an f16 dx \(n=64\)/);
+    expectThrow(() => geluBackward(engine.batch, a.buffer, { buffer: h.buffer, size: 64 }, h.buffer, 64, { dy: 'f16', output: 'f16' }), /geluBackward: dy binding holds 64 bytes, needs 128 \(n=64 f16\)/);
     expectThrow(() => geluBackward(engine.batch, { buffer: h.buffer, size: 64 }, b.buffer, a.buffer, 64, { input: 'f16', output: 'f16' }), /geluBackward: x binding holds 64 bytes, needs 128 \(n=64 f16\)/);
     expectThrow(() => geluBackward(engine.batch, a.buffer, b.buffer, h.buffer, 63, { output: 'f16' }), /geluBackward: an f16 dx is written in pairs: n must be even, got 63/);
     expectThrow(() => geluBackward(engine.batch, a.buffer, b.buffer, h.buffer, 64, { output: 'f16', accumulate: true }), /geluBackward: an f16 dx cannot be accumulated into/);

@@ -1,10 +1,10 @@
-import { castF32ToF16 } from '../../kernels/cast.js';
+import { castF16ToF32, castF32ToF16 } from '../../kernels/cast.js';
 import { layerNormBackward, layerNormForward, type LayerNormBackwardState } from '../../kernels/layernorm.js';
 import { KernelProfiler } from '../../kernels/profiler.js';
 import { subgroupRows } from '../../kernels/rows.js';
 import { Rng } from '../../engine/random.js';
 import type { Tensor } from '../../engine/tensor.js';
-import { assert, assertClose, getEngine, poisoned, randomArray } from '../helpers.js';
+import { assert, assertClose, expectThrow, getEngine, poisoned, randomArray } from '../helpers.js';
 import { dot, f64, layerNormBackwardRef, layerNormRef, numericGrad, withGridLimit, withoutSubgroups } from './norm-ref.js';
 
 const TOL = 1e-5;
@@ -116,6 +116,38 @@ async function checkBackward(shapes: [number, number][], seed: number, opts: { r
   }
 }
 
+/** The backward on an f16 dy against the f32 backward on its values: dx, dgamma and dbeta the same
+ *  bits (widening is exact); odd sizes read their last half from a word's low bits. */
+async function checkBackwardHalf(shapes: [number, number][], seed: number): Promise<void> {
+  const engine = await getEngine();
+  const rng = new Rng(seed);
+  const raw = async (t: Tensor) => new Uint32Array(await engine.readRaw(t));
+  for (const [rows, dim] of shapes) {
+    const n = rows * dim;
+    const tx = engine.upload(rowsData(rng, rows, dim)), tg = engine.upload(randomArray(rng, dim));
+    const y = engine.empty([n]), mean = engine.empty([rows]), rstd = engine.empty([rows]);
+    layerNormForward(engine.batch, { x: tx.buffer, y: y.buffer, mean: mean.buffer, rstd: rstd.buffer, gamma: tg.buffer }, { rows, dim });
+    const dy32 = engine.upload(randomArray(rng, n)), dy16 = engine.empty([n], 'f16');
+    castF32ToF16(engine.batch, dy32.buffer, dy16.buffer, n);
+    castF16ToF32(engine.batch, dy16.buffer, dy32.buffer, n);
+    const outs = [0, 1].map(() => ({ dx: poisoned(engine, [n]), dg: poisoned(engine, [dim]), db: poisoned(engine, [dim]) }));
+    [dy32, dy16].forEach((dy, i) =>
+      layerNormBackward(
+        engine.batch,
+        { dy: dy.buffer, x: tx.buffer, mean: mean.buffer, rstd: rstd.buffer, dx: outs[i].dx.buffer, gamma: tg.buffer, dgamma: outs[i].dg.buffer, dbeta: outs[i].db.buffer },
+        { rows, dim, dy: i ? 'f16' : 'f32' },
+      ),
+    );
+    for (const k of ['dx', 'dg', 'db'] as const) {
+      const [want, got] = [await raw(outs[0][k]), await raw(outs[1][k])];
+      const bad = want.findIndex((w, i) => got[i] !== w);
+      assert(bad < 0, `rows=${rows} dim=${dim}: ${k}[${bad}] from the f16 dy is ${got[bad]?.toString(16)}, from its f32 values ${want[bad]?.toString(16)}`);
+    }
+    assert((await engine.read(outs[0].dx)).every(Number.isFinite), `rows=${rows} dim=${dim}: dx written`);
+    [tx, tg, y, mean, rstd, dy32, dy16, ...outs.flatMap((o) => [o.dx, o.dg, o.db])].forEach((t) => t.dispose());
+  }
+}
+
 describe('kernels/layernorm', () => {
   it('CPU reference backward matches finite differences', () => {
     const rng = new Rng(1);
@@ -153,6 +185,24 @@ describe('kernels/layernorm', () => {
     }
     [t, h].forEach((x) => x.dispose());
     assert(/layerNormForward: an f16 output needs dim even \(rows=3, dim=5\)/.test(msg), `expected a clear error, got '${msg}'`);
+  });
+
+  it('backward with an f16 dy (the gradient of an f16 y): dx, dgamma and dbeta the bits of the f32 backward on its values, on every kernel, odd sizes too; a dy too small for its halves refused', async () => {
+    const { device } = await getEngine();
+    const shapes: [number, number][] = [[3, 31], [131, 12], [37, 96], [5, 768], [13, 513], [2, 4099]];
+    if (device.features.has('subgroups')) {
+      const taken = new Set(shapes.map(([rows, dim]) => subgroupRows(device, Math.ceil(rows / 8), dim)?.vec ?? 'workgroup'));
+      for (const path of [1, 4, 'workgroup']) assert(taken.has(path as never), `no shape takes ${path} (took ${[...taken]})`);
+    }
+    await checkBackwardHalf(shapes, 41);
+    await withoutSubgroups(() => checkBackwardHalf([[3, 31], [13, 46]], 42));
+    const engine = await getEngine();
+    const [t, dx] = [engine.empty([64]), engine.empty([64])];
+    expectThrow(
+      () => layerNormBackward(engine.batch, { dy: { buffer: t.buffer, size: 28 }, x: t.buffer, mean: t.buffer, rstd: t.buffer, dx: dx.buffer }, { rows: 3, dim: 10, dy: 'f16' }),
+      /layerNormBackward: dy binding holds 28 bytes, needs 60 \(rows=3, dim=10 f16\)/,
+    );
+    [t, dx].forEach((x) => x.dispose());
   });
 
   it('forward and backward: short rows take the subgroup kernels (f32 and vec4 loads), long rows the workgroup kernels', async () => {
