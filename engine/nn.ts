@@ -272,9 +272,10 @@ export class TransformerBlock {
     }
     const rng = call.rng;
     if (!rng) throw new Error('TransformerBlock: training with drop-path needs call.rng');
-    const drop = (t: Tensor) => ops.dropPath(g, t, { rate: this.dropPathRate, rng, training: true });
-    const h = ops.add(g, x, drop(attn(x)));
-    return ops.add(g, h, drop(mlp(h)));
+    // the residual add and the branch's drop-path in one pass (ops.addDropPath)
+    const drop = { rate: this.dropPathRate, rng, training: true };
+    const h = ops.addDropPath(g, x, attn(x), drop);
+    return ops.addDropPath(g, h, mlp(h), drop);
   }
 }
 

@@ -1,6 +1,6 @@
 // Element-wise binary ops (add, sub, mul) with an optional scale on the second operand:
 // out[i] = a[i] (op) alpha * b[i]. Residual adds and gradient accumulation use these. Below them:
-// accumulate, scale, fill, addBroadcast and scaleGroups.
+// accumulate, scale, fill, addBroadcast, scaleGroups and addScaledGroups.
 import { aliasing, checkCount, mapSource, requireBytes, requireDisjoint, unitType, vecWidth, type MapBinding } from './checks.js';
 import { CommandBatch, getPipeline, grid, Params, type Binding } from './runtime.js';
 
@@ -133,14 +133,26 @@ export function addBroadcast(batch: CommandBatch, x: Binding, b: Binding, y: Bin
   batch.dispatch(pipe, inPlace ? [y, b] : [x, b, y], new Params().u32(n).u32(units).u32(period / V).f32(alpha), launchGroups(units));
 }
 
-function scaleGroupsSource(V: 1 | 4, inPlace: boolean, acc: boolean): string {
-  // in place, f comes first (binding order of the dispatch below)
-  const bindings: MapBinding[] = inPlace ? [['f', 'read', 'f32'], ['y', 'read_write']] : xyBindings(false, [['f', 'read', 'f32']]);
+/** acc: y += (in place, or from x); base: y = base + (from x, not in place). */
+function scaleGroupsSource(V: 1 | 4, inPlace: boolean, add: 'none' | 'acc' | 'base'): string {
+  // in place, f comes first (binding order of the dispatches below)
+  const bindings: MapBinding[] = inPlace
+    ? [['f', 'read', 'f32'], ['y', 'read_write']]
+    : xyBindings(false, [['f', 'read', 'f32'], ...(add === 'base' ? [['base', 'read'] as MapBinding] : [])]);
   return mapSource({
     V, wg: WG, fields: ', groupUnits: u32', bindings, out: 'y',
     body: `let v = f[i / p.groupUnits] * ${inPlace ? 'y' : 'x'}[i];
-  put_y(i, ${acc ? 'y[i] + v' : 'v'});`,
+  put_y(i, ${{ none: 'v', acc: 'y[i] + v', base: 'base[i] + v' }[add]});`,
   });
+}
+
+/** Sizes of a grouped op, checked: n = groups·groupSize, and its message part. */
+function groupSizes(K: string, groups: number, groupSize: number): { n: number; sizes: string } {
+  checkCount(K, 'groups', groups);
+  checkCount(K, 'groupSize', groupSize);
+  const n = groups * groupSize;
+  checkCount(K, 'groups·groupSize', n);
+  return { n, sizes: `groups=${groups}, groupSize=${groupSize}` };
 }
 
 /** y[g·S + j] (+)= factors[g]·x[g·S + j] for g < groups, j < S = groupSize. x and y may be the
@@ -154,11 +166,7 @@ export function scaleGroups(
 ): void {
   const K = 'scaleGroups';
   const { groups, groupSize, accumulate: acc = false } = dims;
-  checkCount(K, 'groups', groups);
-  checkCount(K, 'groupSize', groupSize);
-  const n = groups * groupSize;
-  checkCount(K, 'groups·groupSize', n);
-  const sizes = `groups=${groups}, groupSize=${groupSize}`;
+  const { n, sizes } = groupSizes(K, groups, groupSize);
   requireBytes(K, 'x', x, 4 * n, sizes);
   requireBytes(K, 'factors', factors, 4 * groups, sizes);
   requireBytes(K, 'y', y, 4 * n, sizes);
@@ -166,6 +174,25 @@ export function scaleGroups(
   const { inPlace, V, units } = mapPlan(K, x, y, [['factors', factors]], n, groupSize % 4 === 0);
   if (n === 0) return;
   const key = `elementwise.scaleGroups_v${V}_${inPlace ? 'inplace' : 'xy'}_${acc ? 'acc' : 'set'}`;
-  const pipe = getPipeline(batch.device, key, () => scaleGroupsSource(V, inPlace, acc));
+  const pipe = getPipeline(batch.device, key, () => scaleGroupsSource(V, inPlace, acc ? 'acc' : 'none'));
   batch.dispatch(pipe, inPlace ? [factors, y] : [x, factors, y], new Params().u32(n).u32(units).u32(groupSize / V), launchGroups(units));
+}
+
+/** y[g·S + j] = base[g·S + j] + factors[g]·x[g·S + j] for g < groups, j < S = groupSize: a residual
+ *  add and a per-sample scale (drop-path) in one pass. y must not overlap the others. */
+export function addScaledGroups(batch: CommandBatch, base: Binding, x: Binding, factors: Binding, y: Binding, dims: { groups: number; groupSize: number }): void {
+  const K = 'addScaledGroups';
+  const { groups, groupSize } = dims;
+  const { n, sizes } = groupSizes(K, groups, groupSize);
+  requireBytes(K, 'base', base, 4 * n, sizes);
+  requireBytes(K, 'x', x, 4 * n, sizes);
+  requireBytes(K, 'factors', factors, 4 * groups, sizes);
+  requireBytes(K, 'y', y, 4 * n, sizes);
+  requireDisjoint(K, ['y', y], ['base', base], ['x', x], ['factors', factors]);
+  if (n === 0) return;
+  // vec4 only when a unit never straddles two groups
+  const V = groupSize % 4 === 0 ? vecWidth(n, base, x, y) : 1;
+  const units = Math.ceil(n / V);
+  const pipe = getPipeline(batch.device, `elementwise.addScaledGroups_v${V}`, () => scaleGroupsSource(V, false, 'base'));
+  batch.dispatch(pipe, [x, factors, base, y], new Params().u32(n).u32(units).u32(groupSize / V), launchGroups(units));
 }

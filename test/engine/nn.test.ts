@@ -54,11 +54,14 @@ describe('engine/nn', () => {
         maxPerInput: 40,
       });
       if (engine.device.features.has('timestamp-query')) {
-        // without drop-path the two residual adds are in proj's and fc2's epilogues; with it, passes of their own
+        // without drop-path the two residual adds are in proj's and fc2's epilogues; with it, each is one
+        // pass with its branch's drop-path (no add or scale of its own)
         const x = engine.upload(randomArray(new Rng(2), B * C * V * D), [B, C * V, D]);
         const g = new Tape(engine);
-        const adds = (await dispatches(engine, () => block.forward(g, x, { C, V, training, rng: new Rng(21) }))).get('elementwise.binary_add_v4') ?? 0;
-        assert(adds === (training ? 2 : 0), `training=${training}: ${adds} residual adds of their own`);
+        const counts = await dispatches(engine, () => block.forward(g, x, { C, V, training, rng: new Rng(21) }));
+        const passes = [...counts.keys()].filter((k) => /^elementwise\./.test(k));
+        const fused = counts.get('elementwise.addScaledGroups_v4') ?? 0;
+        assert(fused === (training ? 2 : 0) && passes.length === (training ? 1 : 0), `training=${training}: residual passes ${passes.map((k) => `${k} ×${counts.get(k)}`)}`);
         g.clear();
         x.dispose();
       }

@@ -47,6 +47,14 @@ async function sameBits(engine: Engine, inputs: Tensor[], names: string[], dy: F
 }
 
 
+// drop-path tests: [samples, values a sample, rate], and the factors Rng(99) draws for them
+const DROP = [6, 7, 0.4] as const;
+function dropFactors(): Float64Array {
+  const [B, , rate] = DROP;
+  const r = new Rng(99);
+  return Float64Array.from({ length: B }, () => (r.next() < 1 - rate ? 1 / (1 - rate) : 0));
+}
+
 describe('engine/ops: gradients against float64 finite differences', () => {
   it('linear, with bias, without, with fused gelu', async () => {
     const engine = await getEngine();
@@ -569,12 +577,8 @@ describe('engine/ops: gradients against float64 finite differences', () => {
 
   it('dropPath: per-sample factors from a seeded Rng', async () => {
     const engine = await getEngine();
-    const [B, S] = [6, 7];
-    const rate = 0.4;
-    const factors = (() => {
-      const r = new Rng(99);
-      return Float64Array.from({ length: B }, () => (r.next() < 1 - rate ? 1 / (1 - rate) : 0));
-    })();
+    const [B, S, rate] = DROP;
+    const factors = dropFactors();
     assert(factors.some((f) => f === 0) && factors.some((f) => f > 0), `seed 99 drops some samples and keeps some: ${factors}`);
     await gradcheck(engine, {
       name: 'dropPath',
@@ -582,6 +586,37 @@ describe('engine/ops: gradients against float64 finite differences', () => {
       gpu: (g, [x]) => ops.dropPath(g, x, { rate, rng: new Rng(99), training: true }),
       cpu: ([x]) => x.map((v, i) => v * factors[Math.floor(i / S)]),
     });
+  });
+
+  it('addDropPath: residual + dropPath(x) in one pass, the same draws; gradients of both; equal to add and dropPath within rounding; without training, the add', async () => {
+    const engine = await getEngine();
+    const [B, S, rate] = DROP;
+    const factors = dropFactors();
+    await gradcheck(engine, {
+      name: 'addDropPath',
+      inputs: [
+        { name: 'r', shape: [B, S] },
+        { name: 'x', shape: [B, S] },
+      ],
+      gpu: (g, [r, x]) => ops.addDropPath(g, r, x, { rate, rng: new Rng(99), training: true }),
+      cpu: ([r, x]) => x.map((v, i) => r[i] + v * factors[Math.floor(i / S)]),
+    });
+    const rng = new Rng(3);
+    const [r, x, wide] = [engine.upload(randomArray(rng, B * S), [B, S]), engine.upload(randomArray(rng, B * S), [B, S]), engine.zeros([B, S + 1])];
+    const dy = randomArray(rng, B * S);
+    try {
+      for (const training of [true, false]) {
+        const o = () => ({ rate, rng: new Rng(99), training });
+        const [a, b] = [
+          await outputAndGrads(engine, [r, x], dy, (t) => ops.addDropPath(t, r, x, o())),
+          await outputAndGrads(engine, [r, x], dy, (t) => ops.add(t, r, ops.dropPath(t, x, o()))),
+        ];
+        ['output', 'dr', 'dx'].forEach((name, i) => assertClose(a[i], b[i], 1e-6, `${name}${training ? '' : ' (not training)'}: fused against add and dropPath`));
+      }
+      expectThrow(() => ops.addDropPath(new Tape(engine), r, wide, { rate, rng: new Rng(1), training: true }), /dropPath: residual \(x is \[6,8\]\) has shape \[6,7\], expected \[6,8\]/);
+    } finally {
+      [r, x, wide].forEach((t) => t.dispose());
+    }
   });
 
   it('accumulates gradients of a tensor used by several ops (leaf and intermediate)', async () => {

@@ -1,4 +1,4 @@
-import { accumulate, addBroadcast, binary, fill, scale, scaleGroups, type BinaryOp } from '../../kernels/elementwise.js';
+import { accumulate, addBroadcast, addScaledGroups, binary, fill, scale, scaleGroups, type BinaryOp } from '../../kernels/elementwise.js';
 import { Rng } from '../../engine/random.js';
 import { assert, assertClose, getEngine, poisoned, randomArray } from '../helpers.js';
 import { bind, checkPadded, expectThrow, f64, MODES, PAD, padded, SENTINEL, SIZES } from './map-helpers.js';
@@ -39,7 +39,7 @@ describe('kernels/elementwise', () => {
   });
 });
 
-describe('kernels/elementwise: accumulate, scale, fill, addBroadcast, scaleGroups', () => {
+describe('kernels/elementwise: accumulate, scale, fill, addBroadcast, scaleGroups, addScaledGroups', () => {
   it('accumulate: target += alpha·src, vec4 and scalar paths, tail untouched', async () => {
     const engine = await getEngine();
     const rng = new Rng(11);
@@ -144,6 +144,25 @@ describe('kernels/elementwise: accumulate, scale, fill, addBroadcast, scaleGroup
           checkPadded(await engine.read(tz), refIn, n, 1e-6, `${what} in place`);
           [tx, tf, ty, tz].forEach((t) => t.dispose());
         }
+  });
+
+  it('addScaledGroups: y = base + factors[g]·x per group (drop-path\'s residual add), vec4 and scalar', async () => {
+    const engine = await getEngine();
+    const rng = new Rng(15);
+    for (const mode of MODES)
+      for (const [groups, groupSize] of [[1, 1], [3, 7], [5, 8], [7, 257], [3, 4 * 97]] as [number, number][]) {
+        const n = groups * groupSize;
+        const x = randomArray(rng, n), base = randomArray(rng, n), f = Float32Array.from({ length: groups }, () => (rng.next() < 0.3 ? 0 : 1 / 0.9));
+        const tx = engine.upload(x), tb = engine.upload(base), tf = engine.upload(f), ty = padded(engine, null, n);
+        addScaledGroups(engine.batch, bind(tb, n, mode), bind(tx, n, mode), tf.buffer, bind(ty, n, mode), { groups, groupSize });
+        const ref = f64(x).map((v, i) => base[i] + f[Math.floor(i / groupSize)] * v);
+        checkPadded(await engine.read(ty), ref, n, 1e-6, `addScaledGroups ${mode} ${groups}x${groupSize}`);
+        [tx, tb, tf, ty].forEach((t) => t.dispose());
+      }
+    const [t, u, v, small] = [engine.zeros([64]), engine.zeros([64]), engine.zeros([64]), engine.zeros([3])];
+    expectThrow(() => addScaledGroups(engine.batch, t.buffer, u.buffer, small.buffer, t.buffer, { groups: 4, groupSize: 16 }), 'addScaledGroups: y must not share a buffer with base');
+    expectThrow(() => addScaledGroups(engine.batch, t.buffer, u.buffer, { buffer: small.buffer, size: 12 }, v.buffer, { groups: 4, groupSize: 16 }), 'addScaledGroups: factors binding holds 12 bytes, needs 16 (groups=4, groupSize=16)');
+    [t, u, v, small].forEach((x) => x.dispose());
   });
 
   it('launchers reject overlapping and too-small bindings, naming the kernel and sizes', async () => {
