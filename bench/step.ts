@@ -32,6 +32,8 @@ export interface StepOptions {
   microBatch?: number;
   /** Our step recomputing its block activations in the backward (JepaOptions.recompute). */
   recompute?: boolean;
+  /** Our step's drop-path rate (the config's; base trains with 0.1). Default 0: the tfjs peer has none. */
+  dropPath?: number;
   /** Timed steps. */
   steps: number;
   /** Untimed steps first (pipeline compilation, pool warm-up). */
@@ -96,6 +98,8 @@ export interface BenchResult {
   microBatch?: number;
   /** Our step recomputed its block activations (when it did). */
   recompute?: boolean;
+  /** Our step's drop-path rate, when above 0. */
+  dropPath?: number;
   steps: number;
   warmup: number;
   device: GpuInfo;
@@ -109,9 +113,9 @@ export interface BenchResult {
   profile?: { families: KernelTime[]; kernels: KernelTime[] };
 }
 
-/** The same configuration for both sides; drop-path off, as the peer has none. */
-function benchConfig(preset: string): EcgJepaConfig {
-  return makeConfig(preset, { dropPath: 0 });
+/** The same configuration for both sides; drop-path off unless asked (the peer has none). */
+function benchConfig(preset: string, dropPath = 0): EcgJepaConfig {
+  return makeConfig(preset, { dropPath });
 }
 
 function inputs(cfg: EcgJepaConfig, batch: number, seed: number): Float32Array {
@@ -238,13 +242,13 @@ function checkCounts(o: { batch: number; steps?: number; iters?: number; warmup?
 async function sideBySide(
   engine: Engine,
   kind: BenchResult['kind'],
-  o: { preset: string; batch: number; microBatch?: number; recompute?: boolean; peer?: 'tfjs'; peerBatch?: number; seed?: number; precision?: Precision; tf?: Tf; profile?: boolean; progress?: (line: string) => void },
+  o: { preset: string; batch: number; microBatch?: number; recompute?: boolean; dropPath?: number; peer?: 'tfjs'; peerBatch?: number; seed?: number; precision?: Precision; tf?: Tf; profile?: boolean; progress?: (line: string) => void },
   warmup: number,
   iters: number,
   ours: (model: EcgJepa, x: Tensor[]) => (i: number) => void,
   theirs: (peer: TfJepa, xt: tfjs.Tensor, batch: number) => { run: (i: number) => void; once: () => tfjs.Tensor },
 ): Promise<BenchResult> {
-  const cfg = benchConfig(o.preset);
+  const cfg = benchConfig(o.preset, o.dropPath);
   const seed = o.seed ?? 0;
   const B = o.batch;
   const shape = [B, cfg.leads.length, cfg.patches * cfg.patchSize];
@@ -327,7 +331,7 @@ async function sideBySide(
     ));
   }
   return {
-    kind, preset: o.preset, precision, batch: B, ...(mb < B ? { microBatch: mb } : {}), ...(o.recompute ? { recompute: true } : {}), steps: iters, warmup, device: engine.gpu.info, ours: mine, tfjs: peers,
+    kind, preset: o.preset, precision, batch: B, ...(mb < B ? { microBatch: mb } : {}), ...(o.recompute ? { recompute: true } : {}), ...(o.dropPath ? { dropPath: o.dropPath } : {}), steps: iters, warmup, device: engine.gpu.info, ours: mine, tfjs: peers,
     ...(failed.length ? { tfjsFailed: failed } : {}),
     ratio: peers ? mine.samplesPerSec / peers.samplesPerSec : null,
     ...(profile ? { profile } : {}),
@@ -387,6 +391,7 @@ export async function fitBatch<T>(
 export async function benchStep(engine: Engine, o: StepOptions): Promise<BenchResult> {
   checkCounts({ batch: o.batch, steps: o.steps, warmup: o.warmup, peerBatch: o.peerBatch, microBatch: o.microBatch });
   if (o.microBatch !== undefined && o.batch % o.microBatch) throw new RangeError(`bench: microBatch (${o.microBatch}) must divide batch (${o.batch})`);
+  if (o.dropPath && o.peer) throw new RangeError(`bench: the tfjs peer has no drop-path; compare it with drop-path 0, not ${o.dropPath}`);
   const mk = (b: number) => stepMasks(o.preset, b, o.warmup, (o.seed ?? 0) + 2);
   const ourMasks = mk(o.batch);
   return sideBySide(
@@ -434,7 +439,7 @@ const failedLine = (f: { batch: number; error: string }) => `tfjs  failed at bat
 /** A few lines for the terminal. */
 export function formatBench(r: BenchResult): string {
   return [
-    `${r.kind} preset ${r.preset}, ${r.precision}, batch ${r.batch}${r.microBatch ? ` in micro-batches of ${r.microBatch}` : ''}${r.recompute ? ', activations recomputed' : ''}, ${r.steps} timed after ${r.warmup} warm-up, on ${r.device.vendor} / ${r.device.device}`,
+    `${r.kind} preset ${r.preset}, ${r.precision}, batch ${r.batch}${r.microBatch ? ` in micro-batches of ${r.microBatch}` : ''}${r.recompute ? ', activations recomputed' : ''}${r.dropPath ? `, drop-path ${r.dropPath}` : ''}, ${r.steps} timed after ${r.warmup} warm-up, on ${r.device.vendor} / ${r.device.device}`,
     measuredLine(r.kind, 'ours', r.ours),
     ...(r.tfjsFailed ?? []).map(failedLine),
     ...(r.tfjs

@@ -228,8 +228,11 @@ export class Tape {
     }
     if (!this.requiresGrad(t)) return;
     const wide = src.dtype === 'f16' ? this.widened(src) : src;
-    this.addGrad(t, (dst, acc) => (acc ? accumulate(this.batch, dst.buffer, wide.buffer, t.size, alpha) : scale(this.batch, wide.buffer, dst.buffer, t.size, alpha)));
-    if (wide !== src) wide.dispose();
+    try {
+      this.addGrad(t, (dst, acc) => (acc ? accumulate(this.batch, dst.buffer, wide.buffer, t.size, alpha) : scale(this.batch, wide.buffer, dst.buffer, t.size, alpha)));
+    } finally {
+      if (wide !== src) wide.dispose();
+    }
   }
 
   /** An f32 copy of the f16 t (untracked: the caller disposes it). */

@@ -6,6 +6,9 @@ export type DType = 'f32' | 'f16' | 'u32' | 'i32';
 
 export const DTYPE_BYTES: Record<DType, number> = { f32: 4, f16: 2, u32: 4, i32: 4 };
 
+/** A float tensor's type as kernels name it: 'f16', or 'f32' for every other dtype. */
+export const floatType = (t: { dtype: DType }): 'f32' | 'f16' => (t.dtype === 'f16' ? 'f16' : 'f32');
+
 export function shapeSize(shape: readonly number[]): number {
   let n = 1;
   for (const d of shape) {

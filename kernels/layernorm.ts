@@ -243,8 +243,12 @@ function dyBinding(t: string, half: boolean, vec4: boolean): string {
   return `@group(0) @binding(0) var<storage, read> dy: array<u32>;${TO_FLOAT_WGSL}\nfn ldy(i: u32) -> ${t} { return toFloat((dy[i >> 1u] >> ((i & 1u) * 16u)) & 0xffffu); }`;
 }
 
-function backwardSource(l: RowLayout, red: Reducer, dyHalf: boolean): string {
+/** dx's store: `dx[i] = ` then this, then the value; accDx adds to what dx holds. */
+const dxPlus = (accDx: boolean) => (i: string) => (accDx ? `dx[${i}] + ` : '');
+
+function backwardSource(l: RowLayout, red: Reducer, dyHalf: boolean, accDx: boolean): string {
   const { wg, k } = l;
+  const plus = dxPlus(accDx);
   // part[pg0 + c]: this block's dgamma partial of column c; part[pb0 + c]: its dbeta partial
   const body = l.cached
     ? /* wgsl */ `
@@ -278,7 +282,7 @@ function backwardSource(l: RowLayout, red: Reducer, dyHalf: boolean): string {
     let m = ${red.call('ab')} / f32(p.dim);
     for (var j = 0u; j < ${k}u; j++) {
       let c = lid + j * ${wg}u;
-      if (c < p.dim) { dx[base + c] = rs * (gd[j] - m.x - xh[j] * m.y); }
+      if (c < p.dim) { dx[base + c] = ${plus('base + c')}rs * (gd[j] - m.x - xh[j] * m.y); }
     }
   }
   if (p.partials != 0u) {
@@ -310,7 +314,7 @@ function backwardSource(l: RowLayout, red: Reducer, dyHalf: boolean): string {
     for (var c = lid; c < p.dim; c += ${wg}u) {
       let d = ldy(base + c);
       let xh = (x[base + c] - mu) * rs;
-      dx[base + c] = rs * (d * gam(c) - m.x - xh * m.y);
+      dx[base + c] = ${plus('base + c')}rs * (d * gam(c) - m.x - xh * m.y);
       if (p.partials != 0u) {
         part[pg0 + c] += d * xh;
         part[pb0 + c] += d;
@@ -355,8 +359,9 @@ const BACKWARD_STATES: readonly LayerNormBackwardState[] = ['registers', 'reread
  *  P.realRows counts rows. P.zero is 0: added to the index of a read meant to be repeated, it keeps
  *  the compiler from hoisting the read out of the row loop or merging it with the first (which would
  *  bring the registers back). */
-function subgroupBackwardSource(s: SubgroupRows, state: LayerNormBackwardState, dyHalf: boolean): string {
+function subgroupBackwardSource(s: SubgroupRows, state: LayerNormBackwardState, dyHalf: boolean, accDx: boolean): string {
   const keep = state === 'registers', reload = state === 'reload';
+  const plus = dxPlus(accDx);
   // workgroup memory: one dgamma+dbeta slab the subgroups add into in turn
   const decls = /* wgsl */ `struct P { rows: u32, cols: u32, realRows: u32, per: u32, betaAt: u32, gmask: u32, partials: u32, zero: u32 }
 ${BACKWARD_BINDINGS('V', dyHalf, s.vec === 4)}
@@ -420,9 +425,9 @@ fn gam(c: u32, n: u32, r: u32) -> V {
       ${eachLaneSlot(s, reload
         ? `    if (c < n) {
         let cc = at + c + p.zero;
-        dx[at + c] = rs * (ldy(cc) * gam(c + p.zero, n, i) - m.x - (x[cc] - mu) * rs * m.y);
+        dx[at + c] = ${plus('at + c')}rs * (ldy(cc) * gam(c + p.zero, n, i) - m.x - (x[cc] - mu) * rs * m.y);
       }`
-        : `    if (c < n) { dx[at + c] = rs * (gd[j] - m.x - xh[j] * m.y); }`)}
+        : `    if (c < n) { dx[at + c] = ${plus('at + c')}rs * (gd[j] - m.x - xh[j] * m.y); }`)}
     }
   }
   if (p.partials != 0u) {
@@ -432,8 +437,9 @@ fn gam(c: u32, n: u32, r: u32) -> V {
 }
 
 /**
- * dx from dy, x and the forward's mean/rstd (gamma when the forward had it); dgamma and/or dbeta
- * (Σ over rows of dy·xh and dy) when given, written or, with accumulateParams, added to. `dy` 'f16':
+ * dx from dy, x and the forward's mean/rstd (gamma when the forward had it), written or, with
+ * accumulateDx, added to (a residual stream's gradient: no temporary and no pass to add it); dgamma
+ * and/or dbeta (Σ over rows of dy·xh and dy) when given, written or, with accumulateParams, added to. `dy` 'f16':
  * dy holds f16 bits, two per 32-bit word (the gradient of an f16 y), widened exactly as it is read.
  * Uses a per-device scratch buffer of blocks × dim floats per parameter gradient (see above).
  * `rowsPerSubgroup` (default 8) sets how many rows each subgroup walks in the subgroup kernel when
@@ -445,10 +451,10 @@ fn gam(c: u32, n: u32, r: u32) -> V {
 export function layerNormBackward(
   batch: CommandBatch,
   bufs: { dy: Binding; x: Binding; mean: Binding; rstd: Binding; dx: Binding; gamma?: Binding; dgamma?: Binding; dbeta?: Binding },
-  dims: { rows: number; dim: number; accumulateParams?: boolean; rowsPerSubgroup?: number; state?: LayerNormBackwardState; dy?: 'f32' | 'f16' },
+  dims: { rows: number; dim: number; accumulateDx?: boolean; accumulateParams?: boolean; rowsPerSubgroup?: number; state?: LayerNormBackwardState; dy?: 'f32' | 'f16' },
 ): void {
   const K = 'layerNormBackward';
-  const { rows, dim, accumulateParams = false, rowsPerSubgroup = SG_ROWS_PER_SUBGROUP, state = 'registers', dy = 'f32' } = dims;
+  const { rows, dim, accumulateDx = false, accumulateParams = false, rowsPerSubgroup = SG_ROWS_PER_SUBGROUP, state = 'registers', dy = 'f32' } = dims;
   const sizes = checkRows(K, rows, dim);
   if (dy !== 'f32' && dy !== 'f16') throw new RangeError(`${K}: dy must be 'f32' or 'f16', got '${dy}' (${sizes})`);
   const dyHalf = dy === 'f16';
@@ -489,13 +495,13 @@ export function layerNormBackward(
   const part = scratchBuffer(batch, 'layernorm', partials ? 8 * blocks * dim : 4);
   const bindings = [bufs.dy, bufs.x, bufs.mean, bufs.rstd, bufs.dx, bufs.gamma ?? dummy(batch), part];
   if (sg) {
-    const pipe = getPipeline(batch.device, `layernorm.bwd_${sg.key}_${state}${dyHalf ? '_dyh' : ''}`, () => subgroupBackwardSource(sg, state, dyHalf));
+    const pipe = getPipeline(batch.device, `layernorm.bwd_${sg.key}_${state}${dyHalf ? '_dyh' : ''}${accumulateDx ? '_acc' : ''}`, () => subgroupBackwardSource(sg, state, dyHalf, accumulateDx));
     const params = new Params().u32(Math.ceil(rows / perSub)).u32(dim).u32(rows).u32(perSub).u32((blocks * dim) / sg.vec).u32(mask(bufs.gamma)).u32(partials ? 1 : 0).u32(0);
     batch.dispatch(pipe, bindings, params, grid(sg.groups));
   } else {
     const l = rowLayout(dim);
     const red = workgroupReducer(batch.device, 'wgSum2', 'vec2<f32>', l.wg, (a, b) => `${a} + ${b}`, 'vec2<f32>(0.0)');
-    const pipe = getPipeline(batch.device, `layernorm.bwd_wg${l.wg}_k${l.cached ? l.k : 'loop'}_${red.kind}${dyHalf ? '_dyh' : ''}`, () => backwardSource(l, red, dyHalf));
+    const pipe = getPipeline(batch.device, `layernorm.bwd_wg${l.wg}_k${l.cached ? l.k : 'loop'}_${red.kind}${dyHalf ? '_dyh' : ''}${accumulateDx ? '_acc' : ''}`, () => backwardSource(l, red, dyHalf, accumulateDx));
     const params = new Params().u32(rows).u32(dim).u32(rowsPerBlock).u32(blocks).u32(blocks * dim).u32(mask(bufs.gamma)).u32(partials ? 1 : 0);
     batch.dispatch(pipe, bindings, params, grid(blocks));
   }

@@ -11,6 +11,7 @@ export const nonNegInt = numeric((n) => Number.isInteger(n) && n >= 0, 'a non-ne
 export const num = numeric(Number.isFinite, 'a number');
 export const posNum = numeric((n) => Number.isFinite(n) && n > 0, 'a positive number');
 export const nonNegNum = numeric((n) => Number.isFinite(n) && n >= 0, 'a number ≥ 0');
+export const rate = numeric((n) => Number.isFinite(n) && n >= 0 && n < 1, 'a rate in [0, 1)');
 export const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
 /** An f32-or-f16 option (`name` in the error). */
 export const f32OrF16 = (name: string) => (v: string): 'f32' | 'f16' => {

@@ -11,7 +11,7 @@ import { describe, formatSummary } from './show.js';
 import { deriveLabels, DERIVABLE } from './data/derive.js';
 import { prepare, type PrepareOptions, type PrepareSource } from './data/prepare.js';
 import { progressBar } from './progress.js';
-import { f32OrF16, list, LOSS_SCALE_HELP, nonNegInt, nonNegNum, posInt, posNum, precision, qualityKinds } from './cli-args.js';
+import { f32OrF16, list, LOSS_SCALE_HELP, nonNegInt, nonNegNum, posInt, posNum, precision, qualityKinds, rate } from './cli-args.js';
 import { QUALITY_KINDS } from './data/preprocess.js';
 import { pretrain, signalExitCode } from './pretrain.js';
 import { RECORDS_BAR, registerEvalCommands } from './cli-eval.js';
@@ -247,7 +247,8 @@ for (const kind of ['step', 'embed'] as const) {
   if (kind === 'step')
     cmd
       .option('--micro-batch <n>', 'our step in micro-batches of n (as pretrain --micro-batch; the peak memory shows what it saves); must divide the batch', posInt('--micro-batch'))
-      .option('--recompute', 'our step recomputing the block activations in the backward (as pretrain --recompute)');
+      .option('--recompute', 'our step recomputing the block activations in the backward (as pretrain --recompute)')
+      .option('--drop-path <rate>', 'our step\'s drop-path rate, as pretraining has it (base: 0.1); default 0, as the tfjs peer has none', rate('--drop-path'));
   cmd
     .option('--profile', 'then time each kernel of one more call on the GPU (needs timestamp-query)')
     .option('--save', 'write the result with device, date and command to bench/results/')
@@ -255,7 +256,7 @@ for (const kind of ['step', 'embed'] as const) {
       if (o.peer !== undefined && o.peer !== 'tfjs') throw new Error(`--peer must be tfjs, got '${o.peer}'`);
       await withEngine(async (engine) => {
         const common = { preset: o.preset, batch: o.batch, warmup: o.warmup, peer: o.peer, peerBatch: o.peerBatch, precision: o.precision, profile: !!o.profile, progress: (line: string) => console.error(`measured: ${line}`) };
-        const r = kind === 'step' ? await benchStep(engine, { ...common, steps: o.steps, microBatch: o.microBatch, recompute: !!o.recompute }) : await benchEmbed(engine, { ...common, iters: o.iters });
+        const r = kind === 'step' ? await benchStep(engine, { ...common, steps: o.steps, microBatch: o.microBatch, recompute: !!o.recompute, dropPath: o.dropPath }) : await benchEmbed(engine, { ...common, iters: o.iters });
         console.log(formatBench(r));
         if (o.save) console.log(`saved ${saveBench(r, 'ecg-jepa ' + process.argv.slice(2).join(' '))}`);
       });

@@ -3,7 +3,7 @@
 import { attentionBackward, attentionForward, type AttentionMask } from '../../kernels/attention.js';
 import { castF32ToF16 } from '../../kernels/cast.js';
 import { launchWith, untracked, type Tape } from '../tape.js';
-import type { Tensor } from '../tensor.js';
+import { floatType, type Tensor } from '../tensor.js';
 
 export interface AttentionOptions {
   heads: number;
@@ -22,8 +22,6 @@ export interface AttentionOptions {
 /** out [B, T, H·Dh] from qkv [B, T, 3·H·Dh] (last dim ordered (3, H, Dh) like timm). qkv may be f16
  *  (an f16 qkv Linear's output, with the head size a multiple of 4 and the adapter's shader-f16): the
  *  kernels read it as it is, and write its gradient in f16 where the tape takes one (RecordOptions). */
-const halfOr32 = (t: Tensor) => (t.dtype === 'f16' ? 'f16' : 'f32');
-
 export function attention(g: Tape, qkv: Tensor, o: AttentionOptions): Tensor {
   if (qkv.dtype !== 'f32' && qkv.dtype !== 'f16') throw new TypeError(`attention: qkv is ${qkv.dtype} [${qkv.shape}], expected f32 or f16`);
   const [B, T, W] = qkv.shape;
@@ -59,7 +57,7 @@ export function attention(g: Tape, qkv: Tensor, o: AttentionOptions): Tensor {
     [qs, os, lse],
     (dout) => {
       const d = g.gradOut(qkv, { half: Dh % 4 === 0 })!; // the kernel overwrites dqkv
-      const types = { input, output: half ? 'f16' : 'f32', dout: halfOr32(dout), dqkv: halfOr32(d.dst) } as const;
+      const types = { input, output: half ? 'f16' : 'f32', dout: floatType(dout), dqkv: floatType(d.dst) } as const;
       attentionBackward(g.batch, { qkv: qs.buffer, out: os.buffer, lse: lse.buffer, dout: dout.buffer, dqkv: d.dst.buffer }, dims, types);
       d.done();
     },

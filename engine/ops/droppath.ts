@@ -14,9 +14,9 @@ export interface DropPathOptions {
   training: boolean;
 }
 
-/** Whether o drops anything (training, rate > 0), after checking the rate. */
-function active(o: DropPathOptions): boolean {
-  if (!(o.rate >= 0 && o.rate < 1)) throw new RangeError(`dropPath: rate ${o.rate} outside [0, 1)`);
+/** Whether o drops anything (training, rate > 0), after checking the rate (`op` in the error). */
+function active(o: DropPathOptions, op = 'dropPath'): boolean {
+  if (!(o.rate >= 0 && o.rate < 1)) throw new RangeError(`${op}: rate ${o.rate} outside [0, 1)`);
   return o.training && o.rate > 0;
 }
 
@@ -46,9 +46,9 @@ export function dropPath(g: Tape, x: Tensor, o: DropPathOptions): Tensor {
 /** residual + dropPath(x) in one pass (a training block's residual branches), with the same draws:
  *  residual's gradient is dy itself, x's dy scaled. Not training or rate 0: residual + x. */
 export function addDropPath(g: Tape, residual: Tensor, x: Tensor, o: DropPathOptions): Tensor {
-  requireF32('dropPath', { x });
-  checkShape('dropPath', `residual (x is [${x.shape}])`, residual, x.shape);
-  if (!active(o)) return add(g, residual, x);
+  requireF32('addDropPath', { x });
+  checkShape('addDropPath', `residual (x is [${x.shape}])`, residual, x.shape);
+  if (!active(o, 'addDropPath')) return add(g, residual, x);
   const { factors, groups, groupSize } = drawFactors(g, x, o);
   const y = g.engine.empty(x.shape);
   addScaledGroups(g.batch, residual.buffer, x.buffer, factors.buffer, y.buffer, { groups, groupSize });

@@ -3,7 +3,7 @@
 import { accumulate, scale } from '../../kernels/elementwise.js';
 import { layerNormBackward, layerNormForward } from '../../kernels/layernorm.js';
 import { checkShape, launchWith, requireF32, untracked, type Tape } from '../tape.js';
-import type { Tensor } from '../tensor.js';
+import { floatType, type Tensor } from '../tensor.js';
 
 /** (x − mean) / sqrt(var + eps) · gamma + beta over x's last dim; without gamma/beta, non-affine.
  *  `output` f16: y is an f16 tensor (for an f16 linear, which then casts nothing) where the last dim
@@ -30,7 +30,8 @@ export function layerNorm(g: Tape, x: Tensor, gamma?: Tensor | null, beta?: Tens
   const xs = g.save(x);
   const gs = gamma ? g.save(gamma) : undefined;
   g.record('layerNorm', y, [xs, mean, rstd, ...(gs ? [gs] : [])], (dy) => {
-    const dx = g.gradOut(x);
+    // dx written, or added to the gradient x has already (the residual stream's, in a block)
+    const dx = g.gradInto(x);
     const dg = gamma ? g.gradInto(gamma) : undefined;
     const db = beta ? g.gradInto(beta) : undefined;
     const scratch = dx ? undefined : untracked(g.engine, x.shape); // dx is required by the kernel
@@ -41,8 +42,8 @@ export function layerNorm(g: Tape, x: Tensor, gamma?: Tensor | null, beta?: Tens
     const temp = !together ? { g: untracked(g.engine, [dim]), b: untracked(g.engine, [dim]) } : null;
     layerNormBackward(
       g.batch,
-      { dy: dy.buffer, x: xs.buffer, mean: mean.buffer, rstd: rstd.buffer, dx: (dx?.dst ?? scratch!).buffer, gamma: gs?.buffer, dgamma: (temp?.g ?? dg?.grad)?.buffer, dbeta: (temp?.b ?? db?.grad)?.buffer },
-      { rows, dim, accumulateParams: !temp && (dg?.accumulate ?? false), dy: dy.dtype === 'f16' ? 'f16' : 'f32' },
+      { dy: dy.buffer, x: xs.buffer, mean: mean.buffer, rstd: rstd.buffer, dx: (dx?.grad ?? scratch!).buffer, gamma: gs?.buffer, dgamma: (temp?.g ?? dg?.grad)?.buffer, dbeta: (temp?.b ?? db?.grad)?.buffer },
+      { rows, dim, accumulateDx: dx?.accumulate ?? false, accumulateParams: !temp && (dg?.accumulate ?? false), dy: floatType(dy) },
     );
     if (temp) {
       for (const [want, t] of [[dg, temp.g], [db, temp.b]] as const)
@@ -50,7 +51,6 @@ export function layerNorm(g: Tape, x: Tensor, gamma?: Tensor | null, beta?: Tens
       temp.g.dispose();
       temp.b.dispose();
     }
-    dx?.done();
     scratch?.dispose();
   }, { halfGrad: half });
   return y;

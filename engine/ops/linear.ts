@@ -7,7 +7,7 @@ import { geluBackward, geluForward } from '../../kernels/gelu.js';
 import { matmul as matmulKernel } from '../../kernels/matmul.js';
 import { reduceAxis } from '../../kernels/reduce.js';
 import { checkShape, launchWith, requireF32, untracked, type Tape } from '../tape.js';
-import type { Tensor } from '../tensor.js';
+import { floatType, type Tensor } from '../tensor.js';
 
 export type Precision = 'f32' | 'f16';
 
@@ -16,7 +16,8 @@ export interface LinearOptions {
   /** Matmul input precision (f32 accumulation either way). */
   precision?: Precision;
   /** 'f16': y is an f16 tensor written by the matmul's epilogue, for a reader that is an f16 linear
-   *  itself (it saves that linear's cast of its input: a pass over y). y's gradient stays f32. With N
+   *  itself (it saves that linear's cast of its input: a pass over y). With f16 matmuls, y's gradient
+   *  may come in f16 too (RecordOptions.halfGrad), and is used as it is. With N
    *  odd the matmul cannot pack y's halves and y stays f32 (the reader then casts it as before).
    *  With GELU the pre-activation kept for the backward is f16 too (as autocast keeps the GELU's
    *  f16 input), so the activation's gradient is taken at the rounded pre-activation. */
@@ -49,9 +50,10 @@ function toF32(g: Tape, t: Tensor): Tensor {
 /**
  * y[..., N] = act(x[..., K] · weightᵀ + bias), weight [N, K], bias [N].
  * precision 'f16': x, weight and the output gradient are rounded to f16 for the three matmuls
- * (f32 accumulation, f32 outputs and gradients) and, with GELU, for the bias gradient's f32 sum; the
- * backward keeps the f16 copies, half the bytes.
- * x may be f16 already (an f16 output of another layer), and is then used as it is.
+ * (f32 accumulation and outputs, f32 parameter gradients) and, with GELU, for the bias gradient's f32
+ * sum; the backward keeps the f16 copies, half the bytes.
+ * x may be f16 already (an f16 output of another layer), and is then used as it is; its gradient is
+ * then written in f16 where the tape takes one (as autocast's f16 matmul writes it).
  */
 export function linear(g: Tape, x: Tensor, weight: Tensor, bias?: Tensor | null, opts: LinearOptions = {}): Tensor {
   return linearWithPre(g, x, weight, bias, opts).y;
@@ -103,7 +105,7 @@ export function linearWithPre(g: Tape, x: Tensor, weight: Tensor, bias?: Tensor 
     const matmuls = !!(xs || ws);
     let dz = dy;
     // dy is f16 where the reader of an f16 y wrote its gradient so (RecordOptions.halfGrad)
-    let dzType: 'f32' | 'f16' = dy.dtype === 'f16' ? 'f16' : 'f32';
+    let dzType = floatType(dy);
     if (ps) {
       // for f16 matmuls the GELU backward writes dz in f16 itself (pairs: M·N even), and the bias
       // gradient adds those halves up, as it would in PyTorch's autocast; it reads an f16
@@ -111,7 +113,7 @@ export function linearWithPre(g: Tape, x: Tensor, weight: Tensor, bias?: Tensor 
       if (half && (matmuls || ps.dtype === 'f16') && (M * N) % 2 === 0) dzType = 'f16';
       const z = ps.dtype === 'f16' && dzType === 'f32' ? toF32(g, ps) : ps;
       const d = untracked(g.engine, y.shape, false, dzType);
-      const types = { output: dzType, input: z.dtype === 'f16' ? 'f16' : 'f32', dy: dy.dtype === 'f16' ? 'f16' : 'f32' } as const;
+      const types = { output: dzType, input: floatType(z), dy: floatType(dy) } as const;
       launchWith(z !== ps ? [z, d] : [d], () => geluBackward(g.batch, z.buffer, dy.buffer, d.buffer, M * N, types));
       if (z !== ps) z.dispose();
       dz = d;
@@ -130,8 +132,7 @@ export function linearWithPre(g: Tape, x: Tensor, weight: Tensor, bias?: Tensor 
     // dx [M, K] = dz [M, N] · W [N, K]; in f16 where x's reader takes that (x is then an f16
     // activation) and the product can write it (K even), as autocast's f16 matmul writes it.
     if (ws) {
-      const output = (dx: Tensor) => (dx.dtype === 'f16' ? 'f16' : 'f32');
-      g.addGrad(x, (dx, acc) => matmulKernel(g.batch, { a: dzin.buffer, b: ws.buffer, c: dx.buffer }, { M, N: K, K: N, accumulate: acc, output: output(dx) }, mm), { half: half && K % 2 === 0 });
+      g.addGrad(x, (dx, acc) => matmulKernel(g.batch, { a: dzin.buffer, b: ws.buffer, c: dx.buffer }, { M, N: K, K: N, accumulate: acc, output: floatType(dx) }, mm), { half: half && K % 2 === 0 });
     }
     if (dzin !== dz) dzin.dispose();
     if (dz !== dy) dz.dispose();
@@ -146,7 +147,7 @@ export function linearWithPre(g: Tape, x: Tensor, weight: Tensor, bias?: Tensor 
 /** x again from the kept pre-activation (LinearOptions.geluOf); the caller disposes it. */
 function geluOfSaved(g: Tape, pre: Tensor): Tensor {
   const x = untracked(g.engine, pre.shape, false, pre.dtype);
-  const type = pre.dtype === 'f16' ? 'f16' : 'f32';
+  const type = floatType(pre);
   launchWith([x], () => geluForward(g.batch, pre.buffer, x.buffer, pre.size, { input: type, output: type }));
   return x;
 }

@@ -14,7 +14,6 @@ import { assert, assertClose, expectThrow, getEngine, randomArray } from '../hel
 import { gradcheck } from './gradcheck.js';
 import * as ref from './reference.js';
 
-/** The dispatches of one forward by the profiler's labels (where the device has timestamps). */
 /** The kernels `forward` runs, and with a tape its backward too (seeded with ones), by name. */
 async function dispatches(engine: Engine, forward: () => Tensor, tape?: Tape): Promise<Map<string, number>> {
   const prof = (engine.batch.profiler = new KernelProfiler(engine.device));
@@ -114,8 +113,10 @@ describe('engine/nn', () => {
       const bwd = named(/^attention_bwd/);
       assert(bwd.length === 2 && bwd.every((k) => /_hd_hg(_|$)/.test(k)), `the attention backward reads and writes f16 gradients: ${bwd}`);
       assert(named(/^gelu\.bwd_f16_xf16_dyf16/).length === 1, `fc1's GELU backward reads an f16 gradient: ${named(/^gelu/)}`);
-      // and both norms read theirs in f16, written so by the qkv's and fc1's dx products
-      assert(count(/^layernorm\.bwd.*_dyh$/) === 2 && count(/^layernorm\.bwd/) === 2, `the norms' backwards read f16 gradients: ${named(/^layernorm\.bwd/)}`);
+      // and both norms read theirs in f16, written so by the qkv's and fc1's dx products; norm2 adds
+      // its dx to the residual stream's gradient itself (_acc: no temporary, no pass to add it)
+      assert(count(/^layernorm\.bwd.*_dyh(_|$)/) === 2 && count(/^layernorm\.bwd/) === 2 && count(/^layernorm\.bwd.*_acc$/) === 1, `the norms' backwards: ${named(/^layernorm\.bwd/)}`);
+      assert(count(/^elementwise\.accumulate/) === 0, `the backward adds gradients in passes of their own: ${named(/^elementwise/)}`);
       assert(count(/^cast\.f32_f16/) === 7, `forward and backward cast ${count(/^cast\.f32_f16/)} tensors to f16, expected 5 and proj's and fc2's output gradients`);
       assert(count(/^cast\.f16_f32/) === 0, `the backward widens ${count(/^cast\.f16_f32/)} tensors`);
       // inference (no gradients) alike

@@ -46,7 +46,6 @@ async function sameBits(engine: Engine, inputs: Tensor[], names: string[], dy: F
   ['output', ...names.map((n) => `d${n}`)].forEach((name, i) => assert(a[i].every((v, j) => Object.is(v, b[i][j])), `${name}: ${what}`));
 }
 
-
 // drop-path tests: [samples, values a sample, rate], and the factors Rng(99) draws for them
 const DROP = [6, 7, 0.4] as const;
 function dropFactors(): Float64Array {
@@ -493,6 +492,58 @@ describe('engine/ops: gradients against float64 finite differences', () => {
     }
   });
 
+  it('f16 activations with two readers, in f16 matmuls: their gradients (f16 from the first writer, widened to f32 for the second: linear then attention, linear then linear) against float64', async function () {
+    const engine = await getEngine();
+    if (!engine.device.features.has('shader-f16')) this.skip();
+    const [B, C, V, H, Dh, D] = [2, 3, 4, 2, 4, 6];
+    const [T, W] = [C * V, 3 * H * Dh];
+    const o = { heads: H, C, V, mask: 'cropa' } as const;
+    const f16 = { precision: 'f16' } as const;
+    // qkv (f16) read by the attention and by a linear recorded after it: the linear's backward runs
+    // first and writes qkv's gradient in f16, the attention's then adds its dqkv in f32
+    await gradcheck(engine, {
+      name: 'f16 qkv read twice',
+      inputs: [
+        { name: 'x', shape: [B, T, D] },
+        { name: 'wq', shape: [W, D] },
+        { name: 'wp', shape: [D, H * Dh] },
+        { name: 'w2', shape: [D, W] },
+      ],
+      gpu: (g, [x, wq, wp, w2]) => {
+        const qkv = ops.linear(g, x, wq, null, { ...f16, output: 'f16' });
+        const a = ops.linear(g, ops.attention(g, qkv, { ...o, output: 'f16' }), wp, null, f16);
+        return ops.add(g, a, ops.linear(g, qkv, w2, null, f16));
+      },
+      cpu: ([x, wq, wp, w2]) => {
+        const qkv = ref.linear(x, wq, null, B * T, W, D);
+        return ref.add(ref.linear(ref.attention(qkv, B, H, Dh, C, V, 'cropa'), wp, null, B * T, D, H * Dh), ref.linear(qkv, w2, null, B * T, D, W));
+      },
+      tolForward: 1e-2,
+      tolGrad: 1e-2,
+    });
+    // a norm's f16 output read by two linears (a block's norm1 feeding qkv, and another reader)
+    await gradcheck(engine, {
+      name: 'f16 norm output read twice',
+      inputs: [
+        { name: 'x', shape: [B * T, D] },
+        { name: 'gamma', shape: [D] },
+        { name: 'beta', shape: [D] },
+        { name: 'w1', shape: [4, D] },
+        { name: 'w2', shape: [4, D] },
+      ],
+      gpu: (g, [x, gamma, beta, w1, w2]) => {
+        const y = ops.layerNorm(g, x, gamma, beta, 1e-5, 'f16');
+        return ops.add(g, ops.linear(g, y, w1, null, f16), ops.linear(g, y, w2, null, f16));
+      },
+      cpu: ([x, gamma, beta, w1, w2]) => {
+        const y = ref.layerNorm(x, gamma, beta, D, 1e-5);
+        return ref.add(ref.linear(y, w1, null, B * T, 4, D), ref.linear(y, w2, null, B * T, 4, D));
+      },
+      tolForward: 1e-2,
+      tolGrad: 1e-2,
+    });
+  });
+
   it('softmax over the last dim, with a logit scale', async () => {
     const engine = await getEngine();
     await gradcheck(engine, {
@@ -613,7 +664,7 @@ describe('engine/ops: gradients against float64 finite differences', () => {
         ];
         ['output', 'dr', 'dx'].forEach((name, i) => assertClose(a[i], b[i], 1e-6, `${name}${training ? '' : ' (not training)'}: fused against add and dropPath`));
       }
-      expectThrow(() => ops.addDropPath(new Tape(engine), r, wide, { rate, rng: new Rng(1), training: true }), /dropPath: residual \(x is \[6,8\]\) has shape \[6,7\], expected \[6,8\]/);
+      expectThrow(() => ops.addDropPath(new Tape(engine), r, wide, { rate, rng: new Rng(1), training: true }), /addDropPath: residual \(x is \[6,8\]\) has shape \[6,7\], expected \[6,8\]/);
     } finally {
       [r, x, wide].forEach((t) => t.dispose());
     }

@@ -87,11 +87,12 @@ async function checkBackward(shapes: [number, number][], seed: number, opts: { r
       const gamma = affine ? randomArray(rng, dim) : undefined;
       const wantParams = mode !== 'dx-only';
       const acc = mode === 'affine-acc';
-      const prior = acc ? [randomArray(rng, dim), randomArray(rng, dim)] : null;
+      // with acc, dx is added to as well as dgamma and dbeta
+      const prior = acc ? [randomArray(rng, dim), randomArray(rng, dim), randomArray(rng, rows * dim)] : null;
       // mean/rstd from the forward kernel, as the op uses them
       const tx = engine.upload(x), y = engine.empty([rows * dim]), mean = engine.empty([rows]), rstd = engine.empty([rows]);
       layerNormForward(engine.batch, { x: tx.buffer, y: y.buffer, mean: mean.buffer, rstd: rstd.buffer }, { rows, dim });
-      const tdy = engine.upload(dy), dx = poisoned(engine, [rows * dim]), tg = gamma && engine.upload(gamma);
+      const tdy = engine.upload(dy), dx = prior ? engine.upload(prior[2]) : poisoned(engine, [rows * dim]), tg = gamma && engine.upload(gamma);
       let dg: Tensor | undefined, db: Tensor | undefined;
       if (wantParams) {
         dg = prior ? engine.upload(prior[0]) : poisoned(engine, [dim]);
@@ -100,11 +101,11 @@ async function checkBackward(shapes: [number, number][], seed: number, opts: { r
       layerNormBackward(
         engine.batch,
         { dy: tdy.buffer, x: tx.buffer, mean: mean.buffer, rstd: rstd.buffer, dx: dx.buffer, gamma: tg?.buffer, dgamma: dg?.buffer, dbeta: db?.buffer },
-        { rows, dim, accumulateParams: acc, ...opts },
+        { rows, dim, accumulateParams: acc, accumulateDx: acc, ...opts },
       );
       const ref = layerNormBackwardRef(dy, x, rows, dim, gamma);
       const what = `${mode} rows=${rows} dim=${dim} ${JSON.stringify(opts)}`;
-      assertClose(await engine.read(dx), ref.dx, TOL, `dx ${what}`);
+      assertClose(await engine.read(dx), ref.dx.map((v, i) => v + (prior ? prior[2][i] : 0)), TOL, `dx ${what}`);
       if (dg && db) {
         const wantG = ref.dgamma.map((v, i) => v + (prior ? prior[0][i] : 0));
         const wantB = ref.dbeta.map((v, i) => v + (prior ? prior[1][i] : 0));
@@ -118,7 +119,7 @@ async function checkBackward(shapes: [number, number][], seed: number, opts: { r
 
 /** The backward on an f16 dy against the f32 backward on its values: dx, dgamma and dbeta the same
  *  bits (widening is exact); odd sizes read their last half from a word's low bits. */
-async function checkBackwardHalf(shapes: [number, number][], seed: number): Promise<void> {
+async function checkBackwardHalf(shapes: [number, number][], seed: number, state?: LayerNormBackwardState): Promise<void> {
   const engine = await getEngine();
   const rng = new Rng(seed);
   const raw = async (t: Tensor) => new Uint32Array(await engine.readRaw(t));
@@ -135,7 +136,7 @@ async function checkBackwardHalf(shapes: [number, number][], seed: number): Prom
       layerNormBackward(
         engine.batch,
         { dy: dy.buffer, x: tx.buffer, mean: mean.buffer, rstd: rstd.buffer, dx: outs[i].dx.buffer, gamma: tg.buffer, dgamma: outs[i].dg.buffer, dbeta: outs[i].db.buffer },
-        { rows, dim, dy: i ? 'f16' : 'f32' },
+        { rows, dim, dy: i ? 'f16' : 'f32', ...(state ? { state } : {}) },
       ),
     );
     for (const k of ['dx', 'dg', 'db'] as const) {
@@ -187,7 +188,7 @@ describe('kernels/layernorm', () => {
     assert(/layerNormForward: an f16 output needs dim even \(rows=3, dim=5\)/.test(msg), `expected a clear error, got '${msg}'`);
   });
 
-  it('backward with an f16 dy (the gradient of an f16 y): dx, dgamma and dbeta the bits of the f32 backward on its values, on every kernel, odd sizes too; a dy too small for its halves refused', async () => {
+  it('backward with an f16 dy (the gradient of an f16 y): dx, dgamma and dbeta the bits of the f32 backward on its values, on every kernel and state, odd sizes too; a dy too small for its halves refused', async () => {
     const { device } = await getEngine();
     const shapes: [number, number][] = [[3, 31], [131, 12], [37, 96], [5, 768], [13, 513], [2, 4099]];
     if (device.features.has('subgroups')) {
@@ -195,6 +196,8 @@ describe('kernels/layernorm', () => {
       for (const path of [1, 4, 'workgroup']) assert(taken.has(path as never), `no shape takes ${path} (took ${[...taken]})`);
     }
     await checkBackwardHalf(shapes, 41);
+    // the subgroup kernel's other states (reload reads dy a second time)
+    for (const state of ['reread', 'reload'] as const) await checkBackwardHalf([[131, 12], [37, 96], [3, 31]], 43, state);
     await withoutSubgroups(() => checkBackwardHalf([[3, 31], [13, 46]], 42));
     const engine = await getEngine();
     const [t, dx] = [engine.empty([64]), engine.empty([64])];
