@@ -15,8 +15,8 @@
 #                         Dawn's clamps, the driver's statistics of each kernel pipeline, and
 #                         shorter sweeps; fits one call of a 15-minute device lease)
 #   the missed goals:     bash bench/gpu.sh goals (fp32 4096³ and LayerNorm fwd+bwd with what bears on
-#                         them, and the f16 step, with and without recomputed activations, and
-#                         encoder; its limits add up to 575 s)
+#                         them, and the f16 step, with and without recomputed activations and with
+#                         pretraining's drop-path, and encoder; its limits add up to 590 s)
 #   f16 matmul only:      bash bench/gpu.sh f16 (~2 min on an H200, its limits add up to 290 s: its
 #                         tests, its rows with and without Dawn's checks, a 40 s f16 sweep)
 #   pipeline statistics:  bash bench/gpu.sh pipeline-stats   (registers per thread of every kernel
@@ -169,13 +169,16 @@ goal_parts() {
   part kernels-rows 70 $kit/main.mjs kernels --scale $scale --group elementwise,norm,adamw $save
   part kernels-attention 40 $kit/main.mjs kernels --scale $scale --group attention "${att[@]}" --no-tfjs $save
   stats_part
-  part sweep-f32 90 $kit/main.mjs sweep --precision f32 --target-ms 50 "${sweep[@]}" $save
+  part sweep-f32 70 $kit/main.mjs sweep --precision f32 --target-ms 50 "${sweep[@]}" $save
   # what waits for a GPU beyond the kernels (the f16 casts, the residual adds in the epilogue, the peak
   # memory since the teacher's forward is freed before the student's):
   # ours alone, logged, not saved ($OUT brings back 8 files at most)
   part step-f16 50 $kit/cli.mjs bench step "${model[@]}" --steps 10 --warmup 2 --precision f16 --profile
   # the same step recomputing its block activations (pretrain --recompute): its time and peak against the above
   part step-f16-recompute 40 $kit/cli.mjs bench step "${model[@]}" --steps 10 --warmup 2 --precision f16 --recompute
+  # the step as pretraining runs it, with drop-path 0.1 (the residual adds in one pass with it since
+  # stop 31): its time against step-f16's
+  part step-f16-droppath 35 $kit/cli.mjs bench step "${model[@]}" --steps 10 --warmup 2 --precision f16 --drop-path 0.1
   part embed-f16 40 $kit/cli.mjs bench embed "${model[@]}" --iters 20 --warmup 2 --precision f16 --profile
 }
 
