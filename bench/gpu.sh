@@ -5,7 +5,8 @@
 #   device tool:          run  command "bash bench/gpu.sh run"  carry [".devkit"]  timeout_s 600
 # The parts' limits add up to 945 s, over the 600 s a call may run, but on a GPU most parts take well
 # under theirs (a full H100 run took 357 s before the three unchecked parts, ~110 s more); the least
-# needed part (embed-f16) runs last. PARTS matches by substring: 'step-f16' also runs its unchecked twin.
+# needed part (embed-f16) runs last. PARTS matches by substring: 'step-f16' also runs its unchecked twin
+# (and in goals its -recompute and -droppath variants).
 #   try it here first:    OUT=/tmp/gpu bash bench/gpu.sh run --quick   (lavapipe, CI sizes)
 #   some parts only:      PARTS=kernels-matmul,step-fp32 bash bench/gpu.sh run
 #   matmul exploration:   bash bench/gpu.sh sweep   (~8 min: tiles and subgroup kernels beyond the named

@@ -479,7 +479,9 @@ function pytorchLine(r: BenchResult): string {
 export function saveBench(r: BenchResult, command: string, dir = 'bench/results'): string {
   const date = new Date().toISOString();
   const dev = (r.device.device || r.device.description || 'unknown').replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '').toLowerCase();
-  const file = `${dir}/${r.kind}-${r.preset}-b${r.batch}${r.precision === 'f32' ? '' : `-${r.precision}`}-${dev}-${date.slice(0, 10)}.json`;
+  // the variants of our step in the name, so that one does not overwrite the plain step's file
+  const variant = `${r.microBatch ? `-mb${r.microBatch}` : ''}${r.recompute ? '-recompute' : ''}${r.dropPath ? `-dp${r.dropPath}` : ''}`;
+  const file = `${dir}/${r.kind}-${r.preset}-b${r.batch}${r.precision === 'f32' ? '' : `-${r.precision}`}${variant}-${dev}-${date.slice(0, 10)}.json`;
   mkdirSync(dir, { recursive: true });
   writeFileSync(file, JSON.stringify({ date, command, ...r }, null, 2) + '\n');
   return file;

@@ -2,7 +2,7 @@
 import { QUALITY_KINDS, type QualityKind } from './data/preprocess.js';
 /** A parser of numbers that pass `ok`; its error names the option and what it expects. */
 const numeric = (ok: (n: number) => boolean, what: string) => (name: string) => (v: string) => {
-  const n = Number(v);
+  const n = v.trim() === '' ? NaN : Number(v); // Number('') is 0
   if (!ok(n)) throw new Error(`${name}: expected ${what}, got '${v}'`);
   return n;
 };

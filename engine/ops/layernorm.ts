@@ -1,5 +1,5 @@
 // LayerNorm over the last dim, forward and backward. The forward keeps per-row mean and 1/std, so
-// the backward never recomputes statistics; one kernel writes dx, dgamma and dbeta.
+// the backward never recomputes statistics; one kernel writes (or adds to) dx, and dgamma and dbeta.
 import { accumulate, scale } from '../../kernels/elementwise.js';
 import { layerNormBackward, layerNormForward } from '../../kernels/layernorm.js';
 import { checkShape, launchWith, requireF32, untracked, type Tape } from '../tape.js';

@@ -116,7 +116,7 @@ describe('engine/nn', () => {
       // and both norms read theirs in f16, written so by the qkv's and fc1's dx products; norm2 adds
       // its dx to the residual stream's gradient itself (_acc: no temporary, no pass to add it)
       assert(count(/^layernorm\.bwd.*_dyh(_|$)/) === 2 && count(/^layernorm\.bwd/) === 2 && count(/^layernorm\.bwd.*_acc$/) === 1, `the norms' backwards: ${named(/^layernorm\.bwd/)}`);
-      assert(count(/^elementwise\.accumulate/) === 0, `the backward adds gradients in passes of their own: ${named(/^elementwise/)}`);
+      assert(count(/^elementwise\.accumulate/) === 0, `no gradient should be added in a pass of its own: ${named(/^elementwise/)}`);
       assert(count(/^cast\.f32_f16/) === 7, `forward and backward cast ${count(/^cast\.f32_f16/)} tensors to f16, expected 5 and proj's and fc2's output gradients`);
       assert(count(/^cast\.f16_f32/) === 0, `the backward widens ${count(/^cast\.f16_f32/)} tensors`);
       // inference (no gradients) alike

@@ -81,18 +81,19 @@ async function checkBackward(shapes: [number, number][], seed: number, opts: { r
   const engine = await getEngine();
   const rng = new Rng(seed);
   for (const [rows, dim] of shapes) {
-    for (const mode of ['affine', 'plain', 'affine-acc', 'dx-only'] as const) {
+    // acc: everything added to; dx-acc: dx added to (the residual stream's gradient), dgamma and dbeta set
+    for (const mode of ['affine', 'plain', 'affine-acc', 'dx-only', 'dx-acc'] as const) {
       const x = rowsData(rng, rows, dim), dy = randomArray(rng, rows * dim);
       const affine = mode !== 'plain';
       const gamma = affine ? randomArray(rng, dim) : undefined;
       const wantParams = mode !== 'dx-only';
       const acc = mode === 'affine-acc';
-      // with acc, dx is added to as well as dgamma and dbeta
-      const prior = acc ? [randomArray(rng, dim), randomArray(rng, dim), randomArray(rng, rows * dim)] : null;
+      const prior = acc ? [randomArray(rng, dim), randomArray(rng, dim)] : null;
+      const dxPrior = acc || mode === 'dx-acc' ? randomArray(rng, rows * dim) : null;
       // mean/rstd from the forward kernel, as the op uses them
       const tx = engine.upload(x), y = engine.empty([rows * dim]), mean = engine.empty([rows]), rstd = engine.empty([rows]);
       layerNormForward(engine.batch, { x: tx.buffer, y: y.buffer, mean: mean.buffer, rstd: rstd.buffer }, { rows, dim });
-      const tdy = engine.upload(dy), dx = prior ? engine.upload(prior[2]) : poisoned(engine, [rows * dim]), tg = gamma && engine.upload(gamma);
+      const tdy = engine.upload(dy), dx = dxPrior ? engine.upload(dxPrior) : poisoned(engine, [rows * dim]), tg = gamma && engine.upload(gamma);
       let dg: Tensor | undefined, db: Tensor | undefined;
       if (wantParams) {
         dg = prior ? engine.upload(prior[0]) : poisoned(engine, [dim]);
@@ -101,11 +102,11 @@ async function checkBackward(shapes: [number, number][], seed: number, opts: { r
       layerNormBackward(
         engine.batch,
         { dy: tdy.buffer, x: tx.buffer, mean: mean.buffer, rstd: rstd.buffer, dx: dx.buffer, gamma: tg?.buffer, dgamma: dg?.buffer, dbeta: db?.buffer },
-        { rows, dim, accumulateParams: acc, accumulateDx: acc, ...opts },
+        { rows, dim, accumulateParams: acc, accumulateDx: !!dxPrior, ...opts },
       );
       const ref = layerNormBackwardRef(dy, x, rows, dim, gamma);
       const what = `${mode} rows=${rows} dim=${dim} ${JSON.stringify(opts)}`;
-      assertClose(await engine.read(dx), ref.dx.map((v, i) => v + (prior ? prior[2][i] : 0)), TOL, `dx ${what}`);
+      assertClose(await engine.read(dx), ref.dx.map((v, i) => v + (dxPrior ? dxPrior[i] : 0)), TOL, `dx ${what}`);
       if (dg && db) {
         const wantG = ref.dgamma.map((v, i) => v + (prior ? prior[0][i] : 0));
         const wantB = ref.dbeta.map((v, i) => v + (prior ? prior[1][i] : 0));
