@@ -70,7 +70,7 @@ function kernelCase(s: Spec): KernelCase {
       if (s.f16 && !engine.device.features.has('shader-f16')) throw new Error(`bench ${s.name}: this device has no shader-f16`);
       const size = (x: number[]) => x.reduce((p, q) => p * q, 1);
       const up = (shape: number[], seed: number) => operand(engine, size(shape), seed, !!s.f16);
-      const a = up(sh.a, 1), b = up(sh.b, 2), c = engine.empty([size(sh.c)]);
+      const a = up(sh.a, 1), b = up(sh.b, 2), c = engine.empty([size(sh.c)], s.dims.output ?? 'f32');
       const bias = s.fused ? engine.upload(values(N, 3)) : undefined;
       // The tile choice for this shape class is settled (autotuned on a GPU) before the timing.
       const opts = { precision, splitK: s.splitK } as const;
@@ -140,6 +140,10 @@ export function cases(scale: Scale): KernelCase[] {
           { name: 'matmul f16 4096x4096x4096', dims: { M: 4096, N: 4096, K: 4096 }, f16: true },
           { name: 'f16 fc1 fwd 25600x3072x768 A·Bᵀ', dims: { M: 25600, N: 3072, K: 768, transB: true }, f16: true },
           { name: 'f16 fc2 dW 768x3072x25600 Aᵀ·B', dims: { M: 768, N: 3072, K: 25600, transA: true }, f16: true },
+          // fc2's dX in mixed precision writes the hidden layer's gradient in f16 (since stop 31): read
+          // the f16-output row against the f32 one plus a cast of its output (the 'cast f32→f16' row)
+          { name: 'f16 fc2 dX 25600x3072x768 A·B', dims: { M: 25600, N: 3072, K: 768 }, f16: true },
+          { name: 'variant f16 fc2 dX 25600x3072x768 A·B, f16 output', dims: { M: 25600, N: 3072, K: 768, output: 'f16' }, f16: true },
         ]
       : [
           { name: 'matmul 256x256x256', dims: { M: 256, N: 256, K: 256 } },
@@ -147,6 +151,7 @@ export function cases(scale: Scale): KernelCase[] {
           { name: 'fc1-ci fwd+bias+gelu 400x512x128', dims: { M: 400, N: 512, K: 128, transB: true }, fused: true },
           { name: 'scores-ci 8x(100x100x32) A·Bᵀ', dims: { M: 100, N: 100, K: 32, batch: 8, transB: true } },
           { name: 'matmul f16 256x256x256', dims: { M: 256, N: 256, K: 256 }, f16: true },
+          { name: 'variant matmul f16 256x256x256, f16 output', dims: { M: 256, N: 256, K: 256, output: 'f16' }, f16: true },
         ];
   return specs.map(kernelCase);
 }
