@@ -152,8 +152,9 @@ function geluBackwardHalf(batch: CommandBatch, x: Binding, dy: Binding, dx: Bind
   if (n === 0) return;
   // whole units: vec4s of the f32 sides, pairs of words of the f16 sides
   const halfUnits = (b: Binding) => bindingBytes(b) >= Math.ceil(n / 4) * 8;
-  const f32s = [x, dy].filter((_, k) => !(k === 0 ? xHalf : dyHalf));
-  const f16s = [dx, x, dy].filter((_, k) => k === 0 || (k === 1 ? xHalf : dyHalf));
+  const inputs = [[x, xHalf], [dy, dyHalf]] as const;
+  const f32s = inputs.filter(([, half]) => !half).map(([b]) => b);
+  const f16s = [dx, ...inputs.filter(([, half]) => half).map(([b]) => b)];
   const V = vecWidth(n, ...f32s) === 4 && f16s.every(halfUnits) ? 4 : 1;
   const units = V === 4 ? Math.ceil(n / 4) : n / 2;
   const halfType = V === 4 ? 'vec2<u32>' : 'u32';

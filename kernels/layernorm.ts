@@ -439,8 +439,9 @@ fn gam(c: u32, n: u32, r: u32) -> V {
 /**
  * dx from dy, x and the forward's mean/rstd (gamma when the forward had it), written or, with
  * accumulateDx, added to (a residual stream's gradient: no temporary and no pass to add it); dgamma
- * and/or dbeta (Σ over rows of dy·xh and dy) when given, written or, with accumulateParams, added to. `dy` 'f16':
- * dy holds f16 bits, two per 32-bit word (the gradient of an f16 y), widened exactly as it is read.
+ * and/or dbeta (Σ over rows of dy·xh and dy) when given, written or, with accumulateParams, added
+ * to. `dy` 'f16': dy holds f16 bits, two per 32-bit word (the gradient of an f16 y), widened exactly
+ * as it is read.
  * Uses a per-device scratch buffer of blocks × dim floats per parameter gradient (see above).
  * `rowsPerSubgroup` (default 8) sets how many rows each subgroup walks in the subgroup kernel when
  * parameter gradients are wanted, and `state` what it keeps in registers and what it reads again
