@@ -17,7 +17,8 @@
 #                         shorter sweeps; fits one call of a 15-minute device lease)
 #   the missed goals:     bash bench/gpu.sh goals (fp32 4096³ and LayerNorm fwd+bwd with what bears on
 #                         them, and the f16 step, with and without recomputed activations and with
-#                         pretraining's drop-path, and encoder; its limits add up to 590 s)
+#                         pretraining's drop-path, and encoder; its limits add up to 650 s, past the 600 s a call
+#                         may run: the least needed part, embed-f16, runs last)
 #   f16 matmul only:      bash bench/gpu.sh f16 (~2 min on an H200, its limits add up to 290 s: its
 #                         tests, its rows with and without Dawn's checks, a 40 s f16 sweep)
 #   pipeline statistics:  bash bench/gpu.sh pipeline-stats   (registers per thread of every kernel
@@ -164,7 +165,8 @@ goal_parts() {
   local scale=full save=--save sweep=(--budget-s ${SWEEP_S:-40} --layers 0) only=(--only 4096) att=(--only encoder) model=(--preset base --batch 64)
   [ "$quick" = --quick ] && { scale=ci; save=; sweep=(--shape 128x128x128 --limit 8 --layers 0); only=(); att=(); model=(--preset tiny --batch 4); }
   part info 30 $kit/cli.mjs info
-  ECG_BUILD_DIR=$kit part "tests kernels/" 110 $kit/test.mjs --node-only --grep kernels/
+  # 110 s ran out in the matmul tests on an H200 (2026-11-28, 99 passed by then)
+  ECG_BUILD_DIR=$kit part "tests kernels/" 170 $kit/test.mjs --node-only --grep kernels/
   part kernels-4096 60 $kit/main.mjs kernels --scale $scale --group matmul "${only[@]}" $save
   # the bandwidth goal reads the LayerNorm, softmax and AdamW rows against the copy's
   part kernels-rows 70 $kit/main.mjs kernels --scale $scale --group elementwise,norm,adamw $save

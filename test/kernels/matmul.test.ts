@@ -394,7 +394,7 @@ describe('kernels/matmul', function () {
     const covered = (c: Case) =>
       c.splitK || c.output ? c.config === 'subgroup-matrix' : !c.transA === !c.transB && (!c.transA || c.config === 'subgroup-matrix' || c.config === 'subgroup-matrix-128');
     // A staged kernel whose panels overflow this device's workgroup memory (the double-buffered one
-    // needs 44 KiB, lavapipe has 32) steps K by 16 instead of 32: the same code with smaller panels.
+    // needs 48 KiB, lavapipe has 32) steps K by 16 instead of 32: the same code with smaller panels.
     const room = engine.device.limits.maxComputeWorkgroupStorageSize;
     const bkFor = (c: SubgroupConfigName) => (c === 'subgroup-matrix' || subgroupStagedBytes(c) <= room ? undefined : 16);
     for (const config of emulated) {
