@@ -362,8 +362,7 @@ fn main() {
  * (wm, wn) of the workgroup tile and its slot in T (the epilogue's workgroup memory), the
  * multiply-accumulate of one 16-deep step from fragment loads `a(i)`, `b(j)` (WGSL expressions), and
  * the epilogue: stored straight to C, or through T where there is one or C is f16 (fragments have no
- * element-wise access), EF fragments of a row per subgroup at a time (a loop, so the epilogue code
- * exists once), each invocation then putting quads along the rows.
+ * element-wise access), one fragment per subgroup at a time, so the epilogue code exists once.
  * Subgroup offsets come from the subgroup_id builtin (one subgroup: zero): WGSL's uniformity
  * analysis rejects subgroup-matrix offsets derived from local_invocation_index (seen on an H100:
  * "'subgroupMatrixStore' requires argument 1 to be uniform").
@@ -371,8 +370,6 @@ fn main() {
 function fragments(k: SubgroupSpec, sg: number, spelling: SgSpelling, half: boolean) {
   const { BM, BN, subgroups, FM, FN } = k;
   const WM = 16 * FM, WN = 16 * FN;
-  // the epilogue's rounds: EF fragments side by side, 16 rows of EW floats in T
-  const EF = k.EF ?? FN, EW = 16 * EF, rounds = FM * (FN / EF);
   const many = subgroups > 1;
   const decl: string[] = [], direct: string[] = [], staged: string[] = [];
   const step = (a: (i: number) => SgRef, b: (j: number) => SgRef) => {
@@ -386,12 +383,8 @@ function fragments(k: SubgroupSpec, sg: number, spelling: SgSpelling, half: bool
     for (let j = 0; j < FN; j++) {
       decl.push(`var c${i}${j} = subgroup_matrix_result<f32, 16, 16>();`);
       direct.push(sgStore(spelling, { ptr: '&C', offset: `cOff + (m0 + wm + ${i * 16}u) * p.N + n0 + wn + ${j * 16}u`, colMajor: false, stride: 'p.N' }, `c${i}${j}`));
+      staged.push(`case ${i * FN + j}u: { ${sgStore(spelling, { ptr: '&T', offset: 'frag', colMajor: false, stride: '16u' }, `c${i}${j}`)} }`);
     }
-  for (let r = 0; r < rounds; r++) {
-    const i = Math.floor(r / (FN / EF)), j0 = (r % (FN / EF)) * EF;
-    const stores = Array.from({ length: EF }, (_, f) => sgStore(spelling, { ptr: '&T', offset: f ? `frag + ${16 * f}u` : 'frag', colMajor: false, stride: `${EW}u` }, `c${i}${j0 + f}`));
-    staged.push(`case ${r}u: { ${stores.join(' ')} }`);
-  }
   // Entry-point builtins past lid: several subgroups take their offsets from subgroup_id.
   const args = many ? ', @builtin(subgroup_id) sgi: u32, @builtin(subgroup_invocation_id) lane: u32' : '';
   // sgi < subgroups already: the % tell Dawn's range analysis so, which then leaves the
@@ -402,7 +395,7 @@ function fragments(k: SubgroupSpec, sg: number, spelling: SgSpelling, half: bool
   let bn = sgi % ${BN / WN}u;
   let wm = bm * ${WM}u;
   let wn = bn * ${WN}u;
-  let frag = (sgi % ${subgroups}u) * ${256 * EF}u;
+  let frag = (sgi % ${subgroups}u) * 256u;
   ${decl.join('\n  ')}`
     : `let bm = 0u;
   let bn = 0u;
@@ -411,30 +404,28 @@ function fragments(k: SubgroupSpec, sg: number, spelling: SgSpelling, half: bool
   let frag = 0u;
   let lane = lid;
   ${decl.join('\n  ')}`;
-  // Round f stages fragments (f / ${FN / EF}, (f % ${FN / EF}) · EF ...) side by side; the subgroup then puts the
-  // quads of those 16 rows, consecutive invocations along a row. An f16 C is vec2<u32> (put, four
-  // halves a unit); an f32 one stays scalar for the direct store (put4).
-  const throughT = `for (var f = 0u; f < ${rounds}u; f++) {
+  // An f16 C takes its elements in pairs: each invocation puts two neighbours of a fragment row.
+  const throughT = (pairs: boolean): string => {
+    const [per, e] = pairs ? [128, '2u * e'] : [256, 'e'];
+    const value = pairs ? `vec2<f32>(T[frag + ${e}], T[frag + ${e} + 1u])` : `T[frag + ${e}]`;
+    return `for (var f = 0u; f < ${FM * FN}u; f++) {
       switch f {
         ${staged.join('\n        ')}
         default: {}
       }
       workgroupBarrier();
-      for (var e = lane; e < ${(16 * EW) / 4}u; e += ${sg}u) {
-        let row = e / ${EW / 4}u;
-        let col = (e % ${EW / 4}u) * 4u;
-        let t = frag + row * ${EW}u + col;
-        let v = vec4<f32>(T[t], T[t + 1u], T[t + 2u], T[t + 3u]);
-        let n = n0 + wn + (f % ${FN / EF}u) * ${EW}u + col;
-        let ci = cOff + (m0 + wm + (f / ${FN / EF}u) * 16u + row) * p.N + n;
-        ${half ? 'put(ci / 4u, n / 4u, v);' : 'put4(ci, n, v);'}
+      for (var e = lane; e < ${per}u; e += ${sg}u) {
+        let n = n0 + wn + (f % ${FN}u) * 16u + (${e}) % 16u;
+        let ci = cOff + (m0 + wm + (f / ${FN}u) * 16u + (${e}) / 16u) * p.N + n;
+        ${pairs ? `put(ci / 2u, n / 2u, ${value});` : `put(ci, n, ${value});`}
       }
       workgroupBarrier();
     }`;
+  };
   return {
     /** The directive the entry point's builtins need. */
     enable: many ? 'enable subgroups;\n' : '',
-    scratch: `var<workgroup> T: array<f32, ${subgroups * 256 * EF}>;`,
+    scratch: `var<workgroup> T: array<f32, ${subgroups * 256}>;`,
     /** The entry point up to its K loop: this workgroup's output tile and batch offsets, this
      *  subgroup's block of the tile and its accumulators. */
     entry: `@compute @workgroup_size(${subgroups * sg})
@@ -445,22 +436,21 @@ ${tileOrigin(BM, BN)}
   let cOff = wid.z * p.sC;
   ${position}`,
     step,
-    epilogue: half ? throughT : `if (p.flags == 0u) {
+    epilogue: half ? throughT(true) : `if (p.flags == 0u) {
     ${direct.join('\n    ')}
   } else {
-    ${throughT}
+    ${throughT(false)}
   }`,
   };
 }
 
 const SG_HEAD = `struct P { M: u32, N: u32, K: u32, sA: u32, sB: u32, sC: u32, tilesM: u32, tilesN: u32, flags: u32 }`;
 
-/** The subgroup kernels' C, uniform and epilogue, in quads: vec4 units for an f16 C (four halves in a
- *  vec2<u32>), scalar arrays for an f32 one (which the direct store also writes). */
+/** The subgroup kernels' C, uniform and epilogue (pairs of elements for an f16 C). */
 function sgOutput(half: boolean): string {
-  return `@group(0) @binding(2) var<storage, read_write> C: array<${half ? 'vec2<u32>' : 'f32'}>;
+  return `@group(0) @binding(2) var<storage, read_write> C: array<${half ? 'u32' : 'f32'}>;
 @group(0) @binding(6) var<uniform> p: P;
-${half ? epilogueSource('vec4<f32>', 3, false, true) : epilogueSource('vec4<f32>', 3, true)}`;
+${half ? epilogueSource('vec2<f32>', 3, false, true) : epilogueSource('f32', 3)}`;
 }
 
 /** The direct subgroup-matrix kernels (buffers 0): each subgroup loads its fragments straight from

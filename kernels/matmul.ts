@@ -111,10 +111,6 @@ export interface SubgroupSpec {
   FM: number;
   FN: number;
   buffers: 0 | 1 | 2;
-  /** Fragments of a subgroup's row that its epilogue stages together (a divisor of FN; default FN):
-   *  each round stores them to workgroup memory, and the subgroup writes those 16 rows out in quads
-   *  between two barriers. */
-  EF?: number;
 }
 /** A kernel given by its parameters instead of a config name (for exploring tiles: `bench sweep`). */
 export type MatmulKernelSpec = TileSpec | SubgroupSpec;
@@ -174,8 +170,7 @@ const TILE_NAMES = Object.keys(MATMUL_TILES) as MatmulTileName[];
 const SG_STAGED: Record<Exclude<SubgroupConfigName, 'subgroup-matrix'>, SubgroupSpec> = {
   'subgroup-matrix-128': { BM: 128, BN: 128, BK: 32, subgroups: 8, FM: 4, FN: 2, buffers: 1 },
   'subgroup-matrix-128-4sg': { BM: 128, BN: 128, BK: 32, subgroups: 4, FM: 4, FN: 4, buffers: 1 },
-  // two fragments a round in the epilogue: four would take it past 48 KiB of workgroup memory
-  'subgroup-matrix-128-4sg-db': { BM: 128, BN: 128, BK: 32, subgroups: 4, FM: 4, FN: 4, buffers: 2, EF: 2 },
+  'subgroup-matrix-128-4sg-db': { BM: 128, BN: 128, BK: 32, subgroups: 4, FM: 4, FN: 4, buffers: 2 },
 };
 /** The subgroup-matrix configs, in the order the autotune tries them. */
 export const SUBGROUP_CONFIGS: readonly SubgroupConfigName[] = ['subgroup-matrix', ...(Object.keys(SG_STAGED) as SubgroupConfigName[])];
@@ -206,15 +201,13 @@ function kernelOf(config: MatmulConfigName | MatmulKernelSpec): Kernel {
     }
   };
   if ('subgroups' in config) {
-    ints(['BM', 'BN', 'BK', 'subgroups', 'FM', 'FN', ...(config.EF === undefined ? [] : ['EF'])]);
+    ints(['BM', 'BN', 'BK', 'subgroups', 'FM', 'FN']);
     const { BM, BN, BK, subgroups, FM, FN, buffers } = config;
-    const EF = config.EF ?? FN;
     if (BK % 16 !== 0) throw bad('BK must be a multiple of 16');
-    if (FN % EF !== 0) throw bad('EF must divide FN');
     if (buffers !== 0 && buffers !== 1 && buffers !== 2) throw bad('buffers must be 0, 1 or 2');
     if (BM % (16 * FM) !== 0 || BN % (16 * FN) !== 0 || (BM / (16 * FM)) * (BN / (16 * FN)) !== subgroups)
       throw bad(`${subgroups} subgroups of ${16 * FM}×${16 * FN} must tile ${BM}×${BN}`);
-    return { sg: true, key: `sg${BM}x${BN}x${BK}_${subgroups}sg_${FM}x${FN}_b${buffers}${EF === FN ? '' : `_ef${EF}`}`, BM, BN, BK, subgroups, FM, FN, buffers, EF };
+    return { sg: true, key: `sg${BM}x${BN}x${BK}_${subgroups}sg_${FM}x${FN}_b${buffers}`, BM, BN, BK, subgroups, FM, FN, buffers };
   }
   ints(['BM', 'BN', 'BK', 'TM', 'TN', ...(config.LX === undefined ? [] : ['LX'])]);
   const { BM, BN, BK, TM, TN } = config;
@@ -311,10 +304,9 @@ function tiledVariant(device: GPUDevice, tile: TiledKernel, prec: MatmulPrecisio
 }
 
 /** Workgroup memory of a staged kernel with K step bk: A and B panels (f16, padded rows) per buffer and
- *  the epilogue's EF f32 fragments per subgroup. */
+ *  one f32 fragment per subgroup. */
 export function subgroupStagedBytes(config: Exclude<SubgroupConfigName, 'subgroup-matrix'> | SubgroupSpec, bk?: number): number {
-  const spec = typeof config === 'string' ? SG_STAGED[config] : config;
-  const { BM, BN, BK, subgroups, FM, FN, buffers } = spec;
+  const { BM, BN, BK, subgroups, FM, FN, buffers } = typeof config === 'string' ? SG_STAGED[config] : config;
   bk ??= BK;
   // each panel in the larger of its two layouts (which one a product takes follows its transposes)
   const halves = (extent: number, W: number, mnOuter: boolean) => {
@@ -322,7 +314,7 @@ export function subgroupStagedBytes(config: Exclude<SubgroupConfigName, 'subgrou
     return p.blocks * p.size;
   };
   const panel = (extent: number, W: number) => 2 * Math.max(halves(extent, W, true), halves(extent, W, false));
-  return buffers * (panel(BM, 16 * FM) + panel(BN, 16 * FN)) + subgroups * 256 * (spec.EF ?? FN) * 4;
+  return buffers * (panel(BM, 16 * FM) + panel(BN, 16 * FN)) + subgroups * 256 * 4;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -744,6 +736,16 @@ export function matmulTuneTimes(device: GPUDevice, dims: MatmulDims, opts: { pre
 export function matmulPlan(device: GPUDevice, dims: MatmulDims, opts: MatmulOptions = {}): { config: MatmulConfigName | MatmulKernelSpec; splits: number } {
   const { config, splits } = plan(device, resolve(dims), opts.precision ?? 'f32', opts, false);
   return { config, splits };
+}
+
+/** Whether a product without an epilogue writes an f16 C more slowly than an f32 one and a cast of
+ *  it: the subgroup-matrix kernels store an f32 C's fragments straight to memory, but take an f16 one
+ *  through workgroup memory a fragment at a time (an H200, 2026-11-28: fc2's dX 25600×3072×768 took
+ *  0.957 ms into f16 and 0.737 into f32, where the cast of that output takes 0.034). The tiled
+ *  kernels stage every C alike, and there an f16 C halves the bytes written. */
+export function plainHalfOutputSlower(device: GPUDevice, dims: MatmulDims, opts: MatmulOptions = {}): boolean {
+  const { config } = matmulPlan(device, { ...dims, output: 'f32' }, opts);
+  return typeof config === 'string' ? isSg(config) : 'subgroups' in config;
 }
 
 // ---------------------------------------------------------------------------------------------

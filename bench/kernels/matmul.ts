@@ -3,7 +3,7 @@
 // forward is X·Wᵀ, dX = dZ·W and dW = dZᵀ·X), the fused bias + GELU forward, a batched product and f16.
 import type { Engine } from '../../engine/engine.js';
 import type { Tensor } from '../../engine/tensor.js';
-import { matmul, matmulPlan, matmulTuneTimes, tuneMatmul, type MatmulDims, type MatmulKernelSpec } from '../../kernels/matmul.js';
+import { matmul, matmulPlan, matmulTuneTimes, tuneMatmul, type MatmulDims } from '../../kernels/matmul.js';
 import type { KernelCase, Scale } from '../harness.js';
 
 type Tf = typeof import('@tensorflow/tfjs');
@@ -16,8 +16,6 @@ interface Spec {
   f16?: boolean;
   /** K splits forced (a 'variant' row; matmul's own follow the shape). */
   splitK?: number;
-  /** A kernel forced by its parameters (a 'variant' row beside the tuned one). */
-  config?: MatmulKernelSpec;
 }
 
 /** Cheap deterministic values in [-0.5, 0.5): timing does not depend on them, upload time does. */
@@ -75,14 +73,13 @@ function kernelCase(s: Spec): KernelCase {
       const a = up(sh.a, 1), b = up(sh.b, 2), c = engine.empty([size(sh.c)], s.dims.output ?? 'f32');
       const bias = s.fused ? engine.upload(values(N, 3)) : undefined;
       // The tile choice for this shape class is settled (autotuned on a GPU) before the timing.
-      const opts = { precision, splitK: s.splitK, config: s.config } as const;
+      const opts = { precision, splitK: s.splitK } as const;
       const ready = tuneMatmul(engine.device, s.dims, { precision }).then(() => {
         const p = matmulPlan(engine.device, s.dims, opts);
         // Every candidate's tuning time, so one GPU run shows how far each tile config is from the winner.
         const times = Object.entries(matmulTuneTimes(engine.device, s.dims, { precision }) ?? {});
         const tuned = times.length ? ` (tune ms: ${times.map(([c, ms]) => `${c} ${ms!.toPrecision(3)}`).join(', ')})` : '';
-        const config = typeof p.config === 'string' ? p.config : JSON.stringify(p.config);
-        return (p.splits > 1 ? `${config}, split K ×${p.splits}` : config) + tuned;
+        return (p.splits > 1 ? `${p.config}, split K ×${p.splits}` : p.config) + tuned;
       });
       return {
         ready,
@@ -147,16 +144,9 @@ export function cases(scale: Scale): KernelCase[] {
           // the f16-output row against the f32 one plus a cast of its output (the 'cast f32→f16' row)
           { name: 'f16 fc2 dX 25600x3072x768 A·B', dims: { M: 25600, N: 3072, K: 768 }, f16: true },
           { name: 'variant f16 fc2 dX 25600x3072x768 A·B, f16 output', dims: { M: 25600, N: 3072, K: 768, output: 'f16' }, f16: true },
-          // the epilogue through workgroup memory: with bias and GELU (f32 and f16 C), and the f16 C
-          // staged 2 fragments a round instead of the 4 of a subgroup's row
+          // fc1's forward as the model runs it, bias and GELU in the epilogue, with an f32 and an f16 C
           { name: 'f16 fc1 fwd+bias+gelu 25600x3072x768', dims: { M: 25600, N: 3072, K: 768, transB: true }, f16: true, fused: true },
           { name: 'variant f16 fc1 fwd+bias+gelu 25600x3072x768, f16 output', dims: { M: 25600, N: 3072, K: 768, transB: true, output: 'f16' }, f16: true, fused: true },
-          {
-            name: 'variant f16 fc2 dX 25600x3072x768 A·B, f16 output, epilogue 2 fragments a round',
-            dims: { M: 25600, N: 3072, K: 768, output: 'f16' },
-            f16: true,
-            config: { BM: 128, BN: 128, BK: 32, subgroups: 4, FM: 4, FN: 4, buffers: 1, EF: 2 },
-          },
         ]
       : [
           { name: 'matmul 256x256x256', dims: { M: 256, N: 256, K: 256 } },

@@ -4,7 +4,7 @@
 //   dz = act'(z) ⊙ dy,  dx = dz W,  dW = dzᵀ x,  db = Σ_rows dz
 import { castF16ToF32, castF32ToF16 } from '../../kernels/cast.js';
 import { geluBackward, geluForward } from '../../kernels/gelu.js';
-import { matmul as matmulKernel } from '../../kernels/matmul.js';
+import { matmul as matmulKernel, plainHalfOutputSlower } from '../../kernels/matmul.js';
 import { reduceAxis } from '../../kernels/reduce.js';
 import { checkShape, launchWith, requireF32, untracked, type Tape } from '../tape.js';
 import { floatType, type Tensor } from '../tensor.js';
@@ -130,9 +130,12 @@ export function linearWithPre(g: Tape, x: Tensor, weight: Tensor, bias?: Tensor 
       }
     }
     // dx [M, K] = dz [M, N] · W [N, K]; in f16 where x's reader takes that (x is then an f16
-    // activation) and the product can write it (K even), as autocast's f16 matmul writes it.
+    // activation) and the product can write it (K even), as autocast's f16 matmul writes it, unless
+    // f16 costs this product more than f32 does (plainHalfOutputSlower): the reader then takes f32.
     if (ws) {
-      g.addGrad(x, (dx, acc) => matmulKernel(g.batch, { a: dzin.buffer, b: ws.buffer, c: dx.buffer }, { M, N: K, K: N, accumulate: acc, output: floatType(dx) }, mm), { half: half && K % 2 === 0 });
+      const dims = { M, N: K, K: N };
+      const halfDx = half && K % 2 === 0 && !plainHalfOutputSlower(g.batch.device, dims, mm);
+      g.addGrad(x, (dx, acc) => matmulKernel(g.batch, { a: dzin.buffer, b: ws.buffer, c: dx.buffer }, { ...dims, accumulate: acc, output: floatType(dx) }, mm), { half: halfDx });
     }
     if (dzin !== dz) dzin.dispose();
     if (dz !== dy) dz.dispose();

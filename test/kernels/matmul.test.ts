@@ -5,6 +5,7 @@ import {
   matmulPlan,
   matmulSpecFits,
   matmulTuneTimes,
+  plainHalfOutputSlower,
   SUBGROUP_CONFIGS,
   subgroupMatrixSource,
   subgroupMatrixSpelling,
@@ -394,7 +395,7 @@ describe('kernels/matmul', function () {
     const covered = (c: Case) =>
       c.splitK || c.output ? c.config === 'subgroup-matrix' : !c.transA === !c.transB && (!c.transA || c.config === 'subgroup-matrix' || c.config === 'subgroup-matrix-128');
     // A staged kernel whose panels overflow this device's workgroup memory (the double-buffered one
-    // needs 48 KiB, lavapipe has 32) steps K by 16 instead of 32: the same code with smaller panels.
+    // needs 44 KiB, lavapipe has 32) steps K by 16 instead of 32: the same code with smaller panels.
     const room = engine.device.limits.maxComputeWorkgroupStorageSize;
     const bkFor = (c: SubgroupConfigName) => (c === 'subgroup-matrix' || subgroupStagedBytes(c) <= room ? undefined : 16);
     for (const config of emulated) {
@@ -479,6 +480,8 @@ describe('kernels/matmul', function () {
         // and its f16-output variant (C and the pre-activation as the f32 ones cast) passed its check too
         const half = matmulPlan(engine.device, { M: 896, N: 384, K: 80, transB: true, activation: 'gelu', output: 'f16' }, { precision: 'f16' });
         assert(typeof half.config === 'string' && half.config.startsWith('subgroup-matrix'), `untuned f16-output plan ${JSON.stringify(half)}`);
+        // a plain product there writes f32 fragments straight out, but an f16 C through the epilogue
+        assert(plainHalfOutputSlower(engine.device, { M: 896, N: 384, K: 80 }, { precision: 'f16' }), 'an f16 C of a subgroup-matrix product is the slower one');
       }
     } else {
       const t = engine.empty([64 * 64], 'f16'), c = engine.empty([64 * 64]);
@@ -491,6 +494,9 @@ describe('kernels/matmul', function () {
       [t, c].forEach((x) => x.dispose());
       assert(/matmul: .*(subgroup-matrix.*not available|needs the device feature shader-f16)/.test(msg), `expected a clear error, got '${msg}'`);
     }
+    // the tiled kernels stage every C alike: an f16 one is never the slower (shapes no subgroup kernel takes)
+    for (const precision of ['f32', 'f16'] as const)
+      assert(!plainHalfOutputSlower(engine.device, { M: 97, N: 84, K: 61 }, { precision }), `a ${precision} tiled product writes f16 as cheaply`);
   });
 
   it('autotune: picks a config this device runs, and matmul then uses it', async () => {
