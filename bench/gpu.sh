@@ -3,7 +3,7 @@
 # device minutes measuring, not setting up (the device machine has no node and no npm).
 #   here, after npm ci:   bash bench/gpu.sh pack
 #   device tool:          run  command "bash bench/gpu.sh run"  carry [".devkit"]  timeout_s 600
-# The parts' limits add up to 945 s, over the 600 s a call may run, but on a GPU most parts take well
+# The parts' limits add up to 1025 s, over the 600 s a call may run, but on a GPU most parts take well
 # under theirs (a full H100 run took 357 s before the three unchecked parts, ~110 s more); the least
 # needed part (embed-f16) runs last. PARTS matches by substring: 'step-f16' also runs its unchecked twin
 # (and in goals its -recompute and -droppath variants).
@@ -17,7 +17,7 @@
 #                         shorter sweeps; fits one call of a 15-minute device lease)
 #   the missed goals:     bash bench/gpu.sh goals (fp32 4096³ and LayerNorm fwd+bwd with what bears on
 #                         them, and the f16 step, with and without recomputed activations and with
-#                         pretraining's drop-path, and encoder; its limits add up to 650 s, past the 600 s a call
+#                         pretraining's drop-path, and encoder; its limits add up to 680 s, past the 600 s a call
 #                         may run: the least needed part, embed-f16, runs last)
 #   f16 matmul only:      bash bench/gpu.sh f16 (~2 min on an H200, its limits add up to 290 s: its
 #                         tests, its rows with and without Dawn's checks, a 40 s f16 sweep)
@@ -104,7 +104,7 @@ all_parts() {
   # the engine compiles and checks the subgroup-matrix kernels first)
   part info 30 $kit/cli.mjs info
   local g limit
-  for g in kernels/:90 engine/ops:30 model/jepa:25 bench/:25; do
+  for g in kernels/:170 engine/ops:30 model/jepa:25 bench/:25; do
     limit=${g#*:} g=${g%:*}
     ECG_BUILD_DIR=$kit part "tests $g" $limit $kit/test.mjs --node-only --grep $g
   done
@@ -141,7 +141,7 @@ kernel_parts() {
   local scale=full save=--save sweep=(--budget-s ${SWEEP_S:-60} --layers 3) sweep16=(--budget-s ${SWEEP16_S:-110} --layers 2)
   [ "$quick" = --quick ] && { scale=ci; save=; sweep=(--shape 128x128x128 --limit 8 --layers 0); sweep16=(--shape 128x128x128 --limit 8 --layers 0); }
   part info 30 $kit/cli.mjs info
-  ECG_BUILD_DIR=$kit part "tests kernels/" 90 $kit/test.mjs --node-only --grep kernels/
+  ECG_BUILD_DIR=$kit part "tests kernels/" 170 $kit/test.mjs --node-only --grep kernels/
   part kernels-matmul 100 $kit/main.mjs kernels --scale $scale --group matmul $save
   part kernels-rest 110 $kit/main.mjs kernels --scale $scale --group elementwise,norm,attention,adamw,ema,loss $save
   # what Dawn's clamps cost the 4096³ products, f32 and f16 (the f16 panels' scalar stores to workgroup
@@ -168,6 +168,9 @@ goal_parts() {
   # 110 s ran out in the matmul tests on an H200 (2026-11-28, 99 passed by then)
   ECG_BUILD_DIR=$kit part "tests kernels/" 170 $kit/test.mjs --node-only --grep kernels/
   part kernels-4096 60 $kit/main.mjs kernels --scale $scale --group matmul "${only[@]}" $save
+  # qkv's forward, a plain product, writes f16 through the subgroup kernels' staging: against f32 and
+  # the 'cast f32→f16' row of kernels-rows (if f32 and a cast win, the model should take them)
+  [ "$quick" = --quick ] || part kernels-qkv-f16 30 $kit/main.mjs kernels --scale full --group matmul --only 'f16 qkv fwd' --no-tfjs
   # the bandwidth goal reads the LayerNorm, softmax and AdamW rows against the copy's
   part kernels-rows 70 $kit/main.mjs kernels --scale $scale --group elementwise,norm,adamw $save
   part kernels-attention 40 $kit/main.mjs kernels --scale $scale --group attention "${att[@]}" --no-tfjs $save

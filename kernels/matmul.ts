@@ -741,8 +741,8 @@ export function matmulPlan(device: GPUDevice, dims: MatmulDims, opts: MatmulOpti
 /** Whether a product without an epilogue writes an f16 C more slowly than an f32 one and a cast of
  *  it: the subgroup-matrix kernels store an f32 C's fragments straight to memory, but take an f16 one
  *  through workgroup memory a fragment at a time (an H200, 2026-11-28: fc2's dX 25600×3072×768 took
- *  0.957 ms into f16 and 0.737 into f32, where the cast of that output takes 0.034). The tiled
- *  kernels stage every C alike, and there an f16 C halves the bytes written. */
+ *  0.957 ms into f16 and 0.735 into f32; a cast of its output ~0.13 at the cast kernel's 3.5 TB/s).
+ *  The tiled kernels stage every C alike, and there an f16 C halves the bytes written. */
 export function plainHalfOutputSlower(device: GPUDevice, dims: MatmulDims, opts: MatmulOptions = {}): boolean {
   const { config } = matmulPlan(device, { ...dims, output: 'f32' }, opts);
   return typeof config === 'string' ? isSg(config) : 'subgroups' in config;

@@ -140,10 +140,15 @@ export function cases(scale: Scale): KernelCase[] {
           { name: 'matmul f16 4096x4096x4096', dims: { M: 4096, N: 4096, K: 4096 }, f16: true },
           { name: 'f16 fc1 fwd 25600x3072x768 A·Bᵀ', dims: { M: 25600, N: 3072, K: 768, transB: true }, f16: true },
           { name: 'f16 fc2 dW 768x3072x25600 Aᵀ·B', dims: { M: 768, N: 3072, K: 25600, transA: true }, f16: true },
-          // fc2's dX in mixed precision writes the hidden layer's gradient in f16 (since stop 31): read
-          // the f16-output row against the f32 one plus a cast of its output (the 'cast f32→f16' row)
+          // fc2's dX, the hidden layer's gradient: f16 since stop 31 where the tiled kernels run it, f32
+          // on the subgroup-matrix kernels since stop 32 (an H200: 0.957 ms into f16, 0.735 into f32; the
+          // 'cast f32→f16' row, 19.7 M floats, ran 3.5 TB/s: ~0.13 ms for this output's 78.6 M)
           { name: 'f16 fc2 dX 25600x3072x768 A·B', dims: { M: 25600, N: 3072, K: 768 }, f16: true },
           { name: 'variant f16 fc2 dX 25600x3072x768 A·B, f16 output', dims: { M: 25600, N: 3072, K: 768, output: 'f16' }, f16: true },
+          // qkv's forward (no bias: a plain product) writes f16 for the attention: the f16 C against the
+          // f32 one plus a cast, as for fc2's dX (plainHalfOutputSlower keeps dX products f32)
+          { name: 'f16 qkv fwd 25600x2304x768 A·Bᵀ', dims: { M: 25600, N: 2304, K: 768, transB: true }, f16: true },
+          { name: 'variant f16 qkv fwd 25600x2304x768 A·Bᵀ, f16 output', dims: { M: 25600, N: 2304, K: 768, transB: true, output: 'f16' }, f16: true },
           // fc1's forward as the model runs it, bias and GELU in the epilogue, with an f32 and an f16 C
           { name: 'f16 fc1 fwd+bias+gelu 25600x3072x768', dims: { M: 25600, N: 3072, K: 768, transB: true }, f16: true, fused: true },
           { name: 'variant f16 fc1 fwd+bias+gelu 25600x3072x768, f16 output', dims: { M: 25600, N: 3072, K: 768, transB: true, output: 'f16' }, f16: true, fused: true },
