@@ -17,8 +17,11 @@
 #                         shorter sweeps; fits one call of a 15-minute device lease)
 #   the missed goals:     bash bench/gpu.sh goals (fp32 4096³ and LayerNorm fwd+bwd with what bears on
 #                         them, and the f16 step, with and without recomputed activations and with
-#                         pretraining's drop-path, and encoder; its limits add up to 680 s, past the 600 s a call
-#                         may run: the least needed part, embed-f16, runs last)
+#                         pretraining's drop-path, and encoder, each also with the matmul epilogues as
+#                         passes; its limits add up to 800 s, past the 600 s a call may run: choose
+#                         with PARTS; the epilogue question alone, with the cast row, is
+#                         PARTS=info,kernels-f16-fwd,kernels-rows,step-f16,embed-f16 (the four f16
+#                         steps and both encoders; limits 415 s)
 #   f16 matmul only:      bash bench/gpu.sh f16 (~2 min on an H200, its limits add up to 290 s: its
 #                         tests, its rows with and without Dawn's checks, a 40 s f16 sweep)
 #   pipeline statistics:  bash bench/gpu.sh pipeline-stats   (registers per thread of every kernel
@@ -168,9 +171,11 @@ goal_parts() {
   # 110 s ran out in the matmul tests on an H200 (2026-11-28, 99 passed by then)
   ECG_BUILD_DIR=$kit part "tests kernels/" 170 $kit/test.mjs --node-only --grep kernels/
   part kernels-4096 60 $kit/main.mjs kernels --scale $scale --group matmul "${only[@]}" $save
-  # qkv's forward, a plain product, writes f16 through the subgroup kernels' staging: against f32 and
-  # the 'cast f32→f16' row of kernels-rows (if f32 and a cast win, the model should take them)
-  [ "$quick" = --quick ] || part kernels-qkv-f16 30 $kit/main.mjs kernels --scale full --group matmul --only 'f16 qkv fwd' --no-tfjs
+  # The model's f16 forward products, each with its epilogue fused (the default) and as a pass of its
+  # own (epilogue 'pass'), beside the plain products of those shapes: the forward's products ran at
+  # half the plain ones' rate in stop 32's step. Also qkv's f16 C against f32 and the 'cast f32→f16'
+  # row of kernels-rows (if f32 and a cast win, the model should take them).
+  [ "$quick" = --quick ] || part kernels-f16-fwd 60 $kit/main.mjs kernels --scale full --group matmul --only 'f16 qkv fwd|f16 fc1 fwd|f16 proj fwd|f16 fc2 fwd' --no-tfjs
   # the bandwidth goal reads the LayerNorm, softmax and AdamW rows against the copy's
   part kernels-rows 70 $kit/main.mjs kernels --scale $scale --group elementwise,norm,adamw $save
   part kernels-attention 40 $kit/main.mjs kernels --scale $scale --group attention "${att[@]}" --no-tfjs $save
@@ -185,7 +190,11 @@ goal_parts() {
   # the step as pretraining runs it, with drop-path 0.1 (the residual adds in one pass with it since
   # stop 31): its time against step-f16's
   part step-f16-droppath 35 $kit/cli.mjs bench step "${model[@]}" --steps 10 --warmup 2 --precision f16 --drop-path 0.1
+  # the step and the encoder with every subgroup-matrix epilogue as a pass of its own: against step-f16's
+  # and embed-f16's (if they win, setSubgroupEpilogue's default should be 'pass' where the kernels run)
+  part step-f16-pass 50 $kit/cli.mjs bench step "${model[@]}" --steps 10 --warmup 2 --precision f16 --sg-epilogue pass --profile
   part embed-f16 40 $kit/cli.mjs bench embed "${model[@]}" --iters 20 --warmup 2 --precision f16 --profile
+  part embed-f16-pass 40 $kit/cli.mjs bench embed "${model[@]}" --iters 20 --warmup 2 --precision f16 --sg-epilogue pass --profile
 }
 
 # The parts of `f16`: the f16-input matmul alone, for a lease with a few minutes left: its tests, its

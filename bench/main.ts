@@ -1,4 +1,4 @@
-// `npm run bench -- kernels [--scale ci|full] [--group G,..] [--only SUBSTR] [--json] [--no-tfjs] [--save] [--target-ms N]`
+// `npm run bench -- kernels [--scale ci|full] [--group G,..] [--only SUBSTR[|SUBSTR…]] [--json] [--no-tfjs] [--save] [--target-ms N]`
 // Our kernels against tfjs-backend-webgpu, same process, same adapter. --json prints the rows as
 // JSON on stdout; --save also writes them with device, date and command to bench/results/.
 // `npm run bench -- sweep [--precision f32|f16] [--shape MxNxK] [--trans nn] [--layers N] ...`: matmul
@@ -40,7 +40,7 @@ program
   .description('each kernel vs its tfjs equivalent')
   .option('--scale <ci|full>', "'ci' = tiny shapes (CPU), 'full' = ECG-JEPA shapes (GPU)", 'ci')
   .option('--group <names>', `only these kernel groups, comma-separated (${KERNEL_GROUPS.join(', ')})`)
-  .option('--only <substr>', 'only cases whose name contains this')
+  .option('--only <substr>', "only cases whose name contains this (or any of several, separated by '|')")
   .option('--json', 'print rows as JSON on stdout')
   .option('--no-tfjs', 'skip the tfjs peer')
   .option('--save', 'write results to bench/results/')
@@ -52,7 +52,8 @@ program
     if (scale !== 'ci' && scale !== 'full') throw new Error(`--scale must be ci or full, got ${o.scale}`);
     // the options are checked before the device starts (minutes on a borrowed GPU's first call)
     const groups: string[] | undefined = o.group?.split(',').map((g: string) => g.trim());
-    const cases = kernelCases(scale, groups).filter((c) => !o.only || c.name.includes(o.only));
+    const names: string[] | undefined = o.only?.split('|');
+    const cases = kernelCases(scale, groups).filter((c) => !names || names.some((x) => c.name.includes(x)));
     const engine = await benchEngine(o);
     const log = o.json ? (s: string) => console.error(s) : (s: string) => console.log(s);
     try {

@@ -162,7 +162,16 @@ export interface MatmulOptions {
   config?: MatmulConfigName | MatmulKernelSpec;
   /** Force the number of K splits (1 = none); the default is a heuristic. */
   splitK?: number;
+  /** How a subgroup-matrix kernel applies an epilogue (bias, GELU, residual, preact, accumulate, or
+   *  an f16 C): 'fused' takes each fragment through workgroup memory inside the kernel; 'pass' has the
+   *  kernel store its f32 fragments to a workspace, and a second pass (the K splits' reduction, one
+   *  split) applies the epilogue. The same bits either way. Default: setSubgroupEpilogue's (first
+   *  'fused'). Tiled kernels stage every C and ignore it; so does a K split, whose reduction applies the
+   *  epilogue anyway. */
+  epilogue?: SubgroupEpilogue;
 }
+
+export type SubgroupEpilogue = 'fused' | 'pass';
 
 const TILE_NAMES = Object.keys(MATMUL_TILES) as MatmulTileName[];
 /** The staged configs (the direct 'subgroup-matrix' kernel is DIRECT below: one subgroup of 4×2
@@ -352,6 +361,16 @@ let autotuneOn = true;
 /** Turns the background autotune at first use on or off (off: the size heuristic decides). */
 export function setMatmulAutotune(on: boolean): void {
   autotuneOn = on;
+}
+
+// An H200 ran the model's forward products, all with an epilogue, at ~80 TFLOP/s in the f16 step
+// (2026-11-28) where plain products of those shapes ran ~160: the fused epilogue's 16 rounds of
+// workgroup barriers per tile are the suspect, and 'pass' the alternative, not yet timed on a GPU.
+let sgEpilogueDefault: SubgroupEpilogue = 'fused';
+/** The subgroup-matrix kernels' epilogue where MatmulOptions.epilogue does not say (see there). */
+export function setSubgroupEpilogue(mode: SubgroupEpilogue): void {
+  if (mode !== 'fused' && mode !== 'pass') throw new RangeError(`setSubgroupEpilogue: mode must be 'fused' or 'pass', got '${mode}'`);
+  sgEpilogueDefault = mode;
 }
 
 function tileFits(device: GPUDevice, k: TiledKernel): boolean {
@@ -552,6 +571,7 @@ interface Plan {
   config: MatmulConfigName | MatmulKernelSpec;
   kernel: Kernel;
   splits: number;
+  epilogue: SubgroupEpilogue;
 }
 
 function plan(device: GPUDevice, s: Shape, prec: MatmulPrecision, opts: MatmulOptions, kick = true): Plan {
@@ -583,7 +603,9 @@ function plan(device: GPUDevice, s: Shape, prec: MatmulPrecision, opts: MatmulOp
   const kernel = kernelOf(config);
   if (kernel.sg && opts.splitK !== undefined && opts.splitK > 1 && !sgSplitFits(s, opts.splitK))
     throw new RangeError(`matmul: the subgroup-matrix kernels split K only for Aᵀ·B, batch 1, and K a multiple of 16 × splits (K=${s.K}, splitK=${opts.splitK})`);
-  return { config, kernel, splits: opts.splitK ?? planSplits(device, s, kernel.sg) };
+  const epilogue = opts.epilogue ?? sgEpilogueDefault;
+  if (epilogue !== 'fused' && epilogue !== 'pass') throw new RangeError(`matmul: epilogue must be 'fused' or 'pass', got '${epilogue}'`);
+  return { config, kernel, splits: opts.splitK ?? planSplits(device, s, kernel.sg), epilogue };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -629,26 +651,40 @@ export function subgroupMatrixSource(config: SubgroupConfigName | SubgroupSpec, 
 }
 
 /** Records subgroup config or spec `config` run by `pipeline`, a build of subgroupMatrixSource (for
- *  dims.output f16, its f16 build, unsplit). matmul passes the compiled kernel; tests on devices without
- *  subgroup matrices pass an emulation of it, with its `extra` bindings (from binding 6 on; the uniform
- *  follows them). */
-export function recordSubgroupMatrix(batch: CommandBatch, pipeline: GPUComputePipeline, bufs: MatmulBuffers, dims: MatmulDims, config: SubgroupConfigName | SubgroupSpec, splitK = 1, extra: Binding[] = []): void {
+ *  dims.output f16 with the fused epilogue, its f16 build, unsplit; else its f32 build). matmul passes
+ *  the compiled kernel; tests on devices without subgroup matrices pass an emulation of it, with its
+ *  `extra` bindings (from binding 6 on; the uniform follows them). */
+export function recordSubgroupMatrix(
+  batch: CommandBatch, pipeline: GPUComputePipeline, bufs: MatmulBuffers, dims: MatmulDims, config: SubgroupConfigName | SubgroupSpec,
+  opts: { splitK?: number; epilogue?: SubgroupEpilogue } = {}, extra: Binding[] = [],
+): void {
   const s = resolve(dims);
   const k = sgKernelOf(config);
+  const { splitK = 1, epilogue = sgEpilogueDefault } = opts;
   checkBuffers(bufs, s, 'f16');
   if (!subgroupFits(s, k)) throw new RangeError(`matmul: ${k.key} needs M % ${k.BM}, N % ${k.BN}, K % 16 and strides % 16 = 0`);
   if (splitK > 1 && !sgSplitFits(s, splitK)) throw new RangeError(`matmul: ${k.key} cannot split K=${splitK} ways here`);
   if (splitK > 1 && s.half) throw new RangeError(`matmul: one pipeline cannot split K for an f16 output (its partial sums are f32)`);
-  recordSg(batch, { out: pipeline, partial: pipeline }, bufs, s, k, splitK, extra);
+  recordSg(batch, { out: pipeline, partial: pipeline }, bufs, s, k, splitK, epiloguePass(batch, bufs, s, epilogue), extra);
 }
 
-/** `out` writes C; `partial`, a K split's f32 partial sums (the same kernel unless C is f16). */
-function recordSg(batch: CommandBatch, pipes: { out: GPUComputePipeline; partial: GPUComputePipeline }, bufs: MatmulBuffers, s: Shape, config: SgKernel, splits: number, extra: Binding[] = []): void {
-  if (splits === 1) return dispatchSg(batch, pipes.out, bufs, s, config, extra);
-  // K split: slice i is batch item i of the K-major operands (offset i·K/splits rows), its partial
-  // product goes to the workspace with no epilogue, and the reduction applies it.
+/** Whether a product takes its epilogue as a pass of its own (MatmulOptions.epilogue 'pass'): only
+ *  where the kernel would stage it (an epilogue, or an f16 C) and its f32 workspace fits a binding. */
+function epiloguePass(batch: CommandBatch, bufs: MatmulBuffers, s: Shape, mode: SubgroupEpilogue): boolean {
+  const staged = s.half || epilogue(batch.device, bufs, s).flags !== 0;
+  return mode === 'pass' && staged && s.batch * s.M * s.N * 4 <= batch.device.limits.maxStorageBufferBindingSize;
+}
+
+/** `out` writes C; `partial`, f32 sums into a workspace (the same kernel unless C is f16), which the
+ *  reduction adds up and puts through the epilogue: for K splits, or with `pass` for one split. */
+function recordSg(batch: CommandBatch, pipes: { out: GPUComputePipeline; partial: GPUComputePipeline }, bufs: MatmulBuffers, s: Shape, config: SgKernel, splits: number, pass: boolean, extra: Binding[] = []): void {
+  if (splits === 1 && !pass) return dispatchSg(batch, pipes.out, bufs, s, config, extra);
+  // K split: slice i is batch item i of the K-major operands (offset i·K/splits rows). One split keeps
+  // the batch items. Either way the products go to the workspace with no epilogue, and the
+  // reduction applies it.
   const kChunk = s.K / splits;
-  const slices: Shape = { ...s, K: kChunk, batch: splits, sA: kChunk * s.M, sB: kChunk * s.N, sC: s.M * s.N, gelu: false, acc: false, half: false };
+  const plain = { gelu: false, acc: false, half: false, sC: s.M * s.N };
+  const slices: Shape = splits > 1 ? { ...s, ...plain, K: kChunk, batch: splits, sA: kChunk * s.M, sB: kChunk * s.N } : { ...s, ...plain };
   const ws = splitWorkspace(batch, s, splits);
   dispatchSg(batch, pipes.partial, { a: bufs.a, b: bufs.b, c: ws }, slices, config, extra);
   reduceSplits(batch, ws, bufs, s, splits);
@@ -659,7 +695,8 @@ function record(batch: CommandBatch, bufs: MatmulBuffers, s: Shape, prec: Matmul
   const t = p.kernel;
   if (t.sg) {
     const partial = sgPipeline(device, t, s.tA, s.tB);
-    return recordSg(batch, { out: s.half ? sgPipeline(device, t, s.tA, s.tB, true) : partial, partial }, bufs, s, t, p.splits);
+    const pass = p.splits === 1 && epiloguePass(batch, bufs, s, p.epilogue);
+    return recordSg(batch, { out: s.half && !pass ? sgPipeline(device, t, s.tA, s.tB, true) : partial, partial }, bufs, s, t, p.splits, pass);
   }
   const { flags, epi, dr, dw } = epilogue(device, bufs, s);
   const tilesM = Math.ceil(s.M / t.BM), tilesN = Math.ceil(s.N / t.BN);
@@ -835,7 +872,7 @@ async function runTune(device: GPUDevice, s0: Shape, prec: MatmulPrecision, key:
   const stamps = device.features.has('timestamp-query');
   const time = async (c: MatmulConfigName, reps: number) => {
     const kernel = kernelOf(c);
-    const p: Plan = { config: c, kernel, splits: planSplits(device, s, kernel.sg) };
+    const p: Plan = { config: c, kernel, splits: planSplits(device, s, kernel.sg), epilogue: 'fused' }; // a plain product: no epilogue
     if (stamps) {
       const prof = (cb.profiler = new KernelProfiler(device, Math.min(2048, reps * 2)));
       try {
@@ -966,6 +1003,7 @@ async function sgSelfCheck(device: GPUDevice, config: SubgroupConfigName | Subgr
   const sum32 = halfCompiles ? buf(n * 4) : undefined;
   const outs: GPUBuffer[] = [];
   const cb = new CommandBatch(device);
+  // each with the fused epilogue, the kernel's own code (a pass is the K splits' reduction)
   for (const tA of [false, true])
     for (const tB of [false, true])
       for (const withEp of [false, true])
@@ -973,7 +1011,7 @@ async function sgSelfCheck(device: GPUDevice, config: SubgroupConfigName | Subgr
           const c = buf(n * 4);
           const s = resolve({ M, N, K, batch, transA: tA, transB: tB, activation: withEp ? 'gelu' : 'none' });
           const keepsPre = withEp && !tA && tB && which === config;
-          record(cb, { a, b, c, ...(withEp ? { bias, residual } : {}), ...(keepsPre ? { preact: pre32 } : {}) }, s, 'f16', { config: which, kernel: kernelOf(which), splits: 1 });
+          record(cb, { a, b, c, ...(withEp ? { bias, residual } : {}), ...(keepsPre ? { preact: pre32 } : {}) }, s, 'f16', { config: which, kernel: kernelOf(which), splits: 1, epilogue: 'fused' });
           outs.push(c);
         }
   const f32Outs = outs.length;
@@ -981,10 +1019,10 @@ async function sgSelfCheck(device: GPUDevice, config: SubgroupConfigName | Subgr
     // pairs to compare: the f16 kernel's output with a residual, with GELU, its pre-activation, each beside its reference
     const halves = Array.from({ length: 6 }, () => buf(n * 2));
     const layer = (activation: 'none' | 'gelu', output: 'f32' | 'f16') => resolve({ M, N, K, batch, transB: true, activation, output });
-    record(cb, { a, b, c: sum32, bias, residual }, layer('none', 'f32'), 'f16', { config, kernel: k, splits: 1 });
-    record(cb, { a, b, c: halves[0], bias, residual }, layer('none', 'f16'), 'f16', { config, kernel: k, splits: 1 });
+    record(cb, { a, b, c: sum32, bias, residual }, layer('none', 'f32'), 'f16', { config, kernel: k, splits: 1, epilogue: 'fused' });
+    record(cb, { a, b, c: halves[0], bias, residual }, layer('none', 'f16'), 'f16', { config, kernel: k, splits: 1, epilogue: 'fused' });
     castF32ToF16(cb, sum32, halves[1], n);
-    record(cb, { a, b, c: halves[2], bias, preact: halves[4] }, layer('gelu', 'f16'), 'f16', { config, kernel: k, splits: 1 });
+    record(cb, { a, b, c: halves[2], bias, preact: halves[4] }, layer('gelu', 'f16'), 'f16', { config, kernel: k, splits: 1, epilogue: 'fused' });
     castF32ToF16(cb, pre32, halves[5], n);
     geluForward(cb, halves[5], halves[3], n, { input: 'f16', output: 'f16' });
     outs.push(...halves); // each in a slot of n f32 in the read buffer, half of it unused

@@ -20,6 +20,11 @@ export const f32OrF16 = (name: string) => (v: string): 'f32' | 'f16' => {
 };
 /** --precision: f32, or f16 for mixed precision (f16 matmul inputs). */
 export const precision = f32OrF16('--precision');
+/** --sg-epilogue: MatmulOptions.epilogue's modes. */
+export const sgEpilogue = (v: string): 'fused' | 'pass' => {
+  if (v !== 'fused' && v !== 'pass') throw new Error(`--sg-epilogue must be fused or pass, got '${v}'`);
+  return v;
+};
 /** --loss-scale's help, for every command that trains in mixed precision (values: engine/lossscale.ts parseLossScale). */
 export const LOSS_SCALE_HELP = 'loss scale: dynamic (from 2^16, or dynamic:<first>; an overflowed step is skipped and halves it, 2000 good ones double it) or a fixed x (default: dynamic with f16, 1 with f32)';
 /** prepare --reject: the quality issues that skip a record, or `none`. */

@@ -3,7 +3,7 @@
 // forward is X·Wᵀ, dX = dZ·W and dW = dZᵀ·X), the fused bias + GELU forward, a batched product and f16.
 import type { Engine } from '../../engine/engine.js';
 import type { Tensor } from '../../engine/tensor.js';
-import { matmul, matmulPlan, matmulTuneTimes, tuneMatmul, type MatmulDims } from '../../kernels/matmul.js';
+import { matmul, matmulPlan, matmulTuneTimes, tuneMatmul, type MatmulDims, type SubgroupEpilogue } from '../../kernels/matmul.js';
 import type { KernelCase, Scale } from '../harness.js';
 
 type Tf = typeof import('@tensorflow/tfjs');
@@ -13,6 +13,10 @@ interface Spec {
   dims: MatmulDims;
   /** bias + GELU epilogue (tfjs: matMul, add, and GELU composed from erf). */
   fused?: boolean;
+  /** bias + residual epilogue (a block's proj and fc2: x + (a·Wᵀ + b)); tfjs: matMul and two adds. */
+  residual?: boolean;
+  /** How a subgroup-matrix kernel applies the epilogue (MatmulOptions.epilogue). */
+  epilogue?: SubgroupEpilogue;
   f16?: boolean;
   /** K splits forced (a 'variant' row; matmul's own follow the shape). */
   splitK?: number;
@@ -71,9 +75,10 @@ function kernelCase(s: Spec): KernelCase {
       const size = (x: number[]) => x.reduce((p, q) => p * q, 1);
       const up = (shape: number[], seed: number) => operand(engine, size(shape), seed, !!s.f16);
       const a = up(sh.a, 1), b = up(sh.b, 2), c = engine.empty([size(sh.c)], s.dims.output ?? 'f32');
-      const bias = s.fused ? engine.upload(values(N, 3)) : undefined;
+      const bias = s.fused || s.residual ? engine.upload(values(N, 3)) : undefined;
+      const residual = s.residual ? engine.upload(values(size(sh.c), 4)) : undefined;
       // The tile choice for this shape class is settled (autotuned on a GPU) before the timing.
-      const opts = { precision, splitK: s.splitK } as const;
+      const opts = { precision, splitK: s.splitK, epilogue: s.epilogue } as const;
       const ready = tuneMatmul(engine.device, s.dims, { precision }).then(() => {
         const p = matmulPlan(engine.device, s.dims, opts);
         // Every candidate's tuning time, so one GPU run shows how far each tile config is from the winner.
@@ -83,21 +88,23 @@ function kernelCase(s: Spec): KernelCase {
       });
       return {
         ready,
-        run: () => matmul(engine.batch, { a: a.buffer, b: b.buffer, c: c.buffer, bias: bias?.buffer }, { ...s.dims, activation: s.fused ? 'gelu' : 'none' }, opts),
-        dispose: () => [a, b, c, bias].forEach((t) => t?.dispose()),
+        run: () => matmul(engine.batch, { a: a.buffer, b: b.buffer, c: c.buffer, bias: bias?.buffer, residual: residual?.buffer }, { ...s.dims, activation: s.fused ? 'gelu' : 'none' }, opts),
+        dispose: () => [a, b, c, bias, residual].forEach((t) => t?.dispose()),
       };
     },
     tfjs(tf: Tf) {
       // tfjs-backend-webgpu computes in f32 only: the f16 case's peer is the same product in f32.
       const a = tf.randomUniform(sh.a, -0.5, 0.5), b = tf.randomUniform(sh.b, -0.5, 0.5);
-      const bias = s.fused ? tf.randomUniform([N], -0.5, 0.5) : undefined;
+      const bias = s.fused || s.residual ? tf.randomUniform([N], -0.5, 0.5) : undefined;
+      const residual = s.residual ? tf.randomUniform(sh.c, -0.5, 0.5) : undefined;
       const { transA = false, transB = false } = s.dims;
       return {
         run: () => {
           const y = tf.matMul(a, b, transA, transB);
+          if (residual) return tf.add(tf.add(y, bias!), residual);
           return bias ? gelu(tf, tf.add(y, bias)) : y;
         },
-        dispose: () => tf.dispose([a, b, ...(bias ? [bias] : [])]),
+        dispose: () => tf.dispose([a, b, ...(bias ? [bias] : []), ...(residual ? [residual] : [])]),
       };
     },
   };
@@ -152,6 +159,19 @@ export function cases(scale: Scale): KernelCase[] {
           // fc1's forward as the model runs it, bias and GELU in the epilogue, with an f32 and an f16 C
           { name: 'f16 fc1 fwd+bias+gelu 25600x3072x768', dims: { M: 25600, N: 3072, K: 768, transB: true }, f16: true, fused: true },
           { name: 'variant f16 fc1 fwd+bias+gelu 25600x3072x768, f16 output', dims: { M: 25600, N: 3072, K: 768, transB: true, output: 'f16' }, f16: true, fused: true },
+          // proj's and fc2's forward as the model runs them: bias and the residual stream in the epilogue
+          { name: 'f16 proj fwd+bias+residual 25600x768x768', dims: { M: 25600, N: 768, K: 768, transB: true }, f16: true, residual: true },
+          { name: 'f16 fc2 fwd+bias+residual 25600x768x3072', dims: { M: 25600, N: 768, K: 3072, transB: true }, f16: true, residual: true },
+          // The model's forward products (all the above with an epilogue) ran ~80 TFLOP/s in an H200's f16
+          // step, half the plain products' rate: each with its epilogue as a pass of its own instead
+          ...(
+            [
+              ['f16 qkv fwd 25600x2304x768 A·Bᵀ, f16 output', { M: 25600, N: 2304, K: 768, transB: true, output: 'f16' }, {}],
+              ['f16 fc1 fwd+bias+gelu 25600x3072x768, f16 output', { M: 25600, N: 3072, K: 768, transB: true, output: 'f16' }, { fused: true }],
+              ['f16 proj fwd+bias+residual 25600x768x768', { M: 25600, N: 768, K: 768, transB: true }, { residual: true }],
+              ['f16 fc2 fwd+bias+residual 25600x768x3072', { M: 25600, N: 768, K: 3072, transB: true }, { residual: true }],
+            ] as const
+          ).map(([name, dims, epi]): Spec => ({ name: `variant ${name}, epilogue pass`, dims, f16: true, epilogue: 'pass', ...epi })),
         ]
       : [
           { name: 'matmul 256x256x256', dims: { M: 256, N: 256, K: 256 } },
@@ -160,6 +180,8 @@ export function cases(scale: Scale): KernelCase[] {
           { name: 'scores-ci 8x(100x100x32) A·Bᵀ', dims: { M: 100, N: 100, K: 32, batch: 8, transB: true } },
           { name: 'matmul f16 256x256x256', dims: { M: 256, N: 256, K: 256 }, f16: true },
           { name: 'variant matmul f16 256x256x256, f16 output', dims: { M: 256, N: 256, K: 256, output: 'f16' }, f16: true },
+          { name: 'variant matmul f16 256x256x256, f16 output, epilogue pass', dims: { M: 256, N: 256, K: 256, output: 'f16' }, f16: true, epilogue: 'pass' },
+          { name: 'f16 fc2-ci fwd+bias+residual 400x128x512', dims: { M: 400, N: 128, K: 512, transB: true }, f16: true, residual: true },
         ];
   return specs.map(kernelCase);
 }

@@ -6,6 +6,7 @@ import {
   matmulSpecFits,
   matmulTuneTimes,
   plainHalfOutputSlower,
+  setSubgroupEpilogue,
   SUBGROUP_CONFIGS,
   subgroupMatrixSource,
   subgroupMatrixSpelling,
@@ -20,6 +21,7 @@ import {
   type MatmulKernelSpec,
   type MatmulTileName,
   type SubgroupConfigName,
+  type SubgroupEpilogue,
   type SubgroupSpec,
   type TileSpec,
 } from '../../kernels/matmul.js';
@@ -40,6 +42,7 @@ const geluSlope = (x: number) => 0.5 * (1 + erf(x / Math.SQRT2)) + (x * Math.exp
 interface Case extends MatmulDims {
   config?: MatmulConfigName | MatmulKernelSpec;
   splitK?: number;
+  epilogue?: SubgroupEpilogue;
   f16?: boolean;
   bias?: boolean;
   residual?: boolean;
@@ -112,7 +115,9 @@ const rng = new Rng(20241011);
 /** Records the product; the default is `matmul` with the case's config. */
 type Launch = (bufs: MatmulBuffers, c: Case) => void;
 
-async function run(engine: Engine, c: Case, launch?: Launch): Promise<void> {
+/** Runs case `c` (inputs from `r`) and checks it against float64; resolves to C's bytes and the
+ *  pre-activation's, for comparing two runs of the same inputs. */
+async function run(engine: Engine, c: Case, launch?: Launch, r: Rng = rng): Promise<{ c: Uint8Array; pre?: Uint8Array }> {
   const { M, N, K } = c;
   const batch = c.batch ?? 1;
   const sA = c.strideA ?? M * K, sB = c.strideB ?? K * N, sC = c.strideC ?? M * N;
@@ -120,10 +125,10 @@ async function run(engine: Engine, c: Case, launch?: Launch): Promise<void> {
   const spanB = batch === 0 ? 0 : (batch - 1) * sB + K * N;
   const spanC = (batch - 1) * sC + M * N;
   const scale = c.scale ?? 1 / Math.sqrt(Math.max(1, K));
-  const a = randomArray(rng, Math.max(1, spanA), Math.sqrt(scale)), b = randomArray(rng, Math.max(1, spanB), Math.sqrt(scale));
-  const bias = c.bias ? randomArray(rng, N, 0.5) : undefined;
-  const residual = c.residual ? randomArray(rng, spanC) : undefined;
-  const c0 = c.accumulate ? randomArray(rng, spanC) : undefined;
+  const a = randomArray(r, Math.max(1, spanA), Math.sqrt(scale)), b = randomArray(r, Math.max(1, spanB), Math.sqrt(scale));
+  const bias = c.bias ? randomArray(r, N, 0.5) : undefined;
+  const residual = c.residual ? randomArray(r, spanC) : undefined;
+  const c0 = c.accumulate ? randomArray(r, spanC) : undefined;
   const made: Tensor[] = [];
   const keep = <T extends Tensor>(t: T) => (made.push(t), t);
   let ta: Tensor, tb: Tensor, ar = a, br = b;
@@ -151,7 +156,7 @@ async function run(engine: Engine, c: Case, launch?: Launch): Promise<void> {
   try {
     const bufs: MatmulBuffers = { a: ta.buffer, b: tb.buffer, c: tc.buffer, bias: tbias?.buffer, residual: tres?.buffer, preact: tp?.buffer };
     if (launch) launch(bufs, c);
-    else matmul(engine.batch, bufs, c, { precision: c.f16 ? 'f16' : 'f32', config: c.config, splitK: c.splitK });
+    else matmul(engine.batch, bufs, c, { precision: c.f16 ? 'f16' : 'f32', config: c.config, splitK: c.splitK, epilogue: c.epilogue });
     const read = async (t: Tensor) => (half ? Float32Array.from(new Uint16Array(await engine.readRaw(t), 0, spanC), fromF16) : engine.read(t));
     const got = await read(tc);
     const pre = tp ? await read(tp) : undefined;
@@ -186,6 +191,7 @@ async function run(engine: Engine, c: Case, launch?: Launch): Promise<void> {
       const bad = x.findIndex((v, i) => v !== y[i]);
       assert(bad < 0, `C ${what}: element ${bad} is ${x[bad]?.toString(16)}, the GELU of its f16 pre-activation ${y[bad]?.toString(16)}`);
     }
+    return { c: new Uint8Array(await engine.readRaw(tc)), pre: tp ? new Uint8Array(await engine.readRaw(tp)) : undefined };
   } finally {
     made.forEach((t) => t.dispose());
   }
@@ -403,7 +409,7 @@ describe('kernels/matmul', function () {
       if (bk && config !== 'subgroup-matrix') assert(subgroupStagedBytes(config, bk) <= room, `${config} fits ${room} B with K steps of ${bk}`);
       for (const c of SG_CASES(config).filter(covered)) {
         const emu = emulatedSubgroupKernel(engine.device, config, 32, !!c.transA, !!c.transB, bk, undefined, c.output);
-        await run(engine, c, (bufs) => emu.record(engine.batch, bufs, c, c.splitK));
+        await run(engine, c, (bufs) => emu.record(engine.batch, bufs, c, { splitK: c.splitK }));
       }
     }
     // Kernels given by their parameters (the cases without transposes): a staged one of 2 subgroups
@@ -412,7 +418,7 @@ describe('kernels/matmul', function () {
     for (const spec of SG_SPECS)
       for (const c of SG_CASES(spec).filter((c) => c.transA === c.transB && (!(c.transA || c.output) || spec.buffers === 2))) {
         const emu = emulatedSubgroupKernel(engine.device, spec, 32, !!c.transA, !!c.transB, undefined, undefined, c.output);
-        await run(engine, c, (bufs) => emu.record(engine.batch, bufs, c, c.splitK));
+        await run(engine, c, (bufs) => emu.record(engine.batch, bufs, c, { splitK: c.splitK }));
       }
   });
 
@@ -497,6 +503,78 @@ describe('kernels/matmul', function () {
     // the tiled kernels stage every C alike: an f16 one is never the slower (shapes no subgroup kernel takes)
     for (const precision of ['f32', 'f16'] as const)
       assert(!plainHalfOutputSlower(engine.device, { M: 97, N: 84, K: 61 }, { precision }), `a ${precision} tiled product writes f16 as cheaply`);
+  });
+
+  it("the epilogue as a pass of its own (epilogue 'pass'): the fused epilogue's bits in two dispatches, batch items kept apart; tiled kernels take no pass", async function () {
+    if (!engine.device.features.has('shader-f16')) this.skip(); // the subgroup kernels (and their emulation) read f16
+    this.timeout(300_000);
+    // the real direct kernel where the device has subgroup matrices, else its emulation (1 s to compile)
+    const real = matmulConfigs(engine.device, 'f16').includes('subgroup-matrix') && (await checkSubgroupMatrix(engine.device, 'subgroup-matrix'));
+    const launch = (c: Case, epilogue?: SubgroupEpilogue): Launch | undefined => {
+      if (real) return undefined; // run()'s matmul, with c.config and c.epilogue
+      // the pass runs the f32 build (its fragments stored plain), whatever C's type
+      const emu = emulatedSubgroupKernel(engine.device, 'subgroup-matrix', 32, !!c.transA, !!c.transB, undefined, undefined, epilogue === 'pass' ? 'f32' : c.output);
+      return (bufs) => emu.record(engine.batch, bufs, c, { epilogue });
+    };
+    const config = 'subgroup-matrix';
+    const cases: Case[] = [
+      // the products that stage an epilogue: f32 C with bias, GELU, residual and preact, accumulate, f16 C
+      ...SG_CASES(config).filter((c) => !c.splitK && (c.bias || c.output)),
+      // batch items with gaps between them in A and C: the workspace holds them dense, the pass puts them apart
+      { M: 128, N: 128, K: 48, batch: 2, strideA: 128 * 48 + 16, strideC: 128 * 128 + 32, bias: true, residual: true, config, f16: true },
+      { M: 64, N: 64, K: 32, batch: 3, strideC: 64 * 64 + 64, transB: true, output: 'f16', config, f16: true },
+    ];
+    const sameBits = (x: Uint8Array | undefined, y: Uint8Array | undefined, what: string) => {
+      assert(!!x === !!y && (!x || x.length === y!.length), `${what}: both runs wrote it`);
+      const bad = x ? x.findIndex((v, i) => v !== y![i]) : -1;
+      assert(bad < 0, `${what}: byte ${bad} differs between the fused epilogue and the pass`);
+    };
+    const twice = async (c: Case, modes: [SubgroupEpilogue | undefined, SubgroupEpilogue | undefined], launchOf: (epilogue?: SubgroupEpilogue) => Launch | undefined) => {
+      const out: { bits: { c: Uint8Array; pre?: Uint8Array }; dispatches: number }[] = [];
+      for (const epilogue of modes) {
+        const before = engine.batch.dispatchesRecorded;
+        const bits = await run(engine, { ...c, epilogue }, launchOf(epilogue), new Rng(7)); // the same inputs both times
+        out.push({ bits, dispatches: engine.batch.dispatchesRecorded - before });
+      }
+      return out;
+    };
+    for (const c of cases) {
+      const [fused, pass] = await twice(c, ['fused', 'pass'], (e) => launch(c, e));
+      const what = JSON.stringify(c);
+      assert(pass.dispatches === fused.dispatches + 1, `${what}: the pass is a dispatch of its own (${fused.dispatches} fused, ${pass.dispatches} with the pass)`);
+      sameBits(fused.bits.c, pass.bits.c, `C ${what}`);
+      sameBits(fused.bits.pre, pass.bits.pre, `preact ${what}`);
+    }
+    // setSubgroupEpilogue sets the default that products which do not say take
+    const c = cases[0]; // an f32 C: the emulated kernel's one build serves the pass and the fused epilogue
+    assert(c.output !== 'f16' && !!c.bias, 'the default is tried on a product with an f32 C and an epilogue');
+    setSubgroupEpilogue('pass');
+    try {
+      const [chosen, told] = await twice(c, [undefined, 'fused'], (e) => launch(c, e));
+      assert(chosen.dispatches === told.dispatches + 1, `the default 'pass' is taken where a product does not say (${chosen.dispatches} against ${told.dispatches} dispatches)`);
+    } finally {
+      setSubgroupEpilogue('fused');
+    }
+    // tiled kernels stage every C already: 'pass' changes nothing there, a dispatch and bits alike
+    for (const t of [{ M: 37, N: 30, K: 19, bias: true, activation: 'gelu', residual: true, preact: true }, { M: 9, N: 14, K: 33, bias: true, output: 'f16', f16: true }] as Case[]) {
+      const [fused, pass] = await twice(t, ['fused', 'pass'], () => undefined);
+      assert(pass.dispatches === fused.dispatches, `${JSON.stringify(t)}: a tiled product takes no pass`);
+      sameBits(fused.bits.c, pass.bits.c, `tiled C ${JSON.stringify(t)}`);
+    }
+    const x = engine.empty([64]), y = engine.empty([64]);
+    try {
+      for (const bad of [() => matmul(engine.batch, { a: x.buffer, b: x.buffer, c: y.buffer }, { M: 8, N: 8, K: 1 }, { epilogue: 'staged' as SubgroupEpilogue }), () => setSubgroupEpilogue('staged' as SubgroupEpilogue)]) {
+        let msg = '';
+        try {
+          bad();
+        } catch (e) {
+          msg = (e as Error).message;
+        }
+        assert(/epilogue.*'fused' or 'pass', got 'staged'/i.test(msg), `expected a clear error, got '${msg}'`);
+      }
+    } finally {
+      [x, y].forEach((t) => t.dispose());
+    }
   });
 
   it('autotune: picks a config this device runs, and matmul then uses it', async () => {

@@ -15,7 +15,7 @@
 //    its JIT time;
 //  - every call is inlined, so runs of calls become loops over tables (see emulateSubgroupMatrix).
 import { getPipeline, type CommandBatch } from '../../kernels/runtime.js';
-import { recordSubgroupMatrix, subgroupMatrixSource, type MatmulBuffers, type MatmulDims, type SgSpelling, type SubgroupConfigName, type SubgroupSpec } from '../../kernels/matmul.js';
+import { recordSubgroupMatrix, subgroupMatrixSource, type MatmulBuffers, type MatmulDims, type SgSpelling, type SubgroupConfigName, type SubgroupEpilogue, type SubgroupSpec } from '../../kernels/matmul.js';
 
 const at = (i: string, j: string) => `select(off + ${i} * stride + ${j}, off + ${j} * stride + ${i}, colMajor)`;
 const slot = (s: string, i: string) => `smS[smBase + ${s} + ${i}]`;
@@ -115,7 +115,7 @@ export function emulateSubgroupMatrix(wgsl: string, sg: number): { code: string;
 
 export interface EmulatedSubgroupKernel {
   /** Records the emulated kernel like recordSubgroupMatrix, with a scratch for its fragments. */
-  record(batch: CommandBatch, bufs: MatmulBuffers, dims: MatmulDims, splitK?: number): void;
+  record(batch: CommandBatch, bufs: MatmulBuffers, dims: MatmulDims, opts?: { splitK?: number; epilogue?: SubgroupEpilogue }): void;
 }
 
 /** The emulated kernel of `config`, built as if the subgroup size were `sg` (a staged kernel stepping K by `bk`),
@@ -124,11 +124,11 @@ export function emulatedSubgroupKernel(device: GPUDevice, config: SubgroupConfig
   const { code, slots } = emulateSubgroupMatrix(subgroupMatrixSource(config, sg, tA, tB, bk, spelling, output), sg);
   const pipeline = getPipeline(device, `emulated_${JSON.stringify(config)}_sg${sg}_t${+tA}${+tB}_k${bk ?? ''}_${spelling}_${output}`, () => code);
   return {
-    record(batch, bufs, dims, splitK = 1) {
+    record(batch, bufs, dims, opts = {}) {
       // Every subgroup owns at least one 16×16 block of the output (of each batch item or K slice).
-      const outputs = dims.M * dims.N * (dims.batch ?? 1) * splitK;
+      const outputs = dims.M * dims.N * (dims.batch ?? 1) * (opts.splitK ?? 1);
       const scratch = device.createBuffer({ size: (outputs / 256) * slots * 1024, usage: GPUBufferUsage.STORAGE });
-      recordSubgroupMatrix(batch, pipeline, bufs, dims, config, splitK, [scratch]);
+      recordSubgroupMatrix(batch, pipeline, bufs, dims, config, opts, [scratch]);
       batch.onSubmit(() => scratch.destroy());
     },
   };
