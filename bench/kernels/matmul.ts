@@ -159,8 +159,10 @@ export function cases(scale: Scale): KernelCase[] {
           // fc1's forward as the model runs it, bias and GELU in the epilogue, with an f32 and an f16 C
           { name: 'f16 fc1 fwd+bias+gelu 25600x3072x768', dims: { M: 25600, N: 3072, K: 768, transB: true }, f16: true, fused: true },
           { name: 'variant f16 fc1 fwd+bias+gelu 25600x3072x768, f16 output', dims: { M: 25600, N: 3072, K: 768, transB: true, output: 'f16' }, f16: true, fused: true },
-          // proj's and fc2's forward as the model runs them: bias and the residual stream in the epilogue
+          // proj's and fc2's forward plain, and as the model runs them: bias and the residual stream in the epilogue
+          { name: 'f16 proj fwd 25600x768x768 A·Bᵀ', dims: { M: 25600, N: 768, K: 768, transB: true }, f16: true },
           { name: 'f16 proj fwd+bias+residual 25600x768x768', dims: { M: 25600, N: 768, K: 768, transB: true }, f16: true, residual: true },
+          { name: 'f16 fc2 fwd 25600x768x3072 A·Bᵀ', dims: { M: 25600, N: 768, K: 3072, transB: true }, f16: true },
           { name: 'f16 fc2 fwd+bias+residual 25600x768x3072', dims: { M: 25600, N: 768, K: 3072, transB: true }, f16: true, residual: true },
           // The model's forward products (all the above with an epilogue) ran ~80 TFLOP/s in an H200's f16
           // step, half the plain products' rate: each with its epilogue as a pass of its own instead
