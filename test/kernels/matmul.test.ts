@@ -197,6 +197,24 @@ async function run(engine: Engine, c: Case, launch?: Launch, r: Rng = rng): Prom
   }
 }
 
+/** Asserts that two runs wrote the same bytes (or that neither wrote it). */
+function sameBits(x: Uint8Array | undefined, y: Uint8Array | undefined, what: string): void {
+  assert(!!x === !!y && (!x || x.length === y!.length), `${what}: both runs wrote it`);
+  const bad = x ? x.findIndex((v, i) => v !== y![i]) : -1;
+  assert(bad < 0, `${what}: byte ${bad} differs between the fused epilogue and the pass`);
+}
+
+/** Runs case `c` once per epilogue mode on the same inputs: the bytes each wrote and its dispatches. */
+async function runTwice(engine: Engine, c: Case, modes: [SubgroupEpilogue | undefined, SubgroupEpilogue | undefined], launchOf: (epilogue?: SubgroupEpilogue) => Launch | undefined) {
+  const out: { bits: { c: Uint8Array; pre?: Uint8Array }; dispatches: number }[] = [];
+  for (const epilogue of modes) {
+    const before = engine.batch.dispatchesRecorded;
+    const bits = await run(engine, { ...c, epilogue }, launchOf(epilogue), new Rng(7));
+    out.push({ bits, dispatches: engine.batch.dispatchesRecorded - before });
+  }
+  return out;
+}
+
 const TRANS: [boolean, boolean][] = [
   [false, false],
   [false, true],
@@ -505,7 +523,7 @@ describe('kernels/matmul', function () {
       assert(!plainHalfOutputSlower(engine.device, { M: 97, N: 84, K: 61 }, { precision }), `a ${precision} tiled product writes f16 as cheaply`);
   });
 
-  it("the epilogue as a pass of its own (epilogue 'pass'): the fused epilogue's bits in two dispatches, batch items kept apart; tiled kernels take no pass", async function () {
+  it("the epilogue as a pass of its own (epilogue 'pass'): the fused epilogue's bits in two dispatches, batch items kept apart, the default setSubgroupEpilogue sets", async function () {
     if (!engine.device.features.has('shader-f16')) this.skip(); // the subgroup kernels (and their emulation) read f16
     this.timeout(300_000);
     // the real direct kernel where the device has subgroup matrices, else its emulation (1 s to compile)
@@ -524,22 +542,8 @@ describe('kernels/matmul', function () {
       { M: 128, N: 128, K: 48, batch: 2, strideA: 128 * 48 + 16, strideC: 128 * 128 + 32, bias: true, residual: true, config, f16: true },
       { M: 64, N: 64, K: 32, batch: 3, strideC: 64 * 64 + 64, transB: true, output: 'f16', config, f16: true },
     ];
-    const sameBits = (x: Uint8Array | undefined, y: Uint8Array | undefined, what: string) => {
-      assert(!!x === !!y && (!x || x.length === y!.length), `${what}: both runs wrote it`);
-      const bad = x ? x.findIndex((v, i) => v !== y![i]) : -1;
-      assert(bad < 0, `${what}: byte ${bad} differs between the fused epilogue and the pass`);
-    };
-    const twice = async (c: Case, modes: [SubgroupEpilogue | undefined, SubgroupEpilogue | undefined], launchOf: (epilogue?: SubgroupEpilogue) => Launch | undefined) => {
-      const out: { bits: { c: Uint8Array; pre?: Uint8Array }; dispatches: number }[] = [];
-      for (const epilogue of modes) {
-        const before = engine.batch.dispatchesRecorded;
-        const bits = await run(engine, { ...c, epilogue }, launchOf(epilogue), new Rng(7)); // the same inputs both times
-        out.push({ bits, dispatches: engine.batch.dispatchesRecorded - before });
-      }
-      return out;
-    };
     for (const c of cases) {
-      const [fused, pass] = await twice(c, ['fused', 'pass'], (e) => launch(c, e));
+      const [fused, pass] = await runTwice(engine, c, ['fused', 'pass'], (e) => launch(c, e));
       const what = JSON.stringify(c);
       assert(pass.dispatches === fused.dispatches + 1, `${what}: the pass is a dispatch of its own (${fused.dispatches} fused, ${pass.dispatches} with the pass)`);
       sameBits(fused.bits.c, pass.bits.c, `C ${what}`);
@@ -550,14 +554,18 @@ describe('kernels/matmul', function () {
     assert(c.output !== 'f16' && !!c.bias, 'the default is tried on a product with an f32 C and an epilogue');
     setSubgroupEpilogue('pass');
     try {
-      const [chosen, told] = await twice(c, [undefined, 'fused'], (e) => launch(c, e));
+      const [chosen, told] = await runTwice(engine, c, [undefined, 'fused'], (e) => launch(c, e));
       assert(chosen.dispatches === told.dispatches + 1, `the default 'pass' is taken where a product does not say (${chosen.dispatches} against ${told.dispatches} dispatches)`);
     } finally {
       setSubgroupEpilogue('fused');
     }
-    // tiled kernels stage every C already: 'pass' changes nothing there, a dispatch and bits alike
-    for (const t of [{ M: 37, N: 30, K: 19, bias: true, activation: 'gelu', residual: true, preact: true }, { M: 9, N: 14, K: 33, bias: true, output: 'f16', f16: true }] as Case[]) {
-      const [fused, pass] = await twice(t, ['fused', 'pass'], () => undefined);
+  });
+
+  it("epilogue 'pass' on tiled kernels: nothing changes, they stage every C already (a dispatch and the bits alike); bad modes are refused", async () => {
+    const f16 = engine.device.features.has('shader-f16');
+    const tiled: Case[] = [{ M: 37, N: 30, K: 19, bias: true, activation: 'gelu', residual: true, preact: true }, ...(f16 ? [{ M: 9, N: 14, K: 33, bias: true, output: 'f16', f16: true } as Case] : [])];
+    for (const t of tiled) {
+      const [fused, pass] = await runTwice(engine, t, ['fused', 'pass'], () => undefined);
       assert(pass.dispatches === fused.dispatches, `${JSON.stringify(t)}: a tiled product takes no pass`);
       sameBits(fused.bits.c, pass.bits.c, `tiled C ${JSON.stringify(t)}`);
     }
