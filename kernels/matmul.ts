@@ -369,8 +369,13 @@ export function setMatmulAutotune(on: boolean): void {
 let sgEpilogueDefault: SubgroupEpilogue = 'fused';
 /** The subgroup-matrix kernels' epilogue where MatmulOptions.epilogue does not say (see there). */
 export function setSubgroupEpilogue(mode: SubgroupEpilogue): void {
-  if (mode !== 'fused' && mode !== 'pass') throw new RangeError(`setSubgroupEpilogue: mode must be 'fused' or 'pass', got '${mode}'`);
-  sgEpilogueDefault = mode;
+  sgEpilogueDefault = epilogueMode('setSubgroupEpilogue', mode);
+}
+
+/** `mode`, or a RangeError naming `who` where it is not one. */
+function epilogueMode(who: string, mode: SubgroupEpilogue): SubgroupEpilogue {
+  if (mode !== 'fused' && mode !== 'pass') throw new RangeError(`${who}: epilogue must be 'fused' or 'pass', got '${mode}'`);
+  return mode;
 }
 
 function tileFits(device: GPUDevice, k: TiledKernel): boolean {
@@ -603,8 +608,7 @@ function plan(device: GPUDevice, s: Shape, prec: MatmulPrecision, opts: MatmulOp
   const kernel = kernelOf(config);
   if (kernel.sg && opts.splitK !== undefined && opts.splitK > 1 && !sgSplitFits(s, opts.splitK))
     throw new RangeError(`matmul: the subgroup-matrix kernels split K only for Aᵀ·B, batch 1, and K a multiple of 16 × splits (K=${s.K}, splitK=${opts.splitK})`);
-  const epilogue = opts.epilogue ?? sgEpilogueDefault;
-  if (epilogue !== 'fused' && epilogue !== 'pass') throw new RangeError(`matmul: epilogue must be 'fused' or 'pass', got '${epilogue}'`);
+  const epilogue = epilogueMode('matmul', opts.epilogue ?? sgEpilogueDefault);
   return { config, kernel, splits: opts.splitK ?? planSplits(device, s, kernel.sg), epilogue };
 }
 
@@ -660,7 +664,7 @@ export function recordSubgroupMatrix(
 ): void {
   const s = resolve(dims);
   const k = sgKernelOf(config);
-  const { splitK = 1, epilogue = sgEpilogueDefault } = opts;
+  const splitK = opts.splitK ?? 1, epilogue = epilogueMode('recordSubgroupMatrix', opts.epilogue ?? sgEpilogueDefault);
   checkBuffers(bufs, s, 'f16');
   if (!subgroupFits(s, k)) throw new RangeError(`matmul: ${k.key} needs M % ${k.BM}, N % ${k.BN}, K % 16 and strides % 16 = 0`);
   if (splitK > 1 && !sgSplitFits(s, splitK)) throw new RangeError(`matmul: ${k.key} cannot split K=${splitK} ways here`);
