@@ -18,10 +18,11 @@
 #   the missed goals:     bash bench/gpu.sh goals (fp32 4096³ and LayerNorm fwd+bwd with what bears on
 #                         them, and the f16 step, with and without recomputed activations and with
 #                         pretraining's drop-path, and encoder, each also with the matmul epilogues as
-#                         passes; its limits add up to 800 s, past the 600 s a call may run: choose
+#                         passes; its limits add up to 870 s, past the 600 s a call may run: choose
 #                         with PARTS; the epilogue question alone, with the cast row, is
 #                         PARTS=info,kernels-f16-fwd,kernels-rows,step-f16,embed-f16 (the four f16
-#                         steps and both encoders; limits 415 s)
+#                         steps and both encoders; limits 415 s); stream-K against the 4096³ goal,
+#                         checked, then timed: PARTS=info,stream-K,kernels-4096 (limits 160 s)
 #   f16 matmul only:      bash bench/gpu.sh f16 (~2 min on an H200, its limits add up to 290 s: its
 #                         tests, its rows with and without Dawn's checks, a 40 s f16 sweep)
 #   pipeline statistics:  bash bench/gpu.sh pipeline-stats   (registers per thread of every kernel
@@ -165,12 +166,16 @@ kernel_parts() {
 # profiles).
 goal_parts() {
   # the dry run has no 4096³ or encoder case: its matmul and attention rows all run instead
-  local scale=full save=--save sweep=(--budget-s ${SWEEP_S:-40} --layers 0) only=(--only 4096) att=(--only encoder) model=(--preset base --batch 64)
+  local scale=full save=--save sweep=(--budget-s ${SWEEP_S:-40} --layers 0) only=(--only '4096|stream-K') att=(--only encoder) model=(--preset base --batch 64)
   [ "$quick" = --quick ] && { scale=ci; save=; sweep=(--shape 128x128x128 --limit 8 --layers 0); only=(); att=(); model=(--preset tiny --batch 4); }
   part info 30 $kit/cli.mjs info
   # 110 s ran out in the matmul tests on an H200 (2026-11-28, 99 passed by then)
   ECG_BUILD_DIR=$kit part "tests kernels/" 170 $kit/test.mjs --node-only --grep kernels/
-  part kernels-4096 60 $kit/main.mjs kernels --scale $scale --group matmul "${only[@]}" $save
+  # stream-K's tests alone (also in the kernel tests above), for a call that leaves those out
+  ECG_BUILD_DIR=$kit part "tests stream-K" 40 $kit/test.mjs --node-only --grep stream-K
+  # with stream-K on 132 workgroups (the tuned config, xlarge16 and xtall16, each beside its unsplit
+  # row; proj's and fc2's forward): if it wins 4096³, where its last wave of tiles idles the card
+  part kernels-4096 90 $kit/main.mjs kernels --scale $scale --group matmul "${only[@]}" $save
   # The model's f16 forward products, each with its epilogue fused (the default) and as a pass of its
   # own (epilogue 'pass'), beside the plain products of those shapes: the forward's products ran at
   # half the plain ones' rate in stop 32's step. Also qkv's f16 C against f32 and the 'cast f32→f16'

@@ -24,14 +24,23 @@ const GROUP = 8; // tile rows that walk N together, so their B panels are shared
 function tileOrigin(BM: number, BN: number): string {
   return `  let pid = wid.y * nwg.x + wid.x;
   if (pid >= p.tilesM * p.tilesN) { return; }
-  // Groups of ${GROUP} tile rows sweep N together, so concurrently running workgroups share B panels in L2.
+${tileCoords(BM, BN, 'pid')}`;
+}
+
+/** WGSL: the origin (m0, n0) of output tile `index` (< p.tilesM·p.tilesN) in the grouped order. */
+function tileCoords(BM: number, BN: number, index: string): string {
+  return `  // Groups of ${GROUP} tile rows sweep N together, so concurrently running workgroups share B panels in L2.
   let width = ${GROUP}u * p.tilesN;
-  let first = (pid / width) * ${GROUP}u;
+  let first = (${index} / width) * ${GROUP}u;
   let rows = min(p.tilesM - first, ${GROUP}u);
-  let r = pid % width;
+  let r = ${index} % width;
   let m0 = (first + r % rows) * ${BM}u;
   let n0 = (r / rows) * ${BN}u;`;
 }
+
+/** WGSL of stream-K's bound(w): the first k-iteration of workgroup w, out of I = wgs·skQ + skR shared
+ *  evenly (as w·I/wgs, without its overflow) among p.wgs workgroups. */
+const STREAM_K_BOUND = `fn skBound(w: u32) -> u32 { return w * p.skQ + (w * p.skR) / p.wgs; }`;
 
 // Epilogue flags, a uniform: one pipeline serves every epilogue (and the split-K partial pass, which
 // has none), so a model compiles a handful of pipelines rather than one per combination.
@@ -122,10 +131,14 @@ export interface TiledVariant {
   layout?: { tA: boolean; tB: boolean };
   /** C written as f16 bits (epilogueSource's `half`), always through the epilogue. */
   half?: boolean;
+  /** Stream-K: p.wgs workgroups share the product's k-iterations (tiles × K steps, batch items
+   *  included) evenly; each writes the tiles it covers whole to C, and its partial ones (at most two) to
+   *  the workspace, where streamFixupSource's pass adds them up. */
+  streamK?: boolean;
 }
 
 export const tiledKey = (v: TiledVariant) =>
-  `matmul_${v.tile.key}_${v.prec}_v${+v.vec}${v.cpu ? '_cpu' : ''}${v.layout ? `_t${+v.layout.tA}${+v.layout.tB}` : ''}${v.half ? '_h' : ''}`;
+  `matmul_${v.tile.key}_${v.prec}_v${+v.vec}${v.cpu ? '_cpu' : ''}${v.layout ? `_t${+v.layout.tA}${+v.layout.tB}` : ''}${v.half ? '_h' : ''}${v.streamK ? '_sk' : ''}`;
 
 /**
  * WGSL for one operand's BK-slice: global → registers (`load`, predicated on the matrix bounds) and
@@ -229,34 +242,11 @@ export function tiledSource(v: TiledVariant): string {
     stage.push(`${q === 0 ? '' : 'else '}if (q == ${q}u) { ${writes} }`);
   }
   const putCall = v.vec ? `put((cOff + m * p.N + n) / 4u, n / 4u, As[e]);` : `put4(cOff + m * p.N + n, n, As[e]);`;
-
-  return /* wgsl */ `${inT === 'f16' ? 'enable f16;\n' : ''}
-struct P { M: u32, N: u32, K: u32, sA: u32, sB: u32, sC: u32, tilesM: u32, tilesN: u32, batch: u32, kChunk: u32, tA: u32, tB: u32, flags: u32, bk: u32, one: u32 }
-@group(0) @binding(0) var<storage, read> A: array<${v.vec ? `vec4<${inT}>` : inT}>;
-@group(0) @binding(1) var<storage, read> B: array<${v.vec ? `vec4<${inT}>` : inT}>;
-@group(0) @binding(2) var<storage, read_write> C: array<${v.vec ? outType(T, !!v.half) : v.half ? 'u32' : 'f32'}>;
-@group(0) @binding(6) var<uniform> p: P;
-${epilogueSource(T, 3, !v.vec, v.half)}
-// Double-buffered k-major tiles: As[buf][k][m], Bs[buf][k][n], in vec4 units.
-var<workgroup> As: array<vec4<f32>, ${(2 * BK * BM) / 4}>;
-var<workgroup> Bs: array<vec4<f32>, ${(2 * BK * BN) / 4}>;
-
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-${tileOrigin(BM, BN)}
-  // z = split · batch + item; with a K split, C is the workspace and cOff selects the split's slab.
-  let item = wid.z % p.batch;
-  let kBeg = (wid.z / p.batch) * p.kChunk;
-  let kEnd = min(p.K, kBeg + p.kChunk);
-  let aOff = item * p.sA;
-  let bOff = item * p.sB;
-  let cOff = wid.z * p.sC;
-  // Layouts: A is [M, K] (contiguous along k) unless transposed; B is [K, N] unless transposed.
-  ${kc ? `const kcA = ${kc.A};\n  const kcB = ${kc.B};` : `let kcA = p.tA == 0u;\n  let kcB = p.tB != 0u;`}
-  let sdA = select(1u, p.K, kcA); let skA = select(p.M, 1u, kcA);
-  let sdB = select(1u, p.K, kcB); let skB = select(p.N, 1u, kcB);
-  ${threadPosition(TX, LX)}
-  ${accs.join('\n  ')}
+  const sk = !!v.streamK;
+  // A stream-K workgroup writes a tile it covered in part to its workspace slot, epilogue-free.
+  const write = sk ? `if (full) { if (m < p.M && n < p.N) { ${putCall} } } else { ws[wsOff + lr * ${BN / 4}u + e % ${BN / 4}u] = As[e]; }` : `if (m < p.M && n < p.N) { ${putCall} }`;
+  // One output tile (m0, n0) over k in [kBeg, kEnd), with operand offsets aOff, bOff and C's cOff.
+  const tile = `${accs.join('\n  ')}
   ${ca.regs}
   ${cb.regs}
   let nT = (max(kEnd, kBeg) - kBeg + ${BK - 1}u) / ${BK}u;
@@ -286,11 +276,108 @@ ${tileOrigin(BM, BN)}
     ${stage.join('\n    ')}
     workgroupBarrier();
     for (var e = lid; e < ${(TY * BN) / 4}u; e += ${WG}u) {
-      let m = m0 + (q / 4u) * ${TY * 4}u + (e / ${BN / 4}u) * 4u + q % 4u;
+      let lr = (q / 4u) * ${TY * 4}u + (e / ${BN / 4}u) * 4u + q % 4u;
+      let m = m0 + lr;
       let n = n0 + (e % ${BN / 4}u) * 4u;
-      if (m < p.M && n < p.N) { ${putCall} }
+      ${write}
     }
     workgroupBarrier();
+  }`;
+  // Layouts: A is [M, K] (contiguous along k) unless transposed; B is [K, N] unless transposed.
+  const layout = `${kc ? `const kcA = ${kc.A};\n  const kcB = ${kc.B};` : `let kcA = p.tA == 0u;\n  let kcB = p.tB != 0u;`}
+  let sdA = select(1u, p.K, kcA); let skA = select(p.M, 1u, kcA);
+  let sdB = select(1u, p.K, kcB); let skB = select(p.N, 1u, kcB);
+  ${threadPosition(TX, LX)}`;
+  const main = sk
+    ? `  // Workgroup w takes k-iterations [skBound(w), skBound(w + 1)) of the product's tiles × K steps, as
+  // segments of whole tiles' K ranges; the tiles it starts and ends inside go to its two slots.
+  ${layout}
+  let w = wid.x;
+  let kIters = (p.K + ${BK - 1}u) / ${BK}u;
+  let tiles = p.tilesM * p.tilesN;
+  var it = skBound(w);
+  let itEnd = skBound(w + 1u);
+  let firstTile = it / kIters;
+  loop {
+    if (it >= itEnd) { break; }
+    let g = it / kIters;
+    let kb = it - g * kIters;
+    let ke = min(kIters, kb + itEnd - it);
+    let item = g / tiles;
+  ${tileCoords(BM, BN, 'g % tiles')}
+    let kBeg = kb * ${BK}u;
+    let kEnd = min(p.K, ke * ${BK}u);
+    let aOff = item * p.sA;
+    let bOff = item * p.sB;
+    let cOff = item * p.sC;
+    let full = kb == 0u && ke == kIters;
+    let wsOff = (2u * w + select(1u, 0u, g == firstTile)) * ${(BM * BN) / 4}u;
+    ${tile}
+    it += ke - kb;
+  }`
+    : `${tileOrigin(BM, BN)}
+  // z = split · batch + item; with a K split, C is the workspace and cOff selects the split's slab.
+  let item = wid.z % p.batch;
+  let kBeg = (wid.z / p.batch) * p.kChunk;
+  let kEnd = min(p.K, kBeg + p.kChunk);
+  let aOff = item * p.sA;
+  let bOff = item * p.sB;
+  let cOff = wid.z * p.sC;
+  ${layout}
+  ${tile}`;
+
+  return /* wgsl */ `${inT === 'f16' ? 'enable f16;\n' : ''}
+struct P { M: u32, N: u32, K: u32, sA: u32, sB: u32, sC: u32, tilesM: u32, tilesN: u32, batch: u32, kChunk: u32, tA: u32, tB: u32, flags: u32, bk: u32, one: u32${sk ? ', wgs: u32, skQ: u32, skR: u32' : ''} }
+@group(0) @binding(0) var<storage, read> A: array<${v.vec ? `vec4<${inT}>` : inT}>;
+@group(0) @binding(1) var<storage, read> B: array<${v.vec ? `vec4<${inT}>` : inT}>;
+@group(0) @binding(2) var<storage, read_write> C: array<${v.vec ? outType(T, !!v.half) : v.half ? 'u32' : 'f32'}>;
+${sk ? `@group(0) @binding(6) var<storage, read_write> ws: array<vec4<f32>>;\n@group(0) @binding(7) var<uniform> p: P;\n${STREAM_K_BOUND}` : '@group(0) @binding(6) var<uniform> p: P;'}
+${epilogueSource(T, 3, !v.vec, v.half)}
+// Double-buffered k-major tiles: As[buf][k][m], Bs[buf][k][n], in vec4 units.
+var<workgroup> As: array<vec4<f32>, ${(2 * BK * BM) / 4}>;
+var<workgroup> Bs: array<vec4<f32>, ${(2 * BK * BN) / 4}>;
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+${main}
+}`;
+}
+
+/** Stream-K's second pass (TiledVariant.streamK): one workgroup per boundary j between workgroups
+ *  j - 1 and j; where it falls inside a tile, and is that tile's first, it adds up the tile's partial
+ *  sums from the slots of the workgroups that covered it, in their order, and puts them through the
+ *  epilogue. `vec`, `half` as the product's tiled kernel. */
+export function streamFixupSource(BM: number, BN: number, vec: boolean, half = false): string {
+  const T = vec ? 'vec4<f32>' : 'f32';
+  const put = vec ? `put((cOff + m * p.N + n) / 4u, n / 4u, v);` : `put4(cOff + m * p.N + n, n, v);`;
+  return /* wgsl */ `
+struct P { M: u32, N: u32, sC: u32, tilesM: u32, tilesN: u32, kIters: u32, wgs: u32, skQ: u32, skR: u32, flags: u32 }
+@group(0) @binding(0) var<storage, read> ws: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> C: array<${vec ? outType(T, half) : half ? 'u32' : 'f32'}>;
+@group(0) @binding(5) var<uniform> p: P;
+${epilogueSource(T, 2, !vec, half)}
+${STREAM_K_BOUND}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let j = wid.x + 1u;
+  let b = skBound(j);
+  let g = b / p.kIters;
+  if (b % p.kIters == 0u || skBound(j - 1u) > g * p.kIters) { return; }
+  let tileEnd = (g + 1u) * p.kIters;
+  let tiles = p.tilesM * p.tilesN;
+  let cOff = (g / tiles) * p.sC;
+${tileCoords(BM, BN, 'g % tiles')}
+  for (var e = lid; e < ${(BM * BN) / 4}u; e += 256u) {
+    let m = m0 + e / ${BN / 4}u;
+    let n = n0 + (e % ${BN / 4}u) * 4u;
+    if (m < p.M && n < p.N) {
+      var v = vec4<f32>(0.0);
+      for (var w = j - 1u; w < p.wgs && skBound(w) < tileEnd; w++) {
+        let slot = 2u * w + select(1u, 0u, skBound(w) / p.kIters == g);
+        v += ws[slot * ${(BM * BN) / 4}u + e];
+      }
+      ${put}
+    }
   }
 }`;
 }

@@ -13,7 +13,9 @@
 // are vec4 where every contiguous dimension and batch stride is a multiple of 4, scalar otherwise,
 // predicated on the bounds so any M, N, K works. The epilogue goes through workgroup memory so C is
 // written coalesced. Small outputs with a long K are split along K into a workspace and summed in
-// split order by a second kernel that applies the epilogue.
+// split order by a second kernel that applies the epilogue. On request (MatmulOptions.streamK) a fixed
+// number of workgroups share the tiles × K steps instead (stream-K), and a second kernel adds up the
+// tiles they share.
 //
 // f16 inputs: where the device has `chromium-experimental-subgroup-matrix` (Dawn, unsafe APIs)
 // subgroup-matrix kernels (tensor cores on NVIDIA) exist, one reading fragments straight from memory and
@@ -30,7 +32,7 @@
 // follows the shape and the subgroup checks (family()).
 // CPU adapters (lavapipe, SwiftShader) get one config and rolled loops: their shader JIT costs seconds.
 import {
-  F_ACC, F_BIAS, F_GELU, F_PREACT, F_RESIDUAL, reduceSource, sgKernelSource, spellingProbeSource, stagedPanel, tiledKey, tiledSource,
+  F_ACC, F_BIAS, F_GELU, F_PREACT, F_RESIDUAL, reduceSource, sgKernelSource, spellingProbeSource, stagedPanel, streamFixupSource, tiledKey, tiledSource,
   type Kernel, type SgKernel, type SgSpelling, type TiledKernel, type TiledVariant,
 } from './matmul-wgsl.js';
 import { castF32ToF16 } from './cast.js';
@@ -169,6 +171,13 @@ export interface MatmulOptions {
    *  'fused'). Tiled kernels stage every C and ignore it; so does a K split, whose reduction applies the
    *  epilogue anyway. */
   epilogue?: SubgroupEpilogue;
+  /** Stream-K, for the tiled kernels (subgroup-matrix ones ignore it): this many workgroups share the
+   *  product's k-iterations (output tiles × K steps) evenly, instead of one workgroup per tile, so no
+   *  last wave of tiles leaves most of the GPU idle. Give it the number of workgroups the GPU holds at
+   *  once (for the 512-invocation tiles, one per SM: 132 on an H100 or H200 SXM). A workgroup writes
+   *  the tiles it covers whole; a second pass adds up those that workgroups share. Its sums follow the
+   *  tile config and this count (the default's follow the shape alone). Not with splitK > 1. */
+  streamK?: number;
 }
 
 export type SubgroupEpilogue = 'fused' | 'pass';
@@ -577,6 +586,8 @@ interface Plan {
   kernel: Kernel;
   splits: number;
   epilogue: SubgroupEpilogue;
+  /** MatmulOptions.streamK's workgroups, 0 for none. */
+  streamK: number;
 }
 
 function plan(device: GPUDevice, s: Shape, prec: MatmulPrecision, opts: MatmulOptions, kick = true): Plan {
@@ -609,7 +620,12 @@ function plan(device: GPUDevice, s: Shape, prec: MatmulPrecision, opts: MatmulOp
   if (kernel.sg && opts.splitK !== undefined && opts.splitK > 1 && !sgSplitFits(s, opts.splitK))
     throw new RangeError(`matmul: the subgroup-matrix kernels split K only for Aᵀ·B, batch 1, and K a multiple of 16 × splits (K=${s.K}, splitK=${opts.splitK})`);
   const epilogue = epilogueMode('matmul', opts.epilogue ?? sgEpilogueDefault);
-  return { config, kernel, splits: opts.splitK ?? planSplits(device, s, kernel.sg), epilogue };
+  const streamK = opts.streamK ?? 0;
+  if (opts.streamK !== undefined) {
+    if (!Number.isInteger(streamK) || streamK < 1 || streamK > MAX_GROUPS) throw new RangeError(`matmul: streamK must be an integer in [1, ${MAX_GROUPS}], got ${opts.streamK}`);
+    if ((opts.splitK ?? 1) > 1) throw new RangeError(`matmul: streamK and splitK ${opts.splitK} exclude each other (stream-K shares K among workgroups itself)`);
+  }
+  return { config, kernel, splits: streamK ? 1 : opts.splitK ?? planSplits(device, s, kernel.sg), epilogue, streamK };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -702,6 +718,7 @@ function record(batch: CommandBatch, bufs: MatmulBuffers, s: Shape, prec: Matmul
     const pass = p.splits === 1 && epiloguePass(batch, bufs, s, p.epilogue);
     return recordSg(batch, { out: s.half && !pass ? sgPipeline(device, t, s.tA, s.tB, true) : partial, partial }, bufs, s, t, p.splits, pass);
   }
+  if (p.streamK && s.K > 0) return recordStreamK(batch, bufs, s, prec, t, p.streamK);
   const { flags, epi, dr, dw } = epilogue(device, bufs, s);
   const tilesM = Math.ceil(s.M / t.BM), tilesN = Math.ceil(s.N / t.BN);
   const [x, y] = grid(tilesM * tilesN);
@@ -710,14 +727,8 @@ function record(batch: CommandBatch, bufs: MatmulBuffers, s: Shape, prec: Matmul
   const kChunk = Math.ceil(s.K / splits / SPLIT_ALIGN) * SPLIT_ALIGN;
   if (splits > 1) splits = Math.ceil(s.K / kChunk); // every split gets a non-empty range
   if (s.batch * splits > MAX_GROUPS) throw new RangeError(`matmul: batch ${s.batch} × ${splits} K splits exceeds ${MAX_GROUPS} workgroups in z`);
-  const pipeOf = (half: boolean) => {
-    const v = tiledVariant(device, t, prec, s, half);
-    return getPipeline(device, tiledKey(v), () => tiledSource(v));
-  };
-  const params = (sC: number, f: number) =>
-    new Params()
-      .u32(s.M).u32(s.N).u32(s.K).u32(s.sA).u32(s.sB).u32(sC).u32(tilesM).u32(tilesN).u32(s.batch)
-      .u32(splits > 1 ? kChunk : Math.max(1, s.K)).u32(+s.tA).u32(+s.tB).u32(f).u32(t.BK).u32(1);
+  const pipeOf = (half: boolean) => tiledPipeline(device, tiledVariant(device, t, prec, s, half));
+  const params = (sC: number, f: number) => tiledParams(s, t, sC, splits > 1 ? kChunk : Math.max(1, s.K), f);
   if (splits === 1) {
     batch.dispatch(pipeOf(s.half), [bufs.a, bufs.b, bufs.c, ...epi], params(s.sC, flags), [x, y, s.batch]);
     return;
@@ -727,6 +738,40 @@ function record(batch: CommandBatch, bufs: MatmulBuffers, s: Shape, prec: Matmul
   const ws = splitWorkspace(batch, s, splits);
   batch.dispatch(pipeOf(false), [bufs.a, bufs.b, ws, dr, dr, dw], params(s.M * s.N, 0), [x, y, s.batch * splits]);
   reduceSplits(batch, ws, bufs, s, splits);
+}
+
+const tiledPipeline = (device: GPUDevice, v: TiledVariant) => getPipeline(device, tiledKey(v), () => tiledSource(v));
+
+/** The tiled kernel's uniform (its struct P), K split in chunks of kChunk. */
+function tiledParams(s: Shape, t: TiledKernel, sC: number, kChunk: number, flags: number): Params {
+  const tilesM = Math.ceil(s.M / t.BM), tilesN = Math.ceil(s.N / t.BN);
+  return new Params()
+    .u32(s.M).u32(s.N).u32(s.K).u32(s.sA).u32(s.sB).u32(sC).u32(tilesM).u32(tilesN).u32(s.batch)
+    .u32(kChunk).u32(+s.tA).u32(+s.tB).u32(flags).u32(t.BK).u32(1);
+}
+
+/** Stream-K (MatmulOptions.streamK): `want` workgroups (at most one per k-iteration) share the tiles ×
+ *  K steps; each has two workspace slots of a tile for the tiles it covers in part, which a second
+ *  pass adds up (in workgroup order) and puts through the epilogue. */
+function recordStreamK(batch: CommandBatch, bufs: MatmulBuffers, s: Shape, prec: MatmulPrecision, t: TiledKernel, want: number): void {
+  const device = batch.device;
+  const { flags, epi } = epilogue(device, bufs, s);
+  const tilesM = Math.ceil(s.M / t.BM), tilesN = Math.ceil(s.N / t.BN), kIters = Math.ceil(s.K / t.BK);
+  const iters = tilesM * tilesN * s.batch * kIters;
+  if (iters > 0xffffffff) throw new RangeError(`matmul: stream-K over ${iters} k-iterations (tiles × K steps) exceeds 2^32`);
+  const wgs = Math.min(want, iters);
+  const q = Math.floor(iters / wgs), r = iters % wgs;
+  const bytes = 2 * wgs * t.BM * t.BN * 4;
+  if (bytes > device.limits.maxStorageBufferBindingSize)
+    throw new RangeError(`matmul: stream-K's ${wgs} workgroups need a ${bytes}-byte workspace, over this device's binding limit`);
+  const ws: Binding = { buffer: scratchBuffer(batch, 'matmul.splitK', bytes), offset: 0, size: bytes };
+  const pipe = tiledPipeline(device, { ...tiledVariant(device, t, prec, s), streamK: true });
+  batch.dispatch(pipe, [bufs.a, bufs.b, bufs.c, ...epi, ws], tiledParams(s, t, s.sC, s.K, flags).u32(wgs).u32(q).u32(r), [wgs]);
+  if (wgs === 1) return;
+  const vec = isVec(s);
+  const fix = getPipeline(device, `matmul_skfix_${t.BM}x${t.BN}_v${+vec}${s.half ? '_h' : ''}`, () => streamFixupSource(t.BM, t.BN, vec, s.half));
+  const fp = new Params().u32(s.M).u32(s.N).u32(s.sC).u32(tilesM).u32(tilesN).u32(kIters).u32(wgs).u32(q).u32(r).u32(flags);
+  batch.dispatch(fix, [ws, bufs.c, ...epi], fp, [wgs - 1]);
 }
 
 /** The f32 workspace [split][item][M][N] of the partial products. */
@@ -876,7 +921,7 @@ async function runTune(device: GPUDevice, s0: Shape, prec: MatmulPrecision, key:
   const stamps = device.features.has('timestamp-query');
   const time = async (c: MatmulConfigName, reps: number) => {
     const kernel = kernelOf(c);
-    const p: Plan = { config: c, kernel, splits: planSplits(device, s, kernel.sg), epilogue: 'fused' }; // a plain product: no epilogue
+    const p: Plan = { config: c, kernel, splits: planSplits(device, s, kernel.sg), epilogue: 'fused', streamK: 0 }; // a plain product: no epilogue
     if (stamps) {
       const prof = (cb.profiler = new KernelProfiler(device, Math.min(2048, reps * 2)));
       try {
@@ -1015,7 +1060,7 @@ async function sgSelfCheck(device: GPUDevice, config: SubgroupConfigName | Subgr
           const c = buf(n * 4);
           const s = resolve({ M, N, K, batch, transA: tA, transB: tB, activation: withEp ? 'gelu' : 'none' });
           const keepsPre = withEp && !tA && tB && which === config;
-          record(cb, { a, b, c, ...(withEp ? { bias, residual } : {}), ...(keepsPre ? { preact: pre32 } : {}) }, s, 'f16', { config: which, kernel: kernelOf(which), splits: 1, epilogue: 'fused' });
+          record(cb, { a, b, c, ...(withEp ? { bias, residual } : {}), ...(keepsPre ? { preact: pre32 } : {}) }, s, 'f16', { config: which, kernel: kernelOf(which), splits: 1, epilogue: 'fused', streamK: 0 });
           outs.push(c);
         }
   const f32Outs = outs.length;
@@ -1023,10 +1068,10 @@ async function sgSelfCheck(device: GPUDevice, config: SubgroupConfigName | Subgr
     // pairs to compare: the f16 kernel's output with a residual, with GELU, its pre-activation, each beside its reference
     const halves = Array.from({ length: 6 }, () => buf(n * 2));
     const layer = (activation: 'none' | 'gelu', output: 'f32' | 'f16') => resolve({ M, N, K, batch, transB: true, activation, output });
-    record(cb, { a, b, c: sum32, bias, residual }, layer('none', 'f32'), 'f16', { config, kernel: k, splits: 1, epilogue: 'fused' });
-    record(cb, { a, b, c: halves[0], bias, residual }, layer('none', 'f16'), 'f16', { config, kernel: k, splits: 1, epilogue: 'fused' });
+    record(cb, { a, b, c: sum32, bias, residual }, layer('none', 'f32'), 'f16', { config, kernel: k, splits: 1, epilogue: 'fused', streamK: 0 });
+    record(cb, { a, b, c: halves[0], bias, residual }, layer('none', 'f16'), 'f16', { config, kernel: k, splits: 1, epilogue: 'fused', streamK: 0 });
     castF32ToF16(cb, sum32, halves[1], n);
-    record(cb, { a, b, c: halves[2], bias, preact: halves[4] }, layer('gelu', 'f16'), 'f16', { config, kernel: k, splits: 1, epilogue: 'fused' });
+    record(cb, { a, b, c: halves[2], bias, preact: halves[4] }, layer('gelu', 'f16'), 'f16', { config, kernel: k, splits: 1, epilogue: 'fused', streamK: 0 });
     castF32ToF16(cb, pre32, halves[5], n);
     geluForward(cb, halves[5], halves[3], n, { input: 'f16', output: 'f16' });
     outs.push(...halves); // each in a slot of n f32 in the read buffer, half of it unused

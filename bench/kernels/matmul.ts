@@ -3,7 +3,7 @@
 // forward is X·Wᵀ, dX = dZ·W and dW = dZᵀ·X), the fused bias + GELU forward, a batched product and f16.
 import type { Engine } from '../../engine/engine.js';
 import type { Tensor } from '../../engine/tensor.js';
-import { matmul, matmulPlan, matmulTuneTimes, tuneMatmul, type MatmulDims, type SubgroupEpilogue } from '../../kernels/matmul.js';
+import { matmul, matmulPlan, matmulTuneTimes, tuneMatmul, type MatmulDims, type MatmulTileName, type SubgroupEpilogue } from '../../kernels/matmul.js';
 import type { KernelCase, Scale } from '../harness.js';
 
 type Tf = typeof import('@tensorflow/tfjs');
@@ -20,6 +20,10 @@ interface Spec {
   f16?: boolean;
   /** K splits forced (a 'variant' row; matmul's own follow the shape). */
   splitK?: number;
+  /** Stream-K's workgroups (MatmulOptions.streamK; a 'variant' row). */
+  streamK?: number;
+  /** A tile config forced instead of the tuned one (a 'variant' row). */
+  config?: MatmulTileName;
 }
 
 /** Cheap deterministic values in [-0.5, 0.5): timing does not depend on them, upload time does. */
@@ -78,13 +82,13 @@ function kernelCase(s: Spec): KernelCase {
       const bias = s.fused || s.residual ? engine.upload(values(N, 3)) : undefined;
       const residual = s.residual ? engine.upload(values(size(sh.c), 4)) : undefined;
       // The tile choice for this shape class is settled (autotuned on a GPU) before the timing.
-      const opts = { precision, splitK: s.splitK, epilogue: s.epilogue } as const;
+      const opts = { precision, splitK: s.splitK, epilogue: s.epilogue, streamK: s.streamK, config: s.config } as const;
       const ready = tuneMatmul(engine.device, s.dims, { precision }).then(() => {
         const p = matmulPlan(engine.device, s.dims, opts);
         // Every candidate's tuning time, so one GPU run shows how far each tile config is from the winner.
         const times = Object.entries(matmulTuneTimes(engine.device, s.dims, { precision }) ?? {});
         const tuned = times.length ? ` (tune ms: ${times.map(([c, ms]) => `${c} ${ms!.toPrecision(3)}`).join(', ')})` : '';
-        return (p.splits > 1 ? `${p.config}, split K ×${p.splits}` : p.config) + tuned;
+        return `${p.config}${p.splits > 1 ? `, split K ×${p.splits}` : ''}${s.streamK ? `, stream-K ×${s.streamK}` : ''}${tuned}`;
       });
       return {
         ready,
@@ -132,6 +136,17 @@ export function cases(scale: Scale): KernelCase[] {
           // its 512 output tiles of xlarge16 are not split (SPLIT_BELOW), ~4 waves on an H200 either way;
           // nor are the 600 of the dX products and fc2 fwd (fc1 dX and fc2 fwd in two splits beside)
           { name: 'variant matmul 4096x4096x4096, split K ×2', dims: { M: 4096, N: 4096, K: 4096 }, splitK: 2 },
+          // Stream-K with one workgroup per SM of an H100 or H200 SXM (132; the 512-invocation tiles hold
+          // one an SM): the last of 4096³'s ~3.9 waves of tiles idles ~12 % of the card, the layer
+          // products with N = 768 (600 tiles, ~4.5 waves) ~45 % in their last. Each against its
+          // config unsplit, in this run.
+          ...(['xlarge16', 'xtall16'] as const).flatMap((config): Spec[] => [
+            { name: `variant matmul 4096x4096x4096, ${config}`, dims: { M: 4096, N: 4096, K: 4096 }, config },
+            { name: `variant matmul 4096x4096x4096, ${config}, stream-K 132`, dims: { M: 4096, N: 4096, K: 4096 }, config, streamK: 132 },
+          ]),
+          { name: 'variant matmul 4096x4096x4096, stream-K 132', dims: { M: 4096, N: 4096, K: 4096 }, streamK: 132 },
+          { name: 'variant proj fwd 25600x768x768 A·Bᵀ, stream-K 132', dims: { M: 25600, N: 768, K: 768, transB: true }, streamK: 132 },
+          { name: 'variant fc2 fwd 25600x768x3072 A·Bᵀ, stream-K 132', dims: { M: 25600, N: 768, K: 3072, transB: true }, streamK: 132 },
           ...layerSpecs(),
           { name: 'variant fc1 dX 25600x768x3072 A·B, split K ×2', dims: { M: 25600, N: 768, K: 3072 }, splitK: 2 },
           { name: 'variant fc2 fwd 25600x768x3072 A·Bᵀ, split K ×2', dims: { M: 25600, N: 768, K: 3072, transB: true }, splitK: 2 },
@@ -177,6 +192,7 @@ export function cases(scale: Scale): KernelCase[] {
         ]
       : [
           { name: 'matmul 256x256x256', dims: { M: 256, N: 256, K: 256 } },
+          { name: 'variant matmul 256x256x256, stream-K 6', dims: { M: 256, N: 256, K: 256 }, streamK: 6 },
           ...linear('qkv-ci', 400, 128, 384),
           { name: 'fc1-ci fwd+bias+gelu 400x512x128', dims: { M: 400, N: 512, K: 128, transB: true }, fused: true },
           { name: 'scores-ci 8x(100x100x32) A·Bᵀ', dims: { M: 100, N: 100, K: 32, batch: 8, transB: true } },

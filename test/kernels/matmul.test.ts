@@ -19,6 +19,7 @@ import {
   type MatmulConfigName,
   type MatmulDims,
   type MatmulKernelSpec,
+  type MatmulOptions,
   type MatmulTileName,
   type SubgroupConfigName,
   type SubgroupEpilogue,
@@ -43,6 +44,7 @@ interface Case extends MatmulDims {
   config?: MatmulConfigName | MatmulKernelSpec;
   splitK?: number;
   epilogue?: SubgroupEpilogue;
+  streamK?: number;
   f16?: boolean;
   bias?: boolean;
   residual?: boolean;
@@ -156,7 +158,7 @@ async function run(engine: Engine, c: Case, launch?: Launch, r: Rng = rng): Prom
   try {
     const bufs: MatmulBuffers = { a: ta.buffer, b: tb.buffer, c: tc.buffer, bias: tbias?.buffer, residual: tres?.buffer, preact: tp?.buffer };
     if (launch) launch(bufs, c);
-    else matmul(engine.batch, bufs, c, { precision: c.f16 ? 'f16' : 'f32', config: c.config, splitK: c.splitK, epilogue: c.epilogue });
+    else matmul(engine.batch, bufs, c, { precision: c.f16 ? 'f16' : 'f32', config: c.config, splitK: c.splitK, epilogue: c.epilogue, streamK: c.streamK });
     const read = async (t: Tensor) => (half ? Float32Array.from(new Uint16Array(await engine.readRaw(t), 0, spanC), fromF16) : engine.read(t));
     const got = await read(tc);
     const pre = tp ? await read(tp) : undefined;
@@ -201,7 +203,7 @@ async function run(engine: Engine, c: Case, launch?: Launch, r: Rng = rng): Prom
 function sameBits(x: Uint8Array | undefined, y: Uint8Array | undefined, what: string): void {
   assert(!!x === !!y && (!x || x.length === y!.length), `${what}: both runs wrote it`);
   const bad = x ? x.findIndex((v, i) => v !== y![i]) : -1;
-  assert(bad < 0, `${what}: byte ${bad} differs between the fused epilogue and the pass`);
+  assert(bad < 0, `${what}: byte ${bad} differs between the two runs`);
 }
 
 /** Runs case `c` once per epilogue mode on the same inputs: the bytes each wrote and its dispatches. */
@@ -580,6 +582,53 @@ describe('kernels/matmul', function () {
         }
         assert(/epilogue.*'fused' or 'pass', got 'staged'/i.test(msg), `expected a clear error, got '${msg}'`);
       }
+    } finally {
+      [x, y].forEach((t) => t.dispose());
+    }
+  });
+
+  it('stream-K: workgroups sharing tiles × K steps, on odd shapes, batch items, every epilogue, f16 C and inputs; whole tiles give the plain bits', async () => {
+    const ep = { bias: true, activation: 'gelu', preact: true, residual: true } as const;
+    // 'small' is 32×32 with K steps of 16: 6 tiles × 7 steps shared by 5 workgroups, each starting and ending inside a tile
+    await run(engine, { M: 70, N: 45, K: 100, streamK: 5, ...ep, config: 'small', scale: 2 / Math.sqrt(100) });
+    // 3 batch items of 6 tiles × 4 steps over 7 workgroups (ranges cross items), the gaps between items stay poisoned
+    await run(engine, { M: 68, N: 36, K: 52, batch: 3, strideC: 68 * 36 + 4, transA: true, streamK: 7, config: 'small' });
+    await run(engine, { M: 40, N: 24, K: 96, transA: true, transB: true, accumulate: true, bias: true, streamK: 3, config: 'small' });
+    await run(engine, { M: 37, N: 52, K: 40, ...ep, output: 'f16', streamK: 4, config: 'small', scale: 2 / Math.sqrt(40) }); // vec4
+    await run(engine, { M: 13, N: 34, K: 19, transB: true, bias: true, output: 'f16', streamK: 3, config: 'small' }); // scalar, pairs
+    // more workgroups than k-iterations: one each, 3 to a tile (the middle one inside it)
+    await run(engine, { M: 33, N: 20, K: 48, streamK: 1000, bias: true, config: 'small' });
+    await run(engine, { M: 50, N: 40, K: 30, streamK: 1, residual: true, config: 'small' }); // one workgroup walks every tile
+    if (engine.device.features.has('shader-f16')) await run(engine, { M: 68, N: 40, K: 36, transB: true, f16: true, streamK: 5, config: 'small' });
+    // as many workgroups as tiles: each takes one whole tile, as the plain kernel does, bit for bit
+    const whole: Case = { M: 70, N: 45, K: 100, bias: true, activation: 'gelu', config: 'small', scale: 2 / Math.sqrt(100) };
+    const plain = await run(engine, whole, undefined, new Rng(3));
+    sameBits(plain.c, (await run(engine, { ...whole, streamK: 6 }, undefined, new Rng(3))).c, `stream-K over whole tiles ${JSON.stringify(whole)}`);
+    // the GPU form (unrolled K steps, layouts compiled in), vec4 and scalar
+    const old = setGpuShaderFormForTests(true);
+    try {
+      const config: TileSpec = { BM: 32, BN: 32, BK: 4, TM: 4, TN: 4 };
+      await run(engine, { M: 68, N: 36, K: 52, transB: true, streamK: 9, ...ep, config, scale: 2 / Math.sqrt(52) });
+      await run(engine, { M: 37, N: 35, K: 41, transA: true, transB: true, streamK: 4, config });
+    } finally {
+      setGpuShaderFormForTests(old);
+    }
+  });
+
+  it('stream-K: bad workgroup counts and a K split beside it are refused', async () => {
+    const x = engine.empty([64]), y = engine.empty([64]);
+    try {
+      const refused = (opts: MatmulOptions, re: RegExp) => {
+        let msg = '';
+        try {
+          matmul(engine.batch, { a: x.buffer, b: x.buffer, c: y.buffer }, { M: 8, N: 8, K: 1 }, opts);
+        } catch (e) {
+          msg = (e as Error).message;
+        }
+        assert(re.test(msg), `${JSON.stringify(opts)}: expected ${re}, got '${msg}'`);
+      };
+      for (const streamK of [0, 2.5, 65536]) refused({ streamK }, /matmul: streamK must be an integer in \[1, 65535\]/);
+      refused({ streamK: 4, splitK: 2 }, /matmul: streamK and splitK 2 exclude each other/);
     } finally {
       [x, y].forEach((t) => t.dispose());
     }
