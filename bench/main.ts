@@ -106,6 +106,7 @@ program
   .option('--budget-s <n>', 'start no candidate after this many seconds', num('--budget-s'))
   .option('--layers <n>', 'then time the n fastest and the autotuned choice on every ECG-JEPA layer shape', nonNegInt('--layers'), 0)
   .option('--target-ms <n>', 'time per timed round', posNum('--target-ms'), 100)
+  .option('--stream-k <n>', 'run the tiles stream-K on n workgroups (MatmulOptions.streamK)', posInt('--stream-k'))
   .option('--json', 'print rows as JSON on stdout')
   .option('--save', 'write results to bench/results/')
   .option('--backend <name>', 'Dawn backend')
@@ -116,15 +117,15 @@ program
     if (!m) throw new Error(`--shape must be MxNxK (e.g. 4096x4096x4096), got ${o.shape}`);
     if (!/^[nt][nt]$/.test(o.trans)) throw new Error(`--trans must be nn, nt, tn or tt, got ${o.trans}`);
     const dims = { M: +m[1], N: +m[2], K: +m[3], transA: o.trans[0] === 't', transB: o.trans[1] === 't' };
-    const opts = { precision: o.precision as 'f32' | 'f16', dims, targetMs: o.targetMs as number, limit: o.limit as number | undefined, budgetS: o.budgetS as number | undefined };
+    const opts = { precision: o.precision as 'f32' | 'f16', dims, targetMs: o.targetMs as number, limit: o.limit as number | undefined, budgetS: o.budgetS as number | undefined, streamK: o.streamK as number | undefined };
     const engine = await benchEngine(o);
     const log = o.json ? (s: string) => console.error(s) : (s: string) => console.log(s);
     try {
       const info = engine.gpu.info;
       log(describeGpu(info));
       const date = new Date().toISOString();
-      const out = resultsWriter(`sweep-${opts.precision}-${o.shape}-${o.trans}`, info, date);
-      let saved: object = { dims, precision: opts.precision };
+      const out = resultsWriter(`sweep-${opts.precision}-${o.shape}-${o.trans}${opts.streamK ? `-streamk${opts.streamK}` : ''}`, info, date);
+      let saved: object = { dims, precision: opts.precision, ...(opts.streamK ? { streamK: opts.streamK } : {}) };
       // saved after every candidate, so a run cut short keeps what it measured
       const save = async (more: object) => {
         saved = { ...saved, ...more };
@@ -133,7 +134,7 @@ program
       const rows = await sweepMatmul(engine, opts, log, (r) => void save({ rows: r }));
       await save({ rows });
       log('\n' + formatSweep(rows));
-      const layers = o.layers > 0 ? await sweepLayers(engine, rows, o.layers, opts.precision, opts.targetMs, log) : [];
+      const layers = o.layers > 0 ? await sweepLayers(engine, rows, o.layers, opts.precision, opts.targetMs, log, undefined, opts.streamK) : [];
       if (layers.length) {
         await save({ layers });
         log('\n' + formatLayers(layers));

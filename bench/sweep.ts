@@ -27,6 +27,8 @@ export interface SweepOptions {
   /** Only these candidates (tests); default: sweepCandidates. Either way the specs after the leading
    *  named configs run nearest the fastest of those first (nearestFirst). */
   candidates?: Candidate[];
+  /** Run every tiled candidate stream-K on this many workgroups (MatmulOptions.streamK), checked so too. */
+  streamK?: number;
 }
 
 export interface Candidate {
@@ -47,6 +49,8 @@ export interface SweepRow {
   /** GFLOP/s */
   rate?: number;
   splits?: number;
+  /** Stream-K's workgroups, where the candidate ran so. */
+  streamK?: number;
   /** Relative L2 error of the check (tiles). */
   checkError?: number;
   /** For the autotuned row: the config matmul picked. */
@@ -130,13 +134,13 @@ function makeOperands(engine: Engine, d: MatmulDims, precision: MatmulPrecision,
 
 /** Relative L2 error of the f32 product of `config` against float64 on M×N×K with the sweep's
  *  transposes: sizes past a whole tile, all multiples of 4 (the vec4 path the timed shape takes). */
-async function checkTile(engine: Engine, config: MatmulConfigName | MatmulKernelSpec, d: MatmulDims): Promise<number> {
+async function checkTile(engine: Engine, config: MatmulConfigName | MatmulKernelSpec, d: MatmulDims, streamK?: number): Promise<number> {
   const M = 132, N = 260, K = 68;
   const dims: MatmulDims = { M, N, K, transA: d.transA, transB: d.transB };
   const a = values(M * K, 7), b = values(K * N, 8);
   const ta = engine.upload(a), tb = engine.upload(b), tc = engine.upload(new Float32Array(M * N).fill(NaN));
   try {
-    matmul(engine.batch, { a: ta.buffer, b: tb.buffer, c: tc.buffer }, dims, { config });
+    matmul(engine.batch, { a: ta.buffer, b: tb.buffer, c: tc.buffer }, dims, { config, streamK });
     const got = await engine.read(tc);
     let num = 0, den = 0;
     for (let m = 0; m < M; m++)
@@ -154,15 +158,15 @@ async function checkTile(engine: Engine, config: MatmulConfigName | MatmulKernel
   }
 }
 
-async function timeConfig(engine: Engine, label: string, config: MatmulConfigName | MatmulKernelSpec, d: MatmulDims, precision: MatmulPrecision, targetMs: number): Promise<{ ms: number; rate: number; splits: number }> {
-  const { splits } = matmulPlan(engine.device, d, { precision, config });
+async function timeConfig(engine: Engine, label: string, config: MatmulConfigName | MatmulKernelSpec, d: MatmulDims, precision: MatmulPrecision, targetMs: number, streamK?: number): Promise<{ ms: number; rate: number; splits: number; streamK?: number }> {
+  const plan = matmulPlan(engine.device, d, { precision, config, streamK });
   const kc: KernelCase = {
     name: label,
     flops: 2 * d.M * d.N * d.K * (d.batch ?? 1),
     ours(e) {
       const o = makeOperands(e, d, precision, 1);
       return {
-        run: () => matmul(e.batch, { a: o.a.buffer, b: o.b.buffer, c: o.c.buffer }, d, { precision, config }),
+        run: () => matmul(e.batch, { a: o.a.buffer, b: o.b.buffer, c: o.c.buffer }, d, { precision, config, streamK }),
         dispose: () => [o.a, o.b, o.c].forEach((t) => t.dispose()),
       };
     },
@@ -171,13 +175,13 @@ async function timeConfig(engine: Engine, label: string, config: MatmulConfigNam
     },
   };
   const row = await runCase(engine, null, kc, targetMs);
-  return { ms: row.ours_ms, rate: row.ours_rate!, splits };
+  return { ms: row.ours_ms, rate: row.ours_rate!, splits: plan.splits, ...(plan.streamK ? { streamK: plan.streamK } : {}) };
 }
 
 /** Checks c's kernel (once per kernel and transposes: `checked` remembers) and times it on d into a
  *  row, with the K splits matmul plans for d (they follow the shape); the autotuned candidate is the
  *  config matmul picks for d once its tune has run. */
-async function measure(engine: Engine, c: Candidate, d: MatmulDims, precision: MatmulPrecision, targetMs: number, checked: Map<string, SweepRow>): Promise<SweepRow> {
+async function measure(engine: Engine, c: Candidate, d: MatmulDims, precision: MatmulPrecision, targetMs: number, checked: Map<string, SweepRow>, streamK?: number): Promise<SweepRow> {
   const row: SweepRow = { label: c.label, config: c.config, status: 'ok' };
   try {
     let cfg = c.config;
@@ -193,12 +197,12 @@ async function measure(engine: Engine, c: Candidate, d: MatmulDims, precision: M
       else if (isSubgroup(cfg)) {
         if (!(await checkSubgroupMatrix(engine.device, cfg as SubgroupConfigName | SubgroupSpec))) row.status = 'check failed';
       } else if (precision === 'f32') {
-        row.checkError = await checkTile(engine, cfg, d);
+        row.checkError = await checkTile(engine, cfg, d, streamK);
         if (!(row.checkError < 1e-5)) row.status = 'check failed';
       }
       checked.set(key, { ...row });
     }
-    if (row.status === 'ok') Object.assign(row, await timeConfig(engine, c.label, cfg, d, precision, targetMs));
+    if (row.status === 'ok') Object.assign(row, await timeConfig(engine, c.label, cfg, d, precision, targetMs, streamK));
   } catch (e) {
     row.status = 'error';
     row.error = (e as Error).message.split('\n')[0];
@@ -208,7 +212,7 @@ async function measure(engine: Engine, c: Candidate, d: MatmulDims, precision: M
 
 const describe = (r: SweepRow) =>
   r.status === 'ok'
-    ? `${r.ms!.toFixed(3)} ms, ${r.rate!.toPrecision(4)} GFLOP/s${r.splits! > 1 ? `, split K ×${r.splits}` : ''}${r.picked ? ` (${r.picked})` : ''}`
+    ? `${r.ms!.toFixed(3)} ms, ${r.rate!.toPrecision(4)} GFLOP/s${r.splits! > 1 ? `, split K ×${r.splits}` : ''}${r.streamK ? `, stream-K ×${r.streamK}` : ''}${r.picked ? ` (${r.picked})` : ''}`
     : `${r.status}${r.error ? `: ${r.error}` : ''}`;
 
 /**
@@ -251,7 +255,7 @@ export async function sweepMatmul(engine: Engine, opts: SweepOptions, progress: 
       break;
     }
     const c = queue[i];
-    const row = await measure(engine, c, opts.dims, opts.precision, opts.targetMs, checked);
+    const row = await measure(engine, c, opts.dims, opts.precision, opts.targetMs, checked, opts.streamK);
     rows.push(row);
     progress(`[${i + 1}/${total}] ${c.label}: ${describe(row)}`);
     onRow?.(rows);
@@ -275,6 +279,7 @@ export async function sweepLayers(
   targetMs: number,
   progress: (line: string) => void = () => {},
   shapes = layerSpecs(),
+  streamK?: number,
 ): Promise<SweepRow[]> {
   const best = swept.filter((r) => r.status === 'ok' && r.config !== undefined).sort((a, b) => b.rate! - a.rate!).slice(0, top);
   const cands: Candidate[] = [{ label: 'autotuned' }, ...best.map((r) => ({ label: r.label, config: r.config }))];
@@ -282,7 +287,7 @@ export async function sweepLayers(
   const checked = new Map<string, SweepRow>();
   for (const { name, dims } of shapes)
     for (const c of cands) {
-      const row = { ...(await measure(engine, c, dims, precision, targetMs, checked)), shape: name };
+      const row = { ...(await measure(engine, c, dims, precision, targetMs, checked, streamK)), shape: name };
       rows.push(row);
       progress(`${name} · ${c.label}: ${describe(row)}`);
     }

@@ -625,7 +625,9 @@ function plan(device: GPUDevice, s: Shape, prec: MatmulPrecision, opts: MatmulOp
     if (!Number.isInteger(streamK) || streamK < 1 || streamK > MAX_GROUPS) throw new RangeError(`matmul: streamK must be an integer in [1, ${MAX_GROUPS}], got ${opts.streamK}`);
     if ((opts.splitK ?? 1) > 1) throw new RangeError(`matmul: streamK and splitK ${opts.splitK} exclude each other (stream-K shares K among workgroups itself)`);
   }
-  return { config, kernel, splits: streamK ? 1 : opts.splitK ?? planSplits(device, s, kernel.sg), epilogue, streamK };
+  // the subgroup-matrix kernels ignore it
+  const sk = kernel.sg ? 0 : streamK;
+  return { config, kernel, splits: sk ? 1 : opts.splitK ?? planSplits(device, s, kernel.sg), epilogue, streamK: sk };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -818,10 +820,11 @@ export function matmulTuneTimes(device: GPUDevice, dims: MatmulDims, opts: { pre
   return state(device).tuneTimes.get(classKey(resolve(dims), opts.precision ?? 'f32'));
 }
 
-/** The config and K splits `matmul` would use now for these dims on this device. */
-export function matmulPlan(device: GPUDevice, dims: MatmulDims, opts: MatmulOptions = {}): { config: MatmulConfigName | MatmulKernelSpec; splits: number } {
-  const { config, splits } = plan(device, resolve(dims), opts.precision ?? 'f32', opts, false);
-  return { config, splits };
+/** The config, K splits and stream-K workgroups (0: none) `matmul` would use now for these dims on
+ *  this device. */
+export function matmulPlan(device: GPUDevice, dims: MatmulDims, opts: MatmulOptions = {}): { config: MatmulConfigName | MatmulKernelSpec; splits: number; streamK: number } {
+  const { config, splits, streamK } = plan(device, resolve(dims), opts.precision ?? 'f32', opts, false);
+  return { config, splits, streamK };
 }
 
 /** Whether a product without an epilogue writes an f16 C more slowly than an f32 one and a cast of

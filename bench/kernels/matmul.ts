@@ -88,7 +88,7 @@ function kernelCase(s: Spec): KernelCase {
         // Every candidate's tuning time, so one GPU run shows how far each tile config is from the winner.
         const times = Object.entries(matmulTuneTimes(engine.device, s.dims, { precision }) ?? {});
         const tuned = times.length ? ` (tune ms: ${times.map(([c, ms]) => `${c} ${ms!.toPrecision(3)}`).join(', ')})` : '';
-        return `${p.config}${p.splits > 1 ? `, split K ×${p.splits}` : ''}${s.streamK ? `, stream-K ×${s.streamK}` : ''}${tuned}`;
+        return `${p.config}${p.splits > 1 ? `, split K ×${p.splits}` : ''}${p.streamK ? `, stream-K ×${p.streamK}` : ''}${tuned}`;
       });
       return {
         ready,

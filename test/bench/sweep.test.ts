@@ -72,4 +72,10 @@ describe('bench/sweep', function () {
     const lt = formatLayers(layers);
     assert(lt.includes('autotuned') && lt.includes('a fwd') && lt.includes('a dW'), lt);
   });
+
+  it('stream-K: every tile checked and timed with it (--stream-k)', async () => {
+    const engine = await getEngine();
+    const rows = await sweepMatmul(engine, { precision: 'f32', dims: { M: 72, N: 100, K: 36 }, targetMs: 5, candidates: [{ label: 'mid', config: 'mid' }], streamK: 5 });
+    assert(rows.length === 1 && rows[0].status === 'ok' && rows[0].streamK === 5 && rows[0].checkError! < 1e-5 && rows[0].ms! > 0, JSON.stringify(rows));
+  });
 });

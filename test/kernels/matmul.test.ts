@@ -615,7 +615,11 @@ describe('kernels/matmul', function () {
     }
   });
 
-  it('stream-K: bad workgroup counts and a K split beside it are refused', async () => {
+  it('stream-K: the plan takes it instead of K splits; bad workgroup counts and a K split beside it are refused', async () => {
+    const long: MatmulDims = { M: 8, N: 12, K: 2100, transA: true }; // a shape matmul splits K for by itself
+    const p = matmulPlan(engine.device, long, { streamK: 4 });
+    assert(p.streamK === 4 && p.splits === 1 && matmulPlan(engine.device, long).streamK === 0, JSON.stringify(p));
+    await run(engine, { ...long, streamK: 4, bias: true });
     const x = engine.empty([64]), y = engine.empty([64]);
     try {
       const refused = (opts: MatmulOptions, re: RegExp) => {
