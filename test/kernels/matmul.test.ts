@@ -620,6 +620,7 @@ describe('kernels/matmul', function () {
     const p = matmulPlan(engine.device, long, { streamK: 4 });
     assert(p.streamK === 4 && p.splits === 1 && matmulPlan(engine.device, long).streamK === 0, JSON.stringify(p));
     await run(engine, { ...long, streamK: 4, bias: true });
+    await run(engine, { M: 5, N: 7, K: 0, streamK: 3, bias: true }); // no K steps to share: C is the epilogue of zero
     const x = engine.empty([64]), y = engine.empty([64]);
     try {
       const refused = (opts: MatmulOptions, re: RegExp) => {
