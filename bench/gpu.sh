@@ -173,8 +173,8 @@ goal_parts() {
   ECG_BUILD_DIR=$kit part "tests kernels/" 170 $kit/test.mjs --node-only --grep kernels/
   # stream-K's tests alone (also in the kernel tests above), for a call that leaves those out
   ECG_BUILD_DIR=$kit part "tests stream-K" 40 $kit/test.mjs --node-only --grep stream-K
-  # with stream-K on 132 workgroups (the tuned config, xlarge16 and xtall16, each beside its unsplit
-  # row; proj's and fc2's forward): if it wins 4096³, where its last wave of tiles idles the card
+  # with stream-K on 132 workgroups (the tuned config; xlarge16, xtall16 and xlarge16-16x8, each beside
+  # its unsplit row; proj's and fc2's forward): if it wins 4096³, where its last wave of tiles idles the card
   part kernels-4096 90 $kit/main.mjs kernels --scale $scale --group matmul "${only[@]}" $save
   # The model's f16 forward products, each with its epilogue fused (the default) and as a pass of its
   # own (epilogue 'pass'), beside the plain products of those shapes: the forward's products ran at

@@ -46,7 +46,7 @@ export async function collectPipelineStats(engine: Engine, file: string, work: (
 }
 
 /** The kernels to report: every matmul config this device runs (f32 tiles, f16 tensor-core kernels)
- *  in the three layouts of a linear layer; LayerNorm at the
+ *  in the three layouts of a linear layer, and the f32 tiles stream-K; LayerNorm at the
  *  model width in every backward variant, the attention of the base preset (with 1, 2 and 4 lanes
  *  per query, f32 and f16 outputs), softmax and GELU. */
 export async function compileKernels(engine: Engine): Promise<void> {
@@ -66,6 +66,9 @@ export async function compileKernels(engine: Engine): Promise<void> {
       for (const [transA, transB] of [[false, false], [false, true], [true, false]])
         matmul(b, { a, b: w, c: t(n * n) }, { M: n, N: n, K: n, transA, transB }, { precision, config, splitK: 1 });
   }
+  // the tiles stream-K (its segment loop may cost registers), as the 4096³ rows run them
+  const a = t(n * n), w = t(n * n);
+  for (const config of matmulConfigs(engine.device, 'f32')) matmul(b, { a, b: w, c: t(n * n) }, { M: n, N: n, K: n }, { config, streamK: 4 });
   const rows = 256, dim = 768;
   const [x, y, dy, dx, mean, rstd, gamma, beta, dg, db] = [t(rows * dim), t(rows * dim), t(rows * dim), t(rows * dim), t(rows), t(rows), t(dim), t(dim), t(dim), t(dim)];
   layerNormForward(b, { x, y, mean, rstd, gamma, beta }, { rows, dim });
