@@ -22,7 +22,8 @@
 #                         with PARTS; the epilogue question alone, with the cast row, is
 #                         PARTS=info,kernels-f16-fwd,kernels-rows,step-f16,embed-f16 (the four f16
 #                         steps and both encoders; limits 415 s); stream-K against the 4096³ goal,
-#                         checked, then timed: PARTS=info,stream-K,kernels-4096 (limits 160 s)
+#                         checked, timed, and its registers: PARTS=info,stream-K,kernels-4096,
+#                         pipeline-stats (limits 205 s; the registers need gcc and libvulkan-dev at pack)
 #   f16 matmul only:      bash bench/gpu.sh f16 (~2 min on an H200, its limits add up to 290 s: its
 #                         tests, its rows with and without Dawn's checks, a 40 s f16 sweep)
 #   pipeline statistics:  bash bench/gpu.sh pipeline-stats   (registers per thread of every kernel
