@@ -599,6 +599,9 @@ describe('kernels/matmul', function () {
     // more workgroups than k-iterations: one each, 3 to a tile (the middle one inside it)
     await run(engine, { M: 33, N: 20, K: 48, streamK: 1000, bias: true, config: 'small' });
     await run(engine, { M: 50, N: 40, K: 30, streamK: 1, residual: true, config: 'small' }); // one workgroup walks every tile
+    // 8 and 16 rows per invocation, as the 4096³ tiles have: partial tiles staged over 8 and 16 rounds
+    await run(engine, { M: 150, N: 70, K: 40, streamK: 5, bias: true, residual: true, config: 'tall' });
+    await run(engine, { M: 100, N: 72, K: 44, transB: true, streamK: 7, config: { BM: 64, BN: 64, BK: 8, TM: 16, TN: 4 } });
     if (engine.device.features.has('shader-f16')) await run(engine, { M: 68, N: 40, K: 36, transB: true, f16: true, streamK: 5, config: 'small' });
     // as many workgroups as tiles: each takes one whole tile, as the plain kernel does, bit for bit
     const whole: Case = { M: 70, N: 45, K: 100, bias: true, activation: 'gelu', config: 'small', scale: 2 / Math.sqrt(100) };
