@@ -136,10 +136,10 @@ export function cases(scale: Scale): KernelCase[] {
           // its 512 output tiles of xlarge16 are not split (SPLIT_BELOW), ~4 waves on an H200 either way;
           // nor are the 600 of the dX products and fc2 fwd (fc1 dX and fc2 fwd in two splits beside)
           { name: 'variant matmul 4096x4096x4096, split K ×2', dims: { M: 4096, N: 4096, K: 4096 }, splitK: 2 },
-          // Stream-K with one workgroup per SM of an H100 or H200 SXM (132; these tiles hold one an SM: 512
-          // invocations at 128 registers, or 256 at up to 255): the last of 4096³'s ~3.9 waves of tiles idles ~12 % of the card, the layer
-          // products with N = 768 (600 tiles, ~4.5 waves) ~45 % in their last. Each against its
-          // config unsplit, in this run.
+          // Stream-K with one workgroup per SM of an H100 or H200 SXM (132; these tiles hold one an SM:
+          // 512 invocations at 128 registers, or 256 at up to 255). The last of 4096³'s ~3.9 waves of
+          // tiles idles 12 % of the card, the last of the layer products with N = 768 (600 tiles, ~4.5
+          // waves) 45 %. Each against its config unsplit, in this run.
           ...(['xlarge16', 'xtall16', 'xlarge16-16x8'] as const).flatMap((config): Spec[] => [
             { name: `variant matmul 4096x4096x4096, ${config}`, dims: { M: 4096, N: 4096, K: 4096 }, config },
             { name: `variant matmul 4096x4096x4096, ${config}, stream-K 132`, dims: { M: 4096, N: 4096, K: 4096 }, config, streamK: 132 },
