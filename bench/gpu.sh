@@ -18,12 +18,13 @@
 #   the missed goals:     bash bench/gpu.sh goals (fp32 4096³ and LayerNorm fwd+bwd with what bears on
 #                         them, and the f16 step, with and without recomputed activations and with
 #                         pretraining's drop-path, and encoder, each also with the matmul epilogues as
-#                         passes; its limits add up to 870 s, past the 600 s a call may run: choose
+#                         passes; its limits add up to 970 s, past the 600 s a call may run: choose
 #                         with PARTS; the epilogue question alone, with the cast row, is
 #                         PARTS=info,kernels-f16-fwd,kernels-rows,step-f16,embed-f16 (the four f16
 #                         steps and both encoders; limits 415 s); stream-K against the 4096³ goal,
-#                         checked, timed, and its registers: PARTS=info,stream-K,kernels-4096,
-#                         pipeline-stats (limits 205 s; the registers need gcc and libvulkan-dev at pack)
+#                         checked, timed (asked for, and as matmul's own choice on every matmul
+#                         row), and its registers: PARTS=info,stream-K,kernels-4096,pipeline-stats
+#                         (limits 305 s; the registers need gcc and libvulkan-dev at pack)
 #   f16 matmul only:      bash bench/gpu.sh f16 (~2 min on an H200, its limits add up to 290 s: its
 #                         tests, its rows with and without Dawn's checks, a 40 s f16 sweep)
 #   pipeline statistics:  bash bench/gpu.sh pipeline-stats   (registers per thread of every kernel
@@ -177,6 +178,9 @@ goal_parts() {
   # with stream-K on 132 workgroups (the tuned config; xlarge16, xtall16 and xlarge16-16x8, each beside
   # its unsplit row; proj's and fc2's forward): if it wins 4096³, where its last wave of tiles idles the card
   part kernels-4096 90 $kit/main.mjs kernels --scale $scale --group matmul "${only[@]}" $save
+  # every matmul row with matmul's own stream-K (setMatmulStreamK('auto'): 132 on an H200), the goal
+  # rows among them: the 4096³ product and each layer shape as the default path would run them so
+  part kernels-stream-K-auto 100 $kit/main.mjs kernels --scale $scale --group matmul --stream-k auto $save
   # The model's f16 forward products, each with its epilogue fused (the default) and as a pass of its
   # own (epilogue 'pass'), beside the plain products of those shapes: the forward's products ran at
   # half the plain ones' rate in stop 32's step. Also qkv's f16 C against f32 and the 'cast f32→f16'

@@ -1,4 +1,4 @@
-// `npm run bench -- kernels [--scale ci|full] [--group G,..] [--only SUBSTR[|SUBSTR…]] [--json] [--no-tfjs] [--save] [--target-ms N]`
+// `npm run bench -- kernels [--scale ci|full] [--group G,..] [--only SUBSTR[|SUBSTR…]] [--json] [--no-tfjs] [--save] [--target-ms N] [--stream-k off|auto|N]`
 // Our kernels against tfjs-backend-webgpu, same process, same adapter. --json prints the rows as
 // JSON on stdout; --save also writes them with device, date and command to bench/results/.
 // `npm run bench -- sweep [--precision f32|f16] [--shape MxNxK] [--trans nn] [--layers N] ...`: matmul
@@ -14,7 +14,8 @@ import { formatRows, loadTfjs, runCase, type BenchRow, type Scale } from './harn
 import { KERNEL_GROUPS, kernelCases } from './kernels/index.js';
 import { copyFractions, evaluateTargets, formatTargets } from './targets.js';
 import { collectPipelineStats, compileKernels, formatPipelineStats } from './pipeline-stats.js';
-import { list, nonNegInt, num, posInt, posNum, precision } from '../train/cli-args.js';
+import { list, nonNegInt, num, posInt, posNum, precision, streamK } from '../train/cli-args.js';
+import { setMatmulStreamK } from '../kernels/matmul.js';
 
 /** The engine both commands measure on: subgroup matrices where Dawn has them, --backend, --dawn-toggles. */
 function benchEngine(o: { backend?: string; dawnToggles?: string[] }): Promise<Engine> {
@@ -47,8 +48,10 @@ program
   .option('--target-ms <n>', 'time per timed round', posNum('--target-ms'), 300)
   .option('--backend <name>', 'Dawn backend')
   .option('--dawn-toggles <list>', 'more Dawn toggles, comma-separated (e.g. disable_robustness: no index clamps on workgroup memory)', list)
+  .option('--stream-k <off|auto|n>', "matmul's own stream-K (setMatmulStreamK) for the rows that leave it the choice", streamK)
   .action(async (o) => {
     const scale = o.scale as Scale;
+    if (o.streamK !== undefined) setMatmulStreamK(o.streamK);
     if (scale !== 'ci' && scale !== 'full') throw new Error(`--scale must be ci or full, got ${o.scale}`);
     // the options are checked before the device starts (minutes on a borrowed GPU's first call)
     const groups: string[] | undefined = o.group?.split(',').map((g: string) => g.trim());
@@ -65,7 +68,8 @@ program
       const info = engine.gpu.info;
       // a filtered run names its filter, so it does not overwrite the whole group's file of the day
       const only = o.only ? `-only-${String(o.only).replace(/[^a-zA-Z0-9]+/g, '-')}` : '';
-      const out = resultsWriter(`kernels-${scale}${groups ? `-${groups.join('_')}` : ''}${only}`, info, date);
+      const sk = o.streamK !== undefined ? `-streamk-${o.streamK}` : '';
+      const out = resultsWriter(`kernels-${scale}${groups ? `-${groups.join('_')}` : ''}${only}${sk}`, info, date);
       // Saved after every case, so a run cut short (a time limit on a borrowed GPU) keeps what it measured.
       const save = async () => {
         for (const [name, f] of copyFractions(rows)) rows.find((r) => r.name === name)!.of_copy = f;

@@ -13,9 +13,9 @@
 // are vec4 where every contiguous dimension and batch stride is a multiple of 4, scalar otherwise,
 // predicated on the bounds so any M, N, K works. The epilogue goes through workgroup memory so C is
 // written coalesced. Small outputs with a long K are split along K into a workspace and summed in
-// split order by a second kernel that applies the epilogue. On request (MatmulOptions.streamK) a fixed
-// number of workgroups share the tiles × K steps instead (stream-K), and a second kernel adds up the
-// tiles they share.
+// split order by a second kernel that applies the epilogue. On request (MatmulOptions.streamK, or
+// setMatmulStreamK for matmul to choose it) a fixed number of workgroups share the tiles × K steps
+// instead (stream-K), and a second kernel adds up the tiles they share.
 //
 // f16 inputs: where the device has `chromium-experimental-subgroup-matrix` (Dawn, unsafe APIs)
 // subgroup-matrix kernels (tensor cores on NVIDIA) exist, one reading fragments straight from memory and
@@ -28,8 +28,9 @@
 // background at first use (by timestamps around their own dispatches where the device has
 // 'timestamp-query', else by the wall clock on a drained queue); until that finishes a size heuristic
 // decides. No pick changes a result: every config of a family (tiles; subgroup kernels) adds an
-// output's terms in the same order, K splits follow the shape alone (planSplits), and the family
-// follows the shape and the subgroup checks (family()).
+// output's terms in the same order, K splits follow the shape alone (planSplits), the family
+// follows the shape and the subgroup checks (family()), and matmul's own stream-K (autoStreamK) the
+// shape and the device, on a fixed tile.
 // CPU adapters (lavapipe, SwiftShader) get one config and rolled loops: their shader JIT costs seconds.
 import {
   F_ACC, F_BIAS, F_GELU, F_PREACT, F_RESIDUAL, reduceSource, sgKernelSource, spellingProbeSource, stagedPanel, streamFixupSource, tiledKey, tiledSource,
@@ -176,7 +177,8 @@ export interface MatmulOptions {
    *  last wave of tiles leaves most of the GPU idle. Give it the number of workgroups the GPU holds at
    *  once (for the 512-invocation tiles, one per SM: 132 on an H100 or H200 SXM). A workgroup writes
    *  the tiles it covers whole; a second pass adds up those that workgroups share. Its sums follow the
-   *  tile config and this count (the default's follow the shape alone). Not with splitK > 1. */
+   *  tile config and this count (the default's follow the shape alone). Not with splitK > 1.
+   *  setMatmulStreamK lets matmul choose it where the options say nothing of it. */
   streamK?: number;
 }
 
@@ -379,6 +381,43 @@ let sgEpilogueDefault: SubgroupEpilogue = 'fused';
 /** The subgroup-matrix kernels' epilogue where MatmulOptions.epilogue does not say (see there). */
 export function setSubgroupEpilogue(mode: SubgroupEpilogue): void {
   sgEpilogueDefault = epilogueMode('setSubgroupEpilogue', mode);
+}
+
+/** Stream-K by matmul's own choice (setMatmulStreamK): 'off', 'auto', or a resident workgroup count. */
+export type StreamKSetting = 'off' | 'auto' | number;
+let streamKSetting: StreamKSetting = 'off';
+/** Where a product's options say nothing of configs, K splits or stream-K, matmul may run it stream-K
+ *  (MatmulOptions.streamK) by itself: 'off' (the default) never; 'auto' on GPUs whose resident
+ *  workgroup count it knows (RESIDENT_WORKGROUPS); a number, as that count on any device. It then runs
+ *  the product on the first of STREAM_K_TILES that fits, not the tuned config, so the choice and the
+ *  sums follow the shape and the device alone, where the last wave of that tile's workgroups would
+ *  leave STREAM_K_IDLE of the GPU's time or more idle (and K is not split, nor under STREAM_K_MIN_K). */
+export function setMatmulStreamK(setting: StreamKSetting): void {
+  const ok = setting === 'off' || setting === 'auto' || (Number.isInteger(setting) && (setting as number) >= 1 && (setting as number) <= MAX_GROUPS);
+  if (!ok) throw new RangeError(`setMatmulStreamK: expected 'off', 'auto' or an integer in [1, ${MAX_GROUPS}], got ${JSON.stringify(setting)}`);
+  streamKSetting = setting;
+}
+
+/** Workgroups of 512 invocations that a GPU holds at once (one per SM at 128 registers), by its
+ *  adapter's device name. */
+const RESIDENT_WORKGROUPS: Record<string, number> = { 'nvidia-h100-80gb-hbm3': 132, 'nvidia-h200': 132 };
+/** The tiles matmul's own stream-K runs on: the first that fits the device. */
+const STREAM_K_TILES: MatmulTileName[] = ['xlarge16', 'large16'];
+const STREAM_K_IDLE = 0.02;
+const STREAM_K_MIN_K = 512;
+
+/** The tile and workgroups of matmul's own stream-K for this product (setMatmulStreamK), or none (also
+ *  for products of the subgroup-matrix family). */
+function autoStreamK(device: GPUDevice, s: Shape, prec: MatmulPrecision): { config: MatmulTileName; streamK: number } | undefined {
+  if (streamKSetting === 'off') return undefined;
+  const name = (device as unknown as { adapterInfo?: { device?: string } }).adapterInfo?.device ?? '';
+  const resident = streamKSetting === 'auto' ? RESIDENT_WORKGROUPS[name] ?? 0 : streamKSetting;
+  const config = STREAM_K_TILES.find((t) => namedTileFits(device, t));
+  if (!resident || !config || s.K < STREAM_K_MIN_K || planSplits(device, s, false) > 1 || family(device, s, prec).length) return undefined;
+  const { BM, BN } = MATMUL_TILES[config];
+  const tiles = Math.ceil(s.M / BM) * Math.ceil(s.N / BN) * s.batch;
+  const slots = Math.ceil(tiles / resident) * resident;
+  return tiles >= resident && (slots - tiles) / slots >= STREAM_K_IDLE ? { config, streamK: resident } : undefined;
 }
 
 /** `mode`, or a RangeError naming `who` where it is not one. */
@@ -592,7 +631,10 @@ interface Plan {
 
 function plan(device: GPUDevice, s: Shape, prec: MatmulPrecision, opts: MatmulOptions, kick = true): Plan {
   let config = opts.config;
-  if (config !== undefined) {
+  // matmul's own stream-K (setMatmulStreamK), where the options leave it the choice
+  const auto = config === undefined && opts.splitK === undefined && opts.streamK === undefined ? autoStreamK(device, s, prec) : undefined;
+  if (auto) config = auto.config;
+  else if (config !== undefined) {
     const k = kernelOf(config);
     const what = typeof config === 'string' ? `config '${config}'` : `kernel ${k.key}`;
     if (k.sg) {
@@ -620,7 +662,7 @@ function plan(device: GPUDevice, s: Shape, prec: MatmulPrecision, opts: MatmulOp
   if (kernel.sg && opts.splitK !== undefined && opts.splitK > 1 && !sgSplitFits(s, opts.splitK))
     throw new RangeError(`matmul: the subgroup-matrix kernels split K only for Aᵀ·B, batch 1, and K a multiple of 16 × splits (K=${s.K}, splitK=${opts.splitK})`);
   const epilogue = epilogueMode('matmul', opts.epilogue ?? sgEpilogueDefault);
-  const streamK = opts.streamK ?? 0;
+  const streamK = opts.streamK ?? auto?.streamK ?? 0;
   if (opts.streamK !== undefined) {
     if (!Number.isInteger(streamK) || streamK < 1 || streamK > MAX_GROUPS) throw new RangeError(`matmul: streamK must be an integer in [1, ${MAX_GROUPS}], got ${opts.streamK}`);
     if ((opts.splitK ?? 1) > 1) throw new RangeError(`matmul: streamK and splitK ${opts.splitK} exclude each other (stream-K shares K among workgroups itself)`);

@@ -11,14 +11,14 @@ import { describe, formatSummary } from './show.js';
 import { deriveLabels, DERIVABLE } from './data/derive.js';
 import { prepare, type PrepareOptions, type PrepareSource } from './data/prepare.js';
 import { progressBar } from './progress.js';
-import { f32OrF16, list, LOSS_SCALE_HELP, nonNegInt, nonNegNum, posInt, posNum, precision, qualityKinds, rate, sgEpilogue } from './cli-args.js';
+import { f32OrF16, list, LOSS_SCALE_HELP, nonNegInt, nonNegNum, posInt, posNum, precision, qualityKinds, rate, sgEpilogue, streamK } from './cli-args.js';
 import { QUALITY_KINDS } from './data/preprocess.js';
 import { pretrain, signalExitCode } from './pretrain.js';
 import { RECORDS_BAR, registerEvalCommands } from './cli-eval.js';
 import { registerImportTorch } from './import-torch.js';
 import { registerExport } from './export.js';
 import { benchEmbed, benchStep, formatBench, saveBench } from '../bench/step.js';
-import { setSubgroupEpilogue } from '../kernels/matmul.js';
+import { setMatmulStreamK, setSubgroupEpilogue } from '../kernels/matmul.js';
 
 
 const program = new Command();
@@ -245,7 +245,8 @@ for (const kind of ['step', 'embed'] as const) {
     .option('--peer <name>', 'also run the same computation in tfjs (tfjs)')
     .option('--peer-batch <n>', 'the batch tfjs tries first (default: --batch): halved while it fails, then doubled up to --batch while it fits; the best samples/s counts', posInt('--peer-batch'))
     .option('--precision <f32|f16>', 'our matmul inputs (f16 = mixed precision; the tfjs peer runs f32)', precision, 'f32')
-    .option('--sg-epilogue <fused|pass>', "how our subgroup-matrix matmuls (f16, where the GPU has them) apply bias, GELU, residual or an f16 output: 'fused' in the kernel (the default) or 'pass', a second kernel (setSubgroupEpilogue)", sgEpilogue);
+    .option('--sg-epilogue <fused|pass>', "how our subgroup-matrix matmuls (f16, where the GPU has them) apply bias, GELU, residual or an f16 output: 'fused' in the kernel (the default) or 'pass', a second kernel (setSubgroupEpilogue)", sgEpilogue)
+    .option('--stream-k <off|auto|n>', "whether our tiled (fp32) matmuls run stream-K by themselves where a last wave of tiles would idle the GPU: off (the default), auto (on GPUs whose SM count matmul knows) or on n resident workgroups (setMatmulStreamK)", streamK);
   if (kind === 'step')
     cmd
       .option('--micro-batch <n>', 'our step in micro-batches of n (as pretrain --micro-batch; the peak memory shows what it saves); must divide the batch', posInt('--micro-batch'))
@@ -257,6 +258,7 @@ for (const kind of ['step', 'embed'] as const) {
     .action(async (o) => {
       if (o.peer !== undefined && o.peer !== 'tfjs') throw new Error(`--peer must be tfjs, got '${o.peer}'`);
       if (o.sgEpilogue !== undefined) setSubgroupEpilogue(o.sgEpilogue);
+      if (o.streamK !== undefined) setMatmulStreamK(o.streamK);
       await withEngine(async (engine) => {
         const common = { preset: o.preset, batch: o.batch, warmup: o.warmup, peer: o.peer, peerBatch: o.peerBatch, precision: o.precision, profile: !!o.profile, progress: (line: string) => console.error(`measured: ${line}`) };
         const r = kind === 'step' ? await benchStep(engine, { ...common, steps: o.steps, microBatch: o.microBatch, recompute: !!o.recompute, dropPath: o.dropPath }) : await benchEmbed(engine, { ...common, iters: o.iters });

@@ -6,6 +6,7 @@ import {
   matmulSpecFits,
   matmulTuneTimes,
   plainHalfOutputSlower,
+  setMatmulStreamK,
   setSubgroupEpilogue,
   SUBGROUP_CONFIGS,
   subgroupMatrixSource,
@@ -20,6 +21,7 @@ import {
   type MatmulDims,
   type MatmulKernelSpec,
   type MatmulOptions,
+  type StreamKSetting,
   type MatmulTileName,
   type SubgroupConfigName,
   type SubgroupEpilogue,
@@ -639,6 +641,47 @@ describe('kernels/matmul', function () {
       refused({ streamK: 4, splitK: 2 }, /matmul: streamK and splitK 2 exclude each other/);
     } finally {
       [x, y].forEach((t) => t.dispose());
+    }
+  });
+
+  it("stream-K by matmul's own choice (setMatmulStreamK): off by default, on the first stream-K tile that fits, where a last wave would idle; refused settings", async () => {
+    const dev = engine.device;
+    const fits = matmulConfigs(dev, 'f32');
+    const tile = (['xlarge16', 'large16'] as const).find((t) => fits.includes(t));
+    const dims: MatmulDims = { M: 300, N: 260, K: 520 }; // 6 tiles of xlarge16, 9 of large16: over 4 workgroups, a last wave part idle
+    try {
+      assert(matmulPlan(dev, dims).streamK === 0, 'off by default');
+      setMatmulStreamK('auto');
+      assert(matmulPlan(dev, dims).streamK === 0, "'auto' on a GPU it knows only, and there with its SMs: 6 or 9 tiles are too few");
+      setMatmulStreamK(4);
+      const p = matmulPlan(dev, dims);
+      if (!tile) assert(p.streamK === 0, `no stream-K tile fits here: ${JSON.stringify(p)}`);
+      else {
+        assert(p.streamK === 4 && p.config === tile && p.splits === 1, `${JSON.stringify(p)}, want ${tile} stream-K 4`);
+        const c: Case = { ...dims, bias: true, residual: true };
+        const own = await run(engine, c, undefined, new Rng(5));
+        setMatmulStreamK('off');
+        sameBits(own.c, (await run(engine, { ...c, config: tile, streamK: 4 }, undefined, new Rng(5))).c, "matmul's own stream-K against the same asked for");
+        setMatmulStreamK(4);
+      }
+      // not where the options choose, nor for a short K, too few tiles, or a full last wave
+      const none = (d: MatmulDims, opts: MatmulOptions, why: string) => assert(matmulPlan(dev, d, opts).streamK === 0, why);
+      none(dims, { config: 'mid' }, 'a config given');
+      none(dims, { splitK: 1 }, 'K splits given');
+      none({ ...dims, K: 500 }, {}, 'K under 512');
+      none({ M: 100, N: 100, K: 600 }, {}, 'one tile');
+      none({ M: 256, N: 512, K: 600 }, {}, 'whole waves: 8 tiles of large16, 4 of xlarge16');
+    } finally {
+      setMatmulStreamK('off');
+    }
+    for (const bad of [0, 1.5, 'on', 70000] as unknown as StreamKSetting[]) {
+      let msg = '';
+      try {
+        setMatmulStreamK(bad);
+      } catch (e) {
+        msg = (e as Error).message;
+      }
+      assert(/setMatmulStreamK: expected 'off', 'auto' or an integer/.test(msg), `${bad}: got '${msg}'`);
     }
   });
 
