@@ -18,13 +18,14 @@
 #   the missed goals:     bash bench/gpu.sh goals (fp32 4096³ and LayerNorm fwd+bwd with what bears on
 #                         them, and the f16 step, with and without recomputed activations and with
 #                         pretraining's drop-path, and encoder, each also with the matmul epilogues as
-#                         passes; its limits add up to 970 s, past the 600 s a call may run: choose
+#                         passes; its limits add up to 1050 s, past the 600 s a call may run: choose
 #                         with PARTS; the epilogue question alone, with the cast row, is
 #                         PARTS=info,kernels-f16-fwd,kernels-rows,step-f16,embed-f16 (the four f16
 #                         steps and both encoders; limits 415 s); stream-K against the 4096³ goal,
 #                         checked, timed (asked for, and as matmul's own choice on every matmul
-#                         row), and its registers: PARTS=info,stream-K,kernels-4096,pipeline-stats
-#                         (limits 305 s; the registers need gcc and libvulkan-dev at pack)
+#                         row; the fp32 encoder without and with it), and its registers:
+#                         PARTS=info,stream-K,kernels-4096,pipeline-stats (limits 385 s; the
+#                         registers need gcc and libvulkan-dev at pack)
 #   f16 matmul only:      bash bench/gpu.sh f16 (~2 min on an H200, its limits add up to 290 s: its
 #                         tests, its rows with and without Dawn's checks, a 40 s f16 sweep)
 #   pipeline statistics:  bash bench/gpu.sh pipeline-stats   (registers per thread of every kernel
@@ -205,6 +206,10 @@ goal_parts() {
   part step-f16-pass 50 $kit/cli.mjs bench step "${model[@]}" --steps 10 --warmup 2 --precision f16 --sg-epilogue pass --profile
   part embed-f16 40 $kit/cli.mjs bench embed "${model[@]}" --iters 20 --warmup 2 --precision f16 --profile
   part embed-f16-pass 40 $kit/cli.mjs bench embed "${model[@]}" --iters 20 --warmup 2 --precision f16 --sg-epilogue pass --profile
+  # the fp32 encoder without and with matmul's own stream-K (its forward products with N = 768 leave
+  # 45 % of an H200 idle in their last wave): if 'auto' should be the default
+  part stream-K-embed-fp32-off 40 $kit/cli.mjs bench embed "${model[@]}" --iters 20 --warmup 2 --profile
+  part stream-K-embed-fp32-auto 40 $kit/cli.mjs bench embed "${model[@]}" --iters 20 --warmup 2 --stream-k auto --profile
 }
 
 # The parts of `f16`: the f16-input matmul alone, for a lease with a few minutes left: its tests, its
