@@ -615,6 +615,8 @@ describe('kernels/matmul', function () {
       const config: TileSpec = { BM: 32, BN: 32, BK: 4, TM: 4, TN: 4 };
       await run(engine, { M: 68, N: 36, K: 52, transB: true, streamK: 9, ...ep, config, scale: 2 / Math.sqrt(52) });
       await run(engine, { M: 37, N: 35, K: 41, transA: true, transB: true, streamK: 4, config });
+      // 8×8 per invocation in 8-wide thread blocks, as xtall16 (the 4096³ tiles, scaled to fit)
+      await run(engine, { M: 150, N: 200, K: 40, streamK: 5, bias: true, config: { BM: 64, BN: 128, BK: 8, TM: 8, TN: 8, LX: 8 } });
     } finally {
       setGpuShaderFormForTests(old);
     }
