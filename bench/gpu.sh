@@ -15,17 +15,20 @@
 #                         the kernel tests, the kernel goals with tfjs, the 4096³ products without
 #                         Dawn's clamps, the driver's statistics of each kernel pipeline, and
 #                         shorter sweeps; fits one call of a 15-minute device lease)
-#   the missed goals:     bash bench/gpu.sh goals (fp32 4096³ and LayerNorm fwd+bwd with what bears on
-#                         them, and the f16 step, with and without recomputed activations and with
+#   the missed goals:     bash bench/gpu.sh goals (fp32 4096³ with what bears on it, stream-K among
+#                         it; the f16 step, with and without recomputed activations and with
 #                         pretraining's drop-path, and encoder, each also with the matmul epilogues as
-#                         passes; its limits add up to 1050 s, past the 600 s a call may run: choose
-#                         with PARTS; the epilogue question alone, with the cast row, is
-#                         PARTS=info,kernels-f16-fwd,kernels-rows,step-f16,embed-f16 (the four f16
-#                         steps and both encoders; limits 415 s); stream-K against the 4096³ goal,
-#                         checked, timed (asked for, and as matmul's own choice on every matmul
-#                         row; the fp32 encoder without and with it), and its registers:
-#                         PARTS=info,stream-K,kernels-4096,pipeline-stats (limits 385 s; the
-#                         registers need gcc and libvulkan-dev at pack)
+#                         passes; the fp32 encoder without and with stream-K). Its limits add up to
+#                         1050 s, past the 600 s a call may run: choose with PARTS.
+#                         - stream-K against the 4096³ goal, checked, timed (asked for, and as
+#                           matmul's own choice on every matmul row and in the fp32 encoder), with
+#                           its registers: PARTS=info,stream-K,kernels-4096,pipeline-stats (limits
+#                           385 s; the registers need gcc and libvulkan-dev at pack)
+#                         - the epilogue question, with the cast row:
+#                           PARTS='info,kernels-f16-fwd,kernels-rows,step-f16$,step-f16-pass,embed-f16'
+#                           (limits 340 s)
+#                         - both but the registers and the cast row, in one call (limits 580 s):
+#                           PARTS='info,stream-K,kernels-4096,kernels-f16-fwd,step-f16$,step-f16-pass,embed-f16'
 #   f16 matmul only:      bash bench/gpu.sh f16 (~2 min on an H200, its limits add up to 290 s: its
 #                         tests, its rows with and without Dawn's checks, a 40 s f16 sweep)
 #   pipeline statistics:  bash bench/gpu.sh pipeline-stats   (registers per thread of every kernel
@@ -61,10 +64,13 @@ pack() {
 
 part() { # part NAME SECONDS ENTRY ARGS... : one node entry of the kit, logged with its time and exit status
   local name=$1 limit=$2; shift 2
-  # PARTS=a,b runs only the parts whose names contain one of those words (a rerun of some parts)
+  # PARTS=a,b runs only the parts whose names contain one of those words (a rerun of some parts); a
+  # word ending in $ names a whole part ('step-f16$': not step-f16-pass)
   if [ -n "${PARTS:-}" ]; then
     local w hit=
-    for w in ${PARTS//,/ }; do [[ $name == *$w* ]] && hit=1; done
+    for w in ${PARTS//,/ }; do
+      if [[ $w == *'$' ]]; then [[ $name == "${w%'$'}" ]] && hit=1; else [[ $name == *$w* ]] && hit=1; fi
+    done
     [ -n "$hit" ] || return 0
   fi
   echo "=== $name (limit ${limit}s, $(date -u +%T)): $*"
