@@ -393,10 +393,12 @@ let streamKSetting: StreamKSetting = 'off';
  *  sums follow the shape and the device alone, where the last wave of that tile's workgroups would
  *  leave STREAM_K_IDLE of the GPU's time or more idle (and K is not split, nor under STREAM_K_MIN_K). */
 export function setMatmulStreamK(setting: StreamKSetting): void {
-  const ok = setting === 'off' || setting === 'auto' || (Number.isInteger(setting) && (setting as number) >= 1 && (setting as number) <= MAX_GROUPS);
-  if (!ok) throw new RangeError(`setMatmulStreamK: expected 'off', 'auto' or an integer in [1, ${MAX_GROUPS}], got ${JSON.stringify(setting)}`);
+  if (setting !== 'off' && setting !== 'auto' && !isWorkgroupCount(setting)) throw new RangeError(`setMatmulStreamK: expected 'off', 'auto' or an integer in [1, ${MAX_GROUPS}], got ${JSON.stringify(setting)}`);
   streamKSetting = setting;
 }
+
+/** Whether n is a stream-K workgroup count: an integer in [1, MAX_GROUPS] (one dispatch dimension). */
+const isWorkgroupCount = (n: unknown) => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= MAX_GROUPS;
 
 /** Workgroups of 512 invocations that a GPU holds at once (one per SM at 128 registers), by its
  *  adapter's device name. */
@@ -664,7 +666,7 @@ function plan(device: GPUDevice, s: Shape, prec: MatmulPrecision, opts: MatmulOp
   const epilogue = epilogueMode('matmul', opts.epilogue ?? sgEpilogueDefault);
   const streamK = opts.streamK ?? auto?.streamK ?? 0;
   if (opts.streamK !== undefined) {
-    if (!Number.isInteger(streamK) || streamK < 1 || streamK > MAX_GROUPS) throw new RangeError(`matmul: streamK must be an integer in [1, ${MAX_GROUPS}], got ${opts.streamK}`);
+    if (!isWorkgroupCount(streamK)) throw new RangeError(`matmul: streamK must be an integer in [1, ${MAX_GROUPS}], got ${opts.streamK}`);
     if ((opts.splitK ?? 1) > 1) throw new RangeError(`matmul: streamK and splitK ${opts.splitK} exclude each other (stream-K shares K among workgroups itself)`);
   }
   // the subgroup-matrix kernels ignore it
