@@ -627,8 +627,8 @@ interface Plan {
   kernel: Kernel;
   splits: number;
   epilogue: SubgroupEpilogue;
-  /** MatmulOptions.streamK's workgroups, 0 for none. */
-  streamK: number;
+  /** MatmulOptions.streamK's workgroups (absent or 0: none). */
+  streamK?: number;
 }
 
 function plan(device: GPUDevice, s: Shape, prec: MatmulPrecision, opts: MatmulOptions, kick = true): Plan {
@@ -867,7 +867,7 @@ export function matmulTuneTimes(device: GPUDevice, dims: MatmulDims, opts: { pre
 /** The config, K splits and stream-K workgroups (0: none) `matmul` would use now for these dims on
  *  this device. */
 export function matmulPlan(device: GPUDevice, dims: MatmulDims, opts: MatmulOptions = {}): { config: MatmulConfigName | MatmulKernelSpec; splits: number; streamK: number } {
-  const { config, splits, streamK } = plan(device, resolve(dims), opts.precision ?? 'f32', opts, false);
+  const { config, splits, streamK = 0 } = plan(device, resolve(dims), opts.precision ?? 'f32', opts, false);
   return { config, splits, streamK };
 }
 
@@ -968,7 +968,7 @@ async function runTune(device: GPUDevice, s0: Shape, prec: MatmulPrecision, key:
   const stamps = device.features.has('timestamp-query');
   const time = async (c: MatmulConfigName, reps: number) => {
     const kernel = kernelOf(c);
-    const p: Plan = { config: c, kernel, splits: planSplits(device, s, kernel.sg), epilogue: 'fused', streamK: 0 }; // a plain product: no epilogue
+    const p: Plan = { config: c, kernel, splits: planSplits(device, s, kernel.sg), epilogue: 'fused' }; // a plain product: no epilogue
     if (stamps) {
       const prof = (cb.profiler = new KernelProfiler(device, Math.min(2048, reps * 2)));
       try {
@@ -1107,7 +1107,7 @@ async function sgSelfCheck(device: GPUDevice, config: SubgroupConfigName | Subgr
           const c = buf(n * 4);
           const s = resolve({ M, N, K, batch, transA: tA, transB: tB, activation: withEp ? 'gelu' : 'none' });
           const keepsPre = withEp && !tA && tB && which === config;
-          record(cb, { a, b, c, ...(withEp ? { bias, residual } : {}), ...(keepsPre ? { preact: pre32 } : {}) }, s, 'f16', { config: which, kernel: kernelOf(which), splits: 1, epilogue: 'fused', streamK: 0 });
+          record(cb, { a, b, c, ...(withEp ? { bias, residual } : {}), ...(keepsPre ? { preact: pre32 } : {}) }, s, 'f16', { config: which, kernel: kernelOf(which), splits: 1, epilogue: 'fused' });
           outs.push(c);
         }
   const f32Outs = outs.length;
@@ -1115,10 +1115,10 @@ async function sgSelfCheck(device: GPUDevice, config: SubgroupConfigName | Subgr
     // pairs to compare: the f16 kernel's output with a residual, with GELU, its pre-activation, each beside its reference
     const halves = Array.from({ length: 6 }, () => buf(n * 2));
     const layer = (activation: 'none' | 'gelu', output: 'f32' | 'f16') => resolve({ M, N, K, batch, transB: true, activation, output });
-    record(cb, { a, b, c: sum32, bias, residual }, layer('none', 'f32'), 'f16', { config, kernel: k, splits: 1, epilogue: 'fused', streamK: 0 });
-    record(cb, { a, b, c: halves[0], bias, residual }, layer('none', 'f16'), 'f16', { config, kernel: k, splits: 1, epilogue: 'fused', streamK: 0 });
+    record(cb, { a, b, c: sum32, bias, residual }, layer('none', 'f32'), 'f16', { config, kernel: k, splits: 1, epilogue: 'fused' });
+    record(cb, { a, b, c: halves[0], bias, residual }, layer('none', 'f16'), 'f16', { config, kernel: k, splits: 1, epilogue: 'fused' });
     castF32ToF16(cb, sum32, halves[1], n);
-    record(cb, { a, b, c: halves[2], bias, preact: halves[4] }, layer('gelu', 'f16'), 'f16', { config, kernel: k, splits: 1, epilogue: 'fused', streamK: 0 });
+    record(cb, { a, b, c: halves[2], bias, preact: halves[4] }, layer('gelu', 'f16'), 'f16', { config, kernel: k, splits: 1, epilogue: 'fused' });
     castF32ToF16(cb, pre32, halves[5], n);
     geluForward(cb, halves[5], halves[3], n, { input: 'f16', output: 'f16' });
     outs.push(...halves); // each in a slot of n f32 in the read buffer, half of it unused
