@@ -26,12 +26,8 @@ export const sgEpilogue = (v: string): 'fused' | 'pass' => {
   return v;
 };
 /** --stream-k: setMatmulStreamK's settings (off, auto, or a resident workgroup count). */
-export const streamK = (v: string): 'off' | 'auto' | number => {
-  if (v === 'off' || v === 'auto') return v;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || v.trim() === '') throw new Error(`--stream-k: expected off, auto or a positive integer, got '${v}'`);
-  return n;
-};
+const workgroups = numeric((n) => Number.isInteger(n) && n > 0, 'off, auto or a positive integer')('--stream-k');
+export const streamK = (v: string): 'off' | 'auto' | number => (v === 'off' || v === 'auto' ? v : workgroups(v));
 /** --loss-scale's help, for every command that trains in mixed precision (values: engine/lossscale.ts parseLossScale). */
 export const LOSS_SCALE_HELP = 'loss scale: dynamic (from 2^16, or dynamic:<first>; an overflowed step is skipped and halves it, 2000 good ones double it) or a fixed x (default: dynamic with f16, 1 with f32)';
 /** prepare --reject: the quality issues that skip a record, or `none`. */
