@@ -13,18 +13,17 @@ export const posNum = numeric((n) => Number.isFinite(n) && n > 0, 'a positive nu
 export const nonNegNum = numeric((n) => Number.isFinite(n) && n >= 0, 'a number ≥ 0');
 export const rate = numeric((n) => Number.isFinite(n) && n >= 0 && n < 1, 'a rate in [0, 1)');
 export const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
-/** An f32-or-f16 option (`name` in the error). */
-export const f32OrF16 = (name: string) => (v: string): 'f32' | 'f16' => {
-  if (v !== 'f32' && v !== 'f16') throw new Error(`${name} must be f32 or f16, got '${v}'`);
-  return v;
+/** A parser of one of `values` (`name` in the error). */
+const oneOf = <T extends string>(...values: T[]) => (name: string) => (v: string): T => {
+  if (!(values as string[]).includes(v)) throw new Error(`${name} must be ${values.join(' or ')}, got '${v}'`);
+  return v as T;
 };
+/** An f32-or-f16 option (`name` in the error). */
+export const f32OrF16 = oneOf('f32', 'f16');
 /** --precision: f32, or f16 for mixed precision (f16 matmul inputs). */
 export const precision = f32OrF16('--precision');
 /** --sg-epilogue: MatmulOptions.epilogue's modes. */
-export const sgEpilogue = (v: string): 'fused' | 'pass' => {
-  if (v !== 'fused' && v !== 'pass') throw new Error(`--sg-epilogue must be fused or pass, got '${v}'`);
-  return v;
-};
+export const sgEpilogue = oneOf('fused', 'pass')('--sg-epilogue');
 /** --stream-k: setMatmulStreamK's settings (off, auto, or a resident workgroup count). */
 const workgroups = numeric((n) => Number.isInteger(n) && n > 0, 'off, auto or a positive integer')('--stream-k');
 export const streamK = (v: string): 'off' | 'auto' | number => (v === 'off' || v === 'auto' ? v : workgroups(v));
