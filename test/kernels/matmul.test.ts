@@ -33,7 +33,7 @@ import { emulatedSubgroupKernel, emulateSubgroupMatrix } from './subgroup-emulat
 import { Rng } from '../../engine/random.js';
 import type { Engine } from '../../engine/engine.js';
 import type { Tensor } from '../../engine/tensor.js';
-import { assert, assertClose, getEngine, randomArray } from '../helpers.js';
+import { assert, assertClose, expectThrow, getEngine, randomArray } from '../helpers.js';
 import { erf } from '../engine/reference.js';
 import { geluForward } from '../../kernels/gelu.js';
 
@@ -347,15 +347,8 @@ describe('kernels/matmul', function () {
     await run(engine, { M: 16, N: 24, K: 256, splitK: 2, transA: true, ...ep, residual: true, output: 'f16', config: 'mid', scale: 2 / Math.sqrt(256) }); // reduction in vec4
     if (engine.device.features.has('shader-f16')) await run(engine, { M: 21, N: 44, K: 36, transB: true, ...ep, f16: true, output: 'f16', config: 'mid', scale: 2 / Math.sqrt(36) });
     const x = engine.empty([64]), h = engine.empty([64], 'f16');
-    const refused = (dims: MatmulDims, re: RegExp) => {
-      let msg = '';
-      try {
-        matmul(engine.batch, { a: x.buffer, b: x.buffer, c: { buffer: h.buffer, size: 128 } }, { ...dims, output: 'f16' });
-      } catch (e) {
-        msg = (e as Error).message;
-      }
-      assert(re.test(msg), `${JSON.stringify(dims)}: expected ${re}, got '${msg}'`);
-    };
+    const refused = (dims: MatmulDims, re: RegExp) =>
+      expectThrow(() => matmul(engine.batch, { a: x.buffer, b: x.buffer, c: { buffer: h.buffer, size: 128 } }, { ...dims, output: 'f16' }), re);
     try {
       refused({ M: 2, N: 3, K: 2 }, /matmul: an f16 output needs N and strideC even and no accumulate \(M=2, N=3, K=2, batch=1\)/);
       refused({ M: 2, N: 2, K: 2, batch: 2, strideC: 5 }, /matmul: an f16 output needs N and strideC even .*strideC=5/);
@@ -370,14 +363,11 @@ describe('kernels/matmul', function () {
     if (!engine.device.features.has('shader-f16')) {
       // SwiftShader has no shader-f16: then the launcher must refuse clearly (lavapipe runs the real test).
       const t = engine.empty([64]), c = engine.empty([64]);
-      let msg = '';
       try {
-        matmul(engine.batch, { a: t.buffer, b: t.buffer, c: c.buffer }, { M: 4, N: 4, K: 4 }, { precision: 'f16' });
-      } catch (e) {
-        msg = (e as Error).message;
+        expectThrow(() => matmul(engine.batch, { a: t.buffer, b: t.buffer, c: c.buffer }, { M: 4, N: 4, K: 4 }, { precision: 'f16' }), /matmul: precision 'f16' needs the device feature shader-f16/);
+      } finally {
+        [t, c].forEach((x) => x.dispose());
       }
-      [t, c].forEach((x) => x.dispose());
-      assert(/matmul: precision 'f16' needs the device feature shader-f16/.test(msg), `expected a clear error, got '${msg}'`);
       return;
     }
     // Two pipelines (one per path) keep this cheap; every tile runs the same f16 load code.
@@ -493,14 +483,11 @@ describe('kernels/matmul', function () {
         for (const c of SG_CASES(spec)) await run(engine, c);
       }
       const t = engine.empty([128 * 128], 'f16'), c = engine.empty([128 * 128]);
-      let msg = '';
       try {
-        matmul(engine.batch, { a: t.buffer, b: t.buffer, c: c.buffer }, { M: 128, N: 128, K: 128, transB: true }, { precision: 'f16', config: sgs[0], splitK: 2 });
-      } catch (e) {
-        msg = (e as Error).message;
+        expectThrow(() => matmul(engine.batch, { a: t.buffer, b: t.buffer, c: c.buffer }, { M: 128, N: 128, K: 128, transB: true }, { precision: 'f16', config: sgs[0], splitK: 2 }), /matmul: the subgroup-matrix kernels split K only for Aᵀ·B/);
+      } finally {
+        [t, c].forEach((x) => x.dispose());
       }
-      [t, c].forEach((x) => x.dispose());
-      assert(/matmul: the subgroup-matrix kernels split K only for Aᵀ·B/.test(msg), `expected a clear error, got '${msg}'`);
       // Once a config's check has passed, an f16 shape class not yet tuned starts on it, not on a tile.
       if ((await Promise.all(sgs.map((c) => checkSubgroupMatrix(engine.device, c)))).some(Boolean)) {
         const untuned = matmulPlan(engine.device, { M: 896, N: 384, K: 80 }, { precision: 'f16' });
@@ -513,14 +500,11 @@ describe('kernels/matmul', function () {
       }
     } else {
       const t = engine.empty([64 * 64], 'f16'), c = engine.empty([64 * 64]);
-      let msg = '';
       try {
-        matmul(engine.batch, { a: t.buffer, b: t.buffer, c: c.buffer }, { M: 64, N: 64, K: 64 }, { precision: 'f16', config: 'subgroup-matrix' });
-      } catch (e) {
-        msg = (e as Error).message;
+        expectThrow(() => matmul(engine.batch, { a: t.buffer, b: t.buffer, c: c.buffer }, { M: 64, N: 64, K: 64 }, { precision: 'f16', config: 'subgroup-matrix' }), /matmul: .*(subgroup-matrix.*not available|needs the device feature shader-f16)/);
+      } finally {
+        [t, c].forEach((x) => x.dispose());
       }
-      [t, c].forEach((x) => x.dispose());
-      assert(/matmul: .*(subgroup-matrix.*not available|needs the device feature shader-f16)/.test(msg), `expected a clear error, got '${msg}'`);
     }
     // the tiled kernels stage every C alike: an f16 one is never the slower (shapes no subgroup kernel takes)
     for (const precision of ['f32', 'f16'] as const)
@@ -575,15 +559,8 @@ describe('kernels/matmul', function () {
     }
     const x = engine.empty([64]), y = engine.empty([64]);
     try {
-      for (const bad of [() => matmul(engine.batch, { a: x.buffer, b: x.buffer, c: y.buffer }, { M: 8, N: 8, K: 1 }, { epilogue: 'staged' as SubgroupEpilogue }), () => setSubgroupEpilogue('staged' as SubgroupEpilogue)]) {
-        let msg = '';
-        try {
-          bad();
-        } catch (e) {
-          msg = (e as Error).message;
-        }
-        assert(/epilogue.*'fused' or 'pass', got 'staged'/i.test(msg), `expected a clear error, got '${msg}'`);
-      }
+      for (const bad of [() => matmul(engine.batch, { a: x.buffer, b: x.buffer, c: y.buffer }, { M: 8, N: 8, K: 1 }, { epilogue: 'staged' as SubgroupEpilogue }), () => setSubgroupEpilogue('staged' as SubgroupEpilogue)])
+        expectThrow(bad, /epilogue.*'fused' or 'pass', got 'staged'/i);
     } finally {
       [x, y].forEach((t) => t.dispose());
     }
@@ -630,15 +607,7 @@ describe('kernels/matmul', function () {
     await run(engine, { M: 5, N: 7, K: 0, streamK: 3, bias: true }); // no K steps to share: C is the epilogue of zero
     const x = engine.empty([64]), y = engine.empty([64]);
     try {
-      const refused = (opts: MatmulOptions, re: RegExp) => {
-        let msg = '';
-        try {
-          matmul(engine.batch, { a: x.buffer, b: x.buffer, c: y.buffer }, { M: 8, N: 8, K: 1 }, opts);
-        } catch (e) {
-          msg = (e as Error).message;
-        }
-        assert(re.test(msg), `${JSON.stringify(opts)}: expected ${re}, got '${msg}'`);
-      };
+      const refused = (opts: MatmulOptions, re: RegExp) => expectThrow(() => matmul(engine.batch, { a: x.buffer, b: x.buffer, c: y.buffer }, { M: 8, N: 8, K: 1 }, opts), re);
       for (const streamK of [0, 2.5, 65536]) refused({ streamK }, /matmul: streamK must be an integer in \[1, 65535\]/);
       refused({ streamK: 4, splitK: 2 }, /matmul: streamK and splitK 2 exclude each other/);
     } finally {
@@ -676,15 +645,7 @@ describe('kernels/matmul', function () {
     } finally {
       setMatmulStreamK('off');
     }
-    for (const bad of [0, 1.5, 'on', 70000] as unknown as StreamKSetting[]) {
-      let msg = '';
-      try {
-        setMatmulStreamK(bad);
-      } catch (e) {
-        msg = (e as Error).message;
-      }
-      assert(/setMatmulStreamK: expected 'off', 'auto' or an integer/.test(msg), `${bad}: got '${msg}'`);
-    }
+    for (const bad of [0, 1.5, 'on', 70000] as unknown as StreamKSetting[]) expectThrow(() => setMatmulStreamK(bad), /setMatmulStreamK: expected 'off', 'auto' or an integer/);
   });
 
   it('autotune: picks a config this device runs, and matmul then uses it', async () => {
@@ -747,15 +708,6 @@ describe('kernels/matmul', function () {
 
   it('rejects bad input with errors naming matmul and the sizes', async () => {
     const x = engine.empty([100]), y = engine.empty([100]), z = engine.empty([100]);
-    const expectThrow = (f: () => void, re: RegExp) => {
-      let msg = '';
-      try {
-        f();
-      } catch (e) {
-        msg = (e as Error).message;
-      }
-      assert(re.test(msg), `expected ${re}, got '${msg}'`);
-    };
     const bufs = { a: x.buffer, b: y.buffer, c: z.buffer };
     const small = { a: { buffer: x.buffer, size: 64 }, b: y.buffer, c: z.buffer };
     expectThrow(() => matmul(engine.batch, small, { M: 4, N: 4, K: 5 }), /matmul: a holds 64 bytes, needs 80.*M=4, N=4, K=5/);
