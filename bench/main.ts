@@ -14,7 +14,7 @@ import { formatRows, loadTfjs, runCase, type BenchRow, type Scale } from './harn
 import { KERNEL_GROUPS, kernelCases } from './kernels/index.js';
 import { copyFractions, evaluateTargets, formatTargets } from './targets.js';
 import { collectPipelineStats, compileKernels, formatPipelineStats } from './pipeline-stats.js';
-import { list, nonNegInt, num, posInt, posNum, precision, streamK } from '../train/cli-args.js';
+import { list, nonNegInt, num, oneOf, posInt, posNum, precision, streamK } from '../train/cli-args.js';
 import { setMatmulStreamK } from '../kernels/matmul.js';
 
 /** The engine both commands measure on: subgroup matrices where Dawn has them, --backend, --dawn-toggles. */
@@ -39,7 +39,7 @@ program.name('bench');
 program
   .command('kernels')
   .description('each kernel vs its tfjs equivalent')
-  .option('--scale <ci|full>', "'ci' = tiny shapes (CPU), 'full' = ECG-JEPA shapes (GPU)", 'ci')
+  .option('--scale <ci|full>', "'ci' = tiny shapes (CPU), 'full' = ECG-JEPA shapes (GPU)", oneOf<Scale>('ci', 'full')('--scale'), 'ci')
   .option('--group <names>', `only these kernel groups, comma-separated (${KERNEL_GROUPS.join(', ')})`)
   .option('--only <substr>', "only cases whose name contains this (or any of several, separated by '|')")
   .option('--json', 'print rows as JSON on stdout')
@@ -50,9 +50,8 @@ program
   .option('--dawn-toggles <list>', 'more Dawn toggles, comma-separated (e.g. disable_robustness: no index clamps on workgroup memory)', list)
   .option('--stream-k <off|auto|n>', "matmul's own stream-K (setMatmulStreamK) for the rows that leave it the choice", streamK)
   .action(async (o) => {
-    const scale = o.scale as Scale;
+    const scale: Scale = o.scale;
     if (o.streamK !== undefined) setMatmulStreamK(o.streamK);
-    if (scale !== 'ci' && scale !== 'full') throw new Error(`--scale must be ci or full, got ${o.scale}`);
     // the options are checked before the device starts (minutes on a borrowed GPU's first call)
     const groups: string[] | undefined = o.group?.split(',').map((g: string) => g.trim());
     const names: string[] | undefined = o.only?.split('|');

@@ -13,15 +13,19 @@ export const posNum = numeric((n) => Number.isFinite(n) && n > 0, 'a positive nu
 export const nonNegNum = numeric((n) => Number.isFinite(n) && n >= 0, 'a number ≥ 0');
 export const rate = numeric((n) => Number.isFinite(n) && n >= 0 && n < 1, 'a rate in [0, 1)');
 export const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
-/** A parser of one of `values` (`name` in the error). */
-const oneOf = <T extends string>(...values: T[]) => (name: string) => (v: string): T => {
-  if (!(values as string[]).includes(v)) throw new Error(`${name} must be ${values.join(' or ')}, got '${v}'`);
+/** A parser of one of `values` (`name` in the error: "must be a, b or c"). */
+export const oneOf = <T extends string>(...values: T[]) => (name: string) => (v: string): T => {
+  const choices = [values.slice(0, -1).join(', '), values[values.length - 1]].filter(Boolean).join(' or ');
+  if (!(values as string[]).includes(v)) throw new Error(`${name} must be ${choices}, got '${v}'`);
   return v as T;
 };
 /** An f32-or-f16 option (`name` in the error). */
 export const f32OrF16 = oneOf('f32', 'f16');
 /** --precision: f32, or f16 for mixed precision (f16 matmul inputs). */
 export const precision = f32OrF16('--precision');
+/** --leads of prepare and synth: the 8 leads the model reads, or all 12. */
+const leadNames = oneOf('8', '12')('--leads');
+export const leadCount = (v: string) => Number(leadNames(v)) as 8 | 12;
 /** --sg-epilogue: MatmulOptions.epilogue's modes. */
 export const sgEpilogue = oneOf('fused', 'pass')('--sg-epilogue');
 /** --stream-k: setMatmulStreamK's settings (off, auto, or a resident workgroup count). */

@@ -11,7 +11,7 @@ import { encodePng, finetuneMarkdown, markdownReport, reportJson, rocPlot, write
 // includes this module through the tests; cli.ts passes the real progressBar in.
 import type { Progress } from './progress.js';
 import { parseLossScale } from '../engine/lossscale.js';
-import { list, LOSS_SCALE_HELP, nonNegInt, num, posInt, precision } from './cli-args.js';
+import { list, LOSS_SCALE_HELP, nonNegInt, num, oneOf, posInt, precision } from './cli-args.js';
 import { checkpointFiles } from '../model/checkpoint.js';
 import { checkOutputs, type Input } from './outputs.js';
 
@@ -31,6 +31,8 @@ const plainProgress: ProgressFactory = (label) => {
   };
 };
 export const RECORDS_BAR = '{bar} {value}/{total} records | ETA {eta_formatted}';
+/** probe and finetune --task. */
+const probeTask = oneOf<ProbeTask>('multilabel', 'multiclass', 'regression')('--task');
 /** What embed, probe and finetune take as --checkpoint: anything holding an encoder. */
 const ENCODER_SOURCES = 'pretraining checkpoint, encoder snapshot, export, import-torch output or fine-tuned model (its encoder)';
 
@@ -99,7 +101,7 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
     .option('--preset <name>', 'architecture for --random-init without --checkpoint; with one, the preset it must be')
     .option('--seed <n>', 'random-init seed', '0')
     .requiredOption('--data <dir>', 'prepared dataset folder with labels and folds')
-    .requiredOption('--task <multilabel|multiclass|regression>', 'probe task')
+    .requiredOption('--task <multilabel|multiclass|regression>', 'probe task', probeTask)
     .requiredOption('--label <field>', 'label field: conditions, hr, qrs_ms, superdiagnostic, ...')
     .option('--leads <list>', 'lead subset, e.g. II or II,V1')
     .option('--split <train/val/test>', 'folds, e.g. 1-8/9/10 (default), 1-9//10 (no validation)', '1-8/9/10')
@@ -108,7 +110,7 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
     .option('--epochs <n>', 'head epochs', '10')
     .option('--lr <x>', 'head learning rate', '0.01')
     .option('--batch <n>', 'head batch size', '16')
-    .option('--regression-loss <mse|l1>', 'regression loss', 'mse')
+    .option('--regression-loss <mse|l1>', 'regression loss', oneOf('mse', 'l1')('--regression-loss'), 'mse')
     .option('--no-standardize', "feed raw features to the head (the reference's exact protocol; default: standardise with training statistics)")
     .option('--bootstrap <n>', 'bootstrap resamples for the 95% CIs (0: none)', '1000')
     .option('--out <dir>', 'report folder', 'runs/eval')
@@ -116,9 +118,7 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
     .option('--save', 'also write the encoder with the trained head as <out>/<name>-model, a model predict and explain take')
     .action(async (o) => {
       encoderSource(o);
-      const task = o.task as ProbeTask;
-      if (!['multilabel', 'multiclass', 'regression'].includes(task)) throw new Error(`--task must be multilabel, multiclass or regression, got '${o.task}'`);
-      if (o.regressionLoss !== 'mse' && o.regressionLoss !== 'l1') throw new Error(`--regression-loss must be mse or l1, got '${o.regressionLoss}'`);
+      const task: ProbeTask = o.task;
       const leads = o.leads ? list(o.leads) : undefined;
       const name = o.name ?? [task, o.label.replace(/[^\w.-]+/g, '_'), ...(leads ? [leads.join('+')] : []), ...(o.randomInit ? ['random'] : [])].join('-');
       const options = {
@@ -150,7 +150,7 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
     .option('--random-init', 'random weights with the same architecture (supervised from scratch)')
     .option('--preset <name>', 'architecture for --random-init without --checkpoint; with one, the preset it must be')
     .requiredOption('--data <dir>', 'prepared dataset folder with labels and folds')
-    .requiredOption('--task <multilabel|multiclass|regression>', 'task')
+    .requiredOption('--task <multilabel|multiclass|regression>', 'task', probeTask)
     .requiredOption('--label <field>', 'label field: conditions, hr, superdiagnostic, ...')
     .option('--leads <list>', 'lead subset, e.g. II or II,V1')
     .option('--split <train/val/test>', 'folds, e.g. 1-8/9/10 (default)', '1-8/9/10')
@@ -171,8 +171,7 @@ export function registerEvalCommands(program: Command, withEngine: WithEngine, p
     .option('--no-save', 'do not write the fine-tuned model')
     .action(async (o) => {
       encoderSource(o);
-      const task = o.task as ProbeTask;
-      if (!['multilabel', 'multiclass', 'regression'].includes(task)) throw new Error(`--task must be multilabel, multiclass or regression, got '${o.task}'`);
+      const task: ProbeTask = o.task;
       const leads = o.leads ? list(o.leads) : undefined;
       const lossScale = o.lossScale === undefined ? undefined : parseLossScale(o.lossScale);
       const name = o.name ?? ['finetune', task, o.label.replace(/[^\w.-]+/g, '_'), ...(leads ? [leads.join('+')] : []), ...(o.randomInit ? ['random'] : [])].join('-');

@@ -11,7 +11,7 @@ import { describe, formatSummary } from './show.js';
 import { deriveLabels, DERIVABLE } from './data/derive.js';
 import { prepare, type PrepareOptions, type PrepareSource } from './data/prepare.js';
 import { progressBar } from './progress.js';
-import { f32OrF16, list, LOSS_SCALE_HELP, nonNegInt, nonNegNum, posInt, posNum, precision, qualityKinds, rate, sgEpilogue, streamK } from './cli-args.js';
+import { f32OrF16, leadCount, list, LOSS_SCALE_HELP, nonNegInt, nonNegNum, oneOf, posInt, posNum, precision, qualityKinds, rate, sgEpilogue, streamK } from './cli-args.js';
 import { QUALITY_KINDS } from './data/preprocess.js';
 import { pretrain, signalExitCode } from './pretrain.js';
 import { RECORDS_BAR, registerEvalCommands } from './cli-eval.js';
@@ -77,10 +77,10 @@ async function runPrepare(opts: PrepareOptions): Promise<void> {
 program
   .command('prepare')
   .description('read a downloaded dataset and write a prepared dataset (shards + manifest)')
-  .requiredOption('--source <ptbxl|challenge|code15|wfdb|npy>', 'source format')
+  .requiredOption('--source <ptbxl|challenge|code15|wfdb|npy>', 'source format', oneOf<PrepareSource>('ptbxl', 'challenge', 'code15', 'wfdb', 'npy')('--source'))
   .requiredOption('--root <dir>', 'where the downloaded files are')
   .requiredOption('--out <dir>', 'prepared dataset folder (e.g. data/ptbxl)')
-  .option('--leads <8|12>', 'leads to keep', '8')
+  .option('--leads <8|12>', 'leads to keep', leadCount, 8)
   .option('--fs <hz>', 'target sampling rate', posNum('--fs'), 250)
   .option('--seconds <s>', 'window length', posNum('--seconds'), 10)
   .option('--dtype <f32|f16>', 'shard sample type', f32OrF16('--dtype'), 'f32')
@@ -91,11 +91,8 @@ program
   .option('--scale <x>', "npy/csv: factor from the files' unit to mV (e.g. 0.001 for µV; default 1)", posNum('--scale'))
   .option('--reject <kinds>', `quality issues that skip a record: comma list of ${QUALITY_KINDS.join(', ')}, or none (NaN and Inf kept are set to 0; default: all)`, qualityKinds)
   .action(async (o) => {
-    const sources: PrepareSource[] = ['ptbxl', 'challenge', 'code15', 'wfdb', 'npy'];
-    if (!sources.includes(o.source)) throw new Error(`--source must be one of ${sources.join(', ')}`);
-    if (o.leads !== '8' && o.leads !== '12') throw new Error('--leads must be 8 or 12');
     await runPrepare({
-      source: o.source, root: o.root, out: o.out, leads: Number(o.leads) as 8 | 12, fs: o.fs, seconds: o.seconds,
+      source: o.source, root: o.root, out: o.out, leads: o.leads, fs: o.fs, seconds: o.seconds,
       dtype: o.dtype, workers: o.workers, recordTimeoutS: o.recordTimeout, limit: o.limit, sourceFs: o.sourceFs, scale: o.scale, preprocess: o.reject ? { reject: o.reject } : {},
     });
   });
@@ -132,7 +129,7 @@ program
   .option('--csv <file>', 'table with a header row and one row per record')
   .option('--key <column>', 'column holding the record id (default: the first named column)')
   .option('--columns <list>', `columns to join, each column or column:field (default: every other column, up to ${MAX_DEFAULT_COLUMNS})`, list)
-  .option('--match <id|basename>', "compare keys with the whole record id, or with its last path part (WFDB and Challenge ids are paths)", 'id')
+  .option('--match <id|basename>', "compare keys with the whole record id, or with its last path part (WFDB and Challenge ids are paths)", oneOf('id', 'basename')('--match'), 'id')
   .option('--derive <what[:field]>', `measure from the signals instead: ${Object.entries(DERIVABLE).map(([what, m]) => `${what} (${m.help}; field ${m.field})`).join(' or ')}, stored as field`)
   .option('--replace', "replace label fields the dataset's source wrote (fields of an earlier join are replaced anyway)")
   .option('--remove <fields>', 'remove label fields a join wrote, from every record and the manifest\'s list of joins', list)
@@ -145,7 +142,6 @@ program
       console.log(`${o.data}: removed ${Object.entries(held).map(([f, n]) => `${f} (from ${n} records)`).join(', ')}`);
       return;
     }
-    if (o.match !== 'id' && o.match !== 'basename') throw new Error(`--match must be id or basename, got '${o.match}'`);
     if (o.derive) {
       if (tableOnly) throw new Error('--key, --columns and --match go with --csv');
       const parts = String(o.derive).split(':');
@@ -170,13 +166,12 @@ program
   .requiredOption('--n <count>', 'number of records', posInt('--n'))
   .requiredOption('--out <dir>', 'prepared dataset folder (e.g. data/synth)')
   .option('--seed <n>', 'seed (record i depends only on seed and i)', nonNegInt('--seed'), 0)
-  .option('--leads <8|12>', 'leads to keep', '8')
+  .option('--leads <8|12>', 'leads to keep', leadCount, 8)
   .option('--noise <level>', 'noise scale: 0 clean, 1 typical, 2 noisy', nonNegNum('--noise'), 1)
   .option('--workers <n>', 'worker threads (0 = main thread)', nonNegInt('--workers'))
   .action(async (o) => {
-    if (o.leads !== '8' && o.leads !== '12') throw new Error('--leads must be 8 or 12');
     await runPrepare({
-      source: 'synth', root: '', out: o.out, leads: Number(o.leads) as 8 | 12,
+      source: 'synth', root: '', out: o.out, leads: o.leads,
       workers: o.workers,
       synth: { n: o.n, seed: o.seed, noise: o.noise },
     });
@@ -242,7 +237,7 @@ for (const kind of ['step', 'embed'] as const) {
     .option('--batch <n>', 'batch size', posInt('--batch'), 4)
     .option(kind === 'step' ? '--steps <n>' : '--iters <n>', 'timed iterations', posInt(kind === 'step' ? '--steps' : '--iters'), kind === 'step' ? 10 : 20)
     .option('--warmup <n>', 'untimed iterations first (at least 1: the first compiles shaders)', posInt('--warmup'), 3)
-    .option('--peer <name>', 'also run the same computation in tfjs (tfjs)')
+    .option('--peer <name>', 'also run the same computation in tfjs (tfjs)', oneOf('tfjs')('--peer'))
     .option('--peer-batch <n>', 'the batch tfjs tries first (default: --batch): halved while it fails, then doubled up to --batch while it fits; the best samples/s counts', posInt('--peer-batch'))
     .option('--precision <f32|f16>', 'our matmul inputs (f16 = mixed precision; the tfjs peer runs f32)', precision, 'f32')
     .option('--sg-epilogue <fused|pass>', "how our subgroup-matrix matmuls (f16, where the GPU has them) apply bias, GELU, residual or an f16 output: 'fused' in the kernel (the default) or 'pass', a second kernel (setSubgroupEpilogue)", sgEpilogue)
@@ -256,7 +251,6 @@ for (const kind of ['step', 'embed'] as const) {
     .option('--profile', 'then time each kernel of one more call on the GPU (needs timestamp-query)')
     .option('--save', 'write the result with device, date and command to bench/results/')
     .action(async (o) => {
-      if (o.peer !== undefined && o.peer !== 'tfjs') throw new Error(`--peer must be tfjs, got '${o.peer}'`);
       if (o.sgEpilogue !== undefined) setSubgroupEpilogue(o.sgEpilogue);
       if (o.streamK !== undefined) setMatmulStreamK(o.streamK);
       await withEngine(async (engine) => {

@@ -6,6 +6,7 @@ import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { checkpointBase, checkpointFiles, loadCheckpoint, saveCheckpoint } from '../model/checkpoint.js';
 import { checkOutputs } from './outputs.js';
+import { f32OrF16, oneOf } from './cli-args.js';
 import { exportEncoder, type EncoderExportInfo, type ExportDType, type ExportedEncoder } from '../model/export.js';
 
 export interface ExportResult {
@@ -49,11 +50,9 @@ export function registerExport(program: Command): void {
     .description('write the encoder alone (for inference, e.g. a web page) from a pretraining checkpoint, a fine-tuned model or an imported encoder')
     .requiredOption('--checkpoint <path>', 'source: pretraining checkpoint (runs/…/checkpoint-last), fine-tuned model (its head is dropped) or encoder-only checkpoint')
     .requiredOption('--out <base>', 'checkpoint to write: <base>.safetensors and <base>.json')
-    .option('--dtype <f32|f16>', 'tensor type: f32 (bit-identical) or f16 (half the bytes; widened to f32 on load)', 'f32')
-    .option('--encoder <student|teacher>', "student (what the paper's downstream code uses) or the EMA teacher (pretraining checkpoints only)", 'student')
-    .action(async (o: { checkpoint: string; out: string; dtype: string; encoder: string }) => {
-      if (o.dtype !== 'f32' && o.dtype !== 'f16') throw new Error(`--dtype must be f32 or f16, got '${o.dtype}'`);
-      if (o.encoder !== 'student' && o.encoder !== 'teacher') throw new Error(`--encoder must be student or teacher, got '${o.encoder}'`);
+    .option('--dtype <f32|f16>', 'tensor type: f32 (bit-identical) or f16 (half the bytes; widened to f32 on load)', f32OrF16('--dtype'), 'f32')
+    .option('--encoder <student|teacher>', "student (what the paper's downstream code uses) or the EMA teacher (pretraining checkpoints only)", oneOf('student', 'teacher')('--encoder'), 'student')
+    .action(async (o: { checkpoint: string; out: string; dtype: 'f32' | 'f16'; encoder: 'student' | 'teacher' }) => {
       const r = await exportCheckpoint(o.checkpoint, o.out, { dtype: o.dtype, encoder: o.encoder });
       const i = r.info;
       console.log(`${o.checkpoint}: ${i.source.kind} checkpoint, step ${i.source.step}, preset ${i.preset}, leads ${i.leads.join(',')}: ${formatBytes(r.sourceBytes)} (${r.sourceBytes} bytes)`);

@@ -18,7 +18,7 @@ if (!isBrowser)
     it('refuses bad options before opening the device, with a message and no stack', async () => {
       for (const [args, re] of [
         [['kernels', '--group', 'foo'], /^bench: unknown kernel group\(s\) foo \(have /],
-        [['kernels', '--scale', 'huge'], /^bench: --scale must be ci or full, got huge/],
+        [['kernels', '--scale', 'huge'], /^bench: --scale must be ci or full, got 'huge'/],
         [['kernels', '--target-ms', '0'], /--target-ms: expected a positive number, got '0'/],
         [['sweep', '--shape', '64x64'], /^bench: --shape must be MxNxK/],
         [['kernels', '--stream-k', 'on'], /--stream-k: expected off, auto or a positive integer, got 'on'/],

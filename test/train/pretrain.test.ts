@@ -320,13 +320,16 @@ const t = setInterval(() => {
       }
     });
 
-    it('refuses bad numbers and shard types before doing anything', async () => {
+    it('refuses bad numbers and choices before doing anything', async () => {
       const { fs, path } = await mods();
       const out = path.join(tmp, 'bad-args');
       for (const [args, re] of [
         [['synth', '--n', '4', '--noise', 'abc', '--out', out], /--noise: expected a number ≥ 0, got 'abc'/],
         [['prepare', '--source', 'wfdb', '--root', tmp, '--out', out, '--fs', 'abc'], /--fs: expected a positive number, got 'abc'/],
         [['prepare', '--source', 'wfdb', '--root', tmp, '--out', out, '--dtype', 'f64'], /--dtype must be f32 or f16, got 'f64'/],
+        [['prepare', '--source', 'edf', '--root', tmp, '--out', out], /--source must be ptbxl, challenge, code15, wfdb or npy, got 'edf'/],
+        [['synth', '--n', '4', '--leads', '9', '--out', out], /--leads must be 8 or 12, got '9'/],
+        [['probe', '--task', 'ranking', '--data', out, '--label', 'hr', '--random-init'], /--task must be multilabel, multiclass or regression, got 'ranking'/],
         [['prepare', '--source', 'npy', '--root', tmp, '--out', out, '--scale', '-1'], /--scale: expected a positive number, got '-1'/],
         [['prepare', '--source', 'wfdb', '--root', tmp, '--out', out, '--reject', 'flat,wobbly'], /--reject: expected a comma list of nan, inf, flat, saturated, amplitude, or none; got 'flat,wobbly'/],
         [['pretrain', '--steps', '0', '--out', out], /--steps: expected a positive integer, got '0'/],
