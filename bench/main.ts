@@ -104,7 +104,7 @@ program
   .description('matmul kernels given by their parameters (tiles, K steps, thread blocks, subgroups), checked and timed on one shape')
   .option('--precision <f32|f16>', 'f32: register-blocked tiles; f16: staged subgroup-matrix kernels', precision, 'f32')
   .option('--shape <MxNxK>', 'the product to time', '4096x4096x4096')
-  .option('--trans <nn|nt|tn|tt>', 'A and B stored transposed (t) or not (n)', 'nn')
+  .option('--trans <nn|nt|tn|tt>', 'A and B stored transposed (t) or not (n)', oneOf('nn', 'nt', 'tn', 'tt')('--trans'), 'nn')
   .option('--limit <n>', 'at most this many candidates (the named configs first)', posInt('--limit'))
   .option('--budget-s <n>', 'start no candidate after this many seconds', num('--budget-s'))
   .option('--layers <n>', 'then time the n fastest and the autotuned choice on every ECG-JEPA layer shape', nonNegInt('--layers'), 0)
@@ -118,7 +118,6 @@ program
     const { formatLayers, formatSweep, sweepLayers, sweepMatmul } = await import('./sweep.js');
     const m = /^(\d+)x(\d+)x(\d+)$/.exec(o.shape);
     if (!m) throw new Error(`--shape must be MxNxK (e.g. 4096x4096x4096), got ${o.shape}`);
-    if (!/^[nt][nt]$/.test(o.trans)) throw new Error(`--trans must be nn, nt, tn or tt, got ${o.trans}`);
     const dims = { M: +m[1], N: +m[2], K: +m[3], transA: o.trans[0] === 't', transB: o.trans[1] === 't' };
     const opts = { precision: o.precision as 'f32' | 'f16', dims, targetMs: o.targetMs as number, limit: o.limit as number | undefined, budgetS: o.budgetS as number | undefined, streamK: o.streamK as number | undefined };
     const engine = await benchEngine(o);

@@ -21,6 +21,7 @@ if (!isBrowser)
         [['kernels', '--scale', 'huge'], /^bench: --scale must be ci or full, got 'huge'/],
         [['kernels', '--target-ms', '0'], /--target-ms: expected a positive number, got '0'/],
         [['sweep', '--shape', '64x64'], /^bench: --shape must be MxNxK/],
+        [['sweep', '--trans', 'tx'], /^bench: --trans must be nn, nt, tn or tt, got 'tx'/],
         [['kernels', '--stream-k', 'on'], /--stream-k: expected off, auto or a positive integer, got 'on'/],
         [['sweep', '--stream-k', '0'], /--stream-k: expected a positive integer, got '0'/],
       ] as const) {
